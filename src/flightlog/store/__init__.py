@@ -1,0 +1,62 @@
+"""Stores: where records live. ``open_store(url)`` picks the backend from the URL scheme.
+
+- ``sqlite:///path/to/file.db`` (the embedded default)
+- ``postgresql://user@host:port/db`` (scale-out; needs ``pip install flightlog[postgres]``)
+"""
+
+from __future__ import annotations
+
+import os
+
+from flightlog.errors import ConfigurationError
+from flightlog.store.base import Migration, RunQuery, Store, Tx, WriteHook
+
+DEFAULT_URL = "sqlite:///flightlog.db"
+
+__all__ = [
+    "DEFAULT_URL",
+    "Migration",
+    "RunQuery",
+    "Store",
+    "Tx",
+    "WriteHook",
+    "default_url",
+    "open_store",
+]
+
+
+def default_url() -> str:
+    """``$FLIGHTLOG_URL`` if set, else ``sqlite:///flightlog.db``."""
+    return os.environ.get("FLIGHTLOG_URL") or DEFAULT_URL
+
+
+def normalize_url(url: str) -> str:
+    """Accept a bare file path as shorthand for ``sqlite:///path``."""
+    url = url.strip()
+    if "://" not in url:
+        if not url:
+            raise ConfigurationError("empty store URL; expected sqlite:///file.db")
+        return "sqlite:///" + url
+    return url
+
+
+def open_store(url: str | None = None, *, readonly: bool = False) -> Store:
+    """Open (creating and migrating if needed) the store at ``url``."""
+    url = normalize_url(url or default_url())
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "sqlite":
+        from flightlog.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url, readonly=readonly)
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from flightlog.store.postgres import PostgresStore
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            raise ConfigurationError(
+                f"store URL {url!r} needs the PostgreSQL driver: pip install 'flightlog[postgres]'"
+                f" ({exc})"
+            ) from exc
+        return PostgresStore(url)
+    raise ConfigurationError(
+        f"unsupported store URL {url!r}; expected sqlite:///path.db or postgresql://..."
+    )

@@ -1,0 +1,327 @@
+"""Record reads and writes in portable SQL, shared by the SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from flightlog import _json
+from flightlog.errors import NotFoundError
+from flightlog.model import Batch, Edge, ErrorInfo, Finding, Run, RunRecord, Step
+from flightlog.store.base import Migration, RunQuery, Tx, WriteHook, chunked
+from flightlog.store.schema import MIGRATIONS_TABLE
+
+RUN_COLUMNS = (
+    "id, workflow, version, owner, service, status, started_ns, ended_ns, input_hash, "
+    "output_hash, reason, failed_step_id, error, declared_steps, source, attributes"
+)
+STEP_COLUMNS = (
+    "run_id, id, parent_id, idx, name, kind, agent, owner, status, started_ns, ended_ns, "
+    "input_hash, output_hash, error, model, provider, input_tokens, output_tokens, cost, "
+    "attributes"
+)
+FINDING_COLUMNS = "id, run_id, step_id, detector, severity, message, evidence, created_ns"
+
+_RUN_UPSERT = (
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 16)}) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    # A run's start record must not overwrite its end record when batches arrive late.
+    "status = CASE WHEN excluded.status = 'running' AND runs.status <> 'running' "
+    "  THEN runs.status ELSE excluded.status END, "
+    "ended_ns = COALESCE(excluded.ended_ns, runs.ended_ns), "
+    "workflow = excluded.workflow, "
+    "version = COALESCE(excluded.version, runs.version), "
+    "owner = COALESCE(excluded.owner, runs.owner), "
+    "service = COALESCE(excluded.service, runs.service), "
+    "started_ns = CASE WHEN excluded.started_ns < runs.started_ns "
+    "  THEN excluded.started_ns ELSE runs.started_ns END, "
+    "input_hash = COALESCE(excluded.input_hash, runs.input_hash), "
+    "output_hash = COALESCE(excluded.output_hash, runs.output_hash), "
+    "reason = COALESCE(excluded.reason, runs.reason), "
+    "failed_step_id = COALESCE(excluded.failed_step_id, runs.failed_step_id), "
+    "error = COALESCE(excluded.error, runs.error), "
+    "declared_steps = COALESCE(excluded.declared_steps, runs.declared_steps), "
+    "source = excluded.source, "
+    "attributes = excluded.attributes"
+)
+_STEP_UPSERT = (
+    f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({', '.join('?' * 20)}) "
+    "ON CONFLICT (run_id, id) DO UPDATE SET "
+    "parent_id = excluded.parent_id, idx = excluded.idx, name = excluded.name, "
+    "kind = excluded.kind, agent = excluded.agent, owner = excluded.owner, "
+    "status = excluded.status, started_ns = excluded.started_ns, "
+    "ended_ns = excluded.ended_ns, input_hash = excluded.input_hash, "
+    "output_hash = excluded.output_hash, error = excluded.error, model = excluded.model, "
+    "provider = excluded.provider, input_tokens = excluded.input_tokens, "
+    "output_tokens = excluded.output_tokens, cost = excluded.cost, "
+    "attributes = excluded.attributes"
+)
+_EDGE_INSERT = (
+    "INSERT INTO edges (run_id, source, target, kind, evidence, detail) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, source, target, kind) DO NOTHING"
+)
+_PAYLOAD_INSERT = (
+    "INSERT INTO payloads (hash, data, size, truncated) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (hash) DO NOTHING"
+)
+_FINDING_INSERT = (
+    f"INSERT INTO findings ({FINDING_COLUMNS}) VALUES ({', '.join('?' * 8)}) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+
+
+def _err(e: ErrorInfo | None) -> str | None:
+    return _json.dumps(e.to_dict()) if e else None
+
+
+def run_row(r: Run) -> tuple[Any, ...]:
+    return (
+        r.id, r.workflow, r.version, r.owner, r.service, r.status, r.started_ns, r.ended_ns,
+        r.input_hash, r.output_hash, r.reason, r.failed_step_id, _err(r.error),
+        r.declared_steps, r.source, _json.dumps(r.attributes),
+    )
+
+
+def step_row(s: Step) -> tuple[Any, ...]:
+    return (
+        s.run_id, s.id, s.parent_id, s.index, s.name, s.kind, s.agent, s.owner, s.status,
+        s.started_ns, s.ended_ns, s.input_hash, s.output_hash, _err(s.error), s.model,
+        s.provider, s.input_tokens, s.output_tokens, s.cost, _json.dumps(s.attributes),
+    )
+
+
+def finding_row(f: Finding) -> tuple[Any, ...]:
+    return (
+        f.id, f.run_id, f.step_id, f.detector, f.severity, f.message,
+        _json.dumps(f.evidence), f.created_ns,
+    )
+
+
+def run_from_row(row: Sequence[Any]) -> Run:
+    return Run(
+        id=row[0], workflow=row[1], version=row[2], owner=row[3], service=row[4],
+        status=row[5], started_ns=row[6], ended_ns=row[7], input_hash=row[8],
+        output_hash=row[9], reason=row[10], failed_step_id=row[11],
+        error=ErrorInfo.from_dict(_json.loads(row[12])), declared_steps=row[13],
+        source=row[14], attributes=_json.loads(row[15]) or {},
+    )
+
+
+def step_from_row(row: Sequence[Any]) -> Step:
+    return Step(
+        run_id=row[0], id=row[1], parent_id=row[2], index=row[3], name=row[4], kind=row[5],
+        agent=row[6], owner=row[7], status=row[8], started_ns=row[9], ended_ns=row[10],
+        input_hash=row[11], output_hash=row[12],
+        error=ErrorInfo.from_dict(_json.loads(row[13])), model=row[14], provider=row[15],
+        input_tokens=row[16], output_tokens=row[17], cost=row[18],
+        attributes=_json.loads(row[19]) or {},
+    )
+
+
+def finding_from_row(row: Sequence[Any]) -> Finding:
+    return Finding(
+        id=row[0], run_id=row[1], step_id=row[2], detector=row[3], severity=row[4],
+        message=row[5], evidence=_json.loads(row[6]) or {}, created_ns=row[7],
+    )
+
+
+def write_batch(tx: Tx, batch: Batch) -> None:
+    """Insert a batch's records through ``tx`` (idempotent)."""
+    if batch.payloads:
+        tx.executemany(
+            _PAYLOAD_INSERT,
+            [(p.hash, p.data, p.size, 1 if p.truncated else 0) for p in batch.payloads],
+        )
+    if batch.runs:
+        tx.executemany(_RUN_UPSERT, [run_row(r) for r in batch.runs])
+    if batch.steps:
+        tx.executemany(_STEP_UPSERT, [step_row(s) for s in batch.steps])
+    if batch.edges:
+        tx.executemany(
+            _EDGE_INSERT,
+            [(e.run_id, e.source, e.target, e.kind, e.evidence, e.detail) for e in batch.edges],
+        )
+    if batch.findings:
+        tx.executemany(_FINDING_INSERT, [finding_row(f) for f in batch.findings])
+
+
+class SQLStore:
+    """Record operations over ``transaction()``/``read()``; subclasses supply those."""
+
+    url: str
+    dialect: str
+
+    def __init__(self) -> None:
+        self._write_hooks: list[WriteHook] = []
+
+    # Provided by subclasses.
+    def transaction(self) -> AbstractContextManager[Tx]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read(self) -> AbstractContextManager[Tx]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _run_write(self, fn: Any) -> Any:
+        with self.transaction() as tx:
+            return fn(tx)
+
+    # -- migrations ----------------------------------------------------------------------
+    def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
+        def apply(tx: Tx) -> None:
+            tx.execute(MIGRATIONS_TABLE)
+            row = tx.fetchone(
+                "SELECT MAX(version) FROM schema_migrations WHERE component = ?", (component,)
+            )
+            current = (row[0] if row and row[0] is not None else 0)
+            for m in sorted(migrations, key=lambda m: m.version):
+                if m.version <= current:
+                    continue
+                for stmt in m.statements:
+                    tx.execute(stmt)
+                tx.execute(
+                    "INSERT INTO schema_migrations (component, version, description, applied_ns)"
+                    " VALUES (?, ?, ?, ?)",
+                    (component, m.version, m.description, time.time_ns()),
+                )
+
+        self._run_write(apply)
+
+    def schema_version(self, component: str) -> int:
+        with self.read() as tx:
+            row = tx.fetchone(
+                "SELECT MAX(version) FROM schema_migrations WHERE component = ?", (component,)
+            )
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # -- writing -------------------------------------------------------------------------
+    def add_write_hook(self, hook: WriteHook) -> None:
+        if hook not in self._write_hooks:
+            self._write_hooks.append(hook)
+
+    def write(self, batch: Batch) -> None:
+        if not len(batch):
+            return
+
+        def apply(tx: Tx) -> None:
+            write_batch(tx, batch)
+            for hook in self._write_hooks:
+                hook(tx, batch)
+
+        self._run_write(apply)
+
+    # -- reading -------------------------------------------------------------------------
+    def _run_where(self, q: RunQuery) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if q.workflow:
+            clauses.append("workflow = ?")
+            params.append(q.workflow)
+        if q.status:
+            clauses.append("status = ?")
+            params.append(q.status)
+        if q.owner:
+            clauses.append("owner = ?")
+            params.append(q.owner)
+        if q.since_ns is not None:
+            clauses.append("started_ns >= ?")
+            params.append(q.since_ns)
+        if q.until_ns is not None:
+            clauses.append("started_ns < ?")
+            params.append(q.until_ns)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return where, params
+
+    def list_runs(self, query: RunQuery | None = None) -> list[Run]:
+        q = query or RunQuery()
+        where, params = self._run_where(q)
+        sql = (
+            f"SELECT {RUN_COLUMNS} FROM runs{where} ORDER BY started_ns DESC, id "
+            "LIMIT ? OFFSET ?"
+        )
+        with self.read() as tx:
+            rows = tx.fetchall(sql, [*params, max(0, q.limit), max(0, q.offset)])
+        return [run_from_row(r) for r in rows]
+
+    def count_runs(self, query: RunQuery | None = None) -> int:
+        where, params = self._run_where(query or RunQuery())
+        with self.read() as tx:
+            row = tx.fetchone(f"SELECT COUNT(*) FROM runs{where}", params)
+        return int(row[0]) if row else 0
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self.read() as tx:
+            row = tx.fetchone(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        return run_from_row(row) if row else None
+
+    def resolve_run_id(self, prefix: str) -> str:
+        prefix = (prefix or "").strip().lower()
+        if not prefix:
+            raise NotFoundError("no run id given")
+        if any(c not in "0123456789abcdef" for c in prefix):
+            raise NotFoundError(f"{prefix!r} is not a run id (run ids are 32 hex digits)")
+        with self.read() as tx:
+            rows = tx.fetchall(
+                "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+                (prefix, prefix + "g"),
+            )
+        if not rows:
+            raise NotFoundError(f"no run with id {prefix!r} in {self.url}")
+        if len(rows) > 1:
+            raise NotFoundError(f"run id prefix {prefix!r} is ambiguous; give more digits")
+        return str(rows[0][0])
+
+    def get_steps(self, run_id: str) -> list[Step]:
+        with self.read() as tx:
+            rows = tx.fetchall(
+                f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY idx, started_ns",
+                (run_id,),
+            )
+        return [step_from_row(r) for r in rows]
+
+    def get_edges(self, run_id: str) -> list[Edge]:
+        with self.read() as tx:
+            rows = tx.fetchall(
+                "SELECT run_id, source, target, kind, evidence, detail FROM edges "
+                "WHERE run_id = ? ORDER BY source, target",
+                (run_id,),
+            )
+        return [Edge(*r) for r in rows]
+
+    def get_findings(self, run_id: str) -> list[Finding]:
+        with self.read() as tx:
+            rows = tx.fetchall(
+                f"SELECT {FINDING_COLUMNS} FROM findings WHERE run_id = ? "
+                "ORDER BY created_ns, id",
+                (run_id,),
+            )
+        return [finding_from_row(r) for r in rows]
+
+    def get_record(self, run_id: str) -> RunRecord:
+        run = self.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"no run with id {run_id!r} in {self.url}")
+        return RunRecord(
+            run=run,
+            steps=self.get_steps(run_id),
+            edges=self.get_edges(run_id),
+            findings=self.get_findings(run_id),
+        )
+
+    def get_payloads(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        wanted = sorted({h for h in hashes if h})
+        out: dict[str, bytes] = {}
+        with self.read() as tx:
+            for part in chunked(wanted, 500):
+                marks = ", ".join("?" * len(part))
+                for h, data in tx.fetchall(
+                    f"SELECT hash, data FROM payloads WHERE hash IN ({marks})", list(part)
+                ):
+                    out[h] = bytes(data)
+        return out
+
+    def workflows(self) -> list[str]:
+        with self.read() as tx:
+            rows = tx.fetchall("SELECT DISTINCT workflow FROM runs ORDER BY workflow")
+        return [r[0] for r in rows]

@@ -1,0 +1,129 @@
+"""The ``Store`` protocol: what every backend (SQLite, PostgreSQL) provides.
+
+The interface speaks in records (``flightlog.model``), never in SQL dialects. Capabilities
+that keep their own tables (the audit ledger, incidents, the notification outbox) use the
+low-level part of the protocol: ``migrate`` registers a component's versioned schema and
+``transaction`` gives a connection-like handle whose SQL uses ``?`` placeholders (a
+PostgreSQL store rewrites them). Portable SQL only: ``INSERT ... ON CONFLICT``, ``BIGINT``,
+``TEXT``, ``DOUBLE PRECISION``, ``BLOB`` (mapped to ``BYTEA`` on PostgreSQL).
+
+Write hooks (``add_write_hook``) run inside the transaction that stores a batch, so a
+capability such as the ledger can append its leaves atomically with the records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from flightlog.model import Batch, Edge, Finding, Run, RunRecord, Step
+
+
+@runtime_checkable
+class Tx(Protocol):
+    """A transaction handle: SQL with ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any: ...
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+
+
+WriteHook = Callable[[Tx, Batch], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of a component's schema: ``version`` is 1, 2, ...; ``statements`` run in order."""
+
+    version: int
+    statements: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Filters for listing runs. Times are nanoseconds since the epoch."""
+
+    workflow: str | None = None
+    status: str | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+    owner: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class Store(Protocol):
+    """Durable storage of Flightlog records."""
+
+    url: str
+    dialect: str  # "sqlite" | "postgresql"
+
+    # -- writing -------------------------------------------------------------------------
+    def write(self, batch: Batch) -> None:
+        """Store a batch in one transaction; durable when this returns. Idempotent."""
+
+    def add_write_hook(self, hook: WriteHook) -> None:
+        """Run ``hook(tx, batch)`` inside every ``write`` transaction, after the records."""
+
+    # -- reading -------------------------------------------------------------------------
+    def list_runs(self, query: RunQuery | None = None) -> list[Run]:
+        """Runs matching the filters, newest first."""
+
+    def count_runs(self, query: RunQuery | None = None) -> int:
+        """How many runs match the filters (ignores limit and offset)."""
+
+    def get_run(self, run_id: str) -> Run | None:
+        """The run with this id, or None."""
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """The full id of the one run whose id starts with ``prefix``.
+
+        Raises ``NotFoundError`` when none or more than one match.
+        """
+
+    def get_steps(self, run_id: str) -> list[Step]:
+        """The run's steps in index order."""
+
+    def get_edges(self, run_id: str) -> list[Edge]:
+        """The run's data and handoff edges (parent edges are derived from steps)."""
+
+    def get_findings(self, run_id: str) -> list[Finding]:
+        """The run's findings, oldest first."""
+
+    def get_record(self, run_id: str) -> RunRecord:
+        """The run with its steps, edges and findings. Raises ``NotFoundError``."""
+
+    def get_payloads(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        """Canonical JSON bytes of the payloads with these hashes (missing ones are absent)."""
+
+    def workflows(self) -> list[str]:
+        """Every workflow name seen."""
+
+    # -- capabilities' own tables ----------------------------------------------------------
+    def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
+        """Apply the component's migrations that are not yet applied, in order."""
+
+    def schema_version(self, component: str) -> int:
+        """The highest applied migration version of a component (0 if none)."""
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction: committed (durably) on normal exit, rolled back on error."""
+
+    def read(self) -> AbstractContextManager[Tx]:
+        """A read-only snapshot."""
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+
+def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Split a sequence into slices of at most ``size`` (for bounded ``IN (...)`` lists)."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,196 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Durability: ``synchronous=FULL`` and one transaction per batch, so a batch is on disk when
+``write`` returns (a process killed with SIGKILL afterwards loses nothing). Concurrency: one
+connection guarded by a lock inside a process; other processes read concurrently through
+WAL and wait up to ``busy_timeout`` for the write lock.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flightlog.errors import ConfigurationError, StoreCorruptError, StoreError
+from flightlog.store import schema
+from flightlog.store._sql import SQLStore
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class _SQLiteTx:
+    """``Tx`` over a sqlite3 connection."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        return self._conn.executemany(sql, rows)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+
+def path_from_url(url: str) -> Path:
+    """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` -> Path."""
+    if not url.startswith("sqlite:///"):
+        raise ConfigurationError(
+            f"not a SQLite URL: {url!r}; expected sqlite:///path/to/file.db"
+        )
+    rest = url[len("sqlite:///") :]
+    if not rest:
+        raise ConfigurationError(f"SQLite URL {url!r} names no file; expected sqlite:///file.db")
+    return Path(rest)
+
+
+class SQLiteStore(SQLStore):
+    """A ``Store`` on one SQLite file."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str, *, readonly: bool = False) -> None:
+        super().__init__()
+        self.url = url
+        self.path = path_from_url(url)
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._conn = self._open()
+        if not readonly:
+            self.migrate("core", schema.CORE_MIGRATIONS)
+        else:
+            self._check_is_flightlog()
+
+    # -- connection ----------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        path = self.path
+        if self.readonly:
+            if not path.exists():
+                raise StoreError(f"store file {path} does not exist")
+        else:
+            parent = path.parent if str(path.parent) else Path(".")
+            if not parent.exists():
+                raise ConfigurationError(
+                    f"cannot create store {path}: directory {parent} does not exist"
+                )
+            if path.exists() and not os.access(path, os.W_OK):
+                raise StoreError(
+                    f"store file {path} is read-only; make it writable or choose another --db"
+                )
+            if not path.exists() and not os.access(parent, os.W_OK):
+                raise StoreError(f"cannot create store {path}: directory {parent} is read-only")
+        try:
+            if self.readonly:
+                conn = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, check_same_thread=False,
+                    isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                )
+            else:
+                conn = sqlite3.connect(
+                    str(path), check_same_thread=False, isolation_level=None,
+                    timeout=BUSY_TIMEOUT_MS / 1000,
+                )
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if not self.readonly:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+                if mode is None or str(mode[0]).lower() != "wal":
+                    raise StoreError(f"could not put {path} in WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            # Touch the schema so a corrupt or foreign file fails here, not mid-write.
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            msg = str(exc)
+            if "not a database" in msg or "malformed" in msg or "corrupt" in msg:
+                raise StoreCorruptError(
+                    f"store file {path} is not a valid SQLite database ({msg}); "
+                    "restore it from a backup or point --db at another file"
+                ) from exc
+            if "locked" in msg or "busy" in msg:
+                raise StoreError(
+                    f"store file {path} is locked by another process ({msg}); retry, or "
+                    "stop the process that holds it"
+                ) from exc
+            if "readonly" in msg or "read-only" in msg:
+                raise StoreError(f"store file {path} is read-only ({msg})") from exc
+            raise StoreError(f"cannot open store {path}: {msg}") from exc
+        return conn
+
+    def _check_is_flightlog(self) -> None:
+        row = self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
+        ).fetchone()
+        if row is None:
+            raise StoreCorruptError(f"{self.path} is a SQLite file but not a Flightlog store")
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SQLiteTx]:
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self._translate(exc) from exc
+            try:
+                yield _SQLiteTx(conn)
+            except BaseException:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise self._translate(exc) from exc
+
+    @contextmanager
+    def read(self) -> Iterator[_SQLiteTx]:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                yield _SQLiteTx(conn)
+            finally:
+                conn.execute("COMMIT")
+
+    def _translate(self, exc: sqlite3.Error) -> StoreError:
+        msg = str(exc)
+        if "readonly" in msg:
+            return StoreError(f"store {self.path} is read-only: {msg}")
+        if "locked" in msg or "busy" in msg:
+            return StoreError(f"store {self.path} is locked by another process: {msg}")
+        if "malformed" in msg or "not a database" in msg:
+            return StoreCorruptError(f"store {self.path} is corrupt: {msg}")
+        return StoreError(f"store {self.path}: {msg}")
+
+    def _run_write(self, fn: Any) -> Any:
+        try:
+            with self.transaction() as tx:
+                return fn(tx)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
