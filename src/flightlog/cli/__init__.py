@@ -1,0 +1,1 @@
+"""The ``flightlog`` command line (see ``flightlog.cli.main``)."""

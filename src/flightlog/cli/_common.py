@@ -1,0 +1,94 @@
+"""Options and helpers shared by CLI commands."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from flightlog import _json
+from flightlog.errors import FlightlogError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+db_option = click.option(
+    "--db",
+    "db",
+    envvar="FLIGHTLOG_URL",
+    default="sqlite:///flightlog.db",
+    show_default=True,
+    help="Store URL (sqlite:///file.db or postgresql://...); also $FLIGHTLOG_URL.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+@contextmanager
+def errors_as_messages() -> Iterator[None]:
+    """Turn Flightlog errors into a one-line message and exit status 1 (no traceback)."""
+    try:
+        yield
+    except FlightlogError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def open_store_for_cli(db: str, *, readonly: bool = False) -> Any:
+    from flightlog.store import open_store
+
+    return open_store(db, readonly=readonly)
+
+
+def echo_json(value: Any) -> None:
+    """Print a value as indented JSON."""
+    import orjson
+
+    click.echo(
+        orjson.dumps(
+            value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=_json._fallback
+        ).decode()
+    )
+
+
+def fmt_duration(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    if ns < 1_000_000:
+        return f"{ns / 1000:.0f}µs"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.0f}ms"
+    return f"{ns / 1e9:.2f}s"
+
+
+def fmt_time(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_since(value: str | None) -> int | None:
+    """``30m``, ``2h``, ``7d``, or an ISO-8601 time -> nanoseconds since the epoch."""
+    if not value:
+        return None
+    import datetime as dt
+    import re
+    import time
+
+    m = re.fullmatch(r"(\d+)\s*([smhdw])", value.strip())
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        seconds = n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+        return time.time_ns() - seconds * 1_000_000_000
+    try:
+        t = dt.datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is neither a duration (30m, 2h, 7d) nor an ISO-8601 time"
+        ) from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return int(t.timestamp() * 1e9)
