@@ -155,6 +155,7 @@ class SQLStore:
 
     def __init__(self) -> None:
         self._write_hooks: list[WriteHook] = []
+        self._auditors: list[Any] = []
 
     # Provided by subclasses.
     def transaction(self) -> AbstractContextManager[Tx]:  # pragma: no cover - abstract
@@ -199,6 +200,17 @@ class SQLStore:
     def add_write_hook(self, hook: WriteHook) -> None:
         if hook not in self._write_hooks:
             self._write_hooks.append(hook)
+
+    def add_auditor(self, auditor: Any) -> None:
+        """Attach ``auditor(tx, kind, data)``; the audit ledger attaches itself here."""
+        if auditor not in self._auditors:
+            self._auditors.append(auditor)
+
+    def audit(self, tx: Tx, kind: str, data: dict[str, Any]) -> None:
+        """Append a record of ``kind`` (e.g. ``incident.transition``) to the audit ledger,
+        inside the caller's transaction. A no-op when no ledger is attached."""
+        for auditor in self._auditors:
+            auditor(tx, kind, data)
 
     def write(self, batch: Batch) -> None:
         if not len(batch):

@@ -72,6 +72,14 @@ class Store(Protocol):
     def add_write_hook(self, hook: WriteHook) -> None:
         """Run ``hook(tx, batch)`` inside every ``write`` transaction, after the records."""
 
+    def add_auditor(self, auditor: Callable[[Tx, str, dict[str, Any]], None]) -> None:
+        """Attach ``auditor(tx, kind, data)``, called by ``audit``; the ledger attaches here."""
+
+    def audit(self, tx: Tx, kind: str, data: dict[str, Any]) -> None:
+        """Append a record of ``kind`` (``incident.transition``, ``alert.sent``,
+        ``attribution``, ...) to the audit ledger inside the caller's transaction ``tx``.
+        A no-op when no ledger is attached."""
+
     # -- reading -------------------------------------------------------------------------
     def list_runs(self, query: RunQuery | None = None) -> list[Run]:
         """Runs matching the filters, newest first."""
