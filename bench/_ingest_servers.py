@@ -7,6 +7,7 @@ with ``--install``; they are never dependencies of Flightlog.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -21,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CACHE_DIR = Path(os.environ.get("FLIGHTLOG_BENCH_CACHE", Path.home() / ".cache" / "flightlog-bench"))
+CACHE_DIR = Path(
+    os.environ.get("FLIGHTLOG_BENCH_CACHE", Path.home() / ".cache" / "flightlog-bench")
+)
 
 # The versions measured in docs/benchmarks.md; --install installs exactly these.
 PEER_PACKAGES = {
@@ -66,9 +69,7 @@ def ensure_venv(peer: str, *, install: bool) -> str:
     print(f"installing {peer} into {venv_dir(peer)} ...", file=sys.stderr, flush=True)
     venv_dir(peer).parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv_dir(peer))], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES[peer]], check=True
-    )
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES[peer]], check=True)
     done = subprocess.run(probe, capture_output=True, text=True, check=True)
     return done.stdout.strip()
 
@@ -121,8 +122,18 @@ def flightlog_spec(workdir: Path) -> ServerSpec:
     return ServerSpec(
         name="flightlog",
         label="Flightlog",
-        command=[sys.executable, "-m", "flightlog", "serve", "--host", "127.0.0.1",
-                 "--port", str(port), "--db", f"sqlite:///{db}"],
+        command=[
+            sys.executable,
+            "-m",
+            "flightlog",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--db",
+            f"sqlite:///{db}",
+        ],
         env={},
         port=port,
         health_path="/healthz",
@@ -162,9 +173,18 @@ def mlflow_spec(workdir: Path, version: str) -> ServerSpec:
     return ServerSpec(
         name="mlflow",
         label="MLflow",
-        command=[str(venv_bin("mlflow", "mlflow")), "server", "--host", "127.0.0.1",
-                 "--port", str(port), "--backend-store-uri", f"sqlite:///{db}",
-                 "--default-artifact-root", (workdir / "artifacts").as_uri()],
+        command=[
+            str(venv_bin("mlflow", "mlflow")),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{db}",
+            "--default-artifact-root",
+            (workdir / "artifacts").as_uri(),
+        ],
         env={"MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "true"},
         port=port,
         health_path="/health",
@@ -233,10 +253,8 @@ class RunningServer:
         if self._sampler:
             self._sampler.join()
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -250,8 +268,13 @@ def start(spec: ServerSpec, workdir: Path, *, startup_timeout: float) -> Running
     env = {**os.environ, **spec.env}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            spec.command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            spec.command,
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     server = RunningServer(spec, proc, log)
     url = f"http://127.0.0.1:{spec.port}{spec.health_path}"

@@ -29,8 +29,9 @@ MODEL = "gpt-4o-mini"
 
 
 def _messages(*pairs: tuple[str, str]) -> str:
-    return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]}
-                       for role, text in pairs])
+    return json.dumps(
+        [{"role": role, "parts": [{"type": "text", "content": text}]} for role, text in pairs]
+    )
 
 
 def build_spans(n_traces: int, *, base_ns: int = 1_767_225_600_000_000_000) -> list[ReadableSpan]:
@@ -44,10 +45,11 @@ def build_spans(n_traces: int, *, base_ns: int = 1_767_225_600_000_000_000) -> l
     ms = 1_000_000
     for i in range(n_traces):
         t = base_ns + i * 50 * ms
-        claim = f"Claim #{i}: water damage in kitchen, policy P-{100000 + i}, amount {500 + i % 977} EUR"
-        query = f"policy P-{100000 + i} water damage coverage"
-        docs = f"Policy P-{100000 + i} section 4.{i % 9}: water damage covered up to {1000 + i % 5000} EUR"
-        answer = f"Claim #{i} approved: covered by section 4.{i % 9} of policy P-{100000 + i}"
+        policy = f"P-{100000 + i}"
+        claim = f"Claim #{i}: water damage in kitchen, policy {policy}, amount {500 + i % 977} EUR"
+        query = f"policy {policy} water damage coverage"
+        docs = f"Policy {policy} section 4.{i % 9}: water damage covered to {1000 + i % 5000} EUR"
+        answer = f"Claim #{i} approved: covered by section 4.{i % 9} of policy {policy}"
 
         root = tracer.start_span(
             "invoke_agent claims-agent",

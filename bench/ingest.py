@@ -83,8 +83,9 @@ def _send(spec: ServerSpec, spans: list, timeout: float, deadline: float, out: d
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    exporter = OTLPSpanExporter(endpoint=spec.otlp_url, headers=spec.headers or None,
-                                timeout=timeout)
+    exporter = OTLPSpanExporter(
+        endpoint=spec.otlp_url, headers=spec.headers or None, timeout=timeout
+    )
     acked = failed = 0
     try:
         for batch in batches(spans, BATCH):
@@ -165,17 +166,41 @@ def _fmt(v: float | None, spec: str) -> str:
 
 
 def render(results: list[Result]) -> str:
-    head = ("server", "version", "spans", "stored", "durable/s", "durable s", "ack s",
-            "stored@ack", "idle RSS MB", "peak RSS MB", "status")
+    head = (
+        "server",
+        "version",
+        "spans",
+        "stored",
+        "durable/s",
+        "durable s",
+        "ack s",
+        "stored@ack",
+        "idle RSS MB",
+        "peak RSS MB",
+        "status",
+    )
     rows = [head]
     for r in results:
-        rows.append((r.label, r.version, f"{r.spans:,}", f"{r.stored:,}",
-                     _fmt(r.durable_per_s, ",.0f"), _fmt(r.durable_s, ".2f"),
-                     _fmt(r.ack_s, ".2f"), f"{r.durable_at_ack:,}",
-                     f"{r.idle_rss_mb:.0f}", f"{r.peak_rss_mb:.0f}", r.status))
+        rows.append(
+            (
+                r.label,
+                r.version,
+                f"{r.spans:,}",
+                f"{r.stored:,}",
+                _fmt(r.durable_per_s, ",.0f"),
+                _fmt(r.durable_s, ".2f"),
+                _fmt(r.ack_s, ".2f"),
+                f"{r.durable_at_ack:,}",
+                f"{r.idle_rss_mb:.0f}",
+                f"{r.peak_rss_mb:.0f}",
+                r.status,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-             for row in rows]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     fl = next((r for r in results if r.server == "flightlog" and r.durable_per_s), None)
     if fl:
@@ -186,8 +211,10 @@ def render(results: list[Result]) -> str:
             ack = ""
             if fl.ack_per_s and r.ack_per_s:
                 ack = f"; acknowledged spans/s {fl.ack_per_s / r.ack_per_s:.1f}x"
-            lines.append(f"Flightlog / {r.label}: durable spans/s {fl.durable_per_s / r.durable_per_s:.1f}x"
-                         f"{ack}; peak RSS {fl.peak_rss_mb / r.peak_rss_mb:.2f}x")
+            lines.append(
+                f"Flightlog / {r.label}: durable spans/s {fl.durable_per_s / r.durable_per_s:.1f}x"
+                f"{ack}; peak RSS {fl.peak_rss_mb / r.peak_rss_mb:.2f}x"
+            )
     return "\n".join(lines)
 
 
@@ -205,28 +232,58 @@ def machine() -> str:
             cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
     except OSError:
         pass
-    return (f"{os.cpu_count()} CPUs ({cpu}){mem}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}){mem}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--spans", type=int, default=20_000,
-                   help="spans to send to each server, rounded up to whole traces of 4 (default 20000)")
-    p.add_argument("--peer-spans", type=int, default=None,
-                   help="spans for Phoenix and MLflow if fewer than --spans (default: --spans)")
-    p.add_argument("--only", default=",".join(SERVERS),
-                   help="comma-separated subset of flightlog,mlflow,phoenix (default: all)")
-    p.add_argument("--timeout", type=float, default=600.0,
-                   help="seconds each server gets from the first export; then report what is stored")
-    p.add_argument("--startup-timeout", type=float, default=180.0,
-                   help="seconds to wait for a server to answer its health check")
-    p.add_argument("--export-timeout", type=float, default=60.0,
-                   help="the OTLP exporter's per-export timeout, retries included")
-    p.add_argument("--install", action="store_true",
-                   help="create the peers' virtual environments under the cache dir if missing")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument(
+        "--spans",
+        type=int,
+        default=20_000,
+        help="spans to send to each server, rounded up to whole traces of 4 (default 20000)",
+    )
+    p.add_argument(
+        "--peer-spans",
+        type=int,
+        default=None,
+        help="spans for Phoenix and MLflow if fewer than --spans (default: --spans)",
+    )
+    p.add_argument(
+        "--only",
+        default=",".join(SERVERS),
+        help="comma-separated subset of flightlog,mlflow,phoenix (default: all)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds each server gets from the first export; then report what is stored",
+    )
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=180.0,
+        help="seconds to wait for a server to answer its health check",
+    )
+    p.add_argument(
+        "--export-timeout",
+        type=float,
+        default=60.0,
+        help="the OTLP exporter's per-export timeout, retries included",
+    )
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="create the peers' virtual environments under the cache dir if missing",
+    )
     p.add_argument("--json", dest="json_path", help="also write the results as JSON to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary stores and logs")
     args = p.parse_args(argv)
@@ -251,8 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     n_peer_traces = -(-(args.peer_spans or args.spans) // SPANS_PER_TRACE)
     t = time.perf_counter()
     all_spans = build_spans(max(n_traces, n_peer_traces))
-    print(f"built {len(all_spans):,} spans in {time.perf_counter() - t:.1f} s; "
-          f"machine: {machine()}", file=sys.stderr, flush=True)
+    print(
+        f"built {len(all_spans):,} spans in {time.perf_counter() - t:.1f} s; machine: {machine()}",
+        file=sys.stderr,
+        flush=True,
+    )
 
     results: list[Result] = []
     root = Path(tempfile.mkdtemp(prefix="flightlog-ingest-bench-"))
@@ -269,9 +329,12 @@ def main(argv: list[str] | None = None) -> int:
                 spans = all_spans[: n_peer_traces * SPANS_PER_TRACE]
             print(f"{spec.label}: sending {len(spans):,} spans ...", file=sys.stderr, flush=True)
             r = measure(spec, spans, workdir, args)
-            print(f"{spec.label}: {r.stored:,} stored, "
-                  f"{_fmt(r.durable_per_s, ',.0f')} durable spans/s, {r.status}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{spec.label}: {r.stored:,} stored, "
+                f"{_fmt(r.durable_per_s, ',.0f')} durable spans/s, {r.status}",
+                file=sys.stderr,
+                flush=True,
+            )
             if r.error:
                 print(r.error, file=sys.stderr)
             results.append(r)
@@ -287,9 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}\n")
     print(render(results))
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps(
-            {"machine": machine(), "batch": BATCH, "results": [asdict(r) for r in results]},
-            indent=2))
+        Path(args.json_path).write_text(
+            json.dumps(
+                {"machine": machine(), "batch": BATCH, "results": [asdict(r) for r in results]},
+                indent=2,
+            )
+        )
     return 0 if all(r.status == "ok" for r in results) else 2
 
 
