@@ -104,6 +104,7 @@ class ServerSpec:
     count: Callable[[], int]
     store: str
     version: str = ""
+    stop_signal: int = signal.SIGTERM
 
     @property
     def otlp_url(self) -> str:
@@ -254,7 +255,7 @@ class RunningServer:
             self._sampler.join()
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, self.spec.stop_signal)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -32,6 +32,8 @@ import json
 import logging
 import os
 import platform
+import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -285,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         help="create the peers' virtual environments under the cache dir if missing",
     )
     p.add_argument("--json", dest="json_path", help="also write the results as JSON to this file")
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run the Flightlog server under py-spy (pip install py-spy) and write its "
+        "profile and a summary of where the time goes to DIR",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary stores and logs")
     args = p.parse_args(argv)
 
@@ -322,6 +330,24 @@ def main(argv: list[str] | None = None) -> int:
             workdir.mkdir()
             if name == "flightlog":
                 spec = flightlog_spec(workdir)
+                if args.profile:
+                    profile_dir = Path(args.profile).resolve()
+                    profile_dir.mkdir(parents=True, exist_ok=True)
+                    spec.command = [
+                        shutil.which("py-spy") or "py-spy",
+                        "record",
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "250",
+                        "--threads",
+                        "--idle",
+                        "-o",
+                        str(profile_dir / "flightlog-serve.txt"),
+                        "--",
+                        *spec.command,
+                    ]
+                    spec.stop_signal = signal.SIGINT  # py-spy writes its profile on Ctrl-C
                 spans = all_spans[: n_traces * SPANS_PER_TRACE]
             else:
                 make = phoenix_spec if name == "phoenix" else mlflow_spec
@@ -338,12 +364,18 @@ def main(argv: list[str] | None = None) -> int:
             if r.error:
                 print(r.error, file=sys.stderr)
             results.append(r)
+            if name == "flightlog" and args.profile:
+                from _profile import summarize
+
+                time.sleep(1.0)  # py-spy writes its file after the server exits
+                raw = Path(args.profile) / "flightlog-serve.txt"
+                summary = summarize(raw) if raw.exists() else f"no profile at {raw}"
+                (Path(args.profile) / "summary.txt").write_text(summary + "\n")
+                print(summary, file=sys.stderr)
     finally:
         if args.keep:
             print(f"stores and logs kept in {root}", file=sys.stderr)
         else:
-            import shutil
-
             shutil.rmtree(root, ignore_errors=True)
 
     print(f"\nOTLP/HTTP ingestion, batches of {BATCH}, durable = found in the server's store")
