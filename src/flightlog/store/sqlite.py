@@ -120,6 +120,8 @@ class SQLiteStore(SQLStore):
                 if mode is None or str(mode[0]).lower() != "wal":
                     raise StoreError(f"could not put {path} in WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache
+            conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA foreign_keys=OFF")
             # Touch the schema so a corrupt or foreign file fails here, not mid-write.
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
