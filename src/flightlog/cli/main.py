@@ -14,8 +14,10 @@ import click
 # name -> "module:attribute" of a click command or group. Keep sorted by name.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("flightlog.cli.demo:demo", "Record the claims-triage demo workflow (offline)."),
+    "detect": ("flightlog.cli.detect:detect", "Run the detectors on a run and list its findings."),
     "runs": ("flightlog.cli.runs:runs", "List recorded runs."),
     "show": ("flightlog.cli.runs:show", "Show a run: its step tree, lineage and findings."),
+    "why": ("flightlog.cli.why:why", "Attribute a failed run to its root-cause step."),
 }
 
 
