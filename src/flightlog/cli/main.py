@@ -15,6 +15,7 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("flightlog.cli.demo:demo", "Record the claims-triage demo workflow (offline)."),
     "runs": ("flightlog.cli.runs:runs", "List recorded runs."),
+    "serve": ("flightlog.cli.serve:serve", "Receive OTLP traces; serve the REST API and web view."),
     "show": ("flightlog.cli.runs:show", "Show a run: its step tree, lineage and findings."),
 }
 
