@@ -76,6 +76,8 @@ __all__ = [
     "stats",
     "step",
     "usage",
+    "detector",
+    "why",
 ]
 
 
@@ -84,3 +86,21 @@ def open_store(url: str | None = None, *, readonly: bool = False):  # type: igno
     from flightlog.store import open_store as _open
 
     return _open(url, readonly=readonly)
+
+
+def why(run_id: str):  # type: ignore[no-untyped-def]
+    """Attribute a run's failure (``flightlog.forensics.Attribution``) using the configured
+    store: flushes pending records first. See docs/forensics.md."""
+    from flightlog.forensics.api import why as _why
+
+    return _why(run_id)
+
+
+def detector(fn=None, *, name=None):  # type: ignore[no-untyped-def]
+    """Register a detector: ``@flightlog.detector`` or ``@flightlog.detector(name="x")``.
+
+    A detector is a callable ``detector(run: flightlog.detect.RunContext) -> findings``.
+    """
+    from flightlog.detect.registry import detector as _detector
+
+    return _detector(fn, name=name)

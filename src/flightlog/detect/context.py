@@ -94,7 +94,9 @@ class _HistoryCache:
         count = store.count_runs(RunQuery(workflow=workflow, status="succeeded"))
         with self._lock:
             hit = self._entries.get(key)
-        if hit is not None and hit[0] == count:
+        # Rebuild when the history has grown by a tenth (or is small): a run-end hook on a
+        # busy workflow must not re-read 50 runs after every run.
+        if hit is not None and (hit[0] == count or (count >= 20 and count - hit[0] < count / 10)):
             return hit[1]
         history = load_history(store, workflow)
         with self._lock:

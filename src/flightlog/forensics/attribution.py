@@ -227,7 +227,7 @@ def failure_point(ctx: RunContext, findings: list[Finding]) -> tuple[Step | None
         key=lambda f: order[f.step_id or ""],
     )
     if checks:
-        name = checks[0].evidence.get("name")
+        name = checks[0].evidence.get("check") or checks[0].evidence.get("name")
         return by_id[checks[0].step_id or ""], f"check {name} failed here" if name else (
             "a check failed here"
         )
