@@ -13,9 +13,14 @@ import click
 
 # name -> "module:attribute" of a click command or group. Keep sorted by name.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "alerts": ("flightlog.cli.respond:alerts", "The notification outbox and delivery history."),
     "demo": ("flightlog.cli.demo:demo", "Record the claims-triage demo workflow (offline)."),
+    "incident": ("flightlog.cli.respond:incident", "Show, acknowledge or resolve an incident."),
+    "incidents": ("flightlog.cli.respond:incidents", "List incidents, newest first."),
+    "owners": ("flightlog.cli.respond:owners", "Who owns a workflow or a step (explain)."),
     "runs": ("flightlog.cli.runs:runs", "List recorded runs."),
     "show": ("flightlog.cli.runs:show", "Show a run: its step tree, lineage and findings."),
+    "watch": ("flightlog.cli.respond:watch", "Watch a store: incidents, alerts, delivery."),
 }
 
 
