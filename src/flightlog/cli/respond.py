@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import sys
 from typing import Any
@@ -240,8 +241,6 @@ def watch(interval: float, once: bool, since: str, config_path: str | None, db: 
                     f"{result.delivered}, retrying {result.retried}, failed {result.failed}")
                 sys.stdout.flush()
 
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             run_watch(engine.store, engine, interval_s=interval, once=once,
                       since_ns=parse_since(since), on_pass=report)
-        except KeyboardInterrupt:
-            pass

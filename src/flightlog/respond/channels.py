@@ -100,7 +100,7 @@ class DeliveryResult:
 def _rfc3339(ns: int | None) -> str:
     if ns is None:
         return "0001-01-01T00:00:00Z"
-    t = dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -149,7 +149,7 @@ def _render_text(notice: Notice) -> str:
 
 
 def _render_webhook(notice: Notice) -> dict[str, Any]:
-    alerts = []
+    alerts: list[dict[str, Any]] = []
     for a in notice.alerts:
         alerts.append({
             "status": a.status,
@@ -274,7 +274,7 @@ def _retry_after(value: str | None) -> float | None:
             from email.utils import parsedate_to_datetime
 
             when = parsedate_to_datetime(value)
-            return max(0.0, when.timestamp() - dt.datetime.now(dt.timezone.utc).timestamp())
+            return max(0.0, when.timestamp() - dt.datetime.now(dt.UTC).timestamp())
         except (TypeError, ValueError):
             return None
 
@@ -301,15 +301,15 @@ def _post_json(
             detail = ""
         reason = f"HTTP {code} {exc.reason}" + (f": {detail}" if detail else "")
         if code in (408, 429) or code >= 500:
-            return DeliveryResult("retry", code, reason, _retry_after(exc.headers.get("Retry-After")))
+            retry_after = _retry_after(exc.headers.get("Retry-After"))
+            return DeliveryResult("retry", code, reason, retry_after)
         return DeliveryResult("failed", code, reason)
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return DeliveryResult("retry", None, f"timed out after {timeout:g}s")
     except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, (TimeoutError, socket.timeout)):
+        if isinstance(exc.reason, (TimeoutError, socket.timeout)):
             return DeliveryResult("retry", None, f"timed out after {timeout:g}s")
-        return DeliveryResult("retry", None, f"connection failed: {reason}")
+        return DeliveryResult("retry", None, f"connection failed: {exc.reason}")
     except (ConnectionError, OSError) as exc:
         return DeliveryResult("retry", None, f"connection failed: {exc}")
 

@@ -82,7 +82,7 @@ def parse_time(value: Any, where: str) -> int:
                 f"{where}: {value!r} is not a time; write e.g. 2026-01-31T18:00:00Z"
             ) from exc
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
+        t = t.replace(tzinfo=dt.UTC)
     return int(t.timestamp() * 1_000_000) * 1000
 
 
