@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "incidents": ("flightlog.cli.respond:incidents", "List incidents, newest first."),
     "owners": ("flightlog.cli.respond:owners", "Who owns a workflow or a step (explain)."),
     "runs": ("flightlog.cli.runs:runs", "List recorded runs."),
+    "serve": ("flightlog.cli.serve:serve", "Receive OTLP traces; serve the REST API and web view."),
     "show": ("flightlog.cli.runs:show", "Show a run: its step tree, lineage and findings."),
     "watch": ("flightlog.cli.respond:watch", "Watch a store: incidents, alerts, delivery."),
     "why": ("flightlog.cli.why:why", "Attribute a failed run to its root-cause step."),

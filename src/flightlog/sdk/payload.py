@@ -82,8 +82,8 @@ def _marker(value: Any) -> Any:
     if isinstance(value, int):  # beyond 64 bits (bool and small ints are native)
         return {"$int": str(value)}
     if isinstance(value, (set, frozenset)):
-        items = [encode_value(v) for v in value]
-        return {"$set": sorted(items, key=lambda b: b)}
+        items = sorted(encode_value(v) for v in value)
+        return {"$set": [orjson.loads(b) for b in items]}
     if isinstance(value, (types.GeneratorType, types.AsyncGeneratorType, types.CoroutineType)) or (
         isinstance(value, Iterator) and not isinstance(value, (str, bytes, dict, list, tuple))
     ):

@@ -14,6 +14,7 @@ import inspect
 import itertools
 import logging
 import os
+import random
 import time
 import traceback
 import uuid
@@ -37,12 +38,26 @@ _step: ContextVar[ActiveStep | None] = ContextVar("flightlog_step", default=None
 _ORIGIN_ATTR = "__flightlog_origin__"
 
 
+# Ids come from a PRNG seeded from the OS (as OpenTelemetry's SDK does): os.urandom costs a
+# system call per id, too slow for the hot path. Re-seeded in a forked child.
+_rng = random.Random(os.urandom(32))
+_getrandbits = _rng.getrandbits
+
+
 def _new_trace_id() -> str:
-    return os.urandom(16).hex()
+    return f"{_getrandbits(128) or 1:032x}"
 
 
 def _new_span_id() -> str:
-    return os.urandom(8).hex()
+    return f"{_getrandbits(64) or 1:016x}"
+
+
+def _reseed() -> None:
+    _rng.seed(os.urandom(32))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed)
 
 
 def _internal_error(what: str) -> None:

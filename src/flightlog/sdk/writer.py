@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
+import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,35 +82,56 @@ class Writer:
         self.batches = 0
         self.write_failures = 0
         self.last_error: str | None = None
+        self._reported_drops = 0
+        self._recorder_id = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         self._lineage: dict[str, ContentIndex] = {}
         self._closed = False
         self._start()
 
     def _start(self) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(self.max_queue)
+        # A deque: append and popleft are atomic under the GIL and far cheaper than
+        # queue.Queue's lock and condition. The worker sleeps on an Event that the
+        # producer sets when it finds the deque empty.
+        self._queue: deque[Any] = deque()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="flightlog-writer", daemon=True)
         self._thread.start()
 
     def after_fork_in_child(self) -> None:
         """In a forked child the parent's queue belongs to the parent: start afresh."""
         self._lineage = {}
+        self.dropped = self._reported_drops = 0
+        self._recorder_id = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         self._start()
 
     # -- caller side -----------------------------------------------------------------------
     def submit(self, item: Any) -> None:
         """Enqueue a record; waits up to ``block_timeout`` when full, then counts a drop."""
+        q = self._queue
+        if len(q) >= self.max_queue and not self._wait_for_room(self.block_timeout):
+            self._drop("queue full")
+            return
         if self._closed:
             self._drop("writer is closed")
             return
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            try:
-                self._queue.put(item, timeout=self.block_timeout)
-            except queue.Full:
-                self._drop("queue full")
-                return
+        q.append(item)
         self.enqueued += 1
+        if len(q) == 1:
+            self._wake.set()
+
+    def _wait_for_room(self, timeout: float | None) -> bool:
+        """Back-pressure: wait (bounded) until the queue has room."""
+        self._wake.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while len(self._queue) >= self.max_queue:
+            if not self._thread.is_alive():
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        return True
 
     def _drop(self, why: str) -> None:
         self.dropped += 1
@@ -119,12 +141,12 @@ class Writer:
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything submitted before this call is durable. True on success."""
         if not self._thread.is_alive():
-            return self._queue.empty()
-        marker = _FlushMarker()
-        try:
-            self._queue.put(marker, timeout=timeout)
-        except queue.Full:
+            return not self._queue
+        if len(self._queue) >= self.max_queue and not self._wait_for_room(timeout):
             return False
+        marker = _FlushMarker()
+        self._queue.append(marker)
+        self._wake.set()
         return marker.done.wait(timeout) and marker.ok
 
     def close(self, timeout: float | None = 10.0) -> None:
@@ -132,7 +154,8 @@ class Writer:
             return
         self.flush(timeout)
         self._closed = True
-        self._queue.put(None)
+        self._queue.append(None)
+        self._wake.set()
         self._thread.join(timeout)
 
     def stats(self) -> dict[str, Any]:
@@ -140,7 +163,7 @@ class Writer:
             "enqueued": self.enqueued,
             "written": self.written,
             "dropped": self.dropped,
-            "pending": self._queue.qsize(),
+            "pending": len(self._queue),
             "batches": self.batches,
             "write_failures": self.write_failures,
             "last_error": self.last_error,
@@ -149,33 +172,26 @@ class Writer:
     # -- worker side -----------------------------------------------------------------------
     def _loop(self) -> None:
         q = self._queue
+        wake = self._wake
         pid = os.getpid()
         while True:
-            item = q.get()
-            if item is None:
-                return
-            items = [item]
-            deadline = time.monotonic() + self.linger
-            while len(items) < self.batch_size:
-                try:
-                    nxt = q.get_nowait()
-                except queue.Empty:
-                    if isinstance(items[-1], _FlushMarker):
-                        break
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    try:
-                        nxt = q.get(timeout=remaining)
-                    except queue.Empty:
-                        break
-                if nxt is None:
-                    self._process(items)
-                    return
-                items.append(nxt)
+            if not q:
+                wake.wait(self.linger)
+                wake.clear()
+                continue
+            items: list[Any] = []
+            stop = False
+            while q and len(items) < self.batch_size:
+                item = q.popleft()
+                if item is None:
+                    stop = True
+                    break
+                items.append(item)
             if os.getpid() != pid:  # forked: this thread object belongs to the parent
                 return
             self._process(items)
+            if stop:
+                return
 
     def _process(self, items: list[Any]) -> None:
         markers = [i for i in items if isinstance(i, _FlushMarker)]
@@ -196,9 +212,23 @@ class Writer:
                     store = getattr(self.sink, "store", None)
                     if ended and store is not None:
                         pipeline.runs_ended(store, ended)
+                    self._report_drops(store)
         for m in markers:
             m.ok = ok
             m.done.set()
+
+    def _report_drops(self, store: Any) -> None:
+        """Make drops visible to every reader of the store (``flightlog runs`` warns)."""
+        dropped = self.dropped
+        if dropped == self._reported_drops or store is None:
+            return
+        try:
+            from flightlog.sdk import state
+
+            store.report_drops(self._recorder_id, state.service, dropped)
+            self._reported_drops = dropped
+        except Exception as exc:
+            log.warning("flightlog could not record its drop count in the store: %s", exc)
 
     def _write(self, batch: Batch) -> bool:
         delay = 0.05
