@@ -40,6 +40,13 @@ def runs(db: str, workflow: str | None, status: str | None, since: str | None, l
         found = store.list_runs(
             RunQuery(workflow=workflow, status=status, since_ns=parse_since(since), limit=limit)
         )
+        dropped = store.dropped_records()
+        if dropped:
+            click.echo(
+                f"warning: recorders reported dropping {dropped} record(s) under overload; "
+                "the runs below may be incomplete",
+                err=True,
+            )
         if as_json:
             echo_json([r.to_dict() for r in found])
             return

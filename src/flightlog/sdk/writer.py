@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections import deque
@@ -81,6 +82,8 @@ class Writer:
         self.batches = 0
         self.write_failures = 0
         self.last_error: str | None = None
+        self._reported_drops = 0
+        self._recorder_id = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         self._lineage: dict[str, ContentIndex] = {}
         self._closed = False
         self._start()
@@ -97,6 +100,8 @@ class Writer:
     def after_fork_in_child(self) -> None:
         """In a forked child the parent's queue belongs to the parent: start afresh."""
         self._lineage = {}
+        self.dropped = self._reported_drops = 0
+        self._recorder_id = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         self._start()
 
     # -- caller side -----------------------------------------------------------------------
@@ -207,9 +212,23 @@ class Writer:
                     store = getattr(self.sink, "store", None)
                     if ended and store is not None:
                         pipeline.runs_ended(store, ended)
+                    self._report_drops(store)
         for m in markers:
             m.ok = ok
             m.done.set()
+
+    def _report_drops(self, store: Any) -> None:
+        """Make drops visible to every reader of the store (``flightlog runs`` warns)."""
+        dropped = self.dropped
+        if dropped == self._reported_drops or store is None:
+            return
+        try:
+            from flightlog.sdk import state
+
+            store.report_drops(self._recorder_id, state.service, dropped)
+            self._reported_drops = dropped
+        except Exception as exc:
+            log.warning("flightlog could not record its drop count in the store: %s", exc)
 
     def _write(self, batch: Batch) -> bool:
         delay = 0.05

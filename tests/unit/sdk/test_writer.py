@@ -73,3 +73,28 @@ def test_locked_store_is_retried_and_nothing_is_lost(tmp_path, monkeypatch) -> N
     assert st["dropped"] == 0 and st["write_failures"] >= 1
     flightlog.shutdown()
     store.close()
+
+
+def test_drops_are_recorded_in_the_store_and_shown_by_the_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from flightlog.sdk.sink import StoreSink
+    from tests.conftest import run_cli
+
+    url = f"sqlite:///{tmp_path / 'drops.db'}"
+    store = flightlog.open_store(url)
+
+    class SlowStoreSink(StoreSink):
+        def write(self, batch: Batch) -> None:
+            time.sleep(0.05)
+            super().write(batch)
+
+    w = Writer(SlowStoreSink(store), max_queue=3, batch_size=1, block_timeout=0.001)
+    for i in range(40):
+        w.submit(_run(i))
+    assert w.flush(30)
+    w.submit(_run(99))  # the next batch after the drops reports them
+    assert w.flush(30)
+    dropped = w.stats()["dropped"]
+    assert dropped > 0 and store.dropped_records() == dropped
+    out = run_cli("runs", "--db", url)
+    assert f"dropping {dropped} record(s)" in out.stderr
+    w.close()
