@@ -13,6 +13,7 @@ import click
 
 # name -> "module:attribute" of a click command or group. Keep sorted by name.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("flightlog.cli.audit:audit", "The tamper-evident audit ledger: verify, prove, export."),
     "demo": ("flightlog.cli.demo:demo", "Record the claims-triage demo workflow (offline)."),
     "runs": ("flightlog.cli.runs:runs", "List recorded runs."),
     "show": ("flightlog.cli.runs:show", "Show a run: its step tree, lineage and findings."),
