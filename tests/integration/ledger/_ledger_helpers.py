@@ -38,7 +38,7 @@ def run_batches(run_id: str, steps: int = 4, secret: str = "nothing") -> list[Ba
             steps=step_list,
             payloads=pays[1:],
             edges=[Edge(run_id, step_list[0].id, step_list[1].id, "data", "content")],
-            findings=[Finding(f"f-{run_id[-8:]}", run_id, "check", "error", "no docs",
+            findings=[Finding(f"f-{run_id[:8]}", run_id, "check", "error", "no docs",
                               step_id=step_list[-1].id, created_ns=t + 50)],
         ),
         Batch(runs=[end]),
@@ -46,6 +46,7 @@ def run_batches(run_id: str, steps: int = 4, secret: str = "nothing") -> list[Ba
 
 
 def rid(n: int) -> str:
-    return f"{n:032x}"
+    """Run ids whose first four hex digits differ, so short prefixes resolve."""
+    return f"{n:04x}{'c0ffee' * 5}"[:32]
 
 
