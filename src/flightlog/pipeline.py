@@ -20,7 +20,9 @@ log = logging.getLogger("flightlog.pipeline")
 RunEndHook = Callable[[Any, Sequence[str]], None]
 
 # Built-in hooks, imported lazily on first use: "module:function".
-BUILTIN_HOOKS: list[str] = []
+BUILTIN_HOOKS: list[str] = [
+    "flightlog.detect.hook:on_runs_ended",
+]
 
 _hooks: list[RunEndHook] = []
 _loaded = False

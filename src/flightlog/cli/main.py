@@ -15,8 +15,11 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("flightlog.cli.audit:audit", "The tamper-evident audit ledger: verify, prove, export."),
     "demo": ("flightlog.cli.demo:demo", "Record the claims-triage demo workflow (offline)."),
+    "detect": ("flightlog.cli.detect:detect", "Run the detectors on a run and list its findings."),
     "runs": ("flightlog.cli.runs:runs", "List recorded runs."),
+    "serve": ("flightlog.cli.serve:serve", "Receive OTLP traces; serve the REST API and web view."),
     "show": ("flightlog.cli.runs:show", "Show a run: its step tree, lineage and findings."),
+    "why": ("flightlog.cli.why:why", "Attribute a failed run to its root-cause step."),
 }
 
 

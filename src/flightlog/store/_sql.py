@@ -333,6 +333,26 @@ class SQLStore:
                     out[h] = bytes(data)
         return out
 
+    def report_drops(self, recorder: str, service: str | None, dropped: int) -> None:
+        """Record that the recorder process ``recorder`` has dropped ``dropped`` records so far."""
+        now = time.time_ns()
+
+        def apply(tx: Tx) -> None:
+            tx.execute(
+                "INSERT INTO recorder_drops (recorder, service, dropped, first_ns, last_ns) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (recorder) DO UPDATE SET "
+                "dropped = excluded.dropped, last_ns = excluded.last_ns",
+                (recorder, service, dropped, now, now),
+            )
+
+        self._run_write(apply)
+
+    def dropped_records(self) -> int:
+        """How many records recorders have reported dropping, in total."""
+        with self.read() as tx:
+            row = tx.fetchone("SELECT COALESCE(SUM(dropped), 0) FROM recorder_drops")
+        return int(row[0]) if row else 0
+
     def workflows(self) -> list[str]:
         with self.read() as tx:
             rows = tx.fetchall("SELECT DISTINCT workflow FROM runs ORDER BY workflow")

@@ -114,6 +114,12 @@ class Store(Protocol):
     def workflows(self) -> list[str]:
         """Every workflow name seen."""
 
+    def report_drops(self, recorder: str, service: str | None, dropped: int) -> None:
+        """Record the running total of records a recorder process dropped under overload."""
+
+    def dropped_records(self) -> int:
+        """Total records all recorders reported dropping (0 when nothing was ever lost)."""
+
     # -- capabilities' own tables ----------------------------------------------------------
     def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         """Apply the component's migrations that are not yet applied, in order."""

@@ -96,4 +96,17 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
         ),
         "runs, steps, edges, payloads, findings",
     ),
+    Migration(
+        2,
+        (
+            """CREATE TABLE recorder_drops (
+                recorder TEXT PRIMARY KEY,
+                service TEXT,
+                dropped BIGINT NOT NULL,
+                first_ns BIGINT NOT NULL,
+                last_ns BIGINT NOT NULL
+            )""",
+        ),
+        "records dropped by recorders under overload, per recorder process",
+    ),
 )

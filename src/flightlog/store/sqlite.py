@@ -20,7 +20,17 @@ from flightlog.errors import ConfigurationError, StoreCorruptError, StoreError
 from flightlog.store import schema
 from flightlog.store._sql import SQLStore
 
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 10_000  # $FLIGHTLOG_SQLITE_BUSY_TIMEOUT_MS overrides
+
+
+def _busy_timeout_ms() -> int:
+    raw = os.environ.get("FLIGHTLOG_SQLITE_BUSY_TIMEOUT_MS", "")
+    try:
+        return int(raw) if raw else BUSY_TIMEOUT_MS
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"$FLIGHTLOG_SQLITE_BUSY_TIMEOUT_MS must be an integer, got {raw!r}"
+        ) from exc
 
 
 class _SQLiteTx:
@@ -92,23 +102,26 @@ class SQLiteStore(SQLStore):
                 )
             if not path.exists() and not os.access(parent, os.W_OK):
                 raise StoreError(f"cannot create store {path}: directory {parent} is read-only")
+        busy = _busy_timeout_ms()
         try:
             if self.readonly:
                 conn = sqlite3.connect(
                     f"file:{path}?mode=ro", uri=True, check_same_thread=False,
-                    isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                    isolation_level=None, timeout=busy / 1000,
                 )
             else:
                 conn = sqlite3.connect(
                     str(path), check_same_thread=False, isolation_level=None,
-                    timeout=BUSY_TIMEOUT_MS / 1000,
+                    timeout=busy / 1000,
                 )
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout={busy}")
             if not self.readonly:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
                 if mode is None or str(mode[0]).lower() != "wal":
                     raise StoreError(f"could not put {path} in WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache
+            conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA foreign_keys=OFF")
             # Touch the schema so a corrupt or foreign file fails here, not mid-write.
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()

@@ -1,0 +1,108 @@
+"""Per-step overhead of ``@flightlog.step`` versus an OpenTelemetry SDK span, side by side.
+
+Both record the same three attributes per call:
+- Flightlog: a step function with three arguments, recorded into a SQLite file (WAL, the
+  default embedded store) by the background writer;
+- OpenTelemetry: ``tracer.start_as_current_span`` with three ``set_attribute`` calls,
+  TracerProvider + BatchSpanProcessor + an exporter that discards.
+
+Reported per call: the caller-thread cost (the loop alone) and the cost until everything
+is durable (loop + flush / force_flush). Also: store throughput (steps made durable per
+second). Run: ``python bench/sdk_overhead.py [--steps 50000] [--repeat 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def bench_otel(n: int) -> tuple[float, float]:
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            pass
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=n + 10))
+    tracer = provider.get_tracer("bench")
+
+    def work(query: str, k: int, user: str) -> int:
+        with tracer.start_as_current_span("search_policy") as span:
+            span.set_attribute("query", query)
+            span.set_attribute("k", k)
+            span.set_attribute("user", user)
+            return k
+
+    with tracer.start_as_current_span("run"):
+        t0 = time.perf_counter()
+        for i in range(n):
+            work("water damage claim", i, "customer-17")
+        t1 = time.perf_counter()
+    provider.force_flush()
+    t2 = time.perf_counter()
+    provider.shutdown()
+    return (t1 - t0) / n, (t2 - t0) / n
+
+
+def bench_flightlog(n: int, db: Path) -> tuple[float, float]:
+    import flightlog
+
+    flightlog.configure(f"sqlite:///{db}")
+
+    @flightlog.step(kind="tool", agent="retriever", owner="search-team")
+    def search_policy(query: str, k: int, user: str) -> int:
+        return k
+
+    with flightlog.run("bench"):
+        t0 = time.perf_counter()
+        for i in range(n):
+            search_policy("water damage claim", i, "customer-17")
+        t1 = time.perf_counter()
+    flightlog.flush(None)
+    t2 = time.perf_counter()
+    st = flightlog.stats()
+    flightlog.shutdown()
+    assert st["dropped"] == 0, st
+    return (t1 - t0) / n, (t2 - t0) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=50_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    fl_loop, fl_total, ot_loop, ot_total = [], [], [], []
+    with tempfile.TemporaryDirectory() as d:
+        for r in range(args.repeat):
+            gc.collect()
+            a, b = bench_otel(args.steps)
+            ot_loop.append(a)
+            ot_total.append(b)
+            gc.collect()
+            c, e = bench_flightlog(args.steps, Path(d) / f"bench{r}.db")
+            fl_loop.append(c)
+            fl_total.append(e)
+    med = statistics.median
+    us = 1e6
+    print(f"steps per trial: {args.steps}, trials: {args.repeat} (medians)")
+    print(f"{'':34}{'caller µs/step':>16}{'durable µs/step':>17}")
+    print(f"{'OpenTelemetry span (batch, discard)':34}{med(ot_loop) * us:>16.2f}{med(ot_total) * us:>17.2f}")
+    print(f"{'Flightlog step (SQLite, durable)':34}{med(fl_loop) * us:>16.2f}{med(fl_total) * us:>17.2f}")
+    print(f"ratio Flightlog/OpenTelemetry: caller {med(fl_loop) / med(ot_loop):.2f}x, "
+          f"until durable {med(fl_total) / med(ot_total):.2f}x")
+    print(f"store throughput: {1 / med(fl_total):,.0f} steps/s made durable")
+
+
+if __name__ == "__main__":
+    main()

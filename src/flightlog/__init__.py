@@ -1,0 +1,106 @@
+"""Flightlog: the flight recorder and crash investigator for AI agents.
+
+Record every decision of an agent workflow with its lineage::
+
+    import flightlog
+
+    @flightlog.step(kind="tool", agent="retriever", owner="search-team")
+    def search_policy(query: str) -> list[str]: ...
+
+    with flightlog.run("claims-triage", owner="claims-team", input=claim) as run:
+        docs = search_policy(claim["text"])
+        flightlog.check(len(docs) > 0, "has_docs", "retrieval returned no documents")
+
+    flightlog.flush()
+
+``import flightlog`` loads only the standard library, ``orjson`` and ``click``-free SDK code;
+stores, servers and protocol packages load when first used.
+"""
+
+from __future__ import annotations
+
+from flightlog.errors import (
+    ConfigurationError,
+    FlightlogError,
+    InputError,
+    LedgerError,
+    NotFoundError,
+    StoreCorruptError,
+    StoreError,
+)
+from flightlog.model import Edge, ErrorInfo, Finding, Payload, Run, RunRecord, Step
+from flightlog.sdk.recorder import (
+    ActiveRun,
+    ActiveStep,
+    annotate,
+    check,
+    current_run,
+    current_step,
+    edge,
+    run,
+    step,
+    usage,
+)
+from flightlog.sdk.state import configure, flush, shutdown, stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActiveRun",
+    "ActiveStep",
+    "ConfigurationError",
+    "Edge",
+    "ErrorInfo",
+    "Finding",
+    "FlightlogError",
+    "InputError",
+    "LedgerError",
+    "NotFoundError",
+    "Payload",
+    "Run",
+    "RunRecord",
+    "Step",
+    "StoreCorruptError",
+    "StoreError",
+    "__version__",
+    "annotate",
+    "check",
+    "configure",
+    "current_run",
+    "current_step",
+    "edge",
+    "flush",
+    "open_store",
+    "run",
+    "shutdown",
+    "stats",
+    "step",
+    "usage",
+    "detector",
+    "why",
+]
+
+
+def open_store(url: str | None = None, *, readonly: bool = False):  # type: ignore[no-untyped-def]
+    """Open the store at ``url`` (default: ``$FLIGHTLOG_URL`` or ``sqlite:///flightlog.db``)."""
+    from flightlog.store import open_store as _open
+
+    return _open(url, readonly=readonly)
+
+
+def why(run_id: str):  # type: ignore[no-untyped-def]
+    """Attribute a run's failure (``flightlog.forensics.Attribution``) using the configured
+    store: flushes pending records first. See docs/forensics.md."""
+    from flightlog.forensics.api import why as _why
+
+    return _why(run_id)
+
+
+def detector(fn=None, *, name=None):  # type: ignore[no-untyped-def]
+    """Register a detector: ``@flightlog.detector`` or ``@flightlog.detector(name="x")``.
+
+    A detector is a callable ``detector(run: flightlog.detect.RunContext) -> findings``.
+    """
+    from flightlog.detect.registry import detector as _detector
+
+    return _detector(fn, name=name)

@@ -1,0 +1,210 @@
+"""``flightlog runs`` and ``flightlog show RUN``."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import click
+
+from flightlog.cli._common import (
+    db_option,
+    echo_json,
+    errors_as_messages,
+    fmt_duration,
+    fmt_time,
+    json_option,
+    open_store_for_cli,
+    parse_since,
+)
+from flightlog.model import RunRecord, Step
+from flightlog.store import RunQuery
+
+
+@click.command()
+@db_option
+@click.option("--workflow", "-w", help="Only runs of this workflow.")
+@click.option(
+    "--status",
+    "-s",
+    type=click.Choice(["running", "succeeded", "failed", "unknown"]),
+    help="Only runs with this outcome.",
+)
+@click.option("--since", help="Only runs started since: a duration (30m, 2h, 7d) or an ISO time.")
+@click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@json_option
+def runs(db: str, workflow: str | None, status: str | None, since: str | None, limit: int, as_json: bool) -> None:
+    """List recorded runs, newest first."""
+    with errors_as_messages():
+        store = open_store_for_cli(db)
+        found = store.list_runs(
+            RunQuery(workflow=workflow, status=status, since_ns=parse_since(since), limit=limit)
+        )
+        dropped = store.dropped_records()
+        if dropped:
+            click.echo(
+                f"warning: recorders reported dropping {dropped} record(s) under overload; "
+                "the runs below may be incomplete",
+                err=True,
+            )
+        if as_json:
+            echo_json([r.to_dict() for r in found])
+            return
+        if not found:
+            click.echo("no runs" + (" match" if workflow or status or since else f" in {db}"))
+            return
+        click.echo(f"{'RUN':<14}{'WORKFLOW':<22}{'STATUS':<11}{'STARTED (UTC)':<21}{'DURATION':>9}  REASON")
+        for r in found:
+            reason = (r.reason or "")[:60]
+            click.echo(
+                f"{r.id[:12]:<14}{r.workflow[:21]:<22}{r.status:<11}{fmt_time(r.started_ns):<21}"
+                f"{fmt_duration(r.duration_ns):>9}  {reason}"
+            )
+
+
+def step_count(store: Any, record: RunRecord) -> int:
+    """N in "step k of N": declared, else the median of the workflow's successful runs, else seen."""
+    run = record.run
+    if run.declared_steps:
+        return int(run.declared_steps)
+    ok = store.list_runs(RunQuery(workflow=run.workflow, status="succeeded", limit=50))
+    counts = [len(store.get_steps(r.id)) for r in ok if r.id != run.id]
+    if counts:
+        return int(statistics.median(counts))
+    return len(record.steps)
+
+
+def surfaced_step(record: RunRecord) -> Step | None:
+    """Where a failed run's failure surfaced: the recorded failing step, else the first error."""
+    run = record.run
+    if run.status != "failed":
+        return None
+    for sid in (run.failed_step_id, run.error.origin_step_id if run.error else None):
+        if sid:
+            s = record.step(sid)
+            if s is not None:
+                return s
+    for s in record.steps:
+        if s.status == "error":
+            return s
+    for f in record.findings:
+        if f.severity in ("error", "critical") and f.step_id:
+            s = record.step(f.step_id)
+            if s is not None:
+                return s
+    return record.steps[-1] if record.steps else None
+
+
+def render_run(store: Any, run_id: str) -> list[str]:
+    """Text lines for ``flightlog show``: header, step tree, lineage, findings."""
+    record = store.get_record(store.resolve_run_id(run_id))
+    run = record.run
+    lines = [
+        f"run {run.id}  {run.workflow}" + (f" v{run.version}" if run.version else ""),
+        f"status {run.status}  started {fmt_time(run.started_ns)}  duration {fmt_duration(run.duration_ns)}"
+        + (f"  owner {run.owner}" if run.owner else ""),
+    ]
+    failed_at = surfaced_step(record)
+    if failed_at is not None:
+        n = step_count(store, record)
+        lines.append(f"failed at step {failed_at.index} of {n} ({failed_at.name})"
+                     + (f": {run.reason}" if run.reason else ""))
+    elif run.reason:
+        lines.append(f"reason: {run.reason}")
+    lines.append("")
+    children: dict[str | None, list[Step]] = {}
+    ids = {s.id for s in record.steps}
+    for s in record.steps:
+        parent = s.parent_id if s.parent_id in ids else None
+        children.setdefault(parent, []).append(s)
+    findings_by_step: dict[str | None, list[Any]] = {}
+    for f in record.findings:
+        findings_by_step.setdefault(f.step_id, []).append(f)
+
+    lines.append(f"{'#':>3}  {'STEP':<28}{'KIND':<11}{'AGENT':<14}{'STATUS':<8}{'DURATION':>9}")
+
+    def walk(parent: str | None, depth: int) -> None:
+        for s in children.get(parent, []):
+            mark = "✗" if s.status == "error" else ("…" if s.status == "running" else "✓")
+            name = ("  " * depth + s.name)[:27]
+            extra = ""
+            if s.model:
+                extra += f"  model={s.model}"
+            if s.input_tokens or s.output_tokens:
+                extra += f"  tokens={s.input_tokens or 0}/{s.output_tokens or 0}"
+            lines.append(
+                f"{s.index:>3}  {name:<28}{s.kind:<11}{(s.agent or '-')[:13]:<14}{mark + ' ' + s.status:<8}"
+                f"{fmt_duration(s.duration_ns):>9}{extra}"
+            )
+            if s.error:
+                lines.append(f"{'':>5}{'  ' * depth}error: {s.error.type}: {s.error.message[:120]}")
+            for f in findings_by_step.get(s.id, []):
+                lines.append(f"{'':>5}{'  ' * depth}finding [{f.severity}] {f.detector}: {f.message[:120]}")
+            walk(s.id, depth + 1)
+
+    walk(None, 0)
+    for f in findings_by_step.get(None, []):
+        lines.append(f"     run finding [{f.severity}] {f.detector}: {f.message[:120]}")
+    data_edges = [e for e in record.edges if e.kind != "parent"]
+    if data_edges:
+        by_id = {s.id: s for s in record.steps}
+        lines.append("")
+        lines.append("lineage:")
+        for e in data_edges:
+            src, dst = by_id.get(e.source), by_id.get(e.target)
+            src_name = f"{src.index} {src.name}" if src else e.source
+            dst_name = f"{dst.index} {dst.name}" if dst else e.target
+            via = f" via {e.detail}" if e.detail else ""
+            lines.append(f"  {src_name} -> {dst_name}  ({e.kind}, {e.evidence}{via})")
+    return lines
+
+
+def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> dict[str, Any]:
+    """JSON form of a run with its steps (inputs/outputs decoded), edges and findings."""
+    from flightlog.sdk.payload import decode
+
+    values: dict[str, bytes] = {}
+    if payloads:
+        hashes = [record.run.input_hash, record.run.output_hash]
+        for s in record.steps:
+            hashes += [s.input_hash, s.output_hash]
+        values = store.get_payloads([h for h in hashes if h])
+    out_run = record.run.to_dict()
+    failed_at = surfaced_step(record)
+    out_run["failure_point"] = (
+        {"step_id": failed_at.id, "index": failed_at.index, "name": failed_at.name,
+         "of_steps": step_count(store, record)}
+        if failed_at else None
+    )
+    if payloads:
+        out_run["input"] = decode(values.get(record.run.input_hash or ""))
+        out_run["output"] = decode(values.get(record.run.output_hash or ""))
+    steps = []
+    for s in record.steps:
+        d = s.to_dict()
+        if payloads:
+            d["input"] = decode(values.get(s.input_hash or ""))
+            d["output"] = decode(values.get(s.output_hash or ""))
+        steps.append(d)
+    return {
+        "run": out_run,
+        "steps": steps,
+        "edges": [e.to_dict() for e in record.edges],
+        "findings": [f.to_dict() for f in record.findings],
+    }
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@db_option
+@json_option
+def show(run_id: str, db: str, as_json: bool) -> None:
+    """Show RUN (an id or unique prefix): step tree, lineage edges and findings."""
+    with errors_as_messages():
+        store = open_store_for_cli(db)
+        if as_json:
+            record = store.get_record(store.resolve_run_id(run_id))
+            echo_json(record_to_dict(store, record))
+            return
+        for line in render_run(store, run_id):
+            click.echo(line)

@@ -1,0 +1,703 @@
+"""The built-in detectors. Each is a plain callable ``detector(run: RunContext) -> findings``.
+
+Detectors that compare against history (empty outputs, shapes, values, latency, ...) stay
+silent until the step has enough successful samples: a hunch is not a finding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from flightlog.detect import features as fx
+from flightlog.detect.context import RunContext, StepSample, is_capture_marker, present
+from flightlog.model import Finding, Step
+
+MIN_SAMPLES = 3  # successful samples of a step before "usually" means anything
+MIN_VALUE_SAMPLES = 5
+LATENCY_MIN_EXCESS_NS = 100_000_000  # a latency outlier must also be 100 ms slower than usual
+
+_TIMEOUT = re.compile(r"time(d)?[ _-]?out|deadline exceeded", re.IGNORECASE)
+
+
+def _outputs(run: RunContext) -> Iterator[tuple[Step, Any, list[StepSample]]]:
+    """Steps that ended normally with a recorded output, with their baseline samples."""
+    for step in run.steps:
+        if step.status != "ok" or step.ended_ns is None or not step.output_hash:
+            continue
+        value = run.output(step)
+        if is_capture_marker(value):
+            continue
+        yield step, value, run.baseline(step)
+
+
+def _own_error(run: RunContext, step: Step) -> bool:
+    """Did the step's error originate in it (rather than propagate from a child)?"""
+    if step.error is None:
+        return step.status == "error"
+    origin = step.error.origin_step_id
+    if origin:
+        return origin == step.id or run.step(origin) is None
+    mine = (step.error.type, step.error.message)
+    return not any(
+        c.parent_id == step.id and c.error is not None and (c.error.type, c.error.message) == mine
+        for c in run.steps
+    )
+
+
+def errors(run: RunContext) -> Iterator[Finding]:
+    """Exceptions and error status, at the step where they originated; timeouts by name."""
+    for step in run.steps:
+        if step.status != "error" or not _own_error(run, step):
+            continue
+        err = step.error
+        etype = err.type if err else "error"
+        msg = err.message if err else "step ended with error status"
+        if _TIMEOUT.search(f"{etype} {msg}"):
+            yield run.finding(
+                "errors",
+                "timeout",
+                f"timed out: {etype}: {msg}"[:300],
+                step=step,
+                error_type=etype,
+                error=msg[:500],
+            )
+        else:
+            yield run.finding(
+                "errors",
+                "exception",
+                f"raised {etype}: {msg}"[:300],
+                step=step,
+                error_type=etype,
+                error=msg[:500],
+            )
+    r = run.run
+    if r.status == "failed" and r.error is not None and not run.steps:
+        yield run.finding(
+            "errors",
+            "run_exception",
+            f"run raised {r.error.type}: {r.error.message}"[:300],
+            error_type=r.error.type,
+            error=r.error.message[:500],
+        )
+
+
+def _http_status(value: Any) -> int | None:
+    if not isinstance(value, dict):
+        return None
+    for key in ("status_code", "http_status", "status", "code", "statusCode"):
+        v = value.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and 400 <= v <= 599:
+            return v
+    return None
+
+
+def _error_field(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    for key in ("error", "errors", "error_message", "exception", "fault"):
+        v = value.get(key)
+        if v not in (None, "", [], {}, False):
+            return f"{key}={_short(v)}"
+    status = value.get("status")
+    if isinstance(status, str) and status.lower() in ("error", "failed", "failure", "fail"):
+        return f"status={status!r}"
+    return None
+
+
+def _short(v: Any, n: int = 120) -> str:
+    text = v if isinstance(v, str) else orjson.dumps(v, default=repr).decode()
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _usual_rate(samples: list[StepSample], pred: Any) -> float:
+    outs = [s.output for s in samples]
+    if not outs:
+        return 0.0
+    return sum(1 for o in outs if pred(o)) / len(outs)
+
+
+def tool_errors(run: RunContext) -> Iterator[Finding]:
+    """Outputs that carry an error: error fields, HTTP 4xx/5xx, error-like text."""
+    for step, value, base in _outputs(run):
+        code = _http_status(value)
+        if code is not None and _usual_rate(base, lambda o: _http_status(o) is not None) < 0.2:
+            yield run.finding(
+                "tool_errors",
+                "http_error",
+                f"returned HTTP {code}",
+                step=step,
+                status=code,
+                output=_short(value, 300),
+            )
+            continue
+        field = _error_field(value)
+        if field and _usual_rate(base, lambda o: _error_field(o) is not None) < 0.2:
+            yield run.finding(
+                "tool_errors",
+                "error_field",
+                f"returned an error ({field})",
+                step=step,
+                field=field,
+                output=_short(value, 300),
+            )
+            continue
+        if step.kind in ("tool", "retrieval", "function") or isinstance(value, str):
+            text = value if isinstance(value, str) else fx.text_of(value)
+            m = fx.ERROR_TEXT.search(text) if text and len(text) < 2000 else None
+            if m and _usual_rate(base, lambda o: _has_error_text(o)) < 0.2:
+                yield run.finding(
+                    "tool_errors",
+                    "error_text",
+                    f"returned error-like text: {_short(text)!r}",
+                    step=step,
+                    match=m.group(0),
+                    output=_short(text, 300),
+                    severity="error" if base else "warning",
+                )
+
+
+def _has_error_text(o: Any) -> bool:
+    text = o if isinstance(o, str) else fx.text_of(o)
+    return bool(text) and bool(fx.ERROR_TEXT.search(text))
+
+
+def _noun(path: str) -> str:
+    return "items" if path == fx.ROOT else path.rsplit(".", 1)[-1].replace("_", " ")
+
+
+def empty_output(run: RunContext) -> Iterator[Finding]:
+    """Empty or null outputs (or empty lists/strings in a field) where the step is usually not."""
+    for step, value, base in _outputs(run):
+        outs = [s.output for s in base]
+        if len(outs) < MIN_SAMPLES:
+            continue
+        if fx.is_empty(value):
+            nonempty = sum(1 for o in outs if not fx.is_empty(o))
+            if nonempty / len(outs) >= 0.9:
+                sizes = [float(fx.size(o) or 0) for o in outs if fx.size(o)]
+                usual = fx.span(sizes) if sizes else "a value"
+                found = "nothing" if value in (None, "") else f"0 {_noun(fx.ROOT)}"
+                if isinstance(value, dict) and value:
+                    found = "only empty fields"
+                yield run.finding(
+                    "empty_output",
+                    "empty",
+                    f"returned {found} where it usually returns {usual}",
+                    step=step,
+                    path=fx.ROOT,
+                    usual=usual,
+                    samples=len(outs),
+                    nonempty=nonempty,
+                    output=_short(value),
+                )
+                continue
+        fields = fx.field_map(value)
+        for path, v in fields.items():
+            if path == fx.ROOT or not isinstance(v, (list, str)) or len(v) > 0:
+                continue
+            raw = [fx.field_map(o).get(path) for o in outs if isinstance(o, dict)]
+            hist: list[Any] = [h for h in raw if isinstance(h, (list, str))]
+            if len(hist) < MIN_SAMPLES:
+                continue
+            lens = [len(h) for h in hist if len(h) > 0]
+            if len(lens) / len(hist) >= 0.9:
+                noun = _noun(path)
+                usual = fx.span([float(n) for n in lens])
+                yield run.finding(
+                    "empty_output",
+                    "empty",
+                    f"returned 0 {noun} where it usually returns {usual}"
+                    if isinstance(v, list)
+                    else f"returned an empty {noun} where it is usually {usual} characters long",
+                    step=step,
+                    path=path,
+                    usual=usual,
+                    samples=len(hist),
+                )
+                break
+
+
+def _dominant(values: list[Any], share: float = 0.9) -> Any:
+    if not values:
+        return None
+    ((top, n),) = Counter(values).most_common(1)
+    return top if n / len(values) >= share else None
+
+
+def shape_change(run: RunContext) -> Iterator[Finding]:
+    """An output whose type or fields differ from the step's successful history."""
+    for step, value, base in _outputs(run):
+        outs = present(base)
+        if len(outs) < MIN_SAMPLES:
+            continue
+        usual_type = _dominant([fx.json_type(o) for o in outs])
+        now_type = fx.json_type(value)
+        if usual_type and now_type != usual_type and now_type != "null":
+            yield run.finding(
+                "shape_change",
+                "type",
+                f"returned {now_type} where it always returned {usual_type}",
+                step=step,
+                usual=usual_type,
+                found=now_type,
+            )
+            continue
+        if not isinstance(value, dict):
+            continue
+        dicts = [o for o in outs if isinstance(o, dict)]
+        if len(dicts) < MIN_SAMPLES:
+            continue
+        key_counts = Counter(k for o in dicts for k in o)
+        usual_keys = {k for k, c in key_counts.items() if c / len(dicts) >= 0.9}
+        missing = sorted(usual_keys - set(value))
+        new = sorted(k for k in value if k not in key_counts)
+        changed = []
+        for k in sorted(usual_keys & set(value)):
+            t = _dominant([fx.json_type(o[k]) for o in dicts if k in o])
+            if t and fx.json_type(value[k]) not in (t, "null"):
+                changed.append(f"{k}: {t} -> {fx.json_type(value[k])}")
+        if missing or new or changed:
+            parts = []
+            if missing:
+                parts.append("missing field(s) " + ", ".join(missing))
+            if new:
+                parts.append("new field(s) " + ", ".join(new))
+            if changed:
+                parts.append("changed type " + "; ".join(changed))
+            yield run.finding(
+                "shape_change",
+                "fields",
+                "output shape changed vs successful runs: " + "; ".join(parts),
+                step=step,
+                missing=missing,
+                new=new,
+                changed=changed,
+                samples=len(dicts),
+                severity="error" if missing or changed else "warning",
+            )
+
+
+def value_anomaly(run: RunContext) -> Iterator[Finding]:
+    """Numbers far outside the step's usual range; categories never seen; much shorter output."""
+    for step, value, base in _outputs(run):
+        outs = present(base)
+        if len(outs) < MIN_VALUE_SAMPLES:
+            continue
+        hist_maps = [fx.field_map(o) for o in outs]
+        for path, v in fx.field_map(value).items():
+            hist = [m[path] for m in hist_maps if path in m]
+            if len(hist) < MIN_VALUE_SAMPLES:
+                continue
+            f = _numeric(run, step, path, v, hist) or _categorical(run, step, path, v, hist)
+            f = f or _length(run, step, path, v, hist)
+            if f is not None:
+                yield f
+
+
+def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
+    x = fx.number(v)
+    xs = [n for n in (fx.number(h) for h in hist) if n is not None]
+    if x is None or len(xs) < MIN_VALUE_SAMPLES or fx.timestamp_ns(path, v) is not None:
+        return None
+    lo, hi = min(xs), max(xs)
+    margin = 0.25 * (hi - lo)
+    if lo - margin <= x <= hi + margin:
+        return None
+    z = fx.robust_z(x, xs)
+    if z < 6:
+        return None
+    name = "output" if path == fx.ROOT else path
+    return run.finding(
+        "value_anomaly",
+        f"number:{path}",
+        f"{name} = {fx._fmt_num(x)} where it is usually {fx.span(xs)}",
+        step=step,
+        path=path,
+        value=x,
+        usual=fx.span(xs),
+        robust_z=round(min(z, 1e6), 1),
+        samples=len(xs),
+        severity="warning",
+    )
+
+
+def _categorical(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
+    vals: list[Any]
+    if isinstance(v, bool):
+        vals = [h for h in hist if isinstance(h, bool)]
+    elif isinstance(v, str) and 0 < len(v) <= 64 and fx.timestamp_ns(path, v) is None:
+        vals = [h for h in hist if isinstance(h, str)]
+    else:
+        return None
+    if len(vals) < MIN_VALUE_SAMPLES or v in vals:
+        return None
+    distinct = set(vals)
+    if len(distinct) > max(3, len(vals) // 4):
+        return None  # free-form or id-like values: novelty means nothing
+    name = "output" if path == fx.ROOT else path
+    usual = ", ".join(repr(x) for x in sorted(distinct, key=str)[:5])
+    return run.finding(
+        "value_anomaly",
+        f"category:{path}",
+        f"{name} = {v!r}, never seen in {len(vals)} successful runs (usually {usual})",
+        step=step,
+        path=path,
+        value=v,
+        usual=sorted(map(str, distinct))[:10],
+        samples=len(vals),
+        severity="warning",
+    )
+
+
+def _length(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
+    if not isinstance(v, (str, list)) or len(v) == 0:
+        return None
+    if isinstance(v, str) and fx.timestamp_ns(path, v) is not None:
+        return None
+    lens = [float(len(h)) for h in hist if isinstance(h, type(v)) and len(h) > 0]
+    if len(lens) < MIN_VALUE_SAMPLES:
+        return None
+    n = float(len(v))
+    if n >= 0.5 * min(lens) or fx.robust_z(n, lens) < 4:
+        return None
+    name = "output" if path == fx.ROOT else path
+    unit = "characters" if isinstance(v, str) else "items"
+    return run.finding(
+        "value_anomaly",
+        f"short:{path}",
+        f"{name} has {int(n)} {unit} where it usually has {fx.span(lens)}",
+        step=step,
+        path=path,
+        length=int(n),
+        usual=fx.span(lens),
+        samples=len(lens),
+        severity="warning",
+    )
+
+
+_VERSION_ATTR = re.compile(r"(prompt|template|version|model)", re.IGNORECASE)
+
+
+def attribute_change(run: RunContext) -> Iterator[Finding]:
+    """A prompt version, template or model never used in the step's successful runs."""
+    for step in run.steps:
+        base = run.baseline(step)
+        if len(base) < MIN_VALUE_SAMPLES:
+            continue
+        attrs = {k: v for k, v in step.attributes.items() if _VERSION_ATTR.search(k)}
+        if step.model:
+            attrs["model"] = step.model
+        for key, v in sorted(attrs.items()):
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                continue
+            hist = [s.model if key == "model" else s.attributes.get(key) for s in base]
+            hist = [h for h in hist if h is not None]
+            if len(hist) < MIN_VALUE_SAMPLES or v in hist:
+                continue
+            usual = ", ".join(str(x) for x in sorted(set(map(str, hist)))[:5])
+            yield run.finding(
+                "attribute_change",
+                f"attr:{key}",
+                f"{key} {v} was never used in {len(hist)} successful runs (they used {usual})",
+                step=step,
+                attribute=key,
+                value=v,
+                usual=sorted(set(map(str, hist)))[:10],
+                samples=len(hist),
+                severity="warning",
+            )
+
+
+def stale_data(run: RunContext) -> Iterator[Finding]:
+    """Timestamps in an output far older (relative to the run) than the step usually returns."""
+    for step, value, base in _outputs(run):
+        if len(base) < MIN_VALUE_SAMPLES:
+            continue
+        for path, v in fx.field_map(value).items():
+            ts = fx.timestamp_ns(path, v)
+            if ts is None:
+                continue
+            ages = []
+            for s in base:
+                if s.output is None:
+                    continue
+                h = fx.field_map(s.output).get(path)
+                hts = fx.timestamp_ns(path, h) if h is not None else None
+                if hts is not None:
+                    ages.append(float(s.run_started_ns - hts))
+            if len(ages) < MIN_VALUE_SAMPLES:
+                continue
+            age = float(run.run.started_ns - ts)
+            oldest = max(ages)
+            if age <= max(2 * oldest, oldest + 3_600e9) or fx.robust_z(age, ages) < 6:
+                continue
+            yield run.finding(
+                "stale_data",
+                f"stale:{path}",
+                f"{path} is {_age(age)} old where it is usually at most {_age(oldest)} old",
+                step=step,
+                path=path,
+                value=v,
+                age_s=round(age / 1e9),
+                usual_max_age_s=round(oldest / 1e9),
+                samples=len(ages),
+            )
+
+
+def _age(ns: float) -> str:
+    s = ns / 1e9
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 172800:
+        return f"{s / 3600:.0f} h"
+    return f"{s / 86400:.0f} days"
+
+
+def latency(run: RunContext) -> Iterator[Finding]:
+    """Durations far above the step's usual (median/MAD), and steps that never ended."""
+    for step in run.steps:
+        d = step.duration_ns
+        if d is None:
+            if run.run.status in ("failed", "succeeded"):
+                yield run.finding(
+                    "latency",
+                    "unfinished",
+                    "never ended (still open when the run ended)",
+                    step=step,
+                    severity="warning",
+                )
+            continue
+        xs = [float(s.duration_ns) for s in run.baseline(step) if s.duration_ns is not None]
+        if len(xs) < MIN_VALUE_SAMPLES:
+            continue
+        med, _ = fx.median_mad(xs)
+        if d < 3 * med or d - med < LATENCY_MIN_EXCESS_NS or fx.robust_z(d, xs) < 6:
+            continue
+        yield run.finding(
+            "latency",
+            "outlier",
+            f"took {d / 1e6:.0f} ms where it usually takes {med / 1e6:.0f} ms",
+            step=step,
+            duration_ms=round(d / 1e6, 1),
+            median_ms=round(med / 1e6, 1),
+            samples=len(xs),
+            severity="warning",
+        )
+
+
+LOOP_REPEATS = 3
+
+
+def loops(run: RunContext) -> Iterator[Finding]:
+    """The same step with the same input repeated (more often than any successful run does)."""
+    groups: dict[tuple[str, str], list[Step]] = {}
+    for step in run.steps:
+        if step.input_hash:
+            groups.setdefault((step.name, step.input_hash), []).append(step)
+    for (name, _), steps in groups.items():
+        if len(steps) < LOOP_REPEATS:
+            continue
+        usual = Counter(s.run_id for s in run.history.of(name, exclude_run=run.run.id))
+        if usual and len(steps) <= max(usual.values()):
+            continue
+        yield run.finding(
+            "loops",
+            "loop",
+            f"repeated {len(steps)} times with the same input"
+            + (f" (successful runs call it at most {max(usual.values())} times)" if usual else ""),
+            step=steps[0],
+            repeats=len(steps),
+            steps=[s.index for s in steps],
+        )
+
+
+def budget(run: RunContext) -> Iterator[Finding]:
+    """Token, cost and step-count overruns: against a declared budget, else against history."""
+    from flightlog.detect.registry import budgets_for
+
+    limits = budgets_for(run.run)
+    used_tokens = 0
+    used_cost = 0.0
+    crossed: dict[str, Step] = {}
+    for step in run.steps:
+        used_tokens += (step.input_tokens or 0) + (step.output_tokens or 0)
+        used_cost += step.cost or 0.0
+        if "tokens" in limits and used_tokens > limits["tokens"] and "tokens" not in crossed:
+            crossed["tokens"] = step
+        if "cost" in limits and used_cost > limits["cost"] and "cost" not in crossed:
+            crossed["cost"] = step
+        if "steps" in limits and step.index > limits["steps"] and "steps" not in crossed:
+            crossed["steps"] = step
+    used = {"tokens": float(used_tokens), "cost": used_cost, "steps": float(len(run.steps))}
+    for key, step in crossed.items():
+        yield run.finding(
+            "budget",
+            f"budget:{key}",
+            f"{key} budget exceeded: {fx._fmt_num(used[key])} > {fx._fmt_num(limits[key])}",
+            step=step,
+            budget=limits[key],
+            used=used[key],
+        )
+    h = run.history
+    if h.runs < MIN_VALUE_SAMPLES:
+        return
+    usual: dict[str, list[float]] = {
+        "tokens": [float(t) for t in h.tokens],
+        "cost": list(h.costs),
+        "steps": [float(c) for c in h.step_counts],
+    }
+    for key, xs in usual.items():
+        if key in crossed or not any(xs):
+            continue
+        med, _ = fx.median_mad([float(x) for x in xs])
+        if used[key] > max(3 * med, max(xs) * 1.5) and used[key] > 0:
+            yield run.finding(
+                "budget",
+                f"overrun:{key}",
+                f"used {fx._fmt_num(used[key])} {key} where successful runs use about "
+                f"{fx._fmt_num(med)}",
+                used=used[key],
+                median=med,
+                severity="warning",
+            )
+
+
+def _is_llm(step: Step) -> bool:
+    return step.kind in ("llm", "agent") or bool(step.model)
+
+
+def refusals(run: RunContext) -> Iterator[Finding]:
+    """LLM outputs that refuse the task."""
+    for step, value, base in _outputs(run):
+        if not _is_llm(step):
+            continue
+        text = fx.text_of(value)
+        m = fx.REFUSAL_TEXT.search(text[:4000]) if text else None
+        if m and _usual_rate(base, lambda o: bool(fx.REFUSAL_TEXT.search(fx.text_of(o)))) < 0.2:
+            yield run.finding(
+                "refusals",
+                "refusal",
+                f"the model refused: {_short(text)!r}",
+                step=step,
+                match=m.group(0),
+            )
+
+
+_FINISH_KEYS = (
+    "finish_reason",
+    "gen_ai.response.finish_reasons",
+    "llm.finish_reason",
+    "stop_reason",
+    "finish_reasons",
+)
+
+
+def _finish_reasons(step: Step, value: Any) -> list[str]:
+    found: list[str] = []
+    for source in (step.attributes, value if isinstance(value, dict) else {}):
+        for key in _FINISH_KEYS:
+            v = source.get(key)
+            if isinstance(v, str):
+                found.append(v)
+            elif isinstance(v, list):
+                found.extend(x for x in v if isinstance(x, str))
+    if isinstance(value, dict) and isinstance(value.get("choices"), list):
+        for c in value["choices"]:
+            if isinstance(c, dict) and isinstance(c.get("finish_reason"), str):
+                found.append(c["finish_reason"])
+    return found
+
+
+def truncation(run: RunContext) -> Iterator[Finding]:
+    """LLM outputs cut off by the token limit (finish reason "length" / "max_tokens")."""
+    for step in run.steps:
+        if step.status != "ok":
+            continue
+        value = run.output(step)
+        reasons = [r.lower() for r in _finish_reasons(step, value)]
+        hit = next((r for r in reasons if r in ("length", "max_tokens", "max_output_tokens")), None)
+        if hit:
+            text = fx.text_of(value)
+            yield run.finding(
+                "truncation",
+                "truncated",
+                f"output was truncated (finish reason {hit!r})"
+                + (f" after {len(text)} characters" if text else ""),
+                step=step,
+                finish_reason=hit,
+                output_tail=text[-80:] if text else None,
+            )
+
+
+def injection(run: RunContext) -> Iterator[Finding]:
+    """Captured content that carries a prompt injection (instructions aimed at a model)."""
+    for step, value, _base in _outputs(run):
+        for text in fx.strings(value):
+            m = fx.INJECTION_TEXT.search(text[:20000])
+            if m:
+                quote = _short(text[max(0, m.start() - 20) :], 100)
+                yield run.finding(
+                    "injection",
+                    "prompt_injection",
+                    f"output carries a prompt injection: {quote!r}",
+                    step=step,
+                    match=m.group(0),
+                    severity="warning",
+                )
+                break
+
+
+def ungrounded(run: RunContext) -> Iterator[Finding]:
+    """LLM output fields that always echo the step's input but now hold a value absent from it."""
+    for step, value, base in _outputs(run):
+        if not _is_llm(step) or not isinstance(value, dict) or len(base) < MIN_VALUE_SAMPLES:
+            continue
+        inp = run.input(step)
+        inp_text = "\n".join(fx.strings(inp, limit=2000))
+        for path, v in fx.field_map(value).items():
+            if path == fx.ROOT or not isinstance(v, str) or not 2 <= len(v) <= 200:
+                continue
+            grounded = 0
+            seen = 0
+            for s in base:
+                h = fx.field_map(s.output).get(path) if isinstance(s.output, dict) else None
+                if isinstance(h, str) and len(h) >= 2:
+                    seen += 1
+                    if h in "\n".join(fx.strings(s.input, limit=2000)):
+                        grounded += 1
+            if seen >= MIN_VALUE_SAMPLES and grounded / seen >= 0.9 and v not in inp_text:
+                yield run.finding(
+                    "ungrounded",
+                    f"ungrounded:{path}",
+                    f"{path} = {v!r} does not appear in the step's input, while in {seen} "
+                    "successful runs it always did (hallucinated?)",
+                    step=step,
+                    path=path,
+                    value=v,
+                    samples=seen,
+                )
+
+
+BUILTIN = {
+    "errors": errors,
+    "tool_errors": tool_errors,
+    "empty_output": empty_output,
+    "shape_change": shape_change,
+    "value_anomaly": value_anomaly,
+    "attribute_change": attribute_change,
+    "stale_data": stale_data,
+    "latency": latency,
+    "loops": loops,
+    "budget": budget,
+    "refusals": refusals,
+    "truncation": truncation,
+    "injection": injection,
+    "ungrounded": ungrounded,
+}

@@ -1,0 +1,225 @@
+"""What a detector sees: one run, its decoded payloads, and the workflow's successful history.
+
+``RunContext`` wraps a ``RunRecord`` and decodes step inputs and outputs on demand.
+``History`` holds, for one workflow, samples of every step (by name) from its successful runs,
+so detectors can say "empty where it is usually not" or "a shape never seen before". Histories
+are cached per (store, workflow) and rebuilt when the number of successful runs changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from flightlog.model import Finding, RunRecord, Step
+from flightlog.store.base import RunQuery
+
+# How many of a workflow's most recent successful runs form its history.
+HISTORY_RUNS = 50
+_MISSING = object()
+
+
+def decode(data: bytes | None) -> Any:
+    """Canonical JSON bytes -> value; a capture-truncation marker stays a dict."""
+    if data is None:
+        return _MISSING
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return data.decode("utf-8", "replace")
+
+
+def is_capture_marker(value: Any) -> bool:
+    """True for the marker the SDK stores instead of an over-size value."""
+    return isinstance(value, dict) and value.get("$truncated") is True
+
+
+def finding_id(run_id: str, step_id: str | None, detector: str, kind: str) -> str:
+    """A stable id per (run, step, detector, kind): re-running a detector never duplicates."""
+    key = f"{run_id}|{step_id or '-'}|{detector}|{kind}".encode()
+    return hashlib.sha256(key).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class StepSample:
+    """One occurrence of a step in a successful run."""
+
+    run_id: str
+    output: Any
+    input: Any
+    duration_ns: int | None
+    attributes: dict[str, Any]
+    model: str | None
+    run_started_ns: int
+
+
+@dataclass(slots=True)
+class History:
+    """Successful runs of one workflow, indexed by step name."""
+
+    workflow: str
+    run_ids: list[str] = field(default_factory=list)
+    step_counts: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)
+    samples: dict[str, list[StepSample]] = field(default_factory=dict)
+
+    @property
+    def runs(self) -> int:
+        return len(self.run_ids)
+
+    def of(self, step_name: str, exclude_run: str | None = None) -> list[StepSample]:
+        return [s for s in self.samples.get(step_name, []) if s.run_id != exclude_run]
+
+    def median_steps(self) -> int | None:
+        if not self.step_counts:
+            return None
+        return int(round(statistics.median(self.step_counts)))
+
+
+class _HistoryCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[int, str, str], tuple[int, History]] = {}
+
+    def get(self, store: Any, workflow: str) -> History:
+        key = (id(store), getattr(store, "url", ""), workflow)
+        count = store.count_runs(RunQuery(workflow=workflow, status="succeeded"))
+        with self._lock:
+            hit = self._entries.get(key)
+        # Rebuild when the history has grown by a tenth (or is small): a run-end hook on a
+        # busy workflow must not re-read 50 runs after every run.
+        if hit is not None and (hit[0] == count or (count >= 20 and count - hit[0] < count / 10)):
+            return hit[1]
+        history = load_history(store, workflow)
+        with self._lock:
+            self._entries[key] = (count, history)
+        return history
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+history_cache = _HistoryCache()
+
+
+def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> History:
+    """Read the workflow's most recent successful runs and sample every step."""
+    history = History(workflow=workflow)
+    runs = store.list_runs(RunQuery(workflow=workflow, status="succeeded", limit=limit))
+    records = [store.get_record(r.id) for r in runs]
+    hashes: set[str] = set()
+    for rec in records:
+        for s in rec.steps:
+            if s.output_hash:
+                hashes.add(s.output_hash)
+            if s.input_hash:
+                hashes.add(s.input_hash)
+    payloads = store.get_payloads(hashes) if hashes else {}
+    for rec in records:
+        history.run_ids.append(rec.run.id)
+        history.step_counts.append(len(rec.steps))
+        history.tokens.append(
+            sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in rec.steps)
+        )
+        history.costs.append(sum(s.cost or 0.0 for s in rec.steps))
+        for s in rec.steps:
+            if s.status == "error":
+                continue
+            history.samples.setdefault(s.name, []).append(
+                StepSample(
+                    run_id=rec.run.id,
+                    output=decode(payloads.get(s.output_hash)) if s.output_hash else None,
+                    input=decode(payloads.get(s.input_hash)) if s.input_hash else None,
+                    duration_ns=s.duration_ns,
+                    attributes=s.attributes,
+                    model=s.model,
+                    run_started_ns=rec.run.started_ns,
+                )
+            )
+    return history
+
+
+class RunContext:
+    """One run as detectors see it: the record, decoded payloads and the workflow's history."""
+
+    def __init__(self, store: Any, record: RunRecord, history: History | None = None) -> None:
+        self.store = store
+        self.record = record
+        self.run = record.run
+        self.steps = record.steps
+        self.history = history if history is not None else History(workflow=record.run.workflow)
+        self._by_id = {s.id: s for s in record.steps}
+        self._payloads: dict[str, bytes] | None = None
+        self.now_ns = time.time_ns()
+
+    @classmethod
+    def load(cls, store: Any, run_id: str, *, with_history: bool = True) -> RunContext:
+        record = store.get_record(run_id)
+        history = history_cache.get(store, record.run.workflow) if with_history else None
+        return cls(store, record, history)
+
+    def step(self, step_id: str | None) -> Step | None:
+        return self._by_id.get(step_id) if step_id else None
+
+    def _load_payloads(self) -> dict[str, bytes]:
+        if self._payloads is None:
+            hashes = [h for s in self.steps for h in (s.input_hash, s.output_hash) if h]
+            self._payloads = self.store.get_payloads(hashes) if hashes else {}
+        return self._payloads
+
+    def output(self, step: Step) -> Any:
+        """The step's decoded output (None when it recorded none)."""
+        if not step.output_hash:
+            return None
+        value = decode(self._load_payloads().get(step.output_hash))
+        return None if value is _MISSING else value
+
+    def has_output(self, step: Step) -> bool:
+        return bool(step.output_hash) and step.output_hash in self._load_payloads()
+
+    def input(self, step: Step) -> Any:
+        if not step.input_hash:
+            return None
+        value = decode(self._load_payloads().get(step.input_hash))
+        return None if value is _MISSING else value
+
+    def baseline(self, step: Step) -> list[StepSample]:
+        """Samples of the same step (by name) from the workflow's successful runs."""
+        return self.history.of(step.name, exclude_run=self.run.id)
+
+    def finding(
+        self,
+        detector: str,
+        kind: str,
+        message: str,
+        *,
+        step: Step | None = None,
+        severity: str = "error",
+        **evidence: Any,
+    ) -> Finding:
+        """Build a finding with a stable id for (run, step, detector, kind)."""
+        step_id = step.id if step else None
+        return Finding(
+            id=finding_id(self.run.id, step_id, detector, kind),
+            run_id=self.run.id,
+            detector=detector,
+            severity=severity,
+            message=message,
+            step_id=step_id,
+            evidence={"kind": kind, **evidence},
+            created_ns=self.now_ns,
+        )
+
+
+def present(samples: Iterable[StepSample]) -> list[Any]:
+    """The outputs of samples that recorded one."""
+    return [s.output for s in samples if s.output is not _MISSING and s.output is not None]

@@ -1,0 +1,199 @@
+"""Features of captured values that detectors compare against a step's successful history.
+
+A value is described by its JSON type, and (for objects) per top-level field: the field's
+type, the size of lists and strings, numbers, short strings (categorical values) and
+timestamps. Everything here is pure and works on decoded JSON values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import statistics
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+ROOT = "$"
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def is_empty(value: Any) -> bool:
+    """None, "", whitespace, [], {} (or an object whose every field is empty)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (list, tuple)):
+        return len(value) == 0
+    if isinstance(value, dict):
+        return len(value) == 0 or all(is_empty(v) for v in value.values())
+    return False
+
+
+def fields(value: Any, depth: int = 2, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, value) of the value itself (path ``$``) and of nested object fields."""
+    if not prefix:
+        yield ROOT, value
+    if isinstance(value, dict) and depth > 0:
+        for k, v in value.items():
+            if isinstance(k, str) and k.startswith("$"):
+                continue
+            path = f"{prefix}.{k}" if prefix else str(k)
+            yield path, v
+            if isinstance(v, dict):
+                yield from fields(v, depth - 1, path)
+
+
+def field_map(value: Any) -> dict[str, Any]:
+    return dict(fields(value))
+
+
+def size(value: Any) -> int | None:
+    if isinstance(value, (str, list, dict)):
+        return len(value)
+    return None
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def strings(value: Any, limit: int = 200) -> Iterator[str]:
+    """Every string inside a value (bounded), keys included for objects."""
+    stack = [value]
+    seen = 0
+    while stack and seen < limit:
+        v = stack.pop()
+        if isinstance(v, str):
+            seen += 1
+            yield v
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                if isinstance(k, str):
+                    stack.append(k)
+                stack.append(x)
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+def text_of(value: Any) -> str:
+    """A value's text: the string itself, or common text fields of an LLM response object."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in ("text", "content", "output", "answer", "message", "response", "completion"):
+            v = value.get(key)
+            if isinstance(v, str):
+                return v
+            if isinstance(v, dict) and isinstance(v.get("content"), str):
+                return str(v["content"])
+        choices = value.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            msg = choices[0].get("message") or {}
+            if isinstance(msg, dict) and isinstance(msg.get("content"), str):
+                return str(msg["content"])
+            if isinstance(choices[0].get("text"), str):
+                return str(choices[0]["text"])
+    return ""
+
+
+# -- robust statistics ---------------------------------------------------------------------
+
+
+def median_mad(xs: Sequence[float]) -> tuple[float, float]:
+    med = statistics.median(xs)
+    mad = statistics.median([abs(x - med) for x in xs])
+    return med, mad
+
+
+def robust_z(x: float, xs: Sequence[float]) -> float:
+    """|x - median| / (1.4826 * MAD); infinite when MAD is 0 and x differs from the median."""
+    med, mad = median_mad(xs)
+    if mad == 0:
+        spread = (max(xs) - min(xs)) / 2 or abs(med) * 0.05
+        if spread == 0:
+            return 0.0 if x == med else float("inf")
+        return abs(x - med) / spread
+    return abs(x - med) / (1.4826 * mad)
+
+
+def span(xs: Sequence[float]) -> str:
+    """The range of typical values, "3–5" or "4": the 10th to the 90th percentile."""
+    ordered = sorted(xs)
+    lo = ordered[int(0.1 * (len(ordered) - 1))]
+    hi = ordered[int(round(0.9 * (len(ordered) - 1)))]
+    fmt = _fmt_num
+    return fmt(lo) if lo == hi else f"{fmt(lo)}–{fmt(hi)}"
+
+
+def _fmt_num(x: float) -> str:
+    if float(x).is_integer():
+        return str(int(x))
+    return f"{x:.3g}"
+
+
+# -- timestamps ----------------------------------------------------------------------------
+
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+_TIME_KEYS = re.compile(r"(^|_)(as_of|asof|updated|fetched|cached|timestamp|date|time|at)($|_)")
+
+
+def timestamp_ns(path: str, value: Any) -> int | None:
+    """Nanoseconds since the epoch for ISO-8601 strings, or epoch numbers in time-named fields."""
+    if isinstance(value, str) and _ISO.match(value.strip()):
+        try:
+            t = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.UTC)
+        return int(t.timestamp() * 1e9)
+    n = number(value)
+    if n is not None and _TIME_KEYS.search(path.rsplit(".", 1)[-1].lower()):
+        if 1e9 < n < 1e10:  # seconds
+            return int(n * 1e9)
+        if 1e12 < n < 1e13:  # milliseconds
+            return int(n * 1e6)
+        if 1e18 < n < 1e19:  # nanoseconds
+            return int(n)
+    return None
+
+
+# -- text patterns ---------------------------------------------------------------------------
+
+ERROR_TEXT = re.compile(
+    r"\b(error|exception|traceback|failed|failure|not found|unauthori[sz]ed|forbidden|"
+    r"internal server error|service unavailable|bad gateway|rate limit(ed)?|timed? ?out|"
+    r"invalid api key|denied)\b",
+    re.IGNORECASE,
+)
+REFUSAL_TEXT = re.compile(
+    r"(i'?m sorry,? but i (can(no|')t|am unable|won'?t)|i (can(no|')t|am unable to|won'?t) "
+    r"(help|assist|comply|provide|do that)|as an ai( language model)?,? i|i must decline|"
+    r"i'?m not able to (help|assist))",
+    re.IGNORECASE,
+)
+INJECTION_TEXT = re.compile(
+    r"(ignore (all |any )?(the )?(previous|prior|above) (instructions|prompts?)|"
+    r"disregard (all |the )?(previous|prior|above)|you are now |new instructions:|"
+    r"system prompt|<\s*script\b|reveal (your|the) (system )?prompt|"
+    r"forget (all |everything )?(you|your instructions))",
+    re.IGNORECASE,
+)

@@ -1,0 +1,39 @@
+"""``flightlog.why`` and ``flightlog.replay`` on the configured store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flightlog.errors import ConfigurationError
+from flightlog.forensics.attribution import Attribution
+
+
+def configured_store() -> tuple[Any, bool]:
+    """The store the SDK writes to (flushed), and whether the caller must close it."""
+    from flightlog.sdk import state
+    from flightlog.store import default_url, open_store
+
+    state.flush()
+    w = state.writer()
+    store = getattr(getattr(w, "sink", None), "store", None) if w is not None else None
+    if store is not None:
+        return store, False
+    url = state.url or default_url()
+    if url.split("://", 1)[0].lower() in ("http", "https"):
+        raise ConfigurationError(
+            f"flightlog is configured to send records to {url}; attribution needs a store: "
+            "run `flightlog why RUN --db URL` against the server's store instead"
+        )
+    return open_store(url), True
+
+
+def why(run_id: str) -> Attribution:
+    """Attribute ``run_id``'s failure using the configured store."""
+    from flightlog.forensics.attribution import why as _why
+
+    store, close = configured_store()
+    try:
+        return _why(store, run_id)
+    finally:
+        if close:
+            store.close()

@@ -1,0 +1,449 @@
+"""Attribution: the failure point of a run, its root-cause step, the chain between them.
+
+Method (DESIGN.md, "Attribution, in brief"): find where the failure surfaced (the step where
+the fatal exception originated, else the step active when ``run.fail`` was called, else the
+first failed check or error), walk back from it along data, handoff and parent edges, score
+every upstream step by its evidence (errors, findings, anomalies against the same step in the
+workflow's successful runs), and name the *earliest* step whose fault explains the failure.
+Weak evidence gives a low confidence and the word "hypothesis". Across runs, spectrum-based
+fault localisation (``flightlog.forensics.spectrum``) adds supporting evidence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from flightlog.detect import RunContext, history_cache, run_detectors
+from flightlog.errors import InputError
+from flightlog.forensics.lineage import Lineage
+from flightlog.model import Finding, Step, severity_rank
+
+STRONG = 0.6  # a step's evidence at or above this is a fault that can explain a failure
+MEDIUM = 0.35
+MIN_HISTORY = 3  # successful runs needed before anomalies mean anything
+
+
+@dataclass(slots=True, frozen=True)
+class StepRef:
+    """A step, as named in an attribution."""
+
+    id: str
+    index: int
+    name: str
+    agent: str | None = None
+    kind: str | None = None
+    owner: str | None = None
+
+    @classmethod
+    def of(cls, step: Step) -> StepRef:
+        return cls(step.id, step.index, step.name, step.agent, step.kind, step.owner)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def label(self) -> str:
+        who = []
+        if self.agent:
+            who.append(f"agent {self.agent}")
+        if self.owner:
+            who.append(f"owner {self.owner}")
+        return f"step {self.index} {self.name}" + (f" ({', '.join(who)})" if who else "")
+
+
+@dataclass(slots=True)
+class Attribution:
+    """Why a run failed: failure point, root cause, chain, evidence, confidence, alternatives."""
+
+    run_id: str
+    failed: bool
+    failure_point: StepRef | None = None
+    root_cause: StepRef | None = None
+    of_steps: int = 0
+    chain: list[StepRef] = field(default_factory=list)
+    confidence: float = 0.0
+    evidence: list[str] = field(default_factory=list)
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    method: str = "none"
+    summary: str = ""
+    workflow: str | None = None
+    status: str | None = None
+    hypothesis: bool = False
+    cause: str | None = None  # the root cause's main evidence, in one phrase
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "failed": self.failed,
+            "failure_point": self.failure_point.to_dict() if self.failure_point else None,
+            "root_cause": self.root_cause.to_dict() if self.root_cause else None,
+            "of_steps": self.of_steps,
+            "chain": [s.to_dict() for s in self.chain],
+            "confidence": round(self.confidence, 3),
+            "hypothesis": self.hypothesis,
+            "cause": self.cause,
+            "evidence": list(self.evidence),
+            "alternatives": list(self.alternatives),
+            "method": self.method,
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Attribution:
+        def ref(d: dict[str, Any] | None) -> StepRef | None:
+            return StepRef(**d) if d else None
+
+        return cls(
+            run_id=data["run_id"],
+            failed=bool(data.get("failed")),
+            failure_point=ref(data.get("failure_point")),
+            root_cause=ref(data.get("root_cause")),
+            of_steps=int(data.get("of_steps") or 0),
+            chain=[StepRef(**d) for d in data.get("chain") or []],
+            confidence=float(data.get("confidence") or 0.0),
+            evidence=list(data.get("evidence") or []),
+            alternatives=list(data.get("alternatives") or []),
+            method=data.get("method", ""),
+            summary=data.get("summary", ""),
+            workflow=data.get("workflow"),
+            status=data.get("status"),
+            hypothesis=bool(data.get("hypothesis")),
+            cause=data.get("cause"),
+        )
+
+
+# How much a kind of evidence says "this step is at fault" (0-1).
+KIND_WEIGHT: dict[str, float] = {
+    "exception": 1.0,
+    "timeout": 1.0,
+    "check": 0.9,
+    "http_error": 0.9,
+    "error_field": 0.9,
+    "error_text": 0.75,
+    "empty": 0.85,
+    "type": 0.85,
+    "fields": 0.8,
+    "truncated": 0.85,
+    "refusal": 0.85,
+    "prompt_injection": 0.85,
+    "loop": 0.8,
+    "stale": 0.75,
+    "ungrounded": 0.75,
+    "number": 0.7,
+    "category": 0.65,
+    "attr": 0.7,
+    "short": 0.65,
+    "budget": 0.6,
+    "overrun": 0.3,
+    "outlier": 0.25,
+    "unfinished": 0.2,
+    "broken": 0.0,
+    "run_exception": 0.0,
+}
+SEVERITY_WEIGHT = {"critical": 0.9, "error": 0.75, "warning": 0.5, "info": 0.1}
+
+
+def finding_weight(f: Finding) -> float:
+    if f.detector == "check":
+        return KIND_WEIGHT["check"] * (1.0 if severity_rank(f.severity) >= 2 else 0.6)
+    kind = str(f.evidence.get("kind", "")).split(":", 1)[0]
+    if kind in KIND_WEIGHT:
+        return KIND_WEIGHT[kind]
+    return SEVERITY_WEIGHT.get(f.severity, 0.3)
+
+
+@dataclass(slots=True)
+class _Candidate:
+    step: Step
+    score: float = 0.0
+    evidence: list[tuple[float, str]] = field(default_factory=list)
+    messages: list[tuple[float, str]] = field(default_factory=list)
+    on_chain: bool = True
+    hops: int = 0
+
+    def add(self, weight: float, sentence: str, message: str) -> None:
+        self.evidence.append((weight, sentence))
+        self.messages.append((weight, message))
+        # Noisy-or: independent pieces of evidence reinforce each other.
+        self.score = 1 - (1 - self.score) * (1 - weight)
+
+    def best(self) -> str:
+        return max(self.messages, key=lambda e: e[0])[1] if self.messages else ""
+
+
+def why(store: Any, run_id: str, *, history: bool = True) -> Attribution:
+    """Attribute a run's failure. Raises ``NotFoundError`` for an unknown id; every other
+    problem (run in progress, no steps, no history, cyclic lineage) gives an answer that says
+    so, with a low confidence."""
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise InputError("why() needs a run id (32 hex digits, or a unique prefix of one)")
+    run_id = store.resolve_run_id(run_id.strip())
+    record = store.get_record(run_id)
+    hist = history_cache.get(store, record.run.workflow) if history else None
+    ctx = RunContext(store, record, hist)
+    return attribute(ctx)
+
+
+def of_steps(ctx: RunContext) -> int:
+    """N in "step k of N": declared, else the median of successful runs, else steps seen."""
+    if ctx.run.declared_steps:
+        return int(ctx.run.declared_steps)
+    counts = [
+        c
+        for rid, c in zip(ctx.history.run_ids, ctx.history.step_counts, strict=False)
+        if rid != ctx.run.id
+    ]
+    if counts:
+        return max(
+            int(round(statistics.median(counts))),
+            max(s.index for s in ctx.steps) if ctx.steps else 0,
+        )
+    return len(ctx.steps)
+
+
+def failure_point(ctx: RunContext, findings: list[Finding]) -> tuple[Step | None, str]:
+    """Where the failure surfaced, and how we know."""
+    run = ctx.run
+    by_id = {s.id: s for s in ctx.steps}
+    if run.error and run.error.origin_step_id in by_id:
+        return by_id[run.error.origin_step_id], f"the {run.error.type} was raised here"
+    if run.failed_step_id in by_id:
+        s = by_id[run.failed_step_id]
+        origin = s.error.origin_step_id if s.error else None
+        if origin in by_id and origin != s.id:
+            return by_id[origin], f"the {s.error.type if s.error else 'error'} was raised here"
+        return s, "the step active when the run failed"
+    order = {s.id: s.index for s in ctx.steps}
+    checks = sorted(
+        (
+            f
+            for f in findings
+            if f.detector == "check" and severity_rank(f.severity) >= 2 and f.step_id in by_id
+        ),
+        key=lambda f: order[f.step_id or ""],
+    )
+    if checks:
+        name = checks[0].evidence.get("check") or checks[0].evidence.get("name")
+        return by_id[checks[0].step_id or ""], f"check {name} failed here" if name else (
+            "a check failed here"
+        )
+    errs = [s for s in ctx.steps if s.status == "error"]
+    if errs:
+        # The deepest error: where it originated rather than where it propagated to.
+        own = [
+            s for s in errs if not any(c.parent_id == s.id and c.status == "error" for c in errs)
+        ]
+        s = min(own or errs, key=lambda s: s.index)
+        return s, "the first step that ended in error"
+    errf = sorted(
+        (f for f in findings if severity_rank(f.severity) >= 2 and f.step_id in by_id),
+        key=lambda f: order[f.step_id or ""],
+    )
+    if errf:
+        return by_id[errf[0].step_id or ""], "the first error-severity finding"
+    if ctx.steps:
+        return max(ctx.steps, key=lambda s: s.index), "the last step recorded"
+    return None, ""
+
+
+def _failed_sentence(ctx: RunContext) -> str:
+    r = ctx.run
+    if r.reason:
+        return f"the run failed: {r.reason}"
+    if r.error:
+        return f"the run failed with {r.error.type}: {r.error.message}"
+    return "the run failed"
+
+
+def attribute(ctx: RunContext) -> Attribution:
+    """Attribute the failure of the run in ``ctx`` (see the module docstring)."""
+    run = ctx.run
+    att = Attribution(
+        run_id=run.id,
+        failed=run.status == "failed",
+        workflow=run.workflow,
+        status=run.status,
+        of_steps=of_steps(ctx),
+    )
+    if run.status == "running":
+        att.method = "none"
+        att.summary = (
+            f"run {run.id[:12]} of {run.workflow} is still running; "
+            "attribution is available once it ends"
+        )
+        att.evidence.append("the run has not ended yet")
+        return att
+    if run.status != "failed":
+        att.method = "none"
+        att.summary = f"run {run.id[:12]} of {run.workflow} {run.status}; nothing to attribute"
+        return att
+    if not ctx.steps:
+        att.method = "none"
+        att.hypothesis = True
+        att.evidence.append(_failed_sentence(ctx))
+        att.evidence.append("the run recorded no steps, so no step can be blamed")
+        att.summary = f"failed before recording any step; {_failed_sentence(ctx)}"
+        return att
+
+    fresh = run_detectors(ctx)
+    known = {f.id for f in ctx.record.findings}
+    findings = ctx.record.findings + [f for f in fresh if f.id not in known]
+
+    fp, fp_reason = failure_point(ctx, findings)
+    assert fp is not None
+    att.failure_point = StepRef.of(fp)
+    lineage = Lineage.build(ctx.steps, ctx.record.edges)
+    walk = lineage.walk_back(fp.id)
+
+    cands: dict[str, _Candidate] = {}
+    for s in ctx.steps:
+        if s.id in walk:
+            cands[s.id] = _Candidate(s, on_chain=True, hops=walk[s.id][2])
+        elif s.index < fp.index:
+            cands[s.id] = _Candidate(s, on_chain=False, hops=fp.index - s.index)
+    for f in findings:
+        if f.step_id in cands:
+            w = finding_weight(f)
+            if w > 0:
+                label = "check failed" if f.detector == "check" else f.detector
+                cands[f.step_id].add(w, f"{label}: {f.message}", f.message)
+
+    history_runs = len([r for r in ctx.history.run_ids if r != run.id])
+    att.evidence.append(
+        f"{_failed_sentence(ctx)}; it surfaced at step {fp.index} of "
+        f"{att.of_steps} ({fp.name}): {fp_reason}"
+    )
+    if history_runs < MIN_HISTORY:
+        att.evidence.append(
+            f"only {history_runs} successful run(s) of {run.workflow} to compare against: "
+            "anomaly evidence is unavailable"
+        )
+    att.evidence.extend(lineage.problems)
+
+    fp_c = cands[fp.id]
+    upstream = [
+        c
+        for c in cands.values()
+        if c.step.id != fp.id and c.step.index <= fp.index or (c.step.id != fp.id and c.on_chain)
+    ]
+    has_lineage = lineage.data_edges > 0
+    on = sorted((c for c in upstream if c.on_chain or not has_lineage), key=lambda c: c.step.index)
+    off = sorted(
+        (c for c in upstream if not (c.on_chain or not has_lineage)), key=lambda c: c.step.index
+    )
+
+    root: _Candidate | None = None
+    confidence = 0.0
+    method = "lineage walk-back"
+    strong_on = [c for c in on if c.score >= STRONG]
+    strong_off = [c for c in off if c.score >= STRONG]
+    if strong_on:
+        root = strong_on[0]
+        confidence = 0.55 + 0.4 * root.score
+        if not has_lineage:
+            method = "temporal walk-back (no data lineage recorded)"
+            confidence -= 0.15
+    elif strong_off:
+        root = strong_off[0]
+        confidence = 0.35 + 0.3 * root.score
+        method = "temporal walk-back (fault not connected by recorded lineage)"
+    else:
+        medium = [c for c in on if c.score >= MEDIUM]
+        if medium and fp_c.score < STRONG * 1.5 and not _raised_here(fp):
+            root = max(medium, key=lambda c: (c.score, -c.step.index))
+            confidence = 0.25 + 0.3 * root.score
+        elif fp_c.score > 0 or fp.status == "error":
+            root = fp_c
+            confidence = 0.8 if _raised_here(fp) else 0.45 + 0.2 * fp_c.score
+            if not _raised_here(fp) and not fp_c.evidence:
+                confidence = 0.3
+            method = "failure point (no upstream evidence)"
+        else:
+            root = fp_c
+            confidence = 0.2
+            method = "failure point (no evidence anywhere)"
+    if history_runs < MIN_HISTORY and root is not fp_c:
+        confidence *= 0.85
+    if history_runs < MIN_HISTORY and root is fp_c and not _raised_here(fp):
+        confidence = min(confidence, 0.4)
+    if lineage.problems:
+        confidence *= 0.9
+
+    # Cross-run evidence (spectrum-based fault localisation) when the workflow has failures.
+    try:
+        from flightlog.forensics.spectrum import localize
+
+        spectrum = localize(ctx.store, run.workflow, ctx)
+    except Exception as exc:  # supporting evidence only: never fail the attribution
+        spectrum = None
+        att.evidence.append(f"cross-run analysis unavailable: {exc}")
+    if spectrum is not None and spectrum.top is not None:
+        top = spectrum.top
+        att.evidence.append(spectrum.sentence())
+        if top.step_id and root is not None and top.step_id == root.step.id:
+            confidence = min(0.99, confidence + 0.05)
+            method += " + spectrum (Ochiai)"
+
+    att.root_cause = StepRef.of(root.step)
+    att.confidence = max(0.0, min(0.99, confidence))
+    att.hypothesis = att.confidence < 0.5
+    att.method = method + (" [hypothesis]" if att.hypothesis else "")
+    path = lineage.path(walk, root.step.id) if root.step.id in walk else [root.step.id, fp.id]
+    if path[-1] != fp.id:
+        path.append(fp.id)
+    att.chain = [StepRef.of(lineage.steps[i]) for i in dict.fromkeys(path)]
+    att.cause = root.best() or (fp_reason if root is fp_c else None)
+    for _, sentence in sorted(root.evidence, key=lambda e: -e[0]):
+        att.evidence.append(f"step {root.step.index} {root.step.name}: {sentence}")
+    if root is not fp_c:
+        for _, sentence in sorted(fp_c.evidence, key=lambda e: -e[0])[:3]:
+            att.evidence.append(f"step {fp.index} {fp.name} (failure point): {sentence}")
+        if len(att.chain) > 2:
+            att.evidence.append(
+                "causal chain: " + " -> ".join(f"{s.index} {s.name}" for s in att.chain)
+            )
+
+    alts = sorted(
+        (c for c in cands.values() if c is not root and c.score > 0),
+        key=lambda c: (-c.score, c.step.index),
+    )
+    att.alternatives = [
+        {
+            "step": StepRef.of(c.step).to_dict(),
+            "score": round(c.score, 3),
+            "on_chain": c.on_chain,
+            "reason": max(c.evidence)[1] if c.evidence else "",
+        }
+        for c in alts[:5]
+    ]
+    att.summary = _summary(att)
+    return att
+
+
+def _raised_here(step: Step) -> bool:
+    return step.status == "error" and (
+        step.error is None or step.error.origin_step_id in (None, step.id)
+    )
+
+
+def _summary(att: Attribution) -> str:
+    fp, rc = att.failure_point, att.root_cause
+    if fp is None or rc is None:
+        return att.summary
+    head = f"failed at step {fp.index} of {att.of_steps} ({fp.name}); "
+    who = [
+        x
+        for x in (f"agent {rc.agent}" if rc.agent else "", f"owner {rc.owner}" if rc.owner else "")
+        if x
+    ]
+    cause = att.cause or "no direct evidence"
+    hyp = "hypothesis: " if att.hypothesis else ""
+    return (
+        f"{head}{hyp}root cause step {rc.index} {rc.name}"
+        + (f" ({', '.join(who)})" if who else "")
+        + f": {cause}"
+    )

@@ -1,0 +1,1 @@
+"""Recording: context, decorators, lineage capture, the batching writer and sinks."""

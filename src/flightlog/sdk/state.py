@@ -1,0 +1,202 @@
+"""The SDK's process-wide state: the configured sink and its writer.
+
+``configure()`` opens the store (or the remote sink) at once, so a bad URL, a read-only or
+corrupt store fails loudly there. Without ``configure()``, the first record configures the
+default (``$FLIGHTLOG_URL`` or ``sqlite:///flightlog.db``); if that fails, recording turns
+itself off and the error is logged and counted, never raised into user code.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from typing import Any
+
+from flightlog.errors import ConfigurationError
+from flightlog.sdk.writer import Writer
+
+log = logging.getLogger("flightlog")
+
+_lock = threading.RLock()
+_writer: Writer | None = None
+_configured = False
+_disabled = False
+service: str | None = None
+url: str | None = None
+errors = 0  # internal errors swallowed to protect the host application
+
+
+def writer() -> Writer | None:
+    return _writer
+
+
+def ensure_configured() -> bool:
+    """Configure the default sink on first use. True when recording is on."""
+    if _configured:
+        return _writer is not None
+    with _lock:
+        if _configured:
+            return _writer is not None
+        try:
+            configure()
+        except Exception as exc:
+            global errors, _disabled
+            errors += 1
+            _disabled = True
+            _set(None, configured=True)
+            log.error("flightlog could not configure its default store; recording is off: %s", exc)
+        return _writer is not None
+
+
+def _set(new: Writer | None, *, configured: bool) -> None:
+    global _writer, _configured
+    _writer = new
+    _configured = configured
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"${name} must be an integer, got {raw!r}") from exc
+
+
+def configure(
+    url: str | None = None,
+    *,
+    service: str | None = None,
+    payload_cap: int | None = None,
+    queue_size: int | None = None,
+    batch_size: int | None = None,
+    spool_dir: str | None = None,
+) -> None:
+    """Choose where records go. Raises ``ConfigurationError``/``StoreError`` at once if wrong.
+
+    ``url``: ``sqlite:///path.db`` (default ``$FLIGHTLOG_URL``, else ``sqlite:///flightlog.db``),
+    ``postgresql://...``, or ``http(s)://host:4318`` for a Flightlog server or an OpenTelemetry
+    Collector. ``payload_cap``: the largest captured value in bytes (default 256 KiB,
+    ``$FLIGHTLOG_PAYLOAD_CAP``). Calling it again flushes and replaces the previous sink.
+    Set ``$FLIGHTLOG_DISABLED=1`` to turn recording off.
+    """
+    global _disabled
+    from flightlog.sdk import state as me
+
+    with _lock:
+        if os.environ.get("FLIGHTLOG_DISABLED", "").lower() in ("1", "true", "yes"):
+            shutdown()
+            _set(None, configured=True)
+            _disabled = True
+            return
+        from flightlog.store import default_url, normalize_url
+
+        target = normalize_url(url or default_url())
+        cap = payload_cap if payload_cap is not None else _env_int("FLIGHTLOG_PAYLOAD_CAP", 256 * 1024)
+        if cap < 1024:
+            raise ConfigurationError(f"payload_cap must be at least 1024 bytes, got {cap}")
+        scheme = target.split("://", 1)[0].lower()
+        sink: Any
+        if scheme in ("http", "https"):
+            try:
+                from flightlog.sdk.remote import RemoteSink
+            except ImportError as exc:
+                raise ConfigurationError(
+                    f"sending to {target} needs the OTLP extra: pip install 'flightlog[otlp]' ({exc})"
+                ) from exc
+            sink = RemoteSink(target, spool_dir=spool_dir)
+        else:
+            from flightlog.sdk.sink import StoreSink
+            from flightlog.store import open_store
+
+            sink = StoreSink(open_store(target))
+        shutdown()
+        new = Writer(
+            sink,
+            max_queue=queue_size or _env_int("FLIGHTLOG_QUEUE_SIZE", 20_000),
+            batch_size=batch_size or _env_int("FLIGHTLOG_BATCH_SIZE", 1_000),
+            payload_cap=cap,
+        )
+        me.service = service or os.environ.get("FLIGHTLOG_SERVICE") or me.service
+        me.url = target
+        _disabled = False
+        _set(new, configured=True)
+
+
+def flush(timeout: float | None = 30.0) -> bool:
+    """Block until every record made so far is durable. True on success."""
+    w = _writer
+    if w is None:
+        return True
+    return w.flush(timeout)
+
+
+def shutdown(timeout: float | None = 10.0) -> None:
+    """Flush and stop the writer (called at exit)."""
+    global _writer
+    with _lock:
+        w = _writer
+        if w is None:
+            return
+        try:
+            w.close(timeout)
+        except Exception:
+            log.exception("flightlog shutdown failed")
+        try:
+            w.sink.close()
+        except Exception:
+            pass
+        _writer = None
+
+
+def stats() -> dict[str, Any]:
+    """Counters: enqueued, written, dropped, pending, batches, write_failures, errors, ..."""
+    w = _writer
+    out: dict[str, Any] = {
+        "url": url,
+        "enabled": w is not None,
+        "errors": errors,
+        "enqueued": 0,
+        "written": 0,
+        "dropped": 0,
+        "pending": 0,
+        "batches": 0,
+        "write_failures": 0,
+        "last_error": None,
+    }
+    if w is not None:
+        out.update(w.stats())
+        sink_stats = getattr(w.sink, "stats", None)
+        if callable(sink_stats):
+            out["sink"] = sink_stats()
+    from flightlog import pipeline
+
+    out["hook_errors"] = pipeline.hook_errors
+    return out
+
+
+def _at_exit() -> None:
+    w = _writer
+    if w is None:
+        return
+    try:
+        w.flush(30.0)
+        st = w.stats()
+        if st["dropped"]:
+            log.warning("flightlog dropped %d record(s) in this process", st["dropped"])
+    except Exception:
+        pass
+
+
+def _after_fork_in_child() -> None:
+    w = _writer
+    if w is not None:
+        w.after_fork_in_child()
+
+
+atexit.register(_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,56 @@
+"""Shared fixtures: a fresh SQLite store per test, the SDK configured to it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import flightlog
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def testdata_dir() -> Path:
+    """``../shared/testdata`` beside the repository (or /work/shared/testdata)."""
+    for candidate in (REPO.parent / "shared" / "testdata", Path("/work/shared/testdata")):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("shared/testdata not found beside the repository")
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'flightlog.db'}"
+
+
+@pytest.fixture
+def recorder(db_url: str) -> Iterator[str]:
+    """The SDK configured to a fresh store; yields its URL; shuts the writer down after."""
+    flightlog.configure(db_url)
+    yield db_url
+    flightlog.shutdown()
+
+
+@pytest.fixture
+def store(recorder: str) -> Iterator[object]:
+    s = flightlog.open_store(recorder)
+    yield s
+    s.close()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None,
+            check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m flightlog ARGS`` in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "flightlog", *args],
+        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"flightlog {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
