@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from _ledger_helpers import rid, run_batches
+from tests.integration.ledger._ledger_helpers import rid, run_batches
 from flightlog.store import open_store
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _ledger_helpers import rid
+from tests.integration.ledger._ledger_helpers import rid
 
 from flightlog.ledger.anchor import read_witness
 
@@ -109,7 +109,7 @@ def test_checkpoint_anchored_in_git(filled: Path, tmp_path: Path) -> None:
     from flightlog.store import open_store
 
     store = open_store(db)
-    from _ledger_helpers import run_batches
+    from tests.integration.ledger._ledger_helpers import run_batches
 
     for b in run_batches(rid(5)):
         store.write(b)

@@ -78,7 +78,7 @@ def test_bundle_verifies_in_a_fresh_venv_without_a_store(filled: Path, tmp_path:
     store = open_store(f"sqlite:///{filled}")
     ledger = attach(store)
     bundle = tmp_path / "bundle.json"
-    from _ledger_helpers import rid
+    from tests.integration.ledger._ledger_helpers import rid
 
     export(ledger, bundle, run_id=rid(1))
     key = ledger.verifier().encode()

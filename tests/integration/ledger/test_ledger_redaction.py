@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from _ledger_helpers import rid, run_batches
+from tests.integration.ledger._ledger_helpers import rid, run_batches
 
 from flightlog.errors import LedgerError
 from flightlog.ledger import attach, rfc9162

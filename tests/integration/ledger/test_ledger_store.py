@@ -16,7 +16,7 @@ from flightlog.ledger.verify import VerifyReport, verify
 from flightlog.model import Batch, Run, Step
 from flightlog.store import open_store
 
-from _ledger_helpers import rid, run_batches
+from tests.integration.ledger._ledger_helpers import rid, run_batches
 
 
 def _verify(db: Path, **kw: object) -> VerifyReport:
