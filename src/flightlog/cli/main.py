@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "incident": ("flightlog.cli.respond:incident", "Show, acknowledge or resolve an incident."),
     "incidents": ("flightlog.cli.respond:incidents", "List incidents, newest first."),
     "owners": ("flightlog.cli.respond:owners", "Who owns a workflow or a step (explain)."),
+    "report": ("flightlog.cli.report:report", "Write a blameless postmortem of a run."),
     "runs": ("flightlog.cli.runs:runs", "List recorded runs."),
     "serve": ("flightlog.cli.serve:serve", "Receive OTLP traces; serve the REST API and web view."),
     "show": ("flightlog.cli.runs:show", "Show a run: its step tree, lineage and findings."),
