@@ -56,7 +56,8 @@ def open_store(url: str | None = None, *, readonly: bool = False) -> Store:
                 f"store URL {url!r} needs the PostgreSQL driver: pip install 'flightlog[postgres]'"
                 f" ({exc})"
             ) from exc
-        return PostgresStore(url)
+        store: Store = PostgresStore(url)
+        return store
     raise ConfigurationError(
         f"unsupported store URL {url!r}; expected sqlite:///path.db or postgresql://..."
     )
