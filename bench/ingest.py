@@ -1,0 +1,437 @@
+"""OTLP ingestion: Flightlog vs Arize Phoenix vs MLflow, in one run, on this machine.
+
+Each server runs in a subprocess on loopback with its own port and a fresh SQLite store in a
+temporary directory. The same spans (agent-like traces of four GenAI spans) are sent to each
+with the real ``opentelemetry-exporter-otlp-proto-http`` exporter, in batches of 512, one
+export at a time (as OpenTelemetry's batch span processor does). Meanwhile the server's own
+store is polled until every span is there.
+
+Measured per server:
+
+- durable spans/s: spans found in the server's store / seconds from the first export to the
+  moment the last of them was found there (acknowledged is not enough);
+- time to ack: seconds from the first export until the last export returned;
+- durable at ack: how many spans were in the store when the last export was acknowledged;
+- peak RSS of the server's process tree, and its RSS when idle before the load.
+
+Each server gets ``--timeout`` seconds from the first export; after that the spans stored
+so far are reported (the row says "timeout"). ``--peer-spans`` sends fewer spans to the
+peers when their store is too slow for the budget; spans/s is always over the count used.
+
+Peers run from their own virtual environments under ~/.cache/flightlog-bench (or
+$FLIGHTLOG_BENCH_CACHE), created by ``--install``; they are never project dependencies.
+
+    python bench/ingest.py --install                      # all three, 20,000 spans each
+    python bench/ingest.py --only flightlog --spans 1000 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _ingest_servers import (  # noqa: E402
+    BenchError,
+    ServerSpec,
+    ensure_venv,
+    flightlog_spec,
+    mlflow_spec,
+    phoenix_spec,
+    start,
+    tree_rss,
+)
+from _ingest_spans import SPANS_PER_TRACE, batches, build_spans  # noqa: E402
+
+SERVERS = ("flightlog", "mlflow", "phoenix")
+BATCH = 512
+POLL_S = 0.05
+
+
+@dataclass
+class Result:
+    server: str
+    label: str
+    version: str
+    spans: int
+    acked: int = 0
+    failed_exports: int = 0
+    stored: int = 0
+    ack_s: float | None = None
+    durable_at_ack: int = 0
+    durable_s: float | None = None
+    durable_per_s: float | None = None
+    ack_per_s: float | None = None
+    idle_rss_mb: float = 0.0
+    peak_rss_mb: float = 0.0
+    status: str = "ok"
+    error: str = ""
+    load_avg: float = 0.0
+    runs_per_s: list[int] = field(default_factory=list)
+
+
+def _send(spec: ServerSpec, spans: list, timeout: float, deadline: float, out: dict) -> None:
+    """Export ``spans`` in batches of 512 with the real OTLP/HTTP exporter; record the acks."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    exporter = OTLPSpanExporter(
+        endpoint=spec.otlp_url, headers=spec.headers or None, timeout=timeout
+    )
+    acked = failed = 0
+    try:
+        for batch in batches(spans, BATCH):
+            if time.monotonic() > deadline:
+                break
+            if exporter.export(batch) == SpanExportResult.SUCCESS:
+                acked += len(batch)
+            else:
+                failed += 1
+            out["acked"], out["failed"] = acked, failed
+    finally:
+        out["acked"], out["failed"] = acked, failed
+        out["ack_t"] = time.monotonic()
+        exporter.shutdown()
+
+
+def measure(spec: ServerSpec, spans: list, workdir: Path, args: argparse.Namespace) -> Result:
+    result = Result(spec.name, spec.label, spec.version, len(spans))
+    try:
+        server = start(spec, workdir, startup_timeout=args.startup_timeout)
+    except BenchError as exc:
+        result.status, result.error = "failed to start", str(exc)
+        return result
+    try:
+        time.sleep(1.0)  # let background start-up work settle before taking the idle figure
+        result.idle_rss_mb = tree_rss(server.proc.pid) / 1e6
+        server.peak_rss = 0
+        server.sample_rss()
+        sent: dict = {}
+        t0 = time.monotonic()
+        deadline = t0 + args.timeout
+        sender = threading.Thread(
+            target=_send, args=(spec, spans, args.export_timeout, deadline, sent), daemon=True
+        )
+        sender.start()
+        stored, last_change = 0, t0
+        while True:
+            now = time.monotonic()
+            n = spec.count()
+            if n > stored:  # counts only grow; a transient read error reads as 0
+                stored, last_change = n, now
+            if "ack_t" in sent and result.ack_s is None:
+                result.ack_s = sent["ack_t"] - t0
+                result.durable_at_ack = max(stored, spec.count())
+            if not sender.is_alive() and stored >= sent.get("acked", 0) and stored > 0:
+                break
+            if not sender.is_alive() and sent.get("acked", 0) == 0:
+                break
+            if now > deadline:
+                result.status = f"timeout {args.timeout:.0f} s"
+                break
+            if server.proc.poll() is not None:
+                result.status = f"server exited ({server.proc.returncode})"
+                result.error = server.log_tail()
+                break
+            time.sleep(POLL_S)
+        sender.join(timeout=args.export_timeout + 5)
+        result.load_avg = os.getloadavg()[0]
+        result.acked = sent.get("acked", 0)
+        result.failed_exports = sent.get("failed", 0)
+        result.stored = stored
+        result.durable_s = last_change - t0 if stored else None
+        if stored and result.durable_s:
+            result.durable_per_s = stored / result.durable_s
+        if result.ack_s:
+            result.ack_per_s = result.acked / result.ack_s
+        if result.failed_exports and result.status == "ok":
+            result.status = f"{result.failed_exports} exports failed"
+        if result.stored < result.spans and result.status == "ok":
+            result.status = f"only {result.stored} of {result.spans} stored"
+    finally:
+        server.stop()
+        result.peak_rss_mb = server.peak_rss / 1e6
+    return result
+
+
+def _measure_once(
+    name: str,
+    workdir: Path,
+    all_spans: list,
+    n_traces: int,
+    n_peer_traces: int,
+    versions: dict[str, str],
+    args: argparse.Namespace,
+) -> Result:
+    workdir.mkdir()
+    if name == "flightlog":
+        spec = flightlog_spec(workdir)
+        if args.profile:
+            profile_dir = Path(args.profile).resolve()
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            spec.command = [
+                shutil.which("py-spy") or "py-spy",
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "100",
+                "--threads",
+                "-o",
+                str(profile_dir / f"{workdir.name}.txt"),
+                "--",
+                *spec.command,
+            ]
+            spec.stop_signal = signal.SIGINT  # py-spy writes its profile on Ctrl-C
+        spans = all_spans[: n_traces * SPANS_PER_TRACE]
+    else:
+        make = phoenix_spec if name == "phoenix" else mlflow_spec
+        spec = make(workdir, versions[name])
+        spans = all_spans[: n_peer_traces * SPANS_PER_TRACE]
+    print(f"{spec.label}: sending {len(spans):,} spans ...", file=sys.stderr, flush=True)
+    r = measure(spec, spans, workdir, args)
+    print(
+        f"{spec.label}: {r.stored:,} stored, "
+        f"{_fmt(r.durable_per_s, ',.0f')} durable spans/s, {r.status} "
+        f"(load average {r.load_avg:.1f})",
+        file=sys.stderr,
+        flush=True,
+    )
+    if r.error:
+        print(r.error, file=sys.stderr)
+    if name == "flightlog" and args.profile:
+        from _profile import summarize
+
+        time.sleep(1.0)  # py-spy writes its file after the server exits
+        raw = Path(args.profile) / f"{workdir.name}.txt"
+        summary = summarize(raw) if raw.exists() else f"no profile at {raw}"
+        (Path(args.profile) / f"{workdir.name}-summary.txt").write_text(summary + "\n")
+        print(summary, file=sys.stderr)
+    return r
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def render(results: list[Result]) -> str:
+    head = (
+        "server",
+        "version",
+        "spans",
+        "stored",
+        "durable/s",
+        "durable s",
+        "ack s",
+        "stored@ack",
+        "idle RSS MB",
+        "peak RSS MB",
+        "load avg",
+        "durable/s of each run",
+        "status",
+    )
+    rows = [head]
+    for r in results:
+        rows.append(
+            (
+                r.label,
+                r.version,
+                f"{r.spans:,}",
+                f"{r.stored:,}",
+                _fmt(r.durable_per_s, ",.0f"),
+                _fmt(r.durable_s, ".2f"),
+                _fmt(r.ack_s, ".2f"),
+                f"{r.durable_at_ack:,}",
+                f"{r.idle_rss_mb:.0f}",
+                f"{r.peak_rss_mb:.0f}",
+                f"{r.load_avg:.1f}",
+                ", ".join(f"{v:,}" for v in r.runs_per_s),
+                r.status,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    fl = next((r for r in results if r.server == "flightlog" and r.durable_per_s), None)
+    if fl:
+        lines.append("")
+        for r in results:
+            if r is fl or not r.durable_per_s:
+                continue
+            ack = ""
+            if fl.ack_per_s and r.ack_per_s:
+                ack = f"; acknowledged spans/s {fl.ack_per_s / r.ack_per_s:.1f}x"
+            lines.append(
+                f"Flightlog / {r.label}: durable spans/s {fl.durable_per_s / r.durable_per_s:.1f}x"
+                f"{ack}; peak RSS {fl.peak_rss_mb / r.peak_rss_mb:.2f}x"
+            )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        mem = f", {kb / 1024 / 1024:.1f} GiB RAM"
+    except OSError:
+        pass
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}){mem}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument(
+        "--spans",
+        type=int,
+        default=20_000,
+        help="spans to send to each server, rounded up to whole traces of 4 (default 20000)",
+    )
+    p.add_argument(
+        "--peer-spans",
+        type=int,
+        default=None,
+        help="spans for Phoenix and MLflow if fewer than --spans (default: --spans)",
+    )
+    p.add_argument(
+        "--only",
+        default=",".join(SERVERS),
+        help="comma-separated subset of flightlog,mlflow,phoenix (default: all)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds each server gets from the first export; then report what is stored",
+    )
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=180.0,
+        help="seconds to wait for a server to answer its health check",
+    )
+    p.add_argument(
+        "--export-timeout",
+        type=float,
+        default=60.0,
+        help="the OTLP exporter's per-export timeout, retries included",
+    )
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="create the peers' virtual environments under the cache dir if missing",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each server this many times (fresh store each time) and report the "
+        "median run by durable spans/s",
+    )
+    p.add_argument("--json", dest="json_path", help="also write the results as JSON to this file")
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run the Flightlog server under py-spy (pip install py-spy) and write its "
+        "profile and a summary of where the time goes to DIR",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the temporary stores and logs")
+    args = p.parse_args(argv)
+
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(only) - set(SERVERS))
+    if unknown:
+        p.error(f"unknown server(s) {', '.join(unknown)}; expected some of {', '.join(SERVERS)}")
+    order = [s for s in SERVERS if s in only]
+
+    versions: dict[str, str] = {}
+    for peer in order:
+        if peer != "flightlog":
+            try:
+                versions[peer] = ensure_venv(peer, install=args.install)
+            except BenchError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+
+    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
+    n_traces = -(-args.spans // SPANS_PER_TRACE)
+    n_peer_traces = -(-(args.peer_spans or args.spans) // SPANS_PER_TRACE)
+    t = time.perf_counter()
+    all_spans = build_spans(max(n_traces, n_peer_traces))
+    print(
+        f"built {len(all_spans):,} spans in {time.perf_counter() - t:.1f} s; machine: {machine()}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    results: list[Result] = []
+    root = Path(tempfile.mkdtemp(prefix="flightlog-ingest-bench-"))
+    try:
+        for name in order:
+            runs = [
+                _measure_once(
+                    name,
+                    root / f"{name}-{k + 1}",
+                    all_spans,
+                    n_traces,
+                    n_peer_traces,
+                    versions,
+                    args,
+                )
+                for k in range(args.repeat)
+            ]
+            ok = [r for r in runs if r.status == "ok"] or runs
+            best = sorted(ok, key=lambda r: r.durable_per_s or 0)[(len(ok) - 1) // 2]
+            best.runs_per_s = [round(r.durable_per_s or 0) for r in runs]
+            if len(ok) < len(runs):
+                best.status = f"{len(runs) - len(ok)} of {len(runs)} runs not ok"
+            results.append(best)
+    finally:
+        if args.keep:
+            print(f"stores and logs kept in {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+    print(f"\nOTLP/HTTP ingestion, batches of {BATCH}, durable = found in the server's store")
+    print(f"machine: {machine()}\n")
+    print(render(results))
+    if args.json_path:
+        Path(args.json_path).write_text(
+            json.dumps(
+                {"machine": machine(), "batch": BATCH, "results": [asdict(r) for r in results]},
+                indent=2,
+            )
+        )
+    return 0 if all(r.status == "ok" for r in results) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

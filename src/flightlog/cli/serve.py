@@ -1,0 +1,42 @@
+"""``flightlog serve``: the OTLP/HTTP endpoint, the REST API and the web view."""
+
+from __future__ import annotations
+
+import click
+
+from flightlog.cli._common import db_option, errors_as_messages
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", default=4318, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (4318 is the OTLP/HTTP default).")
+@db_option
+@click.option("--max-body-mb", default=32, show_default=True, type=click.IntRange(1, 4096),
+              help="Largest accepted request body, after decompression (MiB); larger: 413.")
+@click.option("--queue-spans", default=200_000, show_default=True,
+              type=click.IntRange(1, 10**8),
+              help="Spans waiting to be written before /v1/traces answers 429.")
+def serve(host: str, port: int, db: str, max_body_mb: int, queue_spans: int) -> None:
+    """Receive OpenTelemetry traces and serve the REST API and web view.
+
+    POST /v1/traces takes OTLP/HTTP (protobuf or JSON, optionally gzip) from any
+    OpenTelemetry exporter and answers only once the spans are stored in --db. Spans map
+    onto runs and steps by the OTel GenAI and OpenInference conventions. Also serves
+    /api/v1/ (runs, steps, lineage, findings), /openapi.json, /healthz, /readyz and a
+    read-only web view at /. Needs: pip install 'flightlog[server]'.
+    """
+    with errors_as_messages():
+        try:
+            from flightlog.server.app import serve as run_server
+        except ImportError as exc:
+            from flightlog.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"flightlog serve needs the server extra: pip install 'flightlog[server]' ({exc})"
+            ) from exc
+        click.echo(f"flightlog: listening on http://{host}:{port} (OTLP: POST /v1/traces), "
+                   f"store {db}", err=True)
+        run_server(db, host=host, port=port, max_body=max_body_mb << 20,
+                   max_pending_spans=queue_spans)

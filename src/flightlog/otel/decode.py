@@ -1,0 +1,705 @@
+"""OTLP traces -> Flightlog records.
+
+``parse_request`` turns an HTTP body (OTLP protobuf or OTLP/JSON) into an
+``ExportTraceServiceRequest``; ``request_to_batch`` maps its spans onto runs, steps, edges,
+payloads and findings following the OTel GenAI and OpenInference conventions (see
+``docs/otel.md`` for the table). Spans that Flightlog itself encoded (attribute
+``flightlog.record``) are decoded exactly, so ``decode(encode(batch)) == batch``.
+
+Invalid spans (ids of the wrong length, oversized attribute values) are rejected one by one
+and counted, so a request can succeed partially as OTLP allows.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from flightlog.errors import InputError
+from flightlog.model import Batch, Edge, ErrorInfo, Finding, Payload, Run, Step
+from flightlog.otel import _values, conventions as C
+from flightlog.otel._values import any_value_to_python, approx_size, make_payload
+
+STATUS_ERROR = 2
+SPAN_KIND_NAMES = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer",
+                   5: "consumer"}
+MAX_KEPT_EVENTS = 100
+MAX_ERRORS_REPORTED = 5
+
+
+@dataclass
+class DecodeResult:
+    """What one OTLP request became.
+
+    ``placeholder_runs``: runs present only because a non-root span of theirs arrived; their
+    ``Run`` record stands in (status ``running``) until the root span arrives and must not
+    overwrite a run already stored. ``ended_runs``: runs whose root span (or Flightlog run
+    record with a final status) is in this request. ``inferred_runs``: runs with spans from
+    other instrumentations, whose step order and data edges are inferred, not declared.
+    """
+
+    batch: Batch
+    accepted_spans: int = 0
+    rejected_spans: int = 0
+    errors: list[str] = field(default_factory=list)
+    placeholder_runs: set[str] = field(default_factory=set)
+    ended_runs: list[str] = field(default_factory=list)
+    inferred_runs: set[str] = field(default_factory=set)
+
+    def error_message(self) -> str:
+        if not self.errors:
+            return ""
+        more = self.rejected_spans - len(self.errors)
+        text = "; ".join(self.errors)
+        return text + (f"; and {more} more" if more > 0 else "")
+
+
+# -- parsing the HTTP body ----------------------------------------------------------------
+
+def parse_request(body: bytes, content_type: str) -> Any:
+    """An ``ExportTraceServiceRequest`` from an OTLP/HTTP body. Raises ``InputError``."""
+    from google.protobuf import json_format
+    from google.protobuf.message import DecodeError
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    ctype = content_type.split(";")[0].strip().lower()
+    req = ExportTraceServiceRequest()
+    if ctype == "application/x-protobuf":
+        try:
+            req.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise InputError(
+                f"body is not a valid OTLP ExportTraceServiceRequest protobuf ({exc})"
+            ) from exc
+        return req
+    if ctype == "application/json":
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(
+                f"body is not valid JSON ({exc}); expected an OTLP/JSON ExportTraceServiceRequest"
+            ) from exc
+        if not isinstance(doc, dict):
+            raise InputError(
+                f"OTLP/JSON body must be an object, got {type(doc).__name__}"
+            )
+        _hex_ids_to_base64(doc)
+        try:
+            json_format.ParseDict(doc, req, ignore_unknown_fields=True)
+        except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
+            raise InputError(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
+        return req
+    raise InputError(
+        f"unsupported content type {content_type!r}; "
+        "expected application/x-protobuf or application/json"
+    )
+
+
+_ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
+
+
+def _hex_ids_to_base64(doc: dict[str, Any]) -> None:
+    """OTLP/JSON writes ids as hex (not protobuf-JSON's base64): rewrite them in place."""
+
+    def fix(obj: Any, where: str) -> None:
+        if not isinstance(obj, dict):
+            return
+        for key in _ID_KEYS:
+            val = obj.get(key)
+            if isinstance(val, str):
+                try:
+                    raw = bytes.fromhex(val)
+                except ValueError:
+                    raise InputError(
+                        f"{where}.{key}: {val[:40]!r} is not hexadecimal; OTLP/JSON ids are hex "
+                        "strings (32 digits for traceId, 16 for spanId)"
+                    ) from None
+                obj[key] = base64.b64encode(raw).decode()
+
+    for i, rs in enumerate(_items(doc, "resourceSpans", "resource_spans")):
+        for j, ss in enumerate(_items(rs, "scopeSpans", "scope_spans")):
+            for k, span in enumerate(_items(ss, "spans")):
+                where = f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]"
+                fix(span, where)
+                for m, link in enumerate(_items(span, "links")):
+                    fix(link, f"{where}.links[{m}]")
+
+
+def _items(obj: Any, *keys: str) -> list[Any]:
+    if not isinstance(obj, dict):
+        return []
+    for key in keys:
+        val = obj.get(key)
+        if isinstance(val, list):
+            return val
+    return []
+
+
+# -- mapping spans to records ---------------------------------------------------------------
+
+@dataclass
+class _Span:
+    """One decoded, validated span with its context."""
+
+    trace: str
+    id: str
+    parent: str | None
+    name: str
+    kind: int
+    start: int
+    end: int
+    attrs: dict[str, Any]
+    raw: Any
+    service: str | None
+    resource: dict[str, Any]
+    scope: str
+
+
+def attributes_to_dict(kvs: Iterable[Any]) -> dict[str, Any]:
+    return {kv.key: any_value_to_python(kv.value) for kv in kvs}
+
+
+def _check_ids(span: Any) -> str | None:
+    name = span.name[:80]
+    if len(span.trace_id) != 16 or not any(span.trace_id):
+        return (f"span {name!r}: trace_id has {len(span.trace_id)} bytes"
+                f"{' (all zero)' if len(span.trace_id) == 16 else ''}; "
+                "expected 16 non-zero bytes (32 hex digits)")
+    if len(span.span_id) != 8 or not any(span.span_id):
+        return (f"span {name!r}: span_id has {len(span.span_id)} bytes"
+                f"{' (all zero)' if len(span.span_id) == 8 else ''}; "
+                "expected 8 non-zero bytes (16 hex digits)")
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return (f"span {name!r}: parent_span_id has {len(span.parent_span_id)} bytes; "
+                "expected 8 (16 hex digits) or empty for a root span")
+    return None
+
+
+def _check_sizes(name: str, attrs: dict[str, Any]) -> str | None:
+    for key, value in attrs.items():
+        if key in C.PAYLOAD_KEYS:
+            continue
+        size = approx_size(value)
+        if size > _values.MAX_ATTRIBUTE_BYTES:
+            return (f"span {name[:80]!r}: attribute {key[:80]!r} is {size} bytes; the limit is "
+                    f"{_values.MAX_ATTRIBUTE_BYTES} (send large content as input.value / "
+                    "output.value, which are stored with truncation)")
+    return None
+
+
+def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
+    """Map an ``ExportTraceServiceRequest`` onto Flightlog records."""
+    result = DecodeResult(batch=Batch())
+    spans: list[_Span] = []
+    for rs in req.resource_spans:
+        resource = attributes_to_dict(rs.resource.attributes)
+        service = resource.get("service.name")
+        service = str(service) if service is not None else None
+        for ss in rs.scope_spans:
+            scope = ss.scope.name
+            for span in ss.spans:
+                problem = _check_ids(span)
+                attrs: dict[str, Any] = {}
+                if problem is None:
+                    attrs = attributes_to_dict(span.attributes)
+                    problem = _check_sizes(span.name, attrs)
+                if problem is not None:
+                    result.rejected_spans += 1
+                    if len(result.errors) < MAX_ERRORS_REPORTED:
+                        result.errors.append(problem)
+                    continue
+                spans.append(
+                    _Span(
+                        trace=span.trace_id.hex(), id=span.span_id.hex(),
+                        parent=span.parent_span_id.hex() if span.parent_span_id else None,
+                        name=span.name, kind=int(span.kind),
+                        start=int(span.start_time_unix_nano), end=int(span.end_time_unix_nano),
+                        attrs=attrs, raw=span, service=service, resource=resource, scope=scope,
+                    )
+                )
+    result.accepted_spans = len(spans)
+    by_trace: dict[str, list[_Span]] = defaultdict(list)
+    for s in spans:
+        by_trace[s.trace].append(s)
+    payloads: dict[str, Payload] = {}
+    for trace, tspans in by_trace.items():
+        _map_trace(trace, tspans, result, payloads)
+    result.batch.payloads.extend(payloads.values())
+    if infer_edges:
+        from flightlog.otel.lineage import infer_data_edges
+
+        data = {p.hash: p.data for p in payloads.values()}
+        for run_id in result.inferred_runs:
+            steps = [s for s in result.batch.steps if s.run_id == run_id]
+            result.batch.edges.extend(infer_data_edges(steps, data))
+    return result
+
+
+def _map_trace(trace: str, spans: list[_Span], result: DecodeResult,
+               payloads: dict[str, Payload]) -> None:
+    batch = result.batch
+    run_span = C.run_span_id(trace)
+    run: Run | None = None
+    foreign: list[tuple[_Span, Step]] = []
+    for s in spans:
+        record = s.attrs.get(C.FL_RECORD)
+        if record == "run":
+            run = _flightlog_run(s)
+            batch.runs.append(run)
+            if run.status != "running":
+                result.ended_runs.append(run.id)
+        elif record == "step":
+            batch.steps.append(_flightlog_step(s, run_span))
+        elif record == "carrier":
+            pass
+        else:
+            step = _foreign_step(s, payloads)
+            batch.steps.append(step)
+            foreign.append((s, step))
+        _events_and_links(s, result, payloads, is_step=record not in ("run", "carrier"))
+
+    if foreign:
+        result.inferred_runs.add(trace)
+        steps = [st for _, st in foreign]
+        # Provisional order within this request; the server recomputes over the stored run.
+        for i, st in enumerate(sorted(steps, key=lambda x: (x.started_ns, x.id)), 1):
+            st.index = i
+        by_id = {st.id: st for st in steps}
+        for st in steps:  # an agent's sub-steps belong to that agent
+            if st.agent is None:
+                p = by_id.get(st.parent_id or "")
+                seen = 0
+                while p is not None and seen < 1000:
+                    if p.agent is not None:
+                        st.agent = p.agent
+                        break
+                    p = by_id.get(p.parent_id or "")
+                    seen += 1
+        root = next(((s, st) for s, st in foreign if s.parent is None), None)
+        if root is not None and run is None:
+            run = _foreign_run(root[0], root[1], steps)
+            batch.runs.append(run)
+            result.ended_runs.append(run.id)
+    if run is None and (foreign or any(s.attrs.get(C.FL_RECORD) == "step" for s in spans)):
+        first = min(spans, key=lambda s: s.start)
+        batch.runs.append(
+            Run(id=trace, workflow=first.service or "unknown", started_ns=first.start,
+                status="running", service=first.service,
+                source="sdk" if not foreign else "otlp")
+        )
+        result.placeholder_runs.add(trace)
+
+
+# -- Flightlog's own spans (exact) --------------------------------------------------------
+
+def _opt_str(attrs: dict[str, Any], key: str) -> str | None:
+    v = attrs.get(key)
+    return None if v is None else str(v)
+
+
+def _opt_int(attrs: dict[str, Any], key: str) -> int | None:
+    v = attrs.get(key)
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _opt_float(attrs: dict[str, Any], key: str) -> float | None:
+    v = attrs.get(key)
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _json_attr(attrs: dict[str, Any], key: str) -> Any:
+    v = attrs.get(key)
+    if not isinstance(v, str):
+        return None
+    try:
+        return orjson.loads(v)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _flightlog_run(s: _Span) -> Run:
+    a = s.attrs
+    return Run(
+        id=s.trace,
+        workflow=str(a.get(C.FL_RUN_WORKFLOW) or s.name),
+        started_ns=s.start,
+        status=str(a.get(C.FL_RUN_STATUS) or "unknown"),
+        ended_ns=None if a.get(C.FL_OPEN) else s.end,
+        version=_opt_str(a, C.FL_RUN_VERSION),
+        owner=_opt_str(a, C.FL_RUN_OWNER),
+        service=_opt_str(a, C.FL_RUN_SERVICE),
+        input_hash=_opt_str(a, C.FL_INPUT_HASH),
+        output_hash=_opt_str(a, C.FL_OUTPUT_HASH),
+        reason=_opt_str(a, C.FL_RUN_REASON),
+        failed_step_id=_opt_str(a, C.FL_RUN_FAILED_STEP),
+        error=ErrorInfo.from_dict(_json_attr(a, C.FL_ERROR)),
+        declared_steps=_opt_int(a, C.FL_RUN_DECLARED_STEPS),
+        source=str(a.get(C.FL_RUN_SOURCE) or "sdk"),
+        attributes=_json_attr(a, C.FL_ATTRIBUTES) or {},
+    )
+
+
+def _flightlog_step(s: _Span, run_span: str) -> Step:
+    a = s.attrs
+    parent = None if s.parent == run_span else s.parent
+    return Step(
+        run_id=s.trace,
+        id=s.id,
+        name=s.name,
+        kind=str(a.get(C.FL_STEP_KIND) or "function"),
+        index=_opt_int(a, C.FL_STEP_INDEX) or 0,
+        started_ns=s.start,
+        parent_id=parent,
+        agent=_opt_str(a, C.GEN_AI_AGENT_NAME),
+        owner=_opt_str(a, C.FL_STEP_OWNER),
+        status=str(a.get(C.FL_STEP_STATUS) or "ok"),
+        ended_ns=None if a.get(C.FL_OPEN) else s.end,
+        input_hash=_opt_str(a, C.FL_INPUT_HASH),
+        output_hash=_opt_str(a, C.FL_OUTPUT_HASH),
+        error=ErrorInfo.from_dict(_json_attr(a, C.FL_ERROR)),
+        model=_opt_str(a, C.GEN_AI_REQUEST_MODEL),
+        provider=_opt_str(a, C.GEN_AI_PROVIDER_NAME),
+        input_tokens=_opt_int(a, C.GEN_AI_USAGE_INPUT_TOKENS),
+        output_tokens=_opt_int(a, C.GEN_AI_USAGE_OUTPUT_TOKENS),
+        cost=_opt_float(a, C.FL_STEP_COST),
+        attributes=_json_attr(a, C.FL_ATTRIBUTES) or {},
+    )
+
+
+# -- other instrumentations' spans (GenAI, OpenInference, plain OTel) ------------------------
+
+def step_kind(attrs: dict[str, Any], name: str) -> str:
+    """The Flightlog step kind of a span, from OpenInference or GenAI attributes."""
+    oi = attrs.get(C.OI_SPAN_KIND)
+    if isinstance(oi, str) and oi.upper() in C.OPENINFERENCE_KINDS:
+        return C.OPENINFERENCE_KINDS[oi.upper()]
+    op = attrs.get(C.GEN_AI_OPERATION_NAME)
+    if isinstance(op, str) and op in C.GEN_AI_OPERATION_KINDS:
+        return C.GEN_AI_OPERATION_KINDS[op]
+    if C.GEN_AI_TOOL_NAME in attrs or C.OI_TOOL_NAME in attrs:
+        return "tool"
+    if any(k in attrs for k in (C.GEN_AI_REQUEST_MODEL, C.OI_LLM_MODEL_NAME)):
+        return "llm"
+    if C.GEN_AI_AGENT_NAME in attrs or C.OI_AGENT_NAME in attrs:
+        return "agent"
+    return "function"
+
+
+def _first(attrs: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        v = attrs.get(k)
+        if v is not None and v != "":
+            return v
+    return None
+
+
+def _payload_value(attrs: dict[str, Any], value_key: str, mime_key: str | None) -> Any:
+    raw = attrs.get(value_key)
+    if isinstance(raw, str):
+        mime = attrs.get(mime_key) if mime_key else None
+        return _values.parse_maybe_json(raw, mime if isinstance(mime, str) else None)
+    return raw
+
+
+_INDEXED = re.compile(r"^(.+?)\.(\d+)\.(.+)$")
+
+
+def unflatten(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Fold OpenInference's indexed keys (``llm.input_messages.0.message.role``) into lists.
+
+    ``{"a.0.x": 1, "a.1.x": 2}`` becomes ``{"a": [{"x": 1}, {"x": 2}]}``; other keys stay.
+    """
+    out: dict[str, Any] = {}
+    groups: dict[str, dict[int, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
+    for key, value in attrs.items():
+        m = _INDEXED.match(key)
+        if m and int(m.group(2)) < 10_000:
+            groups[m.group(1)][int(m.group(2))][m.group(3)] = value
+        else:
+            out[key] = value
+    for prefix, items in groups.items():
+        if prefix in out:  # a plain key of the same name: keep both, flattened
+            for i, d in items.items():
+                for rest, v in d.items():
+                    out[f"{prefix}.{i}.{rest}"] = v
+            continue
+        out[prefix] = [unflatten(items[i]) if i in items else {} for i in range(max(items) + 1)]
+    return out
+
+
+def _store_payload(value: Any, payloads: dict[str, Payload]) -> str | None:
+    if value is None:
+        return None
+    p = make_payload(value)
+    payloads.setdefault(p.hash, p)
+    return p.hash
+
+
+def _foreign_step(s: _Span, payloads: dict[str, Payload]) -> Step:
+    a = s.attrs
+    kind = step_kind(a, s.name)
+    name = s.name
+    if kind == "tool":
+        tool = _first(a, C.GEN_AI_TOOL_NAME, C.OI_TOOL_NAME)
+        if tool is not None:
+            name = str(tool)
+    agent = _first(a, C.GEN_AI_AGENT_NAME, C.OI_AGENT_NAME)
+    if agent is None and kind == "agent":
+        agent = s.name
+    in_value = (
+        _payload_value(a, C.OI_INPUT_VALUE, C.OI_INPUT_MIME)
+        if C.OI_INPUT_VALUE in a
+        else _first_payload(a, C.GEN_AI_INPUT_MESSAGES, C.GEN_AI_TOOL_CALL_ARGUMENTS)
+    )
+    out_value = (
+        _payload_value(a, C.OI_OUTPUT_VALUE, C.OI_OUTPUT_MIME)
+        if C.OI_OUTPUT_VALUE in a
+        else _first_payload(a, C.GEN_AI_OUTPUT_MESSAGES, C.GEN_AI_TOOL_CALL_RESULT)
+    )
+    status_code = int(s.raw.status.code)
+    error = _error_info(s) if status_code == STATUS_ERROR else None
+    kept = {k: v for k, v in a.items() if k not in C.PAYLOAD_KEYS}
+    attributes = unflatten(kept)
+    if s.kind:
+        attributes["otel.span_kind"] = SPAN_KIND_NAMES.get(s.kind, str(s.kind))
+    if s.scope:
+        attributes["otel.scope.name"] = s.scope
+    if status_code != STATUS_ERROR and s.raw.status.message:
+        attributes["otel.status_message"] = s.raw.status.message
+    input_tokens = _first(a, C.GEN_AI_USAGE_INPUT_TOKENS, C.OI_TOKENS_PROMPT)
+    output_tokens = _first(a, C.GEN_AI_USAGE_OUTPUT_TOKENS, C.OI_TOKENS_COMPLETION)
+    cost = _first(a, C.OI_COST_TOTAL)
+    return Step(
+        run_id=s.trace,
+        id=s.id,
+        name=name,
+        kind=kind,
+        index=0,
+        started_ns=s.start,
+        parent_id=s.parent,
+        agent=None if agent is None else str(agent),
+        status="error" if status_code == STATUS_ERROR else "ok",
+        ended_ns=s.end or None,
+        input_hash=_store_payload(in_value, payloads),
+        output_hash=_store_payload(out_value, payloads),
+        error=error,
+        model=_str_or_none(_first(a, C.GEN_AI_RESPONSE_MODEL, C.GEN_AI_REQUEST_MODEL,
+                                  C.OI_LLM_MODEL_NAME)),
+        provider=_str_or_none(_first(a, C.GEN_AI_PROVIDER_NAME, C.GEN_AI_SYSTEM,
+                                     C.OI_LLM_PROVIDER, C.OI_LLM_SYSTEM)),
+        input_tokens=_int_or_none(input_tokens),
+        output_tokens=_int_or_none(output_tokens),
+        cost=_float_or_none(cost),
+        attributes=attributes,
+    )
+
+
+def _first_payload(attrs: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if k in attrs:
+            return _payload_value(attrs, k, None)
+    return None
+
+
+def _str_or_none(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _int_or_none(v: Any) -> int | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float_or_none(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_info(s: _Span) -> ErrorInfo:
+    """From the span's ``exception`` event (OTel exception conventions), else ``error.type``."""
+    for ev in s.raw.events:
+        if ev.name == "exception":
+            ea = attributes_to_dict(ev.attributes)
+            return ErrorInfo(
+                type=str(ea.get("exception.type") or s.attrs.get(C.ERROR_TYPE) or "Error"),
+                message=str(ea.get("exception.message") or s.raw.status.message or ""),
+                traceback=_str_or_none(ea.get("exception.stacktrace")),
+            )
+    return ErrorInfo(
+        type=str(s.attrs.get(C.ERROR_TYPE) or "Error"),
+        message=s.raw.status.message or "",
+    )
+
+
+def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
+    failed = int(root.raw.status.code) == STATUS_ERROR
+    failed_step: str | None = None
+    if failed:
+        errs = sorted((st for st in steps if st.status == "error"),
+                      key=lambda st: (st.ended_ns or st.started_ns, -st.started_ns))
+        failed_step = errs[0].id if errs else root.id
+    attributes: dict[str, Any] = dict(root.resource)
+    for key in (C.OI_SESSION_ID, C.OI_USER_ID, C.GEN_AI_CONVERSATION_ID):
+        if key in root.attrs:
+            attributes[key] = root.attrs[key]
+    version = root.resource.get("service.version")
+    return Run(
+        id=root.trace,
+        workflow=str(root.attrs.get(C.FL_RUN_WORKFLOW) or root.name),
+        started_ns=root.start,
+        status="failed" if failed else "succeeded",
+        ended_ns=root.end or None,
+        version=None if version is None else str(version),
+        service=root.service,
+        input_hash=root_step.input_hash,
+        output_hash=root_step.output_hash,
+        reason=(root_step.error.message or root_step.error.type) if failed and root_step.error
+        else None,
+        failed_step_id=failed_step,
+        error=root_step.error if failed else None,
+        source="otlp",
+        attributes=attributes,
+    )
+
+
+# -- events and links ---------------------------------------------------------------------
+
+def _events_and_links(s: _Span, result: DecodeResult, payloads: dict[str, Payload],
+                      *, is_step: bool) -> None:
+    batch = result.batch
+    kept_events: list[dict[str, Any]] = []
+    for n, ev in enumerate(s.raw.events):
+        if ev.name == C.FL_PAYLOAD_EVENT:
+            raw = {kv.key: kv.value for kv in ev.attributes}
+            data_v = raw.get(C.FL_PAYLOAD_DATA)
+            if data_v is None:
+                continue
+            data = (data_v.bytes_value if data_v.WhichOneof("value") == "bytes_value"
+                    else data_v.string_value.encode())
+            ea = attributes_to_dict(ev.attributes)
+            h = str(ea.get(C.FL_PAYLOAD_HASH) or hashlib.sha256(data).hexdigest())
+            payloads.setdefault(h, Payload(
+                hash=h, data=data, size=_opt_int(ea, C.FL_PAYLOAD_SIZE) or len(data),
+                truncated=bool(ea.get(C.FL_PAYLOAD_TRUNCATED)),
+            ))
+            continue
+        ea = attributes_to_dict(ev.attributes)
+        if ev.name == C.FL_EDGE_EVENT:
+            batch.edges.append(Edge(
+                run_id=s.trace, source=str(ea.get(C.FL_EDGE_SOURCE)),
+                target=str(ea.get(C.FL_EDGE_TARGET)),
+                kind=str(ea.get(C.FL_EDGE_KIND) or "data"),
+                evidence=str(ea.get(C.FL_EDGE_EVIDENCE) or "declared"),
+                detail=_opt_str(ea, C.FL_EDGE_DETAIL),
+            ))
+        elif ev.name == C.GEN_AI_EVALUATION_EVENT:
+            batch.findings.append(_finding(s, ev, ea, n, is_step))
+        elif ev.name == "exception":
+            continue  # mapped onto the step's error
+        elif is_step and len(kept_events) < MAX_KEPT_EVENTS:
+            kept_events.append({"name": ev.name, "time_ns": int(ev.time_unix_nano),
+                                "attributes": ea})
+    if kept_events and is_step:
+        step = batch.steps[-1]
+        step.attributes["otel.events"] = kept_events
+    cross: list[dict[str, Any]] = []
+    for link in s.raw.links:
+        la = attributes_to_dict(link.attributes)
+        if len(link.span_id) != 8:
+            continue
+        src_trace = link.trace_id.hex()
+        if src_trace == s.trace:
+            batch.edges.append(Edge(
+                run_id=s.trace, source=link.span_id.hex(), target=s.id,
+                kind=str(la.get(C.FL_EDGE_KIND) or "data"),
+                evidence=str(la.get(C.FL_EDGE_EVIDENCE) or "link"),
+                detail=_opt_str(la, C.FL_EDGE_DETAIL) if C.FL_EDGE_KIND in la
+                else _str_or_none(la.get("link.type") or la.get("type")),
+            ))
+        else:
+            cross.append({"trace_id": src_trace, "span_id": link.span_id.hex(),
+                          "attributes": la})
+    if cross and is_step:
+        batch.steps[-1].attributes["otel.links"] = cross
+
+
+_FAIL_LABELS = {"fail", "failed", "failure", "incorrect", "false", "bad", "error", "wrong",
+                "not_relevant", "irrelevant", "hallucinated", "toxic", "unsafe"}
+
+
+def _finding(s: _Span, ev: Any, ea: dict[str, Any], n: int, is_step: bool) -> Finding:
+    if C.FL_FINDING_ID in ea:  # one of ours: exact
+        return Finding(
+            id=str(ea[C.FL_FINDING_ID]), run_id=s.trace,
+            detector=str(ea.get(C.GEN_AI_EVALUATION_NAME) or ""),
+            severity=str(ea.get(C.FL_FINDING_SEVERITY) or "info"),
+            message=str(ea.get(C.GEN_AI_EVALUATION_EXPLANATION) or ""),
+            step_id=_opt_str(ea, C.FL_FINDING_STEP),
+            evidence=_json_attr(ea, C.FL_FINDING_EVIDENCE) or {},
+            created_ns=int(ev.time_unix_nano),
+        )
+    name = str(ea.get(C.GEN_AI_EVALUATION_NAME) or "evaluation")
+    label = ea.get(C.GEN_AI_EVALUATION_SCORE_LABEL)
+    score = ea.get(C.GEN_AI_EVALUATION_SCORE_VALUE)
+    explanation = ea.get(C.GEN_AI_EVALUATION_EXPLANATION)
+    error_type = ea.get(C.ERROR_TYPE)
+    if error_type is not None:
+        severity = "warning"  # the evaluation itself failed
+    elif isinstance(label, str) and label.strip().lower() in _FAIL_LABELS:
+        severity = "error"
+    else:
+        severity = "info"
+    parts = [f"{name}:"]
+    if label is not None:
+        parts.append(f"label={label}")
+    if score is not None:
+        parts.append(f"score={score}")
+    if explanation:
+        parts.append(f"- {explanation}")
+    if error_type is not None:
+        parts.append(f"(evaluation error {error_type})")
+    fid = hashlib.sha256(
+        f"{s.trace}/{s.id}/{n}/{name}/{int(ev.time_unix_nano)}".encode()
+    ).hexdigest()[:32]
+    return Finding(
+        id=fid, run_id=s.trace, detector=name, severity=severity, message=" ".join(parts),
+        step_id=s.id if is_step else None,
+        evidence={k: v for k, v in ea.items()}, created_ns=int(ev.time_unix_nano),
+    )
+
+
+def decode(body: bytes, content_type: str, *, infer_edges: bool = True) -> DecodeResult:
+    """``parse_request`` then ``request_to_batch``."""
+    return request_to_batch(parse_request(body, content_type), infer_edges=infer_edges)
+
+
+__all__ = ["DecodeResult", "decode", "parse_request", "request_to_batch", "step_kind",
+           "unflatten"]

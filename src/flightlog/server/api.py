@@ -1,0 +1,142 @@
+"""REST API under ``/api/v1/``: runs, a run with its steps, lineage, findings, payloads.
+
+Every error is JSON: ``{"error": {"status": 404, "message": "..."}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from flightlog import _json
+from flightlog.errors import FlightlogError, NotFoundError
+from flightlog.model import RUN_STATUSES
+from flightlog.store.base import RunQuery
+
+MAX_LIMIT = 1000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=_json._fallback),
+        status_code=status, media_type="application/json",
+    )
+
+
+def error_json(status: int, message: str) -> Response:
+    return json_response({"error": {"status": status, "message": message}}, status)
+
+
+def _int_param(request: Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"query parameter {name}={raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f"query parameter {name}={value} is out of range [{lo}, {hi}]")
+    return value
+
+
+def _str_param(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    return raw if raw else None
+
+
+class Api:
+    """Handlers over a read-side store."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def _run_id(self, request: Request) -> str:
+        prefix = str(request.path_params["run_id"])
+        try:
+            return str(self.store.resolve_run_id(prefix))
+        except NotFoundError as exc:
+            raise ApiError(404, str(exc)) from exc
+
+    def list_runs(self, request: Request) -> Response:
+        status = _str_param(request, "status")
+        if status is not None and status not in RUN_STATUSES:
+            raise ApiError(400, f"status={status!r} is not one of {', '.join(RUN_STATUSES)}")
+        big = 2**63 - 1
+        limit = _int_param(request, "limit", 50, 1, MAX_LIMIT) or 50
+        offset = _int_param(request, "offset", 0, 0, big) or 0
+        q = RunQuery(
+            workflow=_str_param(request, "workflow"), status=status,
+            owner=_str_param(request, "owner"),
+            since_ns=_int_param(request, "since_ns", None, 0, big),
+            until_ns=_int_param(request, "until_ns", None, 0, big),
+            limit=limit, offset=offset,
+        )
+        runs = self.store.list_runs(q)
+        total = self.store.count_runs(q)
+        next_offset = offset + len(runs) if offset + len(runs) < total else None
+        return json_response({"runs": [r.to_dict() for r in runs], "total": total,
+                              "limit": limit, "offset": offset, "next_offset": next_offset})
+
+    def get_run(self, request: Request) -> Response:
+        rec = self.store.get_record(self._run_id(request))
+        return json_response({
+            "run": rec.run.to_dict(), "steps": [s.to_dict() for s in rec.steps],
+            "edges": [e.to_dict() for e in rec.edges],
+            "findings": [f.to_dict() for f in rec.findings],
+        })
+
+    def lineage(self, request: Request) -> Response:
+        rec = self.store.get_record(self._run_id(request))
+        nodes = [{"id": s.id, "index": s.index, "name": s.name, "kind": s.kind,
+                  "agent": s.agent, "status": s.status, "parent_id": s.parent_id}
+                 for s in rec.steps]
+        edges = [{"source": s.parent_id, "target": s.id, "kind": "parent",
+                  "evidence": "parent", "detail": None}
+                 for s in rec.steps if s.parent_id]
+        edges += [{"source": e.source, "target": e.target, "kind": e.kind,
+                   "evidence": e.evidence, "detail": e.detail} for e in rec.edges]
+        return json_response({"run_id": rec.run.id, "nodes": nodes, "edges": edges})
+
+    def findings(self, request: Request) -> Response:
+        run_id = self._run_id(request)
+        return json_response({"run_id": run_id,
+                              "findings": [f.to_dict() for f in self.store.get_findings(run_id)]})
+
+    def payload(self, request: Request) -> Response:
+        h = str(request.path_params["hash"]).lower()
+        if len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
+            raise ApiError(400, f"{h[:80]!r} is not a payload hash (64 hex digits, SHA-256)")
+        data = self.store.get_payloads([h]).get(h)
+        if data is None:
+            raise ApiError(404, f"no payload with hash {h}")
+        return json_response({"hash": h, "value": orjson.loads(data)})
+
+    def workflows(self, request: Request) -> Response:
+        return json_response({"workflows": self.store.workflows()})
+
+
+def guarded(fn: Any) -> Any:
+    """Turn ApiError / Flightlog errors into JSON error responses (sync endpoint)."""
+
+    def endpoint(request: Request) -> Response:
+        try:
+            return fn(request)  # type: ignore[no-any-return]
+        except ApiError as exc:
+            return error_json(exc.status, exc.message)
+        except NotFoundError as exc:
+            return error_json(404, str(exc))
+        except FlightlogError as exc:
+            return error_json(503, str(exc))
+
+    return endpoint

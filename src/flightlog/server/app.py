@@ -1,0 +1,116 @@
+"""The ASGI application: routes, and the store and ingestion queue behind them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from flightlog.server.api import Api, error_json, guarded, json_response
+from flightlog.server.ingest import Ingestor
+from flightlog.server.otlp import DEFAULT_MAX_BODY, make_endpoint
+from flightlog.server.openapi import document
+from flightlog.server.ui import Ui
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("flightlog")
+    except Exception:  # pragma: no cover - not installed
+        return "0"
+
+
+def create_app(url: str, *, max_body: int = DEFAULT_MAX_BODY,
+               max_pending_spans: int = 200_000, max_batch_spans: int = 20_000) -> Starlette:
+    """The server for the store at ``url`` (opened now, so a bad URL fails here)."""
+    from flightlog.store import normalize_url, open_store
+
+    url = normalize_url(url)
+    store = open_store(url)
+    # Reads go through their own connection (SQLite WAL readers do not wait for the writer).
+    reader = open_store(url, readonly=True) if store.dialect == "sqlite" else store
+    ingestor = Ingestor(store, max_pending_spans=max_pending_spans,
+                        max_batch_spans=max_batch_spans)
+    api = Api(reader)
+    ui = Ui(reader)
+    spec = document(_version())
+
+    def healthz(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    def readyz(request: Request) -> Response:
+        problems = []
+        if not ingestor.alive():
+            problems.append("the ingestion writer is not running")
+        if ingestor.pending_spans >= ingestor.max_pending_spans:
+            problems.append("the ingestion queue is full")
+        try:
+            reader.count_runs()
+        except Exception as exc:
+            problems.append(f"the store cannot be read: {exc}")
+        if problems:
+            return json_response({"status": "not ready", "problems": problems}, 503)
+        return json_response({"status": "ready", "pending_spans": ingestor.pending_spans})
+
+    def openapi(request: Request) -> Response:
+        return json_response(spec)
+
+    def stats(request: Request) -> Response:
+        return json_response(vars(ingestor.stats) | {"pending_spans": ingestor.pending_spans})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_json(404, f"no route for {request.method} {request.url.path}")
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        return error_json(405, f"method {request.method} not allowed on {request.url.path}")
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return error_json(500, f"internal error: {type(exc).__name__}")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            ingestor.close()
+            if reader is not store:
+                reader.close()
+            store.close()
+
+    routes = [
+        Route("/v1/traces", make_endpoint(ingestor, max_body), methods=["POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/openapi.json", openapi),
+        Route("/api/v1/runs", guarded(api.list_runs)),
+        Route("/api/v1/runs/{run_id}", guarded(api.get_run)),
+        Route("/api/v1/runs/{run_id}/lineage", guarded(api.lineage)),
+        Route("/api/v1/runs/{run_id}/findings", guarded(api.findings)),
+        Route("/api/v1/payloads/{hash}", guarded(api.payload)),
+        Route("/api/v1/workflows", guarded(api.workflows)),
+        Route("/api/v1/ingest/stats", stats),
+        Route("/", ui.index),
+        Route("/runs/{run_id}", ui.run),
+    ]
+    app = Starlette(
+        routes=routes, lifespan=lifespan,
+        exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
+    )
+    app.state.store = store
+    app.state.ingestor = ingestor
+    return app
+
+
+def serve(url: str, host: str = "127.0.0.1", port: int = 4318, **options: Any) -> None:
+    """Run the server until interrupted (uvicorn)."""
+    import uvicorn
+
+    app = create_app(url, **options)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

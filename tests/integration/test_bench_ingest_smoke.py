@@ -1,0 +1,50 @@
+"""The ingestion benchmark's Flightlog-only path works end to end (no peers, no timings).
+
+Runs ``bench/ingest.py --only flightlog`` as a user would: it starts ``flightlog serve`` in a
+subprocess, sends 1,000 spans with the real OTLP/HTTP exporter and polls the server's SQLite
+file until every span is stored as a step. The test asserts the counts, never the speed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "ingest.py"
+
+
+@pytest.mark.slow
+def test_flightlog_only_run_stores_every_span(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            "--only",
+            "flightlog",
+            "--spans",
+            "1000",
+            "--timeout",
+            "120",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["server"] == "flightlog"
+    assert result["status"] == "ok"
+    assert result["spans"] == 1000
+    assert result["acked"] == 1000
+    assert result["failed_exports"] == 0
+    assert result["stored"] == 1000
+    assert result["durable_at_ack"] == 1000  # acknowledged only once durable
+    assert result["peak_rss_mb"] > 0
+    assert "| Flightlog" in done.stdout
