@@ -324,7 +324,7 @@ def test_email_over_smtp(recorded: str, receiver: Receiver, smtp: Any, tmp_path:
     msg = box.messages[0]
     assert msg["To"] == "claims-oncall@example.test"
     assert msg["Subject"].startswith("[FIRING] claims-triage failed at step 3 of 3")
-    body = msg.get_payload()
+    body = msg.get_payload(decode=True).decode()
     assert "Root cause: step 1 search_policy (agent retriever, owner search-team)" in body
     assert "flightlog report " in body
     (entry,) = [e for e in list_outbox(engine.store) if e.channel == "mail"]
