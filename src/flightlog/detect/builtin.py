@@ -247,38 +247,43 @@ def shape_change(run: RunContext) -> Iterator[Finding]:
                 found=now_type,
             )
             continue
-        if not isinstance(value, dict):
-            continue
-        dicts = [o for o in outs if isinstance(o, dict)]
-        if len(dicts) < MIN_SAMPLES:
-            continue
-        key_counts = Counter(k for o in dicts for k in o)
-        usual_keys = {k for k, c in key_counts.items() if c / len(dicts) >= 0.9}
-        missing = sorted(usual_keys - set(value))
-        new = sorted(k for k in value if k not in key_counts)
-        changed = []
-        for k in sorted(usual_keys & set(value)):
-            t = _dominant([fx.json_type(o[k]) for o in dicts if k in o])
-            if t and fx.json_type(value[k]) not in (t, "null"):
-                changed.append(f"{k}: {t} -> {fx.json_type(value[k])}")
-        if missing or new or changed:
-            parts = []
-            if missing:
-                parts.append("missing field(s) " + ", ".join(missing))
-            if new:
-                parts.append("new field(s) " + ", ".join(new))
-            if changed:
-                parts.append("changed type " + "; ".join(changed))
+        hist_maps = [fx.field_map(o) for o in outs]
+        parts: list[str] = []
+        missing_all: list[str] = []
+        new_all: list[str] = []
+        changed_all: list[str] = []
+        for path, v in fx.field_map(value).items():
+            if not isinstance(v, dict):
+                continue
+            dicts = [m[path] for m in hist_maps if isinstance(m.get(path), dict)]
+            if len(dicts) < MIN_SAMPLES:
+                continue
+            where = "" if path == fx.ROOT else f"{path}."
+            key_counts = Counter(k for o in dicts for k in o)
+            usual_keys = {k for k, c in key_counts.items() if c / len(dicts) >= 0.9}
+            missing_all += [where + k for k in sorted(usual_keys - set(v))]
+            new_all += [where + k for k in sorted(v) if k not in key_counts]
+            for k in sorted(usual_keys & set(v)):
+                t = _dominant([fx.json_type(o[k]) for o in dicts if k in o])
+                if t and fx.json_type(v[k]) not in (t, "null"):
+                    changed_all.append(f"{where}{k}: {t} -> {fx.json_type(v[k])}")
+        if missing_all:
+            parts.append("missing field(s) " + ", ".join(missing_all))
+        if new_all:
+            parts.append("new field(s) " + ", ".join(new_all))
+        if changed_all:
+            parts.append("changed type " + "; ".join(changed_all))
+        if parts:
             yield run.finding(
                 "shape_change",
                 "fields",
                 "output shape changed vs successful runs: " + "; ".join(parts),
                 step=step,
-                missing=missing,
-                new=new,
-                changed=changed,
-                samples=len(dicts),
-                severity="error" if missing or changed else "warning",
+                missing=missing_all,
+                new=new_all,
+                changed=changed_all,
+                samples=len(outs),
+                severity="error" if missing_all or changed_all else "warning",
             )
 
 
@@ -497,20 +502,27 @@ LOOP_REPEATS = 3
 
 def loops(run: RunContext) -> Iterator[Finding]:
     """The same step with the same input repeated (more often than any successful run does)."""
-    groups: dict[tuple[str, str], list[Step]] = {}
+    groups: dict[tuple[str, str, str], list[Step]] = {}
     for step in run.steps:
         if step.input_hash:
-            groups.setdefault((step.name, step.input_hash), []).append(step)
-    for (name, _), steps in groups.items():
+            groups.setdefault((step.name, "input", step.input_hash), []).append(step)
+        if step.output_hash and _is_llm(step):
+            # A model that keeps deciding the same thing is looping even if its input grows.
+            groups.setdefault((step.name, "output", step.output_hash), []).append(step)
+    flagged: set[str] = set()
+    for (name, same, _), steps in groups.items():
+        if steps[0].id in flagged:
+            continue
         if len(steps) < LOOP_REPEATS:
             continue
         usual = Counter(s.run_id for s in run.history.of(name, exclude_run=run.run.id))
         if usual and len(steps) <= max(usual.values()):
             continue
+        flagged.add(steps[0].id)
         yield run.finding(
             "loops",
             "loop",
-            f"repeated {len(steps)} times with the same input"
+            f"repeated {len(steps)} times with the same {same}"
             + (f" (successful runs call it at most {max(usual.values())} times)" if usual else ""),
             step=steps[0],
             repeats=len(steps),

@@ -242,17 +242,35 @@ class _StepRow:
     idx: int
     input_hash: str | None
     output_hash: str | None
+    parent_id: str | None
+    agent: str | None
 
 
 def postprocess_run(tx: Tx, run_id: str, new_ids: set[str]) -> None:
-    """Recompute a run's step order and infer data edges touching ``new_ids``."""
+    """Recompute a run's step order, give agent-less steps the agent of their nearest
+    ancestor that has one, and infer data edges touching ``new_ids``."""
     rows = [_StepRow(run_id, *r) for r in tx.fetchall(
-        "SELECT id, started_ns, ended_ns, idx, input_hash, output_hash FROM steps "
-        "WHERE run_id = ?", (run_id,))]
+        "SELECT id, started_ns, ended_ns, idx, input_hash, output_hash, parent_id, agent "
+        "FROM steps WHERE run_id = ?", (run_id,))]
     ranks = order((r.id, r.started_ns) for r in rows)
     changed = [(ranks[r.id], run_id, r.id) for r in rows if ranks[r.id] != r.idx]
     if changed:
         tx.executemany("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?", changed)
+    by_id = {r.id: r for r in rows}
+    agents: list[tuple[str, str, str]] = []
+    for r in rows:
+        if r.agent is not None:
+            continue
+        p = by_id.get(r.parent_id or "")
+        hops = 0
+        while p is not None and hops < 1000:
+            if p.agent is not None:
+                agents.append((p.agent, run_id, r.id))
+                break
+            p = by_id.get(p.parent_id or "")
+            hops += 1
+    if agents:
+        tx.executemany("UPDATE steps SET agent = ? WHERE run_id = ? AND id = ?", agents)
     hashes = sorted({h for r in rows for h in (r.input_hash, r.output_hash) if h})
     data: dict[str, bytes] = {}
     for part in chunked(hashes, 500):

@@ -133,7 +133,8 @@ def document(version: str) -> dict[str, Any]:
             "/api/v1/payloads/{hash}": {"get": {
                 "summary": "A captured input or output by its SHA-256",
                 "parameters": [{"name": "hash", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
+                                "schema": {"type": "string",
+                                           "pattern": "^[0-9a-fA-F]{64}$"}}],
                 "responses": {"200": _resp({"type": "object", "required": ["hash", "value"],
                                             "properties": {"hash": {"type": "string"},
                                                            "value": {}}}, "The payload"),

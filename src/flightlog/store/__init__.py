@@ -56,7 +56,7 @@ def open_store(url: str | None = None, *, readonly: bool = False) -> Store:
                 f"store URL {url!r} needs the PostgreSQL driver: pip install 'flightlog[postgres]'"
                 f" ({exc})"
             ) from exc
-        return PostgresStore(url)
+        return PostgresStore(url, readonly=readonly)
     raise ConfigurationError(
         f"unsupported store URL {url!r}; expected sqlite:///path.db or postgresql://..."
     )
