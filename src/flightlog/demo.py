@@ -264,6 +264,43 @@ def _failure(result: DemoResult, echo: Callable[[str], None]) -> None:
         echo("  " + line)
 
 
+def report_path(result: DemoResult) -> str:
+    """Where the demo writes its postmortem: next to the SQLite file, else here."""
+    from pathlib import Path
+
+    rid = (result.failed_run_id or "run")[:12]
+    if result.url.startswith("sqlite:///"):
+        return str(Path(result.url[len("sqlite:///"):]).resolve().with_name(f"postmortem-{rid}.html"))
+    return str(Path(f"postmortem-{rid}.html").resolve())
+
+
+@section
+def _attribution(result: DemoResult, echo: Callable[[str], None]) -> None:
+    if not result.failed_run_id:
+        return
+    from pathlib import Path
+
+    from flightlog.forensics import why
+    from flightlog.forensics.report import postmortem, render_html
+
+    att = why(result.store, result.failed_run_id)
+    result.notes["attribution"] = att
+    echo("")
+    echo("Why it failed:")
+    echo("  " + att.summary)
+    if att.chain:
+        echo("  chain: " + " -> ".join(f"{s.index} {s.name}" for s in att.chain)
+             + f"   confidence {att.confidence:.2f} ({att.method})")
+    path = report_path(result)
+    Path(path).write_text(render_html(postmortem(result.store, result.failed_run_id)),
+                          encoding="utf-8")
+    result.notes["report"] = path
+    echo(f"  Postmortem (HTML): {path}")
+    db = f" --db {result.url}" if result.url != "sqlite:///flightlog.db" else ""
+    echo(f"  flightlog why {result.failed_run_id[:12]}{db}")
+    echo(f"  flightlog report {result.failed_run_id[:12]} --format md{db}")
+
+
 @section
 def _explore(result: DemoResult, echo: Callable[[str], None]) -> None:
     db = f" --db {result.url}" if result.url != "sqlite:///flightlog.db" else ""

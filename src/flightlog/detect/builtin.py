@@ -166,8 +166,18 @@ def _has_error_text(o: Any) -> bool:
     return bool(text) and bool(fx.ERROR_TEXT.search(text))
 
 
-def _noun(path: str) -> str:
-    return "items" if path == fx.ROOT else path.rsplit(".", 1)[-1].replace("_", " ")
+_DOC_KEYS = {"text", "content", "page_content", "document", "body", "snippet", "passage"}
+
+
+def _noun(path: str, samples: list[Any] | None = None) -> str:
+    """What a list holds, for messages: its field name, or "documents" for records with
+    text, else "items"."""
+    if path != fx.ROOT:
+        return path.rsplit(".", 1)[-1].replace("_", " ")
+    for o in samples or []:
+        if isinstance(o, list) and o and isinstance(o[0], dict):
+            return "documents" if _DOC_KEYS & set(o[0]) else "records"
+    return "items"
 
 
 def empty_output(run: RunContext) -> Iterator[Finding]:
@@ -181,7 +191,7 @@ def empty_output(run: RunContext) -> Iterator[Finding]:
             if nonempty / len(outs) >= 0.9:
                 sizes = [float(fx.size(o) or 0) for o in outs if fx.size(o)]
                 usual = fx.span(sizes) if sizes else "a value"
-                found = "nothing" if value in (None, "") else f"0 {_noun(fx.ROOT)}"
+                found = "nothing" if value in (None, "") else f"0 {_noun(fx.ROOT, outs)}"
                 if isinstance(value, dict) and value:
                     found = "only empty fields"
                 yield run.finding(
@@ -294,14 +304,43 @@ def value_anomaly(run: RunContext) -> Iterator[Finding]:
         if len(outs) < MIN_VALUE_SAMPLES:
             continue
         hist_maps = [fx.field_map(o) for o in outs]
+        passed_in = _input_leaves(run.input(step))
         for path, v in fx.field_map(value).items():
             hist = [m[path] for m in hist_maps if path in m]
             if len(hist) < MIN_VALUE_SAMPLES:
                 continue
+            if _leaf_key(v) in passed_in:
+                continue  # passed through from the input: the anomaly was made upstream
             f = _numeric(run, step, path, v, hist) or _categorical(run, step, path, v, hist)
             f = f or _length(run, step, path, v, hist)
             if f is not None:
                 yield f
+
+
+def _leaf_key(v: Any) -> tuple[str, Any] | None:
+    if isinstance(v, bool):
+        return ("b", v)
+    if isinstance(v, (int, float)):
+        return ("n", float(v))
+    if isinstance(v, str):
+        return ("s", v)
+    return None
+
+
+def _input_leaves(value: Any, limit: int = 2000) -> set[tuple[str, Any] | None]:
+    """Scalar values anywhere in a step's input (bounded)."""
+    out: set[tuple[str, Any] | None] = set()
+    stack = [value]
+    while stack and len(out) < limit:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif v is not None:
+            out.add(_leaf_key(v))
+    out.discard(None)
+    return out
 
 
 def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:

@@ -116,14 +116,20 @@ class Ingestor:
             self._cond.notify()
         return item.future
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop accepting, write what is queued, stop the threads."""
+    def close(self, timeout: float = 30.0, pipeline_timeout: float = 5.0) -> None:
+        """Stop accepting, write what is queued, stop the threads.
+
+        Run-end hooks still waiting after ``pipeline_timeout`` seconds are abandoned (they are
+        derived work: ``flightlog detect`` can redo them); stored spans never are.
+        """
         with self._cond:
             self._closing = True
             self._cond.notify_all()
         self._writer.join(timeout)
         self._ended.put(None)
-        self._pipeline.join(timeout)
+        self._pipeline.join(pipeline_timeout)
+        if self._pipeline.is_alive():
+            log.warning("run-end hooks still running at shutdown; abandoned")
 
     # -- the writer thread --------------------------------------------------------------
     def _take(self) -> list[_Item]:
@@ -221,7 +227,7 @@ class Ingestor:
 
         while True:
             run_ids = self._ended.get()
-            if run_ids is None:
+            if run_ids is None or self._closing:
                 return
             started = time.monotonic()
             try:
