@@ -412,12 +412,12 @@ def _status_message(resp: Any) -> str:
         try:
             return str(resp.json().get("message") or resp.text[:300])
         except Exception:
-            return resp.text[:300]
+            return str(resp.text[:300])
     if "protobuf" in ctype and resp.content:
         # google.rpc.Status: field 2 is the message
         data = resp.content
         i = data.find(b"\x12")
         if i >= 0 and i + 2 <= len(data):
             n = data[i + 1]
-            return data[i + 2: i + 2 + n].decode("utf-8", errors="replace")
-    return resp.text[:300]
+            return str(data[i + 2: i + 2 + n].decode("utf-8", errors="replace"))
+    return str(resp.text[:300])
