@@ -229,9 +229,13 @@ class RemoteSink:
             self._cond.notify_all()
         self._thread.join(self.close_timeout + 1)
         deadline = time.monotonic() + self.close_timeout
-        while time.monotonic() < deadline:
-            if not self._replay_once():
-                break
+        try:
+            while time.monotonic() < deadline and self._replay_once():
+                pass
+        except _Retryable as exc:  # the server is still away: the spool keeps the rest
+            self.last_error = str(exc)
+        except Exception as exc:  # close() must not raise into application shutdown
+            self.last_error = f"{type(exc).__name__}: {exc}"
         self._client.close()
 
     def stats(self) -> dict[str, Any]:
