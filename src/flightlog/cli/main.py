@@ -14,6 +14,7 @@ import click
 # name -> "module:attribute" of a click command or group. Keep sorted by name.
 COMMANDS: dict[str, tuple[str, str]] = {
     "alerts": ("flightlog.cli.respond:alerts", "The notification outbox and delivery history."),
+    "audit": ("flightlog.cli.audit:audit", "The tamper-evident audit ledger: verify, prove, export."),
     "demo": ("flightlog.cli.demo:demo", "Record the claims-triage demo workflow (offline)."),
     "detect": ("flightlog.cli.detect:detect", "Run the detectors on a run and list its findings."),
     "incident": ("flightlog.cli.respond:incident", "Show, acknowledge or resolve an incident."),
