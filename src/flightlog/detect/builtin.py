@@ -19,6 +19,7 @@ from flightlog.model import Finding, Step
 
 MIN_SAMPLES = 3  # successful samples of a step before "usually" means anything
 MIN_VALUE_SAMPLES = 5
+MIN_CATEGORY_SAMPLES = 8  # "never seen" means little until a value has had chances to appear
 LATENCY_MIN_EXCESS_NS = 100_000_000  # a latency outlier must also be 100 ms slower than usual
 
 _TIMEOUT = re.compile(r"time(d)?[ _-]?out|deadline exceeded", re.IGNORECASE)
@@ -166,8 +167,18 @@ def _has_error_text(o: Any) -> bool:
     return bool(text) and bool(fx.ERROR_TEXT.search(text))
 
 
-def _noun(path: str) -> str:
-    return "items" if path == fx.ROOT else path.rsplit(".", 1)[-1].replace("_", " ")
+_DOC_KEYS = {"text", "content", "page_content", "document", "body", "snippet", "passage"}
+
+
+def _noun(path: str, samples: list[Any] | None = None) -> str:
+    """What a list holds, for messages: its field name, or "documents" for records with
+    text, else "items"."""
+    if path != fx.ROOT:
+        return path.rsplit(".", 1)[-1].replace("_", " ")
+    for o in samples or []:
+        if isinstance(o, list) and o and isinstance(o[0], dict):
+            return "documents" if _DOC_KEYS & set(o[0]) else "records"
+    return "items"
 
 
 def empty_output(run: RunContext) -> Iterator[Finding]:
@@ -181,7 +192,7 @@ def empty_output(run: RunContext) -> Iterator[Finding]:
             if nonempty / len(outs) >= 0.9:
                 sizes = [float(fx.size(o) or 0) for o in outs if fx.size(o)]
                 usual = fx.span(sizes) if sizes else "a value"
-                found = "nothing" if value in (None, "") else f"0 {_noun(fx.ROOT)}"
+                found = "nothing" if value in (None, "") else f"0 {_noun(fx.ROOT, outs)}"
                 if isinstance(value, dict) and value:
                     found = "only empty fields"
                 yield run.finding(
@@ -294,14 +305,56 @@ def value_anomaly(run: RunContext) -> Iterator[Finding]:
         if len(outs) < MIN_VALUE_SAMPLES:
             continue
         hist_maps = [fx.field_map(o) for o in outs]
+        passed_in = _input_leaves(run.input(step))
         for path, v in fx.field_map(value).items():
             hist = [m[path] for m in hist_maps if path in m]
             if len(hist) < MIN_VALUE_SAMPLES:
                 continue
+            if _passed_through(v, passed_in):
+                continue  # passed through from the input: the anomaly was made upstream
             f = _numeric(run, step, path, v, hist) or _categorical(run, step, path, v, hist)
             f = f or _length(run, step, path, v, hist)
             if f is not None:
                 yield f
+
+
+def _leaf_key(v: Any) -> tuple[str, Any] | None:
+    if isinstance(v, bool):
+        return ("b", v)
+    if isinstance(v, (int, float)):
+        return ("n", float(v))
+    if isinstance(v, str):
+        return ("s", v)
+    return None
+
+
+def _input_leaves(value: Any, limit: int = 2000) -> set[tuple[str, Any] | None]:
+    """Scalar values anywhere in a step's input (bounded)."""
+    out: set[tuple[str, Any] | None] = set()
+    stack = [value]
+    while stack and len(out) < limit:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif v is not None:
+            out.add(_leaf_key(v))
+    out.discard(None)
+    return out
+
+
+def _passed_through(v: Any, passed_in: set[tuple[str, Any] | None]) -> bool:
+    """Is ``v`` one of the input's values, or (as text) inside one of its strings?"""
+    key = _leaf_key(v)
+    if key is None:
+        return False
+    if key in passed_in:
+        return True
+    text = v if isinstance(v, str) else (None if isinstance(v, bool) else fx._fmt_num(float(v)))
+    if not text or len(text) < 3:
+        return False
+    return any(k is not None and k[0] == "s" and text in k[1] for k in passed_in)
 
 
 def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
@@ -310,7 +363,8 @@ def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) ->
     if x is None or len(xs) < MIN_VALUE_SAMPLES or fx.timestamp_ns(path, v) is not None:
         return None
     lo, hi = min(xs), max(xs)
-    margin = 0.25 * (hi - lo)
+    med, _ = fx.median_mad(xs)
+    margin = max(0.5 * (hi - lo), 0.25 * abs(med))
     if lo - margin <= x <= hi + margin:
         return None
     z = fx.robust_z(x, xs)
@@ -339,10 +393,10 @@ def _categorical(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]
         vals = [h for h in hist if isinstance(h, str)]
     else:
         return None
-    if len(vals) < MIN_VALUE_SAMPLES or v in vals:
+    if len(vals) < MIN_CATEGORY_SAMPLES or v in vals:
         return None
     distinct = set(vals)
-    if len(distinct) > max(3, len(vals) // 4):
+    if len(distinct) > max(2, len(vals) // 4):
         return None  # free-form or id-like values: novelty means nothing
     name = "output" if path == fx.ROOT else path
     usual = ", ".join(repr(x) for x in sorted(distinct, key=str)[:5])
