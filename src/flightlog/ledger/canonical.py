@@ -68,9 +68,21 @@ def es6_number(x: float) -> str:
 
 
 def _float(x: float) -> Any:
-    if math.isfinite(x):
-        return _Fragment(es6_number(x).encode())
-    return None
+    if x != x or x in (_INF, _NINF):
+        return None
+    if x == 0:
+        return _ZERO  # also -0.0
+    text = repr(x)
+    # Python writes 1e-4 <= |x| < 1e16 without an exponent and with the same shortest
+    # digits as ECMAScript, which differs there only in dropping a trailing ".0".
+    if "e" not in text and "n" not in text:
+        return _Fragment((text[:-2] if text.endswith(".0") else text).encode())
+    return _Fragment(es6_number(x).encode())
+
+
+_ZERO = _Fragment(b"0")
+_INF = math.inf
+_NINF = -math.inf
 
 
 def prepare(value: Any) -> Any:

@@ -20,6 +20,7 @@ starts with ``sensitive.``, or is listed in the record's ``flightlog.sensitive``
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from flightlog.ledger import canonical
 from flightlog.ledger.config import SENSITIVE_MARK, LedgerConfig
 from flightlog.model import Edge, ErrorInfo, Finding, Run, Step
 
+_sha256 = hashlib.sha256
+_b64 = binascii.b2a_base64
 COMMIT = "$commit"
 REDACTED = "[redacted]"
 _prepare = canonical.prepare
@@ -167,7 +170,9 @@ def step_record_id(run_id: str, step_id: str) -> str:
 
 def commitment(salt: bytes, value: Any) -> str:
     """base64(SHA-256(salt || canonical JSON of value))."""
-    return base64.b64encode(hashlib.sha256(salt + canonical.dumps(value)).digest()).decode()
+    # A string's RFC 8785 form is orjson's (the common case: payload hashes).
+    text = orjson.dumps(value) if type(value) is str else canonical.dumps(value)
+    return _b64(_sha256(salt + text).digest(), newline=False).decode()
 
 
 class Encoder:
@@ -225,7 +230,7 @@ class Encoder:
                 value = parent[path[-1]]
                 parent[path[-1]] = {COMMIT: commitment(salt, value)}
                 opened.append([list(path), base64.b64encode(salt).decode(), value])
-            openings = canonical.dumps(opened)
+            openings = orjson.dumps(opened)  # stored beside the log, never hashed
         entry = canonical.dumps_prepared(
             {
                 "v": 1,
