@@ -38,10 +38,21 @@ def _steps(run_id: str, start: int, count: int, t0: int) -> list:
 
     return [
         Step(
-            run_id=run_id, id=f"{i:016x}", name="search_policy", kind="tool", index=i + 1,
-            started_ns=t0 + i, ended_ns=t0 + i + 1000, agent="retriever", owner="search-team",
-            input_hash=f"{i:064x}", output_hash=f"{i + 1:064x}", model="gpt-4o",
-            input_tokens=120, output_tokens=40, cost=0.00042,
+            run_id=run_id,
+            id=f"{i:016x}",
+            name="search_policy",
+            kind="tool",
+            index=i + 1,
+            started_ns=t0 + i,
+            ended_ns=t0 + i + 1000,
+            agent="retriever",
+            owner="search-team",
+            input_hash=f"{i:064x}",
+            output_hash=f"{i + 1:064x}",
+            model="gpt-4o",
+            input_tokens=120,
+            output_tokens=40,
+            cost=0.00042,
             attributes={"temperature": 0.2, "k": 5},
         )
         for i in range(start, start + count)
@@ -124,12 +135,18 @@ def main() -> None:
         print(f"appending {n} entries (batches of {args.batch}) ...", flush=True)
         ours_s, entries, (store, ledger) = bench_appends(tmp / "ledger.db", n, args.batch)
         pm_s, tree = bench_pymerkle_appends(tmp / "pymerkle.db", entries, args.batch)
-        rows.append((f"durable appends, {n} entries", f"{n / ours_s:,.0f}/s",
-                     f"{n / pm_s:,.0f}/s", f"{pm_s / ours_s:.1f}x"))
+        rows.append(
+            (
+                f"durable appends, {n} entries",
+                f"{n / ours_s:,.0f}/s",
+                f"{n / pm_s:,.0f}/s",
+                f"{pm_s / ours_s:.1f}x",
+            )
+        )
 
         with store.read() as tx:
             size, root = ledger.head(tx)
-        pm_root = tree.get_state()  # type: ignore[attr-defined]
+        pm_root = tree.get_root()  # type: ignore[attr-defined]
         assert size == n and pm_root == root, "pymerkle and flightlog disagree on the root"
         print(f"roots agree: {root.hex()[:16]}… at size {n}", flush=True)
 
@@ -148,11 +165,22 @@ def main() -> None:
             t = time.perf_counter()
             tree.prove_inclusion(i + 1, n)  # type: ignore[attr-defined]
             theirs.append(time.perf_counter() - t)
-        rows.append((f"inclusion proof at {n} (median)", f"{statistics.median(ours) * 1e6:,.0f} µs",
-                     f"{statistics.median(theirs) * 1e6:,.0f} µs",
-                     f"{statistics.median(theirs) / statistics.median(ours):.1f}x"))
-        rows.append((f"inclusion proof at {n} (p99)", f"{pct(ours, 0.99) * 1e6:,.0f} µs",
-                     f"{pct(theirs, 0.99) * 1e6:,.0f} µs", f"{pct(theirs, 0.99) / pct(ours, 0.99):.1f}x"))
+        rows.append(
+            (
+                f"inclusion proof at {n} (median)",
+                f"{statistics.median(ours) * 1e6:,.0f} µs",
+                f"{statistics.median(theirs) * 1e6:,.0f} µs",
+                f"{statistics.median(theirs) / statistics.median(ours):.1f}x",
+            )
+        )
+        rows.append(
+            (
+                f"inclusion proof at {n} (p99)",
+                f"{pct(ours, 0.99) * 1e6:,.0f} µs",
+                f"{pct(theirs, 0.99) * 1e6:,.0f} µs",
+                f"{pct(theirs, 0.99) / pct(ours, 0.99):.1f}x",
+            )
+        )
 
         cp = ledger.checkpoint()
         t = time.perf_counter()
@@ -161,10 +189,16 @@ def main() -> None:
         assert report.ok, report.summary()
         tree.cache_clear()  # type: ignore[attr-defined]
         t = time.perf_counter()
-        tree.get_state(n)  # type: ignore[attr-defined]
+        tree.get_root(n)  # type: ignore[attr-defined]
         pm_ver = time.perf_counter() - t
-        rows.append((f"full verify, {n} entries", f"{ver_s:.1f} s ({n / ver_s:,.0f}/s)",
-                     f"{pm_ver:.1f} s (root only)", f"{pm_ver / ver_s:.2f}x"))
+        rows.append(
+            (
+                f"full verify, {n} entries",
+                f"{ver_s:.1f} s ({n / ver_s:,.0f}/s)",
+                f"{pm_ver:.1f} s (root only)",
+                f"{pm_ver / ver_s:.2f}x",
+            )
+        )
         store.close()
         tree.close()  # type: ignore[attr-defined]
         del cp, entries
@@ -173,20 +207,29 @@ def main() -> None:
         print(f"writing {r} steps through Store.write, ledger on and off ...", flush=True)
         on_s, st_on = bench_store_writes(tmp / "on.db", r, args.batch, True)
         off_s, st_off = bench_store_writes(tmp / "off.db", r, args.batch, False)
-        rows.append((f"Store.write steps, ledger on/off, {r}", f"{r / on_s:,.0f}/s",
-                     f"{r / off_s:,.0f}/s (off)", f"+{(on_s - off_s) / r * 1e6:.1f} µs/step"))
+        rows.append(
+            (
+                f"Store.write steps, ledger on/off, {r}",
+                f"{r / on_s:,.0f}/s",
+                f"{r / off_s:,.0f}/s (off)",
+                f"+{(on_s - off_s) / r * 1e6:.1f} µs/step",
+            )
+        )
         from flightlog.ledger import attach
 
         t = time.perf_counter()
         rep = verify(attach(st_on))  # type: ignore[arg-type]
         full_s = time.perf_counter() - t
         assert rep.ok, rep.summary()
-        rows.append((f"full verify with records, {r}", f"{full_s:.1f} s ({r / full_s:,.0f}/s)", "-", "-"))
+        rows.append(
+            (f"full verify with records, {r}", f"{full_s:.1f} s ({r / full_s:,.0f}/s)", "-", "-")
+        )
         st_on.close()  # type: ignore[attr-defined]
         st_off.close()  # type: ignore[attr-defined]
 
     w = max(len(x[0]) for x in rows)
     print()
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'measure':<{w}}  {'flightlog':>24}  {'pymerkle':>24}  {'ratio':>16}")
     for name, a, b, ratio in rows:
         print(f"{name:<{w}}  {a:>24}  {b:>24}  {ratio:>16}")

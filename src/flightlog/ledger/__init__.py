@@ -49,11 +49,14 @@ def attach(store: Store, config: LedgerConfig | None = None) -> Ledger:
     return ledger
 
 
-
 def ledger_enabled() -> bool:
     """False when ``FLIGHTLOG_LEDGER`` is ``off`` (or ``0``, ``false``, ``no``)."""
     import os
 
     return os.environ.get("FLIGHTLOG_LEDGER", "on").strip().lower() not in (
-        "off", "0", "false", "no", "disabled",
+        "off",
+        "0",
+        "false",
+        "no",
+        "disabled",
     )

@@ -25,8 +25,8 @@ from typing import Any
 import orjson
 
 from flightlog.errors import InputError, LedgerError
-from flightlog.ledger import rfc9162
 from flightlog.ledger import checkpoint as cp_mod
+from flightlog.ledger import rfc9162
 from flightlog.ledger.entry import COMMIT, commitment, committed_paths, get_path
 from flightlog.ledger.note import Verifier
 
@@ -64,8 +64,13 @@ def export(
     with store.read() as tx:
         if run_id is not None:
             ids = [run_id]
-            ids += [f"{run_id}/{r[0]}" for r in tx.fetchall("SELECT id FROM steps WHERE run_id = ?", (run_id,))]
-            ids += [r[0] for r in tx.fetchall("SELECT id FROM findings WHERE run_id = ?", (run_id,))]
+            ids += [
+                f"{run_id}/{r[0]}"
+                for r in tx.fetchall("SELECT id FROM steps WHERE run_id = ?", (run_id,))
+            ]
+            ids += [
+                r[0] for r in tx.fetchall("SELECT id FROM findings WHERE run_id = ?", (run_id,))
+            ]
             ids += [
                 f"{run_id}/{s}>{t}/{k}"
                 for s, t, k in tx.fetchall(
@@ -76,13 +81,15 @@ def export(
             for part in chunked(ids, 500):
                 marks = ", ".join("?" * len(part))
                 rows += tx.fetchall(
-                    f"SELECT seq, entry FROM ledger_entries WHERE record_id IN ({marks}) AND seq < ?",
+                    "SELECT seq, entry FROM ledger_entries "
+                    f"WHERE record_id IN ({marks}) AND seq < ?",
                     [*part, cp.size],
                 )
             rows.sort()
         else:
             rows = tx.fetchall(
-                "SELECT seq, entry FROM ledger_entries WHERE created_ns >= ? AND seq < ? ORDER BY seq",
+                "SELECT seq, entry FROM ledger_entries WHERE created_ns >= ? AND seq < ? "
+                "ORDER BY seq",
                 (since_ns, cp.size),
             )
         if not rows:
@@ -94,7 +101,9 @@ def export(
         openings: dict[int, Any] = {}
         for part in chunked(seqs, 500):
             marks = ", ".join("?" * len(part))
-            for s, d in tx.fetchall(f"SELECT seq, data FROM ledger_openings WHERE seq IN ({marks})", list(part)):
+            for s, d in tx.fetchall(
+                f"SELECT seq, data FROM ledger_openings WHERE seq IN ({marks})", list(part)
+            ):
                 openings[int(s)] = orjson.loads(d)
         entries = []
         hashes: set[str] = set()
@@ -153,7 +162,9 @@ class BundleReport:
     def summary(self) -> str:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items()))
         runs = ", ".join(self.runs[:5]) + (" …" if len(self.runs) > 5 else "")
-        trust = "pinned key" if self.key_pinned else "key from the bundle itself (pass --key to pin)"
+        trust = (
+            "pinned key" if self.key_pinned else "key from the bundle itself (pass --key to pin)"
+        )
         return (
             f"verified: {self.entries} entries ({kinds}) of run(s) {runs or '-'} are included in "
             f"checkpoint {self.origin} size {self.checkpoint_size} root {self.checkpoint_root}, "
@@ -233,12 +244,16 @@ def verify_bundle(path: Path, trusted_key: str | None = None) -> BundleReport:
                 continue
             salt, value = opening
             if commitment(base64.b64decode(salt), value) != get_path(data, p)[COMMIT]:
-                raise LedgerError(f"entry #{index}: the opening of {'.'.join(p)} does not match its commitment")
+                raise LedgerError(
+                    f"entry #{index}: the opening of {'.'.join(p)} does not match its commitment"
+                )
             opened += 1
             if p[-1] in ("input_hash", "output_hash") and isinstance(value, str):
                 committed_hashes.add(value)
         if by_path:
-            raise LedgerError(f"entry #{index}: openings for fields it does not commit: {sorted(by_path)}")
+            raise LedgerError(
+                f"entry #{index}: openings for fields it does not commit: {sorted(by_path)}"
+            )
     for h, text in payloads.items():
         if h not in committed_hashes:
             raise LedgerError(f"payload {h} is not referenced by any opened entry")

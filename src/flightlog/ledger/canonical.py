@@ -49,8 +49,10 @@ def es6_number(x: float) -> str:
         frac_part = ""
     digits = (int_part + frac_part).lstrip("0")
     # value = 0.digits * 10**n
-    n = len(int_part.lstrip("0")) + exp if int_part.strip("0") else exp - (
-        len(frac_part) - len(frac_part.lstrip("0"))
+    n = (
+        len(int_part.lstrip("0")) + exp
+        if int_part.strip("0")
+        else exp - (len(frac_part) - len(frac_part.lstrip("0")))
     )
     digits = digits.rstrip("0") or "0"
     k = len(digits)
@@ -136,9 +138,7 @@ def _jcs(value: Any) -> str:
     """Pure-Python RFC 8785 of a prepared value (fragments are emitted verbatim)."""
     if isinstance(value, dict):
         items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
-        return "{" + ",".join(
-            orjson.dumps(k).decode() + ":" + _jcs(v) for k, v in items
-        ) + "}"
+        return "{" + ",".join(orjson.dumps(k).decode() + ":" + _jcs(v) for k, v in items) + "}"
     if isinstance(value, list):
         return "[" + ",".join(_jcs(v) for v in value) + "]"
     return orjson.dumps(value).decode()  # scalars and fragments

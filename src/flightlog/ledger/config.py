@@ -1,19 +1,15 @@
 """Ledger settings, from ``FLIGHTLOG_LEDGER_*`` environment variables (or passed directly).
 
-=====================================  =========================================  ==========
-variable                               meaning                                    default
-=====================================  =========================================  ==========
-``FLIGHTLOG_LEDGER``                   ``off`` disables the ledger for a store    on
-``FLIGHTLOG_LEDGER_KEY``               signing key file (created 0600 on first    ``<db>.ledger-key``
-                                       use)
-``FLIGHTLOG_LEDGER_WITNESS``           file every checkpoint is appended to       ``<db>.checkpoints``
-                                       (``off`` to disable)
-``FLIGHTLOG_LEDGER_CHECKPOINT_EVERY``  sign a checkpoint every N entries           10000
-``FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS`` ... or when T seconds have passed          60
-``FLIGHTLOG_LEDGER_SENSITIVE``         extra attribute-key patterns to commit     (none)
-                                       (comma-separated, fnmatch, case-insensitive)
-``FLIGHTLOG_LEDGER_RETENTION_DAYS``    retention window; pruning inside refused   183
-=====================================  =========================================  ==========
+- ``FLIGHTLOG_LEDGER``: ``off`` disables the ledger for a store (default on)
+- ``FLIGHTLOG_LEDGER_KEY``: the signing key file, created (mode 0600) on first use
+  (default ``<db>.ledger-key`` beside a SQLite file)
+- ``FLIGHTLOG_LEDGER_WITNESS``: file every checkpoint is appended to, ``off`` to disable
+  (default ``<db>.checkpoints``)
+- ``FLIGHTLOG_LEDGER_CHECKPOINT_EVERY``: sign a checkpoint every N entries (10000)
+- ``FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS``: ... or when T seconds have passed (60)
+- ``FLIGHTLOG_LEDGER_SENSITIVE``: extra attribute-key patterns to commit (comma-separated,
+  fnmatch, case-insensitive)
+- ``FLIGHTLOG_LEDGER_RETENTION_DAYS``: the retention window; pruning inside it is refused (183)
 """
 
 from __future__ import annotations
@@ -85,10 +81,16 @@ class LedgerConfig:
         return self._regex.match(key.lower()) is not None
 
     @classmethod
-    def from_env(cls, store_url: str | None = None, env: Mapping[str, str] | None = None) -> LedgerConfig:
+    def from_env(
+        cls, store_url: str | None = None, env: Mapping[str, str] | None = None
+    ) -> LedgerConfig:
         e = os.environ if env is None else env
         enabled = e.get("FLIGHTLOG_LEDGER", "on").strip().lower() not in (
-            "off", "0", "false", "no", "disabled",
+            "off",
+            "0",
+            "false",
+            "no",
+            "disabled",
         )
         db_path = _db_path(store_url)
         key = e.get("FLIGHTLOG_LEDGER_KEY")
@@ -110,7 +112,9 @@ class LedgerConfig:
             witness_path = db_path.with_name(db_path.name + ".checkpoints")
         else:
             witness_path = None
-        extra = tuple(p.strip() for p in e.get("FLIGHTLOG_LEDGER_SENSITIVE", "").split(",") if p.strip())
+        extra = tuple(
+            p.strip() for p in e.get("FLIGHTLOG_LEDGER_SENSITIVE", "").split(",") if p.strip()
+        )
         try:
             every = int(e.get("FLIGHTLOG_LEDGER_CHECKPOINT_EVERY", "10000"))
             seconds = float(e.get("FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS", "60"))

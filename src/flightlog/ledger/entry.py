@@ -212,8 +212,14 @@ class Encoder:
         return paths
 
     def encode(
-        self, kind: str, record_id: str, run_id: str | None, data: dict[str, Any],
-        time_ns: int, *, top_level_keys: bool = False,
+        self,
+        kind: str,
+        record_id: str,
+        run_id: str | None,
+        data: dict[str, Any],
+        time_ns: int,
+        *,
+        top_level_keys: bool = False,
     ) -> Encoded:
         paths = self.sensitive_paths(data, top_level_keys)
         openings: bytes | None = None
@@ -237,8 +243,9 @@ class Encoder:
                 "kind": kind,
                 "id": record_id,
                 "time": str(time_ns),
-                "data": {k: _prepare(v) for k, v in data.items()} if top_level_keys else
-                _prepare_known(data),
+                "data": {k: _prepare(v) for k, v in data.items()}
+                if top_level_keys
+                else _prepare_known(data),
             }
         )
         return Encoded(kind, record_id, run_id, time_ns, entry, openings)

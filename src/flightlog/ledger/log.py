@@ -89,7 +89,8 @@ def fetch_nodes(tx: Tx, keys: Iterable[rfc9162.NodeKey]) -> dict[rfc9162.NodeKey
         lvl, i = min(missing)
         raise LedgerError(
             f"the ledger has no hash for leaves {i << lvl}..{((i + 1) << lvl) - 1} "
-            f"(level {lvl}); the log's tables were altered or truncated: run 'flightlog audit verify'"
+            f"(level {lvl}); the log's tables were altered or truncated: "
+            "run 'flightlog audit verify'"
         )
     return out
 
@@ -198,7 +199,11 @@ class Ledger:
         record_id = str(data.get("id") or data.get("run_id") or kind)
         run_id = data.get("run_id")
         e = self.encoder.encode(
-            kind, record_id, str(run_id) if run_id else None, dict(data), time.time_ns(),
+            kind,
+            record_id,
+            str(run_id) if run_id else None,
+            dict(data),
+            time.time_ns(),
             top_level_keys=True,
         )
         self.append(tx, [e])
@@ -209,7 +214,9 @@ class Ledger:
         out = {}
         for part in chunked(sorted(ids), 500):
             marks = ", ".join("?" * len(part))
-            for row in tx.fetchall(f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({marks})", list(part)):
+            for row in tx.fetchall(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({marks})", list(part)
+            ):
                 out[row[0]] = run_from_row(row)
         return out
 
@@ -410,4 +417,3 @@ class Ledger:
                 f"entry {seq} is not covered by the checkpoint of size {checkpoint.size}"
             )
         return self.inclusion_proof(tx, seq, checkpoint.size)
-

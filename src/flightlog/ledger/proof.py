@@ -20,8 +20,8 @@ import binascii
 from dataclasses import dataclass
 
 from flightlog.errors import LedgerError, NotFoundError
-from flightlog.ledger import rfc9162
 from flightlog.ledger import checkpoint as cp_mod
+from flightlog.ledger import rfc9162
 from flightlog.ledger.log import Ledger
 from flightlog.ledger.note import Verifier
 from flightlog.store.base import Tx

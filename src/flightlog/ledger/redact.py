@@ -69,9 +69,7 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
         )
         if run_row is None:
             raise NotFoundError(f"no run {run_id}")
-        finding_rows = tx.fetchall(
-            "SELECT id, evidence FROM findings WHERE run_id = ?", (run_id,)
-        )
+        finding_rows = tx.fetchall("SELECT id, evidence FROM findings WHERE run_id = ?", (run_id,))
         edges = tx.fetchall(
             "SELECT run_id, source, target, kind FROM edges WHERE run_id = ?", (run_id,)
         )
@@ -117,7 +115,9 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
             tx.execute(f"UPDATE steps SET {sets} WHERE run_id = ?", (run_id,))
         new_attrs = _scrub_map(enc, _json.loads(run_row[2]) or {}, "attributes")
         if new_attrs is not None:
-            tx.execute("UPDATE runs SET attributes = ? WHERE id = ?", (_json.dumps(new_attrs), run_id))
+            tx.execute(
+                "UPDATE runs SET attributes = ? WHERE id = ?", (_json.dumps(new_attrs), run_id)
+            )
         for sid, _i, _o, attrs in step_rows:
             new_attrs = _scrub_map(enc, _json.loads(attrs) or {}, "attributes")
             if new_attrs is not None:
@@ -128,12 +128,15 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
         for fid, evidence in finding_rows:
             new_ev = _scrub_map(enc, _json.loads(evidence) or {}, "evidence")
             if new_ev is not None:
-                tx.execute("UPDATE findings SET evidence = ? WHERE id = ?", (_json.dumps(new_ev), fid))
+                tx.execute(
+                    "UPDATE findings SET evidence = ? WHERE id = ?", (_json.dumps(new_ev), fid)
+                )
         deleted = kept = 0
         for h in sorted(hashes):
             other = tx.fetchone(
                 "SELECT 1 FROM steps WHERE (input_hash = ? OR output_hash = ?) AND run_id <> ? "
-                "UNION ALL SELECT 1 FROM runs WHERE (input_hash = ? OR output_hash = ?) AND id <> ?",
+                "UNION ALL "
+                "SELECT 1 FROM runs WHERE (input_hash = ? OR output_hash = ?) AND id <> ?",
                 (h, h, run_id, h, h, run_id),
             )
             if other:
@@ -141,14 +144,24 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
                 continue
             tx.execute("DELETE FROM payloads WHERE hash = ?", (h,))
             deleted += 1
-        data: dict[str, Any] = {"run_id": run_id, "entries": seqs, "payloads_deleted": deleted}
+        record: dict[str, Any] = {"run_id": run_id, "entries": seqs, "payloads_deleted": deleted}
         if reason:
-            data["reason"] = reason
-        index = ledger.append(tx, [ledger.encoder.encode(
-            "redaction", run_id, run_id, data, _now(), top_level_keys=True,
-        )])
+            record["reason"] = reason
+        index = ledger.append(
+            tx,
+            [
+                ledger.encoder.encode(
+                    "redaction",
+                    run_id,
+                    run_id,
+                    record,
+                    _now(),
+                    top_level_keys=True,
+                )
+            ],
+        )
     if sqlite:
-        scrub_sqlite(str(getattr(store, "path")))
+        scrub_sqlite(str(store.path))  # type: ignore[attr-defined]
     return Redaction(run_id, len(seqs), values, deleted, kept, index)
 
 
