@@ -29,6 +29,7 @@ from flightlog.ledger import checkpoint as cp_mod
 from flightlog.ledger import rfc9162
 from flightlog.ledger.entry import COMMIT, commitment, committed_paths, get_path
 from flightlog.ledger.note import Verifier
+from flightlog.ledger.schema import record_filter
 
 FORMAT = "flightlog-audit-bundle/v1"
 
@@ -78,18 +79,17 @@ def export(
                 )
             ]
             rows = []
-            for part in chunked(ids, 500):
-                marks = ", ".join("?" * len(part))
+            for part in chunked(ids, 400):
+                cond, params = record_filter(list(part))
                 rows += tx.fetchall(
-                    "SELECT seq, entry FROM ledger_entries "
-                    f"WHERE record_id IN ({marks}) AND seq < ?",
-                    [*part, cp.size],
+                    f"SELECT seq, entry, openings FROM ledger_entries WHERE {cond} AND seq < ?",
+                    [*params, cp.size],
                 )
             rows.sort()
         else:
             rows = tx.fetchall(
-                "SELECT seq, entry FROM ledger_entries WHERE created_ns >= ? AND seq < ? "
-                "ORDER BY seq",
+                "SELECT seq, entry, openings FROM ledger_entries "
+                "WHERE created_ns >= ? AND seq < ? ORDER BY seq",
                 (since_ns, cp.size),
             )
         if not rows:
@@ -97,25 +97,17 @@ def export(
                 "nothing to export: no ledger entries match "
                 + (f"run {run_id}" if run_id else "that time")
             )
-        seqs = [int(r[0]) for r in rows]
-        openings: dict[int, Any] = {}
-        for part in chunked(seqs, 500):
-            marks = ", ".join("?" * len(part))
-            for s, d in tx.fetchall(
-                f"SELECT seq, data FROM ledger_openings WHERE seq IN ({marks})", list(part)
-            ):
-                openings[int(s)] = orjson.loads(d)
         entries = []
         hashes: set[str] = set()
         runs: set[str] = set()
-        for seq, entry in rows:
+        for seq, entry, opened_raw in rows:
             if entry is None:
                 continue  # pruned: nothing to show
             entry = bytes(entry)
             data = orjson.loads(entry).get("data") or {}
             if isinstance(data, dict) and data.get("run_id") or run_id:
                 runs.add(str(data.get("run_id") or run_id))
-            opened = openings.get(int(seq))
+            opened = orjson.loads(opened_raw) if opened_raw is not None else None
             for path, _salt, value in opened or []:
                 if path[-1] in ("input_hash", "output_hash") and isinstance(value, str):
                     hashes.add(value)

@@ -102,7 +102,7 @@ def prepare(value: Any) -> Any:
             if type(k) is not str:
                 k = str(k)
             out[k] = prepare(v)
-        if any(max(k, default="\0") > "\uffff" for k in out):
+        if not all(k.isascii() for k in out) and any(max(k, default="\0") > "\uffff" for k in out):
             return _Fragment(_jcs(out).encode())
         return out
     if t is list or t is tuple:

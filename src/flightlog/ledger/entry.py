@@ -11,7 +11,8 @@ capability passed to ``Store.audit`` (``attribution``, ``incident.transition``,
 
 Sensitive values never enter the leaf. Each is replaced by ``{"$commit": base64(SHA-256(salt ||
 canonical value))}`` with a fresh 16-byte random salt; the value and its salt (an *opening*)
-are stored beside the log in ``ledger_openings`` and deleted by redaction. Which values are
+are stored beside the entry (``ledger_entries.openings``, never hashed) and deleted by
+redaction. Which values are
 sensitive: the fields in ``LedgerConfig.committed_fields`` (input/output payload hashes) and
 every attribute, evidence or audit-data key that matches ``LedgerConfig.sensitive_patterns``,
 starts with ``sensitive.``, or is listed in the record's ``flightlog.sensitive`` attribute.
@@ -82,10 +83,24 @@ def _err(e: ErrorInfo | None) -> Any:
     }
 
 
+_PLAIN = (str, bool, float, type(None))
+
+
 def _stored(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Attributes as the store keeps them (JSON round trip)."""
+    """Attributes as the store keeps them (its JSON round trip; skipped when it is the
+    identity: string keys and plain scalar values)."""
     if not attrs:
         return {}
+    for k, v in attrs.items():
+        t = type(v)
+        if (
+            type(k) is not str
+            or not (t in _PLAIN or (t is int and -(2**63) <= v < 2**63))
+            or (t is float and v != v)
+        ):
+            break
+    else:
+        return attrs
     out: dict[str, Any] = orjson.loads(_json.dumpb(attrs))
     return out
 

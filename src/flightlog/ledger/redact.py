@@ -28,6 +28,7 @@ from flightlog import _json
 from flightlog.errors import NotFoundError
 from flightlog.ledger.entry import REDACTED, edge_id, step_record_id
 from flightlog.ledger.log import Ledger
+from flightlog.ledger.schema import record_filter
 from flightlog.store.base import chunked
 
 _HASH_FIELDS = ("input_hash", "output_hash")
@@ -80,12 +81,10 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
         ids += [edge_id(Edge(e[0], e[1], e[2], e[3])) for e in edges]
         seqs: list[int] = []
         for part in chunked(ids, 500):
-            marks = ", ".join("?" * len(part))
+            cond, params = record_filter(list(part))
             seqs += [
                 int(r[0])
-                for r in tx.fetchall(
-                    f"SELECT seq FROM ledger_entries WHERE record_id IN ({marks})", list(part)
-                )
+                for r in tx.fetchall(f"SELECT seq FROM ledger_entries WHERE {cond}", params)
             ]
         seqs.sort()
         hashes: set[str] = set()
@@ -93,13 +92,17 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
         for part in chunked(seqs, 500):
             marks = ", ".join("?" * len(part))
             for (data,) in tx.fetchall(
-                f"SELECT data FROM ledger_openings WHERE seq IN ({marks})", list(part)
+                f"SELECT openings FROM ledger_entries WHERE seq IN ({marks}) "
+                "AND openings IS NOT NULL",
+                list(part),
             ):
                 for path, _salt, value in orjson.loads(data):
                     values += 1
                     if path[-1] in _HASH_FIELDS and isinstance(value, str):
                         hashes.add(value)
-            tx.execute(f"DELETE FROM ledger_openings WHERE seq IN ({marks})", list(part))
+            tx.execute(
+                f"UPDATE ledger_entries SET openings = NULL WHERE seq IN ({marks})", list(part)
+            )
         # The stored records: clear committed fields.
         enc = ledger.encoder
         for f in ("input_hash", "output_hash"):

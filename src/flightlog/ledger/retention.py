@@ -20,6 +20,7 @@ from typing import Any
 from flightlog.errors import LedgerError
 from flightlog.ledger.entry import edge_id, step_record_id
 from flightlog.ledger.log import Ledger
+from flightlog.ledger.schema import record_filter
 from flightlog.model import Edge
 from flightlog.store.base import chunked
 
@@ -72,12 +73,10 @@ def prune(ledger: Ledger, before_ns: int, *, now_ns: int | None = None) -> Prune
                 )
             ]
             for part in chunked(ids, 500):
-                marks = ", ".join("?" * len(part))
+                cond, params = record_filter(list(part))
                 seqs += [
                     int(r[0])
-                    for r in tx.fetchall(
-                        f"SELECT seq FROM ledger_entries WHERE record_id IN ({marks})", list(part)
-                    )
+                    for r in tx.fetchall(f"SELECT seq FROM ledger_entries WHERE {cond}", params)
                 ]
             for table, col in (
                 ("steps", "run_id"),
@@ -89,8 +88,10 @@ def prune(ledger: Ledger, before_ns: int, *, now_ns: int | None = None) -> Prune
         seqs.sort()
         for part in chunked(seqs, 500):
             marks = ", ".join("?" * len(part))
-            tx.execute(f"DELETE FROM ledger_openings WHERE seq IN ({marks})", list(part))
-            tx.execute(f"UPDATE ledger_entries SET entry = NULL WHERE seq IN ({marks})", list(part))
+            tx.execute(
+                f"UPDATE ledger_entries SET entry = NULL, openings = NULL WHERE seq IN ({marks})",
+                list(part),
+            )
         index = -1
         if seqs:
             index = ledger.append(

@@ -439,7 +439,9 @@ def _check_records(
         openings = {
             int(s): orjson.loads(d)
             for s, d in tx.fetchall(
-                f"SELECT seq, data FROM ledger_openings WHERE seq IN ({marks})", seqs
+                f"SELECT seq, openings FROM ledger_entries WHERE seq IN ({marks}) "
+                "AND openings IS NOT NULL",
+                seqs,
             )
         }
         for seq, record_id, data in part:

@@ -79,7 +79,7 @@ def export_path(ledger: object, tmp_path: Path, run_id: str) -> Path:
 
 def test_missing_opening_without_redaction_is_tampering(filled: Path) -> None:
     conn = sqlite3.connect(filled)
-    conn.execute("DELETE FROM ledger_openings WHERE seq = 1")
+    conn.execute("UPDATE ledger_entries SET openings = NULL WHERE seq = 1")
     conn.commit()
     store = open_store(f"sqlite:///{filled}")
     r = verify(attach(store))
