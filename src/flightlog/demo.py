@@ -340,3 +340,11 @@ def _explore(result: DemoResult, echo: Callable[[str], None]) -> None:
     echo(f"  flightlog runs{db}                     # every run")
     echo(f"  flightlog runs --status failed --json{db}")
     echo(f"  flightlog show {rid}{db}        # the step tree, lineage and findings")
+
+
+@section
+def _alerting(result: DemoResult, echo: Callable[[str], None]) -> None:
+    """Who is paged for the failure: the response engine, delivering to a local webhook."""
+    from flightlog.respond.demo import alerting_section
+
+    alerting_section(result.store, result.failed_run_id, echo)

@@ -19,6 +19,7 @@ from flightlog.model import Finding, Step
 
 MIN_SAMPLES = 3  # successful samples of a step before "usually" means anything
 MIN_VALUE_SAMPLES = 5
+MIN_CATEGORY_SAMPLES = 8  # "never seen" means little until a value has had chances to appear
 LATENCY_MIN_EXCESS_NS = 100_000_000  # a latency outlier must also be 100 ms slower than usual
 
 _TIMEOUT = re.compile(r"time(d)?[ _-]?out|deadline exceeded", re.IGNORECASE)
@@ -309,7 +310,7 @@ def value_anomaly(run: RunContext) -> Iterator[Finding]:
             hist = [m[path] for m in hist_maps if path in m]
             if len(hist) < MIN_VALUE_SAMPLES:
                 continue
-            if _leaf_key(v) in passed_in:
+            if _passed_through(v, passed_in):
                 continue  # passed through from the input: the anomaly was made upstream
             f = _numeric(run, step, path, v, hist) or _categorical(run, step, path, v, hist)
             f = f or _length(run, step, path, v, hist)
@@ -343,13 +344,27 @@ def _input_leaves(value: Any, limit: int = 2000) -> set[tuple[str, Any] | None]:
     return out
 
 
+def _passed_through(v: Any, passed_in: set[tuple[str, Any] | None]) -> bool:
+    """Is ``v`` one of the input's values, or (as text) inside one of its strings?"""
+    key = _leaf_key(v)
+    if key is None:
+        return False
+    if key in passed_in:
+        return True
+    text = v if isinstance(v, str) else (None if isinstance(v, bool) else fx._fmt_num(float(v)))
+    if not text or len(text) < 3:
+        return False
+    return any(k is not None and k[0] == "s" and text in k[1] for k in passed_in)
+
+
 def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
     x = fx.number(v)
     xs = [n for n in (fx.number(h) for h in hist) if n is not None]
     if x is None or len(xs) < MIN_VALUE_SAMPLES or fx.timestamp_ns(path, v) is not None:
         return None
     lo, hi = min(xs), max(xs)
-    margin = 0.25 * (hi - lo)
+    med, _ = fx.median_mad(xs)
+    margin = max(0.5 * (hi - lo), 0.25 * abs(med))
     if lo - margin <= x <= hi + margin:
         return None
     z = fx.robust_z(x, xs)
@@ -378,10 +393,10 @@ def _categorical(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]
         vals = [h for h in hist if isinstance(h, str)]
     else:
         return None
-    if len(vals) < MIN_VALUE_SAMPLES or v in vals:
+    if len(vals) < MIN_CATEGORY_SAMPLES or v in vals:
         return None
     distinct = set(vals)
-    if len(distinct) > max(3, len(vals) // 4):
+    if len(distinct) > max(2, len(vals) // 4):
         return None  # free-form or id-like values: novelty means nothing
     name = "output" if path == fx.ROOT else path
     usual = ", ".join(repr(x) for x in sorted(distinct, key=str)[:5])

@@ -24,7 +24,8 @@ import orjson
 
 from flightlog.errors import InputError
 from flightlog.model import Batch, Edge, ErrorInfo, Finding, Payload, Run, Step
-from flightlog.otel import _values, conventions as C
+from flightlog.otel import _values
+from flightlog.otel import conventions as C
 from flightlog.otel._values import any_value_to_python, approx_size, make_payload
 
 STATUS_ERROR = 2
@@ -67,7 +68,6 @@ def parse_request(body: bytes, content_type: str) -> Any:
     """An ``ExportTraceServiceRequest`` from an OTLP/HTTP body. Raises ``InputError``."""
     from google.protobuf import json_format
     from google.protobuf.message import DecodeError
-
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )

@@ -8,6 +8,7 @@ exactly as it would without Flightlog.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -86,10 +87,8 @@ def _error_info(exc: BaseException, step_id: str | None) -> ErrorInfo:
 
 def _mark_origin(exc: BaseException, step_id: str) -> None:
     if getattr(exc, _ORIGIN_ATTR, None) is None:
-        try:
+        with contextlib.suppress(Exception):
             setattr(exc, _ORIGIN_ATTR, step_id)
-        except Exception:
-            pass
 
 
 class ActiveRun:

@@ -9,6 +9,7 @@ itself off and the error is logged and counted, never raised into user code.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -145,10 +146,8 @@ def shutdown(timeout: float | None = 10.0) -> None:
             w.close(timeout)
         except Exception:
             log.exception("flightlog shutdown failed")
-        try:
+        with contextlib.suppress(Exception):
             w.sink.close()
-        except Exception:
-            pass
         _writer = None
 
 

@@ -13,8 +13,8 @@ from starlette.routing import Route
 
 from flightlog.server.api import Api, error_json, guarded, json_response
 from flightlog.server.ingest import Ingestor
-from flightlog.server.otlp import DEFAULT_MAX_BODY, make_endpoint
 from flightlog.server.openapi import document
+from flightlog.server.otlp import DEFAULT_MAX_BODY, make_endpoint
 from flightlog.server.ui import Ui
 
 

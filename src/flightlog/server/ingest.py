@@ -192,11 +192,17 @@ class Ingestor:
             ended.extend(r.ended_runs)
         wanted = [rid for rid in placeholders if rid not in real_runs]
         if wanted:
-            existing = self._existing_runs(wanted)
+            existing = self._existing("runs", "id", wanted)
             batch.runs.extend(placeholders[rid] for rid in wanted if rid not in existing)
+        # Ingested runs with steps already stored are reordered and linked in SQL inside the
+        # write transaction (the hook); runs seen for the first time, here in memory.
+        stored = self._existing("steps", "run_id", sorted(inferred)) if inferred else set()
+        fresh = inferred - stored
+        if fresh:
+            postprocess_in_memory(batch, fresh)
         self._current = batch
-        self._current_inferred = inferred
-        self._current_new = {s.id for s in batch.steps if s.run_id in inferred}
+        self._current_inferred = stored
+        self._current_new = {s.id for s in batch.steps if s.run_id in stored}
         try:
             self.store.write(batch)
         finally:
@@ -206,13 +212,15 @@ class Ingestor:
         self.stats.spans_rejected += sum(i.result.rejected_spans for i in items)
         return list(dict.fromkeys(ended))
 
-    def _existing_runs(self, run_ids: list[str]) -> set[str]:
+    def _existing(self, table: str, column: str, run_ids: list[str]) -> set[str]:
+        """Which of ``run_ids`` appear in ``table.column`` already."""
         found: set[str] = set()
         with self.store.read() as tx:
             for part in chunked(run_ids, 500):
                 marks = ", ".join("?" * len(part))
                 found.update(r[0] for r in tx.fetchall(
-                    f"SELECT id FROM runs WHERE id IN ({marks})", list(part)))
+                    f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN ({marks})",
+                    list(part)))
         return found
 
     def _write_hook(self, tx: Tx, batch: Batch) -> None:
@@ -252,6 +260,44 @@ class _StepRow:
     agent: str | None
 
 
+def _inherit_agents(rows: list[Any]) -> list[tuple[Any, str]]:
+    """(row, agent) for rows without an agent whose nearest ancestor with one has it."""
+    by_id = {r.id: r for r in rows}
+    out: list[tuple[Any, str]] = []
+    for r in rows:
+        if r.agent is not None:
+            continue
+        p = by_id.get(r.parent_id or "")
+        hops = 0
+        while p is not None and hops < 1000:
+            if p.agent is not None:
+                out.append((r, p.agent))
+                break
+            p = by_id.get(p.parent_id or "")
+            hops += 1
+    return out
+
+
+def postprocess_in_memory(batch: Batch, run_ids: set[str]) -> None:
+    """Order, agents and inferred data edges for runs whose every stored step is in
+    ``batch`` (none stored before): the same result as ``postprocess_run``, without SQL."""
+    by_run: dict[str, dict[str, Any]] = {}
+    copies: dict[str, list[Any]] = {}
+    for s in batch.steps:
+        if s.run_id in run_ids:
+            by_run.setdefault(s.run_id, {})[s.id] = s  # a span delivered twice: last wins
+            copies.setdefault(s.run_id, []).append(s)
+    data = {p.hash: p.data for p in batch.payloads}
+    for run_id, steps in by_run.items():
+        ranks = order((s.id, s.started_ns) for s in steps.values())
+        inherited = {r.id: agent for r, agent in _inherit_agents(list(steps.values()))}
+        for s in copies[run_id]:
+            s.index = ranks[s.id]
+            if s.agent is None and s.id in inherited:
+                s.agent = inherited[s.id]
+        batch.edges.extend(infer_data_edges(list(steps.values()), data))
+
+
 def postprocess_run(tx: Tx, run_id: str, new_ids: set[str]) -> None:
     """Recompute a run's step order, give agent-less steps the agent of their nearest
     ancestor that has one, and infer data edges touching ``new_ids``."""
@@ -262,19 +308,7 @@ def postprocess_run(tx: Tx, run_id: str, new_ids: set[str]) -> None:
     changed = [(ranks[r.id], run_id, r.id) for r in rows if ranks[r.id] != r.idx]
     if changed:
         tx.executemany("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?", changed)
-    by_id = {r.id: r for r in rows}
-    agents: list[tuple[str, str, str]] = []
-    for r in rows:
-        if r.agent is not None:
-            continue
-        p = by_id.get(r.parent_id or "")
-        hops = 0
-        while p is not None and hops < 1000:
-            if p.agent is not None:
-                agents.append((p.agent, run_id, r.id))
-                break
-            p = by_id.get(p.parent_id or "")
-            hops += 1
+    agents = [(agent, run_id, r.id) for r, agent in _inherit_agents(rows)]
     if agents:
         tx.executemany("UPDATE steps SET agent = ? WHERE run_id = ? AND id = ?", agents)
     hashes = sorted({h for r in rows for h in (r.input_hash, r.output_hash) if h})

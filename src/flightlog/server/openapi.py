@@ -24,6 +24,15 @@ _RUN_ID = {"name": "run_id", "in": "path", "required": True,
            "schema": {"type": "string"}}
 
 
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def q(name: str, schema: dict[str, Any], desc: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": desc}
+
+
 def document(version: str) -> dict[str, Any]:
     error_info = {"type": "object", "nullable": True, "properties": {
         "type": {"type": "string"}, "message": {"type": "string"},
@@ -61,9 +70,6 @@ def document(version: str) -> dict[str, Any]:
                               "message": {"type": "string"}, "step_id": _NULLABLE_STR,
                               "evidence": {"type": "object"},
                               "created_ns": {"type": "integer"}}}
-    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
-    q = lambda name, schema, desc: {"name": name, "in": "query", "required": False,  # noqa: E731
-                                    "schema": schema, "description": desc}
     return {
         "openapi": "3.0.3",
         "info": {"title": "Flightlog", "version": version,

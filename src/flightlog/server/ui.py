@@ -33,7 +33,7 @@ def _e(value: Any) -> str:
 def _time(ns: int | None) -> str:
     if not ns:
         return "-"
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc).strftime(
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).strftime(
         "%Y-%m-%d %H:%M:%S")
 
 

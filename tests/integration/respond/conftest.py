@@ -242,13 +242,26 @@ def claims_run(text: str, *, broken: bool = False, strict: bool = False,
     return run.id
 
 
-@pytest.fixture
-def recorded(tmp_path: Path) -> Iterator[str]:
-    """A store URL with the SDK configured on it; 5 successful runs as history."""
-    url = f"sqlite:///{tmp_path / 'flightlog.db'}"
+def _record_history(url: str) -> Iterator[str]:
     flightlog.configure(url)
     for i in range(5):
         claims_run(f"claim {i}")
     flightlog.flush()
     yield url
     flightlog.shutdown()
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Iterator[str]:
+    """A SQLite store URL with the SDK configured on it; 5 successful runs as history."""
+    yield from _record_history(f"sqlite:///{tmp_path / 'flightlog.db'}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def recorded_both(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """As ``recorded``, on SQLite and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'flightlog.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    yield from _record_history(url)

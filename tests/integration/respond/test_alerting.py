@@ -38,8 +38,9 @@ def fail_runs(n: int, **kw: Any) -> list[str]:
 
 
 def test_100_failures_one_page_then_updates_per_group_interval(
-    recorded: str, receiver: Receiver, tmp_path: Path
+    recorded_both: str, receiver: Receiver, tmp_path: Path
 ) -> None:
+    recorded = recorded_both
     clock = ManualClock()
     engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=FAST), clock)
     first = fail_runs(10, broken=True)
@@ -266,8 +267,9 @@ def test_receiver_down_for_a_minute_then_up_delivers_once(
 
 
 def test_resolve_sends_pagerduty_resolve_with_same_dedup_key_and_reopen_links(
-    recorded: str, receiver: Receiver, tmp_path: Path
+    recorded_both: str, receiver: Receiver, tmp_path: Path
 ) -> None:
+    recorded = recorded_both
     clock = ManualClock()
     route = 'group_wait = "0s"\ngroup_interval = "1m"\nrepeat_interval = "4h"\n'
     engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=route),
@@ -324,7 +326,7 @@ def test_email_over_smtp(recorded: str, receiver: Receiver, smtp: Any, tmp_path:
     msg = box.messages[0]
     assert msg["To"] == "claims-oncall@example.test"
     assert msg["Subject"].startswith("[FIRING] claims-triage failed at step 3 of 3")
-    body = msg.get_payload()
+    body = msg.get_payload(decode=True).decode()
     assert "Root cause: step 1 search_policy (agent retriever, owner search-team)" in body
     assert "flightlog report " in body
     (entry,) = [e for e in list_outbox(engine.store) if e.channel == "mail"]

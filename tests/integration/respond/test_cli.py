@@ -23,8 +23,9 @@ def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def test_incident_lifecycle_from_the_cli(
-    recorded: str, receiver: Receiver, tmp_path: Path
+    recorded_both: str, receiver: Receiver, tmp_path: Path
 ) -> None:
+    recorded = recorded_both
     config = str(write_config(tmp_path / "f.toml", receiver, route=ROUTE))
     rid = claims_run("flooded basement", broken=True)
     claims_run("flooded attic", broken=True)

@@ -66,8 +66,9 @@ def watch_once_until_delivered(url: str, config: Path, timeout: float = 30.0) ->
 
 
 def test_sigkill_with_pending_notifications_delivers_once_after_restart(
-    recorded: str, receiver: Receiver, tmp_path: Path
+    recorded_both: str, receiver: Receiver, tmp_path: Path
 ) -> None:
+    recorded = recorded_both
     import flightlog
 
     config = write_config(tmp_path / "f.toml", receiver, route=ROUTE)

@@ -37,6 +37,8 @@ class ServerProcess:
     def store_url(self) -> str:
         return f"sqlite:///{self.db}"
 
+    env: dict[str, str] | None = None
+
     def start(self, *extra: str) -> ServerProcess:
         assert self.proc is None or self.proc.poll() is not None
         self.log = self.db.with_suffix(f".{time.time_ns()}.log")
@@ -44,7 +46,7 @@ class ServerProcess:
             [sys.executable, "-m", "flightlog", "serve", "--port", str(self.port),
              "--db", self.store_url, *extra],
             stdout=subprocess.DEVNULL, stderr=self.log.open("wb"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

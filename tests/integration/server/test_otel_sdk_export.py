@@ -66,7 +66,6 @@ def test_genai_spans_become_runs_and_steps(server) -> None:  # type: ignore[no-u
     assert rec.run.source == "otlp"
     assert rec.run.service == "claims-svc" and rec.run.version == "1.4"
     assert rec.run.attributes["session.id"] == "sess-1"
-    by_name = {s.name: s for s in rec.steps}
     assert [s.name for s in rec.steps] == ["claims-triage", "search_policy", "chat gpt-4o"]
     assert [s.index for s in rec.steps] == [1, 2, 3]
     root_step, tool_step, llm_step = rec.steps

@@ -105,7 +105,9 @@ APP = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_spool_replayed_by_next_process_after_server_comes_up(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_spool_replayed_by_next_process_after_server_comes_up(  # type: ignore[no-untyped-def]
+    server_factory, tmp_path: Path
+) -> None:
     spool = tmp_path / "spool"
     app = tmp_path / "app.py"
     app.write_text(APP)
