@@ -351,3 +351,40 @@ def test_large_step_batch_round_trip(db: Path) -> None:
     store.close()
     assert report.ok and cp.size == 3001
     rfc9162.verify_inclusion(2047, cp.size, rfc9162.leaf_hash(p.entry), p.proof, cp.root)
+
+
+def test_settings_from_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flightlog.ledger import ledger_enabled
+    from flightlog.ledger.config import LedgerConfig
+
+    cfg = tmp_path / "flightlog.toml"
+    cfg.write_text(
+        "[ledger]\n"
+        f'key = "{tmp_path / "k.key"}"\n'
+        "checkpoint_every = 5\n"
+        'sensitive = ["*customer*"]\n'
+        "retention_days = 400\n"
+    )
+    monkeypatch.setenv("FLIGHTLOG_CONFIG", str(cfg))
+    c = LedgerConfig.from_env("sqlite:///x.db")
+    assert c.key_path == tmp_path / "k.key" and c.checkpoint_every == 5
+    assert c.retention_days == 400 and c.is_sensitive("Customer_Name")
+    monkeypatch.setenv("FLIGHTLOG_LEDGER_CHECKPOINT_EVERY", "7")  # the variable wins
+    assert LedgerConfig.from_env("sqlite:///x.db").checkpoint_every == 7
+    assert ledger_enabled()
+    cfg.write_text("[ledger]\nenabled = false\n")
+    assert not ledger_enabled()
+    store = open_store(f"sqlite:///{tmp_path / 'off.db'}")
+    store.close()
+    conn = sqlite3.connect(tmp_path / "off.db")
+    assert conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'ledger_state'"
+    ).fetchone() == (0,)
+    monkeypatch.delenv("FLIGHTLOG_LEDGER_CHECKPOINT_EVERY")
+    cfg.write_text("[ledger]\ncheckpoint_every = 'often'\n")
+    from flightlog.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="checkpoint_every"):
+        LedgerConfig.from_env("sqlite:///x.db")
