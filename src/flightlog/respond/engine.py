@@ -128,8 +128,9 @@ class Engine:
                     if tx.fetchone("SELECT 1 FROM respond_processed WHERE run_id = ?", (run.id,)):
                         continue
                 if run.status == "failed":
-                    facts = self._facts(run)
-                    touched.append(self._record_failure(run, facts))
+                    iid = self._record_failure(run, self._facts(run))
+                    if iid > 0:
+                        touched.append(iid)
                 else:
                     touched.extend(self._record_success(run))
         return touched
@@ -193,6 +194,8 @@ class Engine:
     def _record_failure(self, run: Any, facts: dict[str, Any]) -> int:
         now = self.clock.now_ns()
         with self.store.transaction() as tx:
+            if not self._claim_run(tx, run, now):
+                return -1
             latest = inc_mod.latest_for(tx, facts["fingerprint"])
             inc_mod.reset_streaks(tx, run.workflow)
             if latest is not None and latest.open:
@@ -202,27 +205,32 @@ class Engine:
                 incident = inc_mod.open_incident(self.store, tx, facts=facts, run_id=run.id,
                                                  now_ns=now, previous=latest)
                 self._create_alerts(tx, incident)
-            tx.execute(
-                "INSERT INTO respond_processed (run_id, status, incident_id, processed_ns) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
-                (run.id, run.status, incident.id, now),
-            )
+            tx.execute("UPDATE respond_processed SET incident_id = ? WHERE run_id = ?",
+                       (incident.id, run.id))
         return incident.id
+
+    @staticmethod
+    def _claim_run(tx: Tx, run: Any, now: int) -> bool:
+        """Mark a run processed inside the transaction that processes it; False when another
+        process (the SDK hook, ``watch``, the server) got there first."""
+        row = tx.fetchone(
+            "INSERT INTO respond_processed (run_id, status, incident_id, processed_ns) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
+            (run.id, run.status, None, now),
+        )
+        return row is not None
 
     def _record_success(self, run: Any) -> list[int]:
         now = self.clock.now_ns()
         with self.store.transaction() as tx:
+            if not self._claim_run(tx, run, now):
+                return []
             resolved = inc_mod.record_success(
                 self.store, tx, workflow=run.workflow, run_id=run.id, now_ns=now,
                 auto_resolve_after=self.config.auto_resolve_after,
             )
             for incident in resolved:
                 self._pagerduty_followup(tx, incident, "resolve", now)
-            tx.execute(
-                "INSERT INTO respond_processed (run_id, status, incident_id, processed_ns) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
-                (run.id, run.status, None, now),
-            )
         return [i.id for i in resolved]
 
     def _create_alerts(self, tx: Tx, incident: Incident) -> None:
@@ -360,6 +368,7 @@ class Engine:
                 muted = self._mute_reason(fa, facts, now)
                 if muted:
                     result.muted[f"{incident.id}/{role}"] = muted
+                self._note_mute(tx, incident.id, role, muted, now)
                 for route in match_routes(self.config.route, fa.labels):
                     chans = self._channels_for(route, role, team)
                     if not chans:
@@ -371,6 +380,19 @@ class Engine:
                     g["members"].append((incident, role, team, muted))
             for key, g in groups.items():
                 self._flush_group(tx, key, g, now, result)
+
+    @staticmethod
+    def _note_mute(tx: Tx, incident_id: int, role: str, reason: str | None, now: int) -> None:
+        """Record on the timeline when an alert becomes muted or is muted no longer."""
+        row = tx.fetchone("SELECT muted FROM respond_alerts WHERE incident_id = ? AND role = ?",
+                          (incident_id, role))
+        before = row[0] if row else None
+        if before == reason:
+            return
+        tx.execute("UPDATE respond_alerts SET muted = ? WHERE incident_id = ? AND role = ?",
+                   (reason, incident_id, role))
+        inc_mod.add_timeline(tx, incident_id, now, "muted" if reason else "unmuted",
+                             "flightlog", {"role": role, "reason": reason or before})
 
     def _flush_group(
         self, tx: Tx, key: str, g: dict[str, Any], now: int, result: TickResult

@@ -12,17 +12,20 @@ with exponential backoff and full jitter, honouring ``Retry-After``, until
 
 Exactly-once is not possible across a network; this is the boundary, stated honestly:
 
-1. Before sending, the row is marked ``sending`` (attempts + 1) and committed.
+1. Before sending, the row is claimed: marked ``sending`` (attempts + 1) and committed. A
+   row left ``sending`` is claimed again only after a lease (the channel's timeout plus 5 s),
+   so two processes working one outbox do not both send it.
 2. The message is sent.
 3. The outcome is committed (``delivered`` plus the ``alert.sent`` ledger record, or the
    next attempt time).
 
-A crash before 1 or between 1 and 2 loses nothing and sends once after restart. A crash
-between 2 and 3 (the receiver has it; we did not record it) sends it again after restart:
-delivery is at-least-once. Every message therefore carries its outbox id as an idempotency
-key (HTTP ``Idempotency-Key`` header, email ``Message-ID``) and PagerDuty events carry the
-incident's ``dedup_key``, which PagerDuty itself deduplicates; a receiver that honours the
-key sees each notification once. Messages already ``delivered`` are never sent again.
+A crash before 1 or between 1 and 2 loses nothing and sends once after restart (after the
+lease). A crash between 2 and 3 (the receiver has it; we did not record it) sends it again
+after restart: delivery is at-least-once. Every message therefore carries its outbox id as
+an idempotency key (HTTP ``Idempotency-Key`` header, email ``Message-ID``) and PagerDuty
+events carry the incident's ``dedup_key``, which PagerDuty itself deduplicates; a receiver
+that honours the key sees each notification once. Messages already ``delivered`` are never
+sent again.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ class Outbox:
         base_delay_s: float = 2.0,
         max_delay_s: float = 300.0,
         give_up_after_s: float = 24 * 3600.0,
+        lease_margin_s: float = 5.0,
     ) -> None:
         self.store = store
         self.channels = channels
@@ -135,6 +139,7 @@ class Outbox:
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.give_up_after_s = give_up_after_s
+        self.lease_margin_s = lease_margin_s
 
     def backoff_s(self, attempts: int, retry_after_s: float | None = None) -> float:
         """Exponential backoff with full jitter (AWS architecture blog's "full jitter"),
@@ -154,7 +159,7 @@ class Outbox:
                 "ORDER BY seq LIMIT ?",
                 (limit,),
             )
-        counts = {"delivered": 0, "retry": 0, "failed": 0}
+        counts = {"delivered": 0, "retry": 0, "failed": 0, "busy": 0}
         blocked: set[str] = set()
         for row in rows:
             entry = OutboxEntry.from_row(row)
@@ -165,7 +170,7 @@ class Outbox:
                 continue
             outcome = self._attempt(entry)
             counts[outcome] += 1
-            if outcome == "retry":
+            if outcome in ("retry", "busy"):
                 blocked.add(entry.channel)
         return counts
 
@@ -176,13 +181,21 @@ class Outbox:
             self._finish(entry, DeliveryResult(
                 "failed", None, f"channel {entry.channel!r} is no longer configured"), now)
             return "failed"
-        with self.store.transaction() as tx:  # step 1: record the attempt before sending
-            tx.execute(
+        # A message left 'sending' is reclaimed only once the sender that claimed it must
+        # have finished or died (its timeout plus a margin), so that two processes working
+        # the same outbox (watch, the SDK hook, the server) do not both send it.
+        lease_ns = int((channel.timeout_s + self.lease_margin_s) * NS)
+        with self.store.transaction() as tx:  # step 1: claim and record the attempt
+            claimed = tx.fetchone(
                 "UPDATE respond_outbox SET status = 'sending', attempts = attempts + 1, "
-                "last_attempt_ns = ? WHERE id = ? AND status IN ('pending', 'sending')",
-                (now, entry.id),
+                "last_attempt_ns = ? WHERE id = ? AND ((status = 'pending' AND "
+                "next_attempt_ns <= ?) OR (status = 'sending' AND last_attempt_ns <= ?)) "
+                "RETURNING attempts",
+                (now, entry.id, now, now - lease_ns),
             )
-        entry.attempts += 1
+        if claimed is None:
+            return "busy"
+        entry.attempts = int(claimed[0])
         result = self.sender(channel, entry.body, entry.id)  # step 2
         now = self.clock.now_ns()
         if result.outcome == "retry" and (

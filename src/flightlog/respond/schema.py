@@ -109,6 +109,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         "incidents, timeline, alerts, groups, outbox",
     ),
+    Migration(
+        2,
+        ("ALTER TABLE respond_alerts ADD COLUMN muted TEXT",),
+        "why an alert is muted (silence or inhibition), for the timeline",
+    ),
 )
 
 

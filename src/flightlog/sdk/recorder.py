@@ -361,6 +361,30 @@ def _end_step(active: ActiveStep, output: Any, has_output: bool, exc: BaseExcept
             implicit._finish(None)
 
 
+# Counterfactual replay (flightlog.forensics.replay) answers steps from a recorded run:
+# ``hook(step_name, fn, args, kwargs)`` returns the step's result (recorded, given or live).
+replay_hook: ContextVar[Callable[[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any] | None] = (
+    ContextVar("flightlog_replay_hook", default=None)
+)
+
+
+def _call(spec: StepSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    hook = replay_hook.get()
+    if hook is None:
+        return fn(*args, **kwargs)
+    return hook(spec.name, fn, args, kwargs)
+
+
+async def _acall(spec: StepSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    hook = replay_hook.get()
+    if hook is None:
+        return await fn(*args, **kwargs)
+    result = hook(spec.name, fn, args, kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
 class StepSpec:
     """What ``@flightlog.step(...)`` returns: a decorator, and a context manager.
 
@@ -401,7 +425,7 @@ class StepSpec:
                 if active is None:
                     return await fn(*args, **kwargs)
                 try:
-                    result = await fn(*args, **kwargs)
+                    result = await _acall(spec, fn, args, kwargs)
                 except BaseException as exc:
                     _safe_end(active, None, False, exc)
                     raise
@@ -416,7 +440,7 @@ class StepSpec:
             if active is None:
                 return fn(*args, **kwargs)
             try:
-                result = fn(*args, **kwargs)
+                result = _call(spec, fn, args, kwargs)
             except BaseException as exc:
                 _safe_end(active, None, False, exc)
                 raise

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import threading
+from contextvars import ContextVar
 from typing import Any
 
 from flightlog.errors import ConfigurationError
@@ -29,12 +30,20 @@ url: str | None = None
 errors = 0  # internal errors swallowed to protect the host application
 
 
+# A context-local stand-in for the writer (anything with ``submit(record)``): counterfactual
+# replay captures its re-executed run in memory instead of recording it.
+writer_override: ContextVar[Any] = ContextVar("flightlog_writer_override", default=None)
+
+
 def writer() -> Writer | None:
-    return _writer
+    override = writer_override.get()
+    return _writer if override is None else override
 
 
 def ensure_configured() -> bool:
     """Configure the default sink on first use. True when recording is on."""
+    if writer_override.get() is not None:
+        return True
     if _configured:
         return _writer is not None
     with _lock:

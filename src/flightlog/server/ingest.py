@@ -31,6 +31,8 @@ from flightlog.store.base import Tx, chunked
 
 log = logging.getLogger("flightlog.server")
 
+PIPELINE_MAX_DEFER = 2.0
+
 _EDGE_INSERT = (
     "INSERT INTO edges (run_id, source, target, kind, evidence, detail) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, source, target, kind) DO NOTHING"
@@ -65,6 +67,9 @@ class IngestStats:
     write_errors: int = 0
     overloaded: int = 0
     pipeline_errors: int = 0
+    decode_seconds: float = 0.0
+    write_seconds: float = 0.0
+    pipeline_seconds: float = 0.0
 
 
 class Ingestor:
@@ -152,6 +157,7 @@ class Ingestor:
                 if self._closing:
                     return
                 continue
+            started = time.perf_counter()
             try:
                 ended = self._write(items)
             except Exception as exc:  # the store failed: every waiting request gets a 503
@@ -165,6 +171,7 @@ class Ingestor:
                 if ended:
                     self._ended.put(ended)
             finally:
+                self.stats.write_seconds += time.perf_counter() - started
                 with self._cond:
                     self._pending -= sum(i.spans for i in items)
 
@@ -237,14 +244,28 @@ class Ingestor:
             run_ids = self._ended.get()
             if run_ids is None or self._closing:
                 return
+            # Ingestion first: while spans are waiting to be written, let them (up to
+            # PIPELINE_MAX_DEFER seconds), then run the hooks once for every run that ended.
+            deferred = time.monotonic() + PIPELINE_MAX_DEFER
+            while self._pending and time.monotonic() < deferred and not self._closing:
+                time.sleep(0.02)
+            while True:
+                try:
+                    more = self._ended.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._ended.put(None)
+                    break
+                run_ids.extend(more)
+            run_ids = list(dict.fromkeys(run_ids))
             started = time.monotonic()
             try:
                 pipeline.runs_ended(self.store, run_ids)
             except Exception:  # runs_ended never raises; belt and braces
                 self.stats.pipeline_errors += 1
                 log.exception("run-end pipeline failed")
-            log.debug("run-end pipeline: %d runs in %.3fs", len(run_ids),
-                      time.monotonic() - started)
+            self.stats.pipeline_seconds += time.monotonic() - started
 
 
 @dataclass

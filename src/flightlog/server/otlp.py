@@ -16,6 +16,7 @@ The response is sent only after the spans are committed to the store.
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from typing import Any
 
@@ -113,8 +114,10 @@ def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
             body = await _read_body(request, max_body)
             if encoding == "gzip":
                 body = _gunzip(body, max_body)
+            started = time.perf_counter()
             result = await anyio.to_thread.run_sync(
                 lambda: decode(body, ctype, infer_edges=False))
+            ingestor.stats.decode_seconds += time.perf_counter() - started
         except TooLarge as exc:
             return error_response(413, RESOURCE_EXHAUSTED, str(exc), ctype)
         except InputError as exc:

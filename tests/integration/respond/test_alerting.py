@@ -18,6 +18,7 @@ from flightlog.store import open_store
 from .conftest import Receiver, claims_run, write_config
 
 FAST = 'group_wait = "30s"\ngroup_interval = "5m"\nrepeat_interval = "4h"\n'
+ROUTE0 = 'group_wait = "0s"\ngroup_interval = "5m"\nrepeat_interval = "4h"\n'
 
 
 def make_engine(url: str, config: Path, clock: ManualClock, **kw: Any) -> Engine:
@@ -133,6 +134,12 @@ def test_downstream_symptom_is_inhibited(
     hooks = receiver.delivered("/claims")
     assert len(hooks) == 1
     assert [a["labels"]["incident"] for a in hooks[0].body["alerts"]] == ["1"]
+    from flightlog.respond.incidents import timeline
+
+    with store.read() as tx:
+        muted = [e for e in timeline(tx, symptom) if e.kind == "muted"]
+    assert len(muted) == 1  # its page (its owner also owns the workflow: no second alert)
+    assert "incident #1: root cause search_policy is upstream" in muted[0].detail["reason"]
 
     # once the upstream incident is resolved, the symptom is no longer explained: it is told
     engine.transition(1, "resolved", actor="alice")
@@ -142,6 +149,8 @@ def test_downstream_symptom_is_inhibited(
     told = [a["labels"]["incident"] for r in receiver.delivered("/claims")
             for a in r.body["alerts"] if a["status"] == "firing"]
     assert str(symptom) in told
+    with store.read() as tx:
+        assert [e.kind for e in timeline(tx, symptom)].count("unmuted") == 1
 
 
 def test_silence_mutes_then_expires(recorded: str, receiver: Receiver, tmp_path: Path) -> None:
@@ -331,3 +340,34 @@ def test_email_over_smtp(recorded: str, receiver: Receiver, smtp: Any, tmp_path:
     assert "flightlog report " in body
     (entry,) = [e for e in list_outbox(engine.store) if e.channel == "mail"]
     assert msg["Message-ID"] == f"<{entry.id}@flightlog>"
+
+
+def test_two_engines_on_one_store_count_and_send_once(
+    recorded_both: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    """watch, the SDK hook and the server may work one store at once: each run is counted
+    once and each notification sent once."""
+    import threading
+
+    config = write_config(tmp_path / "f.toml", receiver, route=ROUTE0)
+    engines = [make_engine(recorded_both, config, ManualClock()) for _ in range(2)]
+    fail_runs(20, broken=True)
+    errors: list[BaseException] = []
+
+    def work(engine: Engine) -> None:
+        try:
+            for _ in range(3):
+                step(engine)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with engines[0].store.read() as tx:
+        assert tx.fetchall("SELECT run_count FROM respond_incidents") == [(20,)]
+    keys = [k for _, k in receiver.arrivals]
+    assert len(keys) == len(set(keys)) == 3  # page, Slack, webhook: once each
