@@ -28,16 +28,18 @@ class ServerProcess:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    store: str | None = None  # a store URL other than the SQLite file ``db``
+
     @property
     def store_url(self) -> str:
-        return f"sqlite:///{self.db}"
+        return self.store or f"sqlite:///{self.db}"
 
-    env: dict[str, str] | None = None
 
     def start(self, *extra: str) -> ServerProcess:
         assert self.proc is None or self.proc.poll() is not None

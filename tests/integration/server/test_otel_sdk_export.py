@@ -126,3 +126,29 @@ def test_late_spans_reorder_steps_and_root_completes_run(server) -> None:  # typ
     assert run.status == "succeeded" and run.workflow == "pipeline"
     assert [(s.name, s.index) for s in store.get_steps(trace_id)] == [
         ("pipeline", 1), ("first", 2), ("second", 3)]
+
+
+def test_postgresql_store_behind_the_server(server_factory, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    server_factory.store = pg_url
+    server = server_factory.start()
+    provider = _provider(server.url)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("pg-workflow") as root:
+        with tracer.start_as_current_span("tool call") as tool:
+            tool.set_attribute("gen_ai.tool.name", "lookup")
+            tool.set_attribute("output.value", "a result long enough to be traced downstream")
+        with tracer.start_as_current_span("chat") as llm:
+            llm.set_attribute("gen_ai.request.model", "m")
+            llm.set_attribute("input.value",
+                              "context: a result long enough to be traced downstream")
+        trace_id = format(root.get_span_context().trace_id, "032x")
+    provider.force_flush(10_000)
+    provider.shutdown()
+    with httpx.Client(base_url=server.url) as client:
+        rec = client.get(f"/api/v1/runs/{trace_id}").json()
+    assert rec["run"]["status"] == "succeeded"
+    assert [(s["index"], s["kind"], s["name"]) for s in rec["steps"]] == [
+        (1, "function", "pg-workflow"), (2, "tool", "lookup"), (3, "llm", "chat")]
+    tool_id, llm_id = rec["steps"][1]["id"], rec["steps"][2]["id"]
+    assert {"run_id": trace_id, "source": tool_id, "target": llm_id, "kind": "data",
+            "evidence": "substring", "detail": None} in rec["edges"]
