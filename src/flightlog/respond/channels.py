@@ -329,10 +329,7 @@ def _send_email(channel: ChannelConfig, body: dict[str, Any], key: str) -> Deliv
         with smtplib.SMTP(host, port, timeout=channel.timeout_s) as smtp:
             smtp.ehlo()
             if s.get("starttls"):
-                ctx = ssl.create_default_context()
-                if s.get("tls_verify") is False:  # pragma: no cover - explicit opt-out
-                    ctx.check_hostname = False
-                    ctx.verify_mode = ssl.CERT_NONE
+                ctx = ssl.create_default_context(cafile=s.get("ca_file") or None)
                 smtp.starttls(context=ctx)
                 smtp.ehlo()
             if s.get("username"):

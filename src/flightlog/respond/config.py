@@ -600,7 +600,7 @@ def _channel(r: _Reader, name: str, t: dict[str, Any]) -> ChannelConfig:
         )
     allowed = {"type", "timeout", "headers", "url", "url_env", "routing_key", "routing_key_env",
                "host", "port", "starttls", "username", "password", "password_env", "from",
-               "to", "severity"}
+               "to", "severity", "ca_file"}
     r.unknown_keys(t, allowed, *keys)
     settings = {k: v for k, v in t.items() if k not in ("url", "routing_key", "password")
                 and not k.endswith("_env")}

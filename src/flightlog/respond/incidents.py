@@ -179,6 +179,7 @@ def _audit_transition(
     note: str | None,
 ) -> None:
     data = {
+        "id": f"incident-{inc.id}-{after}",  # each state is entered once per incident
         "incident": inc.id, "fingerprint": inc.fingerprint, "workflow": inc.workflow,
         "from": before, "to": after, "actor": actor, "at_ns": at_ns,
         "run_id": inc.last_run_id,
@@ -186,7 +187,7 @@ def _audit_transition(
     if note:
         data["note"] = note
     add_timeline(tx, inc.id, at_ns, after if before else "opened", actor,
-                 {k: v for k, v in data.items() if k not in ("incident", "at_ns", "actor")})
+                 {k: v for k, v in data.items() if k not in ("id", "incident", "at_ns", "actor")})
     store.audit(tx, "incident.transition", data)
 
 

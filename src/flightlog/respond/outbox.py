@@ -215,7 +215,7 @@ class Outbox:
                     (now, result.code, entry.id),
                 )
                 data = {
-                    "outbox": entry.id, "channel": entry.channel,
+                    "id": entry.id, "outbox": entry.id, "channel": entry.channel,
                     "channel_type": entry.channel_type, "kind": entry.kind,
                     "action": entry.action, "incidents": entry.incident_ids,
                     "summary": entry.summary, "attempts": entry.attempts,

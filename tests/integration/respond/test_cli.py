@@ -94,3 +94,25 @@ def test_run_end_hook_runs_the_engine_when_configured(
     (page,) = receiver.delivered("/v2/enqueue")
     assert page.body["payload"]["component"] == "search_policy"
     assert page.body["payload"]["custom_details"]["affected_runs"] == "1"
+
+
+def test_transitions_and_sent_alerts_are_in_the_audit_ledger(
+    recorded: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    config = str(write_config(tmp_path / "f.toml", receiver, route=ROUTE))
+    claims_run("flooded basement", broken=True)
+    flightlog.flush()
+    cli("watch", "--once", "--db", recorded, "--config", config)
+    cli("incident", "resolve", "1", "--db", recorded, "--config", config)
+    store = flightlog.open_store(recorded)
+    with store.read() as tx:
+        rows = tx.fetchall("SELECT kind, record_id FROM ledger_entries "
+                           "WHERE kind IN ('incident.transition', 'alert.sent') ORDER BY seq")
+    assert ("incident.transition", "incident-1-triggered") in rows
+    assert ("incident.transition", "incident-1-resolved") in rows
+    sent = [r for r in rows if r[0] == "alert.sent"]
+    assert len(sent) == 4  # page, Slack, webhook, PagerDuty resolve
+    assert {r[1] for r in sent} == {e["id"] for e in json.loads(
+        cli("alerts", "--db", recorded, "--json").stdout)}
+    verify = cli("audit", "verify", "--db", recorded, ok=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
