@@ -9,7 +9,9 @@ connections and transactions:
 
 - **Placeholders and types.** SQL arrives with ``?`` placeholders and SQLite-compatible type
   names; ``flightlog.store._pgsql`` rewrites them (the rule is documented there). ``BYTEA``
-  comes back as ``bytes``; Python ``bool`` parameters are sent as 0/1 like on SQLite.
+  comes back as ``bytes``; Python ``bool`` parameters are sent as 0/1 like on SQLite. Text
+  cannot hold NUL on PostgreSQL: a NUL in a text parameter is stored (and looked up) as
+  U+FFFD; payloads are canonical JSON in ``BYTEA`` and keep every byte.
 - **Durability.** ``synchronous_commit`` is raised to ``on`` for Flightlog's sessions when the
   server default is ``off``, so ``write`` returns only after the commit record is flushed.
 - **One writer at a time.** Every write transaction first takes a transaction-scoped advisory
@@ -97,18 +99,27 @@ class _PgTx:
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._conn.execute(to_pyformat(sql), params)
+        return self._conn.execute(to_pyformat(sql), _no_nul(params))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
         cur = self._conn.cursor()
-        cur.executemany(to_pyformat(sql), rows)
+        cur.executemany(to_pyformat(sql), [_no_nul(r) for r in rows])
         return cur
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._conn.execute(to_pyformat(sql), params).fetchall()
+        return self._conn.execute(to_pyformat(sql), _no_nul(params)).fetchall()
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        return self._conn.execute(to_pyformat(sql), params).fetchone()
+        return self._conn.execute(to_pyformat(sql), _no_nul(params)).fetchone()
+
+
+def _no_nul(params: Sequence[Any]) -> Sequence[Any]:
+    """PostgreSQL text cannot hold NUL (U+0000): in a text parameter it becomes U+FFFD, the
+    replacement character, in writes and lookups alike, rather than failing the batch."""
+    for v in params:
+        if isinstance(v, str) and "\x00" in v:
+            return [x.replace("\x00", "\ufffd") if isinstance(x, str) else x for x in params]
+    return params
 
 
 class PostgresStore(SQLStore):

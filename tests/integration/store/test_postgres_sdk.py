@@ -3,6 +3,7 @@ findings read back; several processes recording at once; SIGKILL right after flu
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 import flightlog
 from flightlog.store import RunQuery
+from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -85,6 +87,12 @@ def test_sdk_records_runs_into_postgres_and_reads_them_back(pg_url: str) -> None
     assert checks[0].step_id == next(s.id for s in bad.steps if s.name == "validate")
     assert store.resolve_run_id(ids["empty claim"][:10]) == ids["empty claim"]
     store.close()
+
+    # The command line reads the same records through the URL.
+    out = run_cli("runs", "--db", pg_url, "--json", check=True)
+    assert {r["id"] for r in json.loads(out.stdout)} == set(ids.values())
+    out = run_cli("show", ids["empty claim"][:12], "--db", pg_url, check=True)
+    assert "search_policy" in out.stdout and "validate" in out.stdout
 
 
 _WRITER = textwrap.dedent("""

@@ -205,3 +205,22 @@ def test_a_forked_child_uses_its_own_connections(pg_url: str) -> None:
         assert tx.fetchone("SELECT pg_backend_pid()") == (parent_backend,)
     s.write(Batch(runs=[Run(id="c" * 32, workflow="w", started_ns=3)]))
     assert s.count_runs() == 3
+
+
+def test_a_schema_named_in_the_url_holds_the_tables(pg_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA fl_one")
+        conn.execute("CREATE SCHEMA fl_two")
+    one = open_store(pg_url + "?options=-csearch_path%3Dfl_one")
+    two = open_store(pg_url + "?options=-csearch_path%3Dfl_two")
+    one.write(Batch(runs=[Run(id="a" * 32, workflow="w", started_ns=1)]))
+    assert one.count_runs() == 1 and two.count_runs() == 0
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'runs' "
+            "ORDER BY 1").fetchall()
+    assert tables == [("fl_one",), ("fl_two",)]
+    one.close()
+    two.close()

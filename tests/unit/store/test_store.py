@@ -170,3 +170,14 @@ def test_threads_write_concurrently_without_loss(db_url: str) -> None:
     with s.read() as tx:
         assert tx.fetchone("SELECT COUNT(*) FROM steps") == (180,)
     s.close()
+
+
+def test_nul_characters_in_text_neither_fail_a_write_nor_a_query(db_url: str) -> None:
+    """SQLite keeps U+0000 in text; PostgreSQL cannot and stores U+FFFD instead."""
+    s = open_store(db_url)
+    s.write(Batch(runs=[Run(id="a" * 32, workflow="w\x00x", started_ns=1, status="failed",
+                            reason="bad\x00byte", owner="o")]))
+    run = s.get_run("a" * 32)
+    assert run is not None and run.reason in ("bad\x00byte", "bad\ufffdbyte")
+    assert s.list_runs(RunQuery(owner="\x00")) == []
+    assert [r.id for r in s.list_runs(RunQuery(workflow="w\x00x"))] == ["a" * 32]
