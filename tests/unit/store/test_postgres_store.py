@@ -224,3 +224,14 @@ def test_a_schema_named_in_the_url_holds_the_tables(pg_url: str) -> None:
     assert tables == [("fl_one",), ("fl_two",)]
     one.close()
     two.close()
+
+
+def test_messages_about_an_open_store_hide_the_password(pg_url: str) -> None:
+    url = pg_url.replace("postgres@", "postgres:hunter2@")  # trust auth ignores it
+    s = open_store(url)
+    assert s.url == url and "hunter2" not in s.display_url and "hunter2" not in repr(s)
+    for call in (lambda: s.get_record("ab" * 16), lambda: s.resolve_run_id("abc")):
+        with pytest.raises(flightlog.NotFoundError) as info:
+            call()
+        assert "hunter2" not in str(info.value) and "postgres:***@" in str(info.value)
+    s.close()
