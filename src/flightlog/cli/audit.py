@@ -48,8 +48,12 @@ def status(db: str, as_json: bool) -> None:
     click.echo(f"entries      {s['size']}  (root {s['root']})")
     click.echo(
         "checkpoint   "
-        + (f"size {last['size']} at {fmt_time(last['created_ns'])} UTC, {s['unsigned_entries']} "
-           "entries since" if last else "none yet (flightlog audit checkpoint)")
+        + (
+            f"size {last['size']} at {fmt_time(last['created_ns'])} UTC, {s['unsigned_entries']} "
+            "entries since"
+            if last
+            else "none yet (flightlog audit checkpoint)"
+        )
     )
     click.echo(f"key          {s['verifier_key'] or '(not created yet)'}")
     click.echo(f"key file     {s['key_path']}")
@@ -57,7 +61,11 @@ def status(db: str, as_json: bool) -> None:
     click.echo(f"retention    {s['retention_days']:g} days")
     click.echo(
         "verified     "
-        + (f"{fmt_time(ver['at_ns'])} UTC: {ver['summary']}" if ver else "never (flightlog audit verify)")
+        + (
+            f"{fmt_time(ver['at_ns'])} UTC: {ver['summary']}"
+            if ver
+            else "never (flightlog audit verify)"
+        )
     )
 
 
@@ -73,8 +81,12 @@ def key(db: str) -> None:
 @audit.command()
 @db_option
 @json_option
-@click.option("--git", "git_repo", type=click.Path(file_okay=False, path_type=Path),
-              help="Also commit the checkpoint to this git repository (anchoring).")
+@click.option(
+    "--git",
+    "git_repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also commit the checkpoint to this git repository (anchoring).",
+)
 def checkpoint(db: str, as_json: bool, git_repo: Path | None) -> None:
     """Sign a checkpoint of the log now (C2SP tlog-checkpoint, Ed25519) and append it to
     the witness file; never signs one inconsistent with the previous checkpoint."""
@@ -89,10 +101,16 @@ def checkpoint(db: str, as_json: bool, git_repo: Path | None) -> None:
 @audit.command()
 @db_option
 @json_option
-@click.option("--key", "key_text", help="Verifier key to check signatures with (default: the "
-              "store's key file).")
-@click.option("--witness", type=click.Path(dir_okay=False, path_type=Path),
-              help="Witness file of published checkpoints (default: the configured one).")
+@click.option(
+    "--key",
+    "key_text",
+    help="Verifier key to check signatures with (default: the store's key file).",
+)
+@click.option(
+    "--witness",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Witness file of published checkpoints (default: the configured one).",
+)
 def verify(db: str, as_json: bool, key_text: str | None, witness: Path | None) -> None:
     """Recompute the tree from every stored entry, check every checkpoint's signature and
     consistency and every record against its leaf; name the first divergence. Exit 1 if
@@ -118,8 +136,11 @@ def verify(db: str, as_json: bool, key_text: str | None, witness: Path | None) -
 @audit.command()
 @db_option
 @click.argument("record")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the proof here (default: print it).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the proof here (default: print it).",
+)
 def prove(db: str, record: str, out: Path | None) -> None:
     """Write a C2SP tlog-proof for RECORD (#N leaf index, run id, step id or finding id):
     its entry, inclusion proof and the signed checkpoint."""
@@ -139,8 +160,12 @@ def prove(db: str, record: str, out: Path | None) -> None:
 @json_option
 @click.option("--run", "run_id", help="Export the entries of this run.")
 @click.option("--since", help="Export entries appended since (30m, 2h, 7d or ISO time).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Bundle file to write.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Bundle file to write.",
+)
 def export(db: str, as_json: bool, run_id: str | None, since: str | None, out: Path) -> None:
     """Write a self-contained auditor bundle: entries, inclusion proofs, the signed
     checkpoint and the verifier key (verify it with 'flightlog audit verify-bundle')."""
@@ -160,8 +185,11 @@ def export(db: str, as_json: bool, run_id: str | None, since: str | None, out: P
 @audit.command("verify-bundle")
 @json_option
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--key", "key_text", help="Pin the verifier key (else the bundle's own key is "
-              "used, and the output says so).")
+@click.option(
+    "--key",
+    "key_text",
+    help="Pin the verifier key (else the bundle's own key is used, and the output says so).",
+)
 def verify_bundle(as_json: bool, file: Path, key_text: str | None) -> None:
     """Verify an auditor bundle (or a .tlog-proof) offline, with no store, and print what
     it proves."""
@@ -177,8 +205,11 @@ def verify_bundle(as_json: bool, file: Path, key_text: str | None) -> None:
                 raise InputError("a tlog-proof carries no key: pass --key NAME+ID+KEY")
             p = verify_tlog_proof(file.read_text(), Verifier.parse(key_text))
             result = {
-                "ok": True, "index": p.index, "checkpoint_size": p.checkpoint.size,
-                "origin": p.checkpoint.origin, "entry": p.entry.decode(),
+                "ok": True,
+                "index": p.index,
+                "checkpoint_size": p.checkpoint.size,
+                "origin": p.checkpoint.origin,
+                "entry": p.entry.decode(),
                 "summary": f"verified: entry #{p.index} is included in checkpoint "
                 f"{p.checkpoint.origin} size {p.checkpoint.size}",
             }

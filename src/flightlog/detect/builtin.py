@@ -9,12 +9,19 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import orjson
 
 from flightlog.detect import features as fx
-from flightlog.detect.context import RunContext, StepSample, is_capture_marker, present
+from flightlog.detect.context import (
+    RunContext,
+    StepSample,
+    is_capture_marker,
+    present,
+    present_samples,
+)
 from flightlog.model import Finding, Step
 
 MIN_SAMPLES = 3  # successful samples of a step before "usually" means anything
@@ -211,7 +218,7 @@ def empty_output(run: RunContext) -> Iterator[Finding]:
         for path, v in fields.items():
             if path == fx.ROOT or not isinstance(v, (list, str)) or len(v) > 0:
                 continue
-            raw = [fx.field_map(o).get(path) for o in outs if isinstance(o, dict)]
+            raw = [b.fields().get(path) for b in base if isinstance(b.output, dict)]
             hist: list[Any] = [h for h in raw if isinstance(h, (list, str))]
             if len(hist) < MIN_SAMPLES:
                 continue
@@ -240,13 +247,37 @@ def _dominant(values: list[Any], share: float = 0.9) -> Any:
     return top if n / len(values) >= share else None
 
 
+def _usual_type(outs: list[Any]) -> Any:
+    return _dominant([fx.json_type(o) for o in outs])
+
+
+def _values_at(base: list[StepSample], path: str) -> list[Any]:
+    return [m[path] for m in (b.fields() for b in present_samples(base)) if path in m]
+
+
+def _dict_profile(
+    base: list[StepSample], path: str
+) -> tuple[int, Counter[str], set[str], dict[str, Any]]:
+    """For objects at ``path`` in a step's successful outputs: how many, key counts, the keys
+    present in 90% of them, and each key's dominant JSON type."""
+    dicts = [
+        m[path]
+        for m in (b.fields() for b in present_samples(base))
+        if isinstance(m.get(path), dict)
+    ]
+    key_counts: Counter[str] = Counter(k for o in dicts for k in o)
+    usual = {k for k, c in key_counts.items() if dicts and c / len(dicts) >= 0.9}
+    types = {k: _dominant([fx.json_type(o[k]) for o in dicts if k in o]) for k in usual}
+    return len(dicts), key_counts, usual, types
+
+
 def shape_change(run: RunContext) -> Iterator[Finding]:
     """An output whose type or fields differ from the step's successful history."""
     for step, value, base in _outputs(run):
         outs = present(base)
         if len(outs) < MIN_SAMPLES:
             continue
-        usual_type = _dominant([fx.json_type(o) for o in outs])
+        usual_type = run.memo(("type", step.name), partial(_usual_type, outs))
         now_type = fx.json_type(value)
         if usual_type and now_type != usual_type and now_type != "null":
             yield run.finding(
@@ -258,7 +289,6 @@ def shape_change(run: RunContext) -> Iterator[Finding]:
                 found=now_type,
             )
             continue
-        hist_maps = [fx.field_map(o) for o in outs]
         parts: list[str] = []
         missing_all: list[str] = []
         new_all: list[str] = []
@@ -266,16 +296,16 @@ def shape_change(run: RunContext) -> Iterator[Finding]:
         for path, v in fx.field_map(value).items():
             if not isinstance(v, dict):
                 continue
-            dicts = [m[path] for m in hist_maps if isinstance(m.get(path), dict)]
-            if len(dicts) < MIN_SAMPLES:
+            n_dicts, key_counts, usual_keys, types = run.memo(
+                ("dicts", step.name, path), partial(_dict_profile, base, path)
+            )
+            if n_dicts < MIN_SAMPLES:
                 continue
             where = "" if path == fx.ROOT else f"{path}."
-            key_counts = Counter(k for o in dicts for k in o)
-            usual_keys = {k for k, c in key_counts.items() if c / len(dicts) >= 0.9}
             missing_all += [where + k for k in sorted(usual_keys - set(v))]
             new_all += [where + k for k in sorted(v) if k not in key_counts]
             for k in sorted(usual_keys & set(v)):
-                t = _dominant([fx.json_type(o[k]) for o in dicts if k in o])
+                t = types.get(k)
                 if t and fx.json_type(v[k]) not in (t, "null"):
                     changed_all.append(f"{where}{k}: {t} -> {fx.json_type(v[k])}")
         if missing_all:
@@ -304,10 +334,9 @@ def value_anomaly(run: RunContext) -> Iterator[Finding]:
         outs = present(base)
         if len(outs) < MIN_VALUE_SAMPLES:
             continue
-        hist_maps = [fx.field_map(o) for o in outs]
         passed_in = _input_leaves(run.input(step))
         for path, v in fx.field_map(value).items():
-            hist = [m[path] for m in hist_maps if path in m]
+            hist = run.memo(("hist", step.name, path), partial(_values_at, base, path))
             if len(hist) < MIN_VALUE_SAMPLES:
                 continue
             if _passed_through(v, passed_in):
@@ -359,7 +388,9 @@ def _passed_through(v: Any, passed_in: set[tuple[str, Any] | None]) -> bool:
 
 def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
     x = fx.number(v)
-    xs = [n for n in (fx.number(h) for h in hist) if n is not None]
+    xs = run.memo(
+        ("num", step.name, path), lambda: [n for n in (fx.number(h) for h in hist) if n is not None]
+    )
     if x is None or len(xs) < MIN_VALUE_SAMPLES or fx.timestamp_ns(path, v) is not None:
         return None
     lo, hi = min(xs), max(xs)
@@ -388,14 +419,17 @@ def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) ->
 def _categorical(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
     vals: list[Any]
     if isinstance(v, bool):
-        vals = [h for h in hist if isinstance(h, bool)]
+        kind: type = bool
     elif isinstance(v, str) and 0 < len(v) <= 64 and fx.timestamp_ns(path, v) is None:
-        vals = [h for h in hist if isinstance(h, str)]
+        kind = str
     else:
         return None
-    if len(vals) < MIN_CATEGORY_SAMPLES or v in vals:
+    vals, distinct = run.memo(
+        ("cat", step.name, path, kind.__name__),
+        lambda: (lambda xs: (xs, set(xs)))([h for h in hist if isinstance(h, kind)]),
+    )
+    if len(vals) < MIN_CATEGORY_SAMPLES or v in distinct:
         return None
-    distinct = set(vals)
     if len(distinct) > max(2, len(vals) // 4):
         return None  # free-form or id-like values: novelty means nothing
     name = "output" if path == fx.ROOT else path
@@ -418,7 +452,10 @@ def _length(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> 
         return None
     if isinstance(v, str) and fx.timestamp_ns(path, v) is not None:
         return None
-    lens = [float(len(h)) for h in hist if isinstance(h, type(v)) and len(h) > 0]
+    lens = run.memo(
+        ("len", step.name, path, type(v).__name__),
+        lambda: [float(len(h)) for h in hist if isinstance(h, type(v)) and len(h) > 0],
+    )
     if len(lens) < MIN_VALUE_SAMPLES:
         return None
     n = float(len(v))
@@ -485,7 +522,7 @@ def stale_data(run: RunContext) -> Iterator[Finding]:
             for s in base:
                 if s.output is None:
                     continue
-                h = fx.field_map(s.output).get(path)
+                h = s.fields().get(path)
                 hts = fx.timestamp_ns(path, h) if h is not None else None
                 if hts is not None:
                     ages.append(float(s.run_started_ns - hts))
@@ -720,6 +757,18 @@ def injection(run: RunContext) -> Iterator[Finding]:
                 break
 
 
+def _grounding(base: list[StepSample], path: str) -> tuple[int, int]:
+    """In how many successful samples the string field at ``path`` is present, and in how
+    many of those it appears in the step's input."""
+    seen = grounded = 0
+    for s in base:
+        h = s.fields().get(path) if isinstance(s.output, dict) else None
+        if isinstance(h, str) and len(h) >= 2:
+            seen += 1
+            grounded += h in s.input_text()
+    return seen, grounded
+
+
 def ungrounded(run: RunContext) -> Iterator[Finding]:
     """LLM output fields that always echo the step's input but now hold a value absent from it."""
     for step, value, base in _outputs(run):
@@ -730,14 +779,9 @@ def ungrounded(run: RunContext) -> Iterator[Finding]:
         for path, v in fx.field_map(value).items():
             if path == fx.ROOT or not isinstance(v, str) or not 2 <= len(v) <= 200:
                 continue
-            grounded = 0
-            seen = 0
-            for s in base:
-                h = fx.field_map(s.output).get(path) if isinstance(s.output, dict) else None
-                if isinstance(h, str) and len(h) >= 2:
-                    seen += 1
-                    if h in "\n".join(fx.strings(s.input, limit=2000)):
-                        grounded += 1
+            seen, grounded = run.memo(
+                ("grounded", step.name, path), partial(_grounding, base, path)
+            )
             if seen >= MIN_VALUE_SAMPLES and grounded / seen >= 0.9 and v not in inp_text:
                 yield run.finding(
                     "ungrounded",

@@ -49,11 +49,14 @@ def attach(store: Store, config: LedgerConfig | None = None) -> Ledger:
     return ledger
 
 
-
 def ledger_enabled() -> bool:
-    """False when ``FLIGHTLOG_LEDGER`` is ``off`` (or ``0``, ``false``, ``no``)."""
+    """False when ``FLIGHTLOG_LEDGER`` is ``off`` (or ``0``, ``false``, ``no``), or, when the
+    variable is unset, ``[ledger] enabled = false`` in ``flightlog.toml``."""
     import os
 
-    return os.environ.get("FLIGHTLOG_LEDGER", "on").strip().lower() not in (
-        "off", "0", "false", "no", "disabled",
-    )
+    from flightlog.ledger.config import _file_section, is_on
+
+    if "FLIGHTLOG_LEDGER" in os.environ:
+        return is_on(os.environ["FLIGHTLOG_LEDGER"])
+    enabled = _file_section(os.environ).get("enabled", True)
+    return is_on(str(enabled).lower() if isinstance(enabled, bool) else str(enabled))

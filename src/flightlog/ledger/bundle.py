@@ -25,10 +25,11 @@ from typing import Any
 import orjson
 
 from flightlog.errors import InputError, LedgerError
-from flightlog.ledger import rfc9162
 from flightlog.ledger import checkpoint as cp_mod
+from flightlog.ledger import rfc9162
 from flightlog.ledger.entry import COMMIT, commitment, committed_paths, get_path
 from flightlog.ledger.note import Verifier
+from flightlog.ledger.schema import record_filter
 
 FORMAT = "flightlog-audit-bundle/v1"
 
@@ -64,8 +65,13 @@ def export(
     with store.read() as tx:
         if run_id is not None:
             ids = [run_id]
-            ids += [f"{run_id}/{r[0]}" for r in tx.fetchall("SELECT id FROM steps WHERE run_id = ?", (run_id,))]
-            ids += [r[0] for r in tx.fetchall("SELECT id FROM findings WHERE run_id = ?", (run_id,))]
+            ids += [
+                f"{run_id}/{r[0]}"
+                for r in tx.fetchall("SELECT id FROM steps WHERE run_id = ?", (run_id,))
+            ]
+            ids += [
+                r[0] for r in tx.fetchall("SELECT id FROM findings WHERE run_id = ?", (run_id,))
+            ]
             ids += [
                 f"{run_id}/{s}>{t}/{k}"
                 for s, t, k in tx.fetchall(
@@ -73,16 +79,17 @@ def export(
                 )
             ]
             rows = []
-            for part in chunked(ids, 500):
-                marks = ", ".join("?" * len(part))
+            for part in chunked(ids, 400):
+                cond, params = record_filter(list(part))
                 rows += tx.fetchall(
-                    f"SELECT seq, entry FROM ledger_entries WHERE record_id IN ({marks}) AND seq < ?",
-                    [*part, cp.size],
+                    f"SELECT seq, entry, openings FROM ledger_entries WHERE {cond} AND seq < ?",
+                    [*params, cp.size],
                 )
             rows.sort()
         else:
             rows = tx.fetchall(
-                "SELECT seq, entry FROM ledger_entries WHERE created_ns >= ? AND seq < ? ORDER BY seq",
+                "SELECT seq, entry, openings FROM ledger_entries "
+                "WHERE created_ns >= ? AND seq < ? ORDER BY seq",
                 (since_ns, cp.size),
             )
         if not rows:
@@ -90,23 +97,17 @@ def export(
                 "nothing to export: no ledger entries match "
                 + (f"run {run_id}" if run_id else "that time")
             )
-        seqs = [int(r[0]) for r in rows]
-        openings: dict[int, Any] = {}
-        for part in chunked(seqs, 500):
-            marks = ", ".join("?" * len(part))
-            for s, d in tx.fetchall(f"SELECT seq, data FROM ledger_openings WHERE seq IN ({marks})", list(part)):
-                openings[int(s)] = orjson.loads(d)
         entries = []
         hashes: set[str] = set()
         runs: set[str] = set()
-        for seq, entry in rows:
+        for seq, entry, opened_raw in rows:
             if entry is None:
                 continue  # pruned: nothing to show
             entry = bytes(entry)
             data = orjson.loads(entry).get("data") or {}
             if isinstance(data, dict) and data.get("run_id") or run_id:
                 runs.add(str(data.get("run_id") or run_id))
-            opened = openings.get(int(seq))
+            opened = orjson.loads(opened_raw) if opened_raw is not None else None
             for path, _salt, value in opened or []:
                 if path[-1] in ("input_hash", "output_hash") and isinstance(value, str):
                     hashes.add(value)
@@ -153,7 +154,9 @@ class BundleReport:
     def summary(self) -> str:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items()))
         runs = ", ".join(self.runs[:5]) + (" …" if len(self.runs) > 5 else "")
-        trust = "pinned key" if self.key_pinned else "key from the bundle itself (pass --key to pin)"
+        trust = (
+            "pinned key" if self.key_pinned else "key from the bundle itself (pass --key to pin)"
+        )
         return (
             f"verified: {self.entries} entries ({kinds}) of run(s) {runs or '-'} are included in "
             f"checkpoint {self.origin} size {self.checkpoint_size} root {self.checkpoint_root}, "
@@ -233,12 +236,16 @@ def verify_bundle(path: Path, trusted_key: str | None = None) -> BundleReport:
                 continue
             salt, value = opening
             if commitment(base64.b64decode(salt), value) != get_path(data, p)[COMMIT]:
-                raise LedgerError(f"entry #{index}: the opening of {'.'.join(p)} does not match its commitment")
+                raise LedgerError(
+                    f"entry #{index}: the opening of {'.'.join(p)} does not match its commitment"
+                )
             opened += 1
             if p[-1] in ("input_hash", "output_hash") and isinstance(value, str):
                 committed_hashes.add(value)
         if by_path:
-            raise LedgerError(f"entry #{index}: openings for fields it does not commit: {sorted(by_path)}")
+            raise LedgerError(
+                f"entry #{index}: openings for fields it does not commit: {sorted(by_path)}"
+            )
     for h, text in payloads.items():
         if h not in committed_hashes:
             raise LedgerError(f"payload {h} is not referenced by any opened entry")

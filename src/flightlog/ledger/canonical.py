@@ -49,8 +49,10 @@ def es6_number(x: float) -> str:
         frac_part = ""
     digits = (int_part + frac_part).lstrip("0")
     # value = 0.digits * 10**n
-    n = len(int_part.lstrip("0")) + exp if int_part.strip("0") else exp - (
-        len(frac_part) - len(frac_part.lstrip("0"))
+    n = (
+        len(int_part.lstrip("0")) + exp
+        if int_part.strip("0")
+        else exp - (len(frac_part) - len(frac_part.lstrip("0")))
     )
     digits = digits.rstrip("0") or "0"
     k = len(digits)
@@ -68,9 +70,21 @@ def es6_number(x: float) -> str:
 
 
 def _float(x: float) -> Any:
-    if math.isfinite(x):
-        return _Fragment(es6_number(x).encode())
-    return None
+    if x != x or x in (_INF, _NINF):
+        return None
+    if x == 0:
+        return _ZERO  # also -0.0
+    text = repr(x)
+    # Python writes 1e-4 <= |x| < 1e16 without an exponent and with the same shortest
+    # digits as ECMAScript, which differs there only in dropping a trailing ".0".
+    if "e" not in text and "n" not in text:
+        return _Fragment((text[:-2] if text.endswith(".0") else text).encode())
+    return _Fragment(es6_number(x).encode())
+
+
+_ZERO = _Fragment(b"0")
+_INF = math.inf
+_NINF = -math.inf
 
 
 def prepare(value: Any) -> Any:
@@ -88,7 +102,7 @@ def prepare(value: Any) -> Any:
             if type(k) is not str:
                 k = str(k)
             out[k] = prepare(v)
-        if any(max(k, default="\0") > "\uffff" for k in out):
+        if not all(k.isascii() for k in out) and any(max(k, default="\0") > "\uffff" for k in out):
             return _Fragment(_jcs(out).encode())
         return out
     if t is list or t is tuple:
@@ -124,9 +138,7 @@ def _jcs(value: Any) -> str:
     """Pure-Python RFC 8785 of a prepared value (fragments are emitted verbatim)."""
     if isinstance(value, dict):
         items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
-        return "{" + ",".join(
-            orjson.dumps(k).decode() + ":" + _jcs(v) for k, v in items
-        ) + "}"
+        return "{" + ",".join(orjson.dumps(k).decode() + ":" + _jcs(v) for k, v in items) + "}"
     if isinstance(value, list):
         return "[" + ",".join(_jcs(v) for v in value) + "]"
     return orjson.dumps(value).decode()  # scalars and fragments

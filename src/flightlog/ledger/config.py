@@ -1,19 +1,19 @@
-"""Ledger settings, from ``FLIGHTLOG_LEDGER_*`` environment variables (or passed directly).
+"""Ledger settings: ``FLIGHTLOG_LEDGER_*`` environment variables, else the ``[ledger]``
+section of ``flightlog.toml`` (the key in brackets), else the defaults.
 
-=====================================  =========================================  ==========
-variable                               meaning                                    default
-=====================================  =========================================  ==========
-``FLIGHTLOG_LEDGER``                   ``off`` disables the ledger for a store    on
-``FLIGHTLOG_LEDGER_KEY``               signing key file (created 0600 on first    ``<db>.ledger-key``
-                                       use)
-``FLIGHTLOG_LEDGER_WITNESS``           file every checkpoint is appended to       ``<db>.checkpoints``
-                                       (``off`` to disable)
-``FLIGHTLOG_LEDGER_CHECKPOINT_EVERY``  sign a checkpoint every N entries           10000
-``FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS`` ... or when T seconds have passed          60
-``FLIGHTLOG_LEDGER_SENSITIVE``         extra attribute-key patterns to commit     (none)
-                                       (comma-separated, fnmatch, case-insensitive)
-``FLIGHTLOG_LEDGER_RETENTION_DAYS``    retention window; pruning inside refused   183
-=====================================  =========================================  ==========
+- ``FLIGHTLOG_LEDGER`` [``enabled``]: ``off`` disables the ledger (default on)
+- ``FLIGHTLOG_LEDGER_KEY`` [``key``]: the signing key file, created (mode 0600) on first
+  use (default ``<db>.ledger-key`` beside a SQLite file)
+- ``FLIGHTLOG_LEDGER_WITNESS`` [``witness``]: file every checkpoint is appended to,
+  ``off`` to disable (default ``<db>.checkpoints``)
+- ``FLIGHTLOG_LEDGER_CHECKPOINT_EVERY`` [``checkpoint_every``]: sign a checkpoint every N
+  entries (10000)
+- ``FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS`` [``checkpoint_seconds``]: ... or when T seconds
+  have passed (60)
+- ``FLIGHTLOG_LEDGER_SENSITIVE`` [``sensitive``]: extra attribute-key patterns to commit
+  (comma-separated, or a TOML list; fnmatch, case-insensitive)
+- ``FLIGHTLOG_LEDGER_RETENTION_DAYS`` [``retention_days``]: the retention window; pruning
+  inside it is refused (183)
 """
 
 from __future__ import annotations
@@ -85,13 +85,30 @@ class LedgerConfig:
         return self._regex.match(key.lower()) is not None
 
     @classmethod
-    def from_env(cls, store_url: str | None = None, env: Mapping[str, str] | None = None) -> LedgerConfig:
+    def from_env(
+        cls, store_url: str | None = None, env: Mapping[str, str] | None = None
+    ) -> LedgerConfig:
+        """Settings from ``FLIGHTLOG_LEDGER_*`` variables, else the ``[ledger]`` section of
+        ``flightlog.toml`` (``enabled``, ``key``, ``witness``, ``checkpoint_every``,
+        ``checkpoint_seconds``, ``sensitive``, ``retention_days``), else the defaults."""
         e = os.environ if env is None else env
-        enabled = e.get("FLIGHTLOG_LEDGER", "on").strip().lower() not in (
-            "off", "0", "false", "no", "disabled",
-        )
+        section = _file_section(e)
+
+        def setting(var: str, key: str) -> str | None:
+            if var in e:
+                return e[var]
+            if key in section:
+                value = section[key]
+                if isinstance(value, bool):
+                    return "on" if value else "off"
+                if isinstance(value, list):
+                    return ",".join(str(v) for v in value)
+                return str(value)
+            return None
+
+        enabled = is_on(setting("FLIGHTLOG_LEDGER", "enabled"))
         db_path = _db_path(store_url)
-        key = e.get("FLIGHTLOG_LEDGER_KEY")
+        key = setting("FLIGHTLOG_LEDGER_KEY", "key")
         if key:
             key_path: Path | None = Path(key).expanduser()
         elif db_path is not None:
@@ -101,7 +118,7 @@ class LedgerConfig:
             key_path = Path("~/.config/flightlog").expanduser() / f"ledger-{digest}.key"
         else:
             key_path = None
-        witness = e.get("FLIGHTLOG_LEDGER_WITNESS")
+        witness = setting("FLIGHTLOG_LEDGER_WITNESS", "witness")
         if witness is not None and witness.strip().lower() in ("off", "none", ""):
             witness_path: Path | None = None
         elif witness:
@@ -110,13 +127,21 @@ class LedgerConfig:
             witness_path = db_path.with_name(db_path.name + ".checkpoints")
         else:
             witness_path = None
-        extra = tuple(p.strip() for p in e.get("FLIGHTLOG_LEDGER_SENSITIVE", "").split(",") if p.strip())
+        extra_text = setting("FLIGHTLOG_LEDGER_SENSITIVE", "sensitive") or ""
+        extra = tuple(p.strip() for p in extra_text.split(",") if p.strip())
         try:
-            every = int(e.get("FLIGHTLOG_LEDGER_CHECKPOINT_EVERY", "10000"))
-            seconds = float(e.get("FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS", "60"))
-            days = float(e.get("FLIGHTLOG_LEDGER_RETENTION_DAYS", str(MIN_RETENTION_DAYS)))
+            every = int(setting("FLIGHTLOG_LEDGER_CHECKPOINT_EVERY", "checkpoint_every") or 10_000)
+            seconds = float(
+                setting("FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS", "checkpoint_seconds") or 60
+            )
+            days = float(
+                setting("FLIGHTLOG_LEDGER_RETENTION_DAYS", "retention_days") or MIN_RETENTION_DAYS
+            )
         except ValueError as exc:
-            raise ConfigurationError(f"bad FLIGHTLOG_LEDGER_* number: {exc}") from exc
+            raise ConfigurationError(
+                f"bad ledger setting ({exc}); checkpoint_every, checkpoint_seconds and "
+                "retention_days take numbers"
+            ) from exc
         return cls(
             enabled=enabled,
             key_path=key_path,
@@ -126,6 +151,23 @@ class LedgerConfig:
             sensitive_patterns=DEFAULT_SENSITIVE_PATTERNS + extra,
             retention_days=days,
         )
+
+
+def is_on(value: str | None) -> bool:
+    """A switch setting: absent means on; ``off``/``0``/``false``/``no`` mean off."""
+    if value is None:
+        return True
+    return value.strip().lower() not in ("off", "0", "false", "no", "disabled")
+
+
+def _file_section(env: Mapping[str, str]) -> dict[str, object]:
+    """The ``[ledger]`` table of the configuration file (empty when there is none)."""
+    from flightlog.config import load_config
+
+    section = load_config(environ=env).data.get("ledger") or {}
+    if not isinstance(section, dict):
+        raise ConfigurationError("[ledger] in the configuration file must be a table")
+    return section
 
 
 def _db_path(store_url: str | None) -> Path | None:

@@ -11,7 +11,8 @@ capability passed to ``Store.audit`` (``attribution``, ``incident.transition``,
 
 Sensitive values never enter the leaf. Each is replaced by ``{"$commit": base64(SHA-256(salt ||
 canonical value))}`` with a fresh 16-byte random salt; the value and its salt (an *opening*)
-are stored beside the log in ``ledger_openings`` and deleted by redaction. Which values are
+are stored beside the entry (``ledger_entries.openings``, never hashed) and deleted by
+redaction. Which values are
 sensitive: the fields in ``LedgerConfig.committed_fields`` (input/output payload hashes) and
 every attribute, evidence or audit-data key that matches ``LedgerConfig.sensitive_patterns``,
 starts with ``sensitive.``, or is listed in the record's ``flightlog.sensitive`` attribute.
@@ -20,6 +21,7 @@ starts with ``sensitive.``, or is listed in the record's ``flightlog.sensitive``
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from flightlog.ledger import canonical
 from flightlog.ledger.config import SENSITIVE_MARK, LedgerConfig
 from flightlog.model import Edge, ErrorInfo, Finding, Run, Step
 
+_sha256 = hashlib.sha256
+_b64 = binascii.b2a_base64
 COMMIT = "$commit"
 REDACTED = "[redacted]"
 _prepare = canonical.prepare
@@ -79,10 +83,24 @@ def _err(e: ErrorInfo | None) -> Any:
     }
 
 
+_PLAIN = (str, bool, float, type(None))
+
+
 def _stored(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Attributes as the store keeps them (JSON round trip)."""
+    """Attributes as the store keeps them (its JSON round trip; skipped when it is the
+    identity: string keys and plain scalar values)."""
     if not attrs:
         return {}
+    for k, v in attrs.items():
+        t = type(v)
+        if (
+            type(k) is not str
+            or not (t in _PLAIN or (t is int and -(2**63) <= v < 2**63))
+            or (t is float and v != v)
+        ):
+            break
+    else:
+        return attrs
     out: dict[str, Any] = orjson.loads(_json.dumpb(attrs))
     return out
 
@@ -167,7 +185,9 @@ def step_record_id(run_id: str, step_id: str) -> str:
 
 def commitment(salt: bytes, value: Any) -> str:
     """base64(SHA-256(salt || canonical JSON of value))."""
-    return base64.b64encode(hashlib.sha256(salt + canonical.dumps(value)).digest()).decode()
+    # A string's RFC 8785 form is orjson's (the common case: payload hashes).
+    text = orjson.dumps(value) if type(value) is str else canonical.dumps(value)
+    return _b64(_sha256(salt + text).digest(), newline=False).decode()
 
 
 class Encoder:
@@ -207,8 +227,14 @@ class Encoder:
         return paths
 
     def encode(
-        self, kind: str, record_id: str, run_id: str | None, data: dict[str, Any],
-        time_ns: int, *, top_level_keys: bool = False,
+        self,
+        kind: str,
+        record_id: str,
+        run_id: str | None,
+        data: dict[str, Any],
+        time_ns: int,
+        *,
+        top_level_keys: bool = False,
     ) -> Encoded:
         paths = self.sensitive_paths(data, top_level_keys)
         openings: bytes | None = None
@@ -225,15 +251,16 @@ class Encoder:
                 value = parent[path[-1]]
                 parent[path[-1]] = {COMMIT: commitment(salt, value)}
                 opened.append([list(path), base64.b64encode(salt).decode(), value])
-            openings = canonical.dumps(opened)
+            openings = orjson.dumps(opened)  # stored beside the log, never hashed
         entry = canonical.dumps_prepared(
             {
                 "v": 1,
                 "kind": kind,
                 "id": record_id,
                 "time": str(time_ns),
-                "data": {k: _prepare(v) for k, v in data.items()} if top_level_keys else
-                _prepare_known(data),
+                "data": {k: _prepare(v) for k, v in data.items()}
+                if top_level_keys
+                else _prepare_known(data),
             }
         )
         return Encoded(kind, record_id, run_id, time_ns, entry, openings)

@@ -26,6 +26,7 @@ import os
 import secrets
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from flightlog.ledger.entry import (
     step_record_id,
 )
 from flightlog.ledger.note import Signer, Verifier
-from flightlog.ledger.schema import NODE_SHIFT, migrations
+from flightlog.ledger.schema import MIN_STORED_LEVEL, NODE_SHIFT, migrations
 from flightlog.model import Batch, Edge, Finding
 from flightlog.store.base import Store, Tx, chunked
 
@@ -53,11 +54,12 @@ log = logging.getLogger("flightlog.ledger")
 
 _sha256 = hashlib.sha256
 _INSERT_ENTRY = (
-    "INSERT INTO ledger_entries (seq, kind, record_id, run_id, created_ns, entry, leaf) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO ledger_entries "
+    "(seq, kind, record_id, rid_key, run_id, created_ns, entry, leaf, openings) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_NODE = "INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)"
-_INSERT_OPENING = "INSERT INTO ledger_openings (seq, data) VALUES (?, ?)"
+_crc32 = zlib.crc32
 
 
 def node_id(level: int, index: int) -> int:
@@ -69,8 +71,12 @@ def fetch_nodes(tx: Tx, keys: Iterable[rfc9162.NodeKey]) -> dict[rfc9162.NodeKey
     ``ledger_nodes``. Raises ``LedgerError`` naming a missing one."""
     keys = set(keys)
     out: dict[rfc9162.NodeKey, bytes] = {}
-    leaves = sorted(i for lvl, i in keys if lvl == 0)
-    inner = sorted(node_id(lvl, i) for lvl, i in keys if lvl > 0)
+    low = {(lvl, i) for lvl, i in keys if 0 < lvl < MIN_STORED_LEVEL}
+    leaf_set = {i for lvl, i in keys if lvl == 0}
+    for lvl, i in low:  # subtrees of at most 2**(MIN_STORED_LEVEL-1) leaves: hash them
+        leaf_set.update(range(i << lvl, (i + 1) << lvl))
+    leaves = sorted(leaf_set)
+    inner = sorted(node_id(lvl, i) for lvl, i in keys if lvl >= MIN_STORED_LEVEL)
     for part in chunked(leaves, 500):
         marks = ", ".join("?" * len(part))
         for seq, leaf in tx.fetchall(
@@ -84,12 +90,18 @@ def fetch_nodes(tx: Tx, keys: Iterable[rfc9162.NodeKey]) -> dict[rfc9162.NodeKey
             f"SELECT id, hash FROM ledger_nodes WHERE id IN ({marks})", list(part)
         ):
             out[(int(nid) >> NODE_SHIFT, int(nid) & mask)] = bytes(h)
+    for lvl, i in sorted(low):
+        span = [out.get((0, j)) for j in range((i << lvl), (i + 1) << lvl)]
+        if all(h is not None for h in span):
+            out[(lvl, i)] = rfc9162.root_from_leaves(span)  # type: ignore[arg-type]
+    out = {k: v for k, v in out.items() if k in keys}
     missing = keys - out.keys()
     if missing:
         lvl, i = min(missing)
         raise LedgerError(
             f"the ledger has no hash for leaves {i << lvl}..{((i + 1) << lvl) - 1} "
-            f"(level {lvl}); the log's tables were altered or truncated: run 'flightlog audit verify'"
+            f"(level {lvl}); the log's tables were altered or truncated: "
+            "run 'flightlog audit verify'"
         )
     return out
 
@@ -198,7 +210,11 @@ class Ledger:
         record_id = str(data.get("id") or data.get("run_id") or kind)
         run_id = data.get("run_id")
         e = self.encoder.encode(
-            kind, record_id, str(run_id) if run_id else None, dict(data), time.time_ns(),
+            kind,
+            record_id,
+            str(run_id) if run_id else None,
+            dict(data),
+            time.time_ns(),
             top_level_keys=True,
         )
         self.append(tx, [e])
@@ -209,7 +225,9 @@ class Ledger:
         out = {}
         for part in chunked(sorted(ids), 500):
             marks = ", ".join("?" * len(part))
-            for row in tx.fetchall(f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({marks})", list(part)):
+            for row in tx.fetchall(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({marks})", list(part)
+            ):
                 out[row[0]] = run_from_row(row)
         return out
 
@@ -254,13 +272,23 @@ class Ledger:
             frontier = list(self._frontier)
             entries = []
             nodes = []
-            openings = []
             seq = size
             for e in encoded:
                 h = _sha256(b"\x00" + e.entry).digest()
-                entries.append((seq, e.kind, e.record_id, e.run_id, e.time_ns, e.entry, h))
-                if e.openings is not None:
-                    openings.append((seq, e.openings))
+                rid = e.record_id
+                entries.append(
+                    (
+                        seq,
+                        e.kind,
+                        rid,
+                        _crc32(rid.encode()),
+                        e.run_id,
+                        e.time_ns,
+                        e.entry,
+                        h,
+                        e.openings,
+                    )
+                )
                 level, idx = 0, seq
                 while idx & 1:
                     left = frontier[level]
@@ -269,7 +297,8 @@ class Ledger:
                     frontier[level] = None
                     level += 1
                     idx >>= 1
-                    nodes.append((level << NODE_SHIFT | idx, h))
+                    if level >= MIN_STORED_LEVEL:
+                        nodes.append((level << NODE_SHIFT | idx, h))
                 if level == len(frontier):
                     frontier.append(h)
                 else:
@@ -278,8 +307,6 @@ class Ledger:
             tx.executemany(_INSERT_ENTRY, entries)
             if nodes:
                 tx.executemany(_INSERT_NODE, nodes)
-            if openings:
-                tx.executemany(_INSERT_OPENING, openings)
             new_root = rfc9162.frontier_root(frontier)
             tx.execute("UPDATE ledger_state SET size = ?, root = ? WHERE id = 1", (seq, new_root))
             # Cached now; if the transaction rolls back, _sync sees the difference next time.
@@ -410,4 +437,3 @@ class Ledger:
                 f"entry {seq} is not covered by the checkpoint of size {checkpoint.size}"
             )
         return self.inclusion_proof(tx, seq, checkpoint.size)
-

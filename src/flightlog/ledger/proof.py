@@ -20,10 +20,11 @@ import binascii
 from dataclasses import dataclass
 
 from flightlog.errors import LedgerError, NotFoundError
-from flightlog.ledger import rfc9162
 from flightlog.ledger import checkpoint as cp_mod
+from flightlog.ledger import rfc9162
 from flightlog.ledger.log import Ledger
 from flightlog.ledger.note import Verifier
+from flightlog.ledger.schema import record_filter
 from flightlog.store.base import Tx
 
 HEADER = "c2sp.org/tlog-proof@v1"
@@ -48,10 +49,8 @@ def find_entry(ledger: Ledger, tx: Tx, record: str) -> int:
         )
         if len(runs) == 1:
             candidates.append(str(runs[0][0]))
-    marks = ", ".join("?" * len(candidates))
-    row = tx.fetchone(
-        f"SELECT MAX(seq) FROM ledger_entries WHERE record_id IN ({marks})", candidates
-    )
+    cond, params = record_filter(candidates)
+    row = tx.fetchone(f"SELECT MAX(seq) FROM ledger_entries WHERE {cond}", params)
     if row is None or row[0] is None:
         raise NotFoundError(
             f"no ledger entry for {record!r}; give a leaf index (#N), a run id, a step id or "

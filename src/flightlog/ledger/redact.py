@@ -28,6 +28,7 @@ from flightlog import _json
 from flightlog.errors import NotFoundError
 from flightlog.ledger.entry import REDACTED, edge_id, step_record_id
 from flightlog.ledger.log import Ledger
+from flightlog.ledger.schema import record_filter
 from flightlog.store.base import chunked
 
 _HASH_FIELDS = ("input_hash", "output_hash")
@@ -69,9 +70,7 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
         )
         if run_row is None:
             raise NotFoundError(f"no run {run_id}")
-        finding_rows = tx.fetchall(
-            "SELECT id, evidence FROM findings WHERE run_id = ?", (run_id,)
-        )
+        finding_rows = tx.fetchall("SELECT id, evidence FROM findings WHERE run_id = ?", (run_id,))
         edges = tx.fetchall(
             "SELECT run_id, source, target, kind FROM edges WHERE run_id = ?", (run_id,)
         )
@@ -82,12 +81,10 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
         ids += [edge_id(Edge(e[0], e[1], e[2], e[3])) for e in edges]
         seqs: list[int] = []
         for part in chunked(ids, 500):
-            marks = ", ".join("?" * len(part))
+            cond, params = record_filter(list(part))
             seqs += [
                 int(r[0])
-                for r in tx.fetchall(
-                    f"SELECT seq FROM ledger_entries WHERE record_id IN ({marks})", list(part)
-                )
+                for r in tx.fetchall(f"SELECT seq FROM ledger_entries WHERE {cond}", params)
             ]
         seqs.sort()
         hashes: set[str] = set()
@@ -95,13 +92,17 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
         for part in chunked(seqs, 500):
             marks = ", ".join("?" * len(part))
             for (data,) in tx.fetchall(
-                f"SELECT data FROM ledger_openings WHERE seq IN ({marks})", list(part)
+                f"SELECT openings FROM ledger_entries WHERE seq IN ({marks}) "
+                "AND openings IS NOT NULL",
+                list(part),
             ):
                 for path, _salt, value in orjson.loads(data):
                     values += 1
                     if path[-1] in _HASH_FIELDS and isinstance(value, str):
                         hashes.add(value)
-            tx.execute(f"DELETE FROM ledger_openings WHERE seq IN ({marks})", list(part))
+            tx.execute(
+                f"UPDATE ledger_entries SET openings = NULL WHERE seq IN ({marks})", list(part)
+            )
         # The stored records: clear committed fields.
         enc = ledger.encoder
         for f in ("input_hash", "output_hash"):
@@ -117,7 +118,9 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
             tx.execute(f"UPDATE steps SET {sets} WHERE run_id = ?", (run_id,))
         new_attrs = _scrub_map(enc, _json.loads(run_row[2]) or {}, "attributes")
         if new_attrs is not None:
-            tx.execute("UPDATE runs SET attributes = ? WHERE id = ?", (_json.dumps(new_attrs), run_id))
+            tx.execute(
+                "UPDATE runs SET attributes = ? WHERE id = ?", (_json.dumps(new_attrs), run_id)
+            )
         for sid, _i, _o, attrs in step_rows:
             new_attrs = _scrub_map(enc, _json.loads(attrs) or {}, "attributes")
             if new_attrs is not None:
@@ -128,12 +131,15 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
         for fid, evidence in finding_rows:
             new_ev = _scrub_map(enc, _json.loads(evidence) or {}, "evidence")
             if new_ev is not None:
-                tx.execute("UPDATE findings SET evidence = ? WHERE id = ?", (_json.dumps(new_ev), fid))
+                tx.execute(
+                    "UPDATE findings SET evidence = ? WHERE id = ?", (_json.dumps(new_ev), fid)
+                )
         deleted = kept = 0
         for h in sorted(hashes):
             other = tx.fetchone(
                 "SELECT 1 FROM steps WHERE (input_hash = ? OR output_hash = ?) AND run_id <> ? "
-                "UNION ALL SELECT 1 FROM runs WHERE (input_hash = ? OR output_hash = ?) AND id <> ?",
+                "UNION ALL "
+                "SELECT 1 FROM runs WHERE (input_hash = ? OR output_hash = ?) AND id <> ?",
                 (h, h, run_id, h, h, run_id),
             )
             if other:
@@ -141,14 +147,24 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
                 continue
             tx.execute("DELETE FROM payloads WHERE hash = ?", (h,))
             deleted += 1
-        data: dict[str, Any] = {"run_id": run_id, "entries": seqs, "payloads_deleted": deleted}
+        record: dict[str, Any] = {"run_id": run_id, "entries": seqs, "payloads_deleted": deleted}
         if reason:
-            data["reason"] = reason
-        index = ledger.append(tx, [ledger.encoder.encode(
-            "redaction", run_id, run_id, data, _now(), top_level_keys=True,
-        )])
+            record["reason"] = reason
+        index = ledger.append(
+            tx,
+            [
+                ledger.encoder.encode(
+                    "redaction",
+                    run_id,
+                    run_id,
+                    record,
+                    _now(),
+                    top_level_keys=True,
+                )
+            ],
+        )
     if sqlite:
-        scrub_sqlite(str(getattr(store, "path")))
+        scrub_sqlite(str(store.path))  # type: ignore[attr-defined]
     return Redaction(run_id, len(seqs), values, deleted, kept, index)
 
 

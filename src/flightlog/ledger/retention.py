@@ -20,6 +20,7 @@ from typing import Any
 from flightlog.errors import LedgerError
 from flightlog.ledger.entry import edge_id, step_record_id
 from flightlog.ledger.log import Ledger
+from flightlog.ledger.schema import record_filter
 from flightlog.model import Edge
 from flightlog.store.base import chunked
 
@@ -58,29 +59,52 @@ def prune(ledger: Ledger, before_ns: int, *, now_ns: int | None = None) -> Prune
         seqs: list[int] = []
         for run_id in runs:
             ids = [run_id]
-            ids += [step_record_id(run_id, r[0]) for r in tx.fetchall("SELECT id FROM steps WHERE run_id = ?", (run_id,))]
-            ids += [r[0] for r in tx.fetchall("SELECT id FROM findings WHERE run_id = ?", (run_id,))]
+            ids += [
+                step_record_id(run_id, r[0])
+                for r in tx.fetchall("SELECT id FROM steps WHERE run_id = ?", (run_id,))
+            ]
+            ids += [
+                r[0] for r in tx.fetchall("SELECT id FROM findings WHERE run_id = ?", (run_id,))
+            ]
             ids += [
                 edge_id(Edge(run_id, s, t, k))
-                for s, t, k in tx.fetchall("SELECT source, target, kind FROM edges WHERE run_id = ?", (run_id,))
+                for s, t, k in tx.fetchall(
+                    "SELECT source, target, kind FROM edges WHERE run_id = ?", (run_id,)
+                )
             ]
             for part in chunked(ids, 500):
-                marks = ", ".join("?" * len(part))
-                seqs += [int(r[0]) for r in tx.fetchall(
-                    f"SELECT seq FROM ledger_entries WHERE record_id IN ({marks})", list(part)
-                )]
-            for table, col in (("steps", "run_id"), ("edges", "run_id"), ("findings", "run_id"), ("runs", "id")):
+                cond, params = record_filter(list(part))
+                seqs += [
+                    int(r[0])
+                    for r in tx.fetchall(f"SELECT seq FROM ledger_entries WHERE {cond}", params)
+                ]
+            for table, col in (
+                ("steps", "run_id"),
+                ("edges", "run_id"),
+                ("findings", "run_id"),
+                ("runs", "id"),
+            ):
                 tx.execute(f"DELETE FROM {table} WHERE {col} = ?", (run_id,))
         seqs.sort()
         for part in chunked(seqs, 500):
             marks = ", ".join("?" * len(part))
-            tx.execute(f"DELETE FROM ledger_openings WHERE seq IN ({marks})", list(part))
-            tx.execute(f"UPDATE ledger_entries SET entry = NULL WHERE seq IN ({marks})", list(part))
+            tx.execute(
+                f"UPDATE ledger_entries SET entry = NULL, openings = NULL WHERE seq IN ({marks})",
+                list(part),
+            )
         index = -1
         if seqs:
-            index = ledger.append(tx, [ledger.encoder.encode(
-                "retention.prune", "retention", None,
-                {"before_ns": str(before_ns), "runs": len(runs), "entries": seqs},
-                time.time_ns(), top_level_keys=True,
-            )])
+            index = ledger.append(
+                tx,
+                [
+                    ledger.encoder.encode(
+                        "retention.prune",
+                        "retention",
+                        None,
+                        {"before_ns": str(before_ns), "runs": len(runs), "entries": seqs},
+                        time.time_ns(),
+                        top_level_keys=True,
+                    )
+                ],
+            )
     return Pruned(len(runs), len(seqs), index)

@@ -169,14 +169,18 @@ def proof_from_nodes(
     return [range_root(lo, hi, nodes) for lo, hi in ranges]
 
 
-def inclusion_proof(index: int, size: int, fetch: Callable[[set[NodeKey]], Mapping[NodeKey, bytes]]) -> list[bytes]:
+def inclusion_proof(
+    index: int, size: int, fetch: Callable[[set[NodeKey]], Mapping[NodeKey, bytes]]
+) -> list[bytes]:
     """The inclusion proof of leaf ``index`` in the tree of ``size``, reading node hashes
     through ``fetch`` (one batched call)."""
     ranges = inclusion_ranges(index, size)
     return proof_from_nodes(ranges, fetch(nodes_for(ranges)))
 
 
-def consistency_proof(size1: int, size2: int, fetch: Callable[[set[NodeKey]], Mapping[NodeKey, bytes]]) -> list[bytes]:
+def consistency_proof(
+    size1: int, size2: int, fetch: Callable[[set[NodeKey]], Mapping[NodeKey, bytes]]
+) -> list[bytes]:
     """The consistency proof between trees of ``size1`` and ``size2`` (empty if equal)."""
     if size1 == size2:
         return []
@@ -223,7 +227,9 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[byte
     return r
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
+) -> None:
     """Raise ``LedgerError`` unless ``proof`` proves leaf ``index`` in the tree ``root``."""
     _check_hash("root", root)
     got = root_from_inclusion(index, size, leaf, proof)

@@ -61,7 +61,12 @@ class Problem:
     record: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "index": self.index, "record": self.record}
+        return {
+            "code": self.code,
+            "message": self.message,
+            "index": self.index,
+            "record": self.record,
+        }
 
 
 @dataclass(slots=True)
@@ -91,7 +96,9 @@ class VerifyReport:
         first = self.first
         assert first is not None
         where = f"entry #{first.index}" if first.index is not None else "a record"
-        return f"FAILED: {len(self.problems)} problem(s); first divergence at {where}: {first.message}"
+        return (
+            f"FAILED: {len(self.problems)} problem(s); first divergence at {where}: {first.message}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -224,7 +231,11 @@ def verify(
             add(
                 "head.size",
                 f"the tree head says {head_size} entries but {n} are stored"
-                + (" (entries were deleted from the end)" if head_size > n else " (entries were inserted)"),
+                + (
+                    " (entries were deleted from the end)"
+                    if head_size > n
+                    else " (entries were inserted)"
+                ),
                 min(head_size, n),
             )
         elif head_root != root:
@@ -276,7 +287,11 @@ def verify(
                     proof = rfc9162.consistency_proof(a.size, b.size, lambda k: tree)
                     rfc9162.verify_consistency(a.size, b.size, a.root, b.root, proof)
                 except LedgerError as exc:
-                    add("checkpoint.consistency", f"checkpoints {a.size} and {b.size}: {exc}", a.size)
+                    add(
+                        "checkpoint.consistency",
+                        f"checkpoints {a.size} and {b.size}: {exc}",
+                        a.size,
+                    )
         witnessed = 0
         wpath = witness if witness is not None else ledger.config.witness_path
         if wpath is not None:
@@ -331,7 +346,9 @@ def _rows(tx: Any, sql: str, chunk: int = 20_000) -> Iterator[tuple[Any, ...]]:
             return
 
 
-def _check_against_tree(cp: cp_mod.Checkpoint, tree: _Levels, n: int, good: list[cp_mod.Checkpoint], add: Any, what: str) -> None:
+def _check_against_tree(
+    cp: cp_mod.Checkpoint, tree: _Levels, n: int, good: list[cp_mod.Checkpoint], add: Any, what: str
+) -> None:
     if cp.size > n:
         add(
             "checkpoint.beyond",
@@ -341,7 +358,9 @@ def _check_against_tree(cp: cp_mod.Checkpoint, tree: _Levels, n: int, good: list
         )
         return
     if tree.root(cp.size) != cp.root:
-        lo = max((g.size for g in good if g.size <= cp.size and tree.root(g.size) == g.root), default=0)
+        lo = max(
+            (g.size for g in good if g.size <= cp.size and tree.root(g.size) == g.root), default=0
+        )
         add(
             "checkpoint.root",
             f"{what} for size {cp.size} does not match the entries: an entry in "
@@ -375,7 +394,8 @@ def _check_records(
         if seq is None:
             add(
                 "record.unlogged",
-                f"{what} {record_id} is stored but has no ledger entry (inserted outside Flightlog)",
+                f"{what} {record_id} is stored but has no ledger entry "
+                "(inserted outside Flightlog)",
                 None,
                 record_id,
             )
@@ -419,7 +439,9 @@ def _check_records(
         openings = {
             int(s): orjson.loads(d)
             for s, d in tx.fetchall(
-                f"SELECT seq, data FROM ledger_openings WHERE seq IN ({marks})", seqs
+                f"SELECT seq, openings FROM ledger_entries WHERE seq IN ({marks}) "
+                "AND openings IS NOT NULL",
+                seqs,
             )
         }
         for seq, record_id, data in part:
@@ -428,12 +450,19 @@ def _check_records(
                 continue
             msg = compare(raw, data, openings.get(seq), seq in redacted)
             if msg:
-                add("record.changed", f"{record_id} differs from its ledger entry #{seq}: {msg}", seq, record_id)
+                add(
+                    "record.changed",
+                    f"{record_id} differs from its ledger entry #{seq}: {msg}",
+                    seq,
+                    record_id,
+                )
     _check_payloads(tx, add)
     return records
 
 
-def compare(raw_entry: bytes, data: dict[str, Any], opened: list[Any] | None, redacted: bool) -> str | None:
+def compare(
+    raw_entry: bytes, data: dict[str, Any], opened: list[Any] | None, redacted: bool
+) -> str | None:
     """Why a stored record's ``data`` differs from its entry, or None if it matches."""
     try:
         edata = orjson.loads(raw_entry)["data"]
@@ -477,14 +506,14 @@ def _short(v: Any) -> str:
 def _check_payloads(tx: Any, add: Any) -> None:
     for h, data in tx.fetchall("SELECT hash, data FROM payloads"):
         digest = str(h).removeprefix("sha256:")
-        if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
-            if hashlib.sha256(bytes(data)).hexdigest() != digest:
-                add(
-                    "payload.changed",
-                    f"payload {h} does not match its SHA-256: its content was changed",
-                    None,
-                    str(h),
-                )
+        hexdigest = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+        if hexdigest and hashlib.sha256(bytes(data)).hexdigest() != digest:
+            add(
+                "payload.changed",
+                f"payload {h} does not match its SHA-256: its content was changed",
+                None,
+                str(h),
+            )
 
 
 def _remember(ledger: Ledger, report: VerifyReport) -> None:

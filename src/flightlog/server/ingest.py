@@ -75,7 +75,7 @@ class IngestStats:
 class Ingestor:
     """Writes decoded OTLP requests to a store, batched across requests."""
 
-    def __init__(self, store: Any, *, max_pending_spans: int = 200_000,
+    def __init__(self, store: Any, *, max_pending_spans: int = 50_000,
                  max_batch_spans: int = 20_000) -> None:
         self.store = store
         self.max_pending_spans = max_pending_spans
@@ -329,6 +329,14 @@ def postprocess_run(tx: Tx, run_id: str, new_ids: set[str]) -> None:
     changed = [(ranks[r.id], run_id, r.id) for r in rows if ranks[r.id] != r.idx]
     if changed:
         tx.executemany("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?", changed)
+    run = tx.fetchone("SELECT status, failed_step_id FROM runs WHERE id = ?", (run_id,))
+    if run is not None and run[0] == "failed":
+        # The failure point: the earliest-ending errored step, wherever it arrived from.
+        err = tx.fetchone(
+            "SELECT id FROM steps WHERE run_id = ? AND status = 'error' "
+            "ORDER BY COALESCE(ended_ns, started_ns), started_ns DESC LIMIT 1", (run_id,))
+        if err is not None and err[0] != run[1]:
+            tx.execute("UPDATE runs SET failed_step_id = ? WHERE id = ?", (err[0], run_id))
     agents = [(agent, run_id, r.id) for r, agent in _inherit_agents(rows)]
     if agents:
         tx.executemany("UPDATE steps SET agent = ? WHERE run_id = ? AND id = ?", agents)

@@ -5,16 +5,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.ledger._ledger_helpers import rid, run_batches
 from flightlog.store import open_store
+from tests.integration.ledger._ledger_helpers import rid, run_batches
 
 
 @pytest.fixture(autouse=True)
 def _ledger_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in (
-        "FLIGHTLOG_LEDGER", "FLIGHTLOG_LEDGER_KEY", "FLIGHTLOG_LEDGER_WITNESS",
-        "FLIGHTLOG_LEDGER_CHECKPOINT_EVERY", "FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS",
-        "FLIGHTLOG_LEDGER_SENSITIVE", "FLIGHTLOG_LEDGER_RETENTION_DAYS", "FLIGHTLOG_URL",
+        "FLIGHTLOG_LEDGER",
+        "FLIGHTLOG_LEDGER_KEY",
+        "FLIGHTLOG_LEDGER_WITNESS",
+        "FLIGHTLOG_LEDGER_CHECKPOINT_EVERY",
+        "FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS",
+        "FLIGHTLOG_LEDGER_SENSITIVE",
+        "FLIGHTLOG_LEDGER_RETENTION_DAYS",
+        "FLIGHTLOG_URL",
     ):
         monkeypatch.delenv(var, raising=False)
 

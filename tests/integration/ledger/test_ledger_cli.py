@@ -9,17 +9,23 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.integration.ledger._ledger_helpers import rid
 
 from flightlog.ledger.anchor import read_witness
+from tests.integration.ledger._ledger_helpers import rid
 
 
-def fl(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def fl(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTLOG_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "flightlog", *args], capture_output=True, text=True, cwd=cwd,
-        env=full_env, timeout=120,
+        [sys.executable, "-m", "flightlog", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=120,
     )
 
 
@@ -96,7 +102,9 @@ def test_redact_command(filled: Path) -> None:
 
 def test_errors_are_one_line(filled: Path) -> None:
     out = fl("audit", "prove", "nosuchrecord", "--db", f"sqlite:///{filled}")
-    assert out.returncode == 1 and out.stderr.startswith("error: no ledger entry for 'nosuchrecord'")
+    assert out.returncode == 1 and out.stderr.startswith(
+        "error: no ledger entry for 'nosuchrecord'"
+    )
     out = fl("audit", "export", "--db", f"sqlite:///{filled}", "--out", "x.json")
     assert out.returncode == 1 and "exactly one of" in out.stderr
 
@@ -116,7 +124,9 @@ def test_checkpoint_anchored_in_git(filled: Path, tmp_path: Path) -> None:
     store.close()
     out = fl("audit", "checkpoint", "--db", db, "--git", str(repo))
     assert out.returncode == 0, out.stderr
-    log = subprocess.run(["git", "-C", str(repo), "log", "--oneline"], capture_output=True, text=True)
+    log = subprocess.run(
+        ["git", "-C", str(repo), "log", "--oneline"], capture_output=True, text=True
+    )
     assert "size 32" in log.stdout
     files = list(repo.glob("*.checkpoints"))
     assert len(files) == 1 and len(read_witness(files[0])) == 1
@@ -125,7 +135,9 @@ def test_checkpoint_anchored_in_git(filled: Path, tmp_path: Path) -> None:
     del attach
 
 
-@pytest.mark.parametrize("cmd", ["status", "key", "checkpoint", "verify", "prove", "export", "verify-bundle", "redact"])
+@pytest.mark.parametrize(
+    "cmd", ["status", "key", "checkpoint", "verify", "prove", "export", "verify-bundle", "redact"]
+)
 def test_help_texts(cmd: str) -> None:
     out = fl("audit", cmd, "--help")
     assert out.returncode == 0 and "Usage: flightlog audit " + cmd in out.stdout

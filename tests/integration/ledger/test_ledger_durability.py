@@ -45,7 +45,9 @@ def test_sigkill_during_appends_leaves_a_verifying_log(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTLOG_")}
     env["FLIGHTLOG_LEDGER_CHECKPOINT_EVERY"] = "500"  # checkpoints get signed mid-run too
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, f"sqlite:///{db}"], stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", WRITER, f"sqlite:///{db}"],
+        stdout=subprocess.PIPE,
+        text=True,
         env=env,
     )
     assert proc.stdout is not None
@@ -84,7 +86,9 @@ def test_bundle_verifies_in_a_fresh_venv_without_a_store(filled: Path, tmp_path:
     key = ledger.verifier().encode()
     store.close()
     tampered = tmp_path / "tampered.json"
-    tampered.write_text(bundle.read_text().replace('\\"name\\":\\"step2\\"', '\\"name\\":\\"stepX\\"'))
+    tampered.write_text(
+        bundle.read_text().replace('\\"name\\":\\"step2\\"', '\\"name\\":\\"stepX\\"')
+    )
     assert tampered.read_text() != bundle.read_text()
 
     venv = tmp_path / "venv"
@@ -92,14 +96,29 @@ def test_bundle_verifies_in_a_fresh_venv_without_a_store(filled: Path, tmp_path:
     py = venv / "bin" / "python"
     repo = Path(__file__).resolve().parents[3]
     deps = subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "cryptography", "orjson", "click", "setuptools", "wheel"],
-        capture_output=True, text=True, timeout=600,
+        [
+            str(py),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "cryptography",
+            "orjson",
+            "click",
+            "setuptools",
+            "wheel",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if deps.returncode != 0:
         pytest.fail(f"cannot install dependencies into a fresh venv: {deps.stderr[-500:]}")
     inst = subprocess.run(
         [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(repo)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert inst.returncode == 0, inst.stderr[-2000:]
     work = tmp_path / "elsewhere"
@@ -108,11 +127,21 @@ def test_bundle_verifies_in_a_fresh_venv_without_a_store(filled: Path, tmp_path:
     (work / "tampered.json").write_bytes(tampered.read_bytes())
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work)}
     fl = venv / "bin" / "flightlog"
-    ok = subprocess.run([str(fl), "audit", "verify-bundle", "bundle.json", "--key", key],
-                        cwd=work, capture_output=True, text=True, env=env)
+    ok = subprocess.run(
+        [str(fl), "audit", "verify-bundle", "bundle.json", "--key", key],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("verified: 8 entries") and rid(1) in ok.stdout
-    bad = subprocess.run([str(fl), "audit", "verify-bundle", "tampered.json", "--key", key],
-                         cwd=work, capture_output=True, text=True, env=env)
+    bad = subprocess.run(
+        [str(fl), "audit", "verify-bundle", "tampered.json", "--key", key],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert bad.returncode == 1 and "does not verify" in bad.stderr
     assert not any(p.suffix == ".db" for p in work.iterdir()), "verification created a store"

@@ -6,7 +6,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from tests.integration.ledger._ledger_helpers import rid, run_batches
 
 from flightlog.errors import LedgerError
 from flightlog.ledger import attach, rfc9162
@@ -16,6 +15,7 @@ from flightlog.ledger.redact import redact_run
 from flightlog.ledger.retention import prune
 from flightlog.ledger.verify import verify
 from flightlog.store import open_store
+from tests.integration.ledger._ledger_helpers import rid
 
 
 def _raw(db: Path) -> bytes:
@@ -48,7 +48,9 @@ def test_redaction_keeps_proofs_and_removes_bytes(filled: Path, tmp_path: Path) 
     after = ledger.checkpoint()
     with store.read() as tx:
         proof = ledger.consistency_proof(tx, before.checkpoint.size, after.size)
-    rfc9162.verify_consistency(before.checkpoint.size, after.size, before.checkpoint.root, after.root, proof)
+    rfc9162.verify_consistency(
+        before.checkpoint.size, after.size, before.checkpoint.root, after.root, proof
+    )
     # A bundle exported after redaction verifies and says what was redacted.
     bundle_after = tmp_path / "after.json"
     export(ledger, bundle_after, run_id=rid(2))
@@ -63,7 +65,9 @@ def test_redaction_keeps_proofs_and_removes_bytes(filled: Path, tmp_path: Path) 
     assert secret not in raw, "the redacted value is still in the database file or its WAL"
     assert b"person1" in raw and b"person3" in raw
     conn = sqlite3.connect(filled)
-    kinds = [k for (k,) in conn.execute("SELECT kind FROM ledger_entries ORDER BY seq DESC LIMIT 1")]
+    kinds = [
+        k for (k,) in conn.execute("SELECT kind FROM ledger_entries ORDER BY seq DESC LIMIT 1")
+    ]
     assert kinds == ["redaction"]
 
 
@@ -75,12 +79,14 @@ def export_path(ledger: object, tmp_path: Path, run_id: str) -> Path:
 
 def test_missing_opening_without_redaction_is_tampering(filled: Path) -> None:
     conn = sqlite3.connect(filled)
-    conn.execute("DELETE FROM ledger_openings WHERE seq = 1")
+    conn.execute("UPDATE ledger_entries SET openings = NULL WHERE seq = 1")
     conn.commit()
     store = open_store(f"sqlite:///{filled}")
     r = verify(attach(store))
     store.close()
-    assert r.first is not None and r.first.index == 1 and "no redaction covers it" in r.first.message
+    assert (
+        r.first is not None and r.first.index == 1 and "no redaction covers it" in r.first.message
+    )
 
 
 def test_retention_refuses_inside_the_window_and_prunes_outside(filled: Path) -> None:

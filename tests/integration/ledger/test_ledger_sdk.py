@@ -19,6 +19,7 @@ def test_sdk_runs_are_logged_and_verify(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sdk.db'}"
     flightlog.configure(url)
     try:
+
         @flightlog.step(kind="tool", agent="retriever", owner="search-team")
         def search(query: str, user_email: str) -> list[str]:
             return [f"doc about {query}"]
@@ -67,11 +68,15 @@ def test_ledger_on_postgresql(pg_url: str, tmp_path: Path, monkeypatch: pytest.M
     report = verify(ledger)
     assert report.ok and report.witnessed == 1, report.summary()
     with store.transaction() as tx:
-        tx.execute("UPDATE steps SET name = 'forged' WHERE run_id = ? AND id = ?", (rid(2), f"{1:016x}"))
+        tx.execute(
+            "UPDATE steps SET name = 'forged' WHERE run_id = ? AND id = ?", (rid(2), f"{1:016x}")
+        )
     bad = verify(ledger)
     assert bad.first is not None and bad.first.code == "record.changed" and bad.first.index == 9
     with store.transaction() as tx:
-        tx.execute("UPDATE steps SET name = 'step1' WHERE run_id = ? AND id = ?", (rid(2), f"{1:016x}"))
+        tx.execute(
+            "UPDATE steps SET name = 'step1' WHERE run_id = ? AND id = ?", (rid(2), f"{1:016x}")
+        )
     redact_run(ledger, rid(1))
     assert verify(ledger).ok
     p = prove(ledger, f"{rid(2)}/{2:016x}")

@@ -15,7 +15,6 @@ from flightlog.ledger.proof import prove, verify_tlog_proof
 from flightlog.ledger.verify import VerifyReport, verify
 from flightlog.model import Batch, Run, Step
 from flightlog.store import open_store
-
 from tests.integration.ledger._ledger_helpers import rid, run_batches
 
 
@@ -128,7 +127,9 @@ def test_proofs_by_record_and_consistency(filled: Path) -> None:
     store.close()
 
 
-def test_checkpoints_periodic_and_never_inconsistent(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checkpoints_periodic_and_never_inconsistent(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FLIGHTLOG_LEDGER_CHECKPOINT_EVERY", "8")
     store = open_store(f"sqlite:///{db}")
     ledger = attach(store)
@@ -155,16 +156,20 @@ def test_checkpoints_periodic_and_never_inconsistent(db: Path, monkeypatch: pyte
 
 def _rewrite_history(db: Path, seq: int, entry: bytes) -> None:
     conn = sqlite3.connect(db)
-    conn.execute("UPDATE ledger_entries SET entry = ?, leaf = ? WHERE seq = ?",
-                 (entry, rfc9162.leaf_hash(entry), seq))
+    conn.execute(
+        "UPDATE ledger_entries SET entry = ?, leaf = ? WHERE seq = ?",
+        (entry, rfc9162.leaf_hash(entry), seq),
+    )
     leaves = [bytes(x) for (x,) in conn.execute("SELECT leaf FROM ledger_entries ORDER BY seq")]
     conn.execute("DELETE FROM ledger_nodes")
     level, cur = 0, leaves
     while len(cur) > 1:
         level += 1
         cur = [rfc9162.node_hash(cur[i], cur[i + 1]) for i in range(0, len(cur) - 1, 2)]
-        conn.executemany("INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)",
-                         [(level << 48 | i, h) for i, h in enumerate(cur)])
+        conn.executemany(
+            "INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)",
+            [(level << 48 | i, h) for i, h in enumerate(cur)],
+        )
     conn.execute("UPDATE ledger_state SET root = ?", (rfc9162.root_from_leaves(leaves),))
     conn.commit()
     conn.close()
@@ -172,7 +177,9 @@ def _rewrite_history(db: Path, seq: int, entry: bytes) -> None:
 
 # -- tampering -------------------------------------------------------------------------------
 def test_changed_byte_in_a_stored_record_is_named(filled: Path) -> None:
-    _sql(filled, "UPDATE steps SET name = 'step9' WHERE run_id = ? AND id = ?", (rid(2), f"{3:016x}"))
+    _sql(
+        filled, "UPDATE steps SET name = 'step9' WHERE run_id = ? AND id = ?", (rid(2), f"{3:016x}")
+    )
     r = _verify(filled)
     assert not r.ok
     assert r.first is not None and r.first.code == "record.changed"
@@ -192,7 +199,7 @@ def test_changed_byte_in_a_ledger_entry_is_named(filled: Path) -> None:
 
 
 def test_changed_payload_is_named(filled: Path) -> None:
-    _sql(filled, "UPDATE payloads SET data = CAST('{\"text\":\"x\"}' AS BLOB) WHERE rowid = 2")
+    _sql(filled, 'UPDATE payloads SET data = CAST(\'{"text":"x"}\' AS BLOB) WHERE rowid = 2')
     r = _verify(filled)
     assert not r.ok and r.first is not None and r.first.code == "payload.changed"
 
@@ -276,8 +283,10 @@ def test_checkpoint_forged_with_another_key_is_detected(filled: Path) -> None:
     from flightlog.ledger import checkpoint as cp_mod
 
     forged = cp_mod.sign(Signer.generate(origin), size + 1, bytes(root))
-    conn.execute("INSERT INTO ledger_checkpoints (size, created_ns, note) VALUES (?, 1, ?)",
-                 (size + 1, forged.note))
+    conn.execute(
+        "INSERT INTO ledger_checkpoints (size, created_ns, note) VALUES (?, 1, ?)",
+        (size + 1, forged.note),
+    )
     conn.commit()
     r = _verify(filled)
     assert any(p.code == "checkpoint.signature" for p in r.problems)
@@ -297,7 +306,9 @@ def test_edited_checkpoint_is_detected(filled: Path, edit: str) -> None:
     conn.commit()
     r = _verify(filled)
     assert not r.ok
-    assert any(p.code == "checkpoint.signature" and "does not verify" in p.message for p in r.problems)
+    assert any(
+        p.code == "checkpoint.signature" and "does not verify" in p.message for p in r.problems
+    )
 
 
 def test_checkpoint_row_size_edit_is_detected(filled: Path) -> None:
@@ -320,8 +331,18 @@ def test_writes_from_two_store_handles_stay_consistent(db: Path) -> None:
 
 def test_large_step_batch_round_trip(db: Path) -> None:
     store = open_store(f"sqlite:///{db}")
-    steps = [Step(run_id=rid(1), id=f"{i:016x}", name="s", kind="llm", index=i + 1,
-                  started_ns=10**18 + i, cost=1e-7 * i) for i in range(3000)]
+    steps = [
+        Step(
+            run_id=rid(1),
+            id=f"{i:016x}",
+            name="s",
+            kind="llm",
+            index=i + 1,
+            started_ns=10**18 + i,
+            cost=1e-7 * i,
+        )
+        for i in range(3000)
+    ]
     store.write(Batch(runs=[Run(id=rid(1), workflow="w", started_ns=10**18)], steps=steps))
     ledger = attach(store)
     cp = ledger.checkpoint()
@@ -330,3 +351,40 @@ def test_large_step_batch_round_trip(db: Path) -> None:
     store.close()
     assert report.ok and cp.size == 3001
     rfc9162.verify_inclusion(2047, cp.size, rfc9162.leaf_hash(p.entry), p.proof, cp.root)
+
+
+def test_settings_from_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flightlog.ledger import ledger_enabled
+    from flightlog.ledger.config import LedgerConfig
+
+    cfg = tmp_path / "flightlog.toml"
+    cfg.write_text(
+        "[ledger]\n"
+        f'key = "{tmp_path / "k.key"}"\n'
+        "checkpoint_every = 5\n"
+        'sensitive = ["*customer*"]\n'
+        "retention_days = 400\n"
+    )
+    monkeypatch.setenv("FLIGHTLOG_CONFIG", str(cfg))
+    c = LedgerConfig.from_env("sqlite:///x.db")
+    assert c.key_path == tmp_path / "k.key" and c.checkpoint_every == 5
+    assert c.retention_days == 400 and c.is_sensitive("Customer_Name")
+    monkeypatch.setenv("FLIGHTLOG_LEDGER_CHECKPOINT_EVERY", "7")  # the variable wins
+    assert LedgerConfig.from_env("sqlite:///x.db").checkpoint_every == 7
+    assert ledger_enabled()
+    cfg.write_text("[ledger]\nenabled = false\n")
+    assert not ledger_enabled()
+    store = open_store(f"sqlite:///{tmp_path / 'off.db'}")
+    store.close()
+    conn = sqlite3.connect(tmp_path / "off.db")
+    assert conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'ledger_state'"
+    ).fetchone() == (0,)
+    monkeypatch.delenv("FLIGHTLOG_LEDGER_CHECKPOINT_EVERY")
+    cfg.write_text("[ledger]\ncheckpoint_every = 'often'\n")
+    from flightlog.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="checkpoint_every"):
+        LedgerConfig.from_env("sqlite:///x.db")

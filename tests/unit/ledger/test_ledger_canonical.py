@@ -41,7 +41,9 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -83,7 +85,9 @@ step_strategy = st.builds(
     input_tokens=st.none() | st.integers(0, 2**40),
     cost=st.none() | st.floats(allow_nan=False, allow_infinity=False),
     # the store keeps attributes as orjson JSON, which holds integers up to 64 bits
-    attributes=st.dictionaries(st.text(), scalars.filter(lambda v: not isinstance(v, int) or abs(v) < 2**63), max_size=4),
+    attributes=st.dictionaries(
+        st.text(), scalars.filter(lambda v: not isinstance(v, int) or abs(v) < 2**63), max_size=4
+    ),
 )
 
 
@@ -101,8 +105,13 @@ def test_step_entries_are_rfc8785(step: Step) -> None:
 
 def test_run_entry_commits_payload_hashes_and_sensitive_attributes() -> None:
     enc = Encoder(LedgerConfig())
-    run = Run(id="r" * 32, workflow="w", started_ns=1, input_hash="ab" * 32,
-              attributes={"user.email": "a@b.c", "plain": 1, "flightlog.sensitive": ["plain"]})
+    run = Run(
+        id="r" * 32,
+        workflow="w",
+        started_ns=1,
+        input_hash="ab" * 32,
+        attributes={"user.email": "a@b.c", "plain": 1, "flightlog.sensitive": ["plain"]},
+    )
     e = enc.encode("run.start", run.id, run.id, run_data(run), 2)
     assert b"a@b.c" not in e.entry and b"ab" * 32 not in e.entry
     assert e.openings is not None and b"a@b.c" in e.openings

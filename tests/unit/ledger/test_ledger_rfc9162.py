@@ -31,16 +31,22 @@ def test_vectors_are_present() -> None:
     assert any(json.loads(p.read_text())["wantErr"] for p in VECTORS)
 
 
-@pytest.mark.parametrize("path", VECTORS, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize(
+    "path", VECTORS, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}/{p.stem}"
+)
 def test_vector(path: Path) -> None:
     d = json.loads(path.read_text())
     proof = [_b(p) for p in (d["proof"] or [])]
 
     def check() -> None:
         if "leafIdx" in d:
-            rfc9162.verify_inclusion(d["leafIdx"], d["treeSize"], _b(d["leafHash"]), proof, _b(d["root"]))
+            rfc9162.verify_inclusion(
+                d["leafIdx"], d["treeSize"], _b(d["leafHash"]), proof, _b(d["root"])
+            )
         else:
-            rfc9162.verify_consistency(d["size1"], d["size2"], _b(d["root1"]), _b(d["root2"]), proof)
+            rfc9162.verify_consistency(
+                d["size1"], d["size2"], _b(d["root1"]), _b(d["root2"]), proof
+            )
 
     if d["wantErr"]:
         with pytest.raises(LedgerError):
