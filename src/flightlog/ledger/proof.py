@@ -39,8 +39,15 @@ def find_entry(ledger: Ledger, tx: Tx, record: str) -> int:
     if record.isdigit() and len(record) < 16:
         return int(record)
     candidates = [record]
+    run_ids: list[str] = []
     rows = tx.fetchall("SELECT run_id FROM steps WHERE id = ?", (record,))
     candidates += [f"{r[0]}/{record}" for r in rows]
+    run_ids += [str(r[0]) for r in rows]
+    if "/" in record:  # a ledger record id of a step or edge: RUN/...
+        run_ids.append(record.split("/", 1)[0])
+    finding = tx.fetchone("SELECT run_id FROM findings WHERE id = ?", (record,))
+    if finding:
+        run_ids.append(str(finding[0]))
     lowered = record.lower()
     if 0 < len(lowered) <= 32 and all(c in "0123456789abcdef" for c in lowered):
         runs = tx.fetchall(
@@ -49,8 +56,14 @@ def find_entry(ledger: Ledger, tx: Tx, record: str) -> int:
         )
         if len(runs) == 1:
             candidates.append(str(runs[0][0]))
-    cond, params = record_filter(candidates)
-    row = tx.fetchone(f"SELECT MAX(seq) FROM ledger_entries WHERE {cond}", params)
+            run_ids.append(str(runs[0][0]))
+    row = None
+    if run_ids:  # through the run index
+        cond, params = record_filter(candidates, run_ids)
+        row = tx.fetchone(f"SELECT MAX(seq) FROM ledger_entries WHERE {cond}", params)
+    if row is None or row[0] is None:  # e.g. an incident transition's id: a scan
+        cond, params = record_filter(candidates, None)
+        row = tx.fetchone(f"SELECT MAX(seq) FROM ledger_entries WHERE {cond}", params)
     if row is None or row[0] is None:
         raise NotFoundError(
             f"no ledger entry for {record!r}; give a leaf index (#N), a run id, a step id or "
