@@ -73,6 +73,28 @@ def _ref(ref: Any) -> dict[str, Any] | None:
 
 
 @dataclass
+class _StepLike:
+    """A ``StepRef``-shaped view of a step (used when attribution is unavailable)."""
+
+    step: Any
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.step, name)
+
+
+@dataclass
+class _NoAttribution:
+    failure_point: Any
+    root_cause: Any
+    chain: list[Any]
+    evidence: list[str]
+    of_steps: int | None = None
+    confidence: float = 0.0
+    method: str = "none (attribution failed)"
+    summary: str = ""
+
+
+@dataclass
 class TickResult:
     notifications: int = 0
     escalations: int = 0
@@ -128,15 +150,34 @@ class Engine:
                     if tx.fetchone("SELECT 1 FROM respond_processed WHERE run_id = ?", (run.id,)):
                         continue
                 if run.status == "failed":
-                    iid = self._record_failure(run, self._facts(run))
+                    try:
+                        facts = self._facts(run)
+                    except Exception as exc:  # an alert without attribution beats none
+                        log.exception("attribution of run %s failed; alerting without it",
+                                      run.id)
+                        facts = self._facts(run, error=exc)
+                    iid = self._record_failure(run, facts)
                     if iid > 0:
                         touched.append(iid)
                 else:
                     touched.extend(self._record_success(run))
         return touched
 
-    def _facts(self, run: Any) -> dict[str, Any]:
-        attr = self.attribute(self.store, run.id)
+    def _facts(self, run: Any, *, error: BaseException | None = None) -> dict[str, Any]:
+        """The incident facts of a failed run. With ``error`` (attribution itself failed),
+        the failure point is the step active when the run failed and the root cause is not
+        identified: the incident still opens and the owners are still told."""
+        if error is None:
+            attr: Any = self.attribute(self.store, run.id)
+        else:
+            steps = self.store.get_steps(run.id)
+            failed_step = next((s for s in steps if s.id == run.failed_step_id), None)
+            point = None if failed_step is None else _StepLike(failed_step)
+            attr = _NoAttribution(
+                failure_point=point, root_cause=None, chain=[point] if point else [],
+                evidence=[f"attribution failed: {type(error).__name__}: {error}"],
+                of_steps=run.declared_steps or len(steps),
+            )
         fp_ref, rc_ref = _ref(attr.failure_point), _ref(attr.root_cause)
         record = self.store.get_record(run.id)
         by_id = {s.id: s for s in record.steps}
@@ -567,10 +608,18 @@ def watch(
 ) -> None:
     """Poll ``store`` for ended runs and run the engine, until ``stop`` is set (or once)."""
     while True:
-        touched = engine.process_runs(engine.pending_runs(since_ns))
-        result = engine.tick()
-        if on_pass is not None:
-            on_pass(touched, result)
+        try:
+            touched = engine.process_runs(engine.pending_runs(since_ns))
+            result = engine.tick()
+        except Exception:
+            if once:
+                raise
+            # A passing problem (the store locked, a receiver misbehaving) must not stop the
+            # watcher: everything it has not done is still in the store for the next pass.
+            log.exception("flightlog watch: pass failed; retrying in %.1fs", interval_s)
+        else:
+            if on_pass is not None:
+                on_pass(touched, result)
         if once or (stop is not None and stop.is_set()):
             return
         if stop is not None:

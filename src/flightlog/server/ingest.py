@@ -75,7 +75,7 @@ class IngestStats:
 class Ingestor:
     """Writes decoded OTLP requests to a store, batched across requests."""
 
-    def __init__(self, store: Any, *, max_pending_spans: int = 200_000,
+    def __init__(self, store: Any, *, max_pending_spans: int = 50_000,
                  max_batch_spans: int = 20_000) -> None:
         self.store = store
         self.max_pending_spans = max_pending_spans

@@ -371,3 +371,58 @@ def test_two_engines_on_one_store_count_and_send_once(
         assert tx.fetchall("SELECT run_count FROM respond_incidents") == [(20,)]
     keys = [k for _, k in receiver.arrivals]
     assert len(keys) == len(set(keys)) == 3  # page, Slack, webhook: once each
+
+
+def test_alert_goes_out_even_when_attribution_fails(
+    recorded: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    def broken_why(store: Any, run_id: str) -> Any:
+        raise RuntimeError("forensics exploded")
+
+    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=ROUTE0),
+                         ManualClock(), attribute=broken_why)
+    fail_runs(1, broken=True)
+    step(engine)
+    (hook,) = receiver.delivered("/claims")
+    notes = hook.body["alerts"][0]["annotations"]
+    assert "attribution failed: RuntimeError: forensics exploded" in notes["evidence"]
+    assert notes["failure"] == "failed at step 3 of 3 (validate_claim)"
+    with engine.store.read() as tx:
+        assert tx.fetchall("SELECT failure_step, root_cause_step FROM respond_incidents") == [
+            ("validate_claim", "validate_claim")]
+
+
+def test_run_failed_before_any_step(recorded: str, receiver: Receiver, tmp_path: Path) -> None:
+    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=ROUTE0),
+                         ManualClock())
+    with flightlog.run("claims-triage", steps=3) as run:
+        run.fail("input rejected before any step")
+    flightlog.flush()
+    step(engine)
+    with engine.store.read() as tx:
+        (row,) = tx.fetchall("SELECT failure_step, root_cause_team FROM respond_incidents")
+    assert row[1] == "claims-team"  # no step: the workflow's owner is paged
+    (hook,) = receiver.delivered("/claims")
+    assert hook.body["alerts"][0]["labels"]["role"] == "root_cause"
+
+
+def test_retries_back_off_with_jitter_and_give_up_after_a_day(
+    recorded: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.script["/claims"] = [503] * 1000
+    clock = ManualClock()
+    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=ROUTE0),
+                         clock)
+    out = engine.outbox
+    delays = [out.backoff_s(n) for n in range(1, 12)]
+    assert all(2 * 2 ** (n - 1) / 2 <= d <= 2 * 2 ** (n - 1) for n, d in enumerate(delays[:6], 1))
+    assert max(delays) <= 300 and out.backoff_s(1, retry_after_s=40) >= 40
+    fail_runs(1, broken=True)
+    step(engine)
+    for _ in range(30):
+        clock.advance(3600)
+        engine.tick()
+    entries = [e for e in list_outbox(engine.store) if e.channel == "claims-hook"]
+    entry = entries[-1]  # the first notification (the list is newest first)
+    assert entry.status == "failed" and (entry.last_error or "").startswith("gave up after")
+    assert 20 <= entry.attempts <= 30  # hourly attempts once the backoff reached its cap
