@@ -40,6 +40,7 @@ from flightlog.sdk.recorder import (
     run,
     step,
     usage,
+    wrap,
 )
 from flightlog.sdk.state import configure, flush, shutdown, stats
 
@@ -76,6 +77,7 @@ __all__ = [
     "stats",
     "step",
     "usage",
+    "wrap",
     "detector",
     "replay",
     "why",

@@ -85,13 +85,17 @@ def alerting_section(store: Any, failed_run_id: str | None, echo: Callable[[str]
         team = path.strip("/")
         for alert in body.get("alerts", []):
             labels, notes = alert["labels"], alert["annotations"]
-            how = ("PAGED as owner of the root-cause step" if labels["role"] == "root_cause"
-                   else "notified as owner of the workflow")
+            if alert["status"] == "resolved":
+                how = "told the incident is resolved"
+            elif labels["role"] == "root_cause":
+                how = "PAGED as owner of the root-cause step"
+            else:
+                how = "notified as owner of the workflow"
             echo(f"  {team:<13} {how} (incident #{labels['incident']}, "
                  f"{notes['affected_runs']} run(s) affected)")
     first = next((b for _, b in receiver.received if b.get("alerts")), None)
     page = next((b for _, b in receiver.received for a in b.get("alerts", [])
-                 if a["labels"]["role"] == "root_cause"), first)
+                 if a["labels"]["role"] == "root_cause" and a["status"] == "firing"), first)
     if page:
         echo("  The page said:")
         for line in page["alerts"][0]["annotations"]["description"].splitlines():
