@@ -152,6 +152,10 @@ class PostgresStore(SQLStore):
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.url)!r})"
 
+    @property
+    def display_url(self) -> str:
+        return redact(self.url)
+
     # -- connections -----------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
         kwargs: dict[str, Any] = {"autocommit": True}
