@@ -54,3 +54,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: str | Path | Non
     if check and proc.returncode != 0:
         raise AssertionError(f"flightlog {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+_pg_unreachable: list[str | None] = []
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database (``flightlog_test_<random>``), dropped after."""
+    from tests import pg
+
+    if not _pg_unreachable:
+        _pg_unreachable.append(pg.unreachable_reason())
+    if _pg_unreachable[0]:
+        pytest.skip(_pg_unreachable[0])
+    with pg.temporary_database() as url:
+        yield url

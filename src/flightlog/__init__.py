@@ -40,6 +40,7 @@ from flightlog.sdk.recorder import (
     run,
     step,
     usage,
+    wrap,
 )
 from flightlog.sdk.state import configure, flush, shutdown, stats
 
@@ -76,7 +77,9 @@ __all__ = [
     "stats",
     "step",
     "usage",
+    "wrap",
     "detector",
+    "replay",
     "why",
 ]
 
@@ -94,6 +97,15 @@ def why(run_id: str):  # type: ignore[no-untyped-def]
     from flightlog.forensics.api import why as _why
 
     return _why(run_id)
+
+
+def replay(fn, run_id, override=None, **options):  # type: ignore[no-untyped-def]
+    """Counterfactual replay: re-execute workflow ``fn`` with the recorded outputs of
+    ``run_id``, ``override`` = {step name: value}; returns a ``forensics.replay.Replay``
+    (``.succeeded``, ``.status``, ``.reason``). Nothing is recorded. See docs/forensics.md."""
+    from flightlog.forensics.replay import replay as _replay
+
+    return _replay(fn, run_id, override, **options)
 
 
 def detector(fn=None, *, name=None):  # type: ignore[no-untyped-def]

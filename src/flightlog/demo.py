@@ -264,6 +264,73 @@ def _failure(result: DemoResult, echo: Callable[[str], None]) -> None:
         echo("  " + line)
 
 
+def report_path(result: DemoResult) -> str:
+    """Where the demo writes its postmortem: next to the SQLite file, else here."""
+    from pathlib import Path
+
+    rid = (result.failed_run_id or "run")[:12]
+    if result.url.startswith("sqlite:///"):
+        return str(Path(result.url[len("sqlite:///"):]).resolve().with_name(f"postmortem-{rid}.html"))
+    return str(Path(f"postmortem-{rid}.html").resolve())
+
+
+@section
+def _attribution(result: DemoResult, echo: Callable[[str], None]) -> None:
+    if not result.failed_run_id:
+        return
+    from pathlib import Path
+
+    from flightlog.forensics import why
+    from flightlog.forensics.report import postmortem, render_html
+
+    att = why(result.store, result.failed_run_id)
+    result.notes["attribution"] = att
+    echo("")
+    echo("Why it failed:")
+    echo("  " + att.summary)
+    if att.chain:
+        echo("  chain: " + " -> ".join(f"{s.index} {s.name}" for s in att.chain)
+             + f"   confidence {att.confidence:.2f} ({att.method})")
+    path = report_path(result)
+    Path(path).write_text(render_html(postmortem(result.store, result.failed_run_id)),
+                          encoding="utf-8")
+    result.notes["report"] = path
+    echo(f"  Postmortem (HTML): {path}")
+    db = f" --db {result.url}" if result.url != "sqlite:///flightlog.db" else ""
+    echo(f"  flightlog why {result.failed_run_id[:12]}{db}")
+    echo(f"  flightlog report {result.failed_run_id[:12]} --format md{db}")
+
+
+@section
+def _audit(result: DemoResult, echo: Callable[[str], None]) -> None:
+    """The audit ledger: verify the store's log, export an auditor bundle of the failure."""
+    from pathlib import Path
+
+    from flightlog.ledger import attach, ledger_enabled
+
+    if not ledger_enabled() or not result.failed_run_id:
+        return
+    from flightlog.ledger.bundle import export
+    from flightlog.ledger.verify import verify
+
+    ledger = attach(result.store)
+    report = verify(ledger)
+    rid = result.failed_run_id[:12]
+    if result.url.startswith("sqlite:///"):
+        bundle = Path(result.url[len("sqlite:///"):]).resolve().with_name(f"audit-{rid}.json")
+    else:
+        bundle = Path(f"audit-{rid}.json").resolve()
+    summary = export(ledger, bundle, run_id=result.failed_run_id)
+    result.notes["audit_bundle"] = str(bundle)
+    db = f" --db {result.url}" if result.url != "sqlite:///flightlog.db" else ""
+    echo("")
+    echo("Audit trail (every record is a leaf of a signed Merkle log):")
+    echo(f"  flightlog audit verify{db}: {report.summary()}")
+    echo(f"  Auditor bundle of the failed run ({summary.entries} entries, checkpoint size "
+         f"{summary.checkpoint_size}): {bundle}")
+    echo(f"  flightlog audit verify-bundle {bundle} --key {ledger.verifier().encode()}")
+
+
 @section
 def _explore(result: DemoResult, echo: Callable[[str], None]) -> None:
     db = f" --db {result.url}" if result.url != "sqlite:///flightlog.db" else ""
@@ -273,3 +340,11 @@ def _explore(result: DemoResult, echo: Callable[[str], None]) -> None:
     echo(f"  flightlog runs{db}                     # every run")
     echo(f"  flightlog runs --status failed --json{db}")
     echo(f"  flightlog show {rid}{db}        # the step tree, lineage and findings")
+
+
+@section
+def _alerting(result: DemoResult, echo: Callable[[str], None]) -> None:
+    """Who is paged for the failure: the response engine, delivering to a local webhook."""
+    from flightlog.respond.demo import alerting_section
+
+    alerting_section(result.store, result.failed_run_id, echo)

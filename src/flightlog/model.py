@@ -105,7 +105,9 @@ class Run:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
-        kwargs = {f.name: data.get(f.name) for f in dataclasses.fields(cls) if f.name in data}
+        kwargs: dict[str, Any] = {
+            f.name: data.get(f.name) for f in dataclasses.fields(cls) if f.name in data
+        }
         kwargs["error"] = ErrorInfo.from_dict(data.get("error"))
         kwargs["attributes"] = dict(data.get("attributes") or {})
         return cls(**kwargs)
@@ -147,7 +149,9 @@ class Step:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
-        kwargs = {f.name: data.get(f.name) for f in dataclasses.fields(cls) if f.name in data}
+        kwargs: dict[str, Any] = {
+            f.name: data.get(f.name) for f in dataclasses.fields(cls) if f.name in data
+        }
         kwargs["error"] = ErrorInfo.from_dict(data.get("error"))
         kwargs["attributes"] = dict(data.get("attributes") or {})
         return cls(**kwargs)
@@ -176,7 +180,10 @@ class Edge:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Edge:
-        return cls(**{f.name: data.get(f.name) for f in dataclasses.fields(cls) if f.name in data})
+        kwargs: dict[str, Any] = {
+            f.name: data.get(f.name) for f in dataclasses.fields(cls) if f.name in data
+        }
+        return cls(**kwargs)
 
 
 @dataclass(slots=True, frozen=True)
@@ -212,7 +219,9 @@ class Finding:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
-        kwargs = {f.name: data.get(f.name) for f in dataclasses.fields(cls) if f.name in data}
+        kwargs: dict[str, Any] = {
+            f.name: data.get(f.name) for f in dataclasses.fields(cls) if f.name in data
+        }
         kwargs["evidence"] = dict(data.get("evidence") or {})
         return cls(**kwargs)
 

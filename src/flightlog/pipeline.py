@@ -22,6 +22,7 @@ RunEndHook = Callable[[Any, Sequence[str]], None]
 # Built-in hooks, imported lazily on first use: "module:function".
 BUILTIN_HOOKS: list[str] = [
     "flightlog.detect.hook:on_runs_ended",
+    "flightlog.respond.engine:on_runs_ended",  # a no-op without a flightlog.toml with channels
 ]
 
 _hooks: list[RunEndHook] = []

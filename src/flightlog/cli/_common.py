@@ -67,7 +67,7 @@ def fmt_time(ns: int | None) -> str:
         return "-"
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def parse_since(value: str | None) -> int | None:
@@ -90,5 +90,5 @@ def parse_since(value: str | None) -> int | None:
             f"{value!r} is neither a duration (30m, 2h, 7d) nor an ISO-8601 time"
         ) from exc
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
+        t = t.replace(tzinfo=dt.UTC)
     return int(t.timestamp() * 1e9)

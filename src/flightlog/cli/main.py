@@ -13,11 +13,18 @@ import click
 
 # name -> "module:attribute" of a click command or group. Keep sorted by name.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "alerts": ("flightlog.cli.respond:alerts", "The notification outbox and delivery history."),
+    "audit": ("flightlog.cli.audit:audit", "The tamper-evident audit ledger: verify, prove, export."),
     "demo": ("flightlog.cli.demo:demo", "Record the claims-triage demo workflow (offline)."),
     "detect": ("flightlog.cli.detect:detect", "Run the detectors on a run and list its findings."),
+    "incident": ("flightlog.cli.respond:incident", "Show, acknowledge or resolve an incident."),
+    "incidents": ("flightlog.cli.respond:incidents", "List incidents, newest first."),
+    "owners": ("flightlog.cli.respond:owners", "Who owns a workflow or a step (explain)."),
+    "report": ("flightlog.cli.report:report", "Write a blameless postmortem of a run."),
     "runs": ("flightlog.cli.runs:runs", "List recorded runs."),
     "serve": ("flightlog.cli.serve:serve", "Receive OTLP traces; serve the REST API and web view."),
     "show": ("flightlog.cli.runs:show", "Show a run: its step tree, lineage and findings."),
+    "watch": ("flightlog.cli.respond:watch", "Watch a store: incidents, alerts, delivery."),
     "why": ("flightlog.cli.why:why", "Attribute a failed run to its root-cause step."),
 }
 

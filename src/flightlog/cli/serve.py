@@ -15,7 +15,7 @@ from flightlog.cli._common import db_option, errors_as_messages
 @db_option
 @click.option("--max-body-mb", default=32, show_default=True, type=click.IntRange(1, 4096),
               help="Largest accepted request body, after decompression (MiB); larger: 413.")
-@click.option("--queue-spans", default=200_000, show_default=True,
+@click.option("--queue-spans", default=50_000, show_default=True,
               type=click.IntRange(1, 10**8),
               help="Spans waiting to be written before /v1/traces answers 429.")
 def serve(host: str, port: int, db: str, max_body_mb: int, queue_spans: int) -> None:
@@ -36,6 +36,12 @@ def serve(host: str, port: int, db: str, max_body_mb: int, queue_spans: int) -> 
             raise ConfigurationError(
                 f"flightlog serve needs the server extra: pip install 'flightlog[server]' ({exc})"
             ) from exc
+        from flightlog.respond.config import load_respond_config
+
+        alerting = load_respond_config()  # a bad flightlog.toml stops here, naming the line
+        if alerting.enabled:
+            click.echo(f"flightlog: alerting through {len(alerting.channels)} channel(s) "
+                       "(flightlog.toml)", err=True)
         click.echo(f"flightlog: listening on http://{host}:{port} (OTLP: POST /v1/traces), "
                    f"store {db}", err=True)
         run_server(db, host=host, port=port, max_body=max_body_mb << 20,

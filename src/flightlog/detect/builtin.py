@@ -9,16 +9,24 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import orjson
 
 from flightlog.detect import features as fx
-from flightlog.detect.context import RunContext, StepSample, is_capture_marker, present
+from flightlog.detect.context import (
+    RunContext,
+    StepSample,
+    is_capture_marker,
+    present,
+    present_samples,
+)
 from flightlog.model import Finding, Step
 
 MIN_SAMPLES = 3  # successful samples of a step before "usually" means anything
 MIN_VALUE_SAMPLES = 5
+MIN_CATEGORY_SAMPLES = 8  # "never seen" means little until a value has had chances to appear
 LATENCY_MIN_EXCESS_NS = 100_000_000  # a latency outlier must also be 100 ms slower than usual
 
 _TIMEOUT = re.compile(r"time(d)?[ _-]?out|deadline exceeded", re.IGNORECASE)
@@ -166,8 +174,18 @@ def _has_error_text(o: Any) -> bool:
     return bool(text) and bool(fx.ERROR_TEXT.search(text))
 
 
-def _noun(path: str) -> str:
-    return "items" if path == fx.ROOT else path.rsplit(".", 1)[-1].replace("_", " ")
+_DOC_KEYS = {"text", "content", "page_content", "document", "body", "snippet", "passage"}
+
+
+def _noun(path: str, samples: list[Any] | None = None) -> str:
+    """What a list holds, for messages: its field name, or "documents" for records with
+    text, else "items"."""
+    if path != fx.ROOT:
+        return path.rsplit(".", 1)[-1].replace("_", " ")
+    for o in samples or []:
+        if isinstance(o, list) and o and isinstance(o[0], dict):
+            return "documents" if _DOC_KEYS & set(o[0]) else "records"
+    return "items"
 
 
 def empty_output(run: RunContext) -> Iterator[Finding]:
@@ -181,7 +199,7 @@ def empty_output(run: RunContext) -> Iterator[Finding]:
             if nonempty / len(outs) >= 0.9:
                 sizes = [float(fx.size(o) or 0) for o in outs if fx.size(o)]
                 usual = fx.span(sizes) if sizes else "a value"
-                found = "nothing" if value in (None, "") else f"0 {_noun(fx.ROOT)}"
+                found = "nothing" if value in (None, "") else f"0 {_noun(fx.ROOT, outs)}"
                 if isinstance(value, dict) and value:
                     found = "only empty fields"
                 yield run.finding(
@@ -200,7 +218,7 @@ def empty_output(run: RunContext) -> Iterator[Finding]:
         for path, v in fields.items():
             if path == fx.ROOT or not isinstance(v, (list, str)) or len(v) > 0:
                 continue
-            raw = [fx.field_map(o).get(path) for o in outs if isinstance(o, dict)]
+            raw = [b.fields().get(path) for b in base if isinstance(b.output, dict)]
             hist: list[Any] = [h for h in raw if isinstance(h, (list, str))]
             if len(hist) < MIN_SAMPLES:
                 continue
@@ -229,13 +247,37 @@ def _dominant(values: list[Any], share: float = 0.9) -> Any:
     return top if n / len(values) >= share else None
 
 
+def _usual_type(outs: list[Any]) -> Any:
+    return _dominant([fx.json_type(o) for o in outs])
+
+
+def _values_at(base: list[StepSample], path: str) -> list[Any]:
+    return [m[path] for m in (b.fields() for b in present_samples(base)) if path in m]
+
+
+def _dict_profile(
+    base: list[StepSample], path: str
+) -> tuple[int, Counter[str], set[str], dict[str, Any]]:
+    """For objects at ``path`` in a step's successful outputs: how many, key counts, the keys
+    present in 90% of them, and each key's dominant JSON type."""
+    dicts = [
+        m[path]
+        for m in (b.fields() for b in present_samples(base))
+        if isinstance(m.get(path), dict)
+    ]
+    key_counts: Counter[str] = Counter(k for o in dicts for k in o)
+    usual = {k for k, c in key_counts.items() if dicts and c / len(dicts) >= 0.9}
+    types = {k: _dominant([fx.json_type(o[k]) for o in dicts if k in o]) for k in usual}
+    return len(dicts), key_counts, usual, types
+
+
 def shape_change(run: RunContext) -> Iterator[Finding]:
     """An output whose type or fields differ from the step's successful history."""
     for step, value, base in _outputs(run):
         outs = present(base)
         if len(outs) < MIN_SAMPLES:
             continue
-        usual_type = _dominant([fx.json_type(o) for o in outs])
+        usual_type = run.memo(("type", step.name), partial(_usual_type, outs))
         now_type = fx.json_type(value)
         if usual_type and now_type != usual_type and now_type != "null":
             yield run.finding(
@@ -247,38 +289,42 @@ def shape_change(run: RunContext) -> Iterator[Finding]:
                 found=now_type,
             )
             continue
-        if not isinstance(value, dict):
-            continue
-        dicts = [o for o in outs if isinstance(o, dict)]
-        if len(dicts) < MIN_SAMPLES:
-            continue
-        key_counts = Counter(k for o in dicts for k in o)
-        usual_keys = {k for k, c in key_counts.items() if c / len(dicts) >= 0.9}
-        missing = sorted(usual_keys - set(value))
-        new = sorted(k for k in value if k not in key_counts)
-        changed = []
-        for k in sorted(usual_keys & set(value)):
-            t = _dominant([fx.json_type(o[k]) for o in dicts if k in o])
-            if t and fx.json_type(value[k]) not in (t, "null"):
-                changed.append(f"{k}: {t} -> {fx.json_type(value[k])}")
-        if missing or new or changed:
-            parts = []
-            if missing:
-                parts.append("missing field(s) " + ", ".join(missing))
-            if new:
-                parts.append("new field(s) " + ", ".join(new))
-            if changed:
-                parts.append("changed type " + "; ".join(changed))
+        parts: list[str] = []
+        missing_all: list[str] = []
+        new_all: list[str] = []
+        changed_all: list[str] = []
+        for path, v in fx.field_map(value).items():
+            if not isinstance(v, dict):
+                continue
+            n_dicts, key_counts, usual_keys, types = run.memo(
+                ("dicts", step.name, path), partial(_dict_profile, base, path)
+            )
+            if n_dicts < MIN_SAMPLES:
+                continue
+            where = "" if path == fx.ROOT else f"{path}."
+            missing_all += [where + k for k in sorted(usual_keys - set(v))]
+            new_all += [where + k for k in sorted(v) if k not in key_counts]
+            for k in sorted(usual_keys & set(v)):
+                t = types.get(k)
+                if t and fx.json_type(v[k]) not in (t, "null"):
+                    changed_all.append(f"{where}{k}: {t} -> {fx.json_type(v[k])}")
+        if missing_all:
+            parts.append("missing field(s) " + ", ".join(missing_all))
+        if new_all:
+            parts.append("new field(s) " + ", ".join(new_all))
+        if changed_all:
+            parts.append("changed type " + "; ".join(changed_all))
+        if parts:
             yield run.finding(
                 "shape_change",
                 "fields",
                 "output shape changed vs successful runs: " + "; ".join(parts),
                 step=step,
-                missing=missing,
-                new=new,
-                changed=changed,
-                samples=len(dicts),
-                severity="error" if missing or changed else "warning",
+                missing=missing_all,
+                new=new_all,
+                changed=changed_all,
+                samples=len(outs),
+                severity="error" if missing_all or changed_all else "warning",
             )
 
 
@@ -288,24 +334,68 @@ def value_anomaly(run: RunContext) -> Iterator[Finding]:
         outs = present(base)
         if len(outs) < MIN_VALUE_SAMPLES:
             continue
-        hist_maps = [fx.field_map(o) for o in outs]
+        passed_in = _input_leaves(run.input(step))
         for path, v in fx.field_map(value).items():
-            hist = [m[path] for m in hist_maps if path in m]
+            hist = run.memo(("hist", step.name, path), partial(_values_at, base, path))
             if len(hist) < MIN_VALUE_SAMPLES:
                 continue
+            if _passed_through(v, passed_in):
+                continue  # passed through from the input: the anomaly was made upstream
             f = _numeric(run, step, path, v, hist) or _categorical(run, step, path, v, hist)
             f = f or _length(run, step, path, v, hist)
             if f is not None:
                 yield f
 
 
+def _leaf_key(v: Any) -> tuple[str, Any] | None:
+    if isinstance(v, bool):
+        return ("b", v)
+    if isinstance(v, (int, float)):
+        return ("n", float(v))
+    if isinstance(v, str):
+        return ("s", v)
+    return None
+
+
+def _input_leaves(value: Any, limit: int = 2000) -> set[tuple[str, Any] | None]:
+    """Scalar values anywhere in a step's input (bounded)."""
+    out: set[tuple[str, Any] | None] = set()
+    stack = [value]
+    while stack and len(out) < limit:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif v is not None:
+            out.add(_leaf_key(v))
+    out.discard(None)
+    return out
+
+
+def _passed_through(v: Any, passed_in: set[tuple[str, Any] | None]) -> bool:
+    """Is ``v`` one of the input's values, or (as text) inside one of its strings?"""
+    key = _leaf_key(v)
+    if key is None:
+        return False
+    if key in passed_in:
+        return True
+    text = v if isinstance(v, str) else (None if isinstance(v, bool) else fx._fmt_num(float(v)))
+    if not text or len(text) < 3:
+        return False
+    return any(k is not None and k[0] == "s" and text in k[1] for k in passed_in)
+
+
 def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
     x = fx.number(v)
-    xs = [n for n in (fx.number(h) for h in hist) if n is not None]
+    xs = run.memo(
+        ("num", step.name, path), lambda: [n for n in (fx.number(h) for h in hist) if n is not None]
+    )
     if x is None or len(xs) < MIN_VALUE_SAMPLES or fx.timestamp_ns(path, v) is not None:
         return None
     lo, hi = min(xs), max(xs)
-    margin = 0.25 * (hi - lo)
+    med, _ = fx.median_mad(xs)
+    margin = max(0.5 * (hi - lo), 0.25 * abs(med))
     if lo - margin <= x <= hi + margin:
         return None
     z = fx.robust_z(x, xs)
@@ -329,15 +419,18 @@ def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) ->
 def _categorical(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
     vals: list[Any]
     if isinstance(v, bool):
-        vals = [h for h in hist if isinstance(h, bool)]
+        kind: type = bool
     elif isinstance(v, str) and 0 < len(v) <= 64 and fx.timestamp_ns(path, v) is None:
-        vals = [h for h in hist if isinstance(h, str)]
+        kind = str
     else:
         return None
-    if len(vals) < MIN_VALUE_SAMPLES or v in vals:
+    vals, distinct = run.memo(
+        ("cat", step.name, path, kind.__name__),
+        lambda: (lambda xs: (xs, set(xs)))([h for h in hist if isinstance(h, kind)]),
+    )
+    if len(vals) < MIN_CATEGORY_SAMPLES or v in distinct:
         return None
-    distinct = set(vals)
-    if len(distinct) > max(3, len(vals) // 4):
+    if len(distinct) > max(2, len(vals) // 4):
         return None  # free-form or id-like values: novelty means nothing
     name = "output" if path == fx.ROOT else path
     usual = ", ".join(repr(x) for x in sorted(distinct, key=str)[:5])
@@ -359,7 +452,10 @@ def _length(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> 
         return None
     if isinstance(v, str) and fx.timestamp_ns(path, v) is not None:
         return None
-    lens = [float(len(h)) for h in hist if isinstance(h, type(v)) and len(h) > 0]
+    lens = run.memo(
+        ("len", step.name, path, type(v).__name__),
+        lambda: [float(len(h)) for h in hist if isinstance(h, type(v)) and len(h) > 0],
+    )
     if len(lens) < MIN_VALUE_SAMPLES:
         return None
     n = float(len(v))
@@ -426,7 +522,7 @@ def stale_data(run: RunContext) -> Iterator[Finding]:
             for s in base:
                 if s.output is None:
                     continue
-                h = fx.field_map(s.output).get(path)
+                h = s.fields().get(path)
                 hts = fx.timestamp_ns(path, h) if h is not None else None
                 if hts is not None:
                     ages.append(float(s.run_started_ns - hts))
@@ -497,20 +593,27 @@ LOOP_REPEATS = 3
 
 def loops(run: RunContext) -> Iterator[Finding]:
     """The same step with the same input repeated (more often than any successful run does)."""
-    groups: dict[tuple[str, str], list[Step]] = {}
+    groups: dict[tuple[str, str, str], list[Step]] = {}
     for step in run.steps:
         if step.input_hash:
-            groups.setdefault((step.name, step.input_hash), []).append(step)
-    for (name, _), steps in groups.items():
+            groups.setdefault((step.name, "input", step.input_hash), []).append(step)
+        if step.output_hash and _is_llm(step):
+            # A model that keeps deciding the same thing is looping even if its input grows.
+            groups.setdefault((step.name, "output", step.output_hash), []).append(step)
+    flagged: set[str] = set()
+    for (name, same, _), steps in groups.items():
+        if steps[0].id in flagged:
+            continue
         if len(steps) < LOOP_REPEATS:
             continue
         usual = Counter(s.run_id for s in run.history.of(name, exclude_run=run.run.id))
         if usual and len(steps) <= max(usual.values()):
             continue
+        flagged.add(steps[0].id)
         yield run.finding(
             "loops",
             "loop",
-            f"repeated {len(steps)} times with the same input"
+            f"repeated {len(steps)} times with the same {same}"
             + (f" (successful runs call it at most {max(usual.values())} times)" if usual else ""),
             step=steps[0],
             repeats=len(steps),
@@ -654,6 +757,18 @@ def injection(run: RunContext) -> Iterator[Finding]:
                 break
 
 
+def _grounding(base: list[StepSample], path: str) -> tuple[int, int]:
+    """In how many successful samples the string field at ``path`` is present, and in how
+    many of those it appears in the step's input."""
+    seen = grounded = 0
+    for s in base:
+        h = s.fields().get(path) if isinstance(s.output, dict) else None
+        if isinstance(h, str) and len(h) >= 2:
+            seen += 1
+            grounded += h in s.input_text()
+    return seen, grounded
+
+
 def ungrounded(run: RunContext) -> Iterator[Finding]:
     """LLM output fields that always echo the step's input but now hold a value absent from it."""
     for step, value, base in _outputs(run):
@@ -664,14 +779,9 @@ def ungrounded(run: RunContext) -> Iterator[Finding]:
         for path, v in fx.field_map(value).items():
             if path == fx.ROOT or not isinstance(v, str) or not 2 <= len(v) <= 200:
                 continue
-            grounded = 0
-            seen = 0
-            for s in base:
-                h = fx.field_map(s.output).get(path) if isinstance(s.output, dict) else None
-                if isinstance(h, str) and len(h) >= 2:
-                    seen += 1
-                    if h in "\n".join(fx.strings(s.input, limit=2000)):
-                        grounded += 1
+            seen, grounded = run.memo(
+                ("grounded", step.name, path), partial(_grounding, base, path)
+            )
             if seen >= MIN_VALUE_SAMPLES and grounded / seen >= 0.9 and v not in inp_text:
                 yield run.finding(
                     "ungrounded",

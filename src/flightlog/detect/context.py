@@ -12,14 +12,16 @@ import hashlib
 import statistics
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from flightlog.model import Finding, RunRecord, Step
 from flightlog.store.base import RunQuery
+
+T = TypeVar("T")
 
 # How many of a workflow's most recent successful runs form its history.
 HISTORY_RUNS = 50
@@ -58,6 +60,25 @@ class StepSample:
     attributes: dict[str, Any]
     model: str | None
     run_started_ns: int
+    _fields: dict[str, Any] | None = None
+    _input_text: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """``features.field_map`` of the output, computed once (histories are reused)."""
+        if self._fields is None:
+            from flightlog.detect.features import field_map
+
+            ok = self.output is not _MISSING and self.output is not None
+            self._fields = field_map(self.output) if ok else {}
+        return self._fields
+
+    def input_text(self) -> str:
+        """Every string in the input, joined (for "does the output echo the input")."""
+        if self._input_text is None:
+            from flightlog.detect.features import strings
+
+            self._input_text = "\n".join(strings(self.input, limit=2000))
+        return self._input_text
 
 
 @dataclass(slots=True)
@@ -70,6 +91,8 @@ class History:
     tokens: list[int] = field(default_factory=list)
     costs: list[float] = field(default_factory=list)
     samples: dict[str, list[StepSample]] = field(default_factory=dict)
+    # Derived baselines (per step name and path), computed once per history.
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def runs(self) -> int:
@@ -159,7 +182,11 @@ class RunContext:
         self.history = history if history is not None else History(workflow=record.run.workflow)
         self._by_id = {s.id: s for s in record.steps}
         self._payloads: dict[str, bytes] | None = None
+        self._values: dict[str, Any] = {}
         self.now_ns = time.time_ns()
+        # A run that is itself part of the history gets baselines without it, computed here.
+        own = record.run.id in set(self.history.run_ids)
+        self._memo: dict[Any, Any] = {} if own else self.history.memo
 
     @classmethod
     def load(cls, store: Any, run_id: str, *, with_history: bool = True) -> RunContext:
@@ -176,25 +203,40 @@ class RunContext:
             self._payloads = self.store.get_payloads(hashes) if hashes else {}
         return self._payloads
 
-    def output(self, step: Step) -> Any:
-        """The step's decoded output (None when it recorded none)."""
-        if not step.output_hash:
+    def _decoded(self, h: str | None) -> Any:
+        if not h:
             return None
-        value = decode(self._load_payloads().get(step.output_hash))
-        return None if value is _MISSING else value
+        try:
+            return self._values[h]
+        except KeyError:
+            value = decode(self._load_payloads().get(h))
+            value = self._values[h] = None if value is _MISSING else value
+            return value
+
+    def output(self, step: Step) -> Any:
+        """The step's decoded output (None when it recorded none). Shared: do not mutate."""
+        return self._decoded(step.output_hash)
 
     def has_output(self, step: Step) -> bool:
         return bool(step.output_hash) and step.output_hash in self._load_payloads()
 
     def input(self, step: Step) -> Any:
-        if not step.input_hash:
-            return None
-        value = decode(self._load_payloads().get(step.input_hash))
-        return None if value is _MISSING else value
+        """The step's decoded input (its arguments by name). Shared: do not mutate."""
+        return self._decoded(step.input_hash)
 
     def baseline(self, step: Step) -> list[StepSample]:
         """Samples of the same step (by name) from the workflow's successful runs."""
-        return self.history.of(step.name, exclude_run=self.run.id)
+        return self.memo(
+            ("base", step.name), lambda: self.history.of(step.name, exclude_run=self.run.id)
+        )
+
+    def memo(self, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()`` once per history (per run, if the run is part of its history)."""
+        try:
+            return self._memo[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._memo[key] = compute()
+            return value
 
     def finding(
         self,
@@ -223,3 +265,8 @@ class RunContext:
 def present(samples: Iterable[StepSample]) -> list[Any]:
     """The outputs of samples that recorded one."""
     return [s.output for s in samples if s.output is not _MISSING and s.output is not None]
+
+
+def present_samples(samples: Iterable[StepSample]) -> list[StepSample]:
+    """The samples that recorded an output."""
+    return [s for s in samples if s.output is not _MISSING and s.output is not None]

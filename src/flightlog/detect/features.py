@@ -49,6 +49,9 @@ def fields(value: Any, depth: int = 2, prefix: str = "") -> Iterator[tuple[str, 
     """(path, value) of the value itself (path ``$``) and of nested object fields."""
     if not prefix:
         yield ROOT, value
+    if isinstance(value, list) and not prefix and value and isinstance(value[0], dict):
+        yield "[]", value[0]
+        yield from fields(value[0], depth - 1, "[]")
     if isinstance(value, dict) and depth > 0:
         for k, v in value.items():
             if isinstance(k, str) and k.startswith("$"):
@@ -57,6 +60,10 @@ def fields(value: Any, depth: int = 2, prefix: str = "") -> Iterator[tuple[str, 
             yield path, v
             if isinstance(v, dict):
                 yield from fields(v, depth - 1, path)
+            elif isinstance(v, list) and v and isinstance(v[0], dict) and depth > 1:
+                # Records in a list: described by the first one.
+                yield f"{path}[]", v[0]
+                yield from fields(v[0], depth - 1, f"{path}[]")
 
 
 def field_map(value: Any) -> dict[str, Any]:

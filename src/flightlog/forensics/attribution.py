@@ -231,6 +231,12 @@ def failure_point(ctx: RunContext, findings: list[Finding]) -> tuple[Step | None
         return by_id[checks[0].step_id or ""], f"check {name} failed here" if name else (
             "a check failed here"
         )
+    if run.error is not None and ctx.steps:
+        # Raised outside any step: it surfaced right after the last step that ended.
+        ended = [s for s in ctx.steps if s.ended_ns is not None and s.status != "error"]
+        if ended and not any(s.status == "error" for s in ctx.steps):
+            last = max(ended, key=lambda s: (s.ended_ns or 0, s.index))
+            return last, f"the {run.error.type} was raised right after this step"
     errs = [s for s in ctx.steps if s.status == "error"]
     if errs:
         # The deepest error: where it originated rather than where it propagated to.
@@ -341,7 +347,26 @@ def attribute(ctx: RunContext) -> Attribution:
     method = "lineage walk-back"
     strong_on = [c for c in on if c.score >= STRONG]
     strong_off = [c for c in off if c.score >= STRONG]
-    if strong_on:
+    # A parent whose output merely carries a faulty child's output is not the root: the
+    # child is (its fault is inherited by the parent's output).
+    strong_on = [
+        c
+        for c in strong_on
+        if not any(d is not c and _is_descendant(lineage, d.step, c.step) for d in strong_on)
+    ]
+    inherited = _empty_inputs(ctx, strong_on[0].step) if strong_on else []
+    earlier_off = [c for c in strong_off if strong_on and c.step.index < strong_on[0].step.index]
+    if inherited and earlier_off:
+        # The on-chain step was handed an empty input: the fault is further upstream, where
+        # lineage cannot follow (an empty value carries no content to trace).
+        for sentence in inherited:
+            att.evidence.append(
+                f"step {strong_on[0].step.index} {strong_on[0].step.name} {sentence}"
+            )
+        root = earlier_off[0]
+        confidence = 0.45 + 0.3 * root.score
+        method = "lineage walk-back, then temporal (the chain's input was empty)"
+    elif strong_on:
         root = strong_on[0]
         confidence = 0.55 + 0.4 * root.score
         if not has_lineage:
@@ -422,6 +447,36 @@ def attribute(ctx: RunContext) -> Attribution:
     ]
     att.summary = _summary(att)
     return att
+
+
+def _is_descendant(lineage: Lineage, step: Step, ancestor: Step) -> bool:
+    seen: set[str] = set()
+    parent = step.parent_id
+    while parent and parent not in seen:
+        if parent == ancestor.id:
+            return True
+        seen.add(parent)
+        p = lineage.steps.get(parent)
+        parent = p.parent_id if p else None
+    return False
+
+
+def _empty_inputs(ctx: RunContext, step: Step) -> list[str]:
+    """Sentences for the step's arguments that are empty where they usually are not."""
+    from flightlog.detect import features as fx
+
+    value = ctx.input(step)
+    base = [s.input for s in ctx.baseline(step) if isinstance(s.input, dict)]
+    if not isinstance(value, dict) or len(base) < MIN_HISTORY:
+        return []
+    out = []
+    for name, v in value.items():
+        if not fx.is_empty(v):
+            continue
+        hist = [b.get(name) for b in base if name in b]
+        if len(hist) >= MIN_HISTORY and sum(not fx.is_empty(h) for h in hist) / len(hist) >= 0.9:
+            out.append(f"received an empty {name!r} where it usually receives a value")
+    return out
 
 
 def _raised_here(step: Step) -> bool:

@@ -24,7 +24,8 @@ import orjson
 
 from flightlog.errors import InputError
 from flightlog.model import Batch, Edge, ErrorInfo, Finding, Payload, Run, Step
-from flightlog.otel import _values, conventions as C
+from flightlog.otel import _values
+from flightlog.otel import conventions as C
 from flightlog.otel._values import any_value_to_python, approx_size, make_payload
 
 STATUS_ERROR = 2
@@ -67,7 +68,6 @@ def parse_request(body: bytes, content_type: str) -> Any:
     """An ``ExportTraceServiceRequest`` from an OTLP/HTTP body. Raises ``InputError``."""
     from google.protobuf import json_format
     from google.protobuf.message import DecodeError
-
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
@@ -169,7 +169,15 @@ def attributes_to_dict(kvs: Iterable[Any]) -> dict[str, Any]:
     return {kv.key: any_value_to_python(kv.value) for kv in kvs}
 
 
+_ZERO16 = bytes(16)
+_ZERO8 = bytes(8)
+
+
 def _check_ids(span: Any) -> str | None:
+    tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
+    if len(tid) == 16 and tid != _ZERO16 and len(sid) == 8 and sid != _ZERO8 and (
+            not pid or len(pid) == 8):
+        return None
     name = span.name[:80]
     if len(span.trace_id) != 16 or not any(span.trace_id):
         return (f"span {name!r}: trace_id has {len(span.trace_id)} bytes"
@@ -186,8 +194,12 @@ def _check_ids(span: Any) -> str | None:
 
 
 def _check_sizes(name: str, attrs: dict[str, Any]) -> str | None:
+    limit = _values.MAX_ATTRIBUTE_BYTES
     for key, value in attrs.items():
-        if key in C.PAYLOAD_KEYS:
+        if type(value) is str:
+            if len(value) <= limit or key in C.PAYLOAD_KEYS:
+                continue
+        elif key in C.PAYLOAD_KEYS or type(value) in (int, float, bool):
             continue
         size = approx_size(value)
         if size > _values.MAX_ATTRIBUTE_BYTES:
@@ -421,7 +433,7 @@ def _payload_value(attrs: dict[str, Any], value_key: str, mime_key: str | None) 
     return raw
 
 
-_INDEXED = re.compile(r"^(.+?)\.(\d+)\.(.+)$")
+_INDEX_SEGMENT = re.compile(r"\.(\d+)\.")
 
 
 def unflatten(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -431,10 +443,11 @@ def unflatten(attrs: dict[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     groups: dict[str, dict[int, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
+    search = _INDEX_SEGMENT.search
     for key, value in attrs.items():
-        m = _INDEXED.match(key)
-        if m and int(m.group(2)) < 10_000:
-            groups[m.group(1)][int(m.group(2))][m.group(3)] = value
+        m = search(key)
+        if m is not None and m.start() > 0 and int(m.group(1)) < 10_000:
+            groups[key[: m.start()]][int(m.group(1))][key[m.end():]] = value
         else:
             out[key] = value
     for prefix, items in groups.items():

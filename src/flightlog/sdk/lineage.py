@@ -29,6 +29,7 @@ MAX_ELEMENTS = 64  # elements of a container looked at, per level
 MAX_STRINGS = 256  # output strings remembered per run for substring matching
 MAX_HASHES = 4096  # output content hashes remembered per run
 MAX_IDENTITIES = 256  # output objects remembered per run for identity matching
+MAX_INDEXED_BYTES = 64 * 1024  # larger outputs are not indexed for content/substring lineage
 _SKIP_IDENTITY = (type(None), bool, int, float, complex)
 
 
@@ -98,62 +99,102 @@ def _h(data: bytes) -> bytes:
 
 
 class ContentIndex:
-    """Outputs of a run's steps by content hash and as strings, on the writer's side."""
+    """Outputs of a run's steps by content hash and as strings, on the writer's side.
 
-    __slots__ = ("hashes", "strings")
+    Each output remembers when its step ended: a later step can only have consumed an
+    output that existed when it started, which rules out a child "feeding" its enclosing
+    parent and two concurrent steps feeding each other. ``nbytes`` approximates the memory
+    held, so the writer can bound it across runs.
+    """
+
+    __slots__ = ("hashes", "strings", "nbytes")
 
     def __init__(self) -> None:
-        self.hashes: OrderedDict[bytes, str] = OrderedDict()
-        self.strings: OrderedDict[str, str] = OrderedDict()
+        self.hashes: OrderedDict[bytes, tuple[str, int]] = OrderedDict()
+        self.strings: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self.nbytes = 0
 
-    def add_output(self, step_id: str, output_json: bytes | None) -> None:
-        if not output_json:
+    def add_output(
+        self, step_id: str, output_json: bytes | None, ended_ns: int,
+        input_json: bytes | None = None,
+    ) -> None:
+        """Remember a step's output; what it merely passed through from its input is skipped."""
+        if not output_json or len(output_json) > MAX_INDEXED_BYTES:
             return
         try:
             value = orjson.loads(output_json)
         except orjson.JSONDecodeError:
             return
-        self._add_hash(output_json, step_id)
+        if isinstance(value, dict) and value.get("$truncated") is True:
+            return  # a truncated value's preview is not the value
+        passed: set[bytes] = set()
+        passed_strings: set[str] = set()
+        if input_json and len(input_json) <= MAX_INDEXED_BYTES * 4:
+            try:
+                arguments = orjson.loads(input_json)
+            except orjson.JSONDecodeError:
+                arguments = None
+            if isinstance(arguments, dict):
+                for v in arguments.values():
+                    passed.update(_h(b) for b in _values(v))
+                    passed_strings.update(_strings(v, 0))
+        src = (step_id, ended_ns)
+        self._add_hash(output_json, src, passed)
         if isinstance(value, list):
             for v in value[:MAX_ELEMENTS]:
-                self._add_value(v, step_id)
+                self._add_hash(_canon(v), src, passed)
         elif isinstance(value, dict):
             for v in list(value.values())[:MAX_ELEMENTS]:
-                self._add_value(v, step_id)
+                self._add_hash(_canon(v), src, passed)
         for s in _strings(value, 0):
-            if len(s) >= MIN_SUBSTRING:
-                self.strings[s] = step_id
+            if len(s) >= MIN_SUBSTRING and s not in passed_strings:
+                if s not in self.strings:
+                    self.nbytes += len(s) + 64
+                self.strings[s] = src
                 self.strings.move_to_end(s)
                 while len(self.strings) > MAX_STRINGS:
-                    self.strings.popitem(last=False)
+                    old, _ = self.strings.popitem(last=False)
+                    self.nbytes -= len(old) + 64
 
-    def _add_value(self, value: Any, step_id: str) -> None:
-        self._add_hash(_canon(value), step_id)
-
-    def _add_hash(self, data: bytes, step_id: str) -> None:
+    def _add_hash(self, data: bytes, src: tuple[str, int], passed: set[bytes]) -> None:
         if len(data) < MIN_CONTENT_BYTES:
             return
         key = _h(data)
-        self.hashes[key] = step_id
+        if key in passed:
+            return
+        if key not in self.hashes:
+            self.nbytes += 96
+        self.hashes[key] = src
         self.hashes.move_to_end(key)
         while len(self.hashes) > MAX_HASHES:
             self.hashes.popitem(last=False)
+            self.nbytes -= 96
 
-    def sources(self, input_json: bytes | None, exclude: str) -> list[tuple[str, str, str]]:
-        """(source step id, evidence, parameter) for inputs that carry earlier outputs."""
+    def sources(
+        self, input_json: bytes | None, exclude: str, started_ns: int
+    ) -> list[tuple[str, str, str]]:
+        """(source step id, evidence, parameter) for inputs that carry earlier outputs.
+
+        Only outputs of steps that ended before the consuming step started count.
+        """
         if not input_json or (not self.hashes and not self.strings):
+            return []
+        if len(input_json) > MAX_INDEXED_BYTES * 4:
             return []
         try:
             arguments = orjson.loads(input_json)
         except orjson.JSONDecodeError:
             return []
-        if not isinstance(arguments, dict):
+        if not isinstance(arguments, dict) or arguments.get("$truncated") is True:
             return []
         found: list[tuple[str, str, str]] = []
         seen: set[tuple[str, str]] = set()
 
-        def hit(source: str | None, evidence: str, name: str) -> None:
-            if source is None or source == exclude or (source, name) in seen:
+        def hit(src: tuple[str, int] | None, evidence: str, name: str) -> None:
+            if src is None:
+                return
+            source, ended_ns = src
+            if source == exclude or ended_ns > started_ns or (source, name) in seen:
                 return
             seen.add((source, name))
             found.append((source, evidence, name))

@@ -183,17 +183,31 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_MARKER_PREFIX = b'{"$truncated":true,'
+
+
 def make_payload(data: bytes, cap: int = DEFAULT_CAP) -> Payload:
-    """A ``Payload`` for encoded bytes, truncated with a marker when over ``cap``."""
+    """A ``Payload`` for encoded bytes, truncated with a marker when over ``cap``.
+
+    Idempotent: bytes that already are a truncation marker (the recorder caps values on the
+    caller's side) are stored as they are, keeping the full value's size.
+    """
+    if data.startswith(_MARKER_PREFIX):
+        try:
+            marker = orjson.loads(data)
+            return Payload(hash=digest(data), data=data, size=int(marker["size"]), truncated=True)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            pass
     size = len(data)
     if size <= cap:
         return Payload(hash=digest(data), data=data, size=size, truncated=False)
-    preview = data[:cap].decode("utf-8", "ignore")
-    marker = orjson.dumps(
+    # The preview leaves room for the marker's other fields, so the marker fits the cap.
+    preview = data[: max(0, cap - 256)].decode("utf-8", "ignore")
+    marker_bytes = orjson.dumps(
         {"$truncated": True, "size": size, "sha256": digest(data), "preview": preview},
         option=orjson.OPT_SORT_KEYS,
     )
-    return Payload(hash=digest(marker), data=marker, size=size, truncated=True)
+    return Payload(hash=digest(marker_bytes), data=marker_bytes, size=size, truncated=True)
 
 
 def decode(data: bytes | None) -> Any:

@@ -8,6 +8,8 @@ exactly as it would without Flightlog.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import inspect
@@ -25,7 +27,7 @@ from typing import Any, TypeVar, overload
 from flightlog.model import Edge, ErrorInfo, Finding, Run, Step
 from flightlog.sdk import state
 from flightlog.sdk.lineage import IdentityIndex
-from flightlog.sdk.payload import encode_value
+from flightlog.sdk.payload import encode_value, make_payload
 from flightlog.sdk.writer import RunEvent, StepDone
 
 log = logging.getLogger("flightlog")
@@ -86,10 +88,8 @@ def _error_info(exc: BaseException, step_id: str | None) -> ErrorInfo:
 
 def _mark_origin(exc: BaseException, step_id: str) -> None:
     if getattr(exc, _ORIGIN_ATTR, None) is None:
-        try:
+        with contextlib.suppress(Exception):
             setattr(exc, _ORIGIN_ATTR, step_id)
-        except Exception:
-            pass
 
 
 class ActiveRun:
@@ -196,7 +196,10 @@ class ActiveRun:
         try:
             rec = self.record
             rec.ended_ns = time.time_ns()
-            if exc is not None and not isinstance(exc, GeneratorExit):
+            if isinstance(exc, GeneratorExit):
+                rec.status = "unknown"
+                rec.reason = "abandoned: the generator holding the run was closed before it ended"
+            elif exc is not None:
                 info = _error_info(exc, None)
                 rec.status = "failed"
                 rec.error = info
@@ -261,9 +264,12 @@ def run(
 class ActiveStep:
     """A step being recorded: ``flightlog.current_step()`` returns it."""
 
-    __slots__ = ("record", "run", "_token", "_run_token", "output", "_has_output", "_input")
+    __slots__ = (
+        "record", "run", "_token", "_run_token", "output", "_has_output", "_input", "_sources",
+        "_spec", "_arg_ids",
+    )
 
-    def __init__(self, record: Step, active_run: ActiveRun) -> None:
+    def __init__(self, record: Step, active_run: ActiveRun, spec: StepSpec | None = None) -> None:
         self.record = record
         self.run = active_run
         self._token: Token[ActiveStep | None] | None = None
@@ -271,6 +277,9 @@ class ActiveStep:
         self.output: Any = None
         self._has_output = False
         self._input: bytes | None = None
+        self._sources: list[tuple[str, str]] = []  # (producing step id, parameter) by identity
+        self._spec = spec
+        self._arg_ids: frozenset[int] = frozenset()
 
     @property
     def id(self) -> str:
@@ -316,28 +325,36 @@ def _begin_step(spec: StepSpec, arguments: dict[str, Any] | None) -> ActiveStep 
         model=spec.model,
         attributes=dict(spec.attributes) if spec.attributes else {},
     )
-    active = ActiveStep(rec, active_run)
+    active = ActiveStep(rec, active_run, spec)
     if implicit is not None:
         active._run_token = implicit._token
     if arguments is not None:
-        active._input = encode_value(arguments)
-        sources = active_run.identities.sources(arguments)
-    else:
-        sources = []
+        active._input = _capped(encode_value(arguments))
+        active._arg_ids = frozenset(map(id, arguments.values()))
+        try:
+            active._sources = active_run.identities.sources(arguments)
+        except Exception:  # an index mutated by another thread: lineage only, never the step
+            _internal_error("matching identity lineage")
     active._token = _step.set(active)
-    active.output = sources  # stash until the end; replaced by the real output
     return active
+
+
+def _capped(data: bytes) -> bytes:
+    """Apply the payload cap on the caller's side so an oversized value is not held queued."""
+    cap = state.payload_cap
+    if len(data) <= cap:
+        return data
+    return make_payload(data, cap).data
 
 
 def _end_step(active: ActiveStep, output: Any, has_output: bool, exc: BaseException | None) -> None:
     rec = active.record
-    identity_sources = active.output if isinstance(active.output, list) else []
     if active._has_output:
         output, has_output = active.output, True
     if active._token is not None:
         try:
             _step.reset(active._token)
-        except ValueError:
+        except ValueError:  # ended in another context than it started in
             _step.set(None)
     rec.ended_ns = time.time_ns()
     if exc is not None:
@@ -347,9 +364,15 @@ def _end_step(active: ActiveStep, output: Any, has_output: bool, exc: BaseExcept
         output_json = None
     else:
         rec.status = "ok"
-        output_json = encode_value(output) if has_output else None
-        if has_output:
-            active.run.identities.add_output(rec.id, output)
+        output_json = _capped(encode_value(output)) if has_output else None
+        # A step that returns one of its own arguments (a pass-through guardrail) did not
+        # produce that object: later uses of it are not lineage from this step.
+        if has_output and id(output) not in active._arg_ids:
+            try:
+                active.run.identities.add_output(rec.id, output)
+            except Exception:
+                _internal_error("indexing an output for lineage")
+    identity_sources = active._sources
     active.run._last_step_id = rec.id
     w = state.writer()
     if w is not None:
@@ -362,6 +385,30 @@ def _end_step(active: ActiveStep, output: Any, has_output: bool, exc: BaseExcept
             implicit._finish(None)
 
 
+# Counterfactual replay (flightlog.forensics.replay) answers steps from a recorded run:
+# ``hook(step_name, fn, args, kwargs)`` returns the step's result (recorded, given or live).
+replay_hook: ContextVar[Callable[[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any] | None] = (
+    ContextVar("flightlog_replay_hook", default=None)
+)
+
+
+def _call(spec: StepSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    hook = replay_hook.get()
+    if hook is None:
+        return fn(*args, **kwargs)
+    return hook(spec.name, fn, args, kwargs)
+
+
+async def _acall(spec: StepSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    hook = replay_hook.get()
+    if hook is None:
+        return await fn(*args, **kwargs)
+    result = hook(spec.name, fn, args, kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
 class StepSpec:
     """What ``@flightlog.step(...)`` returns: a decorator, and a context manager.
 
@@ -369,7 +416,7 @@ class StepSpec:
     the block; set ``s.set_output(value)`` to record an output.
     """
 
-    __slots__ = ("name", "kind", "agent", "owner", "model", "attributes", "_active")
+    __slots__ = ("name", "kind", "agent", "owner", "model", "attributes")
 
     def __init__(
         self,
@@ -386,13 +433,14 @@ class StepSpec:
         self.owner = owner
         self.model = model
         self.attributes = attributes
-        self._active: ActiveStep | None = None
 
     def __call__(self, fn: F) -> F:
-        if not self.name:
-            self.name = getattr(fn, "__name__", "step")
+        # A spec reused for several functions names each step after its own function.
+        spec = StepSpec(
+            self.name or getattr(fn, "__name__", "step"),
+            self.kind, self.agent, self.owner, self.model, self.attributes,
+        )
         binder = _Binder(fn)
-        spec = self
 
         if inspect.iscoroutinefunction(fn):
 
@@ -402,7 +450,7 @@ class StepSpec:
                 if active is None:
                     return await fn(*args, **kwargs)
                 try:
-                    result = await fn(*args, **kwargs)
+                    result = await _acall(spec, fn, args, kwargs)
                 except BaseException as exc:
                     _safe_end(active, None, False, exc)
                     raise
@@ -417,7 +465,7 @@ class StepSpec:
             if active is None:
                 return fn(*args, **kwargs)
             try:
-                result = fn(*args, **kwargs)
+                result = _call(spec, fn, args, kwargs)
             except BaseException as exc:
                 _safe_end(active, None, False, exc)
                 raise
@@ -435,12 +483,13 @@ class StepSpec:
             active = _begin_step(self, None)
         except Exception:
             _internal_error("starting a step")
-        self._active = active
         return active if active is not None else _NullStep()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        active, self._active = self._active, None
-        if active is not None:
+        # The step this entry opened is the current one in this context (each thread and
+        # task has its own), so one spec can be entered concurrently and nested.
+        active = _step.get()
+        if active is not None and active._spec is self:
             _safe_end(active, None, False, exc)
 
     async def __aenter__(self) -> ActiveStep | _NullStep:
@@ -662,3 +711,19 @@ def edge(source: str, target: str | None = None, *, kind: str = "data", detail: 
             w.submit(Edge(r.id, str(source), str(tgt), kind, "declared", detail))
     except Exception:
         _internal_error("declaring an edge")
+
+
+def wrap(fn: F) -> F:
+    """Carry the current run and step into ``fn`` when it runs on another thread.
+
+    Threads do not inherit ``contextvars``: a step called from a ``ThreadPoolExecutor``
+    inside a run would otherwise start an implicit run of its own. Use
+    ``pool.submit(flightlog.wrap(search), query)`` (or ``pool.map(flightlog.wrap(f), ...)``).
+    """
+    captured = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def in_context(*args: Any, **kwargs: Any) -> Any:
+        return captured.copy().run(fn, *args, **kwargs)
+
+    return in_context  # type: ignore[return-value]

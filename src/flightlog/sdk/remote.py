@@ -229,9 +229,13 @@ class RemoteSink:
             self._cond.notify_all()
         self._thread.join(self.close_timeout + 1)
         deadline = time.monotonic() + self.close_timeout
-        while time.monotonic() < deadline:
-            if not self._replay_once():
-                break
+        try:
+            while time.monotonic() < deadline and self._replay_once():
+                pass
+        except _Retryable as exc:  # the server is still away: the spool keeps the rest
+            self.last_error = str(exc)
+        except Exception as exc:  # close() must not raise into application shutdown
+            self.last_error = f"{type(exc).__name__}: {exc}"
         self._client.close()
 
     def stats(self) -> dict[str, Any]:
@@ -412,12 +416,12 @@ def _status_message(resp: Any) -> str:
         try:
             return str(resp.json().get("message") or resp.text[:300])
         except Exception:
-            return resp.text[:300]
+            return str(resp.text[:300])
     if "protobuf" in ctype and resp.content:
         # google.rpc.Status: field 2 is the message
         data = resp.content
         i = data.find(b"\x12")
         if i >= 0 and i + 2 <= len(data):
             n = data[i + 1]
-            return data[i + 2: i + 2 + n].decode("utf-8", errors="replace")
-    return resp.text[:300]
+            return str(data[i + 2: i + 2 + n].decode("utf-8", errors="replace"))
+    return str(resp.text[:300])

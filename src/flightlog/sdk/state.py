@@ -9,9 +9,11 @@ itself off and the error is logged and counted, never raised into user code.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
+from contextvars import ContextVar
 from typing import Any
 
 from flightlog.errors import ConfigurationError
@@ -25,15 +27,25 @@ _configured = False
 _disabled = False
 service: str | None = None
 url: str | None = None
+payload_cap = 256 * 1024  # the configured cap, applied on the caller's side too
 errors = 0  # internal errors swallowed to protect the host application
+_retired_dropped = 0  # drops counted by writers replaced by configure() or shut down
+
+
+# A context-local stand-in for the writer (anything with ``submit(record)``): counterfactual
+# replay captures its re-executed run in memory instead of recording it.
+writer_override: ContextVar[Any] = ContextVar("flightlog_writer_override", default=None)
 
 
 def writer() -> Writer | None:
-    return _writer
+    override = writer_override.get()
+    return _writer if override is None else override
 
 
 def ensure_configured() -> bool:
     """Configure the default sink on first use. True when recording is on."""
+    if writer_override.get() is not None:
+        return True
     if _configured:
         return _writer is not None
     with _lock:
@@ -122,12 +134,15 @@ def configure(
         )
         me.service = service or os.environ.get("FLIGHTLOG_SERVICE") or me.service
         me.url = target
+        me.payload_cap = cap
         _disabled = False
         _set(new, configured=True)
 
 
 def flush(timeout: float | None = 30.0) -> bool:
-    """Block until every record made so far is durable. True on success."""
+    """Block until every record made so far is durable and its run-end processing
+    (detection, alerting) is done. True on success; False if anything was lost or the
+    timeout passed."""
     w = _writer
     if w is None:
         return True
@@ -136,7 +151,7 @@ def flush(timeout: float | None = 30.0) -> bool:
 
 def shutdown(timeout: float | None = 10.0) -> None:
     """Flush and stop the writer (called at exit)."""
-    global _writer
+    global _writer, _retired_dropped
     with _lock:
         w = _writer
         if w is None:
@@ -145,10 +160,9 @@ def shutdown(timeout: float | None = 10.0) -> None:
             w.close(timeout)
         except Exception:
             log.exception("flightlog shutdown failed")
-        try:
+        _retired_dropped += w.dropped
+        with contextlib.suppress(Exception):
             w.sink.close()
-        except Exception:
-            pass
         _writer = None
 
 
@@ -169,6 +183,8 @@ def stats() -> dict[str, Any]:
     }
     if w is not None:
         out.update(w.stats())
+    out["dropped"] += _retired_dropped
+    if w is not None:
         sink_stats = getattr(w.sink, "stats", None)
         if callable(sink_stats):
             out["sink"] = sink_stats()
@@ -183,12 +199,26 @@ def _at_exit() -> None:
     if w is None:
         return
     try:
-        w.flush(30.0)
-        st = w.stats()
-        if st["dropped"]:
-            log.warning("flightlog dropped %d record(s) in this process", st["dropped"])
+        ok = w.flush(_exit_timeout())
+        if not ok:
+            lost = w.abandon_pending()
+            log.error(
+                "flightlog could not make %d record(s) durable before exit (%s); they are lost",
+                lost, w.last_error or "timed out",
+            )
+        dropped = w.dropped + _retired_dropped
+        if dropped:
+            log.warning("flightlog dropped %d record(s) in this process", dropped)
     except Exception:
         pass
+
+
+def _exit_timeout() -> float:
+    raw = os.environ.get("FLIGHTLOG_EXIT_TIMEOUT", "")
+    try:
+        return float(raw) if raw else 30.0
+    except ValueError:
+        return 30.0
 
 
 def _after_fork_in_child() -> None:

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,9 @@ from flightlog.sdk.lineage import ContentIndex
 from flightlog.sdk.payload import DEFAULT_CAP, make_payload
 
 log = logging.getLogger("flightlog")
+
+MAX_LINEAGE_RUNS = 10_000  # runs whose outputs are kept for content lineage at once
+MAX_LINEAGE_BYTES = 64 * 1024 * 1024  # memory those indexes may hold, in all
 
 
 @dataclass(slots=True)
@@ -85,6 +89,11 @@ class Writer:
         self._reported_drops = 0
         self._recorder_id = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         self._lineage: dict[str, ContentIndex] = {}
+        self._lineage_bytes = 0
+        self._lost_since_marker = False
+        self._in_flight = 0
+        self.max_hook_batches = 10_000
+        self.hooks_skipped = 0
         self._closed = False
         self._start()
 
@@ -96,10 +105,19 @@ class Writer:
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="flightlog-writer", daemon=True)
         self._thread.start()
+        # Run-end hooks (detection, alerting) run on their own thread so that they never
+        # hold up writing; a flush waits for both.
+        self._hooks: deque[Any] = deque()
+        self._hooks_wake = threading.Event()
+        self._hooks_thread = threading.Thread(
+            target=self._hook_loop, name="flightlog-run-end", daemon=True
+        )
+        self._hooks_thread.start()
 
     def after_fork_in_child(self) -> None:
         """In a forked child the parent's queue belongs to the parent: start afresh."""
         self._lineage = {}
+        self._lineage_bytes = 0
         self.dropped = self._reported_drops = 0
         self._recorder_id = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         self._start()
@@ -139,7 +157,9 @@ class Writer:
             log.warning("flightlog dropped %d record(s) so far (%s)", self.dropped, why)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Block until everything submitted before this call is durable. True on success."""
+        """Block until everything submitted before this call is durable and its run-end
+        hooks have run. True on success; False when the timeout passed or when any record
+        submitted since the previous flush was lost."""
         if not self._thread.is_alive():
             return not self._queue
         if len(self._queue) >= self.max_queue and not self._wait_for_room(timeout):
@@ -149,14 +169,42 @@ class Writer:
         self._wake.set()
         return marker.done.wait(timeout) and marker.ok
 
+    def abandon_pending(self) -> int:
+        """Give up on what is still queued (at exit, when the sink stays unavailable):
+        count it as dropped and return how many records that was."""
+        lost = 0
+        while self._queue:
+            try:
+                item = self._queue.popleft()
+            except IndexError:
+                break
+            if isinstance(item, _FlushMarker):
+                item.ok = False
+                item.done.set()
+            elif item is not None:
+                lost += 1
+        lost += self._in_flight  # the batch the worker is still retrying
+        self._in_flight = 0
+        self.dropped += lost
+        return lost
+
     def close(self, timeout: float | None = 10.0) -> None:
         if self._closed:
             return
-        self.flush(timeout)
+        ok = self.flush(timeout)
         self._closed = True
+        if not ok:
+            lost = self.abandon_pending()
+            if lost:
+                log.error("flightlog closed with %d record(s) not durable (%s); they are lost",
+                          lost, self.last_error or "timed out")
         self._queue.append(None)
         self._wake.set()
         self._thread.join(timeout)
+        self._hooks.append(None)
+        self._hooks_wake.set()
+        self._hooks_thread.join(timeout)
+        self._report_drops(getattr(self.sink, "store", None))
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -167,6 +215,8 @@ class Writer:
             "batches": self.batches,
             "write_failures": self.write_failures,
             "last_error": self.last_error,
+            "hooks_pending": len(self._hooks),
+            "hooks_skipped": self.hooks_skipped,
         }
 
     # -- worker side -----------------------------------------------------------------------
@@ -196,26 +246,59 @@ class Writer:
     def _process(self, items: list[Any]) -> None:
         markers = [i for i in items if isinstance(i, _FlushMarker)]
         records = [i for i in items if not isinstance(i, _FlushMarker)]
-        ok = True
         if records:
-            try:
-                batch, ended = self._build(records)
-            except Exception as exc:  # a bug here must not kill the thread
-                log.exception("flightlog could not build a batch; %d record(s) lost", len(records))
-                self.dropped += len(records)
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                batch, ended, ok = Batch(), [], False
+            batch, ended = self._build(records)
             if len(batch):
-                ok = self._write(batch) and ok
-                if ok:
+                self._in_flight = len(records)
+                written = self._write(batch)
+                self._in_flight = 0
+                if written:
                     self.written += len(records)
                     store = getattr(self.sink, "store", None)
                     if ended and store is not None:
-                        pipeline.runs_ended(store, ended)
+                        self._run_hooks_later(store, ended)
                     self._report_drops(store)
-        for m in markers:
-            m.ok = ok
-            m.done.set()
+                else:
+                    self._lost_since_marker = True
+        if markers:
+            ok = not self._lost_since_marker
+            self._lost_since_marker = False
+            for m in markers:
+                m.ok = ok
+                # Released by the hook worker once the run-end hooks queued before it ran.
+                self._hooks.append(m)
+            self._hooks_wake.set()
+
+    # -- run-end hooks (detection, alerting), off the write path -------------------------------
+    def _run_hooks_later(self, store: Any, ended: list[str]) -> None:
+        if len(self._hooks) >= self.max_hook_batches:
+            self.hooks_skipped += len(ended)
+            if self.hooks_skipped == len(ended) or self.hooks_skipped % 1000 < len(ended):
+                log.warning(
+                    "flightlog run-end processing is behind; skipped it for %d run(s) so far "
+                    "(run `flightlog detect RUN` for them)", self.hooks_skipped,
+                )
+            return
+        self._hooks.append((store, ended))
+        self._hooks_wake.set()
+
+    def _hook_loop(self) -> None:
+        q = self._hooks
+        wake = self._hooks_wake
+        pid = os.getpid()
+        while True:
+            if not q:
+                wake.wait(self.linger)
+                wake.clear()
+                continue
+            item = q.popleft()
+            if item is None or os.getpid() != pid:
+                return
+            if isinstance(item, _FlushMarker):
+                item.done.set()
+                continue
+            store, ended = item
+            pipeline.runs_ended(store, ended)
 
     def _report_drops(self, store: Any) -> None:
         """Make drops visible to every reader of the store (``flightlog runs`` warns)."""
@@ -265,42 +348,13 @@ class Writer:
             return p.hash
 
         for rec in records:
-            if isinstance(rec, StepDone):
-                s = rec.step
-                s.input_hash = put(rec.input_json)
-                s.output_hash = put(rec.output_json)
-                batch.steps.append(s)
-                index = self._lineage.get(s.run_id)
-                if index is None:
-                    index = self._lineage[s.run_id] = ContentIndex()
-                    if len(self._lineage) > 10_000:  # runs that never ended
-                        self._lineage.pop(next(iter(self._lineage)))
-                seen: set[str] = set()
-                for source, param in rec.identity_sources:
-                    if source != s.id and source not in seen:
-                        seen.add(source)
-                        batch.edges.append(Edge(s.run_id, source, s.id, "data", "identity", param))
-                for source, evidence, param in index.sources(rec.input_json, s.id):
-                    if source not in seen:
-                        seen.add(source)
-                        batch.edges.append(Edge(s.run_id, source, s.id, "data", evidence, param))
-                index.add_output(s.id, rec.output_json)
-            elif isinstance(rec, RunEvent):
-                r = rec.run
-                if rec.input_json is not None:
-                    r.input_hash = put(rec.input_json)
-                if rec.output_json is not None:
-                    r.output_hash = put(rec.output_json)
-                batch.runs.append(r)
-                if rec.ended:
-                    ended.append(r.id)
-                    self._lineage.pop(r.id, None)
-            elif isinstance(rec, Edge):
-                batch.edges.append(rec)
-            elif isinstance(rec, Finding):
-                batch.findings.append(rec)
-            elif isinstance(rec, Batch):
-                batch.extend(rec)
+            try:
+                self._add_record(rec, batch, put, ended)
+            except Exception as exc:  # one malformed record must not sink the batch
+                self.dropped += 1
+                self._lost_since_marker = True
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("flightlog could not record %s; it is dropped", type(rec).__name__)
         batch.payloads = list(payloads.values())
         # A run written twice in one batch (start and end): keep the last version only.
         if len(batch.runs) > 1:
@@ -312,3 +366,57 @@ class Writer:
                 last[r.id] = r
             batch.runs = list(last.values())
         return batch, ended
+
+    def _add_record(
+        self, rec: Any, batch: Batch, put: Callable[[bytes | None], str | None], ended: list[str]
+    ) -> None:
+        if isinstance(rec, StepDone):
+            s = rec.step
+            s.input_hash = put(rec.input_json)
+            s.output_hash = put(rec.output_json)
+            batch.steps.append(s)
+            index = self._lineage.get(s.run_id)
+            if index is None:
+                index = self._lineage[s.run_id] = ContentIndex()
+            seen: set[str] = set()
+            for source, param in rec.identity_sources:
+                if source != s.id and source not in seen:
+                    seen.add(source)
+                    batch.edges.append(Edge(s.run_id, source, s.id, "data", "identity", param))
+            for source, evidence, param in index.sources(rec.input_json, s.id, s.started_ns):
+                if source not in seen:
+                    seen.add(source)
+                    batch.edges.append(Edge(s.run_id, source, s.id, "data", evidence, param))
+            before = index.nbytes
+            index.add_output(s.id, rec.output_json, s.ended_ns or s.started_ns, rec.input_json)
+            self._lineage_bytes += index.nbytes - before
+            self._bound_lineage()
+        elif isinstance(rec, RunEvent):
+            r = rec.run
+            if rec.input_json is not None:
+                r.input_hash = put(rec.input_json)
+            if rec.output_json is not None:
+                r.output_hash = put(rec.output_json)
+            batch.runs.append(r)
+            if rec.ended:
+                ended.append(r.id)
+                index = self._lineage.pop(r.id, None)
+                if index is not None:
+                    self._lineage_bytes -= index.nbytes
+        elif isinstance(rec, Edge):
+            batch.edges.append(rec)
+        elif isinstance(rec, Finding):
+            batch.findings.append(rec)
+        elif isinstance(rec, Batch):
+            batch.extend(rec)
+        else:
+            raise TypeError(f"not a record: {type(rec).__name__}")
+
+    def _bound_lineage(self) -> None:
+        """Forget the oldest runs' lineage indexes beyond the run count and memory budgets."""
+        lineage = self._lineage
+        while lineage and (
+            len(lineage) > MAX_LINEAGE_RUNS or self._lineage_bytes > MAX_LINEAGE_BYTES
+        ):
+            index = lineage.pop(next(iter(lineage)))
+            self._lineage_bytes -= index.nbytes

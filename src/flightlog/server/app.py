@@ -13,8 +13,8 @@ from starlette.routing import Route
 
 from flightlog.server.api import Api, error_json, guarded, json_response
 from flightlog.server.ingest import Ingestor
-from flightlog.server.otlp import DEFAULT_MAX_BODY, make_endpoint
 from flightlog.server.openapi import document
+from flightlog.server.otlp import DEFAULT_MAX_BODY, make_endpoint
 from flightlog.server.ui import Ui
 
 
@@ -28,7 +28,7 @@ def _version() -> str:
 
 
 def create_app(url: str, *, max_body: int = DEFAULT_MAX_BODY,
-               max_pending_spans: int = 200_000, max_batch_spans: int = 20_000) -> Starlette:
+               max_pending_spans: int = 50_000, max_batch_spans: int = 20_000) -> Starlette:
     """The server for the store at ``url`` (opened now, so a bad URL fails here)."""
     from flightlog.store import normalize_url, open_store
 

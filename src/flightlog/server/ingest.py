@@ -31,6 +31,8 @@ from flightlog.store.base import Tx, chunked
 
 log = logging.getLogger("flightlog.server")
 
+PIPELINE_MAX_DEFER = 2.0
+
 _EDGE_INSERT = (
     "INSERT INTO edges (run_id, source, target, kind, evidence, detail) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, source, target, kind) DO NOTHING"
@@ -65,12 +67,15 @@ class IngestStats:
     write_errors: int = 0
     overloaded: int = 0
     pipeline_errors: int = 0
+    decode_seconds: float = 0.0
+    write_seconds: float = 0.0
+    pipeline_seconds: float = 0.0
 
 
 class Ingestor:
     """Writes decoded OTLP requests to a store, batched across requests."""
 
-    def __init__(self, store: Any, *, max_pending_spans: int = 200_000,
+    def __init__(self, store: Any, *, max_pending_spans: int = 50_000,
                  max_batch_spans: int = 20_000) -> None:
         self.store = store
         self.max_pending_spans = max_pending_spans
@@ -116,14 +121,20 @@ class Ingestor:
             self._cond.notify()
         return item.future
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop accepting, write what is queued, stop the threads."""
+    def close(self, timeout: float = 30.0, pipeline_timeout: float = 5.0) -> None:
+        """Stop accepting, write what is queued, stop the threads.
+
+        Run-end hooks still waiting after ``pipeline_timeout`` seconds are abandoned (they are
+        derived work: ``flightlog detect`` can redo them); stored spans never are.
+        """
         with self._cond:
             self._closing = True
             self._cond.notify_all()
         self._writer.join(timeout)
         self._ended.put(None)
-        self._pipeline.join(timeout)
+        self._pipeline.join(pipeline_timeout)
+        if self._pipeline.is_alive():
+            log.warning("run-end hooks still running at shutdown; abandoned")
 
     # -- the writer thread --------------------------------------------------------------
     def _take(self) -> list[_Item]:
@@ -146,6 +157,7 @@ class Ingestor:
                 if self._closing:
                     return
                 continue
+            started = time.perf_counter()
             try:
                 ended = self._write(items)
             except Exception as exc:  # the store failed: every waiting request gets a 503
@@ -159,6 +171,7 @@ class Ingestor:
                 if ended:
                     self._ended.put(ended)
             finally:
+                self.stats.write_seconds += time.perf_counter() - started
                 with self._cond:
                     self._pending -= sum(i.spans for i in items)
 
@@ -186,11 +199,17 @@ class Ingestor:
             ended.extend(r.ended_runs)
         wanted = [rid for rid in placeholders if rid not in real_runs]
         if wanted:
-            existing = self._existing_runs(wanted)
+            existing = self._existing("runs", "id", wanted)
             batch.runs.extend(placeholders[rid] for rid in wanted if rid not in existing)
+        # Ingested runs with steps already stored are reordered and linked in SQL inside the
+        # write transaction (the hook); runs seen for the first time, here in memory.
+        stored = self._existing("steps", "run_id", sorted(inferred)) if inferred else set()
+        fresh = inferred - stored
+        if fresh:
+            postprocess_in_memory(batch, fresh)
         self._current = batch
-        self._current_inferred = inferred
-        self._current_new = {s.id for s in batch.steps if s.run_id in inferred}
+        self._current_inferred = stored
+        self._current_new = {s.id for s in batch.steps if s.run_id in stored}
         try:
             self.store.write(batch)
         finally:
@@ -200,13 +219,15 @@ class Ingestor:
         self.stats.spans_rejected += sum(i.result.rejected_spans for i in items)
         return list(dict.fromkeys(ended))
 
-    def _existing_runs(self, run_ids: list[str]) -> set[str]:
+    def _existing(self, table: str, column: str, run_ids: list[str]) -> set[str]:
+        """Which of ``run_ids`` appear in ``table.column`` already."""
         found: set[str] = set()
         with self.store.read() as tx:
             for part in chunked(run_ids, 500):
                 marks = ", ".join("?" * len(part))
                 found.update(r[0] for r in tx.fetchall(
-                    f"SELECT id FROM runs WHERE id IN ({marks})", list(part)))
+                    f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN ({marks})",
+                    list(part)))
         return found
 
     def _write_hook(self, tx: Tx, batch: Batch) -> None:
@@ -221,16 +242,30 @@ class Ingestor:
 
         while True:
             run_ids = self._ended.get()
-            if run_ids is None:
+            if run_ids is None or self._closing:
                 return
+            # Ingestion first: while spans are waiting to be written, let them (up to
+            # PIPELINE_MAX_DEFER seconds), then run the hooks once for every run that ended.
+            deferred = time.monotonic() + PIPELINE_MAX_DEFER
+            while self._pending and time.monotonic() < deferred and not self._closing:
+                time.sleep(0.02)
+            while True:
+                try:
+                    more = self._ended.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._ended.put(None)
+                    break
+                run_ids.extend(more)
+            run_ids = list(dict.fromkeys(run_ids))
             started = time.monotonic()
             try:
                 pipeline.runs_ended(self.store, run_ids)
             except Exception:  # runs_ended never raises; belt and braces
                 self.stats.pipeline_errors += 1
                 log.exception("run-end pipeline failed")
-            log.debug("run-end pipeline: %d runs in %.3fs", len(run_ids),
-                      time.monotonic() - started)
+            self.stats.pipeline_seconds += time.monotonic() - started
 
 
 @dataclass
@@ -242,17 +277,69 @@ class _StepRow:
     idx: int
     input_hash: str | None
     output_hash: str | None
+    parent_id: str | None
+    agent: str | None
+
+
+def _inherit_agents(rows: list[Any]) -> list[tuple[Any, str]]:
+    """(row, agent) for rows without an agent whose nearest ancestor with one has it."""
+    by_id = {r.id: r for r in rows}
+    out: list[tuple[Any, str]] = []
+    for r in rows:
+        if r.agent is not None:
+            continue
+        p = by_id.get(r.parent_id or "")
+        hops = 0
+        while p is not None and hops < 1000:
+            if p.agent is not None:
+                out.append((r, p.agent))
+                break
+            p = by_id.get(p.parent_id or "")
+            hops += 1
+    return out
+
+
+def postprocess_in_memory(batch: Batch, run_ids: set[str]) -> None:
+    """Order, agents and inferred data edges for runs whose every stored step is in
+    ``batch`` (none stored before): the same result as ``postprocess_run``, without SQL."""
+    by_run: dict[str, dict[str, Any]] = {}
+    copies: dict[str, list[Any]] = {}
+    for s in batch.steps:
+        if s.run_id in run_ids:
+            by_run.setdefault(s.run_id, {})[s.id] = s  # a span delivered twice: last wins
+            copies.setdefault(s.run_id, []).append(s)
+    data = {p.hash: p.data for p in batch.payloads}
+    for run_id, steps in by_run.items():
+        ranks = order((s.id, s.started_ns) for s in steps.values())
+        inherited = {r.id: agent for r, agent in _inherit_agents(list(steps.values()))}
+        for s in copies[run_id]:
+            s.index = ranks[s.id]
+            if s.agent is None and s.id in inherited:
+                s.agent = inherited[s.id]
+        batch.edges.extend(infer_data_edges(list(steps.values()), data))
 
 
 def postprocess_run(tx: Tx, run_id: str, new_ids: set[str]) -> None:
-    """Recompute a run's step order and infer data edges touching ``new_ids``."""
+    """Recompute a run's step order, give agent-less steps the agent of their nearest
+    ancestor that has one, and infer data edges touching ``new_ids``."""
     rows = [_StepRow(run_id, *r) for r in tx.fetchall(
-        "SELECT id, started_ns, ended_ns, idx, input_hash, output_hash FROM steps "
-        "WHERE run_id = ?", (run_id,))]
+        "SELECT id, started_ns, ended_ns, idx, input_hash, output_hash, parent_id, agent "
+        "FROM steps WHERE run_id = ?", (run_id,))]
     ranks = order((r.id, r.started_ns) for r in rows)
     changed = [(ranks[r.id], run_id, r.id) for r in rows if ranks[r.id] != r.idx]
     if changed:
         tx.executemany("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?", changed)
+    run = tx.fetchone("SELECT status, failed_step_id FROM runs WHERE id = ?", (run_id,))
+    if run is not None and run[0] == "failed":
+        # The failure point: the earliest-ending errored step, wherever it arrived from.
+        err = tx.fetchone(
+            "SELECT id FROM steps WHERE run_id = ? AND status = 'error' "
+            "ORDER BY COALESCE(ended_ns, started_ns), started_ns DESC LIMIT 1", (run_id,))
+        if err is not None and err[0] != run[1]:
+            tx.execute("UPDATE runs SET failed_step_id = ? WHERE id = ?", (err[0], run_id))
+    agents = [(agent, run_id, r.id) for r, agent in _inherit_agents(rows)]
+    if agents:
+        tx.executemany("UPDATE steps SET agent = ? WHERE run_id = ? AND id = ?", agents)
     hashes = sorted({h for r in rows for h in (r.input_hash, r.output_hash) if h})
     data: dict[str, bytes] = {}
     for part in chunked(hashes, 500):

@@ -24,6 +24,15 @@ _RUN_ID = {"name": "run_id", "in": "path", "required": True,
            "schema": {"type": "string"}}
 
 
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def q(name: str, schema: dict[str, Any], desc: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": desc}
+
+
 def document(version: str) -> dict[str, Any]:
     error_info = {"type": "object", "nullable": True, "properties": {
         "type": {"type": "string"}, "message": {"type": "string"},
@@ -61,9 +70,6 @@ def document(version: str) -> dict[str, Any]:
                               "message": {"type": "string"}, "step_id": _NULLABLE_STR,
                               "evidence": {"type": "object"},
                               "created_ns": {"type": "integer"}}}
-    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
-    q = lambda name, schema, desc: {"name": name, "in": "query", "required": False,  # noqa: E731
-                                    "schema": schema, "description": desc}
     return {
         "openapi": "3.0.3",
         "info": {"title": "Flightlog", "version": version,
@@ -133,7 +139,8 @@ def document(version: str) -> dict[str, Any]:
             "/api/v1/payloads/{hash}": {"get": {
                 "summary": "A captured input or output by its SHA-256",
                 "parameters": [{"name": "hash", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
+                                "schema": {"type": "string",
+                                           "pattern": "^[0-9a-fA-F]{64}$"}}],
                 "responses": {"200": _resp({"type": "object", "required": ["hash", "value"],
                                             "properties": {"hash": {"type": "string"},
                                                            "value": {}}}, "The payload"),
@@ -145,6 +152,28 @@ def document(version: str) -> dict[str, Any]:
                     "properties": {"workflows": {"type": "array",
                                                  "items": {"type": "string"}}}},
                     "Workflow names"), "503": _ERRORS["503"]}}},
+            "/api/v1/ingest/stats": {"get": {
+                "summary": "Ingestion counters since the server started",
+                "responses": {"200": _resp({
+                    "type": "object",
+                    "required": ["requests", "spans_stored", "spans_rejected", "pending_spans"],
+                    "properties": {k: {"type": "number"} for k in (
+                        "requests", "spans_stored", "spans_rejected", "transactions",
+                        "write_errors", "overloaded", "pipeline_errors", "decode_seconds",
+                        "write_seconds", "pipeline_seconds", "pending_spans")}},
+                    "Counters")}}},
+            "/": {"get": {
+                "summary": "Web view: the newest runs (HTML)",
+                "responses": {"200": {"description": "HTML page",
+                                      "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+            "/runs/{run_id}": {"get": {
+                "summary": "Web view: one run (HTML; every captured value escaped)",
+                "parameters": [_RUN_ID],
+                "responses": {
+                    "200": {"description": "HTML page",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "404": {"description": "No such run",
+                            "content": {"text/html": {"schema": {"type": "string"}}}}}}},
             "/v1/traces": {"post": {
                 "summary": "OTLP/HTTP trace export (protobuf or OTLP/JSON, optionally gzip)",
                 "requestBody": {"required": True, "content": {

@@ -16,6 +16,7 @@ The response is sent only after the spans are committed to the store.
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from typing import Any
 
@@ -95,7 +96,14 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
+DECODE_CONCURRENCY = 4
+
+
 def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
+    # Bodies are read and decoded by at most DECODE_CONCURRENCY requests at a time, so memory
+    # stays bounded however many clients connect (the rest wait their turn).
+    decoding = asyncio.Semaphore(DECODE_CONCURRENCY)
+
     async def traces(request: Request) -> Response:
         raw_ctype = request.headers.get("content-type", "")
         ctype = raw_ctype.split(";")[0].strip().lower()
@@ -110,11 +118,17 @@ def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
                 415, INVALID_ARGUMENT,
                 f"unsupported content encoding {encoding!r}; send gzip or none", ctype)
         try:
-            body = await _read_body(request, max_body)
-            if encoding == "gzip":
-                body = _gunzip(body, max_body)
-            result = await anyio.to_thread.run_sync(
-                lambda: decode(body, ctype, infer_edges=False))
+            async with decoding:
+                body = await _read_body(request, max_body)
+
+                def work(raw: bytes) -> Any:
+                    data = _gunzip(raw, max_body) if encoding == "gzip" else raw
+                    return decode(data, ctype, infer_edges=False)
+
+                started = time.perf_counter()
+                result = await anyio.to_thread.run_sync(work, body)
+                ingestor.stats.decode_seconds += time.perf_counter() - started
+                del body
         except TooLarge as exc:
             return error_response(413, RESOURCE_EXHAUSTED, str(exc), ctype)
         except InputError as exc:

@@ -47,7 +47,7 @@ def open_store(url: str | None = None, *, readonly: bool = False) -> Store:
     if scheme == "sqlite":
         from flightlog.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url, readonly=readonly)
+        return _with_ledger(SQLiteStore(url, readonly=readonly), readonly)
     if scheme in ("postgresql", "postgres"):
         try:
             from flightlog.store.postgres import PostgresStore
@@ -56,7 +56,22 @@ def open_store(url: str | None = None, *, readonly: bool = False) -> Store:
                 f"store URL {url!r} needs the PostgreSQL driver: pip install 'flightlog[postgres]'"
                 f" ({exc})"
             ) from exc
-        return PostgresStore(url)
+        return _with_ledger(PostgresStore(url, readonly=readonly), readonly)
     raise ConfigurationError(
         f"unsupported store URL {url!r}; expected sqlite:///path.db or postgresql://..."
     )
+
+
+def _with_ledger(store: Store, readonly: bool) -> Store:
+    """Attach the audit ledger (``flightlog.ledger``) unless read-only or ``FLIGHTLOG_LEDGER=off``."""
+    if readonly:
+        return store
+    from flightlog.ledger import attach, ledger_enabled
+
+    if ledger_enabled():
+        try:
+            attach(store)
+        except BaseException:
+            store.close()
+            raise
+    return store

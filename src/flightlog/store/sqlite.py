@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,19 @@ def path_from_url(url: str) -> Path:
     return Path(rest)
 
 
+_open_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time would never be released in the child.
+    for store in list(_open_stores):
+        store._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SQLiteStore(SQLStore):
     """A ``Store`` on one SQLite file."""
 
@@ -79,6 +93,9 @@ class SQLiteStore(SQLStore):
         self.readonly = readonly
         self._lock = threading.RLock()
         self._conn = self._open()
+        self._pid = os.getpid()
+        self._inherited: list[sqlite3.Connection] = []
+        _open_stores.add(self)
         if not readonly:
             self.migrate("core", schema.CORE_MIGRATIONS)
         else:
@@ -149,10 +166,20 @@ class SQLiteStore(SQLStore):
         if row is None:
             raise StoreCorruptError(f"{self.path} is a SQLite file but not a Flightlog store")
 
+    def _connection(self) -> sqlite3.Connection:
+        """This process's connection; a forked child opens its own (SQLite forbids sharing)."""
+        if os.getpid() != self._pid:
+            # Never use or close the parent's connection in the child: keep it referenced so
+            # it is not finalised here, and open a fresh one.
+            self._inherited.append(self._conn)
+            self._conn = self._open()
+            self._pid = os.getpid()
+        return self._conn
+
     @contextmanager
     def transaction(self) -> Iterator[_SQLiteTx]:
         with self._lock:
-            conn = self._conn
+            conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -160,24 +187,20 @@ class SQLiteStore(SQLStore):
             try:
                 yield _SQLiteTx(conn)
             except BaseException:
-                try:
+                with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
                 raise
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                try:
+                with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
                 raise self._translate(exc) from exc
 
     @contextmanager
     def read(self) -> Iterator[_SQLiteTx]:
         with self._lock:
-            conn = self._conn
+            conn = self._connection()
             conn.execute("BEGIN")
             try:
                 yield _SQLiteTx(conn)
@@ -202,8 +225,5 @@ class SQLiteStore(SQLStore):
             raise self._translate(exc) from exc
 
     def close(self) -> None:
-        with self._lock:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
+        with self._lock, suppress(sqlite3.Error):
+            self._conn.close()

@@ -28,14 +28,18 @@ class ServerProcess:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    store: str | None = None  # a store URL other than the SQLite file ``db``
+
     @property
     def store_url(self) -> str:
-        return f"sqlite:///{self.db}"
+        return self.store or f"sqlite:///{self.db}"
+
 
     def start(self, *extra: str) -> ServerProcess:
         assert self.proc is None or self.proc.poll() is not None
@@ -44,7 +48,7 @@ class ServerProcess:
             [sys.executable, "-m", "flightlog", "serve", "--port", str(self.port),
              "--db", self.store_url, *extra],
             stdout=subprocess.DEVNULL, stderr=self.log.open("wb"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -66,7 +66,6 @@ def test_genai_spans_become_runs_and_steps(server) -> None:  # type: ignore[no-u
     assert rec.run.source == "otlp"
     assert rec.run.service == "claims-svc" and rec.run.version == "1.4"
     assert rec.run.attributes["session.id"] == "sess-1"
-    by_name = {s.name: s for s in rec.steps}
     assert [s.name for s in rec.steps] == ["claims-triage", "search_policy", "chat gpt-4o"]
     assert [s.index for s in rec.steps] == [1, 2, 3]
     root_step, tool_step, llm_step = rec.steps
@@ -99,6 +98,15 @@ def test_genai_spans_become_runs_and_steps(server) -> None:  # type: ignore[no-u
         assert client.get(f"/api/v1/runs/{trace_id}/findings").json()["findings"][0][
             "detector"] == "groundedness"
 
+    # And on the command line, as a newcomer would look.
+    from tests.conftest import run_cli
+
+    runs = run_cli("runs", "--db", server.store_url, check=True).stdout
+    assert trace_id[:8] in runs and "claims-triage" in runs
+    shown = run_cli("show", trace_id[:12], "--db", server.store_url, check=True).stdout
+    for name in ("claims-triage", "search_policy", "chat gpt-4o"):
+        assert name in shown
+
 
 def test_late_spans_reorder_steps_and_root_completes_run(server) -> None:  # type: ignore[no-untyped-def]
     provider = _provider(server.url)
@@ -127,3 +135,50 @@ def test_late_spans_reorder_steps_and_root_completes_run(server) -> None:  # typ
     assert run.status == "succeeded" and run.workflow == "pipeline"
     assert [(s.name, s.index) for s in store.get_steps(trace_id)] == [
         ("pipeline", 1), ("first", 2), ("second", 3)]
+
+
+def test_postgresql_store_behind_the_server(server_factory, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    server_factory.store = pg_url
+    server = server_factory.start()
+    provider = _provider(server.url)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("pg-workflow") as root:
+        with tracer.start_as_current_span("tool call") as tool:
+            tool.set_attribute("gen_ai.tool.name", "lookup")
+            tool.set_attribute("output.value", "a result long enough to be traced downstream")
+        with tracer.start_as_current_span("chat") as llm:
+            llm.set_attribute("gen_ai.request.model", "m")
+            llm.set_attribute("input.value",
+                              "context: a result long enough to be traced downstream")
+        trace_id = format(root.get_span_context().trace_id, "032x")
+    provider.force_flush(10_000)
+    provider.shutdown()
+    with httpx.Client(base_url=server.url) as client:
+        rec = client.get(f"/api/v1/runs/{trace_id}").json()
+    assert rec["run"]["status"] == "succeeded"
+    assert [(s["index"], s["kind"], s["name"]) for s in rec["steps"]] == [
+        (1, "function", "pg-workflow"), (2, "tool", "lookup"), (3, "llm", "chat")]
+    tool_id, llm_id = rec["steps"][1]["id"], rec["steps"][2]["id"]
+    assert {"run_id": trace_id, "source": tool_id, "target": llm_id, "kind": "data",
+            "evidence": "substring", "detail": None} in rec["edges"]
+
+
+def test_failure_point_found_across_requests(server) -> None:  # type: ignore[no-untyped-def]
+    from opentelemetry import trace
+
+    provider = _provider(server.url)
+    tracer = provider.get_tracer("t")
+    base = time.time_ns()
+    root = tracer.start_span("wf", start_time=base)
+    ctx = trace.set_span_in_context(root)
+    bad = tracer.start_span("validate", context=ctx, start_time=base + 10)
+    bad.set_status(Status(StatusCode.ERROR, "invalid claim"))
+    bad.end(end_time=base + 20)
+    provider.force_flush(10_000)  # the errored step arrives first, on its own
+    root.set_status(Status(StatusCode.ERROR, "workflow failed"))
+    root.end(end_time=base + 30)
+    provider.force_flush(10_000)
+    provider.shutdown()
+    run = open_store(server.store_url).get_run(format(root.get_span_context().trace_id, "032x"))
+    assert run is not None and run.status == "failed" and run.reason == "workflow failed"
+    assert run.failed_step_id == format(bad.get_span_context().span_id, "016x")

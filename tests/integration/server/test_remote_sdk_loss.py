@@ -99,13 +99,19 @@ APP = textwrap.dedent("""
             for i in range(n):
                 work(i)
         print(run.id)
+    else:  # a long-running app: give the replayer time to deliver what was spooled
+        import time
+        deadline = time.monotonic() + 120
+        while flightlog.stats()["sink"]["spool_pending_batches"] and time.monotonic() < deadline:
+            time.sleep(0.05)
     flightlog.shutdown()
-    s = flightlog.stats()
 """)
 
 
 @pytest.mark.slow
-def test_spool_replayed_by_next_process_after_server_comes_up(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_spool_replayed_by_next_process_after_server_comes_up(  # type: ignore[no-untyped-def]
+    server_factory, tmp_path: Path
+) -> None:
     spool = tmp_path / "spool"
     app = tmp_path / "app.py"
     app.write_text(APP)

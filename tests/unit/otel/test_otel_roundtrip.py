@@ -97,7 +97,7 @@ def _norm(b: Batch) -> dict[str, object]:
         "runs": sorted((r.to_dict() for r in b.runs), key=lambda d: d["id"]),
         "steps": sorted((s.to_dict() for s in b.steps), key=lambda d: d["id"]),
         "edges": sorted((e.to_dict() for e in b.edges), key=orjson.dumps),
-        "payloads": sorted(((p.hash, p.data, p.size, p.truncated) for p in b.payloads)),
+        "payloads": sorted((p.hash, p.data, p.size, p.truncated) for p in b.payloads),
         "findings": sorted((f.to_dict() for f in b.findings), key=lambda d: d["id"]),
     }
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 
-import flightlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import flightlog
 
 
 def edges_of(store, run_id):  # type: ignore[no-untyped-def]

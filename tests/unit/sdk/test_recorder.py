@@ -60,9 +60,8 @@ def test_exception_fails_run_and_is_reraised_unchanged(store) -> None:  # type: 
     def outer() -> None:
         inner()
 
-    with pytest.raises(KeyError) as info:
-        with flightlog.run("wf") as run:
-            outer()
+    with pytest.raises(KeyError) as info, flightlog.run("wf") as run:
+        outer()
     assert info.value is boom
     rec = record_of(store, run.id)
     outer_s, inner_s = rec.steps
@@ -154,9 +153,8 @@ def test_async_steps_and_async_run(store) -> None:  # type: ignore[no-untyped-de
 
 
 def test_context_manager_step(store) -> None:  # type: ignore[no-untyped-def]
-    with flightlog.run("wf") as run:
-        with flightlog.step("lookup", kind="tool", agent="a") as s:
-            s.set_output({"rows": 3})
+    with flightlog.run("wf") as run, flightlog.step("lookup", kind="tool", agent="a") as s:
+        s.set_output({"rows": 3})
     rec = record_of(store, run.id)
     assert rec.steps[0].name == "lookup" and payload(store, rec.steps[0].output_hash) == {"rows": 3}
 

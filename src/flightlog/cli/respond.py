@@ -1,0 +1,246 @@
+"""Response commands: ``owners explain``, ``incidents``, ``incident show|ack|resolve``,
+``alerts`` and ``watch``. Each parses, calls one library function, renders."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import sys
+from typing import Any
+
+import click
+
+from flightlog.cli._common import (
+    db_option,
+    echo_json,
+    errors_as_messages,
+    fmt_time,
+    json_option,
+    open_store_for_cli,
+    parse_since,
+)
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="flightlog.toml to read (default: $FLIGHTLOG_CONFIG, else ./flightlog.toml).",
+)
+
+
+def _engine(db: str, config_path: str | None) -> Any:
+    from flightlog.respond.engine import open_engine
+
+    return open_engine(open_store_for_cli(db), config_path)
+
+
+# -- owners -----------------------------------------------------------------------------------
+@click.group("owners")
+def owners() -> None:
+    """Who owns a workflow or a step: code owners, then [[owners]] rules (last match wins)."""
+
+
+@owners.command("explain")
+@click.option("--workflow", "-w", required=True, help="Workflow name.")
+@click.option("--step", "-s", default=None, help="Step name (omit for the workflow's owner).")
+@click.option("--agent", "-a", default=None, help="Agent name of the step.")
+@click.option("--tool", "-t", default=None, help="Tool name, when the step is a tool call.")
+@click.option("--owner", "code_owner", default=None,
+              help="An owner= given in code; it takes precedence over the rules.")
+@config_option
+@json_option
+def owners_explain(workflow: str, step: str | None, agent: str | None, tool: str | None,
+                   code_owner: str | None, config_path: str | None, as_json: bool) -> None:
+    """Show which ownership rule decides the owner (and which it overrode)."""
+    with errors_as_messages():
+        from flightlog.respond.config import load_respond_config
+        from flightlog.respond.owners import explain
+
+        match = explain(load_respond_config(config_path), workflow=workflow, step=step,
+                        agent=agent, tool=tool, code_owner=code_owner)
+        if as_json:
+            echo_json(match.to_dict())
+        else:
+            click.echo(match.explain())
+
+
+# -- incidents ---------------------------------------------------------------------------------
+def _incident_row(i: Any) -> str:
+    return (f"#{i.id:<5} {i.status:<12} {i.workflow:<20} runs={i.run_count:<5} "
+            f"fails at {i.failure_step}; root cause {i.root_cause_step} "
+            f"({i.root_cause_team})  opened {fmt_time(i.opened_ns)}")
+
+
+@click.command("incidents")
+@click.option("--status", type=click.Choice(["open", "triggered", "acknowledged", "resolved"]),
+              default=None, help="Only incidents in this state (open = not resolved).")
+@click.option("--workflow", "-w", default=None, help="Only this workflow's incidents.")
+@click.option("--limit", default=100, show_default=True, help="At most this many.")
+@db_option
+@json_option
+def incidents(status: str | None, workflow: str | None, limit: int, db: str,
+              as_json: bool) -> None:
+    """List incidents (failures grouped by fingerprint), newest first."""
+    with errors_as_messages():
+        from flightlog.respond.incidents import list_incidents
+        from flightlog.respond.schema import ensure_schema
+
+        store = open_store_for_cli(db)
+        ensure_schema(store)
+        with store.read() as tx:
+            found = list_incidents(tx, status=status, workflow=workflow, limit=limit)
+        if as_json:
+            echo_json([i.to_dict() for i in found])
+        elif not found:
+            click.echo("no incidents")
+        else:
+            for i in found:
+                click.echo(_incident_row(i))
+
+
+@click.group("incident")
+def incident() -> None:
+    """Show, acknowledge or resolve one incident."""
+
+
+@incident.command("show")
+@click.argument("incident_id")
+@db_option
+@json_option
+def incident_show(incident_id: str, db: str, as_json: bool) -> None:
+    """An incident with its attribution, timeline and notifications."""
+    with errors_as_messages():
+        from flightlog.respond import incidents as inc
+        from flightlog.respond.schema import ensure_schema
+
+        store = open_store_for_cli(db)
+        ensure_schema(store)
+        iid = inc.parse_id(incident_id)
+        with store.read() as tx:
+            i = inc.get(tx, iid)
+            events = inc.timeline(tx, iid)
+        if as_json:
+            echo_json({**i.to_dict(), "timeline": [e.to_dict() for e in events]})
+            return
+        a = i.attribution
+        click.echo(_incident_row(i))
+        click.echo(f"  fingerprint {i.fingerprint}: {i.workflow} / fails at {i.failure_step} / "
+                   f"root cause {i.root_cause_step} / {i.error_class}")
+        click.echo(f"  paged: {i.root_cause_team} (root-cause owner); notified: "
+                   f"{i.workflow_team} (workflow owner)")
+        if a.get("summary"):
+            click.echo(f"  {a['summary']}")
+        click.echo(f"  confidence {float(a.get('confidence') or 0):.2f}; latest run "
+                   f"{i.last_run_id}; report: flightlog report {i.last_run_id}")
+        for e in a.get("evidence") or []:
+            click.echo(f"    - {e}")
+        if i.previous_id:
+            click.echo(f"  follows incident #{i.previous_id}")
+        if i.next_id:
+            click.echo(f"  reopened as incident #{i.next_id}")
+        click.echo("  timeline:")
+        for e in events:
+            detail = ", ".join(f"{k}={v}" for k, v in e.detail.items() if v is not None)
+            click.echo(f"    {fmt_time(e.at_ns)}  {e.kind:<22} {e.actor:<10} {detail}")
+
+
+def _transition(incident_id: str, to: str, db: str, config_path: str | None, by: str | None,
+                note: str | None, as_json: bool) -> None:
+    with errors_as_messages():
+        from flightlog.respond.incidents import parse_id
+
+        engine = _engine(db, config_path)
+        i = engine.transition(parse_id(incident_id), to, actor=by or getpass.getuser(),
+                              note=note)
+        if as_json:
+            echo_json(i.to_dict())
+        else:
+            actor = i.acknowledged_by if to == "acknowledged" else i.resolved_by
+            click.echo(f"incident #{i.id} {to} by {actor}")
+
+
+@incident.command("ack")
+@click.argument("incident_id")
+@click.option("--by", default=None, help="Who acknowledges (default: the current user).")
+@click.option("--note", default=None, help="A note for the timeline.")
+@config_option
+@db_option
+@json_option
+def incident_ack(incident_id: str, by: str | None, note: str | None, config_path: str | None,
+                 db: str, as_json: bool) -> None:
+    """Acknowledge an incident: stops escalation; PagerDuty gets `acknowledge`."""
+    _transition(incident_id, "acknowledged", db, config_path, by, note, as_json)
+
+
+@incident.command("resolve")
+@click.argument("incident_id")
+@click.option("--by", default=None, help="Who resolves (default: the current user).")
+@click.option("--note", default=None, help="A note for the timeline.")
+@config_option
+@db_option
+@json_option
+def incident_resolve(incident_id: str, by: str | None, note: str | None,
+                     config_path: str | None, db: str, as_json: bool) -> None:
+    """Resolve an incident; PagerDuty gets `resolve` with the same dedup key."""
+    _transition(incident_id, "resolved", db, config_path, by, note, as_json)
+
+
+# -- alerts ------------------------------------------------------------------------------------
+@click.command("alerts")
+@click.option("--status", type=click.Choice(["pending", "sending", "delivered", "failed"]),
+              default=None, help="Only notifications in this state.")
+@click.option("--limit", default=200, show_default=True, help="At most this many.")
+@db_option
+@json_option
+def alerts(status: str | None, limit: int, db: str, as_json: bool) -> None:
+    """The notification outbox and delivery history, newest first."""
+    with errors_as_messages():
+        from flightlog.respond.outbox import list_outbox
+        from flightlog.respond.schema import ensure_schema
+
+        store = open_store_for_cli(db)
+        ensure_schema(store)
+        found = list_outbox(store, status=status, limit=limit)
+        if as_json:
+            echo_json([e.to_dict() for e in found])
+            return
+        if not found:
+            click.echo("no notifications")
+        for e in found:
+            when = fmt_time(e.delivered_ns or e.last_attempt_ns or e.created_ns)
+            extra = f"  ({e.last_error})" if e.last_error and e.status != "delivered" else ""
+            incs = ",".join(f"#{i}" for i in e.incident_ids)
+            click.echo(f"{when}  {e.status:<9} {e.channel:<18} {e.kind:<11} "
+                       f"attempts={e.attempts} {incs}  {e.summary[:80]}{extra}")
+
+
+# -- watch -------------------------------------------------------------------------------------
+@click.command("watch")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between polls.")
+@click.option("--once", is_flag=True, help="One pass (process ended runs, flush, deliver).")
+@click.option("--since", default="24h", show_default=True,
+              help="Process runs that ended this recently (30m, 2h, 7d or an ISO time).")
+@config_option
+@db_option
+def watch(interval: float, once: bool, since: str, config_path: str | None, db: str) -> None:
+    """Watch a store: turn ended runs into incidents and deliver alerts (embedded use)."""
+    with errors_as_messages():
+        from flightlog.respond.engine import watch as run_watch
+
+        engine = _engine(db, config_path)
+        if not engine.config.enabled:
+            click.echo("warning: no channels configured; incidents are kept but nobody is "
+                       "told (see docs/alerting.md)", err=True)
+
+        def report(touched: list[int], result: Any) -> None:
+            if touched or result.notifications or result.delivered or result.failed:
+                click.echo(
+                    f"incidents touched {sorted(set(touched))}; queued "
+                    f"{result.notifications + result.escalations}, delivered "
+                    f"{result.delivered}, retrying {result.retried}, failed {result.failed}")
+                sys.stdout.flush()
+
+        with contextlib.suppress(KeyboardInterrupt):
+            run_watch(engine.store, engine, interval_s=interval, once=once,
+                      since_ns=parse_since(since), on_pass=report)

@@ -1,0 +1,602 @@
+"""Blameless postmortems of a run: Markdown, a self-contained HTML file, or JSON.
+
+``postmortem(store, run_id)`` gathers everything (attribution, timeline, impact, owners,
+similar earlier failures, action items) into a plain dict; ``render_markdown`` and
+``render_html`` present it. Captured values (LLM and tool outputs, error messages) are
+untrusted: the HTML escapes every one of them, carries no script at all and declares a
+Content-Security-Policy that forbids scripts, so markup or a prompt injection in an output
+is shown as text. Markdown output escapes HTML-significant characters too, because Markdown
+is often rendered to HTML by whoever reads it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import time
+from typing import Any
+
+from flightlog.detect import detect
+from flightlog.detect.context import RunContext, history_cache
+from flightlog.forensics.attribution import Attribution, attribute
+from flightlog.model import Finding, Step
+from flightlog.store.base import RunQuery
+
+PREVIEW_CHARS = 240
+SIMILAR_MAX = 10
+
+
+def _ts(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _dur(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    if ns < 1_000_000:
+        return f"{ns / 1000:.0f} µs"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.0f} ms"
+    return f"{ns / 1e9:.2f} s"
+
+
+def _preview(value: Any) -> str:
+    from flightlog import _json
+
+    text = value if isinstance(value, str) else _json.dumps(value)
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def _kinds(findings: list[Finding]) -> set[str]:
+    out = set()
+    for f in findings:
+        out.add("check" if f.detector == "check" else str(f.evidence.get("kind", "")).split(":")[0])
+    return out
+
+
+def _actions(att: Attribution, root: Step | None, root_findings: list[Finding]) -> list[str]:
+    if root is None:
+        return ["Record steps in this workflow (flightlog.step) so failures can be attributed."]
+    name, owner = root.name, root.owner or "the owning team"
+    kinds = _kinds(root_findings)
+    items: list[str] = []
+    rules = [
+        (
+            "empty",
+            f"Make {name} fail loudly (or fall back) when it returns nothing, and add a "
+            f"check right after it so the failure surfaces at its cause ({owner}).",
+        ),
+        (
+            "fields",
+            f"Validate the response schema of {name} and add a contract test for the "
+            f"fields its consumers read ({owner}).",
+        ),
+        ("type", f"Validate the response type of {name} at its boundary ({owner})."),
+        (
+            "stale",
+            f"Put a maximum age on what {name} serves from cache and refresh or fail when "
+            f"it is exceeded ({owner}).",
+        ),
+        ("number", f"Add a plausibility range check on {name}'s output ({owner})."),
+        (
+            "category",
+            f"Restrict {name}'s output to the allowed values and reject others ({owner}).",
+        ),
+        ("short", f"Detect short or partial outputs of {name} ({owner})."),
+        (
+            "truncated",
+            f"Raise the token limit of {name} or treat finish_reason=length as an error ({owner}).",
+        ),
+        ("refusal", f"Detect refusals from {name} and retry or escalate to a human ({owner})."),
+        (
+            "prompt_injection",
+            f"Treat content returned by {name} as untrusted: quote or filter "
+            f"it before it reaches a model ({owner}).",
+        ),
+        (
+            "timeout",
+            f"Review the timeout and retry budget of {name}; add a fallback or circuit "
+            f"breaker ({owner}).",
+        ),
+        (
+            "loop",
+            f"Add an iteration guard to agent {root.agent or name} so it stops repeating "
+            f"the same action ({owner}).",
+        ),
+        (
+            "attr",
+            f"Roll back the prompt/model change on {name} and gate such changes on an "
+            f"evaluation ({owner}).",
+        ),
+        (
+            "ungrounded",
+            f"Ground {name}'s extracted fields: verify each against its input ({owner}).",
+        ),
+        (
+            "http_error",
+            f"Make {name} raise on error responses instead of passing them on ({owner}).",
+        ),
+        (
+            "error_field",
+            f"Make {name} raise on error payloads instead of passing them on ({owner}).",
+        ),
+        (
+            "error_text",
+            f"Make {name} raise on error responses instead of passing them on ({owner}).",
+        ),
+        (
+            "exception",
+            f"Handle the exception raised in {name}, or fail earlier with a clearer "
+            f"error ({owner}).",
+        ),
+        ("check", f"Investigate the failed check in {name} ({owner})."),
+    ]
+    for kind, text in rules:
+        if kind in kinds:
+            items.append(text)
+    if not items:
+        items.append(
+            f"Investigate {name}: no detector explains its fault yet; add a check on "
+            f"its output ({owner})."
+        )
+    if att.root_cause and att.failure_point and att.root_cause.id != att.failure_point.id:
+        fp = att.failure_point
+        items.append(
+            f"Add a guard between step {att.root_cause.index} and step {fp.index} so "
+            f"this class of fault is caught where it starts, not where it surfaces."
+        )
+    items.append(
+        "Turn this failure into a fire drill (flightlog drill) so detection and "
+        "attribution are tested on every change."
+    )
+    if att.hypothesis:
+        items.append(
+            "Confirm the root cause by hand: the attribution is a hypothesis "
+            f"(confidence {att.confidence:.2f})."
+        )
+    return items
+
+
+def _owner(workflow: str, step: Step | None, code_owner: str | None) -> str | None:
+    """The owner recorded in code, else the one flightlog.toml's [[owners]] rules name (the
+    same resolution the response layer routes alerts by), with the rule that decided it."""
+    if code_owner:
+        return code_owner
+    try:
+        from flightlog.respond.config import load_respond_config
+        from flightlog.respond.owners import OwnerQuery, resolve_owner
+
+        config = load_respond_config()
+        if not config.rules:
+            return None
+        match = resolve_owner(
+            config, OwnerQuery(workflow, step.name if step else None, step.agent if step else None)
+        )
+    except Exception:  # no or invalid ownership configuration: the report still renders
+        return None
+    rule = f" (owners rule {match.rule.number})" if match.rule else ""
+    return f"{match.team}{rule}"
+
+
+def _similar(store: Any, run: Any, att: Attribution) -> list[dict[str, Any]]:
+    """Earlier failed runs of the same workflow, with their attributed root cause."""
+    from flightlog.forensics.ledger import stored_attribution
+
+    earlier = [
+        r
+        for r in store.list_runs(RunQuery(workflow=run.workflow, status="failed", limit=200))
+        if r.id != run.id and r.started_ns <= run.started_ns
+    ][:SIMILAR_MAX]
+    out = []
+    for r in earlier:
+        try:
+            other = stored_attribution(store, r.id)
+        except Exception:
+            other = None
+        if other is None:
+            try:
+                other = attribute(
+                    RunContext(store, store.get_record(r.id), history_cache.get(store, r.workflow))
+                )
+            except Exception:
+                other = None
+        rc = other.root_cause if other else None
+        out.append(
+            {
+                "run_id": r.id,
+                "started": _ts(r.started_ns),
+                "reason": r.reason,
+                "root_cause": rc.to_dict() if rc else None,
+                "same_root_cause": bool(rc and att.root_cause and rc.name == att.root_cause.name),
+            }
+        )
+    return out
+
+
+def postmortem(store: Any, run_id: str) -> dict[str, Any]:
+    """Everything a postmortem of ``run_id`` says, as a JSON-ready dict."""
+    run_id = store.resolve_run_id(run_id)
+    record = store.get_record(run_id)
+    ctx = RunContext(store, record, history_cache.get(store, record.run.workflow))
+    att = attribute(ctx)
+    findings = detect(store, run_id, write=False)
+    run = record.run
+    steps = record.steps
+    by_step: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_step.setdefault(f.step_id or "", []).append(f)
+    root = ctx.step(att.root_cause.id) if att.root_cause else None
+
+    timeline = []
+    for s in steps:
+        timeline.append(
+            {
+                "index": s.index,
+                "name": s.name,
+                "kind": s.kind,
+                "agent": s.agent,
+                "owner": s.owner,
+                "status": s.status,
+                "offset_ms": round((s.started_ns - run.started_ns) / 1e6, 3),
+                "duration": _dur(s.duration_ns),
+                "findings": [f"{f.severity}: {f.message}" for f in by_step.get(s.id, [])],
+                "error": f"{s.error.type}: {s.error.message}" if s.error else None,
+                "role": (
+                    "root cause"
+                    if att.root_cause and s.id == att.root_cause.id
+                    else "failure point"
+                    if att.failure_point and s.id == att.failure_point.id
+                    else ""
+                ),
+            }
+        )
+    chain = []
+    for ref in att.chain:
+        s = ctx.step(ref.id)
+        if s is None:
+            continue
+        chain.append(
+            {
+                **ref.to_dict(),
+                "output": _preview(ctx.output(s)) if s.output_hash else None,
+                "error": f"{s.error.type}: {s.error.message}" if s.error else None,
+            }
+        )
+
+    # Impact: what the failure cost and what never happened.
+    tokens = sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in steps)
+    cost = sum(s.cost or 0.0 for s in steps)
+    not_reached: list[str] = []
+    if att.failure_point is not None and ctx.history.run_ids:
+        typical = ctx.history.samples
+        seen = {s.name for s in steps}
+        not_reached = [n for n in typical if n not in seen]
+    total = store.count_runs(RunQuery(workflow=run.workflow))
+    failed_total = store.count_runs(RunQuery(workflow=run.workflow, status="failed"))
+    impact = {
+        "outcome": run.status,
+        "reason": run.reason,
+        "duration": _dur(run.duration_ns),
+        "steps_completed": sum(1 for s in steps if s.status == "ok"),
+        "of_steps": att.of_steps,
+        "steps_not_reached": not_reached,
+        "tokens": tokens,
+        "cost": round(cost, 6),
+        "workflow_failure_rate": f"{failed_total} of {total} recorded runs failed",
+    }
+    fp_step = ctx.step(att.failure_point.id) if att.failure_point else None
+    owners = {
+        "root_cause_step": _owner(run.workflow, root, root.owner if root else None)
+        or "unowned (no owner recorded)",
+        "failure_point_step": _owner(run.workflow, fp_step, fp_step.owner if fp_step else None)
+        or "-",
+        "workflow": _owner(run.workflow, None, run.owner) or "unowned (no owner recorded)",
+    }
+    root_findings = by_step.get(root.id, []) if root else []
+    return {
+        "title": f"Postmortem: {run.workflow} run {run.id[:12]}",
+        "generated": _ts(time.time_ns()),
+        "run": {
+            "id": run.id,
+            "workflow": run.workflow,
+            "version": run.version,
+            "owner": run.owner,
+            "service": run.service,
+            "status": run.status,
+            "started": _ts(run.started_ns),
+            "ended": _ts(run.ended_ns),
+            "reason": run.reason,
+        },
+        "summary": att.summary,
+        "attribution": att.to_dict(),
+        "impact": impact,
+        "owners": owners,
+        "chain": chain,
+        "timeline": timeline,
+        "similar_failures": _similar(store, run, att) if att.failed else [],
+        "action_items": _actions(att, root, root_findings) if att.failed else [],
+    }
+
+
+# -- Markdown ------------------------------------------------------------------------------
+
+
+def _md(value: Any) -> str:
+    """Escape a captured value for Markdown (and for HTML, should it be rendered)."""
+    text = "" if value is None else str(value)
+    text = html.escape(text, quote=False)
+    for ch in ("\\", "`", "*", "_", "[", "]", "|"):
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("\n", " ")
+
+
+def render_markdown(pm: dict[str, Any]) -> str:
+    a, r, imp = pm["attribution"], pm["run"], pm["impact"]
+    out = [
+        f"# {_md(pm['title'])}",
+        "",
+        f"*Blameless postmortem generated {pm['generated']} by Flightlog.*",
+        "",
+        "## Summary",
+        "",
+        _md(pm["summary"]),
+        "",
+    ]
+    out += [
+        "## Impact",
+        "",
+        f"- Run `{r['id']}` of workflow **{_md(r['workflow'])}** (version "
+        f"{_md(r['version'] or '-')}) {r['status']} at {r['ended']} after {imp['duration']}.",
+        f"- Reason: {_md(imp['reason'] or '-')}",
+        f"- Steps completed: {imp['steps_completed']} of {imp['of_steps']}"
+        + (
+            f"; not reached: {_md(', '.join(imp['steps_not_reached']))}"
+            if imp["steps_not_reached"]
+            else ""
+        ),
+        f"- Tokens: {imp['tokens']}; cost: {imp['cost']}",
+        f"- Workflow: {_md(imp['workflow_failure_rate'])}",
+        "",
+    ]
+    if a["failed"] and a["failure_point"]:
+        fp = a["failure_point"]
+        out += [
+            "## Failure point",
+            "",
+            f"Step {fp['index']} of {a['of_steps']}: **{_md(fp['name'])}** (agent "
+            f"{_md(fp['agent'] or '-')}, owner {_md(fp['owner'] or '-')}).",
+            "",
+        ]
+    if a["root_cause"]:
+        rc = a["root_cause"]
+        label = "hypothesis" if a["hypothesis"] else "attribution"
+        out += [
+            "## Root cause",
+            "",
+            f"Step {rc['index']}: **{_md(rc['name'])}** (agent {_md(rc['agent'] or '-')}, "
+            f"kind {_md(rc['kind'])}, owner {_md(rc['owner'] or '-')}).",
+            "",
+            f"Confidence **{a['confidence']:.2f}** ({label}); method: {_md(a['method'])}.",
+            "",
+            "Evidence:",
+            "",
+        ]
+        out += [f"- {_md(e)}" for e in a["evidence"]]
+        if a["alternatives"]:
+            out += [
+                "",
+                "Alternatives considered:",
+                "",
+                "| score | step | reason |",
+                "|---:|---|---|",
+            ]
+            for alt in a["alternatives"]:
+                s = alt["step"]
+                out.append(
+                    f"| {alt['score']:.2f} | {s['index']} {_md(s['name'])} | {_md(alt['reason'])} |"
+                )
+        out.append("")
+    if pm["chain"]:
+        out += ["## Causal chain", ""]
+        for i, c in enumerate(pm["chain"], 1):
+            detail = c["error"] or c["output"] or ""
+            out.append(
+                f"{i}. step {c['index']} **{_md(c['name'])}** ({_md(c['agent'] or '-')})"
+                f": `{_md(detail)}`"
+                if detail
+                else f"{i}. step {c['index']} **{_md(c['name'])}** ({_md(c['agent'] or '-')})"
+            )
+        out.append("")
+    out += [
+        "## Timeline",
+        "",
+        "| # | +ms | step | kind | agent | duration | status | notes |",
+        "|---:|---:|---|---|---|---|---|---|",
+    ]
+    for t in pm["timeline"]:
+        notes = "; ".join(([t["role"].upper()] if t["role"] else []) + t["findings"])
+        out.append(
+            f"| {t['index']} | {t['offset_ms']} | {_md(t['name'])} | {_md(t['kind'])} | "
+            f"{_md(t['agent'] or '-')} | {t['duration']} | {t['status']} | {_md(notes)} |"
+        )
+    o = pm["owners"]
+    out += [
+        "",
+        "## Owners",
+        "",
+        f"- Root-cause step: {_md(o['root_cause_step'])}",
+        f"- Failure-point step: {_md(o['failure_point_step'])}",
+        f"- Workflow: {_md(o['workflow'])}",
+        "",
+    ]
+    out += ["## Similar earlier failures", ""]
+    if pm["similar_failures"]:
+        for s in pm["similar_failures"]:
+            rc = s["root_cause"]
+            same = " (same root cause)" if s["same_root_cause"] else ""
+            where = f"step {rc['index']} {_md(rc['name'])}" if rc else "no attribution"
+            out.append(
+                f"- {s['started']} run `{s['run_id'][:12]}`: {where}{same} — "
+                f"{_md(s['reason'] or '-')}"
+            )
+    else:
+        out.append("None recorded before this run.")
+    out += ["", "## Action items", ""]
+    out += [f"- [ ] {_md(item)}" for item in pm["action_items"]] or ["None."]
+    out.append("")
+    return "\n".join(out)
+
+
+# -- HTML ------------------------------------------------------------------------------------
+
+_CSS = """
+body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#1d2330}
+h1{font-size:1.6em}h2{border-bottom:1px solid #dde;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;width:100%;font-size:13px}
+td,th{border:1px solid #dde;padding:4px 6px;vertical-align:top;text-align:left}
+th{background:#f3f4f8}
+code,pre{font:12px ui-monospace,monospace;background:#f5f5f7;padding:1px 4px;
+white-space:pre-wrap;word-break:break-word}
+.summary{font-size:1.1em;background:#fff7e6;border-left:4px solid #f0a020;padding:.6em 1em}
+.rc{background:#fdecea}.fp{background:#fff4e0}.hyp{color:#a05a00;font-weight:bold}
+.meta{color:#667}
+"""
+
+
+def _h(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def render_html(pm: dict[str, Any]) -> str:
+    """One self-contained HTML document; every captured value escaped; no scripts."""
+    a, r, imp, o = pm["attribution"], pm["run"], pm["impact"], pm["owners"]
+    p: list[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'; img-src data:; script-src 'none'\">",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_h(pm['title'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_h(pm['title'])}</h1>",
+        f'<p class="meta">Blameless postmortem generated {_h(pm["generated"])} by Flightlog.</p>',
+        "<h2>Summary</h2>",
+        f'<p class="summary">{_h(pm["summary"])}</p>',
+        "<h2>Impact</h2><ul>",
+        f"<li>Run <code>{_h(r['id'])}</code> of workflow <b>{_h(r['workflow'])}</b> (version "
+        f"{_h(r['version'] or '-')}) {_h(r['status'])} at {_h(r['ended'])} after "
+        f"{_h(imp['duration'])}.</li>",
+        f"<li>Reason: {_h(imp['reason'] or '-')}</li>",
+        f"<li>Steps completed: {_h(imp['steps_completed'])} of {_h(imp['of_steps'])}"
+        + (
+            f"; not reached: {_h(', '.join(imp['steps_not_reached']))}"
+            if imp["steps_not_reached"]
+            else ""
+        )
+        + "</li>",
+        f"<li>Tokens: {_h(imp['tokens'])}; cost: {_h(imp['cost'])}</li>",
+        f"<li>Workflow: {_h(imp['workflow_failure_rate'])}</li></ul>",
+    ]
+    if a["failed"] and a["failure_point"]:
+        fp = a["failure_point"]
+        p += [
+            "<h2>Failure point</h2>",
+            f"<p>Step {_h(fp['index'])} of {_h(a['of_steps'])}: <b>{_h(fp['name'])}</b> "
+            f"(agent {_h(fp['agent'] or '-')}, owner {_h(fp['owner'] or '-')}).</p>",
+        ]
+    if a["root_cause"]:
+        rc = a["root_cause"]
+        label = '<span class="hyp">hypothesis</span>' if a["hypothesis"] else "attribution"
+        p += [
+            "<h2>Root cause</h2>",
+            f"<p>Step {_h(rc['index'])}: <b>{_h(rc['name'])}</b> (agent "
+            f"{_h(rc['agent'] or '-')}, kind {_h(rc['kind'])}, owner "
+            f"{_h(rc['owner'] or '-')}).</p>",
+            f"<p>Confidence <b>{a['confidence']:.2f}</b> ({label}); method: {_h(a['method'])}.</p>",
+            "<p>Evidence:</p><ul>",
+        ]
+        p += [f"<li>{_h(e)}</li>" for e in a["evidence"]]
+        p.append("</ul>")
+        if a["alternatives"]:
+            p.append(
+                "<p>Alternatives considered:</p><table><tr><th>score</th><th>step</th>"
+                "<th>reason</th></tr>"
+            )
+            for alt in a["alternatives"]:
+                s = alt["step"]
+                p.append(
+                    f"<tr><td>{alt['score']:.2f}</td><td>{_h(s['index'])} "
+                    f"{_h(s['name'])}</td><td>{_h(alt['reason'])}</td></tr>"
+                )
+            p.append("</table>")
+    if pm["chain"]:
+        p.append("<h2>Causal chain</h2><ol>")
+        for c in pm["chain"]:
+            detail = c["error"] or c["output"]
+            p.append(
+                f"<li>step {_h(c['index'])} <b>{_h(c['name'])}</b> "
+                f"({_h(c['agent'] or '-')})"
+                + (f": <code>{_h(detail)}</code>" if detail else "")
+                + "</li>"
+            )
+        p.append("</ol>")
+    p.append(
+        "<h2>Timeline</h2><table><tr><th>#</th><th>+ms</th><th>step</th><th>kind</th>"
+        "<th>agent</th><th>duration</th><th>status</th><th>notes</th></tr>"
+    )
+    for t in pm["timeline"]:
+        cls = (
+            ' class="rc"'
+            if t["role"] == "root cause"
+            else (' class="fp"' if t["role"] == "failure point" else "")
+        )
+        notes = "<br>".join(
+            _h(x) for x in ([t["role"].upper()] if t["role"] else []) + t["findings"]
+        )
+        p.append(
+            f"<tr{cls}><td>{_h(t['index'])}</td><td>{_h(t['offset_ms'])}</td>"
+            f"<td>{_h(t['name'])}</td><td>{_h(t['kind'])}</td><td>{_h(t['agent'] or '-')}"
+            f"</td><td>{_h(t['duration'])}</td><td>{_h(t['status'])}</td>"
+            f"<td>{notes}</td></tr>"
+        )
+    p.append("</table>")
+    p += [
+        "<h2>Owners</h2><ul>",
+        f"<li>Root-cause step: {_h(o['root_cause_step'])}</li>",
+        f"<li>Failure-point step: {_h(o['failure_point_step'])}</li>",
+        f"<li>Workflow: {_h(o['workflow'])}</li></ul>",
+        "<h2>Similar earlier failures</h2>",
+    ]
+    if pm["similar_failures"]:
+        p.append("<ul>")
+        for s in pm["similar_failures"]:
+            rc = s["root_cause"]
+            where = f"step {_h(rc['index'])} {_h(rc['name'])}" if rc else "no attribution"
+            same = " (same root cause)" if s["same_root_cause"] else ""
+            p.append(
+                f"<li>{_h(s['started'])} run <code>{_h(s['run_id'][:12])}</code>: "
+                f"{where}{same} — {_h(s['reason'] or '-')}</li>"
+            )
+        p.append("</ul>")
+    else:
+        p.append("<p>None recorded before this run.</p>")
+    p.append("<h2>Action items</h2><ul>")
+    p += [f"<li>{_h(item)}</li>" for item in pm["action_items"]] or ["<li>None.</li>"]
+    p.append("</ul></body></html>")
+    return "\n".join(p)
+
+
+def render(pm: dict[str, Any], fmt: str) -> str:
+    """``md`` | ``html`` | ``json``."""
+    if fmt == "md":
+        return render_markdown(pm)
+    if fmt == "html":
+        return render_html(pm)
+    if fmt == "json":
+        import orjson
+
+        return orjson.dumps(pm, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    from flightlog.errors import InputError
+
+    raise InputError(f"unknown report format {fmt!r}; expected md, html or json")

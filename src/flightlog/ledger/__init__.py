@@ -1,0 +1,62 @@
+"""The tamper-evident audit ledger: every stored record is a leaf of an RFC 9162 Merkle log.
+
+Modules, one concept each:
+
+- ``rfc9162``     leaf/node hashing, inclusion and consistency proofs (generation, verification)
+- ``canonical``   RFC 8785 canonical JSON at orjson speed
+- ``entry``       records -> entries, salted commitments for sensitive values
+- ``note``        C2SP signed notes, Ed25519 keys in note format
+- ``checkpoint``  C2SP tlog-checkpoint bodies
+- ``schema``      the ledger's tables
+- ``log``         the store-backed log: appends in the write transaction, proofs, checkpoints
+- ``proof``       C2SP tlog-proof files for one record
+- ``verify``      full verification of a store's log, naming the first divergence
+- ``bundle``      self-contained auditor bundles and their offline verification
+- ``redact``      deleting sensitive values while every proof stays valid
+- ``retention``   the retention window; pruning outside it only
+- ``anchor``      publishing checkpoints to a witness file or a git repository
+
+``attach(store)`` is called by ``flightlog.store.open_store`` unless ``FLIGHTLOG_LEDGER=off``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flightlog.ledger.config import LedgerConfig
+    from flightlog.ledger.log import Ledger
+    from flightlog.store.base import Store
+
+__all__ = ["attach", "ledger_enabled"]
+
+_ledgers: weakref.WeakKeyDictionary[object, Ledger] = weakref.WeakKeyDictionary()
+
+
+def attach(store: Store, config: LedgerConfig | None = None) -> Ledger:
+    """Attach the audit ledger to ``store`` (idempotent): create its tables, and register the
+    write hook and auditor so every record stored from now on becomes a leaf."""
+    existing = _ledgers.get(store)
+    if existing is not None:
+        return existing
+    from flightlog.ledger.log import Ledger
+
+    ledger = Ledger(store, config)
+    store.add_write_hook(ledger.on_write)
+    store.add_auditor(ledger.on_audit)
+    _ledgers[store] = ledger
+    return ledger
+
+
+def ledger_enabled() -> bool:
+    """False when ``FLIGHTLOG_LEDGER`` is ``off`` (or ``0``, ``false``, ``no``), or, when the
+    variable is unset, ``[ledger] enabled = false`` in ``flightlog.toml``."""
+    import os
+
+    from flightlog.ledger.config import _file_section, is_on
+
+    if "FLIGHTLOG_LEDGER" in os.environ:
+        return is_on(os.environ["FLIGHTLOG_LEDGER"])
+    enabled = _file_section(os.environ).get("enabled", True)
+    return is_on(str(enabled).lower() if isinstance(enabled, bool) else str(enabled))

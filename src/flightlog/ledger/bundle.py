@@ -1,0 +1,270 @@
+"""Auditor bundles: a self-contained, offline-verifiable extract of the log.
+
+A bundle (JSON, ``format: flightlog-audit-bundle/v1``) holds the selected entries (their
+exact canonical JSON), each entry's inclusion proof in one signed checkpoint, the verifier key,
+the openings of the entries' commitments that were not redacted, and the payloads those
+openings reference. ``verify_bundle`` needs only ``pip install flightlog``: no store, no
+database, no network. It checks the checkpoint's signature, every inclusion proof, every
+opening against its commitment and every payload against its hash, and says what was proven.
+
+Trust: the verifier key inside the bundle only says who claims to have signed it. Pass the
+key you obtained independently (``--key``, e.g. from ``flightlog audit key`` or a witness)
+to pin it; the report says whether the key was pinned.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from flightlog.errors import InputError, LedgerError
+from flightlog.ledger import checkpoint as cp_mod
+from flightlog.ledger import rfc9162
+from flightlog.ledger.entry import COMMIT, commitment, committed_paths, get_path
+from flightlog.ledger.note import Verifier
+from flightlog.ledger.schema import record_filter
+
+FORMAT = "flightlog-audit-bundle/v1"
+
+
+@dataclass(slots=True)
+class BundleSummary:
+    path: str
+    entries: int
+    runs: list[str]
+    checkpoint_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "entries": self.entries,
+            "runs": self.runs,
+            "checkpoint_size": self.checkpoint_size,
+        }
+
+
+def export(
+    ledger: Any, out: Path, *, run_id: str | None = None, since_ns: int | None = None
+) -> BundleSummary:
+    """Write a bundle of the entries of one run (``run_id``) or appended since ``since_ns``."""
+    from flightlog.store.base import chunked
+
+    if (run_id is None) == (since_ns is None):
+        raise InputError("export needs exactly one of a run (--run) or a time (--since)")
+    store = ledger.store
+    if run_id is not None:
+        run_id = store.resolve_run_id(run_id)
+    cp = ledger.checkpoint()
+    with store.read() as tx:
+        if run_id is not None:
+            ids = [run_id]
+            ids += [
+                f"{run_id}/{r[0]}"
+                for r in tx.fetchall("SELECT id FROM steps WHERE run_id = ?", (run_id,))
+            ]
+            ids += [
+                r[0] for r in tx.fetchall("SELECT id FROM findings WHERE run_id = ?", (run_id,))
+            ]
+            ids += [
+                f"{run_id}/{s}>{t}/{k}"
+                for s, t, k in tx.fetchall(
+                    "SELECT source, target, kind FROM edges WHERE run_id = ?", (run_id,)
+                )
+            ]
+            rows = []
+            for part in chunked(ids, 400):
+                cond, params = record_filter(list(part), [run_id])
+                rows += tx.fetchall(
+                    f"SELECT seq, entry, openings FROM ledger_entries WHERE {cond} AND seq < ?",
+                    [*params, cp.size],
+                )
+            rows.sort()
+        else:
+            rows = tx.fetchall(
+                "SELECT seq, entry, openings FROM ledger_entries "
+                "WHERE created_ns >= ? AND seq < ? ORDER BY seq",
+                (since_ns, cp.size),
+            )
+        if not rows:
+            raise LedgerError(
+                "nothing to export: no ledger entries match "
+                + (f"run {run_id}" if run_id else "that time")
+            )
+        entries = []
+        hashes: set[str] = set()
+        runs: set[str] = set()
+        for seq, entry, opened_raw in rows:
+            if entry is None:
+                continue  # pruned: nothing to show
+            entry = bytes(entry)
+            data = orjson.loads(entry).get("data") or {}
+            if isinstance(data, dict) and data.get("run_id") or run_id:
+                runs.add(str(data.get("run_id") or run_id))
+            opened = orjson.loads(opened_raw) if opened_raw is not None else None
+            for path, _salt, value in opened or []:
+                if path[-1] in ("input_hash", "output_hash") and isinstance(value, str):
+                    hashes.add(value)
+            entries.append(
+                {
+                    "index": int(seq),
+                    "entry": entry.decode(),
+                    "proof": [base64.b64encode(h).decode() for h in ledger.prove(tx, int(seq), cp)],
+                    "openings": opened,
+                }
+            )
+    payloads = {h: d.decode("utf-8", "replace") for h, d in store.get_payloads(hashes).items()}
+    bundle = {
+        "format": FORMAT,
+        "created_ns": str(time.time_ns()),
+        "selection": {"run": run_id, "since_ns": None if since_ns is None else str(since_ns)},
+        "verifier_key": ledger.verifier().encode(),
+        "checkpoint": cp.note,
+        "entries": entries,
+        "payloads": payloads,
+    }
+    out = Path(out)
+    out.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
+    return BundleSummary(str(out), len(entries), sorted(runs), cp.size)
+
+
+@dataclass(slots=True)
+class BundleReport:
+    """What a verified bundle proves."""
+
+    origin: str
+    checkpoint_size: int
+    checkpoint_root: str
+    verifier_key: str
+    key_pinned: bool
+    entries: int
+    runs: list[str]
+    kinds: dict[str, int]
+    opened: int
+    redacted: int
+    payloads: int
+    selection: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items()))
+        runs = ", ".join(self.runs[:5]) + (" …" if len(self.runs) > 5 else "")
+        trust = (
+            "pinned key" if self.key_pinned else "key from the bundle itself (pass --key to pin)"
+        )
+        return (
+            f"verified: {self.entries} entries ({kinds}) of run(s) {runs or '-'} are included in "
+            f"checkpoint {self.origin} size {self.checkpoint_size} root {self.checkpoint_root}, "
+            f"signed by {self.verifier_key} ({trust}); "
+            f"{self.opened} committed values opened, {self.redacted} redacted, "
+            f"{self.payloads} payloads match their hashes"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "origin": self.origin,
+            "checkpoint_size": self.checkpoint_size,
+            "checkpoint_root": self.checkpoint_root,
+            "verifier_key": self.verifier_key,
+            "key_pinned": self.key_pinned,
+            "entries": self.entries,
+            "runs": self.runs,
+            "kinds": self.kinds,
+            "opened": self.opened,
+            "redacted": self.redacted,
+            "payloads": self.payloads,
+            "selection": self.selection,
+            "summary": self.summary(),
+        }
+
+
+def verify_bundle(path: Path, trusted_key: str | None = None) -> BundleReport:
+    """Verify a bundle file offline. Raises ``LedgerError`` naming the first failure."""
+    try:
+        bundle = orjson.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read bundle {path}: {exc}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise LedgerError(f"bundle {path} is not JSON: {exc}") from exc
+    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
+        raise LedgerError(f"{path} is not a Flightlog audit bundle (format {FORMAT})")
+    try:
+        verifier = Verifier.parse(trusted_key or bundle["verifier_key"])
+        if trusted_key and bundle.get("verifier_key") != verifier.encode():
+            # The pinned key decides; a different key in the bundle is worth saying.
+            pass
+        cp = cp_mod.open_checkpoint(bundle["checkpoint"], verifier)
+        entries = bundle["entries"]
+        payloads = bundle.get("payloads") or {}
+    except (KeyError, TypeError) as exc:
+        raise LedgerError(f"bundle {path} lacks a required field: {exc}") from exc
+    if not entries:
+        raise LedgerError(f"bundle {path} holds no entries")
+    kinds: Counter[str] = Counter()
+    runs: set[str] = set()
+    opened = redacted = 0
+    committed_hashes: set[str] = set()
+    for item in entries:
+        try:
+            index = int(item["index"])
+            raw = str(item["entry"]).encode()
+            proof = [base64.b64decode(h, validate=True) for h in item["proof"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LedgerError(f"bundle entry is malformed: {exc}") from exc
+        try:
+            rfc9162.verify_inclusion(index, cp.size, rfc9162.leaf_hash(raw), proof, cp.root)
+        except LedgerError as exc:
+            raise LedgerError(f"entry #{index} does not verify: {exc}") from exc
+        entry = orjson.loads(raw)
+        kinds[str(entry.get("kind"))] += 1
+        data = entry.get("data") or {}
+        if isinstance(data, dict) and data.get("run_id"):
+            runs.add(str(data["run_id"]))
+        if entry.get("kind") in ("run.start", "run.end"):
+            runs.add(str(entry.get("id")))
+        by_path = {tuple(p): (s, v) for p, s, v in (item.get("openings") or [])}
+        for p in committed_paths(data):
+            opening = by_path.pop(p, None)
+            if opening is None:
+                redacted += 1
+                continue
+            salt, value = opening
+            if commitment(base64.b64decode(salt), value) != get_path(data, p)[COMMIT]:
+                raise LedgerError(
+                    f"entry #{index}: the opening of {'.'.join(p)} does not match its commitment"
+                )
+            opened += 1
+            if p[-1] in ("input_hash", "output_hash") and isinstance(value, str):
+                committed_hashes.add(value)
+        if by_path:
+            raise LedgerError(
+                f"entry #{index}: openings for fields it does not commit: {sorted(by_path)}"
+            )
+    for h, text in payloads.items():
+        if h not in committed_hashes:
+            raise LedgerError(f"payload {h} is not referenced by any opened entry")
+        digest = h.removeprefix("sha256:")
+        if len(digest) != 64:
+            continue  # not a SHA-256 content address; shown, not verified
+        if hashlib.sha256(str(text).encode()).hexdigest() != digest:
+            raise LedgerError(f"payload {h} does not match its hash")
+    return BundleReport(
+        origin=cp.origin,
+        checkpoint_size=cp.size,
+        checkpoint_root=base64.b64encode(cp.root).decode(),
+        verifier_key=verifier.encode(),
+        key_pinned=trusted_key is not None,
+        entries=len(entries),
+        runs=sorted(runs),
+        kinds=dict(kinds),
+        opened=opened,
+        redacted=redacted,
+        payloads=len(payloads),
+        selection=dict(bundle.get("selection") or {}),
+    )

@@ -1,0 +1,177 @@
+"""Ledger settings: ``FLIGHTLOG_LEDGER_*`` environment variables, else the ``[ledger]``
+section of ``flightlog.toml`` (the key in brackets), else the defaults.
+
+- ``FLIGHTLOG_LEDGER`` [``enabled``]: ``off`` disables the ledger (default on)
+- ``FLIGHTLOG_LEDGER_KEY`` [``key``]: the signing key file, created (mode 0600) on first
+  use (default ``<db>.ledger-key`` beside a SQLite file)
+- ``FLIGHTLOG_LEDGER_WITNESS`` [``witness``]: file every checkpoint is appended to,
+  ``off`` to disable (default ``<db>.checkpoints``)
+- ``FLIGHTLOG_LEDGER_CHECKPOINT_EVERY`` [``checkpoint_every``]: sign a checkpoint every N
+  entries (10000)
+- ``FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS`` [``checkpoint_seconds``]: ... or when T seconds
+  have passed (60)
+- ``FLIGHTLOG_LEDGER_SENSITIVE`` [``sensitive``]: extra attribute-key patterns to commit
+  (comma-separated, or a TOML list; fnmatch, case-insensitive)
+- ``FLIGHTLOG_LEDGER_RETENTION_DAYS`` [``retention_days``]: the retention window; pruning
+  inside it is refused (183)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flightlog.errors import ConfigurationError
+
+# Record fields that always go into salted commitments: references to captured inputs and
+# outputs (SHA-256 of their canonical JSON, which would otherwise let anyone confirm a guess
+# of a redacted value).
+COMMITTED_FIELDS: tuple[str, ...] = ("input_hash", "output_hash")
+
+# Attribute / evidence / audit-data keys treated as personal or secret by default.
+DEFAULT_SENSITIVE_PATTERNS: tuple[str, ...] = (
+    "*password*",
+    "*passwd*",
+    "*secret*",
+    "*api_key*",
+    "*apikey*",
+    "*access_token*",
+    "*auth_token*",
+    "*authorization*",
+    "*cookie*",
+    "*email*",
+    "*phone*",
+    "*ssn*",
+    "*credit_card*",
+    "*iban*",
+    "user.*",
+    "enduser.*",
+    "sensitive.*",
+)
+# An attribute listing further keys its record marks as sensitive: {"flightlog.sensitive": [...]}
+SENSITIVE_MARK = "flightlog.sensitive"
+
+MIN_RETENTION_DAYS = 183  # six months: EU AI Act Art. 19(1) and 26(6) "at least six months"
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    """How a store's ledger behaves. ``from_env`` reads the environment."""
+
+    enabled: bool = True
+    key_path: Path | None = None
+    witness_path: Path | None = None
+    checkpoint_every: int = 10_000
+    checkpoint_seconds: float = 60.0
+    sensitive_patterns: tuple[str, ...] = DEFAULT_SENSITIVE_PATTERNS
+    committed_fields: tuple[str, ...] = COMMITTED_FIELDS
+    retention_days: float = MIN_RETENTION_DAYS
+    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 1:
+            raise ConfigurationError("ledger checkpoint_every must be at least 1 entry")
+        if self.retention_days < 0:
+            raise ConfigurationError("ledger retention_days must not be negative")
+        regex = "|".join(fnmatch.translate(p.lower()) for p in self.sensitive_patterns)
+        object.__setattr__(self, "_regex", re.compile(regex or r"(?!)"))
+
+    def is_sensitive(self, key: str) -> bool:
+        return self._regex.match(key.lower()) is not None
+
+    @classmethod
+    def from_env(
+        cls, store_url: str | None = None, env: Mapping[str, str] | None = None
+    ) -> LedgerConfig:
+        """Settings from ``FLIGHTLOG_LEDGER_*`` variables, else the ``[ledger]`` section of
+        ``flightlog.toml`` (``enabled``, ``key``, ``witness``, ``checkpoint_every``,
+        ``checkpoint_seconds``, ``sensitive``, ``retention_days``), else the defaults."""
+        e = os.environ if env is None else env
+        section = _file_section(e)
+
+        def setting(var: str, key: str) -> str | None:
+            if var in e:
+                return e[var]
+            if key in section:
+                value = section[key]
+                if isinstance(value, bool):
+                    return "on" if value else "off"
+                if isinstance(value, list):
+                    return ",".join(str(v) for v in value)
+                return str(value)
+            return None
+
+        enabled = is_on(setting("FLIGHTLOG_LEDGER", "enabled"))
+        db_path = _db_path(store_url)
+        key = setting("FLIGHTLOG_LEDGER_KEY", "key")
+        if key:
+            key_path: Path | None = Path(key).expanduser()
+        elif db_path is not None:
+            key_path = db_path.with_name(db_path.name + ".ledger-key")
+        elif store_url:
+            digest = hashlib.sha256(store_url.encode()).hexdigest()[:12]
+            key_path = Path("~/.config/flightlog").expanduser() / f"ledger-{digest}.key"
+        else:
+            key_path = None
+        witness = setting("FLIGHTLOG_LEDGER_WITNESS", "witness")
+        if witness is not None and witness.strip().lower() in ("off", "none", ""):
+            witness_path: Path | None = None
+        elif witness:
+            witness_path = Path(witness).expanduser()
+        elif db_path is not None:
+            witness_path = db_path.with_name(db_path.name + ".checkpoints")
+        else:
+            witness_path = None
+        extra_text = setting("FLIGHTLOG_LEDGER_SENSITIVE", "sensitive") or ""
+        extra = tuple(p.strip() for p in extra_text.split(",") if p.strip())
+        try:
+            every = int(setting("FLIGHTLOG_LEDGER_CHECKPOINT_EVERY", "checkpoint_every") or 10_000)
+            seconds = float(
+                setting("FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS", "checkpoint_seconds") or 60
+            )
+            days = float(
+                setting("FLIGHTLOG_LEDGER_RETENTION_DAYS", "retention_days") or MIN_RETENTION_DAYS
+            )
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"bad ledger setting ({exc}); checkpoint_every, checkpoint_seconds and "
+                "retention_days take numbers"
+            ) from exc
+        return cls(
+            enabled=enabled,
+            key_path=key_path,
+            witness_path=witness_path,
+            checkpoint_every=every,
+            checkpoint_seconds=seconds,
+            sensitive_patterns=DEFAULT_SENSITIVE_PATTERNS + extra,
+            retention_days=days,
+        )
+
+
+def is_on(value: str | None) -> bool:
+    """A switch setting: absent means on; ``off``/``0``/``false``/``no`` mean off."""
+    if value is None:
+        return True
+    return value.strip().lower() not in ("off", "0", "false", "no", "disabled")
+
+
+def _file_section(env: Mapping[str, str]) -> dict[str, object]:
+    """The ``[ledger]`` table of the configuration file (empty when there is none)."""
+    from flightlog.config import load_config
+
+    section = load_config(environ=env).data.get("ledger") or {}
+    if not isinstance(section, dict):
+        raise ConfigurationError("[ledger] in the configuration file must be a table")
+    return section
+
+
+def _db_path(store_url: str | None) -> Path | None:
+    if store_url and store_url.startswith("sqlite:///"):
+        rest = store_url[len("sqlite:///") :]
+        return Path(rest) if rest else None
+    return None

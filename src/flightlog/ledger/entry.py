@@ -1,0 +1,305 @@
+"""Ledger entries: the canonical JSON (RFC 8785) of one record, sensitive values committed.
+
+An entry is::
+
+    {"v": 1, "kind": K, "id": RECORD_ID, "time": "<ns appended>", "data": {...}}
+
+``kind`` is ``run.start``, ``run.end``, ``step``, ``edge``, ``finding`` or the kind a
+capability passed to ``Store.audit`` (``attribution``, ``incident.transition``,
+``alert.sent``, ``redaction``, ...). ``data`` is the record as the store holds it (the model's
+``to_dict`` form), with every ``*_ns`` timestamp as a decimal string (see ``canonical``).
+
+Sensitive values never enter the leaf. Each is replaced by ``{"$commit": base64(SHA-256(salt ||
+canonical value))}`` with a fresh 16-byte random salt; the value and its salt (an *opening*)
+are stored beside the entry (``ledger_entries.openings``, never hashed) and deleted by
+redaction. Which values are
+sensitive: the fields in ``LedgerConfig.committed_fields`` (input/output payload hashes) and
+every attribute, evidence or audit-data key that matches ``LedgerConfig.sensitive_patterns``,
+starts with ``sensitive.``, or is listed in the record's ``flightlog.sensitive`` attribute.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from flightlog import _json
+from flightlog.ledger import canonical
+from flightlog.ledger.config import SENSITIVE_MARK, LedgerConfig
+from flightlog.model import Edge, ErrorInfo, Finding, Run, Step
+
+_sha256 = hashlib.sha256
+_b64 = binascii.b2a_base64
+COMMIT = "$commit"
+REDACTED = "[redacted]"
+_prepare = canonical.prepare
+_MAX = canonical.MAX_SAFE_INT
+# containers of free-form keys, per record kind
+_KEYED = ("attributes", "evidence")
+
+Path = tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Encoded:
+    """One entry ready to append."""
+
+    kind: str
+    record_id: str
+    run_id: str | None
+    time_ns: int
+    entry: bytes
+    openings: bytes | None  # canonical JSON [[path, salt_b64, value], ...]
+
+
+def _ns(v: int | None) -> str | None:
+    return None if v is None else str(v)
+
+
+def _int(v: int | None) -> Any:
+    if v is None or -_MAX <= v <= _MAX:
+        return v
+    return str(v)
+
+
+def _float(v: float | None) -> Any:
+    return None if v is None else _prepare(float(v))
+
+
+def _err(e: ErrorInfo | None) -> Any:
+    if e is None:
+        return None
+    return {
+        "type": e.type,
+        "message": e.message,
+        "traceback": e.traceback,
+        "origin_step_id": e.origin_step_id,
+    }
+
+
+_PLAIN = (str, bool, float, type(None))
+
+
+def _stored(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Attributes as the store keeps them (its JSON round trip; skipped when it is the
+    identity: string keys and plain scalar values)."""
+    if not attrs:
+        return {}
+    for k, v in attrs.items():
+        t = type(v)
+        if (
+            type(k) is not str
+            or not (t in _PLAIN or (t is int and -(2**63) <= v < 2**63))
+            or (t is float and v != v)
+        ):
+            break
+    else:
+        return attrs
+    out: dict[str, Any] = orjson.loads(_json.dumpb(attrs))
+    return out
+
+
+def run_data(r: Run) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "workflow": r.workflow,
+        "version": r.version,
+        "owner": r.owner,
+        "service": r.service,
+        "status": r.status,
+        "started_ns": _ns(r.started_ns),
+        "ended_ns": _ns(r.ended_ns),
+        "input_hash": r.input_hash,
+        "output_hash": r.output_hash,
+        "reason": r.reason,
+        "failed_step_id": r.failed_step_id,
+        "error": _err(r.error),
+        "declared_steps": _int(r.declared_steps),
+        "source": r.source,
+        "attributes": _stored(r.attributes),
+    }
+
+
+def step_data(s: Step) -> dict[str, Any]:
+    return {
+        "run_id": s.run_id,
+        "id": s.id,
+        "parent_id": s.parent_id,
+        "index": _int(s.index),
+        "name": s.name,
+        "kind": s.kind,
+        "agent": s.agent,
+        "owner": s.owner,
+        "status": s.status,
+        "started_ns": _ns(s.started_ns),
+        "ended_ns": _ns(s.ended_ns),
+        "input_hash": s.input_hash,
+        "output_hash": s.output_hash,
+        "error": _err(s.error),
+        "model": s.model,
+        "provider": s.provider,
+        "input_tokens": _int(s.input_tokens),
+        "output_tokens": _int(s.output_tokens),
+        "cost": _float(s.cost),
+        "attributes": _stored(s.attributes),
+    }
+
+
+def edge_data(e: Edge) -> dict[str, Any]:
+    return {
+        "run_id": e.run_id,
+        "source": e.source,
+        "target": e.target,
+        "kind": e.kind,
+        "evidence": e.evidence,
+        "detail": e.detail,
+    }
+
+
+def finding_data(f: Finding) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "run_id": f.run_id,
+        "step_id": f.step_id,
+        "detector": f.detector,
+        "severity": f.severity,
+        "message": f.message,
+        "evidence": _stored(f.evidence),
+        "created_ns": _ns(f.created_ns),
+    }
+
+
+def edge_id(e: Edge) -> str:
+    return f"{e.run_id}/{e.source}>{e.target}/{e.kind}"
+
+
+def step_record_id(run_id: str, step_id: str) -> str:
+    return f"{run_id}/{step_id}"
+
+
+def commitment(salt: bytes, value: Any) -> str:
+    """base64(SHA-256(salt || canonical JSON of value))."""
+    # A string's RFC 8785 form is orjson's (the common case: payload hashes).
+    text = orjson.dumps(value) if type(value) is str else canonical.dumps(value)
+    return _b64(_sha256(salt + text).digest(), newline=False).decode()
+
+
+class Encoder:
+    """Turns records into ``Encoded`` entries under a ``LedgerConfig``."""
+
+    def __init__(self, config: LedgerConfig) -> None:
+        self.config = config
+        self._fields = config.committed_fields
+        self._sensitive_cache: dict[str, bool] = {}
+
+    def _is_sensitive(self, key: str) -> bool:
+        hit = self._sensitive_cache.get(key)
+        if hit is None:
+            hit = self.config.is_sensitive(key)
+            if len(self._sensitive_cache) < 10_000:
+                self._sensitive_cache[key] = hit
+        return hit
+
+    def sensitive_paths(self, data: dict[str, Any], top_level_keys: bool = False) -> list[Path]:
+        """The paths in ``data`` whose values go into commitments."""
+        paths: list[Path] = [(f,) for f in self._fields if data.get(f) is not None]
+        for container in _KEYED:
+            inner = data.get(container)
+            if not inner or type(inner) is not dict:
+                continue
+            marked = inner.get(SENSITIVE_MARK)
+            marked_set = set(marked) if isinstance(marked, list) else set()
+            for key, value in inner.items():
+                if value is None or key == SENSITIVE_MARK:
+                    continue
+                if key in marked_set or self._is_sensitive(key):
+                    paths.append((container, key))
+        if top_level_keys:
+            for key, value in data.items():
+                if value is not None and (key,) not in paths and self._is_sensitive(key):
+                    paths.append((key,))
+        return paths
+
+    def encode(
+        self,
+        kind: str,
+        record_id: str,
+        run_id: str | None,
+        data: dict[str, Any],
+        time_ns: int,
+        *,
+        top_level_keys: bool = False,
+    ) -> Encoded:
+        paths = self.sensitive_paths(data, top_level_keys)
+        openings: bytes | None = None
+        if paths:
+            salts = os.urandom(16 * len(paths))
+            opened = []
+            for i, path in enumerate(paths):
+                salt = salts[16 * i : 16 * i + 16]
+                parent = data
+                for key in path[:-1]:
+                    child = dict(parent[key])  # a copy: never mutate the caller's value
+                    parent[key] = child
+                    parent = child
+                value = parent[path[-1]]
+                parent[path[-1]] = {COMMIT: commitment(salt, value)}
+                opened.append([list(path), base64.b64encode(salt).decode(), value])
+            openings = orjson.dumps(opened)  # stored beside the log, never hashed
+        entry = canonical.dumps_prepared(
+            {
+                "v": 1,
+                "kind": kind,
+                "id": record_id,
+                "time": str(time_ns),
+                "data": {k: _prepare(v) for k, v in data.items()}
+                if top_level_keys
+                else _prepare_known(data),
+            }
+        )
+        return Encoded(kind, record_id, run_id, time_ns, entry, openings)
+
+
+def _prepare_known(data: dict[str, Any]) -> dict[str, Any]:
+    """Records built by the ``*_data`` functions are already safe except free-form maps."""
+    for key in ("attributes", "evidence", "error"):
+        v = data.get(key)
+        if v:
+            data[key] = _prepare(v)
+    return data
+
+
+def get_path(data: dict[str, Any], path: Path) -> Any:
+    cur: Any = data
+    for key in path:
+        if not isinstance(cur, dict) or key not in cur:
+            return None
+        cur = cur[key]
+    return cur
+
+
+def set_path(data: dict[str, Any], path: Path, value: Any) -> None:
+    cur = data
+    for key in path[:-1]:
+        cur = cur.setdefault(key, {})
+    cur[path[-1]] = value
+
+
+def committed_paths(data: dict[str, Any]) -> list[Path]:
+    """Paths in an entry's ``data`` that hold a commitment."""
+    out: list[Path] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            if set(value) == {COMMIT}:
+                out.append((key,))
+            else:
+                for k2, v2 in value.items():
+                    if isinstance(v2, dict) and set(v2) == {COMMIT}:
+                        out.append((key, k2))
+    return out

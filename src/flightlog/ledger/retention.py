@@ -1,0 +1,110 @@
+"""Retention: how long records are kept, and pruning only outside that window.
+
+The EU AI Act asks deployers to keep automatically generated logs "for a period appropriate
+to the intended purpose of the high-risk AI system, of at least six months" (Art. 26(6); the
+same for providers in Art. 19(1)). The default window is therefore 183 days, and
+``prune`` refuses any cut-off inside it, whatever the caller asks.
+
+Pruning deletes the records of runs that started before the cut-off, their openings and
+their entries' content, but keeps every leaf hash and interior hash: the tree, its
+checkpoints and the proofs of the remaining entries stay valid, and a ``retention.prune``
+entry names what was pruned, so ``audit verify`` can tell pruning from tampering.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flightlog.errors import LedgerError
+from flightlog.ledger.entry import edge_id, step_record_id
+from flightlog.ledger.log import Ledger
+from flightlog.ledger.schema import record_filter
+from flightlog.model import Edge
+from flightlog.store.base import chunked
+
+DAY_NS = 86_400 * 1_000_000_000
+
+
+@dataclass(slots=True)
+class Pruned:
+    runs: int
+    entries: int
+    prune_index: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "entries": self.entries, "prune_index": self.prune_index}
+
+
+def earliest_cutoff(ledger: Ledger, now_ns: int | None = None) -> int:
+    """The latest cut-off ``prune`` accepts: now minus the retention window."""
+    now = time.time_ns() if now_ns is None else now_ns
+    return now - int(ledger.config.retention_days * DAY_NS)
+
+
+def prune(ledger: Ledger, before_ns: int, *, now_ns: int | None = None) -> Pruned:
+    """Prune runs that started before ``before_ns``; refuses cut-offs inside the window."""
+    limit = earliest_cutoff(ledger, now_ns)
+    if before_ns > limit:
+        days = ledger.config.retention_days
+        raise LedgerError(
+            f"refusing to prune: the cut-off is inside the {days:g}-day retention window "
+            f"(records newer than {days:g} days must be kept); choose a cut-off at least "
+            f"{days:g} days in the past"
+        )
+    store = ledger.store
+    with store.transaction() as tx:
+        runs = [r[0] for r in tx.fetchall("SELECT id FROM runs WHERE started_ns < ?", (before_ns,))]
+        seqs: list[int] = []
+        for run_id in runs:
+            ids = [run_id]
+            ids += [
+                step_record_id(run_id, r[0])
+                for r in tx.fetchall("SELECT id FROM steps WHERE run_id = ?", (run_id,))
+            ]
+            ids += [
+                r[0] for r in tx.fetchall("SELECT id FROM findings WHERE run_id = ?", (run_id,))
+            ]
+            ids += [
+                edge_id(Edge(run_id, s, t, k))
+                for s, t, k in tx.fetchall(
+                    "SELECT source, target, kind FROM edges WHERE run_id = ?", (run_id,)
+                )
+            ]
+            for part in chunked(ids, 500):
+                cond, params = record_filter(list(part), [run_id])
+                seqs += [
+                    int(r[0])
+                    for r in tx.fetchall(f"SELECT seq FROM ledger_entries WHERE {cond}", params)
+                ]
+            for table, col in (
+                ("steps", "run_id"),
+                ("edges", "run_id"),
+                ("findings", "run_id"),
+                ("runs", "id"),
+            ):
+                tx.execute(f"DELETE FROM {table} WHERE {col} = ?", (run_id,))
+        seqs.sort()
+        for part in chunked(seqs, 500):
+            marks = ", ".join("?" * len(part))
+            tx.execute(
+                f"UPDATE ledger_entries SET entry = NULL, openings = NULL WHERE seq IN ({marks})",
+                list(part),
+            )
+        index = -1
+        if seqs:
+            index = ledger.append(
+                tx,
+                [
+                    ledger.encoder.encode(
+                        "retention.prune",
+                        "retention",
+                        None,
+                        {"before_ns": str(before_ns), "runs": len(runs), "entries": seqs},
+                        time.time_ns(),
+                        top_level_keys=True,
+                    )
+                ],
+            )
+    return Pruned(len(runs), len(seqs), index)

@@ -1,0 +1,528 @@
+"""Full verification of a store's audit log (``flightlog audit verify``).
+
+1. Recompute every leaf hash from the stored entry bytes and the whole tree from the leaves
+   (RFC 9162 §2.1.1); compare with the stored leaf hashes, interior hashes and tree head.
+2. Check every stored checkpoint's Ed25519 signature (C2SP signed-note), its root against
+   the recomputed tree at its size, and each consecutive pair's consistency proof
+   (RFC 9162 §2.1.4); and the same for every checkpoint in the witness file.
+3. Check every stored record (runs, steps, edges, findings) against its latest leaf,
+   opening each salted commitment whose value is still held; a value may be absent only if
+   a redaction entry covers it. Every record needs a leaf and every leaf's record must exist.
+
+Problems are collected (up to ``max_problems``) and ordered so that ``first`` names the first
+entry that diverges.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from flightlog.errors import LedgerError
+from flightlog.ledger import anchor, canonical, rfc9162
+from flightlog.ledger import checkpoint as cp_mod
+from flightlog.ledger.entry import (
+    COMMIT,
+    REDACTED,
+    commitment,
+    committed_paths,
+    edge_data,
+    edge_id,
+    finding_data,
+    get_path,
+    run_data,
+    set_path,
+    step_data,
+    step_record_id,
+)
+from flightlog.ledger.log import Ledger
+from flightlog.ledger.note import Verifier
+from flightlog.ledger.schema import NODE_SHIFT
+from flightlog.model import Edge
+
+RECORD_KINDS = ("run.start", "run.end", "step", "edge", "finding")
+_RANK = {"entry": 0, "record": 0, "payload": 0, "node": 1, "checkpoint": 2, "witness": 2, "head": 2}
+
+
+@dataclass(slots=True)
+class Problem:
+    """One thing that does not verify. ``index`` is the entry (leaf) it concerns, if known."""
+
+    code: str
+    message: str
+    index: int | None = None
+    record: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "index": self.index,
+            "record": self.record,
+        }
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    ok: bool
+    size: int
+    root: str
+    entries: int
+    records: int
+    checkpoints: int
+    witnessed: int
+    redacted: int
+    seconds: float
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    def summary(self) -> str:
+        if self.ok:
+            return (
+                f"ok: {self.entries} entries, {self.records} records, {self.checkpoints} "
+                f"checkpoints and {self.witnessed} witnessed checkpoints verify "
+                f"(root {self.root[:16]}…)"
+            )
+        first = self.first
+        assert first is not None
+        where = f"entry #{first.index}" if first.index is not None else "a record"
+        return (
+            f"FAILED: {len(self.problems)} problem(s); first divergence at {where}: {first.message}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "size": self.size,
+            "root": self.root,
+            "entries": self.entries,
+            "records": self.records,
+            "checkpoints": self.checkpoints,
+            "witnessed": self.witnessed,
+            "redacted": self.redacted,
+            "seconds": round(self.seconds, 3),
+            "summary": self.summary(),
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+class _Levels(Mapping[rfc9162.NodeKey, bytes]):
+    """All complete-subtree hashes of an in-memory tree, as a (level, index) mapping."""
+
+    def __init__(self, leaves: list[bytes]) -> None:
+        self.levels = [leaves]
+        cur = leaves
+        while len(cur) > 1:
+            nh = rfc9162.node_hash
+            nxt = [nh(cur[i], cur[i + 1]) for i in range(0, len(cur) - 1, 2)]
+            self.levels.append(nxt)
+            cur = nxt
+
+    def __getitem__(self, key: rfc9162.NodeKey) -> bytes:
+        level, idx = key
+        try:
+            return self.levels[level][idx]
+        except IndexError:
+            raise KeyError(key) from None
+
+    def __iter__(self) -> Iterator[rfc9162.NodeKey]:
+        for level, hashes in enumerate(self.levels):
+            for i in range(len(hashes)):
+                yield (level, i)
+
+    def __len__(self) -> int:
+        return sum(len(h) for h in self.levels)
+
+    def root(self, size: int) -> bytes:
+        if size == 0:
+            return rfc9162.EMPTY_ROOT
+        return rfc9162.range_root(0, size, self)
+
+
+def verify(
+    ledger: Ledger,
+    *,
+    verifier: Verifier | None = None,
+    witness: Path | None = None,
+    max_problems: int = 100,
+    record: bool = True,
+) -> VerifyReport:
+    """Verify the whole log of ``ledger``'s store; see the module docstring."""
+    t0 = time.perf_counter()
+    store = ledger.store
+    problems: list[Problem] = []
+
+    def add(code: str, message: str, index: int | None = None, rec: str | None = None) -> None:
+        if len(problems) < max_problems:
+            problems.append(Problem(code, message, index, rec))
+
+    if verifier is None:
+        verifier = ledger.verifier()
+    leaves: list[bytes] = []
+    latest: dict[str, int] = {}
+    redacted_seqs: set[int] = set()
+    pruned_seqs: set[int] = set()
+    empty: list[tuple[int, str, str]] = []
+    with store.read() as tx:
+        head_size, head_root = ledger.head(tx)
+        # 1. entries and leaves
+        expected = 0
+        for seq, kind, record_id, entry, leaf in _rows(
+            tx, "SELECT seq, kind, record_id, entry, leaf FROM ledger_entries ORDER BY seq"
+        ):
+            seq = int(seq)
+            if seq != expected:
+                add(
+                    "entry.missing",
+                    f"entries #{expected}..#{seq - 1} are missing (deleted from the log)",
+                    expected,
+                )
+                # keep positions aligned with the stored indices
+                leaves.extend([b"\0" * 32] * (seq - expected))
+                expected = seq
+            if entry is None:
+                empty.append((seq, str(kind), str(record_id)))
+                leaves.append(bytes(leaf))
+            else:
+                entry = _bytes(entry)
+                h = rfc9162.leaf_hash(entry)
+                if h != bytes(leaf):
+                    add(
+                        "entry.changed",
+                        f"entry #{seq} ({kind} {record_id}) does not match its leaf hash: its "
+                        "content was changed after it was logged",
+                        seq,
+                        record_id,
+                    )
+                leaves.append(h)
+                if kind in ("redaction", "retention.prune"):
+                    target = redacted_seqs if kind == "redaction" else pruned_seqs
+                    try:
+                        data = orjson.loads(entry)["data"]
+                        target.update(int(i) for i in data.get("entries", []))
+                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                        add("entry.malformed", f"{kind} entry #{seq} is malformed", seq)
+            if kind in RECORD_KINDS:
+                latest[str(record_id)] = seq
+            expected += 1
+        for seq, kind, record_id in empty:
+            if seq not in pruned_seqs:
+                add(
+                    "entry.empty",
+                    f"entry #{seq} ({kind} {record_id}) has no content and no retention.prune "
+                    "entry covers it",
+                    seq,
+                    record_id,
+                )
+        n = len(leaves)
+        tree = _Levels(leaves)
+        root = tree.root(n)
+        if head_size != n:
+            add(
+                "head.size",
+                f"the tree head says {head_size} entries but {n} are stored"
+                + (
+                    " (entries were deleted from the end)"
+                    if head_size > n
+                    else " (entries were inserted)"
+                ),
+                min(head_size, n),
+            )
+        elif head_root != root:
+            add("head.root", "the stored tree head's root does not match the entries", None)
+
+        # 1b. interior hashes
+        mask = (1 << NODE_SHIFT) - 1
+        for nid, h in _rows(tx, "SELECT id, hash FROM ledger_nodes ORDER BY id"):
+            level, idx = int(nid) >> NODE_SHIFT, int(nid) & mask
+            try:
+                want = tree[(level, idx)]
+            except KeyError:
+                add(
+                    "node.extra",
+                    f"an interior hash for leaves #{idx << level}..#{((idx + 1) << level) - 1} "
+                    "exists but those entries do not",
+                    idx << level,
+                )
+                continue
+            if bytes(h) != want:
+                add(
+                    "node.changed",
+                    f"the stored hash over entries #{idx << level}..#{((idx + 1) << level) - 1} "
+                    "does not match them: entries in that range were changed, reordered or "
+                    "replaced",
+                    idx << level,
+                )
+
+        # 2. checkpoints
+        notes = ledger.checkpoint_notes(tx)
+        good: list[cp_mod.Checkpoint] = []
+        for size_col, _created, note_text in notes:
+            try:
+                cp = cp_mod.open_checkpoint(note_text, verifier)
+            except LedgerError as exc:
+                add("checkpoint.signature", f"checkpoint stored for size {size_col}: {exc}", None)
+                continue
+            if cp.size != size_col:
+                add(
+                    "checkpoint.size",
+                    f"checkpoint row for size {size_col} holds a note for size {cp.size}",
+                    None,
+                )
+            _check_against_tree(cp, tree, n, good, add, "checkpoint")
+            good.append(cp)
+        for a, b in zip(good, good[1:], strict=False):
+            if a.size <= n and b.size <= n and a.size > 0:
+                try:
+                    proof = rfc9162.consistency_proof(a.size, b.size, lambda k: tree)
+                    rfc9162.verify_consistency(a.size, b.size, a.root, b.root, proof)
+                except LedgerError as exc:
+                    add(
+                        "checkpoint.consistency",
+                        f"checkpoints {a.size} and {b.size}: {exc}",
+                        a.size,
+                    )
+        witnessed = 0
+        wpath = witness if witness is not None else ledger.config.witness_path
+        if wpath is not None:
+            for note_text in anchor.read_witness(wpath):
+                try:
+                    cp = cp_mod.open_checkpoint(note_text, verifier)
+                except LedgerError as exc:
+                    add("witness.signature", f"witness file {wpath}: {exc}", None)
+                    continue
+                witnessed += 1
+                _check_against_tree(cp, tree, n, [], add, f"witnessed checkpoint ({wpath})")
+
+        # 3. records
+        records = 0
+        if record:
+            records = _check_records(tx, latest, redacted_seqs, pruned_seqs, add)
+    # The first problem names the first divergent entry: problems about one entry come
+    # before those about a range of entries (interior hashes), then checkpoints and the head.
+    problems.sort(key=lambda p: (_RANK.get(p.code.split(".")[0], 3), p.index is None, p.index or 0))
+    report = VerifyReport(
+        ok=not problems,
+        size=n,
+        root=base64.b64encode(root).decode(),
+        entries=n,
+        records=records,
+        checkpoints=len(notes),
+        witnessed=witnessed,
+        redacted=len(redacted_seqs),
+        seconds=time.perf_counter() - t0,
+        problems=problems,
+    )
+    _remember(ledger, report)
+    return report
+
+
+def _bytes(v: Any) -> bytes:
+    return v.encode() if isinstance(v, str) else bytes(v)
+
+
+def _rows(tx: Any, sql: str, chunk: int = 20_000) -> Iterator[tuple[Any, ...]]:
+    """Iterate a large ordered query in keyset pages (bounded memory, portable SQL)."""
+    base = sql.replace(" ORDER BY", " WHERE {} > ? ORDER BY", 1)
+    key = sql.split("ORDER BY", 1)[1].strip()
+    last = -1
+    while True:
+        rows = tx.fetchall(base.format(key) + f" LIMIT {chunk}", (last,))
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1][0]
+        if len(rows) < chunk:
+            return
+
+
+def _check_against_tree(
+    cp: cp_mod.Checkpoint, tree: _Levels, n: int, good: list[cp_mod.Checkpoint], add: Any, what: str
+) -> None:
+    if cp.size > n:
+        add(
+            "checkpoint.beyond",
+            f"{what} for size {cp.size} is beyond the log's {n} entries: the log was truncated "
+            "or the database replaced by an older copy",
+            n,
+        )
+        return
+    if tree.root(cp.size) != cp.root:
+        lo = max(
+            (g.size for g in good if g.size <= cp.size and tree.root(g.size) == g.root), default=0
+        )
+        add(
+            "checkpoint.root",
+            f"{what} for size {cp.size} does not match the entries: an entry in "
+            f"#{lo}..#{cp.size - 1} was changed, removed, inserted or reordered after it was "
+            "signed",
+            lo,
+        )
+
+
+def _check_records(
+    tx: Any, latest: dict[str, int], redacted: set[int], pruned: set[int], add: Any
+) -> int:
+    from flightlog.store._sql import (
+        FINDING_COLUMNS,
+        RUN_COLUMNS,
+        STEP_COLUMNS,
+        finding_from_row,
+        run_from_row,
+        step_from_row,
+    )
+
+    wanted: list[tuple[int, str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    records = 0
+
+    def want(record_id: str, data: dict[str, Any], what: str) -> None:
+        nonlocal records
+        records += 1
+        seen.add(record_id)
+        seq = latest.get(record_id)
+        if seq is None:
+            add(
+                "record.unlogged",
+                f"{what} {record_id} is stored but has no ledger entry "
+                "(inserted outside Flightlog)",
+                None,
+                record_id,
+            )
+            return
+        wanted.append((seq, record_id, data))
+
+    for row in tx.fetchall(f"SELECT {RUN_COLUMNS} FROM runs"):
+        r = run_from_row(row)
+        want(r.id, run_data(r), "run")
+    for row in tx.fetchall(f"SELECT {STEP_COLUMNS} FROM steps"):
+        s = step_from_row(row)
+        want(step_record_id(s.run_id, s.id), step_data(s), "step")
+    for row in tx.fetchall("SELECT run_id, source, target, kind, evidence, detail FROM edges"):
+        e = Edge(*row)
+        want(edge_id(e), edge_data(e), "edge")
+    for row in tx.fetchall(f"SELECT {FINDING_COLUMNS} FROM findings"):
+        f = finding_from_row(row)
+        want(f.id, finding_data(f), "finding")
+
+    for record_id, seq in latest.items():
+        if record_id not in seen and seq not in pruned:
+            add(
+                "record.deleted",
+                f"entry #{seq} records {record_id}, which is no longer stored (deleted)",
+                seq,
+                record_id,
+            )
+
+    wanted.sort()
+    for i in range(0, len(wanted), 500):
+        part = wanted[i : i + 500]
+        seqs = [w[0] for w in part]
+        marks = ", ".join("?" * len(seqs))
+        entries = {
+            int(s): _bytes(e)
+            for s, e in tx.fetchall(
+                f"SELECT seq, entry FROM ledger_entries WHERE seq IN ({marks})", seqs
+            )
+            if e is not None
+        }
+        openings = {
+            int(s): orjson.loads(d)
+            for s, d in tx.fetchall(
+                f"SELECT seq, openings FROM ledger_entries WHERE seq IN ({marks}) "
+                "AND openings IS NOT NULL",
+                seqs,
+            )
+        }
+        for seq, record_id, data in part:
+            raw = entries.get(seq)
+            if raw is None:
+                continue
+            msg = compare(raw, data, openings.get(seq), seq in redacted)
+            if msg:
+                add(
+                    "record.changed",
+                    f"{record_id} differs from its ledger entry #{seq}: {msg}",
+                    seq,
+                    record_id,
+                )
+    _check_payloads(tx, add)
+    return records
+
+
+def compare(
+    raw_entry: bytes, data: dict[str, Any], opened: list[Any] | None, redacted: bool
+) -> str | None:
+    """Why a stored record's ``data`` differs from its entry, or None if it matches."""
+    try:
+        edata = orjson.loads(raw_entry)["data"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return "the entry is not valid JSON"
+    by_path = {tuple(p): (salt, value) for p, salt, value in (opened or [])}
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for path in committed_paths(edata):
+        commit = get_path(edata, path)[COMMIT]
+        current = get_path(data, path)
+        opening = by_path.get(path)
+        if opening is not None:
+            salt, value = opening
+            if commitment(base64.b64decode(salt), value) != commit:
+                return f"the stored opening of {'.'.join(path)} does not match its commitment"
+            if canonical.dumps(current) != canonical.dumps(value):
+                return f"field {'.'.join(path)} was changed"
+        else:
+            if not redacted:
+                return f"the value of {'.'.join(path)} is missing and no redaction covers it"
+            if current not in (None, REDACTED):
+                return f"field {'.'.join(path)} holds a value although it was redacted"
+        set_path(data, path, {COMMIT: commit})
+    mine = canonical.dumps(data)
+    theirs = canonical.dumps(edata)
+    if mine == theirs:
+        return None
+    prepared = orjson.loads(mine)
+    fields = sorted(k for k in set(prepared) | set(edata) if prepared.get(k) != edata.get(k))
+    shown = ", ".join(
+        f"{k} (stored {_short(prepared.get(k))}, logged {_short(edata.get(k))})" for k in fields[:3]
+    )
+    return f"field(s) {shown}"
+
+
+def _short(v: Any) -> str:
+    text = orjson.dumps(v).decode()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_payloads(tx: Any, add: Any) -> None:
+    for h, data in tx.fetchall("SELECT hash, data FROM payloads"):
+        digest = str(h).removeprefix("sha256:")
+        hexdigest = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+        if hexdigest and hashlib.sha256(bytes(data)).hexdigest() != digest:
+            add(
+                "payload.changed",
+                f"payload {h} does not match its SHA-256: its content was changed",
+                None,
+                str(h),
+            )
+
+
+def _remember(ledger: Ledger, report: VerifyReport) -> None:
+    try:
+        with ledger.store.transaction() as tx:
+            tx.execute(
+                "UPDATE ledger_state SET verified_ns = ?, verified_ok = ?, verified_message = ? "
+                "WHERE id = 1",
+                (time.time_ns(), 1 if report.ok else 0, report.summary()[:500]),
+            )
+    except Exception:  # a read-only or locked store: the report is still returned
+        pass

@@ -1,0 +1,81 @@
+"""Under backpressure the server says so (429/503 with Retry-After) instead of buffering
+without bound or acknowledging what it has not stored."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import httpx
+import orjson
+
+JS = {"Content-Type": "application/json"}
+
+
+def _body(trace: str) -> bytes:
+    span = {"traceId": trace, "spanId": "00000000000000a1", "name": "root",
+            "startTimeUnixNano": "1", "endTimeUnixNano": "2"}
+    return orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+
+
+def _lock(db: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")  # holds the write lock; readers carry on (WAL)
+    return conn
+
+
+def _wait(pred, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return bool(pred())
+
+
+def test_full_queue_answers_429_with_retry_after(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory.start("--queue-spans", "1")
+    client = httpx.Client(base_url=server.url, timeout=30)
+    assert client.post("/v1/traces", content=_body("1" * 32), headers=JS).status_code == 200
+    lock = _lock(str(server.db))
+    first: dict[str, httpx.Response] = {}
+    t = threading.Thread(target=lambda: first.setdefault(
+        "r", httpx.post(server.url + "/v1/traces", content=_body("2" * 32), headers=JS,
+                        timeout=30)))
+    t.start()
+    try:
+        # The first request waits for the store; the queue (1 span) is now full.
+        assert _wait(lambda: client.get("/readyz").status_code == 503)
+        assert "full" in str(client.get("/readyz").json()["problems"])
+        resp = client.post("/v1/traces", content=_body("3" * 32), headers=JS)
+        assert resp.status_code == 429
+        assert resp.headers["Retry-After"] == "1"
+        assert "queue is full" in resp.json()["message"]
+        assert "r" not in first  # not acknowledged while not stored
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    t.join(30)
+    assert first["r"].status_code == 200  # stored once the store was free
+    assert client.get("/api/v1/runs/" + "2" * 32).status_code == 200
+    assert client.get("/api/v1/runs/" + "3" * 32).status_code == 404
+    assert client.get("/readyz").status_code == 200
+
+
+def test_unwritable_store_answers_503_with_retry_after(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server_factory.env = {"FLIGHTLOG_SQLITE_BUSY_TIMEOUT_MS": "300"}
+    server = server_factory.start()
+    client = httpx.Client(base_url=server.url, timeout=30)
+    lock = _lock(str(server.db))
+    try:
+        resp = client.post("/v1/traces", content=_body("4" * 32), headers=JS)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "5"
+    assert "could not be written" in resp.json()["message"]
+    # Retrying once the store is free succeeds, and the server stayed up.
+    assert client.post("/v1/traces", content=_body("4" * 32), headers=JS).status_code == 200
+    assert client.get("/api/v1/runs/" + "4" * 32).status_code == 200

@@ -1,0 +1,262 @@
+"""What only the PostgreSQL store does: SQL rewriting, connection errors, durability
+settings, read-only opening, the store-wide write lock, dropped and forked connections.
+(Shared behaviour runs on both dialects in ``test_store.py``.)"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import Any
+
+import pytest
+
+import flightlog
+from flightlog.model import Batch, Run
+from flightlog.store import Migration, open_store
+from flightlog.store._pgsql import to_postgres_ddl, to_pyformat
+
+# -- rewriting (pure functions) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT a FROM t WHERE a = ? AND b IN (?, ?)",
+         "SELECT a FROM t WHERE a = %s AND b IN (%s, %s)"),
+        ("SELECT '?' , ?", "SELECT '?' , %s"),
+        ("SELECT 'it''s ?', ? -- why?\n, ?", "SELECT 'it''s ?', %s -- why?\n, %s"),
+        ('SELECT "odd?col" FROM t WHERE x = ?', 'SELECT "odd?col" FROM t WHERE x = %s'),
+        ("SELECT x /* a ? b */ FROM t WHERE y LIKE 'a%' AND z = ?",
+         "SELECT x /* a ? b */ FROM t WHERE y LIKE 'a%%' AND z = %s"),
+        ("SELECT 10 % 3, ?", "SELECT 10 %% 3, %s"),
+        ("SELECT 1", "SELECT 1"),
+        ("SELECT 'unterminated ?", "SELECT 'unterminated ?"),
+    ],
+)
+def test_placeholders_are_rewritten_outside_quotes_and_comments(sql: str, expected: str) -> None:
+    assert to_pyformat(sql) == expected
+
+
+def test_ddl_types_are_mapped_as_whole_words_outside_quotes() -> None:
+    ddl = ("CREATE TABLE t (id INTEGER PRIMARY KEY, blob_size integer, data BLOB NOT NULL, "
+           "r REAL, f Boolean, note TEXT DEFAULT 'INTEGER BLOB', \"BLOB\" TEXT)")
+    assert to_postgres_ddl(ddl) == (
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, blob_size BIGINT, data BYTEA NOT NULL, "
+        "r DOUBLE PRECISION, f BIGINT, note TEXT DEFAULT 'INTEGER BLOB', \"BLOB\" TEXT)"
+    )
+
+
+# -- connection errors -------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_server_is_a_clear_store_error() -> None:
+    port = _free_port()
+    with pytest.raises(flightlog.StoreError, match=rf"cannot reach PostgreSQL .*127\.0\.0\.1:{port}"
+                       r".*server running"):
+        open_store(f"postgresql://postgres:s3cret@127.0.0.1:{port}/flightlog")
+
+
+def test_password_never_appears_in_errors() -> None:
+    port = _free_port()
+    with pytest.raises(flightlog.StoreError) as info:
+        open_store(f"postgresql://postgres:s3cret@127.0.0.1:{port}/flightlog")
+    assert "s3cret" not in str(info.value) and "***" in str(info.value)
+
+
+def test_missing_database_names_it_and_says_how_to_create_it(pg_url: str) -> None:
+    url = pg_url.rsplit("/", 1)[0] + "/flightlog_test_missing"
+    with pytest.raises(flightlog.ConfigurationError,
+                       match=r"database 'flightlog_test_missing' on 127\.0\.0\.1:5432.*"
+                             r"does not exist; create it \(createdb"):
+        open_store(url)
+
+
+def test_unknown_role_is_a_credentials_error(pg_url: str) -> None:
+    url = pg_url.replace("postgres@", "no_such_role_fl@")
+    with pytest.raises(flightlog.ConfigurationError,
+                       match=r"refused the credentials.*no_such_role_fl"):
+        open_store(url)
+
+
+def test_configure_with_a_bad_postgres_url_fails_at_once() -> None:
+    with pytest.raises(flightlog.FlightlogError, match="cannot reach PostgreSQL"):
+        flightlog.configure(f"postgresql://postgres@127.0.0.1:{_free_port()}/x")
+
+
+# -- durability, read-only, transactions ---------------------------------------------------
+
+
+def test_commits_are_durable_even_if_the_server_default_is_asynchronous(pg_url: str) -> None:
+    import psycopg
+
+    db = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{db}" SET synchronous_commit = off')
+    s = open_store(pg_url)
+    with s.transaction() as tx:
+        assert tx.fetchone("SHOW synchronous_commit") == ("on",)
+    s.close()
+
+
+def test_readonly_open(pg_url: str) -> None:
+    with pytest.raises(flightlog.StoreCorruptError, match="no Flightlog tables"):
+        open_store(pg_url, readonly=True)
+    open_store(pg_url).write(Batch(runs=[Run(id="a" * 32, workflow="w", started_ns=1)]))
+    ro = open_store(pg_url, readonly=True)
+    assert [r.id for r in ro.list_runs()] == ["a" * 32]
+    with pytest.raises(flightlog.StoreError, match="read-only"):
+        ro.write(Batch(runs=[Run(id="b" * 32, workflow="w", started_ns=1)]))
+    assert ro.count_runs() == 1
+
+
+def test_nested_write_transaction_is_an_error_not_a_deadlock(pg_url: str) -> None:
+    s = open_store(pg_url)
+    with (
+        s.transaction(),
+        pytest.raises(flightlog.StoreError, match="already open"),
+        s.transaction(),
+    ):
+        pass
+    with s.transaction() as tx:  # the store is still usable
+        tx.execute("SELECT 1")
+
+
+def test_sql_errors_roll_back_and_the_connection_is_reused(pg_url: str) -> None:
+    import psycopg
+
+    s = open_store(pg_url)
+    with pytest.raises(psycopg.errors.UndefinedTable), s.transaction() as tx:
+        tx.execute("INSERT INTO runs (id, workflow, status, started_ns, source, attributes) "
+                   "VALUES ('x', 'w', 'running', 1, 'sdk', '{}')")
+        tx.execute("SELECT * FROM no_such_table")
+    assert s.get_run("x") is None and s.count_runs() == 0
+
+
+def test_write_transactions_are_serialised_store_wide(pg_url: str) -> None:
+    """Read-then-insert (how the ledger appends) never collides, across threads and stores."""
+    stores = [open_store(pg_url) for _ in range(3)]
+    stores[0].migrate("seqtest", [Migration(1, ("CREATE TABLE seqtest (n INTEGER PRIMARY KEY)",))])
+    errors: list[BaseException] = []
+
+    def append(s: Any) -> None:
+        try:
+            for _ in range(15):
+                with s.transaction() as tx:
+                    (top,) = tx.fetchone("SELECT COALESCE(MAX(n), 0) FROM seqtest")
+                    tx.execute("INSERT INTO seqtest (n) VALUES (?)", (top + 1,))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=append, args=(stores[i % 3],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with stores[0].read() as tx:
+        assert tx.fetchall("SELECT n FROM seqtest ORDER BY n") == [(n,) for n in range(1, 91)]
+
+
+def test_a_connection_dropped_by_the_server_is_replaced(pg_url: str) -> None:
+    import psycopg
+
+    s = open_store(pg_url)
+    s.write(Batch(runs=[Run(id="a" * 32, workflow="w", started_ns=1)]))
+    db = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND application_name = 'flightlog'", (db,)
+        ).fetchall()
+    assert killed and all(k[0] for k in killed)
+    assert s.get_run("a" * 32) is not None  # a fresh connection, transparently
+    s.write(Batch(runs=[Run(id="b" * 32, workflow="w", started_ns=2)]))
+    assert s.count_runs() == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_uses_its_own_connections(pg_url: str) -> None:
+    s = open_store(pg_url)
+    s.write(Batch(runs=[Run(id="a" * 32, workflow="w", started_ns=1)]))  # pools a connection
+    with s.read() as tx:
+        (parent_backend,) = tx.fetchone("SELECT pg_backend_pid()")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            s.write(Batch(runs=[Run(id="b" * 32, workflow="w", started_ns=2)]))
+            with s.read() as tx:
+                (child_backend,) = tx.fetchone("SELECT pg_backend_pid()")
+            code = 3 if child_backend == parent_backend else 0 if s.count_runs() == 2 else 2
+            s.close()  # must close the child's connections only
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's pooled connection is still its own and still alive.
+    with s.read() as tx:
+        assert tx.fetchone("SELECT pg_backend_pid()") == (parent_backend,)
+    s.write(Batch(runs=[Run(id="c" * 32, workflow="w", started_ns=3)]))
+    assert s.count_runs() == 3
+
+
+def test_a_schema_named_in_the_url_holds_the_tables(pg_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA fl_one")
+        conn.execute("CREATE SCHEMA fl_two")
+    one = open_store(pg_url + "?options=-csearch_path%3Dfl_one")
+    two = open_store(pg_url + "?options=-csearch_path%3Dfl_two")
+    one.write(Batch(runs=[Run(id="a" * 32, workflow="w", started_ns=1)]))
+    assert one.count_runs() == 1 and two.count_runs() == 0
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'runs' "
+            "ORDER BY 1").fetchall()
+    assert tables == [("fl_one",), ("fl_two",)]
+    one.close()
+    two.close()
+
+
+def test_messages_about_an_open_store_hide_the_password(pg_url: str) -> None:
+    url = pg_url.replace("postgres@", "postgres:hunter2@")  # trust auth ignores it
+    s = open_store(url)
+    assert s.url == url and "hunter2" not in s.display_url and "hunter2" not in repr(s)
+    for call in (lambda: s.get_record("ab" * 16), lambda: s.resolve_run_id("abc")):
+        with pytest.raises(flightlog.NotFoundError) as info:
+            call()
+        assert "hunter2" not in str(info.value) and "postgres:***@" in str(info.value)
+    s.close()
+
+
+def test_every_components_migrations_apply_on_postgres(pg_url: str) -> None:
+    """The ledger (attached on open), the response layer and forensics create their tables
+    through ``migrate`` with PostgreSQL types: blobs are BYTEA, integers 64-bit."""
+    from flightlog.forensics import ledger as forensics_tables
+    from flightlog.respond.schema import ensure_schema
+
+    s = open_store(pg_url)
+    ensure_schema(s)
+    forensics_tables._ensure(s)
+    with s.read() as tx:
+        components = dict(tx.fetchall(
+            "SELECT component, MAX(version) FROM schema_migrations GROUP BY component"))
+        types = tx.fetchall(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema()")
+    assert {"core", "ledger", "respond", "forensics"} <= set(components)
+    by_column = {(t, c): d for t, c, d in types}
+    assert by_column[("payloads", "data")] == "bytea"
+    assert by_column[("ledger_entries", "leaf")] == "bytea"
+    assert by_column[("respond_outbox", "attempts")] == "bigint"
+    narrow = [tc for tc, d in by_column.items() if d in ("integer", "real", "boolean")]
+    assert narrow == [("schema_migrations", "version")]  # the bookkeeping table's own DDL
+    s.close()
