@@ -135,19 +135,38 @@ def verify(db: str, as_json: bool, key_text: str | None, witness: Path | None) -
 
 @audit.command()
 @db_option
-@click.argument("record")
+@click.argument("record", required=False)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the proof here (default: print it).",
 )
-def prove(db: str, record: str, out: Path | None) -> None:
+@click.option(
+    "--consistency",
+    "old_size",
+    type=int,
+    help="Instead: prove that the checkpoint of this size is a prefix of the log now "
+    "(JSON: both signed checkpoints and the RFC 9162 consistency proof).",
+)
+def prove(db: str, record: str | None, out: Path | None, old_size: int | None) -> None:
     """Write a C2SP tlog-proof for RECORD (#N leaf index, run id, step id or finding id):
-    its entry, inclusion proof and the signed checkpoint."""
+    its entry, inclusion proof and the signed checkpoint. With --consistency N, a consistency
+    proof from the checkpoint of size N to a new checkpoint."""
     from flightlog.ledger.proof import prove as make_proof
+    from flightlog.ledger.proof import prove_consistency
 
     with errors_as_messages():
-        text = make_proof(_ledger(db), record).to_text()
+        if old_size is not None:
+            import json
+
+            text = json.dumps(prove_consistency(_ledger(db), old_size).to_dict(), indent=2)
+            text += "\n"
+        elif record is None:
+            from flightlog.errors import InputError
+
+            raise InputError("give a RECORD to prove, or --consistency SIZE")
+        else:
+            text = make_proof(_ledger(db), record).to_text()
     if out is None:
         click.echo(text, nl=False)
     else:

@@ -36,6 +36,12 @@ def serve(host: str, port: int, db: str, max_body_mb: int, queue_spans: int) -> 
             raise ConfigurationError(
                 f"flightlog serve needs the server extra: pip install 'flightlog[server]' ({exc})"
             ) from exc
+        from flightlog.respond.config import load_respond_config
+
+        alerting = load_respond_config()  # a bad flightlog.toml stops here, naming the line
+        if alerting.enabled:
+            click.echo(f"flightlog: alerting through {len(alerting.channels)} channel(s) "
+                       "(flightlog.toml)", err=True)
         click.echo(f"flightlog: listening on http://{host}:{port} (OTLP: POST /v1/traces), "
                    f"store {db}", err=True)
         run_server(db, host=host, port=port, max_body=max_body_mb << 20,

@@ -80,7 +80,7 @@ def export(
             ]
             rows = []
             for part in chunked(ids, 400):
-                cond, params = record_filter(list(part))
+                cond, params = record_filter(list(part), [run_id])
                 rows += tx.fetchall(
                     f"SELECT seq, entry, openings FROM ledger_entries WHERE {cond} AND seq < ?",
                     [*params, cp.size],

@@ -26,7 +26,6 @@ import os
 import secrets
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,6 @@ _INSERT_ENTRY = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_NODE = "INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)"
-_crc32 = zlib.crc32
 
 
 def node_id(level: int, index: int) -> int:
@@ -281,7 +279,7 @@ class Ledger:
                         seq,
                         e.kind,
                         rid,
-                        _crc32(rid.encode()),
+                        None,
                         e.run_id,
                         e.time_ns,
                         e.entry,

@@ -39,8 +39,15 @@ def find_entry(ledger: Ledger, tx: Tx, record: str) -> int:
     if record.isdigit() and len(record) < 16:
         return int(record)
     candidates = [record]
+    run_ids: list[str] = []
     rows = tx.fetchall("SELECT run_id FROM steps WHERE id = ?", (record,))
     candidates += [f"{r[0]}/{record}" for r in rows]
+    run_ids += [str(r[0]) for r in rows]
+    if "/" in record:  # a ledger record id of a step or edge: RUN/...
+        run_ids.append(record.split("/", 1)[0])
+    finding = tx.fetchone("SELECT run_id FROM findings WHERE id = ?", (record,))
+    if finding:
+        run_ids.append(str(finding[0]))
     lowered = record.lower()
     if 0 < len(lowered) <= 32 and all(c in "0123456789abcdef" for c in lowered):
         runs = tx.fetchall(
@@ -49,8 +56,14 @@ def find_entry(ledger: Ledger, tx: Tx, record: str) -> int:
         )
         if len(runs) == 1:
             candidates.append(str(runs[0][0]))
-    cond, params = record_filter(candidates)
-    row = tx.fetchone(f"SELECT MAX(seq) FROM ledger_entries WHERE {cond}", params)
+            run_ids.append(str(runs[0][0]))
+    row = None
+    if run_ids:  # through the run index
+        cond, params = record_filter(candidates, run_ids)
+        row = tx.fetchone(f"SELECT MAX(seq) FROM ledger_entries WHERE {cond}", params)
+    if row is None or row[0] is None:  # e.g. an incident transition's id: a scan
+        cond, params = record_filter(candidates, None)
+        row = tx.fetchone(f"SELECT MAX(seq) FROM ledger_entries WHERE {cond}", params)
     if row is None or row[0] is None:
         raise NotFoundError(
             f"no ledger entry for {record!r}; give a leaf index (#N), a run id, a step id or "
@@ -124,3 +137,56 @@ def verify_tlog_proof(text: str, verifier: Verifier, entry: bytes | None = None)
         raise LedgerError("tlog-proof carries no entry (extra line) and none was given")
     rfc9162.verify_inclusion(index, cp.size, rfc9162.leaf_hash(entry), hashes, cp.root)
     return RecordProof(index, entry, hashes, cp)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    """RFC 9162 §2.1.4 proof that checkpoint ``old`` is a prefix of checkpoint ``new``."""
+
+    old: cp_mod.Checkpoint
+    new: cp_mod.Checkpoint
+    proof: list[bytes]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "old": self.old.note,
+            "new": self.new.note,
+            "proof": [base64.b64encode(h).decode() for h in self.proof],
+        }
+
+
+def prove_consistency(
+    ledger: Ledger, old_size: int, new_size: int | None = None
+) -> ConsistencyProof:
+    """A consistency proof between two stored checkpoints (``new_size`` defaults to a fresh
+    checkpoint of the whole log)."""
+    verifier = ledger.verifier()
+    new = ledger.checkpoint() if new_size is None else None
+    with ledger.store.read() as tx:
+        notes = {size: note for size, _c, note in ledger.checkpoint_notes(tx)}
+        if old_size not in notes:
+            raise NotFoundError(
+                f"no checkpoint of size {old_size}; sizes with checkpoints: "
+                f"{', '.join(map(str, sorted(notes))) or 'none'}"
+            )
+        old = cp_mod.open_checkpoint(notes[old_size], verifier)
+        if new is None:
+            assert new_size is not None
+            if new_size not in notes:
+                raise NotFoundError(f"no checkpoint of size {new_size}")
+            new = cp_mod.open_checkpoint(notes[new_size], verifier)
+        proof = ledger.consistency_proof(tx, old.size, new.size)
+    return ConsistencyProof(old, new, proof)
+
+
+def verify_consistency_proof(data: dict[str, object], verifier: Verifier) -> ConsistencyProof:
+    """Verify a ``ConsistencyProof.to_dict()`` with only the verifier key: both checkpoints'
+    signatures and the RFC 9162 consistency proof between them."""
+    try:
+        old = cp_mod.open_checkpoint(str(data["old"]), verifier)
+        new = cp_mod.open_checkpoint(str(data["new"]), verifier)
+        hashes = [base64.b64decode(str(h), validate=True) for h in data["proof"]]  # type: ignore[attr-defined]
+    except (KeyError, TypeError, binascii.Error) as exc:
+        raise LedgerError(f"malformed consistency proof: {exc}") from exc
+    rfc9162.verify_consistency(old.size, new.size, old.root, new.root, hashes)
+    return ConsistencyProof(old, new, hashes)

@@ -81,7 +81,7 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
         ids += [edge_id(Edge(e[0], e[1], e[2], e[3])) for e in edges]
         seqs: list[int] = []
         for part in chunked(ids, 500):
-            cond, params = record_filter(list(part))
+            cond, params = record_filter(list(part), [run_id])
             seqs += [
                 int(r[0])
                 for r in tx.fetchall(f"SELECT seq FROM ledger_entries WHERE {cond}", params)

@@ -73,7 +73,7 @@ def prune(ledger: Ledger, before_ns: int, *, now_ns: int | None = None) -> Prune
                 )
             ]
             for part in chunked(ids, 500):
-                cond, params = record_filter(list(part))
+                cond, params = record_filter(list(part), [run_id])
                 seqs += [
                     int(r[0])
                     for r in tx.fetchall(f"SELECT seq FROM ledger_entries WHERE {cond}", params)

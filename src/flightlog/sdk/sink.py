@@ -35,4 +35,4 @@ class StoreSink:
         self.store.close()
 
     def stats(self) -> dict[str, Any]:
-        return {"sink": "store", "url": self.store.url}
+        return {"sink": "store", "url": getattr(self.store, "display_url", self.store.url)}

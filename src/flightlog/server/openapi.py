@@ -152,6 +152,28 @@ def document(version: str) -> dict[str, Any]:
                     "properties": {"workflows": {"type": "array",
                                                  "items": {"type": "string"}}}},
                     "Workflow names"), "503": _ERRORS["503"]}}},
+            "/api/v1/ingest/stats": {"get": {
+                "summary": "Ingestion counters since the server started",
+                "responses": {"200": _resp({
+                    "type": "object",
+                    "required": ["requests", "spans_stored", "spans_rejected", "pending_spans"],
+                    "properties": {k: {"type": "number"} for k in (
+                        "requests", "spans_stored", "spans_rejected", "transactions",
+                        "write_errors", "overloaded", "pipeline_errors", "decode_seconds",
+                        "write_seconds", "pipeline_seconds", "pending_spans")}},
+                    "Counters")}}},
+            "/": {"get": {
+                "summary": "Web view: the newest runs (HTML)",
+                "responses": {"200": {"description": "HTML page",
+                                      "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+            "/runs/{run_id}": {"get": {
+                "summary": "Web view: one run (HTML; every captured value escaped)",
+                "parameters": [_RUN_ID],
+                "responses": {
+                    "200": {"description": "HTML page",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "404": {"description": "No such run",
+                            "content": {"text/html": {"schema": {"type": "string"}}}}}}},
             "/v1/traces": {"post": {
                 "summary": "OTLP/HTTP trace export (protobuf or OTLP/JSON, optionally gzip)",
                 "requestBody": {"required": True, "content": {

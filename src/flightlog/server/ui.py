@@ -83,13 +83,21 @@ class Ui:
             f"{'<br>' + _e(s.error.type + ': ' + s.error.message) if s.error else ''}</td>"
             f"<td>{_e(s.model)}</td><td>{show(s.input_hash)}</td><td>{show(s.output_hash)}</td>"
             "</tr>" for s in rec.steps)
-        edges = "".join(f"<li>{_e(e.source)} → {_e(e.target)} ({_e(e.kind)}, "
-                        f"{_e(e.evidence)})</li>" for e in rec.edges)
+        by_id = {s.id: s for s in rec.steps}
+
+        def label(step_id: str) -> str:
+            s = by_id.get(step_id)
+            return f"#{s.index} {_e(s.name)}" if s else _e(step_id)
+
+        edges = "".join(f"<li>{label(e.source)} → {label(e.target)} ({_e(e.kind)}, "
+                        f"{_e(e.evidence)}{', ' + _e(e.detail) if e.detail else ''})</li>"
+                        for e in rec.edges)
         findings = "".join(f"<li>[{_e(f.severity)}] {_e(f.detector)}: {_e(f.message)}</li>"
                            for f in rec.findings)
         body = (f"<p><a href='/'>← runs</a></p><h1>{_e(run.workflow)}</h1>"
                 f"<p>run {_e(run.id)} · <span class='{_e(run.status)}'>{_e(run.status)}</span>"
-                f" · started {_e(_time(run.started_ns))} · owner {_e(run.owner)}"
+                f" · started {_e(_time(run.started_ns))} UTC"
+                f"{' · owner ' + _e(run.owner) if run.owner else ''}"
                 f"{' · reason: ' + _e(run.reason) if run.reason else ''}</p>"
                 "<h2>Steps</h2><table><tr><th>#</th><th>name</th><th>kind</th><th>agent</th>"
                 "<th>status</th><th>model</th><th>input</th><th>output</th></tr>"

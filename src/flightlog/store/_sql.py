@@ -157,6 +157,11 @@ class SQLStore:
         self._write_hooks: list[WriteHook] = []
         self._auditors: list[Any] = []
 
+    @property
+    def display_url(self) -> str:
+        """The URL as shown in messages (the PostgreSQL store hides the password)."""
+        return self.url
+
     # Provided by subclasses.
     def transaction(self) -> AbstractContextManager[Tx]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -279,7 +284,7 @@ class SQLStore:
                 (prefix, prefix + "g"),
             )
         if not rows:
-            raise NotFoundError(f"no run with id {prefix!r} in {self.url}")
+            raise NotFoundError(f"no run with id {prefix!r} in {self.display_url}")
         if len(rows) > 1:
             raise NotFoundError(f"run id prefix {prefix!r} is ambiguous; give more digits")
         return str(rows[0][0])
@@ -313,7 +318,7 @@ class SQLStore:
     def get_record(self, run_id: str) -> RunRecord:
         run = self.get_run(run_id)
         if run is None:
-            raise NotFoundError(f"no run with id {run_id!r} in {self.url}")
+            raise NotFoundError(f"no run with id {run_id!r} in {self.display_url}")
         return RunRecord(
             run=run,
             steps=self.get_steps(run_id),

@@ -141,3 +141,27 @@ def test_checkpoint_anchored_in_git(filled: Path, tmp_path: Path) -> None:
 def test_help_texts(cmd: str) -> None:
     out = fl("audit", cmd, "--help")
     assert out.returncode == 0 and "Usage: flightlog audit " + cmd in out.stdout
+
+
+def test_consistency_proof_command(filled: Path, tmp_path: Path) -> None:
+    from flightlog.ledger.note import Verifier
+    from flightlog.ledger.proof import verify_consistency_proof
+    from flightlog.store import open_store
+    from tests.integration.ledger._ledger_helpers import run_batches
+
+    db = f"sqlite:///{filled}"
+    store = open_store(db)
+    for b in run_batches(rid(6)):
+        store.write(b)
+    store.close()
+    out = fl("audit", "prove", "--consistency", "24", "--db", db)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    key = Verifier.parse(fl("audit", "key", "--db", db).stdout.strip())
+    proof = verify_consistency_proof(data, key)
+    assert (proof.old.size, proof.new.size) == (24, 32)
+    data["proof"][0] = data["proof"][1]
+    with pytest.raises(Exception, match="consistency proof"):
+        verify_consistency_proof(data, key)
+    missing = fl("audit", "prove", "--consistency", "23", "--db", db)
+    assert missing.returncode == 1 and "no checkpoint of size 23" in missing.stderr

@@ -83,3 +83,17 @@ def test_server_ingestion_pages_the_owner(receiver: Receiver, tmp_path: Path) ->
                          capture_output=True, text=True, check=True).stdout
     (incident,) = json.loads(out)
     assert incident["workflow"] == "claims-triage" and incident["first_run_id"] == trace_id
+
+
+def test_server_rejects_bad_alerting_config_at_start(tmp_path: Path) -> None:
+    pytest.importorskip("starlette")
+    config = tmp_path / "flightlog.toml"
+    config.write_text('[teams.a]\nchannels = ["x"]\n\n[[owners]]\nteam = "a"\n\n'
+                      '[channels.x]\ntype = "slack"\n')
+    r = subprocess.run(
+        [sys.executable, "-m", "flightlog", "serve", "--port", "0",
+         "--db", f"sqlite:///{tmp_path / 's.db'}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "FLIGHTLOG_CONFIG"})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "flightlog.toml line 7: channel 'x' (slack) has no url" in r.stderr

@@ -40,7 +40,7 @@ def test_api_conforms_to_its_openapi_document(app) -> None:  # type: ignore[no-u
 
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 9
+    assert len(operations) >= 12
     checked = []
     for operation in operations:
 

@@ -99,8 +99,12 @@ APP = textwrap.dedent("""
             for i in range(n):
                 work(i)
         print(run.id)
+    else:  # a long-running app: give the replayer time to deliver what was spooled
+        import time
+        deadline = time.monotonic() + 120
+        while flightlog.stats()["sink"]["spool_pending_batches"] and time.monotonic() < deadline:
+            time.sleep(0.05)
     flightlog.shutdown()
-    s = flightlog.stats()
 """)
 
 

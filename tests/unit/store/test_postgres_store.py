@@ -224,3 +224,39 @@ def test_a_schema_named_in_the_url_holds_the_tables(pg_url: str) -> None:
     assert tables == [("fl_one",), ("fl_two",)]
     one.close()
     two.close()
+
+
+def test_messages_about_an_open_store_hide_the_password(pg_url: str) -> None:
+    url = pg_url.replace("postgres@", "postgres:hunter2@")  # trust auth ignores it
+    s = open_store(url)
+    assert s.url == url and "hunter2" not in s.display_url and "hunter2" not in repr(s)
+    for call in (lambda: s.get_record("ab" * 16), lambda: s.resolve_run_id("abc")):
+        with pytest.raises(flightlog.NotFoundError) as info:
+            call()
+        assert "hunter2" not in str(info.value) and "postgres:***@" in str(info.value)
+    s.close()
+
+
+def test_every_components_migrations_apply_on_postgres(pg_url: str) -> None:
+    """The ledger (attached on open), the response layer and forensics create their tables
+    through ``migrate`` with PostgreSQL types: blobs are BYTEA, integers 64-bit."""
+    from flightlog.forensics import ledger as forensics_tables
+    from flightlog.respond.schema import ensure_schema
+
+    s = open_store(pg_url)
+    ensure_schema(s)
+    forensics_tables._ensure(s)
+    with s.read() as tx:
+        components = dict(tx.fetchall(
+            "SELECT component, MAX(version) FROM schema_migrations GROUP BY component"))
+        types = tx.fetchall(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema()")
+    assert {"core", "ledger", "respond", "forensics"} <= set(components)
+    by_column = {(t, c): d for t, c, d in types}
+    assert by_column[("payloads", "data")] == "bytea"
+    assert by_column[("ledger_entries", "leaf")] == "bytea"
+    assert by_column[("respond_outbox", "attempts")] == "bigint"
+    narrow = [tc for tc, d in by_column.items() if d in ("integer", "real", "boolean")]
+    assert narrow == [("schema_migrations", "version")]  # the bookkeeping table's own DDL
+    s.close()

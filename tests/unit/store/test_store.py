@@ -80,11 +80,10 @@ def test_component_migrations_apply_once_in_order(db_url: str) -> None:
 
 def test_failed_transaction_rolls_back(db_url: str) -> None:
     s = open_store(db_url)
-    with pytest.raises(RuntimeError):
-        with s.transaction() as tx:
-            tx.execute("INSERT INTO runs (id, workflow, status, started_ns, source, attributes) "
-                       "VALUES ('x', 'w', 'running', 1, 'sdk', '{}')")
-            raise RuntimeError("abort")
+    with pytest.raises(RuntimeError), s.transaction() as tx:
+        tx.execute("INSERT INTO runs (id, workflow, status, started_ns, source, attributes) "
+                   "VALUES ('x', 'w', 'running', 1, 'sdk', '{}')")
+        raise RuntimeError("abort")
     assert s.get_run("x") is None
 
 
