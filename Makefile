@@ -31,6 +31,7 @@ test: install-test
 
 bench: install-test
 	$(PY) bench/sdk_overhead.py
+	$(PY) bench/store_throughput.py
 
 clean:
 	rm -rf $(VENV) flightlog.db flightlog.db-wal flightlog.db-shm

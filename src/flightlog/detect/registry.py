@@ -26,9 +26,7 @@ This module imports only the standard library (it backs ``flightlog.detector``).
 from __future__ import annotations
 
 import importlib
-import os
 import threading
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,28 +62,14 @@ def user_detectors() -> dict[str, Callable[..., Any]]:
         return dict(_user)
 
 
-def config_path() -> Path | None:
-    env = os.environ.get("FLIGHTLOG_CONFIG")
-    if env:
-        return Path(env)
-    p = Path("flightlog.toml")
-    return p if p.is_file() else None
-
-
 def load_config(path: Path | None = None) -> dict[str, Any]:
-    """The ``[detect]`` section of flightlog.toml (empty when there is no file)."""
-    path = path or config_path()
-    if path is None:
-        return {}
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigurationError(f"configuration file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
-    section = data.get("detect") or {}
+    """The ``[detect]`` section of flightlog.toml (``$FLIGHTLOG_CONFIG``, else
+    ``./flightlog.toml``; ``FLIGHTLOG__DETECT__...`` variables override), empty when absent."""
+    from flightlog.config import load_config as load
+
+    section = load(path).section("detect") or {}
     if not isinstance(section, dict):
-        raise ConfigurationError(f"{path}: [detect] must be a table")
+        raise ConfigurationError("flightlog.toml: [detect] must be a table")
     return section
 
 

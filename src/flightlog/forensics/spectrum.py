@@ -101,7 +101,9 @@ def _runs(store: Any, workflow: str) -> list[tuple[str, bool, int, dict[str, str
     key = (id(store), workflow)
     with _cache_lock:
         hit = _cache.get(key)
-    if hit and hit[0] == total:
+    # Rebuilt when the workflow's runs grew by a tenth (or are few): a burst of failures must
+    # not re-read 200 runs per failed run.
+    if hit and (hit[0] == total or (total >= 20 and total - hit[0] < total / 10)):
         return hit[1]
     runs = [
         r

@@ -28,6 +28,7 @@ connections and transactions:
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,6 +45,8 @@ from flightlog.store import schema
 from flightlog.store._pgsql import to_postgres_ddl, to_pyformat
 from flightlog.store._sql import SQLStore
 from flightlog.store.base import Migration
+
+log = logging.getLogger("flightlog.store")
 
 CONNECT_TIMEOUT_S = 10  # unless the URL sets connect_timeout
 LOCK_TIMEOUT_MS = 60_000  # how long a writer waits for the store-wide write lock
@@ -142,6 +145,12 @@ class PostgresStore(SQLStore):
         conn = self._acquire()  # fail here, clearly, if the server or database is wrong
         try:
             self._lock_key = self._compute_lock_key(conn)
+            row = conn.execute("SHOW fsync").fetchone()
+            if row and str(row[0]) == "off":
+                log.warning(
+                    "PostgreSQL server for %s runs with fsync=off: commits are not durable "
+                    "across a crash of the server's machine", self._describe(),
+                )
         finally:
             self._release(conn)
         if readonly:
