@@ -210,6 +210,22 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live descendants."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        except (OSError, IndexError, ValueError):
+            continue
+        stack.extend(_children(p))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def tree_rss(pid: int) -> int:
     """Resident set size in bytes of ``pid`` and all its descendants (Linux /proc)."""
     total = 0

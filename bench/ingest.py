@@ -51,6 +51,7 @@ from _ingest_servers import (  # noqa: E402
     mlflow_spec,
     phoenix_spec,
     start,
+    tree_cpu,
     tree_rss,
 )
 from _ingest_spans import SPANS_PER_TRACE, batches, build_spans  # noqa: E402
@@ -74,6 +75,8 @@ class Result:
     durable_s: float | None = None
     durable_per_s: float | None = None
     ack_per_s: float | None = None
+    server_cpu_s: float | None = None
+    client_cpu_s: float | None = None
     idle_rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
     status: str = "ok"
@@ -91,6 +94,7 @@ def _send(spec: ServerSpec, spans: list, timeout: float, deadline: float, out: d
         endpoint=spec.otlp_url, headers=spec.headers or None, timeout=timeout
     )
     acked = failed = 0
+    cpu0 = time.thread_time()
     try:
         for batch in batches(spans, BATCH):
             if time.monotonic() > deadline:
@@ -103,6 +107,7 @@ def _send(spec: ServerSpec, spans: list, timeout: float, deadline: float, out: d
     finally:
         out["acked"], out["failed"] = acked, failed
         out["ack_t"] = time.monotonic()
+        out["cpu_s"] = time.thread_time() - cpu0
         exporter.shutdown()
 
 
@@ -119,6 +124,7 @@ def measure(spec: ServerSpec, spans: list, workdir: Path, args: argparse.Namespa
         server.peak_rss = 0
         server.sample_rss()
         sent: dict = {}
+        cpu0 = tree_cpu(server.proc.pid)
         t0 = time.monotonic()
         deadline = t0 + args.timeout
         sender = threading.Thread(
@@ -131,6 +137,7 @@ def measure(spec: ServerSpec, spans: list, workdir: Path, args: argparse.Namespa
             n = spec.count()
             if n > stored:  # counts only grow; a transient read error reads as 0
                 stored, last_change = n, now
+                result.server_cpu_s = tree_cpu(server.proc.pid) - cpu0
             if "ack_t" in sent and result.ack_s is None:
                 result.ack_s = sent["ack_t"] - t0
                 result.durable_at_ack = max(stored, spec.count())
@@ -148,6 +155,7 @@ def measure(spec: ServerSpec, spans: list, workdir: Path, args: argparse.Namespa
             time.sleep(POLL_S)
         sender.join(timeout=args.export_timeout + 5)
         result.load_avg = os.getloadavg()[0]
+        result.client_cpu_s = sent.get("cpu_s")
         result.acked = sent.get("acked", 0)
         result.failed_exports = sent.get("failed", 0)
         result.stored = stored
@@ -238,6 +246,8 @@ def render(results: list[Result]) -> str:
         "stored@ack",
         "idle RSS MB",
         "peak RSS MB",
+        "server CPU µs/span",
+        "exporter CPU µs/span",
         "load avg",
         "durable/s of each run",
         "status",
@@ -256,6 +266,8 @@ def render(results: list[Result]) -> str:
                 f"{r.durable_at_ack:,}",
                 f"{r.idle_rss_mb:.0f}",
                 f"{r.peak_rss_mb:.0f}",
+                _fmt(r.server_cpu_s and r.server_cpu_s * 1e6 / max(r.stored, 1), ".0f"),
+                _fmt(r.client_cpu_s and r.client_cpu_s * 1e6 / max(r.acked, 1), ".0f"),
                 f"{r.load_avg:.1f}",
                 ", ".join(f"{v:,}" for v in r.runs_per_s),
                 r.status,

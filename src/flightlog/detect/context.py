@@ -91,6 +91,7 @@ class History:
     tokens: list[int] = field(default_factory=list)
     costs: list[float] = field(default_factory=list)
     samples: dict[str, list[StepSample]] = field(default_factory=dict)
+    _without: dict[tuple[str, str], list[StepSample]] = field(default_factory=dict, repr=False)
     # Derived baselines (per step name and path), computed once per history.
     memo: dict[Any, Any] = field(default_factory=dict)
 
@@ -99,7 +100,14 @@ class History:
         return len(self.run_ids)
 
     def of(self, step_name: str, exclude_run: str | None = None) -> list[StepSample]:
-        return [s for s in self.samples.get(step_name, []) if s.run_id != exclude_run]
+        samples = self.samples.get(step_name, [])
+        if exclude_run is None or exclude_run not in self.run_ids:
+            return samples
+        key = (step_name, exclude_run)
+        hit = self._without.get(key)
+        if hit is None:
+            hit = self._without[key] = [s for s in samples if s.run_id != exclude_run]
+        return hit
 
     def median_steps(self) -> int | None:
         if not self.step_counts:
@@ -134,6 +142,9 @@ class _HistoryCache:
 history_cache = _HistoryCache()
 
 
+MAX_SAMPLES_PER_RUN = 8  # samples of one step name taken from one run
+
+
 def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> History:
     """Read the workflow's most recent successful runs and sample every step."""
     history = History(workflow=workflow)
@@ -154,8 +165,14 @@ def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> Histor
             sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in rec.steps)
         )
         history.costs.append(sum(s.cost or 0.0 for s in rec.steps))
+        per_name: dict[str, int] = {}
         for s in rec.steps:
             if s.status == "error":
+                continue
+            # A step repeated many times in one run (an agent loop) contributes a bounded
+            # sample, so a long run cannot make every detector quadratic.
+            seen = per_name[s.name] = per_name.get(s.name, 0) + 1
+            if seen > MAX_SAMPLES_PER_RUN:
                 continue
             history.samples.setdefault(s.name, []).append(
                 StepSample(

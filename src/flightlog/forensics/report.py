@@ -159,6 +159,27 @@ def _actions(att: Attribution, root: Step | None, root_findings: list[Finding]) 
     return items
 
 
+def _owner(workflow: str, step: Step | None, code_owner: str | None) -> str | None:
+    """The owner recorded in code, else the one flightlog.toml's [[owners]] rules name (the
+    same resolution the response layer routes alerts by), with the rule that decided it."""
+    if code_owner:
+        return code_owner
+    try:
+        from flightlog.respond.config import load_respond_config
+        from flightlog.respond.owners import OwnerQuery, resolve_owner
+
+        config = load_respond_config()
+        if not config.rules:
+            return None
+        match = resolve_owner(
+            config, OwnerQuery(workflow, step.name if step else None, step.agent if step else None)
+        )
+    except Exception:  # no or invalid ownership configuration: the report still renders
+        return None
+    rule = f" (owners rule {match.rule.number})" if match.rule else ""
+    return f"{match.team}{rule}"
+
+
 def _similar(store: Any, run: Any, att: Attribution) -> list[dict[str, Any]]:
     """Earlier failed runs of the same workflow, with their attributed root cause."""
     from flightlog.forensics.ledger import stored_attribution
@@ -265,10 +286,13 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
         "cost": round(cost, 6),
         "workflow_failure_rate": f"{failed_total} of {total} recorded runs failed",
     }
+    fp_step = ctx.step(att.failure_point.id) if att.failure_point else None
     owners = {
-        "root_cause_step": (root.owner if root else None) or "unowned (no owner recorded)",
-        "failure_point_step": (att.failure_point.owner if att.failure_point else None) or "-",
-        "workflow": run.owner or "unowned (no owner recorded)",
+        "root_cause_step": _owner(run.workflow, root, root.owner if root else None)
+        or "unowned (no owner recorded)",
+        "failure_point_step": _owner(run.workflow, fp_step, fp_step.owner if fp_step else None)
+        or "-",
+        "workflow": _owner(run.workflow, None, run.owner) or "unowned (no owner recorded)",
     }
     root_findings = by_step.get(root.id, []) if root else []
     return {

@@ -26,8 +26,9 @@ def _payload(value: Any) -> Payload:
     return Payload(hashlib.sha256(data).hexdigest(), data, len(data))
 
 
-def transcript_batch(data: dict[str, Any], *, workflow: str, key: str,
-                     started_ns: int = 1_700_000_000_000_000_000) -> Batch:
+def transcript_batch(
+    data: dict[str, Any], *, workflow: str, key: str, started_ns: int = 1_700_000_000_000_000_000
+) -> Batch:
     """The records of one transcript. ``key`` makes the run id (stable per transcript)."""
     history = data.get("history")
     if not isinstance(history, list) or not all(isinstance(m, dict) for m in history):
@@ -64,9 +65,17 @@ def transcript_batch(data: dict[str, Any], *, workflow: str, key: str,
     reason = "final answer is wrong"
     if data.get("ground_truth") is not None:
         reason += f" (expected {str(data['ground_truth'])[:200]})"
-    batch.runs.append(Run(
-        id=run_id, workflow=workflow, started_ns=started_ns, ended_ns=t + 1,
-        status="failed", reason=reason, input_hash=question.hash, source="import",
-        attributes={"transcript": key},
-    ))
+    batch.runs.append(
+        Run(
+            id=run_id,
+            workflow=workflow,
+            started_ns=started_ns,
+            ended_ns=t + 1,
+            status="failed",
+            reason=reason,
+            input_hash=question.hash,
+            source="import",
+            attributes={"transcript": key},
+        )
+    )
     return batch

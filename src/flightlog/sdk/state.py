@@ -125,6 +125,7 @@ def configure(
             from flightlog.store import open_store
 
             sink = StoreSink(open_store(target))
+        _check_config_file()
         shutdown()
         new = Writer(
             sink,
@@ -137,6 +138,18 @@ def configure(
         me.payload_cap = cap
         _disabled = False
         _set(new, configured=True)
+
+
+def _check_config_file() -> None:
+    """Validate flightlog.toml (if there is one) now, so a mistake in it fails configure()
+    rather than the first run's end. Raises ``ConfigurationError`` naming the line."""
+    from flightlog.config import find_config_file
+
+    if find_config_file() is None:
+        return
+    from flightlog.respond.config import load_respond_config
+
+    load_respond_config()
 
 
 def flush(timeout: float | None = 30.0) -> bool:
@@ -188,6 +201,8 @@ def stats() -> dict[str, Any]:
         sink_stats = getattr(w.sink, "stats", None)
         if callable(sink_stats):
             out["sink"] = sink_stats()
+            # Records the remote sink could not even spool (its disk limit) are drops too.
+            out["dropped"] += int(out["sink"].get("spool_dropped_records", 0) or 0)
     from flightlog import pipeline
 
     out["hook_errors"] = pipeline.hook_errors

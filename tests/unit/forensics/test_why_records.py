@@ -92,3 +92,21 @@ def test_cyclic_lineage_is_walked_once(store: Any) -> None:
     assert att.root_cause is not None and att.root_cause.name == "c"
     assert any("cycle" in e for e in att.evidence)
     assert any("not in this run" in e for e in att.evidence)
+
+
+def test_report_owners_come_from_owner_rules_when_code_names_none(
+    store: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flightlog.forensics.report import postmortem
+
+    cfg = tmp_path / "flightlog.toml"
+    cfg.write_text('[teams.platform]\nchannels = []\n\n[teams.data-team]\nchannels = []\n\n'
+                   '[[owners]]\nteam = "platform"\n\n[[owners]]\nworkflow = "wf"\n'
+                   'step = "fetch"\nteam = "data-team"\n')
+    monkeypatch.setenv("FLIGHTLOG_CONFIG", str(cfg))
+    b = RunBuilder("wf", status="failed")
+    b.step("fetch", None, error=("ValueError", "bad rows"))
+    rid = b.write(store)
+    owners = postmortem(store, rid)["owners"]
+    assert owners["root_cause_step"] == "data-team (owners rule 2)"
+    assert owners["workflow"] == "platform (owners rule 1)"

@@ -247,3 +247,12 @@ def test_configure_rejects_corrupt_and_readonly_files(tmp_path) -> None:  # type
 
 def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def test_configure_rejects_a_bad_flightlog_toml_naming_the_line(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "flightlog.toml").write_text(
+        '[teams.platform]\n\n[[owners]]\nteam = "nobody-defined-this-team"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(flightlog.ConfigurationError, match=r"flightlog.toml line \d+: .*unknown team"):
+        flightlog.configure(f"sqlite:///{tmp_path / 'x.db'}")
