@@ -66,6 +66,8 @@ def pg_url() -> Iterator[str]:
 
     if not _pg_unreachable:
         _pg_unreachable.append(pg.unreachable_reason())
+        if not _pg_unreachable[0]:
+            pg.sweep_stale()
     if _pg_unreachable[0]:
         pytest.skip(_pg_unreachable[0])
     with pg.temporary_database() as url:
