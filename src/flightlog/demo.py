@@ -314,13 +314,13 @@ def _audit(result: DemoResult, echo: Callable[[str], None]) -> None:
     from flightlog.ledger.verify import verify
 
     ledger = attach(result.store)
-    report = verify(ledger)
     rid = result.failed_run_id[:12]
     if result.url.startswith("sqlite:///"):
         bundle = Path(result.url[len("sqlite:///"):]).resolve().with_name(f"audit-{rid}.json")
     else:
         bundle = Path(f"audit-{rid}.json").resolve()
-    summary = export(ledger, bundle, run_id=result.failed_run_id)
+    summary = export(ledger, bundle, run_id=result.failed_run_id)  # signs a checkpoint
+    report = verify(ledger)
     result.notes["audit_bundle"] = str(bundle)
     db = f" --db {result.url}" if result.url != "sqlite:///flightlog.db" else ""
     echo("")
