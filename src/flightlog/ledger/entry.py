@@ -20,7 +20,6 @@ starts with ``sensitive.``, or is listed in the record's ``flightlog.sensitive``
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import os
@@ -250,7 +249,7 @@ class Encoder:
                     parent = child
                 value = parent[path[-1]]
                 parent[path[-1]] = {COMMIT: commitment(salt, value)}
-                opened.append([list(path), base64.b64encode(salt).decode(), value])
+                opened.append([list(path), _b64(salt, newline=False).decode(), value])
             openings = orjson.dumps(opened)  # stored beside the log, never hashed
         entry = canonical.dumps_prepared(
             {
