@@ -39,7 +39,7 @@ def create_app(url: str, *, max_body: int = DEFAULT_MAX_BODY,
     ingestor = Ingestor(store, max_pending_spans=max_pending_spans,
                         max_batch_spans=max_batch_spans)
     api = Api(reader)
-    ui = Ui(reader)
+    ui = Ui(reader, store)
     spec = document(_version())
 
     def healthz(request: Request) -> Response:
@@ -98,6 +98,9 @@ def create_app(url: str, *, max_body: int = DEFAULT_MAX_BODY,
         Route("/api/v1/ingest/stats", stats),
         Route("/", ui.index),
         Route("/runs/{run_id}", ui.run),
+        Route("/runs/{run_id}/report", ui.report),
+        Route("/incidents", ui.incidents),
+        Route("/audit", ui.audit),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan,

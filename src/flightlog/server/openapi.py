@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flightlog.model import RUN_STATUSES
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _NULLABLE_STR = {"type": "string", "nullable": True}
 _NULLABLE_INT = {"type": "integer", "nullable": True}
@@ -22,6 +24,14 @@ _ERRORS = {
 _RUN_ID = {"name": "run_id", "in": "path", "required": True,
            "description": "A run id (32 hex digits) or an unambiguous prefix of one",
            "schema": {"type": "string"}}
+
+
+_SINCE = (r"^([0-9]{1,6}[smhdw]|[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$")
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
 def ref(name: str) -> dict[str, Any]:
@@ -163,17 +173,41 @@ def document(version: str) -> dict[str, Any]:
                         "write_seconds", "pipeline_seconds", "pending_spans")}},
                     "Counters")}}},
             "/": {"get": {
-                "summary": "Web view: the newest runs (HTML)",
-                "responses": {"200": {"description": "HTML page",
-                                      "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+                "summary": "Web UI: runs, newest first, filtered and paged (HTML)",
+                "parameters": [
+                    q("workflow", {"type": "string"}, "Only this workflow"),
+                    q("status", {"type": "string", "enum": list(RUN_STATUSES)},
+                      "Only this status"),
+                    q("since", {"type": "string", "pattern": _SINCE},
+                      "Started within a duration (30m, 2h, 7d) or after an ISO-8601 date or "
+                      "time (times are accepted too, though the pattern names dates only)"),
+                    q("owner", {"type": "string"}, "Only this owner"),
+                    q("limit", {"type": "integer", "minimum": 1, "maximum": 500},
+                      "Runs per page (default 50)"),
+                    q("offset", {"type": "integer", "minimum": 0, "maximum": 2**62},
+                      "Runs to skip"),
+                ],
+                "responses": {"200": _html("HTML page"),
+                              "400": _html("A filter value the page cannot use")}}},
             "/runs/{run_id}": {"get": {
-                "summary": "Web view: one run (HTML; every captured value escaped)",
+                "summary": "Web UI: one run: attribution, lineage graph, steps (HTML; every "
+                           "captured value escaped)",
                 "parameters": [_RUN_ID],
-                "responses": {
-                    "200": {"description": "HTML page",
-                            "content": {"text/html": {"schema": {"type": "string"}}}},
-                    "404": {"description": "No such run",
-                            "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+                "responses": {"200": _html("HTML page"), "404": _html("No such run")}}},
+            "/runs/{run_id}/report": {"get": {
+                "summary": "Web UI: the blameless postmortem of a run (HTML)",
+                "parameters": [_RUN_ID],
+                "responses": {"200": _html("HTML page"), "404": _html("No such run")}}},
+            "/incidents": {"get": {
+                "summary": "Web UI: incidents (failed runs grouped by fingerprint) (HTML)",
+                "parameters": [q("state", {"type": "string", "enum": [
+                    "open", "triggered", "acknowledged", "resolved"]},
+                    "Only incidents in this state (open = not resolved)")],
+                "responses": {"200": _html("HTML page"),
+                              "400": _html("Unknown state")}}},
+            "/audit": {"get": {
+                "summary": "Web UI: the audit ledger's status (HTML)",
+                "responses": {"200": _html("HTML page")}}},
             "/v1/traces": {"post": {
                 "summary": "OTLP/HTTP trace export (protobuf or OTLP/JSON, optionally gzip)",
                 "requestBody": {"required": True, "content": {
