@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("flightlog.cli.audit:audit", "The tamper-evident audit ledger: verify, prove, export."),
     "demo": ("flightlog.cli.demo:demo", "Record the claims-triage demo workflow (offline)."),
     "detect": ("flightlog.cli.detect:detect", "Run the detectors on a run and list its findings."),
+    "import": ("flightlog.cli.importcmd:import_", "Import chat transcripts (Who&When) as runs."),
     "incident": ("flightlog.cli.respond:incident", "Show, acknowledge or resolve an incident."),
     "incidents": ("flightlog.cli.respond:incidents", "List incidents, newest first."),
     "owners": ("flightlog.cli.respond:owners", "Who owns a workflow or a step (explain)."),

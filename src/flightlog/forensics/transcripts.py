@@ -79,3 +79,31 @@ def transcript_batch(
         )
     )
     return batch
+
+
+def import_transcripts(store: Any, paths: list[str], *, workflow: str) -> list[str]:
+    """Import Who&When-style transcript files (a JSON object per file with a ``history``
+    list) as failed runs of ``workflow``; returns the run ids. Idempotent per file name.
+    The run-end pipeline (detection, attribution) runs on the imported runs."""
+    import json
+    from pathlib import Path
+
+    from flightlog import pipeline
+
+    ids: list[str] = []
+    for i, name in enumerate(paths):
+        path = Path(name)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise InputError(f"{path} is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: expected a JSON object with a 'history' list")
+        batch = transcript_batch(data, workflow=workflow, key=path.name,
+                                 started_ns=1_700_000_000_000_000_000 + i * 10_000_000_000)
+        store.write(batch)
+        ids.append(batch.runs[0].id)
+    pipeline.runs_ended(store, ids)
+    return ids
