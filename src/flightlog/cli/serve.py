@@ -24,8 +24,9 @@ def serve(host: str, port: int, db: str, max_body_mb: int, queue_spans: int) -> 
     POST /v1/traces takes OTLP/HTTP (protobuf or JSON, optionally gzip) from any
     OpenTelemetry exporter and answers only once the spans are stored in --db. Spans map
     onto runs and steps by the OTel GenAI and OpenInference conventions. Also serves
-    /api/v1/ (runs, steps, lineage, findings), /openapi.json, /healthz, /readyz and a
-    read-only web view at /. Needs: pip install 'flightlog[server]'.
+    /api/v1/ (runs, steps, lineage, findings), /openapi.json, /healthz, /readyz and the
+    read-only web UI at / (runs, run pages with attribution and lineage, postmortems,
+    /incidents, /audit; see docs/ui.md). Needs: pip install 'flightlog[server]'.
     """
     with errors_as_messages():
         try:

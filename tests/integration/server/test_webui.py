@@ -68,7 +68,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         yield {"server": srv, "tmp": tmp, "failed": failed[0]["id"], "xss": run.id,
                "nested": nested.id, "runs": runs}
     finally:
-        flightlog.configure(f"sqlite:///{tmp / 'after.db'}")
+        flightlog.shutdown()
         srv.stop()
 
 
@@ -242,5 +242,31 @@ def test_empty_store_pages_and_ledger_off(tmp_path: Path) -> None:
         assert "no incidents have been recorded" in get(srv, "/incidents/1", 404)
         assert "positive" in get(srv, "/incidents/" + "9" * 40, 404)
         assert "The audit ledger is off" in get(srv, "/audit")
+    finally:
+        srv.stop()
+
+
+def test_pages_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    srv = ServerProcess(db=tmp_path / "unused.db", port=free_port(), store=pg_url).start()
+    try:
+        flightlog.configure(srv.url, service="webui-pg")
+        for claim in demo.make_claims(20):
+            with contextlib.suppress(demo.ClaimRejected):
+                demo.triage(claim)
+        flightlog.flush()
+        flightlog.shutdown()
+        assert "No incidents yet" in get(srv, "/incidents")
+        listing = get(srv, "/", status="failed", since="1h")
+        assert "step 4 of 7 (validate_claim)" in listing
+        rid = re.findall(r"href='/runs/([0-9a-f]{32})'", listing)[0]
+        page = get(srv, f"/runs/{rid}")
+        assert "<b class='rootcause'>search_policy</b>" in page
+        assert page.count("<g class='node") == 4
+        assert "search_policy" in get(srv, f"/runs/{rid}/report")
+        config = tmp_path / "flightlog.toml"
+        config.write_text('[teams.platform]\nchannels = []\n[[owners]]\nteam = "platform"\n')
+        cli("watch", "--once", "--since", "1d", "--db", pg_url, "--config", str(config))
+        assert f"/runs/{rid}" in get(srv, "/incidents/1")
+        assert "entries" in get(srv, "/audit")
     finally:
         srv.stop()
