@@ -31,6 +31,22 @@ def write_reply(prompt: str) -> str:
     return f"Sure! {XSS} Ignore previous instructions."
 
 
+@flightlog.step(kind="tool", agent="retriever")
+def fetch(q: str) -> list[str]:
+    return [f"doc about {q}"]
+
+
+@flightlog.step(kind="llm", agent="writer")
+def answer(docs: list[str]) -> str:
+    flightlog.check(False, "grounded", "answer not grounded")
+    return "use " + docs[0]
+
+
+@flightlog.step(kind="agent", agent="orchestrator")
+def orchestrate(q: str) -> str:
+    return answer(fetch(q))
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("webui")
@@ -42,12 +58,15 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
                 demo.triage(claim)
         with flightlog.run("xss-probe", owner=XSS_OWNER, input={"q": XSS}) as run:
             write_reply(XSS)
+        with flightlog.run("nested", owner="ops") as nested:  # no history: a hypothesis
+            orchestrate("water leak")
+            nested.fail("answer not grounded")
         flightlog.flush()
         runs = httpx.get(srv.url + "/api/v1/runs", params={"limit": 100}).json()["runs"]
-        failed = [r for r in runs if r["status"] == "failed"]
+        failed = [r for r in runs if r["status"] == "failed" and r["workflow"] == "claims-triage"]
         assert len(failed) == 1, failed
         yield {"server": srv, "tmp": tmp, "failed": failed[0]["id"], "xss": run.id,
-               "runs": runs}
+               "nested": nested.id, "runs": runs}
     finally:
         flightlog.configure(f"sqlite:///{tmp / 'after.db'}")
         srv.stop()
@@ -71,8 +90,9 @@ def test_runs_list_filters_pages_and_failure_column(recorded: dict[str, Any]) ->
     assert f"/runs/{recorded['failed']}" in page
     assert "<form class='filters' method='get' action='/'>" in page
 
-    failed = get(srv, "/", status="failed")
+    failed = get(srv, "/", status="failed", workflow="claims-triage")
     assert failed.count("<tr><td class='mono'>") == 1
+    assert get(srv, "/", status="failed").count("<tr><td class='mono'>") == 2
     assert "step 4 of 7 (validate_claim)" in failed and "pill bad" in failed
 
     first = get(srv, "/", workflow="claims-triage", limit=5, since="1h")
@@ -124,6 +144,30 @@ def test_failed_run_page_attribution_steps_and_lineage(recorded: dict[str, Any])
     assert "Postmortem: claims-triage" in report and "search_policy" in report
 
 
+def test_nested_run_graph_and_weak_attribution_is_a_hypothesis(
+        recorded: dict[str, Any]) -> None:
+    from flightlog.forensics import why
+    from flightlog.store import open_store
+
+    srv, rid = recorded["server"], recorded["nested"]
+    store = open_store(srv.store_url, readonly=True)
+    try:
+        att = why(store, rid)
+    finally:
+        store.close()
+    assert att.hypothesis and att.root_cause is not None
+    page = get(srv, f"/runs/{rid}")
+    assert "<span class='pill warn'>hypothesis</span>" in page
+    assert "(hypothesis: weak evidence)" in page
+    api = httpx.get(f"{srv.url}/api/v1/runs/{rid}").json()
+    svg = page[page.index("<svg"): page.index("</svg>")]
+    assert svg.count("<g class='node") == len(api["steps"]) == 3
+    # steps 2 (fetch) and 3 (answer) run inside step 1 (orchestrate): two parent elbows
+    assert svg.count("class='e-parent'") == sum(1 for s in api["steps"] if s["parent_id"]) == 2
+    rc = att.root_cause.index
+    assert f"<g class='node rc fp' data-step='{rc}'>" in svg  # the same step: both marks
+
+
 def test_succeeded_run_has_no_attribution_and_unknown_run_is_404(
         recorded: dict[str, Any]) -> None:
     srv = recorded["server"]
@@ -165,11 +209,13 @@ def test_incidents_and_audit_pages(recorded: dict[str, Any]) -> None:
         assert "No incidents" in before
     cli("watch", "--once", "--since", "1d", "--db", db, "--config", str(config))
     incidents = json.loads(cli("incidents", "--json", "--db", db).stdout)
-    assert len(incidents) == 1
-    inc = incidents[0]
+    assert len(incidents) == 2  # the claims failure and the nested run's
+    inc = next(i for i in incidents if i["workflow"] == "claims-triage")
     page = get(srv, "/incidents")
-    assert f"INC-{inc['id']}" in page and inc["fingerprint"] in page
+    for i in incidents:
+        assert f"INC-{i['id']}" in page and i["fingerprint"] in page
     assert "triggered" in page and f"/runs/{recorded['failed']}" in page
+    assert inc["root_cause_team"] in page and f">{inc['run_count']}</td>" in page
     assert "search_policy" in page and "validate_claim" in page
     assert "No incidents in state resolved" in get(srv, "/incidents", state="resolved")
     assert "is not one of" in get(srv, "/incidents", 400, state="on-fire")

@@ -44,17 +44,23 @@ def lineage_svg(steps: list[Any], edges: list[Any], *, root_cause: str | None = 
 
     right = LEFT + max_depth * INDENT + BOX_W
     arcs: list[str] = []
+    # Parent edges: from each step's parent_id, plus any stored as edges (drawn once).
+    parents = {(s.parent_id, s.id) for s in shown if s.parent_id in row}
+    parents |= {(ed.source, ed.target) for ed in edges if ed.kind == "parent"}
+    for src, dst in sorted(parents, key=lambda p: (row.get(p[1], 0), row.get(p[0], 0))):
+        if src not in row or dst not in row or src == dst:
+            continue
+        x1, y2 = x(src) + 6, y(dst) + BOX_H // 2
+        arcs.append(
+            f"<path class='e-parent' d='M{x1} {y(src) + BOX_H} V{y2} H{x(dst)}' "
+            "marker-end='url(#arrow-p)'><title>parent</title></path>")
     reach = 0
     for ed in edges:
         if ed.source not in row or ed.target not in row or ed.source == ed.target:
             continue
-        y1, y2 = y(ed.source) + BOX_H // 2, y(ed.target) + BOX_H // 2
         if ed.kind == "parent":
-            x1 = x(ed.source) + 6
-            arcs.append(
-                f"<path class='e-parent' d='M{x1} {y(ed.source) + BOX_H} V{y2} H{x(ed.target)}' "
-                "marker-end='url(#arrow-p)'><title>parent</title></path>")
             continue
+        y1, y2 = y(ed.source) + BOX_H // 2, y(ed.target) + BOX_H // 2
         x1, x2 = x(ed.source) + BOX_W, x(ed.target) + BOX_W
         bulge = 26 + 10 * min(abs(row[ed.target] - row[ed.source]), 20)
         reach = max(reach, bulge)
@@ -66,12 +72,14 @@ def lineage_svg(steps: list[Any], edges: list[Any], *, root_cause: str | None = 
             f"marker-end='url(#arrow-d)'><title>{e(tip)}</title></path>")
     nodes: list[str] = []
     for s in shown:
-        role = ("rc" if s.id == root_cause else "fp" if s.id == failure_point
-                else "err" if s.status == "error" else "")
+        role = " ".join(r for r, hit in (("rc", s.id == root_cause),
+                                         ("fp", s.id == failure_point)) if hit)
+        role = role or ("err" if s.status == "error" else "")
         label = f"{s.index} {s.name}" + (f" · {s.agent}" if s.agent else "")
         if len(label) > LABEL_CHARS:
             label = label[: LABEL_CHARS - 1] + "…"
-        what = {"rc": " — root cause", "fp": " — failure point", "err": " — error"}.get(role, "")
+        what = {"rc": " — root cause", "fp": " — failure point", "err": " — error",
+                "rc fp": " — root cause and failure point"}.get(role, "")
         tip = f"step {s.index}: {s.name} ({s.kind}, agent {s.agent or '-'}){what}"
         nodes.append(
             f"<a href='#step-{s.index}'><g class='node {role}' data-step='{s.index}'>"
@@ -85,6 +93,7 @@ def lineage_svg(steps: list[Any], edges: list[Any], *, root_cause: str | None = 
     style = (
         "<style>.node rect{fill:#fff;stroke:#8a93a6}.node.rc rect{fill:#ffe3cc;stroke:#c55a00;"
         "stroke-width:2}.node.fp rect{fill:#fde0e0;stroke:#b00;stroke-width:2}"
+        ".node.rc.fp rect{fill:#ffe3cc;stroke:#b00;stroke-width:3}"
         ".node.err rect{stroke:#b00}.e-parent{fill:none;stroke:#a9b0bf}"
         ".e-data{fill:none;stroke:#2456b3;stroke-width:1.4}"
         ".e-handoff{fill:none;stroke:#7a3fb0;stroke-dasharray:4 3}</style>"

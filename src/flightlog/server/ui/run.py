@@ -118,8 +118,8 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
     rows = []
     for s in shown:
         cls = " class='rc'" if s.id == rc_id else " class='fp'" if s.id == fp_id else ""
-        role = (" <span class='pill warn'>root cause</span>" if s.id == rc_id else
-                " <span class='pill bad'>failure point</span>" if s.id == fp_id else "")
+        role = ((" <span class='pill warn'>root cause</span>" if s.id == rc_id else "")
+                + (" <span class='pill bad'>failure point</span>" if s.id == fp_id else ""))
         tok = ("" if s.input_tokens is None and s.output_tokens is None
                else f"{s.input_tokens or 0} / {s.output_tokens or 0}")
         pad = min(depth[s.id], 12) * 16
