@@ -100,6 +100,7 @@ def create_app(url: str, *, max_body: int = DEFAULT_MAX_BODY,
         Route("/runs/{run_id}", ui.run),
         Route("/runs/{run_id}/report", ui.report),
         Route("/incidents", ui.incidents),
+        Route("/incidents/{incident_id}", ui.incident),
         Route("/audit", ui.audit),
     ]
     app = Starlette(

@@ -205,6 +205,11 @@ def document(version: str) -> dict[str, Any]:
                     "Only incidents in this state (open = not resolved)")],
                 "responses": {"200": _html("HTML page"),
                               "400": _html("Unknown state")}}},
+            "/incidents/{incident_id}": {"get": {
+                "summary": "Web UI: one incident with its affected runs and timeline (HTML)",
+                "parameters": [{"name": "incident_id", "in": "path", "required": True,
+                                "description": "12, INC-12", "schema": {"type": "string"}}],
+                "responses": {"200": _html("HTML page"), "404": _html("No such incident")}}},
             "/audit": {"get": {
                 "summary": "Web UI: the audit ledger's status (HTML)",
                 "responses": {"200": _html("HTML page")}}},

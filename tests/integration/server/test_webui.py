@@ -217,6 +217,11 @@ def test_incidents_and_audit_pages(recorded: dict[str, Any]) -> None:
     assert "triggered" in page and f"/runs/{recorded['failed']}" in page
     assert inc["root_cause_team"] in page and f">{inc['run_count']}</td>" in page
     assert "search_policy" in page and "validate_claim" in page
+    one = get(srv, f"/incidents/INC-{inc['id']}")
+    assert inc["fingerprint"] in one and f"/runs/{recorded['failed']}" in one
+    assert "Timeline" in one and "opened" in one and "root-cause owner" in one
+    assert "no incident" in get(srv, "/incidents/99999", 404)
+    assert "is not an incident id" in get(srv, "/incidents/bogus", 404)
     assert "No incidents in state resolved" in get(srv, "/incidents", state="resolved")
     assert "is not one of" in get(srv, "/incidents", 400, state="on-fire")
 
@@ -234,6 +239,8 @@ def test_empty_store_pages_and_ledger_off(tmp_path: Path) -> None:
     try:
         assert "No runs match" in get(srv, "/")
         assert "No incidents yet" in get(srv, "/incidents")
+        assert "no incidents have been recorded" in get(srv, "/incidents/1", 404)
+        assert "positive" in get(srv, "/incidents/" + "9" * 40, 404)
         assert "The audit ledger is off" in get(srv, "/audit")
     finally:
         srv.stop()

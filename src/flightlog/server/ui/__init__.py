@@ -2,8 +2,9 @@
 
 Pages: ``/`` runs (filters, paging, "failed at step k of N"), ``/runs/{run}`` (header,
 attribution, lineage SVG, step tree with inputs/outputs and findings), ``/runs/{run}/report``
-(the postmortem), ``/incidents`` and ``/audit``. Modules: ``_html`` (shell, escaping, CSP),
-``runs``, ``run``, ``lineage`` (the SVG graph), ``ops`` (incidents, audit). See docs/ui.md.
+(the postmortem), ``/incidents``, ``/incidents/{id}`` and ``/audit``. Modules: ``_html``
+(shell, escaping, CSP), ``runs``, ``run``, ``lineage`` (the SVG graph), ``ops`` (incidents,
+audit). See docs/ui.md.
 
 Captured content is untrusted: every value is HTML-escaped, payloads are cut to
 ``PREVIEW`` characters, and every page carries a Content-Security-Policy without scripts.
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from flightlog.server.ui._html import PREVIEW
-from flightlog.server.ui.ops import audit_page, incidents_page
+from flightlog.server.ui.ops import audit_page, incident_page, incidents_page
 from flightlog.server.ui.run import report_page, run_page
 from flightlog.server.ui.runs import runs_page
 
@@ -45,6 +46,10 @@ class Ui:
 
     async def incidents(self, request: Request) -> HTMLResponse:
         return await run_in_threadpool(incidents_page, self.store, request)
+
+    async def incident(self, request: Request) -> HTMLResponse:
+        return await run_in_threadpool(incident_page, self.store,
+                                       str(request.path_params["incident_id"]))
 
     async def audit(self, request: Request) -> HTMLResponse:
         return await run_in_threadpool(audit_page, self.writer, self.store)

@@ -51,7 +51,8 @@ def incidents_page(store: Any, request: Request) -> HTMLResponse:
                                      if i.workflow_team != i.root_cause_team else "")
         summary = (i.attribution or {}).get("summary") or ""
         rows.append(
-            f"<tr><td class='mono'>INC-{i.id}</td><td>{pill(i.status)}</td>"
+            f"<tr><td class='mono'><a href='/incidents/{i.id}'>INC-{i.id}</a></td>"
+            f"<td>{pill(i.status)}</td>"
             f"<td>{pill(i.severity)}</td><td>{e(i.workflow)}</td>"
             f"<td class='mono'>{e(i.fingerprint)}</td>"
             f"<td>{e(i.root_cause_step)}"
@@ -59,7 +60,7 @@ def incidents_page(store: Any, request: Request) -> HTMLResponse:
             f" → {e(i.failure_step)}<br><span class='muted'>{e(i.error_class)}</span></td>"
             f"<td>{e(owner)}</td><td class='num'>{i.run_count}</td><td>{links}</td>"
             f"<td class='mono'>{e(when(i.opened_ns))}<br>{e(when(i.last_failure_ns))}</td>"
-            f"<td>{e(summary[:300])}</td></tr>")
+            f"<td>{e(summary[:160])}{'…' if len(summary) > 160 else ''}</td></tr>")
     table = (
         "<table><tr><th>incident</th><th>state</th><th>severity</th><th>workflow</th>"
         "<th>fingerprint</th><th>root cause → failure point</th><th>owner</th><th>runs</th>"
@@ -70,6 +71,77 @@ def incidents_page(store: Any, request: Request) -> HTMLResponse:
             "(workflow, failure point, root cause, error class), newest first. Acknowledge "
             f"or resolve with <code>flightlog incident ack|resolve</code>.</p>{table}")
     return page("Incidents", body, active="incidents")
+
+
+def incident_page(store: Any, raw_id: str) -> HTMLResponse:
+    """One incident: its fingerprint, owners, attribution, affected runs and timeline."""
+    from flightlog.errors import FlightlogError
+    from flightlog.respond import incidents as inc
+
+    try:
+        iid = inc.parse_id(raw_id)
+    except FlightlogError as exc:
+        return error_page(404, str(exc))
+    if not 0 < iid < 2**62:
+        return error_page(404, f"no incident #{iid}; incident ids are positive numbers")
+    if store.schema_version("respond") == 0:
+        return error_page(404, f"no incident #{iid}: no incidents have been recorded")
+    try:
+        with store.read() as tx:
+            i = inc.get(tx, iid)
+            events = inc.timeline(tx, iid)
+            runs = [str(r[0]) for r in tx.fetchall(
+                "SELECT run_id FROM respond_processed WHERE incident_id = ? "
+                "ORDER BY processed_ns DESC LIMIT 200", (iid,))]
+    except FlightlogError as exc:
+        return error_page(404, str(exc))
+    a = i.attribution or {}
+    runs = list(dict.fromkeys([*runs, i.last_run_id, i.first_run_id]))
+    facts = [
+        ("state", pill(i.status) + (f" by {e(i.acknowledged_by)} at "
+                                    f"{e(when(i.acknowledged_ns))} UTC"
+                                    if i.acknowledged_ns else "")
+         + (f"; resolved by {e(i.resolved_by)} at {e(when(i.resolved_ns))} UTC"
+            if i.resolved_ns else "")),
+        ("severity", pill(i.severity)),
+        ("workflow", e(i.workflow)),
+        ("fingerprint", f"<span class='mono'>{e(i.fingerprint)}</span> (workflow, failure "
+                        "point, root cause, error class)"),
+        ("failure point", e(i.failure_step)),
+        ("root cause", e(i.root_cause_step)
+         + (f" (agent {e(i.root_cause_agent)})" if i.root_cause_agent else "")),
+        ("error class", e(i.error_class)),
+        ("paged", f"{e(i.root_cause_team)} (root-cause owner)"),
+        ("notified", f"{e(i.workflow_team)} (workflow owner)"),
+        ("opened", e(when(i.opened_ns)) + " UTC"),
+        ("last failure", e(when(i.last_failure_ns)) + " UTC"),
+        ("runs", f"{i.run_count} failed; {i.success_streak} successful since"),
+        ("attribution", e(a.get("summary") or "-")
+         + (f" · confidence {float(a.get('confidence') or 0):.2f}" if a else "")),
+    ]
+    if i.previous_id:
+        facts.append(("follows", f"<a href='/incidents/{i.previous_id}'>INC-{i.previous_id}"
+                                 "</a>"))
+    if i.next_id:
+        facts.append(("reopened as", f"<a href='/incidents/{i.next_id}'>INC-{i.next_id}</a>"))
+    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
+    evidence = "".join(f"<li>{e(x)}</li>" for x in (a.get("evidence") or [])[:30])
+    links = "".join(f"<li><a class='mono' href='/runs/{q(r)}'>{e(r)}</a> · "
+                    f"<a href='/runs/{q(r)}/report'>report</a></li>" for r in runs)
+    rows = "".join(
+        f"<tr><td class='mono nw'>{e(when(ev.at_ns))}</td><td>{e(ev.kind)}</td>"
+        f"<td>{e(ev.actor)}</td><td>{e(_detail(ev.detail))}</td></tr>" for ev in events[-500:])
+    body = (f"<p><a href='/incidents'>← incidents</a></p><h1>INC-{i.id} · {e(i.workflow)}</h1>"
+            f"<table style='width:auto'>{table}</table>"
+            + (f"<h2>Evidence</h2><ul>{evidence}</ul>" if evidence else "")
+            + f"<h2>Affected runs</h2><ul>{links}</ul><h2>Timeline</h2><table><tr><th>at "
+            f"(UTC)</th><th>event</th><th>actor</th><th>detail</th></tr>{rows}</table>")
+    return page(f"INC-{i.id}", body, active="incidents")
+
+
+def _detail(detail: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in detail.items() if v is not None)
+    return text[:600] + ("…" if len(text) > 600 else "")
 
 
 def audit_page(writer: Any, reader: Any) -> HTMLResponse:
