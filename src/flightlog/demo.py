@@ -212,6 +212,14 @@ class DemoResult:
 
 def run_demo(url: str, *, n_ok: int = 20) -> DemoResult:
     """Record the demo's runs into the store at ``url``; durable when it returns."""
+    if url.split("://", 1)[0].lower() in ("http", "https"):
+        from flightlog.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"the demo records into a store and then reads it back, so it needs a store URL "
+            f"(sqlite:///file.db or postgresql://...), not the server {url}; run it against the "
+            "server's own --db, or record with flightlog.configure(url) in your application"
+        )
     flightlog.configure(url, service="claims-triage-demo")
     result = DemoResult(url=url)
     for claim in make_claims(n_ok):

@@ -56,3 +56,8 @@ def test_help_lists_commands() -> None:
     out = run_cli("--help", check=True).stdout
     for name in ("demo", "runs", "show"):
         assert name in out
+
+
+def test_demo_against_a_server_url_says_it_needs_a_store() -> None:
+    out = run_cli("demo", "--db", "http://127.0.0.1:9/")
+    assert out.returncode == 1 and "needs a store URL" in out.stderr and "Traceback" not in out.stderr
