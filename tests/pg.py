@@ -54,8 +54,12 @@ def sweep_stale(max_age_s: float = 86_400) -> list[str]:
 
     dropped = []
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        names = [r[0] for r in conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'flightlog\\_test\\_%'")]
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'flightlog\\_test\\_%'"
+            )
+        ]
         for name in names:
             m = re.fullmatch(r"flightlog_test_(\d{10})_[0-9a-f]{8}", name)
             if m and time.time() - int(m.group(1)) > max_age_s:

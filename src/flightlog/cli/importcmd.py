@@ -11,8 +11,12 @@ from flightlog.cli._common import db_option, echo_json, errors_as_messages, json
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @db_option
 @json_option
-@click.option("--workflow", default="transcripts", show_default=True,
-              help="Workflow name for the imported runs.")
+@click.option(
+    "--workflow",
+    default="transcripts",
+    show_default=True,
+    help="Workflow name for the imported runs.",
+)
 def import_(files: tuple[str, ...], db: str, as_json: bool, workflow: str) -> None:
     """Import multi-agent chat transcripts as failed runs, one step per message (agent = the
     speaker; consecutive messages joined by data edges), so `flightlog why` and `report` work

@@ -101,8 +101,12 @@ def import_transcripts(store: Any, paths: list[str], *, workflow: str) -> list[s
             raise InputError(f"{path} is not JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise InputError(f"{path}: expected a JSON object with a 'history' list")
-        batch = transcript_batch(data, workflow=workflow, key=path.name,
-                                 started_ns=1_700_000_000_000_000_000 + i * 10_000_000_000)
+        batch = transcript_batch(
+            data,
+            workflow=workflow,
+            key=path.name,
+            started_ns=1_700_000_000_000_000_000 + i * 10_000_000_000,
+        )
         store.write(batch)
         ids.append(batch.runs[0].id)
     pipeline.runs_ended(store, ids)

@@ -46,7 +46,9 @@ class IdentityIndex:
         self._by_id: OrderedDict[int, tuple[str, Any]] = OrderedDict()
 
     def add_output(self, step_id: str, value: Any) -> None:
-        if isinstance(value, _SKIP_IDENTITY) or (isinstance(value, str) and len(value) < MIN_SUBSTRING):
+        if isinstance(value, _SKIP_IDENTITY) or (
+            isinstance(value, str) and len(value) < MIN_SUBSTRING
+        ):
             return
         self._put(id(value), step_id, value)
         if isinstance(value, (list, tuple)):
@@ -115,7 +117,10 @@ class ContentIndex:
         self.nbytes = 0
 
     def add_output(
-        self, step_id: str, output_json: bytes | None, ended_ns: int,
+        self,
+        step_id: str,
+        output_json: bytes | None,
+        ended_ns: int,
         input_json: bytes | None = None,
     ) -> None:
         """Remember a step's output; what it merely passed through from its input is skipped."""

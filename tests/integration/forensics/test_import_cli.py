@@ -16,8 +16,9 @@ LOGS = TESTDATA / "whowhen" / "Algorithm-Generated"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flightlog", *args], capture_output=True,
-                          text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "flightlog", *args], capture_output=True, text=True
+    )
 
 
 @pytest.mark.skipif(not LOGS.exists(), reason="Who&When test data not present")
@@ -28,8 +29,9 @@ def test_import_then_why(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     rows = json.loads(p.stdout)
     assert [r["file"] for r in rows] == files
-    again = json.loads(_cli("import", *files, "--db", db, "--workflow", "who-and-when",
-                            "--json").stdout)
+    again = json.loads(
+        _cli("import", *files, "--db", db, "--workflow", "who-and-when", "--json").stdout
+    )
     assert again == rows  # idempotent
     runs = json.loads(_cli("runs", "--db", db, "--json").stdout)
     assert len(runs) == 2 and {r["status"] for r in runs} == {"failed"}

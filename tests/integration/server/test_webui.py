@@ -65,8 +65,14 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         runs = httpx.get(srv.url + "/api/v1/runs", params={"limit": 100}).json()["runs"]
         failed = [r for r in runs if r["status"] == "failed" and r["workflow"] == "claims-triage"]
         assert len(failed) == 1, failed
-        yield {"server": srv, "tmp": tmp, "failed": failed[0]["id"], "xss": run.id,
-               "nested": nested.id, "runs": runs}
+        yield {
+            "server": srv,
+            "tmp": tmp,
+            "failed": failed[0]["id"],
+            "xss": run.id,
+            "nested": nested.id,
+            "runs": runs,
+        }
     finally:
         flightlog.shutdown()
         srv.stop()
@@ -118,8 +124,7 @@ def test_failed_run_page_attribution_steps_and_lineage(recorded: dict[str, Any])
     assert "claims-triage" in page and "owner <b>claims-team</b>" in page
     # The attribution panel.
     assert "Why it failed" in page and "failed at step 4 of 7 (validate_claim)" in page
-    assert "Root cause: <a href='#step-2'>step 2</a> <b class='rootcause'>search_policy</b>" \
-        in page
+    assert "Root cause: <a href='#step-2'>step 2</a> <b class='rootcause'>search_policy</b>" in page
     assert "owner search-team" in page and "confidence <b>0." in page
     assert "Evidence:" in page and "returned 0 documents" in page
     assert "Causal chain: <a href='#step-2'>2 search_policy</a>" in page
@@ -131,7 +136,7 @@ def test_failed_run_page_attribution_steps_and_lineage(recorded: dict[str, Any])
     assert "failure point</span>" in page and "root cause</span>" in page
     assert "check</b>: assessment cites no policy clause" in page
     # The lineage graph: one node per step; the root cause and failure point marked.
-    svg = page[page.index("<svg"): page.index("</svg>")]
+    svg = page[page.index("<svg") : page.index("</svg>")]
     assert svg.count("<g class='node") == len(api["steps"]) == 4
     assert "<g class='node rc' data-step='2'>" in svg
     assert "<g class='node fp' data-step='4'>" in svg
@@ -144,8 +149,7 @@ def test_failed_run_page_attribution_steps_and_lineage(recorded: dict[str, Any])
     assert "Postmortem: claims-triage" in report and "search_policy" in report
 
 
-def test_nested_run_graph_and_weak_attribution_is_a_hypothesis(
-        recorded: dict[str, Any]) -> None:
+def test_nested_run_graph_and_weak_attribution_is_a_hypothesis(recorded: dict[str, Any]) -> None:
     from flightlog.forensics import why
     from flightlog.store import open_store
 
@@ -160,7 +164,7 @@ def test_nested_run_graph_and_weak_attribution_is_a_hypothesis(
     assert "<span class='pill warn'>hypothesis</span>" in page
     assert "(hypothesis: weak evidence)" in page
     api = httpx.get(f"{srv.url}/api/v1/runs/{rid}").json()
-    svg = page[page.index("<svg"): page.index("</svg>")]
+    svg = page[page.index("<svg") : page.index("</svg>")]
     assert svg.count("<g class='node") == len(api["steps"]) == 3
     # steps 2 (fetch) and 3 (answer) run inside step 1 (orchestrate): two parent elbows
     assert svg.count("class='e-parent'") == sum(1 for s in api["steps"] if s["parent_id"]) == 2
@@ -168,11 +172,13 @@ def test_nested_run_graph_and_weak_attribution_is_a_hypothesis(
     assert f"<g class='node rc fp' data-step='{rc}'>" in svg  # the same step: both marks
 
 
-def test_succeeded_run_has_no_attribution_and_unknown_run_is_404(
-        recorded: dict[str, Any]) -> None:
+def test_succeeded_run_has_no_attribution_and_unknown_run_is_404(recorded: dict[str, Any]) -> None:
     srv = recorded["server"]
-    ok = next(r["id"] for r in recorded["runs"]
-              if r["status"] == "succeeded" and r["workflow"] == "claims-triage")
+    ok = next(
+        r["id"]
+        for r in recorded["runs"]
+        if r["status"] == "succeeded" and r["workflow"] == "claims-triage"
+    )
     page = get(srv, f"/runs/{ok}")
     assert "Why it failed" not in page
     assert page.count("<g class='node") == 7
@@ -193,17 +199,24 @@ def test_captured_markup_is_shown_escaped_only(recorded: dict[str, Any]) -> None
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flightlog", *args], capture_output=True,
-                          text=True, timeout=120, check=True)
+    return subprocess.run(
+        [sys.executable, "-m", "flightlog", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
 
 
 def test_incidents_and_audit_pages(recorded: dict[str, Any]) -> None:
     srv, tmp = recorded["server"], recorded["tmp"]
     db = srv.store_url
     config = tmp / "flightlog.toml"
-    config.write_text('[teams.platform]\nchannels = []\n[[owners]]\nteam = "platform"\n'
-                      '[[owners]]\nstep = "search_policy"\nteam = "search-team"\n'
-                      '[teams.search-team]\nchannels = []\n')
+    config.write_text(
+        '[teams.platform]\nchannels = []\n[[owners]]\nteam = "platform"\n'
+        '[[owners]]\nstep = "search_policy"\nteam = "search-team"\n'
+        "[teams.search-team]\nchannels = []\n"
+    )
     before = get(srv, "/incidents")
     if "INC-" not in before:  # the respond tables may not exist yet: a friendly empty state
         assert "No incidents" in before
@@ -234,8 +247,9 @@ def test_incidents_and_audit_pages(recorded: dict[str, Any]) -> None:
 
 
 def test_empty_store_pages_and_ledger_off(tmp_path: Path) -> None:
-    srv = ServerProcess(db=tmp_path / "empty.db", port=free_port(),
-                        env={"FLIGHTLOG_LEDGER": "off"}).start()
+    srv = ServerProcess(
+        db=tmp_path / "empty.db", port=free_port(), env={"FLIGHTLOG_LEDGER": "off"}
+    ).start()
     try:
         assert "No runs match" in get(srv, "/")
         assert "No incidents yet" in get(srv, "/incidents")

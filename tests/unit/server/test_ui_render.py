@@ -15,16 +15,26 @@ RUN = "a" * 32
 
 
 def step(i: int, parent: int | None = None, name: str | None = None) -> Step:
-    return Step(run_id=RUN, id=f"{i:016x}", name=name or f"s{i}", kind="tool", index=i,
-                started_ns=i, ended_ns=i + 1, parent_id=f"{parent:016x}" if parent else None)
+    return Step(
+        run_id=RUN,
+        id=f"{i:016x}",
+        name=name or f"s{i}",
+        kind="tool",
+        index=i,
+        started_ns=i,
+        ended_ns=i + 1,
+        parent_id=f"{parent:016x}" if parent else None,
+    )
 
 
 def test_svg_has_a_node_per_step_and_an_arrow_per_edge() -> None:
     steps = [step(1), step(2, 1), step(3, 1), step(4)]
-    edges = [Edge(RUN, steps[1].id, steps[2].id, "data", "content"),
-             Edge(RUN, steps[2].id, steps[3].id, "handoff", "declared"),
-             Edge(RUN, steps[0].id, steps[1].id, "parent", "parent"),  # also a parent_id
-             Edge(RUN, steps[0].id, "f" * 16, "data", "content")]  # to no step: skipped
+    edges = [
+        Edge(RUN, steps[1].id, steps[2].id, "data", "content"),
+        Edge(RUN, steps[2].id, steps[3].id, "handoff", "declared"),
+        Edge(RUN, steps[0].id, steps[1].id, "parent", "parent"),  # also a parent_id
+        Edge(RUN, steps[0].id, "f" * 16, "data", "content"),
+    ]  # to no step: skipped
     svg = lineage_svg(steps, edges, root_cause=steps[1].id, failure_point=steps[3].id)
     assert svg.count("<g class='node") == 4
     assert svg.count("class='e-parent'") == 2 and svg.count("class='e-data'") == 1
@@ -53,7 +63,7 @@ def test_payload_preview_is_pretty_escaped_and_capped() -> None:
     raw = orjson.dumps({"b": "<b>x</b>", "a": [1, 2]})
     out = pretty(raw, "h" * 64)
     assert "&lt;b&gt;x&lt;/b&gt;" in out and "<b>x</b>" not in out
-    assert '\n  &quot;a&quot;' in out  # indented JSON
+    assert "\n  &quot;a&quot;" in out  # indented JSON
     long = pretty(orjson.dumps("y" * (PREVIEW * 3)), "h" * 64)
     assert long.count("y") <= PREVIEW and "more characters" in long
     assert "/api/v1/payloads/" + "h" * 64 in long

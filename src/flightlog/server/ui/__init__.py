@@ -41,15 +41,15 @@ class Ui:
         return await run_in_threadpool(run_page, self.store, str(request.path_params["run_id"]))
 
     async def report(self, request: Request) -> HTMLResponse:
-        return await run_in_threadpool(report_page, self.store,
-                                       str(request.path_params["run_id"]))
+        return await run_in_threadpool(report_page, self.store, str(request.path_params["run_id"]))
 
     async def incidents(self, request: Request) -> HTMLResponse:
         return await run_in_threadpool(incidents_page, self.store, request)
 
     async def incident(self, request: Request) -> HTMLResponse:
-        return await run_in_threadpool(incident_page, self.store,
-                                       str(request.path_params["incident_id"]))
+        return await run_in_threadpool(
+            incident_page, self.store, str(request.path_params["incident_id"])
+        )
 
     async def audit(self, request: Request) -> HTMLResponse:
         return await run_in_threadpool(audit_page, self.writer, self.store)

@@ -25,10 +25,20 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-STATUS_CLASS = {"succeeded": "ok", "ok": "ok", "failed": "bad", "error": "bad",
-                "running": "run", "unknown": "unk", "triggered": "bad",
-                "acknowledged": "warn", "resolved": "ok", "critical": "bad",
-                "warning": "warn", "info": "unk"}
+STATUS_CLASS = {
+    "succeeded": "ok",
+    "ok": "ok",
+    "failed": "bad",
+    "error": "bad",
+    "running": "run",
+    "unknown": "unk",
+    "triggered": "bad",
+    "acknowledged": "warn",
+    "resolved": "ok",
+    "critical": "bad",
+    "warning": "warn",
+    "info": "unk",
+}
 
 STYLE = """
 *{box-sizing:border-box}body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;
@@ -99,8 +109,12 @@ def pill(status: str | None) -> str:
 def page(title: str, body: str, *, active: str = "", status: int = 200) -> HTMLResponse:
     nav = "".join(
         f"<a href='{href}'{' class=on' if key == active else ''}>{label}</a>"
-        for key, href, label in (("runs", "/", "Runs"), ("incidents", "/incidents", "Incidents"),
-                                 ("audit", "/audit", "Audit"), ("api", "/openapi.json", "API"))
+        for key, href, label in (
+            ("runs", "/", "Runs"),
+            ("incidents", "/incidents", "Incidents"),
+            ("audit", "/audit", "Audit"),
+            ("api", "/openapi.json", "API"),
+        )
     )
     html = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
@@ -113,5 +127,6 @@ def page(title: str, body: str, *, active: str = "", status: int = 200) -> HTMLR
 
 def error_page(status: int, message: str) -> HTMLResponse:
     title = {400: "Bad request", 404: "Not found"}.get(status, "Error")
-    return page(title, f"<h1>{e(title)}</h1><p>{e(message)}</p><p><a href='/'>← runs</a></p>",
-                status=status)
+    return page(
+        title, f"<h1>{e(title)}</h1><p>{e(message)}</p><p><a href='/'>← runs</a></p>", status=status
+    )

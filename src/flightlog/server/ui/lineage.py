@@ -27,8 +27,13 @@ def depths(steps: list[Any]) -> dict[str, int]:
     return out
 
 
-def lineage_svg(steps: list[Any], edges: list[Any], *, root_cause: str | None = None,
-                failure_point: str | None = None) -> str:
+def lineage_svg(
+    steps: list[Any],
+    edges: list[Any],
+    *,
+    root_cause: str | None = None,
+    failure_point: str | None = None,
+) -> str:
     shown = sorted(steps, key=lambda s: s.index)[:MAX_NODES]
     if not shown:
         return "<p class='muted'>No steps recorded.</p>"
@@ -53,7 +58,8 @@ def lineage_svg(steps: list[Any], edges: list[Any], *, root_cause: str | None = 
         x1, y2 = x(src) + 6, y(dst) + BOX_H // 2
         arcs.append(
             f"<path class='e-parent' d='M{x1} {y(src) + BOX_H} V{y2} H{x(dst)}' "
-            "marker-end='url(#arrow-p)'><title>parent</title></path>")
+            "marker-end='url(#arrow-p)'><title>parent</title></path>"
+        )
     reach = 0
     for ed in edges:
         if ed.source not in row or ed.target not in row or ed.source == ed.target:
@@ -69,27 +75,37 @@ def lineage_svg(steps: list[Any], edges: list[Any], *, root_cause: str | None = 
         tip = f"{ed.kind} ({ed.evidence}{', ' + ed.detail if ed.detail else ''})"
         arcs.append(
             f"<path class='{cls}' d='M{x1} {y1} C{cx} {y1} {cx} {y2} {x2 + 2} {y2}' "
-            f"marker-end='url(#arrow-d)'><title>{e(tip)}</title></path>")
+            f"marker-end='url(#arrow-d)'><title>{e(tip)}</title></path>"
+        )
     nodes: list[str] = []
     for s in shown:
-        role = " ".join(r for r, hit in (("rc", s.id == root_cause),
-                                         ("fp", s.id == failure_point)) if hit)
+        role = " ".join(
+            r for r, hit in (("rc", s.id == root_cause), ("fp", s.id == failure_point)) if hit
+        )
         role = role or ("err" if s.status == "error" else "")
         label = f"{s.index} {s.name}" + (f" · {s.agent}" if s.agent else "")
         if len(label) > LABEL_CHARS:
             label = label[: LABEL_CHARS - 1] + "…"
-        what = {"rc": " — root cause", "fp": " — failure point", "err": " — error",
-                "rc fp": " — root cause and failure point"}.get(role, "")
+        what = {
+            "rc": " — root cause",
+            "fp": " — failure point",
+            "err": " — error",
+            "rc fp": " — root cause and failure point",
+        }.get(role, "")
         tip = f"step {s.index}: {s.name} ({s.kind}, agent {s.agent or '-'}){what}"
         nodes.append(
             f"<a href='#step-{s.index}'><g class='node {role}' data-step='{s.index}'>"
             f"<title>{e(tip)}</title><rect x='{x(s.id)}' y='{y(s.id)}' width='{BOX_W}' "
             f"height='{BOX_H}' "
-            f"rx='5'/><text x='{x(s.id) + 8}' y='{y(s.id) + 16}'>{e(label)}</text></g></a>")
+            f"rx='5'/><text x='{x(s.id) + 8}' y='{y(s.id) + 16}'>{e(label)}</text></g></a>"
+        )
     width = right + reach + 20
     height = TOP * 2 + len(shown) * ROW
-    more = (f"<p class='muted'>Showing the first {MAX_NODES} of {len(steps)} steps.</p>"
-            if len(steps) > MAX_NODES else "")
+    more = (
+        f"<p class='muted'>Showing the first {MAX_NODES} of {len(steps)} steps.</p>"
+        if len(steps) > MAX_NODES
+        else ""
+    )
     style = (
         "<style>.node rect{fill:#fff;stroke:#8a93a6}.node.rc rect{fill:#ffe3cc;stroke:#c55a00;"
         "stroke-width:2}.node.fp rect{fill:#fde0e0;stroke:#b00;stroke-width:2}"

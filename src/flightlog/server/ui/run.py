@@ -35,8 +35,10 @@ def pretty(raw: bytes | None, hash_: str) -> str:
         text = raw.decode("utf-8", errors="replace")
     more = ""
     if len(text) > PREVIEW:
-        more = (f"<span class='muted'>… {len(text) - PREVIEW:,} more characters: "
-                f"<a href='/api/v1/payloads/{q(hash_)}'>full value</a></span>")
+        more = (
+            f"<span class='muted'>… {len(text) - PREVIEW:,} more characters: "
+            f"<a href='/api/v1/payloads/{q(hash_)}'>full value</a></span>"
+        )
         text = text[:PREVIEW]
     return f"<pre>{e(text)}</pre>{more}"
 
@@ -44,14 +46,18 @@ def pretty(raw: bytes | None, hash_: str) -> str:
 def attribution_panel(att: Any) -> str:
     weak = att.hypothesis
     label = "hypothesis" if weak else "attribution"
-    parts = [f"<div class='panel{' hyp' if weak else ''}'><h2 style='margin-top:0'>Why it "
-             f"failed <span class='pill {'warn' if weak else 'bad'}'>{label}</span></h2>",
-             f"<p><b>{e(att.summary)}</b></p>"]
+    parts = [
+        f"<div class='panel{' hyp' if weak else ''}'><h2 style='margin-top:0'>Why it "
+        f"failed <span class='pill {'warn' if weak else 'bad'}'>{label}</span></h2>",
+        f"<p><b>{e(att.summary)}</b></p>",
+    ]
     if att.failure_point:
         fp = att.failure_point
-        parts.append(f"<p>Failure point: <a href='#step-{fp.index}'>step {fp.index} of "
-                     f"{att.of_steps}</a> <b>{e(fp.name)}</b> (agent {e(fp.agent or '-')}, "
-                     f"owner {e(fp.owner or '-')})</p>")
+        parts.append(
+            f"<p>Failure point: <a href='#step-{fp.index}'>step {fp.index} of "
+            f"{att.of_steps}</a> <b>{e(fp.name)}</b> (agent {e(fp.agent or '-')}, "
+            f"owner {e(fp.owner or '-')})</p>"
+        )
     if att.root_cause:
         rc = att.root_cause
         parts.append(
@@ -59,21 +65,32 @@ def attribution_panel(att: Any) -> str:
             f"<b class='rootcause'>{e(rc.name)}</b> (kind {e(rc.kind or '-')}, agent "
             f"{e(rc.agent or '-')}, owner {e(rc.owner or '-')}) · confidence "
             f"<b>{att.confidence:.2f}</b>{' (hypothesis: weak evidence)' if weak else ''}"
-            f" · method {e(att.method)}</p>")
+            f" · method {e(att.method)}</p>"
+        )
     if att.evidence:
-        parts.append("<p>Evidence:</p><ul>"
-                     + "".join(f"<li>{e(x)}</li>" for x in att.evidence[:30]) + "</ul>")
+        parts.append(
+            "<p>Evidence:</p><ul>"
+            + "".join(f"<li>{e(x)}</li>" for x in att.evidence[:30])
+            + "</ul>"
+        )
     if att.chain:
-        parts.append("<p>Causal chain: " + " → ".join(
-            f"<a href='#step-{s.index}'>{s.index} {e(s.name)}</a>" for s in att.chain) + "</p>")
+        parts.append(
+            "<p>Causal chain: "
+            + " → ".join(f"<a href='#step-{s.index}'>{s.index} {e(s.name)}</a>" for s in att.chain)
+            + "</p>"
+        )
     if att.alternatives:
         rows = "".join(
             f"<tr><td class='num'>{float(a.get('score') or 0):.2f}</td><td>"
             f"{e((a.get('step') or {}).get('index'))} {e((a.get('step') or {}).get('name'))}"
             f"</td><td>{'yes' if a.get('on_chain') else ''}</td><td>{e(a.get('reason'))}</td>"
-            "</tr>" for a in att.alternatives[:10])
-        parts.append("<p>Alternatives considered:</p><table><tr><th>score</th><th>step</th>"
-                     f"<th>on chain</th><th>reason</th></tr>{rows}</table>")
+            "</tr>"
+            for a in att.alternatives[:10]
+        )
+        parts.append(
+            "<p>Alternatives considered:</p><table><tr><th>score</th><th>step</th>"
+            f"<th>on chain</th><th>reason</th></tr>{rows}</table>"
+        )
     parts.append("</div>")
     return "".join(parts)
 
@@ -95,8 +112,10 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
             att = why(store, run.id)
             att_html = attribution_panel(att)
         except Exception as exc:  # an attribution problem must not hide the run
-            att_html = (f"<div class='panel hyp'>Attribution unavailable: "
-                        f"{e(type(exc).__name__)}: {e(exc)}</div>")
+            att_html = (
+                f"<div class='panel hyp'>Attribution unavailable: "
+                f"{e(type(exc).__name__)}: {e(exc)}</div>"
+            )
     rc_id = att.root_cause.id if att and att.root_cause else None
     fp_id = att.failure_point.id if att and att.failure_point else None
 
@@ -111,17 +130,26 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
     cost = sum(s.cost or 0.0 for s in steps)
 
     def finding_list(items: list[Any]) -> str:
-        return "<ul>" + "".join(
-            f"<li>{pill(f.severity)} <b>{e(f.detector)}</b>: {e(f.message[:1000])}</li>"
-            for f in items[:50]) + "</ul>"
+        return (
+            "<ul>"
+            + "".join(
+                f"<li>{pill(f.severity)} <b>{e(f.detector)}</b>: {e(f.message[:1000])}</li>"
+                for f in items[:50]
+            )
+            + "</ul>"
+        )
 
     rows = []
     for s in shown:
         cls = " class='rc'" if s.id == rc_id else " class='fp'" if s.id == fp_id else ""
-        role = ((" <span class='pill warn'>root cause</span>" if s.id == rc_id else "")
-                + (" <span class='pill bad'>failure point</span>" if s.id == fp_id else ""))
-        tok = ("" if s.input_tokens is None and s.output_tokens is None
-               else f"{s.input_tokens or 0} / {s.output_tokens or 0}")
+        role = (" <span class='pill warn'>root cause</span>" if s.id == rc_id else "") + (
+            " <span class='pill bad'>failure point</span>" if s.id == fp_id else ""
+        )
+        tok = (
+            ""
+            if s.input_tokens is None and s.output_tokens is None
+            else f"{s.input_tokens or 0} / {s.output_tokens or 0}"
+        )
         pad = min(depth[s.id], 12) * 16
         rows.append(
             f"<tr id='step-{s.index}'{cls}><td class='num'>{s.index}</td>"
@@ -129,7 +157,8 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
             f"<td>{e(s.agent or '')}</td><td>{e(s.owner or '')}</td><td>{pill(s.status)}</td>"
             f"<td class='num'>{e(duration(s.duration_ns))}</td><td>{e(s.model or '')}</td>"
             f"<td class='num'>{e(tok)}</td>"
-            f"<td class='num'>{'' if s.cost is None else e(f'{s.cost:.6f}')}</td></tr>")
+            f"<td class='num'>{'' if s.cost is None else e(f'{s.cost:.6f}')}</td></tr>"
+        )
         detail = []
         if s.error:
             detail.append(f"<p><b>error</b> {e(s.error.type)}: {e(s.error.message[:2000])}</p>")
@@ -143,18 +172,25 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
         if s.error and s.error.traceback:
             io.append(f"<b>traceback</b><pre>{e(s.error.traceback[-PREVIEW:])}</pre>")
         if s.attributes:
-            attrs = orjson.dumps(s.attributes, option=orjson.OPT_INDENT_2,
-                                 default=str).decode()
+            attrs = orjson.dumps(s.attributes, option=orjson.OPT_INDENT_2, default=str).decode()
             io.append(f"<b>attributes</b><pre>{e(attrs[:PREVIEW])}</pre>")
         if io:
-            what = " · ".join(w for w, h in (("input", s.input_hash), ("output", s.output_hash))
-                              if h) or "details"
+            what = (
+                " · ".join(w for w, h in (("input", s.input_hash), ("output", s.output_hash)) if h)
+                or "details"
+            )
             detail.append(f"<details><summary>{what}</summary>{''.join(io)}</details>")
         if detail:
-            rows.append(f"<tr{cls}><td></td><td colspan='9' style='padding-left:{pad + 8}px'>"
-                        f"{''.join(detail)}</td></tr>")
-    more = (f"<p class='muted'>Showing the first {MAX_STEPS} of {len(steps)} steps; the JSON "
-            "API has all of them.</p>" if len(steps) > MAX_STEPS else "")
+            rows.append(
+                f"<tr{cls}><td></td><td colspan='9' style='padding-left:{pad + 8}px'>"
+                f"{''.join(detail)}</td></tr>"
+            )
+    more = (
+        f"<p class='muted'>Showing the first {MAX_STEPS} of {len(steps)} steps; the JSON "
+        "API has all of them.</p>"
+        if len(steps) > MAX_STEPS
+        else ""
+    )
     run_findings = findings.get(None, [])
     rid = q(run.id)
     meta = [
@@ -173,7 +209,7 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
     if cost:
         meta.append(f"<span>cost {cost:.4f}</span>")
     meta.append(f"<span>source {e(run.source)}</span>")
-    reason = (f"<p>Reason: {e(run.reason[:2000])}</p>" if run.reason else "")
+    reason = f"<p>Reason: {e(run.reason[:2000])}</p>" if run.reason else ""
     if run.error:
         reason += f"<p>Error: {e(run.error.type)}: {e(run.error.message[:2000])}</p>"
     body = (

@@ -31,8 +31,10 @@ def parse_filters(request: Request) -> dict[str, Any]:
         try:
             since_ns = max(0, min(int(parse_since(since) or 0), 2**63 - 1))
         except Exception:
-            raise BadFilter(f"since={since!r} is neither a duration (30m, 2h, 7d) nor an "
-                            "ISO-8601 time (2026-01-31 or 2026-01-31T12:00)") from None
+            raise BadFilter(
+                f"since={since!r} is neither a duration (30m, 2h, 7d) nor an "
+                "ISO-8601 time (2026-01-31 or 2026-01-31T12:00)"
+            ) from None
 
     def integer(name: str, default: int, lo: int, hi: int) -> int:
         raw = p.get(name) or ""
@@ -58,7 +60,7 @@ def parse_filters(request: Request) -> dict[str, Any]:
 
 
 def failed_at(store: Any, runs: list[Any]) -> dict[str, str]:
-    """"step k of N (name)" for each failed run: k where the failure surfaced (the recorded
+    """ "step k of N (name)" for each failed run: k where the failure surfaced (the recorded
     failing step, else the first error), N declared, else the workflow's median step count
     among successful runs, else the steps seen (DESIGN.md, "Step k of N")."""
     from flightlog.cli.runs import surfaced_step
@@ -87,21 +89,33 @@ def runs_page(store: Any, request: Request) -> HTMLResponse:
         f = parse_filters(request)
     except BadFilter as exc:
         return error_page(400, str(exc))
-    query = RunQuery(workflow=f["workflow"], status=f["status"], since_ns=f["since_ns"],
-                     owner=f["owner"], limit=f["limit"], offset=f["offset"])
+    query = RunQuery(
+        workflow=f["workflow"],
+        status=f["status"],
+        since_ns=f["since_ns"],
+        owner=f["owner"],
+        limit=f["limit"],
+        offset=f["offset"],
+    )
     runs = store.list_runs(query)
-    total = store.count_runs(RunQuery(workflow=f["workflow"], status=f["status"],
-                                      since_ns=f["since_ns"], owner=f["owner"]))
+    total = store.count_runs(
+        RunQuery(
+            workflow=f["workflow"], status=f["status"], since_ns=f["since_ns"], owner=f["owner"]
+        )
+    )
     where = failed_at(store, runs)
 
     workflows = store.workflows()
     wf_opts = "".join(
         f"<option value='{e(w)}'{' selected' if w == f['workflow'] else ''}>{e(w)}</option>"
-        for w in workflows[:500])
+        for w in workflows[:500]
+    )
     st_opts = "".join(
-        f"<option{' selected' if s == f['status'] else ''}>{e(s)}</option>" for s in RUN_STATUSES)
+        f"<option{' selected' if s == f['status'] else ''}>{e(s)}</option>" for s in RUN_STATUSES
+    )
     size_opts = "".join(
-        f"<option{' selected' if n == f['limit'] else ''}>{n}</option>" for n in PAGE_SIZES)
+        f"<option{' selected' if n == f['limit'] else ''}>{n}</option>" for n in PAGE_SIZES
+    )
     form = (
         "<form class='filters' method='get' action='/'>"
         f"<label>workflow<select name='workflow'><option value=''>all</option>{wf_opts}"
@@ -124,29 +138,41 @@ def runs_page(store: Any, request: Request) -> HTMLResponse:
             f"<td class='num nw'>{e(duration(r.duration_ns))}</td>"
             f"<td class='nw'>{e(r.owner or '')}</td>"
             f"<td>{e(r.version or '')}</td><td>{e(r.source)}</td>"
-            f"<td>{e((r.reason or '')[:160])}</td></tr>")
-    keep = {"workflow": f["workflow"], "status": f["status"], "since": f["since"],
-            "owner": f["owner"], "limit": f["limit"] if f["limit"] != 50 else None}
+            f"<td>{e((r.reason or '')[:160])}</td></tr>"
+        )
+    keep = {
+        "workflow": f["workflow"],
+        "status": f["status"],
+        "since": f["since"],
+        "owner": f["owner"],
+        "limit": f["limit"] if f["limit"] != 50 else None,
+    }
     pager = []
     if f["offset"] > 0:
         prev = max(0, f["offset"] - f["limit"])
         pager.append(f"<a href='/?{qs(keep | {'offset': prev or None})}'>← newer</a>")
     if f["offset"] + len(runs) < total:
-        pager.append(f"<a href='/?{qs(keep | {'offset': f['offset'] + f['limit']})}'>"
-                     "older →</a>")
-    shown = (f"{f['offset'] + 1}–{f['offset'] + len(runs)} of {total}" if runs
-             else f"0 of {total}")
+        pager.append(f"<a href='/?{qs(keep | {'offset': f['offset'] + f['limit']})}'>older →</a>")
+    shown = f"{f['offset'] + 1}–{f['offset'] + len(runs)} of {total}" if runs else f"0 of {total}"
     table = (
         "<table><tr><th>run</th><th>workflow</th><th>status</th><th>failed at</th>"
         "<th>started (UTC)</th><th>duration</th><th>owner</th><th>version</th><th>source</th>"
         f"<th>reason</th></tr>{''.join(rows)}</table>"
-        if rows else
-        "<div class='empty'>No runs match. Record some with the SDK "
+        if rows
+        else "<div class='empty'>No runs match. Record some with the SDK "
         "(<code>flightlog.configure(url)</code>), send OTLP to <code>/v1/traces</code>, or "
         "try <code>flightlog demo</code>.</div>"
     )
-    api = qs({"workflow": f["workflow"], "status": f["status"], "owner": f["owner"],
-              "since_ns": f["since_ns"], "limit": f["limit"], "offset": f["offset"] or None})
+    api = qs(
+        {
+            "workflow": f["workflow"],
+            "status": f["status"],
+            "owner": f["owner"],
+            "since_ns": f["since_ns"],
+            "limit": f["limit"],
+            "offset": f["offset"] or None,
+        }
+    )
     body = (
         f"<h1>Runs</h1>{form}<p class='muted'>{e(shown)} runs, newest first · JSON: "
         f"<a href='/api/v1/runs?{api}'>/api/v1/runs</a></p>{table}"
