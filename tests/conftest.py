@@ -43,13 +43,21 @@ def store(recorder: str) -> Iterator[object]:
     s.close()
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None,
-            check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m flightlog ARGS`` in a subprocess."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "flightlog", *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=300,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"flightlog {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -66,6 +74,8 @@ def pg_url() -> Iterator[str]:
 
     if not _pg_unreachable:
         _pg_unreachable.append(pg.unreachable_reason())
+        if not _pg_unreachable[0]:
+            pg.sweep_stale()
     if _pg_unreachable[0]:
         pytest.skip(_pg_unreachable[0])
     with pg.temporary_database() as url:

@@ -128,7 +128,7 @@ def _index_lines(text: str) -> dict[KeyPath, int]:
             names = _split_dotted(k.group(1))
             path = current + tuple(names)
             index.setdefault(path, lineno)
-            rest = line[k.end():]
+            rest = line[k.end() :]
             for quote in ('"""', "'''"):
                 if rest.count(quote) == 1:
                     in_multiline = quote
@@ -197,7 +197,7 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> Non
     for var, raw in sorted(environ.items()):
         if not var.startswith(ENV_OVERRIDE_PREFIX) or len(var) == len(ENV_OVERRIDE_PREFIX):
             continue
-        parts = [p for p in var[len(ENV_OVERRIDE_PREFIX):].split("__") if p]
+        parts = [p for p in var[len(ENV_OVERRIDE_PREFIX) :].split("__") if p]
         if not parts:
             continue
         node: dict[str, Any] = data

@@ -24,7 +24,10 @@ WORKFLOW = "claims-triage"
 
 POLICIES: dict[str, list[dict[str, str]]] = {
     "HOME-STD-2024": [
-        {"id": "HS-4.1", "text": "Sudden and accidental escape of water from a fixed installation is covered."},
+        {
+            "id": "HS-4.1",
+            "text": "Sudden and accidental escape of water from a fixed installation is covered.",
+        },
         {"id": "HS-4.2", "text": "Gradual leaks and wear and tear are excluded."},
         {"id": "HS-7.3", "text": "Storm damage to the building and its contents is covered."},
         {"id": "HS-9.0", "text": "The excess is 250 per claim unless stated otherwise."},
@@ -38,7 +41,10 @@ POLICIES: dict[str, list[dict[str, str]]] = {
     ],
     "MOTOR-COMP-2024": [
         {"id": "MC-1.2", "text": "Damage to the insured vehicle from collision is covered."},
-        {"id": "MC-3.4", "text": "Windscreen repair is covered without affecting the no-claims bonus."},
+        {
+            "id": "MC-3.4",
+            "text": "Windscreen repair is covered without affecting the no-claims bonus.",
+        },
         {"id": "MC-9.0", "text": "The excess is 350 per claim."},
     ],
 }
@@ -122,12 +128,20 @@ def search_policy(query: str, policy: str) -> list[dict[str, str]]:
 
 @flightlog.step(kind="llm", agent="planner", owner="underwriting-ai", model="scripted-llm-1")
 def assess_coverage(summary: str, clauses: list[dict[str, str]]) -> dict[str, Any]:
-    prompt = "Assess coverage for: " + summary + "\nPolicy wording:\n" + "\n".join(
-        f"[{c['id']}] {c['text']}" for c in clauses
+    prompt = (
+        "Assess coverage for: "
+        + summary
+        + "\nPolicy wording:\n"
+        + "\n".join(f"[{c['id']}] {c['text']}" for c in clauses)
     )
     answer = scripted_llm(prompt, task="assess")
     tokens_in, tokens_out = answer.pop("tokens")
-    flightlog.usage(input_tokens=tokens_in, output_tokens=tokens_out, cost=tokens_in * 2.5e-6 + tokens_out * 1e-5, provider="scripted")
+    flightlog.usage(
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        cost=tokens_in * 2.5e-6 + tokens_out * 1e-5,
+        provider="scripted",
+    )
     return answer
 
 
@@ -150,7 +164,12 @@ def draft_response(summary: str, payout: dict[str, Any]) -> str:
     prompt = f"Your claim is approved: we will pay {payout['payout']}.\nContext: {summary}"
     answer = scripted_llm(prompt, task="write")
     tokens_in, tokens_out = answer["tokens"]
-    flightlog.usage(input_tokens=tokens_in, output_tokens=tokens_out, cost=tokens_in * 2.5e-6 + tokens_out * 1e-5, provider="scripted")
+    flightlog.usage(
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        cost=tokens_in * 2.5e-6 + tokens_out * 1e-5,
+        provider="scripted",
+    )
     return str(answer["text"])
 
 
@@ -169,7 +188,12 @@ def triage(claim: dict[str, Any]) -> dict[str, Any]:
         payout = price_claim(intake["amount"], intake["policy"])
         letter = draft_response(intake["summary"], payout)
         receipt = notify_customer(intake["claim_id"], letter)
-        result = {"claim_id": intake["claim_id"], "verdict": verdict, "payout": payout, "receipt": receipt}
+        result = {
+            "claim_id": intake["claim_id"],
+            "verdict": verdict,
+            "payout": payout,
+            "receipt": receipt,
+        }
         run.succeed(result)
         return {"run_id": run.id, **result}
 
@@ -180,22 +204,27 @@ def make_claims(n_ok: int = 20, seed: int = 7) -> list[dict[str, Any]]:
     claims = []
     for i in range(n_ok):
         category, text = INCIDENTS[i % len(INCIDENTS)]
-        claims.append({
-            "claim_id": f"CLM-{1001 + i}",
-            "customer": f"customer-{rng.randint(100, 999)}",
-            "category": category,
-            "policy": rng.choice(CATEGORY_POLICY[category]),
-            "amount": rng.randrange(400, 9000, 50),
-            "text": text,
-        })
-    claims.append({
-        "claim_id": f"CLM-{1001 + n_ok}",
-        "customer": "customer-417",
-        "category": "water",
-        "policy": "HOME-LEGACY-1998",  # migrated from the old system; its wording was never indexed
-        "amount": 6200,
-        "text": "Water came through the kitchen ceiling after a pipe burst upstairs.",
-    })
+        claims.append(
+            {
+                "claim_id": f"CLM-{1001 + i}",
+                "customer": f"customer-{rng.randint(100, 999)}",
+                "category": category,
+                "policy": rng.choice(CATEGORY_POLICY[category]),
+                "amount": rng.randrange(400, 9000, 50),
+                "text": text,
+            }
+        )
+    claims.append(
+        {
+            "claim_id": f"CLM-{1001 + n_ok}",
+            "customer": "customer-417",
+            "category": "water",
+            # Migrated from the old system; its wording was never indexed.
+            "policy": "HOME-LEGACY-1998",
+            "amount": 6200,
+            "text": "Water came through the kitchen ceiling after a pipe burst upstairs.",
+        }
+    )
     return claims
 
 
@@ -212,6 +241,14 @@ class DemoResult:
 
 def run_demo(url: str, *, n_ok: int = 20) -> DemoResult:
     """Record the demo's runs into the store at ``url``; durable when it returns."""
+    if url.split("://", 1)[0].lower() in ("http", "https"):
+        from flightlog.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"the demo records into a store and then reads it back, so it needs a store URL "
+            f"(sqlite:///file.db or postgresql://...), not the server {url}; run it against the "
+            "server's own --db, or record with flightlog.configure(url) in your application"
+        )
     flightlog.configure(url, service="claims-triage-demo")
     result = DemoResult(url=url)
     for claim in make_claims(n_ok):
@@ -248,8 +285,10 @@ def section(fn: Section) -> Section:
 
 @section
 def _recorded(result: DemoResult, echo: Callable[[str], None]) -> None:
-    echo(f"Recorded {result.succeeded + result.failed} runs of '{WORKFLOW}' "
-         f"({result.succeeded} succeeded, {result.failed} failed) into {result.url}")
+    echo(
+        f"Recorded {result.succeeded + result.failed} runs of '{WORKFLOW}' "
+        f"({result.succeeded} succeeded, {result.failed} failed) into {result.url}"
+    )
 
 
 @section
@@ -270,7 +309,9 @@ def report_path(result: DemoResult) -> str:
 
     rid = (result.failed_run_id or "run")[:12]
     if result.url.startswith("sqlite:///"):
-        return str(Path(result.url[len("sqlite:///"):]).resolve().with_name(f"postmortem-{rid}.html"))
+        return str(
+            Path(result.url[len("sqlite:///") :]).resolve().with_name(f"postmortem-{rid}.html")
+        )
     return str(Path(f"postmortem-{rid}.html").resolve())
 
 
@@ -289,11 +330,15 @@ def _attribution(result: DemoResult, echo: Callable[[str], None]) -> None:
     echo("Why it failed:")
     echo("  " + att.summary)
     if att.chain:
-        echo("  chain: " + " -> ".join(f"{s.index} {s.name}" for s in att.chain)
-             + f"   confidence {att.confidence:.2f} ({att.method})")
+        echo(
+            "  chain: "
+            + " -> ".join(f"{s.index} {s.name}" for s in att.chain)
+            + f"   confidence {att.confidence:.2f} ({att.method})"
+        )
     path = report_path(result)
-    Path(path).write_text(render_html(postmortem(result.store, result.failed_run_id)),
-                          encoding="utf-8")
+    Path(path).write_text(
+        render_html(postmortem(result.store, result.failed_run_id)), encoding="utf-8"
+    )
     result.notes["report"] = path
     echo(f"  Postmortem (HTML): {path}")
     db = f" --db {result.url}" if result.url != "sqlite:///flightlog.db" else ""
@@ -314,20 +359,22 @@ def _audit(result: DemoResult, echo: Callable[[str], None]) -> None:
     from flightlog.ledger.verify import verify
 
     ledger = attach(result.store)
-    report = verify(ledger)
     rid = result.failed_run_id[:12]
     if result.url.startswith("sqlite:///"):
-        bundle = Path(result.url[len("sqlite:///"):]).resolve().with_name(f"audit-{rid}.json")
+        bundle = Path(result.url[len("sqlite:///") :]).resolve().with_name(f"audit-{rid}.json")
     else:
         bundle = Path(f"audit-{rid}.json").resolve()
-    summary = export(ledger, bundle, run_id=result.failed_run_id)
+    summary = export(ledger, bundle, run_id=result.failed_run_id)  # signs a checkpoint
+    report = verify(ledger)
     result.notes["audit_bundle"] = str(bundle)
     db = f" --db {result.url}" if result.url != "sqlite:///flightlog.db" else ""
     echo("")
     echo("Audit trail (every record is a leaf of a signed Merkle log):")
     echo(f"  flightlog audit verify{db}: {report.summary()}")
-    echo(f"  Auditor bundle of the failed run ({summary.entries} entries, checkpoint size "
-         f"{summary.checkpoint_size}): {bundle}")
+    echo(
+        f"  Auditor bundle of the failed run ({summary.entries} entries, checkpoint size "
+        f"{summary.checkpoint_size}): {bundle}"
+    )
     echo(f"  flightlog audit verify-bundle {bundle} --key {ledger.verifier().encode()}")
 
 

@@ -47,7 +47,8 @@ def test_sigkill_after_flush_loses_nothing(tmp_path) -> None:  # type: ignore[no
     assert all(r.status == "succeeded" for r in runs)
     with store.read() as tx:
         (steps,) = tx.fetchone(
-            "SELECT COUNT(*) FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.workflow = 'killed'"
+            "SELECT COUNT(*) FROM steps s JOIN runs r ON r.id = s.run_id "
+            "WHERE r.workflow = 'killed'"
         )
     assert steps == 1000
 

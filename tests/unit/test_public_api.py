@@ -9,8 +9,16 @@ import sys
 import flightlog
 
 HEAVY = [
-    "starlette", "uvicorn", "psycopg", "opentelemetry", "google.protobuf", "httpx",
-    "cryptography", "click", "sqlite3", "asyncio",
+    "starlette",
+    "uvicorn",
+    "psycopg",
+    "opentelemetry",
+    "google.protobuf",
+    "httpx",
+    "cryptography",
+    "click",
+    "sqlite3",
+    "asyncio",
 ]
 
 

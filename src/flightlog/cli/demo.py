@@ -9,8 +9,14 @@ from flightlog.cli._common import db_option, errors_as_messages
 
 @click.command()
 @db_option
-@click.option("--runs", "n_ok", default=20, show_default=True, type=click.IntRange(3, 10_000),
-              help="How many successful runs to record before the failing one.")
+@click.option(
+    "--runs",
+    "n_ok",
+    default=20,
+    show_default=True,
+    type=click.IntRange(3, 10_000),
+    help="How many successful runs to record before the failing one.",
+)
 def demo(db: str, n_ok: int) -> None:
     """Record the claims-triage demo (offline, deterministic) and explain its failed run.
 

@@ -14,9 +14,13 @@ import click
 # name -> "module:attribute" of a click command or group. Keep sorted by name.
 COMMANDS: dict[str, tuple[str, str]] = {
     "alerts": ("flightlog.cli.respond:alerts", "The notification outbox and delivery history."),
-    "audit": ("flightlog.cli.audit:audit", "The tamper-evident audit ledger: verify, prove, export."),
+    "audit": (
+        "flightlog.cli.audit:audit",
+        "The tamper-evident audit ledger: verify, prove, export.",
+    ),
     "demo": ("flightlog.cli.demo:demo", "Record the claims-triage demo workflow (offline)."),
     "detect": ("flightlog.cli.detect:detect", "Run the detectors on a run and list its findings."),
+    "import": ("flightlog.cli.importcmd:import_", "Import chat transcripts (Who&When) as runs."),
     "incident": ("flightlog.cli.respond:incident", "Show, acknowledge or resolve an incident."),
     "incidents": ("flightlog.cli.respond:incidents", "List incidents, newest first."),
     "owners": ("flightlog.cli.respond:owners", "Who owns a workflow or a step (explain)."),

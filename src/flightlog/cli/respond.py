@@ -46,19 +46,36 @@ def owners() -> None:
 @click.option("--step", "-s", default=None, help="Step name (omit for the workflow's owner).")
 @click.option("--agent", "-a", default=None, help="Agent name of the step.")
 @click.option("--tool", "-t", default=None, help="Tool name, when the step is a tool call.")
-@click.option("--owner", "code_owner", default=None,
-              help="An owner= given in code; it takes precedence over the rules.")
+@click.option(
+    "--owner",
+    "code_owner",
+    default=None,
+    help="An owner= given in code; it takes precedence over the rules.",
+)
 @config_option
 @json_option
-def owners_explain(workflow: str, step: str | None, agent: str | None, tool: str | None,
-                   code_owner: str | None, config_path: str | None, as_json: bool) -> None:
+def owners_explain(
+    workflow: str,
+    step: str | None,
+    agent: str | None,
+    tool: str | None,
+    code_owner: str | None,
+    config_path: str | None,
+    as_json: bool,
+) -> None:
     """Show which ownership rule decides the owner (and which it overrode)."""
     with errors_as_messages():
         from flightlog.respond.config import load_respond_config
         from flightlog.respond.owners import explain
 
-        match = explain(load_respond_config(config_path), workflow=workflow, step=step,
-                        agent=agent, tool=tool, code_owner=code_owner)
+        match = explain(
+            load_respond_config(config_path),
+            workflow=workflow,
+            step=step,
+            agent=agent,
+            tool=tool,
+            code_owner=code_owner,
+        )
         if as_json:
             echo_json(match.to_dict())
         else:
@@ -67,20 +84,25 @@ def owners_explain(workflow: str, step: str | None, agent: str | None, tool: str
 
 # -- incidents ---------------------------------------------------------------------------------
 def _incident_row(i: Any) -> str:
-    return (f"#{i.id:<5} {i.status:<12} {i.workflow:<20} runs={i.run_count:<5} "
-            f"fails at {i.failure_step}; root cause {i.root_cause_step} "
-            f"({i.root_cause_team})  opened {fmt_time(i.opened_ns)}")
+    return (
+        f"#{i.id:<5} {i.status:<12} {i.workflow:<20} runs={i.run_count:<5} "
+        f"fails at {i.failure_step}; root cause {i.root_cause_step} "
+        f"({i.root_cause_team})  opened {fmt_time(i.opened_ns)}"
+    )
 
 
 @click.command("incidents")
-@click.option("--status", type=click.Choice(["open", "triggered", "acknowledged", "resolved"]),
-              default=None, help="Only incidents in this state (open = not resolved).")
+@click.option(
+    "--status",
+    type=click.Choice(["open", "triggered", "acknowledged", "resolved"]),
+    default=None,
+    help="Only incidents in this state (open = not resolved).",
+)
 @click.option("--workflow", "-w", default=None, help="Only this workflow's incidents.")
 @click.option("--limit", default=100, show_default=True, help="At most this many.")
 @db_option
 @json_option
-def incidents(status: str | None, workflow: str | None, limit: int, db: str,
-              as_json: bool) -> None:
+def incidents(status: str | None, workflow: str | None, limit: int, db: str, as_json: bool) -> None:
     """List incidents (failures grouped by fingerprint), newest first."""
     with errors_as_messages():
         from flightlog.respond.incidents import list_incidents
@@ -125,14 +147,20 @@ def incident_show(incident_id: str, db: str, as_json: bool) -> None:
             return
         a = i.attribution
         click.echo(_incident_row(i))
-        click.echo(f"  fingerprint {i.fingerprint}: {i.workflow} / fails at {i.failure_step} / "
-                   f"root cause {i.root_cause_step} / {i.error_class}")
-        click.echo(f"  paged: {i.root_cause_team} (root-cause owner); notified: "
-                   f"{i.workflow_team} (workflow owner)")
+        click.echo(
+            f"  fingerprint {i.fingerprint}: {i.workflow} / fails at {i.failure_step} / "
+            f"root cause {i.root_cause_step} / {i.error_class}"
+        )
+        click.echo(
+            f"  paged: {i.root_cause_team} (root-cause owner); notified: "
+            f"{i.workflow_team} (workflow owner)"
+        )
         if a.get("summary"):
             click.echo(f"  {a['summary']}")
-        click.echo(f"  confidence {float(a.get('confidence') or 0):.2f}; latest run "
-                   f"{i.last_run_id}; report: flightlog report {i.last_run_id}")
+        click.echo(
+            f"  confidence {float(a.get('confidence') or 0):.2f}; latest run "
+            f"{i.last_run_id}; report: flightlog report {i.last_run_id}"
+        )
         for e in a.get("evidence") or []:
             click.echo(f"    - {e}")
         if i.previous_id:
@@ -145,14 +173,20 @@ def incident_show(incident_id: str, db: str, as_json: bool) -> None:
             click.echo(f"    {fmt_time(e.at_ns)}  {e.kind:<22} {e.actor:<10} {detail}")
 
 
-def _transition(incident_id: str, to: str, db: str, config_path: str | None, by: str | None,
-                note: str | None, as_json: bool) -> None:
+def _transition(
+    incident_id: str,
+    to: str,
+    db: str,
+    config_path: str | None,
+    by: str | None,
+    note: str | None,
+    as_json: bool,
+) -> None:
     with errors_as_messages():
         from flightlog.respond.incidents import parse_id
 
         engine = _engine(db, config_path)
-        i = engine.transition(parse_id(incident_id), to, actor=by or getpass.getuser(),
-                              note=note)
+        i = engine.transition(parse_id(incident_id), to, actor=by or getpass.getuser(), note=note)
         if as_json:
             echo_json(i.to_dict())
         else:
@@ -167,8 +201,14 @@ def _transition(incident_id: str, to: str, db: str, config_path: str | None, by:
 @config_option
 @db_option
 @json_option
-def incident_ack(incident_id: str, by: str | None, note: str | None, config_path: str | None,
-                 db: str, as_json: bool) -> None:
+def incident_ack(
+    incident_id: str,
+    by: str | None,
+    note: str | None,
+    config_path: str | None,
+    db: str,
+    as_json: bool,
+) -> None:
     """Acknowledge an incident: stops escalation; PagerDuty gets `acknowledge`."""
     _transition(incident_id, "acknowledged", db, config_path, by, note, as_json)
 
@@ -180,16 +220,26 @@ def incident_ack(incident_id: str, by: str | None, note: str | None, config_path
 @config_option
 @db_option
 @json_option
-def incident_resolve(incident_id: str, by: str | None, note: str | None,
-                     config_path: str | None, db: str, as_json: bool) -> None:
+def incident_resolve(
+    incident_id: str,
+    by: str | None,
+    note: str | None,
+    config_path: str | None,
+    db: str,
+    as_json: bool,
+) -> None:
     """Resolve an incident; PagerDuty gets `resolve` with the same dedup key."""
     _transition(incident_id, "resolved", db, config_path, by, note, as_json)
 
 
 # -- alerts ------------------------------------------------------------------------------------
 @click.command("alerts")
-@click.option("--status", type=click.Choice(["pending", "sending", "delivered", "failed"]),
-              default=None, help="Only notifications in this state.")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "sending", "delivered", "failed"]),
+    default=None,
+    help="Only notifications in this state.",
+)
 @click.option("--limit", default=200, show_default=True, help="At most this many.")
 @db_option
 @json_option
@@ -211,16 +261,22 @@ def alerts(status: str | None, limit: int, db: str, as_json: bool) -> None:
             when = fmt_time(e.delivered_ns or e.last_attempt_ns or e.created_ns)
             extra = f"  ({e.last_error})" if e.last_error and e.status != "delivered" else ""
             incs = ",".join(f"#{i}" for i in e.incident_ids)
-            click.echo(f"{when}  {e.status:<9} {e.channel:<18} {e.kind:<11} "
-                       f"attempts={e.attempts} {incs}  {e.summary[:80]}{extra}")
+            click.echo(
+                f"{when}  {e.status:<9} {e.channel:<18} {e.kind:<11} "
+                f"attempts={e.attempts} {incs}  {e.summary[:80]}{extra}"
+            )
 
 
 # -- watch -------------------------------------------------------------------------------------
 @click.command("watch")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between polls.")
 @click.option("--once", is_flag=True, help="One pass (process ended runs, flush, deliver).")
-@click.option("--since", default="24h", show_default=True,
-              help="Process runs that ended this recently (30m, 2h, 7d or an ISO time).")
+@click.option(
+    "--since",
+    default="24h",
+    show_default=True,
+    help="Process runs that ended this recently (30m, 2h, 7d or an ISO time).",
+)
 @config_option
 @db_option
 def watch(interval: float, once: bool, since: str, config_path: str | None, db: str) -> None:
@@ -230,17 +286,27 @@ def watch(interval: float, once: bool, since: str, config_path: str | None, db: 
 
         engine = _engine(db, config_path)
         if not engine.config.enabled:
-            click.echo("warning: no channels configured; incidents are kept but nobody is "
-                       "told (see docs/alerting.md)", err=True)
+            click.echo(
+                "warning: no channels configured; incidents are kept but nobody is "
+                "told (see docs/alerting.md)",
+                err=True,
+            )
 
         def report(touched: list[int], result: Any) -> None:
             if touched or result.notifications or result.delivered or result.failed:
                 click.echo(
                     f"incidents touched {sorted(set(touched))}; queued "
                     f"{result.notifications + result.escalations}, delivered "
-                    f"{result.delivered}, retrying {result.retried}, failed {result.failed}")
+                    f"{result.delivered}, retrying {result.retried}, failed {result.failed}"
+                )
                 sys.stdout.flush()
 
         with contextlib.suppress(KeyboardInterrupt):
-            run_watch(engine.store, engine, interval_s=interval, once=once,
-                      since_ns=parse_since(since), on_pass=report)
+            run_watch(
+                engine.store,
+                engine,
+                interval_s=interval,
+                once=once,
+                since_ns=parse_since(since),
+                on_pass=report,
+            )

@@ -33,7 +33,9 @@ from flightlog.store import RunQuery
 @click.option("--since", help="Only runs started since: a duration (30m, 2h, 7d) or an ISO time.")
 @click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @json_option
-def runs(db: str, workflow: str | None, status: str | None, since: str | None, limit: int, as_json: bool) -> None:
+def runs(
+    db: str, workflow: str | None, status: str | None, since: str | None, limit: int, as_json: bool
+) -> None:
     """List recorded runs, newest first."""
     with errors_as_messages():
         store = open_store_for_cli(db)
@@ -53,7 +55,9 @@ def runs(db: str, workflow: str | None, status: str | None, since: str | None, l
         if not found:
             click.echo("no runs" + (" match" if workflow or status or since else f" in {db}"))
             return
-        click.echo(f"{'RUN':<14}{'WORKFLOW':<22}{'STATUS':<11}{'STARTED (UTC)':<21}{'DURATION':>9}  REASON")
+        click.echo(
+            f"{'RUN':<14}{'WORKFLOW':<22}{'STATUS':<11}{'STARTED (UTC)':<21}{'DURATION':>9}  REASON"
+        )
         for r in found:
             reason = (r.reason or "")[:60]
             click.echo(
@@ -63,7 +67,8 @@ def runs(db: str, workflow: str | None, status: str | None, since: str | None, l
 
 
 def step_count(store: Any, record: RunRecord) -> int:
-    """N in "step k of N": declared, else the median of the workflow's successful runs, else seen."""
+    """N in "step k of N": declared, else the median of the workflow's successful runs,
+    else the steps seen."""
     run = record.run
     if run.declared_steps:
         return int(run.declared_steps)
@@ -101,14 +106,16 @@ def render_run(store: Any, run_id: str) -> list[str]:
     run = record.run
     lines = [
         f"run {run.id}  {run.workflow}" + (f" v{run.version}" if run.version else ""),
-        f"status {run.status}  started {fmt_time(run.started_ns)}  duration {fmt_duration(run.duration_ns)}"
-        + (f"  owner {run.owner}" if run.owner else ""),
+        f"status {run.status}  started {fmt_time(run.started_ns)}  "
+        f"duration {fmt_duration(run.duration_ns)}" + (f"  owner {run.owner}" if run.owner else ""),
     ]
     failed_at = surfaced_step(record)
     if failed_at is not None:
         n = step_count(store, record)
-        lines.append(f"failed at step {failed_at.index} of {n} ({failed_at.name})"
-                     + (f": {run.reason}" if run.reason else ""))
+        lines.append(
+            f"failed at step {failed_at.index} of {n} ({failed_at.name})"
+            + (f": {run.reason}" if run.reason else "")
+        )
     elif run.reason:
         lines.append(f"reason: {run.reason}")
     lines.append("")
@@ -133,13 +140,16 @@ def render_run(store: Any, run_id: str) -> list[str]:
             if s.input_tokens or s.output_tokens:
                 extra += f"  tokens={s.input_tokens or 0}/{s.output_tokens or 0}"
             lines.append(
-                f"{s.index:>3}  {name:<28}{s.kind:<11}{(s.agent or '-')[:13]:<14}{mark + ' ' + s.status:<8}"
+                f"{s.index:>3}  {name:<28}{s.kind:<11}{(s.agent or '-')[:13]:<14}"
+                f"{mark + ' ' + s.status:<8}"
                 f"{fmt_duration(s.duration_ns):>9}{extra}"
             )
             if s.error:
                 lines.append(f"{'':>5}{'  ' * depth}error: {s.error.type}: {s.error.message[:120]}")
             for f in findings_by_step.get(s.id, []):
-                lines.append(f"{'':>5}{'  ' * depth}finding [{f.severity}] {f.detector}: {f.message[:120]}")
+                lines.append(
+                    f"{'':>5}{'  ' * depth}finding [{f.severity}] {f.detector}: {f.message[:120]}"
+                )
             walk(s.id, depth + 1)
 
     walk(None, 0)
@@ -172,9 +182,14 @@ def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> d
     out_run = record.run.to_dict()
     failed_at = surfaced_step(record)
     out_run["failure_point"] = (
-        {"step_id": failed_at.id, "index": failed_at.index, "name": failed_at.name,
-         "of_steps": step_count(store, record)}
-        if failed_at else None
+        {
+            "step_id": failed_at.id,
+            "index": failed_at.index,
+            "name": failed_at.name,
+            "of_steps": step_count(store, record),
+        }
+        if failed_at
+        else None
     )
     if payloads:
         out_run["input"] = decode(values.get(record.run.input_hash or ""))

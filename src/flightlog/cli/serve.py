@@ -8,24 +8,43 @@ from flightlog.cli._common import db_option, errors_as_messages
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 for every interface).")
-@click.option("--port", default=4318, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (4318 is the OTLP/HTTP default).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0 for every interface).",
+)
+@click.option(
+    "--port",
+    default=4318,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (4318 is the OTLP/HTTP default).",
+)
 @db_option
-@click.option("--max-body-mb", default=32, show_default=True, type=click.IntRange(1, 4096),
-              help="Largest accepted request body, after decompression (MiB); larger: 413.")
-@click.option("--queue-spans", default=50_000, show_default=True,
-              type=click.IntRange(1, 10**8),
-              help="Spans waiting to be written before /v1/traces answers 429.")
+@click.option(
+    "--max-body-mb",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1, 4096),
+    help="Largest accepted request body, after decompression (MiB); larger: 413.",
+)
+@click.option(
+    "--queue-spans",
+    default=50_000,
+    show_default=True,
+    type=click.IntRange(1, 10**8),
+    help="Spans waiting to be written before /v1/traces answers 429.",
+)
 def serve(host: str, port: int, db: str, max_body_mb: int, queue_spans: int) -> None:
     """Receive OpenTelemetry traces and serve the REST API and web view.
 
     POST /v1/traces takes OTLP/HTTP (protobuf or JSON, optionally gzip) from any
     OpenTelemetry exporter and answers only once the spans are stored in --db. Spans map
     onto runs and steps by the OTel GenAI and OpenInference conventions. Also serves
-    /api/v1/ (runs, steps, lineage, findings), /openapi.json, /healthz, /readyz and a
-    read-only web view at /. Needs: pip install 'flightlog[server]'.
+    /api/v1/ (runs, steps, lineage, findings), /openapi.json, /healthz, /readyz and the
+    read-only web UI at / (runs, run pages with attribution and lineage, postmortems,
+    /incidents, /audit; see docs/ui.md). Needs: pip install 'flightlog[server]'.
     """
     with errors_as_messages():
         try:
@@ -40,9 +59,14 @@ def serve(host: str, port: int, db: str, max_body_mb: int, queue_spans: int) -> 
 
         alerting = load_respond_config()  # a bad flightlog.toml stops here, naming the line
         if alerting.enabled:
-            click.echo(f"flightlog: alerting through {len(alerting.channels)} channel(s) "
-                       "(flightlog.toml)", err=True)
-        click.echo(f"flightlog: listening on http://{host}:{port} (OTLP: POST /v1/traces), "
-                   f"store {db}", err=True)
-        run_server(db, host=host, port=port, max_body=max_body_mb << 20,
-                   max_pending_spans=queue_spans)
+            click.echo(
+                f"flightlog: alerting through {len(alerting.channels)} channel(s) (flightlog.toml)",
+                err=True,
+            )
+        click.echo(
+            f"flightlog: listening on http://{host}:{port} (OTLP: POST /v1/traces), store {db}",
+            err=True,
+        )
+        run_server(
+            db, host=host, port=port, max_body=max_body_mb << 20, max_pending_spans=queue_spans
+        )

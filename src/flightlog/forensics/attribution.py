@@ -164,8 +164,10 @@ class _Candidate:
     messages: list[tuple[float, str]] = field(default_factory=list)
     on_chain: bool = True
     hops: int = 0
+    kinds: list[tuple[float, str]] = field(default_factory=list)
 
-    def add(self, weight: float, sentence: str, message: str) -> None:
+    def add(self, weight: float, sentence: str, message: str, kind: str = "") -> None:
+        self.kinds.append((weight, kind))
         self.evidence.append((weight, sentence))
         self.messages.append((weight, message))
         # Noisy-or: independent pieces of evidence reinforce each other.
@@ -316,7 +318,8 @@ def attribute(ctx: RunContext) -> Attribution:
             w = finding_weight(f)
             if w > 0:
                 label = "check failed" if f.detector == "check" else f.detector
-                cands[f.step_id].add(w, f"{label}: {f.message}", f.message)
+                kind = "check" if f.detector == "check" else str(f.evidence.get("kind", ""))
+                cands[f.step_id].add(w, f"{label}: {f.message}", f.message, kind.split(":")[0])
 
     history_runs = len([r for r in ctx.history.run_ids if r != run.id])
     att.evidence.append(
@@ -354,6 +357,15 @@ def attribute(ctx: RunContext) -> Attribution:
         for c in strong_on
         if not any(d is not c and _is_descendant(lineage, d.step, c.step) for d in strong_on)
     ]
+    # In a loop, start order is not causal order: every member repeats because of the one
+    # whose own output is wrong. Prefer the member with evidence besides the repetition.
+    if strong_on and _only_loop(strong_on[0]):
+        members = [c for c in strong_on if any(k == "loop" for _, k in c.kinds)]
+        deciding = [c for c in members if _non_loop_score(c) >= MEDIUM]
+        if deciding:
+            best = max(deciding, key=lambda c: (_non_loop_score(c), -c.step.index))
+            strong_on.remove(best)
+            strong_on.insert(0, best)
     inherited = _empty_inputs(ctx, strong_on[0].step) if strong_on else []
     earlier_off = [c for c in strong_off if strong_on and c.step.index < strong_on[0].step.index]
     if inherited and earlier_off:
@@ -447,6 +459,19 @@ def attribute(ctx: RunContext) -> Attribution:
     ]
     att.summary = _summary(att)
     return att
+
+
+def _only_loop(c: _Candidate) -> bool:
+    strong = [k for w, k in c.kinds if w >= MEDIUM]
+    return bool(strong) and all(k == "loop" for k in strong)
+
+
+def _non_loop_score(c: _Candidate) -> float:
+    score = 0.0
+    for w, k in c.kinds:
+        if k != "loop":
+            score = 1 - (1 - score) * (1 - w)
+    return score
 
 
 def _is_descendant(lineage: Lineage, step: Step, ancestor: Step) -> bool:

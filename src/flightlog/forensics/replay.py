@@ -52,8 +52,12 @@ class Replay:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "override": self.override, "status": self.status,
-            "reason": self.reason, "failed_checks": self.failed_checks, "steps": self.steps,
+            "run_id": self.run_id,
+            "override": self.override,
+            "status": self.status,
+            "reason": self.reason,
+            "failed_checks": self.failed_checks,
+            "steps": self.steps,
         }
 
 
@@ -86,16 +90,18 @@ def _raise_recorded(step: Step) -> None:
 
 
 class _Player:
-    def __init__(self, recorded: dict[str, list[tuple[Step, Any]]], override: dict[Any, Any],
-                 live: set[str]) -> None:
+    def __init__(
+        self, recorded: dict[str, list[tuple[Step, Any]]], override: dict[Any, Any], live: set[str]
+    ) -> None:
         self.recorded = recorded
         self.override = override
         self.live = live
         self.calls: Counter[str] = Counter()
         self.log: list[dict[str, Any]] = []
 
-    def _same_input(self, step: Step, fn: Callable[..., Any], args: tuple[Any, ...],
-                    kwargs: dict[str, Any]) -> bool:
+    def _same_input(
+        self, step: Step, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> bool:
         from flightlog.sdk.payload import encode_value
         from flightlog.sdk.recorder import _Binder
 
@@ -110,8 +116,9 @@ class _Player:
                 return True, self.override[key]
         return False, None
 
-    def __call__(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> Any:
+    def __call__(
+        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         self.calls[name] += 1
         k = self.calls[name]
         recs = self.recorded.get(name, [])
@@ -151,16 +158,25 @@ def _recorded_outputs(store: Any, run_id: str) -> tuple[Run, dict[str, list[tupl
         if is_capture_marker(value):
             value = None
         out.setdefault(s.name, []).append((s, value))
-    record.run.attributes = {**record.run.attributes,
-                             "_input": decode(payloads.get(record.run.input_hash or ""))}
+    record.run.attributes = {
+        **record.run.attributes,
+        "_input": decode(payloads.get(record.run.input_hash or "")),
+    }
     return record.run, out
 
 
 _NO_INPUT = object()
 
 
-def replay(fn: Callable[..., Any], run_id: str, override: dict[Any, Any] | None = None, *,
-           store: Any = None, live: Iterable[str] = (), input: Any = _NO_INPUT) -> Replay:  # noqa: A002
+def replay(
+    fn: Callable[..., Any],
+    run_id: str,
+    override: dict[Any, Any] | None = None,
+    *,
+    store: Any = None,
+    live: Iterable[str] = (),
+    input: Any = _NO_INPUT,
+) -> Replay:  # noqa: A002
     """Re-execute ``fn`` (the workflow function, called with the run's recorded input) against
     the recording of ``run_id``, with ``override`` = {step name | "name#k" | step index: value}.
 
@@ -208,8 +224,15 @@ def replay(fn: Callable[..., Any], run_id: str, override: dict[Any, Any] | None 
         status, reason = ("failed" if checks else "succeeded"), None
     if status not in ("succeeded", "failed"):
         status = "failed" if error or checks else "succeeded"
-    return Replay(run_id, {str(k): v for k, v in (override or {}).items()}, status, reason,
-                  checks, player.log, output)
+    return Replay(
+        run_id,
+        {str(k): v for k, v in (override or {}).items()},
+        status,
+        reason,
+        checks,
+        player.log,
+        output,
+    )
 
 
 def passing_output(store: Any, run: Run, step: Step) -> tuple[bool, Any]:
@@ -239,8 +262,9 @@ class Counterfactual:
         return {"decisive": self.decisive, "tried": self.tried}
 
 
-def decisive_step(fn: Callable[..., Any], store: Any, run_id: str,
-                  candidates: Iterable[str] | None = None) -> Counterfactual:
+def decisive_step(
+    fn: Callable[..., Any], store: Any, run_id: str, candidates: Iterable[str] | None = None
+) -> Counterfactual:
     """The earliest candidate step whose correction (its output from a passing run) turns the
     failure into success. Candidates default to the attribution's chain, earliest first."""
     from flightlog.forensics.attribution import why
@@ -248,8 +272,9 @@ def decisive_step(fn: Callable[..., Any], store: Any, run_id: str,
     run_id = store.resolve_run_id(run_id)
     record = store.get_record(run_id)
     if record.run.status != "failed":
-        raise InputError(f"run {run_id} {record.run.status}; counterfactual replay needs a "
-                         "failed run")
+        raise InputError(
+            f"run {run_id} {record.run.status}; counterfactual replay needs a failed run"
+        )
     by_id = {s.id: s for s in record.steps}
     if candidates is None:
         att = why(store, run_id)
@@ -265,13 +290,23 @@ def decisive_step(fn: Callable[..., Any], store: Any, run_id: str,
         if not ok:
             tried.append({"step": s.name, "index": s.index, "result": "no passing output"})
             continue
-        result = replay(fn, run_id, {f"{s.name}#{_occurrence(record.steps, s)}": value},
-                        store=store)
-        tried.append({"step": s.name, "index": s.index, "result": result.status,
-                      "reason": result.reason})
+        result = replay(
+            fn, run_id, {f"{s.name}#{_occurrence(record.steps, s)}": value}, store=store
+        )
+        tried.append(
+            {"step": s.name, "index": s.index, "result": result.status, "reason": result.reason}
+        )
         if result.succeeded:
-            return Counterfactual({"step": s.name, "index": s.index, "agent": s.agent,
-                                   "owner": s.owner, "replacement": value}, tried)
+            return Counterfactual(
+                {
+                    "step": s.name,
+                    "index": s.index,
+                    "agent": s.agent,
+                    "owner": s.owner,
+                    "replacement": value,
+                },
+                tried,
+            )
     return Counterfactual(None, tried)
 
 

@@ -565,13 +565,26 @@ def kb_search(query: str) -> dict[str, Any]:
     return {"articles": arts}
 
 
+@flightlog.step(kind="llm", agent="kb_judge", owner="docs-team", model="gpt-4o-mini")
+def judge_relevance(query: str, articles: dict[str, Any]) -> dict[str, Any]:
+    if fault("judge_relevance") == "loop":
+        return {"relevant": False, "why": "articles do not mention the product"}
+    return {"relevant": True, "why": "articles match the question"}
+
+
 @flightlog.step(kind="agent", agent="specialist", owner="support-team")
 def specialist(route: dict[str, Any], ticket: dict[str, Any]) -> dict[str, Any]:
     account = with_retries(lookup_account, ticket["customer"])
     category = route["category"]
     if category not in ("billing", "technical"):
         raise ScenarioFailure(f"no specialist handles {category!r} tickets")
-    articles = kb_search(f"{category} {ticket['text'][:20]}")
+    query = f"{category} {ticket['text'][:20]}"
+    for _ in range(4):  # search again while the judge finds the articles irrelevant
+        articles = kb_search(query)
+        if judge_relevance(query, articles)["relevant"]:
+            break
+    else:
+        raise ScenarioFailure("no relevant article after 4 searches")
     reply = draft_reply(ticket, account, articles)
     return {"reply": reply, "account": account, "priority": route["priority"]}
 
@@ -1139,6 +1152,15 @@ SCENARIOS: list[Scenario] = [
         "lookup_account",
         "crm",
         raises=True,
+    ),
+    S(
+        "support-relevance-loop",
+        "customer-support",
+        "loop",
+        {"judge_relevance": "loop"},
+        "judge_relevance",
+        "kb_judge",
+        note="the judge keeps rejecting; the search repeats with the same input",
     ),
     S(
         "support-kb-empty",

@@ -26,8 +26,9 @@ def _payload(value: Any) -> Payload:
     return Payload(hashlib.sha256(data).hexdigest(), data, len(data))
 
 
-def transcript_batch(data: dict[str, Any], *, workflow: str, key: str,
-                     started_ns: int = 1_700_000_000_000_000_000) -> Batch:
+def transcript_batch(
+    data: dict[str, Any], *, workflow: str, key: str, started_ns: int = 1_700_000_000_000_000_000
+) -> Batch:
     """The records of one transcript. ``key`` makes the run id (stable per transcript)."""
     history = data.get("history")
     if not isinstance(history, list) or not all(isinstance(m, dict) for m in history):
@@ -64,9 +65,49 @@ def transcript_batch(data: dict[str, Any], *, workflow: str, key: str,
     reason = "final answer is wrong"
     if data.get("ground_truth") is not None:
         reason += f" (expected {str(data['ground_truth'])[:200]})"
-    batch.runs.append(Run(
-        id=run_id, workflow=workflow, started_ns=started_ns, ended_ns=t + 1,
-        status="failed", reason=reason, input_hash=question.hash, source="import",
-        attributes={"transcript": key},
-    ))
+    batch.runs.append(
+        Run(
+            id=run_id,
+            workflow=workflow,
+            started_ns=started_ns,
+            ended_ns=t + 1,
+            status="failed",
+            reason=reason,
+            input_hash=question.hash,
+            source="import",
+            attributes={"transcript": key},
+        )
+    )
     return batch
+
+
+def import_transcripts(store: Any, paths: list[str], *, workflow: str) -> list[str]:
+    """Import Who&When-style transcript files (a JSON object per file with a ``history``
+    list) as failed runs of ``workflow``; returns the run ids. Idempotent per file name.
+    The run-end pipeline (detection, attribution) runs on the imported runs."""
+    import json
+    from pathlib import Path
+
+    from flightlog import pipeline
+
+    ids: list[str] = []
+    for i, name in enumerate(paths):
+        path = Path(name)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise InputError(f"{path} is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: expected a JSON object with a 'history' list")
+        batch = transcript_batch(
+            data,
+            workflow=workflow,
+            key=path.name,
+            started_ns=1_700_000_000_000_000_000 + i * 10_000_000_000,
+        )
+        store.write(batch)
+        ids.append(batch.runs[0].id)
+    pipeline.runs_ended(store, ids)
+    return ids

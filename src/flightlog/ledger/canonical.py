@@ -101,7 +101,14 @@ def prepare(value: Any) -> Any:
         for k, v in value.items():
             if type(k) is not str:
                 k = str(k)
-            out[k] = prepare(v)
+            tv = type(v)
+            # plain scalars need no work (the common case for attributes)
+            if tv is str or tv is bool or v is None:
+                out[k] = v
+            elif tv is float:
+                out[k] = _float(v)
+            else:
+                out[k] = prepare(v)
         if not all(k.isascii() for k in out) and any(max(k, default="\0") > "\uffff" for k in out):
             return _Fragment(_jcs(out).encode())
         return out

@@ -20,10 +20,10 @@ starts with ``sensitive.``, or is listed in the record's ``flightlog.sensitive``
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,6 +183,40 @@ def step_record_id(run_id: str, step_id: str) -> str:
     return f"{run_id}/{step_id}"
 
 
+class _SaltPool:
+    """Random salts for commitments, drawn from the OS in blocks.
+
+    ``os.urandom`` is a system call (tens of microseconds where system calls are costly);
+    one call per entry dominated the cost of appending a step. Bytes are handed out once
+    each; a forked child discards the parent's block so no salt is ever reused.
+    """
+
+    BLOCK = 64 * 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buf = b""
+        self._pos = 0
+
+    def take(self, n: int) -> bytes:
+        with self._lock:
+            if self._pos + n > len(self._buf):
+                self._buf = os.urandom(max(self.BLOCK, n))
+                self._pos = 0
+            out = self._buf[self._pos : self._pos + n]
+            self._pos += n
+            return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self._buf, self._pos = b"", 0
+
+
+_salts = _SaltPool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_salts.reset)
+
+
 def commitment(salt: bytes, value: Any) -> str:
     """base64(SHA-256(salt || canonical JSON of value))."""
     # A string's RFC 8785 form is orjson's (the common case: payload hashes).
@@ -239,7 +273,7 @@ class Encoder:
         paths = self.sensitive_paths(data, top_level_keys)
         openings: bytes | None = None
         if paths:
-            salts = os.urandom(16 * len(paths))
+            salts = _salts.take(16 * len(paths))
             opened = []
             for i, path in enumerate(paths):
                 salt = salts[16 * i : 16 * i + 16]
@@ -250,7 +284,7 @@ class Encoder:
                     parent = child
                 value = parent[path[-1]]
                 parent[path[-1]] = {COMMIT: commitment(salt, value)}
-                opened.append([list(path), base64.b64encode(salt).decode(), value])
+                opened.append([list(path), _b64(salt, newline=False).decode(), value])
             openings = orjson.dumps(opened)  # stored beside the log, never hashed
         entry = canonical.dumps_prepared(
             {

@@ -109,7 +109,7 @@ def make_payload(value: Any, cap: int = PAYLOAD_CAP) -> Payload:
 def parse_maybe_json(text: str, mime: str | None = None) -> Any:
     """``text`` parsed as JSON when it looks like JSON (or says so), else the text itself."""
     stripped = text.lstrip()
-    looks_json = bool(stripped) and stripped[0] in "{[\""
+    looks_json = bool(stripped) and stripped[0] in '{["'
     if (mime and "json" in mime) or looks_json:
         try:
             return orjson.loads(text)

@@ -75,10 +75,16 @@ OPENINFERENCE_KINDS = {
 
 # Attributes whose values become payloads (stored once, content-addressed, truncated above
 # the payload cap) rather than step attributes.
-PAYLOAD_KEYS = frozenset({
-    OI_INPUT_VALUE, OI_OUTPUT_VALUE, GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES,
-    GEN_AI_TOOL_CALL_ARGUMENTS, GEN_AI_TOOL_CALL_RESULT,
-})
+PAYLOAD_KEYS = frozenset(
+    {
+        OI_INPUT_VALUE,
+        OI_OUTPUT_VALUE,
+        GEN_AI_INPUT_MESSAGES,
+        GEN_AI_OUTPUT_MESSAGES,
+        GEN_AI_TOOL_CALL_ARGUMENTS,
+        GEN_AI_TOOL_CALL_RESULT,
+    }
+)
 
 # -- Flightlog's own attributes (what OTel has no name for) -----------------------------------
 FL_RECORD = "flightlog.record"  # "run" | "step" | "carrier"

@@ -29,8 +29,14 @@ from flightlog.otel import conventions as C
 from flightlog.otel._values import any_value_to_python, approx_size, make_payload
 
 STATUS_ERROR = 2
-SPAN_KIND_NAMES = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer",
-                   5: "consumer"}
+SPAN_KIND_NAMES = {
+    0: "unspecified",
+    1: "internal",
+    2: "server",
+    3: "client",
+    4: "producer",
+    5: "consumer",
+}
 MAX_KEPT_EVENTS = 100
 MAX_ERRORS_REPORTED = 5
 
@@ -64,6 +70,7 @@ class DecodeResult:
 
 # -- parsing the HTTP body ----------------------------------------------------------------
 
+
 def parse_request(body: bytes, content_type: str) -> Any:
     """An ``ExportTraceServiceRequest`` from an OTLP/HTTP body. Raises ``InputError``."""
     from google.protobuf import json_format
@@ -90,9 +97,7 @@ def parse_request(body: bytes, content_type: str) -> Any:
                 f"body is not valid JSON ({exc}); expected an OTLP/JSON ExportTraceServiceRequest"
             ) from exc
         if not isinstance(doc, dict):
-            raise InputError(
-                f"OTLP/JSON body must be an object, got {type(doc).__name__}"
-            )
+            raise InputError(f"OTLP/JSON body must be an object, got {type(doc).__name__}")
         _hex_ids_to_base64(doc)
         try:
             json_format.ParseDict(doc, req, ignore_unknown_fields=True)
@@ -147,6 +152,7 @@ def _items(obj: Any, *keys: str) -> list[Any]:
 
 # -- mapping spans to records ---------------------------------------------------------------
 
+
 @dataclass
 class _Span:
     """One decoded, validated span with its context."""
@@ -175,21 +181,32 @@ _ZERO8 = bytes(8)
 
 def _check_ids(span: Any) -> str | None:
     tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
-    if len(tid) == 16 and tid != _ZERO16 and len(sid) == 8 and sid != _ZERO8 and (
-            not pid or len(pid) == 8):
+    if (
+        len(tid) == 16
+        and tid != _ZERO16
+        and len(sid) == 8
+        and sid != _ZERO8
+        and (not pid or len(pid) == 8)
+    ):
         return None
     name = span.name[:80]
     if len(span.trace_id) != 16 or not any(span.trace_id):
-        return (f"span {name!r}: trace_id has {len(span.trace_id)} bytes"
-                f"{' (all zero)' if len(span.trace_id) == 16 else ''}; "
-                "expected 16 non-zero bytes (32 hex digits)")
+        return (
+            f"span {name!r}: trace_id has {len(span.trace_id)} bytes"
+            f"{' (all zero)' if len(span.trace_id) == 16 else ''}; "
+            "expected 16 non-zero bytes (32 hex digits)"
+        )
     if len(span.span_id) != 8 or not any(span.span_id):
-        return (f"span {name!r}: span_id has {len(span.span_id)} bytes"
-                f"{' (all zero)' if len(span.span_id) == 8 else ''}; "
-                "expected 8 non-zero bytes (16 hex digits)")
+        return (
+            f"span {name!r}: span_id has {len(span.span_id)} bytes"
+            f"{' (all zero)' if len(span.span_id) == 8 else ''}; "
+            "expected 8 non-zero bytes (16 hex digits)"
+        )
     if span.parent_span_id and len(span.parent_span_id) != 8:
-        return (f"span {name!r}: parent_span_id has {len(span.parent_span_id)} bytes; "
-                "expected 8 (16 hex digits) or empty for a root span")
+        return (
+            f"span {name!r}: parent_span_id has {len(span.parent_span_id)} bytes; "
+            "expected 8 (16 hex digits) or empty for a root span"
+        )
     return None
 
 
@@ -203,9 +220,11 @@ def _check_sizes(name: str, attrs: dict[str, Any]) -> str | None:
             continue
         size = approx_size(value)
         if size > _values.MAX_ATTRIBUTE_BYTES:
-            return (f"span {name[:80]!r}: attribute {key[:80]!r} is {size} bytes; the limit is "
-                    f"{_values.MAX_ATTRIBUTE_BYTES} (send large content as input.value / "
-                    "output.value, which are stored with truncation)")
+            return (
+                f"span {name[:80]!r}: attribute {key[:80]!r} is {size} bytes; the limit is "
+                f"{_values.MAX_ATTRIBUTE_BYTES} (send large content as input.value / "
+                "output.value, which are stored with truncation)"
+            )
     return None
 
 
@@ -232,11 +251,18 @@ def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
                     continue
                 spans.append(
                     _Span(
-                        trace=span.trace_id.hex(), id=span.span_id.hex(),
+                        trace=span.trace_id.hex(),
+                        id=span.span_id.hex(),
                         parent=span.parent_span_id.hex() if span.parent_span_id else None,
-                        name=span.name, kind=int(span.kind),
-                        start=int(span.start_time_unix_nano), end=int(span.end_time_unix_nano),
-                        attrs=attrs, raw=span, service=service, resource=resource, scope=scope,
+                        name=span.name,
+                        kind=int(span.kind),
+                        start=int(span.start_time_unix_nano),
+                        end=int(span.end_time_unix_nano),
+                        attrs=attrs,
+                        raw=span,
+                        service=service,
+                        resource=resource,
+                        scope=scope,
                     )
                 )
     result.accepted_spans = len(spans)
@@ -257,8 +283,9 @@ def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
     return result
 
 
-def _map_trace(trace: str, spans: list[_Span], result: DecodeResult,
-               payloads: dict[str, Payload]) -> None:
+def _map_trace(
+    trace: str, spans: list[_Span], result: DecodeResult, payloads: dict[str, Payload]
+) -> None:
     batch = result.batch
     run_span = C.run_span_id(trace)
     run: Run | None = None
@@ -305,14 +332,20 @@ def _map_trace(trace: str, spans: list[_Span], result: DecodeResult,
     if run is None and (foreign or any(s.attrs.get(C.FL_RECORD) == "step" for s in spans)):
         first = min(spans, key=lambda s: s.start)
         batch.runs.append(
-            Run(id=trace, workflow=first.service or "unknown", started_ns=first.start,
-                status="running", service=first.service,
-                source="sdk" if not foreign else "otlp")
+            Run(
+                id=trace,
+                workflow=first.service or "unknown",
+                started_ns=first.start,
+                status="running",
+                service=first.service,
+                source="sdk" if not foreign else "otlp",
+            )
         )
         result.placeholder_runs.add(trace)
 
 
 # -- Flightlog's own spans (exact) --------------------------------------------------------
+
 
 def _opt_str(attrs: dict[str, Any], key: str) -> str | None:
     v = attrs.get(key)
@@ -400,6 +433,7 @@ def _flightlog_step(s: _Span, run_span: str) -> Step:
 
 # -- other instrumentations' spans (GenAI, OpenInference, plain OTel) ------------------------
 
+
 def step_kind(attrs: dict[str, Any], name: str) -> str:
     """The Flightlog step kind of a span, from OpenInference or GenAI attributes."""
     oi = attrs.get(C.OI_SPAN_KIND)
@@ -447,7 +481,7 @@ def unflatten(attrs: dict[str, Any]) -> dict[str, Any]:
     for key, value in attrs.items():
         m = search(key)
         if m is not None and m.start() > 0 and int(m.group(1)) < 10_000:
-            groups[key[: m.start()]][int(m.group(1))][key[m.end():]] = value
+            groups[key[: m.start()]][int(m.group(1))][key[m.end() :]] = value
         else:
             out[key] = value
     for prefix, items in groups.items():
@@ -516,10 +550,12 @@ def _foreign_step(s: _Span, payloads: dict[str, Payload]) -> Step:
         input_hash=_store_payload(in_value, payloads),
         output_hash=_store_payload(out_value, payloads),
         error=error,
-        model=_str_or_none(_first(a, C.GEN_AI_RESPONSE_MODEL, C.GEN_AI_REQUEST_MODEL,
-                                  C.OI_LLM_MODEL_NAME)),
-        provider=_str_or_none(_first(a, C.GEN_AI_PROVIDER_NAME, C.GEN_AI_SYSTEM,
-                                     C.OI_LLM_PROVIDER, C.OI_LLM_SYSTEM)),
+        model=_str_or_none(
+            _first(a, C.GEN_AI_RESPONSE_MODEL, C.GEN_AI_REQUEST_MODEL, C.OI_LLM_MODEL_NAME)
+        ),
+        provider=_str_or_none(
+            _first(a, C.GEN_AI_PROVIDER_NAME, C.GEN_AI_SYSTEM, C.OI_LLM_PROVIDER, C.OI_LLM_SYSTEM)
+        ),
         input_tokens=_int_or_none(input_tokens),
         output_tokens=_int_or_none(output_tokens),
         cost=_float_or_none(cost),
@@ -576,8 +612,10 @@ def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
     failed = int(root.raw.status.code) == STATUS_ERROR
     failed_step: str | None = None
     if failed:
-        errs = sorted((st for st in steps if st.status == "error"),
-                      key=lambda st: (st.ended_ns or st.started_ns, -st.started_ns))
+        errs = sorted(
+            (st for st in steps if st.status == "error"),
+            key=lambda st: (st.ended_ns or st.started_ns, -st.started_ns),
+        )
         failed_step = errs[0].id if errs else root.id
     attributes: dict[str, Any] = dict(root.resource)
     for key in (C.OI_SESSION_ID, C.OI_USER_ID, C.GEN_AI_CONVERSATION_ID):
@@ -594,7 +632,8 @@ def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
         service=root.service,
         input_hash=root_step.input_hash,
         output_hash=root_step.output_hash,
-        reason=(root_step.error.message or root_step.error.type) if failed and root_step.error
+        reason=(root_step.error.message or root_step.error.type)
+        if failed and root_step.error
         else None,
         failed_step_id=failed_step,
         error=root_step.error if failed else None,
@@ -605,8 +644,10 @@ def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
 
 # -- events and links ---------------------------------------------------------------------
 
-def _events_and_links(s: _Span, result: DecodeResult, payloads: dict[str, Payload],
-                      *, is_step: bool) -> None:
+
+def _events_and_links(
+    s: _Span, result: DecodeResult, payloads: dict[str, Payload], *, is_step: bool
+) -> None:
     batch = result.batch
     kept_events: list[dict[str, Any]] = []
     for n, ev in enumerate(s.raw.events):
@@ -615,31 +656,43 @@ def _events_and_links(s: _Span, result: DecodeResult, payloads: dict[str, Payloa
             data_v = raw.get(C.FL_PAYLOAD_DATA)
             if data_v is None:
                 continue
-            data = (data_v.bytes_value if data_v.WhichOneof("value") == "bytes_value"
-                    else data_v.string_value.encode())
+            data = (
+                data_v.bytes_value
+                if data_v.WhichOneof("value") == "bytes_value"
+                else data_v.string_value.encode()
+            )
             ea = attributes_to_dict(ev.attributes)
             h = str(ea.get(C.FL_PAYLOAD_HASH) or hashlib.sha256(data).hexdigest())
-            payloads.setdefault(h, Payload(
-                hash=h, data=data, size=_opt_int(ea, C.FL_PAYLOAD_SIZE) or len(data),
-                truncated=bool(ea.get(C.FL_PAYLOAD_TRUNCATED)),
-            ))
+            payloads.setdefault(
+                h,
+                Payload(
+                    hash=h,
+                    data=data,
+                    size=_opt_int(ea, C.FL_PAYLOAD_SIZE) or len(data),
+                    truncated=bool(ea.get(C.FL_PAYLOAD_TRUNCATED)),
+                ),
+            )
             continue
         ea = attributes_to_dict(ev.attributes)
         if ev.name == C.FL_EDGE_EVENT:
-            batch.edges.append(Edge(
-                run_id=s.trace, source=str(ea.get(C.FL_EDGE_SOURCE)),
-                target=str(ea.get(C.FL_EDGE_TARGET)),
-                kind=str(ea.get(C.FL_EDGE_KIND) or "data"),
-                evidence=str(ea.get(C.FL_EDGE_EVIDENCE) or "declared"),
-                detail=_opt_str(ea, C.FL_EDGE_DETAIL),
-            ))
+            batch.edges.append(
+                Edge(
+                    run_id=s.trace,
+                    source=str(ea.get(C.FL_EDGE_SOURCE)),
+                    target=str(ea.get(C.FL_EDGE_TARGET)),
+                    kind=str(ea.get(C.FL_EDGE_KIND) or "data"),
+                    evidence=str(ea.get(C.FL_EDGE_EVIDENCE) or "declared"),
+                    detail=_opt_str(ea, C.FL_EDGE_DETAIL),
+                )
+            )
         elif ev.name == C.GEN_AI_EVALUATION_EVENT:
             batch.findings.append(_finding(s, ev, ea, n, is_step))
         elif ev.name == "exception":
             continue  # mapped onto the step's error
         elif is_step and len(kept_events) < MAX_KEPT_EVENTS:
-            kept_events.append({"name": ev.name, "time_ns": int(ev.time_unix_nano),
-                                "attributes": ea})
+            kept_events.append(
+                {"name": ev.name, "time_ns": int(ev.time_unix_nano), "attributes": ea}
+            )
     if kept_events and is_step:
         step = batch.steps[-1]
         step.attributes["otel.events"] = kept_events
@@ -650,28 +703,46 @@ def _events_and_links(s: _Span, result: DecodeResult, payloads: dict[str, Payloa
             continue
         src_trace = link.trace_id.hex()
         if src_trace == s.trace:
-            batch.edges.append(Edge(
-                run_id=s.trace, source=link.span_id.hex(), target=s.id,
-                kind=str(la.get(C.FL_EDGE_KIND) or "data"),
-                evidence=str(la.get(C.FL_EDGE_EVIDENCE) or "link"),
-                detail=_opt_str(la, C.FL_EDGE_DETAIL) if C.FL_EDGE_KIND in la
-                else _str_or_none(la.get("link.type") or la.get("type")),
-            ))
+            batch.edges.append(
+                Edge(
+                    run_id=s.trace,
+                    source=link.span_id.hex(),
+                    target=s.id,
+                    kind=str(la.get(C.FL_EDGE_KIND) or "data"),
+                    evidence=str(la.get(C.FL_EDGE_EVIDENCE) or "link"),
+                    detail=_opt_str(la, C.FL_EDGE_DETAIL)
+                    if C.FL_EDGE_KIND in la
+                    else _str_or_none(la.get("link.type") or la.get("type")),
+                )
+            )
         else:
-            cross.append({"trace_id": src_trace, "span_id": link.span_id.hex(),
-                          "attributes": la})
+            cross.append({"trace_id": src_trace, "span_id": link.span_id.hex(), "attributes": la})
     if cross and is_step:
         batch.steps[-1].attributes["otel.links"] = cross
 
 
-_FAIL_LABELS = {"fail", "failed", "failure", "incorrect", "false", "bad", "error", "wrong",
-                "not_relevant", "irrelevant", "hallucinated", "toxic", "unsafe"}
+_FAIL_LABELS = {
+    "fail",
+    "failed",
+    "failure",
+    "incorrect",
+    "false",
+    "bad",
+    "error",
+    "wrong",
+    "not_relevant",
+    "irrelevant",
+    "hallucinated",
+    "toxic",
+    "unsafe",
+}
 
 
 def _finding(s: _Span, ev: Any, ea: dict[str, Any], n: int, is_step: bool) -> Finding:
     if C.FL_FINDING_ID in ea:  # one of ours: exact
         return Finding(
-            id=str(ea[C.FL_FINDING_ID]), run_id=s.trace,
+            id=str(ea[C.FL_FINDING_ID]),
+            run_id=s.trace,
             detector=str(ea.get(C.GEN_AI_EVALUATION_NAME) or ""),
             severity=str(ea.get(C.FL_FINDING_SEVERITY) or "info"),
             message=str(ea.get(C.GEN_AI_EVALUATION_EXPLANATION) or ""),
@@ -703,9 +774,14 @@ def _finding(s: _Span, ev: Any, ea: dict[str, Any], n: int, is_step: bool) -> Fi
         f"{s.trace}/{s.id}/{n}/{name}/{int(ev.time_unix_nano)}".encode()
     ).hexdigest()[:32]
     return Finding(
-        id=fid, run_id=s.trace, detector=name, severity=severity, message=" ".join(parts),
+        id=fid,
+        run_id=s.trace,
+        detector=name,
+        severity=severity,
+        message=" ".join(parts),
         step_id=s.id if is_step else None,
-        evidence={k: v for k, v in ea.items()}, created_ns=int(ev.time_unix_nano),
+        evidence={k: v for k, v in ea.items()},
+        created_ns=int(ev.time_unix_nano),
     )
 
 
@@ -714,5 +790,4 @@ def decode(body: bytes, content_type: str, *, infer_edges: bool = True) -> Decod
     return request_to_batch(parse_request(body, content_type), infer_edges=infer_edges)
 
 
-__all__ = ["DecodeResult", "decode", "parse_request", "request_to_batch", "step_kind",
-           "unflatten"]
+__all__ = ["DecodeResult", "decode", "parse_request", "request_to_batch", "step_kind", "unflatten"]

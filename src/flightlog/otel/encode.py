@@ -79,8 +79,9 @@ def encode(batch: Batch, *, service: str | None = None) -> Any:
         for h in (step.input_hash, step.output_hash):
             if h:
                 owner.setdefault(h, spans[(step.run_id, step.id)])
-    fallback_run = (batch.runs[0].id if batch.runs else
-                    batch.steps[0].run_id if batch.steps else None)
+    fallback_run = (
+        batch.runs[0].id if batch.runs else batch.steps[0].run_id if batch.steps else None
+    )
     for p in batch.payloads:
         span = owner.get(p.hash)
         if span is None:
@@ -236,8 +237,11 @@ def _finding_event(span: Any, f: Finding) -> None:
     ev.time_unix_nano = f.created_ns
     _set(ev, C.GEN_AI_EVALUATION_NAME, f.detector)
     _set(ev, C.GEN_AI_EVALUATION_EXPLANATION, f.message)
-    _set(ev, C.GEN_AI_EVALUATION_SCORE_LABEL, "fail" if f.severity in ("error", "critical")
-         else f.severity)
+    _set(
+        ev,
+        C.GEN_AI_EVALUATION_SCORE_LABEL,
+        "fail" if f.severity in ("error", "critical") else f.severity,
+    )
     _set(ev, C.FL_FINDING_ID, f.id)
     _set(ev, C.FL_FINDING_SEVERITY, f.severity)
     _set(ev, C.FL_FINDING_STEP, f.step_id)

@@ -123,6 +123,14 @@ def infer_data_edges(
             if prev is None or (prev[0].ended_ns or 0) < (s.ended_ns or 0):
                 best[out_bytes] = (s, match[0], match[1])
         for s, evidence, detail in best.values():
-            edges.append(Edge(run_id=t.run_id, source=s.id, target=t.id, kind="data",
-                              evidence=evidence, detail=detail))
+            edges.append(
+                Edge(
+                    run_id=t.run_id,
+                    source=s.id,
+                    target=t.id,
+                    kind="data",
+                    evidence=evidence,
+                    detail=detail,
+                )
+            )
     return edges

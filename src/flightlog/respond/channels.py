@@ -133,7 +133,8 @@ def render(channel: ChannelConfig, notice: Notice) -> list[Message]:
 def _headline(notice: Notice) -> str:
     first = notice.alerts[0]
     tag = {"escalation": "ESCALATED", "acknowledge": "ACKNOWLEDGED"}.get(
-        notice.kind, notice.status.upper())
+        notice.kind, notice.status.upper()
+    )
     more = f" (+{len(notice.alerts) - 1} more)" if len(notice.alerts) > 1 else ""
     return f"[{tag}] {first.summary}{more}"
 
@@ -151,15 +152,17 @@ def _render_text(notice: Notice) -> str:
 def _render_webhook(notice: Notice) -> dict[str, Any]:
     alerts: list[dict[str, Any]] = []
     for a in notice.alerts:
-        alerts.append({
-            "status": a.status,
-            "labels": dict(a.labels),
-            "annotations": dict(a.annotations),
-            "startsAt": _rfc3339(a.starts_ns),
-            "endsAt": _rfc3339(a.ends_ns),
-            "generatorURL": a.annotations.get("report_url", ""),
-            "fingerprint": a.fingerprint,
-        })
+        alerts.append(
+            {
+                "status": a.status,
+                "labels": dict(a.labels),
+                "annotations": dict(a.annotations),
+                "startsAt": _rfc3339(a.starts_ns),
+                "endsAt": _rfc3339(a.ends_ns),
+                "generatorURL": a.annotations.get("report_url", ""),
+                "fingerprint": a.fingerprint,
+            }
+        )
     return {
         "version": "4",
         "status": notice.status,
@@ -187,22 +190,38 @@ def _render_slack(notice: Notice) -> dict[str, Any]:
         {"type": "header", "text": {"type": "plain_text", "text": head[:150]}},
     ]
     if notice.note:
-        blocks.append({"type": "section",
-                       "text": {"type": "mrkdwn", "text": _mrkdwn_escape(notice.note)}})
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn_escape(notice.note)}}
+        )
     for a in notice.alerts[:20]:
-        blocks.append({"type": "section",
-                       "text": {"type": "mrkdwn", "text": _mrkdwn_escape(a.text)[:2900]}})
-        blocks.append({"type": "context", "elements": [{
-            "type": "mrkdwn",
-            "text": _mrkdwn_escape(
-                f"incident #{a.incident_id} · {a.incident_status} · team {a.labels.get('team')}"
-                f" · {a.labels.get('role')}"),
-        }]})
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn_escape(a.text)[:2900]}}
+        )
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": _mrkdwn_escape(
+                            f"incident #{a.incident_id} · {a.incident_status} · "
+                            f"team {a.labels.get('team')}"
+                            f" · {a.labels.get('role')}"
+                        ),
+                    }
+                ],
+            }
+        )
     return {"text": _render_text(notice)[:3000], "blocks": blocks}
 
 
-_PD_SEVERITY = {"critical": "critical", "error": "error", "warning": "warning",
-                "info": "info", "page": "critical"}
+_PD_SEVERITY = {
+    "critical": "critical",
+    "error": "error",
+    "warning": "warning",
+    "info": "info",
+    "page": "critical",
+}
 
 
 def _render_pagerduty(channel: ChannelConfig, notice: Notice) -> list[Message]:
@@ -224,14 +243,23 @@ def _render_pagerduty(channel: ChannelConfig, notice: Notice) -> list[Message]:
                 "component": a.labels.get("step", ""),
                 "group": a.labels.get("team", ""),
                 "class": a.labels.get("error", ""),
-                "custom_details": {**a.annotations, **{f"label.{k}": v
-                                                       for k, v in a.labels.items()}},
+                "custom_details": {
+                    **a.annotations,
+                    **{f"label.{k}": v for k, v in a.labels.items()},
+                },
             }
             if a.annotations.get("report_url"):
                 body["links"] = [{"href": a.annotations["report_url"], "text": "Flightlog report"}]
             body["client"] = "Flightlog"
-        out.append(Message(f"pd-{a.incident_id}", body, f"{action} {a.summary}",
-                           incident_id=a.incident_id, action=action))
+        out.append(
+            Message(
+                f"pd-{a.incident_id}",
+                body,
+                f"{action} {a.summary}",
+                incident_id=a.incident_id,
+                action=action,
+            )
+        )
     return out
 
 
@@ -286,8 +314,12 @@ def _post_json(
         url,
         data=_json.dumpb(payload),
         method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                 "Idempotency-Key": key, **headers},
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "Idempotency-Key": key,
+            **headers,
+        },
     )
     try:
         with _opener.open(req, timeout=timeout) as resp:
@@ -339,14 +371,21 @@ def _send_email(channel: ChannelConfig, body: dict[str, Any], key: str) -> Deliv
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [c for c, _ in exc.recipients.values()]
         transient = all(400 <= c < 500 for c in codes)
-        return DeliveryResult("retry" if transient else "failed", codes[0] if codes else None,
-                              _clean(f"recipients refused: {exc.recipients}", channel))
+        return DeliveryResult(
+            "retry" if transient else "failed",
+            codes[0] if codes else None,
+            _clean(f"recipients refused: {exc.recipients}", channel),
+        )
     except smtplib.SMTPResponseException as exc:
         outcome = "retry" if 400 <= exc.smtp_code < 500 else "failed"
-        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) \
+        text = (
+            exc.smtp_error.decode("utf-8", "replace")
+            if isinstance(exc.smtp_error, bytes)
             else str(exc.smtp_error)
-        return DeliveryResult(outcome, exc.smtp_code, _clean(f"SMTP {exc.smtp_code} {text}",
-                                                               channel))
+        )
+        return DeliveryResult(
+            outcome, exc.smtp_code, _clean(f"SMTP {exc.smtp_code} {text}", channel)
+        )
     except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
         return DeliveryResult("retry", None, _clean(f"SMTP {type(exc).__name__}: {exc}", channel))
 

@@ -34,8 +34,16 @@ from flightlog.errors import ConfigurationError
 NS = 1_000_000_000
 
 LABELS: tuple[str, ...] = (
-    "workflow", "severity", "team", "agent", "step", "role", "failure_step", "incident",
-    "fingerprint", "error",
+    "workflow",
+    "severity",
+    "team",
+    "agent",
+    "step",
+    "role",
+    "failure_step",
+    "incident",
+    "fingerprint",
+    "error",
 )
 CHANNEL_TYPES: tuple[str, ...] = ("webhook", "slack", "pagerduty", "email")
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -56,7 +64,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 def parse_duration(value: Any, where: str) -> int:
     """``"30s"``, ``"5m"``, ``"4h"``, ``"1d"``, ``"250ms"`` or a number of seconds -> ns."""
     if isinstance(value, bool):
-        raise ConfigurationError(f"{where}: expected a duration such as \"5m\", got {value!r}")
+        raise ConfigurationError(f'{where}: expected a duration such as "5m", got {value!r}')
     if isinstance(value, (int, float)):
         if value < 0:
             raise ConfigurationError(f"{where}: a duration cannot be negative ({value})")
@@ -64,7 +72,7 @@ def parse_duration(value: Any, where: str) -> int:
     m = _DURATION.match(str(value))
     if not m:
         raise ConfigurationError(
-            f"{where}: {value!r} is not a duration; write e.g. \"30s\", \"5m\", \"4h\", \"1d\""
+            f'{where}: {value!r} is not a duration; write e.g. "30s", "5m", "4h", "1d"'
         )
     scale = {"ms": 10**6, "s": NS, "m": 60 * NS, "h": 3600 * NS, "d": 86400 * NS}
     return int(float(m.group(1)) * scale[m.group(2) or "s"])
@@ -101,8 +109,7 @@ class Pattern:
     def parse(cls, text: Any, where: str) -> Pattern:
         if not isinstance(text, str) or not text.strip():
             raise ConfigurationError(
-                f"{where}: a pattern must be a non-empty string such as \"claims-*\", "
-                f"got {text!r}"
+                f'{where}: a pattern must be a non-empty string such as "claims-*", got {text!r}'
             )
         if text.startswith("re:"):
             try:
@@ -110,15 +117,15 @@ class Pattern:
             except re.error as exc:
                 raise ConfigurationError(
                     f"{where}: malformed regular expression {text[3:]!r} ({exc}); fix it or "
-                    "use a glob such as \"search_*\""
+                    'use a glob such as "search_*"'
                 ) from exc
         i = 0
         while i < len(text):
             if text[i] == "[":
                 start = i + 1
-                if text[start:start + 1] == "!":
+                if text[start : start + 1] == "!":
                     start += 1
-                close = text.find("]", start + 1 if text[start:start + 1] == "]" else start)
+                close = text.find("]", start + 1 if text[start : start + 1] == "]" else start)
                 if close == -1:
                     raise ConfigurationError(
                         f"{where}: malformed pattern {text!r}: '[' at position {i + 1} is never "
@@ -136,7 +143,7 @@ class Pattern:
         return self.text in ("*", "re:.*")
 
 
-_MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$')
+_MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -154,8 +161,8 @@ class Matcher:
         m = _MATCHER.match(text) if isinstance(text, str) else None
         if not m:
             raise ConfigurationError(
-                f"{where}: malformed matcher {text!r}; write label=\"value\", label!=\"value\","
-                " label=~\"regex\" or label!~\"regex\""
+                f'{where}: malformed matcher {text!r}; write label="value", label!="value",'
+                ' label=~"regex" or label!~"regex"'
             )
         label, op, value = m.group(1), m.group(2), m.group(3)
         if label not in LABELS:
@@ -225,12 +232,21 @@ class OwnerRule:
 
     @property
     def is_catch_all(self) -> bool:
-        return all(p is None or p.is_wildcard for p in (self.workflow, self.agent, self.step,
-                                                          self.tool))
+        return all(
+            p is None or p.is_wildcard for p in (self.workflow, self.agent, self.step, self.tool)
+        )
 
     def describe(self) -> str:
-        parts = [f"{k}={p.text!r}" for k, p in (("workflow", self.workflow),
-                 ("agent", self.agent), ("step", self.step), ("tool", self.tool)) if p]
+        parts = [
+            f"{k}={p.text!r}"
+            for k, p in (
+                ("workflow", self.workflow),
+                ("agent", self.agent),
+                ("step", self.step),
+                ("tool", self.tool),
+            )
+            if p
+        ]
         return f"rule {self.number} ({', '.join(parts) or 'catch-all'}) -> {self.team}"
 
 
@@ -396,8 +412,9 @@ def respond_config(cfg: Config, *, environ: Mapping[str, str] | None = None) -> 
     out = RespondConfig(source=cfg)
 
     general = r.table(data.get("respond"), "respond")
-    r.unknown_keys(general, {"auto_resolve_after", "report_url", "severity",
-                             "causal_inhibition"}, "respond")
+    r.unknown_keys(
+        general, {"auto_resolve_after", "report_url", "severity", "causal_inhibition"}, "respond"
+    )
     n = general.get("auto_resolve_after", 3)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ConfigurationError(
@@ -434,7 +451,7 @@ def respond_config(cfg: Config, *, environ: Mapping[str, str] | None = None) -> 
         if not isinstance(raw_levels, list):
             raise ConfigurationError(
                 f"{r.where('teams', name, 'escalation')}: escalation must be a list of "
-                "{ after = \"15m\", channels = [...] }"
+                '{ after = "15m", channels = [...] }'
             )
         for i, lv in enumerate(raw_levels):
             lvt = r.table(lv, "teams", name, "escalation", i)
@@ -442,7 +459,7 @@ def respond_config(cfg: Config, *, environ: Mapping[str, str] | None = None) -> 
             if "after" not in lvt:
                 raise ConfigurationError(
                     f"{r.where('teams', name, 'escalation')}: escalation level {i + 1} needs "
-                    "after = \"15m\""
+                    'after = "15m"'
                 )
             after = parse_duration(lvt["after"], r.where("teams", name, "escalation"))
             lv_channels = r.strings(lvt.get("channels"), "teams", name, "escalation")
@@ -466,7 +483,7 @@ def respond_config(cfg: Config, *, environ: Mapping[str, str] | None = None) -> 
         team = t.get("team")
         if not isinstance(team, str) or not team:
             raise ConfigurationError(
-                f"{r.where('owners', i)}: ownership rule {i + 1} needs team = \"<team name>\""
+                f'{r.where("owners", i)}: ownership rule {i + 1} needs team = "<team name>"'
             )
         if team not in out.teams:
             known = ", ".join(sorted(out.teams)) or "none defined"
@@ -486,8 +503,8 @@ def respond_config(cfg: Config, *, environ: Mapping[str, str] | None = None) -> 
         raise ConfigurationError(
             f"{r.where('owners') if out.rules else r.where('teams')}: no catch-all ownership "
             "rule; failures that match no rule would reach nobody. Add, as the first rule,\n"
-            f"  [[owners]]\n  team = \"{first_team}\"\n(a rule with no patterns, or "
-            "workflow = \"*\", matches everything; later rules override it)"
+            f'  [[owners]]\n  team = "{first_team}"\n(a rule with no patterns, or '
+            'workflow = "*", matches everything; later rules override it)'
         )
 
     out.route = _route(r, r.table(data.get("route"), "route"), ("route",), None, out)
@@ -495,11 +512,13 @@ def respond_config(cfg: Config, *, environ: Mapping[str, str] | None = None) -> 
     for i, raw in enumerate(data.get("inhibit_rules") or []):
         t = r.table(raw, "inhibit_rules", i)
         r.unknown_keys(t, {"source_matchers", "target_matchers", "equal"}, "inhibit_rules", i)
-        out.inhibit_rules.append(InhibitRule(
-            _matchers(r, t.get("source_matchers"), "inhibit_rules", i, "source_matchers"),
-            _matchers(r, t.get("target_matchers"), "inhibit_rules", i, "target_matchers"),
-            _labels(r, t.get("equal"), "inhibit_rules", i, "equal"),
-        ))
+        out.inhibit_rules.append(
+            InhibitRule(
+                _matchers(r, t.get("source_matchers"), "inhibit_rules", i, "source_matchers"),
+                _matchers(r, t.get("target_matchers"), "inhibit_rules", i, "target_matchers"),
+                _labels(r, t.get("equal"), "inhibit_rules", i, "equal"),
+            )
+        )
 
     for i, raw in enumerate(data.get("silences") or []):
         t = r.table(raw, "silences", i)
@@ -513,11 +532,17 @@ def respond_config(cfg: Config, *, environ: Mapping[str, str] | None = None) -> 
             raise ConfigurationError(
                 f"{r.where('silences', i)}: a silence needs ends = <time> (it must expire)"
             )
-        starts = parse_time(t["starts"], r.where("silences", i, "starts")) if "starts" in t \
-            else 0
+        starts = parse_time(t["starts"], r.where("silences", i, "starts")) if "starts" in t else 0
         ends = parse_time(t["ends"], r.where("silences", i, "ends"))
-        out.silences.append(Silence(str(t.get("id", f"config-{i + 1}")), matchers, starts,
-                                    ends, str(t.get("comment", ""))))
+        out.silences.append(
+            Silence(
+                str(t.get("id", f"config-{i + 1}")),
+                matchers,
+                starts,
+                ends,
+                str(t.get("comment", "")),
+            )
+        )
     return out
 
 
@@ -536,11 +561,27 @@ def _labels(r: _Reader, value: Any, *keys: str | int) -> tuple[str, ...]:
 
 
 def _route(
-    r: _Reader, t: dict[str, Any], keys: tuple[str | int, ...], parent: Route | None,
+    r: _Reader,
+    t: dict[str, Any],
+    keys: tuple[str | int, ...],
+    parent: Route | None,
     out: RespondConfig,
 ) -> Route:
-    r.unknown_keys(t, {"matchers", "receiver", "channels", "continue", "group_by", "group_wait",
-                       "group_interval", "repeat_interval", "routes"}, *keys)
+    r.unknown_keys(
+        t,
+        {
+            "matchers",
+            "receiver",
+            "channels",
+            "continue",
+            "group_by",
+            "group_wait",
+            "group_interval",
+            "repeat_interval",
+            "routes",
+        },
+        *keys,
+    )
     receiver = t.get("receiver")
     channels = r.strings(t.get("channels"), *keys, "channels")
     if receiver is None:
@@ -553,7 +594,7 @@ def _route(
         if receiver not in out.channels:
             known = ", ".join(sorted(out.channels)) or "none defined"
             raise ConfigurationError(
-                f"{r.where(*keys, 'receiver')}: unknown receiver {receiver!r}; use \"owner\" "
+                f'{r.where(*keys, "receiver")}: unknown receiver {receiver!r}; use "owner" '
                 f"(the team's channels) or a channel: {known}"
             )
         channels = channels or (receiver,)
@@ -564,8 +605,11 @@ def _route(
     def dur(name: str, default: int) -> int:
         return parse_duration(t[name], r.where(*keys, name)) if name in t else default
 
-    group_by = _labels(r, t["group_by"], *keys, "group_by") if "group_by" in t else (
-        parent.group_by if parent else DEFAULT_GROUP_BY)
+    group_by = (
+        _labels(r, t["group_by"], *keys, "group_by")
+        if "group_by" in t
+        else (parent.group_by if parent else DEFAULT_GROUP_BY)
+    )
     node_id = "root" if parent is None else f"{parent.id}.{keys[-1]}"
     node = Route(
         id=node_id,
@@ -576,16 +620,18 @@ def _route(
         group_by=group_by,
         group_wait_ns=dur("group_wait", parent.group_wait_ns if parent else 30 * NS),
         group_interval_ns=dur("group_interval", parent.group_interval_ns if parent else 300 * NS),
-        repeat_interval_ns=dur("repeat_interval",
-                               parent.repeat_interval_ns if parent else 4 * 3600 * NS),
+        repeat_interval_ns=dur(
+            "repeat_interval", parent.repeat_interval_ns if parent else 4 * 3600 * NS
+        ),
     )
     children = []
     raw_children = t.get("routes") or []
     if not isinstance(raw_children, list):
         raise ConfigurationError(f"{r.where(*keys, 'routes')}: routes must be a list of tables")
     for i, child in enumerate(raw_children):
-        children.append(_route(r, r.table(child, *keys, "routes", i), (*keys, "routes", i),
-                               node, out))
+        children.append(
+            _route(r, r.table(child, *keys, "routes", i), (*keys, "routes", i), node, out)
+        )
     object.__setattr__(node, "routes", tuple(children))
     return node
 
@@ -598,12 +644,31 @@ def _channel(r: _Reader, name: str, t: dict[str, Any]) -> ChannelConfig:
             f"{r.where(*keys, 'type')}: channel {name!r} has type {kind!r}; expected one of "
             + ", ".join(CHANNEL_TYPES)
         )
-    allowed = {"type", "timeout", "headers", "url", "url_env", "routing_key", "routing_key_env",
-               "host", "port", "starttls", "username", "password", "password_env", "from",
-               "to", "severity", "ca_file"}
+    allowed = {
+        "type",
+        "timeout",
+        "headers",
+        "url",
+        "url_env",
+        "routing_key",
+        "routing_key_env",
+        "host",
+        "port",
+        "starttls",
+        "username",
+        "password",
+        "password_env",
+        "from",
+        "to",
+        "severity",
+        "ca_file",
+    }
     r.unknown_keys(t, allowed, *keys)
-    settings = {k: v for k, v in t.items() if k not in ("url", "routing_key", "password")
-                and not k.endswith("_env")}
+    settings = {
+        k: v
+        for k, v in t.items()
+        if k not in ("url", "routing_key", "password") and not k.endswith("_env")
+    }
     secrets: dict[str, str] = {}
     for secret in _SECRETS[kind]:
         value = _secret(r, name, t, secret)
@@ -612,7 +677,7 @@ def _channel(r: _Reader, name: str, t: dict[str, Any]) -> ChannelConfig:
                 continue  # no authentication, no password needed
             raise ConfigurationError(
                 f"{r.where(*keys)}: channel {name!r} ({kind}) has no {secret}; set {secret} = "
-                f"\"...\" here, or the environment variable {channel_env_var(name, secret)}"
+                f'"..." here, or the environment variable {channel_env_var(name, secret)}'
                 + (f" (or ${t[secret + '_env']})" if t.get(secret + "_env") else "")
             )
         secrets[secret] = value
@@ -631,8 +696,7 @@ def _channel(r: _Reader, name: str, t: dict[str, Any]) -> ChannelConfig:
         to = r.strings(t.get("to"), *keys, "to")
         if not to or not t.get("from"):
             raise ConfigurationError(
-                f"{r.where(*keys)}: email channel {name!r} needs from = \"...\" and "
-                "to = [\"...\"]"
+                f'{r.where(*keys)}: email channel {name!r} needs from = "..." and to = ["..."]'
             )
         settings["to"] = list(to)
         settings.setdefault("port", 587 if t.get("starttls") else 25)

@@ -14,8 +14,15 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-DEMO_TEAMS = ("platform", "claims-team", "search-team", "underwriting-ai", "risk-team",
-              "pricing-team", "comms-team")
+DEMO_TEAMS = (
+    "platform",
+    "claims-team",
+    "search-team",
+    "underwriting-ai",
+    "risk-team",
+    "pricing-team",
+    "comms-team",
+)
 
 
 class LocalReceiver:
@@ -52,12 +59,16 @@ def demo_config_text(port: int) -> str:
     parts = ["[respond]\nauto_resolve_after = 3\n"]
     for team in DEMO_TEAMS:
         parts.append(f'[teams.{team}]\nchannels = ["{team}-hook"]\n')
-        parts.append(f'[channels.{team}-hook]\ntype = "webhook"\n'
-                     f'url = "http://127.0.0.1:{port}/{team}"\ntimeout = "5s"\n')
+        parts.append(
+            f'[channels.{team}-hook]\ntype = "webhook"\n'
+            f'url = "http://127.0.0.1:{port}/{team}"\ntimeout = "5s"\n'
+        )
     parts.append('[[owners]]\nteam = "platform"\n')
     parts.append('[[owners]]\nworkflow = "claims-*"\nteam = "claims-team"\n')
-    parts.append('[route]\ngroup_by = ["incident"]\ngroup_wait = "0s"\n'
-                 'group_interval = "0s"\nrepeat_interval = "4h"\n')
+    parts.append(
+        '[route]\ngroup_by = ["incident"]\ngroup_wait = "0s"\n'
+        'group_interval = "0s"\nrepeat_interval = "4h"\n'
+    )
     return "\n".join(parts)
 
 
@@ -76,8 +87,10 @@ def alerting_section(store: Any, failed_run_id: str | None, echo: Callable[[str]
     finally:
         receiver.close()
     echo("")
-    echo("Who is told (the response engine, delivering to a local webhook receiver "
-         f"on 127.0.0.1:{receiver.port}):")
+    echo(
+        "Who is told (the response engine, delivering to a local webhook receiver "
+        f"on 127.0.0.1:{receiver.port}):"
+    )
     if not receiver.received:
         echo("  nothing was sent (no new failure since the last demo run was processed)")
         return
@@ -91,16 +104,29 @@ def alerting_section(store: Any, failed_run_id: str | None, echo: Callable[[str]
                 how = "PAGED as owner of the root-cause step"
             else:
                 how = "notified as owner of the workflow"
-            echo(f"  {team:<13} {how} (incident #{labels['incident']}, "
-                 f"{notes['affected_runs']} run(s) affected)")
+            echo(
+                f"  {team:<13} {how} (incident #{labels['incident']}, "
+                f"{notes['affected_runs']} run(s) affected)"
+            )
     first = next((b for _, b in receiver.received if b.get("alerts")), None)
-    page = next((b for _, b in receiver.received for a in b.get("alerts", [])
-                 if a["labels"]["role"] == "root_cause" and a["status"] == "firing"), first)
+    page = next(
+        (
+            b
+            for _, b in receiver.received
+            for a in b.get("alerts", [])
+            if a["labels"]["role"] == "root_cause" and a["status"] == "firing"
+        ),
+        first,
+    )
     if page:
         echo("  The page said:")
         for line in page["alerts"][0]["annotations"]["description"].splitlines():
             echo("    " + line)
-    echo("  Configure real channels (Slack, PagerDuty, email, webhooks) in flightlog.toml: "
-         "docs/alerting.md")
-    echo("  flightlog incidents   flightlog alerts   flightlog owners explain --workflow "
-         "claims-triage --step search_policy")
+    echo(
+        "  Configure real channels (Slack, PagerDuty, email, webhooks) in flightlog.toml: "
+        "docs/alerting.md"
+    )
+    echo(
+        "  flightlog incidents   flightlog alerts   flightlog owners explain --workflow "
+        "claims-triage --step search_policy"
+    )

@@ -153,8 +153,7 @@ class Engine:
                     try:
                         facts = self._facts(run)
                     except Exception as exc:  # an alert without attribution beats none
-                        log.exception("attribution of run %s failed; alerting without it",
-                                      run.id)
+                        log.exception("attribution of run %s failed; alerting without it", run.id)
                         facts = self._facts(run, error=exc)
                     iid = self._record_failure(run, facts)
                     if iid > 0:
@@ -174,7 +173,9 @@ class Engine:
             failed_step = next((s for s in steps if s.id == run.failed_step_id), None)
             point = None if failed_step is None else _StepLike(failed_step)
             attr = _NoAttribution(
-                failure_point=point, root_cause=None, chain=[point] if point else [],
+                failure_point=point,
+                root_cause=None,
+                chain=[point] if point else [],
                 evidence=[f"attribution failed: {type(error).__name__}: {error}"],
                 of_steps=run.declared_steps or len(steps),
             )
@@ -197,12 +198,16 @@ class Engine:
             if severity_rank(f.severity) > severity_rank(severity):
                 severity = f.severity
         rc_step = by_id.get(rc_ref["id"]) if rc_ref else None
-        rc_owner = resolve_owner(self.config, OwnerQuery(
-            run.workflow, step=root_step if rc_ref else None,
-            agent=rc_ref["agent"] if rc_ref else None,
-            tool=root_step if (rc_ref and rc_ref.get("kind") == "tool") else None,
-            code_owner=(rc_ref or {}).get("owner") or (rc_step.owner if rc_step else None),
-        ))
+        rc_owner = resolve_owner(
+            self.config,
+            OwnerQuery(
+                run.workflow,
+                step=root_step if rc_ref else None,
+                agent=rc_ref["agent"] if rc_ref else None,
+                tool=root_step if (rc_ref and rc_ref.get("kind") == "tool") else None,
+                code_owner=(rc_ref or {}).get("owner") or (rc_step.owner if rc_step else None),
+            ),
+        )
         wf_owner = resolve_owner(self.config, OwnerQuery(run.workflow, code_owner=run.owner))
         chain = [getattr(s, "name", None) for s in (getattr(attr, "chain", None) or [])]
         summary = {
@@ -218,8 +223,7 @@ class Engine:
             "root_cause_owner_rule": rc_owner.rule.number if rc_owner.rule else None,
         }
         return {
-            "fingerprint": inc_mod.fingerprint(run.workflow, failure_step, root_step,
-                                               error_class),
+            "fingerprint": inc_mod.fingerprint(run.workflow, failure_step, root_step, error_class),
             "workflow": run.workflow,
             "failure_step": failure_step,
             "root_cause_step": root_step,
@@ -240,14 +244,18 @@ class Engine:
             latest = inc_mod.latest_for(tx, facts["fingerprint"])
             inc_mod.reset_streaks(tx, run.workflow)
             if latest is not None and latest.open:
-                incident = inc_mod.add_failed_run(tx, latest, run_id=run.id, now_ns=now,
-                                                  attribution=facts["attribution"])
+                incident = inc_mod.add_failed_run(
+                    tx, latest, run_id=run.id, now_ns=now, attribution=facts["attribution"]
+                )
             else:
-                incident = inc_mod.open_incident(self.store, tx, facts=facts, run_id=run.id,
-                                                 now_ns=now, previous=latest)
+                incident = inc_mod.open_incident(
+                    self.store, tx, facts=facts, run_id=run.id, now_ns=now, previous=latest
+                )
                 self._create_alerts(tx, incident)
-            tx.execute("UPDATE respond_processed SET incident_id = ? WHERE run_id = ?",
-                       (incident.id, run.id))
+            tx.execute(
+                "UPDATE respond_processed SET incident_id = ? WHERE run_id = ?",
+                (incident.id, run.id),
+            )
         return incident.id
 
     @staticmethod
@@ -267,7 +275,11 @@ class Engine:
             if not self._claim_run(tx, run, now):
                 return []
             resolved = inc_mod.record_success(
-                self.store, tx, workflow=run.workflow, run_id=run.id, now_ns=now,
+                self.store,
+                tx,
+                workflow=run.workflow,
+                run_id=run.id,
+                now_ns=now,
                 auto_resolve_after=self.config.auto_resolve_after,
             )
             for incident in resolved:
@@ -283,17 +295,21 @@ class Engine:
                 "INSERT INTO respond_alerts (incident_id, role, team, labels, "
                 "first_notified_ns, escalation_level) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (incident_id, role) DO NOTHING",
-                (incident.id, role, team, _json.dumps(self._labels(incident, role, team)),
-                 None, 0),
+                (incident.id, role, team, _json.dumps(self._labels(incident, role, team)), None, 0),
             )
 
     @staticmethod
     def _labels(incident: Incident, role: str, team: str) -> dict[str, str]:
         return {
-            "workflow": incident.workflow, "severity": incident.severity, "team": team,
-            "agent": incident.root_cause_agent or "", "step": incident.root_cause_step,
-            "role": role, "failure_step": incident.failure_step,
-            "incident": str(incident.id), "fingerprint": incident.fingerprint,
+            "workflow": incident.workflow,
+            "severity": incident.severity,
+            "team": team,
+            "agent": incident.root_cause_agent or "",
+            "step": incident.root_cause_step,
+            "role": role,
+            "failure_step": incident.failure_step,
+            "incident": str(incident.id),
+            "fingerprint": incident.fingerprint,
             "error": incident.error_class,
         }
 
@@ -303,25 +319,36 @@ class Engine:
         fp, rc = a.get("failure_point") or {}, a.get("root_cause") or {}
         run_id = str(a.get("run_id") or incident.last_run_id)
         n = a.get("of_steps")
-        where = (f"failed at step {fp.get('index')} of {n} ({fp.get('name')})" if fp
-                 else "failed before any step ran")
-        rc_text = (f"step {rc.get('index')} {rc.get('name')}"
-                   + (f" (agent {rc['agent']}, owner {incident.root_cause_team})"
-                      if rc.get("agent") else f" (owner {incident.root_cause_team})")
-                   if rc else "not identified")
+        where = (
+            f"failed at step {fp.get('index')} of {n} ({fp.get('name')})"
+            if fp
+            else "failed before any step ran"
+        )
+        rc_text = (
+            f"step {rc.get('index')} {rc.get('name')}"
+            + (
+                f" (agent {rc['agent']}, owner {incident.root_cause_team})"
+                if rc.get("agent")
+                else f" (owner {incident.root_cause_team})"
+            )
+            if rc
+            else "not identified"
+        )
         conf = float(a.get("confidence") or 0.0)
         evidence = [str(e) for e in a.get("evidence") or []][:3]
         report_cmd = f"flightlog report {run_id}"
-        report_url = (self.config.report_url or "").format(run_id=run_id,
-                                                           incident=incident.id)
+        report_url = (self.config.report_url or "").format(run_id=run_id, incident=incident.id)
         runs = incident.run_count
-        role_line = ("You are paged as the owner of the root-cause step."
-                     if role == "root_cause" else
-                     "You are notified as the owner of the workflow.")
+        role_line = (
+            "You are paged as the owner of the root-cause step."
+            if role == "root_cause"
+            else "You are notified as the owner of the workflow."
+        )
         lines = [
             f"{incident.workflow}: run {run_id} {where}.",
             f"Root cause: {rc_text}; confidence {conf:.2f}"
-            + (f" ({a.get('method')})" if a.get("method") else "") + ".",
+            + (f" ({a.get('method')})" if a.get("method") else "")
+            + ".",
         ]
         if evidence:
             lines.append("Evidence:")
@@ -329,9 +356,11 @@ class Engine:
         lines.append(f"Runs affected: {runs} (incident #{incident.id}, {incident.error_class}).")
         lines.append(f"Report: {report_cmd}" + (f"  {report_url}" if report_url else ""))
         lines.append(role_line)
-        summary = (f"{incident.workflow} {where}; root cause {incident.root_cause_step}"
-                   + (f" (agent {incident.root_cause_agent})" if incident.root_cause_agent
-                      else "") + f"; {runs} run{'s' if runs != 1 else ''} affected")
+        summary = (
+            f"{incident.workflow} {where}; root cause {incident.root_cause_step}"
+            + (f" (agent {incident.root_cause_agent})" if incident.root_cause_agent else "")
+            + f"; {runs} run{'s' if runs != 1 else ''} affected"
+        )
         annotations = {
             "summary": summary,
             "description": "\n".join(lines),
@@ -348,14 +377,19 @@ class Engine:
         if report_url:
             annotations["report_url"] = report_url
         return AlertView(
-            incident_id=incident.id, role=role,
+            incident_id=incident.id,
+            role=role,
             status="resolved" if incident.status == "resolved" else "firing",
             incident_status=incident.status,
-            labels=self._labels(incident, role, team), annotations=annotations,
-            starts_ns=incident.opened_ns, ends_ns=incident.resolved_ns,
+            labels=self._labels(incident, role, team),
+            annotations=annotations,
+            starts_ns=incident.opened_ns,
+            ends_ns=incident.resolved_ns,
             fingerprint=incident.fingerprint,
             dedup_key=f"flightlog/{incident.fingerprint}/{incident.id}",
-            severity=incident.severity, summary=summary, text="\n".join(lines),
+            severity=incident.severity,
+            summary=summary,
+            text="\n".join(lines),
         )
 
     # -- tick ------------------------------------------------------------------------------
@@ -367,7 +401,10 @@ class Engine:
             self._escalate(result)
         counts = self.outbox.deliver_due()
         result.delivered, result.retried, result.failed = (
-            counts["delivered"], counts["retry"], counts["failed"])
+            counts["delivered"],
+            counts["retry"],
+            counts["failed"],
+        )
         return result
 
     def _load_alerts(self, tx: Tx) -> list[tuple[Incident, str, str, int | None, int]]:
@@ -387,14 +424,13 @@ class Engine:
         t = team_of(self.config, team)
         return t.pager if role == "root_cause" else t.channels
 
-    def _mute_reason(
-        self, facts: AlertFacts, everyone: list[AlertFacts], now: int
-    ) -> str | None:
+    def _mute_reason(self, facts: AlertFacts, everyone: list[AlertFacts], now: int) -> str | None:
         s = silenced_by(facts.labels, self.config.silences, now)
         if s is not None:
             return f"silenced by {s.id}" + (f" ({s.comment})" if s.comment else "")
-        return inhibited_by(facts, everyone, self.config.inhibit_rules,
-                            causal=self.config.causal_inhibition)
+        return inhibited_by(
+            facts, everyone, self.config.inhibit_rules, causal=self.config.causal_inhibition
+        )
 
     def _flush_groups(self, result: TickResult) -> None:
         if self.config.route is None:
@@ -402,8 +438,10 @@ class Engine:
         now = self.clock.now_ns()
         with self.store.transaction() as tx:
             loaded = self._load_alerts(tx)
-            facts = [AlertFacts(i.id, role, self._labels(i, role, team), i.status,
-                                tuple(i.chain)) for i, role, team, _, _ in loaded]
+            facts = [
+                AlertFacts(i.id, role, self._labels(i, role, team), i.status, tuple(i.chain))
+                for i, role, team, _, _ in loaded
+            ]
             groups: dict[str, dict[str, Any]] = {}
             for (incident, role, team, _, _), fa in zip(loaded, facts, strict=True):
                 muted = self._mute_reason(fa, facts, now)
@@ -415,9 +453,15 @@ class Engine:
                     if not chans:
                         continue
                     key = group_key(route, chans, fa.labels)
-                    g = groups.setdefault(key, {"route": route, "channels": chans,
-                                                "labels": group_labels(route, fa.labels),
-                                                "members": []})
+                    g = groups.setdefault(
+                        key,
+                        {
+                            "route": route,
+                            "channels": chans,
+                            "labels": group_labels(route, fa.labels),
+                            "members": [],
+                        },
+                    )
                     g["members"].append((incident, role, team, muted))
             for key, g in groups.items():
                 self._flush_group(tx, key, g, now, result)
@@ -425,39 +469,65 @@ class Engine:
     @staticmethod
     def _note_mute(tx: Tx, incident_id: int, role: str, reason: str | None, now: int) -> None:
         """Record on the timeline when an alert becomes muted or is muted no longer."""
-        row = tx.fetchone("SELECT muted FROM respond_alerts WHERE incident_id = ? AND role = ?",
-                          (incident_id, role))
+        row = tx.fetchone(
+            "SELECT muted FROM respond_alerts WHERE incident_id = ? AND role = ?",
+            (incident_id, role),
+        )
         before = row[0] if row else None
         if before == reason:
             return
-        tx.execute("UPDATE respond_alerts SET muted = ? WHERE incident_id = ? AND role = ?",
-                   (reason, incident_id, role))
-        inc_mod.add_timeline(tx, incident_id, now, "muted" if reason else "unmuted",
-                             "flightlog", {"role": role, "reason": reason or before})
+        tx.execute(
+            "UPDATE respond_alerts SET muted = ? WHERE incident_id = ? AND role = ?",
+            (reason, incident_id, role),
+        )
+        inc_mod.add_timeline(
+            tx,
+            incident_id,
+            now,
+            "muted" if reason else "unmuted",
+            "flightlog",
+            {"role": role, "reason": reason or before},
+        )
 
     def _flush_group(
         self, tx: Tx, key: str, g: dict[str, Any], now: int, result: TickResult
     ) -> None:
         route: Route = g["route"]
-        notified = {(int(r[0]), r[1]): r[2] for r in tx.fetchall(
-            "SELECT incident_id, role, notified_status FROM respond_group_alerts "
-            "WHERE group_key = ?", (key,))}
+        notified = {
+            (int(r[0]), r[1]): r[2]
+            for r in tx.fetchall(
+                "SELECT incident_id, role, notified_status FROM respond_group_alerts "
+                "WHERE group_key = ?",
+                (key,),
+            )
+        }
         visible = [
-            (i, role, team) for i, role, team, muted in g["members"]
-            if not muted and (i.status != "resolved"
-                              or notified.get((i.id, role), "resolved") != "resolved")
+            (i, role, team)
+            for i, role, team, muted in g["members"]
+            if not muted
+            and (i.status != "resolved" or notified.get((i.id, role), "resolved") != "resolved")
         ]
         if not visible:
             return
         row = tx.fetchone(
             "SELECT first_ns, last_sent_ns, last_hash, sent_count FROM respond_groups "
-            "WHERE group_key = ?", (key,))
+            "WHERE group_key = ?",
+            (key,),
+        )
         if row is None:
             tx.execute(
                 "INSERT INTO respond_groups (group_key, route_id, channels, group_labels, "
                 "first_ns, last_sent_ns, last_hash, sent_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, route.id, _json.dumps(list(g["channels"])), _json.dumps(g["labels"]),
-                 now, None, None, 0),
+                (
+                    key,
+                    route.id,
+                    _json.dumps(list(g["channels"])),
+                    _json.dumps(g["labels"]),
+                    now,
+                    None,
+                    None,
+                    0,
+                ),
             )
             row = (now, None, None, 0)
         state = GroupState(int(row[0]), row[1], row[2])
@@ -467,7 +537,9 @@ class Engine:
             return
         sent = int(row[3]) + 1
         notice = Notice(
-            kind="notify", receiver=f"{route.id}:{'+'.join(g['channels'])}", group_key=key,
+            kind="notify",
+            receiver=f"{route.id}:{'+'.join(g['channels'])}",
+            group_key=key,
             group_labels=g["labels"],
             alerts=[self.alert_view(i, role, team) for i, role, team in visible],
         )
@@ -476,30 +548,43 @@ class Engine:
         for name in g["channels"]:
             channel = self.config.channels[name]
             for msg in render(channel, notice):
-                enqueue(tx, key=f"{base}-{name}{('-' + msg.suffix) if msg.suffix else ''}",
-                        channel=channel, kind="notify", message=msg,
-                        incident_ids=[msg.incident_id] if msg.incident_id else ids,
-                        group_key=key, now_ns=now)
+                enqueue(
+                    tx,
+                    key=f"{base}-{name}{('-' + msg.suffix) if msg.suffix else ''}",
+                    channel=channel,
+                    kind="notify",
+                    message=msg,
+                    incident_ids=[msg.incident_id] if msg.incident_id else ids,
+                    group_key=key,
+                    now_ns=now,
+                )
                 result.notifications += 1
         tx.execute(
             "UPDATE respond_groups SET last_sent_ns = ?, last_hash = ?, sent_count = ? "
-            "WHERE group_key = ?", (now, digest, sent, key))
+            "WHERE group_key = ?",
+            (now, digest, sent, key),
+        )
         for i, role, _ in visible:
             tx.execute(
                 "INSERT INTO respond_group_alerts (group_key, incident_id, role, "
                 "notified_status) VALUES (?, ?, ?, ?) ON CONFLICT (group_key, incident_id, "
                 "role) DO UPDATE SET notified_status = excluded.notified_status",
-                (key, i.id, role, i.status))
+                (key, i.id, role, i.status),
+            )
             tx.execute(
                 "UPDATE respond_alerts SET first_notified_ns = ? WHERE incident_id = ? "
-                "AND role = ? AND first_notified_ns IS NULL", (now, i.id, role))
+                "AND role = ? AND first_notified_ns IS NULL",
+                (now, i.id, role),
+            )
 
     def _escalate(self, result: TickResult) -> None:
         now = self.clock.now_ns()
         with self.store.transaction() as tx:
             loaded = self._load_alerts(tx)
-            facts = [AlertFacts(i.id, role, self._labels(i, role, team), i.status,
-                                tuple(i.chain)) for i, role, team, _, _ in loaded]
+            facts = [
+                AlertFacts(i.id, role, self._labels(i, role, team), i.status, tuple(i.chain))
+                for i, role, team, _, _ in loaded
+            ]
             for (incident, role, team, first_ns, level), fa in zip(loaded, facts, strict=True):
                 if role != "root_cause" or incident.status != "triggered" or first_ns is None:
                     continue
@@ -509,25 +594,45 @@ class Engine:
                 nxt = levels[level]
                 if now < first_ns + nxt.after_ns or self._mute_reason(fa, facts, now):
                     continue
-                note = (f"Not acknowledged within {nxt.after_ns / NS / 60:g} min: escalated to "
-                        f"level {level + 1} of {team}'s escalation policy.")
-                notice = Notice(kind="escalation", receiver=f"{team}:escalation-{level + 1}",
-                                group_key=f"escalation:{incident.id}:{level + 1}",
-                                group_labels={"incident": str(incident.id)},
-                                alerts=[self.alert_view(incident, role, team)], note=note)
+                note = (
+                    f"Not acknowledged within {nxt.after_ns / NS / 60:g} min: escalated to "
+                    f"level {level + 1} of {team}'s escalation policy."
+                )
+                notice = Notice(
+                    kind="escalation",
+                    receiver=f"{team}:escalation-{level + 1}",
+                    group_key=f"escalation:{incident.id}:{level + 1}",
+                    group_labels={"incident": str(incident.id)},
+                    alerts=[self.alert_view(incident, role, team)],
+                    note=note,
+                )
                 for name in nxt.channels:
                     channel = self.config.channels[name]
                     for msg in render(channel, notice):
-                        enqueue(tx, key=f"e-{incident.id}-{level + 1}-{name}"
-                                f"{('-' + msg.suffix) if msg.suffix else ''}",
-                                channel=channel, kind="escalation", message=msg,
-                                incident_ids=[incident.id], group_key=notice.group_key,
-                                now_ns=now)
-                tx.execute("UPDATE respond_alerts SET escalation_level = ? WHERE incident_id = ?"
-                           " AND role = ?", (level + 1, incident.id, role))
-                inc_mod.add_timeline(tx, incident.id, now, "escalated", "flightlog",
-                                     {"level": level + 1, "team": team,
-                                      "channels": list(nxt.channels)})
+                        enqueue(
+                            tx,
+                            key=f"e-{incident.id}-{level + 1}-{name}"
+                            f"{('-' + msg.suffix) if msg.suffix else ''}",
+                            channel=channel,
+                            kind="escalation",
+                            message=msg,
+                            incident_ids=[incident.id],
+                            group_key=notice.group_key,
+                            now_ns=now,
+                        )
+                tx.execute(
+                    "UPDATE respond_alerts SET escalation_level = ? WHERE incident_id = ?"
+                    " AND role = ?",
+                    (level + 1, incident.id, role),
+                )
+                inc_mod.add_timeline(
+                    tx,
+                    incident.id,
+                    now,
+                    "escalated",
+                    "flightlog",
+                    {"level": level + 1, "team": team, "channels": list(nxt.channels)},
+                )
                 result.escalations += 1
 
     # -- human transitions -------------------------------------------------------------
@@ -536,35 +641,53 @@ class Engine:
         channel that was sent a ``trigger`` for this incident."""
         rows = tx.fetchall(
             "SELECT DISTINCT channel FROM respond_outbox WHERE incident_id = ? "
-            "AND action = 'trigger' ORDER BY channel", (incident.id,))
+            "AND action = 'trigger' ORDER BY channel",
+            (incident.id,),
+        )
         for (name,) in rows:
             channel = self.config.channels.get(name)
             if channel is None or channel.type != "pagerduty":
                 continue
             view = self.alert_view(incident, "root_cause", incident.root_cause_team)
-            notice = Notice(kind=action, receiver=name, group_key=f"pd:{incident.id}",
-                            group_labels={"incident": str(incident.id)}, alerts=[view])
+            notice = Notice(
+                kind=action,
+                receiver=name,
+                group_key=f"pd:{incident.id}",
+                group_labels={"incident": str(incident.id)},
+                alerts=[view],
+            )
             for msg in render(channel, notice):
-                enqueue(tx, key=f"pd-{incident.id}-{action}-{name}", channel=channel,
-                        kind=action, message=msg, incident_ids=[incident.id],
-                        group_key=notice.group_key, now_ns=now)
+                enqueue(
+                    tx,
+                    key=f"pd-{incident.id}-{action}-{name}",
+                    channel=channel,
+                    kind=action,
+                    message=msg,
+                    incident_ids=[incident.id],
+                    group_key=notice.group_key,
+                    now_ns=now,
+                )
 
-    def transition(self, incident_id: int, to: str, *, actor: str, note: str | None = None
-                   ) -> Incident:
+    def transition(
+        self, incident_id: int, to: str, *, actor: str, note: str | None = None
+    ) -> Incident:
         """Acknowledge or resolve an incident by hand; tells PagerDuty, then delivers."""
         now = self.clock.now_ns()
         with self._lock, self.store.transaction() as tx:
-            incident = inc_mod.transition(self.store, tx, incident_id, to, actor=actor,
-                                          now_ns=now, note=note)
-            self._pagerduty_followup(tx, incident,
-                                     "acknowledge" if to == "acknowledged" else "resolve", now)
+            incident = inc_mod.transition(
+                self.store, tx, incident_id, to, actor=actor, now_ns=now, note=note
+            )
+            self._pagerduty_followup(
+                tx, incident, "acknowledge" if to == "acknowledged" else "resolve", now
+            )
         self.outbox.deliver_due()
         return incident
 
 
 # -- entry points ------------------------------------------------------------------------------
-def open_engine(store: Any, config_path: str | os.PathLike[str] | None = None,
-                **kwargs: Any) -> Engine:
+def open_engine(
+    store: Any, config_path: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> Engine:
     """An engine over ``store`` with the configuration file found as usual."""
     return Engine(store, load_respond_config(config_path), **kwargs)
 

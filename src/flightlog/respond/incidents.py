@@ -24,8 +24,7 @@ from flightlog.errors import InputError, NotFoundError
 from flightlog.store.base import Tx
 
 STATES: tuple[str, ...] = ("triggered", "acknowledged", "resolved")
-_ALLOWED = {("triggered", "acknowledged"), ("triggered", "resolved"),
-            ("acknowledged", "resolved")}
+_ALLOWED = {("triggered", "acknowledged"), ("triggered", "resolved"), ("acknowledged", "resolved")}
 
 COLUMNS = (
     "id, fingerprint, workflow, failure_step, root_cause_step, root_cause_agent, "
@@ -137,8 +136,7 @@ def parse_id(text: str | int) -> int:
 
 def latest_for(tx: Tx, fp: str) -> Incident | None:
     row = tx.fetchone(
-        f"SELECT {COLUMNS} FROM respond_incidents WHERE fingerprint = ? "
-        "ORDER BY id DESC LIMIT 1",
+        f"SELECT {COLUMNS} FROM respond_incidents WHERE fingerprint = ? ORDER BY id DESC LIMIT 1",
         (fp,),
     )
     return Incident.from_row(row) if row else None
@@ -170,24 +168,43 @@ def timeline(tx: Tx, incident_id: int) -> list[TimelineEntry]:
         "WHERE incident_id = ? ORDER BY seq",
         (incident_id,),
     )
-    return [TimelineEntry(int(r[0]), int(r[1]), int(r[2]), r[3], r[4], _json.loads(r[5]) or {})
-            for r in rows]
+    return [
+        TimelineEntry(int(r[0]), int(r[1]), int(r[2]), r[3], r[4], _json.loads(r[5]) or {})
+        for r in rows
+    ]
 
 
 def _audit_transition(
-    store: Any, tx: Tx, inc: Incident, before: str | None, after: str, actor: str, at_ns: int,
+    store: Any,
+    tx: Tx,
+    inc: Incident,
+    before: str | None,
+    after: str,
+    actor: str,
+    at_ns: int,
     note: str | None,
 ) -> None:
     data = {
         "id": f"incident-{inc.id}-{after}",  # each state is entered once per incident
-        "incident": inc.id, "fingerprint": inc.fingerprint, "workflow": inc.workflow,
-        "from": before, "to": after, "actor": actor, "at_ns": at_ns,
+        "incident": inc.id,
+        "fingerprint": inc.fingerprint,
+        "workflow": inc.workflow,
+        "from": before,
+        "to": after,
+        "actor": actor,
+        "at_ns": at_ns,
         "run_id": inc.last_run_id,
     }
     if note:
         data["note"] = note
-    add_timeline(tx, inc.id, at_ns, after if before else "opened", actor,
-                 {k: v for k, v in data.items() if k not in ("id", "incident", "at_ns", "actor")})
+    add_timeline(
+        tx,
+        inc.id,
+        at_ns,
+        after if before else "opened",
+        actor,
+        {k: v for k, v in data.items() if k not in ("id", "incident", "at_ns", "actor")},
+    )
     store.audit(tx, "incident.transition", data)
 
 
@@ -208,11 +225,31 @@ def open_incident(
     tx.execute(
         f"INSERT INTO respond_incidents ({COLUMNS}) VALUES ({', '.join('?' * 26)})",
         (
-            new_id, facts["fingerprint"], facts["workflow"], facts["failure_step"],
-            facts["root_cause_step"], facts.get("root_cause_agent"), facts["error_class"],
-            facts["severity"], "triggered", facts["root_cause_team"], facts["workflow_team"],
-            now_ns, None, None, None, None, now_ns, now_ns, 1, run_id, run_id, 0,
-            previous.id if previous else None, None, _json.dumps(facts.get("chain", [])),
+            new_id,
+            facts["fingerprint"],
+            facts["workflow"],
+            facts["failure_step"],
+            facts["root_cause_step"],
+            facts.get("root_cause_agent"),
+            facts["error_class"],
+            facts["severity"],
+            "triggered",
+            facts["root_cause_team"],
+            facts["workflow_team"],
+            now_ns,
+            None,
+            None,
+            None,
+            None,
+            now_ns,
+            now_ns,
+            1,
+            run_id,
+            run_id,
+            0,
+            previous.id if previous else None,
+            None,
+            _json.dumps(facts.get("chain", [])),
             _json.dumps(facts.get("attribution", {})),
         ),
     )
@@ -220,10 +257,15 @@ def open_incident(
     _audit_transition(store, tx, inc, None, "triggered", "flightlog", now_ns, None)
     if previous is not None:
         tx.execute("UPDATE respond_incidents SET next_id = ? WHERE id = ?", (new_id, previous.id))
-        add_timeline(tx, previous.id, now_ns, "reopened", "flightlog",
-                     {"next_incident": new_id, "run_id": run_id})
-        add_timeline(tx, new_id, now_ns, "follows", "flightlog",
-                     {"previous_incident": previous.id})
+        add_timeline(
+            tx,
+            previous.id,
+            now_ns,
+            "reopened",
+            "flightlog",
+            {"next_incident": new_id, "run_id": run_id},
+        )
+        add_timeline(tx, new_id, now_ns, "follows", "flightlog", {"previous_incident": previous.id})
     return inc
 
 
@@ -242,7 +284,13 @@ def add_failed_run(
 
 
 def transition(
-    store: Any, tx: Tx, incident_id: int, to: str, *, actor: str, now_ns: int,
+    store: Any,
+    tx: Tx,
+    incident_id: int,
+    to: str,
+    *,
+    actor: str,
+    now_ns: int,
     note: str | None = None,
 ) -> Incident:
     """Move an incident to ``to`` (``acknowledged`` or ``resolved``)."""
@@ -287,10 +335,17 @@ def record_success(
     )
     resolved = []
     for (iid,) in rows:
-        resolved.append(transition(
-            store, tx, int(iid), "resolved", actor="auto", now_ns=now_ns,
-            note=f"{auto_resolve_after} consecutive successful runs (last {run_id})",
-        ))
+        resolved.append(
+            transition(
+                store,
+                tx,
+                int(iid),
+                "resolved",
+                actor="auto",
+                now_ns=now_ns,
+                note=f"{auto_resolve_after} consecutive successful runs (last {run_id})",
+            )
+        )
     return resolved
 
 

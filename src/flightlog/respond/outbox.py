@@ -104,14 +104,42 @@ def enqueue(
     tx.execute(
         f"INSERT INTO respond_outbox ({COLUMNS}) VALUES ({', '.join('?' * 19)}) "
         "ON CONFLICT (id) DO NOTHING",
-        (key, seq, now_ns, channel.name, channel.type, kind, message.action,
-         message.incident_id, _json.dumps(incident_ids), group_key, message.summary[:500],
-         _json.dumps(message.body), "pending", 0, now_ns, None, None, None, None),
+        (
+            key,
+            seq,
+            now_ns,
+            channel.name,
+            channel.type,
+            kind,
+            message.action,
+            message.incident_id,
+            _json.dumps(incident_ids),
+            group_key,
+            message.summary[:500],
+            _json.dumps(message.body),
+            "pending",
+            0,
+            now_ns,
+            None,
+            None,
+            None,
+            None,
+        ),
     )
     for iid in incident_ids:
-        add_timeline(tx, iid, now_ns, "notification.queued", "flightlog",
-                     {"outbox": key, "channel": channel.name, "kind": kind,
-                      **({"action": message.action} if message.action else {})})
+        add_timeline(
+            tx,
+            iid,
+            now_ns,
+            "notification.queued",
+            "flightlog",
+            {
+                "outbox": key,
+                "channel": channel.name,
+                "kind": kind,
+                **({"action": message.action} if message.action else {}),
+            },
+        )
     return True
 
 
@@ -178,8 +206,13 @@ class Outbox:
         channel = self.channels.get(entry.channel)
         now = self.clock.now_ns()
         if channel is None:
-            self._finish(entry, DeliveryResult(
-                "failed", None, f"channel {entry.channel!r} is no longer configured"), now)
+            self._finish(
+                entry,
+                DeliveryResult(
+                    "failed", None, f"channel {entry.channel!r} is no longer configured"
+                ),
+                now,
+            )
             return "failed"
         # A message left 'sending' is reclaimed only once the sender that claimed it must
         # have finished or died (its timeout plus a margin), so that two processes working
@@ -198,11 +231,10 @@ class Outbox:
         entry.attempts = int(claimed[0])
         result = self.sender(channel, entry.body, entry.id)  # step 2
         now = self.clock.now_ns()
-        if result.outcome == "retry" and (
-            now - entry.created_ns >= self.give_up_after_s * NS
-        ):
-            result = DeliveryResult("failed", result.code,
-                                    f"gave up after {entry.attempts} attempts: {result.error}")
+        if result.outcome == "retry" and (now - entry.created_ns >= self.give_up_after_s * NS):
+            result = DeliveryResult(
+                "failed", result.code, f"gave up after {entry.attempts} attempts: {result.error}"
+            )
         self._finish(entry, result, now)  # step 3
         return result.outcome
 
@@ -215,17 +247,28 @@ class Outbox:
                     (now, result.code, entry.id),
                 )
                 data = {
-                    "id": entry.id, "outbox": entry.id, "channel": entry.channel,
-                    "channel_type": entry.channel_type, "kind": entry.kind,
-                    "action": entry.action, "incidents": entry.incident_ids,
-                    "summary": entry.summary, "attempts": entry.attempts,
-                    "response_code": result.code, "at_ns": now,
+                    "id": entry.id,
+                    "outbox": entry.id,
+                    "channel": entry.channel,
+                    "channel_type": entry.channel_type,
+                    "kind": entry.kind,
+                    "action": entry.action,
+                    "incidents": entry.incident_ids,
+                    "summary": entry.summary,
+                    "attempts": entry.attempts,
+                    "response_code": result.code,
+                    "at_ns": now,
                 }
                 self.store.audit(tx, "alert.sent", data)
                 for iid in entry.incident_ids:
-                    add_timeline(tx, iid, now, "notification.delivered", "flightlog",
-                                 {"outbox": entry.id, "channel": entry.channel,
-                                  "attempts": entry.attempts})
+                    add_timeline(
+                        tx,
+                        iid,
+                        now,
+                        "notification.delivered",
+                        "flightlog",
+                        {"outbox": entry.id, "channel": entry.channel, "attempts": entry.attempts},
+                    )
             elif result.outcome == "retry":
                 delay = self.backoff_s(entry.attempts, result.retry_after_s)
                 tx.execute(
@@ -240,9 +283,14 @@ class Outbox:
                     (result.error, result.code, entry.id),
                 )
                 for iid in entry.incident_ids:
-                    add_timeline(tx, iid, now, "notification.failed", "flightlog",
-                                 {"outbox": entry.id, "channel": entry.channel,
-                                  "reason": result.error})
+                    add_timeline(
+                        tx,
+                        iid,
+                        now,
+                        "notification.failed",
+                        "flightlog",
+                        {"outbox": entry.id, "channel": entry.channel, "reason": result.error},
+                    )
 
 
 def list_outbox(store: Any, *, status: str | None = None, limit: int = 200) -> list[OutboxEntry]:

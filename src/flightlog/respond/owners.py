@@ -45,8 +45,11 @@ class OwnerMatch:
             "query": {k: v for k, v in vars(self.query).items() if v is not None},
             "team": self.team,
             "source": self.source,
-            "rule": None if self.rule is None else {
-                "number": self.rule.number, "line": self.rule.line,
+            "rule": None
+            if self.rule is None
+            else {
+                "number": self.rule.number,
+                "line": self.rule.line,
                 "description": self.rule.describe(),
             },
             "matched_rules": [r.number for r in self.matched],
@@ -55,8 +58,12 @@ class OwnerMatch:
 
     def explain(self) -> str:
         q = self.query
-        subject = f"workflow {q.workflow!r}" + (f", step {q.step!r}" if q.step else "") + (
-            f", agent {q.agent!r}" if q.agent else "") + (f", tool {q.tool!r}" if q.tool else "")
+        subject = (
+            f"workflow {q.workflow!r}"
+            + (f", step {q.step!r}" if q.step else "")
+            + (f", agent {q.agent!r}" if q.agent else "")
+            + (f", tool {q.tool!r}" if q.tool else "")
+        )
         lines = [f"{subject}: owned by {self.team}"]
         if self.source == "code":
             lines.append(f"  owner={self.team!r} given in code takes precedence over the rules")
@@ -75,8 +82,12 @@ class OwnerMatch:
 
 
 def _rule_matches(rule: OwnerRule, q: OwnerQuery) -> bool:
-    for pattern, value in ((rule.workflow, q.workflow), (rule.step, q.step),
-                           (rule.agent, q.agent), (rule.tool, q.tool)):
+    for pattern, value in (
+        (rule.workflow, q.workflow),
+        (rule.step, q.step),
+        (rule.agent, q.agent),
+        (rule.tool, q.tool),
+    ):
         if pattern is None:
             continue
         if value is None:

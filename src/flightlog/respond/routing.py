@@ -94,14 +94,24 @@ def inhibited_by(
         if causal and src.labels.get("workflow") == alert.labels.get("workflow"):
             src_rc = src.labels.get("step", "")
             rc = alert.labels.get("step", "")
-            if src_rc and rc and rc != src_rc and rc in src.chain and src_rc in src.chain \
-                    and src.chain.index(src_rc) < src.chain.index(rc):
-                return (f"incident #{src.incident_id}: root cause {src_rc} is upstream of "
-                        f"this incident's root cause {rc}")
+            if (
+                src_rc
+                and rc
+                and rc != src_rc
+                and rc in src.chain
+                and src_rc in src.chain
+                and src.chain.index(src_rc) < src.chain.index(rc)
+            ):
+                return (
+                    f"incident #{src.incident_id}: root cause {src_rc} is upstream of "
+                    f"this incident's root cause {rc}"
+                )
         for rule in rules:
-            if matches_all(rule.target_matchers, alert.labels) and matches_all(
-                rule.source_matchers, src.labels
-            ) and all(src.labels.get(n, "") == alert.labels.get(n, "") for n in rule.equal):
+            if (
+                matches_all(rule.target_matchers, alert.labels)
+                and matches_all(rule.source_matchers, src.labels)
+                and all(src.labels.get(n, "") == alert.labels.get(n, "") for n in rule.equal)
+            ):
                 return f"incident #{src.incident_id} (inhibit rule)"
     return None
 

@@ -46,7 +46,9 @@ class IdentityIndex:
         self._by_id: OrderedDict[int, tuple[str, Any]] = OrderedDict()
 
     def add_output(self, step_id: str, value: Any) -> None:
-        if isinstance(value, _SKIP_IDENTITY) or (isinstance(value, str) and len(value) < MIN_SUBSTRING):
+        if isinstance(value, _SKIP_IDENTITY) or (
+            isinstance(value, str) and len(value) < MIN_SUBSTRING
+        ):
             return
         self._put(id(value), step_id, value)
         if isinstance(value, (list, tuple)):
@@ -115,7 +117,10 @@ class ContentIndex:
         self.nbytes = 0
 
     def add_output(
-        self, step_id: str, output_json: bytes | None, ended_ns: int,
+        self,
+        step_id: str,
+        output_json: bytes | None,
+        ended_ns: int,
         input_json: bytes | None = None,
     ) -> None:
         """Remember a step's output; what it merely passed through from its input is skipped."""
@@ -127,27 +132,20 @@ class ContentIndex:
             return
         if isinstance(value, dict) and value.get("$truncated") is True:
             return  # a truncated value's preview is not the value
-        passed: set[bytes] = set()
-        passed_strings: set[str] = set()
-        if input_json and len(input_json) <= MAX_INDEXED_BYTES * 4:
-            try:
-                arguments = orjson.loads(input_json)
-            except orjson.JSONDecodeError:
-                arguments = None
-            if isinstance(arguments, dict):
-                for v in arguments.values():
-                    passed.update(_h(b) for b in _values(v))
-                    passed_strings.update(_strings(v, 0))
+        # What the step merely passed through from its own input is not its output. Canonical
+        # JSON is deterministic, so an equal value appears verbatim inside the input's JSON;
+        # a substring test is cheap and errs only towards recording no edge.
+        inp = input_json if input_json and len(input_json) <= MAX_INDEXED_BYTES * 4 else b""
         src = (step_id, ended_ns)
-        self._add_hash(output_json, src, passed)
+        self._add_hash(output_json, src, inp)
         if isinstance(value, list):
             for v in value[:MAX_ELEMENTS]:
-                self._add_hash(_canon(v), src, passed)
+                self._add_hash(_canon(v), src, inp)
         elif isinstance(value, dict):
             for v in list(value.values())[:MAX_ELEMENTS]:
-                self._add_hash(_canon(v), src, passed)
+                self._add_hash(_canon(v), src, inp)
         for s in _strings(value, 0):
-            if len(s) >= MIN_SUBSTRING and s not in passed_strings:
+            if len(s) >= MIN_SUBSTRING and not (inp and _canon(s)[1:-1] in inp):
                 if s not in self.strings:
                     self.nbytes += len(s) + 64
                 self.strings[s] = src
@@ -156,12 +154,10 @@ class ContentIndex:
                     old, _ = self.strings.popitem(last=False)
                     self.nbytes -= len(old) + 64
 
-    def _add_hash(self, data: bytes, src: tuple[str, int], passed: set[bytes]) -> None:
-        if len(data) < MIN_CONTENT_BYTES:
+    def _add_hash(self, data: bytes, src: tuple[str, int], passed_from: bytes) -> None:
+        if len(data) < MIN_CONTENT_BYTES or (passed_from and data in passed_from):
             return
         key = _h(data)
-        if key in passed:
-            return
         if key not in self.hashes:
             self.nbytes += 96
         self.hashes[key] = src

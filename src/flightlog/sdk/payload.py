@@ -87,8 +87,10 @@ def _marker(value: Any) -> Any:
     if isinstance(value, (types.GeneratorType, types.AsyncGeneratorType, types.CoroutineType)) or (
         isinstance(value, Iterator) and not isinstance(value, (str, bytes, dict, list, tuple))
     ):
-        return {"$type": "generator" if inspect.isgenerator(value) else type_name(value),
-                "$repr": safe_repr(value)}
+        return {
+            "$type": "generator" if inspect.isgenerator(value) else type_name(value),
+            "$repr": safe_repr(value),
+        }
     dump = getattr(type(value), "model_dump", None)
     if callable(dump):
         try:

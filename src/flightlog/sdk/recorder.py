@@ -178,8 +178,12 @@ class ActiveRun:
             rec = self.record
             w = state.writer()
             if w is not None:
-                w.submit(RunEvent(dataclasses.replace(rec, attributes=dict(rec.attributes)),
-                                  input_json=self._input_json))
+                w.submit(
+                    RunEvent(
+                        dataclasses.replace(rec, attributes=dict(rec.attributes)),
+                        input_json=self._input_json,
+                    )
+                )
         except Exception:
             _internal_error("starting a run")
 
@@ -212,8 +216,13 @@ class ActiveRun:
             output_json = encode_value(self._output) if self._has_output else None
             w = state.writer()
             if w is not None:
-                w.submit(RunEvent(dataclasses.replace(rec, attributes=dict(rec.attributes)),
-                                  output_json=output_json, ended=True))
+                w.submit(
+                    RunEvent(
+                        dataclasses.replace(rec, attributes=dict(rec.attributes)),
+                        output_json=output_json,
+                        ended=True,
+                    )
+                )
         except Exception:
             _internal_error("ending a run")
 
@@ -265,8 +274,16 @@ class ActiveStep:
     """A step being recorded: ``flightlog.current_step()`` returns it."""
 
     __slots__ = (
-        "record", "run", "_token", "_run_token", "output", "_has_output", "_input", "_sources",
-        "_spec", "_arg_ids",
+        "record",
+        "run",
+        "_token",
+        "_run_token",
+        "output",
+        "_has_output",
+        "_input",
+        "_sources",
+        "_spec",
+        "_arg_ids",
     )
 
     def __init__(self, record: Step, active_run: ActiveRun, spec: StepSpec | None = None) -> None:
@@ -304,8 +321,14 @@ def _begin_step(spec: StepSpec, arguments: dict[str, Any] | None) -> ActiveStep 
         if not state.ensure_configured():
             return None
         implicit = ActiveRun(
-            Run(id=_new_trace_id(), workflow=spec.name, started_ns=time.time_ns(),
-                owner=spec.owner, service=state.service, attributes={"implicit": True}),
+            Run(
+                id=_new_trace_id(),
+                workflow=spec.name,
+                started_ns=time.time_ns(),
+                owner=spec.owner,
+                service=state.service,
+                attributes={"implicit": True},
+            ),
             implicit=True,
         )
         implicit._start()
@@ -387,19 +410,23 @@ def _end_step(active: ActiveStep, output: Any, has_output: bool, exc: BaseExcept
 
 # Counterfactual replay (flightlog.forensics.replay) answers steps from a recorded run:
 # ``hook(step_name, fn, args, kwargs)`` returns the step's result (recorded, given or live).
-replay_hook: ContextVar[Callable[[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any] | None] = (
-    ContextVar("flightlog_replay_hook", default=None)
-)
+replay_hook: ContextVar[
+    Callable[[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any] | None
+] = ContextVar("flightlog_replay_hook", default=None)
 
 
-def _call(spec: StepSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _call(
+    spec: StepSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     hook = replay_hook.get()
     if hook is None:
         return fn(*args, **kwargs)
     return hook(spec.name, fn, args, kwargs)
 
 
-async def _acall(spec: StepSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+async def _acall(
+    spec: StepSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     hook = replay_hook.get()
     if hook is None:
         return await fn(*args, **kwargs)
@@ -438,7 +465,11 @@ class StepSpec:
         # A spec reused for several functions names each step after its own function.
         spec = StepSpec(
             self.name or getattr(fn, "__name__", "step"),
-            self.kind, self.agent, self.owner, self.model, self.attributes,
+            self.kind,
+            self.agent,
+            self.owner,
+            self.model,
+            self.attributes,
         )
         binder = _Binder(fn)
 
@@ -511,7 +542,9 @@ class _NullStep:
         pass
 
 
-def _safe_begin(spec: StepSpec, binder: _Binder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActiveStep | None:
+def _safe_begin(
+    spec: StepSpec, binder: _Binder, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> ActiveStep | None:
     try:
         return _begin_step(spec, binder.bind(args, kwargs))
     except Exception:
@@ -538,9 +571,7 @@ class _Binder:
             self.sig = None
         params = list(self.sig.parameters.values()) if self.sig else []
         self.skip_first = bool(params) and params[0].name in ("self", "cls")
-        self.simple = all(
-            p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params
-        )
+        self.simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
         self.names = tuple(p.name for p in params)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -644,7 +675,9 @@ def check(ok: Any, name: str, message: str = "", severity: str = "error", **evid
                     run_id=run_id,
                     step_id=active_step.id if active_step else None,
                     detector="check",
-                    severity=severity if severity in ("info", "warning", "error", "critical") else "error",
+                    severity=severity
+                    if severity in ("info", "warning", "error", "critical")
+                    else "error",
                     message=str(message or f"check {name} failed"),
                     evidence={"check": str(name), **_json_safe(evidence)},
                     created_ns=time.time_ns(),
@@ -694,7 +727,9 @@ def annotate(**attributes: Any) -> None:
         r.annotate(**attributes)
 
 
-def edge(source: str, target: str | None = None, *, kind: str = "data", detail: str | None = None) -> None:
+def edge(
+    source: str, target: str | None = None, *, kind: str = "data", detail: str | None = None
+) -> None:
     """Declare lineage the automatic capture cannot see: ``source`` step fed ``target``.
 
     ``target`` defaults to the current step. Step ids come from ``flightlog.current_step().id``.

@@ -160,10 +160,12 @@ class RemoteSink:
         if spool_limit_bytes is None:
             mb = os.environ.get("FLIGHTLOG_SPOOL_LIMIT_MB")
             spool_limit_bytes = int(mb) << 20 if mb and mb.isdigit() else DEFAULT_SPOOL_LIMIT
-        self.spool = Spool(Path(spool_dir) if spool_dir else default_spool_dir(base),
-                           spool_limit_bytes)
+        self.spool = Spool(
+            Path(spool_dir) if spool_dir else default_spool_dir(base), spool_limit_bytes
+        )
         self._client = httpx.Client(
-            timeout=timeout, headers={"Content-Type": "application/x-protobuf"})
+            timeout=timeout, headers={"Content-Type": "application/x-protobuf"}
+        )
         self._httpx = httpx
         self._cond = threading.Condition()
         self._closing = False
@@ -271,10 +273,13 @@ class RemoteSink:
             return
         message = _status_message(resp)
         if resp.status_code in RETRYABLE:
-            raise _Retryable(f"{self.endpoint} answered {resp.status_code}: {message}",
-                             _retry_after(resp.headers.get("retry-after")))
-        raise _Rejected(resp.status_code,
-                        f"{self.endpoint} rejected a batch with {resp.status_code}: {message}")
+            raise _Retryable(
+                f"{self.endpoint} answered {resp.status_code}: {message}",
+                _retry_after(resp.headers.get("retry-after")),
+            )
+        raise _Rejected(
+            resp.status_code, f"{self.endpoint} rejected a batch with {resp.status_code}: {message}"
+        )
 
     def _partial(self, content: bytes) -> None:
         if not content:
@@ -291,8 +296,11 @@ class RemoteSink:
         if resp.partial_success.rejected_spans:
             self.rejected_spans += resp.partial_success.rejected_spans
             self.last_error = resp.partial_success.error_message
-            log.warning("flightlog server rejected %d span(s): %s",
-                        resp.partial_success.rejected_spans, resp.partial_success.error_message)
+            log.warning(
+                "flightlog server rejected %d span(s): %s",
+                resp.partial_success.rejected_spans,
+                resp.partial_success.error_message,
+            )
 
     def _to_spool(self, body: bytes, records: int) -> None:
         if self.spool.add(body, records):
@@ -304,8 +312,12 @@ class RemoteSink:
         self.spool_dropped_records += records
         log.error(
             "flightlog spool %s is full (limit %d bytes): dropped a batch of %d record(s); "
-            "%d record(s) dropped so far", self.spool.dir, self.spool.limit, records,
-            self.spool_dropped_records)
+            "%d record(s) dropped so far",
+            self.spool.dir,
+            self.spool.limit,
+            records,
+            self.spool_dropped_records,
+        )
 
     def _reject_body(self, body: bytes, records: int, exc: Exception) -> None:
         self.rejected_batches += 1
@@ -316,8 +328,9 @@ class RemoteSink:
 
     # -- the replayer -------------------------------------------------------------------
     def _start_replayer(self) -> None:
-        self._thread = threading.Thread(target=self._replay_loop, name="flightlog-spool",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._replay_loop, name="flightlog-spool", daemon=True
+        )
         self._thread.start()
 
     def _after_fork(self) -> None:
@@ -423,5 +436,5 @@ def _status_message(resp: Any) -> str:
         i = data.find(b"\x12")
         if i >= 0 and i + 2 <= len(data):
             n = data[i + 1]
-            return str(data[i + 2: i + 2 + n].decode("utf-8", errors="replace"))
+            return str(data[i + 2 : i + 2 + n].decode("utf-8", errors="replace"))
     return str(resp.text[:300])

@@ -107,7 +107,11 @@ def configure(
         from flightlog.store import default_url, normalize_url
 
         target = normalize_url(url or default_url())
-        cap = payload_cap if payload_cap is not None else _env_int("FLIGHTLOG_PAYLOAD_CAP", 256 * 1024)
+        cap = (
+            payload_cap
+            if payload_cap is not None
+            else _env_int("FLIGHTLOG_PAYLOAD_CAP", 256 * 1024)
+        )
         if cap < 1024:
             raise ConfigurationError(f"payload_cap must be at least 1024 bytes, got {cap}")
         scheme = target.split("://", 1)[0].lower()
@@ -117,7 +121,8 @@ def configure(
                 from flightlog.sdk.remote import RemoteSink
             except ImportError as exc:
                 raise ConfigurationError(
-                    f"sending to {target} needs the OTLP extra: pip install 'flightlog[otlp]' ({exc})"
+                    f"sending to {target} needs the OTLP extra: "
+                    f"pip install 'flightlog[otlp]' ({exc})"
                 ) from exc
             sink = RemoteSink(target, spool_dir=spool_dir)
         else:
@@ -219,7 +224,8 @@ def _at_exit() -> None:
             lost = w.abandon_pending()
             log.error(
                 "flightlog could not make %d record(s) durable before exit (%s); they are lost",
-                lost, w.last_error or "timed out",
+                lost,
+                w.last_error or "timed out",
             )
         dropped = w.dropped + _retired_dropped
         if dropped:

@@ -196,8 +196,11 @@ class Writer:
         if not ok:
             lost = self.abandon_pending()
             if lost:
-                log.error("flightlog closed with %d record(s) not durable (%s); they are lost",
-                          lost, self.last_error or "timed out")
+                log.error(
+                    "flightlog closed with %d record(s) not durable (%s); they are lost",
+                    lost,
+                    self.last_error or "timed out",
+                )
         self._queue.append(None)
         self._wake.set()
         self._thread.join(timeout)
@@ -276,7 +279,8 @@ class Writer:
             if self.hooks_skipped == len(ended) or self.hooks_skipped % 1000 < len(ended):
                 log.warning(
                     "flightlog run-end processing is behind; skipped it for %d run(s) so far "
-                    "(run `flightlog detect RUN` for them)", self.hooks_skipped,
+                    "(run `flightlog detect RUN` for them)",
+                    self.hooks_skipped,
                 )
             return
         self._hooks.append((store, ended))

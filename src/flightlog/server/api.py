@@ -29,7 +29,8 @@ class ApiError(Exception):
 def json_response(value: Any, status: int = 200) -> Response:
     return Response(
         orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=_json._fallback),
-        status_code=status, media_type="application/json",
+        status_code=status,
+        media_type="application/json",
     )
 
 
@@ -76,42 +77,80 @@ class Api:
         limit = _int_param(request, "limit", 50, 1, MAX_LIMIT) or 50
         offset = _int_param(request, "offset", 0, 0, big) or 0
         q = RunQuery(
-            workflow=_str_param(request, "workflow"), status=status,
+            workflow=_str_param(request, "workflow"),
+            status=status,
             owner=_str_param(request, "owner"),
             since_ns=_int_param(request, "since_ns", None, 0, big),
             until_ns=_int_param(request, "until_ns", None, 0, big),
-            limit=limit, offset=offset,
+            limit=limit,
+            offset=offset,
         )
         runs = self.store.list_runs(q)
         total = self.store.count_runs(q)
         next_offset = offset + len(runs) if offset + len(runs) < total else None
-        return json_response({"runs": [r.to_dict() for r in runs], "total": total,
-                              "limit": limit, "offset": offset, "next_offset": next_offset})
+        return json_response(
+            {
+                "runs": [r.to_dict() for r in runs],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "next_offset": next_offset,
+            }
+        )
 
     def get_run(self, request: Request) -> Response:
         rec = self.store.get_record(self._run_id(request))
-        return json_response({
-            "run": rec.run.to_dict(), "steps": [s.to_dict() for s in rec.steps],
-            "edges": [e.to_dict() for e in rec.edges],
-            "findings": [f.to_dict() for f in rec.findings],
-        })
+        return json_response(
+            {
+                "run": rec.run.to_dict(),
+                "steps": [s.to_dict() for s in rec.steps],
+                "edges": [e.to_dict() for e in rec.edges],
+                "findings": [f.to_dict() for f in rec.findings],
+            }
+        )
 
     def lineage(self, request: Request) -> Response:
         rec = self.store.get_record(self._run_id(request))
-        nodes = [{"id": s.id, "index": s.index, "name": s.name, "kind": s.kind,
-                  "agent": s.agent, "status": s.status, "parent_id": s.parent_id}
-                 for s in rec.steps]
-        edges = [{"source": s.parent_id, "target": s.id, "kind": "parent",
-                  "evidence": "parent", "detail": None}
-                 for s in rec.steps if s.parent_id]
-        edges += [{"source": e.source, "target": e.target, "kind": e.kind,
-                   "evidence": e.evidence, "detail": e.detail} for e in rec.edges]
+        nodes = [
+            {
+                "id": s.id,
+                "index": s.index,
+                "name": s.name,
+                "kind": s.kind,
+                "agent": s.agent,
+                "status": s.status,
+                "parent_id": s.parent_id,
+            }
+            for s in rec.steps
+        ]
+        edges = [
+            {
+                "source": s.parent_id,
+                "target": s.id,
+                "kind": "parent",
+                "evidence": "parent",
+                "detail": None,
+            }
+            for s in rec.steps
+            if s.parent_id
+        ]
+        edges += [
+            {
+                "source": e.source,
+                "target": e.target,
+                "kind": e.kind,
+                "evidence": e.evidence,
+                "detail": e.detail,
+            }
+            for e in rec.edges
+        ]
         return json_response({"run_id": rec.run.id, "nodes": nodes, "edges": edges})
 
     def findings(self, request: Request) -> Response:
         run_id = self._run_id(request)
-        return json_response({"run_id": run_id,
-                              "findings": [f.to_dict() for f in self.store.get_findings(run_id)]})
+        return json_response(
+            {"run_id": run_id, "findings": [f.to_dict() for f in self.store.get_findings(run_id)]}
+        )
 
     def payload(self, request: Request) -> Response:
         h = str(request.path_params["hash"]).lower()

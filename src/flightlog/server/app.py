@@ -27,8 +27,13 @@ def _version() -> str:
         return "0"
 
 
-def create_app(url: str, *, max_body: int = DEFAULT_MAX_BODY,
-               max_pending_spans: int = 50_000, max_batch_spans: int = 20_000) -> Starlette:
+def create_app(
+    url: str,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_pending_spans: int = 50_000,
+    max_batch_spans: int = 20_000,
+) -> Starlette:
     """The server for the store at ``url`` (opened now, so a bad URL fails here)."""
     from flightlog.store import normalize_url, open_store
 
@@ -36,10 +41,9 @@ def create_app(url: str, *, max_body: int = DEFAULT_MAX_BODY,
     store = open_store(url)
     # Reads go through their own connection (SQLite WAL readers do not wait for the writer).
     reader = open_store(url, readonly=True) if store.dialect == "sqlite" else store
-    ingestor = Ingestor(store, max_pending_spans=max_pending_spans,
-                        max_batch_spans=max_batch_spans)
+    ingestor = Ingestor(store, max_pending_spans=max_pending_spans, max_batch_spans=max_batch_spans)
     api = Api(reader)
-    ui = Ui(reader)
+    ui = Ui(reader, store)
     spec = document(_version())
 
     def healthz(request: Request) -> Response:
@@ -98,9 +102,14 @@ def create_app(url: str, *, max_body: int = DEFAULT_MAX_BODY,
         Route("/api/v1/ingest/stats", stats),
         Route("/", ui.index),
         Route("/runs/{run_id}", ui.run),
+        Route("/runs/{run_id}/report", ui.report),
+        Route("/incidents", ui.incidents),
+        Route("/incidents/{incident_id}", ui.incident),
+        Route("/audit", ui.audit),
     ]
     app = Starlette(
-        routes=routes, lifespan=lifespan,
+        routes=routes,
+        lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
     )
     app.state.store = store

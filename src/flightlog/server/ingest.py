@@ -75,8 +75,9 @@ class IngestStats:
 class Ingestor:
     """Writes decoded OTLP requests to a store, batched across requests."""
 
-    def __init__(self, store: Any, *, max_pending_spans: int = 50_000,
-                 max_batch_spans: int = 20_000) -> None:
+    def __init__(
+        self, store: Any, *, max_pending_spans: int = 50_000, max_batch_spans: int = 20_000
+    ) -> None:
         self.store = store
         self.max_pending_spans = max_pending_spans
         self.max_batch_spans = max_batch_spans
@@ -90,10 +91,12 @@ class Ingestor:
         self._current_new: set[str] = set()
         store.add_write_hook(self._write_hook)
         self._ended: queue.Queue[list[str] | None] = queue.Queue()
-        self._writer = threading.Thread(target=self._write_loop, name="flightlog-ingest",
-                                        daemon=True)
-        self._pipeline = threading.Thread(target=self._pipeline_loop,
-                                          name="flightlog-pipeline", daemon=True)
+        self._writer = threading.Thread(
+            target=self._write_loop, name="flightlog-ingest", daemon=True
+        )
+        self._pipeline = threading.Thread(
+            target=self._pipeline_loop, name="flightlog-pipeline", daemon=True
+        )
         self._writer.start()
         self._pipeline.start()
 
@@ -143,8 +146,9 @@ class Ingestor:
                 self._cond.wait(0.5)
             taken: list[_Item] = []
             spans = 0
-            while self._items and (not taken or spans + self._items[0].spans
-                                   <= self.max_batch_spans):
+            while self._items and (
+                not taken or spans + self._items[0].spans <= self.max_batch_spans
+            ):
                 item = self._items.popleft()
                 taken.append(item)
                 spans += item.spans
@@ -225,9 +229,13 @@ class Ingestor:
         with self.store.read() as tx:
             for part in chunked(run_ids, 500):
                 marks = ", ".join("?" * len(part))
-                found.update(r[0] for r in tx.fetchall(
-                    f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN ({marks})",
-                    list(part)))
+                found.update(
+                    r[0]
+                    for r in tx.fetchall(
+                        f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN ({marks})",
+                        list(part),
+                    )
+                )
         return found
 
     def _write_hook(self, tx: Tx, batch: Batch) -> None:
@@ -322,9 +330,14 @@ def postprocess_in_memory(batch: Batch, run_ids: set[str]) -> None:
 def postprocess_run(tx: Tx, run_id: str, new_ids: set[str]) -> None:
     """Recompute a run's step order, give agent-less steps the agent of their nearest
     ancestor that has one, and infer data edges touching ``new_ids``."""
-    rows = [_StepRow(run_id, *r) for r in tx.fetchall(
-        "SELECT id, started_ns, ended_ns, idx, input_hash, output_hash, parent_id, agent "
-        "FROM steps WHERE run_id = ?", (run_id,))]
+    rows = [
+        _StepRow(run_id, *r)
+        for r in tx.fetchall(
+            "SELECT id, started_ns, ended_ns, idx, input_hash, output_hash, parent_id, agent "
+            "FROM steps WHERE run_id = ?",
+            (run_id,),
+        )
+    ]
     ranks = order((r.id, r.started_ns) for r in rows)
     changed = [(ranks[r.id], run_id, r.id) for r in rows if ranks[r.id] != r.idx]
     if changed:
@@ -334,7 +347,9 @@ def postprocess_run(tx: Tx, run_id: str, new_ids: set[str]) -> None:
         # The failure point: the earliest-ending errored step, wherever it arrived from.
         err = tx.fetchone(
             "SELECT id FROM steps WHERE run_id = ? AND status = 'error' "
-            "ORDER BY COALESCE(ended_ns, started_ns), started_ns DESC LIMIT 1", (run_id,))
+            "ORDER BY COALESCE(ended_ns, started_ns), started_ns DESC LIMIT 1",
+            (run_id,),
+        )
         if err is not None and err[0] != run[1]:
             tx.execute("UPDATE runs SET failed_step_id = ? WHERE id = ?", (err[0], run_id))
     agents = [(agent, run_id, r.id) for r, agent in _inherit_agents(rows)]
@@ -344,10 +359,13 @@ def postprocess_run(tx: Tx, run_id: str, new_ids: set[str]) -> None:
     data: dict[str, bytes] = {}
     for part in chunked(hashes, 500):
         marks = ", ".join("?" * len(part))
-        for h, d in tx.fetchall(f"SELECT hash, data FROM payloads WHERE hash IN ({marks})",
-                                list(part)):
+        for h, d in tx.fetchall(
+            f"SELECT hash, data FROM payloads WHERE hash IN ({marks})", list(part)
+        ):
             data[h] = bytes(d)
     edges = infer_data_edges(rows, data, new_ids)
     if edges:
-        tx.executemany(_EDGE_INSERT, [(e.run_id, e.source, e.target, e.kind, e.evidence,
-                                       e.detail) for e in edges])
+        tx.executemany(
+            _EDGE_INSERT,
+            [(e.run_id, e.source, e.target, e.kind, e.evidence, e.detail) for e in edges],
+        )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flightlog.model import RUN_STATUSES
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _NULLABLE_STR = {"type": "string", "nullable": True}
 _NULLABLE_INT = {"type": "integer", "nullable": True}
@@ -19,9 +21,20 @@ _ERRORS = {
     "404": _resp(_ERROR, "No such run"),
     "503": _resp(_ERROR, "Store unavailable"),
 }
-_RUN_ID = {"name": "run_id", "in": "path", "required": True,
-           "description": "A run id (32 hex digits) or an unambiguous prefix of one",
-           "schema": {"type": "string"}}
+_RUN_ID = {
+    "name": "run_id",
+    "in": "path",
+    "required": True,
+    "description": "A run id (32 hex digits) or an unambiguous prefix of one",
+    "schema": {"type": "string"},
+}
+
+
+_SINCE = r"^([0-9]{1,6}[smhdw]|[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$"
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
 def ref(name: str) -> dict[str, Any]:
@@ -29,171 +42,463 @@ def ref(name: str) -> dict[str, Any]:
 
 
 def q(name: str, schema: dict[str, Any], desc: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": desc}
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
 
 
 def document(version: str) -> dict[str, Any]:
-    error_info = {"type": "object", "nullable": True, "properties": {
-        "type": {"type": "string"}, "message": {"type": "string"},
-        "traceback": _NULLABLE_STR, "origin_step_id": _NULLABLE_STR}}
-    run = {"type": "object", "required": ["id", "workflow", "status", "started_ns"],
-           "properties": {
-               "id": {"type": "string"}, "workflow": {"type": "string"},
-               "status": {"type": "string",
-                          "enum": ["running", "succeeded", "failed", "unknown"]},
-               "started_ns": {"type": "integer"}, "ended_ns": _NULLABLE_INT,
-               "version": _NULLABLE_STR, "owner": _NULLABLE_STR, "service": _NULLABLE_STR,
-               "input_hash": _NULLABLE_STR, "output_hash": _NULLABLE_STR,
-               "reason": _NULLABLE_STR, "failed_step_id": _NULLABLE_STR, "error": error_info,
-               "declared_steps": _NULLABLE_INT, "source": {"type": "string"},
-               "attributes": {"type": "object"}}}
-    step = {"type": "object", "required": ["run_id", "id", "name", "kind", "index"],
-            "properties": {
-                "run_id": {"type": "string"}, "id": {"type": "string"},
-                "name": {"type": "string"}, "kind": {"type": "string"},
-                "index": {"type": "integer"}, "started_ns": {"type": "integer"},
-                "parent_id": _NULLABLE_STR, "agent": _NULLABLE_STR, "owner": _NULLABLE_STR,
-                "status": {"type": "string"}, "ended_ns": _NULLABLE_INT,
-                "input_hash": _NULLABLE_STR, "output_hash": _NULLABLE_STR, "error": error_info,
-                "model": _NULLABLE_STR, "provider": _NULLABLE_STR,
-                "input_tokens": _NULLABLE_INT, "output_tokens": _NULLABLE_INT,
-                "cost": {"type": "number", "nullable": True},
-                "attributes": {"type": "object"}}}
-    edge = {"type": "object", "required": ["source", "target", "kind", "evidence"],
-            "properties": {"run_id": {"type": "string"}, "source": {"type": "string"},
-                           "target": {"type": "string"}, "kind": {"type": "string"},
-                           "evidence": {"type": "string"}, "detail": _NULLABLE_STR}}
-    finding = {"type": "object", "required": ["id", "run_id", "detector", "severity"],
-               "properties": {"id": {"type": "string"}, "run_id": {"type": "string"},
-                              "detector": {"type": "string"}, "severity": {"type": "string"},
-                              "message": {"type": "string"}, "step_id": _NULLABLE_STR,
-                              "evidence": {"type": "object"},
-                              "created_ns": {"type": "integer"}}}
+    error_info = {
+        "type": "object",
+        "nullable": True,
+        "properties": {
+            "type": {"type": "string"},
+            "message": {"type": "string"},
+            "traceback": _NULLABLE_STR,
+            "origin_step_id": _NULLABLE_STR,
+        },
+    }
+    run = {
+        "type": "object",
+        "required": ["id", "workflow", "status", "started_ns"],
+        "properties": {
+            "id": {"type": "string"},
+            "workflow": {"type": "string"},
+            "status": {"type": "string", "enum": ["running", "succeeded", "failed", "unknown"]},
+            "started_ns": {"type": "integer"},
+            "ended_ns": _NULLABLE_INT,
+            "version": _NULLABLE_STR,
+            "owner": _NULLABLE_STR,
+            "service": _NULLABLE_STR,
+            "input_hash": _NULLABLE_STR,
+            "output_hash": _NULLABLE_STR,
+            "reason": _NULLABLE_STR,
+            "failed_step_id": _NULLABLE_STR,
+            "error": error_info,
+            "declared_steps": _NULLABLE_INT,
+            "source": {"type": "string"},
+            "attributes": {"type": "object"},
+        },
+    }
+    step = {
+        "type": "object",
+        "required": ["run_id", "id", "name", "kind", "index"],
+        "properties": {
+            "run_id": {"type": "string"},
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "kind": {"type": "string"},
+            "index": {"type": "integer"},
+            "started_ns": {"type": "integer"},
+            "parent_id": _NULLABLE_STR,
+            "agent": _NULLABLE_STR,
+            "owner": _NULLABLE_STR,
+            "status": {"type": "string"},
+            "ended_ns": _NULLABLE_INT,
+            "input_hash": _NULLABLE_STR,
+            "output_hash": _NULLABLE_STR,
+            "error": error_info,
+            "model": _NULLABLE_STR,
+            "provider": _NULLABLE_STR,
+            "input_tokens": _NULLABLE_INT,
+            "output_tokens": _NULLABLE_INT,
+            "cost": {"type": "number", "nullable": True},
+            "attributes": {"type": "object"},
+        },
+    }
+    edge = {
+        "type": "object",
+        "required": ["source", "target", "kind", "evidence"],
+        "properties": {
+            "run_id": {"type": "string"},
+            "source": {"type": "string"},
+            "target": {"type": "string"},
+            "kind": {"type": "string"},
+            "evidence": {"type": "string"},
+            "detail": _NULLABLE_STR,
+        },
+    }
+    finding = {
+        "type": "object",
+        "required": ["id", "run_id", "detector", "severity"],
+        "properties": {
+            "id": {"type": "string"},
+            "run_id": {"type": "string"},
+            "detector": {"type": "string"},
+            "severity": {"type": "string"},
+            "message": {"type": "string"},
+            "step_id": _NULLABLE_STR,
+            "evidence": {"type": "object"},
+            "created_ns": {"type": "integer"},
+        },
+    }
     return {
         "openapi": "3.0.3",
-        "info": {"title": "Flightlog", "version": version,
-                 "description": "Flightlog server: OTLP/HTTP trace ingestion and the REST API."},
-        "paths": {
-            "/healthz": {"get": {"summary": "Liveness", "responses": {
-                "200": _resp({"type": "object", "required": ["status"],
-                              "properties": {"status": {"type": "string"}}}, "Alive")}}},
-            "/readyz": {"get": {"summary": "Readiness: store writable, queue not full",
-                                "responses": {
-                "200": _resp({"type": "object"}, "Ready"),
-                "503": _resp({"type": "object"}, "Not ready")}}},
-            "/api/v1/runs": {"get": {
-                "summary": "List runs, newest first",
-                "parameters": [
-                    q("workflow", {"type": "string"}, "Only runs of this workflow"),
-                    q("status", {"type": "string",
-                                 "enum": ["running", "succeeded", "failed", "unknown"]},
-                      "Only runs with this status"),
-                    q("owner", {"type": "string"}, "Only runs with this owner"),
-                    q("since_ns", {"type": "integer", "minimum": 0,
-                                   "maximum": 9223372036854775807},
-                      "Started at or after (ns since the epoch)"),
-                    q("until_ns", {"type": "integer", "minimum": 0,
-                                   "maximum": 9223372036854775807},
-                      "Started before (ns since the epoch)"),
-                    q("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
-                                "default": 50}, "Page size"),
-                    q("offset", {"type": "integer", "minimum": 0,
-                                 "maximum": 9223372036854775807, "default": 0},
-                      "Runs to skip"),
-                ],
-                "responses": {"200": _resp({
-                    "type": "object", "required": ["runs", "total", "limit", "offset"],
-                    "properties": {"runs": {"type": "array", "items": ref("Run")},
-                                   "total": {"type": "integer"}, "limit": {"type": "integer"},
-                                   "offset": {"type": "integer"},
-                                   "next_offset": _NULLABLE_INT}}, "A page of runs"),
-                    "400": _ERRORS["400"], "503": _ERRORS["503"]}}},
-            "/api/v1/runs/{run_id}": {"get": {
-                "summary": "A run with its steps, edges and findings",
-                "parameters": [_RUN_ID],
-                "responses": {"200": _resp({
-                    "type": "object", "required": ["run", "steps", "edges", "findings"],
-                    "properties": {"run": ref("Run"),
-                                   "steps": {"type": "array", "items": ref("Step")},
-                                   "edges": {"type": "array", "items": ref("Edge")},
-                                   "findings": {"type": "array", "items": ref("Finding")}}},
-                    "The run"), **_ERRORS}}},
-            "/api/v1/runs/{run_id}/lineage": {"get": {
-                "summary": "The run's lineage graph: steps and parent/data/handoff edges",
-                "parameters": [_RUN_ID],
-                "responses": {"200": _resp({
-                    "type": "object", "required": ["run_id", "nodes", "edges"],
-                    "properties": {"run_id": {"type": "string"},
-                                   "nodes": {"type": "array", "items": {"type": "object"}},
-                                   "edges": {"type": "array", "items": ref("Edge")}}},
-                    "Lineage"), **_ERRORS}}},
-            "/api/v1/runs/{run_id}/findings": {"get": {
-                "summary": "The run's findings, oldest first",
-                "parameters": [_RUN_ID],
-                "responses": {"200": _resp({
-                    "type": "object", "required": ["run_id", "findings"],
-                    "properties": {"run_id": {"type": "string"},
-                                   "findings": {"type": "array", "items": ref("Finding")}}},
-                    "Findings"), **_ERRORS}}},
-            "/api/v1/payloads/{hash}": {"get": {
-                "summary": "A captured input or output by its SHA-256",
-                "parameters": [{"name": "hash", "in": "path", "required": True,
-                                "schema": {"type": "string",
-                                           "pattern": "^[0-9a-fA-F]{64}$"}}],
-                "responses": {"200": _resp({"type": "object", "required": ["hash", "value"],
-                                            "properties": {"hash": {"type": "string"},
-                                                           "value": {}}}, "The payload"),
-                              **_ERRORS}}},
-            "/api/v1/workflows": {"get": {
-                "summary": "Every workflow name seen",
-                "responses": {"200": _resp({
-                    "type": "object", "required": ["workflows"],
-                    "properties": {"workflows": {"type": "array",
-                                                 "items": {"type": "string"}}}},
-                    "Workflow names"), "503": _ERRORS["503"]}}},
-            "/api/v1/ingest/stats": {"get": {
-                "summary": "Ingestion counters since the server started",
-                "responses": {"200": _resp({
-                    "type": "object",
-                    "required": ["requests", "spans_stored", "spans_rejected", "pending_spans"],
-                    "properties": {k: {"type": "number"} for k in (
-                        "requests", "spans_stored", "spans_rejected", "transactions",
-                        "write_errors", "overloaded", "pipeline_errors", "decode_seconds",
-                        "write_seconds", "pipeline_seconds", "pending_spans")}},
-                    "Counters")}}},
-            "/": {"get": {
-                "summary": "Web view: the newest runs (HTML)",
-                "responses": {"200": {"description": "HTML page",
-                                      "content": {"text/html": {"schema": {"type": "string"}}}}}}},
-            "/runs/{run_id}": {"get": {
-                "summary": "Web view: one run (HTML; every captured value escaped)",
-                "parameters": [_RUN_ID],
-                "responses": {
-                    "200": {"description": "HTML page",
-                            "content": {"text/html": {"schema": {"type": "string"}}}},
-                    "404": {"description": "No such run",
-                            "content": {"text/html": {"schema": {"type": "string"}}}}}}},
-            "/v1/traces": {"post": {
-                "summary": "OTLP/HTTP trace export (protobuf or OTLP/JSON, optionally gzip)",
-                "requestBody": {"required": True, "content": {
-                    "application/x-protobuf": {"schema": {"type": "string",
-                                                          "format": "binary"}},
-                    "application/json": {"schema": {"type": "object"}}}},
-                "responses": {
-                    "200": {"description": "Stored (possibly partially: see partialSuccess)",
-                            "content": {"application/json": {"schema": {"type": "object"}},
-                                        "application/x-protobuf": {"schema": {
-                                            "type": "string", "format": "binary"}}}},
-                    "400": {"description": "Malformed request (google.rpc.Status)"},
-                    "413": {"description": "Body too large"},
-                    "415": {"description": "Unsupported content type or encoding"},
-                    "429": {"description": "Ingestion queue full; honour Retry-After"},
-                    "503": {"description": "Store unavailable; honour Retry-After"}}}},
+        "info": {
+            "title": "Flightlog",
+            "version": version,
+            "description": "Flightlog server: OTLP/HTTP trace ingestion and the REST API.",
         },
-        "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error"], "properties": {
-                "error": {"type": "object", "required": ["status", "message"], "properties": {
-                    "status": {"type": "integer"}, "message": {"type": "string"}}}}},
-            "Run": run, "Step": step, "Edge": edge, "Finding": finding}},
+        "paths": {
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness",
+                    "responses": {
+                        "200": _resp(
+                            {
+                                "type": "object",
+                                "required": ["status"],
+                                "properties": {"status": {"type": "string"}},
+                            },
+                            "Alive",
+                        )
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: store writable, queue not full",
+                    "responses": {
+                        "200": _resp({"type": "object"}, "Ready"),
+                        "503": _resp({"type": "object"}, "Not ready"),
+                    },
+                }
+            },
+            "/api/v1/runs": {
+                "get": {
+                    "summary": "List runs, newest first",
+                    "parameters": [
+                        q("workflow", {"type": "string"}, "Only runs of this workflow"),
+                        q(
+                            "status",
+                            {
+                                "type": "string",
+                                "enum": ["running", "succeeded", "failed", "unknown"],
+                            },
+                            "Only runs with this status",
+                        ),
+                        q("owner", {"type": "string"}, "Only runs with this owner"),
+                        q(
+                            "since_ns",
+                            {"type": "integer", "minimum": 0, "maximum": 9223372036854775807},
+                            "Started at or after (ns since the epoch)",
+                        ),
+                        q(
+                            "until_ns",
+                            {"type": "integer", "minimum": 0, "maximum": 9223372036854775807},
+                            "Started before (ns since the epoch)",
+                        ),
+                        q(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+                            "Page size",
+                        ),
+                        q(
+                            "offset",
+                            {
+                                "type": "integer",
+                                "minimum": 0,
+                                "maximum": 9223372036854775807,
+                                "default": 0,
+                            },
+                            "Runs to skip",
+                        ),
+                    ],
+                    "responses": {
+                        "200": _resp(
+                            {
+                                "type": "object",
+                                "required": ["runs", "total", "limit", "offset"],
+                                "properties": {
+                                    "runs": {"type": "array", "items": ref("Run")},
+                                    "total": {"type": "integer"},
+                                    "limit": {"type": "integer"},
+                                    "offset": {"type": "integer"},
+                                    "next_offset": _NULLABLE_INT,
+                                },
+                            },
+                            "A page of runs",
+                        ),
+                        "400": _ERRORS["400"],
+                        "503": _ERRORS["503"],
+                    },
+                }
+            },
+            "/api/v1/runs/{run_id}": {
+                "get": {
+                    "summary": "A run with its steps, edges and findings",
+                    "parameters": [_RUN_ID],
+                    "responses": {
+                        "200": _resp(
+                            {
+                                "type": "object",
+                                "required": ["run", "steps", "edges", "findings"],
+                                "properties": {
+                                    "run": ref("Run"),
+                                    "steps": {"type": "array", "items": ref("Step")},
+                                    "edges": {"type": "array", "items": ref("Edge")},
+                                    "findings": {"type": "array", "items": ref("Finding")},
+                                },
+                            },
+                            "The run",
+                        ),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/api/v1/runs/{run_id}/lineage": {
+                "get": {
+                    "summary": "The run's lineage graph: steps and parent/data/handoff edges",
+                    "parameters": [_RUN_ID],
+                    "responses": {
+                        "200": _resp(
+                            {
+                                "type": "object",
+                                "required": ["run_id", "nodes", "edges"],
+                                "properties": {
+                                    "run_id": {"type": "string"},
+                                    "nodes": {"type": "array", "items": {"type": "object"}},
+                                    "edges": {"type": "array", "items": ref("Edge")},
+                                },
+                            },
+                            "Lineage",
+                        ),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/api/v1/runs/{run_id}/findings": {
+                "get": {
+                    "summary": "The run's findings, oldest first",
+                    "parameters": [_RUN_ID],
+                    "responses": {
+                        "200": _resp(
+                            {
+                                "type": "object",
+                                "required": ["run_id", "findings"],
+                                "properties": {
+                                    "run_id": {"type": "string"},
+                                    "findings": {"type": "array", "items": ref("Finding")},
+                                },
+                            },
+                            "Findings",
+                        ),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/api/v1/payloads/{hash}": {
+                "get": {
+                    "summary": "A captured input or output by its SHA-256",
+                    "parameters": [
+                        {
+                            "name": "hash",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _resp(
+                            {
+                                "type": "object",
+                                "required": ["hash", "value"],
+                                "properties": {"hash": {"type": "string"}, "value": {}},
+                            },
+                            "The payload",
+                        ),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/api/v1/workflows": {
+                "get": {
+                    "summary": "Every workflow name seen",
+                    "responses": {
+                        "200": _resp(
+                            {
+                                "type": "object",
+                                "required": ["workflows"],
+                                "properties": {
+                                    "workflows": {"type": "array", "items": {"type": "string"}}
+                                },
+                            },
+                            "Workflow names",
+                        ),
+                        "503": _ERRORS["503"],
+                    },
+                }
+            },
+            "/api/v1/ingest/stats": {
+                "get": {
+                    "summary": "Ingestion counters since the server started",
+                    "responses": {
+                        "200": _resp(
+                            {
+                                "type": "object",
+                                "required": [
+                                    "requests",
+                                    "spans_stored",
+                                    "spans_rejected",
+                                    "pending_spans",
+                                ],
+                                "properties": {
+                                    k: {"type": "number"}
+                                    for k in (
+                                        "requests",
+                                        "spans_stored",
+                                        "spans_rejected",
+                                        "transactions",
+                                        "write_errors",
+                                        "overloaded",
+                                        "pipeline_errors",
+                                        "decode_seconds",
+                                        "write_seconds",
+                                        "pipeline_seconds",
+                                        "pending_spans",
+                                    )
+                                },
+                            },
+                            "Counters",
+                        )
+                    },
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "Web UI: runs, newest first, filtered and paged (HTML)",
+                    "parameters": [
+                        q("workflow", {"type": "string"}, "Only this workflow"),
+                        q(
+                            "status",
+                            {"type": "string", "enum": list(RUN_STATUSES)},
+                            "Only this status",
+                        ),
+                        q(
+                            "since",
+                            {"type": "string", "pattern": _SINCE},
+                            "Started within a duration (30m, 2h, 7d) or after an ISO-8601 date or "
+                            "time (times are accepted too, though the pattern names dates only)",
+                        ),
+                        q("owner", {"type": "string"}, "Only this owner"),
+                        q(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": 500},
+                            "Runs per page (default 50)",
+                        ),
+                        q(
+                            "offset",
+                            {"type": "integer", "minimum": 0, "maximum": 2**62},
+                            "Runs to skip",
+                        ),
+                    ],
+                    "responses": {
+                        "200": _html("HTML page"),
+                        "400": _html("A filter value the page cannot use"),
+                    },
+                }
+            },
+            "/runs/{run_id}": {
+                "get": {
+                    "summary": "Web UI: one run: attribution, lineage graph, steps (HTML; every "
+                    "captured value escaped)",
+                    "parameters": [_RUN_ID],
+                    "responses": {"200": _html("HTML page"), "404": _html("No such run")},
+                }
+            },
+            "/runs/{run_id}/report": {
+                "get": {
+                    "summary": "Web UI: the blameless postmortem of a run (HTML)",
+                    "parameters": [_RUN_ID],
+                    "responses": {"200": _html("HTML page"), "404": _html("No such run")},
+                }
+            },
+            "/incidents": {
+                "get": {
+                    "summary": "Web UI: incidents (failed runs grouped by fingerprint) (HTML)",
+                    "parameters": [
+                        q(
+                            "state",
+                            {
+                                "type": "string",
+                                "enum": ["open", "triggered", "acknowledged", "resolved"],
+                            },
+                            "Only incidents in this state (open = not resolved)",
+                        )
+                    ],
+                    "responses": {"200": _html("HTML page"), "400": _html("Unknown state")},
+                }
+            },
+            "/incidents/{incident_id}": {
+                "get": {
+                    "summary": "Web UI: one incident with its affected runs and timeline (HTML)",
+                    "parameters": [
+                        {
+                            "name": "incident_id",
+                            "in": "path",
+                            "required": True,
+                            "description": "12, INC-12",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {"200": _html("HTML page"), "404": _html("No such incident")},
+                }
+            },
+            "/audit": {
+                "get": {
+                    "summary": "Web UI: the audit ledger's status (HTML)",
+                    "responses": {"200": _html("HTML page")},
+                }
+            },
+            "/v1/traces": {
+                "post": {
+                    "summary": "OTLP/HTTP trace export (protobuf or OTLP/JSON, optionally gzip)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/x-protobuf": {
+                                "schema": {"type": "string", "format": "binary"}
+                            },
+                            "application/json": {"schema": {"type": "object"}},
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Stored (possibly partially: see partialSuccess)",
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "application/x-protobuf": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                },
+                            },
+                        },
+                        "400": {"description": "Malformed request (google.rpc.Status)"},
+                        "413": {"description": "Body too large"},
+                        "415": {"description": "Unsupported content type or encoding"},
+                        "429": {"description": "Ingestion queue full; honour Retry-After"},
+                        "503": {"description": "Store unavailable; honour Retry-After"},
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["status", "message"],
+                            "properties": {
+                                "status": {"type": "integer"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                },
+                "Run": run,
+                "Step": step,
+                "Edge": edge,
+                "Finding": finding,
+            }
+        },
     }

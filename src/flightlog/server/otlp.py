@@ -58,15 +58,21 @@ class TooLarge(Exception):
     pass
 
 
-def error_response(status: int, code: int, message: str, ctype: str,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, code: int, message: str, ctype: str, headers: dict[str, str] | None = None
+) -> Response:
     if ctype == PROTOBUF:
-        return Response(status_protobuf(code, message), status_code=status,
-                        media_type=PROTOBUF, headers=headers)
+        return Response(
+            status_protobuf(code, message), status_code=status, media_type=PROTOBUF, headers=headers
+        )
     import orjson
 
-    return Response(orjson.dumps({"code": code, "message": message}), status_code=status,
-                    media_type=JSON, headers=headers)
+    return Response(
+        orjson.dumps({"code": code, "message": message}),
+        status_code=status,
+        media_type=JSON,
+        headers=headers,
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -109,14 +115,20 @@ def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
         ctype = raw_ctype.split(";")[0].strip().lower()
         if ctype not in (PROTOBUF, JSON):
             return error_response(
-                415, INVALID_ARGUMENT,
+                415,
+                INVALID_ARGUMENT,
                 f"unsupported content type {raw_ctype!r}; send application/x-protobuf or "
-                "application/json (OTLP/HTTP)", JSON)
+                "application/json (OTLP/HTTP)",
+                JSON,
+            )
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", "gzip", ""):
             return error_response(
-                415, INVALID_ARGUMENT,
-                f"unsupported content encoding {encoding!r}; send gzip or none", ctype)
+                415,
+                INVALID_ARGUMENT,
+                f"unsupported content encoding {encoding!r}; send gzip or none",
+                ctype,
+            )
         try:
             async with decoding:
                 body = await _read_body(request, max_body)
@@ -137,20 +149,27 @@ def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
             return Response(status_code=400)
         if result.rejected_spans and not result.accepted_spans:
             return error_response(
-                400, INVALID_ARGUMENT,
-                f"all {result.rejected_spans} span(s) rejected: {result.error_message()}", ctype)
+                400,
+                INVALID_ARGUMENT,
+                f"all {result.rejected_spans} span(s) rejected: {result.error_message()}",
+                ctype,
+            )
         if result.accepted_spans:
             try:
                 future = ingestor.submit(result)
                 await asyncio.wrap_future(future)
             except Overloaded as exc:
                 return error_response(
-                    429, RESOURCE_EXHAUSTED,
-                    "ingestion queue is full; retry after the indicated delay", ctype,
-                    headers={"Retry-After": str(exc.retry_after)})
+                    429,
+                    RESOURCE_EXHAUSTED,
+                    "ingestion queue is full; retry after the indicated delay",
+                    ctype,
+                    headers={"Retry-After": str(exc.retry_after)},
+                )
             except Unavailable as exc:
-                return error_response(503, UNAVAILABLE, str(exc), ctype,
-                                      headers={"Retry-After": "5"})
+                return error_response(
+                    503, UNAVAILABLE, str(exc), ctype, headers={"Retry-After": "5"}
+                )
         return _success(result.rejected_spans, result.error_message(), ctype)
 
     return traces

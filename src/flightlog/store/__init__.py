@@ -63,7 +63,8 @@ def open_store(url: str | None = None, *, readonly: bool = False) -> Store:
 
 
 def _with_ledger(store: Store, readonly: bool) -> Store:
-    """Attach the audit ledger (``flightlog.ledger``) unless read-only or ``FLIGHTLOG_LEDGER=off``."""
+    """Attach the audit ledger (``flightlog.ledger``) unless read-only or
+    ``FLIGHTLOG_LEDGER=off``."""
     if readonly:
         return store
     from flightlog.ledger import attach, ledger_enabled

@@ -78,52 +78,119 @@ def _err(e: ErrorInfo | None) -> str | None:
 
 def run_row(r: Run) -> tuple[Any, ...]:
     return (
-        r.id, r.workflow, r.version, r.owner, r.service, r.status, r.started_ns, r.ended_ns,
-        r.input_hash, r.output_hash, r.reason, r.failed_step_id, _err(r.error),
-        r.declared_steps, r.source, _json.dumps(r.attributes),
+        r.id,
+        r.workflow,
+        r.version,
+        r.owner,
+        r.service,
+        r.status,
+        r.started_ns,
+        r.ended_ns,
+        r.input_hash,
+        r.output_hash,
+        r.reason,
+        r.failed_step_id,
+        _err(r.error),
+        r.declared_steps,
+        r.source,
+        _json.dumps(r.attributes),
     )
 
 
 def step_row(s: Step) -> tuple[Any, ...]:
     return (
-        s.run_id, s.id, s.parent_id, s.index, s.name, s.kind, s.agent, s.owner, s.status,
-        s.started_ns, s.ended_ns, s.input_hash, s.output_hash, _err(s.error), s.model,
-        s.provider, s.input_tokens, s.output_tokens, s.cost, _json.dumps(s.attributes),
+        s.run_id,
+        s.id,
+        s.parent_id,
+        s.index,
+        s.name,
+        s.kind,
+        s.agent,
+        s.owner,
+        s.status,
+        s.started_ns,
+        s.ended_ns,
+        s.input_hash,
+        s.output_hash,
+        _err(s.error),
+        s.model,
+        s.provider,
+        s.input_tokens,
+        s.output_tokens,
+        s.cost,
+        _json.dumps(s.attributes),
     )
 
 
 def finding_row(f: Finding) -> tuple[Any, ...]:
     return (
-        f.id, f.run_id, f.step_id, f.detector, f.severity, f.message,
-        _json.dumps(f.evidence), f.created_ns,
+        f.id,
+        f.run_id,
+        f.step_id,
+        f.detector,
+        f.severity,
+        f.message,
+        _json.dumps(f.evidence),
+        f.created_ns,
     )
 
 
 def run_from_row(row: Sequence[Any]) -> Run:
     return Run(
-        id=row[0], workflow=row[1], version=row[2], owner=row[3], service=row[4],
-        status=row[5], started_ns=row[6], ended_ns=row[7], input_hash=row[8],
-        output_hash=row[9], reason=row[10], failed_step_id=row[11],
-        error=ErrorInfo.from_dict(_json.loads(row[12])), declared_steps=row[13],
-        source=row[14], attributes=_json.loads(row[15]) or {},
+        id=row[0],
+        workflow=row[1],
+        version=row[2],
+        owner=row[3],
+        service=row[4],
+        status=row[5],
+        started_ns=row[6],
+        ended_ns=row[7],
+        input_hash=row[8],
+        output_hash=row[9],
+        reason=row[10],
+        failed_step_id=row[11],
+        error=ErrorInfo.from_dict(_json.loads(row[12])),
+        declared_steps=row[13],
+        source=row[14],
+        attributes=_json.loads(row[15]) or {},
     )
 
 
 def step_from_row(row: Sequence[Any]) -> Step:
     return Step(
-        run_id=row[0], id=row[1], parent_id=row[2], index=row[3], name=row[4], kind=row[5],
-        agent=row[6], owner=row[7], status=row[8], started_ns=row[9], ended_ns=row[10],
-        input_hash=row[11], output_hash=row[12],
-        error=ErrorInfo.from_dict(_json.loads(row[13])), model=row[14], provider=row[15],
-        input_tokens=row[16], output_tokens=row[17], cost=row[18],
+        run_id=row[0],
+        id=row[1],
+        parent_id=row[2],
+        index=row[3],
+        name=row[4],
+        kind=row[5],
+        agent=row[6],
+        owner=row[7],
+        status=row[8],
+        started_ns=row[9],
+        ended_ns=row[10],
+        input_hash=row[11],
+        output_hash=row[12],
+        error=ErrorInfo.from_dict(_json.loads(row[13])),
+        model=row[14],
+        provider=row[15],
+        input_tokens=row[16],
+        output_tokens=row[17],
+        cost=row[18],
         attributes=_json.loads(row[19]) or {},
     )
 
 
 def finding_from_row(row: Sequence[Any]) -> Finding:
     return Finding(
-        id=row[0], run_id=row[1], step_id=row[2], detector=row[3], severity=row[4],
-        message=row[5], evidence=_json.loads(row[6]) or {}, created_ns=row[7],
+        id=row[0],
+        run_id=row[1],
+        step_id=row[2],
+        detector=row[3],
+        severity=row[4],
+        message=row[5],
+        evidence=_json.loads(row[6]) or {},
+        created_ns=row[7],
     )
 
 
@@ -180,7 +247,7 @@ class SQLStore:
             row = tx.fetchone(
                 "SELECT MAX(version) FROM schema_migrations WHERE component = ?", (component,)
             )
-            current = (row[0] if row and row[0] is not None else 0)
+            current = row[0] if row and row[0] is not None else 0
             for m in sorted(migrations, key=lambda m: m.version):
                 if m.version <= current:
                     continue
@@ -253,10 +320,7 @@ class SQLStore:
     def list_runs(self, query: RunQuery | None = None) -> list[Run]:
         q = query or RunQuery()
         where, params = self._run_where(q)
-        sql = (
-            f"SELECT {RUN_COLUMNS} FROM runs{where} ORDER BY started_ns DESC, id "
-            "LIMIT ? OFFSET ?"
-        )
+        sql = f"SELECT {RUN_COLUMNS} FROM runs{where} ORDER BY started_ns DESC, id LIMIT ? OFFSET ?"
         with self.read() as tx:
             rows = tx.fetchall(sql, [*params, max(0, q.limit), max(0, q.offset)])
         return [run_from_row(r) for r in rows]
@@ -309,8 +373,7 @@ class SQLStore:
     def get_findings(self, run_id: str) -> list[Finding]:
         with self.read() as tx:
             rows = tx.fetchall(
-                f"SELECT {FINDING_COLUMNS} FROM findings WHERE run_id = ? "
-                "ORDER BY created_ns, id",
+                f"SELECT {FINDING_COLUMNS} FROM findings WHERE run_id = ? ORDER BY created_ns, id",
                 (run_id,),
             )
         return [finding_from_row(r) for r in rows]

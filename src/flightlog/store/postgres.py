@@ -149,7 +149,8 @@ class PostgresStore(SQLStore):
             if row and str(row[0]) == "off":
                 log.warning(
                     "PostgreSQL server for %s runs with fsync=off: commits are not durable "
-                    "across a crash of the server's machine", self._describe(),
+                    "across a crash of the server's machine",
+                    self._describe(),
                 )
         finally:
             self._release(conn)

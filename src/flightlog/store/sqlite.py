@@ -59,9 +59,7 @@ class _SQLiteTx:
 def path_from_url(url: str) -> Path:
     """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` -> Path."""
     if not url.startswith("sqlite:///"):
-        raise ConfigurationError(
-            f"not a SQLite URL: {url!r}; expected sqlite:///path/to/file.db"
-        )
+        raise ConfigurationError(f"not a SQLite URL: {url!r}; expected sqlite:///path/to/file.db")
     rest = url[len("sqlite:///") :]
     if not rest:
         raise ConfigurationError(f"SQLite URL {url!r} names no file; expected sqlite:///file.db")
@@ -123,12 +121,17 @@ class SQLiteStore(SQLStore):
         try:
             if self.readonly:
                 conn = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, check_same_thread=False,
-                    isolation_level=None, timeout=busy / 1000,
+                    f"file:{path}?mode=ro",
+                    uri=True,
+                    check_same_thread=False,
+                    isolation_level=None,
+                    timeout=busy / 1000,
                 )
             else:
                 conn = sqlite3.connect(
-                    str(path), check_same_thread=False, isolation_level=None,
+                    str(path),
+                    check_same_thread=False,
+                    isolation_level=None,
                     timeout=busy / 1000,
                 )
             conn.execute(f"PRAGMA busy_timeout={busy}")

@@ -19,7 +19,11 @@ def test_demo_then_runs_and_show(tmp_path) -> None:  # type: ignore[no-untyped-d
     failed = [r for r in listed if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["workflow"] == "claims-triage"
 
-    only_failed = json.loads(run_cli("runs", "--status", "failed", "--json", env={"FLIGHTLOG_URL": url}, check=True).stdout)
+    only_failed = json.loads(
+        run_cli(
+            "runs", "--status", "failed", "--json", env={"FLIGHTLOG_URL": url}, check=True
+        ).stdout
+    )
     assert [r["id"] for r in only_failed] == [failed[0]["id"]]
 
     shown = run_cli("show", failed[0]["id"][:10], "--db", url, check=True).stdout
@@ -32,11 +36,17 @@ def test_demo_then_runs_and_show(tmp_path) -> None:  # type: ignore[no-untyped-d
     names = [s["name"] for s in as_json["steps"]]
     assert names == ["intake_claim", "search_policy", "assess_coverage", "validate_claim"]
     search = as_json["steps"][1]
-    assert search["output"] == [] and search["agent"] == "retriever" and search["owner"] == "search-team"
+    assert (
+        search["output"] == []
+        and search["agent"] == "retriever"
+        and search["owner"] == "search-team"
+    )
     assert any(f["detector"] == "check" for f in as_json["findings"])
     assert {(e["evidence"]) for e in as_json["edges"]} >= {"identity"}
 
-    text_runs = run_cli("runs", "--db", url, "--workflow", "claims-triage", "--since", "1h", check=True).stdout
+    text_runs = run_cli(
+        "runs", "--db", url, "--workflow", "claims-triage", "--since", "1h", check=True
+    ).stdout
     assert "claims-triage" in text_runs and "failed" in text_runs
 
 
@@ -56,3 +66,10 @@ def test_help_lists_commands() -> None:
     out = run_cli("--help", check=True).stdout
     for name in ("demo", "runs", "show"):
         assert name in out
+
+
+def test_demo_against_a_server_url_says_it_needs_a_store() -> None:
+    out = run_cli("demo", "--db", "http://127.0.0.1:9/")
+    assert (
+        out.returncode == 1 and "needs a store URL" in out.stderr and "Traceback" not in out.stderr
+    )

@@ -9,8 +9,17 @@ from tests.conftest import run_cli
 
 def test_serve_help_describes_the_options() -> None:
     out = run_cli("serve", "--help", check=True).stdout
-    for word in ("--host", "127.0.0.1", "--port", "4318", "--db", "/v1/traces", "--max-body-mb",
-                 "--queue-spans", "/api/v1/"):
+    for word in (
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "4318",
+        "--db",
+        "/v1/traces",
+        "--max-body-mb",
+        "--queue-spans",
+        "/api/v1/",
+    ):
         assert word in out
 
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from flightlog.forensics.scenarios import run_suite
 
-SOME = ["claims-empty-retrieval", "travel-wrong-price", "research-planner-loop",
-        "support-crm-timeouts", "invoice-stale-vendor-cache"]
+SOME = [
+    "claims-empty-retrieval",
+    "travel-wrong-price",
+    "research-planner-loop",
+    "support-crm-timeouts",
+    "invoice-stale-vendor-cache",
+]
 
 
 def test_scenarios_attribute_on_postgres(pg_url: str) -> None:

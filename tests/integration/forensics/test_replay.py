@@ -32,8 +32,7 @@ def test_replay_as_recorded_fails_the_same_way(recorded: tuple[Any, str, str]) -
     runs_before = store.count_runs()
     r = replay(demo.triage, rid, store=store)
     assert r.status == "failed" and "assessment cites no policy clause" in (r.reason or "")
-    assert [s["source"] for s in r.steps] == ["recorded", "recorded", "recorded",
-                                              "recorded error"]
+    assert [s["source"] for s in r.steps] == ["recorded", "recorded", "recorded", "recorded error"]
     assert store.count_runs() == runs_before  # nothing recorded
 
 
@@ -52,8 +51,9 @@ def test_correcting_the_retrieval_turns_failure_into_success(
     assert replay(demo.triage, rid, {"search_policy#1": CLAUSES}, store=store).succeeded
     assert replay(demo.triage, rid, {2: CLAUSES}, store=store).succeeded
     # Correcting the symptom instead does not help: validate_claim is not the cause.
-    later = replay(demo.triage, rid, {"assess_coverage": {"covered": True,
-                                                          "cited_clauses": []}}, store=store)
+    later = replay(
+        demo.triage, rid, {"assess_coverage": {"covered": True, "cited_clauses": []}}, store=store
+    )
     assert later.status == "failed"
 
 
@@ -62,8 +62,12 @@ def test_decisive_step_is_the_retrieval(recorded: tuple[Any, str, str]) -> None:
     cf = decisive_step(demo.triage, store, rid)
     assert cf.decisive is not None and cf.decisive["step"] == "search_policy"
     assert cf.decisive["owner"] == "search-team"
-    assert cf.tried[0] == {"step": "search_policy", "index": 2, "result": "succeeded",
-                           "reason": None}
+    assert cf.tried[0] == {
+        "step": "search_policy",
+        "index": 2,
+        "result": "succeeded",
+        "reason": None,
+    }
     with pytest.raises(InputError, match="needs a failed run"):
         decisive_step(demo.triage, store, ok_run)
     with pytest.raises(NotFoundError):

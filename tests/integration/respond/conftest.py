@@ -63,7 +63,8 @@ class Receiver:
                     body = raw.decode()
                 with receiver._lock:
                     receiver.requests.append(
-                        Request(self.path, dict(self.headers.items()), body, status))
+                        Request(self.path, dict(self.headers.items()), body, status)
+                    )
                 self.send_response(status)
                 for k, v in receiver.headers_out.get(status, {}).items():
                     self.send_header(k, v)
@@ -129,8 +130,14 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
     controller.stop()
 
 
-def write_config(path: Path, receiver: Receiver, *, smtp_port: int | None = None,
-                 route: str = "", extra: str = "") -> Path:
+def write_config(
+    path: Path,
+    receiver: Receiver,
+    *,
+    smtp_port: int | None = None,
+    route: str = "",
+    extra: str = "",
+) -> Path:
     """The test configuration: platform (catch-all), claims-team (workflow owner, Slack +
     webhook), search-team (search_* steps; paged on PagerDuty, escalates to a lead)."""
     email_team = ', "mail"' if smtp_port else ""
@@ -163,33 +170,33 @@ team = "search-team"
 
 [channels.ops-hook]
 type = "webhook"
-url = "{receiver.url('/ops')}"
+url = "{receiver.url("/ops")}"
 timeout = "2s"
 
 [channels.claims-hook]
 type = "webhook"
-url = "{receiver.url('/claims')}"
+url = "{receiver.url("/claims")}"
 timeout = "2s"
 
 [channels.search-hook]
 type = "webhook"
-url = "{receiver.url('/search')}"
+url = "{receiver.url("/search")}"
 timeout = "2s"
 
 [channels.claims-slack]
 type = "slack"
-url = "{receiver.url('/slack/T000/B000/secret')}"
+url = "{receiver.url("/slack/T000/B000/secret")}"
 timeout = "2s"
 
 [channels.search-pd]
 type = "pagerduty"
-url = "{receiver.url('/v2/enqueue')}"
+url = "{receiver.url("/v2/enqueue")}"
 routing_key = "search-routing-key-0123456789abcd"
 timeout = "2s"
 
 [channels.lead-pd]
 type = "pagerduty"
-url = "{receiver.url('/lead/v2/enqueue')}"
+url = "{receiver.url("/lead/v2/enqueue")}"
 routing_key = "lead-routing-key-0123456789abcdef"
 timeout = "2s"
 """
@@ -203,8 +210,11 @@ from = "flightlog@example.test"
 to = ["claims-oncall@example.test"]
 timeout = "5s"
 """
-    text += "\n[route]\n" + (route or 'group_wait = "30s"\ngroup_interval = "5m"\n'
-                             'repeat_interval = "4h"\n') + extra
+    text += (
+        "\n[route]\n"
+        + (route or 'group_wait = "30s"\ngroup_interval = "5m"\nrepeat_interval = "4h"\n')
+        + extra
+    )
     path.write_text(text)
     return path
 
@@ -230,8 +240,9 @@ def validate_claim(assessment: dict[str, Any], strict: bool) -> bool:
     return True
 
 
-def claims_run(text: str, *, broken: bool = False, strict: bool = False,
-               workflow: str = "claims-triage") -> str:
+def claims_run(
+    text: str, *, broken: bool = False, strict: bool = False, workflow: str = "claims-triage"
+) -> str:
     """One run of a 3-step workflow; ``broken`` breaks retrieval (root cause step 1),
     ``strict`` makes the validator fail by itself (root cause step 3)."""
     try:

@@ -23,8 +23,9 @@ ROUTE0 = 'group_wait = "0s"\ngroup_interval = "5m"\nrepeat_interval = "4h"\n'
 
 def make_engine(url: str, config: Path, clock: ManualClock, **kw: Any) -> Engine:
     store = open_store(url)
-    return Engine(store, load_respond_config(config, environ={}), clock=clock,
-                  rng=random.Random(7), **kw)
+    return Engine(
+        store, load_respond_config(config, environ={}), clock=clock, rng=random.Random(7), **kw
+    )
 
 
 def step(engine: Engine) -> Any:
@@ -115,9 +116,7 @@ def test_100_failures_one_page_then_updates_per_group_interval(
     assert len(keys) == len(set(keys))
 
 
-def test_downstream_symptom_is_inhibited(
-    recorded: str, receiver: Receiver, tmp_path: Path
-) -> None:
+def test_downstream_symptom_is_inhibited(recorded: str, receiver: Receiver, tmp_path: Path) -> None:
     clock = ManualClock()
     engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=FAST), clock)
     fail_runs(3, broken=True)  # root cause search_policy, fails at validate_claim
@@ -146,8 +145,12 @@ def test_downstream_symptom_is_inhibited(
     step(engine)
     clock.advance(30)  # its group waits group_wait from when it first became visible
     step(engine)
-    told = [a["labels"]["incident"] for r in receiver.delivered("/claims")
-            for a in r.body["alerts"] if a["status"] == "firing"]
+    told = [
+        a["labels"]["incident"]
+        for r in receiver.delivered("/claims")
+        for a in r.body["alerts"]
+        if a["status"] == "firing"
+    ]
     assert str(symptom) in told
     with store.read() as tx:
         assert [e.kind for e in timeline(tx, symptom)].count("unmuted") == 1
@@ -156,10 +159,13 @@ def test_downstream_symptom_is_inhibited(
 def test_silence_mutes_then_expires(recorded: str, receiver: Receiver, tmp_path: Path) -> None:
     clock = ManualClock()
     ends = dt.datetime.fromtimestamp(clock.now_ns() / 1e9 + 600, tz=dt.UTC)
-    extra = (f'\n[[silences]]\nmatchers = [\'workflow="claims-triage"\', \'role=~"root_.*"\']\n'
-             f'ends = {ends.strftime("%Y-%m-%dT%H:%M:%SZ")}\ncomment = "retriever migration"\n')
+    extra = (
+        f"\n[[silences]]\nmatchers = ['workflow=\"claims-triage\"', 'role=~\"root_.*\"']\n"
+        f'ends = {ends.strftime("%Y-%m-%dT%H:%M:%SZ")}\ncomment = "retriever migration"\n'
+    )
     engine = make_engine(
-        recorded, write_config(tmp_path / "f.toml", receiver, route=FAST, extra=extra), clock)
+        recorded, write_config(tmp_path / "f.toml", receiver, route=FAST, extra=extra), clock
+    )
     fail_runs(2, broken=True)
     step(engine)
     clock.advance(60)
@@ -182,8 +188,7 @@ def test_unacknowledged_page_escalates_and_ack_stops_it(
 ) -> None:
     clock = ManualClock()
     route = 'group_wait = "0s"\ngroup_interval = "5m"\nrepeat_interval = "4h"\n'
-    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=route),
-                         clock)
+    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=route), clock)
     fail_runs(1, broken=True)
     step(engine)
     assert len(receiver.delivered("/v2/enqueue")) == 1
@@ -222,8 +227,7 @@ def test_500_and_429_are_retried_400_is_not_and_timeouts_retry(
     receiver.hang_s = 3
     clock = ManualClock()
     route = 'group_wait = "0s"\ngroup_interval = "5m"\nrepeat_interval = "4h"\n'
-    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=route),
-                         clock)
+    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=route), clock)
     fail_runs(1, broken=True)
     step(engine)
     store = open_store(recorded)
@@ -255,8 +259,7 @@ def test_receiver_down_for_a_minute_then_up_delivers_once(
 ) -> None:
     clock = ManualClock()
     route = 'group_wait = "0s"\ngroup_interval = "5m"\nrepeat_interval = "4h"\n'
-    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=route),
-                         clock)
+    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=route), clock)
     receiver.stop()
     fail_runs(1, broken=True)
     for _ in range(7):  # a minute of failed attempts
@@ -281,8 +284,7 @@ def test_resolve_sends_pagerduty_resolve_with_same_dedup_key_and_reopen_links(
     recorded = recorded_both
     clock = ManualClock()
     route = 'group_wait = "0s"\ngroup_interval = "1m"\nrepeat_interval = "4h"\n'
-    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=route),
-                         clock)
+    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=route), clock)
     audits: list[tuple[str, dict[str, Any]]] = []
     engine.store.add_auditor(lambda tx, kind, data: audits.append((kind, data)))
     fail_runs(2, broken=True)
@@ -308,8 +310,10 @@ def test_resolve_sends_pagerduty_resolve_with_same_dedup_key_and_reopen_links(
     step(engine)
     store = open_store(recorded)
     with store.read() as tx:
-        rows = tx.fetchall("SELECT id, status, previous_id, next_id, resolved_by "
-                           "FROM respond_incidents ORDER BY id")
+        rows = tx.fetchall(
+            "SELECT id, status, previous_id, next_id, resolved_by "
+            "FROM respond_incidents ORDER BY id"
+        )
     assert rows == [(1, "resolved", None, 2, "auto"), (2, "triggered", 1, None, None)]
     new_trigger = receiver.delivered("/v2/enqueue")[-1].body
     assert new_trigger["event_action"] == "trigger"
@@ -319,8 +323,11 @@ def test_resolve_sends_pagerduty_resolve_with_same_dedup_key_and_reopen_links(
     assert "alert.sent" in kinds
     transitions = [d for k, d in audits if k == "incident.transition"]
     assert [(d["from"], d["to"]) for d in transitions] == [
-        (None, "triggered"), ("triggered", "acknowledged"), ("acknowledged", "resolved"),
-        (None, "triggered")]
+        (None, "triggered"),
+        ("triggered", "acknowledged"),
+        ("acknowledged", "resolved"),
+        (None, "triggered"),
+    ]
 
 
 def test_email_over_smtp(recorded: str, receiver: Receiver, smtp: Any, tmp_path: Path) -> None:
@@ -328,7 +335,8 @@ def test_email_over_smtp(recorded: str, receiver: Receiver, smtp: Any, tmp_path:
     clock = ManualClock()
     route = 'group_wait = "0s"\ngroup_interval = "5m"\nrepeat_interval = "4h"\n'
     engine = make_engine(
-        recorded, write_config(tmp_path / "f.toml", receiver, smtp_port=port, route=route), clock)
+        recorded, write_config(tmp_path / "f.toml", receiver, smtp_port=port, route=route), clock
+    )
     fail_runs(1, broken=True)
     step(engine)
     assert len(box.messages) == 1
@@ -379,8 +387,12 @@ def test_alert_goes_out_even_when_attribution_fails(
     def broken_why(store: Any, run_id: str) -> Any:
         raise RuntimeError("forensics exploded")
 
-    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=ROUTE0),
-                         ManualClock(), attribute=broken_why)
+    engine = make_engine(
+        recorded,
+        write_config(tmp_path / "f.toml", receiver, route=ROUTE0),
+        ManualClock(),
+        attribute=broken_why,
+    )
     fail_runs(1, broken=True)
     step(engine)
     (hook,) = receiver.delivered("/claims")
@@ -389,12 +401,14 @@ def test_alert_goes_out_even_when_attribution_fails(
     assert notes["failure"] == "failed at step 3 of 3 (validate_claim)"
     with engine.store.read() as tx:
         assert tx.fetchall("SELECT failure_step, root_cause_step FROM respond_incidents") == [
-            ("validate_claim", "validate_claim")]
+            ("validate_claim", "validate_claim")
+        ]
 
 
 def test_run_failed_before_any_step(recorded: str, receiver: Receiver, tmp_path: Path) -> None:
-    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=ROUTE0),
-                         ManualClock())
+    engine = make_engine(
+        recorded, write_config(tmp_path / "f.toml", receiver, route=ROUTE0), ManualClock()
+    )
     with flightlog.run("claims-triage", steps=3) as run:
         run.fail("input rejected before any step")
     flightlog.flush()
@@ -411,8 +425,7 @@ def test_retries_back_off_with_jitter_and_give_up_after_a_day(
 ) -> None:
     receiver.script["/claims"] = [503] * 1000
     clock = ManualClock()
-    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=ROUTE0),
-                         clock)
+    engine = make_engine(recorded, write_config(tmp_path / "f.toml", receiver, route=ROUTE0), clock)
     out = engine.outbox
     delays = [out.backoff_s(n) for n in range(1, 12)]
     assert all(2 * 2 ** (n - 1) / 2 <= d <= 2 * 2 ** (n - 1) for n, d in enumerate(delays[:6], 1))

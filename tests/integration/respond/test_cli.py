@@ -15,8 +15,7 @@ ROUTE = 'group_wait = "0s"\ngroup_interval = "5m"\nrepeat_interval = "4h"\n'
 
 
 def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([sys.executable, "-m", "flightlog", *args], capture_output=True,
-                       text=True)
+    r = subprocess.run([sys.executable, "-m", "flightlog", *args], capture_output=True, text=True)
     if ok:
         assert r.returncode == 0, r.stderr
     return r
@@ -52,8 +51,19 @@ def test_incident_lifecycle_from_the_cli(
     again = cli("incident", "ack", "#1", "--db", recorded, "--config", config, ok=False)
     assert again.returncode == 1 and "already acknowledged" in again.stderr
     assert "Traceback" not in again.stderr
-    cli("incident", "resolve", "INC-1", "--by", "bob", "--note", "reindexed",
-        "--db", recorded, "--config", config)
+    cli(
+        "incident",
+        "resolve",
+        "INC-1",
+        "--by",
+        "bob",
+        "--note",
+        "reindexed",
+        "--db",
+        recorded,
+        "--config",
+        config,
+    )
     pd = [r.body for r in receiver.delivered("/v2/enqueue")]
     assert [e["event_action"] for e in pd] == ["trigger", "acknowledge", "resolve"]
     assert len({e["dedup_key"] for e in pd}) == 1
@@ -68,7 +78,10 @@ def test_incident_lifecycle_from_the_cli(
     alerts = json.loads(cli("alerts", "--db", recorded, "--json").stdout)
     assert {a["status"] for a in alerts} == {"delivered"}
     assert {(a["channel"], a["action"]) for a in alerts if a["channel"] == "search-pd"} == {
-        ("search-pd", "trigger"), ("search-pd", "acknowledge"), ("search-pd", "resolve")}
+        ("search-pd", "trigger"),
+        ("search-pd", "acknowledge"),
+        ("search-pd", "resolve"),
+    }
     assert all("routing_key" not in json.dumps(a["body"]) for a in alerts)
     assert "delivered" in cli("alerts", "--db", recorded).stdout
 
@@ -106,13 +119,16 @@ def test_transitions_and_sent_alerts_are_in_the_audit_ledger(
     cli("incident", "resolve", "1", "--db", recorded, "--config", config)
     store = flightlog.open_store(recorded)
     with store.read() as tx:
-        rows = tx.fetchall("SELECT kind, record_id FROM ledger_entries "
-                           "WHERE kind IN ('incident.transition', 'alert.sent') ORDER BY seq")
+        rows = tx.fetchall(
+            "SELECT kind, record_id FROM ledger_entries "
+            "WHERE kind IN ('incident.transition', 'alert.sent') ORDER BY seq"
+        )
     assert ("incident.transition", "incident-1-triggered") in rows
     assert ("incident.transition", "incident-1-resolved") in rows
     sent = [r for r in rows if r[0] == "alert.sent"]
     assert len(sent) == 4  # page, Slack, webhook, PagerDuty resolve
-    assert {r[1] for r in sent} == {e["id"] for e in json.loads(
-        cli("alerts", "--db", recorded, "--json").stdout)}
+    assert {r[1] for r in sent} == {
+        e["id"] for e in json.loads(cli("alerts", "--db", recorded, "--json").stdout)
+    }
     verify = cli("audit", "verify", "--db", recorded, ok=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr

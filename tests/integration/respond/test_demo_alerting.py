@@ -28,13 +28,13 @@ channels = ["hook", "slack", "pd", "mail"]
 team = "{others[0]}"
 [channels.hook]
 type = "webhook"
-url = "{receiver.url('/hook')}"
+url = "{receiver.url("/hook")}"
 [channels.slack]
 type = "slack"
-url = "{receiver.url('/slack')}"
+url = "{receiver.url("/slack")}"
 [channels.pd]
 type = "pagerduty"
-url = "{receiver.url('/pd')}"
+url = "{receiver.url("/pd")}"
 routing_key = "demo-routing-key"
 [channels.mail]
 type = "email"
@@ -44,7 +44,7 @@ from = "flightlog@example.test"
 to = ["{owner}@example.test"]
 [channels.others]
 type = "webhook"
-url = "{receiver.url('/others')}"
+url = "{receiver.url("/others")}"
 [route]
 group_wait = "0s"
 """
@@ -89,7 +89,11 @@ def test_demo_failure_reaches_the_root_cause_owner_once_per_channel(
 def test_flightlog_demo_prints_who_is_paged(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "flightlog", "demo", "--db", f"sqlite:///{tmp_path / 'd.db'}"],
-        capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
     assert "Who is told" in out
     assert "PAGED as owner of the root-cause step (incident #1, 1 run(s) affected)" in out
     assert "failed at step 4 of 7 (validate_claim)" in out

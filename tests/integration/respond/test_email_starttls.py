@@ -25,19 +25,30 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(random.getrandbits(64))
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(random.getrandbits(64))
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_file, key_file
 
 
@@ -56,8 +67,9 @@ def tls_smtp(tmp_path: Path) -> Any:
             seen["messages"].append((session.ssl is not None, envelope.content))
             return "250 OK"
 
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
-                      auth_data: Any) -> AuthResult:
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         ok = auth_data.login == b"flightlog" and auth_data.password == b"s3cret-pw"
         seen["logins"].append(auth_data.login)
         return AuthResult(success=ok, handled=False)
@@ -65,9 +77,15 @@ def tls_smtp(tmp_path: Path) -> Any:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=ctx,
-                            require_starttls=True, authenticator=authenticator,
-                            auth_require_tls=True)
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=ctx,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
     controller.start()
     yield port, cert, seen
     controller.stop()
@@ -90,8 +108,7 @@ from = "flightlog@example.test"
 to = ["oncall@example.test"]
 timeout = "5s"
 """
-    cfg = respond_config(parse_config(text),
-                         environ={"FLIGHTLOG_CHANNEL_MAIL_PASSWORD": password})
+    cfg = respond_config(parse_config(text), environ={"FLIGHTLOG_CHANNEL_MAIL_PASSWORD": password})
     return cfg.channels["mail"]
 
 
@@ -102,7 +119,7 @@ def test_starttls_and_login(tls_smtp: Any) -> None:
     assert render(ch, notice) == []  # nothing to say, nothing sent
     result = send(ch, {"subject": "[FIRING] claims-triage", "text": "root cause ..."}, "k-1")
     assert result.outcome == "delivered", result
-    (tls, content), = seen["messages"]
+    ((tls, content),) = seen["messages"]
     assert tls and b"Subject: [FIRING] claims-triage" in content
     assert b"Message-ID: <k-1@flightlog>" in content
 
@@ -112,9 +129,7 @@ def test_starttls_and_login(tls_smtp: Any) -> None:
     assert "wrong-pw" not in (bad.error or "")
 
 
-def test_untrusted_certificate_is_retried_not_sent_in_clear(
-    tls_smtp: Any, tmp_path: Path
-) -> None:
+def test_untrusted_certificate_is_retried_not_sent_in_clear(tls_smtp: Any, tmp_path: Path) -> None:
     port, _, seen = tls_smtp
     (tmp_path / "other").mkdir()
     other, _ = self_signed(tmp_path / "other")  # a CA that did not sign the server's certificate

@@ -40,7 +40,9 @@ def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
 def start_watch(url: str, config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         flightlog_cmd("watch", "--db", url, "--config", str(config), "--interval", "0.2"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
     )
 
 
@@ -56,8 +58,11 @@ def outbox_statuses(url: str) -> dict[str, tuple[str, int]]:
 def watch_once_until_delivered(url: str, config: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        subprocess.run(flightlog_cmd("watch", "--once", "--db", url, "--config", str(config)),
-                       check=True, capture_output=True)
+        subprocess.run(
+            flightlog_cmd("watch", "--once", "--db", url, "--config", str(config)),
+            check=True,
+            capture_output=True,
+        )
         statuses = outbox_statuses(url)
         if statuses and all(s == "delivered" for s, _ in statuses.values()):
             return
@@ -78,8 +83,12 @@ def test_sigkill_with_pending_notifications_delivers_once_after_restart(
     flightlog.flush()
     proc = start_watch(recorded, config)
     try:
-        wait_for(lambda: bool(outbox_statuses(recorded)) and all(
-            s == "pending" and n >= 1 for s, n in outbox_statuses(recorded).values()))
+        wait_for(
+            lambda: (
+                bool(outbox_statuses(recorded))
+                and all(s == "pending" and n >= 1 for s, n in outbox_statuses(recorded).values())
+            )
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -88,12 +97,16 @@ def test_sigkill_with_pending_notifications_delivers_once_after_restart(
     receiver.start()
     watch_once_until_delivered(recorded, config)
     # each notification arrived exactly once; another pass sends nothing again
-    subprocess.run(flightlog_cmd("watch", "--once", "--db", recorded, "--config", str(config)),
-                   check=True, capture_output=True)
+    subprocess.run(
+        flightlog_cmd("watch", "--once", "--db", recorded, "--config", str(config)),
+        check=True,
+        capture_output=True,
+    )
     for path in ("/v2/enqueue", "/slack/T000/B000/secret", "/claims"):
         assert len(receiver.all(path)) == 1, path
-    out = subprocess.run(flightlog_cmd("alerts", "--db", recorded), check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        flightlog_cmd("alerts", "--db", recorded), check=True, capture_output=True, text=True
+    ).stdout
     assert out.count("delivered") == 3
 
 

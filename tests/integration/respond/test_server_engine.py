@@ -38,8 +38,11 @@ def test_server_ingestion_pages_the_owner(receiver: Receiver, tmp_path: Path) ->
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "flightlog", "serve", "--port", str(port), "--db", db],
-        stdout=subprocess.DEVNULL, stderr=log,
-        env={**os.environ, "FLIGHTLOG_CONFIG": str(config)}, cwd=tmp_path)
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env={**os.environ, "FLIGHTLOG_CONFIG": str(config)},
+        cwd=tmp_path,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -53,8 +56,9 @@ def test_server_ingestion_pages_the_owner(receiver: Receiver, tmp_path: Path) ->
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.05)
         provider = TracerProvider(resource=Resource.create({"service.name": "claims-svc"}))
-        provider.add_span_processor(SimpleSpanProcessor(
-            OTLPSpanExporter(endpoint=url + "/v1/traces")))
+        provider.add_span_processor(
+            SimpleSpanProcessor(OTLPSpanExporter(endpoint=url + "/v1/traces"))
+        )
         tracer = provider.get_tracer("agent-app")
         with tracer.start_as_current_span("claims-triage") as root:
             root.set_attribute("gen_ai.operation.name", "invoke_agent")
@@ -79,8 +83,12 @@ def test_server_ingestion_pages_the_owner(receiver: Receiver, tmp_path: Path) ->
     told = [r for r in receiver.requests if trace_id in json.dumps(r.body)]
     assert all(r.status == 200 for r in told)
     assert any("claims-triage" in json.dumps(r.body) for r in told)
-    out = subprocess.run([sys.executable, "-m", "flightlog", "incidents", "--db", db, "--json"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "flightlog", "incidents", "--db", db, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     (incident,) = json.loads(out)
     assert incident["workflow"] == "claims-triage" and incident["first_run_id"] == trace_id
 
@@ -88,12 +96,25 @@ def test_server_ingestion_pages_the_owner(receiver: Receiver, tmp_path: Path) ->
 def test_server_rejects_bad_alerting_config_at_start(tmp_path: Path) -> None:
     pytest.importorskip("starlette")
     config = tmp_path / "flightlog.toml"
-    config.write_text('[teams.a]\nchannels = ["x"]\n\n[[owners]]\nteam = "a"\n\n'
-                      '[channels.x]\ntype = "slack"\n')
+    config.write_text(
+        '[teams.a]\nchannels = ["x"]\n\n[[owners]]\nteam = "a"\n\n[channels.x]\ntype = "slack"\n'
+    )
     r = subprocess.run(
-        [sys.executable, "-m", "flightlog", "serve", "--port", "0",
-         "--db", f"sqlite:///{tmp_path / 's.db'}"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60,
-        env={k: v for k, v in os.environ.items() if k != "FLIGHTLOG_CONFIG"})
+        [
+            sys.executable,
+            "-m",
+            "flightlog",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            f"sqlite:///{tmp_path / 's.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "FLIGHTLOG_CONFIG"},
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "flightlog.toml line 7: channel 'x' (slack) has no url" in r.stderr

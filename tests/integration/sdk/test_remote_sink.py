@@ -30,7 +30,7 @@ class Collector:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                status, headers = (collector.script.pop(0) if collector.script else (200, {}))
+                status, headers = collector.script.pop(0) if collector.script else (200, {})
                 if status == 413 and len(body) < 2000:
                     status = 200
                 collector.statuses.append(status)
@@ -69,8 +69,17 @@ def collector() -> Iterator[Collector]:
 def _batch(n: int, run_id: str = "ab" * 16, size: int = 10) -> Batch:
     return Batch(
         runs=[Run(id=run_id, workflow="wf", started_ns=1, status="succeeded", ended_ns=9)],
-        steps=[Step(run_id=run_id, id=f"{i + 1:016x}", name="s" * size, kind="tool",
-                    index=i + 1, started_ns=i) for i in range(n)],
+        steps=[
+            Step(
+                run_id=run_id,
+                id=f"{i + 1:016x}",
+                name="s" * size,
+                kind="tool",
+                index=i + 1,
+                started_ns=i,
+            )
+            for i in range(n)
+        ],
     )
 
 
@@ -86,8 +95,7 @@ def _wait(pred, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
 def test_503_and_429_are_spooled_and_replayed_honouring_retry_after(
     collector: Collector, tmp_path: Path
 ) -> None:
-    collector.script = [(503, {"Retry-After": "0"}), (429, {"Retry-After": "1"}),
-                        (503, {})]
+    collector.script = [(503, {"Retry-After": "0"}), (429, {"Retry-After": "1"}), (503, {})]
     sink = RemoteSink(collector.url, spool_dir=tmp_path)
     try:
         started = time.monotonic()
@@ -106,8 +114,9 @@ def test_503_and_429_are_spooled_and_replayed_honouring_retry_after(
     assert not list(tmp_path.glob("*.otlp"))
 
 
-def test_nobody_listening_spools_and_next_sink_replays(collector: Collector,
-                                                       tmp_path: Path) -> None:
+def test_nobody_listening_spools_and_next_sink_replays(
+    collector: Collector, tmp_path: Path
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
@@ -149,8 +158,9 @@ def test_too_large_batch_is_split(collector: Collector, tmp_path: Path) -> None:
     assert collector.steps_received() == {f"{i + 1:016x}" for i in range(40)}
 
 
-def test_spool_overflow_is_counted_in_flightlog_stats(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spool_overflow_is_counted_in_flightlog_stats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"

@@ -40,14 +40,23 @@ class ServerProcess:
     def store_url(self) -> str:
         return self.store or f"sqlite:///{self.db}"
 
-
     def start(self, *extra: str) -> ServerProcess:
         assert self.proc is None or self.proc.poll() is not None
         self.log = self.db.with_suffix(f".{time.time_ns()}.log")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flightlog", "serve", "--port", str(self.port),
-             "--db", self.store_url, *extra],
-            stdout=subprocess.DEVNULL, stderr=self.log.open("wb"),
+            [
+                sys.executable,
+                "-m",
+                "flightlog",
+                "serve",
+                "--port",
+                str(self.port),
+                "--db",
+                self.store_url,
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("wb"),
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})},
         )
         deadline = time.monotonic() + 30

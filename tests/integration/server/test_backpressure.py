@@ -14,8 +14,13 @@ JS = {"Content-Type": "application/json"}
 
 
 def _body(trace: str) -> bytes:
-    span = {"traceId": trace, "spanId": "00000000000000a1", "name": "root",
-            "startTimeUnixNano": "1", "endTimeUnixNano": "2"}
+    span = {
+        "traceId": trace,
+        "spanId": "00000000000000a1",
+        "name": "root",
+        "startTimeUnixNano": "1",
+        "endTimeUnixNano": "2",
+    }
     return orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
 
 
@@ -40,9 +45,12 @@ def test_full_queue_answers_429_with_retry_after(server_factory) -> None:  # typ
     assert client.post("/v1/traces", content=_body("1" * 32), headers=JS).status_code == 200
     lock = _lock(str(server.db))
     first: dict[str, httpx.Response] = {}
-    t = threading.Thread(target=lambda: first.setdefault(
-        "r", httpx.post(server.url + "/v1/traces", content=_body("2" * 32), headers=JS,
-                        timeout=30)))
+    t = threading.Thread(
+        target=lambda: first.setdefault(
+            "r",
+            httpx.post(server.url + "/v1/traces", content=_body("2" * 32), headers=JS, timeout=30),
+        )
+    )
     t.start()
     try:
         # The first request waits for the store; the queue (1 span) is now full.

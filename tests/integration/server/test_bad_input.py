@@ -21,15 +21,30 @@ TRACE = "5b8efff798038103d269b633813fc60c"
 
 
 def _span_json(trace: str = TRACE, span: str = "eee19b7ec3c1b174", **attrs: object) -> dict:  # type: ignore[type-arg]
-    return {"traceId": trace, "spanId": span, "name": "root", "kind": 1,
-            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000",
-            "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()]}
+    return {
+        "traceId": trace,
+        "spanId": span,
+        "name": "root",
+        "kind": 1,
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000001000000000",
+        "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()],
+    }
 
 
 def _request_json(*spans: dict) -> bytes:  # type: ignore[type-arg]
-    return orjson.dumps({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
-        "scopeSpans": [{"scope": {"name": "test"}, "spans": list(spans)}]}]})
+    return orjson.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]
+                    },
+                    "scopeSpans": [{"scope": {"name": "test"}, "spans": list(spans)}],
+                }
+            ]
+        }
+    )
 
 
 def _message(resp: httpx.Response) -> str:
@@ -94,8 +109,9 @@ def test_gzip_bomb_and_bad_gzip(seeded: httpx.Client) -> None:
     bomb = gzip.compress(b"\x00" * (64 * 1024 * 1024))  # 64 MiB inflated, ~64 KiB sent
     resp = seeded.post("/v1/traces", content=bomb, headers={**PB, "Content-Encoding": "gzip"})
     assert resp.status_code == 413
-    resp = seeded.post("/v1/traces", content=b"not gzip",
-                       headers={**PB, "Content-Encoding": "gzip"})
+    resp = seeded.post(
+        "/v1/traces", content=b"not gzip", headers={**PB, "Content-Encoding": "gzip"}
+    )
     assert resp.status_code == 400 and "gzip" in _message(resp)
 
 
@@ -145,12 +161,12 @@ def test_invalid_utf8(seeded: httpx.Client) -> None:
 
 
 def test_wrong_length_ids(seeded: httpx.Client) -> None:
-    resp = seeded.post("/v1/traces", content=_request_json(_span_json(trace="abcd" * 7)),
-                       headers=JS)
+    resp = seeded.post(
+        "/v1/traces", content=_request_json(_span_json(trace="abcd" * 7)), headers=JS
+    )
     assert resp.status_code == 400
     assert "trace_id has 14 bytes" in resp.json()["message"]
-    resp = seeded.post("/v1/traces", content=_request_json(_span_json(trace="zz" * 16)),
-                       headers=JS)
+    resp = seeded.post("/v1/traces", content=_request_json(_span_json(trace="zz" * 16)), headers=JS)
     assert resp.status_code == 400 and "hexadecimal" in resp.json()["message"]
     req = ExportTraceServiceRequest()
     spans = req.resource_spans.add().scope_spans.add()
@@ -168,9 +184,14 @@ def test_wrong_length_ids(seeded: httpx.Client) -> None:
 
 
 def test_duplicate_delivery_is_stored_once(seeded: httpx.Client, server) -> None:  # type: ignore[no-untyped-def]
-    body = _request_json(_span_json(trace="4" * 32, span="0" * 15 + "1"),
-                         {**_span_json(trace="4" * 32, span="0" * 15 + "2"),
-                          "parentSpanId": "0" * 15 + "1", "name": "child"})
+    body = _request_json(
+        _span_json(trace="4" * 32, span="0" * 15 + "1"),
+        {
+            **_span_json(trace="4" * 32, span="0" * 15 + "2"),
+            "parentSpanId": "0" * 15 + "1",
+            "name": "child",
+        },
+    )
     for _ in range(3):
         assert seeded.post("/v1/traces", content=body, headers=JS).status_code == 200
     store = open_store(server.store_url)

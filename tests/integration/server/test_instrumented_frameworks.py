@@ -28,10 +28,20 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _FakeOpenAI.requests.append(body)
         reply = {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000,
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1700000000,
             "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                "role": "assistant", "content": "The claim is covered under policy 7."}}],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": "The claim is covered under policy 7.",
+                    },
+                }
+            ],
             "usage": {"prompt_tokens": 42, "completion_tokens": 9, "total_tokens": 51},
         }
         data = json.dumps(reply).encode()
@@ -59,7 +69,8 @@ def fake_openai() -> Iterator[str]:
 def _provider(server_url: str) -> TracerProvider:
     provider = TracerProvider(resource=Resource.create({"service.name": "agent-app"}))
     provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=server_url + "/v1/traces")))
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=server_url + "/v1/traces"))
+    )
     return provider
 
 
@@ -74,8 +85,10 @@ def test_openai_client_chat_call_is_an_llm_step(server, fake_openai: str) -> Non
         client = openai.OpenAI(base_url=fake_openai, api_key="test-key", max_retries=0)
         answer = client.chat.completions.create(
             model="gpt-4o-mini",
-            messages=[{"role": "system", "content": "You triage insurance claims."},
-                      {"role": "user", "content": "Is water damage covered?"}],
+            messages=[
+                {"role": "system", "content": "You triage insurance claims."},
+                {"role": "user", "content": "Is water damage covered?"},
+            ],
         )
     finally:
         instrumentor.uninstrument()
@@ -94,10 +107,12 @@ def test_openai_client_chat_call_is_an_llm_step(server, fake_openai: str) -> Non
     assert [m["message.role"] for m in messages] == ["system", "user"]
     assert messages[1]["message.content"] == "Is water damage covered?"
     assert step.attributes["llm.output_messages"][0]["message.content"] == (
-        "The claim is covered under policy 7.")
+        "The claim is covered under policy 7."
+    )
     payloads = store.get_payloads([step.input_hash, step.output_hash])
     assert json.loads(payloads[step.input_hash])["messages"][1]["content"] == (
-        "Is water damage covered?")
+        "Is water damage covered?"
+    )
     assert b"covered under policy 7" in payloads[step.output_hash]
     assert run.status == "succeeded" and run.source == "otlp"
 
@@ -114,11 +129,15 @@ def test_langchain_agent_with_tool_has_agent_llm_and_tool_steps(server) -> None:
         """Find the policy clause that applies to a claim."""
         return f"Policy 7 covers water damage from burst pipes (claim {claim_id})"
 
-    model = FakeMessagesListChatModel(responses=[
-        AIMessage(content="", tool_calls=[{"name": "lookup_policy", "args": {"claim_id": "C-7"},
-                                           "id": "call_1"}]),
-        AIMessage(content="Covered: policy 7 applies."),
-    ])
+    model = FakeMessagesListChatModel(
+        responses=[
+            AIMessage(
+                content="",
+                tool_calls=[{"name": "lookup_policy", "args": {"claim_id": "C-7"}, "id": "call_1"}],
+            ),
+            AIMessage(content="Covered: policy 7 applies."),
+        ]
+    )
 
     def agent_loop(question: str) -> str:
         messages = [HumanMessage(content=question)]
@@ -159,5 +178,6 @@ def test_langchain_agent_with_tool_has_agent_llm_and_tool_steps(server) -> None:
         assert s.agent == "claims_agent"
     assert llms[0].index < tools[0].index < llms[1].index
     # The tool's output reached the second model call: an inferred data edge.
-    assert any(e.source == tools[0].id and e.target == llms[1].id and e.kind == "data"
-               for e in rec.edges), rec.edges
+    assert any(
+        e.source == tools[0].id and e.target == llms[1].id and e.kind == "data" for e in rec.edges
+    ), rec.edges

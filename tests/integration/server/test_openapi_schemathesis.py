@@ -20,17 +20,53 @@ RUN = "0af7651916cd43dd8448eb211c80319c"
 def app(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     db: Path = tmp_path_factory.mktemp("api") / "api.db"
     store = open_store(f"sqlite:///{db}")
-    store.write(Batch(
-        runs=[Run(id=RUN, workflow="claims", started_ns=10, status="failed", ended_ns=20,
-                  owner="team")],
-        steps=[Step(run_id=RUN, id="b7ad6b7169203331", name="search", kind="tool", index=1,
-                    started_ns=11, ended_ns=12),
-               Step(run_id=RUN, id="c7ad6b7169203332", name="answer", kind="llm", index=2,
-                    started_ns=13, ended_ns=14, status="error")],
-        edges=[Edge(RUN, "b7ad6b7169203331", "c7ad6b7169203332", "data", "content")],
-        findings=[Finding(id="f1", run_id=RUN, detector="check", severity="error",
-                          message="bad", step_id="c7ad6b7169203332", created_ns=15)],
-    ))
+    store.write(
+        Batch(
+            runs=[
+                Run(
+                    id=RUN,
+                    workflow="claims",
+                    started_ns=10,
+                    status="failed",
+                    ended_ns=20,
+                    owner="team",
+                )
+            ],
+            steps=[
+                Step(
+                    run_id=RUN,
+                    id="b7ad6b7169203331",
+                    name="search",
+                    kind="tool",
+                    index=1,
+                    started_ns=11,
+                    ended_ns=12,
+                ),
+                Step(
+                    run_id=RUN,
+                    id="c7ad6b7169203332",
+                    name="answer",
+                    kind="llm",
+                    index=2,
+                    started_ns=13,
+                    ended_ns=14,
+                    status="error",
+                ),
+            ],
+            edges=[Edge(RUN, "b7ad6b7169203331", "c7ad6b7169203332", "data", "content")],
+            findings=[
+                Finding(
+                    id="f1",
+                    run_id=RUN,
+                    detector="check",
+                    severity="error",
+                    message="bad",
+                    step_id="c7ad6b7169203332",
+                    created_ns=15,
+                )
+            ],
+        )
+    )
     store.close()
     return create_app(f"sqlite:///{db}")
 
@@ -45,8 +81,9 @@ def test_api_conforms_to_its_openapi_document(app) -> None:  # type: ignore[no-u
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None)
+        @settings(
+            max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def check(case) -> None:  # type: ignore[no-untyped-def]
             case.call_and_validate()
 

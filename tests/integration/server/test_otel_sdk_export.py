@@ -16,10 +16,12 @@ from flightlog.store import open_store
 
 
 def _provider(url: str, compression: Compression = Compression.NoCompression) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": "claims-svc",
-                                                        "service.version": "1.4"}))
-    provider.add_span_processor(BatchSpanProcessor(
-        OTLPSpanExporter(endpoint=url + "/v1/traces", compression=compression)))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "claims-svc", "service.version": "1.4"})
+    )
+    provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=url + "/v1/traces", compression=compression))
+    )
     return provider
 
 
@@ -34,8 +36,9 @@ def test_genai_spans_become_runs_and_steps(server) -> None:  # type: ignore[no-u
             tool.set_attribute("gen_ai.operation.name", "execute_tool")
             tool.set_attribute("gen_ai.tool.name", "search_policy")
             tool.set_attribute("gen_ai.tool.call.arguments", '{"query": "water damage"}')
-            tool.set_attribute("gen_ai.tool.call.result",
-                               '"Policy 7: water damage from burst pipes is covered"')
+            tool.set_attribute(
+                "gen_ai.tool.call.result", '"Policy 7: water damage from burst pipes is covered"'
+            )
             tool_ctx = tool.get_span_context()
         with tracer.start_as_current_span("chat gpt-4o", links=[Link(tool_ctx)]) as llm:
             llm.set_attribute("gen_ai.operation.name", "chat")
@@ -43,16 +46,21 @@ def test_genai_spans_become_runs_and_steps(server) -> None:  # type: ignore[no-u
             llm.set_attribute("gen_ai.provider.name", "openai")
             llm.set_attribute("gen_ai.usage.input_tokens", 120)
             llm.set_attribute("gen_ai.usage.output_tokens", 30)
-            llm.set_attribute("gen_ai.input.messages",
-                              '[{"role": "user", "parts": [{"type": "text", "content": '
-                              '"Context: Policy 7: water damage from burst pipes is covered"}]}]')
+            llm.set_attribute(
+                "gen_ai.input.messages",
+                '[{"role": "user", "parts": [{"type": "text", "content": '
+                '"Context: Policy 7: water damage from burst pipes is covered"}]}]',
+            )
             llm.set_attribute("custom.flag", "kept")
-            llm.add_event("gen_ai.evaluation.result", {
-                "gen_ai.evaluation.name": "groundedness",
-                "gen_ai.evaluation.score.label": "fail",
-                "gen_ai.evaluation.score.value": 0.2,
-                "gen_ai.evaluation.explanation": "claim not supported by context",
-            })
+            llm.add_event(
+                "gen_ai.evaluation.result",
+                {
+                    "gen_ai.evaluation.name": "groundedness",
+                    "gen_ai.evaluation.score.label": "fail",
+                    "gen_ai.evaluation.score.value": 0.2,
+                    "gen_ai.evaluation.explanation": "claim not supported by context",
+                },
+            )
             llm.set_status(Status(StatusCode.ERROR, "model refused"))
         root.set_status(Status(StatusCode.ERROR, "triage failed"))
         trace_id = format(root.get_span_context().trace_id, "032x")
@@ -93,10 +101,17 @@ def test_genai_spans_become_runs_and_steps(server) -> None:  # type: ignore[no-u
         detail = client.get(f"/api/v1/runs/{trace_id[:10]}").json()
         assert [s["name"] for s in detail["steps"]] == [s.name for s in rec.steps]
         lineage = client.get(f"/api/v1/runs/{trace_id}/lineage").json()
-        assert {"source": root_step.id, "target": tool_step.id, "kind": "parent",
-                "evidence": "parent", "detail": None} in lineage["edges"]
-        assert client.get(f"/api/v1/runs/{trace_id}/findings").json()["findings"][0][
-            "detector"] == "groundedness"
+        assert {
+            "source": root_step.id,
+            "target": tool_step.id,
+            "kind": "parent",
+            "evidence": "parent",
+            "detail": None,
+        } in lineage["edges"]
+        assert (
+            client.get(f"/api/v1/runs/{trace_id}/findings").json()["findings"][0]["detector"]
+            == "groundedness"
+        )
 
     # And on the command line, as a newcomer would look.
     from tests.conftest import run_cli
@@ -134,7 +149,10 @@ def test_late_spans_reorder_steps_and_root_completes_run(server) -> None:  # typ
     run = store.get_run(trace_id)
     assert run.status == "succeeded" and run.workflow == "pipeline"
     assert [(s.name, s.index) for s in store.get_steps(trace_id)] == [
-        ("pipeline", 1), ("first", 2), ("second", 3)]
+        ("pipeline", 1),
+        ("first", 2),
+        ("second", 3),
+    ]
 
 
 def test_postgresql_store_behind_the_server(server_factory, pg_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -148,8 +166,9 @@ def test_postgresql_store_behind_the_server(server_factory, pg_url: str) -> None
             tool.set_attribute("output.value", "a result long enough to be traced downstream")
         with tracer.start_as_current_span("chat") as llm:
             llm.set_attribute("gen_ai.request.model", "m")
-            llm.set_attribute("input.value",
-                              "context: a result long enough to be traced downstream")
+            llm.set_attribute(
+                "input.value", "context: a result long enough to be traced downstream"
+            )
         trace_id = format(root.get_span_context().trace_id, "032x")
     provider.force_flush(10_000)
     provider.shutdown()
@@ -157,10 +176,19 @@ def test_postgresql_store_behind_the_server(server_factory, pg_url: str) -> None
         rec = client.get(f"/api/v1/runs/{trace_id}").json()
     assert rec["run"]["status"] == "succeeded"
     assert [(s["index"], s["kind"], s["name"]) for s in rec["steps"]] == [
-        (1, "function", "pg-workflow"), (2, "tool", "lookup"), (3, "llm", "chat")]
+        (1, "function", "pg-workflow"),
+        (2, "tool", "lookup"),
+        (3, "llm", "chat"),
+    ]
     tool_id, llm_id = rec["steps"][1]["id"], rec["steps"][2]["id"]
-    assert {"run_id": trace_id, "source": tool_id, "target": llm_id, "kind": "data",
-            "evidence": "substring", "detail": None} in rec["edges"]
+    assert {
+        "run_id": trace_id,
+        "source": tool_id,
+        "target": llm_id,
+        "kind": "data",
+        "evidence": "substring",
+        "detail": None,
+    } in rec["edges"]
 
 
 def test_failure_point_found_across_requests(server) -> None:  # type: ignore[no-untyped-def]

@@ -31,9 +31,14 @@ def _counts(store_url: str, run_id: str) -> tuple[int, int, list[int]]:
     try:
         with store.read() as tx:
             total, distinct = tx.fetchone(
-                "SELECT COUNT(*), COUNT(DISTINCT id) FROM steps WHERE run_id = ?", (run_id,))
-            idx = [r[0] for r in tx.fetchall(
-                "SELECT idx FROM steps WHERE run_id = ? ORDER BY idx", (run_id,))]
+                "SELECT COUNT(*), COUNT(DISTINCT id) FROM steps WHERE run_id = ?", (run_id,)
+            )
+            idx = [
+                r[0]
+                for r in tx.fetchall(
+                    "SELECT idx FROM steps WHERE run_id = ? ORDER BY idx", (run_id,)
+                )
+            ]
         return int(total), int(distinct), idx
     finally:
         store.close()
@@ -116,14 +121,22 @@ def test_spool_replayed_by_next_process_after_server_comes_up(  # type: ignore[n
     app = tmp_path / "app.py"
     app.write_text(APP)
     url = server_factory.url  # nothing listens there yet
-    first = subprocess.run([sys.executable, str(app), url, str(spool), str(N)],
-                           capture_output=True, text=True, timeout=300)
+    first = subprocess.run(
+        [sys.executable, str(app), url, str(spool), str(N)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert first.returncode == 0, first.stderr
     run_id = first.stdout.strip().splitlines()[-1]
     assert list(spool.glob("*.otlp")), "the app should have spooled while the server was down"
     server_factory.start()
-    second = subprocess.run([sys.executable, str(app), url, str(spool), "0"],
-                            capture_output=True, text=True, timeout=300)
+    second = subprocess.run(
+        [sys.executable, str(app), url, str(spool), "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert second.returncode == 0, second.stderr
     total, distinct, idx = _counts(server_factory.store_url, run_id)
     assert (total, distinct) == (N, N)

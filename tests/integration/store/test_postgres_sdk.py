@@ -27,8 +27,9 @@ def search_policy(query: str) -> list[str]:
 
 @flightlog.step(kind="llm", agent="planner", owner="planning-team", model="scripted-1")
 def plan(docs: list[str]) -> str:
-    flightlog.usage(input_tokens=120, output_tokens=30, cost=0.0021, model="scripted-1",
-                    provider="local")
+    flightlog.usage(
+        input_tokens=120, output_tokens=30, cost=0.0021, model="scripted-1", provider="local"
+    )
     return "approve" if docs else "escalate"
 
 
@@ -43,8 +44,9 @@ def test_sdk_records_runs_into_postgres_and_reads_them_back(pg_url: str) -> None
     try:
         ids = {}
         for text in ("burst pipe", "empty claim"):
-            with flightlog.run("claims-triage", owner="claims-team", input={"text": text},
-                               steps=3) as run:
+            with flightlog.run(
+                "claims-triage", owner="claims-team", input={"text": text}, steps=3
+            ) as run:
                 docs = search_policy(text)
                 decision = plan(docs)
                 if not validate(decision, docs):
@@ -69,11 +71,18 @@ def test_sdk_records_runs_into_postgres_and_reads_them_back(pg_url: str) -> None
     ]
     llm = ok.steps[1]
     assert (llm.model, llm.input_tokens, llm.output_tokens, llm.cost) == (
-        "scripted-1", 120, 30, 0.0021)
+        "scripted-1",
+        120,
+        30,
+        0.0021,
+    )
     names = {s.id: s.name for s in ok.steps}
     data_edges = {(names[e.source], names[e.target]) for e in ok.edges}
-    assert {("search_policy", "plan"), ("search_policy", "validate"),
-            ("plan", "validate")} <= data_edges
+    assert {
+        ("search_policy", "plan"),
+        ("search_policy", "validate"),
+        ("plan", "validate"),
+    } <= data_edges
     payloads = store.get_payloads([s.input_hash for s in ok.steps] + [ok.steps[0].output_hash])
     assert all(type(v) is bytes for v in payloads.values())
     assert payloads[ok.steps[0].input_hash] == b'{"query":"burst pipe"}'
@@ -83,7 +92,8 @@ def test_sdk_records_runs_into_postgres_and_reads_them_back(pg_url: str) -> None
     assert bad.run.status == "failed" and bad.run.reason == "validator rejected the claim"
     checks = [f for f in bad.findings if f.detector == "check"]
     assert [(f.message, f.evidence["check"]) for f in checks] == [
-        ("retrieval returned no documents", "has_docs")]
+        ("retrieval returned no documents", "has_docs")
+    ]
     assert checks[0].step_id == next(s.id for s in bad.steps if s.name == "validate")
     assert store.resolve_run_id(ids["empty claim"][:10]) == ids["empty claim"]
     store.close()
@@ -122,8 +132,12 @@ _WRITER = textwrap.dedent("""
 @pytest.mark.slow
 def test_several_processes_record_at_once_and_nothing_is_lost(pg_url: str) -> None:
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, pg_url, f"p{i}", "40"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, pg_url, f"p{i}", "40"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(4)
     ]
     for p in procs:
@@ -137,7 +151,8 @@ def test_several_processes_record_at_once_and_nothing_is_lost(pg_url: str) -> No
         assert tx.fetchone("SELECT COUNT(*) FROM runs WHERE status <> 'succeeded'") == (0,)
         # every process's every run, by its input
         inputs = tx.fetchone(
-            "SELECT COUNT(DISTINCT input_hash) FROM runs WHERE workflow = 'concurrent'")
+            "SELECT COUNT(DISTINCT input_hash) FROM runs WHERE workflow = 'concurrent'"
+        )
     assert inputs == (160,)
     store.close()
 
@@ -173,5 +188,6 @@ def test_sigkill_after_flush_loses_nothing_on_postgres(pg_url: str) -> None:
     with store.read() as tx:
         assert tx.fetchone(
             "SELECT COUNT(*) FROM steps s JOIN runs r ON r.id = s.run_id "
-            "WHERE r.workflow = 'killed'") == (300,)
+            "WHERE r.workflow = 'killed'"
+        ) == (300,)
     store.close()

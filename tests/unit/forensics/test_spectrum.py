@@ -13,8 +13,14 @@ from flightlog.forensics.spectrum import localize
 def _run(store: Any, version: str, fail: bool) -> str:
     b = RunBuilder("plans", status="failed" if fail else "succeeded")
     s1 = b.step("fetch", {"rows": [1, 2, 3]}, agent="loader")
-    s2 = b.step("plan", {"steps": ["a", "b"]}, kind="llm", agent="planner", fed_by=(s1,),
-                prompt_version=version)
+    s2 = b.step(
+        "plan",
+        {"steps": ["a", "b"]},
+        kind="llm",
+        agent="planner",
+        fed_by=(s1,),
+        prompt_version=version,
+    )
     if fail:
         s3 = b.step("execute", None, fed_by=(s2,), error=("RuntimeError", "plan not executable"))
         b.check(s3, "executable", "plan not executable")

@@ -100,9 +100,11 @@ def test_report_owners_come_from_owner_rules_when_code_names_none(
     from flightlog.forensics.report import postmortem
 
     cfg = tmp_path / "flightlog.toml"
-    cfg.write_text('[teams.platform]\nchannels = []\n\n[teams.data-team]\nchannels = []\n\n'
-                   '[[owners]]\nteam = "platform"\n\n[[owners]]\nworkflow = "wf"\n'
-                   'step = "fetch"\nteam = "data-team"\n')
+    cfg.write_text(
+        "[teams.platform]\nchannels = []\n\n[teams.data-team]\nchannels = []\n\n"
+        '[[owners]]\nteam = "platform"\n\n[[owners]]\nworkflow = "wf"\n'
+        'step = "fetch"\nteam = "data-team"\n'
+    )
     monkeypatch.setenv("FLIGHTLOG_CONFIG", str(cfg))
     b = RunBuilder("wf", status="failed")
     b.step("fetch", None, error=("ValueError", "bad rows"))

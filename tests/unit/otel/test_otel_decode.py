@@ -15,21 +15,65 @@ TRACE = "5b8efff798038103d269b633813fc60c"
 
 def test_otlp_json_spellings_are_all_accepted() -> None:
     """lowerCamelCase and snake_case names, enum names or integers, int64 as strings."""
-    camel = {"resourceSpans": [{"scopeSpans": [{"spans": [{
-        "traceId": TRACE, "spanId": "eee19b7ec3c1b174", "name": "root", "kind": 3,
-        "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": 1700000000000000500,
-        "status": {"code": 2, "message": "boom"},
-        "attributes": [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}},
-                       {"key": "gen_ai.request.model", "value": {"stringValue": "m1"}}],
-    }]}]}]}
-    snake = {"resource_spans": [{"scope_spans": [{"spans": [{
-        "trace_id": TRACE, "span_id": "eee19b7ec3c1b174", "name": "root",
-        "kind": "SPAN_KIND_CLIENT", "start_time_unix_nano": "1700000000000000000",
-        "end_time_unix_nano": "1700000000000000500",
-        "status": {"code": "STATUS_CODE_ERROR", "message": "boom"},
-        "attributes": [{"key": "gen_ai.usage.input_tokens", "value": {"int_value": 12}},
-                       {"key": "gen_ai.request.model", "value": {"string_value": "m1"}}],
-    }]}]}]}
+    camel = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": TRACE,
+                                "spanId": "eee19b7ec3c1b174",
+                                "name": "root",
+                                "kind": 3,
+                                "startTimeUnixNano": "1700000000000000000",
+                                "endTimeUnixNano": 1700000000000000500,
+                                "status": {"code": 2, "message": "boom"},
+                                "attributes": [
+                                    {
+                                        "key": "gen_ai.usage.input_tokens",
+                                        "value": {"intValue": "12"},
+                                    },
+                                    {"key": "gen_ai.request.model", "value": {"stringValue": "m1"}},
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    snake = {
+        "resource_spans": [
+            {
+                "scope_spans": [
+                    {
+                        "spans": [
+                            {
+                                "trace_id": TRACE,
+                                "span_id": "eee19b7ec3c1b174",
+                                "name": "root",
+                                "kind": "SPAN_KIND_CLIENT",
+                                "start_time_unix_nano": "1700000000000000000",
+                                "end_time_unix_nano": "1700000000000000500",
+                                "status": {"code": "STATUS_CODE_ERROR", "message": "boom"},
+                                "attributes": [
+                                    {
+                                        "key": "gen_ai.usage.input_tokens",
+                                        "value": {"int_value": 12},
+                                    },
+                                    {
+                                        "key": "gen_ai.request.model",
+                                        "value": {"string_value": "m1"},
+                                    },
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
     a = decode(orjson.dumps(camel), "application/json").batch
     b = decode(orjson.dumps(snake), "application/json; charset=utf-8").batch
     assert [s.to_dict() for s in a.steps] == [s.to_dict() for s in b.steps]
@@ -41,11 +85,14 @@ def test_otlp_json_spellings_are_all_accepted() -> None:
     assert a.runs[0].status == "failed" and a.runs[0].reason == "boom"
 
 
-@pytest.mark.parametrize("body, needle", [
-    (b"[1, 2]", "must be an object"),
-    (b'{"resourceSpans": 5}', "OTLP/JSON"),
-    (b"\xff\xfe", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (b"[1, 2]", "must be an object"),
+        (b'{"resourceSpans": 5}', "OTLP/JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
 def test_malformed_json_says_what_is_wrong(body: bytes, needle: str) -> None:
     with pytest.raises(InputError, match=needle):
         decode(body, "application/json")
@@ -64,15 +111,21 @@ def test_step_kinds_from_both_conventions() -> None:
     assert step_kind({"tool.name": "t"}, "x") == "tool"
     assert step_kind({"http.method": "GET"}, "x") == "function"
     # OpenInference wins where both are present.
-    assert step_kind({"openinference.span.kind": "CHAIN", "gen_ai.operation.name": "chat"},
-                     "x") == "chain"
+    assert (
+        step_kind({"openinference.span.kind": "CHAIN", "gen_ai.operation.name": "chat"}, "x")
+        == "chain"
+    )
 
 
 def test_unflatten_folds_indexed_keys() -> None:
-    out = unflatten({"llm.input_messages.1.message.role": "user",
-                     "llm.input_messages.0.message.role": "system",
-                     "llm.input_messages.0.message.contents.0.text": "hi",
-                     "plain": 1})
+    out = unflatten(
+        {
+            "llm.input_messages.1.message.role": "user",
+            "llm.input_messages.0.message.role": "system",
+            "llm.input_messages.0.message.contents.0.text": "hi",
+            "plain": 1,
+        }
+    )
     assert out["plain"] == 1
     assert out["llm.input_messages"][1] == {"message.role": "user"}
     assert out["llm.input_messages"][0]["message.role"] == "system"
@@ -80,8 +133,17 @@ def test_unflatten_folds_indexed_keys() -> None:
 
 
 def _step(i: int, start: int, end: int | None, inp: str | None, out: str | None) -> Step:
-    return Step(run_id=TRACE, id=f"{i:016x}", name=f"s{i}", kind="tool", index=i,
-                started_ns=start, ended_ns=end, input_hash=inp, output_hash=out)
+    return Step(
+        run_id=TRACE,
+        id=f"{i:016x}",
+        name=f"s{i}",
+        kind="tool",
+        index=i,
+        started_ns=start,
+        ended_ns=end,
+        input_hash=inp,
+        output_hash=out,
+    )
 
 
 def test_inferred_data_edges() -> None:
@@ -102,8 +164,10 @@ def test_inferred_data_edges() -> None:
         _step(4, 50, 60, "i4", None),
         _step(6, 5, 50, "i3", None),  # started before step 2 ended: no edge from it
     ]
-    edges = {(e.source[-1], e.target[-1], e.evidence, e.detail)
-             for e in infer_data_edges(steps, payloads)}
+    edges = {
+        (e.source[-1], e.target[-1], e.evidence, e.detail)
+        for e in infer_data_edges(steps, payloads)
+    }
     assert ("1", "2", "content", "docs") in edges
     assert ("5", "3", "substring", None) in edges  # the last producer of that text
     assert ("2", "3", "substring", None) not in edges

@@ -18,8 +18,12 @@ hex16 = st.binary(min_size=8, max_size=8).filter(any).map(bytes.hex)
 ns = st.integers(min_value=0, max_value=2**63 - 1)
 text = st.text(max_size=20)
 opt_text = st.none() | text
-json_scalar = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | text | st.floats(
-    allow_nan=False, allow_infinity=False
+json_scalar = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | text
+    | st.floats(allow_nan=False, allow_infinity=False)
 )
 json_value = st.recursive(
     json_scalar,
@@ -27,8 +31,9 @@ json_value = st.recursive(
     max_leaves=8,
 )
 attrs = st.dictionaries(text, json_value, max_size=4)
-errors = st.none() | st.builds(ErrorInfo, type=text, message=text, traceback=opt_text,
-                               origin_step_id=st.none() | hex16)
+errors = st.none() | st.builds(
+    ErrorInfo, type=text, message=text, traceback=opt_text, origin_step_id=st.none() | hex16
+)
 
 
 def payload_of(value: object) -> Payload:
@@ -42,53 +47,98 @@ def batches(draw: st.DrawFn) -> Batch:
     payloads = [payload_of(v) for v in draw(st.lists(json_value, max_size=3))]
     payloads = list({p.hash: p for p in payloads}.values())
     if draw(st.booleans()):
-        payloads.append(Payload(hash="f" * 64, data=b'{"$truncated":true}', size=10**7,
-                                truncated=True))
+        payloads.append(
+            Payload(hash="f" * 64, data=b'{"$truncated":true}', size=10**7, truncated=True)
+        )
     hashes = st.none() | st.sampled_from([p.hash for p in payloads]) if payloads else st.none()
     runs = []
     for rid in run_ids:
         if draw(st.booleans()):
-            runs.append(Run(
-                id=rid, workflow=draw(text), started_ns=draw(ns),
-                status=draw(st.sampled_from(["running", "succeeded", "failed", "unknown"])),
-                ended_ns=draw(st.none() | ns), version=draw(opt_text), owner=draw(opt_text),
-                service=draw(opt_text), input_hash=draw(hashes), output_hash=draw(hashes),
-                reason=draw(opt_text), failed_step_id=draw(st.none() | hex16),
-                error=draw(errors), declared_steps=draw(st.none() | st.integers(0, 10**6)),
-                source=draw(st.sampled_from(["sdk", "otlp", "import"])),
-                attributes=draw(attrs),
-            ))
+            runs.append(
+                Run(
+                    id=rid,
+                    workflow=draw(text),
+                    started_ns=draw(ns),
+                    status=draw(st.sampled_from(["running", "succeeded", "failed", "unknown"])),
+                    ended_ns=draw(st.none() | ns),
+                    version=draw(opt_text),
+                    owner=draw(opt_text),
+                    service=draw(opt_text),
+                    input_hash=draw(hashes),
+                    output_hash=draw(hashes),
+                    reason=draw(opt_text),
+                    failed_step_id=draw(st.none() | hex16),
+                    error=draw(errors),
+                    declared_steps=draw(st.none() | st.integers(0, 10**6)),
+                    source=draw(st.sampled_from(["sdk", "otlp", "import"])),
+                    attributes=draw(attrs),
+                )
+            )
     steps = []
     step_ids = draw(st.lists(hex16, max_size=4, unique=True))
     for i, sid in enumerate(step_ids):
         rid = draw(st.sampled_from(run_ids))
-        steps.append(Step(
-            run_id=rid, id=sid, name=draw(text),
-            kind=draw(st.sampled_from(["agent", "llm", "tool", "function"])), index=i + 1,
-            started_ns=draw(ns),
-            parent_id=draw(st.none() | st.sampled_from(step_ids)),
-            agent=draw(opt_text), owner=draw(opt_text),
-            status=draw(st.sampled_from(["ok", "error", "running"])),
-            ended_ns=draw(st.none() | ns), input_hash=draw(hashes), output_hash=draw(hashes),
-            error=draw(errors), model=draw(opt_text), provider=draw(opt_text),
-            input_tokens=draw(st.none() | st.integers(0, 10**9)),
-            output_tokens=draw(st.none() | st.integers(0, 10**9)),
-            cost=draw(st.none() | st.floats(0, 1e6)), attributes=draw(attrs),
-        ))
+        steps.append(
+            Step(
+                run_id=rid,
+                id=sid,
+                name=draw(text),
+                kind=draw(st.sampled_from(["agent", "llm", "tool", "function"])),
+                index=i + 1,
+                started_ns=draw(ns),
+                parent_id=draw(st.none() | st.sampled_from(step_ids)),
+                agent=draw(opt_text),
+                owner=draw(opt_text),
+                status=draw(st.sampled_from(["ok", "error", "running"])),
+                ended_ns=draw(st.none() | ns),
+                input_hash=draw(hashes),
+                output_hash=draw(hashes),
+                error=draw(errors),
+                model=draw(opt_text),
+                provider=draw(opt_text),
+                input_tokens=draw(st.none() | st.integers(0, 10**9)),
+                output_tokens=draw(st.none() | st.integers(0, 10**9)),
+                cost=draw(st.none() | st.floats(0, 1e6)),
+                attributes=draw(attrs),
+            )
+        )
     all_ids = step_ids or ["1" * 16]
-    edges = list({
-        (e.run_id, e.source, e.target, e.kind): e
-        for e in draw(st.lists(st.builds(
-            Edge, run_id=st.sampled_from(run_ids), source=st.sampled_from(all_ids),
-            target=st.sampled_from(all_ids), kind=st.sampled_from(["data", "handoff"]),
-            evidence=st.sampled_from(["identity", "content", "declared"]), detail=opt_text,
-        ), max_size=3))
-    }.values())
-    findings = draw(st.lists(st.builds(
-        Finding, id=hex32, run_id=st.sampled_from(run_ids), detector=text,
-        severity=st.sampled_from(["info", "warning", "error", "critical"]), message=text,
-        step_id=st.none() | st.sampled_from(all_ids), evidence=attrs, created_ns=ns,
-    ), max_size=2, unique_by=lambda f: f.id))
+    edges = list(
+        {
+            (e.run_id, e.source, e.target, e.kind): e
+            for e in draw(
+                st.lists(
+                    st.builds(
+                        Edge,
+                        run_id=st.sampled_from(run_ids),
+                        source=st.sampled_from(all_ids),
+                        target=st.sampled_from(all_ids),
+                        kind=st.sampled_from(["data", "handoff"]),
+                        evidence=st.sampled_from(["identity", "content", "declared"]),
+                        detail=opt_text,
+                    ),
+                    max_size=3,
+                )
+            )
+        }.values()
+    )
+    findings = draw(
+        st.lists(
+            st.builds(
+                Finding,
+                id=hex32,
+                run_id=st.sampled_from(run_ids),
+                detector=text,
+                severity=st.sampled_from(["info", "warning", "error", "critical"]),
+                message=text,
+                step_id=st.none() | st.sampled_from(all_ids),
+                evidence=attrs,
+                created_ns=ns,
+            ),
+            max_size=2,
+            unique_by=lambda f: f.id,
+        )
+    )
     return Batch(runs=runs, steps=steps, edges=edges, payloads=payloads, findings=findings)
 
 

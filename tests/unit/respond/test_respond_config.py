@@ -126,18 +126,21 @@ def test_missing_channel_secret_names_the_line_and_env_var(tmp_path: Path) -> No
     assert f"line {line_of(text, '[channels.pd]')}:" in msg
     assert "has no routing_key" in msg and "FLIGHTLOG_CHANNEL_PD_ROUTING_KEY" in msg
     # ... and the environment supplies it
-    cfg = load_respond_config(write(tmp_path, text),
-                              environ={"FLIGHTLOG_CHANNEL_PD_ROUTING_KEY": "from-env"})
+    cfg = load_respond_config(
+        write(tmp_path, text), environ={"FLIGHTLOG_CHANNEL_PD_ROUTING_KEY": "from-env"}
+    )
     assert cfg.channels["pd"].secrets["routing_key"] == "from-env"
 
 
 def test_secret_from_named_env_var_and_never_in_messages(tmp_path: Path) -> None:
-    text = GOOD.replace('url = "https://hooks.example.test/services/abc/SECRET"',
-                        'url_env = "FLIGHTLOG_OPS_HOOK"')
+    text = GOOD.replace(
+        'url = "https://hooks.example.test/services/abc/SECRET"', 'url_env = "FLIGHTLOG_OPS_HOOK"'
+    )
     msg = _error(tmp_path, text)
     assert "FLIGHTLOG_CHANNEL_OPS_URL" in msg and "$FLIGHTLOG_OPS_HOOK" in msg
-    cfg = load_respond_config(write(tmp_path, text),
-                              environ={"FLIGHTLOG_OPS_HOOK": "http://127.0.0.1:1/x/TOKEN"})
+    cfg = load_respond_config(
+        write(tmp_path, text), environ={"FLIGHTLOG_OPS_HOOK": "http://127.0.0.1:1/x/TOKEN"}
+    )
     assert cfg.channels["ops"].secrets["url"] == "http://127.0.0.1:1/x/TOKEN"
     bad = text.replace('url_env = "FLIGHTLOG_OPS_HOOK"', 'url = "ftp://host/TOKEN"')
     msg = _error(tmp_path, bad)
@@ -158,8 +161,13 @@ def test_invalid_toml_is_reported() -> None:
 
 def test_env_overrides_and_missing_explicit_file(tmp_path: Path) -> None:
     p = write(tmp_path, GOOD)
-    cfg = load_config(p, environ={"FLIGHTLOG__RESPOND__AUTO_RESOLVE_AFTER": "7",
-                                  "FLIGHTLOG__STORE__URL": "sqlite:///x.db"})
+    cfg = load_config(
+        p,
+        environ={
+            "FLIGHTLOG__RESPOND__AUTO_RESOLVE_AFTER": "7",
+            "FLIGHTLOG__STORE__URL": "sqlite:///x.db",
+        },
+    )
     assert cfg.data["respond"]["auto_resolve_after"] == 7
     assert cfg.data["store"]["url"] == "sqlite:///x.db"
     with pytest.raises(ConfigurationError, match="does not exist"):
@@ -167,7 +175,7 @@ def test_env_overrides_and_missing_explicit_file(tmp_path: Path) -> None:
 
 
 def test_line_index_handles_arrays_of_tables_and_dotted_keys() -> None:
-    text = '[a]\nx = 1\n\n[[b]]\ny = 2\n[[b]]\ny = 3\n[b.c]\nz = 4\nd.e = 5\n'
+    text = "[a]\nx = 1\n\n[[b]]\ny = 2\n[[b]]\ny = 3\n[b.c]\nz = 4\nd.e = 5\n"
     cfg = parse_config(text)
     assert cfg.line_of("a", "x") == 2
     assert cfg.line_of("b", 0, "y") == 5

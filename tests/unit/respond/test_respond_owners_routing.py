@@ -98,16 +98,43 @@ def test_owners_explain_cli(tmp_path: Path) -> None:
     p = tmp_path / "flightlog.toml"
     p.write_text(CONFIG)
     out = subprocess.run(
-        [sys.executable, "-m", "flightlog", "owners", "explain", "--workflow", "claims-triage",
-         "--step", "search_policy", "--config", str(p)],
-        capture_output=True, text=True, check=True).stdout
+        [
+            sys.executable,
+            "-m",
+            "flightlog",
+            "owners",
+            "explain",
+            "--workflow",
+            "claims-triage",
+            "--step",
+            "search_policy",
+            "--config",
+            str(p),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "owned by search" in out and "rule 3" in out and "line 15" in out
     bad = tmp_path / "bad.toml"
-    bad.write_text(CONFIG.replace('team = "search"\n[[owners]]\nagent', 'team = "serch"\n'
-                                  '[[owners]]\nagent'))
+    bad.write_text(
+        CONFIG.replace('team = "search"\n[[owners]]\nagent', 'team = "serch"\n[[owners]]\nagent')
+    )
     r = subprocess.run(
-        [sys.executable, "-m", "flightlog", "owners", "explain", "--workflow", "w",
-         "--config", str(bad)], capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "flightlog",
+            "owners",
+            "explain",
+            "--workflow",
+            "w",
+            "--config",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "line 18" in r.stderr and "unknown team 'serch'" in r.stderr
 
@@ -128,12 +155,23 @@ def test_routing_tree_first_match_continue_and_nesting() -> None:
 
 def test_causal_inhibition() -> None:
     chain = ("search_policy", "assess", "validate_claim")
-    upstream = AlertFacts(1, "root_cause", {"workflow": "w", "step": "search_policy"},
-                          "triggered", chain)
-    symptom = AlertFacts(2, "root_cause", {"workflow": "w", "step": "validate_claim"},
-                         "triggered", ("validate_claim",))
-    other_wf = AlertFacts(3, "root_cause", {"workflow": "x", "step": "validate_claim"},
-                          "triggered", ("validate_claim",))
+    upstream = AlertFacts(
+        1, "root_cause", {"workflow": "w", "step": "search_policy"}, "triggered", chain
+    )
+    symptom = AlertFacts(
+        2,
+        "root_cause",
+        {"workflow": "w", "step": "validate_claim"},
+        "triggered",
+        ("validate_claim",),
+    )
+    other_wf = AlertFacts(
+        3,
+        "root_cause",
+        {"workflow": "x", "step": "validate_claim"},
+        "triggered",
+        ("validate_claim",),
+    )
     everyone = [upstream, symptom, other_wf]
     assert inhibited_by(symptom, everyone, []) is not None
     assert inhibited_by(upstream, everyone, []) is None

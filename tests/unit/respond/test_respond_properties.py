@@ -20,7 +20,8 @@ def test_globs_match_like_fnmatchcase(pattern: str, name: str) -> None:
     assert Pattern.parse(pattern, "x").matches(name) == fnmatch.fnmatchcase(name, pattern)
 
 
-TREE = respond_config(parse_config("""
+TREE = respond_config(
+    parse_config("""
 [teams.t]
 channels = ["h"]
 [[owners]]
@@ -37,11 +38,21 @@ matchers = ['team="x"']
 matchers = ['step!="b"']
 [[route.routes]]
 matchers = ['severity="critical"']
-"""), environ={})
+"""),
+    environ={},
+)
 
 
-@given(st.fixed_dictionaries({"workflow": names, "team": st.sampled_from(["x", "y"]),
-                              "step": names, "severity": st.sampled_from(["error", "critical"])}))
+@given(
+    st.fixed_dictionaries(
+        {
+            "workflow": names,
+            "team": st.sampled_from(["x", "y"]),
+            "step": names,
+            "severity": st.sampled_from(["error", "critical"]),
+        }
+    )
+)
 def test_every_alert_is_routed_somewhere_and_no_route_twice(labels: dict[str, str]) -> None:
     assert TREE.route is not None
     routes = match_routes(TREE.route, labels)

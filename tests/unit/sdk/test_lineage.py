@@ -105,12 +105,18 @@ def test_unrelated_steps_have_no_edges(store) -> None:  # type: ignore[no-untype
 
 
 @given(
-    text=st.text(alphabet=st.characters(min_codepoint=48, max_codepoint=122), min_size=16, max_size=80),
+    text=st.text(
+        alphabet=st.characters(min_codepoint=48, max_codepoint=122), min_size=16, max_size=80
+    ),
     prefix=st.text(max_size=20),
     suffix=st.text(max_size=20),
 )
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_property_output_embedded_in_later_input_is_linked(store, text: str, prefix: str, suffix: str) -> None:  # type: ignore[no-untyped-def]
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_property_output_embedded_in_later_input_is_linked(
+    store, text: str, prefix: str, suffix: str
+) -> None:  # type: ignore[no-untyped-def]
     @flightlog.step(kind="tool")
     def source() -> str:
         return text
@@ -120,13 +126,15 @@ def test_property_output_embedded_in_later_input_is_linked(store, text: str, pre
         prompt(prefix + "".join(out) + suffix)  # a new string object
     edges = edges_of(store, run.id)
     assert len(edges) == 1
-    (src, dst, evidence), = edges
+    ((src, dst, evidence),) = edges
     assert (src, dst) == ("source", "prompt")
     assert evidence in ("substring", "content", "identity")
 
 
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=6))
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_property_edges_point_backwards_to_the_producer(store, picks: list[int]) -> None:  # type: ignore[no-untyped-def]
     @flightlog.step(kind="tool")
     def make(i: int) -> dict[str, str]:

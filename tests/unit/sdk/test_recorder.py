@@ -39,10 +39,22 @@ def test_run_with_steps_records_everything(store) -> None:  # type: ignore[no-un
     assert rec.run.version == "1.2" and rec.run.declared_steps == 2
     assert payload(store, rec.run.input_hash) == {"q": "hello"}
     s1, s2 = rec.steps
-    assert (s1.index, s1.name, s1.kind, s1.agent, s1.owner) == (1, "search", "tool", "retriever", "search-team")
+    assert (s1.index, s1.name, s1.kind, s1.agent, s1.owner) == (
+        1,
+        "search",
+        "tool",
+        "retriever",
+        "search-team",
+    )
     assert payload(store, s1.input_hash) == {"query": "hello", "k": 2}
     assert payload(store, s1.output_hash) == ["hello-0", "hello-1"]
-    assert (s2.index, s2.model, s2.provider, s2.input_tokens, s2.output_tokens) == (2, "m-1", "acme", 12, 4)
+    assert (s2.index, s2.model, s2.provider, s2.input_tokens, s2.output_tokens) == (
+        2,
+        "m-1",
+        "acme",
+        12,
+        4,
+    )
     assert s2.cost == pytest.approx(0.002)
     assert s2.attributes["prompt_version"] == "v13"
     assert s1.started_ns <= s1.ended_ns <= s2.started_ns <= s2.ended_ns
@@ -106,7 +118,10 @@ def test_check_records_findings(store) -> None:  # type: ignore[no-untyped-def]
     rec = record_of(store, run.id)
     step_f, run_f = sorted(rec.findings, key=lambda f: f.step_id is None)
     assert step_f.detector == "check" and step_f.severity == "error"
-    assert step_f.step_id == rec.steps[0].id and step_f.evidence == {"check": "has_docs", "count": 0}
+    assert step_f.step_id == rec.steps[0].id and step_f.evidence == {
+        "check": "has_docs",
+        "count": 0,
+    }
     assert run_f.step_id is None and run_f.severity == "warning"
     assert rec.steps[0].attributes["flightlog.checks"] == {"fine": True, "has_docs": False}
 
@@ -254,5 +269,7 @@ def test_configure_rejects_a_bad_flightlog_toml_naming_the_line(tmp_path, monkey
         '[teams.platform]\n\n[[owners]]\nteam = "nobody-defined-this-team"\n'
     )
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(flightlog.ConfigurationError, match=r"flightlog.toml line \d+: .*unknown team"):
+    with pytest.raises(
+        flightlog.ConfigurationError, match=r"flightlog.toml line \d+: .*unknown team"
+    ):
         flightlog.configure(f"sqlite:///{tmp_path / 'x.db'}")

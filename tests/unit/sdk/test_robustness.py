@@ -168,6 +168,7 @@ def test_oversized_values_are_capped_before_they_are_queued(recorder) -> None:  
     w = Writer(GatedSink())
     state._writer = w
     try:
+
         @flightlog.step(kind="tool")
         def big(blob: str) -> str:
             return blob
@@ -227,8 +228,15 @@ def test_records_lost_at_exit_are_reported(tmp_path) -> None:  # type: ignore[no
             pass
     """)
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "FLIGHTLOG_EXIT_TIMEOUT": "2", "FLIGHTLOG_SQLITE_BUSY_TIMEOUT_MS": "100"},
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "FLIGHTLOG_EXIT_TIMEOUT": "2",
+            "FLIGHTLOG_SQLITE_BUSY_TIMEOUT_MS": "100",
+        },
     )
     assert proc.returncode == 0, proc.stderr
     assert "could not make 2 record(s) durable before exit" in proc.stderr

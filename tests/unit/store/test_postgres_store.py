@@ -22,13 +22,17 @@ from flightlog.store._pgsql import to_postgres_ddl, to_pyformat
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [
-        ("SELECT a FROM t WHERE a = ? AND b IN (?, ?)",
-         "SELECT a FROM t WHERE a = %s AND b IN (%s, %s)"),
+        (
+            "SELECT a FROM t WHERE a = ? AND b IN (?, ?)",
+            "SELECT a FROM t WHERE a = %s AND b IN (%s, %s)",
+        ),
         ("SELECT '?' , ?", "SELECT '?' , %s"),
         ("SELECT 'it''s ?', ? -- why?\n, ?", "SELECT 'it''s ?', %s -- why?\n, %s"),
         ('SELECT "odd?col" FROM t WHERE x = ?', 'SELECT "odd?col" FROM t WHERE x = %s'),
-        ("SELECT x /* a ? b */ FROM t WHERE y LIKE 'a%' AND z = ?",
-         "SELECT x /* a ? b */ FROM t WHERE y LIKE 'a%%' AND z = %s"),
+        (
+            "SELECT x /* a ? b */ FROM t WHERE y LIKE 'a%' AND z = ?",
+            "SELECT x /* a ? b */ FROM t WHERE y LIKE 'a%%' AND z = %s",
+        ),
         ("SELECT 10 % 3, ?", "SELECT 10 %% 3, %s"),
         ("SELECT 1", "SELECT 1"),
         ("SELECT 'unterminated ?", "SELECT 'unterminated ?"),
@@ -39,8 +43,10 @@ def test_placeholders_are_rewritten_outside_quotes_and_comments(sql: str, expect
 
 
 def test_ddl_types_are_mapped_as_whole_words_outside_quotes() -> None:
-    ddl = ("CREATE TABLE t (id INTEGER PRIMARY KEY, blob_size integer, data BLOB NOT NULL, "
-           "r REAL, f Boolean, note TEXT DEFAULT 'INTEGER BLOB', \"BLOB\" TEXT)")
+    ddl = (
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, blob_size integer, data BLOB NOT NULL, "
+        "r REAL, f Boolean, note TEXT DEFAULT 'INTEGER BLOB', \"BLOB\" TEXT)"
+    )
     assert to_postgres_ddl(ddl) == (
         "CREATE TABLE t (id BIGINT PRIMARY KEY, blob_size BIGINT, data BYTEA NOT NULL, "
         "r DOUBLE PRECISION, f BIGINT, note TEXT DEFAULT 'INTEGER BLOB', \"BLOB\" TEXT)"
@@ -58,8 +64,11 @@ def _free_port() -> int:
 
 def test_unreachable_server_is_a_clear_store_error() -> None:
     port = _free_port()
-    with pytest.raises(flightlog.StoreError, match=rf"cannot reach PostgreSQL .*127\.0\.0\.1:{port}"
-                       r".*server running"):
+    with pytest.raises(
+        flightlog.StoreError,
+        match=rf"cannot reach PostgreSQL .*127\.0\.0\.1:{port}"
+        r".*server running",
+    ):
         open_store(f"postgresql://postgres:s3cret@127.0.0.1:{port}/flightlog")
 
 
@@ -72,16 +81,19 @@ def test_password_never_appears_in_errors() -> None:
 
 def test_missing_database_names_it_and_says_how_to_create_it(pg_url: str) -> None:
     url = pg_url.rsplit("/", 1)[0] + "/flightlog_test_missing"
-    with pytest.raises(flightlog.ConfigurationError,
-                       match=r"database 'flightlog_test_missing' on 127\.0\.0\.1:5432.*"
-                             r"does not exist; create it \(createdb"):
+    with pytest.raises(
+        flightlog.ConfigurationError,
+        match=r"database 'flightlog_test_missing' on 127\.0\.0\.1:5432.*"
+        r"does not exist; create it \(createdb",
+    ):
         open_store(url)
 
 
 def test_unknown_role_is_a_credentials_error(pg_url: str) -> None:
     url = pg_url.replace("postgres@", "no_such_role_fl@")
-    with pytest.raises(flightlog.ConfigurationError,
-                       match=r"refused the credentials.*no_such_role_fl"):
+    with pytest.raises(
+        flightlog.ConfigurationError, match=r"refused the credentials.*no_such_role_fl"
+    ):
         open_store(url)
 
 
@@ -133,8 +145,10 @@ def test_sql_errors_roll_back_and_the_connection_is_reused(pg_url: str) -> None:
 
     s = open_store(pg_url)
     with pytest.raises(psycopg.errors.UndefinedTable), s.transaction() as tx:
-        tx.execute("INSERT INTO runs (id, workflow, status, started_ns, source, attributes) "
-                   "VALUES ('x', 'w', 'running', 1, 'sdk', '{}')")
+        tx.execute(
+            "INSERT INTO runs (id, workflow, status, started_ns, source, attributes) "
+            "VALUES ('x', 'w', 'running', 1, 'sdk', '{}')"
+        )
         tx.execute("SELECT * FROM no_such_table")
     assert s.get_run("x") is None and s.count_runs() == 0
 
@@ -173,7 +187,8 @@ def test_a_connection_dropped_by_the_server_is_replaced(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as admin:
         killed = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND application_name = 'flightlog'", (db,)
+            "WHERE datname = %s AND application_name = 'flightlog'",
+            (db,),
         ).fetchall()
     assert killed and all(k[0] for k in killed)
     assert s.get_run("a" * 32) is not None  # a fresh connection, transparently
@@ -220,7 +235,8 @@ def test_a_schema_named_in_the_url_holds_the_tables(pg_url: str) -> None:
     with psycopg.connect(pg_url) as conn:
         tables = conn.execute(
             "SELECT table_schema FROM information_schema.tables WHERE table_name = 'runs' "
-            "ORDER BY 1").fetchall()
+            "ORDER BY 1"
+        ).fetchall()
     assert tables == [("fl_one",), ("fl_two",)]
     one.close()
     two.close()
@@ -247,11 +263,13 @@ def test_every_components_migrations_apply_on_postgres(pg_url: str) -> None:
     ensure_schema(s)
     forensics_tables._ensure(s)
     with s.read() as tx:
-        components = dict(tx.fetchall(
-            "SELECT component, MAX(version) FROM schema_migrations GROUP BY component"))
+        components = dict(
+            tx.fetchall("SELECT component, MAX(version) FROM schema_migrations GROUP BY component")
+        )
         types = tx.fetchall(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = current_schema()")
+            "WHERE table_schema = current_schema()"
+        )
     assert {"core", "ledger", "respond", "forensics"} <= set(components)
     by_column = {(t, c): d for t, c, d in types}
     assert by_column[("payloads", "data")] == "bytea"

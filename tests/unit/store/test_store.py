@@ -13,8 +13,15 @@ from flightlog.store import Migration, RunQuery, open_store
 def _runs(n: int) -> Batch:
     b = Batch()
     for i in range(n):
-        b.runs.append(Run(id=f"{i:032x}", workflow="a" if i % 2 else "b", started_ns=1000 + i,
-                          status="failed" if i % 3 == 0 else "succeeded", ended_ns=2000 + i))
+        b.runs.append(
+            Run(
+                id=f"{i:032x}",
+                workflow="a" if i % 2 else "b",
+                started_ns=1000 + i,
+                status="failed" if i % 3 == 0 else "succeeded",
+                ended_ns=2000 + i,
+            )
+        )
     return b
 
 
@@ -48,8 +55,14 @@ def test_writes_are_idempotent_and_end_wins_over_start(db_url: str) -> None:
 
 def test_resolve_run_id_prefix(db_url: str) -> None:
     s = open_store(db_url)
-    s.write(Batch(runs=[Run(id="ab" + "0" * 30, workflow="w", started_ns=1),
-                        Run(id="ac" + "0" * 30, workflow="w", started_ns=2)]))
+    s.write(
+        Batch(
+            runs=[
+                Run(id="ab" + "0" * 30, workflow="w", started_ns=1),
+                Run(id="ac" + "0" * 30, workflow="w", started_ns=2),
+            ]
+        )
+    )
     assert s.resolve_run_id("ab") == "ab" + "0" * 30
     with pytest.raises(flightlog.NotFoundError, match="ambiguous"):
         s.resolve_run_id("a")
@@ -63,8 +76,10 @@ def test_resolve_run_id_prefix(db_url: str) -> None:
 
 def test_component_migrations_apply_once_in_order(db_url: str) -> None:
     s = open_store(db_url)
-    migs = [Migration(1, ("CREATE TABLE extra (k TEXT PRIMARY KEY)",)),
-            Migration(2, ("ALTER TABLE extra ADD COLUMN v TEXT",))]
+    migs = [
+        Migration(1, ("CREATE TABLE extra (k TEXT PRIMARY KEY)",)),
+        Migration(2, ("ALTER TABLE extra ADD COLUMN v TEXT",)),
+    ]
     s.migrate("extra", migs[:1])
     assert s.schema_version("extra") == 1
     s.migrate("extra", migs)
@@ -81,8 +96,10 @@ def test_component_migrations_apply_once_in_order(db_url: str) -> None:
 def test_failed_transaction_rolls_back(db_url: str) -> None:
     s = open_store(db_url)
     with pytest.raises(RuntimeError), s.transaction() as tx:
-        tx.execute("INSERT INTO runs (id, workflow, status, started_ns, source, attributes) "
-                   "VALUES ('x', 'w', 'running', 1, 'sdk', '{}')")
+        tx.execute(
+            "INSERT INTO runs (id, workflow, status, started_ns, source, attributes) "
+            "VALUES ('x', 'w', 'running', 1, 'sdk', '{}')"
+        )
         raise RuntimeError("abort")
     assert s.get_run("x") is None
 
@@ -113,10 +130,18 @@ def test_component_sql_is_portable_through_tx(db_url: str) -> None:
     """What capabilities write: BLOB/INTEGER/BOOLEAN/REAL columns, ``?`` and ``%`` inside
     string literals, bools as 0/1, an upsert, a ``?`` list."""
     s = open_store(db_url)
-    s.migrate("comp", [Migration(1, (
-        "CREATE TABLE comp_items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-        "digest BLOB, ok BOOLEAN, ratio REAL, big INTEGER)",
-    ))])
+    s.migrate(
+        "comp",
+        [
+            Migration(
+                1,
+                (
+                    "CREATE TABLE comp_items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                    "digest BLOB, ok BOOLEAN, ratio REAL, big INTEGER)",
+                ),
+            )
+        ],
+    )
     with s.transaction() as tx:
         tx.executemany(
             "INSERT INTO comp_items (id, name, digest, ok, ratio, big) VALUES (?, ?, ?, ?, ?, ?)",
@@ -132,8 +157,9 @@ def test_component_sql_is_portable_through_tx(db_url: str) -> None:
         quoted = tx.fetchone(
             "SELECT COUNT(*) FROM comp_items WHERE name LIKE '%?' OR name = 'it''s ? here'"
         )
-        in_list = tx.fetchall("SELECT id FROM comp_items WHERE id IN (?, ?) AND ok = ?",
-                              (1, 2, True))
+        in_list = tx.fetchall(
+            "SELECT id FROM comp_items WHERE id IN (?, ?) AND ok = ?", (1, 2, True)
+        )
     assert rows[0] == (1, "what?", b"\x00\xff", 1, 0.1, 2**62) and type(rows[0][2]) is bytes
     assert rows[1][:2] == (2, "100%?") and rows[1][3] == 0 and rows[1][5] == -1
     assert quoted == (2,)  # 'what?' and '100%?' end in a literal question mark
@@ -150,11 +176,22 @@ def test_threads_write_concurrently_without_loss(db_url: str) -> None:
         try:
             for i in range(10):
                 rid = f"{t:02x}{i:030x}"
-                s.write(Batch(
-                    runs=[Run(id=rid, workflow=f"w{t}", started_ns=i + 1, status="succeeded")],
-                    steps=[Step(run_id=rid, id=f"{j:016x}", name="s", kind="tool", index=j + 1,
-                                started_ns=j) for j in range(3)],
-                ))
+                s.write(
+                    Batch(
+                        runs=[Run(id=rid, workflow=f"w{t}", started_ns=i + 1, status="succeeded")],
+                        steps=[
+                            Step(
+                                run_id=rid,
+                                id=f"{j:016x}",
+                                name="s",
+                                kind="tool",
+                                index=j + 1,
+                                started_ns=j,
+                            )
+                            for j in range(3)
+                        ],
+                    )
+                )
                 assert s.get_run(rid) is not None
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -174,8 +211,20 @@ def test_threads_write_concurrently_without_loss(db_url: str) -> None:
 def test_nul_characters_in_text_neither_fail_a_write_nor_a_query(db_url: str) -> None:
     """SQLite keeps U+0000 in text; PostgreSQL cannot and stores U+FFFD instead."""
     s = open_store(db_url)
-    s.write(Batch(runs=[Run(id="a" * 32, workflow="w\x00x", started_ns=1, status="failed",
-                            reason="bad\x00byte", owner="o")]))
+    s.write(
+        Batch(
+            runs=[
+                Run(
+                    id="a" * 32,
+                    workflow="w\x00x",
+                    started_ns=1,
+                    status="failed",
+                    reason="bad\x00byte",
+                    owner="o",
+                )
+            ]
+        )
+    )
     run = s.get_run("a" * 32)
     assert run is not None and run.reason in ("bad\x00byte", "bad\ufffdbyte")
     assert s.list_runs(RunQuery(owner="\x00")) == []

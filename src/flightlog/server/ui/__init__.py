@@ -1,0 +1,55 @@
+"""The web UI: server-rendered HTML, no build step, no external assets, no script.
+
+Pages: ``/`` runs (filters, paging, "failed at step k of N"), ``/runs/{run}`` (header,
+attribution, lineage SVG, step tree with inputs/outputs and findings), ``/runs/{run}/report``
+(the postmortem), ``/incidents``, ``/incidents/{id}`` and ``/audit``. Modules: ``_html``
+(shell, escaping, CSP), ``runs``, ``run``, ``lineage`` (the SVG graph), ``ops`` (incidents,
+audit). See docs/ui.md.
+
+Captured content is untrusted: every value is HTML-escaped, payloads are cut to
+``PREVIEW`` characters, and every page carries a Content-Security-Policy without scripts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from flightlog.server.ui._html import PREVIEW
+from flightlog.server.ui.ops import audit_page, incident_page, incidents_page
+from flightlog.server.ui.run import report_page, run_page
+from flightlog.server.ui.runs import runs_page
+
+__all__ = ["PREVIEW", "Ui"]
+
+
+class Ui:
+    """Page handlers over a read-side ``store``; ``writer`` (the server's own store, with the
+    audit ledger attached) is used only to read the ledger's status."""
+
+    def __init__(self, store: Any, writer: Any = None) -> None:
+        self.store = store
+        self.writer = writer
+
+    async def index(self, request: Request) -> HTMLResponse:
+        return await run_in_threadpool(runs_page, self.store, request)
+
+    async def run(self, request: Request) -> HTMLResponse:
+        return await run_in_threadpool(run_page, self.store, str(request.path_params["run_id"]))
+
+    async def report(self, request: Request) -> HTMLResponse:
+        return await run_in_threadpool(report_page, self.store, str(request.path_params["run_id"]))
+
+    async def incidents(self, request: Request) -> HTMLResponse:
+        return await run_in_threadpool(incidents_page, self.store, request)
+
+    async def incident(self, request: Request) -> HTMLResponse:
+        return await run_in_threadpool(
+            incident_page, self.store, str(request.path_params["incident_id"])
+        )
+
+    async def audit(self, request: Request) -> HTMLResponse:
+        return await run_in_threadpool(audit_page, self.writer, self.store)
