@@ -157,14 +157,14 @@ def _check_config_file() -> None:
     load_respond_config()
 
 
-def flush(timeout: float | None = 30.0) -> bool:
-    """Block until every record made so far is durable and its run-end processing
-    (detection, alerting) is done. True on success; False if anything was lost or the
-    timeout passed."""
+def flush(timeout: float | None = 30.0, *, hooks: bool = True) -> bool:
+    """Block until every record made so far is durable and (unless ``hooks=False``) its
+    run-end processing (detection, alerting) is done. True on success; False if anything
+    was lost or the timeout passed."""
     w = _writer
     if w is None:
         return True
-    return w.flush(timeout)
+    return w.flush(timeout, hooks=hooks)
 
 
 def shutdown(timeout: float | None = 10.0) -> None:

@@ -59,6 +59,7 @@ class RunEvent:
 class _FlushMarker:
     done: threading.Event = field(default_factory=threading.Event)
     ok: bool = True
+    hooks: bool = True  # also wait for the run-end hooks of what came before
 
 
 class Writer:
@@ -156,15 +157,15 @@ class Writer:
         if self.dropped == 1 or self.dropped % 1000 == 0:
             log.warning("flightlog dropped %d record(s) so far (%s)", self.dropped, why)
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Block until everything submitted before this call is durable and its run-end
-        hooks have run. True on success; False when the timeout passed or when any record
-        submitted since the previous flush was lost."""
+    def flush(self, timeout: float | None = None, *, hooks: bool = True) -> bool:
+        """Block until everything submitted before this call is durable and (``hooks``) its
+        run-end hooks have run. True on success; False when the timeout passed or when any
+        record submitted since the previous flush was lost."""
         if not self._thread.is_alive():
             return not self._queue
         if len(self._queue) >= self.max_queue and not self._wait_for_room(timeout):
             return False
-        marker = _FlushMarker()
+        marker = _FlushMarker(hooks=hooks)
         self._queue.append(marker)
         self._wake.set()
         return marker.done.wait(timeout) and marker.ok
@@ -268,8 +269,11 @@ class Writer:
             self._lost_since_marker = False
             for m in markers:
                 m.ok = ok
-                # Released by the hook worker once the run-end hooks queued before it ran.
-                self._hooks.append(m)
+                if m.hooks:
+                    # Released by the hook worker once the run-end hooks queued before it ran.
+                    self._hooks.append(m)
+                else:
+                    m.done.set()
             self._hooks_wake.set()
 
     # -- run-end hooks (detection, alerting), off the write path -------------------------------

@@ -240,3 +240,25 @@ def test_records_lost_at_exit_are_reported(tmp_path) -> None:  # type: ignore[no
     )
     assert proc.returncode == 0, proc.stderr
     assert "could not make 2 record(s) durable before exit" in proc.stderr
+
+
+def test_flush_without_hooks_does_not_wait_for_run_end_processing(store) -> None:  # type: ignore[no-untyped-def]
+    release = threading.Event()
+    seen: list[str] = []
+
+    def blocking_hook(st, run_ids) -> None:  # type: ignore[no-untyped-def]
+        release.wait(10)
+        seen.extend(run_ids)
+
+    pipeline.register(blocking_hook)
+    try:
+        with flightlog.run("wf") as run:
+            pass
+        assert flightlog.flush(10, hooks=False)  # durable, hook still blocked
+        assert store.get_run(run.id) is not None and seen == []
+        release.set()
+        assert flightlog.flush(10)
+        assert run.id in seen
+    finally:
+        release.set()
+        pipeline.unregister(blocking_hook)
