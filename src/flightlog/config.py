@@ -18,6 +18,7 @@ named variables of their own (for example channel secrets, ``FLIGHTLOG_CHANNEL_*
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tomllib
@@ -172,13 +173,30 @@ def load_config(
     if file is None:
         cfg = Config()
     else:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read configuration file {file}: {exc}") from exc
-        cfg = parse_config(text, file)
+        cfg = _parsed(file)
     apply_env_overrides(cfg.data, env)
     return cfg
+
+
+# Parsed files by path, reused while the file's size and modification time are unchanged:
+# run-end hooks read the configuration once per ended run.
+_parsed_cache: dict[Path, tuple[tuple[int, int], Config]] = {}
+
+
+def _parsed(file: Path) -> Config:
+    try:
+        st = file.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+        hit = _parsed_cache.get(file)
+        if hit is None or hit[0] != stamp:
+            text = file.read_text(encoding="utf-8")
+            hit = (stamp, parse_config(text, file))
+            _parsed_cache[file] = hit
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read configuration file {file}: {exc}") from exc
+    cached = hit[1]
+    # A fresh copy each time: overrides are applied to it in place.
+    return Config(data=copy.deepcopy(cached.data), path=cached.path, text=cached.text)
 
 
 def _parse_env_value(raw: str) -> Any:
