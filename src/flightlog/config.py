@@ -170,10 +170,7 @@ def load_config(
     """Load the configuration file (see the module docstring) and apply overrides."""
     env = os.environ if environ is None else environ
     file = find_config_file(path)
-    if file is None:
-        cfg = Config()
-    else:
-        cfg = _parsed(file)
+    cfg = Config() if file is None else _parsed(file)
     apply_env_overrides(cfg.data, env)
     return cfg
 

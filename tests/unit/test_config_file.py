@@ -1,4 +1,4 @@
-"""flightlog.toml is parsed once and re-read when it changes; overrides never leak into the cache."""
+"""flightlog.toml is parsed once, re-read when it changes; overrides never leak into the cache."""
 
 from __future__ import annotations
 
