@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 import click
@@ -66,38 +65,11 @@ def runs(
             )
 
 
-def step_count(store: Any, record: RunRecord) -> int:
-    """N in "step k of N": declared, else the median of the workflow's successful runs,
-    else the steps seen."""
-    run = record.run
-    if run.declared_steps:
-        return int(run.declared_steps)
-    ok = store.list_runs(RunQuery(workflow=run.workflow, status="succeeded", limit=50))
-    counts = [len(store.get_steps(r.id)) for r in ok if r.id != run.id]
-    if counts:
-        return int(statistics.median(counts))
-    return len(record.steps)
+def failure_position(store: Any, record: RunRecord) -> tuple[Step | None, int]:
+    """The step where a failed run's failure surfaced, and N (see ``flightlog.forensics``)."""
+    from flightlog.forensics.attribution import failure_position as position
 
-
-def surfaced_step(record: RunRecord) -> Step | None:
-    """Where a failed run's failure surfaced: the recorded failing step, else the first error."""
-    run = record.run
-    if run.status != "failed":
-        return None
-    for sid in (run.failed_step_id, run.error.origin_step_id if run.error else None):
-        if sid:
-            s = record.step(sid)
-            if s is not None:
-                return s
-    for s in record.steps:
-        if s.status == "error":
-            return s
-    for f in record.findings:
-        if f.severity in ("error", "critical") and f.step_id:
-            s = record.step(f.step_id)
-            if s is not None:
-                return s
-    return record.steps[-1] if record.steps else None
+    return position(store, record)
 
 
 def render_run(store: Any, run_id: str) -> list[str]:
@@ -109,9 +81,8 @@ def render_run(store: Any, run_id: str) -> list[str]:
         f"status {run.status}  started {fmt_time(run.started_ns)}  "
         f"duration {fmt_duration(run.duration_ns)}" + (f"  owner {run.owner}" if run.owner else ""),
     ]
-    failed_at = surfaced_step(record)
+    failed_at, n = failure_position(store, record)
     if failed_at is not None:
-        n = step_count(store, record)
         lines.append(
             f"failed at step {failed_at.index} of {n} ({failed_at.name})"
             + (f": {run.reason}" if run.reason else "")
@@ -180,13 +151,13 @@ def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> d
             hashes += [s.input_hash, s.output_hash]
         values = store.get_payloads([h for h in hashes if h])
     out_run = record.run.to_dict()
-    failed_at = surfaced_step(record)
+    failed_at, n_steps = failure_position(store, record)
     out_run["failure_point"] = (
         {
             "step_id": failed_at.id,
             "index": failed_at.index,
             "name": failed_at.name,
-            "of_steps": step_count(store, record),
+            "of_steps": n_steps,
         }
         if failed_at
         else None

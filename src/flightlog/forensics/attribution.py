@@ -19,7 +19,7 @@ from typing import Any
 from flightlog.detect import RunContext, history_cache, run_detectors
 from flightlog.errors import InputError
 from flightlog.forensics.lineage import Lineage
-from flightlog.model import Finding, Step, severity_rank
+from flightlog.model import Finding, RunRecord, Step, severity_rank
 
 STRONG = 0.6  # a step's evidence at or above this is a fault that can explain a failure
 MEDIUM = 0.35
@@ -527,3 +527,17 @@ def _summary(att: Attribution) -> str:
         + (f" ({', '.join(who)})" if who else "")
         + f": {cause}"
     )
+
+
+def failure_position(store: Any, record: RunRecord) -> tuple[Step | None, int]:
+    """Where a run's failure surfaced and N, for "failed at step k of N", by the same rules
+    as ``why`` but from the stored findings (no detectors are run). The step is None when
+    the run did not fail."""
+    run = record.run
+    history = None if run.declared_steps else history_cache.get(store, run.workflow)
+    ctx = RunContext(store, record, history)
+    n = of_steps(ctx)
+    if run.status != "failed":
+        return None, n
+    step, _ = failure_point(ctx, record.findings)
+    return step, max(n, step.index if step is not None else 0)

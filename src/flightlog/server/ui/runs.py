@@ -60,27 +60,19 @@ def parse_filters(request: Request) -> dict[str, Any]:
 
 
 def failed_at(store: Any, runs: list[Any]) -> dict[str, str]:
-    """ "step k of N (name)" for each failed run: k where the failure surfaced (the recorded
-    failing step, else the first error), N declared, else the workflow's median step count
-    among successful runs, else the steps seen (DESIGN.md, "Step k of N")."""
-    from flightlog.cli.runs import surfaced_step
-    from flightlog.detect import history_cache
+    """ "step k of N (name)" for each failed run, by the rules ``flightlog why`` uses: k where
+    the failure surfaced, N declared, else the workflow's median step count among successful
+    runs, else the steps seen (DESIGN.md, "Step k of N")."""
+    from flightlog.forensics.attribution import failure_position
 
-    medians: dict[str, int | None] = {}
     out: dict[str, str] = {}
     for run in runs:
         if run.status != "failed":
             continue
-        record = store.get_record(run.id)
-        step = surfaced_step(record)
+        step, n = failure_position(store, store.get_record(run.id))
         if step is None:
             continue
-        n = run.declared_steps
-        if not n:
-            if run.workflow not in medians:
-                medians[run.workflow] = history_cache.get(store, run.workflow).median_steps()
-            n = medians[run.workflow] or len(record.steps)
-        out[run.id] = f"step {step.index} of {max(n, step.index)} ({step.name})"
+        out[run.id] = f"step {step.index} of {n} ({step.name})"
     return out
 
 
