@@ -260,3 +260,31 @@ def redact(db: str, as_json: bool, run_id: str, reason: str | None) -> None:
             f"{r.payloads_deleted} payloads deleted ({r.payloads_kept} kept: shared with other "
             f"runs); redaction entry #{r.redaction_index}"
         )
+
+
+@audit.command()
+@db_option
+@json_option
+@click.option(
+    "--before",
+    required=True,
+    help="Prune runs started before this: a time ago (400d) or an ISO-8601 time.",
+)
+def prune(db: str, as_json: bool, before: str) -> None:
+    """Delete the runs older than a cut-off (their records, committed values and entry
+    contents) while keeping every leaf and interior hash, so the log, its checkpoints and
+    the proofs of the remaining entries stay valid; append a pruning entry. Refuses any
+    cut-off inside the retention window (default 183 days, $FLIGHTLOG_LEDGER_RETENTION_DAYS)."""
+    from flightlog.ledger.retention import prune as prune_before
+
+    cutoff = parse_since(before)
+    assert cutoff is not None  # --before is required
+    with errors_as_messages():
+        pruned = prune_before(_ledger(db), cutoff)
+    if as_json:
+        echo_json(pruned.to_dict())
+    else:
+        click.echo(
+            f"pruned {pruned.runs} run(s) started before {fmt_time(cutoff)} UTC: "
+            f"{pruned.entries} entries emptied, hashes kept; pruning entry #{pruned.prune_index}"
+        )
