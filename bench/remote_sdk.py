@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sdk_overhead import time_otel_spans  # bench/ is the script's directory
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -60,24 +62,7 @@ def bench_otel(n: int, url: str) -> tuple[float, float]:
     provider.add_span_processor(BatchSpanProcessor(
         OTLPSpanExporter(endpoint=url + "/v1/traces"), max_queue_size=n + 10,
         max_export_batch_size=512))
-    tracer = provider.get_tracer("bench")
-
-    def work(query: str, k: int, user: str) -> int:
-        with tracer.start_as_current_span("search_policy") as span:
-            span.set_attribute("query", query)
-            span.set_attribute("k", k)
-            span.set_attribute("user", user)
-            return k
-
-    with tracer.start_as_current_span("run"):
-        t0 = time.perf_counter()
-        for i in range(n):
-            work("water damage claim", i, "customer-17")
-        t1 = time.perf_counter()
-    provider.force_flush(120_000)
-    t2 = time.perf_counter()
-    provider.shutdown()
-    return (t1 - t0) / n, (t2 - t0) / n
+    return time_otel_spans(provider, n, flush_timeout_ms=120_000)
 
 
 def bench_flightlog(n: int, url: str, spool: Path) -> tuple[float, float]:

@@ -16,9 +16,9 @@ import base64
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -352,22 +352,24 @@ def _opt_str(attrs: dict[str, Any], key: str) -> str | None:
     return None if v is None else str(v)
 
 
+_N = TypeVar("_N", int, float)
+
+
 def _opt_int(attrs: dict[str, Any], key: str) -> int | None:
-    v = attrs.get(key)
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return None
+    return _opt_number(attrs, key, int)
 
 
 def _opt_float(attrs: dict[str, Any], key: str) -> float | None:
+    return _opt_number(attrs, key, float)
+
+
+def _opt_number(attrs: dict[str, Any], key: str, cast: Callable[[Any], _N]) -> _N | None:
+    """The attribute as a number, or None when absent, boolean or not numeric."""
     v = attrs.get(key)
     if v is None or isinstance(v, bool):
         return None
     try:
-        return float(v)
+        return cast(v)
     except (TypeError, ValueError):
         return None
 
