@@ -155,7 +155,13 @@ class Writer:
     def _drop(self, why: str) -> None:
         self.dropped += 1
         if self.dropped == 1 or self.dropped % 1000 == 0:
-            log.warning("flightlog dropped %d record(s) so far (%s)", self.dropped, why)
+            log.warning(
+                "flightlog dropped %d record(s) so far (%s): the store is not keeping up or is "
+                "unavailable; check flightlog.stats()['last_error'], or raise "
+                "$FLIGHTLOG_QUEUE_SIZE for bursts",
+                self.dropped,
+                why,
+            )
 
     def flush(self, timeout: float | None = None, *, hooks: bool = True) -> bool:
         """Block until everything submitted before this call is durable and (``hooks``) its
