@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-RunStatus = Literal["running", "succeeded", "failed", "unknown"]
+RunStatus = Literal["running", "succeeded", "degraded", "failed", "unknown"]
 StepStatus = Literal["running", "ok", "error"]
 Severity = Literal["info", "warning", "error", "critical"]
 
@@ -35,7 +35,11 @@ STEP_KINDS: tuple[str, ...] = (
     "human",
     "function",
 )
-RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "unknown")
+RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "degraded", "failed", "unknown")
+# Runs that went wrong: ``failed`` (an error escaped) and ``degraded`` (errors were handled
+# inside the run and it answered anyway; see flightlog.forensics.status). Both are detected,
+# attributed and alerted on; neither is ever a successful baseline (history is "succeeded").
+FAULT_STATUSES: tuple[str, ...] = ("failed", "degraded")
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error", "critical")
 EDGE_KINDS: tuple[str, ...] = ("parent", "data", "handoff")
 EDGE_EVIDENCE: tuple[str, ...] = ("identity", "content", "substring", "declared", "link", "parent")

@@ -16,7 +16,7 @@ from flightlog.cli._common import (
     open_store_for_cli,
     parse_since,
 )
-from flightlog.model import RunRecord, Step
+from flightlog.model import RUN_STATUSES, RunRecord, Step
 from flightlog.store import RunQuery
 
 
@@ -26,7 +26,7 @@ from flightlog.store import RunQuery
 @click.option(
     "--status",
     "-s",
-    type=click.Choice(["running", "succeeded", "failed", "unknown"]),
+    type=click.Choice(list(RUN_STATUSES)),
     help="Only runs with this outcome.",
 )
 @click.option("--since", help="Only runs started since: a duration (30m, 2h, 7d) or an ISO time.")

@@ -561,7 +561,7 @@ def latency(run: RunContext) -> Iterator[Finding]:
     for step in run.steps:
         d = step.duration_ns
         if d is None:
-            if run.run.status in ("failed", "succeeded"):
+            if run.run.status in ("failed", "degraded", "succeeded"):
                 yield run.finding(
                     "latency",
                     "unfinished",

@@ -18,6 +18,7 @@ def on_runs_ended(store: Any, run_ids: Sequence[str]) -> None:
     from flightlog.detect import detect
     from flightlog.forensics.attribution import why
     from flightlog.forensics.ledger import record_attribution
+    from flightlog.model import FAULT_STATUSES
 
     for run_id in run_ids:
         try:
@@ -25,7 +26,7 @@ def on_runs_ended(store: Any, run_ids: Sequence[str]) -> None:
             if run is None or run.status == "running":
                 continue
             detect(store, run_id, write=True)
-            if run.status == "failed":
+            if run.status in FAULT_STATUSES:
                 record_attribution(store, why(store, run_id))
         except Exception:  # one bad run must not stop the others
             log.exception("detection/attribution failed for run %s", run_id)

@@ -19,7 +19,7 @@ from typing import Any
 from flightlog.detect import RunContext, history_cache, run_detectors
 from flightlog.errors import InputError
 from flightlog.forensics.lineage import Lineage
-from flightlog.model import Finding, RunRecord, Step, severity_rank
+from flightlog.model import FAULT_STATUSES, Finding, RunRecord, Step, severity_rank
 
 STRONG = 0.6  # a step's evidence at or above this is a fault that can explain a failure
 MEDIUM = 0.35
@@ -260,6 +260,10 @@ def failure_point(ctx: RunContext, findings: list[Finding]) -> tuple[Step | None
 
 def _failed_sentence(ctx: RunContext) -> str:
     r = ctx.run
+    if r.status == "degraded":
+        return "the run answered, but errors were handled inside it" + (
+            f" ({r.reason})" if r.reason else ""
+        )
     if r.reason:
         return f"the run failed: {r.reason}"
     if r.error:
@@ -272,7 +276,7 @@ def attribute(ctx: RunContext) -> Attribution:
     run = ctx.run
     att = Attribution(
         run_id=run.id,
-        failed=run.status == "failed",
+        failed=run.status in FAULT_STATUSES,
         workflow=run.workflow,
         status=run.status,
         of_steps=of_steps(ctx),
@@ -285,7 +289,7 @@ def attribute(ctx: RunContext) -> Attribution:
         )
         att.evidence.append("the run has not ended yet")
         return att
-    if run.status != "failed":
+    if run.status not in FAULT_STATUSES:
         att.method = "none"
         att.summary = f"run {run.id[:12]} of {run.workflow} {run.status}; nothing to attribute"
         return att
@@ -514,7 +518,8 @@ def _summary(att: Attribution) -> str:
     fp, rc = att.failure_point, att.root_cause
     if fp is None or rc is None:
         return att.summary
-    head = f"failed at step {fp.index} of {att.of_steps} ({fp.name}); "
+    verb = "degraded" if att.status == "degraded" else "failed"
+    head = f"{verb} at step {fp.index} of {att.of_steps} ({fp.name}); "
     who = [
         x
         for x in (f"agent {rc.agent}" if rc.agent else "", f"owner {rc.owner}" if rc.owner else "")
@@ -537,7 +542,7 @@ def failure_position(store: Any, record: RunRecord) -> tuple[Step | None, int]:
     history = None if run.declared_steps else history_cache.get(store, run.workflow)
     ctx = RunContext(store, record, history)
     n = of_steps(ctx)
-    if run.status != "failed":
+    if run.status not in FAULT_STATUSES:
         return None, n
     step, _ = failure_point(ctx, record.findings)
     return step, max(n, step.index if step is not None else 0)

@@ -108,7 +108,7 @@ def _runs(store: Any, workflow: str) -> list[tuple[str, bool, int, dict[str, str
     runs = [
         r
         for r in store.list_runs(RunQuery(workflow=workflow, limit=SPECTRUM_RUNS))
-        if r.status in ("failed", "succeeded")
+        if r.status in ("failed", "degraded", "succeeded")
     ]
     records = [store.get_record(r.id) for r in runs]
     hashes = {s.output_hash for rec in records for s in rec.steps if s.output_hash}
@@ -121,7 +121,7 @@ def _runs(store: Any, workflow: str) -> list[tuple[str, bool, int, dict[str, str
             if not isinstance(value, (dict, list, str, int, float, bool)) and value is not None:
                 value = None
             sig.update(signature(s, value))
-        rows.append((rec.run.id, rec.run.status == "failed", rec.run.started_ns, sig))
+        rows.append((rec.run.id, rec.run.status != "succeeded", rec.run.started_ns, sig))
     with _cache_lock:
         _cache[key] = (total, rows)
     return rows

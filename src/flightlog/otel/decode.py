@@ -611,37 +611,44 @@ def _error_info(s: _Span) -> ErrorInfo:
 
 
 def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
-    failed = int(root.raw.status.code) == STATUS_ERROR
-    failed_step: str | None = None
-    if failed:
-        errs = sorted(
-            (st for st in steps if st.status == "error"),
-            key=lambda st: (st.ended_ns or st.started_ns, -st.started_ns),
-        )
-        failed_step = errs[0].id if errs else root.id
     attributes: dict[str, Any] = dict(root.resource)
     for key in (C.OI_SESSION_ID, C.OI_USER_ID, C.GEN_AI_CONVERSATION_ID):
         if key in root.attrs:
             attributes[key] = root.attrs[key]
     version = root.resource.get("service.version")
-    return Run(
+    run = Run(
         id=root.trace,
         workflow=str(root.attrs.get(C.FL_RUN_WORKFLOW) or root.name),
         started_ns=root.start,
-        status="failed" if failed else "succeeded",
+        status="succeeded",
         ended_ns=root.end or None,
         version=None if version is None else str(version),
         service=root.service,
         input_hash=root_step.input_hash,
         output_hash=root_step.output_hash,
-        reason=(root_step.error.message or root_step.error.type)
-        if failed and root_step.error
-        else None,
-        failed_step_id=failed_step,
-        error=root_step.error if failed else None,
         source="otlp",
         attributes=attributes,
     )
+    apply_derived_status(run, steps)
+    return run
+
+
+def apply_derived_status(run: Run, steps: list[Step]) -> None:
+    """Set an ingested run's status, failure point, reason and error from its whole trace
+    (``flightlog.forensics.status``): called when its root span arrives and again whenever
+    more of its spans do."""
+    from flightlog.forensics.status import derive_run
+
+    if run.ended_ns is None:
+        return
+    if run.status == "running":
+        run.status = "unknown"  # ended: derive_run decides
+    derived = derive_run(run, steps)
+    run.status = derived.status
+    run.failed_step_id = derived.failed_step_id
+    point = next((s for s in steps if s.id == derived.failed_step_id), None)
+    run.error = point.error if point is not None and derived.status == "failed" else None
+    run.reason = derived.reason
 
 
 # -- events and links ---------------------------------------------------------------------

@@ -130,7 +130,7 @@ class Engine:
         """Ended runs (failed or succeeded) not yet processed, oldest end first."""
         with self.store.read() as tx:
             rows = tx.fetchall(
-                "SELECT id FROM runs WHERE status IN ('failed', 'succeeded') "
+                "SELECT id FROM runs WHERE status IN ('failed', 'degraded', 'succeeded') "
                 "AND ended_ns >= ? AND NOT EXISTS (SELECT 1 FROM respond_processed p "
                 "WHERE p.run_id = runs.id) ORDER BY ended_ns, id LIMIT ?",
                 (since_ns or 0, limit),
@@ -144,12 +144,12 @@ class Engine:
         touched: list[int] = []
         with self._lock:
             for run in runs:
-                if run.status not in ("failed", "succeeded"):
+                if run.status not in ("failed", "degraded", "succeeded"):
                     continue
                 with self.store.read() as tx:
                     if tx.fetchone("SELECT 1 FROM respond_processed WHERE run_id = ?", (run.id,)):
                         continue
-                if run.status == "failed":
+                if run.status in ("failed", "degraded"):
                     try:
                         facts = self._facts(run)
                     except Exception as exc:  # an alert without attribution beats none

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flightlog.model import Batch, Run
-from flightlog.otel.decode import DecodeResult
+from flightlog.otel.decode import DecodeResult, apply_derived_status
 from flightlog.otel.lineage import infer_data_edges, order
+from flightlog.store._sql import RUN_COLUMNS, STEP_COLUMNS, _err, run_from_row, step_from_row
 from flightlog.store.base import Tx, chunked
 
 log = logging.getLogger("flightlog.server")
@@ -317,7 +318,10 @@ def postprocess_in_memory(batch: Batch, run_ids: set[str]) -> None:
             by_run.setdefault(s.run_id, {})[s.id] = s  # a span delivered twice: last wins
             copies.setdefault(s.run_id, []).append(s)
     data = {p.hash: p.data for p in batch.payloads}
+    runs = {r.id: r for r in batch.runs if r.id in run_ids and r.source == "otlp"}
     for run_id, steps in by_run.items():
+        if run_id in runs:  # the run's status, derived from the whole trace
+            apply_derived_status(runs[run_id], list(steps.values()))
         ranks = order((s.id, s.started_ns) for s in steps.values())
         inherited = {r.id: agent for r, agent in _inherit_agents(list(steps.values()))}
         for s in copies[run_id]:
@@ -325,6 +329,28 @@ def postprocess_in_memory(batch: Batch, run_ids: set[str]) -> None:
             if s.agent is None and s.id in inherited:
                 s.agent = inherited[s.id]
         batch.edges.extend(infer_data_edges(list(steps.values()), data))
+
+
+def rerun_status(tx: Tx, run_id: str) -> None:
+    """Derive an ingested run's status again from all its stored steps (late spans may have
+    changed it); a run whose root span has not arrived stays ``running``."""
+    row = tx.fetchone(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+    if row is None:
+        return
+    run = run_from_row(row)
+    if run.source != "otlp" or run.status == "running":
+        return
+    steps = [
+        step_from_row(r)
+        for r in tx.fetchall(f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ?", (run_id,))
+    ]
+    before = (run.status, run.failed_step_id, run.reason, run.error)
+    apply_derived_status(run, steps)
+    if (run.status, run.failed_step_id, run.reason, run.error) != before:
+        tx.execute(
+            "UPDATE runs SET status = ?, failed_step_id = ?, reason = ?, error = ? WHERE id = ?",
+            (run.status, run.failed_step_id, run.reason, _err(run.error), run_id),
+        )
 
 
 def postprocess_run(tx: Tx, run_id: str, new_ids: set[str]) -> None:
@@ -342,16 +368,7 @@ def postprocess_run(tx: Tx, run_id: str, new_ids: set[str]) -> None:
     changed = [(ranks[r.id], run_id, r.id) for r in rows if ranks[r.id] != r.idx]
     if changed:
         tx.executemany("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?", changed)
-    run = tx.fetchone("SELECT status, failed_step_id FROM runs WHERE id = ?", (run_id,))
-    if run is not None and run[0] == "failed":
-        # The failure point: the earliest-ending errored step, wherever it arrived from.
-        err = tx.fetchone(
-            "SELECT id FROM steps WHERE run_id = ? AND status = 'error' "
-            "ORDER BY COALESCE(ended_ns, started_ns), started_ns DESC LIMIT 1",
-            (run_id,),
-        )
-        if err is not None and err[0] != run[1]:
-            tx.execute("UPDATE runs SET failed_step_id = ? WHERE id = ?", (err[0], run_id))
+    rerun_status(tx, run_id)
     agents = [(agent, run_id, r.id) for r, agent in _inherit_agents(rows)]
     if agents:
         tx.executemany("UPDATE steps SET agent = ? WHERE run_id = ? AND id = ?", agents)

@@ -62,7 +62,7 @@ def document(version: str) -> dict[str, Any]:
         "properties": {
             "id": {"type": "string"},
             "workflow": {"type": "string"},
-            "status": {"type": "string", "enum": ["running", "succeeded", "failed", "unknown"]},
+            "status": {"type": "string", "enum": list(RUN_STATUSES)},
             "started_ns": {"type": "integer"},
             "ended_ns": _NULLABLE_INT,
             "version": _NULLABLE_STR,
@@ -171,7 +171,7 @@ def document(version: str) -> dict[str, Any]:
                             "status",
                             {
                                 "type": "string",
-                                "enum": ["running", "succeeded", "failed", "unknown"],
+                                "enum": list(RUN_STATUSES),
                             },
                             "Only runs with this status",
                         ),

@@ -29,6 +29,7 @@ STATUS_CLASS = {
     "succeeded": "ok",
     "ok": "ok",
     "failed": "bad",
+    "degraded": "warn",
     "error": "bad",
     "running": "run",
     "unknown": "unk",

@@ -9,6 +9,7 @@ import orjson
 from starlette.responses import HTMLResponse
 
 from flightlog.errors import NotFoundError
+from flightlog.model import FAULT_STATUSES
 from flightlog.server.ui._html import (
     HEADERS,
     PREVIEW,
@@ -105,7 +106,7 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
     steps = sorted(rec.steps, key=lambda s: s.index)
     att = None
     att_html = ""
-    if run.status == "failed":
+    if run.status in FAULT_STATUSES:
         from flightlog.forensics import why
 
         try:

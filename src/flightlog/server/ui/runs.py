@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from flightlog.model import RUN_STATUSES
+from flightlog.model import FAULT_STATUSES, RUN_STATUSES
 from flightlog.server.ui._html import duration, e, error_page, page, pill, q, qs, when
 from flightlog.store.base import RunQuery
 
@@ -67,7 +67,7 @@ def failed_at(store: Any, runs: list[Any]) -> dict[str, str]:
 
     out: dict[str, str] = {}
     for run in runs:
-        if run.status != "failed":
+        if run.status not in FAULT_STATUSES:
             continue
         step, n = failure_position(store, store.get_record(run.id))
         if step is None:

@@ -1,0 +1,217 @@
+"""The status of an ingested run, derived from its whole trace.
+
+A framework's root span says little about how a run went: the OpenAI Agents SDK leaves its
+``Agent workflow`` span OK after ``Runner.run`` raised (its agent and tool spans are ERROR),
+and smolagents or a LangGraph ``ToolNode`` catch a tool's exception, hand it to the model and
+answer anyway. So the status of an ingested run is a pure function of its steps (the spans it
+recorded) and a few facts about its root span, recomputed whenever the run's spans change:
+
+``failed``
+    An error *escaped*: the root span ended in error; or an agent step with no agent above it
+    (a top-level agent turn) ended in error; or an errored step was the last word, with no
+    decision step (an LLM call, an agent, a tool, a retrieval, a guardrail, a human) starting
+    after it ended, outside the errored step's own ancestors.
+``degraded``
+    Errors happened but none escaped: the run carried on after each of them and answered.
+    A step that ended OK while recording an ``exception`` event (an exception caught and
+    handled inside it, per the OTel exception conventions) counts as such an error too.
+``succeeded``
+    The trace records no error at all.
+``running``
+    The root span has not arrived (or not ended) yet.
+
+``failed_step_id`` is where the failure surfaced: the deepest error under the escaped step
+(the exception's origin, not every wrapper it passed through), earliest to end first. For a
+degraded run it is the first error the run recovered from, so detection, attribution and
+alerting have a step to start from. A degraded or failed run is never a successful baseline:
+history reads ``succeeded`` runs only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from flightlog.model import FAULT_STATUSES, Run, Step
+
+# Steps that decide something: after an error, one of these starting means the run went on.
+DECISION_KINDS = frozenset({"llm", "agent", "tool", "retrieval", "guardrail", "human"})
+
+
+class StepFacts(Protocol):
+    """What the derivation reads of a step (``flightlog.model.Step`` has all of it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_ns(self) -> int: ...
+    @property
+    def ended_ns(self) -> int | None: ...
+    @property
+    def attributes(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RootFacts:
+    """What the run's root span says: its step id (None when the root is not a step, or
+    has not arrived), whether it ended, and whether its OTel status is ERROR."""
+
+    step_id: str | None
+    ended: bool = True
+    error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedStatus:
+    """A run's derived status, where its failure surfaced, and why."""
+
+    status: str
+    failed_step_id: str | None = None
+    reason: str | None = None
+    escaped: tuple[str, ...] = ()  # errored steps through which an error left the run
+    swallowed: tuple[str, ...] = field(default=())  # errors the run carried on after
+
+
+def handled_exception(step: StepFacts) -> bool:
+    """True when a step that ended OK recorded an ``exception`` event (caught inside it)."""
+    if step.status == "error":
+        return False
+    events = step.attributes.get("otel.events") if isinstance(step.attributes, dict) else None
+    return isinstance(events, list) and any(
+        isinstance(e, dict) and e.get("name") == "exception" for e in events
+    )
+
+
+def root_of(steps: Sequence[StepFacts]) -> str | None:
+    """The root step of a trace: the earliest-starting step without a parent in the run."""
+    ids = {s.id for s in steps}
+    roots = [s for s in steps if s.parent_id is None or s.parent_id not in ids]
+    if not roots:
+        return None
+    return min(roots, key=lambda s: (s.parent_id is not None, s.started_ns, s.id)).id
+
+
+def derive_status(steps: Sequence[StepFacts], root: RootFacts) -> DerivedStatus:
+    """The status of an ingested run from its steps and root span (see the module doc)."""
+    if root.step_id is None or not root.ended:
+        return DerivedStatus("running")
+    by_id = {s.id: s for s in steps}
+    children: dict[str, list[StepFacts]] = {}
+    for s in steps:
+        if s.parent_id is not None:
+            children.setdefault(s.parent_id, []).append(s)
+
+    def ancestors(s: StepFacts) -> list[str]:
+        out: list[str] = []
+        p = s.parent_id
+        while p is not None and p in by_id and p not in out and len(out) < 10_000:
+            out.append(p)
+            p = by_id[p].parent_id
+        return out
+
+    errored = [s for s in steps if s.status == "error"]
+    handled = [s for s in steps if handled_exception(s)]
+    if not errored and not handled and not root.error:
+        return DerivedStatus("succeeded")
+
+    escaped: list[StepFacts] = []
+    root_step = by_id.get(root.step_id)
+    if root_step is not None and (root.error or root_step.status == "error"):
+        escaped.append(root_step)
+    for s in errored:
+        if s in escaped:
+            continue
+        if s.kind == "agent" and not any(by_id[a].kind == "agent" for a in ancestors(s)):
+            escaped.append(s)  # a top-level agent turn ended in error
+        elif not _carried_on(s, steps, set(ancestors(s))):
+            escaped.append(s)  # nothing decided anything after this error
+
+    if escaped:
+        point = _origin(min(escaped, key=_end), children)
+        return DerivedStatus(
+            "failed",
+            failed_step_id=point.id,
+            reason=None,
+            escaped=tuple(s.id for s in escaped),
+            swallowed=tuple(s.id for s in errored + handled if s not in escaped),
+        )
+    recovered = sorted(errored + handled, key=_end)
+    if not recovered:  # the root said ERROR but is not among the steps
+        return DerivedStatus("failed", failed_step_id=None)
+    first = _origin(recovered[0], children)
+    n = len([s for s in recovered if not any(c.status == "error" for c in children.get(s.id, []))])
+    return DerivedStatus(
+        "degraded",
+        failed_step_id=first.id,
+        reason=f"{max(n, 1)} error(s) handled inside the run; it answered anyway",
+        swallowed=tuple(s.id for s in recovered),
+    )
+
+
+def derive_run(run: Run, steps: Sequence[Step]) -> DerivedStatus:
+    """``derive_status`` for a stored or decoded ingested run: the root is its earliest
+    parentless step; the run has ended when its root span has (``run.ended_ns`` is set and
+    the run is not ``running``). ``reason`` names the error that surfaced."""
+    ended = run.ended_ns is not None and run.status != "running"
+    root_id = root_of(steps) if ended else None
+    derived = derive_status(steps, RootFacts(root_id, ended=ended))
+    if derived.status == "failed" and derived.failed_step_id is not None:
+        point = next((s for s in steps if s.id == derived.failed_step_id), None)
+        if point is not None and point.error is not None:
+            text = point.error.message or point.error.type
+            return dataclasses.replace(derived, reason=text)
+    return derived
+
+
+def _end(s: StepFacts) -> tuple[int, int]:
+    return (s.ended_ns if s.ended_ns is not None else s.started_ns, -s.started_ns)
+
+
+def _carried_on(err: StepFacts, steps: Sequence[StepFacts], above: set[str]) -> bool:
+    """Whether a decision step ended OK after ``err`` ended, outside ``err``'s ancestors."""
+    end = err.ended_ns if err.ended_ns is not None else err.started_ns
+    return any(
+        s.kind in DECISION_KINDS
+        and s.status != "error"
+        and s.id not in above
+        and s.id != err.id
+        and s.started_ns >= end
+        for s in steps
+    )
+
+
+def _origin(step: StepFacts, children: dict[str, list[StepFacts]]) -> StepFacts:
+    """The deepest errored descendant of ``step`` reached through errored children (earliest
+    to end at each level): where the exception was raised rather than where it passed."""
+    seen = {step.id}
+    current = step
+    while True:
+        errs = [
+            c
+            for c in children.get(current.id, [])
+            if (c.status == "error" or handled_exception(c)) and c.id not in seen
+        ]
+        if not errs:
+            return current
+        current = min(errs, key=_end)
+        seen.add(current.id)
+
+
+__all__ = [
+    "DECISION_KINDS",
+    "FAULT_STATUSES",
+    "DerivedStatus",
+    "RootFacts",
+    "derive_run",
+    "derive_status",
+    "handled_exception",
+    "root_of",
+]

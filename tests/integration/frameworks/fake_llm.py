@@ -1,0 +1,225 @@
+"""A scripted OpenAI-compatible chat-completions endpoint on loopback.
+
+It plays the model of a small claims agent, deciding each reply from the conversation it is
+sent (no state between requests, so any framework's retries and re-sends get the same
+answer):
+
+1. a ``transfer_to_*`` tool is offered and ``lookup_policy`` is not: call the transfer tool
+   (a hand-off to the next agent);
+2. ``lookup_policy`` is offered and not yet called: call it for claim C-7;
+3. ``compute_payout`` is offered and not yet called: call it with the policy text that
+   ``lookup_policy`` returned (so the data flows from one tool to the next through the model);
+4. otherwise answer, quoting the last observation; when the last observation is an error the
+   framework caught and handed back, the answer apologises instead.
+
+Frameworks that finish through a ``final_answer`` tool (smolagents) get the answer as a call
+of that tool. ``POST /v1/chat/completions`` with ``"stream": true`` is answered as
+server-sent events. Run as a script it serves until killed and prints its base URL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_ERROR_TEXT = re.compile(r"\b\w*(Error|Exception)\b|Traceback|error occurred", re.IGNORECASE)
+_calls = 0
+_lock = threading.Lock()
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict):
+                parts.append(str(part.get("text") or part.get("content") or ""))
+            else:
+                parts.append(str(part))
+        return "\n".join(parts)
+    return "" if content is None else str(content)
+
+
+def _called(message: dict[str, Any]) -> list[str]:
+    """Tool names an assistant message called (structured calls, or named in its text)."""
+    names = [
+        str((c.get("function") or {}).get("name"))
+        for c in message.get("tool_calls") or []
+        if isinstance(c, dict)
+    ]
+    text = _text(message.get("content"))
+    names += re.findall(r"['\"]name['\"]:\s*['\"](\w+)['\"]", text)
+    return names
+
+
+def _observation(messages: list[dict[str, Any]], index: int) -> str | None:
+    """The text of the first non-assistant message after ``messages[index]``."""
+    for m in messages[index + 1 :]:
+        if m.get("role") != "assistant":
+            text = _text(m.get("content")).strip()
+            return re.sub(r"^(Observation:\s*)", "", text).strip()
+    return None
+
+
+def _looks_caught(text: str | None) -> bool:
+    """An exception the framework caught and reported back (not a tool's error JSON)."""
+    if not text or text.lstrip().startswith(("{", "[")):
+        return False
+    return bool(_ERROR_TEXT.search(text))
+
+
+def decide(body: dict[str, Any]) -> dict[str, Any]:
+    """The assistant message answering ``body`` (see the module docstring)."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    offered = [
+        str((t.get("function") or {}).get("name") or t.get("name"))
+        for t in body.get("tools") or []
+        if isinstance(t, dict)
+    ]
+    called: dict[str, int] = {}
+    for i, m in enumerate(messages):
+        if m.get("role") == "assistant":
+            for name in _called(m):
+                called.setdefault(name, i)
+    last_obs = None
+    if called:
+        last_obs = _observation(messages, max(called.values()))
+    transfer = next((t for t in offered if t.startswith("transfer_to_")), None)
+    if _looks_caught(last_obs):
+        return _answer(offered, f"Sorry, I could not settle claim C-7: {last_obs}")
+    if transfer and "lookup_policy" not in offered and transfer not in called:
+        return _call(transfer, {})
+    if "lookup_policy" in offered and "lookup_policy" not in called:
+        return _call("lookup_policy", {"claim_id": "C-7"})
+    if "compute_payout" in offered and "compute_payout" not in called:
+        policy = None
+        if "lookup_policy" in called:
+            policy = _observation(messages, called["lookup_policy"])
+        return _call("compute_payout", {"policy": policy or ""})
+    return _answer(offered, f"Claim C-7 settled. {last_obs or ''}".strip())
+
+
+def _call(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    global _calls
+    with _lock:
+        _calls += 1
+        n = _calls
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": f"call_{name}_{n}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)},
+            }
+        ],
+    }
+
+
+def _answer(offered: list[str], text: str) -> dict[str, Any]:
+    if "final_answer" in offered:
+        return _call("final_answer", {"answer": text})
+    return {"role": "assistant", "content": text}
+
+
+def _usage(body: dict[str, Any]) -> dict[str, int]:
+    prompt = 40 + len(json.dumps(body.get("messages") or [])) // 40
+    return {"prompt_tokens": prompt, "completion_tokens": 12, "total_tokens": prompt + 12}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        message = decide(body)
+        usage = _usage(body)
+        model = str(body.get("model") or "gpt-4o-mini")
+        finish = "tool_calls" if message.get("tool_calls") else "stop"
+        if body.get("stream"):
+            self._stream(model, message, finish, usage)
+            return
+        self._send(
+            200,
+            {
+                "id": f"chatcmpl-{time.time_ns()}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+                "usage": usage,
+            },
+        )
+
+    def _send(self, code: int, doc: dict[str, Any]) -> None:
+        data = json.dumps(doc).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _stream(
+        self, model: str, message: dict[str, Any], finish: str, usage: dict[str, int]
+    ) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        base = {
+            "id": f"chatcmpl-{time.time_ns()}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+        delta: dict[str, Any] = {"role": "assistant"}
+        if message.get("content"):
+            delta["content"] = message["content"]
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [dict(c, index=i) for i, c in enumerate(message["tool_calls"])]
+        chunks = [
+            {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
+            {**base, "choices": [], "usage": usage},
+        ]
+        for c in chunks:
+            self.wfile.write(f"data: {json.dumps(c)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serve(port: int = 0) -> Iterator[str]:
+    """Serve on 127.0.0.1; yields the base URL (``http://127.0.0.1:PORT/v1``)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+if __name__ == "__main__":
+    with serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0) as url:
+        print(url, flush=True)
+        threading.Event().wait()
