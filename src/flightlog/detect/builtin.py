@@ -23,6 +23,7 @@ from flightlog.detect.context import (
     present_samples,
 )
 from flightlog.model import Finding, Step
+from flightlog.otel.conventions import is_version_key
 
 MIN_SAMPLES = 3  # successful samples of a step before "usually" means anything
 MIN_VALUE_SAMPLES = 5
@@ -50,11 +51,20 @@ def _own_error(run: RunContext, step: Step) -> bool:
     origin = step.error.origin_step_id
     if origin:
         return origin == step.id or run.step(origin) is None
-    mine = (step.error.type, step.error.message)
-    return not any(
-        c.parent_id == step.id and c.error is not None and (c.error.type, c.error.message) == mine
-        for c in run.steps
-    )
+    # No recorded origin (ingested spans): an error with a descendant that ended in error
+    # first is that exception passing through (frameworks re-wrap it, so messages differ).
+    end = step.ended_ns or step.started_ns
+    by_id = {s.id: s for s in run.steps}
+    for c in run.steps:
+        if c.status != "error" or c.id == step.id or (c.ended_ns or c.started_ns) > end:
+            continue
+        parent, hops = c.parent_id, 0
+        while parent is not None and hops < 1000:
+            if parent == step.id:
+                return False
+            p = by_id.get(parent)
+            parent, hops = (p.parent_id if p else None), hops + 1
+    return True
 
 
 def errors(run: RunContext) -> Iterator[Finding]:
@@ -476,16 +486,13 @@ def _length(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> 
     )
 
 
-_VERSION_ATTR = re.compile(r"(prompt|template|version|model)", re.IGNORECASE)
-
-
 def attribute_change(run: RunContext) -> Iterator[Finding]:
     """A prompt version, template or model never used in the step's successful runs."""
     for step in run.steps:
         base = run.baseline(step)
         if len(base) < MIN_VALUE_SAMPLES:
             continue
-        attrs = {k: v for k, v in step.attributes.items() if _VERSION_ATTR.search(k)}
+        attrs = {k: v for k, v in step.attributes.items() if is_version_key(k)}
         if step.model:
             attrs["model"] = step.model
         for key, v in sorted(attrs.items()):

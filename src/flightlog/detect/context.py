@@ -29,13 +29,40 @@ _MISSING = object()
 
 
 def decode(data: bytes | None) -> Any:
-    """Canonical JSON bytes -> value; a capture-truncation marker stays a dict."""
+    """Canonical JSON bytes -> value; a capture-truncation marker stays a dict. A tool
+    message envelope is read as what it carries (``unwrap``)."""
     if data is None:
         return _MISSING
     try:
-        return orjson.loads(data)
+        return unwrap(orjson.loads(data))
     except orjson.JSONDecodeError:
         return data.decode("utf-8", "replace")
+
+
+_TOOL_ROLES = ("tool", "function")
+
+
+def unwrap(value: Any) -> Any:
+    """What a tool message envelope carries: frameworks record a tool's result as the message
+    they hand the model (LangChain's ``{"type": "tool", "data": {"content": ...}}``, chat
+    ``{"role": "tool", "content": ...}``), with the result as JSON text inside. Detectors
+    compare the result itself, so ``[]`` reads as an empty list, not as a message."""
+    if not isinstance(value, dict):
+        return value
+    kind = value.get("type", value.get("role"))
+    if kind not in _TOOL_ROLES:
+        return value
+    data = value.get("data")
+    body: dict[str, Any] = data if isinstance(data, dict) else value
+    if "content" not in body:
+        return value
+    content = body["content"]
+    if isinstance(content, str) and content.lstrip()[:1] in ("{", "["):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return content
+    return content
 
 
 def is_capture_marker(value: Any) -> bool:

@@ -338,6 +338,11 @@ def attribute(ctx: RunContext) -> Attribution:
     att.evidence.extend(lineage.problems)
 
     fp_c = cands[fp.id]
+    # A step the failure point runs inside (an agent, a graph node, a workflow span) ends
+    # after it: its error and output carry the failure's consequences, not a cause.
+    for c in list(cands.values()):
+        if c is not fp_c and _is_descendant(lineage, fp, c.step):
+            del cands[c.step.id]
     upstream = [
         c
         for c in cands.values()

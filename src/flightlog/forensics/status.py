@@ -163,11 +163,13 @@ def derive_run(run: Run, steps: Sequence[Step]) -> DerivedStatus:
     ended = run.ended_ns is not None and run.status != "running"
     root_id = root_of(steps) if ended else None
     derived = derive_status(steps, RootFacts(root_id, ended=ended))
-    if derived.status == "failed" and derived.failed_step_id is not None:
-        point = next((s for s in steps if s.id == derived.failed_step_id), None)
-        if point is not None and point.error is not None:
-            text = point.error.message or point.error.type
-            return dataclasses.replace(derived, reason=text)
+    if derived.status == "failed":
+        # What the run said when it failed (its root span's error), else the failure point's.
+        by_id = {s.id: s for s in steps}
+        for sid in (root_id, derived.failed_step_id):
+            s = by_id.get(sid or "")
+            if s is not None and s.status == "error" and s.error is not None:
+                return dataclasses.replace(derived, reason=s.error.message or s.error.type)
     return derived
 
 

@@ -1,7 +1,13 @@
-"""Attribute names: OTel GenAI, OpenInference, and Flightlog's own ``flightlog.*``.
+"""Attribute names: OTel GenAI, OpenInference, Traceloop/OpenLLMetry, the Vercel AI SDK,
+and Flightlog's own ``flightlog.*``.
 
 OTel GenAI: https://opentelemetry.io/docs/specs/semconv/gen-ai/ (spans, events).
 OpenInference: https://arize-ai.github.io/openinference/spec/semantic_conventions.html
+Traceloop/OpenLLMetry: ``traceloop.*`` and the pre-1.37 indexed ``gen_ai.prompt.N.*`` keys.
+Vercel AI SDK: https://ai-sdk.dev/docs/ai-sdk-core/telemetry (``ai.*``).
+
+Decoding maps by convention, never by framework name: each list below is read in order, so a
+framework not named here comes out right when it follows one of these conventions.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import hashlib
 # -- OTel GenAI semantic conventions --------------------------------------------------------
 GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
 GEN_AI_AGENT_NAME = "gen_ai.agent.name"
+GEN_AI_AGENT_ID = "gen_ai.agent.id"
 GEN_AI_TOOL_NAME = "gen_ai.tool.name"
 GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
 GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
@@ -30,6 +37,21 @@ GEN_AI_EVALUATION_SCORE_VALUE = "gen_ai.evaluation.score.value"
 GEN_AI_EVALUATION_SCORE_LABEL = "gen_ai.evaluation.score.label"
 GEN_AI_EVALUATION_EXPLANATION = "gen_ai.evaluation.explanation"
 ERROR_TYPE = "error.type"
+# Pre-1.37 GenAI usage names, still emitted by several instrumentations.
+GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"
+GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"
+# GenAI events carrying content (the span's own attributes win when both are present).
+GEN_AI_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+GEN_AI_INPUT_EVENTS = frozenset(
+    {
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.assistant.message",
+        "gen_ai.tool.message",
+        "gen_ai.content.prompt",
+    }
+)
+GEN_AI_OUTPUT_EVENTS = frozenset({"gen_ai.choice", "gen_ai.content.completion"})
 
 GEN_AI_OPERATION_KINDS = {
     "chat": "llm",
@@ -40,7 +62,10 @@ GEN_AI_OPERATION_KINDS = {
     "create_agent": "agent",
     "execute_tool": "tool",
     "retrieval": "retrieval",
+    "invoke_workflow": "chain",
 }
+# ``{gen_ai.operation.name} {name}``: how GenAI span names are formed.
+GEN_AI_SPAN_NAME_PREFIXES = tuple(f"{op} " for op in GEN_AI_OPERATION_KINDS)
 
 # -- OpenInference ---------------------------------------------------------------------------
 OI_SPAN_KIND = "openinference.span.kind"
@@ -56,6 +81,9 @@ OI_TOKENS_COMPLETION = "llm.token_count.completion"
 OI_COST_TOTAL = "llm.cost.total"
 OI_TOOL_NAME = "tool.name"
 OI_AGENT_NAME = "agent.name"
+OI_GRAPH_NODE_ID = "graph.node.id"
+OI_GRAPH_NODE_PARENT_ID = "graph.node.parent_id"
+OI_METADATA = "metadata"  # JSON text; LangGraph puts ``langgraph_node`` in it
 OI_SESSION_ID = "session.id"
 OI_USER_ID = "user.id"
 
@@ -73,6 +101,92 @@ OPENINFERENCE_KINDS = {
     "DECISION": "chain",
 }
 
+# -- Traceloop / OpenLLMetry -----------------------------------------------------------------
+TL_SPAN_KIND = "traceloop.span.kind"  # workflow | task | agent | tool
+TL_ENTITY_NAME = "traceloop.entity.name"
+TL_ENTITY_INPUT = "traceloop.entity.input"
+TL_ENTITY_OUTPUT = "traceloop.entity.output"
+TL_WORKFLOW_NAME = "traceloop.workflow.name"
+TL_LLM_REQUEST_TYPE = "llm.request.type"  # chat | completion | embedding
+TL_USAGE_TOTAL = "llm.usage.total_tokens"
+TRACELOOP_KINDS = {"workflow": "chain", "task": "function", "agent": "agent", "tool": "tool"}
+GEN_AI_PROMPT = "gen_ai.prompt"  # indexed: gen_ai.prompt.0.role, gen_ai.prompt.0.content
+GEN_AI_COMPLETION = "gen_ai.completion"
+
+# -- Vercel AI SDK -----------------------------------------------------------------------------
+AI_OPERATION_ID = "ai.operationId"
+AI_FUNCTION_ID = "ai.telemetry.functionId"
+AI_TOOL_NAME = "ai.toolCall.name"
+AI_TOOL_ARGS = "ai.toolCall.args"
+AI_TOOL_INPUT = "ai.toolCall.input"
+AI_TOOL_RESULT = "ai.toolCall.result"
+AI_TOOL_OUTPUT = "ai.toolCall.output"
+AI_PROMPT_MESSAGES = "ai.prompt.messages"
+AI_PROMPT = "ai.prompt"
+AI_RESPONSE_TEXT = "ai.response.text"
+AI_RESPONSE_TOOL_CALLS = "ai.response.toolCalls"
+AI_RESPONSE_OBJECT = "ai.response.object"
+AI_MODEL_ID = "ai.model.id"
+AI_MODEL_PROVIDER = "ai.model.provider"
+AI_USAGE_INPUT = ("ai.usage.inputTokens", "ai.usage.promptTokens")
+AI_USAGE_OUTPUT = ("ai.usage.outputTokens", "ai.usage.completionTokens")
+
+
+def ai_operation_kind(op: str) -> str | None:
+    """Step kind of a Vercel AI SDK span from ``ai.operationId``: the provider call
+    (``ai.generateText.doGenerate``) is an LLM call, ``ai.toolCall`` a tool, the
+    ``ai.generateText``-style call around them a chain."""
+    if not op.startswith("ai."):
+        return None
+    if op == "ai.toolCall":
+        return "tool"
+    if op.endswith((".doGenerate", ".doStream", ".doEmbed")):
+        return "llm"
+    return "chain"
+
+
+# -- pydantic-ai / Logfire -----------------------------------------------------------------------
+LOGFIRE_FINAL_RESULT = "final_result"
+
+# Inputs and outputs: first present wins (attributes before events).
+INPUT_KEYS = (
+    "input.value",
+    "gen_ai.input.messages",
+    "gen_ai.tool.call.arguments",
+    TL_ENTITY_INPUT,
+    AI_TOOL_ARGS,
+    AI_TOOL_INPUT,
+    AI_PROMPT_MESSAGES,
+    AI_PROMPT,
+)
+OUTPUT_KEYS = (
+    "output.value",
+    "gen_ai.output.messages",
+    "gen_ai.tool.call.result",
+    TL_ENTITY_OUTPUT,
+    AI_TOOL_RESULT,
+    AI_TOOL_OUTPUT,
+    AI_RESPONSE_TOOL_CALLS,
+    AI_RESPONSE_TEXT,
+    AI_RESPONSE_OBJECT,
+    LOGFIRE_FINAL_RESULT,
+)
+
+# Attribute names that carry a version of what a step ran (prompt, template, model, code):
+# the last dotted segment of the key. Counts and content (``llm.token_count.prompt``,
+# ``ai.prompt.messages``) are not versions.
+VERSION_SEGMENTS = frozenset(
+    {"version", "prompt_version", "template_version", "revision", "prompt_id", "template_id"}
+)
+
+
+def is_version_key(key: str) -> bool:
+    """Whether an attribute names a version (``prompt_version``, ``service.version``,
+    OpenInference's ``llm.prompt_template.version`` and ``.template``)."""
+    low = key.lower()
+    return low.rsplit(".", 1)[-1] in VERSION_SEGMENTS or low.endswith("prompt_template.template")
+
+
 # Attributes whose values become payloads (stored once, content-addressed, truncated above
 # the payload cap) rather than step attributes.
 PAYLOAD_KEYS = frozenset(
@@ -83,6 +197,8 @@ PAYLOAD_KEYS = frozenset(
         GEN_AI_OUTPUT_MESSAGES,
         GEN_AI_TOOL_CALL_ARGUMENTS,
         GEN_AI_TOOL_CALL_RESULT,
+        *INPUT_KEYS,
+        *OUTPUT_KEYS,
     }
 )
 

@@ -315,6 +315,7 @@ def _map_trace(
             st.index = i
         # An agent's sub-steps belong to that agent: derived when read (the store), never
         # decided here, so a step's record does not depend on which request carried it.
+        batch.edges.extend(handoff_edges(steps))
         root = next(((s, st) for s, st in foreign if s.parent is None), None)
         if root is not None and run is None:
             run = _foreign_run(root[0], root[1], steps)
@@ -428,20 +429,85 @@ def _flightlog_step(s: _Span, run_span: str) -> Step:
 
 
 def step_kind(attrs: dict[str, Any], name: str) -> str:
-    """The Flightlog step kind of a span, from OpenInference or GenAI attributes."""
+    """The Flightlog step kind of a span: OpenInference ``openinference.span.kind``, else
+    GenAI ``gen_ai.operation.name``, else Traceloop ``traceloop.span.kind``, else the Vercel
+    AI SDK's ``ai.operationId``, else what its attributes name (a tool, a model, an agent)."""
     oi = attrs.get(C.OI_SPAN_KIND)
     if isinstance(oi, str) and oi.upper() in C.OPENINFERENCE_KINDS:
         return C.OPENINFERENCE_KINDS[oi.upper()]
     op = attrs.get(C.GEN_AI_OPERATION_NAME)
     if isinstance(op, str) and op in C.GEN_AI_OPERATION_KINDS:
         return C.GEN_AI_OPERATION_KINDS[op]
-    if C.GEN_AI_TOOL_NAME in attrs or C.OI_TOOL_NAME in attrs:
+    tl = attrs.get(C.TL_SPAN_KIND)
+    if isinstance(tl, str) and tl.lower() in C.TRACELOOP_KINDS:
+        return C.TRACELOOP_KINDS[tl.lower()]
+    ai_op = attrs.get(C.AI_OPERATION_ID)
+    if isinstance(ai_op, str) and (kind := C.ai_operation_kind(ai_op)) is not None:
+        return kind
+    if any(k in attrs for k in (C.GEN_AI_TOOL_NAME, C.OI_TOOL_NAME, C.AI_TOOL_NAME)):
         return "tool"
-    if any(k in attrs for k in (C.GEN_AI_REQUEST_MODEL, C.OI_LLM_MODEL_NAME)):
+    if any(
+        k in attrs for k in (C.GEN_AI_REQUEST_MODEL, C.OI_LLM_MODEL_NAME, C.TL_LLM_REQUEST_TYPE)
+    ):
         return "llm"
     if C.GEN_AI_AGENT_NAME in attrs or C.OI_AGENT_NAME in attrs:
         return "agent"
     return "function"
+
+
+_METHOD_SUFFIXES = (".run", ".arun", ".invoke", ".ainvoke", ".call", ".__call__", ".execute")
+
+
+def _bare_name(name: str) -> str:
+    """A span name without a GenAI operation prefix (``invoke_agent claims`` -> ``claims``)
+    or a trailing method (``claims.run`` -> ``claims``): what it names."""
+    for prefix in C.GEN_AI_SPAN_NAME_PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            name = name[len(prefix) :]
+            break
+    for suffix in _METHOD_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _langgraph_node(attrs: dict[str, Any]) -> str | None:
+    meta = attrs.get(C.OI_METADATA)
+    if isinstance(meta, str) and "langgraph_node" in meta:
+        try:
+            doc = orjson.loads(meta)
+        except orjson.JSONDecodeError:
+            return None
+        node = doc.get("langgraph_node") if isinstance(doc, dict) else None
+        return str(node) if node else None
+    if isinstance(meta, dict) and meta.get("langgraph_node"):
+        return str(meta["langgraph_node"])
+    return None
+
+
+def step_name(attrs: dict[str, Any], kind: str, span_name: str) -> str:
+    """A tool's name for tools; the entity name Traceloop gives; else the span name."""
+    if kind == "tool":
+        tool = _first(attrs, C.GEN_AI_TOOL_NAME, C.OI_TOOL_NAME, C.AI_TOOL_NAME)
+        if tool is not None:
+            return str(tool)
+    entity = attrs.get(C.TL_ENTITY_NAME)
+    if entity:
+        return str(entity)
+    return span_name
+
+
+def agent_name(attrs: dict[str, Any], kind: str, span_name: str) -> str | None:
+    """The agent a span names: ``gen_ai.agent.name``, ``agent.name``; for an agent span,
+    also ``graph.node.id``, LangGraph's node, Traceloop's entity, ``gen_ai.agent.id``,
+    else its span name without operation prefix or method suffix."""
+    agent = _first(attrs, C.GEN_AI_AGENT_NAME, C.OI_AGENT_NAME)
+    if agent is not None or kind != "agent":
+        return None if agent is None else str(agent)
+    node = _first(attrs, C.OI_GRAPH_NODE_ID, C.TL_ENTITY_NAME) or _langgraph_node(attrs)
+    if node is None:
+        node = _first(attrs, C.GEN_AI_AGENT_ID)
+    return str(node) if node is not None else _bare_name(span_name)
 
 
 def _first(attrs: dict[str, Any], *keys: str) -> Any:
@@ -498,24 +564,24 @@ def _store_payload(value: Any, payloads: dict[str, Payload]) -> str | None:
 def _foreign_step(s: _Span, payloads: dict[str, Payload]) -> Step:
     a = s.attrs
     kind = step_kind(a, s.name)
-    name = s.name
-    if kind == "tool":
-        tool = _first(a, C.GEN_AI_TOOL_NAME, C.OI_TOOL_NAME)
-        if tool is not None:
-            name = str(tool)
-    agent = _first(a, C.GEN_AI_AGENT_NAME, C.OI_AGENT_NAME)
-    if agent is None and kind == "agent":
-        agent = s.name
-    in_value = (
-        _payload_value(a, C.OI_INPUT_VALUE, C.OI_INPUT_MIME)
-        if C.OI_INPUT_VALUE in a
-        else _first_payload(a, C.GEN_AI_INPUT_MESSAGES, C.GEN_AI_TOOL_CALL_ARGUMENTS)
-    )
-    out_value = (
-        _payload_value(a, C.OI_OUTPUT_VALUE, C.OI_OUTPUT_MIME)
-        if C.OI_OUTPUT_VALUE in a
-        else _first_payload(a, C.GEN_AI_OUTPUT_MESSAGES, C.GEN_AI_TOOL_CALL_RESULT)
-    )
+    name = step_name(a, kind, s.name)
+    agent = agent_name(a, kind, s.name)
+    if C.OI_INPUT_VALUE in a:
+        in_value = _payload_value(a, C.OI_INPUT_VALUE, C.OI_INPUT_MIME)
+    else:
+        in_value = _first_payload(a, *C.INPUT_KEYS[1:])
+        if in_value is None:
+            in_value = _indexed_messages(a, C.GEN_AI_PROMPT)
+        if in_value is None:
+            in_value = _event_content(s, "input")
+    if C.OI_OUTPUT_VALUE in a:
+        out_value = _payload_value(a, C.OI_OUTPUT_VALUE, C.OI_OUTPUT_MIME)
+    else:
+        out_value = _first_payload(a, *C.OUTPUT_KEYS[1:])
+        if out_value is None:
+            out_value = _indexed_messages(a, C.GEN_AI_COMPLETION)
+        if out_value is None:
+            out_value = _event_content(s, "output")
     status_code = int(s.raw.status.code)
     error = _error_info(s) if status_code == STATUS_ERROR else None
     kept = {k: v for k, v in a.items() if k not in C.PAYLOAD_KEYS}
@@ -526,9 +592,26 @@ def _foreign_step(s: _Span, payloads: dict[str, Payload]) -> Step:
         attributes["otel.scope.name"] = s.scope
     if status_code != STATUS_ERROR and s.raw.status.message:
         attributes["otel.status_message"] = s.raw.status.message
-    input_tokens = _first(a, C.GEN_AI_USAGE_INPUT_TOKENS, C.OI_TOKENS_PROMPT)
-    output_tokens = _first(a, C.GEN_AI_USAGE_OUTPUT_TOKENS, C.OI_TOKENS_COMPLETION)
-    cost = _first(a, C.OI_COST_TOTAL)
+    # Usage on an agent, chain or workflow span is the roll-up of the LLM calls inside it
+    # (OpenInference and GenAI agent spans, the Vercel AI SDK's ai.generateText): kept as an
+    # attribute, counted only on the LLM steps, so a run's tokens are not counted twice.
+    input_tokens = output_tokens = cost = None
+    if kind == "llm":
+        input_tokens = _first(
+            a,
+            C.GEN_AI_USAGE_INPUT_TOKENS,
+            C.OI_TOKENS_PROMPT,
+            C.GEN_AI_USAGE_PROMPT_TOKENS,
+            *C.AI_USAGE_INPUT,
+        )
+        output_tokens = _first(
+            a,
+            C.GEN_AI_USAGE_OUTPUT_TOKENS,
+            C.OI_TOKENS_COMPLETION,
+            C.GEN_AI_USAGE_COMPLETION_TOKENS,
+            *C.AI_USAGE_OUTPUT,
+        )
+        cost = _first(a, C.OI_COST_TOTAL)
     return Step(
         run_id=s.trace,
         id=s.id,
@@ -544,16 +627,70 @@ def _foreign_step(s: _Span, payloads: dict[str, Payload]) -> Step:
         output_hash=_store_payload(out_value, payloads),
         error=error,
         model=_str_or_none(
-            _first(a, C.GEN_AI_RESPONSE_MODEL, C.GEN_AI_REQUEST_MODEL, C.OI_LLM_MODEL_NAME)
+            _first(
+                a,
+                C.GEN_AI_RESPONSE_MODEL,
+                C.GEN_AI_REQUEST_MODEL,
+                C.OI_LLM_MODEL_NAME,
+                C.AI_MODEL_ID,
+            )
         ),
         provider=_str_or_none(
-            _first(a, C.GEN_AI_PROVIDER_NAME, C.GEN_AI_SYSTEM, C.OI_LLM_PROVIDER, C.OI_LLM_SYSTEM)
+            _first(
+                a,
+                C.GEN_AI_PROVIDER_NAME,
+                C.GEN_AI_SYSTEM,
+                C.OI_LLM_PROVIDER,
+                C.OI_LLM_SYSTEM,
+                C.AI_MODEL_PROVIDER,
+            )
         ),
         input_tokens=_int_or_none(input_tokens),
         output_tokens=_int_or_none(output_tokens),
         cost=_float_or_none(cost),
         attributes=attributes,
     )
+
+
+def _indexed_messages(attrs: dict[str, Any], prefix: str) -> Any:
+    """OpenLLMetry's indexed messages (``gen_ai.prompt.0.role``, ``gen_ai.prompt.0.content``)
+    as a list of ``{"role", "content", ...}``; None when there are none."""
+    lead = prefix + "."
+    found: dict[int, dict[str, Any]] = {}
+    for key, value in attrs.items():
+        if not key.startswith(lead):
+            continue
+        head, _, rest = key[len(lead) :].partition(".")
+        if head.isdigit() and rest and int(head) < 10_000:
+            found.setdefault(int(head), {})[rest] = value
+    if not found:
+        return None
+    out = []
+    for i in sorted(found):
+        msg = found[i]
+        if isinstance(msg.get("content"), str):
+            msg["content"] = _values.parse_maybe_json(msg["content"])
+        out.append(msg)
+    return out
+
+
+def _event_content(s: _Span, which: str) -> Any:
+    """Content the GenAI conventions carry in span events: the
+    ``gen_ai.client.inference.operation.details`` event's ``gen_ai.input/output.messages``,
+    else the per-message events (``gen_ai.user.message``, ``gen_ai.choice``, ...) in order."""
+    key = C.GEN_AI_INPUT_MESSAGES if which == "input" else C.GEN_AI_OUTPUT_MESSAGES
+    names = C.GEN_AI_INPUT_EVENTS if which == "input" else C.GEN_AI_OUTPUT_EVENTS
+    messages: list[Any] = []
+    for ev in s.raw.events:
+        if ev.name == C.GEN_AI_DETAILS_EVENT:
+            ea = attributes_to_dict(ev.attributes)
+            if key in ea:
+                return _payload_value(ea, key, None)
+        elif ev.name in names:
+            ea = attributes_to_dict(ev.attributes)
+            body = {k: _payload_value(ea, k, None) for k in ea}
+            messages.append({"event": ev.name, **body})
+    return messages or None
 
 
 def _first_payload(attrs: dict[str, Any], *keys: str) -> Any:
@@ -601,6 +738,49 @@ def _error_info(s: _Span) -> ErrorInfo:
     )
 
 
+def handoff_edges(steps: Iterable[Step]) -> list[Edge]:
+    """Hand-offs between agents that OpenInference declares: an agent span whose
+    ``graph.node.parent_id`` names the graph node (``graph.node.id``) that handed over to it
+    gets a ``handoff`` edge from the latest such node that started before it. Called per
+    request and again over a run's stored steps, since the two spans may arrive apart."""
+    steps = list(steps)
+    nodes: dict[str, list[Step]] = defaultdict(list)
+    for st in steps:
+        node = st.attributes.get(C.OI_GRAPH_NODE_ID)
+        if node is not None:
+            nodes[str(node)].append(st)
+    edges = []
+    for st in steps:
+        parent = st.attributes.get(C.OI_GRAPH_NODE_PARENT_ID)
+        if parent is None:
+            continue
+        before = [p for p in nodes.get(str(parent), []) if p.started_ns <= st.started_ns]
+        if before and st.id not in {p.id for p in before}:
+            src = max(before, key=lambda p: (p.started_ns, p.id))
+            edges.append(
+                Edge(
+                    run_id=st.run_id,
+                    source=src.id,
+                    target=st.id,
+                    kind="handoff",
+                    evidence="declared",
+                    detail=C.OI_GRAPH_NODE_PARENT_ID,
+                )
+            )
+    return edges
+
+
+def workflow_name(attrs: dict[str, Any], root: Step) -> str:
+    """A run's workflow, from the framework's own fields: ``flightlog.run.workflow``,
+    Traceloop's ``traceloop.workflow.name``, the Vercel AI SDK's
+    ``ai.telemetry.functionId``, else the root span's name without a GenAI operation prefix
+    or method suffix (``invoke_agent claims`` and ``claims.run`` name ``claims``)."""
+    named = _first(attrs, C.FL_RUN_WORKFLOW, C.TL_WORKFLOW_NAME, C.AI_FUNCTION_ID)
+    if named is not None:
+        return str(named)
+    return _bare_name(root.name)
+
+
 def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
     attributes: dict[str, Any] = dict(root.resource)
     for key in (C.OI_SESSION_ID, C.OI_USER_ID, C.GEN_AI_CONVERSATION_ID):
@@ -609,7 +789,7 @@ def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
     version = root.resource.get("service.version")
     run = Run(
         id=root.trace,
-        workflow=str(root.attrs.get(C.FL_RUN_WORKFLOW) or root.name),
+        workflow=workflow_name(root.attrs, root_step),
         started_ns=root.start,
         status="succeeded",
         ended_ns=root.end or None,
@@ -628,7 +808,7 @@ def apply_derived_status(run: Run, steps: list[Step]) -> None:
     """Set an ingested run's status, failure point, reason and error from its whole trace
     (``flightlog.forensics.status``): called when its root span arrives and again whenever
     more of its spans do."""
-    from flightlog.forensics.status import derive_run
+    from flightlog.forensics.status import derive_run, root_of
 
     if run.ended_ns is None:
         return
@@ -637,8 +817,10 @@ def apply_derived_status(run: Run, steps: list[Step]) -> None:
     derived = derive_run(run, steps)
     run.status = derived.status
     run.failed_step_id = derived.failed_step_id
-    point = next((s for s in steps if s.id == derived.failed_step_id), None)
-    run.error = point.error if point is not None and derived.status == "failed" else None
+    by_id = {s.id: s for s in steps}
+    root, point = by_id.get(root_of(steps) or ""), by_id.get(derived.failed_step_id or "")
+    source = root if root is not None and root.status == "error" else point
+    run.error = source.error if source is not None and derived.status == "failed" else None
     run.reason = derived.reason
 
 
@@ -687,8 +869,8 @@ def _events_and_links(
             )
         elif ev.name == C.GEN_AI_EVALUATION_EVENT:
             batch.findings.append(_finding(s, ev, ea, n, is_step))
-        elif ev.name == "exception":
-            continue  # mapped onto the step's error
+        elif ev.name == "exception" and int(s.raw.status.code) == STATUS_ERROR:
+            continue  # mapped onto the step's error (on an OK span: handled, kept below)
         elif is_step and len(kept_events) < MAX_KEPT_EVENTS:
             kept_events.append(
                 {"name": ev.name, "time_ns": int(ev.time_unix_nano), "attributes": ea}

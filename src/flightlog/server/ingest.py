@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flightlog.model import Batch, Run, Step
-from flightlog.otel.decode import DecodeResult, apply_derived_status
+from flightlog.otel.conventions import OI_GRAPH_NODE_ID, OI_GRAPH_NODE_PARENT_ID
+from flightlog.otel.decode import DecodeResult, apply_derived_status, handoff_edges
 from flightlog.otel.lineage import infer_data_edges
 from flightlog.store.base import StepOutline
 
@@ -251,18 +252,26 @@ def derive_statuses(store: Any, batch: Batch, run_ids: set[str], stored: set[str
     """The status of each ingested run whose root span has arrived, derived from all its
     spans stored so far and in ``batch`` (``flightlog.forensics.status``). A run whose root
     arrived earlier and whose status the new spans change is added to the batch again, so
-    the ledger logs the new status instead of the store contradicting it."""
+    the ledger logs the new status instead of the store contradicting it. Hand-offs whose
+    two agent spans arrived in different requests are linked here too."""
     runs = {r.id: r for r in batch.runs if r.id in run_ids and r.source == "otlp"}
     late = [rid for rid in run_ids if rid not in runs and rid in stored]
     for rid in late:
         run = store.get_run(rid)
         if run is not None and run.source == "otlp" and run.status != "running":
             runs[rid] = run
-    for rid, run in runs.items():
+    graph = {s.run_id for s in batch.steps if OI_GRAPH_NODE_PARENT_ID in s.attributes}
+    graph |= {s.run_id for s in batch.steps if OI_GRAPH_NODE_ID in s.attributes}
+    for rid in sorted((set(runs) | graph) & run_ids):
         steps: dict[str, Step] = {}
         if rid in stored:
             steps.update((s.id, s) for s in store.get_steps(rid))
         steps.update((s.id, s) for s in batch.steps if s.run_id == rid)
+        if rid in graph and rid in stored:
+            batch.edges.extend(handoff_edges(steps.values()))
+        run = runs.get(rid)
+        if run is None:
+            continue
         before = (run.status, run.failed_step_id, run.reason)
         apply_derived_status(run, list(steps.values()))
         if rid in late and (run.status, run.failed_step_id, run.reason) != before:

@@ -29,9 +29,17 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-_ERROR_TEXT = re.compile(r"\b\w*(Error|Exception)\b|Traceback|error occurred", re.IGNORECASE)
+# An exception class name (ConnectionError, ValueError, ...) or a framework's wording for a
+# caught exception; a tool's own error JSON ({"error": "..."}) names no exception class.
+_ERROR_TEXT = re.compile(r"\b[A-Z]\w*(Error|Exception)\b|Traceback|[Aa]n error occurred")
 _calls = 0
+_tokens = 0
 _lock = threading.Lock()
+
+
+def tokens_served() -> int:
+    """Prompt plus completion tokens reported as usage so far (by this process)."""
+    return _tokens
 
 
 def _text(content: Any) -> str:
@@ -71,9 +79,7 @@ def _observation(messages: list[dict[str, Any]], index: int) -> str | None:
 
 def _looks_caught(text: str | None) -> bool:
     """An exception the framework caught and reported back (not a tool's error JSON)."""
-    if not text or text.lstrip().startswith(("{", "[")):
-        return False
-    return bool(_ERROR_TEXT.search(text))
+    return bool(text) and bool(_ERROR_TEXT.search(text or ""))
 
 
 def decide(body: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +138,10 @@ def _answer(offered: list[str], text: str) -> dict[str, Any]:
 
 
 def _usage(body: dict[str, Any]) -> dict[str, int]:
+    global _tokens
     prompt = 40 + len(json.dumps(body.get("messages") or [])) // 40
+    with _lock:
+        _tokens += prompt + 12
     return {"prompt_tokens": prompt, "completion_tokens": 12, "total_tokens": prompt + 12}
 
 

@@ -100,6 +100,28 @@ def _ids_to_hex(obj: Any) -> None:
             _ids_to_hex(v)
 
 
+class Counter:
+    """A span exporter that only counts: how many spans the app handed to OpenTelemetry."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+counter = Counter()
+
+
 def tracer_provider(otlp: str, service: str, recorder: Recorder | None) -> Any:
     """A global TracerProvider exporting to ``otlp`` (batching, as in production)."""
     from opentelemetry import trace
@@ -110,6 +132,7 @@ def tracer_provider(otlp: str, service: str, recorder: Recorder | None) -> Any:
 
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp + "/v1/traces")))
+    provider.add_span_processor(SimpleSpanProcessor(counter))  # type: ignore[arg-type]
     if recorder is not None:
         provider.add_span_processor(SimpleSpanProcessor(recorder))  # type: ignore[arg-type]
     trace.set_tracer_provider(provider)
@@ -137,3 +160,4 @@ def run_all(
             recorder.write(record_dir / framework / f"{name}.json")
         print(f"{framework} {name}: {outcome}", flush=True)
     provider.shutdown()
+    print(f"spans exported: {counter.spans}", flush=True)

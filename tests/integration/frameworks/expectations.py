@@ -1,0 +1,75 @@
+"""What each framework's runs must come out as (see apps/common.py for the scenarios)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+FAULTS = ("empty", "error_json", "truncated", "raises", "swallowed")
+DATA_FAULTS = ("empty", "error_json", "truncated")
+
+
+@dataclass(frozen=True)
+class Framework:
+    name: str
+    label: str  # the framework and its instrumentation, for tables
+    command: tuple[str, ...]
+    agents: frozenset[str]  # agent names every run must show
+    catches_all: bool = False  # the framework catches every tool error itself
+    handoff: bool = False  # runs carry a handoff edge between agents
+    # lookup_policy's text output is linked by a data edge to a later step it reached. Where
+    # the tool's result travels inside a message envelope (LangChain's ToolMessage,
+    # smolagents' observations) content matching does not see it yet; nor a JSON object
+    # that reappears as JSON text in a later input.
+    lineage: bool = True
+
+    def status(self, scenario: str) -> str:
+        if scenario.startswith("ok"):
+            return "succeeded"
+        if scenario == "swallowed" or self.catches_all:
+            return "degraded"
+        return "failed"
+
+    def failure_point(self, scenario: str) -> str | None:
+        if scenario.startswith("ok"):
+            return None
+        return "compute_payout" if scenario in DATA_FAULTS else "lookup_policy"
+
+
+def _py(module: str) -> tuple[str, ...]:
+    return (sys.executable, "-m", f"tests.integration.frameworks.apps.{module}")
+
+
+FRAMEWORKS = {
+    f.name: f
+    for f in (
+        Framework(
+            "openai_agents",
+            "OpenAI Agents SDK (openinference-instrumentation-openai-agents)",
+            _py("openai_agents"),
+            frozenset({"triage_agent", "claims_agent"}),
+            handoff=True,
+        ),
+        Framework(
+            "langgraph",
+            "LangGraph (openinference-instrumentation-langchain)",
+            _py("langgraph_app"),
+            frozenset({"claims_agent"}),
+            lineage=False,
+        ),
+        Framework(
+            "pydantic_ai",
+            "pydantic-ai (built-in OTel, GenAI conventions)",
+            _py("pydantic_ai_app"),
+            frozenset({"claims_agent"}),
+        ),
+        Framework(
+            "smolagents",
+            "smolagents (openinference-instrumentation-smolagents)",
+            _py("smolagents_app"),
+            frozenset({"claims_agent"}),
+            catches_all=True,
+            lineage=False,
+        ),
+    )
+}
