@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "incident": ("flightlog.cli.respond:incident", "Show, acknowledge or resolve an incident."),
     "incidents": ("flightlog.cli.respond:incidents", "List incidents, newest first."),
     "owners": ("flightlog.cli.respond:owners", "Who owns a workflow or a step (explain)."),
+    "reliability": (
+        "flightlog.cli.reliability:reliability",
+        "Per-step and end-to-end reliability with intervals.",
+    ),
     "report": ("flightlog.cli.report:report", "Write a blameless postmortem of a run."),
     "runs": ("flightlog.cli.runs:runs", "List recorded runs."),
     "serve": ("flightlog.cli.serve:serve", "Receive OTLP traces; serve the REST API and web view."),
