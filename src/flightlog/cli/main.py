@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": ("flightlog.cli.demo:demo", "Record the claims-triage demo workflow (offline)."),
     "detect": ("flightlog.cli.detect:detect", "Run the detectors on a run and list its findings."),
+    "drill": (
+        "flightlog.cli.drill:drill",
+        "Run a fire drill: inject faults, check detection, attribution, paging.",
+    ),
     "import": ("flightlog.cli.importcmd:import_", "Import chat transcripts (Who&When) as runs."),
     "incident": ("flightlog.cli.respond:incident", "Show, acknowledge or resolve an incident."),
     "incidents": ("flightlog.cli.respond:incidents", "List incidents, newest first."),

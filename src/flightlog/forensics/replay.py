@@ -21,6 +21,7 @@ import copy
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,12 +72,14 @@ class _Capture:
         self.items.append(item)
 
 
+_replaying: ContextVar[bool] = ContextVar("flightlog_replaying", default=False)
+
+
 def replaying() -> bool:
     """True inside a counterfactual replay: tools with side effects (sending mail, paying)
-    can check it, because steps the recording cannot answer execute for real."""
-    from flightlog.sdk.recorder import replay_hook
-
-    return replay_hook.get() is not None
+    can check it, because steps the recording cannot answer execute for real. (A fire
+    drill intercepts steps through the same hook, but is not a replay.)"""
+    return _replaying.get()
 
 
 def _raise_recorded(step: Step) -> None:
@@ -205,6 +208,7 @@ def replay(
     player = _Player(recorded, dict(override or {}), set(live))
     t1 = state.writer_override.set(capture)
     t2 = recorder.replay_hook.set(player)
+    t3 = _replaying.set(True)
     output: Any = None
     error: BaseException | None = None
     try:
@@ -212,6 +216,7 @@ def replay(
     except Exception as exc:  # the replayed workflow may fail: that is an answer
         error = exc
     finally:
+        _replaying.reset(t3)
         recorder.replay_hook.reset(t2)
         state.writer_override.reset(t1)
     ended = [i.run for i in capture.items if type(i).__name__ == "RunEvent" and i.ended]
