@@ -62,7 +62,7 @@ def reliability(
     runs count as failures; unknown and running runs are left out. See docs/reliability.md.
     """
     from flightlog.reliability import reliability as compute
-    from flightlog.reliability.render import html_document, text
+    from flightlog.reliability.render import html_document, slo_text, text
     from flightlog.reliability.settings import load_reliability_settings, owner_resolver
 
     if as_json and as_html:
@@ -81,6 +81,10 @@ def reliability(
                 owners=owner_resolver(config_path),
                 cost_per_failure=settings.cost_for,
             )
+            from flightlog.reliability.slo import evaluate_all
+
+            slos = [s for s in settings.slos if workflow is None or s.workflow == workflow]
+            statuses = evaluate_all(store, slos, until_ns or time.time_ns())
         finally:
             store.close()
         if workflow is not None and not report.workflows[0].statuses:
@@ -89,18 +93,18 @@ def reliability(
                 f"note: no runs of workflow {workflow!r} in this window (workflows: {known})",
                 err=True,
             )
+        data = report.to_dict() | {"slos": [st.to_dict() for st in statuses]}
         if as_json:
-            rendered = None
             if out is None:
-                echo_json(report.to_dict())
+                echo_json(data)
                 return
             import orjson
 
-            rendered = orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode()
+            rendered = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
         elif as_html:
             rendered = html_document(report)
         else:
-            rendered = text(report)
+            rendered = text(report) + ("\n" + slo_text(statuses) if statuses else "")
         if out is None:
             click.echo(rendered)
             return

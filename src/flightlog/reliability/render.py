@@ -254,3 +254,20 @@ def html_document(report: ReliabilityReport, title: str = "Flightlog reliability
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
         f"{html_body(report)}</body></html>"
     )
+
+
+def slo_text(statuses: list[Any]) -> str:
+    """SLO status lines: SLI against target, budget remaining, what fires."""
+    out = ["", "SLOs (error budget = 1 - target; burn rate 1 spends it exactly over the window)"]
+    for st in statuses:
+        slo = st.slo
+        sli = "no runs" if st.sli is None else pct(st.sli)
+        left = "–" if st.budget_remaining is None else f"{st.budget_remaining:.0%}"
+        state = "met" if st.met else ("no data" if st.met is None else "NOT met")
+        fires = ", ".join(f"{f.rule.severity} ({f.rule.label})" for f in st.firing)
+        out.append(
+            f"  {slo.name}: {sli} against {pct(slo.target)} ({state}); budget remaining {left}"
+            + (f"; firing: {fires}" if fires else "")
+            + (f"; held back by min_runs: {len(st.guarded)} rule(s)" if st.guarded else "")
+        )
+    return "\n".join(out)
