@@ -41,6 +41,11 @@ def _interval(lo: float, hi: float) -> str:
     return f"{pct(lo)}–{pct(hi)}"
 
 
+def money(v: float) -> str:
+    """An amount: two decimals, more for amounts under 1 (model costs are small)."""
+    return _money(v)
+
+
 def _money(v: float) -> str:
     return f"{v:,.2f}" if abs(v) >= 1 or v == 0 else f"{v:.4f}"
 
