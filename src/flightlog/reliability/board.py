@@ -154,7 +154,7 @@ def board_report(
             }
         )
     failures = sum(int(v[0]) for v in by_owner.values())
-    owners_rows = sorted(
+    owners_rows: list[dict[str, Any]] = sorted(
         (
             {
                 "owner": k,
@@ -164,7 +164,7 @@ def board_report(
             }
             for k, v in by_owner.items()
         ),
-        key=lambda r: (r["owner"] == "(not attributed)", -r["failures"], r["owner"]),
+        key=lambda r: (r["owner"] == "(not attributed)", -float(r["failures"]), str(r["owner"])),
     )
     drills = list_drills(store, since_ns=since)
     return {
