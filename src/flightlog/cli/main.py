@@ -32,7 +32,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "flightlog.cli.reliability:reliability",
         "Per-step and end-to-end reliability with intervals.",
     ),
-    "report": ("flightlog.cli.report:report", "Write a blameless postmortem of a run."),
+    "replay": (
+        "flightlog.cli.replay:replay",
+        "Re-run a recorded run, correcting steps: does the failure disappear?",
+    ),
+    "report": (
+        "flightlog.cli.report:report",
+        "A postmortem of a run, or the board report over a period (--period).",
+    ),
     "runs": ("flightlog.cli.runs:runs", "List recorded runs."),
     "serve": ("flightlog.cli.serve:serve", "Receive OTLP traces; serve the REST API and web view."),
     "show": ("flightlog.cli.runs:show", "Show a run: its step tree, lineage and findings."),

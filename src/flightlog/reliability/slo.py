@@ -158,7 +158,7 @@ def _events(store: Any, slo: SLO, since: int, until: int) -> tuple[int, int]:
         with store.read() as tx:
             rows = tx.fetchall(
                 "SELECT status, count(*) FROM runs WHERE workflow = ? AND started_ns >= ? "
-                "AND started_ns < ? GROUP BY status",
+                "AND started_ns < ? AND source <> 'replay' GROUP BY status",
                 (slo.workflow, since, until),
             )
         by = {str(s): int(n) for s, n in rows}

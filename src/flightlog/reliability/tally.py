@@ -41,6 +41,7 @@ DAY_NS = 24 * HOUR_NS
 SEAL_AFTER_NS = 10 * 60 * 1_000_000_000  # an hour is kept once it ended this long ago
 NOT_CLEAN = ("failed", "degraded")
 COUNTED = ("succeeded", "failed", "degraded")
+# Replayed runs (``flightlog replay``) are left out of every count.
 
 MIGRATIONS = (
     Migration(
@@ -59,7 +60,7 @@ MIGRATIONS = (
     ),
     Migration(
         2,
-        ("CREATE INDEX reliability_runs ON runs (workflow, started_ns, status, ended_ns)",),
+        ("CREATE INDEX reliability_runs ON runs (workflow, started_ns, status, ended_ns, source)",),
         "a covering index for counting runs per workflow, hour and status",
     ),
 )
@@ -142,9 +143,13 @@ def _hours(lo: int, hi: int) -> Iterator[tuple[int, int, int]]:
 
 
 def _where(workflow: str | None) -> tuple[str, list[Any]]:
+    # Counterfactual replays (source "replay") re-execute recorded runs: never counted.
     if workflow is None:
-        return "r.started_ns >= ? AND r.started_ns < ?", []
-    return "r.workflow = ? AND r.started_ns >= ? AND r.started_ns < ?", [workflow]
+        return "r.started_ns >= ? AND r.started_ns < ? AND r.source <> 'replay'", []
+    return (
+        "r.workflow = ? AND r.started_ns >= ? AND r.started_ns < ? AND r.source <> 'replay'",
+        [workflow],
+    )
 
 
 _NC = "('failed', 'degraded')"

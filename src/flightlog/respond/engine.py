@@ -131,8 +131,9 @@ class Engine:
         with self.store.read() as tx:
             rows = tx.fetchall(
                 "SELECT id FROM runs WHERE status IN ('failed', 'succeeded') "
-                "AND ended_ns >= ? AND NOT EXISTS (SELECT 1 FROM respond_processed p "
-                "WHERE p.run_id = runs.id) ORDER BY ended_ns, id LIMIT ?",
+                "AND source <> 'replay' AND ended_ns >= ? AND NOT EXISTS "
+                "(SELECT 1 FROM respond_processed p WHERE p.run_id = runs.id) "
+                "ORDER BY ended_ns, id LIMIT ?",
                 (since_ns or 0, limit),
             )
         return [r[0] for r in rows]
@@ -144,7 +145,8 @@ class Engine:
         touched: list[int] = []
         with self._lock:
             for run in runs:
-                if run.status not in ("failed", "succeeded"):
+                # A counterfactual replay (flightlog replay) is an experiment: nobody is paged.
+                if run.status not in ("failed", "succeeded") or run.source == "replay":
                     continue
                 with self.store.read() as tx:
                     if tx.fetchone("SELECT 1 FROM respond_processed WHERE run_id = ?", (run.id,)):
