@@ -167,6 +167,8 @@ def render_run(store: Any, run_id: str) -> list[str]:
 
 def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> dict[str, Any]:
     """JSON form of a run with its steps (inputs/outputs decoded), edges and findings."""
+    from flightlog.ledger.entry import REDACTED
+    from flightlog.ledger.redact import redacted_runs
     from flightlog.sdk.payload import decode
 
     values: dict[str, bytes] = {}
@@ -187,15 +189,21 @@ def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> d
         if failed_at
         else None
     )
+    # After `audit redact` the references are gone: say so rather than show nothing.
+    gone = REDACTED if payloads and redacted_runs(store, [record.run.id]) else None
+
+    def value(h: str | None) -> Any:
+        return decode(values.get(h)) if h else gone
+
     if payloads:
-        out_run["input"] = decode(values.get(record.run.input_hash or ""))
-        out_run["output"] = decode(values.get(record.run.output_hash or ""))
+        out_run["input"] = value(record.run.input_hash)
+        out_run["output"] = value(record.run.output_hash)
     steps = []
     for s in record.steps:
         d = s.to_dict()
         if payloads:
-            d["input"] = decode(values.get(s.input_hash or ""))
-            d["output"] = decode(values.get(s.output_hash or ""))
+            d["input"] = value(s.input_hash)
+            d["output"] = value(s.output_hash)
         steps.append(d)
     return {
         "run": out_run,

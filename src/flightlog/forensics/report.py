@@ -19,6 +19,8 @@ from typing import Any
 from flightlog.detect import detect
 from flightlog.detect.context import RunContext, history_cache
 from flightlog.forensics.attribution import Attribution, attribute
+from flightlog.ledger.entry import REDACTED
+from flightlog.ledger.redact import redacted_runs
 from flightlog.model import Finding, Step
 from flightlog.store.base import RunQuery
 
@@ -253,6 +255,8 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
                 ),
             }
         )
+    # Values erased by `audit redact` are shown as such, not as missing.
+    gone = REDACTED if redacted_runs(store, [run_id]) else None
     chain = []
     for ref in att.chain:
         s = ctx.step(ref.id)
@@ -261,7 +265,7 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
         chain.append(
             {
                 **ref.to_dict(),
-                "output": _preview(ctx.output(s)) if s.output_hash else None,
+                "output": _preview(ctx.output(s)) if s.output_hash else gone,
                 "error": f"{s.error.type}: {s.error.message}" if s.error else None,
             }
         )
