@@ -20,7 +20,7 @@ retry or a fallback did not stop the run from being right.
 
 **Speed.** Counting reads every step of every run in the window. Hours that are over (ended
 more than ``SEAL_AFTER_NS`` ago, no run still running) are kept in the ``reliability``
-component's table by ``refresh`` (``flightlog watch`` and the server call it) together with
+component's table by ``refresh`` (``flightlog watch`` calls it) together with
 a fingerprint of their runs (count per status, sum of end times, attributions stored); a
 reader uses a kept hour only when the fingerprint still matches and counts every other hour
 from the records, so the figures are always those of the records. Reading never writes.
@@ -372,7 +372,7 @@ def count(
 
 def refresh(store: Any, *, now_ns: int | None = None, lookback_ns: int = 90 * DAY_NS) -> int:
     """Keep the counts of every hour that is over (see the module docstring); returns how
-    many hours were (re)counted. Writes; called by ``flightlog watch`` and the server."""
+    many hours were (re)counted. Writes; called by ``flightlog watch``."""
     now = time.time_ns() if now_ns is None else now_ns
     store.migrate("reliability", MIGRATIONS)
     until = ((now - SEAL_AFTER_NS) // HOUR_NS) * HOUR_NS
