@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test install install-test install-node bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,15 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/flightlog demo
 
-test: install-test
+# The Vercel AI SDK app of the framework suite (tests/integration/frameworks) runs on Node.
+VERCEL_APP := tests/integration/frameworks/vercel
+$(VERCEL_APP)/node_modules/.installed: $(VERCEL_APP)/package-lock.json
+	cd $(VERCEL_APP) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install-node: $(VERCEL_APP)/node_modules/.installed
+
+test: install-test install-node
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install-test

@@ -287,7 +287,7 @@ def shape_change(run: RunContext) -> Iterator[Finding]:
         outs = present(base)
         if len(outs) < MIN_SAMPLES:
             continue
-        usual_type = run.memo(("type", step.name), partial(_usual_type, outs))
+        usual_type = run.memo(("type", run.baseline_key(step)), partial(_usual_type, outs))
         now_type = fx.json_type(value)
         if usual_type and now_type != usual_type and now_type != "null":
             yield run.finding(
@@ -307,7 +307,7 @@ def shape_change(run: RunContext) -> Iterator[Finding]:
             if not isinstance(v, dict):
                 continue
             n_dicts, key_counts, usual_keys, types = run.memo(
-                ("dicts", step.name, path), partial(_dict_profile, base, path)
+                ("dicts", run.baseline_key(step), path), partial(_dict_profile, base, path)
             )
             if n_dicts < MIN_SAMPLES:
                 continue
@@ -346,7 +346,7 @@ def value_anomaly(run: RunContext) -> Iterator[Finding]:
             continue
         passed_in = _input_leaves(run.input(step))
         for path, v in fx.field_map(value).items():
-            hist = run.memo(("hist", step.name, path), partial(_values_at, base, path))
+            hist = run.memo(("hist", run.baseline_key(step), path), partial(_values_at, base, path))
             if len(hist) < MIN_VALUE_SAMPLES:
                 continue
             if _passed_through(v, passed_in):
@@ -399,7 +399,8 @@ def _passed_through(v: Any, passed_in: set[tuple[str, Any] | None]) -> bool:
 def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
     x = fx.number(v)
     xs = run.memo(
-        ("num", step.name, path), lambda: [n for n in (fx.number(h) for h in hist) if n is not None]
+        ("num", run.baseline_key(step), path),
+        lambda: [n for n in (fx.number(h) for h in hist) if n is not None],
     )
     if x is None or len(xs) < MIN_VALUE_SAMPLES or fx.timestamp_ns(path, v) is not None:
         return None
@@ -435,7 +436,7 @@ def _categorical(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]
     else:
         return None
     vals, distinct = run.memo(
-        ("cat", step.name, path, kind.__name__),
+        ("cat", run.baseline_key(step), path, kind.__name__),
         lambda: (lambda xs: (xs, set(xs)))([h for h in hist if isinstance(h, kind)]),
     )
     if len(vals) < MIN_CATEGORY_SAMPLES or v in distinct:
@@ -463,7 +464,7 @@ def _length(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> 
     if isinstance(v, str) and fx.timestamp_ns(path, v) is not None:
         return None
     lens = run.memo(
-        ("len", step.name, path, type(v).__name__),
+        ("len", run.baseline_key(step), path, type(v).__name__),
         lambda: [float(len(h)) for h in hist if isinstance(h, type(v)) and len(h) > 0],
     )
     if len(lens) < MIN_VALUE_SAMPLES:
@@ -787,7 +788,7 @@ def ungrounded(run: RunContext) -> Iterator[Finding]:
             if path == fx.ROOT or not isinstance(v, str) or not 2 <= len(v) <= 200:
                 continue
             seen, grounded = run.memo(
-                ("grounded", step.name, path), partial(_grounding, base, path)
+                ("grounded", run.baseline_key(step), path), partial(_grounding, base, path)
             )
             if seen >= MIN_VALUE_SAMPLES and grounded / seen >= 0.9 and v not in inp_text:
                 yield run.finding(

@@ -46,7 +46,11 @@ def unwrap(value: Any) -> Any:
     """What a tool message envelope carries: frameworks record a tool's result as the message
     they hand the model (LangChain's ``{"type": "tool", "data": {"content": ...}}``, chat
     ``{"role": "tool", "content": ...}``), with the result as JSON text inside. Detectors
-    compare the result itself, so ``[]`` reads as an empty list, not as a message."""
+    compare the result itself, so ``[]`` reads as an empty list, not as a message. Likewise
+    a value recorded as JSON text (Traceloop's ``traceloop.entity.output`` of a function
+    returning JSON) is read as the JSON it holds."""
+    if isinstance(value, str):
+        return _json_text(value)
     if not isinstance(value, dict):
         return value
     kind = value.get("type", value.get("role"))
@@ -57,12 +61,17 @@ def unwrap(value: Any) -> Any:
     if "content" not in body:
         return value
     content = body["content"]
-    if isinstance(content, str) and content.lstrip()[:1] in ("{", "["):
-        try:
-            return orjson.loads(content)
-        except orjson.JSONDecodeError:
-            return content
-    return content
+    return _json_text(content) if isinstance(content, str) else content
+
+
+def _json_text(text: str) -> Any:
+    """An object or array written as JSON text, parsed; any other text as it is."""
+    if text.lstrip()[:1] not in ("{", "["):
+        return text
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
 
 
 def is_capture_marker(value: Any) -> bool:
@@ -118,7 +127,11 @@ class History:
     tokens: list[int] = field(default_factory=list)
     costs: list[float] = field(default_factory=list)
     samples: dict[str, list[StepSample]] = field(default_factory=dict)
-    _without: dict[tuple[str, str], list[StepSample]] = field(default_factory=dict, repr=False)
+    # The same samples by step signature (agent, kind, name, occurrence) and by role (agent,
+    # kind, name): a name such as ``generation`` or ``ChatOpenAI`` recurs within one run for
+    # different decisions, and each is compared with its own kind (see ``signatures``).
+    by_signature: dict[tuple[Any, ...], list[StepSample]] = field(default_factory=dict)
+    _without: dict[tuple[Any, ...], list[StepSample]] = field(default_factory=dict, repr=False)
     # Derived baselines (per step name and path), computed once per history.
     memo: dict[Any, Any] = field(default_factory=dict)
 
@@ -127,13 +140,24 @@ class History:
         return len(self.run_ids)
 
     def of(self, step_name: str, exclude_run: str | None = None) -> list[StepSample]:
-        samples = self.samples.get(step_name, [])
+        return self._excluding(("name", step_name), self.samples.get(step_name, []), exclude_run)
+
+    def of_signature(
+        self, signature: tuple[Any, ...], exclude_run: str | None = None
+    ) -> list[StepSample]:
+        """Samples with ``signature`` (``("sig", ...)`` or ``("role", ...)``)."""
+        return self._excluding(signature, self.by_signature.get(signature, []), exclude_run)
+
+    def _excluding(
+        self, key: tuple[Any, ...], samples: list[StepSample], exclude_run: str | None
+    ) -> list[StepSample]:
         if exclude_run is None or exclude_run not in self.run_ids:
             return samples
-        key = (step_name, exclude_run)
-        hit = self._without.get(key)
+        hit = self._without.get((*key, exclude_run))
         if hit is None:
-            hit = self._without[key] = [s for s in samples if s.run_id != exclude_run]
+            hit = self._without[(*key, exclude_run)] = [
+                s for s in samples if s.run_id != exclude_run
+            ]
         return hit
 
     def median_steps(self) -> int | None:
@@ -179,6 +203,7 @@ history_cache = _HistoryCache()
 
 
 MAX_SAMPLES_PER_RUN = 8  # samples of one step name taken from one run
+MIN_BASELINE = 3  # samples of a signature before it, not the bare name, is the baseline
 
 
 def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> History:
@@ -202,6 +227,7 @@ def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> Histor
         )
         history.costs.append(sum(s.cost or 0.0 for s in rec.steps))
         per_name: dict[str, int] = {}
+        sigs = signatures(rec.steps)
         for s in rec.steps:
             if s.status == "error":
                 continue
@@ -210,18 +236,33 @@ def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> Histor
             seen = per_name[s.name] = per_name.get(s.name, 0) + 1
             if seen > MAX_SAMPLES_PER_RUN:
                 continue
-            history.samples.setdefault(s.name, []).append(
-                StepSample(
-                    run_id=rec.run.id,
-                    output=decode(payloads.get(s.output_hash)) if s.output_hash else None,
-                    input=decode(payloads.get(s.input_hash)) if s.input_hash else None,
-                    duration_ns=s.duration_ns,
-                    attributes=s.attributes,
-                    model=s.model,
-                    run_started_ns=rec.run.started_ns,
-                )
+            sample = StepSample(
+                run_id=rec.run.id,
+                output=decode(payloads.get(s.output_hash)) if s.output_hash else None,
+                input=decode(payloads.get(s.input_hash)) if s.input_hash else None,
+                duration_ns=s.duration_ns,
+                attributes=s.attributes,
+                model=s.model,
+                run_started_ns=rec.run.started_ns,
             )
+            history.samples.setdefault(s.name, []).append(sample)
+            sig = sigs[s.id]
+            history.by_signature.setdefault(("sig", *sig), []).append(sample)
+            history.by_signature.setdefault(("role", *sig[:3]), []).append(sample)
     return history
+
+
+def signatures(steps: list[Step]) -> dict[str, tuple[Any, ...]]:
+    """Each step's signature: (agent, kind, name, occurrence), the occurrence counting the
+    run's earlier steps with the same agent, kind and name (1 for the first). Two runs'
+    steps with one signature play the same part in the workflow."""
+    count: dict[tuple[Any, ...], int] = {}
+    out: dict[str, tuple[Any, ...]] = {}
+    for s in sorted(steps, key=lambda s: (s.index, s.started_ns, s.id)):
+        role = (s.agent, s.kind, s.name)
+        count[role] = count.get(role, 0) + 1
+        out[s.id] = (*role, count[role])
+    return out
 
 
 class RunContext:
@@ -234,6 +275,7 @@ class RunContext:
         self.steps = record.steps
         self.history = history if history is not None else History(workflow=record.run.workflow)
         self._by_id = {s.id: s for s in record.steps}
+        self._sigs: dict[str, tuple[Any, ...]] | None = None
         self._payloads: dict[str, bytes] | None = None
         self._values: dict[str, Any] = {}
         self.now_ns = time.time_ns()
@@ -278,10 +320,26 @@ class RunContext:
         return self._decoded(step.input_hash)
 
     def baseline(self, step: Step) -> list[StepSample]:
-        """Samples of the same step (by name) from the workflow's successful runs."""
-        return self.memo(
-            ("base", step.name), lambda: self.history.of(step.name, exclude_run=self.run.id)
-        )
+        """Samples of the same step from the workflow's successful runs: those with its
+        signature (agent, kind, name, occurrence); with fewer than ``MIN_BASELINE``, those
+        with its agent, kind and name; else those with its name."""
+        return self.memo(("base", self.baseline_key(step)), lambda: self._baseline(step))
+
+    def baseline_key(self, step: Step) -> tuple[Any, ...]:
+        """What ``baseline(step)`` compares with, as a hashable key (for memos)."""
+        if self._sigs is None:
+            self._sigs = signatures(self.steps)
+        sig = self._sigs.get(step.id) or (step.agent, step.kind, step.name, 1)
+        for key in (("sig", *sig), ("role", *sig[:3])):
+            if len(self.history.of_signature(key, exclude_run=self.run.id)) >= MIN_BASELINE:
+                return key
+        return ("name", step.name)
+
+    def _baseline(self, step: Step) -> list[StepSample]:
+        key = self.baseline_key(step)
+        if key[0] == "name":
+            return self.history.of(step.name, exclude_run=self.run.id)
+        return self.history.of_signature(key, exclude_run=self.run.id)
 
     def memo(self, key: Any, compute: Callable[[], T]) -> T:
         """``compute()`` once per history (per run, if the run is part of its history)."""

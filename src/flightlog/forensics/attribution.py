@@ -165,8 +165,12 @@ class _Candidate:
     on_chain: bool = True
     hops: int = 0
     kinds: list[tuple[float, str]] = field(default_factory=list)
+    severe: bool = False  # an error-severity finding is among the evidence
 
-    def add(self, weight: float, sentence: str, message: str, kind: str = "") -> None:
+    def add(
+        self, weight: float, sentence: str, message: str, kind: str = "", severe: bool = False
+    ) -> None:
+        self.severe = self.severe or severe
         self.kinds.append((weight, kind))
         self.evidence.append((weight, sentence))
         self.messages.append((weight, message))
@@ -323,7 +327,13 @@ def attribute(ctx: RunContext) -> Attribution:
             if w > 0:
                 label = "check failed" if f.detector == "check" else f.detector
                 kind = "check" if f.detector == "check" else str(f.evidence.get("kind", ""))
-                cands[f.step_id].add(w, f"{label}: {f.message}", f.message, kind.split(":")[0])
+                cands[f.step_id].add(
+                    w,
+                    f"{label}: {f.message}",
+                    f.message,
+                    kind.split(":")[0],
+                    severe=severity_rank(f.severity) >= 2,
+                )
 
     history_runs = len([r for r in ctx.history.run_ids if r != run.id])
     att.evidence.append(
@@ -357,8 +367,10 @@ def attribute(ctx: RunContext) -> Attribution:
     root: _Candidate | None = None
     confidence = 0.0
     method = "lineage walk-back"
-    strong_on = [c for c in on if c.score >= STRONG]
-    strong_off = [c for c in off if c.score >= STRONG]
+    # Walking back, an error-severity finding outranks an earlier step's warnings (a version
+    # never seen before is worth a look; an empty result that broke the next step is a fault).
+    strong_on = _severe_first([c for c in on if c.score >= STRONG])
+    strong_off = _severe_first([c for c in off if c.score >= STRONG])
     # A parent whose output merely carries a faulty child's output is not the root: the
     # child is (its fault is inherited by the parent's output).
     strong_on = [
@@ -389,13 +401,12 @@ def attribute(ctx: RunContext) -> Attribution:
         method = "lineage walk-back, then temporal (the chain's input was empty)"
     elif strong_on:
         root = strong_on[0]
-        confidence = 0.55 + 0.4 * root.score
+        confidence = _as_root(root, has_lineage)
         if not has_lineage:
             method = "temporal walk-back (no data lineage recorded)"
-            confidence -= 0.15
     elif strong_off:
         root = strong_off[0]
-        confidence = 0.35 + 0.3 * root.score
+        confidence = _as_root(root, has_lineage)
         method = "temporal walk-back (fault not connected by recorded lineage)"
     else:
         medium = [c for c in on if c.score >= MEDIUM]
@@ -412,12 +423,28 @@ def attribute(ctx: RunContext) -> Attribution:
             root = fp_c
             confidence = 0.2
             method = "failure point (no evidence anywhere)"
-    if history_runs < MIN_HISTORY and root is not fp_c:
-        confidence *= 0.85
-    if history_runs < MIN_HISTORY and root is fp_c and not _raised_here(fp):
-        confidence = min(confidence, 0.4)
-    if lineage.problems:
-        confidence *= 0.9
+
+    def scaled(conf: float, c: _Candidate) -> float:
+        """The run-wide discounts, applied alike to the root cause and the alternatives."""
+        if history_runs < MIN_HISTORY and c is not fp_c:
+            conf *= 0.85
+        if history_runs < MIN_HISTORY and c is fp_c and not _raised_here(fp):
+            conf = min(conf, 0.4)
+        if lineage.problems:
+            conf *= 0.9
+        if not _captured(c.step):
+            conf *= 0.85
+        return conf
+
+    confidence = scaled(confidence, root)
+    blind = [s for s in (root.step, fp) if not _captured(s)]
+    if len(blind) == 2 and blind[0].id == blind[1].id:
+        blind = blind[:1]
+    for s in blind:
+        att.evidence.append(
+            f"step {s.index} {s.name}: its inputs and outputs were not captured, so content "
+            "evidence (empty, changed shape, error text) could not be checked"
+        )
 
     # Cross-run evidence (spectrum-based fault localisation) when the workflow has failures.
     try:
@@ -453,21 +480,61 @@ def attribute(ctx: RunContext) -> Attribution:
                 "causal chain: " + " -> ".join(f"{s.index} {s.name}" for s in att.chain)
             )
 
+    # Alternatives on the root cause's scale: the confidence each would have had if chosen.
     alts = sorted(
-        (c for c in cands.values() if c is not root and c.score > 0),
-        key=lambda c: (-c.score, c.step.index),
+        (
+            (round(max(0.0, min(0.99, scaled(_as_root(c, has_lineage), c))), 3), c)
+            for c in cands.values()
+            if c is not root and c.score > 0
+        ),
+        key=lambda pair: (-pair[0], pair[1].step.index),
     )
     att.alternatives = [
         {
             "step": StepRef.of(c.step).to_dict(),
+            "confidence": conf,
             "score": round(c.score, 3),
             "on_chain": c.on_chain,
             "reason": max(c.evidence)[1] if c.evidence else "",
         }
-        for c in alts[:5]
+        for conf, c in alts[:5]
     ]
     att.summary = _summary(att)
+    if blind:
+        att.summary += " (inputs/outputs not captured: content evidence unavailable)"
     return att
+
+
+def _as_root(c: _Candidate, has_lineage: bool) -> float:
+    """The confidence of naming ``c`` the root cause, before run-wide discounts: strong
+    evidence on the recorded chain 0.55 + 0.4·score (0.15 less without data lineage), strong
+    evidence off it 0.35 + 0.3·score, weaker evidence 0.25 + 0.3·score."""
+    if c.score >= STRONG and (c.on_chain or not has_lineage):
+        return 0.55 + 0.4 * c.score - (0 if has_lineage else 0.15)
+    if c.score >= STRONG:
+        return 0.35 + 0.3 * c.score
+    return 0.25 + 0.3 * c.score
+
+
+def _captured(step: Step) -> bool:
+    """Whether the step recorded an input or an output (content evidence is possible)."""
+    return bool(step.input_hash or step.output_hash)
+
+
+# Evidence that a step ran differently, not that its result was wrong: a version or model
+# never seen in successful runs, a latency or budget outlier, a step left open.
+CIRCUMSTANTIAL = frozenset({"attr", "outlier", "overrun", "unfinished", "budget"})
+
+
+def _severe_first(cands: list[_Candidate]) -> list[_Candidate]:
+    """``cands`` (in walk order) without those whose only evidence is circumstantial
+    warnings, when some candidate has error-severity evidence: on the walk back an error
+    outranks an earlier warning that only says the step ran differently."""
+    if not any(c.severe for c in cands):
+        return cands
+    return [
+        c for c in cands if c.severe or any(k not in CIRCUMSTANTIAL for w, k in c.kinds if w > 0)
+    ]
 
 
 def _only_loop(c: _Candidate) -> bool:

@@ -177,15 +177,22 @@ def _end(s: StepFacts) -> tuple[int, int]:
     return (s.ended_ns if s.ended_ns is not None else s.started_ns, -s.started_ns)
 
 
+# Some SDKs record start times to the millisecond and end times finer (OpenTelemetry JS):
+# a step that starts within this much before an error ended may still have started after it.
+CLOCK_SLACK_NS = 1_000_000
+
+
 def _carried_on(err: StepFacts, steps: Sequence[StepFacts], above: set[str]) -> bool:
-    """Whether a decision step ended OK after ``err`` ended, outside ``err``'s ancestors."""
+    """Whether a decision step ran OK after ``err`` ended, outside ``err``'s ancestors."""
     end = err.ended_ns if err.ended_ns is not None else err.started_ns
     return any(
         s.kind in DECISION_KINDS
         and s.status != "error"
         and s.id not in above
         and s.id != err.id
-        and s.started_ns >= end
+        and s.started_ns >= end - CLOCK_SLACK_NS
+        and s.started_ns >= err.started_ns
+        and (s.ended_ns if s.ended_ns is not None else s.started_ns) > end
         for s in steps
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 FAULTS = ("empty", "error_json", "truncated", "raises", "swallowed")
 DATA_FAULTS = ("empty", "error_json", "truncated")
@@ -70,6 +71,25 @@ FRAMEWORKS = {
             frozenset({"claims_agent"}),
             catches_all=True,
             lineage=False,
+        ),
+        Framework(
+            "openllmetry",
+            "OpenLLMetry (opentelemetry-instrumentation-openai) + GenAI tool spans",
+            _py("openllmetry_app"),
+            frozenset({"claims_agent"}),
+        ),
+        Framework(
+            "traceloop",
+            "Traceloop SDK @workflow/@agent/@tool",
+            _py("traceloop_app"),
+            frozenset({"claims_agent"}),
+        ),
+        Framework(
+            "vercel_ai",
+            "Vercel AI SDK 5 (Node, OTLP/JSON)",
+            ("node", str(Path(__file__).parent / "vercel" / "app.mjs")),
+            frozenset(),  # generateText names no agent
+            catches_all=True,  # tool errors go back to the model as tool-error parts
         ),
     )
 }
