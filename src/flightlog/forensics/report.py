@@ -149,10 +149,11 @@ def _actions(att: Attribution, root: Step | None, root_findings: list[Finding]) 
             f"Add a guard between step {att.root_cause.index} and step {fp.index} so "
             f"this class of fault is caught where it starts, not where it surfaces."
         )
-    items.append(
-        "Turn this failure into a fire drill (flightlog drill) so detection and "
-        "attribution are tested on every change."
-    )
+    if _command_exists("drill"):
+        items.append(
+            "Turn this failure into a fire drill (flightlog drill) so detection and "
+            "attribution are tested on every change."
+        )
     if att.hypothesis:
         items.append(
             "Confirm the root cause by hand: the attribution is a hypothesis "
@@ -604,3 +605,10 @@ def render(pm: dict[str, Any], fmt: str) -> str:
     from flightlog.errors import InputError
 
     raise InputError(f"unknown report format {fmt!r}; expected md, html or json")
+
+
+def _command_exists(name: str) -> bool:
+    """Whether ``flightlog NAME`` exists: a report suggests only commands that do."""
+    from flightlog.cli.main import COMMANDS
+
+    return name in COMMANDS
