@@ -258,7 +258,10 @@ class Scrubber:
         return hit
 
     def _secret_value(self, value: Any) -> Any:
-        """What a value under a secret key becomes."""
+        """What a value under a secret key becomes (a value already scrubbed, by the SDK
+        before the server sees it, stays as it is: scrubbing twice changes nothing)."""
+        if type(value) is str and value.startswith("[redacted"):
+            return value
         self.counts[KEY_RULE] += 1
         if self._key_action == "drop":
             return _DROP
