@@ -428,7 +428,7 @@ def _pages(store: Any, receiver: WebhookReceiver | None, live: bool) -> dict[tup
         with store.read() as tx:
             rows = tx.fetchall(
                 "SELECT o.incident_ids, o.delivered_ns, o.channel FROM respond_outbox o "
-                "WHERE o.status = 'delivered' AND o.kind <> 'pagerduty_followup'"
+                "WHERE o.status = 'delivered' AND o.kind IN ('notify', 'escalation')"
             )
             alerts = tx.fetchall(
                 "SELECT incident_id, team FROM respond_alerts WHERE role = ?", ("root_cause",)
