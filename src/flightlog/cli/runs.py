@@ -99,7 +99,9 @@ def failure_position(store: Any, record: RunRecord) -> tuple[Step | None, int]:
 
 def render_run(store: Any, run_id: str) -> list[str]:
     """Text lines for ``flightlog show``: header, step tree, lineage, findings."""
-    record = store.get_record(store.resolve_run_id(run_id))
+    from flightlog.respond.owners import with_owners
+
+    record = with_owners(store.get_record(store.resolve_run_id(run_id)))
     run = record.run
     lines = [
         f"run {run.id}  {run.workflow}" + (f" v{run.version}" if run.version else ""),
@@ -109,7 +111,10 @@ def render_run(store: Any, run_id: str) -> list[str]:
     failed_at, n = failure_position(store, record)
     if failed_at is not None:
         lines.append(
-            f"failed at step {failed_at.index} of {n} ({failed_at.name})"
+            f"{'degraded' if run.status == 'degraded' else 'failed'} at step "
+            f"{failed_at.index} of {n} ({failed_at.name}"
+            + (f", owner {failed_at.owner}" if failed_at.owner else "")
+            + ")"
             + (f": {run.reason}" if run.reason else "")
         )
     elif run.reason:
@@ -222,7 +227,9 @@ def show(run_id: str, db: str, as_json: bool) -> None:
     with errors_as_messages():
         store = open_store_for_cli(db)
         if as_json:
-            record = store.get_record(store.resolve_run_id(run_id))
+            from flightlog.respond.owners import with_owners
+
+            record = with_owners(store.get_record(store.resolve_run_id(run_id)))
             echo_json(record_to_dict(store, record))
             return
         for line in render_run(store, run_id):

@@ -36,7 +36,7 @@ _TIMEOUT = re.compile(r"time(d)?[ _-]?out|deadline exceeded", re.IGNORECASE)
 def _outputs(run: RunContext) -> Iterator[tuple[Step, Any, list[StepSample]]]:
     """Steps that ended normally with a recorded output, with their baseline samples."""
     for step in run.steps:
-        if step.status != "ok" or step.ended_ns is None or not step.output_hash:
+        if step.status != "ok" or step.ended_ns is None or not run.has_output(step):
             continue
         value = run.output(step)
         if is_capture_marker(value):

@@ -228,6 +228,7 @@ def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> Histor
         history.costs.append(sum(s.cost or 0.0 for s in rec.steps))
         per_name: dict[str, int] = {}
         sigs = signatures(rec.steps)
+        filled = _conversation_fill(rec.steps, lambda h: decode(payloads.get(h)) if h else None)
         for s in rec.steps:
             if s.status == "error":
                 continue
@@ -238,8 +239,12 @@ def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> Histor
                 continue
             sample = StepSample(
                 run_id=rec.run.id,
-                output=decode(payloads.get(s.output_hash)) if s.output_hash else None,
-                input=decode(payloads.get(s.input_hash)) if s.input_hash else None,
+                output=decode(payloads.get(s.output_hash))
+                if s.output_hash
+                else filled.get((s.id, "output")),
+                input=decode(payloads.get(s.input_hash))
+                if s.input_hash
+                else filled.get((s.id, "input")),
                 duration_ns=s.duration_ns,
                 attributes=s.attributes,
                 model=s.model,
@@ -250,6 +255,76 @@ def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> Histor
             history.by_signature.setdefault(("sig", *sig), []).append(sample)
             history.by_signature.setdefault(("role", *sig[:3]), []).append(sample)
     return history
+
+
+TOOL_CALL_ID_KEYS = ("gen_ai.tool.call.id", "tool_call.id", "tool.call_id")
+
+
+def tool_call_id(step: Step) -> str | None:
+    """The id of the model's tool call a tool step executed (GenAI ``gen_ai.tool.call.id``)."""
+    for key in TOOL_CALL_ID_KEYS:
+        v = step.attributes.get(key)
+        if isinstance(v, str) and v:
+            return v
+    return None
+
+
+def tool_calls_in(values: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``({call id: arguments}, {call id: result})`` found in chat messages anywhere in
+    ``values``: OpenAI-style ``tool_calls`` and ``{"role": "tool", "tool_call_id", "content"}``
+    messages, and GenAI ``tool_call`` / ``tool_call_response`` message parts. A framework that
+    records no content on its tool spans still hands both to the model."""
+    args: dict[str, Any] = {}
+    results: dict[str, Any] = {}
+    stack = list(values)
+    seen = 0
+    while stack and seen < 100_000:
+        v = stack.pop()
+        seen += 1
+        if isinstance(v, list):
+            stack.extend(v)
+            continue
+        if not isinstance(v, dict):
+            continue
+        if isinstance(v.get("tool_call_id"), str) and "content" in v:
+            results.setdefault(v["tool_call_id"], v["content"])
+        fn = v.get("function")
+        if isinstance(v.get("id"), str) and isinstance(fn, dict) and "arguments" in fn:
+            args.setdefault(v["id"], fn["arguments"])
+        if v.get("type") == "tool_call" and isinstance(v.get("id"), str) and "arguments" in v:
+            args.setdefault(v["id"], v["arguments"])
+        if v.get("type") == "tool_call_response" and isinstance(v.get("id"), str):
+            results.setdefault(v["id"], v.get("response", v.get("result")))
+        stack.extend(x for x in v.values() if isinstance(x, (dict, list)))
+    return args, results
+
+
+def _conversation_fill(
+    steps: list[Step], value_of: Callable[[str | None], Any]
+) -> dict[tuple[str, str], Any]:
+    """``{(step id, "input"|"output"): value}`` for tool steps that recorded no input or
+    output, taken from the LLM calls' messages by the tool call id."""
+    need = [s for s in steps if s.kind == "tool" and not (s.input_hash and s.output_hash)]
+    ids = {s.id: cid for s in need if (cid := tool_call_id(s))}
+    if not ids:
+        return {}
+    convo = []
+    for s in steps:
+        if s.kind == "llm":
+            convo.extend([value_of(s.input_hash), value_of(s.output_hash)])
+    args, results = tool_calls_in([v for v in convo if v is not None and v is not _MISSING])
+    out: dict[tuple[str, str], Any] = {}
+    for s in need:
+        cid = ids.get(s.id)
+        if cid is None:
+            continue
+        if not s.input_hash and cid in args:
+            a = args[cid]
+            out[(s.id, "input")] = unwrap(a) if isinstance(a, str) else a
+        if not s.output_hash and cid in results:
+            r = results[cid]
+            out[(s.id, "output")] = unwrap(r) if isinstance(r, str) else r
+    return out
 
 
 def signatures(steps: list[Step]) -> dict[str, tuple[Any, ...]]:
@@ -276,6 +351,7 @@ class RunContext:
         self.history = history if history is not None else History(workflow=record.run.workflow)
         self._by_id = {s.id: s for s in record.steps}
         self._sigs: dict[str, tuple[Any, ...]] | None = None
+        self._fill: dict[tuple[str, str], Any] | None = None
         self._payloads: dict[str, bytes] | None = None
         self._values: dict[str, Any] = {}
         self.now_ns = time.time_ns()
@@ -309,15 +385,27 @@ class RunContext:
             return value
 
     def output(self, step: Step) -> Any:
-        """The step's decoded output (None when it recorded none). Shared: do not mutate."""
+        """The step's decoded output (None when it recorded none; for a tool step, what the
+        model was handed as its result). Shared: do not mutate."""
+        if not step.output_hash and step.kind == "tool":
+            return self._filled().get((step.id, "output"))
         return self._decoded(step.output_hash)
 
     def has_output(self, step: Step) -> bool:
+        if not step.output_hash and step.kind == "tool":
+            return (step.id, "output") in self._filled()
         return bool(step.output_hash) and step.output_hash in self._load_payloads()
 
     def input(self, step: Step) -> Any:
         """The step's decoded input (its arguments by name). Shared: do not mutate."""
+        if not step.input_hash and step.kind == "tool":
+            return self._filled().get((step.id, "input"))
         return self._decoded(step.input_hash)
+
+    def _filled(self) -> dict[tuple[str, str], Any]:
+        if self._fill is None:
+            self._fill = _conversation_fill(self.steps, self._decoded)
+        return self._fill
 
     def baseline(self, step: Step) -> list[StepSample]:
         """Samples of the same step from the workflow's successful runs: those with its

@@ -432,12 +432,12 @@ def attribute(ctx: RunContext) -> Attribution:
             conf = min(conf, 0.4)
         if lineage.problems:
             conf *= 0.9
-        if not _captured(c.step):
+        if not _captured(ctx, c.step):
             conf *= 0.85
         return conf
 
     confidence = scaled(confidence, root)
-    blind = [s for s in (root.step, fp) if not _captured(s)]
+    blind = [s for s in (root.step, fp) if not _captured(ctx, s)]
     if len(blind) == 2 and blind[0].id == blind[1].id:
         blind = blind[:1]
     for s in blind:
@@ -499,10 +499,34 @@ def attribute(ctx: RunContext) -> Attribution:
         }
         for conf, c in alts[:5]
     ]
+    _name_owners(att, ctx)
     att.summary = _summary(att)
     if blind:
         att.summary += " (inputs/outputs not captured: content evidence unavailable)"
     return att
+
+
+def _name_owners(att: Attribution, ctx: RunContext) -> None:
+    """Give the named steps their owners by the resolution alerts use (code owner, else the
+    ``[[owners]]`` rules): ingested runs record no owners of their own."""
+    if all(s.owner for s in ctx.steps):
+        return
+    from flightlog.respond.owners import step_owners
+
+    owners = step_owners(ctx.run.workflow, ctx.steps)
+
+    def named(ref: StepRef | None) -> StepRef | None:
+        if ref is None or ref.owner or ref.id not in owners:
+            return ref
+        return dataclasses.replace(ref, owner=owners[ref.id])
+
+    att.failure_point = named(att.failure_point)
+    att.root_cause = named(att.root_cause)
+    att.chain = [r for r in (named(r) for r in att.chain) if r is not None]
+    for alt in att.alternatives:
+        step = alt.get("step")
+        if isinstance(step, dict) and not step.get("owner") and step.get("id") in owners:
+            step["owner"] = owners[step["id"]]
 
 
 def _as_root(c: _Candidate, has_lineage: bool) -> float:
@@ -516,9 +540,10 @@ def _as_root(c: _Candidate, has_lineage: bool) -> float:
     return 0.25 + 0.3 * c.score
 
 
-def _captured(step: Step) -> bool:
-    """Whether the step recorded an input or an output (content evidence is possible)."""
-    return bool(step.input_hash or step.output_hash)
+def _captured(ctx: RunContext, step: Step) -> bool:
+    """Whether the step's input or output is known (content evidence is possible): recorded,
+    or for a tool step, read from the messages the model was handed."""
+    return ctx.input(step) is not None or ctx.output(step) is not None
 
 
 # Evidence that a step ran differently, not that its result was wrong: a version or model

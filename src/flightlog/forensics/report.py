@@ -177,9 +177,10 @@ def _owner(workflow: str, step: Step | None, code_owner: str | None) -> str | No
         config = load_respond_config()
         if not config.rules:
             return None
-        match = resolve_owner(
-            config, OwnerQuery(workflow, step.name if step else None, step.agent if step else None)
-        )
+        from flightlog.respond.owners import step_query
+
+        query = step_query(workflow, step) if step else OwnerQuery(workflow)
+        match = resolve_owner(config, query)
     except Exception:  # no or invalid ownership configuration: the report still renders
         return None
     rule = f" (owners rule {match.rule.number})" if match.rule else ""

@@ -207,7 +207,9 @@ class Engine:
                 step=root_step if rc_ref else None,
                 agent=rc_ref["agent"] if rc_ref else None,
                 tool=root_step if (rc_ref and rc_ref.get("kind") == "tool") else None,
-                code_owner=(rc_ref or {}).get("owner") or (rc_step.owner if rc_step else None),
+                # The owner recorded on the step; the attribution's owner may come from
+                # the same rules, which are asked here to name the deciding rule.
+                code_owner=rc_step.owner if rc_step else (rc_ref or {}).get("owner"),
             ),
         )
         wf_owner = resolve_owner(self.config, OwnerQuery(run.workflow, code_owner=run.owner))

@@ -13,6 +13,7 @@ the catch-all team's channels (and say so).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,53 @@ def resolve_owner(config: RespondConfig, query: OwnerQuery) -> OwnerMatch:
         )
     delivery = team if team in config.teams else catch_all_team(config)
     return OwnerMatch(query, team, source, rule, matched, delivery)
+
+
+def step_query(workflow: str, step: Any) -> OwnerQuery:
+    """The ownership question for a recorded step: its name, agent, its name again as the
+    tool for a ``tool`` step, and the owner given in code. Alerts, ``why``, ``show``, the
+    web UI and ``report`` all ask it this way, so they name the same owner."""
+    return OwnerQuery(
+        workflow,
+        step=step.name,
+        agent=step.agent,
+        tool=step.name if step.kind == "tool" else None,
+        code_owner=step.owner,
+    )
+
+
+def step_owners(
+    workflow: str, steps: Iterable[Any], config: RespondConfig | None = None
+) -> dict[str, str]:
+    """``{step id: owner}`` for ``steps``: the owner given in code, else the team the
+    ``[[owners]]`` rules of ``flightlog.toml`` name (ingested runs carry no code owners).
+    Without a configuration, or with an invalid one, only the code owners: reading a run
+    must not fail on ownership."""
+    steps = list(steps)
+    out = {s.id: s.owner for s in steps if s.owner}
+    try:
+        if config is None:
+            from flightlog.respond.config import load_respond_config
+
+            config = load_respond_config()
+        if not config.rules:
+            return out
+        for s in steps:
+            if s.id not in out:
+                out[s.id] = resolve_owner(config, step_query(workflow, s)).team
+    except ConfigurationError:
+        return out
+    return out
+
+
+def with_owners(record: Any) -> Any:
+    """``record`` (a ``RunRecord`` as read) with each step's owner filled in by
+    ``step_owners`` where none was recorded; for display only, never written back."""
+    owners = step_owners(record.run.workflow, record.steps)
+    for s in record.steps:
+        if not s.owner and s.id in owners:
+            s.owner = owners[s.id]
+    return record
 
 
 def explain(

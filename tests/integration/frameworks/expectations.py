@@ -85,6 +85,14 @@ FRAMEWORKS = {
             frozenset({"claims_agent"}),
         ),
         Framework(
+            "autogen",
+            "AutoGen AgentChat 0.7 (built-in GenAI spans) + OpenInference OpenAI",
+            _py("autogen_app"),
+            frozenset({"claims_agent"}),
+            catches_all=True,  # tool errors go back to the model as error results
+            lineage=False,
+        ),
+        Framework(
             "vercel_ai",
             "Vercel AI SDK 5 (Node, OTLP/JSON)",
             ("node", str(Path(__file__).parent / "vercel" / "app.mjs")),

@@ -100,7 +100,9 @@ def attribution_panel(att: Any) -> str:
 def run_page(store: Any, prefix: str) -> HTMLResponse:
     try:
         run_id = store.resolve_run_id(prefix)
-        rec = store.get_record(run_id)
+        from flightlog.respond.owners import with_owners
+
+        rec = with_owners(store.get_record(run_id))
     except NotFoundError as exc:
         return error_page(404, str(exc))
     run = rec.run

@@ -1,0 +1,313 @@
+"""Mapping by convention, not by framework name: spans of a made-up framework that follow
+one convention each (Traceloop, the Vercel AI SDK, OpenLLMetry's indexed prompts, GenAI
+content events, OpenInference graph nodes) come out with the right kinds, names, agents,
+workflow, payloads, tokens (rolled-up usage not counted twice) and hand-off edges."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from flightlog.otel.conventions import is_version_key
+from flightlog.otel.decode import decode
+
+TRACE = "7a3f0c1e9b2d4f6a8c0e1b3d5f7a9c1e"
+T0 = 1_700_000_000_000_000_000
+
+
+def _v(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    return {"stringValue": value if isinstance(value, str) else json.dumps(value)}
+
+
+def span(
+    sid: str,
+    parent: str | None,
+    name: str,
+    start: int,
+    end: int,
+    attrs: dict[str, Any],
+    *,
+    error: str | None = None,
+    events: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "traceId": TRACE,
+        "spanId": sid,
+        "name": name,
+        "startTimeUnixNano": str(T0 + start),
+        "endTimeUnixNano": str(T0 + end),
+        "attributes": [{"key": k, "value": _v(v)} for k, v in attrs.items()],
+        "events": [
+            {
+                "name": n,
+                "timeUnixNano": str(T0 + end),
+                "attributes": [{"key": k, "value": _v(v)} for k, v in a.items()],
+            }
+            for n, a in events
+        ],
+    }
+    if parent:
+        out["parentSpanId"] = parent
+    if error:
+        out["status"] = {"code": 2, "message": error}
+    return out
+
+
+def ingest(*spans: dict[str, Any]) -> Any:
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": list(spans)}]}]}
+    return decode(orjson.dumps(body), "application/json")
+
+
+def test_traceloop_conventions() -> None:
+    r = ingest(
+        span(
+            "0000000000000001",
+            None,
+            "settle.workflow",
+            0,
+            100,
+            {
+                "traceloop.span.kind": "workflow",
+                "traceloop.entity.name": "settle",
+                "traceloop.workflow.name": "settle",
+            },
+        ),
+        span(
+            "0000000000000002",
+            "0000000000000001",
+            "planner.agent",
+            1,
+            90,
+            {
+                "traceloop.span.kind": "agent",
+                "traceloop.entity.name": "planner",
+            },
+        ),
+        span(
+            "0000000000000003",
+            "0000000000000002",
+            "lookup.tool",
+            2,
+            10,
+            {
+                "traceloop.span.kind": "tool",
+                "traceloop.entity.name": "lookup",
+                "traceloop.entity.input": '{"args": [], "kwargs": {"q": "x"}}',
+                "traceloop.entity.output": '"[]"',
+            },
+        ),
+    )
+    [run] = r.batch.runs
+    steps = {s.id[-1]: s for s in r.batch.steps}
+    assert run.workflow == "settle" and run.status == "succeeded"
+    assert [(steps[k].kind, steps[k].name) for k in "123"] == [
+        ("chain", "settle"),
+        ("agent", "planner"),
+        ("tool", "lookup"),
+    ]
+    assert steps["2"].agent == "planner"
+    assert steps["3"].input_hash and steps["3"].output_hash
+
+
+def test_vercel_ai_sdk_conventions_and_rolled_up_usage() -> None:
+    r = ingest(
+        span(
+            "0000000000000001",
+            None,
+            "ai.generateText",
+            0,
+            100,
+            {
+                "ai.operationId": "ai.generateText",
+                "ai.telemetry.functionId": "answer",
+                "ai.model.id": "gpt-4o-mini",
+                "ai.usage.promptTokens": 30,
+                "ai.usage.completionTokens": 8,
+                "ai.prompt": '{"prompt": "hi"}',
+                "ai.response.text": "done",
+            },
+        ),
+        span(
+            "0000000000000002",
+            "0000000000000001",
+            "ai.generateText.doGenerate",
+            1,
+            40,
+            {
+                "ai.operationId": "ai.generateText.doGenerate",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "ai.usage.promptTokens": 30,
+                "ai.usage.completionTokens": 8,
+                "ai.prompt.messages": '[{"role": "user", "content": "hi"}]',
+            },
+        ),
+        span(
+            "0000000000000003",
+            "0000000000000001",
+            "ai.toolCall",
+            41,
+            50,
+            {
+                "ai.operationId": "ai.toolCall",
+                "ai.toolCall.name": "search",
+                "ai.toolCall.args": '{"q": "hi"}',
+                "ai.toolCall.result": '{"hits": []}',
+            },
+            error="search failed",
+        ),
+        span(
+            "0000000000000004",
+            "0000000000000001",
+            "ai.generateText.doGenerate",
+            51,
+            99,
+            {
+                "ai.operationId": "ai.generateText.doGenerate",
+                "gen_ai.request.model": "gpt-4o-mini",
+            },
+        ),
+    )
+    [run] = r.batch.runs
+    steps = {s.id[-1]: s for s in r.batch.steps}
+    assert run.workflow == "answer"
+    assert [steps[k].kind for k in "1234"] == ["chain", "llm", "tool", "llm"]
+    assert steps["3"].name == "search" and steps["3"].input_hash and steps["3"].output_hash
+    # The wrapper's usage is the roll-up of the model call's: counted once.
+    assert sum((s.input_tokens or 0) for s in r.batch.steps) == 30
+    # The tool failed, the model answered after it: degraded, never a clean success.
+    assert (run.status, run.failed_step_id) == ("degraded", steps["3"].id)
+
+
+def test_openllmetry_indexed_prompts_and_genai_events() -> None:
+    r = ingest(
+        span(
+            "0000000000000001",
+            None,
+            "invoke_agent helper",
+            0,
+            100,
+            {
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": "helper",
+                "gen_ai.usage.input_tokens": 99,
+            },
+        ),
+        span(
+            "0000000000000002",
+            "0000000000000001",
+            "openai.chat",
+            1,
+            50,
+            {
+                "llm.request.type": "chat",
+                "gen_ai.prompt.0.role": "user",
+                "gen_ai.prompt.0.content": "What is covered?",
+                "gen_ai.completion.0.role": "assistant",
+                "gen_ai.completion.0.content": "Pipes.",
+                "gen_ai.usage.prompt_tokens": 12,
+                "gen_ai.usage.completion_tokens": 3,
+            },
+        ),
+        span(
+            "0000000000000003",
+            "0000000000000001",
+            "chat m",
+            51,
+            99,
+            {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"},
+            events=[
+                (
+                    "gen_ai.client.inference.operation.details",
+                    {
+                        "gen_ai.input.messages": [{"role": "user", "parts": []}],
+                        "gen_ai.output.messages": [{"role": "assistant", "parts": []}],
+                    },
+                )
+            ],
+        ),
+    )
+    [run] = r.batch.runs
+    steps = {s.id[-1]: s for s in r.batch.steps}
+    assert run.workflow == "helper"
+    assert steps["1"].kind == "agent" and steps["1"].input_tokens is None  # a roll-up
+    assert steps["2"].kind == "llm" and (steps["2"].input_tokens, steps["2"].output_tokens) == (
+        12,
+        3,
+    )
+    payloads = {p.hash: json.loads(p.data) for p in r.batch.payloads}
+    assert payloads[steps["2"].input_hash][0] == {"role": "user", "content": "What is covered?"}
+    assert payloads[steps["3"].input_hash] == [{"role": "user", "parts": []}]
+    assert payloads[steps["3"].output_hash] == [{"role": "assistant", "parts": []}]
+
+
+def test_openinference_graph_nodes_name_agents_and_hand_offs() -> None:
+    r = ingest(
+        span("0000000000000001", None, "workflow", 0, 100, {"openinference.span.kind": "CHAIN"}),
+        span(
+            "0000000000000002",
+            "0000000000000001",
+            "triage",
+            1,
+            20,
+            {
+                "openinference.span.kind": "AGENT",
+                "graph.node.id": "triage",
+            },
+        ),
+        span(
+            "0000000000000003",
+            "0000000000000001",
+            "billing.run",
+            21,
+            99,
+            {
+                "openinference.span.kind": "AGENT",
+                "graph.node.id": "billing",
+                "graph.node.parent_id": "triage",
+            },
+        ),
+    )
+    steps = {s.id[-1]: s for s in r.batch.steps}
+    assert steps["2"].agent == "triage" and steps["3"].agent == "billing"
+    [edge] = [e for e in r.batch.edges if e.kind == "handoff"]
+    assert (edge.source, edge.target) == (steps["2"].id, steps["3"].id)
+
+
+def test_an_exception_handled_inside_an_ok_span_degrades_the_run() -> None:
+    r = ingest(
+        span("0000000000000001", None, "agent", 0, 100, {"openinference.span.kind": "AGENT"}),
+        span(
+            "0000000000000002",
+            "0000000000000001",
+            "fetch",
+            1,
+            10,
+            {"openinference.span.kind": "TOOL", "tool.name": "fetch"},
+            events=[("exception", {"exception.type": "TimeoutError"})],
+        ),
+        span(
+            "0000000000000003",
+            "0000000000000001",
+            "llm",
+            11,
+            90,
+            {"openinference.span.kind": "LLM"},
+        ),
+    )
+    [run] = r.batch.runs
+    assert run.status == "degraded"
+
+
+def test_only_real_version_attributes_are_versions() -> None:
+    assert is_version_key("prompt_version") and is_version_key("service.version")
+    assert is_version_key("llm.prompt_template.version")
+    assert is_version_key("llm.prompt_template.template")
+    assert not is_version_key("llm.token_count.prompt")
+    assert not is_version_key("ai.prompt.messages")
+    assert not is_version_key("gen_ai.request.model")
