@@ -18,10 +18,10 @@ from flightlog.cli._common import (
 )
 
 
-def _ledger(db: str) -> Any:
+def _ledger(db: str, *, readonly: bool = False) -> Any:
     from flightlog.ledger import attach
 
-    return attach(open_store_for_cli(db))
+    return attach(open_store_for_cli(db, readonly=readonly))
 
 
 @click.group()
@@ -38,7 +38,7 @@ def status(db: str, as_json: bool) -> None:
     from flightlog.ledger.status import status as get_status
 
     with errors_as_messages():
-        s = get_status(_ledger(db))
+        s = get_status(_ledger(db, readonly=True))
     if as_json:
         echo_json(s)
         return
@@ -119,7 +119,7 @@ def verify(db: str, as_json: bool, key_text: str | None, witness: Path | None) -
     from flightlog.ledger.verify import verify as run_verify
 
     with errors_as_messages():
-        ledger = _ledger(db)
+        ledger = _ledger(db, readonly=True)
         report = run_verify(
             ledger, verifier=Verifier.parse(key_text) if key_text else None, witness=witness
         )

@@ -26,7 +26,9 @@ def import_(files: tuple[str, ...], db: str, as_json: bool, workflow: str) -> No
     from flightlog.forensics.transcripts import import_transcripts
 
     with errors_as_messages():
-        store = open_store_for_cli(db)
+        store = open_store_for_cli(db, create=True)  # importing may start a new store
+        if getattr(store, "created", False):
+            click.echo(f"created a new store at {db}", err=True)
         try:
             ids = import_transcripts(store, list(files), workflow=workflow)
         finally:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from flightlog.cli._common import db_option, errors_as_messages
+from flightlog.cli._common import db_option, errors_as_messages, run_argument
 
 
 @click.command("report")
-@click.argument("run_id")
+@run_argument
 @db_option
 @click.option(
     "--format",
@@ -36,7 +36,7 @@ def report(run_id: str, db: str, fmt: str, out: str | None) -> None:
     from flightlog.forensics.report import postmortem, render
 
     with errors_as_messages():
-        store = open_store_for_cli(db)
+        store = open_store_for_cli(db, readonly=True)
         try:
             text = render(postmortem(store, run_id), fmt)
         finally:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import click
 
-from flightlog.cli._common import db_option, echo_json, errors_as_messages, json_option
+from flightlog.cli._common import (
+    db_option,
+    echo_json,
+    errors_as_messages,
+    json_option,
+    run_argument,
+)
 
 
 @click.command("why")
-@click.argument("run_id")
+@run_argument
 @db_option
 @json_option
 def why(run_id: str, db: str, as_json: bool) -> None:
@@ -21,7 +27,7 @@ def why(run_id: str, db: str, as_json: bool) -> None:
     from flightlog.forensics import why as attribute
 
     with errors_as_messages():
-        store = open_store_for_cli(db)
+        store = open_store_for_cli(db, readonly=True)
         try:
             att = attribute(store, run_id)
         finally:
