@@ -79,13 +79,9 @@ def cut(text: str, width: int) -> str:
 
 
 def fmt_duration(ns: int | None) -> str:
-    if ns is None:
-        return "-"
-    if ns < 1_000_000:
-        return f"{ns / 1000:.0f}µs"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.0f}ms"
-    return f"{ns / 1e9:.2f}s"
+    from flightlog._format import duration
+
+    return duration(ns)
 
 
 def fmt_time(ns: int | None) -> str:

@@ -111,15 +111,23 @@ def checkpoint(db: str, as_json: bool, git_repo: Path | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Witness file of published checkpoints (default: the configured one).",
 )
-def verify(db: str, as_json: bool, key_text: str | None, witness: Path | None) -> None:
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Also record the result in the store (what `audit status` shows as the last "
+    "verification). Without it, verify only reads: an evidence copy stays as it was.",
+)
+def verify(
+    db: str, as_json: bool, key_text: str | None, witness: Path | None, record: bool
+) -> None:
     """Recompute the tree from every stored entry, check every checkpoint's signature and
     consistency and every record against its leaf; name the first divergence. Exit 1 if
-    anything fails."""
+    anything fails. Reads only, unless --record."""
     from flightlog.ledger.note import Verifier
     from flightlog.ledger.verify import verify as run_verify
 
     with errors_as_messages():
-        ledger = _ledger(db, readonly=True)
+        ledger = _ledger(db, readonly=not record)
         report = run_verify(
             ledger, verifier=Verifier.parse(key_text) if key_text else None, witness=witness
         )

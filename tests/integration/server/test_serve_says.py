@@ -76,9 +76,9 @@ def test_serve_logs_what_it_received_and_that_nobody_is_alerted(tmp_path: Path) 
     assert f"listening on http://127.0.0.1:{srv.port}" in text
     assert "(a new, empty store: it did not exist)" in text
     assert "no alerting configured" in text.split("listening on", 1)[0]  # said at start
-    line = next(ln for ln in text.splitlines() if "1 failed" in ln)
-    assert "1 request(s), 1 span(s) stored, 0 rejected" in line
-    assert "1 run(s) ended, 1 failed (no alerting configured" in line
+    # the request and the run's end may fall in different intervals
+    assert "1 request(s), 1 span(s) stored, 0 rejected" in text
+    assert "1 run(s) ended, 1 failed (no alerting configured" in text
 
 
 def test_a_damaged_store_is_not_ready_and_answers_503(tmp_path: Path) -> None:
