@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from flightlog.cli._common import db_option, errors_as_messages, run_argument
+from flightlog.cli._common import db_option, errors_as_messages
 
 
 @click.command("report")
