@@ -113,11 +113,11 @@ def render_run(store: Any, run_id: str) -> list[str]:
     if failed_at is not None:
         lines.append(
             f"{'degraded' if run.status == 'degraded' else 'failed'} at step "
-            f"{failed_at.index} of {n} ({failed_at.name}"
-            + (f", owner {failed_at.owner}" if failed_at.owner else "")
-            + ")"
+            f"{failed_at.index} of {n} ({failed_at.name})"
             + (f": {run.reason}" if run.reason else "")
         )
+        if failed_at.owner:
+            lines.append(f"owner of that step: {failed_at.owner}")
     elif run.reason:
         lines.append(f"reason: {run.reason}")
     lines.append("")

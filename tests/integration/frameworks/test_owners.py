@@ -78,7 +78,7 @@ def test_why_show_and_report_name_the_tool_rules_owner(ingested: tuple[str, str,
     shown = json.loads(_cli("show", run_id, "--db", db, "--json", config=config))
     owners = {s["name"]: s["owner"] for s in shown["steps"]}
     assert owners["lookup_policy"] == "policy-team" and owners["compute_payout"] == "claims-team"
-    assert "owner claims-team" in _cli("show", run_id, "--db", db, config=config)
+    assert "owner of that step: claims-team" in _cli("show", run_id, "--db", db, config=config)
     report = _cli("report", run_id, "--db", db, config=config)
     assert "policy-team" in report
 
