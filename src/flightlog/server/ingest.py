@@ -209,7 +209,8 @@ class Ingestor:
             existing = self.store.existing_runs(wanted)
             batch.runs.extend(placeholders[rid] for rid in wanted if rid not in existing)
         if inferred:
-            derive(self.store, batch, inferred)
+            # Runs whose status late spans changed go through the run-end stages again.
+            ended.extend(derive(self.store, batch, inferred))
         self.store.write(batch, reorder=inferred)
         self.stats.transactions += 1
         self.stats.spans_stored += sum(i.result.accepted_spans for i in items)
@@ -248,18 +249,20 @@ class Ingestor:
             self.stats.pipeline_seconds += time.monotonic() - started
 
 
-def derive_statuses(store: Any, batch: Batch, run_ids: set[str], stored: set[str]) -> None:
+def derive_statuses(store: Any, batch: Batch, run_ids: set[str], stored: set[str]) -> list[str]:
     """The status of each ingested run whose root span has arrived, derived from all its
     spans stored so far and in ``batch`` (``flightlog.forensics.status``). A run whose root
     arrived earlier and whose status the new spans change is added to the batch again, so
     the ledger logs the new status instead of the store contradicting it. Hand-offs whose
-    two agent spans arrived in different requests are linked here too."""
+    two agent spans arrived in different requests are linked here too. Returns the runs
+    stored earlier whose status changed."""
     runs = {r.id: r for r in batch.runs if r.id in run_ids and r.source == "otlp"}
     late = [rid for rid in run_ids if rid not in runs and rid in stored]
     for rid in late:
         run = store.get_run(rid)
         if run is not None and run.source == "otlp" and run.status != "running":
             runs[rid] = run
+    changed: list[str] = []
     graph = {s.run_id for s in batch.steps if OI_GRAPH_NODE_PARENT_ID in s.attributes}
     graph |= {s.run_id for s in batch.steps if OI_GRAPH_NODE_ID in s.attributes}
     for rid in sorted((set(runs) | graph) & run_ids):
@@ -276,9 +279,11 @@ def derive_statuses(store: Any, batch: Batch, run_ids: set[str], stored: set[str
         apply_derived_status(run, list(steps.values()))
         if rid in late and (run.status, run.failed_step_id, run.reason) != before:
             batch.runs.append(run)
+            changed.append(rid)
+    return changed
 
 
-def derive(store: Any, batch: Batch, run_ids: set[str]) -> None:
+def derive(store: Any, batch: Batch, run_ids: set[str]) -> list[str]:
     """Before ``batch`` of ingested runs ``run_ids`` is written and logged: infer the data
     edges that its steps open with the run's stored steps, and give each failed run written
     now its failure point over every step seen so far.
@@ -286,7 +291,7 @@ def derive(store: Any, batch: Batch, run_ids: set[str]) -> None:
     Everything decided here is added to the batch, so the ledger logs it with the facts; what
     can change when later spans arrive (step order; agents inherited from ancestors) is left
     to the store (``reorder``) and to readers, and is never logged. Nothing stored is
-    rewritten.
+    rewritten. Returns the runs whose status changed since they were stored.
     """
     stored = store.step_outlines(run_ids)
     by_run: dict[str, dict[str, StepOutline | Step]] = {}
@@ -297,7 +302,7 @@ def derive(store: Any, batch: Batch, run_ids: set[str]) -> None:
         if s.run_id in run_ids:
             by_run.setdefault(s.run_id, {})[s.id] = s  # a span delivered twice: last wins
             new_ids.setdefault(s.run_id, set()).add(s.id)
-    derive_statuses(store, batch, run_ids, set(stored))
+    changed = derive_statuses(store, batch, run_ids, set(stored))
     data = {p.hash: p.data for p in batch.payloads}
     wanted = {
         h
@@ -315,3 +320,4 @@ def derive(store: Any, batch: Batch, run_ids: set[str]) -> None:
             batch.edges.extend(
                 infer_data_edges(rows, data, None if run_id not in stored else fresh)
             )
+    return changed

@@ -47,3 +47,43 @@ def test_recorded_framework_runs_are_judged_right(name: str, tmp_path: Path) -> 
     for o in got:
         assert fw.agents <= set(o.agents), o.agents
         assert o.input_tokens > 0 and o.output_tokens > 0
+
+
+def test_late_spans_derive_the_status_again_and_the_ledger_agrees(tmp_path: Path) -> None:
+    """The Agents SDK's root span is OK; when it arrives first, alone, the run looks like a
+    success until its agent and tool spans (ERROR) arrive: the status is derived again from
+    the whole trace, logged again, and the audit trail still verifies."""
+    import json
+
+    from flightlog.ledger import attach
+    from flightlog.ledger.verify import verify
+
+    doc = json.loads((DATA / "openai_agents" / "raises.json").read_text())
+    spans = [sp for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for sp in ss["spans"]]
+    root = [sp for sp in spans if not sp.get("parentSpanId")]
+    rest = [sp for sp in spans if sp.get("parentSpanId")]
+    assert len(root) == 1 and rest
+
+    def body(part: list[dict[str, object]]) -> bytes:
+        return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": part}]}]}).encode()
+
+    store = open_store(f"sqlite:///{tmp_path / 'late.db'}")
+    ingestor = Ingestor(store)
+    try:
+        ingestor.submit(decode(body(root), "application/json")).result(timeout=60)
+        [early] = store.list_runs()
+        assert early.status == "succeeded"  # all that is known yet
+        ingestor.submit(decode(body(rest), "application/json")).result(timeout=60)
+    finally:
+        ingestor.close(pipeline_timeout=60)
+    [run] = store.list_runs()
+    assert run.status == "failed"
+    assert {s.id: s.name for s in store.get_steps(run.id)}[run.failed_step_id] == "lookup_policy"
+    # The run went through the run-end stages again: its attribution is stored and audited.
+    from flightlog.forensics.ledger import stored_attribution
+
+    att = stored_attribution(store, run.id)
+    assert att is not None and att.root_cause is not None
+    assert att.root_cause.name == "lookup_policy"
+    report = verify(attach(store))  # type: ignore[arg-type]
+    assert report.ok, report
