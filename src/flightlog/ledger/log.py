@@ -104,10 +104,18 @@ def fetch_nodes(tx: Tx, keys: Iterable[rfc9162.NodeKey]) -> dict[rfc9162.NodeKey
     return out
 
 
+class KeyMissingError(LedgerError):
+    """The log's signing key file is not where it was expected (e.g. a copied store)."""
+
+
 def load_signer(path: Path, name: str, *, create: bool) -> Signer:
-    """The signing key at ``path``; created (mode 0600) if absent and ``create``."""
+    """The signing key at ``path``; created (mode 0600, its directory 0700 if it must be
+    made) if absent and ``create``, else ``KeyMissingError`` saying where it was expected."""
     if path.exists():
-        signer = Signer.parse(path.read_text())
+        try:
+            signer = Signer.parse(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise LedgerError(f"cannot read the ledger signing key {path}: {exc}") from exc
         if signer.name != name:
             raise LedgerError(
                 f"signing key {path} is for log {signer.name!r}, but this store's log is "
@@ -115,11 +123,21 @@ def load_signer(path: Path, name: str, *, create: bool) -> Signer:
             )
         return signer
     if not create:
-        raise LedgerError(f"no ledger signing key at {path}; set FLIGHTLOG_LEDGER_KEY")
-    if not path.parent.exists():
-        raise LedgerError(f"cannot create ledger key {path}: directory {path.parent} is missing")
+        raise KeyMissingError(
+            f"key file missing: the signing key of log {name!r} was expected at {path}. "
+            "A copied store does not bring its key: copy the key file there, or pass its "
+            "path in FLIGHTLOG_LEDGER_KEY; to check signatures with only the public key, "
+            "pass it with --key (from 'flightlog audit key' on the original machine)"
+        )
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise LedgerError(
+            f"cannot create the ledger signing key {path}: {exc}; set FLIGHTLOG_LEDGER_KEY "
+            "to a writable path"
+        ) from exc
     signer = Signer.generate(name)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, (signer.encode() + "\n").encode())
         os.fsync(fd)
@@ -140,6 +158,8 @@ class Ledger:
         self._frontier: list[bytes | None] = []
         self._last_cp: tuple[int, int] = (0, time.time_ns())  # (size, created_ns)
         self._signer: Signer | None = None
+        self._tail_timer: threading.Timer | None = None
+        self._timer_pid = os.getpid()
         self.checkpoint_errors = 0
         store.migrate("ledger", migrations(store.dialect))
         with store.transaction() as tx:
@@ -169,15 +189,32 @@ class Ledger:
         return f"flightlog.local/{secrets.token_hex(6)}"
 
     # -- keys ----------------------------------------------------------------------------
+    @property
+    def key_path(self) -> Path | None:
+        """The signing key file: ``FLIGHTLOG_LEDGER_KEY``, else one per log in the user's
+        configuration directory (outside the store's directory)."""
+        if self.config.key_path is not None:
+            return self.config.key_path
+        if self.config.key_dir is None:
+            return None
+        return self.config.key_dir / f"{anchor.safe_name(self.origin)}.key"
+
     def signer(self, *, create: bool = True) -> Signer:
+        """The signing key; created only when ``create`` (signing paths), never by reads."""
         if self._signer is None:
-            if self.config.key_path is None:
-                raise LedgerError("no ledger key path configured; set FLIGHTLOG_LEDGER_KEY")
-            self._signer = load_signer(self.config.key_path, self.origin, create=create)
+            path = self.key_path
+            if path is None:
+                raise LedgerError(
+                    "no place for the ledger signing key (no home directory); set "
+                    "FLIGHTLOG_LEDGER_KEY"
+                )
+            self._signer = load_signer(path, self.origin, create=create)
         return self._signer
 
-    def verifier(self) -> Verifier:
-        return self.signer().verifier
+    def verifier(self, *, create: bool = False) -> Verifier:
+        """The public key checking this log's checkpoints. Raises ``KeyMissingError`` when
+        the key file does not exist (reads never create it)."""
+        return self.signer(create=create).verifier
 
     # -- the write path --------------------------------------------------------------------
     def on_write(self, tx: Tx, batch: Batch) -> None:
@@ -191,7 +228,7 @@ class Ledger:
                 kind = "run.start" if r.status == "running" else "run.end"
                 out.append(enc(kind, r.id, r.id, run_data(stored[r.id]), now))
         for s in batch.steps:
-            # Step upserts overwrite every column, so the batch record is what is stored.
+            # Hooks receive the steps as stored (merged by store.facts).
             out.append(enc("step", step_record_id(s.run_id, s.id), s.run_id, step_data(s), now))
         for e in batch.edges:
             se = self._stored_edge(tx, e)
@@ -310,6 +347,7 @@ class Ledger:
             # Cached now; if the transaction rolls back, _sync sees the difference next time.
             self._head = (seq, new_root)
             self._frontier = frontier
+            self._schedule_tail_checkpoint()
             return size
 
     # -- reading -------------------------------------------------------------------------
@@ -378,11 +416,42 @@ class Ledger:
             self._last_cp = (last_size, time.time_ns())  # back off until the next period
             log.error("ledger checkpoint at size %d not signed: %s", size, exc)
 
+    def _schedule_tail_checkpoint(self) -> None:
+        """Sign the entries appended last within ``checkpoint_seconds`` even when no further
+        write comes (a timer thread), so the unsigned tail a truncation could remove
+        unnoticed stays seconds long."""
+        seconds = self.config.checkpoint_seconds
+        if seconds <= 0:
+            return
+        if os.getpid() != self._timer_pid:  # forked: the parent's timer is not ours
+            self._tail_timer, self._timer_pid = None, os.getpid()
+        if self._tail_timer is not None:
+            return
+        timer = threading.Timer(seconds, self._sign_tail)
+        timer.daemon = True
+        timer.name = "flightlog-ledger-checkpoint"
+        self._tail_timer = timer
+        timer.start()
+
+    def _sign_tail(self) -> None:
+        self._tail_timer = None
+        try:
+            with self._lock:
+                last_size = self._last_cp[0]
+                if self._head is not None and self._head[0] <= last_size:
+                    return
+            self.checkpoint()
+        except Exception as exc:  # a closed or read-only store, a refused signature
+            self.checkpoint_errors += 1
+            log.debug("ledger tail checkpoint not signed: %s", exc)
+
     def checkpoint(self, *, git_repo: Path | None = None) -> cp_mod.Checkpoint:
         """Sign a checkpoint of the log as it is now (or return the latest, if it already
         covers every entry). Raises ``LedgerError`` if the log is empty or inconsistent with
         the previous checkpoint."""
-        with self._lock, self.store.transaction() as tx:
+        # The store's transaction first, then the ledger's lock: the order every append
+        # takes them in (appends run inside the store's write transaction).
+        with self.store.transaction() as tx, self._lock:
             size, root = self._sync(tx)
             if size == 0:
                 raise LedgerError("the ledger is empty; record something before checkpointing")
@@ -425,7 +494,7 @@ class Ledger:
             (size, now, cp.note),
         )
         if self.config.witness_path is not None:
-            anchor.append_witness(self.config.witness_path, cp.note)
+            anchor.publish(self.config.witness_path, cp.note, cp.origin, cp.size)
         self._last_cp = (size, now)
         return cp
 

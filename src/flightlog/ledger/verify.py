@@ -48,7 +48,16 @@ from flightlog.ledger.schema import NODE_SHIFT
 from flightlog.model import Edge
 
 RECORD_KINDS = ("run.start", "run.end", "step", "edge", "finding")
-_RANK = {"entry": 0, "record": 0, "payload": 0, "node": 1, "checkpoint": 2, "witness": 2, "head": 2}
+_RANK = {
+    "key": -1,
+    "entry": 0,
+    "record": 0,
+    "payload": 0,
+    "node": 1,
+    "checkpoint": 2,
+    "witness": 2,
+    "head": 2,
+}
 
 
 @dataclass(slots=True)
@@ -81,6 +90,21 @@ class VerifyReport:
     redacted: int
     seconds: float
     problems: list[Problem] = field(default_factory=list)
+    signed: int = 0  # entries covered by the latest valid checkpoint
+
+    @property
+    def unsigned(self) -> int:
+        """Entries after the last signed checkpoint: not yet protected against truncation."""
+        return max(0, self.entries - self.signed)
+
+    def tail(self) -> str:
+        if not self.unsigned:
+            return "every entry is covered by a signed checkpoint"
+        return (
+            f"{self.unsigned} entries (#{self.signed}..#{self.entries - 1}) are after the last "
+            "signed checkpoint: until one covers them, removing them from the end would go "
+            "unnoticed ('flightlog audit checkpoint' signs one now)"
+        )
 
     @property
     def first(self) -> Problem | None:
@@ -95,6 +119,8 @@ class VerifyReport:
             )
         first = self.first
         assert first is not None
+        if first.code == "key.missing":
+            return f"FAILED: {len(self.problems)} problem(s); {first.message}"
         where = f"entry #{first.index}" if first.index is not None else "a record"
         return (
             f"FAILED: {len(self.problems)} problem(s); first divergence at {where}: {first.message}"
@@ -110,6 +136,8 @@ class VerifyReport:
             "checkpoints": self.checkpoints,
             "witnessed": self.witnessed,
             "redacted": self.redacted,
+            "signed": self.signed,
+            "unsigned": self.unsigned,
             "seconds": round(self.seconds, 3),
             "summary": self.summary(),
             "problems": [p.to_dict() for p in self.problems],
@@ -166,8 +194,12 @@ def verify(
         if len(problems) < max_problems:
             problems.append(Problem(code, message, index, rec))
 
+    key_problem: str | None = None
     if verifier is None:
-        verifier = ledger.verifier()
+        try:
+            verifier = ledger.verifier()
+        except LedgerError as exc:  # key file missing or unreadable: say so, check the rest
+            key_problem = str(exc)
     leaves: list[bytes] = []
     latest: dict[str, int] = {}
     redacted_seqs: set[int] = set()
@@ -267,10 +299,25 @@ def verify(
         # 2. checkpoints
         notes = ledger.checkpoint_notes(tx)
         good: list[cp_mod.Checkpoint] = []
-        for size_col, _created, note_text in notes:
+        wpath = witness if witness is not None else ledger.config.witness_path
+        wfile = anchor.witness_file(wpath, ledger.origin) if wpath is not None else None
+        witnessed_notes: list[str] = []
+        if wfile is not None:
+            try:
+                witnessed_notes = anchor.read_witness(wfile)
+            except (LedgerError, OSError, UnicodeDecodeError) as exc:
+                add("witness.unreadable", f"witness {wfile}: {exc}", None)
+        if verifier is None:
+            if notes or witnessed_notes:
+                add("key.missing", f"{key_problem}; signatures were not checked", None)
+            notes_to_check: list[tuple[int, int, str]] = []
+        else:
+            notes_to_check = notes
+        for size_col, _created, note_text in notes_to_check:
+            assert verifier is not None
             try:
                 cp = cp_mod.open_checkpoint(note_text, verifier)
-            except LedgerError as exc:
+            except (LedgerError, ValueError) as exc:
                 add("checkpoint.signature", f"checkpoint stored for size {size_col}: {exc}", None)
                 continue
             if cp.size != size_col:
@@ -293,16 +340,16 @@ def verify(
                         a.size,
                     )
         witnessed = 0
-        wpath = witness if witness is not None else ledger.config.witness_path
-        if wpath is not None:
-            for note_text in anchor.read_witness(wpath):
+        if verifier is not None:
+            for note_text in witnessed_notes:
                 try:
                     cp = cp_mod.open_checkpoint(note_text, verifier)
-                except LedgerError as exc:
-                    add("witness.signature", f"witness file {wpath}: {exc}", None)
+                except (LedgerError, ValueError) as exc:
+                    add("witness.signature", f"witness file {wfile}: {exc}", None)
                     continue
                 witnessed += 1
-                _check_against_tree(cp, tree, n, [], add, f"witnessed checkpoint ({wpath})")
+                _check_against_tree(cp, tree, n, [], add, f"witnessed checkpoint ({wfile})")
+        signed = max((c.size for c in good), default=0)
 
         # 3. records
         records = 0
@@ -320,6 +367,7 @@ def verify(
         checkpoints=len(notes),
         witnessed=witnessed,
         redacted=len(redacted_seqs),
+        signed=min(signed, n),
         seconds=time.perf_counter() - t0,
         problems=problems,
     )

@@ -16,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from flightlog.model import Batch, Edge, Finding, Run, RunRecord, Step
+
+if TYPE_CHECKING:
+    from flightlog.store.facts import Conflict
 
 
 @runtime_checkable
@@ -66,8 +69,13 @@ class Store(Protocol):
     dialect: str  # "sqlite" | "postgresql"
 
     # -- writing -------------------------------------------------------------------------
-    def write(self, batch: Batch) -> None:
-        """Store a batch in one transaction; durable when this returns. Idempotent."""
+    def write(self, batch: Batch) -> list[Conflict]:
+        """Store a batch in one transaction; durable when this returns. Idempotent.
+
+        Facts are append-only (``flightlog.store.facts``): a run or step that contradicts
+        what is stored is not written; it is returned as a ``Conflict``, recorded as a
+        finding and, with a ledger attached, as a ``fact.conflict`` entry. Write hooks
+        receive what was applied: the runs and steps whose stored state changed, as stored."""
 
     def add_write_hook(self, hook: WriteHook) -> None:
         """Run ``hook(tx, batch)`` inside every ``write`` transaction, after the records."""
