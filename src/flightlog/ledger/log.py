@@ -58,6 +58,7 @@ _INSERT_ENTRY = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_NODE = "INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)"
+RUN_INDEX = "run.index"  # entry kind: the list of a run's entries (completeness of bundles)
 
 
 def node_id(level: int, index: int) -> int:
@@ -159,6 +160,7 @@ class Ledger:
         self._last_cp: tuple[int, int] = (0, time.time_ns())  # (size, created_ns)
         self._signer: Signer | None = None
         self._tail_timer: threading.Timer | None = None
+        self._last_tx: Tx | None = None  # the transaction of the last append
         self._timer_pid = os.getpid()
         self.checkpoint_errors = 0
         store.migrate("ledger", migrations(store.dialect))
@@ -236,7 +238,47 @@ class Ledger:
         for f in batch.findings:
             sf = self._stored_finding(tx, f)
             out.append(enc("finding", sf.id, sf.run_id, finding_data(sf), now))
-        self.append(tx, out)
+        first = self.append(tx, out)
+        ended = [r.id for r in batch.runs if r.status != "running"]
+        if ended:
+            # Each run that ended in this write gets an index of its entries, so a bundle of
+            # the run can be checked for completeness (bundle.verify_bundle).
+            written = {
+                rid: [first + i for i, e in enumerate(out) if e.run_id == rid] for rid in ended
+            }
+            self.append(
+                tx,
+                [self._index_entry(tx, rid, now, written[rid]) for rid in ended],
+                checkpoint=False,
+            )
+
+    def _index_entry(self, tx: Tx, run_id: str, now: int, extra: Sequence[int] = ()) -> Encoded:
+        """A ``run.index`` entry: the indices of every entry of the run so far (plus
+        ``extra``, appended in this transaction) and the index entry before it."""
+        seqs = {
+            int(r[0])
+            for r in tx.fetchall("SELECT seq FROM ledger_entries WHERE run_id = ?", (run_id,))
+        }
+        seqs.update(extra)
+        prev = tx.fetchone(
+            "SELECT MAX(seq) FROM ledger_entries WHERE run_id = ? AND kind = ?",
+            (run_id, RUN_INDEX),
+        )
+        data = {
+            "run_id": run_id,
+            "entries": sorted(seqs),
+            "count": len(seqs),
+            "previous": None if prev is None or prev[0] is None else int(prev[0]),
+        }
+        return self.encoder.encode(
+            RUN_INDEX, f"{run_id}#index", run_id, data, now, top_level_keys=True
+        )
+
+    def index_run(self, run_id: str) -> int:
+        """Append a ``run.index`` entry listing every entry of ``run_id`` now (``audit
+        export`` does before it signs the checkpoint a bundle is proven in); its index."""
+        with self.store.transaction() as tx:
+            return self.append(tx, [self._index_entry(tx, run_id, time.time_ns())])
 
     def on_audit(self, tx: Tx, kind: str, data: dict[str, Any]) -> None:
         """Store auditor: append a leaf for a capability's record (same transaction)."""
@@ -297,13 +339,18 @@ class Ledger:
             self._head = head
         return head
 
-    def append(self, tx: Tx, encoded: Sequence[Encoded]) -> int:
-        """Append entries inside ``tx``; returns the index of the first. Thread-safe."""
+    def append(self, tx: Tx, encoded: Sequence[Encoded], *, checkpoint: bool = True) -> int:
+        """Append entries inside ``tx``; returns the index of the first. Thread-safe.
+
+        The first append of a transaction may sign a periodic checkpoint of the log as it
+        was before it (committed state); later ones in the same transaction never do."""
         if not encoded:
             return -1
         with self._lock:
             size, root = self._sync(tx)
-            self._maybe_checkpoint(tx, size, root)
+            if checkpoint and tx is not self._last_tx:
+                self._maybe_checkpoint(tx, size, root)
+            self._last_tx = tx
             frontier = list(self._frontier)
             entries = []
             nodes = []
@@ -432,6 +479,15 @@ class Ledger:
         timer.name = "flightlog-ledger-checkpoint"
         self._tail_timer = timer
         timer.start()
+
+    def sign_on_close(self) -> None:
+        """When the store closes: sign what this process appended and no checkpoint covers
+        yet (the tail a short-lived writer would otherwise leave unsigned)."""
+        timer = self._tail_timer
+        if timer is None or os.getpid() != self._timer_pid:
+            return
+        timer.cancel()
+        self._sign_tail()
 
     def _sign_tail(self) -> None:
         self._tail_timer = None

@@ -16,17 +16,17 @@ entry that diverges.
 from __future__ import annotations
 
 import base64
-import hashlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from flightlog.errors import LedgerError
-from flightlog.ledger import anchor, canonical, rfc9162
+from flightlog.ledger import anchor, canonical, coverage, rfc9162
 from flightlog.ledger import checkpoint as cp_mod
 from flightlog.ledger.entry import (
     COMMIT,
@@ -94,10 +94,15 @@ class VerifyReport:
 
     @property
     def unsigned(self) -> int:
-        """Entries after the last signed checkpoint: not yet protected against truncation."""
+        """Entries after the last signed checkpoint: not yet protected against truncation
+        (-1: unknown, the signatures could not be checked)."""
+        if self.signed < 0:
+            return -1
         return max(0, self.entries - self.signed)
 
     def tail(self) -> str:
+        if self.unsigned < 0:
+            return "not known: without the key no checkpoint could be checked"
         if not self.unsigned:
             return "every entry is covered by a signed checkpoint"
         return (
@@ -209,8 +214,9 @@ def verify(
         head_size, head_root = ledger.head(tx)
         # 1. entries and leaves
         expected = 0
-        for seq, kind, record_id, entry, leaf in _rows(
-            tx, "SELECT seq, kind, record_id, entry, leaf FROM ledger_entries ORDER BY seq"
+        for seq, kind, record_id, entry, leaf, opened in _rows(
+            tx,
+            "SELECT seq, kind, record_id, entry, leaf, openings FROM ledger_entries ORDER BY seq",
         ):
             seq = int(seq)
             if seq != expected:
@@ -237,6 +243,16 @@ def verify(
                         record_id,
                     )
                 leaves.append(h)
+                if opened is not None:
+                    why = check_openings(entry, _bytes(opened))
+                    if why:
+                        add(
+                            "opening.corrupt",
+                            f"the openings of entry #{seq} ({kind} {record_id}) {why}: the "
+                            "values and salts kept beside the log were damaged or edited",
+                            seq,
+                            record_id,
+                        )
                 if kind in ("redaction", "retention.prune"):
                     target = redacted_seqs if kind == "redaction" else pruned_seqs
                     try:
@@ -354,7 +370,21 @@ def verify(
         # 3. records
         records = 0
         if record:
-            records = _check_records(tx, latest, redacted_seqs, pruned_seqs, add)
+            checks: list[tuple[str, Callable[[], int]]] = [
+                ("records", partial(_check_records, tx, latest, redacted_seqs, pruned_seqs, add)),
+                ("incidents", partial(coverage.check_incidents, tx, add)),
+                ("notifications", partial(coverage.check_notifications, tx, add)),
+            ]
+            for what, check in checks:
+                try:
+                    records += check()
+                except Exception as exc:  # damage we did not foresee: a finding, not a crash
+                    add(
+                        "store.unreadable",
+                        f"checking the {what} failed ({type(exc).__name__}: {exc}): the store's "
+                        "tables were damaged or altered",
+                        None,
+                    )
     # The first problem names the first divergent entry: problems about one entry come
     # before those about a range of entries (interior hashes), then checkpoints and the head.
     problems.sort(key=lambda p: (_RANK.get(p.code.split(".")[0], 3), p.index is None, p.index or 0))
@@ -367,12 +397,31 @@ def verify(
         checkpoints=len(notes),
         witnessed=witnessed,
         redacted=len(redacted_seqs),
-        signed=min(signed, n),
+        signed=min(signed, n) if verifier is not None else -1,
         seconds=time.perf_counter() - t0,
         problems=problems,
     )
     _remember(ledger, report)
     return report
+
+
+def check_openings(entry: bytes, opened: bytes) -> str | None:
+    """Why an entry's stored openings do not open its commitments, or None if they do."""
+    try:
+        items = orjson.loads(opened)
+        data = orjson.loads(entry)["data"]
+        if not isinstance(items, list):
+            return "are not a list of openings"
+        for item in items:
+            path, salt, value = item
+            held = get_path(data, tuple(path))
+            if not isinstance(held, dict) or COMMIT not in held:
+                return f"open {'.'.join(map(str, path))}, which the entry does not commit"
+            if commitment(base64.b64decode(salt, validate=True), value) != held[COMMIT]:
+                return f"do not match the commitment of {'.'.join(map(str, path))}"
+    except Exception as exc:  # any damage: a finding, never a traceback
+        return f"are not readable ({type(exc).__name__})"
+    return None
 
 
 def _bytes(v: Any) -> bytes:
@@ -450,18 +499,38 @@ def _check_records(
             return
         wanted.append((seq, record_id, data))
 
+    def unreadable(what: str, row: tuple[Any, ...], exc: Exception) -> None:
+        rid = "/".join(str(v) for v in row[:2]) if what == "step" else str(row[0])
+        seen.add(rid)
+        add(
+            "record.corrupt",
+            f"{what} {rid} cannot be read ({type(exc).__name__}: {exc}): its stored columns "
+            "were damaged or edited",
+            latest.get(rid),
+            rid,
+        )
+
     for row in tx.fetchall(f"SELECT {RUN_COLUMNS} FROM runs"):
-        r = run_from_row(row)
-        want(r.id, run_data(r), "run")
+        try:
+            r = run_from_row(row)
+            want(r.id, run_data(r), "run")
+        except Exception as exc:
+            unreadable("run", row, exc)
     for row in tx.fetchall(f"SELECT {STEP_COLUMNS} FROM steps"):
-        s = step_from_row(row)
-        want(step_record_id(s.run_id, s.id), step_data(s), "step")
+        try:
+            s = step_from_row(row)
+            want(step_record_id(s.run_id, s.id), step_data(s), "step")
+        except Exception as exc:
+            unreadable("step", row, exc)
     for row in tx.fetchall("SELECT run_id, source, target, kind, evidence, detail FROM edges"):
         e = Edge(*row)
         want(edge_id(e), edge_data(e), "edge")
     for row in tx.fetchall(f"SELECT {FINDING_COLUMNS} FROM findings"):
-        f = finding_from_row(row)
-        want(f.id, finding_data(f), "finding")
+        try:
+            f = finding_from_row(row)
+            want(f.id, finding_data(f), "finding")
+        except Exception as exc:
+            unreadable("finding", row, exc)
 
     for record_id, seq in latest.items():
         if record_id not in seen and seq not in pruned:
@@ -484,19 +553,27 @@ def _check_records(
             )
             if e is not None
         }
-        openings = {
-            int(s): orjson.loads(d)
-            for s, d in tx.fetchall(
-                f"SELECT seq, openings FROM ledger_entries WHERE seq IN ({marks}) "
-                "AND openings IS NOT NULL",
-                seqs,
-            )
-        }
+        openings: dict[int, Any] = {}
+        for s, d in tx.fetchall(
+            f"SELECT seq, openings FROM ledger_entries WHERE seq IN ({marks}) "
+            "AND openings IS NOT NULL",
+            seqs,
+        ):
+            try:
+                openings[int(s)] = orjson.loads(_bytes(d))
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                openings[int(s)] = _CORRUPT
         for seq, record_id, data in part:
             raw = entries.get(seq)
             if raw is None:
                 continue
-            msg = compare(raw, data, openings.get(seq), seq in redacted)
+            opened = openings.get(seq)
+            if opened is _CORRUPT:
+                continue  # reported with the entries (check_openings)
+            try:
+                msg = compare(raw, data, opened, seq in redacted)
+            except Exception as exc:  # a malformed opening: a finding, never a traceback
+                msg = f"its openings are malformed ({type(exc).__name__}: {exc})"
             if msg:
                 add(
                     "record.changed",
@@ -504,8 +581,11 @@ def _check_records(
                     seq,
                     record_id,
                 )
-    _check_payloads(tx, add)
+    coverage.check_payloads(tx, add)
     return records
+
+
+_CORRUPT = object()
 
 
 def compare(
@@ -549,19 +629,6 @@ def compare(
 def _short(v: Any) -> str:
     text = orjson.dumps(v).decode()
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_payloads(tx: Any, add: Any) -> None:
-    for h, data in tx.fetchall("SELECT hash, data FROM payloads"):
-        digest = str(h).removeprefix("sha256:")
-        hexdigest = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
-        if hexdigest and hashlib.sha256(bytes(data)).hexdigest() != digest:
-            add(
-                "payload.changed",
-                f"payload {h} does not match its SHA-256: its content was changed",
-                None,
-                str(h),
-            )
 
 
 def _remember(ledger: Ledger, report: VerifyReport) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -367,6 +367,7 @@ class SQLStore:
     def __init__(self) -> None:
         self._write_hooks: list[WriteHook] = []
         self._auditors: list[Any] = []
+        self._close_hooks: list[Callable[[], None]] = []
 
     @property
     def display_url(self) -> str:
@@ -416,6 +417,20 @@ class SQLStore:
     def add_write_hook(self, hook: WriteHook) -> None:
         if hook not in self._write_hooks:
             self._write_hooks.append(hook)
+
+    def add_close_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook()`` once when the store is closed, before its connections are (the
+        ledger signs the entries this process appended last)."""
+        if hook not in self._close_hooks:
+            self._close_hooks.append(hook)
+
+    def _run_close_hooks(self) -> None:
+        hooks, self._close_hooks = self._close_hooks, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:  # closing must not fail over derived work
+                pass
 
     def add_auditor(self, auditor: Any) -> None:
         """Attach ``auditor(tx, kind, data)``; the audit ledger attaches itself here."""
