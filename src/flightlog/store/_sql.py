@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from typing import Any
 
 from flightlog import _json
@@ -427,10 +427,8 @@ class SQLStore:
     def _run_close_hooks(self) -> None:
         hooks, self._close_hooks = self._close_hooks, []
         for hook in hooks:
-            try:
+            with suppress(Exception):  # closing must not fail over derived work
                 hook()
-            except Exception:  # closing must not fail over derived work
-                pass
 
     def add_auditor(self, auditor: Any) -> None:
         """Attach ``auditor(tx, kind, data)``; the audit ledger attaches itself here."""
