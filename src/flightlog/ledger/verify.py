@@ -632,6 +632,8 @@ def _short(v: Any) -> str:
 
 
 def _remember(ledger: Ledger, report: VerifyReport) -> None:
+    if getattr(ledger.store, "readonly", False):
+        return  # a store opened read-only is never written, not even the verification time
     try:
         with ledger.store.transaction() as tx:
             tx.execute(
