@@ -5,6 +5,7 @@ frameworks installed."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,8 @@ def test_late_spans_derive_the_status_again_and_the_ledger_agrees(tmp_path: Path
     def body(part: list[dict[str, object]]) -> bytes:
         return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": part}]}]}).encode()
 
+    from flightlog.forensics.ledger import stored_attribution
+
     store = open_store(f"sqlite:///{tmp_path / 'late.db'}")
     ingestor = Ingestor(store)
     try:
@@ -74,14 +77,16 @@ def test_late_spans_derive_the_status_again_and_the_ledger_agrees(tmp_path: Path
         [early] = store.list_runs()
         assert early.status == "succeeded"  # all that is known yet
         ingestor.submit(decode(body(rest), "application/json")).result(timeout=60)
+        # The run goes through the run-end stages again (on the pipeline thread): its
+        # attribution is stored and audited.
+        deadline = time.monotonic() + 60
+        while stored_attribution(store, early.id) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
-        ingestor.close(pipeline_timeout=60)
+        ingestor.close()
     [run] = store.list_runs()
     assert run.status == "failed"
     assert {s.id: s.name for s in store.get_steps(run.id)}[run.failed_step_id] == "lookup_policy"
-    # The run went through the run-end stages again: its attribution is stored and audited.
-    from flightlog.forensics.ledger import stored_attribution
-
     att = stored_attribution(store, run.id)
     assert att is not None and att.root_cause is not None
     assert att.root_cause.name == "lookup_policy"
