@@ -282,7 +282,11 @@ def derive_statuses(store: Any, batch: Batch, run_ids: set[str], stored: set[str
         steps: dict[str, Step] = {}
         if rid in stored:
             steps.update((s.id, s) for s in store.get_steps(rid))
-        steps.update((s.id, s) for s in batch.steps if s.run_id == rid)
+        for s in batch.steps:
+            # A stored (closed) step is a fact: a re-sent span that contradicts it is refused
+            # by the store, so it must not change what the run's status is derived from.
+            if s.run_id == rid and (s.id not in steps or steps[s.id].ended_ns is None):
+                steps[s.id] = s
         if rid in graph and rid in stored:
             batch.edges.extend(handoff_edges(steps.values()))
         run = runs.get(rid)
