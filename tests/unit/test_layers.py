@@ -22,7 +22,12 @@ SRC = REPO / "src" / "flightlog"
 # ``flightlog`` is the package's own ``__init__`` (the public SDK surface). Components in one
 # layer may import each other (no cycles: ``test_no_component_cycles``).
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("base", frozenset({"errors", "model", "_json", "_format", "_durations", "config"})),
+    (
+        "base",
+        frozenset(
+            {"errors", "model", "_json", "_format", "_durations", "config", "payload", "lineage"}
+        ),
+    ),
     ("store", frozenset({"store"})),
     ("records", frozenset({"ledger", "otel", "privacy"})),
     ("detect", frozenset({"detect"})),
@@ -68,11 +73,26 @@ KNOWN: dict[tuple[str, str], str] = {
     "evaluates SLO burn rates; belongs to a pipeline stage",
     ("flightlog.drills.inject", "flightlog.sdk.recorder"): "fault injection wraps the SDK's "
     "step recorder; drills run above the SDK",
+    ("flightlog.forensics.judge", "flightlog.sdk.payload"): "the LLM judge decodes payloads "
+    "with the SDK's decoder; the codec is moving below both (flightlog.payload)",
     ("flightlog.demo", "flightlog.cli.runs"): "the demo prints a run as flightlog show does; "
     "the renderer belongs below both",
     ("flightlog.drills.runner", "flightlog"): "a drill configures the SDK (flightlog.configure)"
     " to record the faulty run; drills run above the SDK",
 }
+
+
+# Entries of KNOWN that work merging now removes or brings (the run-end hook moving into the
+# pipeline, the payload codec moving out of the SDK, the LLM judge arriving): they may be
+# absent. Empty this set once those branches are merged.
+SETTLING: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("flightlog.detect.hook", "flightlog.forensics.attribution"),
+        ("flightlog.detect.hook", "flightlog.forensics.ledger"),
+        ("flightlog.forensics.replay", "flightlog.sdk.payload"),
+        ("flightlog.forensics.judge", "flightlog.sdk.payload"),
+    }
+)
 
 
 def component(module: str) -> str:
@@ -155,7 +175,7 @@ def test_no_new_layer_violations() -> None:
 
 
 def test_known_violations_still_exist() -> None:
-    gone = sorted(set(KNOWN) - violations())
+    gone = sorted(set(KNOWN) - SETTLING - violations())
     assert not gone, "no longer imported: delete from KNOWN in tests/unit/test_layers.py:\n" + (
         "\n".join(f"  {a} -> {b}" for a, b in gone)
     )

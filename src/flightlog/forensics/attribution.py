@@ -16,10 +16,11 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from flightlog import model
 from flightlog.detect import RunContext, history_cache, run_detectors
 from flightlog.errors import InputError
 from flightlog.forensics.lineage import Lineage
-from flightlog.model import Finding, RunRecord, Step, finding_kind, severity_rank
+from flightlog.model import Finding, RunRecord, Step, severity_rank
 
 STRONG = 0.6  # a step's evidence at or above this is a fault that can explain a failure
 MEDIUM = 0.35
@@ -150,7 +151,7 @@ SEVERITY_WEIGHT = {"critical": 0.9, "error": 0.75, "warning": 0.5, "info": 0.1}
 def finding_weight(f: Finding) -> float:
     if f.detector == "check":
         return KIND_WEIGHT["check"] * (1.0 if severity_rank(f.severity) >= 2 else 0.6)
-    kind = finding_kind(f)
+    kind = model.finding_kind(f)
     if kind in KIND_WEIGHT:
         return KIND_WEIGHT[kind]
     return SEVERITY_WEIGHT.get(f.severity, 0.3)
@@ -318,7 +319,8 @@ def attribute(ctx: RunContext) -> Attribution:
             w = finding_weight(f)
             if w > 0:
                 label = "check failed" if f.detector == "check" else f.detector
-                cands[f.step_id].add(w, f"{label}: {f.message}", f.message, finding_kind(f))
+                kind = "check" if f.detector == "check" else str(f.evidence.get("kind", ""))
+                cands[f.step_id].add(w, f"{label}: {f.message}", f.message, kind.split(":")[0])
 
     history_runs = len([r for r in ctx.history.run_ids if r != run.id])
     att.evidence.append(
