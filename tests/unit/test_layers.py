@@ -75,6 +75,10 @@ KNOWN: dict[tuple[str, str], str] = {
     "step recorder; drills run above the SDK",
     ("flightlog.forensics.judge", "flightlog.sdk.payload"): "the LLM judge decodes payloads "
     "with the SDK's decoder; the codec is moving below both (flightlog.payload)",
+    ("flightlog.otel.decode", "flightlog.forensics.status"): "decoding derives an ingested "
+    "run's status; the pure status function belongs below both",
+    ("flightlog.forensics.attribution", "flightlog.respond.owners"): "attribution names the "
+    "owner of an ingested run's step from the owner rules; owner resolution belongs below both",
     ("flightlog.demo", "flightlog.cli.runs"): "the demo prints a run as flightlog show does; "
     "the renderer belongs below both",
     ("flightlog.drills.runner", "flightlog"): "a drill configures the SDK (flightlog.configure)"
@@ -83,7 +87,8 @@ KNOWN: dict[tuple[str, str], str] = {
 
 
 # Entries of KNOWN that work merging now removes or brings (the run-end hook moving into the
-# pipeline, the payload codec moving out of the SDK, the LLM judge arriving): they may be
+# pipeline, the payload codec moving out of the SDK, the LLM judge, the ingested-run status
+# and owners arriving): they may be
 # absent. Empty this set once those branches are merged.
 SETTLING: frozenset[tuple[str, str]] = frozenset(
     {
@@ -91,6 +96,8 @@ SETTLING: frozenset[tuple[str, str]] = frozenset(
         ("flightlog.detect.hook", "flightlog.forensics.ledger"),
         ("flightlog.forensics.replay", "flightlog.sdk.payload"),
         ("flightlog.forensics.judge", "flightlog.sdk.payload"),
+        ("flightlog.otel.decode", "flightlog.forensics.status"),
+        ("flightlog.forensics.attribution", "flightlog.respond.owners"),
     }
 )
 
