@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         ),
     ),
     ("store", frozenset({"store"})),
-    ("records", frozenset({"ledger", "otel", "privacy"})),
+    ("records", frozenset({"ledger", "otel", "privacy", "access"})),
     ("detect", frozenset({"detect"})),
     ("forensics", frozenset({"forensics"})),
     ("respond", frozenset({"respond"})),
