@@ -7,12 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-TESTDATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "testdata"
-if not TESTDATA.exists():
-    TESTDATA = Path("/work/shared/testdata")
-LOGS = TESTDATA / "whowhen" / "Algorithm-Generated"
+LOGS = Path(__file__).resolve().parents[2] / "data" / "whowhen" / "Algorithm-Generated"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -21,7 +16,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.skipif(not LOGS.exists(), reason="Who&When test data not present")
 def test_import_then_why(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'ww.db'}"
     files = [str(LOGS / "1.json"), str(LOGS / "2.json")]
