@@ -35,13 +35,19 @@ def create_app(
     max_batch_spans: int = 20_000,
 ) -> Starlette:
     """The server for the store at ``url`` (opened now, so a bad URL fails here)."""
+    from flightlog import privacy
     from flightlog.store import normalize_url, open_store
 
     url = normalize_url(url)
     store = open_store(url)
     # Reads go through their own connection (SQLite WAL readers do not wait for the writer).
     reader = open_store(url, readonly=True) if store.dialect == "sqlite" else store
-    ingestor = Ingestor(store, max_pending_spans=max_pending_spans, max_batch_spans=max_batch_spans)
+    ingestor = Ingestor(
+        store,
+        max_pending_spans=max_pending_spans,
+        max_batch_spans=max_batch_spans,
+        privacy=privacy.load(),  # a bad [privacy] setting fails at start, naming its line
+    )
     api = Api(reader)
     ui = Ui(reader, store)
     spec = document(_version())

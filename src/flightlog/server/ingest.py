@@ -76,9 +76,17 @@ class Ingestor:
     """Writes decoded OTLP requests to a store, batched across requests."""
 
     def __init__(
-        self, store: Any, *, max_pending_spans: int = 50_000, max_batch_spans: int = 20_000
+        self,
+        store: Any,
+        *,
+        max_pending_spans: int = 50_000,
+        max_batch_spans: int = 20_000,
+        privacy: Any = None,
     ) -> None:
         self.store = store
+        # flightlog.privacy.Scrubber: the OTLP endpoint scrubs each request right after
+        # decoding it, before it is queued here.
+        self.privacy = privacy
         self.max_pending_spans = max_pending_spans
         self.max_batch_spans = max_batch_spans
         self.stats = IngestStats()

@@ -26,6 +26,7 @@ from starlette.responses import Response
 
 from flightlog.errors import InputError
 from flightlog.otel.decode import decode
+from flightlog.privacy import scrub
 from flightlog.server.ingest import Ingestor, Overloaded, Unavailable
 
 PROTOBUF = "application/x-protobuf"
@@ -135,7 +136,9 @@ def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
 
                 def work(raw: bytes) -> Any:
                     data = _gunzip(raw, max_body) if encoding == "gzip" else raw
-                    return decode(data, ctype, infer_edges=False)
+                    result = decode(data, ctype, infer_edges=False)
+                    scrub(result.batch, ingestor.privacy)  # secrets out before anything else
+                    return result
 
                 started = time.perf_counter()
                 result = await anyio.to_thread.run_sync(work, body)
