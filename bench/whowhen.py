@@ -103,8 +103,9 @@ def baselines(data: dict[str, Any]) -> dict[str, tuple[str | None, int | None]]:
     }
 
 
-def evaluate(files: list[Path], split: str) -> tuple[dict[str, Score], int]:
+def evaluate(files: list[Path], split: str, judge: Any = None) -> tuple[dict[str, Score], int]:
     scores: dict[str, Score] = {"flightlog": Score()}
+    tokens = calls = 0
     with tempfile.TemporaryDirectory() as d:
         store = open_store(f"sqlite:///{d}/ww.db")
         try:
@@ -121,6 +122,21 @@ def evaluate(files: list[Path], split: str) -> tuple[dict[str, Score], int]:
                 s.add(bool(rc and rc.agent == truth_agent), step, truth_step)
                 if rc and rc.index - 1 != truth_step:
                     s.misses.append(f.name)
+                if judge is not None:
+                    from flightlog.forensics.judge import judge_attribution
+
+                    j = judge_attribution(store, att, judge)
+                    jrc = j.root_cause
+                    label = f"Flightlog + LLM judge ({judge.mode}, {judge.model})"
+                    js = scores.setdefault(label, Score())
+                    js.add(
+                        bool(jrc and jrc.agent == truth_agent),
+                        jrc.index - 1 if jrc else None,
+                        truth_step,
+                    )
+                    used = re.search(r"(\d+) prompt \+ (\d+) completion", j.evidence[-1])
+                    tokens += int(used.group(1)) + int(used.group(2)) if used else 0
+                    calls += 1
                 names = {str(m.get("name") or m.get("role")) for m in data["history"]}
                 r = scores.setdefault("random guess (expected value)", Score())
                 r.n += 1
@@ -131,6 +147,8 @@ def evaluate(files: list[Path], split: str) -> tuple[dict[str, Score], int]:
                     b.add(agent == truth_agent, step, truth_step)
         finally:
             store.close()
+    if judge is not None and calls:
+        print(f"{split}: LLM judge used {tokens} tokens over {calls} runs", file=sys.stderr)
     return scores, len(files)
 
 
@@ -153,9 +171,7 @@ def table(title: str, scores: dict[str, Score], n: int, published: bool) -> list
         if name == "constant step 1":
             agent = "-"
         steps = (
-            f"{s.cell(s.exact)} | {s.cell(s.pm1)} | {s.cell(s.pm3)}"
-            if s.has_step
-            else "- | - | -"
+            f"{s.cell(s.exact)} | {s.cell(s.pm1)} | {s.cell(s.pm3)}" if s.has_step else "- | - | -"
         )
         out.append(f"| {label} | {agent} | {steps} |")
     if published:
@@ -169,7 +185,22 @@ def main() -> None:
     here = DEFAULT
     ap.add_argument("--dir", type=Path, default=here, help="a Who&When subset directory")
     ap.add_argument("--misses", action="store_true", help="list the logs whose step was missed")
+    ap.add_argument(
+        "--judge",
+        choices=("candidates", "all-at-once", "step-by-step", "binary-search"),
+        help="also score the LLM judge configured in flightlog.toml ([judge] url, model) in "
+        "this mode (off by default; it calls the endpoint)",
+    )
     args = ap.parse_args()
+    judge = None
+    if args.judge:
+        import dataclasses
+
+        from flightlog.forensics.judge import settings_from_config
+
+        base = settings_from_config(force=True)
+        assert base is not None
+        judge = dataclasses.replace(base, mode=args.judge)
     files = sorted(args.dir.glob("*.json"), key=_number)
     if not files:
         raise SystemExit(f"no *.json logs in {args.dir}")
@@ -184,7 +215,7 @@ def main() -> None:
     ):
         if not subset:
             continue
-        scores, n = evaluate(subset, label)
+        scores, n = evaluate(subset, label, judge)
         lines += table(label, scores, n, pub)
         if args.misses:
             lines.append("missed steps: " + " ".join(scores["flightlog"].misses))

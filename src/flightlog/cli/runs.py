@@ -76,6 +76,12 @@ def render_run(store: Any, run_id: str) -> list[str]:
     """Text lines for ``flightlog show``: header, step tree, lineage, findings."""
     record = store.get_record(store.resolve_run_id(run_id))
     run = record.run
+    from flightlog.forensics.transcripts import is_conversation
+
+    if is_conversation(run):
+        from flightlog.cli._transcript import render_transcript
+
+        return render_transcript(store, record, *failure_position(store, record))
     lines = [
         f"run {run.id}  {run.workflow}" + (f" v{run.version}" if run.version else ""),
         f"status {run.status}  started {fmt_time(run.started_ns)}  "

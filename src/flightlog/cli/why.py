@@ -11,7 +11,15 @@ from flightlog.cli._common import db_option, echo_json, errors_as_messages, json
 @click.argument("run_id")
 @db_option
 @json_option
-def why(run_id: str, db: str, as_json: bool) -> None:
+@click.option(
+    "--judge",
+    "use_judge",
+    is_flag=True,
+    help="For an imported conversation, let the LLM judge configured in flightlog.toml "
+    "([judge] url, model) rank the rules' candidates; the evidence reports its tokens.",
+)
+@click.option("--config", "config_path", default=None, help="Configuration file (flightlog.toml).")
+def why(run_id: str, db: str, as_json: bool, use_judge: bool, config_path: str | None) -> None:
     """Explain why RUN failed: the failure point (step k of N), the root-cause step, its agent
     and owner, the causal chain, the evidence, a confidence and ranked alternatives.
 
@@ -24,6 +32,12 @@ def why(run_id: str, db: str, as_json: bool) -> None:
         store = open_store_for_cli(db)
         try:
             att = attribute(store, run_id)
+            if use_judge:
+                from flightlog.forensics.judge import judge_attribution, settings_from_config
+
+                settings = settings_from_config(config_path, force=True)
+                assert settings is not None  # force: configured or ConfigurationError
+                att = judge_attribution(store, att, settings)
         finally:
             store.close()
     if as_json:

@@ -232,8 +232,9 @@ def read_messages(raw: Sequence[dict[str, Any]]) -> list[Message]:
             if outcome is not None:
                 msg.outcome, msg.detail = outcome
             elif is_tool_role:
-                if raw[msg.index].get("is_error"):
-                    msg.outcome, msg.detail = "failed", "the tool reported an error"
+                err = tool_error(msg.text)
+                if raw[msg.index].get("is_error") or err:
+                    msg.outcome, msg.detail = "failed", err or "the tool reported an error"
                 elif msg.text.strip():
                     msg.outcome, msg.detail = "ok", "tool result"
                 else:
@@ -244,12 +245,35 @@ def read_messages(raw: Sequence[dict[str, Any]]) -> list[Message]:
                 msg.author_index = _author(msgs, msg.index, executors)
         elif msg.kind == "work" and (not msg.text.strip() or _TERMINATION.match(msg.text)):
             msg.kind = "control"
-    if msgs and msgs[0].kind == "work":
-        msgs[0].kind = "task"
     for msg in msgs:
         if msg.kind == "work" and (msg.role or "").lower() in _SYSTEM_ROLES:
             msg.kind = "control"
+    first = next((m for m in msgs if m.kind != "control"), None)
+    if first is not None and first.kind == "work":
+        first.kind = "task"  # the first message that is not a system prompt states the task
     return msgs
+
+
+def tool_error(text: str) -> str:
+    """What a tool result says went wrong, when it is an error: a JSON object with a non-empty
+    ``error``/``errors`` field or ``status: "error"``, or text that starts with ``Error``."""
+    head = text.strip()
+    if head[:1] == "{":
+        import json
+
+        try:
+            value = json.loads(head)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            err = value.get("error") or value.get("errors")
+            if err:
+                return f"the tool returned an error: {str(err)[:160]}"
+            if str(value.get("status", "")).lower() == "error":
+                return "the tool returned status error"
+    if re.match(r"^(error|exception)\b", head, re.IGNORECASE):
+        return f"the tool returned an error: {head.splitlines()[0][:160]}"
+    return ""
 
 
 def find_executors(msgs: Iterable[Message]) -> set[str]:

@@ -121,7 +121,7 @@ def test_openai_tool_calls_attribute_to_the_caller() -> None:
             {"role": "assistant", "content": "It is sunny."},
         ]
     )
-    assert [m.kind for m in msgs] == ["task", "work", "work", "execution", "work"]
+    assert [m.kind for m in msgs] == ["control", "task", "work", "execution", "work"]
     assert msgs[3].author_index == 2 and msgs[3].outcome == "failed"
     v = attribute_messages(msgs)
     assert v.best is not None and v.best.index == 2
