@@ -44,7 +44,7 @@ _ROLE_NOTE = re.compile(r"^\s*(?P<agent>[^()]+?)\s*\((?P<note>[^()]*)\)\s*$")
 _EXITCODE = re.compile(r"^\s*exitcode:\s*(?P<code>-?\d+)", re.IGNORECASE)
 # A script's exit status as code executors word it ("exited with ... code: 1", "exit code 2").
 _EXIT_PHRASE = re.compile(
-    r"\bexit(?:ed)?\b[^\n]{0,40}?\bcode\b\W{0,3}(?P<code>-?\d+)", re.IGNORECASE
+    r"\bexit(?:ed)?\b[^\n]{0,40}?\bcode\b(?:\s+was)?\W{0,3}(?P<code>-?\d+)", re.IGNORECASE
 )
 _NO_CODE = re.compile(r"^\s*there is no code", re.IGNORECASE)
 _CODE_OUTPUT = re.compile(r"(?:code output|its output was)\s*:\s*(?P<out>.*)", re.I | re.S)
@@ -166,7 +166,8 @@ def execution_outcome(text: str) -> tuple[str, str] | None:
     head = text.lstrip()[:400]
     if _NO_CODE.match(head):
         return "nothing", "there was no code to execute"
-    m = _EXITCODE.match(head) or _EXIT_PHRASE.search(head.split("\n", 2)[0])
+    lead = " ".join(head.split("\n", 2)[:2])  # an executor's report states the exit status first
+    m = _EXITCODE.match(head) or _EXIT_PHRASE.search(lead)
     if not m:
         return None
     code = int(m.group("code"))
@@ -175,12 +176,12 @@ def execution_outcome(text: str) -> tuple[str, str] | None:
     if code != 0:
         last = [ln.strip() for ln in output.splitlines() if ln.strip()]
         return "failed", f"exit code {code}" + (f": {last[-1][:160]}" if last else "")
-    if not output or _NO_OUTPUT.search(output[:200]):
+    if not output or _NO_OUTPUT.search(output[:200]) or _NO_OUTPUT.search(lead[: m.start()]):
         return "empty", "exit code 0 but no output"
     return "ok", "exit code 0"
 
 
-_NO_OUTPUT = re.compile(r"^(produced no output|no output)\b", re.IGNORECASE)
+_NO_OUTPUT = re.compile(r"(^|\bbut )(produced no output|no output)\b", re.IGNORECASE)
 
 
 def read_messages(raw: Sequence[dict[str, Any]]) -> list[Message]:

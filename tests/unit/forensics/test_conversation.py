@@ -98,6 +98,9 @@ def test_execution_outcomes() -> None:
     assert execution_outcome(
         "The script ran, then exited with an error (POSIX exit code: 2)\nIts output was:\nboom"
     ) == ("failed", "exit code 2: boom")
+    assert execution_outcome(
+        "The script ran but produced no output to console. The POSIX exit code was: 0."
+    ) == ("empty", "exit code 0 but no output")
     assert execution_outcome("We hit an error: the file was not found, so I retried.") is None
 
 
