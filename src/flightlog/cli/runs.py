@@ -57,11 +57,16 @@ def runs(
         click.echo(
             f"{'RUN':<14}{'WORKFLOW':<22}{'STATUS':<11}{'STARTED (UTC)':<21}{'DURATION':>9}  REASON"
         )
+        from flightlog.forensics.transcripts import is_conversation
+
         for r in found:
             reason = (r.reason or "")[:60]
+            untimed = is_conversation(r)  # an imported transcript: order, not timing
+            started = "unknown" if untimed else fmt_time(r.started_ns)
+            took = "unknown" if untimed else fmt_duration(r.duration_ns)
             click.echo(
-                f"{r.id[:12]:<14}{r.workflow[:21]:<22}{r.status:<11}{fmt_time(r.started_ns):<21}"
-                f"{fmt_duration(r.duration_ns):>9}  {reason}"
+                f"{r.id[:12]:<14}{r.workflow[:21]:<22}{r.status:<11}{started:<21}"
+                f"{took:>9}  {reason}"
             )
 
 

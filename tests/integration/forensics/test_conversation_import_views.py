@@ -139,6 +139,10 @@ def test_show_prints_messages_not_timings(tmp_path: Path) -> None:
     out = _cli("show", rows[1]["run_id"], "--db", db).stdout
     assert "Orchestrator  [Orchestrator (-> WebSurfer)]  ·  instruction to WebSurfer" in out
     assert "3 -> 4  (handoff: instruction)" in out
+    listing = _cli("runs", "--db", db).stdout.splitlines()[1]
+    assert "unknown                unknown" in listing
+    report = _cli("report", rows[1]["run_id"], "--db", db, "--format", "md").stdout
+    assert "after an unknown duration" in report and "µs" not in report
     data = json.loads(_cli("show", rows[1]["run_id"], "--db", db, "--json").stdout)
     assert data["steps"][6]["output"] == "Confirmed: 41 <script>alert(1)</script>"
 

@@ -153,3 +153,31 @@ def test_accuracy_on_who_and_when_without_a_model(store: Any) -> None:
     other = [f for f in files if int(f.stem) % 2 == 0]
     agent, step = _score(other, store)
     assert agent >= 0.55 and step >= 0.35, (agent, step)
+
+
+def test_detectors_leave_reasoning_and_orchestration_alone(store: Any) -> None:
+    """Error-like words in an agent's reasoning are not an error payload, and an orchestrator
+    that says the same routine thing again and again is not a loop; a failed execution still
+    is an error."""
+    from flightlog.detect import detect
+    from flightlog.forensics.transcripts import conversation_batch
+
+    raw = [
+        {"role": "human", "content": "Find the file and count its rows."},
+        {"role": "Orchestrator (thought)", "content": "Next speaker Coder"},
+        {"role": "Coder", "content": "If the file is not found we get an error; plan below."},
+        {"role": "Orchestrator (thought)", "content": "Next speaker Coder"},
+        {"role": "Coder", "content": "```python\nopen('x')\n```"},
+        {"role": "ComputerTerminal", "content": "exitcode: 1 (execution failed)\nCode output: "
+         "FileNotFoundError: x"},
+        {"role": "Orchestrator (thought)", "content": "Next speaker Coder"},
+        {"role": "Coder", "content": "The error says the file was not found. Failure noted."},
+    ]
+    batch = conversation_batch(raw, workflow="c", key="k")
+    store.write(batch)
+    found = detect(store, batch.runs[0].id)
+    flagged = {(f.detector, f.step_id) for f in found}
+    by_index = {s.id: s.index for s in batch.steps}
+    assert not any(d == "loops" for d, _ in flagged), found
+    assert {by_index[s] for d, s in flagged if d == "tool_errors" and s} <= {6}, found
+    assert any(by_index.get(s or "") == 6 for _, s in flagged)  # the failed execution
