@@ -168,8 +168,10 @@ def test_detectors_leave_reasoning_and_orchestration_alone(store: Any) -> None:
         {"role": "Coder", "content": "If the file is not found we get an error; plan below."},
         {"role": "Orchestrator (thought)", "content": "Next speaker Coder"},
         {"role": "Coder", "content": "```python\nopen('x')\n```"},
-        {"role": "ComputerTerminal", "content": "exitcode: 1 (execution failed)\nCode output: "
-         "FileNotFoundError: x"},
+        {
+            "role": "ComputerTerminal",
+            "content": "exitcode: 1 (execution failed)\nCode output: FileNotFoundError: x",
+        },
         {"role": "Orchestrator (thought)", "content": "Next speaker Coder"},
         {"role": "Coder", "content": "The error says the file was not found. Failure noted."},
     ]
