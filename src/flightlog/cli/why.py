@@ -32,12 +32,18 @@ def why(run_id: str, db: str, as_json: bool, use_judge: bool, config_path: str |
         store = open_store_for_cli(db)
         try:
             att = attribute(store, run_id)
-            if use_judge:
+            from flightlog.forensics.transcripts import is_conversation
+
+            run = store.get_run(att.run_id)
+            if use_judge and not (run is not None and is_conversation(run)):
+                att.evidence.append("--judge: the LLM judge ranks imported conversations only")
+            elif att.failed and run is not None and is_conversation(run):
                 from flightlog.forensics.judge import judge_attribution, settings_from_config
 
-                settings = settings_from_config(config_path, force=True)
-                assert settings is not None  # force: configured or ConfigurationError
-                att = judge_attribution(store, att, settings)
+                # --judge asks for it; [judge] enabled = true asks for it every time.
+                settings = settings_from_config(config_path, force=use_judge)
+                if settings is not None:
+                    att = judge_attribution(store, att, settings)
         finally:
             store.close()
     if as_json:

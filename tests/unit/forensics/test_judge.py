@@ -268,3 +268,30 @@ def test_why_judge_on_the_command_line(endpoint: FakeEndpoint, tmp_path: Path) -
     att = json.loads(p.stdout)
     assert att["root_cause"]["index"] == 3 and "LLM judge" in att["method"]
     assert len(endpoint.requests) == 1
+
+
+def test_enabled_in_the_configuration_file(endpoint: FakeEndpoint, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    (tmp_path / "flightlog.toml").write_text(
+        f'[judge]\nenabled = true\nurl = "{endpoint.url}"\nmodel = "fake-model"\n'
+        f'cache_dir = "{tmp_path / "cache"}"\nbudget_tokens = 5000\n'
+    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "flightlog", *args, "--db", db],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+
+    rid = json.loads(cli("import", str(LOG), "--json").stdout)[0]["run_id"]
+    endpoint.script = ["I am not sure."]  # unusable: the rules' answer stands, and says so
+    p = cli("why", rid)
+    assert p.returncode == 0, p.stderr
+    assert "gave no usable answer" in p.stdout and "the rules' answer stands" in p.stdout
+    assert len(endpoint.requests) == 1
