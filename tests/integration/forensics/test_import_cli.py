@@ -32,7 +32,8 @@ def test_import_then_why(tmp_path: Path) -> None:
     att = json.loads(_cli("why", rows[0]["run_id"], "--db", db, "--json").stdout)
     history = json.loads((LOGS / "1.json").read_text())["history"]
     assert att["failed"] and att["of_steps"] == len(history)
-    assert att["failure_point"]["agent"] == history[-1]["name"]
+    assert att["failure_point"]["index"] == len(history) - 1  # the answer before TERMINATE
+    assert att["root_cause"]["agent"] == "Excel_Expert" and att["root_cause"]["index"] == 1
 
 
 def test_import_bad_files_are_one_line_errors(tmp_path: Path) -> None:
