@@ -3,6 +3,7 @@ name, what kind of message it is, and its text folded to a few lines; order, not
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flightlog.cli._common import fmt_time
@@ -12,10 +13,18 @@ FOLD_LINES = 4
 FOLD_WIDTH = 110
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """Captured text with terminal control characters (escape sequences) shown, not obeyed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\t", "    "))
+
+
 def fold(text: str, lines: int = FOLD_LINES, width: int = FOLD_WIDTH) -> list[str]:
     """The first ``lines`` non-empty lines of ``text``, each cut to ``width`` characters, and a
-    last line saying how much was left out."""
-    rows = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    last line saying how much was left out. Control characters are made visible."""
+    rows = [visible(ln.rstrip()) for ln in text.splitlines() if ln.strip()]
     out = [ln if len(ln) <= width else ln[: width - 1] + "…" for ln in rows[:lines]]
     hidden = len(rows) - len(out)
     if hidden > 0:
@@ -69,7 +78,7 @@ def render_transcript(store: Any, record: RunRecord, failed_at: Any, n: int) -> 
         who = s.agent or "-"
         if speaker and speaker != who:
             who += f"  [{speaker}]"
-        lines.append(f"{s.index:>3}  {who}  ·  {mark}{_label(s)}")
+        lines.append(f"{s.index:>3}  {visible(who)}  ·  {mark}{visible(_label(s))}")
         value = decode(payloads.get(s.output_hash or ""))
         text = value if isinstance(value, str) else ("" if value is None else str(value))
         for ln in fold(text):

@@ -21,7 +21,7 @@ MAGENTIC = {
         {"role": "human", "content": "How many stars does the repository have?"},
         {"role": "Orchestrator (thought)", "content": "Initial plan: ask WebSurfer to look."},
         {"role": "Orchestrator (-> WebSurfer)", "content": "Open the repository page."},
-        {"role": "WebSurfer", "content": "I clicked 'Stars'. The page shows 41 stars."},
+        {"role": "WebSurfer", "content": "I clicked 'Stars'. The page shows 41 stars.\x1b[2J"},
         {"role": "Orchestrator (thought)", "content": "Next speaker WebSurfer"},
         {"role": "Orchestrator (-> WebSurfer)", "content": "Confirm the number."},
         {"role": "WebSurfer", "content": "Confirmed: 41 <script>alert(1)</script>"},
@@ -139,6 +139,7 @@ def test_show_prints_messages_not_timings(tmp_path: Path) -> None:
     out = _cli("show", rows[1]["run_id"], "--db", db).stdout
     assert "Orchestrator  [Orchestrator (-> WebSurfer)]  ·  instruction to WebSurfer" in out
     assert "3 -> 4  (handoff: instruction)" in out
+    assert "\x1b" not in out and "41 stars.\\x1b[2J" in out  # escapes shown, not obeyed
     listing = _cli("runs", "--db", db).stdout.splitlines()[1]
     assert "unknown                unknown" in listing
     report = _cli("report", rows[1]["run_id"], "--db", db, "--format", "md").stdout
