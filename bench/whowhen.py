@@ -175,8 +175,11 @@ def table(title: str, scores: dict[str, Score], n: int, published: bool) -> list
         )
         out.append(f"| {label} | {agent} | {steps} |")
     if published:
-        for label, a, st in PUBLISHED.get(title.split(" — ")[0], []):
+        rows = PUBLISHED.get(title.split(" — ")[0], [])
+        for label, a, st in rows:
             out.append(f"| {label} | {a:.2f}% | {st:.2f}% | - | - |")
+        if not rows:
+            out += ["", "(no published rows recorded for this subset: see the paper's Table 1)"]
     return out
 
 
