@@ -95,10 +95,14 @@ def baselines(data: dict[str, Any]) -> dict[str, tuple[str | None, int | None]]:
     work = [m for m in msgs if m.kind == "work"]
     first = work[0] if work else None
     counts = Counter(m.agent for m in msgs if m.kind in ("work", "task"))
-    frequent = max(counts, key=lambda a: (counts[a], -min(m.index for m in msgs if m.agent == a)))
+    frequent = (
+        max(counts, key=lambda a: (counts[a], -min(m.index for m in msgs if m.agent == a)))
+        if counts
+        else None
+    )
     return {
         "first worker turn": (first.agent if first else None, first.index if first else None),
-        "most frequent speaker (work messages)": (frequent if counts else None, None),
+        "most frequent speaker (work messages)": (frequent, None),
         "constant step 1": (None, 1),
     }
 
