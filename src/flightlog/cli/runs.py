@@ -142,7 +142,7 @@ def render_run(store: Any, run_id: str) -> list[str]:
 
 def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> dict[str, Any]:
     """JSON form of a run with its steps (inputs/outputs decoded), edges and findings."""
-    from flightlog.sdk.payload import decode
+    from flightlog.payload import decode
 
     values: dict[str, bytes] = {}
     if payloads:

@@ -8,7 +8,7 @@ store sees few large transactions instead of many small ones. When more than
 answers 429 with Retry-After) instead of buffering without bound.
 
 Before the write, the data edges that new spans of ingested (non-Flightlog) runs open with the
-run's stored spans are inferred from payload content (``flightlog.otel.lineage``) and added to
+run's stored spans are inferred from payload content (``flightlog.lineage``) and added to
 the batch, so the audit ledger logs them; the store reorders the run's steps by start time in
 the same transaction. Nothing logged is rewritten later: a late span adds facts, and what is
 derived from all of them (order, inherited agents) is not logged (see ``derive``).
@@ -29,9 +29,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from flightlog.lineage import infer_data_edges
 from flightlog.model import Batch, Run, Step
 from flightlog.otel.decode import DecodeResult
-from flightlog.otel.lineage import infer_data_edges
 from flightlog.store.base import StepOutline
 
 log = logging.getLogger("flightlog.server")
