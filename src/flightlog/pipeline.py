@@ -114,6 +114,14 @@ def detect(store: Any, ended: EndedRun) -> None:
         store.write(Batch(findings=new))
     ended.context = ctx
     ended.findings = ctx.record.findings + new
+    # Baselines change once per ended run, here, from what was just loaded: the workflow's
+    # history and spectrum are not re-read because of it (run-end cost does not grow with
+    # the runs stored).
+    from flightlog.detect.context import history_cache
+    from flightlog.forensics import spectrum
+
+    history_cache.observe(ctx)
+    spectrum.observe(ctx)
 
 
 def attribute(store: Any, ended: EndedRun) -> None:
