@@ -24,8 +24,8 @@ Registering work (one typed input each, so fields can be added later)::
     def burn_rates(tick: Tick) -> None:            # every 30 s while a clock runs
         ...                                        # tick.store, tick.now_ns
 
-Periodic work runs where a clock runs: ``flightlog serve`` and ``flightlog watch`` (see
-``Clock``); the response engine's grouping, paging, escalation and auto-resolution are
+Periodic work runs where a clock runs: ``flightlog serve`` and ``flightlog watch`` (each
+pass; see ``Clock``); the response engine's grouping, paging, escalation and auto-resolution are
 periodic work too, so a quiet server still pages. ``register(hook)`` keeps the older form,
 ``hook(store, run_ids)``, called after the stages.
 """
@@ -264,10 +264,12 @@ class Clock:
         *,
         resolution: float = 0.5,
         extra: Sequence[tuple[float, Callable[[Tick], None]]] = (),
+        respond: bool = True,
     ) -> None:
         self.store = store
         self.resolution = resolution
         self.extra = list(extra)
+        self.respond = respond  # False where the caller ticks its own engine (watch)
         self.errors = 0
         self._due: dict[int, float] = {}
         self._stop = threading.Event()
@@ -277,7 +279,8 @@ class Clock:
         """Run the work whose interval has passed; returns how many ran."""
         now = time.monotonic() if now is None else now
         with _lock:
-            jobs = list(_periodic) + self.extra
+            jobs = [(t, f) for t, f in _periodic if self.respond or f is not respond_tick]
+        jobs += self.extra
         ran = 0
         for seconds, fn in jobs:
             key = id(fn)

@@ -3,6 +3,7 @@ computed once, stored and audited, and the alert carries that audited attributio
 
 from __future__ import annotations
 
+import base64
 import random
 import sqlite3
 from collections import Counter
@@ -16,6 +17,7 @@ import pytest
 import flightlog
 from flightlog import pipeline
 from flightlog.detect.registry import unregister
+from flightlog.ledger.entry import COMMIT, commitment, get_path, set_path
 from flightlog.respond.clock import ManualClock
 from flightlog.respond.config import load_respond_config
 from flightlog.respond.engine import Engine
@@ -41,15 +43,20 @@ def counted() -> Iterator[Counter[str]]:
 
 
 def _audited(db: Path, run_id: str) -> dict[str, Any]:
+    """The attribution the ledger holds for ``run_id``, its committed values opened (each
+    checked against its commitment)."""
     conn = sqlite3.connect(db)
     try:
-        (entry,) = conn.execute(
-            "SELECT entry FROM ledger_entries WHERE kind = 'attribution' AND run_id = ?",
+        entry, openings = conn.execute(
+            "SELECT entry, openings FROM ledger_entries WHERE kind = 'attribution' AND run_id = ?",
             (run_id,),
         ).fetchone()
     finally:
         conn.close()
     data: dict[str, Any] = orjson.loads(entry)["data"]
+    for path, salt, value in orjson.loads(openings) if openings else []:
+        assert get_path(data, tuple(path)) == {COMMIT: commitment(base64.b64decode(salt), value)}
+        set_path(data, tuple(path), value)
     return data
 
 
@@ -168,3 +175,22 @@ def test_registered_work_sees_the_staged_runs(tmp_path: Path) -> None:
     by_id = {rid: (status, attributed, n) for rid, status, attributed, n in seen}
     assert by_id[ok][:2] == ("succeeded", False)
     assert by_id[bad][:2] == ("failed", True) and by_id[bad][2] >= 1
+
+
+def test_periodic_work_runs_when_its_interval_has_passed(tmp_path: Path) -> None:
+    ticks: list[pipeline.Tick] = []
+
+    @pipeline.every(10)
+    def job(tick: pipeline.Tick) -> None:
+        ticks.append(tick)
+
+    store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
+    try:
+        clock = pipeline.Clock(store, respond=False)
+        for now in (100.0, 105.0, 110.0, 119.0, 121.0):
+            clock.run_due(now=now)
+    finally:
+        pipeline.unregister(job)
+        store.close()
+    assert len(ticks) == 3  # at 100, 110 and 121
+    assert all(t.store is store for t in ticks)
