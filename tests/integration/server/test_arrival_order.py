@@ -154,8 +154,12 @@ def deliveries(draw: st.DrawFn) -> list[list[int]]:
     return requests
 
 
-def _ingest(db: Path, requests: list[list[int]]) -> None:
-    store = open_store(f"sqlite:///{db}")
+def _url(db: Path | str) -> str:
+    return db if isinstance(db, str) else f"sqlite:///{db}"
+
+
+def _ingest(db: Path | str, requests: list[list[int]]) -> None:
+    store = open_store(_url(db))
     ingestor = Ingestor(store)
     try:
         for indices in requests:
@@ -167,8 +171,8 @@ def _ingest(db: Path, requests: list[list[int]]) -> None:
         store.close()
 
 
-def _check(db: Path) -> dict[str, Any]:
-    store = open_store(f"sqlite:///{db}")
+def _check(db: Path | str) -> dict[str, Any]:
+    store = open_store(_url(db))
     try:
         report = verify(attach(store))  # type: ignore[arg-type]
         assert report.ok, report.summary()
@@ -219,3 +223,14 @@ def test_any_arrival_order_and_batching_verifies(tmp_path: Path, requests: list[
     assert got["order"] == [s[0] for s in SPANS]
     assert got["index"] == {s[0]: i for i, s in enumerate(SPANS, 1)}
     assert set(got["agents"].values()) == {"triager"}
+
+
+def test_children_first_on_postgresql(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ingest(tmp_path / "whole.db", [list(range(len(SPANS)))])
+    whole = _check(tmp_path / "whole.db")
+    monkeypatch.setenv("FLIGHTLOG_LEDGER_KEY", str(tmp_path / "pg-ledger.key"))
+    by_end = sorted(range(len(SPANS)), key=lambda i: SPANS[i][4])
+    _ingest(pg_url, [[i] for i in by_end])
+    assert _check(pg_url) == whole
