@@ -142,21 +142,16 @@ def attribute(store: Any, ended: EndedRun) -> None:
 
 def respond(ended: RunsEnded) -> None:
     """Incidents and alerts for the ended runs, from their stored attributions."""
-    from flightlog.respond.engine import engine_for
+    from flightlog.respond.engine import on_runs_ended
 
-    engine = engine_for(ended.store)
-    if engine is not None:
-        engine.process_runs(ended.run_ids)
-        engine.tick()
+    on_runs_ended(ended.store, ended.run_ids)
 
 
 def respond_tick(tick: Tick) -> None:
     """Group, page, escalate, resolve and deliver on the clock, not only when a run ends."""
-    from flightlog.respond.engine import engine_for
+    from flightlog.respond.engine import on_clock
 
-    engine = engine_for(tick.store)
-    if engine is not None:
-        engine.tick()
+    on_clock(tick.store)
 
 
 STAGES: tuple[tuple[str, Stage], ...] = (

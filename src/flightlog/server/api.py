@@ -164,6 +164,26 @@ class Api:
     def workflows(self, request: Request) -> Response:
         return json_response({"workflows": self.store.workflows()})
 
+    def _reliability(self, request: Request, workflow: str | None) -> Response:
+        import time
+
+        from flightlog.reliability import reliability
+
+        big = 2**63 - 1
+        days = _int_param(request, "days", 30, 1, 3660) or 30
+        until = _int_param(request, "until_ns", None, 0, big)
+        until = time.time_ns() if until is None else until
+        since = _int_param(request, "since_ns", None, 0, big)
+        since = max(0, until - days * 86_400_000_000_000) if since is None else since
+        report = reliability(self.store, since_ns=since, until_ns=until, workflow=workflow)
+        return json_response(report.to_dict())
+
+    def reliability(self, request: Request) -> Response:
+        return self._reliability(request, _str_param(request, "workflow"))
+
+    def workflow_reliability(self, request: Request) -> Response:
+        return self._reliability(request, str(request.path_params["workflow"]))
+
 
 def guarded(fn: Any) -> Any:
     """Turn ApiError / Flightlog errors into JSON error responses (sync endpoint)."""

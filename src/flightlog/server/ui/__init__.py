@@ -2,7 +2,8 @@
 
 Pages: ``/`` runs (filters, paging, "failed at step k of N"), ``/runs/{run}`` (header,
 attribution, lineage SVG, step tree with inputs/outputs and findings), ``/runs/{run}/report``
-(the postmortem), ``/incidents``, ``/incidents/{id}`` and ``/audit``. Modules: ``_html``
+(the postmortem), ``/incidents``, ``/incidents/{id}``, ``/audit`` and ``/reliability``
+(rates, trend and per-step charts as inline SVG). Modules: ``_html``
 (shell, escaping, CSP), ``runs``, ``run``, ``lineage`` (the SVG graph), ``ops`` (incidents,
 audit). See docs/ui.md.
 
@@ -20,6 +21,7 @@ from starlette.responses import HTMLResponse
 
 from flightlog.server.ui._html import PREVIEW
 from flightlog.server.ui.ops import audit_page, incident_page, incidents_page
+from flightlog.server.ui.reliability import reliability_page
 from flightlog.server.ui.run import report_page, run_page
 from flightlog.server.ui.runs import runs_page
 
@@ -53,3 +55,6 @@ class Ui:
 
     async def audit(self, request: Request) -> HTMLResponse:
         return await run_in_threadpool(audit_page, self.writer, self.store)
+
+    async def reliability(self, request: Request) -> HTMLResponse:
+        return await run_in_threadpool(reliability_page, self.store, request)
