@@ -71,7 +71,7 @@ class ContentIndex:
 
     def __init__(self) -> None:
         self.hashes: OrderedDict[bytes, tuple[str, int]] = OrderedDict()
-        self.strings: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self.strings: OrderedDict[bytes, tuple[str, int]] = OrderedDict()
         self.nbytes = 0
 
     def add_output(
@@ -103,14 +103,20 @@ class ContentIndex:
             for v in list(value.values())[:MAX_ELEMENTS]:
                 self._add_hash(_canon(v), src, inp)
         for s in _strings(value, 0):
-            if len(s) >= MIN_SUBSTRING and not (inp and _canon(s)[1:-1] in inp):
-                if s not in self.strings:
-                    self.nbytes += len(s) + 64
-                self.strings[s] = src
-                self.strings.move_to_end(s)
-                while len(self.strings) > MAX_STRINGS:
-                    old, _ = self.strings.popitem(last=False)
-                    self.nbytes -= len(old) + 64
+            if len(s) < MIN_SUBSTRING:
+                continue
+            # Kept as it appears inside JSON text (escaped, without quotes), so an input is
+            # searched as one text however deeply the string is nested in it.
+            needle = _canon(s)[1:-1]
+            if inp and needle in inp:
+                continue
+            if needle not in self.strings:
+                self.nbytes += len(needle) + 64
+            self.strings[needle] = src
+            self.strings.move_to_end(needle)
+            while len(self.strings) > MAX_STRINGS:
+                old, _ = self.strings.popitem(last=False)
+                self.nbytes -= len(old) + 64
 
     def _add_hash(self, data: bytes, src: tuple[str, int], passed_from: bytes) -> None:
         if len(data) < MIN_CONTENT_BYTES or (passed_from and data in passed_from):
@@ -172,12 +178,10 @@ class ContentIndex:
                     if len(data) >= MIN_CONTENT_BYTES:
                         hit(self.hashes.get(_h(data)), "content", name)
             if self.strings:
-                for s in _strings(arg, 0):
-                    if len(s) < MIN_SUBSTRING:
-                        continue
-                    for out, source in self.strings.items():
-                        if out != s and out in s:
-                            hit(source, "substring", name)
+                text = input_json if len(arguments) == 1 and name is None else _canon(arg)
+                for needle, source in self.strings.items():
+                    if needle in text:
+                        hit(source, "substring", name)
         return found
 
 
