@@ -6,8 +6,8 @@ ended run through the stages, in order, each computed once and handed on::
 
     status     derive the run's status from the whole record (``forensics.status``)
     detect     run the detectors once; store their new findings
-    attribute  a failed run's attribution, computed once from those findings, stored and
-               appended to the audit ledger (``forensics.ledger``)
+    attribute  a failed (or degraded) run's attribution, computed once from those findings,
+               stored and appended to the audit ledger (``forensics.ledger``)
     respond    incidents and alerts from the *stored* attribution (``respond.engine``; a
                no-op without a flightlog.toml with channels)
 
@@ -86,6 +86,10 @@ RunEndHook = Callable[[Any, Sequence[str]], None]
 
 
 # -- the stages ----------------------------------------------------------------------------
+# Ended runs that are attributed: failed, and degraded (errors swallowed, the run answered).
+FAULT_STATUSES = ("failed", "degraded")
+
+
 def derive_status(store: Any, ended: EndedRun) -> None:
     """The run's status from the whole trace, for ingested runs (``forensics.status``, when
     present); runs recorded by the SDK declare theirs."""
@@ -127,7 +131,7 @@ def detect(store: Any, ended: EndedRun) -> None:
 def attribute(store: Any, ended: EndedRun) -> None:
     """A failed run's attribution, from the findings of ``detect``: stored and audited once
     (a run delivered again keeps the attribution it was given first)."""
-    if ended.run.status != "failed":
+    if ended.run.status not in FAULT_STATUSES:
         return
     from flightlog.forensics.attribution import attribute as attribute_run
     from flightlog.forensics.ledger import record_attribution, stored_attribution

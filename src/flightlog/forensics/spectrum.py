@@ -105,7 +105,7 @@ def _row(rec: RunRecord, payloads: dict[str, bytes]) -> Row:
         if not isinstance(value, (dict, list, str, int, float, bool)) and value is not None:
             value = None
         sig.update(signature(s, value))
-    return (rec.run.id, rec.run.status == "failed", rec.run.started_ns, sig)
+    return (rec.run.id, rec.run.status != "succeeded", rec.run.started_ns, sig)
 
 
 def _runs(store: Any, workflow: str) -> list[Row]:
@@ -128,7 +128,7 @@ def _runs(store: Any, workflow: str) -> list[Row]:
     runs = [
         r
         for r in store.list_runs(RunQuery(workflow=workflow, limit=SPECTRUM_RUNS))
-        if r.status in ("failed", "succeeded")
+        if r.status in ("failed", "degraded", "succeeded")
     ]
     records = [store.get_record(r.id) for r in runs]
     hashes = {s.output_hash for rec in records for s in rec.steps if s.output_hash}
@@ -144,7 +144,7 @@ def observe(ctx: RunContext) -> None:
     one row computed from what the pipeline already loaded, never a re-read of the
     workflow's runs."""
     run = ctx.run
-    if run.status not in ("failed", "succeeded"):
+    if run.status not in ("failed", "degraded", "succeeded"):
         return
     key = (id(ctx.store), run.workflow)
     with _cache_lock:
