@@ -234,3 +234,28 @@ def test_children_first_on_postgresql(
     by_end = sorted(range(len(SPANS)), key=lambda i: SPANS[i][4])
     _ingest(pg_url, [[i] for i in by_end])
     assert _check(pg_url) == whole
+
+
+def test_a_trace_closed_idle_is_replaced_by_its_late_root(tmp_path: Path) -> None:
+    """Closed because its root span never came, then the root comes after all: the root's run
+    record replaces the stand-in (no conflict), and the store still verifies."""
+    db = tmp_path / "late-root.db"
+    store = open_store(f"sqlite:///{db}")
+    ingestor = Ingestor(store)
+    try:
+        body = _body(list(range(1, len(SPANS))))  # everything but the root span
+        ingestor.submit(decode(body, "application/x-protobuf", infer_edges=False)).result(30)
+        assert ingestor.close_trace(TRACE.hex())
+        closed = store.get_run(TRACE.hex())
+        assert closed is not None and closed.status == "failed" and closed.ended_ns
+        found = ingestor.submit(
+            decode(_body([0]), "application/x-protobuf", infer_edges=False)
+        ).result(30)
+        assert not found  # no conflict
+        run = store.get_run(TRACE.hex())
+        assert run is not None and run.workflow == "claims-triage"
+        assert "without the trace's root span" not in (run.reason or "")
+    finally:
+        ingestor.close()
+        store.close()
+    assert _check(db)["status"] == "failed"
