@@ -16,6 +16,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from flightlog import model
 from flightlog.detect import RunContext, history_cache, run_detectors
 from flightlog.errors import InputError
 from flightlog.forensics.lineage import Lineage
@@ -150,7 +151,7 @@ SEVERITY_WEIGHT = {"critical": 0.9, "error": 0.75, "warning": 0.5, "info": 0.1}
 def finding_weight(f: Finding) -> float:
     if f.detector == "check":
         return KIND_WEIGHT["check"] * (1.0 if severity_rank(f.severity) >= 2 else 0.6)
-    kind = str(f.evidence.get("kind", "")).split(":", 1)[0]
+    kind = model.finding_kind(f)
     if kind in KIND_WEIGHT:
         return KIND_WEIGHT[kind]
     return SEVERITY_WEIGHT.get(f.severity, 0.3)
@@ -267,8 +268,11 @@ def _failed_sentence(ctx: RunContext) -> str:
     return "the run failed"
 
 
-def attribute(ctx: RunContext) -> Attribution:
-    """Attribute the failure of the run in ``ctx`` (see the module docstring)."""
+def attribute(ctx: RunContext, findings: list[Finding] | None = None) -> Attribution:
+    """Attribute the failure of the run in ``ctx`` (see the module docstring).
+
+    ``findings``: the run's findings with the detectors already applied (the run-end
+    pipeline detects once and hands them on); without it the detectors run here."""
     run = ctx.run
     att = Attribution(
         run_id=run.id,
@@ -305,9 +309,10 @@ def attribute(ctx: RunContext) -> Attribution:
         att.summary = f"failed before recording any step; {_failed_sentence(ctx)}"
         return att
 
-    fresh = run_detectors(ctx)
-    known = {f.id for f in ctx.record.findings}
-    findings = ctx.record.findings + [f for f in fresh if f.id not in known]
+    if findings is None:
+        fresh = run_detectors(ctx)
+        known = {f.id for f in ctx.record.findings}
+        findings = ctx.record.findings + [f for f in fresh if f.id not in known]
 
     fp, fp_reason = failure_point(ctx, findings)
     assert fp is not None

@@ -31,11 +31,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from flightlog.errors import InputError
 from flightlog.forensics.conversation import Message, read_messages
 from flightlog.model import Batch, Edge, ErrorInfo, Payload, Run, Step
+from flightlog.payload import payload_of
 
 FORMATS = ("auto", "whowhen", "chat", "autogen")
 STARTED_NS = 1_700_000_000_000_000_000
@@ -43,8 +42,7 @@ TIMING = "order"  # run attribute "timing": steps are ordered but their times ar
 
 
 def _payload(value: Any) -> Payload:
-    data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    return Payload(hashlib.sha256(data).hexdigest(), data, len(data))
+    return payload_of(value)  # the one encoder of every front door
 
 
 def is_conversation(run: Run) -> bool:
