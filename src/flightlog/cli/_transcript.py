@@ -48,7 +48,7 @@ def _label(step: Any) -> str:
 
 def render_transcript(store: Any, record: RunRecord, failed_at: Any, n: int) -> list[str]:
     """Text lines for ``flightlog show`` of a conversation run."""
-    from flightlog.sdk.payload import decode
+    from flightlog.payload import decode
 
     run = record.run
     steps = sorted(record.steps, key=lambda s: s.index)

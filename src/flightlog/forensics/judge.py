@@ -402,7 +402,7 @@ def judge_attribution(store: Any, att: Any, settings: JudgeSettings, *, client: 
     from flightlog.forensics.attribution import StepRef, _summary
     from flightlog.forensics.conversation import attribute_messages, messages_of, text_of
     from flightlog.forensics.transcripts import is_conversation
-    from flightlog.sdk.payload import decode
+    from flightlog.payload import decode
 
     record = store.get_record(att.run_id)
     if not is_conversation(record.run) or not att.failed:

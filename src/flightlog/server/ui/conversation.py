@@ -12,7 +12,7 @@ SUMMARY_CHARS = 200
 
 
 def _text(raw: bytes | None) -> str:
-    from flightlog.sdk.payload import decode
+    from flightlog.payload import decode
 
     if raw is None:
         return ""
