@@ -183,7 +183,8 @@ def finding_from_row(row: Sequence[Any]) -> Finding:
 
 
 _OUTLINE_COLUMNS = (
-    "run_id, id, parent_id, idx, status, started_ns, ended_ns, input_hash, output_hash, agent"
+    "run_id, id, parent_id, idx, status, started_ns, ended_ns, input_hash, output_hash, agent, "
+    "attributes"
 )
 
 # Runs whose steps take their agent from their nearest ancestor with one (OpenTelemetry
@@ -503,7 +504,19 @@ class SQLStore:
                 for row in tx.fetchall(
                     f"SELECT {_OUTLINE_COLUMNS} FROM steps WHERE run_id IN ({marks})", list(part)
                 ):
-                    o = StepOutline(*row)
+                    o = StepOutline(
+                        run_id=row[0],
+                        id=row[1],
+                        parent_id=row[2],
+                        index=row[3],
+                        status=row[4],
+                        started_ns=row[5],
+                        ended_ns=row[6],
+                        input_hash=row[7],
+                        output_hash=row[8],
+                        agent=row[9],
+                        attributes=_json.loads(row[10]) or {},
+                    )
                     out.setdefault(o.run_id, []).append(o)
         return out
 

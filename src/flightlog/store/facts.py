@@ -10,7 +10,9 @@ answers it with an OTLP partial success; the store records a finding and a ledge
 The states of a record and the only transitions allowed between them:
 
 - **placeholder → open or closed** (runs only): the real run record replaces the stand-in,
-  keeping the earlier start time. A placeholder never changes a stored run.
+  keeping the earlier start time. A placeholder never changes a stored run. A stand-in the
+  server closed because its root span never came (marked ``CLOSED_IDLE``) is still a stand-in
+  for this rule: the root span's run record, arriving late, replaces it too.
 - **open → closed, once**: a record whose status is ``running`` may be closed by a record with
   a final status (runs: ``succeeded``/``failed``/``unknown``/``degraded``; steps:
   ``ok``/``error``). The closing record may set fields still empty (end time, output, error,
@@ -44,6 +46,7 @@ from flightlog.model import Finding, Run, Step
 CONFLICT_KIND = "fact.conflict"  # ledger entry kind of a rejected rewrite
 CONFLICT_DETECTOR = "integrity"  # detector name of the finding recording it
 PLACEHOLDER = "flightlog.placeholder"  # attribute marking a stand-in run (see module doc)
+CLOSED_IDLE = "flightlog.closed_idle"  # a stand-in closed after its trace went idle
 
 RUN_OPEN = "running"
 STEP_OPEN = "running"
@@ -196,7 +199,9 @@ def merge_run(
     with it is not applied (an ingested run keeps the outcome its stored spans gave it)."""
     if sent.attributes.get(PLACEHOLDER) is True:
         return None, None  # a stand-in never changes a stored run
-    if stored.attributes.get(PLACEHOLDER) is True:
+    if stored.attributes.get(PLACEHOLDER) is True or (
+        stored.attributes.get(CLOSED_IDLE) is True and sent.attributes.get(CLOSED_IDLE) is not True
+    ):
         merged = dataclasses.replace(
             sent,
             started_ns=min(stored.started_ns, sent.started_ns),
