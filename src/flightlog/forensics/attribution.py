@@ -386,10 +386,26 @@ def attribute(ctx: RunContext, findings: list[Finding] | None = None) -> Attribu
     strong_off = _severe_first([c for c in off if c.score >= STRONG])
     # A parent whose output merely carries a faulty child's output is not the root: the
     # child is (its fault is inherited by the parent's output).
-    strong_on = [
+    # The child counts as on the chain when only its parent's output was linked onward (a
+    # framework's step span repeating its tool's result).
+    carried: list[_Candidate] = []
+    for c in strong_on:
+        kids = [
+            d
+            for d in strong_on + strong_off
+            if d is not c and _is_descendant(lineage, d.step, c.step)
+        ]
+        if not kids:
+            carried.append(c)
+        elif all(d in strong_off for d in kids):
+            carried.append(min(kids, key=lambda d: d.step.index))
+    unique = {id(c): c for c in carried}
+    strong_on = sorted(unique.values(), key=lambda c: c.step.index)
+    # Off the chain likewise: a parent whose fault is its child's yields to the child.
+    strong_off = [
         c
-        for c in strong_on
-        if not any(d is not c and _is_descendant(lineage, d.step, c.step) for d in strong_on)
+        for c in strong_off
+        if not any(d is not c and _is_descendant(lineage, d.step, c.step) for d in strong_off)
     ]
     # In a loop, start order is not causal order: every member repeats because of the one
     # whose own output is wrong. Prefer the member with evidence besides the repetition.
