@@ -25,7 +25,17 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "base",
         frozenset(
-            {"errors", "model", "_json", "_format", "_durations", "config", "payload", "lineage"}
+            {
+                "errors",
+                "model",
+                "_json",
+                "_format",
+                "_durations",
+                "_retry",
+                "config",
+                "payload",
+                "lineage",
+            }
         ),
     ),
     ("store", frozenset({"store"})),
