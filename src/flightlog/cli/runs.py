@@ -152,9 +152,22 @@ def render_run(store: Any, run_id: str) -> list[str]:
     walk(None, 0)
     for f in findings_by_step.get(None, []):
         lines.append(f"     run finding [{f.severity}] {f.detector}: {f.message[:120]}")
-    data_edges = [e for e in record.edges if e.kind != "parent"]
+    by_id = {s.id: s for s in record.steps}
+    if failed_at is not None:
+        from flightlog.forensics.report import steps_not_reached
+
+        missing = steps_not_reached(store, record)
+        if missing:
+            first = max((s.index for s in record.steps), default=0) + 1
+            span = f"{first}" if len(missing) == 1 else f"{first}-{first + len(missing) - 1}"
+            lines.append(f"{span:>3}  not reached: {', '.join(missing)}")
+
+    def order(e: Any) -> tuple[int, int, str, str]:
+        src, dst = by_id.get(e.source), by_id.get(e.target)
+        return (src.index if src else 0, dst.index if dst else 0, e.kind, e.evidence or "")
+
+    data_edges = sorted((e for e in record.edges if e.kind != "parent"), key=order)
     if data_edges:
-        by_id = {s.id: s for s in record.steps}
         lines.append("")
         lines.append("lineage:")
         for e in data_edges:
