@@ -228,7 +228,7 @@ def failure_point(ctx: RunContext, findings: list[Finding]) -> tuple[Step | None
         # Failed by the workflow itself (run.fail(), or an exception outside any step) after
         # every step ended normally: it surfaced after the last one. A check that failed on
         # the way is evidence of the cause, not where the run failed.
-        last = max(ctx.steps, key=lambda s: (s.ended_ns or 0, s.index))
+        last = max(ctx.steps, key=lambda s: s.index)  # the last to start: innermost if nested
         why = f"the {run.error.type} was raised" if run.error else "the run was failed"
         return last, f"{why} after this step, the last to run, ended normally"
     order = {s.id: s.index for s in ctx.steps}
