@@ -186,7 +186,7 @@ def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> d
     """JSON form of a run with its steps (inputs/outputs decoded), edges and findings."""
     from flightlog.ledger.entry import REDACTED
     from flightlog.ledger.redact import redacted_runs
-    from flightlog.sdk.payload import decode
+    from flightlog.payload import decode
 
     values: dict[str, bytes] = {}
     if payloads:

@@ -280,8 +280,11 @@ def _failed_sentence(ctx: RunContext) -> str:
     return "the run failed"
 
 
-def attribute(ctx: RunContext) -> Attribution:
-    """Attribute the failure of the run in ``ctx`` (see the module docstring)."""
+def attribute(ctx: RunContext, findings: list[Finding] | None = None) -> Attribution:
+    """Attribute the failure of the run in ``ctx`` (see the module docstring).
+
+    ``findings``: the run's findings with the detectors already applied (the run-end
+    pipeline detects once and hands them on); without it the detectors run here."""
     run = ctx.run
     att = Attribution(
         run_id=run.id,
@@ -310,9 +313,10 @@ def attribute(ctx: RunContext) -> Attribution:
         att.summary = f"failed before recording any step; {_failed_sentence(ctx)}"
         return att
 
-    fresh = run_detectors(ctx)
-    known = {f.id for f in ctx.record.findings}
-    findings = ctx.record.findings + [f for f in fresh if f.id not in known]
+    if findings is None:
+        fresh = run_detectors(ctx)
+        known = {f.id for f in ctx.record.findings}
+        findings = ctx.record.findings + [f for f in fresh if f.id not in known]
 
     fp, fp_reason = failure_point(ctx, findings)
     assert fp is not None

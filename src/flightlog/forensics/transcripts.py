@@ -13,17 +13,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import orjson
-
 from flightlog.errors import InputError
 from flightlog.model import Batch, Edge, Payload, Run, Step
+from flightlog.payload import payload_of
 
 _TOOLISH = ("terminal", "executor", "computer")
 
 
 def _payload(value: Any) -> Payload:
-    data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    return Payload(hashlib.sha256(data).hexdigest(), data, len(data))
+    return payload_of(value)  # the one encoder of every front door
 
 
 def transcript_batch(
