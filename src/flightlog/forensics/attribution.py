@@ -305,6 +305,14 @@ def attribute(ctx: RunContext, findings: list[Finding] | None = None) -> Attribu
         att.method = "none"
         att.summary = f"run {run.id[:12]} of {run.workflow} {run.status}; nothing to attribute"
         return att
+    from flightlog.forensics.transcripts import is_conversation
+
+    if is_conversation(run):
+        # A conversation has no typed outputs, checks or step history: its own rules apply.
+        from flightlog.forensics.conversation import attribute_run
+
+        conv: Attribution = attribute_run(ctx)
+        return conv
     if not ctx.steps:
         att.method = "none"
         att.hypothesis = True
@@ -556,5 +564,13 @@ def failure_position(store: Any, record: RunRecord) -> tuple[Step | None, int]:
     n = of_steps(ctx)
     if run.status != "failed":
         return None, n
+    from flightlog.forensics.transcripts import is_conversation
+
+    final = run.attributes.get("conversation.final_step")
+    if is_conversation(run) and isinstance(final, int):
+        # A conversation fails where it accepted its (wrong) final answer.
+        at = next((s for s in ctx.steps if s.index == final), None)
+        if at is not None:
+            return at, n
     step, _ = failure_point(ctx, record.findings)
     return step, max(n, step.index if step is not None else 0)
