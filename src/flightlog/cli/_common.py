@@ -31,7 +31,9 @@ def errors_as_messages() -> Iterator[None]:
     try:
         yield
     except FlightlogError as exc:
-        click.echo(f"error: {exc}", err=True)
+        from flightlog.cli._safe import clean
+
+        click.echo(f"error: {clean(str(exc))}", err=True)
         sys.exit(1)
 
 
@@ -45,10 +47,14 @@ def echo_json(value: Any) -> None:
     """Print a value as indented JSON."""
     import orjson
 
+    from flightlog.cli._safe import json_safe
+
     click.echo(
-        orjson.dumps(
-            value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=_json._fallback
-        ).decode()
+        json_safe(
+            orjson.dumps(
+                value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=_json._fallback
+            ).decode()
+        )
     )
 
 

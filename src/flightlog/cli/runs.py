@@ -16,6 +16,7 @@ from flightlog.cli._common import (
     open_store_for_cli,
     parse_since,
 )
+from flightlog.cli._safe import echo
 from flightlog.model import RunRecord, Step
 from flightlog.store import RunQuery
 
@@ -43,7 +44,7 @@ def runs(
         )
         dropped = store.dropped_records()
         if dropped:
-            click.echo(
+            echo(
                 f"warning: recorders reported dropping {dropped} record(s) under overload; "
                 "the runs below may be incomplete",
                 err=True,
@@ -52,16 +53,17 @@ def runs(
             echo_json([r.to_dict() for r in found])
             return
         if not found:
-            click.echo("no runs" + (" match" if workflow or status or since else f" in {db}"))
+            echo("no runs" + (" match" if workflow or status or since else f" in {db}"))
             return
-        click.echo(
+        echo(
             f"{'RUN':<14}{'WORKFLOW':<22}{'STATUS':<11}{'STARTED (UTC)':<21}{'DURATION':>9}  REASON"
         )
         for r in found:
             reason = (r.reason or "")[:60]
-            click.echo(
+            echo(
                 f"{r.id[:12]:<14}{r.workflow[:21]:<22}{r.status:<11}{fmt_time(r.started_ns):<21}"
-                f"{fmt_duration(r.duration_ns):>9}  {reason}"
+                f"{fmt_duration(r.duration_ns):>9}  {reason}",
+                one_line=True,
             )
 
 
@@ -193,4 +195,4 @@ def show(run_id: str, db: str, as_json: bool) -> None:
             echo_json(record_to_dict(store, record))
             return
         for line in render_run(store, run_id):
-            click.echo(line)
+            echo(line)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -11,7 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from flightlog.access.keys import KeyRing
+from flightlog.access.projects import ProjectStore
 from flightlog.server.api import Api, error_json, guarded, json_response
+from flightlog.server.guard import LOOPBACK_HOSTS, Guard, principal
 from flightlog.server.ingest import Ingestor
 from flightlog.server.openapi import document
 from flightlog.server.otlp import DEFAULT_MAX_BODY, make_endpoint
@@ -33,8 +36,14 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     max_pending_spans: int = 50_000,
     max_batch_spans: int = 20_000,
-) -> Starlette:
-    """The server for the store at ``url`` (opened now, so a bad URL fails here)."""
+    allowed_hosts: Iterable[str] = (),
+) -> Any:
+    """The server for the store at ``url`` (opened now, so a bad URL fails here).
+
+    ``allowed_hosts``: names (besides the loopback ones) the ``Host`` header may carry;
+    ``"*"`` allows any. Returns the Starlette app wrapped in the ``Guard`` middleware; the
+    Starlette app itself is ``.app``.
+    """
     from flightlog.store import normalize_url, open_store
 
     url = normalize_url(url)
@@ -42,8 +51,21 @@ def create_app(
     # Reads go through their own connection (SQLite WAL readers do not wait for the writer).
     reader = open_store(url, readonly=True) if store.dialect == "sqlite" else store
     ingestor = Ingestor(store, max_pending_spans=max_pending_spans, max_batch_spans=max_batch_spans)
-    api = Api(reader)
-    ui = Ui(reader, store)
+    keys = KeyRing(reader)
+    projects: dict[str, ProjectStore] = {}
+
+    def store_for(request: Request) -> Any:
+        """The reader as the caller's project sees it (every run when there are no keys)."""
+        key = principal(request.scope)
+        if key is None:
+            return reader
+        scoped = projects.get(key.project)
+        if scoped is None:
+            scoped = projects.setdefault(key.project, ProjectStore(reader, key.project))
+        return scoped
+
+    api = Api(store_for)
+    ui = Ui(store_for, store)
     spec = document(_version())
 
     def healthz(request: Request) -> Response:
@@ -73,7 +95,11 @@ def create_app(
         return error_json(404, f"no route for {request.method} {request.url.path}")
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
-        return error_json(405, f"method {request.method} not allowed on {request.url.path}")
+        response = error_json(405, f"method {request.method} not allowed on {request.url.path}")
+        allow = (getattr(exc, "headers", None) or {}).get("Allow")
+        if allow:  # RFC 9110 section 15.5.6: a 405 names the methods the route supports
+            response.headers["Allow"] = allow
+        return response
 
     async def server_error(request: Request, exc: Exception) -> Response:
         return error_json(500, f"internal error: {type(exc).__name__}")
@@ -89,7 +115,7 @@ def create_app(
             store.close()
 
     routes = [
-        Route("/v1/traces", make_endpoint(ingestor, max_body), methods=["POST"]),
+        Route("/v1/traces", make_endpoint(ingestor, max_body, reader), methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/openapi.json", openapi),
@@ -114,12 +140,49 @@ def create_app(
     )
     app.state.store = store
     app.state.ingestor = ingestor
-    return app
+    return Guard(app, keys, LOOPBACK_HOSTS | {h.strip().lower() for h in allowed_hosts})
 
 
-def serve(url: str, host: str = "127.0.0.1", port: int = 4318, **options: Any) -> None:
-    """Run the server until interrupted (uvicorn)."""
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name to listen on) reaches only this machine."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    url: str,
+    host: str = "127.0.0.1",
+    port: int = 4318,
+    *,
+    insecure: bool = False,
+    allowed_hosts: Iterable[str] = (),
+    **options: Any,
+) -> None:
+    """Run the server until interrupted (uvicorn).
+
+    Refuses to listen beyond the loopback while the store has no API key (anyone who can
+    reach the port could read and write every run), unless ``insecure``.
+    """
     import uvicorn
 
-    app = create_app(url, **options)
+    from flightlog.errors import ConfigurationError
+
+    allowed = {h.strip().lower() for h in allowed_hosts}
+    if not is_loopback(host) and host not in ("0.0.0.0", "::", ""):
+        allowed.add(host.strip("[]").lower())
+    app = create_app(url, allowed_hosts=allowed, **options)
+    if not is_loopback(host) and not insecure and not app.keys.enabled():
+        raise ConfigurationError(
+            f"refusing to serve on {host} without API keys: anyone who can reach the port "
+            "could read and rewrite every run. Create keys first (flightlog keys create "
+            "NAME --scope ingest|read|admin), or pass --insecure to serve without "
+            "authentication"
+        )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

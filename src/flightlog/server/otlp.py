@@ -26,7 +26,9 @@ from starlette.responses import Response
 
 from flightlog.errors import InputError
 from flightlog.otel.decode import decode
+from flightlog.server.guard import principal
 from flightlog.server.ingest import Ingestor, Overloaded, Unavailable
+from flightlog.server.screen import claim_runs
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -105,7 +107,7 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 DECODE_CONCURRENCY = 4
 
 
-def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
+def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY, reader: Any = None) -> Any:
     # Bodies are read and decoded by at most DECODE_CONCURRENCY requests at a time, so memory
     # stays bounded however many clients connect (the rest wait their turn).
     decoding = asyncio.Semaphore(DECODE_CONCURRENCY)
@@ -147,6 +149,11 @@ def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
             return error_response(400, INVALID_ARGUMENT, str(exc), ctype)
         except ClientDisconnect:
             return Response(status_code=400)
+        key = principal(request.scope)
+        if key is not None:  # the ingest key's project stamps the runs it sends
+            await anyio.to_thread.run_sync(
+                claim_runs, reader or ingestor.store, result, key.project
+            )
         if result.rejected_spans and not result.accepted_spans:
             return error_response(
                 400,

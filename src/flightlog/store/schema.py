@@ -109,4 +109,12 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
         ),
         "records dropped by recorders under overload, per recorder process",
     ),
+    Migration(
+        3,
+        (
+            "ALTER TABLE runs ADD COLUMN project TEXT NOT NULL DEFAULT 'default'",
+            "CREATE INDEX runs_project ON runs (project, started_ns)",
+        ),
+        "every run belongs to a project (default 'default'); reads are scoped to it",
+    ),
 )
