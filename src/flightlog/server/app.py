@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -13,12 +14,15 @@ from starlette.routing import Route
 
 from flightlog.access.keys import KeyRing
 from flightlog.access.projects import ProjectStore
+from flightlog.server.admission import Admission
 from flightlog.server.api import Api, error_json, guarded, json_response
 from flightlog.server.guard import LOOPBACK_HOSTS, Guard, principal
 from flightlog.server.ingest import Ingestor
 from flightlog.server.openapi import document
 from flightlog.server.otlp import DEFAULT_MAX_BODY, make_endpoint
 from flightlog.server.ui import Ui
+
+STALL_SECONDS = 30.0  # spans waiting this long with no commit: /readyz says not ready
 
 
 def _version() -> str:
@@ -71,25 +75,52 @@ def create_app(
     def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
 
+    admission = Admission.for_body_limit(max_body)
+    progress = {"transactions": -1, "since": time.monotonic()}
+
     def readyz(request: Request) -> Response:
         problems = []
         if not ingestor.alive():
             problems.append("the ingestion writer is not running")
         if ingestor.pending_spans >= ingestor.max_pending_spans:
             problems.append("the ingestion queue is full")
+        if ingestor.stats.transactions != progress["transactions"] or not ingestor.pending_spans:
+            progress.update(transactions=ingestor.stats.transactions, since=time.monotonic())
+        elif time.monotonic() - progress["since"] > STALL_SECONDS:
+            problems.append(
+                f"{ingestor.pending_spans} span(s) waiting and nothing committed for "
+                f"{time.monotonic() - progress['since']:.0f} s"
+            )
+        if admission.held > admission.held_limit - max_body:
+            problems.append(
+                f"request bodies fill the server's memory budget ({admission.held} of "
+                f"{admission.held_limit} bytes held): a largest body would be shed"
+            )
         try:
             reader.count_runs()
         except Exception as exc:
             problems.append(f"the store cannot be read: {exc}")
         if problems:
             return json_response({"status": "not ready", "problems": problems}, 503)
-        return json_response({"status": "ready", "pending_spans": ingestor.pending_spans})
+        return json_response(
+            {
+                "status": "ready",
+                "pending_spans": ingestor.pending_spans,
+                "body_bytes_held": admission.held,
+                "waiting_for_decode": admission.stats.waiting_for_decode,
+            }
+        )
 
     def openapi(request: Request) -> Response:
         return json_response(spec)
 
     def stats(request: Request) -> Response:
-        return json_response(vars(ingestor.stats) | {"pending_spans": ingestor.pending_spans})
+        return json_response(
+            vars(ingestor.stats)
+            | {"pending_spans": ingestor.pending_spans}
+            | {f"admission_{k}": v for k, v in vars(admission.stats).items()}
+            | {"body_bytes_held": admission.held}
+        )
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return error_json(404, f"no route for {request.method} {request.url.path}")
@@ -115,7 +146,7 @@ def create_app(
             store.close()
 
     routes = [
-        Route("/v1/traces", make_endpoint(ingestor, max_body, reader), methods=["POST"]),
+        Route("/v1/traces", make_endpoint(ingestor, max_body, reader, admission), methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/openapi.json", openapi),

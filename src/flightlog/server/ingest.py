@@ -163,7 +163,25 @@ class Ingestor:
                 continue
             started = time.perf_counter()
             try:
-                ended = self._write(items)
+                # One request's bad record must not fail the requests batched with it: when a
+                # shared transaction fails, each request is written (and answered) on its own.
+                groups = [items]
+                try:
+                    ended = self._write(items)
+                except Exception:
+                    if len(items) == 1:
+                        raise
+                    groups = [[item] for item in items]
+                    ended = []
+                for group in groups if len(groups) > 1 else []:
+                    try:
+                        ended += self._write(group)
+                    except Exception as exc:
+                        self.stats.write_errors += 1
+                        log.exception("writing a request failed")
+                        group[0].future.set_exception(
+                            Unavailable(f"the store could not be written: {exc}")
+                        )
             except Exception as exc:  # the store failed: every waiting request gets a 503
                 self.stats.write_errors += 1
                 log.exception("writing %d request(s) failed", len(items))
@@ -171,7 +189,8 @@ class Ingestor:
                     item.future.set_exception(Unavailable(f"the store could not be written: {exc}"))
             else:
                 for item in items:
-                    item.future.set_result(None)
+                    if not item.future.done():
+                        item.future.set_result(None)
                 if ended:
                     self._ended.put(ended)
             finally:
