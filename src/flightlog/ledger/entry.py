@@ -8,6 +8,8 @@ An entry is::
 capability passed to ``Store.audit`` (``attribution``, ``incident.transition``,
 ``alert.sent``, ``redaction``, ...). ``data`` is the record as the store holds it (the model's
 ``to_dict`` form), with every ``*_ns`` timestamp as a decimal string (see ``canonical``).
+Only facts are logged: a step's ``index`` (the rank of its start within the run) is derived
+state, recomputed whenever a late span of the run arrives, so it is not part of the entry.
 
 Sensitive values never enter the leaf. Each is replaced by ``{"$commit": base64(SHA-256(salt ||
 canonical value))}`` with a fresh 16-byte random salt; the value and its salt (an *opening*)
@@ -131,7 +133,6 @@ def step_data(s: Step) -> dict[str, Any]:
         "run_id": s.run_id,
         "id": s.id,
         "parent_id": s.parent_id,
-        "index": _int(s.index),
         "name": s.name,
         "kind": s.kind,
         "agent": s.agent,

@@ -313,17 +313,8 @@ def _map_trace(
         # Provisional order within this request; the server recomputes over the stored run.
         for i, st in enumerate(sorted(steps, key=lambda x: (x.started_ns, x.id)), 1):
             st.index = i
-        by_id = {st.id: st for st in steps}
-        for st in steps:  # an agent's sub-steps belong to that agent
-            if st.agent is None:
-                p = by_id.get(st.parent_id or "")
-                seen = 0
-                while p is not None and seen < 1000:
-                    if p.agent is not None:
-                        st.agent = p.agent
-                        break
-                    p = by_id.get(p.parent_id or "")
-                    seen += 1
+        # An agent's sub-steps belong to that agent: derived when read (the store), never
+        # decided here, so a step's record does not depend on which request carried it.
         root = next(((s, st) for s, st in foreign if s.parent is None), None)
         if root is not None and run is None:
             run = _foreign_run(root[0], root[1], steps)

@@ -3,7 +3,8 @@
 - **Order.** A step's index is the 1-based rank of its start time within its run (ties
   broken by span id). Spans of one trace can arrive in any order and over many requests, so
   the server recomputes the indices of a run's steps inside the transaction that stores new
-  spans of that run (``reindex``): readers always see a consistent order.
+  spans of that run (``Store.write(..., reorder=...)``): readers always see a consistent
+  order. The order is derived state; the audit ledger does not log it.
 - **Data edges.** An output of step A that reappears in the input of a step B that started
   after A ended is a data edge A -> B: with evidence ``content`` when the canonical JSON of
   A's output equals B's input or one of its top-level values (``detail`` names the key), and
@@ -14,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -25,18 +26,18 @@ MIN_SUBSTRING = 16
 
 
 class StepLike(Protocol):
-    run_id: str
-    id: str
-    started_ns: int
-    ended_ns: int | None
-    input_hash: str | None
-    output_hash: str | None
-
-
-def order(steps: Iterable[tuple[str, int]]) -> dict[str, int]:
-    """``{step id: index}`` from ``(id, started_ns)`` pairs: rank of start time, 1-based."""
-    ranked = sorted(steps, key=lambda p: (p[1], p[0]))
-    return {sid: i for i, (sid, _) in enumerate(ranked, 1)}
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def started_ns(self) -> int: ...
+    @property
+    def ended_ns(self) -> int | None: ...
+    @property
+    def input_hash(self) -> str | None: ...
+    @property
+    def output_hash(self) -> str | None: ...
 
 
 def _canon(value: Any) -> bytes:

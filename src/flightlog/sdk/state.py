@@ -134,12 +134,16 @@ def configure(
 
             sink = StoreSink(open_store(target))
         _check_config_file()
+        from flightlog import privacy
+
+        scrubber = privacy.load()  # a bad [privacy] setting fails here, naming its line
         shutdown()
         new = Writer(
             sink,
             max_queue=queue_size or _env_int("FLIGHTLOG_QUEUE_SIZE", 20_000),
             batch_size=batch_size or _env_int("FLIGHTLOG_BATCH_SIZE", 1_000),
             payload_cap=cap,
+            privacy=scrubber,
         )
         me.service = service or os.environ.get("FLIGHTLOG_SERVICE") or me.service
         me.url = target

@@ -6,7 +6,8 @@ record, counting it. A drop is never silent: ``stats()["dropped"]`` counts it an
 is logged.
 
 The worker takes whatever is queued (up to ``batch_size`` items), turns it into one
-``Batch`` (hashing payloads, inferring content lineage), and writes it through the sink.
+``Batch`` (hashing payloads, inferring content lineage), scrubs secrets and personal data
+out of it (``flightlog.privacy``), and writes it through the sink.
 When the sink fails (a locked or unavailable store) the batch is kept and retried with
 backoff; nothing is dropped while the queue has room. ``flush()`` waits until everything
 submitted before it is durable. After a batch that ends runs, the run-end pipeline runs.
@@ -74,8 +75,10 @@ class Writer:
         linger: float = 0.05,
         block_timeout: float = 1.0,
         payload_cap: int = DEFAULT_CAP,
+        privacy: Any = None,
     ) -> None:
         self.sink = sink
+        self.privacy = privacy  # a flightlog.privacy.Scrubber: applied before the sink
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.linger = linger
@@ -258,6 +261,10 @@ class Writer:
         records = [i for i in items if not isinstance(i, _FlushMarker)]
         if records:
             batch, ended = self._build(records)
+            if self.privacy is not None:
+                from flightlog.privacy import scrub
+
+                scrub(batch, self.privacy)  # secrets out before the store or the network
             if len(batch):
                 self._in_flight = len(records)
                 written = self._write(batch)

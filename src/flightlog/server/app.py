@@ -48,13 +48,19 @@ def create_app(
     ``"*"`` allows any. Returns the Starlette app wrapped in the ``Guard`` middleware; the
     Starlette app itself is ``.app``.
     """
+    from flightlog import privacy
     from flightlog.store import normalize_url, open_store
 
     url = normalize_url(url)
     store = open_store(url)
     # Reads go through their own connection (SQLite WAL readers do not wait for the writer).
     reader = open_store(url, readonly=True) if store.dialect == "sqlite" else store
-    ingestor = Ingestor(store, max_pending_spans=max_pending_spans, max_batch_spans=max_batch_spans)
+    ingestor = Ingestor(
+        store,
+        max_pending_spans=max_pending_spans,
+        max_batch_spans=max_batch_spans,
+        privacy=privacy.load(),  # a bad [privacy] setting fails at start, naming its line
+    )
     keys = KeyRing(reader)
     projects: dict[str, ProjectStore] = {}
 

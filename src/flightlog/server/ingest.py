@@ -7,8 +7,11 @@ store sees few large transactions instead of many small ones. When more than
 ``max_pending_spans`` spans are waiting, ``submit`` raises ``Overloaded`` (the endpoint
 answers 429 with Retry-After) instead of buffering without bound.
 
-Inside the write transaction, a write hook orders the steps of ingested (non-Flightlog) runs
-by start time and infers their data edges from payload content (``flightlog.otel.lineage``).
+Before the write, the data edges that new spans of ingested (non-Flightlog) runs open with the
+run's stored spans are inferred from payload content (``flightlog.otel.lineage``) and added to
+the batch, so the audit ledger logs them; the store reorders the run's steps by start time in
+the same transaction. Nothing logged is rewritten later: a late span adds facts, and what is
+derived from all of them (order, inherited agents) is not logged (see ``derive``).
 After the commit, runs whose root span arrived are handed to
 ``flightlog.pipeline.runs_ended`` on a separate thread, off the request path.
 """
@@ -20,23 +23,19 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from flightlog.model import Batch, Run
+from flightlog.model import Batch, Run, Step
 from flightlog.otel.decode import DecodeResult
-from flightlog.otel.lineage import infer_data_edges, order
-from flightlog.store.base import Tx, chunked
+from flightlog.otel.lineage import infer_data_edges
+from flightlog.store.base import StepOutline
 
 log = logging.getLogger("flightlog.server")
 
 PIPELINE_MAX_DEFER = 2.0
-
-_EDGE_INSERT = (
-    "INSERT INTO edges (run_id, source, target, kind, evidence, detail) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, source, target, kind) DO NOTHING"
-)
 
 
 class Overloaded(Exception):
@@ -76,9 +75,17 @@ class Ingestor:
     """Writes decoded OTLP requests to a store, batched across requests."""
 
     def __init__(
-        self, store: Any, *, max_pending_spans: int = 50_000, max_batch_spans: int = 20_000
+        self,
+        store: Any,
+        *,
+        max_pending_spans: int = 50_000,
+        max_batch_spans: int = 20_000,
+        privacy: Any = None,
     ) -> None:
         self.store = store
+        # flightlog.privacy.Scrubber: the OTLP endpoint scrubs each request right after
+        # decoding it, before it is queued here.
+        self.privacy = privacy
         self.max_pending_spans = max_pending_spans
         self.max_batch_spans = max_batch_spans
         self.stats = IngestStats()
@@ -86,10 +93,6 @@ class Ingestor:
         self._pending = 0
         self._cond = threading.Condition()
         self._closing = False
-        self._current: Batch | None = None
-        self._current_inferred: set[str] = set()
-        self._current_new: set[str] = set()
-        store.add_write_hook(self._write_hook)
         self._ended: queue.Queue[list[str] | None] = queue.Queue()
         self._writer = threading.Thread(
             target=self._write_loop, name="flightlog-ingest", daemon=True
@@ -222,46 +225,15 @@ class Ingestor:
             ended.extend(r.ended_runs)
         wanted = [rid for rid in placeholders if rid not in real_runs]
         if wanted:
-            existing = self._existing("runs", "id", wanted)
+            existing = self.store.existing_runs(wanted)
             batch.runs.extend(placeholders[rid] for rid in wanted if rid not in existing)
-        # Ingested runs with steps already stored are reordered and linked in SQL inside the
-        # write transaction (the hook); runs seen for the first time, here in memory.
-        stored = self._existing("steps", "run_id", sorted(inferred)) if inferred else set()
-        fresh = inferred - stored
-        if fresh:
-            postprocess_in_memory(batch, fresh)
-        self._current = batch
-        self._current_inferred = stored
-        self._current_new = {s.id for s in batch.steps if s.run_id in stored}
-        try:
-            self.store.write(batch)
-        finally:
-            self._current = None
+        if inferred:
+            derive(self.store, batch, inferred)
+        self.store.write(batch, reorder=inferred)
         self.stats.transactions += 1
         self.stats.spans_stored += sum(i.result.accepted_spans for i in items)
         self.stats.spans_rejected += sum(i.result.rejected_spans for i in items)
         return list(dict.fromkeys(ended))
-
-    def _existing(self, table: str, column: str, run_ids: list[str]) -> set[str]:
-        """Which of ``run_ids`` appear in ``table.column`` already."""
-        found: set[str] = set()
-        with self.store.read() as tx:
-            for part in chunked(run_ids, 500):
-                marks = ", ".join("?" * len(part))
-                found.update(
-                    r[0]
-                    for r in tx.fetchall(
-                        f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN ({marks})",
-                        list(part),
-                    )
-                )
-        return found
-
-    def _write_hook(self, tx: Tx, batch: Batch) -> None:
-        if batch is not self._current or not self._current_inferred:
-            return
-        for run_id in sorted(self._current_inferred):
-            postprocess_run(tx, run_id, self._current_new)
 
     # -- the pipeline thread ------------------------------------------------------------
     def _pipeline_loop(self) -> None:
@@ -295,96 +267,50 @@ class Ingestor:
             self.stats.pipeline_seconds += time.monotonic() - started
 
 
-@dataclass
-class _StepRow:
-    run_id: str
-    id: str
-    started_ns: int
-    ended_ns: int | None
-    idx: int
-    input_hash: str | None
-    output_hash: str | None
-    parent_id: str | None
-    agent: str | None
+def _failure_point(steps: Iterable[StepOutline | Step]) -> str | None:
+    """The earliest-ending errored step (the deepest when several end together)."""
+    errs = [s for s in steps if s.status == "error"]
+    if not errs:
+        return None
+    return min(errs, key=lambda s: (s.ended_ns or s.started_ns, -s.started_ns)).id
 
 
-def _inherit_agents(rows: list[Any]) -> list[tuple[Any, str]]:
-    """(row, agent) for rows without an agent whose nearest ancestor with one has it."""
-    by_id = {r.id: r for r in rows}
-    out: list[tuple[Any, str]] = []
-    for r in rows:
-        if r.agent is not None:
-            continue
-        p = by_id.get(r.parent_id or "")
-        hops = 0
-        while p is not None and hops < 1000:
-            if p.agent is not None:
-                out.append((r, p.agent))
-                break
-            p = by_id.get(p.parent_id or "")
-            hops += 1
-    return out
+def derive(store: Any, batch: Batch, run_ids: set[str]) -> None:
+    """Before ``batch`` of ingested runs ``run_ids`` is written and logged: infer the data
+    edges that its steps open with the run's stored steps, and give each failed run written
+    now its failure point over every step seen so far.
 
-
-def postprocess_in_memory(batch: Batch, run_ids: set[str]) -> None:
-    """Order, agents and inferred data edges for runs whose every stored step is in
-    ``batch`` (none stored before): the same result as ``postprocess_run``, without SQL."""
-    by_run: dict[str, dict[str, Any]] = {}
-    copies: dict[str, list[Any]] = {}
+    Everything decided here is added to the batch, so the ledger logs it with the facts; what
+    can change when later spans arrive (step order; agents inherited from ancestors) is left
+    to the store (``reorder``) and to readers, and is never logged. Nothing stored is
+    rewritten.
+    """
+    stored = store.step_outlines(run_ids)
+    by_run: dict[str, dict[str, StepOutline | Step]] = {}
+    for run_id, outlines in stored.items():
+        by_run[run_id] = {o.id: o for o in outlines}
+    new_ids: dict[str, set[str]] = {}
     for s in batch.steps:
         if s.run_id in run_ids:
             by_run.setdefault(s.run_id, {})[s.id] = s  # a span delivered twice: last wins
-            copies.setdefault(s.run_id, []).append(s)
+            new_ids.setdefault(s.run_id, set()).add(s.id)
+    for run in batch.runs:
+        if run.id in by_run and run.status == "failed":
+            run.failed_step_id = _failure_point(by_run[run.id].values()) or run.failed_step_id
     data = {p.hash: p.data for p in batch.payloads}
+    wanted = {
+        h
+        for steps in by_run.values()
+        for s in steps.values()
+        for h in (s.input_hash, s.output_hash)
+        if h and h not in data
+    }
+    if wanted:
+        data.update(store.get_payloads(wanted))
     for run_id, steps in by_run.items():
-        ranks = order((s.id, s.started_ns) for s in steps.values())
-        inherited = {r.id: agent for r, agent in _inherit_agents(list(steps.values()))}
-        for s in copies[run_id]:
-            s.index = ranks[s.id]
-            if s.agent is None and s.id in inherited:
-                s.agent = inherited[s.id]
-        batch.edges.extend(infer_data_edges(list(steps.values()), data))
-
-
-def postprocess_run(tx: Tx, run_id: str, new_ids: set[str]) -> None:
-    """Recompute a run's step order, give agent-less steps the agent of their nearest
-    ancestor that has one, and infer data edges touching ``new_ids``."""
-    rows = [
-        _StepRow(run_id, *r)
-        for r in tx.fetchall(
-            "SELECT id, started_ns, ended_ns, idx, input_hash, output_hash, parent_id, agent "
-            "FROM steps WHERE run_id = ?",
-            (run_id,),
-        )
-    ]
-    ranks = order((r.id, r.started_ns) for r in rows)
-    changed = [(ranks[r.id], run_id, r.id) for r in rows if ranks[r.id] != r.idx]
-    if changed:
-        tx.executemany("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?", changed)
-    run = tx.fetchone("SELECT status, failed_step_id FROM runs WHERE id = ?", (run_id,))
-    if run is not None and run[0] == "failed":
-        # The failure point: the earliest-ending errored step, wherever it arrived from.
-        err = tx.fetchone(
-            "SELECT id FROM steps WHERE run_id = ? AND status = 'error' "
-            "ORDER BY COALESCE(ended_ns, started_ns), started_ns DESC LIMIT 1",
-            (run_id,),
-        )
-        if err is not None and err[0] != run[1]:
-            tx.execute("UPDATE runs SET failed_step_id = ? WHERE id = ?", (err[0], run_id))
-    agents = [(agent, run_id, r.id) for r, agent in _inherit_agents(rows)]
-    if agents:
-        tx.executemany("UPDATE steps SET agent = ? WHERE run_id = ? AND id = ?", agents)
-    hashes = sorted({h for r in rows for h in (r.input_hash, r.output_hash) if h})
-    data: dict[str, bytes] = {}
-    for part in chunked(hashes, 500):
-        marks = ", ".join("?" * len(part))
-        for h, d in tx.fetchall(
-            f"SELECT hash, data FROM payloads WHERE hash IN ({marks})", list(part)
-        ):
-            data[h] = bytes(d)
-    edges = infer_data_edges(rows, data, new_ids)
-    if edges:
-        tx.executemany(
-            _EDGE_INSERT,
-            [(e.run_id, e.source, e.target, e.kind, e.evidence, e.detail) for e in edges],
-        )
+        fresh = new_ids.get(run_id)
+        if fresh:
+            rows = list(steps.values())
+            batch.edges.extend(
+                infer_data_edges(rows, data, None if run_id not in stored else fresh)
+            )

@@ -25,7 +25,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from flightlog.errors import InputError
-from flightlog.otel.decode import MAX_ERRORS_REPORTED, parse_request
+from flightlog.otel.decode import MAX_ERRORS_REPORTED, DecodeResult, parse_request
+from flightlog.privacy import scrub
 from flightlog.server.admission import Admission, Shed, release_memory
 from flightlog.server.guard import principal
 from flightlog.server.ingest import Ingestor, Overloaded, Unavailable
@@ -225,7 +226,13 @@ def make_endpoint(
         while pieces:
             piece = pieces.pop(0)
             started = time.perf_counter()
-            result = await anyio.to_thread.run_sync(decode_parsed, piece)
+
+            def decode_piece(piece: Any) -> DecodeResult:
+                result = decode_parsed(piece)
+                scrub(result.batch, ingestor.privacy)  # secrets out before anything else
+                return result
+
+            result = await anyio.to_thread.run_sync(decode_piece, piece)
             del piece
             ingestor.stats.decode_seconds += time.perf_counter() - started
             if key is not None:  # the ingest key's project stamps the runs it sends

@@ -10,7 +10,7 @@ from typing import Any
 from flightlog import _json
 from flightlog.errors import NotFoundError
 from flightlog.model import Batch, Edge, ErrorInfo, Finding, Run, RunRecord, Step
-from flightlog.store.base import Migration, RunQuery, Tx, WriteHook, chunked
+from flightlog.store.base import Migration, RunQuery, StepOutline, Tx, WriteHook, chunked
 from flightlog.store.schema import MIGRATIONS_TABLE
 
 RUN_COLUMNS = (
@@ -197,6 +197,51 @@ def finding_from_row(row: Sequence[Any]) -> Finding:
     )
 
 
+_OUTLINE_COLUMNS = (
+    "run_id, id, parent_id, idx, status, started_ns, ended_ns, input_hash, output_hash, agent"
+)
+
+# Runs whose steps take their agent from their nearest ancestor with one (OpenTelemetry
+# conventions name the agent on the agent span only; the SDK names it on every step).
+INHERITING_SOURCES = frozenset({"otlp"})
+
+
+def inherit_agents(steps: Sequence[Step]) -> None:
+    """Give each step without an agent the agent of its nearest ancestor that has one.
+
+    Derived when read, never stored: the stored agent is the fact the span carried, the one the
+    audit ledger logged, so a parent span that arrives late changes what readers see without
+    contradicting the ledger.
+    """
+    by_id = {s.id: s for s in steps}
+    for s in steps:
+        if s.agent is not None:
+            continue
+        p = by_id.get(s.parent_id or "")
+        hops = 0
+        while p is not None and hops < 1000:
+            if p.agent is not None:
+                s.agent = p.agent
+                break
+            p = by_id.get(p.parent_id or "")
+            hops += 1
+
+
+def rank_by_start(steps: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """``{step id: index}``: the 1-based rank of each step's start time (ties by id)."""
+    ranked = sorted(steps, key=lambda p: (p[1], p[0]))
+    return {sid: i for i, (sid, _) in enumerate(ranked, 1)}
+
+
+def reorder_steps(tx: Tx, run_id: str) -> None:
+    """Recompute a run's step indices from start times (derived state: never logged)."""
+    rows = tx.fetchall("SELECT id, started_ns, idx FROM steps WHERE run_id = ?", (run_id,))
+    ranks = rank_by_start((r[0], r[1]) for r in rows)
+    changed = [(ranks[r[0]], run_id, r[0]) for r in rows if ranks[r[0]] != r[2]]
+    if changed:
+        tx.executemany("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?", changed)
+
+
 def write_batch(tx: Tx, batch: Batch) -> None:
     """Insert a batch's records through ``tx`` (idempotent)."""
     if batch.payloads:
@@ -287,16 +332,44 @@ class SQLStore:
         for auditor in self._auditors:
             auditor(tx, kind, data)
 
-    def write(self, batch: Batch) -> None:
-        if not len(batch):
+    def write(self, batch: Batch, *, reorder: Iterable[str] = ()) -> None:
+        reorder = sorted(set(reorder))
+        if not len(batch) and not reorder:
             return
 
         def apply(tx: Tx) -> None:
             write_batch(tx, batch)
+            for run_id in reorder:
+                reorder_steps(tx, run_id)
             for hook in self._write_hooks:
                 hook(tx, batch)
 
         self._run_write(apply)
+
+    def step_outlines(self, run_ids: Iterable[str]) -> dict[str, list[StepOutline]]:
+        wanted = sorted(set(run_ids))
+        out: dict[str, list[StepOutline]] = {}
+        with self.read() as tx:
+            for part in chunked(wanted, 500):
+                marks = ", ".join("?" * len(part))
+                for row in tx.fetchall(
+                    f"SELECT {_OUTLINE_COLUMNS} FROM steps WHERE run_id IN ({marks})", list(part)
+                ):
+                    o = StepOutline(*row)
+                    out.setdefault(o.run_id, []).append(o)
+        return out
+
+    def existing_runs(self, run_ids: Iterable[str]) -> set[str]:
+        wanted = sorted(set(run_ids))
+        found: set[str] = set()
+        with self.read() as tx:
+            for part in chunked(wanted, 500):
+                marks = ", ".join("?" * len(part))
+                found.update(
+                    r[0]
+                    for r in tx.fetchall(f"SELECT id FROM runs WHERE id IN ({marks})", list(part))
+                )
+        return found
 
     # -- reading -------------------------------------------------------------------------
     def _run_where(self, q: RunQuery) -> tuple[str, list[Any]]:
@@ -366,7 +439,11 @@ class SQLStore:
                 f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY idx, started_ns",
                 (run_id,),
             )
-        return [step_from_row(r) for r in rows]
+            source = tx.fetchone("SELECT source FROM runs WHERE id = ?", (run_id,))
+        steps = [step_from_row(r) for r in rows]
+        if source is not None and source[0] in INHERITING_SOURCES:
+            inherit_agents(steps)
+        return steps
 
     def get_edges(self, run_id: str) -> list[Edge]:
         with self.read() as tx:

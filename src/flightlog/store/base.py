@@ -47,6 +47,22 @@ class Migration:
 
 
 @dataclass(frozen=True, slots=True)
+class StepOutline:
+    """What ordering and lineage need of a stored step (no attributes, no payloads)."""
+
+    run_id: str
+    id: str
+    parent_id: str | None
+    index: int
+    status: str
+    started_ns: int
+    ended_ns: int | None
+    input_hash: str | None
+    output_hash: str | None
+    agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RunQuery:
     """Filters for listing runs. Times are nanoseconds since the epoch."""
 
@@ -67,8 +83,13 @@ class Store(Protocol):
     dialect: str  # "sqlite" | "postgresql"
 
     # -- writing -------------------------------------------------------------------------
-    def write(self, batch: Batch) -> None:
-        """Store a batch in one transaction; durable when this returns. Idempotent."""
+    def write(self, batch: Batch, *, reorder: Iterable[str] = ()) -> None:
+        """Store a batch in one transaction; durable when this returns. Idempotent.
+
+        ``reorder``: runs whose step indices are recomputed from start times in the same
+        transaction (ingested runs, whose spans arrive in any order). Indices are derived
+        state: the audit ledger does not log them.
+        """
 
     def add_write_hook(self, hook: WriteHook) -> None:
         """Run ``hook(tx, batch)`` inside every ``write`` transaction, after the records."""
@@ -99,7 +120,14 @@ class Store(Protocol):
         """
 
     def get_steps(self, run_id: str) -> list[Step]:
-        """The run's steps in index order."""
+        """The run's steps in index order (steps of ingested runs without an agent show their
+        nearest ancestor's, derived when read)."""
+
+    def step_outlines(self, run_ids: Iterable[str]) -> dict[str, list[StepOutline]]:
+        """Per run, the outline of each stored step (runs without steps are absent)."""
+
+    def existing_runs(self, run_ids: Iterable[str]) -> set[str]:
+        """Which of ``run_ids`` are stored."""
 
     def get_edges(self, run_id: str) -> list[Edge]:
         """The run's data and handoff edges (parent edges are derived from steps)."""

@@ -1,0 +1,231 @@
+"""Built-in detectors of secrets and personal data in captured text.
+
+A ``Detector`` is a name, a regular expression and an optional validator. When the pattern
+has a group named ``v``, only that group is the secret (``Bearer <v>``, ``pass`` in
+``https://user:pass@host``); otherwise the whole match is. A validator rejects matches that
+only look right: card numbers must pass the Luhn check and start like a card network's
+numbers, IBANs must have their country's length and pass the ISO 13616 mod-97 check, phone
+numbers must have 7 to 15 digits (ITU-T E.164).
+
+Detectors are ordered: credentials in URLs before e-mail addresses (``user:pw@host.com``
+would otherwise read as an address), provider keys before the generic assignment rule.
+
+Attribute and JSON keys are judged by name as well (``KEY_PATTERN``): whatever the value
+under ``authorization``, ``password``, ``api_key``, ``secret``, ``cookie`` ... it is scrubbed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Validator = Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """One rule over text: ``name`` labels what it finds (``[redacted: NAME]``)."""
+
+    name: str
+    regex: re.Pattern[str]
+    validate: Validator | None = None
+    description: str = ""
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn (mod 10) check of ISO/IEC 7812-1 over a string of digits."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+# Issuer prefixes of the card networks (ISO/IEC 7812 IINs): a Luhn-valid digit run that starts
+# otherwise (a nanosecond timestamp starts with 1) is not taken for a card number.
+_CARD_PREFIX = re.compile(
+    r"^(?:4\d{12}(?:\d{3}){0,2}"  # Visa 13, 16, 19
+    r"|5[1-5]\d{14}|2(?:2[2-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}"  # Mastercard
+    r"|3[47]\d{13}"  # American Express
+    r"|6(?:011|5\d\d|4[4-9]\d)\d{12,15}"  # Discover
+    r"|35(?:2[89]|[3-8]\d)\d{12,15}"  # JCB
+    r"|3(?:0[0-5]|[68]\d)\d{11,16}"  # Diners Club
+    r"|62\d{14,17})$"  # UnionPay
+)
+
+
+def card_ok(text: str) -> bool:
+    digits = re.sub(r"[ -]", "", text)
+    return 13 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and luhn_ok(digits)
+
+
+# IBAN lengths per country (ISO 13616 registry, SWIFT IBAN Registry).
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
+    "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18,
+    "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+    "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
+    "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}  # fmt: skip
+
+
+def iban_ok(text: str) -> bool:
+    """Country length and the ISO 7064 mod 97-10 check (the remainder must be 1)."""
+    s = text.replace(" ", "").upper()
+    if IBAN_LENGTHS.get(s[:2]) != len(s):
+        return False
+    moved = s[4:] + s[:4]
+    number = "".join(str(int(c, 36)) for c in moved)
+    return int(number) % 97 == 1
+
+
+def phone_ok(text: str) -> bool:
+    digits = sum(c.isdigit() for c in text)
+    return 7 <= digits <= 15
+
+
+def _c(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
+_I = re.IGNORECASE
+# Characters of tokens and keys (base64url, base64, hex and the like).
+_TOK = r"[A-Za-z0-9_\-]"
+
+BUILTIN: tuple[Detector, ...] = (
+    Detector(
+        "private_key",
+        _c(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
+        description="PEM private key blocks",
+    ),
+    Detector(
+        "url_credentials",
+        _c(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@\"'<>]*:(?P<v>[^\s/@\"'<>]+)@"),
+        description="the password in scheme://user:password@host",
+    ),
+    Detector(
+        "url_secret",
+        _c(
+            r"[?&;#](?:api[_\-]?key|apikey|key|access[_\-]?token|auth[_\-]?token|token|"
+            r"refresh[_\-]?token|id[_\-]?token|client[_\-]?secret|secret|password|passwd|pwd|"
+            r"sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|session[_\-]?id"
+            r"|code)=(?P<v>[^&#\s\"'<>]+)",
+            _I,
+        ),
+        description="secrets in URL query parameters (?api_key=, &token=, &sig= ...)",
+    ),
+    Detector(
+        "anthropic_key",
+        _c(rf"\bsk-ant-(?:api|admin|oat|ort)\d\d-{_TOK}{{20,}}"),
+        description="Anthropic API keys (sk-ant-...)",
+    ),
+    Detector(
+        "openai_key",
+        _c(rf"\bsk-(?:proj-|svcacct-|admin-|None-)?{_TOK}{{20,}}"),
+        description="OpenAI API keys (sk-, sk-proj-, sk-svcacct-)",
+    ),
+    Detector(
+        "aws_access_key",
+        _c(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b"),
+        description="AWS access key ids",
+    ),
+    Detector(
+        "github_token",
+        _c(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"),
+        description="GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_)",
+    ),
+    Detector(
+        "google_api_key",
+        _c(r"\b(?:AIza[0-9A-Za-z_\-]{35}|ya29\.[0-9A-Za-z_\-]{20,})"),
+        description="Google API keys (AIza...) and OAuth access tokens (ya29.)",
+    ),
+    Detector(
+        "slack_token",
+        _c(
+            r"\bxox[abposre]-[A-Za-z0-9\-]{10,}"
+            r"|https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]+"
+        ),
+        description="Slack tokens (xoxb-, xoxp- ...) and incoming-webhook URLs",
+    ),
+    Detector(
+        "stripe_key",
+        _c(r"\b(?:sk|rk|pk|whsec)_(?:live|test)_[A-Za-z0-9]{16,}"),
+        description="Stripe keys (sk_live_, rk_live_, whsec_ ...)",
+    ),
+    Detector(
+        "jwt",
+        _c(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),
+        description="JSON Web Tokens",
+    ),
+    Detector(
+        "authorization",
+        _c(
+            r"\b(?:Bearer|Basic|Digest|Token|ApiKey|Negotiate)\s+(?P<v>[A-Za-z0-9._~+/=\-]{6,})", _I
+        ),
+        description="credentials after an HTTP authentication scheme (Bearer, Basic ...)",
+    ),
+    Detector(
+        "secret_assignment",
+        _c(
+            r"(?:password|passwd|pwd|passphrase|secret|api[_\-]?key|apikey|access[_\-]?token|"
+            r"auth[_\-]?token|refresh[_\-]?token|client[_\-]?secret|private[_\-]?key|"
+            r"authorization|x-api-key|cookie)\"?'?\s*[:=]\s*\"?'?"
+            r"(?!(?:Bearer|Basic|Digest|Token|ApiKey|Negotiate)\s)(?P<v>[^\s\"',;&}\]\[]{3,})",
+            _I,
+        ),
+        description='values written as password=..., "api_key": "...", cookie: ...',
+    ),
+    Detector(
+        "email",
+        _c(
+            r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b"
+        ),
+        description="e-mail addresses",
+    ),
+    Detector(
+        "iban",
+        _c(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"),
+        iban_ok,
+        description="IBANs (country length and mod-97 checked)",
+    ),
+    Detector(
+        "card_number",
+        _c(r"(?<![\d\-])(?:\d[ \-]?){12,18}\d(?![\d\-])"),
+        card_ok,
+        description="payment card numbers (network prefix and Luhn checked)",
+    ),
+    Detector(
+        "us_ssn",
+        _c(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b"),
+        description="US social security numbers (ddd-dd-dddd)",
+    ),
+    Detector(
+        "phone",
+        _c(
+            r"(?<![\w+])\+\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}(?!\w)"
+            r"|(?<![\w\-])\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}(?![\w\-])"
+            r"|(?<![\w\-.])\d{3}[.\-]\d{3}[.\-]\d{4}(?![\w\-.])"
+        ),
+        phone_ok,
+        description="phone numbers (+international, (555) 123-4567, 555-123-4567)",
+    ),
+)
+
+BUILTIN_NAMES: tuple[str, ...] = tuple(d.name for d in BUILTIN)
+
+# Attribute and JSON-object keys whose value is a secret whatever it looks like. Matched
+# against the key lower-cased with ``-`` as ``_``.
+KEY_PATTERN = (
+    r"password|passwd|passphrase|secret|api_?key|access_?key|access_?token|auth_?token|"
+    r"refresh_?token|id_?token|session_?token|bearer|authorization|cookie|credential|"
+    r"private_?key|signing_?key|(?:^|[._])token$|(?:^|[._])pwd$"
+)
