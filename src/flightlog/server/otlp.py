@@ -6,9 +6,14 @@
 - Success: 200 with an ``ExportTraceServiceResponse`` in the request's encoding; when some
   spans were invalid, ``partial_success`` carries ``rejected_spans`` and a message.
 - Malformed body, or no valid span: 400 with a ``google.rpc.Status`` (code, message).
-- Body over the limit (compressed or decompressed): 413.
-- Ingestion queue full: 429 with ``Retry-After``; store unavailable or shutting down: 503
-  with ``Retry-After``. Both are retryable per the specification.
+- Body over the limit (compressed or decompressed): 413. Body not arriving in time: 408.
+- Ingestion queue full, or the server holding too many body bytes: 429 with ``Retry-After``,
+  before decoding; store unavailable or shutting down: 503 with ``Retry-After``. Both are
+  retryable per the specification.
+- A span that cannot be decoded or stored (timestamps beyond 2^63-1, values out of range,
+  nesting the encoder refuses) is rejected on its own through ``partial_success``.
+- With API keys (``flightlog.server.guard``): 401 / 403 before the body is read; the key's
+  project stamps the runs, and spans of another project's runs are rejected.
 
 The response is sent only after the spans are committed to the store.
 """
