@@ -1,5 +1,6 @@
 # Two commands set up everything on a fresh machine:
-#   make demo   - create .venv, install Flightlog, record the demo into ./flightlog.db
+#   make demo   - create .venv, install Flightlog and its server, record the demo into
+#                 ./flightlog-demo/ (its own store and flightlog.toml)
 #   make test   - create .venv, install Flightlog with every extra and test tool, run all tests
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +12,7 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[server]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml
@@ -34,4 +35,4 @@ bench: install-test
 	$(PY) bench/store_throughput.py
 
 clean:
-	rm -rf $(VENV) flightlog.db flightlog.db-wal flightlog.db-shm
+	rm -rf $(VENV) flightlog-demo flightlog.db flightlog.db-wal flightlog.db-shm

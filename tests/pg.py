@@ -1,5 +1,6 @@
 """A throwaway PostgreSQL database per test, on the local server (127.0.0.1:5432, user
-postgres, trust authentication; ``$FLIGHTLOG_TEST_PG`` overrides the admin URL).
+postgres, trust authentication; ``$FLIGHTLOG_TEST_PG`` overrides the admin URL, ``off`` turns
+the PostgreSQL tests off).
 
 Each test gets ``flightlog_test_<unix time>_<random>``, created empty and dropped afterwards,
 so tests never see each other's rows. A test run that was killed cannot drop its database;
@@ -27,6 +28,8 @@ def _with_db(url: str, db: str) -> str:
 
 def unreachable_reason() -> str | None:
     """Why the test server cannot be used, or None when it can."""
+    if ADMIN_URL.strip().lower() == "off":
+        return "PostgreSQL tests are turned off ($FLIGHTLOG_TEST_PG=off)"
     try:
         import psycopg
     except ImportError:

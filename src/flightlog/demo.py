@@ -6,9 +6,9 @@ indexed, so ``search_policy`` (step 2) returns nothing, the planner LLM answers 
 clause to cite, and the validator rejects the assessment at step 4 of 7: the failure
 surfaces two steps after its cause.
 
-``run_demo(url)`` records the runs and returns a ``DemoResult``; ``SECTIONS`` are the
-printed parts of ``flightlog demo``, in order. Later capabilities append their own section
-(attribution, alerting, audit) with ``section``.
+``run_demo()`` records the runs into the demo's own directory (``./flightlog-demo``: its store
+and flightlog.toml) and returns a ``DemoResult``; ``SECTIONS`` are the printed parts of
+``flightlog demo``, in order. Later capabilities append their own section with ``section``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import flightlog
@@ -228,48 +229,171 @@ def make_claims(n_ok: int = 20, seed: int = 7) -> list[dict[str, Any]]:
     return claims
 
 
+DEMO_DIR = "flightlog-demo"
+MARKER = ".flightlog-demo"  # names a directory that ``flightlog demo`` made and may reset
+# What a re-run of the demo replaces in its own directory (and nothing else).
+DEMO_FILES = (
+    "flightlog.db",
+    "flightlog.db-wal",
+    "flightlog.db-shm",
+    "flightlog.db-journal",
+    "flightlog.db.checkpoints",
+    "flightlog.db.ledger-key",
+    "flightlog.toml",
+    "postmortem-*.html",
+    "audit-*.json",
+)
+
+
 @dataclass
 class DemoResult:
     url: str
+    home: Path = field(default_factory=lambda: Path(DEMO_DIR))
     run_ids: list[str] = field(default_factory=list)
     failed_run_id: str | None = None
     succeeded: int = 0
     failed: int = 0
     store: Any = None
+    config_path: Path | None = None
+    replaced: bool = False  # a previous demo in ``home`` was replaced
+    runs_before: int = 0  # runs the store held before the demo (an explicit --db)
+    receiver: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def own_store(self) -> bool:
+        """True when the store is the demo's own ``home/flightlog.db``."""
+        return self.url == own_url(self.home)
 
-def run_demo(url: str, *, n_ok: int = 20) -> DemoResult:
-    """Record the demo's runs into the store at ``url``; durable when it returns."""
-    if url.split("://", 1)[0].lower() in ("http", "https"):
-        from flightlog.errors import ConfigurationError
 
+def own_url(home: Path) -> str:
+    return f"sqlite:///{home / 'flightlog.db'}"
+
+
+def prepare_home(home: Path, *, reset: bool) -> bool:
+    """Make the demo's directory (or refuse one that is not the demo's). With ``reset``, remove
+    a previous demo's files from it. Returns whether a previous demo was replaced."""
+    from flightlog.errors import ConfigurationError
+
+    marker = home / MARKER
+    if home.exists() and not home.is_dir():
+        raise ConfigurationError(f"{home} exists and is not a directory; choose another --dir")
+    if home.is_dir() and not marker.exists() and any(home.iterdir()):
+        raise ConfigurationError(
+            f"{home} holds files that flightlog demo did not write; choose another --dir "
+            "(the demo writes only into a new or empty directory, or one it made itself)"
+        )
+    replaced = False
+    if reset and marker.exists():
+        for pattern in DEMO_FILES:
+            for f in home.glob(pattern):
+                f.unlink()
+                replaced = replaced or f.name == "flightlog.db"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        marker.write_text(
+            "This directory was written by `flightlog demo`; a re-run replaces the demo's files "
+            "in it.\n",
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the demo's directory {home}: {exc}") from exc
+    return replaced
+
+
+def run_demo(
+    url: str | None = None,
+    *,
+    n_ok: int = 20,
+    home: str | Path | None = None,
+    config_path: str | Path | None = None,
+) -> DemoResult:
+    """Record the demo's runs; durable when it returns.
+
+    By default into its own store, ``home/flightlog.db`` (``home`` defaults to
+    ``./flightlog-demo``; a previous demo there is replaced, so re-runs do not pile up), with
+    its own ``home/flightlog.toml``: every owner in the demo's code is a team whose webhook
+    goes to a receiver the demo runs on 127.0.0.1 while it records. Recording reads no other
+    configuration file, so nothing in the current directory is paged. An explicit ``url`` (a
+    store of your own) gets the demo's runs added to it; ``home`` then defaults to the SQLite
+    file's directory. ``config_path`` replaces the demo's configuration file.
+    """
+    import os
+
+    from flightlog.errors import ConfigurationError
+    from flightlog.respond.demo import LocalReceiver, demo_config_text
+
+    if url is not None and url.split("://", 1)[0].lower() in ("http", "https"):
         raise ConfigurationError(
             f"the demo records into a store and then reads it back, so it needs a store URL "
             f"(sqlite:///file.db or postgresql://...), not the server {url}; run it against the "
             "server's own --db, or record with flightlog.configure(url) in your application"
         )
-    flightlog.configure(url, service="claims-triage-demo")
-    result = DemoResult(url=url)
-    for claim in make_claims(n_ok):
+    home = Path(home if home is not None else DEMO_DIR)
+    own = url is None or url == own_url(home)
+    replaced = prepare_home(home, reset=own)
+    url = url or own_url(home)
+    result = DemoResult(url=url, home=home, replaced=replaced)
+    if not own:
+        before = flightlog.open_store(url)
         try:
-            out = triage(claim)
-            result.run_ids.append(out["run_id"])
-            result.succeeded += 1
-        except ClaimRejected:
-            run = flightlog.current_run()
-            result.failed += 1
-            del run
-    flightlog.flush()
+            with before.read() as tx:
+                row = tx.fetchone("SELECT count(*) FROM runs")
+            result.runs_before = int(row[0]) if row else 0
+        finally:
+            before.close()
+    if config_path is None:
+        result.receiver = LocalReceiver()
+        config_path = home / "flightlog.toml"
+        Path(config_path).write_text(demo_config_text(result.receiver.port), encoding="utf-8")
+    result.config_path = Path(config_path)
+    # Run-end processing (detection, the response engine) reads $FLIGHTLOG_CONFIG: point it at
+    # the demo's own file while recording, never at a flightlog.toml in the current directory.
+    saved = os.environ.get("FLIGHTLOG_CONFIG")
+    os.environ["FLIGHTLOG_CONFIG"] = str(result.config_path)
+    import time
+
+    started_ns = time.time_ns()
+    try:
+        flightlog.configure(url, service="claims-triage-demo")
+        for claim in make_claims(n_ok):
+            try:
+                out = triage(claim)
+                result.run_ids.append(out["run_id"])
+                result.succeeded += 1
+            except ClaimRejected:
+                result.failed += 1
+        flightlog.flush()
+    finally:
+        if saved is None:
+            os.environ.pop("FLIGHTLOG_CONFIG", None)
+        else:
+            os.environ["FLIGHTLOG_CONFIG"] = saved
     store = flightlog.open_store(url)
     result.store = store
     from flightlog.store import RunQuery
 
-    failed = store.list_runs(RunQuery(workflow=WORKFLOW, status="failed", limit=1))
+    failed = store.list_runs(
+        RunQuery(workflow=WORKFLOW, status="failed", since_ns=started_ns, limit=1)
+    )
     if failed:
         result.failed_run_id = failed[0].id
         result.run_ids.append(failed[0].id)
     return result
+
+
+def finish(result: DemoResult) -> None:
+    """Stop recording, stop the receiver and close the store; SQLite's write-ahead log is
+    checkpointed into the database file, so the store is one file to copy."""
+    flightlog.shutdown()
+    if result.receiver is not None:
+        result.receiver.close()
+        result.receiver = None
+    if result.store is not None:
+        checkpoint = getattr(result.store, "checkpoint", None)
+        if checkpoint is not None:
+            checkpoint()
+        result.store.close()
 
 
 # -- what `flightlog demo` prints ------------------------------------------------------------
@@ -285,10 +409,19 @@ def section(fn: Section) -> Section:
 
 @section
 def _recorded(result: DemoResult, echo: Callable[[str], None]) -> None:
-    echo(
-        f"Recorded {result.succeeded + result.failed} runs of '{WORKFLOW}' "
-        f"({result.succeeded} succeeded, {result.failed} failed) into {result.url}"
-    )
+    n = result.succeeded + result.failed
+    counts = f"{n} runs of '{WORKFLOW}' ({result.succeeded} succeeded, {result.failed} failed)"
+    if result.own_store:
+        what = "Replaced the previous demo: recorded" if result.replaced else "Recorded"
+        echo(
+            f"{what} {counts} into its own store {result.home / 'flightlog.db'}, "
+            f"with its own configuration {result.config_path} (a re-run replaces both)"
+        )
+    else:
+        echo(
+            f"Added {counts} to {result.url} (it held {result.runs_before} runs before, "
+            f"now {result.runs_before + n})"
+        )
 
 
 @section
@@ -303,24 +436,16 @@ def _failure(result: DemoResult, echo: Callable[[str], None]) -> None:
         echo("  " + line)
 
 
-def report_path(result: DemoResult) -> str:
-    """Where the demo writes its postmortem: next to the SQLite file, else here."""
-    from pathlib import Path
-
+def report_path(result: DemoResult) -> Path:
+    """Where the demo writes its postmortem: in its directory."""
     rid = (result.failed_run_id or "run")[:12]
-    if result.url.startswith("sqlite:///"):
-        return str(
-            Path(result.url[len("sqlite:///") :]).resolve().with_name(f"postmortem-{rid}.html")
-        )
-    return str(Path(f"postmortem-{rid}.html").resolve())
+    return (result.home / f"postmortem-{rid}.html").resolve()
 
 
 @section
 def _attribution(result: DemoResult, echo: Callable[[str], None]) -> None:
     if not result.failed_run_id:
         return
-    from pathlib import Path
-
     from flightlog.forensics import why
     from flightlog.forensics.report import postmortem, render_html
 
@@ -336,21 +461,14 @@ def _attribution(result: DemoResult, echo: Callable[[str], None]) -> None:
             + f"   confidence {att.confidence:.2f} ({att.method})"
         )
     path = report_path(result)
-    Path(path).write_text(
-        render_html(postmortem(result.store, result.failed_run_id)), encoding="utf-8"
-    )
-    result.notes["report"] = path
+    path.write_text(render_html(postmortem(result.store, result.failed_run_id)), encoding="utf-8")
+    result.notes["report"] = str(path)
     echo(f"  Postmortem (HTML): {path}")
-    db = f" --db {result.url}" if result.url != "sqlite:///flightlog.db" else ""
-    echo(f"  flightlog why {result.failed_run_id[:12]}{db}")
-    echo(f"  flightlog report {result.failed_run_id[:12]} --format md{db}")
 
 
 @section
 def _audit(result: DemoResult, echo: Callable[[str], None]) -> None:
     """The audit ledger: verify the store's log, export an auditor bundle of the failure."""
-    from pathlib import Path
-
     from flightlog.ledger import attach, ledger_enabled
 
     if not ledger_enabled() or not result.failed_run_id:
@@ -360,33 +478,18 @@ def _audit(result: DemoResult, echo: Callable[[str], None]) -> None:
 
     ledger = attach(result.store)
     rid = result.failed_run_id[:12]
-    if result.url.startswith("sqlite:///"):
-        bundle = Path(result.url[len("sqlite:///") :]).resolve().with_name(f"audit-{rid}.json")
-    else:
-        bundle = Path(f"audit-{rid}.json").resolve()
+    bundle = (result.home / f"audit-{rid}.json").resolve()
     summary = export(ledger, bundle, run_id=result.failed_run_id)  # signs a checkpoint
     report = verify(ledger)
     result.notes["audit_bundle"] = str(bundle)
-    db = f" --db {result.url}" if result.url != "sqlite:///flightlog.db" else ""
+    result.notes["audit_key"] = ledger.verifier().encode()
     echo("")
     echo("Audit trail (every record is a leaf of a signed Merkle log):")
-    echo(f"  flightlog audit verify{db}: {report.summary()}")
+    echo(f"  verified: {report.summary()}")
     echo(
         f"  Auditor bundle of the failed run ({summary.entries} entries, checkpoint size "
         f"{summary.checkpoint_size}): {bundle}"
     )
-    echo(f"  flightlog audit verify-bundle {bundle} --key {ledger.verifier().encode()}")
-
-
-@section
-def _explore(result: DemoResult, echo: Callable[[str], None]) -> None:
-    db = f" --db {result.url}" if result.url != "sqlite:///flightlog.db" else ""
-    rid = (result.failed_run_id or "RUN")[:12]
-    echo("")
-    echo("Explore:")
-    echo(f"  flightlog runs{db}                     # every run")
-    echo(f"  flightlog runs --status failed --json{db}")
-    echo(f"  flightlog show {rid}{db}        # the step tree, lineage and findings")
 
 
 @section
@@ -394,4 +497,96 @@ def _alerting(result: DemoResult, echo: Callable[[str], None]) -> None:
     """Who is paged for the failure: the response engine, delivering to a local webhook."""
     from flightlog.respond.demo import alerting_section
 
-    alerting_section(result.store, result.failed_run_id, echo)
+    alerting_section(result, echo)
+
+
+def explore_commands(result: DemoResult) -> list[tuple[str, str]]:
+    """The shell commands the demo suggests, in order, each with a comment. Every one of them
+    works as printed, in the shell that ran the demo (a test runs them)."""
+    import shlex
+
+    from flightlog.ledger import ledger_enabled
+
+    cmds: list[tuple[str, str]] = []
+    activate = _activation_hint()
+    if activate:
+        cmds.append((activate, "`flightlog` is not on your PATH yet: this puts it there"))
+    if result.own_store:
+        cmds.append(
+            (
+                f"cd {shlex.quote(str(result.home))}",
+                "the demo's store (flightlog.db) and configuration (flightlog.toml)",
+            )
+        )
+        db = cfg = ""
+        bundle_dir = ""
+    else:
+        db = f" --db {shlex.quote(result.url)}"
+        cfg = f" --config {shlex.quote(str(result.config_path))}"
+        bundle_dir = str(result.home.resolve()) + "/"
+    rid = (result.failed_run_id or "RUN")[:12]
+    cmds += [
+        (f"flightlog runs{db}", "every run, newest first"),
+        (f"flightlog show {rid}{db}", "the failed run: step tree, lineage, findings"),
+        (f"flightlog why {rid}{db}", "root cause, evidence, confidence"),
+        (f"flightlog report {rid} --format md{db}", "the blameless postmortem"),
+        (f"flightlog incidents{db}", "the incident the failure opened"),
+        (f"flightlog alerts{db}", "who was notified, and how delivery went"),
+        (
+            f"flightlog owners explain --workflow {WORKFLOW} --step search_policy{cfg}",
+            "whom the flightlog.toml rules name (an owner= in code comes first)",
+        ),
+    ]
+    if ledger_enabled() and result.failed_run_id:
+        cmds.append((f"flightlog audit verify{db}", "recompute the whole audit log"))
+        bundle = shlex.quote(f"{bundle_dir}audit-{rid}.json")
+        key = result.notes.get("audit_key")
+        if key:
+            cmds.append(
+                (f"flightlog audit verify-bundle {bundle} --key {key}", "what an auditor runs")
+            )
+    if _server_installed():
+        cmds.append((f"flightlog serve{db}", "the web UI on http://127.0.0.1:4318/ (Ctrl-C stops)"))
+    return cmds
+
+
+def _activation_hint() -> str | None:
+    """``. .venv/bin/activate`` when the ``flightlog`` on PATH is not this one (or none is)."""
+    import contextlib
+    import os
+    import shlex
+    import shutil
+    import sys
+
+    bindir = Path(sys.executable).parent
+    script = bindir / "flightlog"
+    if not script.exists():
+        return None
+    found = shutil.which("flightlog")
+    if found and Path(found).parent.absolute() == bindir.absolute():
+        return None
+    activate = bindir / "activate"
+    if not activate.exists():
+        return f'export PATH={shlex.quote(str(bindir.absolute()))}:"$PATH"'
+    shown = str(activate.absolute())
+    with contextlib.suppress(ValueError):
+        rel = os.path.relpath(shown)
+        if not rel.startswith(".."):
+            shown = rel
+    return f". {shlex.quote(shown)}"
+
+
+def _server_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("starlette", "uvicorn"))
+
+
+@section
+def _explore(result: DemoResult, echo: Callable[[str], None]) -> None:
+    cmds = explore_commands(result)
+    width = max((len(c) for c, _ in cmds if len(c) <= 44), default=0)
+    echo("")
+    echo("Explore it, in this shell:")
+    for cmd, note in cmds:
+        echo(f"  {cmd:<{width}}  # {note}" if len(cmd) <= width else f"  {cmd}")

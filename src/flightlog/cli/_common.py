@@ -58,6 +58,12 @@ def echo_json(value: Any) -> None:
     )
 
 
+def cut(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters; a cut one ends with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
 def fmt_duration(ns: int | None) -> str:
     if ns is None:
         return "-"

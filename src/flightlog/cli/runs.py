@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from flightlog.cli._common import (
+    cut,
     db_option,
     echo_json,
     errors_as_messages,
@@ -31,17 +32,30 @@ from flightlog.store import RunQuery
     help="Only runs with this outcome.",
 )
 @click.option("--since", help="Only runs started since: a duration (30m, 2h, 7d) or an ISO time.")
-@click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--limit",
+    "-n",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="At most this many runs (the newest); the text output says how many more matched.",
+)
 @json_option
+@click.option("--quiet", "-q", "quiet", is_flag=True, help="Print only run ids, one a line.")
 def runs(
-    db: str, workflow: str | None, status: str | None, since: str | None, limit: int, as_json: bool
+    db: str,
+    workflow: str | None,
+    status: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """List recorded runs, newest first."""
     with errors_as_messages():
         store = open_store_for_cli(db)
-        found = store.list_runs(
-            RunQuery(workflow=workflow, status=status, since_ns=parse_since(since), limit=limit)
-        )
+        query = RunQuery(workflow=workflow, status=status, since_ns=parse_since(since), limit=limit)
+        found = store.list_runs(query)
         dropped = store.dropped_records()
         if dropped:
             echo(
@@ -52,6 +66,10 @@ def runs(
         if as_json:
             echo_json([r.to_dict() for r in found])
             return
+        if quiet:
+            for r in found:
+                echo(r.id)
+            return
         if not found:
             echo("no runs" + (" match" if workflow or status or since else f" in {db}"))
             return
@@ -59,12 +77,19 @@ def runs(
             f"{'RUN':<14}{'WORKFLOW':<22}{'STATUS':<11}{'STARTED (UTC)':<21}{'DURATION':>9}  REASON"
         )
         for r in found:
-            reason = (r.reason or "")[:60]
             echo(
-                f"{r.id[:12]:<14}{r.workflow[:21]:<22}{r.status:<11}{fmt_time(r.started_ns):<21}"
-                f"{fmt_duration(r.duration_ns):>9}  {reason}",
+                f"{r.id[:12]:<14}{cut(r.workflow, 21):<22}{r.status:<11}"
+                f"{fmt_time(r.started_ns):<21}{fmt_duration(r.duration_ns):>9}  "
+                f"{cut(r.reason or '', 60)}",
                 one_line=True,
             )
+        if len(found) == limit:
+            total = store.count_runs(query)
+            if total > len(found):
+                echo(
+                    f"showing the newest {len(found)} of {total} runs; "
+                    f"-n {total} shows all, --since/--workflow/--status narrow them"
+                )
 
 
 def failure_position(store: Any, record: RunRecord) -> tuple[Step | None, int]:
@@ -144,6 +169,8 @@ def render_run(store: Any, run_id: str) -> list[str]:
 
 def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> dict[str, Any]:
     """JSON form of a run with its steps (inputs/outputs decoded), edges and findings."""
+    from flightlog.ledger.entry import REDACTED
+    from flightlog.ledger.redact import redacted_runs
     from flightlog.sdk.payload import decode
 
     values: dict[str, bytes] = {}
@@ -164,15 +191,21 @@ def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> d
         if failed_at
         else None
     )
+    # After `audit redact` the references are gone: say so rather than show nothing.
+    gone = REDACTED if payloads and redacted_runs(store, [record.run.id]) else None
+
+    def value(h: str | None) -> Any:
+        return decode(values.get(h)) if h else gone
+
     if payloads:
-        out_run["input"] = decode(values.get(record.run.input_hash or ""))
-        out_run["output"] = decode(values.get(record.run.output_hash or ""))
+        out_run["input"] = value(record.run.input_hash)
+        out_run["output"] = value(record.run.output_hash)
     steps = []
     for s in record.steps:
         d = s.to_dict()
         if payloads:
-            d["input"] = decode(values.get(s.input_hash or ""))
-            d["output"] = decode(values.get(s.output_hash or ""))
+            d["input"] = value(s.input_hash)
+            d["output"] = value(s.output_hash)
         steps.append(d)
     return {
         "run": out_run,

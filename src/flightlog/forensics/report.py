@@ -19,6 +19,8 @@ from typing import Any
 from flightlog.detect import detect
 from flightlog.detect.context import RunContext, history_cache
 from flightlog.forensics.attribution import Attribution, attribute
+from flightlog.ledger.entry import REDACTED
+from flightlog.ledger.redact import redacted_runs
 from flightlog.model import Finding, Step
 from flightlog.store.base import RunQuery
 
@@ -147,10 +149,11 @@ def _actions(att: Attribution, root: Step | None, root_findings: list[Finding]) 
             f"Add a guard between step {att.root_cause.index} and step {fp.index} so "
             f"this class of fault is caught where it starts, not where it surfaces."
         )
-    items.append(
-        "Turn this failure into a fire drill (flightlog drill) so detection and "
-        "attribution are tested on every change."
-    )
+    if _command_exists("drill"):
+        items.append(
+            "Turn this failure into a fire drill (flightlog drill) so detection and "
+            "attribution are tested on every change."
+        )
     if att.hypothesis:
         items.append(
             "Confirm the root cause by hand: the attribution is a hypothesis "
@@ -252,6 +255,8 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
                 ),
             }
         )
+    # Values erased by `audit redact` are shown as such, not as missing.
+    gone = REDACTED if redacted_runs(store, [run_id]) else None
     chain = []
     for ref in att.chain:
         s = ctx.step(ref.id)
@@ -260,7 +265,7 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
         chain.append(
             {
                 **ref.to_dict(),
-                "output": _preview(ctx.output(s)) if s.output_hash else None,
+                "output": _preview(ctx.output(s)) if s.output_hash else gone,
                 "error": f"{s.error.type}: {s.error.message}" if s.error else None,
             }
         )
@@ -600,3 +605,10 @@ def render(pm: dict[str, Any], fmt: str) -> str:
     from flightlog.errors import InputError
 
     raise InputError(f"unknown report format {fmt!r}; expected md, html or json")
+
+
+def _command_exists(name: str) -> bool:
+    """Whether ``flightlog NAME`` exists: a report suggests only commands that do."""
+    from flightlog.cli.main import COMMANDS
+
+    return name in COMMANDS

@@ -30,8 +30,29 @@ from flightlog.errors import ConfigurationError
 
 # Record fields that always go into salted commitments: references to captured inputs and
 # outputs (SHA-256 of their canonical JSON, which would otherwise let anyone confirm a guess
-# of a redacted value).
-COMMITTED_FIELDS: tuple[str, ...] = ("input_hash", "output_hash")
+# of a redacted value), and free text that can hold names and addresses no detector knows:
+# run reasons, finding messages, error messages and tracebacks (dotted: a nested field).
+COMMITTED_FIELDS: tuple[str, ...] = (
+    "input_hash",
+    "output_hash",
+    "reason",
+    "message",
+    "error.message",
+    "error.traceback",
+)
+# Top-level keys of capabilities' audit records (attribution, incident transitions, alerts,
+# redactions) that hold free text, committed whatever their name.
+FREE_TEXT_KEYS: tuple[str, ...] = (
+    "reason",
+    "message",
+    "summary",
+    "cause",
+    "evidence",
+    "alternatives",
+    "note",
+    "error",
+    "detail",
+)
 
 # Attribute / evidence / audit-data keys treated as personal or secret by default.
 DEFAULT_SENSITIVE_PATTERNS: tuple[str, ...] = (
@@ -48,6 +69,7 @@ DEFAULT_SENSITIVE_PATTERNS: tuple[str, ...] = (
     "*phone*",
     "*ssn*",
     "*credit_card*",
+    "*credential*",
     "*iban*",
     "user.*",
     "enduser.*",
@@ -70,6 +92,9 @@ class LedgerConfig:
     checkpoint_seconds: float = 60.0
     sensitive_patterns: tuple[str, ...] = DEFAULT_SENSITIVE_PATTERNS
     committed_fields: tuple[str, ...] = COMMITTED_FIELDS
+    # Every attribute and evidence value goes into a commitment (True), so that `audit
+    # redact` can erase values no pattern names; False commits only sensitive keys.
+    commit_all_attributes: bool = True
     retention_days: float = MIN_RETENTION_DAYS
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 

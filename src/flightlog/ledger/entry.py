@@ -15,9 +15,12 @@ Sensitive values never enter the leaf. Each is replaced by ``{"$commit": base64(
 canonical value))}`` with a fresh 16-byte random salt; the value and its salt (an *opening*)
 are stored beside the entry (``ledger_entries.openings``, never hashed) and deleted by
 redaction. Which values are
-sensitive: the fields in ``LedgerConfig.committed_fields`` (input/output payload hashes) and
-every attribute, evidence or audit-data key that matches ``LedgerConfig.sensitive_patterns``,
-starts with ``sensitive.``, or is listed in the record's ``flightlog.sensitive`` attribute.
+sensitive: the fields in ``LedgerConfig.committed_fields`` (input/output payload hashes, run
+reasons, finding messages, error messages and tracebacks); every attribute and evidence value
+(``commit_all_attributes``, the default; else only keys that match
+``LedgerConfig.sensitive_patterns``, start with ``sensitive.`` or are listed in the record's
+``flightlog.sensitive`` attribute); and in capabilities' audit records, the free-text keys
+(``FREE_TEXT_KEYS``: summaries, evidence, causes, notes, reasons) and sensitive keys.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import orjson
 
 from flightlog import _json
 from flightlog.ledger import canonical
-from flightlog.ledger.config import SENSITIVE_MARK, LedgerConfig
+from flightlog.ledger.config import FREE_TEXT_KEYS, SENSITIVE_MARK, LedgerConfig
 from flightlog.model import Edge, ErrorInfo, Finding, Run, Step
 
 _sha256 = hashlib.sha256
@@ -230,7 +233,8 @@ class Encoder:
 
     def __init__(self, config: LedgerConfig) -> None:
         self.config = config
-        self._fields = config.committed_fields
+        self._fields: list[Path] = [tuple(f.split(".")) for f in config.committed_fields]
+        self._all = config.commit_all_attributes
         self._sensitive_cache: dict[str, bool] = {}
 
     def _is_sensitive(self, key: str) -> bool:
@@ -243,10 +247,21 @@ class Encoder:
 
     def sensitive_paths(self, data: dict[str, Any], top_level_keys: bool = False) -> list[Path]:
         """The paths in ``data`` whose values go into commitments."""
-        paths: list[Path] = [(f,) for f in self._fields if data.get(f) is not None]
+        paths: list[Path] = [
+            f
+            for f in self._fields
+            if (data.get(f[0]) if len(f) == 1 else get_path(data, f)) is not None
+        ]
         for container in _KEYED:
             inner = data.get(container)
             if not inner or type(inner) is not dict:
+                continue
+            if self._all:
+                paths.extend(
+                    (container, key)
+                    for key, value in inner.items()
+                    if value is not None and key != SENSITIVE_MARK
+                )
                 continue
             marked = inner.get(SENSITIVE_MARK)
             marked_set = set(marked) if isinstance(marked, list) else set()
@@ -257,7 +272,12 @@ class Encoder:
                     paths.append((container, key))
         if top_level_keys:
             for key, value in data.items():
-                if value is not None and (key,) not in paths and self._is_sensitive(key):
+                if (
+                    value is not None
+                    and not any(p[0] == key for p in paths)
+                    and not (key in _KEYED and type(value) is dict)
+                    and (key in FREE_TEXT_KEYS or self._is_sensitive(key))
+                ):
                     paths.append((key,))
         return paths
 

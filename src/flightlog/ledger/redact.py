@@ -3,9 +3,12 @@
 The leaves never held those values, only salted commitments H(salt || canonical value)
 (see ``entry``). Redacting a run:
 
-1. deletes the openings (values and salts) of every entry of the run's records;
-2. clears the committed fields in the stored records (payload references become NULL,
-   sensitive attributes ``"[redacted]"``) and deletes the run's payloads that no other run
+1. deletes the openings (values and salts) of every entry of the run: its records' and the
+   audit records naming it (its attribution);
+2. clears in each stored record what its latest entry holds as a commitment (payload
+   references become NULL; reasons, messages, error texts, attribute and evidence values
+   ``"[redacted]"``), removes the free text of the run's stored attribution (and of the
+   incidents it opened or last joined), and deletes the run's payloads that no other run
    references;
 3. appends a ``redaction`` entry naming the redacted entries (so ``audit verify`` accepts
    their missing openings), in the same transaction;
@@ -26,10 +29,9 @@ import orjson
 
 from flightlog import _json
 from flightlog.errors import NotFoundError
-from flightlog.ledger.entry import REDACTED, edge_id, step_record_id
+from flightlog.ledger.config import FREE_TEXT_KEYS
+from flightlog.ledger.entry import REDACTED, committed_paths, step_record_id
 from flightlog.ledger.log import Ledger
-from flightlog.ledger.schema import record_filter
-from flightlog.store.base import chunked
 
 _HASH_FIELDS = ("input_hash", "output_hash")
 
@@ -55,85 +57,57 @@ class Redaction:
 
 
 def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redaction:
-    """Redact every sensitive value recorded for ``run`` (an id or unique prefix)."""
+    """Redact every committed value recorded for ``run`` (an id or unique prefix): payloads,
+    reasons, error messages and tracebacks, finding messages, attribute and evidence values,
+    and the free text of the run's audit records (its attribution)."""
     store = ledger.store
     run_id = store.resolve_run_id(run)
     sqlite = store.dialect == "sqlite"
+    derived = _derived_tables(store)
     with store.transaction() as tx:
         if sqlite:
             tx.execute("PRAGMA secure_delete = ON")
-        step_rows = tx.fetchall(
-            "SELECT id, input_hash, output_hash, attributes FROM steps WHERE run_id = ?", (run_id,)
-        )
-        run_row = tx.fetchone(
-            "SELECT input_hash, output_hash, attributes FROM runs WHERE id = ?", (run_id,)
-        )
+        run_row = tx.fetchone(f"SELECT {_COLUMNS['runs']} FROM runs WHERE id = ?", (run_id,))
         if run_row is None:
             raise NotFoundError(f"no run {run_id}")
-        finding_rows = tx.fetchall("SELECT id, evidence FROM findings WHERE run_id = ?", (run_id,))
-        edges = tx.fetchall(
-            "SELECT run_id, source, target, kind FROM edges WHERE run_id = ?", (run_id,)
+        step_rows = tx.fetchall(
+            f"SELECT {_COLUMNS['steps']} FROM steps WHERE run_id = ?", (run_id,)
         )
-        from flightlog.model import Edge
-
-        ids = [run_id] + [step_record_id(run_id, r[0]) for r in step_rows]
-        ids += [r[0] for r in finding_rows]
-        ids += [edge_id(Edge(e[0], e[1], e[2], e[3])) for e in edges]
-        seqs: list[int] = []
-        for part in chunked(ids, 500):
-            cond, params = record_filter(list(part), [run_id])
-            seqs += [
-                int(r[0])
-                for r in tx.fetchall(f"SELECT seq FROM ledger_entries WHERE {cond}", params)
-            ]
-        seqs.sort()
+        finding_rows = tx.fetchall(
+            f"SELECT {_COLUMNS['findings']} FROM findings WHERE run_id = ?", (run_id,)
+        )
+        # Every entry of the run: its records' and the audit records naming it.
+        entries = tx.fetchall(
+            "SELECT seq, kind, record_id, entry, openings FROM ledger_entries WHERE run_id = ? "
+            "ORDER BY seq",
+            (run_id,),
+        )
+        seqs = [int(r[0]) for r in entries]
         hashes: set[str] = set()
         values = 0
-        for part in chunked(seqs, 500):
-            marks = ", ".join("?" * len(part))
-            for (data,) in tx.fetchall(
-                f"SELECT openings FROM ledger_entries WHERE seq IN ({marks}) "
-                "AND openings IS NOT NULL",
-                list(part),
-            ):
-                for path, _salt, value in orjson.loads(data):
-                    values += 1
-                    if path[-1] in _HASH_FIELDS and isinstance(value, str):
-                        hashes.add(value)
-            tx.execute(
-                f"UPDATE ledger_entries SET openings = NULL WHERE seq IN ({marks})", list(part)
-            )
-        # The stored records: clear committed fields.
-        enc = ledger.encoder
-        for f in ("input_hash", "output_hash"):
-            for h in [run_row[0 if f == "input_hash" else 1]] + [
-                r[1 if f == "input_hash" else 2] for r in step_rows
-            ]:
-                if h:
-                    hashes.add(h)
-        fields = [f for f in enc.config.committed_fields if f in _HASH_FIELDS]
-        if fields:
-            sets = ", ".join(f"{f} = NULL" for f in fields)
-            tx.execute(f"UPDATE runs SET {sets} WHERE id = ?", (run_id,))
-            tx.execute(f"UPDATE steps SET {sets} WHERE run_id = ?", (run_id,))
-        new_attrs = _scrub_map(enc, _json.loads(run_row[2]) or {}, "attributes")
-        if new_attrs is not None:
-            tx.execute(
-                "UPDATE runs SET attributes = ? WHERE id = ?", (_json.dumps(new_attrs), run_id)
-            )
-        for sid, _i, _o, attrs in step_rows:
-            new_attrs = _scrub_map(enc, _json.loads(attrs) or {}, "attributes")
-            if new_attrs is not None:
-                tx.execute(
-                    "UPDATE steps SET attributes = ? WHERE run_id = ? AND id = ?",
-                    (_json.dumps(new_attrs), run_id, sid),
-                )
-        for fid, evidence in finding_rows:
-            new_ev = _scrub_map(enc, _json.loads(evidence) or {}, "evidence")
-            if new_ev is not None:
-                tx.execute(
-                    "UPDATE findings SET evidence = ? WHERE id = ?", (_json.dumps(new_ev), fid)
-                )
+        latest: dict[str, bytes] = {}
+        for _seq, kind, record_id, entry, openings in entries:
+            if kind in _RECORD_KINDS and entry is not None:
+                latest[str(record_id)] = bytes(entry)
+            if openings is None:
+                continue
+            for path, _salt, value in orjson.loads(bytes(openings)):
+                values += 1
+                if path[-1] in _HASH_FIELDS and isinstance(value, str):
+                    hashes.add(value)
+        tx.execute(
+            "UPDATE ledger_entries SET openings = NULL WHERE run_id = ? AND openings IS NOT NULL",
+            (run_id,),
+        )
+        # The stored records: clear what their latest entry committed (and nothing else, so
+        # that every record still matches its leaf).
+        _clear(tx, "runs", run_row, latest.get(run_id), ("id",), hashes)
+        for row in step_rows:
+            rid = step_record_id(run_id, row[1])
+            _clear(tx, "steps", row, latest.get(rid), ("run_id", "id"), hashes)
+        for row in finding_rows:
+            _clear(tx, "findings", row, latest.get(str(row[0])), ("id",), hashes)
+        _clear_derived(tx, run_id, derived)
         deleted = kept = 0
         for h in sorted(hashes):
             other = tx.fetchone(
@@ -168,14 +142,123 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
     return Redaction(run_id, len(seqs), values, deleted, kept, index)
 
 
-def _scrub_map(enc: Any, mapping: dict[str, Any], container: str) -> dict[str, Any] | None:
-    paths = [p for p in enc.sensitive_paths({container: mapping}) if p[0] == container]
+_RECORD_KINDS = ("run.start", "run.end", "step", "edge", "finding")
+# The columns a redaction may clear, per table; the key columns come first.
+_COLUMNS = {
+    "runs": "id, input_hash, output_hash, reason, error, attributes",
+    "steps": "run_id, id, input_hash, output_hash, error, attributes",
+    "findings": "id, message, evidence",
+}
+_JSON_COLUMNS = ("error", "attributes", "evidence")
+
+
+def _clear(
+    tx: Any,
+    table: str,
+    row: Any,
+    entry: bytes | None,
+    keys: tuple[str, ...],
+    hashes: set[str],
+) -> None:
+    """Clear in a stored row every field its ledger entry holds as a commitment: payload
+    references become NULL, other values ``"[redacted]"``."""
+    if entry is None:
+        return
+    try:
+        paths = committed_paths(orjson.loads(entry)["data"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return
     if not paths:
-        return None
-    out = dict(mapping)
-    for _c, key in paths:
-        out[key] = REDACTED
+        return
+    columns = [c.strip() for c in _COLUMNS[table].split(",")]
+    current = dict(zip(columns, row, strict=True))
+    changed: dict[str, Any] = {}
+    for path in paths:
+        top = path[0]
+        if top not in current or top in keys:
+            continue
+        if top in _JSON_COLUMNS:
+            if len(path) < 2:
+                changed[top] = None
+                continue
+            holder = changed.get(top)
+            if holder is None:
+                holder = _json.loads(current[top]) if current[top] else None
+                if not isinstance(holder, dict):
+                    continue
+                changed[top] = holder
+            if path[1] in holder and holder[path[1]] is not None:
+                holder[path[1]] = REDACTED
+        elif top in _HASH_FIELDS:
+            if current[top]:
+                hashes.add(str(current[top]))
+            changed[top] = None
+        else:
+            changed[top] = REDACTED
+    if not changed:
+        return
+    sets = ", ".join(f"{c} = ?" for c in changed)
+    params = [
+        (_json.dumps(v) if v is not None else None) if c in _JSON_COLUMNS else v
+        for c, v in changed.items()
+    ]
+    where = " AND ".join(f"{k} = ?" for k in keys)
+    tx.execute(f"UPDATE {table} SET {sets} WHERE {where}", [*params, *row[: len(keys)]])
+
+
+def _derived_tables(store: Any) -> set[str]:
+    """Which tables derived from a run's records (that may quote its text) exist."""
+    found: set[str] = set()
+    for table in ("forensics_attributions", "respond_incidents"):
+        try:
+            with store.read() as tx:
+                tx.fetchone(f"SELECT 1 FROM {table} LIMIT 1")
+            found.add(table)
+        except Exception:
+            pass
+    return found
+
+
+def _redact_text(data: Any) -> Any:
+    """An attribution (or alternative) with its free text replaced by ``"[redacted]"``."""
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for key in FREE_TEXT_KEYS:
+        v = out.get(key)
+        if v is None or v == "" or v == []:
+            continue
+        if key == "alternatives" and isinstance(v, list):
+            out[key] = [_redact_text(a) for a in v]
+        elif isinstance(v, list):
+            out[key] = [REDACTED for _ in v]
+        else:
+            out[key] = REDACTED
     return out
+
+
+def _clear_derived(tx: Any, run_id: str, tables: set[str]) -> None:
+    """The run's stored attribution, and that of incidents it opened or last joined, lose
+    their free text (evidence, summary, cause), which can quote error messages."""
+    if "forensics_attributions" in tables:
+        row = tx.fetchone("SELECT data FROM forensics_attributions WHERE run_id = ?", (run_id,))
+        if row is not None:
+            data = _redact_text(_json.loads(row[0]))
+            tx.execute(
+                "UPDATE forensics_attributions SET data = ? WHERE run_id = ?",
+                (_json.dumps(data), run_id),
+            )
+    if "respond_incidents" in tables:
+        for iid, att in tx.fetchall(
+            "SELECT id, attribution FROM respond_incidents WHERE first_run_id = ? "
+            "OR last_run_id = ?",
+            (run_id, run_id),
+        ):
+            data = _redact_text(_json.loads(att))
+            tx.execute(
+                "UPDATE respond_incidents SET attribution = ? WHERE id = ?",
+                (_json.dumps(data), iid),
+            )
 
 
 def _now() -> int:
@@ -194,3 +277,24 @@ def scrub_sqlite(path: str) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+
+
+def redacted_runs(store: Any, run_ids: list[str]) -> set[str]:
+    """Which of ``run_ids`` were redacted (their values are shown as ``[redacted]``, not as
+    missing). Empty when the store has no ledger."""
+    ids = sorted({r for r in run_ids if r})
+    if not ids:
+        return set()
+    try:
+        with store.read() as tx:
+            marks = ", ".join("?" * len(ids))
+            return {
+                str(r[0])
+                for r in tx.fetchall(
+                    f"SELECT DISTINCT run_id FROM ledger_entries WHERE run_id IN ({marks}) "
+                    "AND kind = 'redaction'",
+                    ids,
+                )
+            }
+    except Exception:  # no ledger tables (FLIGHTLOG_LEDGER=off) or an unreadable store
+        return set()

@@ -55,8 +55,14 @@ class LocalReceiver:
 
 
 def demo_config_text(port: int) -> str:
-    """A flightlog.toml for the demo: one webhook per team, owners from the demo's code."""
-    parts = ["[respond]\nauto_resolve_after = 3\n"]
+    """The demo's flightlog.toml: one webhook per team, owners from the demo's code."""
+    parts = [
+        "# Written by `flightlog demo` for its own store (flightlog.db beside this file).\n"
+        f"# The webhooks went to a receiver the demo ran on 127.0.0.1:{port} while it recorded;\n"
+        "# nothing listens there afterwards. Real channels (Slack, PagerDuty, email, webhooks):\n"
+        "# docs/alerting.md; a receiver to try them with: examples/webhook_receiver.py.\n"
+        "[respond]\nauto_resolve_after = 3\n"
+    ]
     for team in DEMO_TEAMS:
         parts.append(f'[teams.{team}]\nchannels = ["{team}-hook"]\n')
         parts.append(
@@ -72,29 +78,28 @@ def demo_config_text(port: int) -> str:
     return "\n".join(parts)
 
 
-def alerting_section(store: Any, failed_run_id: str | None, echo: Callable[[str], None]) -> None:
-    """Run the response engine over the demo's store and print who was told what."""
-    from flightlog.config import parse_config
-    from flightlog.respond.config import respond_config
+def alerting_section(result: Any, echo: Callable[[str], None]) -> None:
+    """Deliver what the response engine queued while the demo recorded (it ran as each run
+    ended, with the demo's own flightlog.toml) and print who was told what."""
+    from flightlog.respond.config import load_respond_config
     from flightlog.respond.engine import Engine
 
-    receiver = LocalReceiver()
-    try:
-        config = respond_config(parse_config(demo_config_text(receiver.port)), environ={})
-        engine = Engine(store, config)
-        engine.process_runs(engine.pending_runs())
-        engine.tick()
-    finally:
-        receiver.close()
+    receiver = result.receiver
+    if receiver is None or result.config_path is None:
+        return
+    engine = Engine(result.store, load_respond_config(result.config_path))
+    engine.process_runs(result.run_ids)  # a no-op for runs the engine already saw
+    engine.tick()
     echo("")
     echo(
         "Who is told (the response engine, delivering to a local webhook receiver "
         f"on 127.0.0.1:{receiver.port}):"
     )
-    if not receiver.received:
-        echo("  nothing was sent (no new failure since the last demo run was processed)")
+    received = [(p, b) for p, b in list(receiver.received) if isinstance(b, dict)]
+    if not received:
+        echo("  nothing was sent")
         return
-    for path, body in receiver.received:
+    for path, body in received:
         team = path.strip("/")
         for alert in body.get("alerts", []):
             labels, notes = alert["labels"], alert["annotations"]
@@ -108,25 +113,21 @@ def alerting_section(store: Any, failed_run_id: str | None, echo: Callable[[str]
                 f"  {team:<13} {how} (incident #{labels['incident']}, "
                 f"{notes['affected_runs']} run(s) affected)"
             )
-    first = next((b for _, b in receiver.received if b.get("alerts")), None)
+    # The page about this demo's failed run (never another incident of the same store).
+    rid = result.failed_run_id or ""
     page = next(
         (
-            b
-            for _, b in receiver.received
+            a
+            for _, b in received
             for a in b.get("alerts", [])
-            if a["labels"]["role"] == "root_cause" and a["status"] == "firing"
+            if a["labels"].get("role") == "root_cause"
+            and a["status"] == "firing"
+            and rid
+            and rid in a["annotations"].get("description", "")
         ),
-        first,
+        None,
     )
     if page:
         echo("  The page said:")
-        for line in page["alerts"][0]["annotations"]["description"].splitlines():
+        for line in page["annotations"]["description"].splitlines():
             echo("    " + line)
-    echo(
-        "  Configure real channels (Slack, PagerDuty, email, webhooks) in flightlog.toml: "
-        "docs/alerting.md"
-    )
-    echo(
-        "  flightlog incidents   flightlog alerts   flightlog owners explain --workflow "
-        "claims-triage --step search_policy"
-    )

@@ -227,6 +227,15 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
 
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file and truncate it, so that the
+        ``.db`` file alone holds everything committed (what ``flightlog demo`` does before
+        it exits). Best effort: a reader in another process can keep part of the log."""
+        if self.readonly:
+            return
+        with self._lock, suppress(sqlite3.Error):
+            self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
     def close(self) -> None:
         with self._lock, suppress(sqlite3.Error):
             self._conn.close()

@@ -9,7 +9,7 @@ from tests.conftest import run_cli
 
 def test_demo_then_runs_and_show(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'demo.db'}"
-    demo = run_cli("demo", "--db", url, check=True)
+    demo = run_cli("demo", "--db", url, "--dir", str(tmp_path / "demo"), check=True)
     assert "20 succeeded, 1 failed" in demo.stdout
     assert "failed at step 4 of 7 (validate_claim)" in demo.stdout
     assert "search_policy -> 3 assess_coverage" in demo.stdout

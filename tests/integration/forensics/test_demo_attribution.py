@@ -21,7 +21,7 @@ def test_demo_prints_attribution_and_writes_report(tmp_path: Path) -> None:
         "retriever, owner search-team): returned 0 documents where it usually returns 3–5"
     ) in p.stdout
     assert "chain: 2 search_policy -> 3 assess_coverage -> 4 validate_claim" in p.stdout
-    reports = list(tmp_path.glob("postmortem-*.html"))
+    reports = list((tmp_path / "flightlog-demo").glob("postmortem-*.html"))
     assert len(reports) == 1 and f"Postmortem (HTML): {reports[0]}" in p.stdout
     html = reports[0].read_text()
     assert "returned 0 documents where it usually returns 3–5" in html

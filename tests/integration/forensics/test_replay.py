@@ -19,8 +19,8 @@ CLAUSES = [{"id": "HS-4.1", "text": "Sudden and accidental escape of water is co
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, str]]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('replay') / 'demo.db'}"
-    result = demo.run_demo(url, n_ok=8)
+    where = tmp_path_factory.mktemp("replay")
+    result = demo.run_demo(f"sqlite:///{where / 'demo.db'}", n_ok=8, home=where / "demo")
     assert result.failed_run_id
     yield result.store, result.failed_run_id, result.run_ids[0]
     result.store.close()

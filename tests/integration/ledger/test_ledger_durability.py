@@ -105,7 +105,7 @@ def test_bundle_verifies_in_a_fresh_venv_without_a_store(filled: Path, tmp_path:
             "cryptography",
             "orjson",
             "click",
-            "setuptools",
+            "setuptools>=77",  # the build requirement in pyproject.toml (SPDX license)
             "wheel",
         ],
         capture_output=True,

@@ -89,7 +89,7 @@ def test_demo_store_verifies_and_its_bundle_verifies(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     try:
-        result = demo.run_demo(url, n_ok=4)
+        result = demo.run_demo(url, n_ok=4, home=tmp_path / "demo")
         lines: list[str] = []
         for part in demo.SECTIONS:
             part(result, lines.append)

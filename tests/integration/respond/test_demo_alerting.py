@@ -59,7 +59,7 @@ def test_demo_failure_reaches_the_root_cause_owner_once_per_channel(
     box, port = smtp
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     try:
-        result = demo.run_demo(url)
+        result = demo.run_demo(url, home=tmp_path / "demo")
     finally:
         flightlog.shutdown()
     assert result.failed_run_id

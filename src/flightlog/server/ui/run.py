@@ -9,6 +9,7 @@ import orjson
 from starlette.responses import HTMLResponse
 
 from flightlog.errors import NotFoundError
+from flightlog.ledger.redact import redacted_runs
 from flightlog.server.ui._html import (
     HEADERS,
     PREVIEW,
@@ -122,6 +123,7 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
     shown = steps[:MAX_STEPS]
     hashes = [h for s in shown for h in (s.input_hash, s.output_hash) if h]
     payloads = store.get_payloads(hashes)
+    redacted = bool(redacted_runs(store, [rec.run.id]))  # values erased by `audit redact`
     findings: dict[str | None, list[Any]] = {}
     for f in rec.findings:
         findings.setdefault(f.step_id, []).append(f)
@@ -167,8 +169,12 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
         io = []
         if s.input_hash:
             io.append(f"<b>input</b>{pretty(payloads.get(s.input_hash), s.input_hash)}")
+        elif redacted:
+            io.append("<b>input</b><pre>[redacted]</pre>")
         if s.output_hash:
             io.append(f"<b>output</b>{pretty(payloads.get(s.output_hash), s.output_hash)}")
+        elif redacted:
+            io.append("<b>output</b><pre>[redacted]</pre>")
         if s.error and s.error.traceback:
             io.append(f"<b>traceback</b><pre>{e(s.error.traceback[-PREVIEW:])}</pre>")
         if s.attributes:

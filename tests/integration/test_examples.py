@@ -1,0 +1,104 @@
+"""The runnable examples in examples/, each run as a user would, against real components:
+the plain agent into a SQLite file, the OpenTelemetry agent into a real ``flightlog serve``,
+and examples/flightlog.toml paging the example webhook receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, run_cli
+from tests.integration.server.conftest import ServerProcess, free_port
+
+EXAMPLES = REPO / "examples"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLIGHTLOG_", "OTEL_"))}
+    return {**env, **extra}
+
+
+def _python(script: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        cwd=cwd,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_readme_quickstart_is_the_example_file() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    quick = readme.split("## Quickstart", 1)[1]
+    block = re.search(r"```python\n(.*?)```", quick, re.S)
+    assert block is not None
+    source = (EXAMPLES / "quickstart.py").read_text(encoding="utf-8")
+    assert block.group(1) == source.split('"""', 2)[2].lstrip("\n")
+
+
+def test_quickstart_records_two_runs_into_flightlog_db_here(tmp_path: Path) -> None:
+    p = _python("quickstart.py", tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "(succeeded)" in p.stdout and "(failed)" in p.stdout
+    assert (tmp_path / "flightlog.db").exists()
+    listed = json.loads(run_cli("runs", "--json", cwd=tmp_path, env=_env(), check=True).stdout)
+    assert sorted(r["status"] for r in listed) == ["failed", "succeeded"]
+    failed = next(r for r in listed if r["status"] == "failed")
+    assert failed["reason"] == "not covered: no policy clause to cite"
+    ids = run_cli("runs", "--status", "failed", "-q", cwd=tmp_path, env=_env(), check=True)
+    assert ids.stdout.split() == [failed["id"]]
+
+
+def test_otel_agent_sends_its_traces_to_flightlog_serve(tmp_path: Path) -> None:
+    srv = ServerProcess(db=tmp_path / "server.db", port=free_port())
+    try:
+        srv.start()
+        endpoint = f"{srv.url}/v1/traces"
+        p = _python("otel_agent.py", tmp_path, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=endpoint)
+        assert p.returncode == 0, p.stderr
+        assert f"sent 2 traces to {endpoint}" in p.stdout
+    finally:
+        srv.stop()
+    listed = json.loads(run_cli("runs", "--db", srv.store_url, "--json", check=True).stdout)
+    assert sorted(r["status"] for r in listed) == ["failed", "succeeded"]
+    failed = next(r for r in listed if r["status"] == "failed")
+    assert failed["workflow"] == "invoke_agent claims-triage"
+    shown = json.loads(
+        run_cli("show", failed["id"], "--db", srv.store_url, "--json", check=True).stdout
+    )
+    kinds = {s["name"]: s["kind"] for s in shown["steps"]}
+    assert kinds["search_policy"] == "tool" and kinds["chat stand-in-1"] == "llm"
+
+
+def test_example_config_pages_the_example_webhook_receiver(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "flightlog.toml"
+    text = (EXAMPLES / "flightlog.toml").read_text(encoding="utf-8")
+    assert "http://127.0.0.1:8765/alerts" in text
+    config.write_text(text.replace(":8765/", f":{port}/"), encoding="utf-8")
+    receiver = subprocess.Popen(
+        [sys.executable, "-u", str(EXAMPLES / "webhook_receiver.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        assert receiver.stdout is not None
+        assert "receiving webhooks" in receiver.stdout.readline()
+        p = _python("quickstart.py", tmp_path, FLIGHTLOG_CONFIG=str(config))
+        assert p.returncode == 0, p.stderr
+    finally:
+        receiver.terminate()
+        out, _ = receiver.communicate(timeout=30)
+    # One page (the root cause's owner) and one notification (the workflow's owner).
+    firing = [line for line in out.splitlines() if "[firing]" in line]
+    assert len(firing) == 2, out
+    assert all(line.startswith("/alerts [firing]") for line in firing)
+    incidents = run_cli("incidents", "--json", cwd=tmp_path, env=_env(), check=True)
+    assert len(json.loads(incidents.stdout)) == 1
