@@ -166,6 +166,11 @@ class KeyRing:
         self.store = store
         self._enabled = False
 
+    @property
+    def locked(self) -> bool:
+        """True once a key was seen (no store query needed any more)."""
+        return self._enabled
+
     def enabled(self) -> bool:
         """Whether any key was ever created (then every request needs one). Once true it
         stays true: revoking every key locks the server, it does not open it."""

@@ -183,7 +183,7 @@ class Guard:
         if path in ("/signin", "/signout"):
             await self._sign(scope, receive, send_secured, headers)
             return
-        enabled = await anyio.to_thread.run_sync(self.keys.enabled)
+        enabled = self.keys.locked or await anyio.to_thread.run_sync(self.keys.enabled)
         if not enabled:
             await self.app(scope, receive, send_secured)
             return
