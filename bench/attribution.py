@@ -1,4 +1,4 @@
-"""Attribution accuracy on the scenario suite (flightlog.forensics.scenarios).
+"""Attribution accuracy on the scenario suite (tests/scenarios.py).
 
     python bench/attribution.py [--history N] [--markdown]
 
@@ -18,9 +18,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # the scenario catalogue lives with the tests
 
-from flightlog.forensics.scenarios import run_suite  # noqa: E402
+from tests.scenarios import run_suite  # noqa: E402
 
 WHO_WHEN = [  # Algorithm-Generated subset, with ground truth; agent % / step %
     ("Who&When random", 29.10, 12.00),

@@ -40,8 +40,19 @@ def start_server(db: Path) -> tuple[subprocess.Popen[bytes], str]:
 
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flightlog", "serve", "--port", str(port), "--db",
-         f"sqlite:///{db}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "flightlog",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            f"sqlite:///{db}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -59,9 +70,13 @@ def bench_otel(n: int, url: str) -> tuple[float, float]:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(
-        OTLPSpanExporter(endpoint=url + "/v1/traces"), max_queue_size=n + 10,
-        max_export_batch_size=512))
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=url + "/v1/traces"),
+            max_queue_size=n + 10,
+            max_export_batch_size=512,
+        )
+    )
     return time_otel_spans(provider, n, flush_timeout_ms=120_000)
 
 
@@ -90,8 +105,9 @@ def bench_flightlog(n: int, url: str, spool: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--steps", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
@@ -113,15 +129,20 @@ def main() -> None:
             proc.wait(30)
     med = statistics.median
     us = 1e6
-    print(f"steps per trial: {args.steps}, trials: {args.repeat} (medians); "
-          f"cpus: {os.cpu_count()}")
+    print(f"steps per trial: {args.steps}, trials: {args.repeat} (medians); cpus: {os.cpu_count()}")
     print(f"{'':44}{'caller µs/step':>16}{'acked µs/step':>15}")
-    print(f"{'OpenTelemetry span (batch, OTLP/HTTP)':44}{med(ot_loop) * us:>16.2f}"
-          f"{med(ot_total) * us:>15.2f}")
-    print(f"{'Flightlog step (remote sink, OTLP/HTTP)':44}{med(fl_loop) * us:>16.2f}"
-          f"{med(fl_total) * us:>15.2f}")
-    print(f"ratio Flightlog/OpenTelemetry: caller {med(fl_loop) / med(ot_loop):.2f}x, "
-          f"until acknowledged (durable on the server) {med(fl_total) / med(ot_total):.2f}x")
+    print(
+        f"{'OpenTelemetry span (batch, OTLP/HTTP)':44}{med(ot_loop) * us:>16.2f}"
+        f"{med(ot_total) * us:>15.2f}"
+    )
+    print(
+        f"{'Flightlog step (remote sink, OTLP/HTTP)':44}{med(fl_loop) * us:>16.2f}"
+        f"{med(fl_total) * us:>15.2f}"
+    )
+    print(
+        f"ratio Flightlog/OpenTelemetry: caller {med(fl_loop) / med(ot_loop):.2f}x, "
+        f"until acknowledged (durable on the server) {med(fl_total) / med(ot_total):.2f}x"
+    )
 
 
 if __name__ == "__main__":

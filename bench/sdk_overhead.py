@@ -9,7 +9,9 @@ Both record the same three attributes per call:
 Reported per call: the caller-thread cost (the loop alone) and the cost until everything
 is durable (loop + ``flush(hooks=False)`` / ``force_flush``), and separately the run-end
 processing (detection) of the benchmark's one long run, which runs on its own thread. Also: store throughput (steps made durable per
-second). Run: ``python bench/sdk_overhead.py [--steps 50000] [--repeat 5]``.
+second). Run: ``python bench/sdk_overhead.py [--steps 50000] [--repeat 5] [--privacy off]
+[--secrets]`` (``--privacy off`` measures without scrubbing at capture; ``--secrets`` puts an
+e-mail address and an API key in every step's input, so that every record is scrubbed).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def bench_otel(n: int) -> tuple[float, float]:
     return time_otel_spans(provider, n)
 
 
-def bench_flightlog(n: int, db: Path) -> tuple[float, float, float]:
+def bench_flightlog(n: int, db: Path, secrets: bool = False) -> tuple[float, float, float]:
     import flightlog
 
     flightlog.configure(f"sqlite:///{db}")
@@ -72,10 +74,17 @@ def bench_flightlog(n: int, db: Path) -> tuple[float, float, float]:
     def search_policy(query: str, k: int, user: str) -> int:
         return k
 
+    # --secrets: every step's input holds an e-mail address and an API key to scrub.
+    query = (
+        "water damage claim, key sk-proj-Zq8Xw7Vt6Us5Rr4Qp3Oo2Nn1"
+        if secrets
+        else ("water damage claim")
+    )
+    user = "alice@example.com" if secrets else "customer-17"
     with flightlog.run("bench"):
         t0 = time.perf_counter()
         for i in range(n):
-            search_policy("water damage claim", i, "customer-17")
+            search_policy(query, i, user)
         t1 = time.perf_counter()
     flightlog.flush(None, hooks=False)
     t2 = time.perf_counter()
@@ -93,7 +102,19 @@ def main() -> None:
     )
     ap.add_argument("--steps", type=int, default=50_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument(
+        "--privacy",
+        choices=("on", "off"),
+        default="on",
+        help="scrubbing at capture (FLIGHTLOG_PRIVACY); default on, as shipped",
+    )
+    ap.add_argument(
+        "--secrets", action="store_true", help="seed an e-mail and an API key in every input"
+    )
     args = ap.parse_args()
+    import os
+
+    os.environ["FLIGHTLOG_PRIVACY"] = args.privacy
     fl_loop, fl_total, ot_loop, ot_total, fl_hooks = [], [], [], [], []
     with tempfile.TemporaryDirectory() as d:
         for r in range(args.repeat):
@@ -102,13 +123,16 @@ def main() -> None:
             ot_loop.append(a)
             ot_total.append(b)
             gc.collect()
-            c, e, h = bench_flightlog(args.steps, Path(d) / f"bench{r}.db")
+            c, e, h = bench_flightlog(args.steps, Path(d) / f"bench{r}.db", args.secrets)
             fl_loop.append(c)
             fl_total.append(e)
             fl_hooks.append(h)
     med = statistics.median
     us = 1e6
-    print(f"steps per trial: {args.steps}, trials: {args.repeat} (medians)")
+    print(
+        f"steps per trial: {args.steps}, trials: {args.repeat} (medians); privacy "
+        f"{args.privacy}{', secrets in every input' if args.secrets else ''}"
+    )
     print(f"{'':34}{'caller µs/step':>16}{'durable µs/step':>17}")
     print(
         f"{'OpenTelemetry span (batch, discard)':34}{med(ot_loop) * us:>16.2f}{med(ot_total) * us:>17.2f}"

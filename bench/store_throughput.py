@@ -62,28 +62,52 @@ def build_batches(runs: int, runs_per_batch: int, seed: str) -> list[Batch]:
             inp = _payload({"value": claim, "step": NAMES[i], "prev": prev})
             out = _payload({"result": f"{NAMES[i]} output for claim {r}", "score": i / 7})
             b.payloads += [inp, out]
-            b.steps.append(Step(
-                run_id=run_id, id=sid, name=NAMES[i], kind=KINDS[i], index=i + 1,
-                agent=NAMES[i] + "-agent", owner="claims-team", status="ok",
-                started_ns=t + i * 1000, ended_ns=t + i * 1000 + 900,
-                input_hash=inp.hash, output_hash=out.hash,
-                model="scripted-1" if KINDS[i] == "llm" else None,
-                input_tokens=100 if KINDS[i] == "llm" else None,
-                output_tokens=20 if KINDS[i] == "llm" else None,
-                attributes={"attempt": 1},
-            ))
+            b.steps.append(
+                Step(
+                    run_id=run_id,
+                    id=sid,
+                    name=NAMES[i],
+                    kind=KINDS[i],
+                    index=i + 1,
+                    agent=NAMES[i] + "-agent",
+                    owner="claims-team",
+                    status="ok",
+                    started_ns=t + i * 1000,
+                    ended_ns=t + i * 1000 + 900,
+                    input_hash=inp.hash,
+                    output_hash=out.hash,
+                    model="scripted-1" if KINDS[i] == "llm" else None,
+                    input_tokens=100 if KINDS[i] == "llm" else None,
+                    output_tokens=20 if KINDS[i] == "llm" else None,
+                    attributes={"attempt": 1},
+                )
+            )
             if prev is not None:
                 b.edges.append(Edge(run_id, prev, sid, "data", "content"))
             prev = sid
-        b.findings.append(Finding(
-            id=f"{run_id}-f", run_id=run_id, step_id=prev, detector="check",
-            severity="info", message="notified", created_ns=t + 9000,
-        ))
-        b.runs.append(Run(
-            id=run_id, workflow="claims-triage", owner="claims-team", status="succeeded",
-            started_ns=t, ended_ns=t + 10_000, input_hash=run_in.hash,
-            declared_steps=STEPS_PER_RUN,
-        ))
+        b.findings.append(
+            Finding(
+                id=f"{run_id}-f",
+                run_id=run_id,
+                step_id=prev,
+                detector="check",
+                severity="info",
+                message="notified",
+                created_ns=t + 9000,
+            )
+        )
+        b.runs.append(
+            Run(
+                id=run_id,
+                workflow="claims-triage",
+                owner="claims-team",
+                status="succeeded",
+                started_ns=t,
+                ended_ns=t + 10_000,
+                input_hash=run_in.hash,
+                declared_steps=STEPS_PER_RUN,
+            )
+        )
         t += 20_000
         if len(b.runs) == runs_per_batch:
             batches.append(b)
@@ -141,8 +165,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, " \
-           f"Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def server_version(admin_url: str) -> str:
@@ -156,13 +182,22 @@ def server_version(admin_url: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=2000, help="runs per measurement (7 steps each)")
-    ap.add_argument("--small-runs", type=int, default=300,
-                    help="runs for the one-run-per-batch measurement")
-    ap.add_argument("--runs-per-batch", type=int, default=140,
-                    help="runs per large batch (140 runs = 980 steps, the writer's batch size)")
+    ap.add_argument(
+        "--small-runs", type=int, default=300, help="runs for the one-run-per-batch measurement"
+    )
+    ap.add_argument(
+        "--runs-per-batch",
+        type=int,
+        default=140,
+        help="runs per large batch (140 runs = 980 steps, the writer's batch size)",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="measurements per cell; the median")
-    ap.add_argument("--pg", default=os.environ.get(
-        "FLIGHTLOG_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    ap.add_argument(
+        "--pg",
+        default=os.environ.get(
+            "FLIGHTLOG_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
     args = ap.parse_args()
 
     print(f"machine: {machine()}; PostgreSQL {server_version(args.pg)}")
@@ -179,13 +214,18 @@ def main() -> None:
                 # Same batches for both stores; fresh records per repetition.
                 batches = build_batches(runs, per_batch, seed=f"{what}-{rep}")
                 with tempfile.TemporaryDirectory() as tmp:
-                    results["sqlite"].append(steps_per_second(
-                        f"sqlite:///{Path(tmp) / 'bench.db'}", batches, ledger, tmp))
+                    results["sqlite"].append(
+                        steps_per_second(
+                            f"sqlite:///{Path(tmp) / 'bench.db'}", batches, ledger, tmp
+                        )
+                    )
                     with Postgres(args.pg) as url:
-                        results["postgresql"].append(
-                            steps_per_second(url, batches, ledger, tmp))
-                print(f"  {what}, run {rep + 1}: SQLite {results['sqlite'][-1]:,.0f} steps/s, "
-                      f"PostgreSQL {results['postgresql'][-1]:,.0f} steps/s", flush=True)
+                        results["postgresql"].append(steps_per_second(url, batches, ledger, tmp))
+                print(
+                    f"  {what}, run {rep + 1}: SQLite {results['sqlite'][-1]:,.0f} steps/s, "
+                    f"PostgreSQL {results['postgresql'][-1]:,.0f} steps/s",
+                    flush=True,
+                )
             lite = statistics.median(results["sqlite"])
             pg = statistics.median(results["postgresql"])
             rows.append((what, runs * STEPS_PER_RUN, lite, pg, pg / lite))

@@ -52,16 +52,19 @@ def main() -> None:
             rc = att.root_cause
             agent_ok += bool(rc and rc.agent == truth_agent)
             step_ok += bool(rc and rc.index - 1 == truth_step)
-            speakers = Counter(m["name"] for m in data["history"]
-                               if "terminal" not in m["name"].lower())
+            speakers = Counter(
+                m["name"] for m in data["history"] if "terminal" not in m["name"].lower()
+            )
             speaker_ok += bool(speakers and speakers.most_common(1)[0][0] == truth_agent)
             step1_ok += truth_step == 1
         store.close()
     n = len(files)
     print(f"Who&When Algorithm-Generated: {n} failure logs")
     print("| method | agent-level | step-level |\n|---|---:|---:|")
-    print(f"| Flightlog rule-based attribution (no model) | {100 * agent_ok / n:.1f}% | "
-          f"{100 * step_ok / n:.1f}% |")
+    print(
+        f"| Flightlog rule-based attribution (no model) | {100 * agent_ok / n:.1f}% | "
+        f"{100 * step_ok / n:.1f}% |"
+    )
     print(f"| most frequent non-terminal speaker (baseline) | {100 * speaker_ok / n:.1f}% | - |")
     print(f"| constant step 1 (baseline) | - | {100 * step1_ok / n:.1f}% |")
     for name, a, s in PUBLISHED:

@@ -91,7 +91,7 @@ def test_wrong_scope_gets_403(keyed: Keyed) -> None:
     assert _ingest(keyed, "alpha-read", body).status_code == 403
     r = httpx.get(keyed.url + "/api/v1/runs", headers=keyed.auth("alpha-ingest"))
     assert r.status_code == 403
-    for path in ("/api/v1/ingest/stats", "/audit"):
+    for path in ("/api/v1/ingest/stats", "/audit", "/reliability", "/api/v1/reliability"):
         assert httpx.get(keyed.url + path, headers=keyed.auth("alpha-read")).status_code == 403
         assert httpx.get(keyed.url + path, headers=keyed.auth("alpha-admin")).status_code == 200
     assert _ingest(keyed, "alpha-admin", body).status_code == 200

@@ -20,12 +20,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": ("flightlog.cli.demo:demo", "Record the claims-triage demo workflow (offline)."),
     "detect": ("flightlog.cli.detect:detect", "Run the detectors on a run and list its findings."),
+    "drill": (
+        "flightlog.cli.drill:drill",
+        "Run a fire drill: inject faults, check detection, attribution, paging.",
+    ),
     "import": ("flightlog.cli.importcmd:import_", "Import chat transcripts (Who&When) as runs."),
     "incident": ("flightlog.cli.respond:incident", "Show, acknowledge or resolve an incident."),
     "incidents": ("flightlog.cli.respond:incidents", "List incidents, newest first."),
     "keys": ("flightlog.cli.keys:keys", "API keys for the server: create, list, revoke."),
     "owners": ("flightlog.cli.respond:owners", "Who owns a workflow or a step (explain)."),
-    "report": ("flightlog.cli.report:report", "Write a blameless postmortem of a run."),
+    "reliability": (
+        "flightlog.cli.reliability:reliability",
+        "Per-step and end-to-end reliability with intervals.",
+    ),
+    "replay": (
+        "flightlog.cli.replay:replay",
+        "Re-run a recorded run, correcting steps: does the failure disappear?",
+    ),
+    "report": (
+        "flightlog.cli.report:report",
+        "A postmortem of a run, or the board report over a period (--period).",
+    ),
     "runs": ("flightlog.cli.runs:runs", "List recorded runs."),
     "serve": ("flightlog.cli.serve:serve", "Receive OTLP traces; serve the REST API and web view."),
     "show": ("flightlog.cli.runs:show", "Show a run: its step tree, lineage and findings."),

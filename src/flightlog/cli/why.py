@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from flightlog.cli._common import db_option, echo_json, errors_as_messages, json_option
@@ -12,25 +14,55 @@ from flightlog.cli._safe import echo
 @click.argument("run_id")
 @db_option
 @json_option
-def why(run_id: str, db: str, as_json: bool) -> None:
+@click.option(
+    "--confirm",
+    is_flag=True,
+    help="Confirm by counterfactual replay (needs --entry): correct each step on the chain "
+    "in turn; the earliest correction that makes the run succeed is the decisive step.",
+)
+@click.option("--entry", default=None, help="With --confirm: the workflow, module:function.")
+def why(run_id: str, db: str, as_json: bool, confirm: bool, entry: str | None) -> None:
     """Explain why RUN failed: the failure point (step k of N), the root-cause step, its agent
     and owner, the causal chain, the evidence, a confidence and ranked alternatives.
 
-    RUN is a run id or a unique prefix of one. --json prints Attribution.to_dict().
+    RUN is a run id or a unique prefix of one. --json prints Attribution.to_dict() (with
+    "counterfactual" when a replay confirmed it). --confirm --entry module:function replays
+    the run with each candidate step corrected (its output from a passing run) and records
+    which step was decisive, in the store and the audit ledger.
     """
     from flightlog.cli._common import open_store_for_cli
     from flightlog.forensics import why as attribute
+    from flightlog.forensics.counterfactual import (
+        describe,
+        latest_confirmation,
+        record_confirmation,
+    )
 
+    if confirm and not entry:
+        raise click.UsageError("--confirm needs --entry module:function (the workflow to replay)")
     with errors_as_messages():
         store = open_store_for_cli(db)
+        counterfactual: dict[str, Any] | None
         try:
             att = attribute(store, run_id)
+            if confirm and entry:
+                from flightlog.drills.runner import load_entry
+                from flightlog.forensics.replay import decisive_step
+
+                fn = load_entry(entry, [])
+                outcome = decisive_step(fn, store, att.run_id).to_dict()
+                root = att.root_cause.name if att.root_cause else None
+                counterfactual = record_confirmation(store, att.run_id, outcome, root, entry)
+            else:
+                counterfactual = latest_confirmation(store, att.run_id)
         finally:
             store.close()
     if as_json:
-        echo_json(att.to_dict())
+        echo_json(att.to_dict() | ({"counterfactual": counterfactual} if counterfactual else {}))
         return
     echo(att.summary)
+    if counterfactual is not None:
+        echo(describe(counterfactual))
     if not att.failed or att.root_cause is None:
         for line in att.evidence:
             echo(f"  - {line}")

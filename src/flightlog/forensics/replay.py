@@ -21,6 +21,7 @@ import copy
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ class Replay:
     failed_checks: list[str] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)  # index, name, source
     output: Any = None
+    replay_run_id: str | None = None  # the stored replayed run (``record_to``)
 
     @property
     def succeeded(self) -> bool:
@@ -58,25 +60,37 @@ class Replay:
             "reason": self.reason,
             "failed_checks": self.failed_checks,
             "steps": self.steps,
+            "replay_run_id": self.replay_run_id,
         }
 
 
 class _Capture:
-    """Stands in for the SDK's writer: keeps the replayed run's records in memory."""
+    """Stands in for the SDK's writer: keeps the replayed run's records in memory, and hands
+    them to ``tee`` (a writer storing the replayed run, marked as a replay) when given."""
 
-    def __init__(self) -> None:
+    def __init__(self, tee: Any = None, original: str = "") -> None:
         self.items: list[Any] = []
+        self.tee = tee
+        self.original = original
 
     def submit(self, item: Any) -> None:
         self.items.append(item)
+        if self.tee is not None:
+            run = getattr(item, "run", None)
+            if run is not None and type(item).__name__ == "RunEvent":
+                run.source = "replay"
+                run.attributes = {**run.attributes, "flightlog.replay_of": self.original}
+            self.tee.submit(item)
+
+
+_replaying: ContextVar[bool] = ContextVar("flightlog_replaying", default=False)
 
 
 def replaying() -> bool:
     """True inside a counterfactual replay: tools with side effects (sending mail, paying)
-    can check it, because steps the recording cannot answer execute for real."""
-    from flightlog.sdk.recorder import replay_hook
-
-    return replay_hook.get() is not None
+    can check it, because steps the recording cannot answer execute for real. (A fire
+    drill intercepts steps through the same hook, but is not a replay.)"""
+    return _replaying.get()
 
 
 def _raise_recorded(step: Step) -> None:
@@ -176,11 +190,15 @@ def replay(
     store: Any = None,
     live: Iterable[str] = (),
     input: Any = _NO_INPUT,
+    record_to: Any = None,
 ) -> Replay:  # noqa: A002
     """Re-execute ``fn`` (the workflow function, called with the run's recorded input) against
     the recording of ``run_id``, with ``override`` = {step name | "name#k" | step index: value}.
 
-    Uses the configured store unless ``store`` is given. Nothing is recorded.
+    Uses the configured store unless ``store`` is given. Nothing is recorded, unless
+    ``record_to`` (an SDK writer, ``flightlog.sdk.state.writer()``) is given: then the
+    replayed run is stored as a new run with ``source = "replay"`` and the attribute
+    ``flightlog.replay_of`` naming the original (``Replay.replay_run_id``).
     """
     from flightlog.sdk import recorder, state
 
@@ -201,10 +219,11 @@ def replay(
         args: tuple[Any, ...] = (value,) if recorded_input else ()
     else:
         args = (input,)
-    capture = _Capture()
+    capture = _Capture(record_to, run_id)
     player = _Player(recorded, dict(override or {}), set(live))
     t1 = state.writer_override.set(capture)
     t2 = recorder.replay_hook.set(player)
+    t3 = _replaying.set(True)
     output: Any = None
     error: BaseException | None = None
     try:
@@ -212,6 +231,7 @@ def replay(
     except Exception as exc:  # the replayed workflow may fail: that is an answer
         error = exc
     finally:
+        _replaying.reset(t3)
         recorder.replay_hook.reset(t2)
         state.writer_override.reset(t1)
     ended = [i.run for i in capture.items if type(i).__name__ == "RunEvent" and i.ended]
@@ -224,7 +244,7 @@ def replay(
         status, reason = ("failed" if checks else "succeeded"), None
     if status not in ("succeeded", "failed"):
         status = "failed" if error or checks else "succeeded"
-    return Replay(
+    out = Replay(
         run_id,
         {str(k): v for k, v in (override or {}).items()},
         status,
@@ -233,6 +253,9 @@ def replay(
         player.log,
         output,
     )
+    if record_to is not None and ended:
+        out.replay_run_id = ended[-1].id
+    return out
 
 
 def passing_output(store: Any, run: Run, step: Step) -> tuple[bool, Any]:

@@ -150,9 +150,12 @@ def _actions(att: Attribution, root: Step | None, root_findings: list[Finding]) 
             f"this class of fault is caught where it starts, not where it surfaces."
         )
     if _command_exists("drill"):
+        from flightlog.drills.faults import fault_for
+
         items.append(
-            "Turn this failure into a fire drill (flightlog drill) so detection and "
-            "attribution are tested on every change."
+            f'Turn this failure into a fire drill: a DRILL.toml with [[fault]] step = "{name}" '
+            f'kind = "{fault_for(kinds)}", run with `flightlog drill DRILL.toml` in CI, proves '
+            "that detection, attribution and paging still catch it (docs/drills.md)."
         )
     if att.hypothesis:
         items.append(

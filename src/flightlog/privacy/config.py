@@ -7,7 +7,7 @@
     action = "mask"                # default action: mask | hash | drop  (FLIGHTLOG_PRIVACY_ACTION)
     disable = ["phone"]            # built-in detectors to turn off     (FLIGHTLOG_PRIVACY_DISABLE)
     keys = ["x-customer-*"]        # more secret key names (fnmatch)     (FLIGHTLOG_PRIVACY_KEYS)
-    salt_file = "~/.config/flightlog/privacy.salt"   # FLIGHTLOG_PRIVACY_SALT_FILE
+    salt_file = "/etc/flightlog/privacy.salt"   # FLIGHTLOG_PRIVACY_SALT_FILE
 
     [privacy.actions]              # per built-in rule
     email = "hash"
@@ -23,8 +23,9 @@ linkable across runs while nobody without the salt can confirm a guess; ``drop``
 whole value that holds it (an attribute or JSON member is removed, another value becomes
 ``[redacted: NAME]``).
 
-The salt is ``$FLIGHTLOG_PRIVACY_SALT`` if set, else read from ``salt_file`` (created with
-mode 0600 on first use when a rule hashes). Give the SDK and the server the same salt for
+The salt is ``$FLIGHTLOG_PRIVACY_SALT`` if set, else read from ``salt_file`` (default
+``$XDG_CONFIG_HOME/flightlog/privacy.salt`` or ``~/.config/flightlog/privacy.salt``; created
+with mode 0600 on first use when a rule hashes). Give the SDK and the server the same salt for
 their hashes to match.
 """
 
@@ -45,7 +46,6 @@ from flightlog.privacy.detectors import BUILTIN, BUILTIN_NAMES, KEY_PATTERN, Det
 
 ACTIONS: tuple[str, ...] = ("mask", "hash", "drop")
 KEY_RULE = "credential"  # the name shown for values scrubbed because of their key
-DEFAULT_SALT_FILE = "~/.config/flightlog/privacy.salt"
 _KNOWN = {"enabled", "action", "disable", "keys", "salt_file", "actions", "patterns"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -149,8 +149,9 @@ class PrivacyConfig:
         keys_on = KEY_RULE not in disabled
         salt: bytes | None = None
         if any(r.action == "hash" for r in rules) or (keys_on and key_action == "hash"):
-            salt_file = text("FLIGHTLOG_PRIVACY_SALT_FILE", "salt_file") or DEFAULT_SALT_FILE
-            salt = _salt(e.get("FLIGHTLOG_PRIVACY_SALT"), Path(str(salt_file)).expanduser())
+            salt_file = text("FLIGHTLOG_PRIVACY_SALT_FILE", "salt_file")
+            path = Path(str(salt_file)).expanduser() if salt_file else _default_salt_file(e)
+            salt = _salt(e.get("FLIGHTLOG_PRIVACY_SALT"), path)
         return cls(
             enabled=enabled,
             rules=tuple(rules),
@@ -239,6 +240,13 @@ def _patterns(cfg: Config, value: Any, default: str) -> list[Rule]:
         action = _action(item.get("action", default), cfg.where("privacy", "patterns", i))
         out.append(Rule(Detector(name, compiled, None, str(item.get("description", ""))), action))
     return out
+
+
+def _default_salt_file(env: Mapping[str, str]) -> Path:
+    """``$XDG_CONFIG_HOME/flightlog/privacy.salt``, else ``~/.config/flightlog/privacy.salt``."""
+    base = env.get("XDG_CONFIG_HOME", "").strip()
+    root = Path(base).expanduser() if base else Path("~/.config").expanduser()
+    return root / "flightlog" / "privacy.salt"
 
 
 def _salt(value: str | None, path: Path) -> bytes:

@@ -31,6 +31,11 @@ class Detector:
     regex: re.Pattern[str]
     validate: Validator | None = None
     description: str = ""
+    # A cheap screen, decided before the regular expression runs: the rule applies only to
+    # texts that contain (lower-cased) one of ``triggers`` and at least ``min_digits``
+    # digits. Rules without triggers (your own patterns) run on every text.
+    triggers: tuple[str, ...] = ()
+    min_digits: int = 0
 
 
 def luhn_ok(digits: str) -> bool:
@@ -106,11 +111,13 @@ BUILTIN: tuple[Detector, ...] = (
         "private_key",
         _c(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
         description="PEM private key blocks",
+        triggers=("-----begin",),
     ),
     Detector(
         "url_credentials",
-        _c(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@\"'<>]*:(?P<v>[^\s/@\"'<>]+)@"),
+        _c(r"://[^\s/:@\"'<>]*:(?P<v>[^\s/@\"'<>]+)@"),
         description="the password in scheme://user:password@host",
+        triggers=("://",),
     ),
     Detector(
         "url_secret",
@@ -122,31 +129,49 @@ BUILTIN: tuple[Detector, ...] = (
             _I,
         ),
         description="secrets in URL query parameters (?api_key=, &token=, &sig= ...)",
+        triggers=("=",),
     ),
     Detector(
         "anthropic_key",
         _c(rf"\bsk-ant-(?:api|admin|oat|ort)\d\d-{_TOK}{{20,}}"),
         description="Anthropic API keys (sk-ant-...)",
+        triggers=("sk-ant-",),
     ),
     Detector(
         "openai_key",
         _c(rf"\bsk-(?:proj-|svcacct-|admin-|None-)?{_TOK}{{20,}}"),
         description="OpenAI API keys (sk-, sk-proj-, sk-svcacct-)",
+        triggers=("sk-",),
     ),
     Detector(
         "aws_access_key",
         _c(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b"),
         description="AWS access key ids",
+        triggers=(
+            "akia",
+            "asia",
+            "abia",
+            "acca",
+            "agpa",
+            "aida",
+            "aroa",
+            "aipa",
+            "anpa",
+            "anva",
+            "apka",
+        ),
     ),
     Detector(
         "github_token",
         _c(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"),
         description="GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_)",
+        triggers=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
     Detector(
         "google_api_key",
         _c(r"\b(?:AIza[0-9A-Za-z_\-]{35}|ya29\.[0-9A-Za-z_\-]{20,})"),
         description="Google API keys (AIza...) and OAuth access tokens (ya29.)",
+        triggers=("aiza", "ya29."),
     ),
     Detector(
         "slack_token",
@@ -155,16 +180,19 @@ BUILTIN: tuple[Detector, ...] = (
             r"|https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]+"
         ),
         description="Slack tokens (xoxb-, xoxp- ...) and incoming-webhook URLs",
+        triggers=("xox", "hooks.slack.com"),
     ),
     Detector(
         "stripe_key",
         _c(r"\b(?:sk|rk|pk|whsec)_(?:live|test)_[A-Za-z0-9]{16,}"),
         description="Stripe keys (sk_live_, rk_live_, whsec_ ...)",
+        triggers=("_live_", "_test_"),
     ),
     Detector(
         "jwt",
         _c(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),
         description="JSON Web Tokens",
+        triggers=("eyj",),
     ),
     Detector(
         "authorization",
@@ -172,6 +200,7 @@ BUILTIN: tuple[Detector, ...] = (
             r"\b(?:Bearer|Basic|Digest|Token|ApiKey|Negotiate)\s+(?P<v>[A-Za-z0-9._~+/=\-]{6,})", _I
         ),
         description="credentials after an HTTP authentication scheme (Bearer, Basic ...)",
+        triggers=("bearer", "basic", "digest", "token ", "token\t", "apikey", "negotiate"),
     ),
     Detector(
         "secret_assignment",
@@ -183,6 +212,27 @@ BUILTIN: tuple[Detector, ...] = (
             _I,
         ),
         description='values written as password=..., "api_key": "...", cookie: ...',
+        triggers=(
+            "pass",
+            "pwd",
+            "secret",
+            "api_key",
+            "api-key",
+            "apikey",
+            "accesstoken",
+            "access_token",
+            "access-token",
+            "authtoken",
+            "auth_token",
+            "auth-token",
+            "refreshtoken",
+            "refresh_token",
+            "refresh-token",
+            "private_key",
+            "private-key",
+            "authorization",
+            "cookie",
+        ),
     ),
     Detector(
         "email",
@@ -190,23 +240,27 @@ BUILTIN: tuple[Detector, ...] = (
             r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b"
         ),
         description="e-mail addresses",
+        triggers=("@",),
     ),
     Detector(
         "iban",
         _c(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"),
         iban_ok,
         description="IBANs (country length and mod-97 checked)",
+        min_digits=9,
     ),
     Detector(
         "card_number",
         _c(r"(?<![\d\-])(?:\d[ \-]?){12,18}\d(?![\d\-])"),
         card_ok,
         description="payment card numbers (network prefix and Luhn checked)",
+        min_digits=13,
     ),
     Detector(
         "us_ssn",
         _c(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b"),
         description="US social security numbers (ddd-dd-dddd)",
+        min_digits=9,
     ),
     Detector(
         "phone",
@@ -217,6 +271,7 @@ BUILTIN: tuple[Detector, ...] = (
         ),
         phone_ok,
         description="phone numbers (+international, (555) 123-4567, 555-123-4567)",
+        min_digits=7,
     ),
 )
 

@@ -131,8 +131,9 @@ class Engine:
         with self.store.read() as tx:
             rows = tx.fetchall(
                 "SELECT id FROM runs WHERE status IN ('failed', 'succeeded') "
-                "AND ended_ns >= ? AND NOT EXISTS (SELECT 1 FROM respond_processed p "
-                "WHERE p.run_id = runs.id) ORDER BY ended_ns, id LIMIT ?",
+                "AND source <> 'replay' AND ended_ns >= ? AND NOT EXISTS "
+                "(SELECT 1 FROM respond_processed p WHERE p.run_id = runs.id) "
+                "ORDER BY ended_ns, id LIMIT ?",
                 (since_ns or 0, limit),
             )
         return [r[0] for r in rows]
@@ -144,7 +145,8 @@ class Engine:
         touched: list[int] = []
         with self._lock:
             for run in runs:
-                if run.status not in ("failed", "succeeded"):
+                # A counterfactual replay (flightlog replay) is an experiment: nobody is paged.
+                if run.status not in ("failed", "succeeded") or run.source == "replay":
                     continue
                 with self.store.read() as tx:
                     if tx.fetchone("SELECT 1 FROM respond_processed WHERE run_id = ?", (run.id,)):
@@ -316,6 +318,10 @@ class Engine:
     # -- the message ---------------------------------------------------------------------
     def alert_view(self, incident: Incident, role: str, team: str) -> AlertView:
         a = incident.attribution
+        if "slo" in a:  # a burn-rate alert (flightlog.reliability.burn_alerts)
+            from flightlog.reliability.burn_alerts import slo_view
+
+            return slo_view(self, incident, role, team)
         fp, rc = a.get("failure_point") or {}, a.get("root_cause") or {}
         run_id = str(a.get("run_id") or incident.last_run_id)
         n = a.get("of_steps")
@@ -716,7 +722,16 @@ def on_runs_ended(store: Any, run_ids: Sequence[str]) -> None:
     if engine is None:
         return
     engine.process_runs(run_ids)
+    _slo_pass(store, engine)
     engine.tick()
+
+
+def _slo_pass(store: Any, engine: Engine, *, keep_counts: bool = False) -> None:
+    """SLO burn-rate evaluation (throttled) until the pipeline offers periodic work."""
+    from flightlog.reliability.burn_alerts import periodic
+
+    source = getattr(engine.config, "source", None)
+    periodic(store, engine, getattr(source, "path", None), keep_counts=keep_counts)
 
 
 def watch(
@@ -733,6 +748,7 @@ def watch(
     while True:
         try:
             touched = engine.process_runs(engine.pending_runs(since_ns))
+            _slo_pass(store, engine, keep_counts=True)
             result = engine.tick()
         except Exception:
             if once:

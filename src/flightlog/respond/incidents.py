@@ -323,14 +323,15 @@ def record_success(
     store: Any, tx: Tx, *, workflow: str, run_id: str, now_ns: int, auto_resolve_after: int
 ) -> list[Incident]:
     """Count a successful run of ``workflow``; resolve incidents that reached the streak."""
+    # SLO burn-rate incidents (fingerprint slo/...) resolve when the burn stops, not here.
     tx.execute(
         "UPDATE respond_incidents SET success_streak = success_streak + 1 "
-        "WHERE workflow = ? AND status <> 'resolved'",
+        "WHERE workflow = ? AND status <> 'resolved' AND fingerprint NOT LIKE 'slo/%'",
         (workflow,),
     )
     rows = tx.fetchall(
         "SELECT id FROM respond_incidents WHERE workflow = ? AND status <> 'resolved' "
-        "AND success_streak >= ?",
+        "AND success_streak >= ? AND fingerprint NOT LIKE 'slo/%'",
         (workflow, auto_resolve_after),
     )
     resolved = []

@@ -61,8 +61,11 @@ class Api:
     """Handlers over a read-side store, seen from the caller's project: ``store_for(request)``
     gives the store to read (a ``ProjectStore`` when the server has API keys)."""
 
-    def __init__(self, store_for: Callable[[Request], Any]) -> None:
+    def __init__(self, store_for: Callable[[Request], Any], server_store: Any = None) -> None:
         self.store_for = store_for
+        # Every project's runs: only for server-wide routes (reliability), which the guard
+        # opens to admin keys alone.
+        self.server_store = server_store
 
     def _run_id(self, request: Request) -> str:
         prefix = str(request.path_params["run_id"])
@@ -171,6 +174,27 @@ class Api:
 
     def workflows(self, request: Request) -> Response:
         return json_response({"workflows": self.store_for(request).workflows()})
+
+    def _reliability(self, request: Request, workflow: str | None) -> Response:
+        import time
+
+        from flightlog.reliability import reliability
+
+        big = 2**63 - 1
+        days = _int_param(request, "days", 30, 1, 3660) or 30
+        until = _int_param(request, "until_ns", None, 0, big)
+        until = time.time_ns() if until is None else until
+        since = _int_param(request, "since_ns", None, 0, big)
+        since = max(0, until - days * 86_400_000_000_000) if since is None else since
+        store = self.server_store or self.store_for(request)
+        report = reliability(store, since_ns=since, until_ns=until, workflow=workflow)
+        return json_response(report.to_dict())
+
+    def reliability(self, request: Request) -> Response:
+        return self._reliability(request, _str_param(request, "workflow"))
+
+    def workflow_reliability(self, request: Request) -> Response:
+        return self._reliability(request, str(request.path_params["workflow"]))
 
 
 def guarded(fn: Any) -> Any:

@@ -74,8 +74,8 @@ def create_app(
             scoped = projects.setdefault(key.project, ProjectStore(reader, key.project))
         return scoped
 
-    api = Api(store_for)
-    ui = Ui(store_for, store)
+    api = Api(store_for, reader)
+    ui = Ui(store_for, store, reader)
     spec = document(_version())
 
     def healthz(request: Request) -> Response:
@@ -162,6 +162,8 @@ def create_app(
         Route("/api/v1/runs/{run_id}/findings", guarded(api.findings)),
         Route("/api/v1/payloads/{hash}", guarded(api.payload)),
         Route("/api/v1/workflows", guarded(api.workflows)),
+        Route("/api/v1/reliability", guarded(api.reliability)),
+        Route("/api/v1/reliability/{workflow}", guarded(api.workflow_reliability)),
         Route("/api/v1/ingest/stats", stats),
         Route("/", ui.index),
         Route("/runs/{run_id}", ui.run),
@@ -169,6 +171,7 @@ def create_app(
         Route("/incidents", ui.incidents),
         Route("/incidents/{incident_id}", ui.incident),
         Route("/audit", ui.audit),
+        Route("/reliability", ui.reliability),
     ]
     app = Starlette(
         routes=routes,

@@ -11,7 +11,8 @@
    <key>`` or, for the web UI, a session cookie from ``/signin``. Missing, unknown or
    revoked: 401. ``/healthz`` and ``/readyz`` stay open.
 4. **Authorisation** by scope: ``POST /v1/traces`` needs ``ingest``; every read needs
-   ``read``; ``/api/v1/ingest/stats`` and ``/audit`` (server-wide figures) need ``admin``;
+   ``read``; ``/api/v1/ingest/stats``, ``/audit``, ``/reliability`` and
+   ``/api/v1/reliability`` (server-wide figures, every project's runs) need ``admin``;
    ``admin`` may do everything. Otherwise 403. The key's project goes to the handlers in
    ``scope["flightlog.key"]``; they read through ``ProjectStore`` (``flightlog.access``).
 
@@ -72,8 +73,10 @@ def required_scope(method: str, path: str) -> str:
     """The scope a request needs (``admin`` implies the others)."""
     if path == "/v1/traces":
         return "ingest"
-    if path in ("/api/v1/ingest/stats", "/audit"):
-        return "admin"
+    if path in ("/api/v1/ingest/stats", "/audit", "/reliability") or path.startswith(
+        "/api/v1/reliability"
+    ):
+        return "admin"  # server-wide figures, over every project's runs
     return "read"
 
 

@@ -45,6 +45,68 @@ def q(name: str, schema: dict[str, Any], desc: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
 
 
+_BIG = 2**63 - 1
+_RELIABILITY_WINDOW = [
+    q("days", {"type": "integer", "minimum": 1, "maximum": 3660}, "Window in days (default 30)"),
+    q(
+        "since_ns",
+        {"type": "integer", "minimum": 0, "maximum": _BIG},
+        "Runs started at or after (ns since the epoch); overrides days",
+    ),
+    q(
+        "until_ns",
+        {"type": "integer", "minimum": 0, "maximum": _BIG},
+        "Runs started before (ns since the epoch; default now)",
+    ),
+]
+_RATE = {
+    "type": "object",
+    "required": ["successes", "trials", "value", "low", "high"],
+    "properties": {
+        "successes": {"type": "integer"},
+        "trials": {"type": "integer"},
+        "value": {"type": "number", "nullable": True},
+        "low": {"type": "number"},
+        "high": {"type": "number"},
+    },
+}
+RELIABILITY_SCHEMAS: dict[str, Any] = {
+    "Rate": _RATE,
+    "WorkflowReliability": {
+        "type": "object",
+        "required": ["workflow", "runs", "end_to_end", "product_of_steps", "steps"],
+        "properties": {
+            "workflow": {"type": "string"},
+            "since_ns": {"type": "integer"},
+            "until_ns": {"type": "integer"},
+            "runs": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "end_to_end": {"$ref": "#/components/schemas/Rate"},
+            "product_of_steps": {"type": "object"},
+            "gap": {"type": "number", "nullable": True},
+            "pass_k": {"type": "array", "items": {"type": "object"}},
+            "failures_per_1000": {"type": "object"},
+            "steps": {"type": "array", "items": {"type": "object"}},
+            "failure_share": {"type": "object"},
+            "cost": {"type": "object"},
+            "days": {"type": "array", "items": {"type": "object"}},
+            "notes": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Reliability": {
+        "type": "object",
+        "required": ["since_ns", "until_ns", "workflows"],
+        "properties": {
+            "since_ns": {"type": "integer"},
+            "until_ns": {"type": "integer"},
+            "workflows": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/WorkflowReliability"},
+            },
+        },
+    },
+}
+
+
 def document(version: str) -> dict[str, Any]:
     error_info = {
         "type": "object",
@@ -333,6 +395,43 @@ def document(version: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/reliability": {
+                "get": {
+                    "summary": "Reliability of every workflow (or one) over a window of runs",
+                    "description": "End-to-end and per-step rates with 95% Wilson intervals, "
+                    "the product of steps and the gap, pass^k, failures per 1,000 runs, failure "
+                    "share by root cause, cost and the trend per day (docs/reliability.md).",
+                    "parameters": [
+                        q("workflow", {"type": "string"}, "Only this workflow"),
+                        *_RELIABILITY_WINDOW,
+                    ],
+                    "responses": {
+                        "200": _resp(ref("Reliability"), "Reliability figures"),
+                        "400": _ERRORS["400"],
+                        "503": _ERRORS["503"],
+                    },
+                }
+            },
+            "/api/v1/reliability/{workflow}": {
+                "get": {
+                    "summary": "Reliability of one workflow over a window of runs",
+                    "parameters": [
+                        {
+                            "name": "workflow",
+                            "in": "path",
+                            "required": True,
+                            "description": "A workflow name",
+                            "schema": {"type": "string"},
+                        },
+                        *_RELIABILITY_WINDOW,
+                    ],
+                    "responses": {
+                        "200": _resp(ref("Reliability"), "Reliability figures"),
+                        "400": _ERRORS["400"],
+                        "503": _ERRORS["503"],
+                    },
+                }
+            },
             "/api/v1/ingest/stats": {
                 "get": {
                     "summary": "Ingestion counters since the server started",
@@ -454,6 +553,23 @@ def document(version: str) -> dict[str, Any]:
                     "responses": {"200": _html("HTML page")},
                 }
             },
+            "/reliability": {
+                "get": {
+                    "summary": "Web UI: reliability with charts (HTML, inline SVG)",
+                    "parameters": [
+                        q("workflow", {"type": "string"}, "Only this workflow"),
+                        q(
+                            "days",
+                            {"type": "integer", "minimum": 1, "maximum": 3660},
+                            "Window in days (default 30)",
+                        ),
+                    ],
+                    "responses": {
+                        "200": _html("HTML page"),
+                        "400": _html("A parameter the page cannot use"),
+                    },
+                }
+            },
             "/v1/traces": {
                 "post": {
                     "summary": "OTLP/HTTP trace export (protobuf or OTLP/JSON, optionally gzip)",
@@ -495,6 +611,7 @@ def document(version: str) -> dict[str, Any]:
                 }
             },
             "schemas": {
+                **RELIABILITY_SCHEMAS,
                 "Error": {
                     "type": "object",
                     "required": ["error"],

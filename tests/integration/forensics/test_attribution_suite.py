@@ -1,4 +1,4 @@
-"""The attribution suite: every scenario of flightlog.forensics.scenarios, recorded with the
+"""The attribution suite: every scenario of tests/scenarios.py, recorded with the
 SDK into a temporary SQLite store, must be attributed to its injected fault."""
 
 from __future__ import annotations
@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from flightlog.forensics.scenarios import CATEGORIES, SCENARIOS, Outcome, run_suite
+from tests.scenarios import CATEGORIES, SCENARIOS, Outcome, run_suite
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flightlog.forensics.scenarios import run_suite
+from tests.scenarios import run_suite
 
 SOME = [
     "claims-empty-retrieval",

@@ -105,12 +105,17 @@ def test_a_truncated_value_loses_its_unscrubbed_hash() -> None:
 
 def test_hash_keeps_equal_values_linkable_under_a_secret_salt(tmp_path: Path) -> None:
     salt = tmp_path / "salt"
-    toml = f'[privacy]\nsalt_file = "{salt}"\n[privacy.actions]\nemail = "hash"\n'
+    toml = (
+        f'[privacy]\nsalt_file = "{salt}"\n[privacy.actions]\nemail = "hash"\ncredential = "hash"\n'
+    )
     s = scrubber(toml)
     one, two, other = s.text(f"a {MAIL}"), s.text(f"b {MAIL}"), s.text("c bob@example.com")
     assert one.split("#")[1] == two.split("#")[1] != other.split("#")[1]
     assert one.startswith("a [redacted: email #")
     assert stat.S_IMODE(salt.stat().st_mode) == 0o600
+    # Scrubbing twice (the SDK, then the server) changes nothing more.
+    hashed = s.mapping({"authorization": "x", "note": f"to {MAIL}"})
+    assert s.mapping(hashed) is hashed
     # Another salt, another digest: nobody without the salt can confirm a guess.
     s2 = scrubber(toml, {"FLIGHTLOG_PRIVACY_SALT": "another salt of enough length"})
     assert s2.text(f"a {MAIL}") != one

@@ -2,7 +2,8 @@
 
 Pages: ``/`` runs (filters, paging, "failed at step k of N"), ``/runs/{run}`` (header,
 attribution, lineage SVG, step tree with inputs/outputs and findings), ``/runs/{run}/report``
-(the postmortem), ``/incidents``, ``/incidents/{id}`` and ``/audit``. Modules: ``_html``
+(the postmortem), ``/incidents``, ``/incidents/{id}``, ``/audit`` and ``/reliability``
+(rates, trend and per-step charts as inline SVG). Modules: ``_html``
 (shell, escaping, CSP), ``runs``, ``run``, ``lineage`` (the SVG graph), ``ops`` (incidents,
 audit). See docs/ui.md.
 
@@ -21,6 +22,7 @@ from starlette.responses import HTMLResponse
 
 from flightlog.server.ui._html import PREVIEW
 from flightlog.server.ui.ops import audit_page, incident_page, incidents_page
+from flightlog.server.ui.reliability import reliability_page
 from flightlog.server.ui.run import report_page, run_page
 from flightlog.server.ui.runs import runs_page
 
@@ -32,9 +34,12 @@ class Ui:
     a ``ProjectStore`` when the server has API keys); ``writer`` (the server's own store,
     with the audit ledger attached) is used only to read the ledger's status."""
 
-    def __init__(self, store_for: Callable[[Request], Any], writer: Any = None) -> None:
+    def __init__(
+        self, store_for: Callable[[Request], Any], writer: Any = None, server_store: Any = None
+    ) -> None:
         self.store_for = store_for
         self.writer = writer
+        self.server_store = server_store  # every project's runs: admin-only pages
 
     async def index(self, request: Request) -> HTMLResponse:
         return await run_in_threadpool(runs_page, self.store_for(request), request)
@@ -59,3 +64,8 @@ class Ui:
 
     async def audit(self, request: Request) -> HTMLResponse:
         return await run_in_threadpool(audit_page, self.writer, self.store_for(request))
+
+    async def reliability(self, request: Request) -> HTMLResponse:
+        # Server-wide figures (every project's runs): the guard lets only admin keys here.
+        store = self.server_store or self.store_for(request)
+        return await run_in_threadpool(reliability_page, store, request)

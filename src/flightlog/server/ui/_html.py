@@ -112,6 +112,7 @@ def page(title: str, body: str, *, active: str = "", status: int = 200) -> HTMLR
         for key, href, label in (
             ("runs", "/", "Runs"),
             ("incidents", "/incidents", "Incidents"),
+            ("reliability", "/reliability", "Reliability"),
             ("audit", "/audit", "Audit"),
             ("api", "/openapi.json", "API"),
         )

@@ -8,7 +8,9 @@ are simulated deterministically from a seeded RNG. A scenario names the faults t
 failure always surfaces through the workflow's own code (a guardrail's check, a KeyError in
 a consumer, an exhausted retry), usually several steps after the fault.
 
-Shared by ``tests/integration/forensics/test_attribution_suite.py`` and
+The catalogue belongs to the tests and benchmarks, not to the installed library; its faults
+are armed through ``flightlog.drills.custom``. Shared by
+``tests/integration/forensics/test_attribution_suite.py``, ``tests/integration/drills`` and
 ``bench/attribution.py``::
 
     results = run_suite("sqlite:///suite.db")
@@ -17,32 +19,21 @@ Shared by ``tests/integration/forensics/test_attribution_suite.py`` and
 from __future__ import annotations
 
 import datetime as dt
-import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import flightlog
+from flightlog.drills.custom import armed, arming, arming_active, drill_rng
 
-_faults: ContextVar[dict[str, str] | None] = ContextVar("scenario_faults", default=None)
-_rng: ContextVar[random.Random | None] = ContextVar("scenario_rng", default=None)
 _last_run_id: ContextVar[str] = ContextVar("scenario_last_run", default="")
 
-
-def fault(step: str) -> str | None:
-    """The fault to inject into ``step`` in the current scenario run, if any."""
-    return (_faults.get() or {}).get(step)
-
-
-def rng() -> random.Random:
-    r = _rng.get()
-    if r is None:
-        r = random.Random(0)
-        _rng.set(r)
-    return r
+# The scenarios' faults are the application's own (``flightlog.drills.custom``): each step
+# asks whether a fault is armed for it; the seeded RNG simulates tools and models.
+fault = armed
+rng = drill_rng
 
 
 def iso_ago(seconds: float) -> str:
@@ -370,7 +361,7 @@ def send_itinerary(booking: dict[str, Any], trip: dict[str, Any]) -> dict[str, A
 def travel_booking(workflow: str) -> str:
     r = rng()
     dest = r.choice(CITIES[1:])
-    if _faults.get() and dest in ("Vienna", "Prague"):
+    if arming_active() and dest in ("Vienna", "Prague"):
         dest = "Paris"  # faulty runs fly, so that flight faults are exercised
     if fault("route_request") == "subtle":
         dest = "Tokyo"
@@ -1263,17 +1254,6 @@ SCENARIOS: list[Scenario] = [
 ]
 
 
-@contextmanager
-def _injected(faults: dict[str, str], seed: str) -> Iterator[None]:
-    t1 = _faults.set(dict(faults))
-    t2 = _rng.set(random.Random(seed))
-    try:
-        yield
-    finally:
-        _faults.reset(t1)
-        _rng.reset(t2)
-
-
 def record(scenario: Scenario, *, history: int = 10) -> str:
     """Record ``history`` successful runs then the faulty one; returns the faulty run's id.
 
@@ -1291,7 +1271,7 @@ def record(scenario: Scenario, *, history: int = 10) -> str:
 
 def _run_traced(workflow: str, name: str, faults: dict[str, str], seed: str) -> str:
     _last_run_id.set("")
-    with _injected(faults, seed):
+    with arming(faults, seed):
         try:
             WORKFLOWS[workflow](name)
         except Exception:  # the faulty run fails; that is the point

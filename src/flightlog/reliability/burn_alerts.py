@@ -1,0 +1,246 @@
+"""Burn-rate alerts delivered through the response layer (routing, grouping, outbox).
+
+``sync(engine, statuses)`` makes the incidents match the SLOs' firing rules: a severity
+(``page`` / ``ticket``) that fires and has no open incident opens one (fingerprint
+``slo/<name>/<severity>``); an open one whose severity no longer fires resolves. A page
+alerts the SLO owner's ``pager`` channels (role ``root_cause``); a ticket their
+``channels`` (role ``slo_ticket``). Each incident and transition is on the timeline and in
+the audit ledger, as for run failures; successful runs never auto-resolve these incidents.
+``engine.tick()`` then routes and delivers.
+
+Called by ``flightlog watch`` (each pass) and the server's run-end hook, at most once per
+``EVERY_NS`` per store (see ``periodic``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flightlog import _json
+from flightlog.reliability.slo import SLOStatus, evaluate_all
+from flightlog.respond.channels import AlertView
+
+log = logging.getLogger("flightlog.reliability")
+
+SLO_PREFIX = "slo/"
+EVERY_NS = 30 * 1_000_000_000
+ROLE = {"page": "root_cause", "ticket": "slo_ticket"}
+SEVERITY = {"page": "critical", "ticket": "warning"}
+
+
+def fingerprint(name: str, severity: str) -> str:
+    return f"{SLO_PREFIX}{name}/{severity}"
+
+
+def _owner(engine: Any, status: SLOStatus) -> tuple[str, str]:
+    """(team told, the workflow's team) for an SLO."""
+    from flightlog.respond.owners import OwnerQuery, resolve_owner
+
+    slo = status.slo
+    wf_team = resolve_owner(engine.config, OwnerQuery(slo.workflow)).team
+    if slo.owner:
+        return slo.owner, wf_team
+    if slo.step or slo.agent:
+        team = resolve_owner(
+            engine.config, OwnerQuery(slo.workflow, step=slo.step, agent=slo.agent)
+        ).team
+        return team, wf_team
+    return wf_team, wf_team
+
+
+def _last_bad_run(tx: Any, status: SLOStatus) -> str:
+    row = tx.fetchone(
+        "SELECT id FROM runs WHERE workflow = ? AND status IN ('failed', 'degraded') "
+        "AND started_ns < ? ORDER BY started_ns DESC LIMIT 1",
+        (status.slo.workflow, status.now_ns),
+    )
+    return str(row[0]) if row else ""
+
+
+def _facts(engine: Any, status: SLOStatus, severity: str) -> dict[str, Any]:
+    slo = status.slo
+    team, wf_team = _owner(engine, status)
+    target = slo.step or slo.agent or "(workflow)"
+    firing = [f for f in status.firing if f.rule.severity == severity]
+    return {
+        "fingerprint": fingerprint(slo.name, severity),
+        "workflow": slo.workflow,
+        "failure_step": target,
+        "root_cause_step": target,
+        "root_cause_agent": slo.agent,
+        "error_class": "SLOBurn",
+        "severity": SEVERITY[severity],
+        "root_cause_team": team,
+        "workflow_team": wf_team,
+        "chain": [],
+        "attribution": {
+            "slo": status.to_dict(),
+            "slo_severity": severity,
+            "rules": [f.rule.label for f in firing],
+            "summary": summary(status, severity),
+        },
+    }
+
+
+def summary(status: SLOStatus, severity: str) -> str:
+    slo = status.slo
+    firing = [f for f in status.firing if f.rule.severity == severity]
+    what = slo.name
+    if not firing:
+        return f"SLO {what}: burn rate back under its alert thresholds"
+    f = firing[0]
+    left = status.budget_remaining
+    return (
+        f"SLO {what} ({slo.target:.2%} over {_days(slo.window_ns)}) is burning its error budget "
+        f"{f.long.burn or 0:.1f}x as fast as allowed over {f.rule.label.split(' over ')[1]} "
+        f"({f.long.bad} of {f.long.valid} bad); "
+        + ("budget remaining: n/a" if left is None else f"budget remaining {left:.0%}")
+    )
+
+
+def _days(ns: int) -> str:
+    d = ns / (24 * 3600 * 10**9)
+    return f"{d:g} days" if d >= 1 else f"{ns / (3600 * 10**9):g} hours"
+
+
+def sync(engine: Any, statuses: list[SLOStatus], now_ns: int | None = None) -> dict[str, int]:
+    """Open and resolve SLO incidents to match ``statuses``; returns counts."""
+    from flightlog.respond import incidents as inc_mod
+
+    now = engine.clock.now_ns() if now_ns is None else now_ns
+    opened = resolved = 0
+    for status in statuses:
+        firing = status.severities()
+        for severity in ("page", "ticket"):
+            fp = fingerprint(status.slo.name, severity)
+            with engine.store.transaction() as tx:
+                latest = inc_mod.latest_for(tx, fp)
+                is_open = latest is not None and latest.open
+                if severity in firing and not is_open:
+                    facts = _facts(engine, status, severity)
+                    incident = inc_mod.open_incident(
+                        engine.store,
+                        tx,
+                        facts=facts,
+                        run_id=_last_bad_run(tx, status),
+                        now_ns=now,
+                        previous=latest,
+                    )
+                    role = ROLE[severity]
+                    team = facts["root_cause_team"]
+                    tx.execute(
+                        "INSERT INTO respond_alerts (incident_id, role, team, labels, "
+                        "first_notified_ns, escalation_level) VALUES (?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (incident_id, role) DO NOTHING",
+                        (
+                            incident.id,
+                            role,
+                            team,
+                            _json.dumps(engine._labels(incident, role, team)),
+                            None,
+                            0,
+                        ),
+                    )
+                    opened += 1
+                    continue
+                if severity in firing and latest is not None:
+                    # Still firing: keep the figures in the message current.
+                    tx.execute(
+                        "UPDATE respond_incidents SET attribution = ? WHERE id = ?",
+                        (_json.dumps(_facts(engine, status, severity)["attribution"]), latest.id),
+                    )
+            if severity not in firing and is_open and latest is not None:
+                engine.transition(
+                    latest.id,
+                    "resolved",
+                    actor="slo",
+                    note=f"{status.slo.name}: no {severity} rule fires any more",
+                )
+                resolved += 1
+    return {"opened": opened, "resolved": resolved}
+
+
+def slo_view(engine: Any, incident: Any, role: str, team: str) -> AlertView:
+    """The message of an SLO incident (``Engine.alert_view`` hands these here)."""
+    a = incident.attribution
+    severity = a.get("slo_severity", "page")
+    st = a.get("slo") or {}
+    slo = st.get("slo") or {}
+    text = a.get("summary") or f"SLO {slo.get('name')}"
+    lines = [text]
+    for f in st.get("firing") or []:
+        lines.append(
+            f"  {f['rule']}: {f['long']['burn_rate']:.1f}x over {f['long']['window']} "
+            f"({f['long']['bad']} of {f['long']['valid']} bad), "
+            f"{f['short']['burn_rate']:.1f}x over {f['short']['window']}"
+        )
+    left = st.get("budget_remaining")
+    lines.append(
+        f"Target {slo.get('target')} over the SLO window; SLI "
+        + ("n/a" if st.get("sli") is None else f"{st['sli']:.2%}")
+        + ("" if left is None else f"; error budget remaining {left:.0%}")
+        + "."
+    )
+    lines.append(f"Details: flightlog reliability {slo.get('workflow')} --since 3d")
+    lines.append(
+        "You are paged: the error budget is burning fast."
+        if severity == "page"
+        else "A ticket: the error budget will be spent before the SLO window ends."
+    )
+    labels = engine._labels(incident, role, team) | {"slo": str(slo.get("name") or "")}
+    return AlertView(
+        incident_id=incident.id,
+        role=role,
+        status="resolved" if incident.status == "resolved" else "firing",
+        incident_status=incident.status,
+        labels=labels,
+        annotations={
+            "summary": text,
+            "description": "\n".join(lines),
+            "slo": str(slo.get("name") or ""),
+            "budget_remaining": "" if left is None else f"{left:.4f}",
+            "incident_status": incident.status,
+        },
+        starts_ns=incident.opened_ns,
+        ends_ns=incident.resolved_ns,
+        fingerprint=incident.fingerprint,
+        dedup_key=f"flightlog/{incident.fingerprint}/{incident.id}",
+        severity=incident.severity,
+        summary=text,
+        text="\n".join(lines),
+    )
+
+
+_last: dict[int, int] = {}
+_lock = threading.Lock()
+
+
+def periodic(
+    store: Any,
+    engine: Any,
+    config_path: Any = None,
+    *,
+    force: bool = False,
+    keep_counts: bool = False,
+) -> None:
+    """Evaluate the configured SLOs and sync their incidents, at most every ``EVERY_NS``
+    per store; with ``keep_counts`` (``flightlog watch``, not the run-end hook, which must
+    stay quick) also keep the reliability counts of finished hours. Never raises."""
+    try:
+        from flightlog.reliability.settings import load_reliability_settings
+        from flightlog.reliability.tally import refresh
+
+        now = engine.clock.now_ns()
+        with _lock:
+            if not force and now - _last.get(id(store), -EVERY_NS) < EVERY_NS:
+                return
+            _last[id(store)] = now
+        settings = load_reliability_settings(config_path)
+        if settings.slos:
+            sync(engine, evaluate_all(store, settings.slos, now, period=False), now)
+        if keep_counts:
+            refresh(store, now_ns=now, lookback_ns=settings.window_ns)
+    except Exception:
+        log.exception("SLO evaluation failed")
