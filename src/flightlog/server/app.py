@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from flightlog.access.keys import KeyRing
 from flightlog.access.projects import ProjectStore
+from flightlog.errors import StoreError
 from flightlog.server.admission import Admission
 from flightlog.server.api import Api, error_json, guarded, json_response
 from flightlog.server.guard import LOOPBACK_HOSTS, Guard, principal
@@ -106,6 +107,9 @@ def create_app(
             reader.count_runs()
         except Exception as exc:
             problems.append(f"the store cannot be read: {exc}")
+        damage = getattr(reader, "damage", None) or getattr(store, "damage", None)
+        if damage:
+            problems.append(f"the store is damaged: {damage}")
         if problems:
             return json_response({"status": "not ready", "problems": problems}, 503)
         return json_response(
@@ -140,6 +144,10 @@ def create_app(
 
     async def server_error(request: Request, exc: Exception) -> Response:
         return error_json(500, f"internal error: {type(exc).__name__}")
+
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        # A damaged or unreadable store is the server's state, not a bug: 503, saying why.
+        return error_json(503, str(exc))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -176,7 +184,12 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
+        exception_handlers={
+            404: not_found,
+            405: method_not_allowed,
+            500: server_error,
+            StoreError: store_unavailable,
+        },
     )
     app.state.store = store
     app.state.ingestor = ingestor
@@ -205,14 +218,13 @@ def serve(
     allowed_hosts: Iterable[str] = (),
     **options: Any,
 ) -> None:
-    """Run the server until interrupted (uvicorn).
+    """Run the server until interrupted (uvicorn; see ``flightlog.server.listen``).
 
     Refuses to listen beyond the loopback while the store has no API key (anyone who can
     reach the port could read and write every run), unless ``insecure``.
     """
-    import uvicorn
-
     from flightlog.errors import ConfigurationError
+    from flightlog.server import listen
 
     allowed = {h.strip().lower() for h in allowed_hosts}
     if not is_loopback(host) and host not in ("0.0.0.0", "::", ""):
@@ -225,4 +237,4 @@ def serve(
             "NAME --scope ingest|read|admin), or pass --insecure to serve without "
             "authentication"
         )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    listen.run(app, host=host, port=port, store_url=url)
