@@ -45,7 +45,8 @@ def create(name: str, scope: str, project: str, db: str, as_json: bool) -> None:
     from flightlog.access.keys import create_key
 
     with errors_as_messages():
-        store = open_store_for_cli(db)
+        # Keys usually come before the first span: creating them may create the store.
+        store = open_store_for_cli(db, create=True)
         try:
             key, secret = create_key(store, name, scope, project)
         finally:
