@@ -34,7 +34,13 @@ from flightlog.otel.decode import MAX_ERRORS_REPORTED, DecodeResult, parse_reque
 from flightlog.privacy import scrub
 from flightlog.server.admission import Admission, Shed, release_memory
 from flightlog.server.guard import principal
-from flightlog.server.ingest import Ingestor, Overloaded, Unavailable
+from flightlog.server.ingest import (
+    Ingestor,
+    Overloaded,
+    Unavailable,
+    conflict_message,
+    rejected_spans_of,
+)
 from flightlog.server.screen import claim_runs, decode_parsed, screen_times, split
 
 PROTOBUF = "application/x-protobuf"
@@ -250,7 +256,7 @@ def make_endpoint(
             if not result.accepted_spans:
                 continue
             try:
-                await asyncio.wrap_future(ingestor.submit(result))
+                conflicts = await asyncio.wrap_future(ingestor.submit(result))
             except Overloaded as exc:
                 return _shed(
                     ctype,
@@ -263,6 +269,11 @@ def make_endpoint(
                 )
             finally:
                 del result
+            if conflicts:
+                # Rewrites of stored facts: not written, and not retryable (OTLP partial
+                # success: the client must not resend them).
+                rejected += rejected_spans_of(conflicts)
+                errors.append(conflict_message(conflicts))
         more = rejected - len(errors)
         message = "; ".join(errors) + (f"; and {more} more" if more > 0 else "")
         if rejected and not accepted:
