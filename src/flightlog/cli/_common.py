@@ -72,7 +72,9 @@ def echo_json(value: Any) -> None:
     click.echo(
         json_safe(
             orjson.dumps(
-                value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=_json._fallback
+                _json.tidy(value),
+                option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
+                default=_json._fallback,
             ).decode()
         )
     )

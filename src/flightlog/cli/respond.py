@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from flightlog.cli._common import (
+    cut,
     db_option,
     echo_json,
     errors_as_messages,
@@ -106,7 +107,7 @@ def owners_explain(
 # -- incidents ---------------------------------------------------------------------------------
 def _incident_row(i: Any) -> str:
     return (
-        f"#{i.id:<5} {i.status:<12} {i.workflow:<20} runs={i.run_count:<5} "
+        f"#{i.id:<5} {i.status:<12} {cut(i.workflow, 20):<20} runs={i.run_count:<5} "
         f"fails at {i.failure_step}; root cause {i.root_cause_step} "
         f"({i.root_cause_team})  opened {fmt_time(i.opened_ns)}"
     )
@@ -288,7 +289,7 @@ def alerts(status: str | None, limit: int, db: str, as_json: bool) -> None:
             incs = ",".join(f"#{i}" for i in e.incident_ids)
             echo(
                 f"{when}  {e.status:<9} {e.channel:<18} {e.kind:<11} "
-                f"attempts={e.attempts} {incs}  {e.summary[:80]}{extra}"
+                f"attempts={e.attempts} {incs}  {cut(e.summary, 80)}{extra}"
             )
 
 

@@ -143,31 +143,47 @@ def render_run(store: Any, run_id: str) -> list[str]:
     def walk(parent: str | None, depth: int) -> None:
         for s in children.get(parent, []):
             mark = "✗" if s.status == "error" else ("…" if s.status == "running" else "✓")
-            name = ("  " * depth + s.name)[:27]
+            name = cut("  " * depth + s.name, 27)
             extra = ""
             if s.model:
                 extra += f"  model={s.model}"
             if s.input_tokens or s.output_tokens:
                 extra += f"  tokens={s.input_tokens or 0}/{s.output_tokens or 0}"
             lines.append(
-                f"{s.index:>3}  {name:<28}{s.kind:<11}{(s.agent or '-')[:13]:<14}"
+                f"{s.index:>3}  {name:<28}{s.kind:<11}{cut(s.agent or '-', 13):<14}"
                 f"{mark + ' ' + s.status:<8}"
                 f"{fmt_duration(s.duration_ns):>9}{extra}"
             )
             if s.error:
-                lines.append(f"{'':>5}{'  ' * depth}error: {s.error.type}: {s.error.message[:120]}")
+                lines.append(
+                    f"{'':>5}{'  ' * depth}error: {s.error.type}: {cut(s.error.message, 120)}"
+                )
             for f in findings_by_step.get(s.id, []):
                 lines.append(
-                    f"{'':>5}{'  ' * depth}finding [{f.severity}] {f.detector}: {f.message[:120]}"
+                    f"{'':>5}{'  ' * depth}finding [{f.severity}] {f.detector}: "
+                    f"{cut(f.message, 120)}"
                 )
             walk(s.id, depth + 1)
 
     walk(None, 0)
     for f in findings_by_step.get(None, []):
-        lines.append(f"     run finding [{f.severity}] {f.detector}: {f.message[:120]}")
-    data_edges = [e for e in record.edges if e.kind != "parent"]
+        lines.append(f"     run finding [{f.severity}] {f.detector}: {cut(f.message, 120)}")
+    by_id = {s.id: s for s in record.steps}
+    if failed_at is not None:
+        from flightlog.forensics.report import steps_not_reached
+
+        missing = steps_not_reached(store, record)
+        if missing:
+            first = max((s.index for s in record.steps), default=0) + 1
+            span = f"{first}" if len(missing) == 1 else f"{first}-{first + len(missing) - 1}"
+            lines.append(f"{span:>3}  not reached: {', '.join(missing)}")
+
+    def order(e: Any) -> tuple[int, int, str, str]:
+        src, dst = by_id.get(e.source), by_id.get(e.target)
+        return (src.index if src else 0, dst.index if dst else 0, e.kind, e.evidence or "")
+
+    data_edges = sorted((e for e in record.edges if e.kind != "parent"), key=order)
     if data_edges:
-        by_id = {s.id: s for s in record.steps}
         lines.append("")
         lines.append("lineage:")
         for e in data_edges:

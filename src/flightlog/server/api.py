@@ -29,7 +29,7 @@ class ApiError(Exception):
 
 def json_response(value: Any, status: int = 200) -> Response:
     return Response(
-        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=_json._fallback),
+        orjson.dumps(_json.tidy(value), option=orjson.OPT_NON_STR_KEYS, default=_json._fallback),
         status_code=status,
         media_type="application/json",
     )

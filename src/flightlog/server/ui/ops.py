@@ -141,9 +141,9 @@ def incident_page(store: Any, raw_id: str) -> HTMLResponse:
             "state",
             pill(i.status)
             + (
-                f" by {e(i.acknowledged_by)} at {e(when(i.acknowledged_ns))} UTC"
+                f"; acknowledged by {e(i.acknowledged_by)} at {e(when(i.acknowledged_ns))} UTC"
                 if i.acknowledged_ns
-                else ""
+                else "; not acknowledged"
             )
             + (
                 f"; resolved by {e(i.resolved_by)} at {e(when(i.resolved_ns))} UTC"
