@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from flightlog.cli._common import db_option, errors_as_messages
+from flightlog.cli._safe import clean, json_safe
 
 
 @click.command("report")
@@ -83,6 +84,8 @@ def report(
             text = render(postmortem(store, run_id), fmt)
         finally:
             store.close()
+        # Markdown is read in terminals and editors: no control or escape sequences in it.
+        text = clean(text) if fmt == "md" else json_safe(text) if fmt == "json" else text
         if out is None:
             click.echo(text)
             return

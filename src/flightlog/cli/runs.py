@@ -18,6 +18,7 @@ from flightlog.cli._common import (
     parse_since,
     run_argument,
 )
+from flightlog.cli._safe import echo
 from flightlog.model import RUN_STATUSES, RunRecord, Step
 from flightlog.store import RunQuery
 
@@ -58,7 +59,7 @@ def runs(
         found = store.list_runs(query)
         dropped = store.dropped_records()
         if dropped:
-            click.echo(
+            echo(
                 f"warning: recorders reported dropping {dropped} record(s) under overload; "
                 "the runs below may be incomplete",
                 err=True,
@@ -68,12 +69,12 @@ def runs(
             return
         if quiet:
             for r in found:
-                click.echo(r.id)
+                echo(r.id)
             return
         if not found:
-            click.echo("no runs" + (" match" if workflow or status or since else f" in {db}"))
+            echo("no runs" + (" match" if workflow or status or since else f" in {db}"))
             return
-        click.echo(
+        echo(
             f"{'RUN':<14}{'WORKFLOW':<22}{'STATUS':<11}{'STARTED (UTC)':<21}{'DURATION':>9}  REASON"
         )
         from flightlog.forensics.transcripts import is_conversation
@@ -82,15 +83,16 @@ def runs(
             untimed = is_conversation(r)  # an imported transcript: order, not timing
             started = "unknown" if untimed else fmt_time(r.started_ns)
             took = "unknown" if untimed else fmt_duration(r.duration_ns)
-            click.echo(
+            echo(
                 f"{r.id[:12]:<14}{cut(r.workflow, 21):<22}{r.status:<11}"
                 f"{started:<21}{took:>9}  "
-                f"{cut(r.reason or '', 60)}"
+                f"{cut(r.reason or '', 60)}",
+                one_line=True,
             )
         if len(found) == limit:
             total = store.count_runs(query)
             if total > len(found):
-                click.echo(
+                echo(
                     f"showing the newest {len(found)} of {total} runs; "
                     f"-n {total} shows all, --since/--workflow/--status narrow them"
                 )
@@ -261,4 +263,4 @@ def show(run_id: str, db: str, as_json: bool) -> None:
             echo_json(record_to_dict(store, record))
             return
         for line in render_run(store, run_id):
-            click.echo(line)
+            echo(line)

@@ -144,6 +144,7 @@ class RemoteSink:
         timeout: float = 10.0,
         service: str | None = None,
         close_timeout: float = 5.0,
+        api_key: str | None = None,
     ) -> None:
         import httpx
 
@@ -163,9 +164,11 @@ class RemoteSink:
         self.spool = Spool(
             Path(spool_dir) if spool_dir else default_spool_dir(base), spool_limit_bytes
         )
-        self._client = httpx.Client(
-            timeout=timeout, headers={"Content-Type": "application/x-protobuf"}
-        )
+        headers = {"Content-Type": "application/x-protobuf"}
+        api_key = api_key or os.environ.get("FLIGHTLOG_API_KEY") or None
+        if api_key:  # flightlog keys create NAME --scope ingest
+            headers["Authorization"] = f"Bearer {api_key.strip()}"
+        self._client = httpx.Client(timeout=timeout, headers=headers)
         self._httpx = httpx
         self._cond = threading.Condition()
         self._closing = False

@@ -184,6 +184,7 @@ def document(version: str) -> dict[str, Any]:
             "declared_steps": _NULLABLE_INT,
             "source": {"type": "string"},
             "attributes": {"type": "object"},
+            "project": {"type": "string"},
         },
     }
     step = {
@@ -219,8 +220,13 @@ def document(version: str) -> dict[str, Any]:
         "info": {
             "title": "Flightlog",
             "version": version,
-            "description": "Flightlog server: OTLP/HTTP trace ingestion and the REST API.",
+            "description": "Flightlog server: OTLP/HTTP trace ingestion and the REST API. "
+            "Once API keys exist (flightlog keys), every path but /healthz and /readyz needs "
+            "Authorization: Bearer <key> (401 without, 403 for the wrong scope) and reads see "
+            "only the key's project (docs/security.md).",
         },
+        # Either a key or, on a server without keys, nothing.
+        "security": [{"bearer": []}, {}],
         "paths": {
             "/healthz": {
                 "get": {
@@ -609,6 +615,7 @@ def document(version: str) -> dict[str, Any]:
                             },
                         },
                         "400": {"description": "Malformed request (google.rpc.Status)"},
+                        "408": {"description": "Body did not arrive in time"},
                         "413": {"description": "Body too large"},
                         "415": {"description": "Unsupported content type or encoding"},
                         "429": {"description": "Ingestion queue full; honour Retry-After"},
@@ -618,6 +625,13 @@ def document(version: str) -> dict[str, Any]:
             },
         },
         "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key from flightlog keys create",
+                }
+            },
             "schemas": {
                 **RELIABILITY_SCHEMAS,
                 "Error": {
@@ -638,6 +652,6 @@ def document(version: str) -> dict[str, Any]:
                 "Step": step,
                 "Edge": edge,
                 "Finding": finding,
-            }
+            },
         },
     }
