@@ -138,6 +138,9 @@ def test_a_25_mb_body_keeps_memory_bounded(server_factory, shape: str) -> None: 
         afters.append(after)
         print(f"{shape}: 25 MiB, {n} spans: RSS {idle} idle, {peak} peak, {after} after")
     assert peak < 300
-    # What stays is the SQLite page cache, bounded by design at 64 MiB per connection (the
-    # writer's and the reader's): the body's own memory is released.
-    assert afters[1] < idle + 2 * 64 + 20
+    # What stays after the first body is the SQLite page cache (bounded by design at 64 MiB
+    # per connection, the writer's and the reader's) and the run-end pipeline's per-workflow
+    # history: a second body of the same size must leave less than its own size behind, so the
+    # body's own memory is released rather than kept.
+    assert afters[1] < afters[0] + 25
+    assert afters[1] < 300
