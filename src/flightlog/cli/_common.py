@@ -25,20 +25,40 @@ db_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
+def _run_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter(
+            "empty; give a run id (32 hex digits) or a unique prefix of one "
+            "(`flightlog runs` lists them)"
+        )
+    return value.strip()
+
+
+run_argument = click.argument("run_id", metavar="RUN", callback=_run_id)
+
+
 @contextmanager
 def errors_as_messages() -> Iterator[None]:
     """Turn Flightlog errors into a one-line message and exit status 1 (no traceback)."""
+    import sqlite3
+
     try:
         yield
     except FlightlogError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except sqlite3.DatabaseError as exc:  # a damaged store, met outside the store's own code
+        click.echo(f"error: the store cannot be read: {exc}", err=True)
+        sys.exit(1)
 
 
-def open_store_for_cli(db: str, *, readonly: bool = False) -> Any:
+def open_store_for_cli(db: str, *, readonly: bool = False, create: bool = False) -> Any:
+    """The store a command works on. Commands that only read pass ``readonly`` (nothing is
+    written: no migrations, no files); no command creates a store unless it says so with
+    ``create`` (a mistyped --db is an error, not a new empty database)."""
     from flightlog.store import open_store
 
-    return open_store(db, readonly=readonly)
+    return open_store(db, readonly=readonly, create=create)
 
 
 def echo_json(value: Any) -> None:
@@ -59,13 +79,9 @@ def cut(text: str, width: int) -> str:
 
 
 def fmt_duration(ns: int | None) -> str:
-    if ns is None:
-        return "-"
-    if ns < 1_000_000:
-        return f"{ns / 1000:.0f}µs"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.0f}ms"
-    return f"{ns / 1e9:.2f}s"
+    from flightlog._format import duration
+
+    return duration(ns)
 
 
 def fmt_time(ns: int | None) -> str:

@@ -18,10 +18,10 @@ from flightlog.cli._common import (
 )
 
 
-def _ledger(db: str) -> Any:
+def _ledger(db: str, *, readonly: bool = False) -> Any:
     from flightlog.ledger import attach
 
-    return attach(open_store_for_cli(db))
+    return attach(open_store_for_cli(db, readonly=readonly))
 
 
 @click.group()
@@ -38,7 +38,7 @@ def status(db: str, as_json: bool) -> None:
     from flightlog.ledger.status import status as get_status
 
     with errors_as_messages():
-        s = get_status(_ledger(db))
+        s = get_status(_ledger(db, readonly=True))
     if as_json:
         echo_json(s)
         return
@@ -111,15 +111,23 @@ def checkpoint(db: str, as_json: bool, git_repo: Path | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Witness file of published checkpoints (default: the configured one).",
 )
-def verify(db: str, as_json: bool, key_text: str | None, witness: Path | None) -> None:
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Also record the result in the store (what `audit status` shows as the last "
+    "verification). Without it, verify only reads: an evidence copy stays as it was.",
+)
+def verify(
+    db: str, as_json: bool, key_text: str | None, witness: Path | None, record: bool
+) -> None:
     """Recompute the tree from every stored entry, check every checkpoint's signature and
     consistency and every record against its leaf; name the first divergence. Exit 1 if
-    anything fails."""
+    anything fails. Reads only, unless --record."""
     from flightlog.ledger.note import Verifier
     from flightlog.ledger.verify import verify as run_verify
 
     with errors_as_messages():
-        ledger = _ledger(db)
+        ledger = _ledger(db, readonly=not record)
         report = run_verify(
             ledger, verifier=Verifier.parse(key_text) if key_text else None, witness=witness
         )

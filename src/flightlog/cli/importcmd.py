@@ -26,7 +26,8 @@ def import_(files: tuple[str, ...], db: str, as_json: bool, workflow: str) -> No
     from flightlog.forensics.transcripts import import_transcripts
 
     with errors_as_messages():
-        store = open_store_for_cli(db)
+        store = open_store_for_cli(db, create=True)  # importing may start a new store
+        created = bool(getattr(store, "created", False))
         try:
             ids = import_transcripts(store, list(files), workflow=workflow)
         finally:
@@ -34,6 +35,8 @@ def import_(files: tuple[str, ...], db: str, as_json: bool, workflow: str) -> No
     if as_json:
         echo_json([{"file": f, "run_id": r} for f, r in zip(files, ids, strict=True)])
         return
+    if created:
+        click.echo(f"created a new store at {db}", err=True)
     for f, r in zip(files, ids, strict=True):
         click.echo(f"{r}  {f}")
     click.echo(f"imported {len(ids)} transcript(s) as runs of {workflow!r}")

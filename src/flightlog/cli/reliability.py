@@ -93,6 +93,13 @@ def reliability(
                 f"note: no runs of workflow {workflow!r} in this window (workflows: {known})",
                 err=True,
             )
+        if report.counted_hours > 24 * 7 and report.kept_hours == 0:
+            click.echo(
+                f"note: counted {report.counted_hours} hours of runs from the records; "
+                "`flightlog watch` keeps the counts of finished hours, which makes this fast "
+                "on large stores (docs/reliability.md)",
+                err=True,
+            )
         data = report.to_dict() | {"slos": [st.to_dict() for st in statuses]}
         if as_json:
             if out is None:

@@ -11,7 +11,7 @@ from flightlog.cli._common import db_option, errors_as_messages
 
 
 @click.command("report")
-@click.argument("run_id", required=False)
+@click.argument("run_id", metavar="[RUN]", required=False)
 @db_option
 @click.option(
     "--period",
@@ -68,11 +68,17 @@ def report(
             return
         if run_id is None:
             raise click.UsageError("give a RUN (postmortem) or --period 7d (board report)")
+        if not run_id.strip():
+            raise click.BadParameter(
+                "empty; give a run id (32 hex digits) or a unique prefix of one "
+                "(`flightlog runs` lists them)",
+                param_hint="'RUN'",
+            )
         if fmt == "pdf":
             raise click.UsageError("--format pdf is for the board report (--period)")
         from flightlog.forensics.report import postmortem, render
 
-        store = open_store_for_cli(db)
+        store = open_store_for_cli(db, readonly=True)
         try:
             text = render(postmortem(store, run_id), fmt)
         finally:

@@ -29,6 +29,26 @@ config_option = click.option(
 )
 
 
+NEVER_RAN = (
+    "none: alerting has never run on this store (runs that end without a flightlog.toml "
+    "open no incident; see docs/alerting.md)"
+)
+
+
+def _has_respond_tables(store: Any, ensure_schema: Any) -> bool:
+    """Whether the response engine ever ran on ``store`` (opened read-only, it is not
+    migrated: a store it never ran on has no incidents or notifications to show)."""
+    from flightlog.errors import StoreSchemaError
+
+    try:
+        ensure_schema(store)
+    except StoreSchemaError as exc:
+        if exc.have == 0:
+            return False
+        raise
+    return True
+
+
 def _engine(db: str, config_path: str | None) -> Any:
     from flightlog.respond.engine import open_engine
 
@@ -108,8 +128,10 @@ def incidents(status: str | None, workflow: str | None, limit: int, db: str, as_
         from flightlog.respond.incidents import list_incidents
         from flightlog.respond.schema import ensure_schema
 
-        store = open_store_for_cli(db)
-        ensure_schema(store)
+        store = open_store_for_cli(db, readonly=True)
+        if not _has_respond_tables(store, ensure_schema):
+            click.echo("[]" if as_json else NEVER_RAN)
+            return
         with store.read() as tx:
             found = list_incidents(tx, status=status, workflow=workflow, limit=limit)
         if as_json:
@@ -136,7 +158,7 @@ def incident_show(incident_id: str, db: str, as_json: bool) -> None:
         from flightlog.respond import incidents as inc
         from flightlog.respond.schema import ensure_schema
 
-        store = open_store_for_cli(db)
+        store = open_store_for_cli(db, readonly=True)
         ensure_schema(store)
         iid = inc.parse_id(incident_id)
         with store.read() as tx:
@@ -249,8 +271,10 @@ def alerts(status: str | None, limit: int, db: str, as_json: bool) -> None:
         from flightlog.respond.outbox import list_outbox
         from flightlog.respond.schema import ensure_schema
 
-        store = open_store_for_cli(db)
-        ensure_schema(store)
+        store = open_store_for_cli(db, readonly=True)
+        if not _has_respond_tables(store, ensure_schema):
+            click.echo("[]" if as_json else NEVER_RAN)
+            return
         found = list_outbox(store, status=status, limit=limit)
         if as_json:
             echo_json([e.to_dict() for e in found])

@@ -16,6 +16,7 @@ from flightlog.cli._common import (
     json_option,
     open_store_for_cli,
     parse_since,
+    run_argument,
 )
 from flightlog.model import RunRecord, Step
 from flightlog.store import RunQuery
@@ -52,7 +53,7 @@ def runs(
 ) -> None:
     """List recorded runs, newest first."""
     with errors_as_messages():
-        store = open_store_for_cli(db)
+        store = open_store_for_cli(db, readonly=True)
         query = RunQuery(workflow=workflow, status=status, since_ns=parse_since(since), limit=limit)
         found = store.list_runs(query)
         dropped = store.dropped_records()
@@ -214,13 +215,13 @@ def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> d
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@run_argument
 @db_option
 @json_option
 def show(run_id: str, db: str, as_json: bool) -> None:
     """Show RUN (an id or unique prefix): step tree, lineage edges and findings."""
     with errors_as_messages():
-        store = open_store_for_cli(db)
+        store = open_store_for_cli(db, readonly=True)
         if as_json:
             record = store.get_record(store.resolve_run_id(run_id))
             echo_json(record_to_dict(store, record))

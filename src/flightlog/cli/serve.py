@@ -63,10 +63,13 @@ def serve(host: str, port: int, db: str, max_body_mb: int, queue_spans: int) -> 
                 f"flightlog: alerting through {len(alerting.channels)} channel(s) (flightlog.toml)",
                 err=True,
             )
-        click.echo(
-            f"flightlog: listening on http://{host}:{port} (OTLP: POST /v1/traces), store {db}",
-            err=True,
-        )
+        else:
+            click.echo(
+                "flightlog: no alerting configured (no flightlog.toml with channels here or in "
+                "$FLIGHTLOG_CONFIG): failed runs open no incident and alert nobody; see "
+                "docs/alerting.md",
+                err=True,
+            )
         run_server(
             db, host=host, port=port, max_body=max_body_mb << 20, max_pending_spans=queue_spans
         )

@@ -6,11 +6,17 @@ from typing import Any
 
 import click
 
-from flightlog.cli._common import db_option, echo_json, errors_as_messages, json_option
+from flightlog.cli._common import (
+    db_option,
+    echo_json,
+    errors_as_messages,
+    json_option,
+    run_argument,
+)
 
 
 @click.command("why")
-@click.argument("run_id")
+@run_argument
 @db_option
 @json_option
 @click.option(
@@ -40,7 +46,8 @@ def why(run_id: str, db: str, as_json: bool, confirm: bool, entry: str | None) -
     if confirm and not entry:
         raise click.UsageError("--confirm needs --entry module:function (the workflow to replay)")
     with errors_as_messages():
-        store = open_store_for_cli(db)
+        # Only --confirm records something (its outcome); otherwise why reads only.
+        store = open_store_for_cli(db, readonly=not confirm)
         counterfactual: dict[str, Any] | None
         try:
             att = attribute(store, run_id)

@@ -2,8 +2,8 @@
 
 For each run with an injected fault the drill asks, of the records and of the receiver:
 
-1. **detected**: the run did not end clean (failed or degraded), or a detector raised an
-   error-severity finding on it;
+1. **detected**: the run did not end clean (failed or degraded), or a detector raised a
+   finding of warning severity or above on it;
 2. **failure point**: the stored attribution's failure point is ``expect_failure_point``, or
    (by default) the injected step or a step after it;
 3. **attribution**: the stored attribution's root cause is the injected step
@@ -428,7 +428,7 @@ def _pages(store: Any, receiver: WebhookReceiver | None, live: bool) -> dict[tup
         with store.read() as tx:
             rows = tx.fetchall(
                 "SELECT o.incident_ids, o.delivered_ns, o.channel FROM respond_outbox o "
-                "WHERE o.status = 'delivered' AND o.kind <> 'pagerduty_followup'"
+                "WHERE o.status = 'delivered' AND o.kind IN ('notify', 'escalation')"
             )
             alerts = tx.fetchall(
                 "SELECT incident_id, team FROM respond_alerts WHERE role = ?", ("root_cause",)
@@ -519,7 +519,9 @@ def _check(
         check.status = run.status
         steps = store.get_steps(rid)
         findings = store.get_findings(rid)
-        severe = [f for f in findings if f.severity in ("error", "critical")]
+        # A finding of warning severity or above is Flightlog noticing, even on a run that
+        # answered; whether anyone was told is checked separately.
+        severe = [f for f in findings if f.severity in ("warning", "error", "critical")]
         check.detected = run.status in ("failed", "degraded") or bool(severe)
         att = stored_attribution(store, rid)
         with store.read() as tx:

@@ -35,13 +35,9 @@ def _ts(ns: int | None) -> str:
 
 
 def _dur(ns: int | None) -> str:
-    if ns is None:
-        return "-"
-    if ns < 1_000_000:
-        return f"{ns / 1000:.0f} µs"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.0f} ms"
-    return f"{ns / 1e9:.2f} s"
+    from flightlog._format import duration
+
+    return duration(ns)
 
 
 def _preview(value: Any) -> str:

@@ -142,8 +142,14 @@ class Ledger:
         self._signer: Signer | None = None
         self.checkpoint_errors = 0
         store.migrate("ledger", migrations(store.dialect))
-        with store.transaction() as tx:
+        readonly = bool(getattr(store, "readonly", False))  # read commands: never write
+        with store.read() if readonly else store.transaction() as tx:
             row = tx.fetchone("SELECT origin FROM ledger_state WHERE id = 1")
+            if row is None and readonly:
+                raise LedgerError(
+                    f"{getattr(store, 'display_url', 'this store')} has no audit ledger "
+                    "(it was recorded with the ledger off)"
+                )
             if row is None:
                 origin = self._initial_origin()
                 tx.execute(

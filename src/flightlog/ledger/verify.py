@@ -522,6 +522,8 @@ def _check_payloads(tx: Any, add: Any) -> None:
 
 
 def _remember(ledger: Ledger, report: VerifyReport) -> None:
+    if getattr(ledger.store, "readonly", False):
+        return  # a store opened read-only is never written, not even the verification time
     try:
         with ledger.store.transaction() as tx:
             tx.execute(

@@ -239,7 +239,7 @@ def periodic(
             _last[id(store)] = now
         settings = load_reliability_settings(config_path)
         if settings.slos:
-            sync(engine, evaluate_all(store, settings.slos, now), now)
+            sync(engine, evaluate_all(store, settings.slos, now, period=False), now)
         if keep_counts:
             refresh(store, now_ns=now, lookback_ns=settings.window_ns)
     except Exception:

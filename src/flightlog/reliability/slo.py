@@ -175,10 +175,12 @@ def _events(store: Any, slo: SLO, since: int, until: int) -> tuple[int, int]:
     return bad, total.trials
 
 
-def evaluate(store: Any, slo: SLO, now_ns: int) -> SLOStatus:
-    """The SLO's status at ``now_ns``: SLI, budget remaining, burn rates, firing rules."""
-    bad, valid = _events(store, slo, now_ns - slo.window_ns, now_ns)
-    status = SLOStatus(slo, now_ns, Window(slo.window_ns, bad, valid, slo.budget))
+def evaluate(store: Any, slo: SLO, now_ns: int, *, period: bool = True) -> SLOStatus:
+    """The SLO's status at ``now_ns``: SLI, budget remaining, burn rates, firing rules.
+
+    With ``period=False`` the whole SLO window (for the SLI and the budget) is counted only
+    when a rule fires: the periodic evaluation then reads at most the last 3 days."""
+    status = SLOStatus(slo, now_ns, Window(slo.window_ns, 0, 0, slo.budget))
     for span in sorted({r.long_ns for r in RULES} | {r.short_ns for r in RULES}):
         b, v = _events(store, slo, now_ns - span, now_ns)
         status.windows[span] = Window(span, b, v, slo.budget)
@@ -194,8 +196,13 @@ def evaluate(store: Any, slo: SLO, now_ns: int) -> SLOStatus:
                 )
                 continue
             status.firing.append(Firing(rule, long, short))
+    if period or status.firing:
+        bad, valid = _events(store, slo, now_ns - slo.window_ns, now_ns)
+        status.period = Window(slo.window_ns, bad, valid, slo.budget)
     return status
 
 
-def evaluate_all(store: Any, slos: list[SLO], now_ns: int) -> list[SLOStatus]:
-    return [evaluate(store, s, now_ns) for s in slos]
+def evaluate_all(
+    store: Any, slos: list[SLO], now_ns: int, *, period: bool = True
+) -> list[SLOStatus]:
+    return [evaluate(store, s, now_ns, period=period) for s in slos]

@@ -190,20 +190,21 @@ def _fingerprints(
         "SELECT r.workflow, r.status, count(*), sum(coalesce(r.ended_ns, 0) % 1000000007) "
         f"FROM runs r WHERE {where} GROUP BY r.workflow, r.status"
     )
-    att_sql = (
-        "SELECT r.workflow, count(*) FROM forensics_attributions a JOIN runs r ON r.id = a.run_id "
-        f"WHERE {where} GROUP BY r.workflow"
-    )
     for hour, h_lo, h_hi in _hours(lo, hi):
-        params = [*head, h_lo, h_hi]
-        rows = tx.fetchall(run_sql, params)
-        for wf, status, n, end_sum in rows:
+        for wf, status, n, end_sum in tx.fetchall(run_sql, [*head, h_lo, h_hi]):
             key = (str(wf), hour)
             statuses.setdefault(key, {})[str(status)] = int(n)
             ends[key] = ends.get(key, 0) + int(end_sum or 0)
-        if has_att and rows:
-            for wf, n in tx.fetchall(att_sql, params):
-                atts[(str(wf), hour)] = int(n)
+    if has_att and statuses:
+        # One pass over the attributions (far fewer than runs): on SQLite, CROSS JOIN keeps
+        # them the outer loop instead of probing the attributions for every run.
+        for wf, started in tx.fetchall(
+            "SELECT r.workflow, r.started_ns FROM forensics_attributions a CROSS JOIN runs r "
+            f"WHERE r.id = a.run_id AND {where}",
+            [*head, lo, hi],
+        ):
+            key = (str(wf), int(started) // HOUR_NS)
+            atts[key] = atts.get(key, 0) + 1
     prints = {
         key: _json.dumps([sorted(st.items()), ends.get(key, 0), atts.get(key, 0)])
         for key, st in statuses.items()

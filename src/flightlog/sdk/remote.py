@@ -179,6 +179,9 @@ class RemoteSink:
         self.rejected_spans = 0
         self.retries = 0
         self.last_error: str | None = None
+        # Until when (monotonic) the server is taken to be away: while it is, new batches go
+        # straight to the spool instead of each waiting for a connection to fail.
+        self._away_until = 0.0
         self._start_replayer()
         with contextlib.suppress(AttributeError):
             os.register_at_fork(after_in_child=self._after_fork)
@@ -190,13 +193,18 @@ class RemoteSink:
             return
         body = self._encode(batch, service=self.service or _service_of(batch))
         records = len(batch)
-        if self.spool.files():  # a backlog: keep order, let the replayer deliver it
-            self._to_spool(body, records)
+        backlog = bool(self.spool.files())
+        if backlog and time.monotonic() < self._away_until:
+            self._to_spool(body, records)  # the server is away: the replayer delivers later
             return
+        # Try the server even with a backlog (ingestion takes spans in any order): a process
+        # that starts after an outage sends its own records rather than queueing them behind
+        # the backlog it would exit before delivering.
         try:
             self._post(body)
         except _Retryable as exc:
             self.last_error = str(exc)
+            self._away_until = time.monotonic() + BACKOFF_BASE
             self._to_spool(body, records)
             return
         except _Rejected as exc:
@@ -209,17 +217,60 @@ class RemoteSink:
             return
         self.sent_batches += 1
         self.sent_records += records
+        if backlog:  # the server is back: wake the replayer for the backlog
+            self._away_until = 0.0
+            with self._cond:
+                self._cond.notify_all()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Try to empty the spool within ``timeout`` seconds; True when it is empty."""
-        deadline = time.monotonic() + timeout
-        while self.spool.files():
-            if time.monotonic() >= deadline:
-                return False
-            with self._cond:
-                self._cond.notify_all()
-            time.sleep(0.05)
-        return True
+        return self.drain(timeout) == 0
+
+    def drain(self, timeout: float) -> int:
+        """Send what the spool holds, oldest first, in the caller's thread, until it is
+        empty, ``timeout`` seconds pass, or the server stays unreachable (two attempts a short
+        pause apart); files another sender holds are waited for. Returns how many batches
+        are still spooled."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        failures = 0
+        while time.monotonic() < deadline:
+            try:
+                if not self._replay_once():
+                    if not self.spool.files():
+                        break
+                    time.sleep(0.05)  # what is left is being sent (our replayer, or another
+                    continue  # process): wait for it until the timeout
+                failures = 0
+            except _Retryable as exc:
+                self.last_error = str(exc)
+                failures += 1
+                if failures >= 2:
+                    break
+                time.sleep(min(BACKOFF_BASE, max(0.0, deadline - time.monotonic())))
+            except Exception as exc:  # draining must never raise into the application
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                break
+        return len(self.spool.files())
+
+    def spooled(self) -> tuple[int, int]:
+        """(batches, records) waiting in the spool."""
+        files = self.spool.files()
+        return len(files), sum(Spool.records_of(p) for p in files)
+
+    def report_spooled(self) -> None:
+        """Log what is still spooled (at exit): where, how much, and why it is not sent."""
+        batches, records = self.spooled()
+        if batches:
+            log.warning(
+                "flightlog: %d record(s) in %d batch(es) are still spooled in %s, not yet "
+                "delivered to %s (%s); the next process that configures %s sends them",
+                records,
+                batches,
+                self.spool.dir,
+                self.url,
+                self.last_error or "the server did not take them in time",
+                self.url,
+            )
 
     def close(self) -> None:
         """Stop the replayer after one last attempt to drain the spool (bounded); what is
@@ -379,6 +430,7 @@ class RemoteSink:
             try:
                 if self._replay_once():
                     attempt = 0
+                    self._away_until = 0.0
                     continue
             except _Retryable as exc:
                 self.retries += 1
@@ -387,6 +439,7 @@ class RemoteSink:
                 wait = random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(attempt, 20)))
                 if exc.retry_after is not None:
                     wait = max(wait, min(exc.retry_after, BACKOFF_MAX))
+                self._away_until = time.monotonic() + wait
             except Exception as exc:  # never let the replayer die
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("flightlog spool replay failed")

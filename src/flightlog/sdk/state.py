@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from contextvars import ContextVar
 from typing import Any
 
@@ -168,7 +169,13 @@ def flush(timeout: float | None = 30.0, *, hooks: bool = True) -> bool:
     w = _writer
     if w is None:
         return True
-    return w.flush(timeout, hooks=hooks)
+    started = time.monotonic()
+    ok = w.flush(timeout, hooks=hooks)
+    drain = getattr(w.sink, "drain", None)  # the remote sink: delivered, not just spooled
+    if callable(drain):
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        ok = drain(30.0 if left is None else left) == 0 and ok
+    return ok
 
 
 def shutdown(timeout: float | None = 10.0) -> None:
@@ -223,7 +230,12 @@ def _at_exit() -> None:
     if w is None:
         return
     try:
+        started = time.monotonic()
         ok = w.flush(_exit_timeout())
+        drain = getattr(w.sink, "drain", None)
+        if callable(drain):  # the remote sink: send the spool while the exit timeout lasts
+            drain(max(0.0, _exit_timeout() - (time.monotonic() - started)))
+            w.sink.report_spooled()
         if not ok:
             lost = w.abandon_pending()
             log.error(

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from flightlog.errors import StoreError
 from flightlog.server.api import Api, error_json, guarded, json_response
 from flightlog.server.ingest import Ingestor
 from flightlog.server.openapi import document
@@ -65,6 +66,9 @@ def create_app(
             reader.count_runs()
         except Exception as exc:
             problems.append(f"the store cannot be read: {exc}")
+        damage = getattr(reader, "damage", None) or getattr(store, "damage", None)
+        if damage:
+            problems.append(f"the store is damaged: {damage}")
         if problems:
             return json_response({"status": "not ready", "problems": problems}, 503)
         return json_response({"status": "ready", "pending_spans": ingestor.pending_spans})
@@ -83,6 +87,10 @@ def create_app(
 
     async def server_error(request: Request, exc: Exception) -> Response:
         return error_json(500, f"internal error: {type(exc).__name__}")
+
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        # A damaged or unreadable store is the server's state, not a bug: 503, saying why.
+        return error_json(503, str(exc))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -119,7 +127,12 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
+        exception_handlers={
+            404: not_found,
+            405: method_not_allowed,
+            500: server_error,
+            StoreError: store_unavailable,
+        },
     )
     app.state.store = store
     app.state.ingestor = ingestor
@@ -127,8 +140,8 @@ def create_app(
 
 
 def serve(url: str, host: str = "127.0.0.1", port: int = 4318, **options: Any) -> None:
-    """Run the server until interrupted (uvicorn)."""
-    import uvicorn
-
+    """Run the server until interrupted (uvicorn; see ``flightlog.server.listen``)."""
     app = create_app(url, **options)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    from flightlog.server import listen
+
+    listen.run(app, host=host, port=port, store_url=url)

@@ -40,14 +40,20 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def open_store(url: str | None = None, *, readonly: bool = False) -> Store:
-    """Open (creating and migrating if needed) the store at ``url``."""
+def open_store(url: str | None = None, *, readonly: bool = False, create: bool = True) -> Store:
+    """Open the store at ``url``, migrating it to this version's schema.
+
+    ``readonly``: never write (no migrations, no files, no ledger attached); the store must
+    exist and be current. ``create=False``: a SQLite file that does not exist is an error
+    instead of a new, empty store (what commands that read or change existing records use,
+    so a typo in ``--db`` is reported rather than silently made into a database).
+    """
     url = normalize_url(url or default_url())
     scheme = url.split("://", 1)[0].lower()
     if scheme == "sqlite":
         from flightlog.store.sqlite import SQLiteStore
 
-        return _with_ledger(SQLiteStore(url, readonly=readonly), readonly)
+        return _with_ledger(SQLiteStore(url, readonly=readonly, create=create), readonly)
     if scheme in ("postgresql", "postgres"):
         try:
             from flightlog.store.postgres import PostgresStore

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from flightlog import _json
-from flightlog.errors import NotFoundError
+from flightlog.errors import NotFoundError, StoreCorruptError, StoreSchemaError
 from flightlog.model import Batch, Edge, ErrorInfo, Finding, Run, RunRecord, Step
 from flightlog.store.base import Migration, RunQuery, StepOutline, Tx, WriteHook, chunked
 from flightlog.store.schema import MIGRATIONS_TABLE
@@ -287,6 +287,23 @@ class SQLStore:
 
     # -- migrations ----------------------------------------------------------------------
     def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
+        if getattr(self, "readonly", False):
+            # Read commands never write: a store that is current needs nothing; one written
+            # by an older Flightlog (or without this component) says so instead of changing.
+            wanted = max((m.version for m in migrations), default=0)
+            have = self.schema_version(component) if self._has_migrations_table() else 0
+            if have < wanted:
+                raise StoreSchemaError(
+                    f"{self.display_url} has no {component} tables at the version this "
+                    f"Flightlog reads ({component} schema v{have}, needs v{wanted}) and is "
+                    "opened read-only, so it is not migrated: open it once with a writing "
+                    "command (flightlog watch --once, flightlog serve) or read it with the "
+                    "Flightlog that wrote it",
+                    component=component,
+                    have=have,
+                )
+            return
+
         def apply(tx: Tx) -> None:
             tx.execute(MIGRATIONS_TABLE)
             row = tx.fetchone(
@@ -305,6 +322,16 @@ class SQLStore:
                 )
 
         self._run_write(apply)
+
+    def _has_migrations_table(self) -> bool:
+        try:
+            with self.read() as tx:
+                tx.fetchall("SELECT 1 FROM schema_migrations LIMIT 0")
+        except StoreCorruptError:
+            raise
+        except Exception:  # no such table: nothing was ever migrated here
+            return False
+        return True
 
     def schema_version(self, component: str) -> int:
         with self.read() as tx:

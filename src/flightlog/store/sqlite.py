@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from flightlog.errors import ConfigurationError, StoreCorruptError, StoreError
 from flightlog.store import schema
@@ -79,16 +80,38 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _is_damage(exc: BaseException) -> bool:
+    msg = str(exc)
+    return "malformed" in msg or "not a database" in msg or "corrupt" in msg
+
+
+def damaged_message(path: Path, detail: str) -> str:
+    return (
+        f"store {path} is damaged ({detail}): pages of the file cannot be read. Restore it "
+        f"from a backup; `sqlite3 {path} .recover` salvages what is readable into a new file"
+    )
+
+
 class SQLiteStore(SQLStore):
     """A ``Store`` on one SQLite file."""
 
     dialect = "sqlite"
+    damage: str | None = None  # set once a query meets a damaged page
 
-    def __init__(self, url: str, *, readonly: bool = False) -> None:
+    def __init__(self, url: str, *, readonly: bool = False, create: bool = True) -> None:
         super().__init__()
         self.url = url
         self.path = path_from_url(url)
         self.readonly = readonly
+        self.created = False  # True when opening made a new, empty store file
+        if not readonly and not self.path.exists():
+            if not create:
+                raise StoreError(
+                    f"no store at {self.path}: the file does not exist (check --db or "
+                    "$FLIGHTLOG_URL). Stores are created by recording into them: "
+                    "flightlog.configure(url), flightlog serve --db URL, flightlog demo"
+                )
+            self.created = True
         self._lock = threading.RLock()
         self._conn = self._open()
         self._pid = os.getpid()
@@ -104,7 +127,10 @@ class SQLiteStore(SQLStore):
         path = self.path
         if self.readonly:
             if not path.exists():
-                raise StoreError(f"store file {path} does not exist")
+                raise StoreError(
+                    f"no store at {path}: the file does not exist (check --db or "
+                    "$FLIGHTLOG_URL; reading never creates a store)"
+                )
         else:
             parent = path.parent if str(path.parent) else Path(".")
             if not parent.exists():
@@ -120,8 +146,12 @@ class SQLiteStore(SQLStore):
         busy = _busy_timeout_ms()
         try:
             if self.readonly:
+                # Reading never writes, not even SQLite's -wal/-shm files: a store no process
+                # has open (no -wal beside it) is read as an immutable file; one that a
+                # writer has open, or that holds a write-ahead log, is read through its log.
+                live = Path(f"{path}-wal").exists()
                 conn = sqlite3.connect(
-                    f"file:{path}?mode=ro",
+                    f"file:{quote(str(path))}?mode=ro" + ("" if live else "&immutable=1"),
                     uri=True,
                     check_same_thread=False,
                     isolation_level=None,
@@ -147,11 +177,13 @@ class SQLiteStore(SQLStore):
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as exc:
             msg = str(exc)
-            if "not a database" in msg or "malformed" in msg or "corrupt" in msg:
+            if "not a database" in msg:
                 raise StoreCorruptError(
                     f"store file {path} is not a valid SQLite database ({msg}); "
                     "restore it from a backup or point --db at another file"
                 ) from exc
+            if "malformed" in msg or "corrupt" in msg:
+                raise StoreCorruptError(damaged_message(path, msg)) from exc
             if "locked" in msg or "busy" in msg:
                 raise StoreError(
                     f"store file {path} is locked by another process ({msg}); retry, or "
@@ -189,9 +221,11 @@ class SQLiteStore(SQLStore):
                 raise self._translate(exc) from exc
             try:
                 yield _SQLiteTx(conn)
-            except BaseException:
+            except BaseException as exc:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.DatabaseError) and _is_damage(exc):
+                    raise self._translate(exc) from exc
                 raise
             try:
                 conn.execute("COMMIT")
@@ -204,11 +238,19 @@ class SQLiteStore(SQLStore):
     def read(self) -> Iterator[_SQLiteTx]:
         with self._lock:
             conn = self._connection()
-            conn.execute("BEGIN")
+            try:
+                conn.execute("BEGIN")
+            except sqlite3.DatabaseError as exc:
+                raise self._translate(exc) from exc
             try:
                 yield _SQLiteTx(conn)
+            except sqlite3.DatabaseError as exc:
+                if not _is_damage(exc):
+                    raise  # a query's own problem (no such table, ...): the caller's to handle
+                raise self._translate(exc) from exc
             finally:
-                conn.execute("COMMIT")
+                with suppress(sqlite3.Error):
+                    conn.execute("COMMIT")
 
     def _translate(self, exc: sqlite3.Error) -> StoreError:
         msg = str(exc)
@@ -216,9 +258,33 @@ class SQLiteStore(SQLStore):
             return StoreError(f"store {self.path} is read-only: {msg}")
         if "locked" in msg or "busy" in msg:
             return StoreError(f"store {self.path} is locked by another process: {msg}")
-        if "malformed" in msg or "not a database" in msg:
-            return StoreCorruptError(f"store {self.path} is corrupt: {msg}")
+        if _is_damage(exc):
+            self.damage = msg
+            return StoreCorruptError(damaged_message(self.path, msg))
         return StoreError(f"store {self.path}: {msg}")
+
+    def integrity_problem(self) -> str | None:
+        """What SQLite's ``quick_check`` finds wrong with the file (None when it is sound), or
+        the damage a query ran into earlier. Reads every page: O(size of the store)."""
+        if self.damage:
+            return self.damage
+        live = self.readonly is False or Path(f"{self.path}-wal").exists()
+        uri = f"file:{quote(str(self.path))}?mode=ro" + ("" if live else "&immutable=1")
+        try:  # its own connection: the check must not hold up this store's writes
+            conn = sqlite3.connect(uri, uri=True, timeout=_busy_timeout_ms() / 1000)
+            try:
+                rows = conn.execute("PRAGMA quick_check(5)").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                return None
+            self.damage = str(exc)
+            return self.damage
+        problems = [str(r[0]) for r in rows if str(r[0]) != "ok"]
+        if problems:
+            self.damage = "; ".join(problems)
+        return self.damage
 
     def _run_write(self, fn: Any) -> Any:
         try:

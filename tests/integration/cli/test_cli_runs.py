@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import flightlog
 from tests.conftest import run_cli
 
 
@@ -52,6 +53,7 @@ def test_demo_then_runs_and_show(tmp_path) -> None:  # type: ignore[no-untyped-d
 
 def test_cli_errors_are_one_line_messages(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'empty.db'}"
+    flightlog.open_store(url).close()  # an empty store (reading never creates one)
     out = run_cli("show", "abcdef", "--db", url)
     assert out.returncode == 1 and "no run with id" in out.stderr and "Traceback" not in out.stderr
     bad = tmp_path / "bad.db"

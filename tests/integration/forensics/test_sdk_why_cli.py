@@ -106,6 +106,7 @@ def test_hook_and_why_and_cli(db: str) -> None:
 
 def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'empty.db'}"
+    flightlog.open_store(db).close()  # an empty store: reading never creates one
     for cmd in (["why", "abc"], ["detect", "abc"]):
         p = subprocess.run(
             [sys.executable, "-m", "flightlog", *cmd, "--db", db], capture_output=True, text=True

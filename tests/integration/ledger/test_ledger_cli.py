@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from flightlog.ledger.anchor import read_witness
+from flightlog.store import open_store
 from tests.integration.ledger._ledger_helpers import rid
 
 
@@ -35,7 +36,7 @@ def test_status_key_checkpoint_verify(filled: Path) -> None:
     assert key.returncode == 0 and key.stdout.count("+") >= 2
     cp = fl("audit", "checkpoint", "--db", db)
     assert cp.returncode == 0 and "\n24\n" in cp.stdout and "\n— flightlog.local/" in cp.stdout
-    ok = fl("audit", "verify", "--db", db, "--key", key.stdout.strip())
+    ok = fl("audit", "verify", "--db", db, "--key", key.stdout.strip(), "--record")
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("ok: 24 entries")
     st = json.loads(fl("audit", "status", "--db", db, "--json").stdout)
@@ -88,7 +89,10 @@ def test_prove_export_verify_bundle_and_tampered_bundle(filled: Path, tmp_path: 
     assert failed.returncode == 1 and failed.stderr.startswith("error: entry #")
     assert "Traceback" not in failed.stderr
 
-    other_key = fl("audit", "key", "--db", f"sqlite:///{tmp_path / 'other.db'}").stdout.strip()
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    open_store(other).close()  # another store, with a key of its own
+    other_key = fl("audit", "key", "--db", other).stdout.strip()
+    assert other_key
     wrong = fl("audit", "verify-bundle", str(bundle), "--key", other_key)
     assert wrong.returncode == 1 and "not signed by the ledger key" in wrong.stderr
 

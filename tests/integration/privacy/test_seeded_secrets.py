@@ -221,7 +221,8 @@ def test_remote_sdk_spools_only_scrubbed_records(tmp_path: Path, sdk_log: Path) 
     flightlog.configure(f"http://127.0.0.1:{port}", spool_dir=str(spool))
     try:
         run_id = _record_with_sdk(seeds)
-        assert flightlog.flush(hooks=False)
+        # Durable in the spool but not delivered: flush() says so (False).
+        assert flightlog.flush(hooks=False) is False
         spooled = _raw_files([spool])
         assert spooled, "nothing was spooled while the server was down"
         assert _found(spooled, seeds.forms()) == []

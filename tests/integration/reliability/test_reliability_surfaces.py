@@ -87,7 +87,9 @@ def test_cli_config_cost_and_bad_config(db: Path, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server(db: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(db=db, port=free_port()).start()
+    cfg = db.parent / "slo.toml"
+    cfg.write_text('[[slo]]\nworkflow = "w"\ntarget = 0.9\nwindow = "400d"\nmin_runs = 5\n')
+    srv = ServerProcess(db=db, port=free_port(), env={"FLIGHTLOG_CONFIG": str(cfg)}).start()
     try:
         yield srv
     finally:
@@ -116,4 +118,5 @@ def test_web_page_has_charts_and_no_script(server: ServerProcess) -> None:
     assert body.count("<svg") >= 3
     assert "clean runs per day" in body and "success per step" in body
     assert "54.5%" in body
+    assert "<h2>SLOs</h2>" in body and "not met" in body  # 6 of 11 against 90%
     assert httpx.get(f"{server.url}/reliability?days=0").status_code == 400

@@ -136,5 +136,20 @@ def test_same_figures_on_postgresql(kstore: Any, pg_url: str) -> None:
         assert refresh(pg, now_ns=now, lookback_ns=30 * 86_400 * 10**9) > 0
         rep = reliability(pg, **WINDOW)
         assert rep.kept_hours > 0 and rep.to_dict() == want
+        # SLOs and the board report read the same way on PostgreSQL
+        from flightlog.reliability.board import board_report
+        from flightlog.reliability.settings import SLO
+        from flightlog.reliability.slo import evaluate
+
+        end = WINDOW["until_ns"]
+        for slo in (
+            SLO("w", "w", 0.9, 3 * 86_400 * 10**9),
+            SLO("w/b", "w", 0.9, 3 * 86_400 * 10**9, step="b"),
+        ):
+            assert evaluate(pg, slo, end).to_dict() == evaluate(kstore, slo, end).to_dict()
+        b_pg = board_report(pg, period_ns=3 * 86_400 * 10**9, now_ns=end)
+        b_sq = board_report(kstore, period_ns=3 * 86_400 * 10**9, now_ns=end)
+        assert b_pg["workflows"] == b_sq["workflows"]
+        assert b_pg["root_causes_by_owner"] == b_sq["root_causes_by_owner"]
     finally:
         pg.close()

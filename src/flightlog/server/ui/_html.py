@@ -90,15 +90,9 @@ def when(ns: int | None) -> str:
 
 
 def duration(ns: int | None) -> str:
-    if ns is None:
-        return "-"
-    if ns < 1_000_000:
-        return f"{ns / 1e3:.0f} µs"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.1f} ms"
-    if ns < 120_000_000_000:
-        return f"{ns / 1e9:.2f} s"
-    return f"{ns / 6e10:.1f} min"
+    from flightlog._format import duration as fmt
+
+    return fmt(ns)
 
 
 def pill(status: str | None) -> str:

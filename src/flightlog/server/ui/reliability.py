@@ -48,5 +48,39 @@ def reliability_page(store: Any, request: Request) -> HTMLResponse:
         f"</label><label>window<select name='days'>{day_opts}</select></label>"
         "<button type='submit'>Show</button></form>"
     )
-    body = EXTRA_STYLE + form + html_body(report)
+    body = EXTRA_STYLE + form + _slos(store, workflow, until) + html_body(report)
     return page("Reliability", body, active="reliability")
+
+
+def _slos(store: Any, workflow: str | None, now_ns: int) -> str:
+    """SLO status from the server's flightlog.toml (nothing when none is configured)."""
+    from flightlog.errors import ConfigurationError
+    from flightlog.reliability.charts import pct
+    from flightlog.reliability.settings import load_reliability_settings
+    from flightlog.reliability.slo import evaluate_all
+
+    try:
+        slos = load_reliability_settings().slos
+    except ConfigurationError as exc:
+        return f"<div class='panel'>SLOs not shown: {e(exc)}</div>"
+    slos = [s for s in slos if workflow is None or s.workflow == workflow]
+    if not slos:
+        return ""
+    rows = []
+    for st in evaluate_all(store, slos, now_ns):
+        left = "–" if st.budget_remaining is None else f"{st.budget_remaining:.0%}"
+        state = {True: "ok", False: "bad", None: "unk"}[st.met]
+        label = {True: "met", False: "not met", None: "no runs"}[st.met]
+        fires = ", ".join(f"{f.rule.severity} ({f.rule.label})" for f in st.firing) or "–"
+        rows.append(
+            f"<tr><td>{e(st.slo.name)}</td><td class='num'>{e(pct(st.sli))}</td>"
+            f"<td class='num'>{e(pct(st.slo.target))}</td>"
+            f"<td><span class='pill {state}'>{label}</span></td><td class='num'>{e(left)}</td>"
+            f"<td>{e(fires)}</td></tr>"
+        )
+    return (
+        "<h2>SLOs</h2><table><tr><th>SLO</th><th>SLI</th><th>target</th><th>state</th>"
+        "<th>error budget left</th><th>burn-rate alerts firing</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )

@@ -1,0 +1,113 @@
+"""``flightlog serve`` says what it does: "listening on" once the port is bound, a clear
+message when the port is taken, one line per interval of what it received, that failed
+runs alert nobody without a flightlog.toml; a damaged store makes /readyz say not ready and
+the API answer 503, never 500."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from tests.conftest import run_cli
+from tests.integration.server.conftest import ServerProcess, free_port
+from tests.integration.store.test_store_files import damage
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTLOG_")}
+
+
+def _wait_for(pred, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return bool(pred())
+
+
+def test_a_taken_port_is_a_clear_error_and_nothing_claims_to_listen(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        p = run_cli("serve", "--port", str(port), "--db", str(tmp_path / "s.db"), env=_env())
+    assert p.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in p.stderr
+    assert "listening on" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_serve_logs_what_it_received_and_that_nobody_is_alerted(tmp_path: Path) -> None:
+    srv = ServerProcess(db=tmp_path / "new.db", port=free_port())
+    srv.env = {"FLIGHTLOG_LOG_INTERVAL": "0.2"}
+    srv.start()
+    try:
+        spans = [
+            {
+                "traceId": "ab" * 16,
+                "spanId": "00000000000000a1",
+                "name": "claims-triage",
+                "startTimeUnixNano": "1000",
+                "endTimeUnixNano": "2000",
+                "status": {"code": 2, "message": "validator rejected the claim"},
+            }
+        ]
+        body = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+        r = httpx.post(
+            srv.url + "/v1/traces", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 200
+        assert srv.log is not None
+        log = srv.log
+
+        def logged() -> str:
+            return log.read_text(encoding="utf-8")
+
+        assert _wait_for(lambda: "1 failed" in logged()), logged()
+    finally:
+        srv.stop()
+    text = logged()
+    assert f"listening on http://127.0.0.1:{srv.port}" in text
+    assert "(a new, empty store: it did not exist)" in text
+    assert "no alerting configured" in text.split("listening on", 1)[0]  # said at start
+    # the request and the run's end may fall in different intervals
+    assert "1 request(s), 1 span(s) stored, 0 rejected" in text
+    assert "1 run(s) ended, 1 failed (no alerting configured" in text
+
+
+def test_a_damaged_store_is_not_ready_and_answers_503(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    run_cli("demo", "--runs", "6", "--dir", str(home), env=_env(), check=True)
+    rid = run_cli("runs", "--status", "failed", "-q", cwd=home, env=_env(), check=True)
+    bad = tmp_path / "bad.db"
+    shutil.copy2(home / "flightlog.db", bad)
+    pages = bad.stat().st_size // 4096
+    damage(bad, range(pages // 2, pages, 4))  # table pages; the schema itself still reads
+    srv = ServerProcess(db=bad, port=free_port())
+    srv.start()
+    try:
+        assert _wait_for(lambda: httpx.get(srv.url + "/readyz").status_code == 503)
+        ready = httpx.get(srv.url + "/readyz").json()
+        assert any("damaged" in p for p in ready["problems"]), ready
+        statuses = set()
+        for path in (
+            "/api/v1/runs",
+            f"/api/v1/runs/{rid.stdout.strip()}",
+            f"/api/v1/runs/{rid.stdout.strip()}/lineage",
+            "/",
+            f"/runs/{rid.stdout.strip()}",
+            "/incidents",
+        ):
+            statuses.add(httpx.get(srv.url + path).status_code)
+        assert statuses <= {200, 503}, statuses
+    finally:
+        srv.stop()
+    assert srv.log is not None
+    text = srv.log.read_text(encoding="utf-8")
+    assert "the store is damaged" in text
