@@ -15,6 +15,15 @@ import flightlog
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Ledger signing keys and witnesses go to the user's configuration directory by
+    default: give the test session (and the processes it starts) one of its own."""
+    if not os.environ.get("FLIGHTLOG_TEST_KEEP_CONFIG_HOME"):
+        import tempfile
+
+        os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="flightlog-test-config-")
+
+
 def testdata_dir() -> Path:
     """``../shared/testdata`` beside the repository (or /work/shared/testdata)."""
     for candidate in (REPO.parent / "shared" / "testdata", Path("/work/shared/testdata")):

@@ -73,9 +73,13 @@ def status(db: str, as_json: bool) -> None:
 @db_option
 def key(db: str) -> None:
     """Print the verifier key (C2SP signed-note format) that auditors use to check
-    checkpoints, bundles and proofs. Creates the signing key on first use."""
+    checkpoints, bundles and proofs. Creates the signing key of a log that has signed
+    nothing yet; for a log with checkpoints, a missing key file is an error."""
     with errors_as_messages():
-        click.echo(_ledger(db).verifier().encode())
+        ledger = _ledger(db)
+        with ledger.store.read() as tx:
+            fresh = not ledger.checkpoint_notes(tx)
+        click.echo(ledger.verifier(create=fresh).encode())
 
 
 @audit.command()
@@ -137,6 +141,8 @@ def verify(
         click.echo(report.summary())
         for p in report.problems[1:10]:
             click.echo(f"  also: {p.message}")
+        if report.ok or report.unsigned:
+            click.echo(f"unsigned tail: {report.tail()}")
     if not report.ok:
         raise SystemExit(1)
 

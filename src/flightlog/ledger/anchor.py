@@ -1,10 +1,12 @@
 """Anchoring: publishing checkpoints outside the database.
 
 A rewritten database can be re-hashed and even re-signed by whoever holds the key, but not
-what was already published. Every checkpoint is appended to a *witness file* (by default
-``<db>.checkpoints``; point ``FLIGHTLOG_LEDGER_WITNESS`` at storage the database's writers
-cannot rewrite) and can be committed to a git repository, whose history is itself a hash
-chain that is easily mirrored. ``audit verify`` checks the log against every witnessed
+what was already published. Every checkpoint is published to a *witness*
+(``FLIGHTLOG_LEDGER_WITNESS``): a file it is appended to, a directory (one
+``<origin>.checkpoints`` file per log; by default ``<config dir>/flightlog/witness/``, outside
+the store's directory), or a git repository (appended and committed: its history is itself a
+hash chain that is easily pushed and mirrored). Point it at storage the database's writers
+can append to but not rewrite. ``audit verify`` checks the log against every witnessed
 checkpoint: a witnessed size larger than the log means it was rolled back or truncated, a
 different root at the same size means it was rewritten.
 
@@ -22,6 +24,31 @@ from flightlog.errors import LedgerError
 from flightlog.ledger import note as note_mod
 
 
+def witness_file(witness: Path, origin: str) -> Path:
+    """The file a log's checkpoints go to: ``witness`` itself, or ``<origin>.checkpoints``
+    inside it when it is a directory (or a git repository)."""
+    if witness.is_dir():
+        return witness / f"{safe_name(origin)}.checkpoints"
+    return witness
+
+
+def is_git_repo(path: Path) -> bool:
+    return path.is_dir() and (path / ".git").exists()
+
+
+def publish(witness: Path, signed_note: str, origin: str, size: int) -> Path:
+    """Publish a checkpoint to the witness: append it to the witness file (fsync), and in a
+    git repository also commit it. A directory that does not exist yet is created (0700)
+    when the path has no file suffix."""
+    if not witness.exists() and not witness.suffix:
+        witness.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if is_git_repo(witness):
+        return anchor_git(witness, signed_note, origin, size)
+    path = witness_file(witness, origin)
+    append_witness(path, signed_note)
+    return path
+
+
 def append_witness(path: Path, signed_note: str) -> None:
     """Append a signed checkpoint to the witness file durably (fsync)."""
     data = (signed_note + "\n").encode()
@@ -33,9 +60,12 @@ def append_witness(path: Path, signed_note: str) -> None:
         os.close(fd)
 
 
-def read_witness(path: Path) -> list[str]:
-    """The signed notes in a witness file, oldest first."""
-    if not path.exists():
+def read_witness(path: Path, origin: str | None = None) -> list[str]:
+    """The signed notes in a witness file (or, with ``origin``, a witness directory or git
+    repository), oldest first."""
+    if origin is not None:
+        path = witness_file(path, origin)
+    if not path.exists() or path.is_dir():
         return []
     notes: list[str] = []
     body: list[str] = []
@@ -57,7 +87,8 @@ def read_witness(path: Path) -> list[str]:
     return notes
 
 
-def _safe(origin: str) -> str:
+def safe_name(origin: str) -> str:
+    """A log origin as a file name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", origin)
 
 
@@ -68,9 +99,9 @@ def anchor_git(repo: Path, signed_note: str, origin: str, size: int) -> Path:
     the published record.
     """
     repo = Path(repo)
-    if not (repo / ".git").exists():
+    if not is_git_repo(repo):
         raise LedgerError(f"{repo} is not a git repository; create it with 'git init {repo}'")
-    path = repo / f"{_safe(origin)}.checkpoints"
+    path = repo / f"{safe_name(origin)}.checkpoints"
     append_witness(path, signed_note)
     env = {
         **os.environ,

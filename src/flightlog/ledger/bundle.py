@@ -28,8 +28,8 @@ from flightlog.errors import InputError, LedgerError
 from flightlog.ledger import checkpoint as cp_mod
 from flightlog.ledger import rfc9162
 from flightlog.ledger.entry import COMMIT, commitment, committed_paths, get_path
+from flightlog.ledger.log import RUN_INDEX
 from flightlog.ledger.note import Verifier
-from flightlog.ledger.schema import record_filter
 
 FORMAT = "flightlog-audit-bundle/v1"
 
@@ -54,38 +54,22 @@ def export(
     ledger: Any, out: Path, *, run_id: str | None = None, since_ns: int | None = None
 ) -> BundleSummary:
     """Write a bundle of the entries of one run (``run_id``) or appended since ``since_ns``."""
-    from flightlog.store.base import chunked
-
     if (run_id is None) == (since_ns is None):
         raise InputError("export needs exactly one of a run (--run) or a time (--since)")
     store = ledger.store
     if run_id is not None:
         run_id = store.resolve_run_id(run_id)
+        ledger.index_run(run_id)  # the run's entries as of now, committed in the log
     cp = ledger.checkpoint()
     with store.read() as tx:
         if run_id is not None:
-            ids = [run_id]
-            ids += [
-                f"{run_id}/{r[0]}"
-                for r in tx.fetchall("SELECT id FROM steps WHERE run_id = ?", (run_id,))
-            ]
-            ids += [
-                r[0] for r in tx.fetchall("SELECT id FROM findings WHERE run_id = ?", (run_id,))
-            ]
-            ids += [
-                f"{run_id}/{s}>{t}/{k}"
-                for s, t, k in tx.fetchall(
-                    "SELECT source, target, kind FROM edges WHERE run_id = ?", (run_id,)
-                )
-            ]
-            rows = []
-            for part in chunked(ids, 400):
-                cond, params = record_filter(list(part), [run_id])
-                rows += tx.fetchall(
-                    f"SELECT seq, entry, openings FROM ledger_entries WHERE {cond} AND seq < ?",
-                    [*params, cp.size],
-                )
-            rows.sort()
+            # Every entry of the run (records, findings, attribution, incidents, conflicts,
+            # redactions, its indexes): what its latest index lists.
+            rows = tx.fetchall(
+                "SELECT seq, entry, openings FROM ledger_entries "
+                "WHERE run_id = ? AND seq < ? ORDER BY seq",
+                (run_id, cp.size),
+            )
         else:
             rows = tx.fetchall(
                 "SELECT seq, entry, openings FROM ledger_entries "
@@ -138,6 +122,7 @@ def export(
 class BundleReport:
     """What a verified bundle proves."""
 
+    complete: dict[str, int]  # run -> entries proven to be all of the run's entries
     origin: str
     checkpoint_size: int
     checkpoint_root: str
@@ -157,12 +142,18 @@ class BundleReport:
         trust = (
             "pinned key" if self.key_pinned else "key from the bundle itself (pass --key to pin)"
         )
+        complete = (
+            "; complete: "
+            + ", ".join(f"all {n} entries of run {r}" for r, n in self.complete.items())
+            if self.complete
+            else "; completeness not claimed (no run index in the bundle)"
+        )
         return (
             f"verified: {self.entries} entries ({kinds}) of run(s) {runs or '-'} are included in "
             f"checkpoint {self.origin} size {self.checkpoint_size} root {self.checkpoint_root}, "
             f"signed by {self.verifier_key} ({trust}); "
             f"{self.opened} committed values opened, {self.redacted} redacted, "
-            f"{self.payloads} payloads match their hashes"
+            f"{self.payloads} payloads match their hashes" + complete
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,6 +171,7 @@ class BundleReport:
             "redacted": self.redacted,
             "payloads": self.payloads,
             "selection": self.selection,
+            "complete": self.complete,
             "summary": self.summary(),
         }
 
@@ -208,6 +200,8 @@ def verify_bundle(path: Path, trusted_key: str | None = None) -> BundleReport:
         raise LedgerError(f"bundle {path} holds no entries")
     kinds: Counter[str] = Counter()
     runs: set[str] = set()
+    present: set[int] = set()
+    indexes: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     opened = redacted = 0
     committed_hashes: set[str] = set()
     for item in entries:
@@ -223,7 +217,10 @@ def verify_bundle(path: Path, trusted_key: str | None = None) -> BundleReport:
             raise LedgerError(f"entry #{index} does not verify: {exc}") from exc
         entry = orjson.loads(raw)
         kinds[str(entry.get("kind"))] += 1
+        present.add(index)
         data = entry.get("data") or {}
+        if entry.get("kind") == RUN_INDEX and isinstance(data, dict):
+            indexes.setdefault(str(data.get("run_id")), []).append((index, data))
         if isinstance(data, dict) and data.get("run_id"):
             runs.add(str(data["run_id"]))
         if entry.get("kind") in ("run.start", "run.end"):
@@ -246,6 +243,8 @@ def verify_bundle(path: Path, trusted_key: str | None = None) -> BundleReport:
             raise LedgerError(
                 f"entry #{index}: openings for fields it does not commit: {sorted(by_path)}"
             )
+    selection = dict(bundle.get("selection") or {})
+    complete = _check_complete(path, selection, indexes, present)
     for h, text in payloads.items():
         if h not in committed_hashes:
             raise LedgerError(f"payload {h} is not referenced by any opened entry")
@@ -255,6 +254,7 @@ def verify_bundle(path: Path, trusted_key: str | None = None) -> BundleReport:
         if hashlib.sha256(str(text).encode()).hexdigest() != digest:
             raise LedgerError(f"payload {h} does not match its hash")
     return BundleReport(
+        complete=complete,
         origin=cp.origin,
         checkpoint_size=cp.size,
         checkpoint_root=base64.b64encode(cp.root).decode(),
@@ -266,5 +266,48 @@ def verify_bundle(path: Path, trusted_key: str | None = None) -> BundleReport:
         opened=opened,
         redacted=redacted,
         payloads=len(payloads),
-        selection=dict(bundle.get("selection") or {}),
+        selection=selection,
     )
+
+
+def _check_complete(
+    path: Path,
+    selection: dict[str, Any],
+    indexes: dict[str, list[tuple[int, dict[str, Any]]]],
+    present: set[int],
+) -> dict[str, int]:
+    """Completeness: for every run the bundle holds an index of (and the run it was exported
+    for, which must have one), every entry its latest index lists is in the bundle, and each
+    index lists everything the one before it listed. Returns {run: entries proven}."""
+    wanted = selection.get("run")
+    if wanted and str(wanted) not in indexes:
+        raise LedgerError(
+            f"bundle {path} holds no index of run {wanted}: that the bundle holds all of the "
+            "run's entries cannot be proven (export it again with this version)"
+        )
+    complete: dict[str, int] = {}
+    for run_id, found in sorted(indexes.items()):
+        found.sort(key=lambda item: item[0])
+        listed_before: set[int] = set()
+        for at, data in found:
+            try:
+                listed = {int(i) for i in data.get("entries") or []}
+            except (TypeError, ValueError) as exc:
+                raise LedgerError(f"the index of run {run_id} (entry #{at}) is malformed") from exc
+            if not listed_before <= listed:
+                gone = min(listed_before - listed)
+                raise LedgerError(
+                    f"the index of run {run_id} at entry #{at} omits entry #{gone}, which an "
+                    "earlier index of the run listed"
+                )
+            listed_before = listed
+        latest_at = found[-1][0]
+        missing = sorted(listed_before - present)
+        if missing:
+            raise LedgerError(
+                f"bundle {path} is incomplete: entry #{missing[0]} of run {run_id} (listed by "
+                f"the run's index, entry #{latest_at}) is missing from it"
+                + (f", and {len(missing) - 1} more" if len(missing) > 1 else "")
+            )
+        complete[run_id] = len(listed_before)
+    return complete

@@ -2,10 +2,14 @@
 section of ``flightlog.toml`` (the key in brackets), else the defaults.
 
 - ``FLIGHTLOG_LEDGER`` [``enabled``]: ``off`` disables the ledger (default on)
-- ``FLIGHTLOG_LEDGER_KEY`` [``key``]: the signing key file, created (mode 0600) on first
-  use (default ``<db>.ledger-key`` beside a SQLite file)
-- ``FLIGHTLOG_LEDGER_WITNESS`` [``witness``]: file every checkpoint is appended to,
-  ``off`` to disable (default ``<db>.checkpoints``)
+- ``FLIGHTLOG_LEDGER_KEY`` [``key``]: the signing key file, created (mode 0600, its
+  directory 0700) when a checkpoint is first signed; read commands never create it. Default:
+  ``<config dir>/flightlog/keys/<log origin>.key``, outside the store's directory, where
+  ``<config dir>`` is ``$XDG_CONFIG_HOME`` or ``~/.config`` (a key file
+  ``<db>.ledger-key`` beside a SQLite store, from earlier versions, is still used)
+- ``FLIGHTLOG_LEDGER_WITNESS`` [``witness``]: where every checkpoint is published: a file,
+  a directory, or a git repository (each checkpoint committed); ``off`` to disable. Default:
+  ``<config dir>/flightlog/witness/`` (``<db>.checkpoints`` if an earlier version wrote one)
 - ``FLIGHTLOG_LEDGER_CHECKPOINT_EVERY`` [``checkpoint_every``]: sign a checkpoint every N
   entries (10000)
 - ``FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS`` [``checkpoint_seconds``]: ... or when T seconds
@@ -19,7 +23,6 @@ section of ``flightlog.toml`` (the key in brackets), else the defaults.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -86,10 +89,11 @@ class LedgerConfig:
     """How a store's ledger behaves. ``from_env`` reads the environment."""
 
     enabled: bool = True
-    key_path: Path | None = None
+    key_path: Path | None = None  # None: key_dir / "<origin>.key"
     witness_path: Path | None = None
     checkpoint_every: int = 10_000
-    checkpoint_seconds: float = 60.0
+    checkpoint_seconds: float = 5.0
+    key_dir: Path | None = None
     sensitive_patterns: tuple[str, ...] = DEFAULT_SENSITIVE_PATTERNS
     committed_fields: tuple[str, ...] = COMMITTED_FIELDS
     # The attributes and the evidence of a record each go into one commitment (True), so
@@ -134,23 +138,25 @@ class LedgerConfig:
 
         enabled = is_on(setting("FLIGHTLOG_LEDGER", "enabled"))
         db_path = _db_path(store_url)
+        config_dir = user_config_dir(e)
         key = setting("FLIGHTLOG_LEDGER_KEY", "key")
+        legacy_key = db_path.with_name(db_path.name + ".ledger-key") if db_path else None
         if key:
             key_path: Path | None = Path(key).expanduser()
-        elif db_path is not None:
-            key_path = db_path.with_name(db_path.name + ".ledger-key")
-        elif store_url:
-            digest = hashlib.sha256(store_url.encode()).hexdigest()[:12]
-            key_path = Path("~/.config/flightlog").expanduser() / f"ledger-{digest}.key"
+        elif legacy_key is not None and legacy_key.exists():
+            key_path = legacy_key
         else:
-            key_path = None
+            key_path = None  # per log, in the user's configuration directory
         witness = setting("FLIGHTLOG_LEDGER_WITNESS", "witness")
+        legacy_witness = db_path.with_name(db_path.name + ".checkpoints") if db_path else None
         if witness is not None and witness.strip().lower() in ("off", "none", ""):
             witness_path: Path | None = None
         elif witness:
             witness_path = Path(witness).expanduser()
-        elif db_path is not None:
-            witness_path = db_path.with_name(db_path.name + ".checkpoints")
+        elif legacy_witness is not None and legacy_witness.exists():
+            witness_path = legacy_witness
+        elif config_dir is not None:
+            witness_path = config_dir / "witness"
         else:
             witness_path = None
         extra_text = setting("FLIGHTLOG_LEDGER_SENSITIVE", "sensitive") or ""
@@ -158,7 +164,7 @@ class LedgerConfig:
         try:
             every = int(setting("FLIGHTLOG_LEDGER_CHECKPOINT_EVERY", "checkpoint_every") or 10_000)
             seconds = float(
-                setting("FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS", "checkpoint_seconds") or 60
+                setting("FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS", "checkpoint_seconds") or 5
             )
             days = float(
                 setting("FLIGHTLOG_LEDGER_RETENTION_DAYS", "retention_days") or MIN_RETENTION_DAYS
@@ -176,7 +182,20 @@ class LedgerConfig:
             checkpoint_seconds=seconds,
             sensitive_patterns=DEFAULT_SENSITIVE_PATTERNS + extra,
             retention_days=days,
+            key_dir=config_dir / "keys" if config_dir is not None else None,
         )
+
+
+def user_config_dir(env: Mapping[str, str] | None = None) -> Path | None:
+    """``$XDG_CONFIG_HOME/flightlog``, else ``~/.config/flightlog`` (None without a home)."""
+    e = os.environ if env is None else env
+    base = e.get("XDG_CONFIG_HOME", "").strip()
+    if base:
+        return Path(base).expanduser() / "flightlog"
+    try:
+        return Path.home() / ".config" / "flightlog"
+    except RuntimeError:  # no home directory to be found
+        return None
 
 
 def is_on(value: str | None) -> bool:

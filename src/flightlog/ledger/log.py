@@ -58,6 +58,7 @@ _INSERT_ENTRY = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_NODE = "INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)"
+RUN_INDEX = "run.index"  # entry kind: the list of a run's entries (completeness of bundles)
 
 
 def node_id(level: int, index: int) -> int:
@@ -104,10 +105,18 @@ def fetch_nodes(tx: Tx, keys: Iterable[rfc9162.NodeKey]) -> dict[rfc9162.NodeKey
     return out
 
 
+class KeyMissingError(LedgerError):
+    """The log's signing key file is not where it was expected (e.g. a copied store)."""
+
+
 def load_signer(path: Path, name: str, *, create: bool) -> Signer:
-    """The signing key at ``path``; created (mode 0600) if absent and ``create``."""
+    """The signing key at ``path``; created (mode 0600, its directory 0700 if it must be
+    made) if absent and ``create``, else ``KeyMissingError`` saying where it was expected."""
     if path.exists():
-        signer = Signer.parse(path.read_text())
+        try:
+            signer = Signer.parse(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise LedgerError(f"cannot read the ledger signing key {path}: {exc}") from exc
         if signer.name != name:
             raise LedgerError(
                 f"signing key {path} is for log {signer.name!r}, but this store's log is "
@@ -115,11 +124,21 @@ def load_signer(path: Path, name: str, *, create: bool) -> Signer:
             )
         return signer
     if not create:
-        raise LedgerError(f"no ledger signing key at {path}; set FLIGHTLOG_LEDGER_KEY")
-    if not path.parent.exists():
-        raise LedgerError(f"cannot create ledger key {path}: directory {path.parent} is missing")
+        raise KeyMissingError(
+            f"key file missing: the signing key of log {name!r} was expected at {path}. "
+            "A copied store does not bring its key: copy the key file there, or pass its "
+            "path in FLIGHTLOG_LEDGER_KEY; to check signatures with only the public key, "
+            "pass it with --key (from 'flightlog audit key' on the original machine)"
+        )
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise LedgerError(
+            f"cannot create the ledger signing key {path}: {exc}; set FLIGHTLOG_LEDGER_KEY "
+            "to a writable path"
+        ) from exc
     signer = Signer.generate(name)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, (signer.encode() + "\n").encode())
         os.fsync(fd)
@@ -140,6 +159,9 @@ class Ledger:
         self._frontier: list[bytes | None] = []
         self._last_cp: tuple[int, int] = (0, time.time_ns())  # (size, created_ns)
         self._signer: Signer | None = None
+        self._tail_timer: threading.Timer | None = None
+        self._last_tx: Tx | None = None  # the transaction of the last append
+        self._timer_pid = os.getpid()
         self.checkpoint_errors = 0
         store.migrate("ledger", migrations(store.dialect))
         readonly = bool(getattr(store, "readonly", False))  # read commands: never write
@@ -175,15 +197,32 @@ class Ledger:
         return f"flightlog.local/{secrets.token_hex(6)}"
 
     # -- keys ----------------------------------------------------------------------------
+    @property
+    def key_path(self) -> Path | None:
+        """The signing key file: ``FLIGHTLOG_LEDGER_KEY``, else one per log in the user's
+        configuration directory (outside the store's directory)."""
+        if self.config.key_path is not None:
+            return self.config.key_path
+        if self.config.key_dir is None:
+            return None
+        return self.config.key_dir / f"{anchor.safe_name(self.origin)}.key"
+
     def signer(self, *, create: bool = True) -> Signer:
+        """The signing key; created only when ``create`` (signing paths), never by reads."""
         if self._signer is None:
-            if self.config.key_path is None:
-                raise LedgerError("no ledger key path configured; set FLIGHTLOG_LEDGER_KEY")
-            self._signer = load_signer(self.config.key_path, self.origin, create=create)
+            path = self.key_path
+            if path is None:
+                raise LedgerError(
+                    "no place for the ledger signing key (no home directory); set "
+                    "FLIGHTLOG_LEDGER_KEY"
+                )
+            self._signer = load_signer(path, self.origin, create=create)
         return self._signer
 
-    def verifier(self) -> Verifier:
-        return self.signer().verifier
+    def verifier(self, *, create: bool = False) -> Verifier:
+        """The public key checking this log's checkpoints. Raises ``KeyMissingError`` when
+        the key file does not exist (reads never create it)."""
+        return self.signer(create=create).verifier
 
     # -- the write path --------------------------------------------------------------------
     def on_write(self, tx: Tx, batch: Batch) -> None:
@@ -197,7 +236,7 @@ class Ledger:
                 kind = "run.start" if r.status == "running" else "run.end"
                 out.append(enc(kind, r.id, r.id, run_data(stored[r.id]), now))
         for s in batch.steps:
-            # Step upserts overwrite every column, so the batch record is what is stored.
+            # Hooks receive the steps as stored (merged by store.facts).
             out.append(enc("step", step_record_id(s.run_id, s.id), s.run_id, step_data(s), now))
         for e in batch.edges:
             se = self._stored_edge(tx, e)
@@ -205,7 +244,47 @@ class Ledger:
         for f in batch.findings:
             sf = self._stored_finding(tx, f)
             out.append(enc("finding", sf.id, sf.run_id, finding_data(sf), now))
-        self.append(tx, out)
+        first = self.append(tx, out)
+        ended = [r.id for r in batch.runs if r.status != "running"]
+        if ended:
+            # Each run that ended in this write gets an index of its entries, so a bundle of
+            # the run can be checked for completeness (bundle.verify_bundle).
+            written = {
+                rid: [first + i for i, e in enumerate(out) if e.run_id == rid] for rid in ended
+            }
+            self.append(
+                tx,
+                [self._index_entry(tx, rid, now, written[rid]) for rid in ended],
+                checkpoint=False,
+            )
+
+    def _index_entry(self, tx: Tx, run_id: str, now: int, extra: Sequence[int] = ()) -> Encoded:
+        """A ``run.index`` entry: the indices of every entry of the run so far (plus
+        ``extra``, appended in this transaction) and the index entry before it."""
+        seqs = {
+            int(r[0])
+            for r in tx.fetchall("SELECT seq FROM ledger_entries WHERE run_id = ?", (run_id,))
+        }
+        seqs.update(extra)
+        prev = tx.fetchone(
+            "SELECT MAX(seq) FROM ledger_entries WHERE run_id = ? AND kind = ?",
+            (run_id, RUN_INDEX),
+        )
+        data = {
+            "run_id": run_id,
+            "entries": sorted(seqs),
+            "count": len(seqs),
+            "previous": None if prev is None or prev[0] is None else int(prev[0]),
+        }
+        return self.encoder.encode(
+            RUN_INDEX, f"{run_id}#index", run_id, data, now, top_level_keys=True
+        )
+
+    def index_run(self, run_id: str) -> int:
+        """Append a ``run.index`` entry listing every entry of ``run_id`` now (``audit
+        export`` does before it signs the checkpoint a bundle is proven in); its index."""
+        with self.store.transaction() as tx:
+            return self.append(tx, [self._index_entry(tx, run_id, time.time_ns())])
 
     def on_audit(self, tx: Tx, kind: str, data: dict[str, Any]) -> None:
         """Store auditor: append a leaf for a capability's record (same transaction)."""
@@ -266,13 +345,18 @@ class Ledger:
             self._head = head
         return head
 
-    def append(self, tx: Tx, encoded: Sequence[Encoded]) -> int:
-        """Append entries inside ``tx``; returns the index of the first. Thread-safe."""
+    def append(self, tx: Tx, encoded: Sequence[Encoded], *, checkpoint: bool = True) -> int:
+        """Append entries inside ``tx``; returns the index of the first. Thread-safe.
+
+        The first append of a transaction may sign a periodic checkpoint of the log as it
+        was before it (committed state); later ones in the same transaction never do."""
         if not encoded:
             return -1
         with self._lock:
             size, root = self._sync(tx)
-            self._maybe_checkpoint(tx, size, root)
+            if checkpoint and tx is not self._last_tx:
+                self._maybe_checkpoint(tx, size, root)
+            self._last_tx = tx
             frontier = list(self._frontier)
             entries = []
             nodes = []
@@ -316,6 +400,7 @@ class Ledger:
             # Cached now; if the transaction rolls back, _sync sees the difference next time.
             self._head = (seq, new_root)
             self._frontier = frontier
+            self._schedule_tail_checkpoint()
             return size
 
     # -- reading -------------------------------------------------------------------------
@@ -384,11 +469,51 @@ class Ledger:
             self._last_cp = (last_size, time.time_ns())  # back off until the next period
             log.error("ledger checkpoint at size %d not signed: %s", size, exc)
 
+    def _schedule_tail_checkpoint(self) -> None:
+        """Sign the entries appended last within ``checkpoint_seconds`` even when no further
+        write comes (a timer thread), so the unsigned tail a truncation could remove
+        unnoticed stays seconds long."""
+        seconds = self.config.checkpoint_seconds
+        if seconds <= 0:
+            return
+        if os.getpid() != self._timer_pid:  # forked: the parent's timer is not ours
+            self._tail_timer, self._timer_pid = None, os.getpid()
+        if self._tail_timer is not None:
+            return
+        timer = threading.Timer(seconds, self._sign_tail)
+        timer.daemon = True
+        timer.name = "flightlog-ledger-checkpoint"
+        self._tail_timer = timer
+        timer.start()
+
+    def sign_on_close(self) -> None:
+        """When the store closes: sign what this process appended and no checkpoint covers
+        yet (the tail a short-lived writer would otherwise leave unsigned)."""
+        timer = self._tail_timer
+        if timer is None or os.getpid() != self._timer_pid:
+            return
+        timer.cancel()
+        self._sign_tail()
+
+    def _sign_tail(self) -> None:
+        self._tail_timer = None
+        try:
+            with self._lock:
+                last_size = self._last_cp[0]
+                if self._head is not None and self._head[0] <= last_size:
+                    return
+            self.checkpoint()
+        except Exception as exc:  # a closed or read-only store, a refused signature
+            self.checkpoint_errors += 1
+            log.debug("ledger tail checkpoint not signed: %s", exc)
+
     def checkpoint(self, *, git_repo: Path | None = None) -> cp_mod.Checkpoint:
         """Sign a checkpoint of the log as it is now (or return the latest, if it already
         covers every entry). Raises ``LedgerError`` if the log is empty or inconsistent with
         the previous checkpoint."""
-        with self._lock, self.store.transaction() as tx:
+        # The store's transaction first, then the ledger's lock: the order every append
+        # takes them in (appends run inside the store's write transaction).
+        with self.store.transaction() as tx, self._lock:
             size, root = self._sync(tx)
             if size == 0:
                 raise LedgerError("the ledger is empty; record something before checkpointing")
@@ -431,7 +556,7 @@ class Ledger:
             (size, now, cp.note),
         )
         if self.config.witness_path is not None:
-            anchor.append_witness(self.config.witness_path, cp.note)
+            anchor.publish(self.config.witness_path, cp.note, cp.origin, cp.size)
         self._last_cp = (size, now)
         return cp
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from flightlog.ledger import anchor
 from flightlog.ledger.log import Ledger
 
 
@@ -19,10 +20,11 @@ def status(ledger: Ledger) -> dict[str, Any]:
             "SELECT size, created_ns FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
         )
         n_cps = tx.fetchone("SELECT COUNT(*) FROM ledger_checkpoints")
-    key_path = ledger.config.key_path
+    key_path = ledger.key_path
     verifier = None
     if key_path is not None and key_path.exists():
         verifier = ledger.verifier().encode()
+    witness = ledger.config.witness_path
     return {
         "origin": ledger.origin,
         "size": size,
@@ -33,7 +35,7 @@ def status(ledger: Ledger) -> dict[str, Any]:
         "unsigned_entries": size - (int(last[0]) if last else 0),
         "key_path": str(key_path) if key_path else None,
         "verifier_key": verifier,
-        "witness_path": str(ledger.config.witness_path) if ledger.config.witness_path else None,
+        "witness_path": str(anchor.witness_file(witness, ledger.origin)) if witness else None,
         "retention_days": ledger.config.retention_days,
         "last_verification": (
             {"at_ns": int(row[1]), "ok": bool(row[2]), "summary": row[3]}

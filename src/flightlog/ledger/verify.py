@@ -16,17 +16,17 @@ entry that diverges.
 from __future__ import annotations
 
 import base64
-import hashlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from flightlog.errors import LedgerError
-from flightlog.ledger import anchor, canonical, rfc9162
+from flightlog.ledger import anchor, canonical, coverage, rfc9162
 from flightlog.ledger import checkpoint as cp_mod
 from flightlog.ledger.entry import (
     COMMIT,
@@ -48,7 +48,16 @@ from flightlog.ledger.schema import NODE_SHIFT
 from flightlog.model import Edge
 
 RECORD_KINDS = ("run.start", "run.end", "step", "edge", "finding")
-_RANK = {"entry": 0, "record": 0, "payload": 0, "node": 1, "checkpoint": 2, "witness": 2, "head": 2}
+_RANK = {
+    "key": -1,
+    "entry": 0,
+    "record": 0,
+    "payload": 0,
+    "node": 1,
+    "checkpoint": 2,
+    "witness": 2,
+    "head": 2,
+}
 
 
 @dataclass(slots=True)
@@ -81,6 +90,26 @@ class VerifyReport:
     redacted: int
     seconds: float
     problems: list[Problem] = field(default_factory=list)
+    signed: int = 0  # entries covered by the latest valid checkpoint
+
+    @property
+    def unsigned(self) -> int:
+        """Entries after the last signed checkpoint: not yet protected against truncation
+        (-1: unknown, the signatures could not be checked)."""
+        if self.signed < 0:
+            return -1
+        return max(0, self.entries - self.signed)
+
+    def tail(self) -> str:
+        if self.unsigned < 0:
+            return "not known: without the key no checkpoint could be checked"
+        if not self.unsigned:
+            return "every entry is covered by a signed checkpoint"
+        return (
+            f"{self.unsigned} entries (#{self.signed}..#{self.entries - 1}) are after the last "
+            "signed checkpoint: until one covers them, removing them from the end would go "
+            "unnoticed ('flightlog audit checkpoint' signs one now)"
+        )
 
     @property
     def first(self) -> Problem | None:
@@ -95,6 +124,8 @@ class VerifyReport:
             )
         first = self.first
         assert first is not None
+        if first.code == "key.missing":
+            return f"FAILED: {len(self.problems)} problem(s); {first.message}"
         where = f"entry #{first.index}" if first.index is not None else "a record"
         return (
             f"FAILED: {len(self.problems)} problem(s); first divergence at {where}: {first.message}"
@@ -110,6 +141,8 @@ class VerifyReport:
             "checkpoints": self.checkpoints,
             "witnessed": self.witnessed,
             "redacted": self.redacted,
+            "signed": self.signed,
+            "unsigned": self.unsigned,
             "seconds": round(self.seconds, 3),
             "summary": self.summary(),
             "problems": [p.to_dict() for p in self.problems],
@@ -166,8 +199,12 @@ def verify(
         if len(problems) < max_problems:
             problems.append(Problem(code, message, index, rec))
 
+    key_problem: str | None = None
     if verifier is None:
-        verifier = ledger.verifier()
+        try:
+            verifier = ledger.verifier()
+        except LedgerError as exc:  # key file missing or unreadable: say so, check the rest
+            key_problem = str(exc)
     leaves: list[bytes] = []
     latest: dict[str, int] = {}
     redacted_seqs: set[int] = set()
@@ -177,8 +214,9 @@ def verify(
         head_size, head_root = ledger.head(tx)
         # 1. entries and leaves
         expected = 0
-        for seq, kind, record_id, entry, leaf in _rows(
-            tx, "SELECT seq, kind, record_id, entry, leaf FROM ledger_entries ORDER BY seq"
+        for seq, kind, record_id, entry, leaf, opened in _rows(
+            tx,
+            "SELECT seq, kind, record_id, entry, leaf, openings FROM ledger_entries ORDER BY seq",
         ):
             seq = int(seq)
             if seq != expected:
@@ -205,6 +243,16 @@ def verify(
                         record_id,
                     )
                 leaves.append(h)
+                if opened is not None:
+                    why = check_openings(entry, _bytes(opened))
+                    if why:
+                        add(
+                            "opening.corrupt",
+                            f"the openings of entry #{seq} ({kind} {record_id}) {why}: the "
+                            "values and salts kept beside the log were damaged or edited",
+                            seq,
+                            record_id,
+                        )
                 if kind in ("redaction", "retention.prune"):
                     target = redacted_seqs if kind == "redaction" else pruned_seqs
                     try:
@@ -267,10 +315,25 @@ def verify(
         # 2. checkpoints
         notes = ledger.checkpoint_notes(tx)
         good: list[cp_mod.Checkpoint] = []
-        for size_col, _created, note_text in notes:
+        wpath = witness if witness is not None else ledger.config.witness_path
+        wfile = anchor.witness_file(wpath, ledger.origin) if wpath is not None else None
+        witnessed_notes: list[str] = []
+        if wfile is not None:
+            try:
+                witnessed_notes = anchor.read_witness(wfile)
+            except (LedgerError, OSError, UnicodeDecodeError) as exc:
+                add("witness.unreadable", f"witness {wfile}: {exc}", None)
+        if verifier is None:
+            if notes or witnessed_notes:
+                add("key.missing", f"{key_problem}; signatures were not checked", None)
+            notes_to_check: list[tuple[int, int, str]] = []
+        else:
+            notes_to_check = notes
+        for size_col, _created, note_text in notes_to_check:
+            assert verifier is not None
             try:
                 cp = cp_mod.open_checkpoint(note_text, verifier)
-            except LedgerError as exc:
+            except (LedgerError, ValueError) as exc:
                 add("checkpoint.signature", f"checkpoint stored for size {size_col}: {exc}", None)
                 continue
             if cp.size != size_col:
@@ -293,21 +356,35 @@ def verify(
                         a.size,
                     )
         witnessed = 0
-        wpath = witness if witness is not None else ledger.config.witness_path
-        if wpath is not None:
-            for note_text in anchor.read_witness(wpath):
+        if verifier is not None:
+            for note_text in witnessed_notes:
                 try:
                     cp = cp_mod.open_checkpoint(note_text, verifier)
-                except LedgerError as exc:
-                    add("witness.signature", f"witness file {wpath}: {exc}", None)
+                except (LedgerError, ValueError) as exc:
+                    add("witness.signature", f"witness file {wfile}: {exc}", None)
                     continue
                 witnessed += 1
-                _check_against_tree(cp, tree, n, [], add, f"witnessed checkpoint ({wpath})")
+                _check_against_tree(cp, tree, n, [], add, f"witnessed checkpoint ({wfile})")
+        signed = max((c.size for c in good), default=0)
 
         # 3. records
         records = 0
         if record:
-            records = _check_records(tx, latest, redacted_seqs, pruned_seqs, add)
+            checks: list[tuple[str, Callable[[], int]]] = [
+                ("records", partial(_check_records, tx, latest, redacted_seqs, pruned_seqs, add)),
+                ("incidents", partial(coverage.check_incidents, tx, add)),
+                ("notifications", partial(coverage.check_notifications, tx, add)),
+            ]
+            for what, check in checks:
+                try:
+                    records += check()
+                except Exception as exc:  # damage we did not foresee: a finding, not a crash
+                    add(
+                        "store.unreadable",
+                        f"checking the {what} failed ({type(exc).__name__}: {exc}): the store's "
+                        "tables were damaged or altered",
+                        None,
+                    )
     # The first problem names the first divergent entry: problems about one entry come
     # before those about a range of entries (interior hashes), then checkpoints and the head.
     problems.sort(key=lambda p: (_RANK.get(p.code.split(".")[0], 3), p.index is None, p.index or 0))
@@ -320,11 +397,31 @@ def verify(
         checkpoints=len(notes),
         witnessed=witnessed,
         redacted=len(redacted_seqs),
+        signed=min(signed, n) if verifier is not None else -1,
         seconds=time.perf_counter() - t0,
         problems=problems,
     )
     _remember(ledger, report)
     return report
+
+
+def check_openings(entry: bytes, opened: bytes) -> str | None:
+    """Why an entry's stored openings do not open its commitments, or None if they do."""
+    try:
+        items = orjson.loads(opened)
+        data = orjson.loads(entry)["data"]
+        if not isinstance(items, list):
+            return "are not a list of openings"
+        for item in items:
+            path, salt, value = item
+            held = get_path(data, tuple(path))
+            if not isinstance(held, dict) or COMMIT not in held:
+                return f"open {'.'.join(map(str, path))}, which the entry does not commit"
+            if commitment(base64.b64decode(salt, validate=True), value) != held[COMMIT]:
+                return f"do not match the commitment of {'.'.join(map(str, path))}"
+    except Exception as exc:  # any damage: a finding, never a traceback
+        return f"are not readable ({type(exc).__name__})"
+    return None
 
 
 def _bytes(v: Any) -> bytes:
@@ -402,18 +499,38 @@ def _check_records(
             return
         wanted.append((seq, record_id, data))
 
+    def unreadable(what: str, row: tuple[Any, ...], exc: Exception) -> None:
+        rid = "/".join(str(v) for v in row[:2]) if what == "step" else str(row[0])
+        seen.add(rid)
+        add(
+            "record.corrupt",
+            f"{what} {rid} cannot be read ({type(exc).__name__}: {exc}): its stored columns "
+            "were damaged or edited",
+            latest.get(rid),
+            rid,
+        )
+
     for row in tx.fetchall(f"SELECT {RUN_COLUMNS} FROM runs"):
-        r = run_from_row(row)
-        want(r.id, run_data(r), "run")
+        try:
+            r = run_from_row(row)
+            want(r.id, run_data(r), "run")
+        except Exception as exc:
+            unreadable("run", row, exc)
     for row in tx.fetchall(f"SELECT {STEP_COLUMNS} FROM steps"):
-        s = step_from_row(row)
-        want(step_record_id(s.run_id, s.id), step_data(s), "step")
+        try:
+            s = step_from_row(row)
+            want(step_record_id(s.run_id, s.id), step_data(s), "step")
+        except Exception as exc:
+            unreadable("step", row, exc)
     for row in tx.fetchall("SELECT run_id, source, target, kind, evidence, detail FROM edges"):
         e = Edge(*row)
         want(edge_id(e), edge_data(e), "edge")
     for row in tx.fetchall(f"SELECT {FINDING_COLUMNS} FROM findings"):
-        f = finding_from_row(row)
-        want(f.id, finding_data(f), "finding")
+        try:
+            f = finding_from_row(row)
+            want(f.id, finding_data(f), "finding")
+        except Exception as exc:
+            unreadable("finding", row, exc)
 
     for record_id, seq in latest.items():
         if record_id not in seen and seq not in pruned:
@@ -436,19 +553,27 @@ def _check_records(
             )
             if e is not None
         }
-        openings = {
-            int(s): orjson.loads(d)
-            for s, d in tx.fetchall(
-                f"SELECT seq, openings FROM ledger_entries WHERE seq IN ({marks}) "
-                "AND openings IS NOT NULL",
-                seqs,
-            )
-        }
+        openings: dict[int, Any] = {}
+        for s, d in tx.fetchall(
+            f"SELECT seq, openings FROM ledger_entries WHERE seq IN ({marks}) "
+            "AND openings IS NOT NULL",
+            seqs,
+        ):
+            try:
+                openings[int(s)] = orjson.loads(_bytes(d))
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                openings[int(s)] = _CORRUPT
         for seq, record_id, data in part:
             raw = entries.get(seq)
             if raw is None:
                 continue
-            msg = compare(raw, data, openings.get(seq), seq in redacted)
+            opened = openings.get(seq)
+            if opened is _CORRUPT:
+                continue  # reported with the entries (check_openings)
+            try:
+                msg = compare(raw, data, opened, seq in redacted)
+            except Exception as exc:  # a malformed opening: a finding, never a traceback
+                msg = f"its openings are malformed ({type(exc).__name__}: {exc})"
             if msg:
                 add(
                     "record.changed",
@@ -456,8 +581,11 @@ def _check_records(
                     seq,
                     record_id,
                 )
-    _check_payloads(tx, add)
+    coverage.check_payloads(tx, add)
     return records
+
+
+_CORRUPT = object()
 
 
 def compare(
@@ -506,19 +634,6 @@ def _all_redacted(value: Any) -> bool:
 def _short(v: Any) -> str:
     text = orjson.dumps(v).decode()
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_payloads(tx: Any, add: Any) -> None:
-    for h, data in tx.fetchall("SELECT hash, data FROM payloads"):
-        digest = str(h).removeprefix("sha256:")
-        hexdigest = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
-        if hexdigest and hashlib.sha256(bytes(data)).hexdigest() != digest:
-            add(
-                "payload.changed",
-                f"payload {h} does not match its SHA-256: its content was changed",
-                None,
-                str(h),
-            )
 
 
 def _remember(ledger: Ledger, report: VerifyReport) -> None:

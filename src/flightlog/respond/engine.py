@@ -247,7 +247,12 @@ class Engine:
             inc_mod.reset_streaks(tx, run.workflow)
             if latest is not None and latest.open:
                 incident = inc_mod.add_failed_run(
-                    tx, latest, run_id=run.id, now_ns=now, attribution=facts["attribution"]
+                    tx,
+                    latest,
+                    run_id=run.id,
+                    now_ns=now,
+                    attribution=facts["attribution"],
+                    store=self.store,
                 )
             else:
                 incident = inc_mod.open_incident(

@@ -174,6 +174,19 @@ def timeline(tx: Tx, incident_id: int) -> list[TimelineEntry]:
     ]
 
 
+# Incident fields fixed when it opens (logged in its "triggered" entry).
+OPENING_FIELDS = (
+    "failure_step",
+    "root_cause_step",
+    "root_cause_agent",
+    "error_class",
+    "severity",
+    "root_cause_team",
+    "workflow_team",
+    "first_run_id",
+)
+
+
 def _audit_transition(
     store: Any,
     tx: Tx,
@@ -205,6 +218,10 @@ def _audit_transition(
         actor,
         {k: v for k, v in data.items() if k not in ("id", "incident", "at_ns", "actor")},
     )
+    if before is None:
+        # What identifies the incident, logged when it opens so 'audit verify' can tell an
+        # edited incident row (flightlog.ledger.coverage).
+        data.update({name: getattr(inc, name) for name in OPENING_FIELDS})
     store.audit(tx, "incident.transition", data)
 
 
@@ -270,9 +287,16 @@ def open_incident(
 
 
 def add_failed_run(
-    tx: Tx, inc: Incident, *, run_id: str, now_ns: int, attribution: dict[str, Any]
+    tx: Tx,
+    inc: Incident,
+    *,
+    run_id: str,
+    now_ns: int,
+    attribution: dict[str, Any],
+    store: Any = None,
 ) -> Incident:
-    """Count another failed run into an open incident."""
+    """Count another failed run into an open incident (logged as ``incident.run`` when a
+    ``store`` with a ledger is given)."""
     tx.execute(
         "UPDATE respond_incidents SET run_count = run_count + 1, last_run_id = ?, "
         "last_failure_ns = ?, updated_ns = ?, success_streak = 0, attribution = ? "
@@ -280,7 +304,20 @@ def add_failed_run(
         (run_id, now_ns, now_ns, _json.dumps(attribution), inc.id),
     )
     add_timeline(tx, inc.id, now_ns, "run", "flightlog", {"run_id": run_id})
-    return get(tx, inc.id)
+    after = get(tx, inc.id)
+    if store is not None:
+        store.audit(
+            tx,
+            "incident.run",
+            {
+                "id": f"incident-{inc.id}-run-{run_id}",
+                "incident": inc.id,
+                "run_id": run_id,
+                "run_count": after.run_count,
+                "at_ns": now_ns,
+            },
+        )
+    return after
 
 
 def transition(

@@ -18,6 +18,7 @@ After the commit, runs whose root span arrived are handed to
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -32,6 +33,7 @@ from flightlog.model import Batch, Run, Step
 from flightlog.otel.decode import DecodeResult
 from flightlog.otel.lineage import infer_data_edges
 from flightlog.store.base import StepOutline
+from flightlog.store.facts import PLACEHOLDER, Conflict
 
 log = logging.getLogger("flightlog.server")
 
@@ -54,7 +56,7 @@ class Unavailable(Exception):
 class _Item:
     result: DecodeResult
     spans: int
-    future: Future[None] = field(default_factory=Future)
+    future: Future[list[Conflict]] = field(default_factory=Future)
 
 
 @dataclass
@@ -111,8 +113,9 @@ class Ingestor:
     def alive(self) -> bool:
         return self._writer.is_alive() and not self._closing
 
-    def submit(self, result: DecodeResult) -> Future[None]:
-        """Queue a decoded request; the future resolves once it is committed."""
+    def submit(self, result: DecodeResult) -> Future[list[Conflict]]:
+        """Queue a decoded request; the future resolves once it is committed, to the
+        conflicts among its records (rewrites of stored facts, which were not written)."""
         spans = max(1, result.accepted_spans)
         with self._cond:
             if self._closing:
@@ -166,15 +169,15 @@ class Ingestor:
                 continue
             started = time.perf_counter()
             try:
-                ended = self._write(items)
+                ended, conflicts = self._write(items)
             except Exception as exc:  # the store failed: every waiting request gets a 503
                 self.stats.write_errors += 1
                 log.exception("writing %d request(s) failed", len(items))
                 for item in items:
                     item.future.set_exception(Unavailable(f"the store could not be written: {exc}"))
             else:
-                for item in items:
-                    item.future.set_result(None)
+                for item, found in zip(items, conflicts, strict=True):
+                    item.future.set_result(found)
                 if ended:
                     self._ended.put(ended)
             finally:
@@ -182,7 +185,7 @@ class Ingestor:
                 with self._cond:
                     self._pending -= sum(i.spans for i in items)
 
-    def _write(self, items: list[_Item]) -> list[str]:
+    def _write(self, items: list[_Item]) -> tuple[list[str], list[list[Conflict]]]:
         batch = Batch()
         placeholders: dict[str, Run] = {}
         real_runs: set[str] = set()
@@ -207,14 +210,24 @@ class Ingestor:
         wanted = [rid for rid in placeholders if rid not in real_runs]
         if wanted:
             existing = self.store.existing_runs(wanted)
-            batch.runs.extend(placeholders[rid] for rid in wanted if rid not in existing)
+            # Marked as stand-ins: the root span's run record replaces them (store.facts).
+            batch.runs.extend(
+                dataclasses.replace(
+                    placeholders[rid],
+                    attributes={**placeholders[rid].attributes, PLACEHOLDER: True},
+                )
+                for rid in wanted
+                if rid not in existing
+            )
         if inferred:
             derive(self.store, batch, inferred)
-        self.store.write(batch, reorder=inferred)
+        conflicts = self.store.write(batch, reorder=inferred)
+        per_item = _conflicts_by_item(items, conflicts or [])
+        rejected = sum(rejected_spans_of(c) for c in per_item)
         self.stats.transactions += 1
-        self.stats.spans_stored += sum(i.result.accepted_spans for i in items)
-        self.stats.spans_rejected += sum(i.result.rejected_spans for i in items)
-        return list(dict.fromkeys(ended))
+        self.stats.spans_stored += sum(i.result.accepted_spans for i in items) - rejected
+        self.stats.spans_rejected += sum(i.result.rejected_spans for i in items) + rejected
+        return list(dict.fromkeys(ended)), per_item
 
     # -- the pipeline thread ------------------------------------------------------------
     def _pipeline_loop(self) -> None:
@@ -246,6 +259,39 @@ class Ingestor:
                 self.stats.pipeline_errors += 1
                 log.exception("run-end pipeline failed")
             self.stats.pipeline_seconds += time.monotonic() - started
+
+
+def _conflicts_by_item(items: list[_Item], conflicts: list[Conflict]) -> list[list[Conflict]]:
+    """Each request's share of the conflicts (the requests that sent the rejected records)."""
+    out: list[list[Conflict]] = [[] for _ in items]
+    if not conflicts:
+        return out
+    owner: dict[str, int] = {}
+    for n, item in enumerate(items):
+        b = item.result.batch
+        for r in b.runs:
+            if r.id not in item.result.placeholder_runs:
+                owner.setdefault(r.id, n)
+        for st in b.steps:
+            owner.setdefault(f"{st.run_id}/{st.id}", n)
+    for c in conflicts:
+        out[owner.get(c.record_id, 0)].append(c)
+    return out
+
+
+def rejected_spans_of(conflicts: list[Conflict]) -> int:
+    """Spans rejected for these conflicts: one per step; a run record counts as a span of
+    its own only when none of its steps was rejected in the same request (the root span
+    carries both)."""
+    steps = {c.run_id for c in conflicts if c.step_id is not None}
+    return sum(1 for c in conflicts if c.step_id is not None or c.run_id not in steps)
+
+
+def conflict_message(conflicts: list[Conflict], limit: int = 5) -> str:
+    """An OTLP partial-success message naming the rejected records."""
+    text = "; ".join(c.message() for c in conflicts[:limit])
+    more = len(conflicts) - limit
+    return text + (f"; and {more} more" if more > 0 else "")
 
 
 def _failure_point(steps: Iterable[StepOutline | Step]) -> str | None:

@@ -27,7 +27,13 @@ from starlette.responses import Response
 from flightlog.errors import InputError
 from flightlog.otel.decode import decode
 from flightlog.privacy import scrub
-from flightlog.server.ingest import Ingestor, Overloaded, Unavailable
+from flightlog.server.ingest import (
+    Ingestor,
+    Overloaded,
+    Unavailable,
+    conflict_message,
+    rejected_spans_of,
+)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -157,10 +163,11 @@ def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
                 f"all {result.rejected_spans} span(s) rejected: {result.error_message()}",
                 ctype,
             )
+        rejected, message = result.rejected_spans, result.error_message()
         if result.accepted_spans:
             try:
                 future = ingestor.submit(result)
-                await asyncio.wrap_future(future)
+                conflicts = await asyncio.wrap_future(future)
             except Overloaded as exc:
                 return error_response(
                     429,
@@ -173,7 +180,12 @@ def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
                 return error_response(
                     503, UNAVAILABLE, str(exc), ctype, headers={"Retry-After": "5"}
                 )
-        return _success(result.rejected_spans, result.error_message(), ctype)
+            if conflicts:
+                # Rewrites of stored facts: not written, and not retryable (OTLP partial
+                # success: the client must not resend them).
+                rejected += rejected_spans_of(conflicts)
+                message = "; ".join(m for m in (message, conflict_message(conflicts)) if m)
+        return _success(rejected, message, ctype)
 
     return traces
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, suppress
 from typing import Any
 
 from flightlog import _json
 from flightlog.errors import NotFoundError, StoreCorruptError, StoreSchemaError
 from flightlog.model import Batch, Edge, ErrorInfo, Finding, Run, RunRecord, Step
 from flightlog.store.base import Migration, RunQuery, StepOutline, Tx, WriteHook, chunked
+from flightlog.store.facts import (
+    CONFLICT_KIND,
+    Conflict,
+    conflict_finding,
+    conflict_record,
+    merge_run,
+    merge_step,
+)
 from flightlog.store.schema import MIGRATIONS_TABLE
 
 RUN_COLUMNS = (
@@ -24,39 +32,17 @@ STEP_COLUMNS = (
 )
 FINDING_COLUMNS = "id, run_id, step_id, detector, severity, message, evidence, created_ns"
 
+# Runs and steps are written as their merged state (``flightlog.store.facts`` decides what a
+# re-sent record may change), so the upserts simply store the row they are given.
 _RUN_UPSERT = (
     f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 16)}) "
     "ON CONFLICT (id) DO UPDATE SET "
-    # A run's start record must not overwrite its end record when batches arrive late.
-    "status = CASE WHEN excluded.status = 'running' AND runs.status <> 'running' "
-    "  THEN runs.status ELSE excluded.status END, "
-    "ended_ns = COALESCE(excluded.ended_ns, runs.ended_ns), "
-    "workflow = excluded.workflow, "
-    "version = COALESCE(excluded.version, runs.version), "
-    "owner = COALESCE(excluded.owner, runs.owner), "
-    "service = COALESCE(excluded.service, runs.service), "
-    "started_ns = CASE WHEN excluded.started_ns < runs.started_ns "
-    "  THEN excluded.started_ns ELSE runs.started_ns END, "
-    "input_hash = COALESCE(excluded.input_hash, runs.input_hash), "
-    "output_hash = COALESCE(excluded.output_hash, runs.output_hash), "
-    "reason = COALESCE(excluded.reason, runs.reason), "
-    "failed_step_id = COALESCE(excluded.failed_step_id, runs.failed_step_id), "
-    "error = COALESCE(excluded.error, runs.error), "
-    "declared_steps = COALESCE(excluded.declared_steps, runs.declared_steps), "
-    "source = excluded.source, "
-    "attributes = excluded.attributes"
+    + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS.split(", ")[1:])
 )
 _STEP_UPSERT = (
     f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({', '.join('?' * 20)}) "
     "ON CONFLICT (run_id, id) DO UPDATE SET "
-    "parent_id = excluded.parent_id, idx = excluded.idx, name = excluded.name, "
-    "kind = excluded.kind, agent = excluded.agent, owner = excluded.owner, "
-    "status = excluded.status, started_ns = excluded.started_ns, "
-    "ended_ns = excluded.ended_ns, input_hash = excluded.input_hash, "
-    "output_hash = excluded.output_hash, error = excluded.error, model = excluded.model, "
-    "provider = excluded.provider, input_tokens = excluded.input_tokens, "
-    "output_tokens = excluded.output_tokens, cost = excluded.cost, "
-    "attributes = excluded.attributes"
+    + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS.split(", ")[2:])
 )
 _EDGE_INSERT = (
     "INSERT INTO edges (run_id, source, target, kind, evidence, detail) "
@@ -239,24 +225,137 @@ def reorder_steps(tx: Tx, run_id: str) -> None:
         tx.executemany("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?", changed)
 
 
-def write_batch(tx: Tx, batch: Batch) -> None:
-    """Insert a batch's records through ``tx`` (idempotent)."""
+def _stored_runs(tx: Tx, ids: Sequence[str]) -> dict[str, Run]:
+    out: dict[str, Run] = {}
+    for part in chunked(sorted(set(ids)), 500):
+        marks = ", ".join("?" * len(part))
+        for row in tx.fetchall(f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({marks})", part):
+            out[row[0]] = run_from_row(row)
+    return out
+
+
+def _stored_steps(tx: Tx, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Step]:
+    by_run: dict[str, set[str]] = {}
+    for run_id, step_id in keys:
+        by_run.setdefault(run_id, set()).add(step_id)
+    out: dict[tuple[str, str], Step] = {}
+    for run_id, ids in by_run.items():
+        for part in chunked(sorted(ids), 500):
+            marks = ", ".join("?" * len(part))
+            for row in tx.fetchall(
+                f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? AND id IN ({marks})",
+                [run_id, *part],
+            ):
+                out[(row[0], row[1])] = step_from_row(row)
+    return out
+
+
+def write_batch(tx: Tx, batch: Batch) -> tuple[Batch, list[Conflict]]:
+    """Insert a batch's records through ``tx``.
+
+    Returns what was applied (the runs and steps whose stored state changed, as now stored,
+    and the other records of the batch) and the conflicts: records contradicting stored
+    facts, which are not written (``flightlog.store.facts``). Re-sending what is stored
+    changes nothing.
+    """
+    applied = Batch(payloads=batch.payloads)
+    conflicts: list[Conflict] = []
     if batch.payloads:
         tx.executemany(
             _PAYLOAD_INSERT,
             [(p.hash, p.data, p.size, 1 if p.truncated else 0) for p in batch.payloads],
         )
     if batch.runs:
-        tx.executemany(_RUN_UPSERT, [run_row(r) for r in batch.runs])
+        runs = _stored_runs(tx, [r.id for r in batch.runs])
+        changed_runs: dict[str, Run] = {}
+        for r in batch.runs:
+            current = runs.get(r.id)
+            if current is None:
+                new: Run | None = r
+                conflict = None
+            else:
+                new, conflict = merge_run(current, r)
+            if conflict is not None:
+                conflicts.append(conflict)
+            if new is not None:
+                runs[r.id] = changed_runs[r.id] = new
+        if changed_runs:
+            tx.executemany(_RUN_UPSERT, [run_row(r) for r in changed_runs.values()])
+            applied.runs = list(changed_runs.values())
     if batch.steps:
-        tx.executemany(_STEP_UPSERT, [step_row(s) for s in batch.steps])
+        steps = _stored_steps(tx, [(s.run_id, s.id) for s in batch.steps])
+        changed_steps: dict[tuple[str, str], Step] = {}
+        for s in batch.steps:
+            key = (s.run_id, s.id)
+            current_step = steps.get(key)
+            if current_step is None:
+                new_step: Step | None = s
+                step_conflict = None
+            else:
+                new_step, step_conflict = merge_step(current_step, s)
+            if step_conflict is not None:
+                conflicts.append(step_conflict)
+            if new_step is not None:
+                steps[key] = changed_steps[key] = new_step
+        if changed_steps:
+            tx.executemany(_STEP_UPSERT, [step_row(s) for s in changed_steps.values()])
+            applied.steps = list(changed_steps.values())
     if batch.edges:
-        tx.executemany(
-            _EDGE_INSERT,
-            [(e.run_id, e.source, e.target, e.kind, e.evidence, e.detail) for e in batch.edges],
-        )
+        new_edges = _new_edges(tx, batch.edges)
+        if new_edges:
+            tx.executemany(
+                _EDGE_INSERT,
+                [(e.run_id, e.source, e.target, e.kind, e.evidence, e.detail) for e in new_edges],
+            )
+        applied.edges = new_edges
     if batch.findings:
-        tx.executemany(_FINDING_INSERT, [finding_row(f) for f in batch.findings])
+        new_findings = _new_findings(tx, batch.findings)
+        if new_findings:
+            tx.executemany(_FINDING_INSERT, [finding_row(f) for f in new_findings])
+        applied.findings = new_findings
+    return applied, conflicts
+
+
+def _new_edges(tx: Tx, edges: Sequence[Edge]) -> list[Edge]:
+    """The edges not stored yet (first of each key); edges are insert-if-absent."""
+    by_run: dict[str, set[str]] = {}
+    for e in edges:
+        by_run.setdefault(e.run_id, set()).add(e.source)
+    stored: set[tuple[str, str, str, str]] = set()
+    for run_id, sources in by_run.items():
+        for part in chunked(sorted(sources), 500):
+            marks = ", ".join("?" * len(part))
+            stored.update(
+                (str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+                for r in tx.fetchall(
+                    "SELECT run_id, source, target, kind FROM edges "
+                    f"WHERE run_id = ? AND source IN ({marks})",
+                    [run_id, *part],
+                )
+            )
+    out = []
+    for e in edges:
+        key = (e.run_id, e.source, e.target, e.kind)
+        if key not in stored:
+            stored.add(key)
+            out.append(e)
+    return out
+
+
+def _new_findings(tx: Tx, findings: Sequence[Finding]) -> list[Finding]:
+    """The findings not stored yet (first of each id); findings are insert-if-absent."""
+    stored: set[str] = set()
+    for part in chunked(sorted({f.id for f in findings}), 500):
+        marks = ", ".join("?" * len(part))
+        stored.update(
+            str(r[0]) for r in tx.fetchall(f"SELECT id FROM findings WHERE id IN ({marks})", part)
+        )
+    out = []
+    for f in findings:
+        if f.id not in stored:
+            stored.add(f.id)
+            out.append(f)
+    return out
 
 
 class SQLStore:
@@ -268,6 +367,7 @@ class SQLStore:
     def __init__(self) -> None:
         self._write_hooks: list[WriteHook] = []
         self._auditors: list[Any] = []
+        self._close_hooks: list[Callable[[], None]] = []
 
     @property
     def display_url(self) -> str:
@@ -345,6 +445,18 @@ class SQLStore:
         if hook not in self._write_hooks:
             self._write_hooks.append(hook)
 
+    def add_close_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook()`` once when the store is closed, before its connections are (the
+        ledger signs the entries this process appended last)."""
+        if hook not in self._close_hooks:
+            self._close_hooks.append(hook)
+
+    def _run_close_hooks(self) -> None:
+        hooks, self._close_hooks = self._close_hooks, []
+        for hook in hooks:
+            with suppress(Exception):  # closing must not fail over derived work
+                hook()
+
     def add_auditor(self, auditor: Any) -> None:
         """Attach ``auditor(tx, kind, data)``; the audit ledger attaches itself here."""
         if auditor not in self._auditors:
@@ -356,19 +468,28 @@ class SQLStore:
         for auditor in self._auditors:
             auditor(tx, kind, data)
 
-    def write(self, batch: Batch, *, reorder: Iterable[str] = ()) -> None:
+    def write(self, batch: Batch, *, reorder: Iterable[str] = ()) -> list[Conflict]:
         reorder = sorted(set(reorder))
         if not len(batch) and not reorder:
-            return
+            return []
 
-        def apply(tx: Tx) -> None:
-            write_batch(tx, batch)
+        def apply(tx: Tx) -> list[Conflict]:
+            applied, conflicts = write_batch(tx, batch)
+            if conflicts:
+                now = time.time_ns()
+                found = [conflict_finding(c, now) for c in conflicts]
+                tx.executemany(_FINDING_INSERT, [finding_row(f) for f in found])
+                applied.findings = [*applied.findings, *found]
+                for c in conflicts:
+                    self.audit(tx, CONFLICT_KIND, conflict_record(c, now))
             for run_id in reorder:
                 reorder_steps(tx, run_id)
             for hook in self._write_hooks:
-                hook(tx, batch)
+                hook(tx, applied)
+            return conflicts
 
-        self._run_write(apply)
+        result: list[Conflict] = self._run_write(apply)
+        return result
 
     def step_outlines(self, run_ids: Iterable[str]) -> dict[str, list[StepOutline]]:
         wanted = sorted(set(run_ids))

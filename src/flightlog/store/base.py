@@ -16,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from flightlog.model import Batch, Edge, Finding, Run, RunRecord, Step
+
+if TYPE_CHECKING:
+    from flightlog.store.facts import Conflict
 
 
 @runtime_checkable
@@ -82,8 +85,13 @@ class Store(Protocol):
     dialect: str  # "sqlite" | "postgresql"
 
     # -- writing -------------------------------------------------------------------------
-    def write(self, batch: Batch, *, reorder: Iterable[str] = ()) -> None:
+    def write(self, batch: Batch, *, reorder: Iterable[str] = ()) -> list[Conflict]:
         """Store a batch in one transaction; durable when this returns. Idempotent.
+
+        Facts are append-only (``flightlog.store.facts``): a run or step that contradicts
+        what is stored is not written; it is returned as a ``Conflict``, recorded as a
+        finding and, with a ledger attached, as a ``fact.conflict`` entry. Write hooks
+        receive what was applied: the runs and steps whose stored state changed, as stored.
 
         ``reorder``: runs whose step indices are recomputed from start times in the same
         transaction (ingested runs, whose spans arrive in any order). Indices are derived

@@ -373,6 +373,8 @@ class PostgresStore(SQLStore):
             )
 
     def close(self) -> None:
+        if not self._closed:
+            self._run_close_hooks()
         with self._pool_lock:
             self._closed = True
             idle, self._idle = self._idle, []

@@ -303,5 +303,6 @@ class SQLiteStore(SQLStore):
             self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def close(self) -> None:
+        self._run_close_hooks()
         with self._lock, suppress(sqlite3.Error):
             self._conn.close()

@@ -35,17 +35,17 @@ def test_status_key_checkpoint_verify(filled: Path) -> None:
     key = fl("audit", "key", "--db", db)
     assert key.returncode == 0 and key.stdout.count("+") >= 2
     cp = fl("audit", "checkpoint", "--db", db)
-    assert cp.returncode == 0 and "\n24\n" in cp.stdout and "\n— flightlog.local/" in cp.stdout
+    assert cp.returncode == 0 and "\n27\n" in cp.stdout and "\n— flightlog.local/" in cp.stdout
     ok = fl("audit", "verify", "--db", db, "--key", key.stdout.strip(), "--record")
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.startswith("ok: 24 entries")
+    assert ok.stdout.startswith("ok: 27 entries")
     st = json.loads(fl("audit", "status", "--db", db, "--json").stdout)
-    assert st["size"] == 24 and st["last_checkpoint"]["size"] == 24
+    assert st["size"] == 27 and st["last_checkpoint"]["size"] == 27
     assert st["last_verification"]["ok"] is True
     assert st["verifier_key"] == key.stdout.strip()
     assert oct(Path(st["key_path"]).stat().st_mode & 0o777) == "0o600"
     text = fl("audit", "status", "--db", db).stdout
-    assert "entries      24" in text and "verified" in text
+    assert "entries      27" in text and "verified" in text
 
 
 def test_verify_fails_with_exit_1_and_names_the_entry(filled: Path) -> None:
@@ -56,9 +56,9 @@ def test_verify_fails_with_exit_1_and_names_the_entry(filled: Path) -> None:
     conn.commit()
     out = fl("audit", "verify", "--db", f"sqlite:///{filled}")
     assert out.returncode == 1
-    assert out.stdout.startswith("FAILED") and "entry #23" in out.stdout and "status" in out.stdout
+    assert out.stdout.startswith("FAILED") and "entry #25" in out.stdout and "status" in out.stdout
     js = json.loads(fl("audit", "verify", "--db", f"sqlite:///{filled}", "--json").stdout)
-    assert js["ok"] is False and js["problems"][0]["index"] == 23
+    assert js["ok"] is False and js["problems"][0]["index"] == 25
 
 
 def test_prove_export_verify_bundle_and_tampered_bundle(filled: Path, tmp_path: Path) -> None:
@@ -73,13 +73,13 @@ def test_prove_export_verify_bundle_and_tampered_bundle(filled: Path, tmp_path: 
 
     bundle = tmp_path / "run.json"
     out = fl("audit", "export", "--run", rid(2)[:6], "--db", db, "--out", str(bundle))
-    assert out.returncode == 0 and "8 entries of 1 run(s)" in out.stdout
+    assert out.returncode == 0 and "10 entries of 1 run(s)" in out.stdout
     checked = fl("audit", "verify-bundle", str(bundle), "--key", key, "--json")
     rep = json.loads(checked.stdout)
-    assert rep["entries"] == 8 and rep["runs"] == [rid(2)] and rep["key_pinned"] is True
+    assert rep["entries"] == 10 and rep["runs"] == [rid(2)] and rep["key_pinned"] is True
 
     since = fl("audit", "export", "--since", "1h", "--db", db, "--out", str(tmp_path / "all.json"))
-    assert since.returncode == 0 and "24 entries of 3 run(s)" in since.stdout
+    assert since.returncode == 0 and "28 entries of 3 run(s)" in since.stdout
 
     data = json.loads(bundle.read_text())
     data["entries"][3]["entry"] = data["entries"][3]["entry"].replace("step", "stap", 1)
@@ -131,7 +131,7 @@ def test_checkpoint_anchored_in_git(filled: Path, tmp_path: Path) -> None:
     log = subprocess.run(
         ["git", "-C", str(repo), "log", "--oneline"], capture_output=True, text=True
     )
-    assert "size 32" in log.stdout
+    assert "size 36" in log.stdout
     files = list(repo.glob("*.checkpoints"))
     assert len(files) == 1 and len(read_witness(files[0])) == 1
     ok = fl("audit", "verify", "--db", db, "--witness", str(files[0]))
@@ -158,12 +158,12 @@ def test_consistency_proof_command(filled: Path, tmp_path: Path) -> None:
     for b in run_batches(rid(6)):
         store.write(b)
     store.close()
-    out = fl("audit", "prove", "--consistency", "24", "--db", db)
+    out = fl("audit", "prove", "--consistency", "27", "--db", db)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     key = Verifier.parse(fl("audit", "key", "--db", db).stdout.strip())
     proof = verify_consistency_proof(data, key)
-    assert (proof.old.size, proof.new.size) == (24, 32)
+    assert (proof.old.size, proof.new.size) == (27, 36)
     data["proof"][0] = data["proof"][1]
     with pytest.raises(Exception, match="consistency proof"):
         verify_consistency_proof(data, key)

@@ -72,7 +72,9 @@ def test_sigkill_during_appends_leaves_a_verifying_log(tmp_path: Path) -> None:
     assert report.ok, report.summary()
     assert all(f"{'ab' * 16}/{sid}" in logged for sid in acked)
     assert report.entries >= 1 + 50 * len(acked)
-    assert checkpoints and report.witnessed == len(checkpoints)
+    # A checkpoint is published before its transaction commits: a writer killed in between
+    # leaves the witness one ahead of the table (of a state that was already durable).
+    assert checkpoints and len(checkpoints) <= report.witnessed <= len(checkpoints) + 1
 
 
 @pytest.mark.slow
@@ -135,7 +137,7 @@ def test_bundle_verifies_in_a_fresh_venv_without_a_store(filled: Path, tmp_path:
         env=env,
     )
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.startswith("verified: 8 entries") and rid(1) in ok.stdout
+    assert ok.stdout.startswith("verified: 10 entries") and rid(1) in ok.stdout
     bad = subprocess.run(
         [str(fl), "audit", "verify-bundle", "tampered.json", "--key", key],
         cwd=work,

@@ -64,7 +64,7 @@ def test_ledger_on_postgresql(pg_url: str, tmp_path: Path, monkeypatch: pytest.M
             store.write(b)
     ledger = attach(store)
     cp = ledger.checkpoint()
-    assert cp.size == 16
+    assert cp.size == 18
     report = verify(ledger)
     assert report.ok and report.witnessed == 1, report.summary()
     with store.transaction() as tx:
@@ -72,7 +72,7 @@ def test_ledger_on_postgresql(pg_url: str, tmp_path: Path, monkeypatch: pytest.M
             "UPDATE steps SET name = 'forged' WHERE run_id = ? AND id = ?", (rid(2), f"{1:016x}")
         )
     bad = verify(ledger)
-    assert bad.first is not None and bad.first.code == "record.changed" and bad.first.index == 9
+    assert bad.first is not None and bad.first.code == "record.changed" and bad.first.index == 10
     with store.transaction() as tx:
         tx.execute(
             "UPDATE steps SET name = 'step1' WHERE run_id = ? AND id = ?", (rid(2), f"{1:016x}")

@@ -36,13 +36,23 @@ def _sql(db: Path, sql: str, params: tuple[object, ...] = ()) -> None:
 def test_every_record_becomes_a_leaf_and_verifies(filled: Path) -> None:
     report = _verify(filled)
     assert report.ok, report.summary()
-    # per run: run.start, 4 steps, 1 edge, 1 finding, run.end
-    assert report.entries == 3 * 8
+    # per run: run.start, 4 steps, 1 edge, 1 finding, run.end, run.index
+    assert report.entries == 3 * 9
     assert report.records == 3 * (1 + 4 + 1 + 1)
     assert report.checkpoints == 1 and report.witnessed == 1
     conn = sqlite3.connect(filled)
     kinds = [k for (k,) in conn.execute("SELECT kind FROM ledger_entries ORDER BY seq")]
-    assert kinds[:8] == ["run.start", "step", "step", "step", "step", "edge", "finding", "run.end"]
+    assert kinds[:9] == [
+        "run.start",
+        "step",
+        "step",
+        "step",
+        "step",
+        "edge",
+        "finding",
+        "run.end",
+        "run.index",
+    ]
 
 
 def test_ledger_off_by_env(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,14 +67,17 @@ def test_ledger_off_by_env(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ).fetchone() == (0,)
 
 
-def test_redelivery_appends_again_and_still_verifies(filled: Path) -> None:
-    store = open_store(f"sqlite:///{filled}")
-    for b in run_batches(rid(1), secret="person1")[1:]:
-        store.write(b)  # the same steps again (same ids), as a spool would redeliver
+def test_redelivery_is_idempotent_and_still_verifies(db: Path) -> None:
+    store = open_store(f"sqlite:///{db}")
+    batches = run_batches(rid(1), secret="person1")
+    for b in batches:
+        store.write(b)
+    for b in batches:
+        assert store.write(b) == []  # the same records again, as a spool would redeliver
     report = verify(attach(store))
     store.close()
     assert report.ok, report.summary()
-    assert report.entries == 3 * 8 + 7
+    assert report.entries == 9  # nothing changed, nothing appended
 
 
 def test_no_record_without_leaf_when_the_transaction_fails(db: Path) -> None:
@@ -131,6 +144,7 @@ def test_checkpoints_periodic_and_never_inconsistent(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLIGHTLOG_LEDGER_CHECKPOINT_EVERY", "8")
+    monkeypatch.setenv("FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS", "0")  # by count only
     store = open_store(f"sqlite:///{db}")
     ledger = attach(store)
     for n in range(4):
@@ -138,7 +152,7 @@ def test_checkpoints_periodic_and_never_inconsistent(
             store.write(b)
     with store.read() as tx:
         sizes = [s for s, _c, _n in ledger.checkpoint_notes(tx)]
-    assert sizes == [8, 16, 24]  # signed before the batch that crossed each threshold
+    assert sizes == [9, 18, 27]  # signed before the batch that crossed each threshold
     for b in run_batches(rid(9)):
         store.write(b)
     # Rewrite an already-signed entry and recompute the whole tree as a careful forger
@@ -147,11 +161,11 @@ def test_checkpoints_periodic_and_never_inconsistent(
     with pytest.raises(LedgerError, match="refusing to sign"):
         ledger.checkpoint()
     with store.read() as tx:
-        assert [s for s, _c, _n in ledger.checkpoint_notes(tx)] == [8, 16, 24, 32]
+        assert [s for s, _c, _n in ledger.checkpoint_notes(tx)] == [9, 18, 27, 36]
     r = verify(ledger)
     store.close()
     assert r.first is not None and r.first.code == "node.changed" or not r.ok
-    assert any(p.code == "checkpoint.root" and "#0..#7" in p.message for p in r.problems)
+    assert any(p.code == "checkpoint.root" and "#0..#8" in p.message for p in r.problems)
 
 
 def _rewrite_history(db: Path, seq: int, entry: bytes) -> None:
@@ -183,7 +197,7 @@ def test_changed_byte_in_a_stored_record_is_named(filled: Path) -> None:
     r = _verify(filled)
     assert not r.ok
     assert r.first is not None and r.first.code == "record.changed"
-    assert r.first.record == f"{rid(2)}/{3:016x}" and r.first.index == 8 + 3
+    assert r.first.record == f"{rid(2)}/{3:016x}" and r.first.index == 9 + 3
     assert "name" in r.first.message
 
 
@@ -208,7 +222,7 @@ def test_deleted_record_is_named(filled: Path) -> None:
     _sql(filled, "DELETE FROM findings WHERE run_id = ?", (rid(3),))
     r = _verify(filled)
     assert r.first is not None and r.first.code == "record.deleted"
-    assert r.first.index == 16 + 6
+    assert r.first.index == 18 + 6
 
 
 def test_deleted_ledger_entry_is_named(filled: Path) -> None:
@@ -219,14 +233,14 @@ def test_deleted_ledger_entry_is_named(filled: Path) -> None:
 
 def test_reordered_entries_are_named(filled: Path) -> None:
     conn = sqlite3.connect(filled)
-    a = conn.execute("SELECT entry, leaf FROM ledger_entries WHERE seq = 9").fetchone()
-    b = conn.execute("SELECT entry, leaf FROM ledger_entries WHERE seq = 10").fetchone()
-    conn.execute("UPDATE ledger_entries SET entry = ?, leaf = ? WHERE seq = 9", b)
-    conn.execute("UPDATE ledger_entries SET entry = ?, leaf = ? WHERE seq = 10", a)
+    a = conn.execute("SELECT entry, leaf FROM ledger_entries WHERE seq = 10").fetchone()
+    b = conn.execute("SELECT entry, leaf FROM ledger_entries WHERE seq = 11").fetchone()
+    conn.execute("UPDATE ledger_entries SET entry = ?, leaf = ? WHERE seq = 10", b)
+    conn.execute("UPDATE ledger_entries SET entry = ?, leaf = ? WHERE seq = 11", a)
     conn.commit()
     r = _verify(filled)
     assert not r.ok and r.first is not None
-    assert r.first.index == 8 and "#8..#9" in r.first.message or r.first.index == 9
+    assert r.first.index in (10, 11) or "#10..#11" in r.first.message
 
 
 def test_inserted_record_is_named(filled: Path) -> None:

@@ -28,6 +28,7 @@ class RunBuilder:
     batch: Batch = field(default_factory=Batch)
     steps: list[Step] = field(default_factory=list)
     reason: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = next(_counter)
@@ -106,6 +107,7 @@ class RunBuilder:
             ended_ns=self.t + 1000 if self.status != "running" else None,
             declared_steps=self.declared_steps,
             reason=self.reason,
+            attributes=dict(self.attributes),
         )
         if self.status == "failed" and self.steps:
             last_err = [s for s in self.steps if s.status == "error"]

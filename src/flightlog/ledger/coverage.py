@@ -1,0 +1,282 @@
+"""What ``audit verify`` checks beyond the records: payload bytes, incidents and notifications.
+
+Records (runs, steps, edges, findings) are compared with their latest leaf (``verify``).
+The state other capabilities keep is covered by the entries they pass to ``Store.audit``:
+
+- **payloads**: every stored payload must hash to its address (an altered payload), and every
+  payload a stored run or step refers to must exist (a deleted one). Redaction clears the
+  references and logs a ``redaction`` entry, so a redacted payload is told apart from a
+  deleted one: the first has no reference left and a covering entry, the second has a
+  reference (whose opening still verifies) and no payload.
+- **incidents** (``respond_incidents``): each incident must have its ``incident.transition``
+  entries; its status, who acknowledged or resolved it and when, its identifying fields
+  (fingerprint, workflow, failure and root-cause step, severity, teams) and its run count and
+  last run (``incident.run`` entries) must be what the entries say. An incident row without
+  entries was inserted; entries without a row mean it was deleted.
+- **notifications** (``respond_outbox``): every delivered notification must match its
+  ``alert.sent`` entry (channel, kind, summary, response code, time); a delivered row without
+  an entry, or an entry whose row is gone or no longer delivered, is reported.
+
+Values held as commitments (``{"$commit": ...}``) are not compared here: the leaf does not
+hold them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+from flightlog.ledger.entry import COMMIT
+
+Add = Callable[..., None]
+
+INCIDENT_KINDS = ("incident.transition", "incident.run")
+ALERT_KIND = "alert.sent"
+# Incident columns fixed when it opens, compared with the "triggered" entry when it holds them.
+_OPENING_FIELDS = (
+    "fingerprint",
+    "workflow",
+    "failure_step",
+    "root_cause_step",
+    "root_cause_agent",
+    "error_class",
+    "severity",
+    "root_cause_team",
+    "workflow_team",
+    "first_run_id",
+)
+_INCIDENT_COLUMNS = (
+    "id, fingerprint, workflow, failure_step, root_cause_step, root_cause_agent, error_class, "
+    "severity, status, root_cause_team, workflow_team, opened_ns, acknowledged_ns, "
+    "acknowledged_by, resolved_ns, resolved_by, run_count, first_run_id, last_run_id"
+)
+
+
+def _has_table(tx: Any, name: str) -> bool:
+    try:
+        tx.fetchone(f"SELECT 1 FROM {name} WHERE 1 = 0")
+    except Exception:
+        return False
+    return True
+
+
+def _same(stored: Any, logged: Any) -> bool:
+    """Compare a column with a logged value (integers beyond 2**53 are logged as strings)."""
+    if isinstance(logged, dict) and COMMIT in logged:
+        return True  # held as a commitment: not in the leaf
+    if stored is None or logged is None:
+        return stored is None and logged is None
+    return str(stored) == str(logged)
+
+
+def _entries(tx: Any, kinds: Iterable[str], add: Add) -> list[tuple[int, str, dict[str, Any]]]:
+    kinds = list(kinds)
+    marks = ", ".join("?" * len(kinds))
+    out: list[tuple[int, str, dict[str, Any]]] = []
+    for seq, kind, raw in tx.fetchall(
+        f"SELECT seq, kind, entry FROM ledger_entries WHERE kind IN ({marks}) ORDER BY seq",
+        kinds,
+    ):
+        if raw is None:
+            continue  # pruned
+        try:
+            data = orjson.loads(bytes(raw) if not isinstance(raw, str) else raw.encode())["data"]
+            if not isinstance(data, dict):
+                raise TypeError("data is not an object")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            add("entry.malformed", f"{kind} entry #{seq} is malformed ({exc})", int(seq))
+            continue
+        out.append((int(seq), str(kind), data))
+    return out
+
+
+def check_payloads(tx: Any, add: Add) -> None:
+    """Altered payloads (bytes that do not hash to their address) and deleted ones (a stored
+    run or step refers to a payload that is not there)."""
+    stored: set[str] = set()
+    for h, data in tx.fetchall("SELECT hash, data FROM payloads"):
+        stored.add(str(h))
+        digest = str(h).removeprefix("sha256:")
+        hexdigest = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+        if hexdigest and hashlib.sha256(bytes(data)).hexdigest() != digest:
+            add(
+                "payload.changed",
+                f"payload {h} does not match its SHA-256: its content was changed",
+                None,
+                str(h),
+            )
+    refs = tx.fetchall(
+        "SELECT id, NULL, input_hash, output_hash FROM runs "
+        "WHERE input_hash IS NOT NULL OR output_hash IS NOT NULL "
+        "UNION ALL SELECT run_id, id, input_hash, output_hash FROM steps "
+        "WHERE input_hash IS NOT NULL OR output_hash IS NOT NULL"
+    )
+    for run_id, step_id, in_hash, out_hash in refs:
+        for what, h in (("input", in_hash), ("output", out_hash)):
+            if h is not None and str(h) not in stored:
+                owner = f"run {run_id}" if step_id is None else f"step {run_id}/{step_id}"
+                add(
+                    "payload.deleted",
+                    f"the {what} payload {h} of {owner} is missing: it was deleted (a "
+                    "redaction would have cleared the reference and logged a redaction entry)",
+                    None,
+                    str(run_id) if step_id is None else f"{run_id}/{step_id}",
+                )
+
+
+def check_incidents(tx: Any, add: Add) -> int:
+    """Incident rows against their ``incident.*`` entries; returns incidents checked."""
+    if not _has_table(tx, "respond_incidents"):
+        return 0
+    logged: dict[int, dict[str, Any]] = {}
+    for seq, kind, data in _entries(tx, INCIDENT_KINDS, add):
+        try:
+            iid = int(data.get("incident"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            add("entry.malformed", f"{kind} entry #{seq} names no incident", seq)
+            continue
+        state = logged.setdefault(iid, {"runs": [], "seq": seq})
+        if kind == "incident.run":
+            state["runs"].append(data.get("run_id"))
+            continue
+        to = data.get("to")
+        state["status"] = to
+        state["status_seq"] = seq
+        if to == "triggered" or data.get("from") is None:
+            state["opened"] = data
+        elif to in ("acknowledged", "resolved"):
+            state[to] = data
+    checked = 0
+    rows = tx.fetchall(f"SELECT {_INCIDENT_COLUMNS} FROM respond_incidents ORDER BY id")
+    names = [c.strip() for c in _INCIDENT_COLUMNS.split(",")]
+    seen: set[int] = set()
+    for raw in rows:
+        row = dict(zip(names, raw, strict=True))
+        iid = int(row["id"])
+        seen.add(iid)
+        checked += 1
+        found = logged.get(iid)
+        if found is None or "opened" not in found:
+            add(
+                "incident.unlogged",
+                f"incident #{iid} is stored but no ledger entry records it opening "
+                "(inserted outside Flightlog)",
+                None,
+                f"incident-{iid}",
+            )
+            continue
+        state = found
+        seq = state["status_seq"]
+        diffs: list[str] = []
+        opened = state["opened"]
+        for name in _OPENING_FIELDS:
+            if name in opened and not _same(row[name], opened[name]):
+                diffs.append(f"{name} (stored {row[name]!r}, logged {opened[name]!r})")
+        if "at_ns" in opened and not _same(row["opened_ns"], opened["at_ns"]):
+            diffs.append("opened_ns")
+        if row["status"] != state.get("status"):
+            diffs.append(f"status (stored {row['status']!r}, logged {state.get('status')!r})")
+        for step in ("acknowledged", "resolved"):
+            t = state.get(step)
+            by, at = row[f"{step}_by"], row[f"{step}_ns"]
+            if t is None:
+                if by is not None or at is not None:
+                    diffs.append(f"{step}_by/{step}_ns set, but no {step} transition is logged")
+                continue
+            if not _same(by, t.get("actor")):
+                diffs.append(f"{step}_by (stored {by!r}, logged {t.get('actor')!r})")
+            if not _same(at, t.get("at_ns")):
+                diffs.append(f"{step}_ns")
+        if "first_run_id" in opened or state["runs"]:
+            runs = state["runs"]
+            want_count = 1 + len(runs)
+            if int(row["run_count"]) != want_count:
+                diffs.append(f"run_count (stored {row['run_count']}, logged {want_count})")
+            last = runs[-1] if runs else opened.get("first_run_id", opened.get("run_id"))
+            if last is not None and not _same(row["last_run_id"], last):
+                diffs.append(f"last_run_id (stored {row['last_run_id']!r}, logged {last!r})")
+        if diffs:
+            add(
+                "incident.changed",
+                f"incident #{iid} differs from its ledger entries: {', '.join(diffs[:3])}",
+                seq,
+                f"incident-{iid}",
+            )
+    for iid, state in logged.items():
+        if iid not in seen:
+            add(
+                "incident.deleted",
+                f"ledger entry #{state['seq']} records incident #{iid}, which is no longer "
+                "stored (deleted)",
+                state["seq"],
+                f"incident-{iid}",
+            )
+    return checked
+
+
+def check_notifications(tx: Any, add: Add) -> int:
+    """Delivered notifications against their ``alert.sent`` entries; returns rows checked."""
+    if not _has_table(tx, "respond_outbox"):
+        return 0
+    logged: dict[str, tuple[int, dict[str, Any]]] = {}
+    for seq, _kind, data in _entries(tx, (ALERT_KIND,), add):
+        key = data.get("outbox", data.get("id"))
+        if key is not None:
+            logged[str(key)] = (seq, data)
+    checked = 0
+    for oid, channel, kind, summary, status, code, delivered_ns in tx.fetchall(
+        "SELECT id, channel, kind, summary, status, response_code, delivered_ns "
+        "FROM respond_outbox ORDER BY seq"
+    ):
+        entry = logged.pop(str(oid), None)
+        if status != "delivered":
+            if entry is not None:
+                add(
+                    "notification.changed",
+                    f"notification {oid} is logged as sent (entry #{entry[0]}) but stored as "
+                    f"{status!r}",
+                    entry[0],
+                    str(oid),
+                )
+            continue
+        checked += 1
+        if entry is None:
+            add(
+                "notification.unlogged",
+                f"notification {oid} is stored as delivered but no alert.sent entry records it",
+                None,
+                str(oid),
+            )
+            continue
+        seq, data = entry
+        diffs = [
+            name
+            for name, value, key in (
+                ("channel", channel, "channel"),
+                ("kind", kind, "kind"),
+                ("summary", summary, "summary"),
+                ("response_code", code, "response_code"),
+                ("delivered_ns", delivered_ns, "at_ns"),
+            )
+            if key in data and not _same(value, data[key])
+        ]
+        if diffs:
+            add(
+                "notification.changed",
+                f"notification {oid} differs from its ledger entry #{seq}: "
+                f"field(s) {', '.join(diffs)}",
+                seq,
+                str(oid),
+            )
+    for oid, (seq, _data) in logged.items():
+        add(
+            "notification.deleted",
+            f"ledger entry #{seq} records notification {oid} as sent, but it is no longer "
+            "stored (deleted)",
+            seq,
+            oid,
+        )
+    return checked

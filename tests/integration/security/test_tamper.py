@@ -1,0 +1,243 @@
+"""Every tamper case against a store made by ``flightlog demo`` (real SQLite file, real CLI in
+subprocesses, the key and witness in the demo's own configuration directory): each is a
+finding of ``flightlog audit verify`` (exit 1, the problem named), never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """One demo store for the module; each test tampers with its own copy."""
+    root = tmp_path_factory.mktemp("demo")
+    config = root / "config"
+    env = _env(config)
+    out = subprocess.run(
+        [sys.executable, "-m", "flightlog", "demo", "--dir", str(root / "d"), "--runs", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    yield {"dir": root / "d", "config": config}
+
+
+def _env(config: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTLOG_")}
+    env["XDG_CONFIG_HOME"] = str(config)
+    env.update(extra)
+    return env
+
+
+def _copy(demo: dict[str, Path], tmp_path: Path) -> Path:
+    db = tmp_path / "copy.db"
+    shutil.copy(demo["dir"] / "flightlog.db", db)
+    return db
+
+
+def _sql(db: Path, *statements: str) -> None:
+    conn = sqlite3.connect(db)
+    for stmt in statements:
+        conn.execute(stmt)
+    conn.commit()
+    conn.close()
+
+
+def _fl(config: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flightlog", *args],
+        capture_output=True,
+        text=True,
+        env=_env(config, **env),
+        timeout=120,
+    )
+
+
+def _verify(demo: dict[str, Path], db: Path, **env: str) -> dict[str, object]:
+    out = _fl(demo["config"], "audit", "verify", "--db", f"sqlite:///{db}", "--json", **env)
+    assert "Traceback" not in out.stderr, out.stderr
+    report: dict[str, object] = json.loads(out.stdout)
+    assert out.returncode == (0 if report["ok"] else 1)
+    return report
+
+
+def _codes(report: dict[str, object]) -> set[str]:
+    return {str(p["code"]) for p in report["problems"]}  # type: ignore[attr-defined, index]
+
+
+def test_the_untouched_demo_store_verifies(demo: dict[str, Path], tmp_path: Path) -> None:
+    report = _verify(demo, _copy(demo, tmp_path))
+    assert report["ok"] is True and report["witnessed"] >= 1
+
+
+def test_a_deleted_payload_is_detected(demo: dict[str, Path], tmp_path: Path) -> None:
+    db = _copy(demo, tmp_path)
+    _sql(db, "DELETE FROM payloads WHERE hash IN (SELECT output_hash FROM steps LIMIT 1)")
+    report = _verify(demo, db)
+    assert "payload.deleted" in _codes(report)
+    assert "was deleted" in str(report["summary"])
+
+
+def test_every_payload_deleted_is_detected(demo: dict[str, Path], tmp_path: Path) -> None:
+    db = _copy(demo, tmp_path)
+    _sql(db, "DELETE FROM payloads")
+    report = _verify(demo, db)
+    assert _codes(report) == {"payload.deleted"}
+    assert len(report["problems"]) > 10  # type: ignore[arg-type]
+
+
+def test_an_altered_payload_is_detected(demo: dict[str, Path], tmp_path: Path) -> None:
+    db = _copy(demo, tmp_path)
+    _sql(db, "UPDATE payloads SET data = CAST('{\"approved\":true}' AS BLOB) WHERE rowid = 3")
+    assert "payload.changed" in _codes(_verify(demo, db))
+
+
+def test_a_payload_deleted_with_its_reference_is_detected(
+    demo: dict[str, Path], tmp_path: Path
+) -> None:
+    """Clearing the step's reference too (to look like a redaction) is caught by the ledger."""
+    db = _copy(demo, tmp_path)
+    _sql(
+        db,
+        "CREATE TABLE victim AS SELECT run_id, id, output_hash FROM steps "
+        "WHERE output_hash IS NOT NULL LIMIT 1",
+        "DELETE FROM payloads WHERE hash IN (SELECT output_hash FROM victim)",
+        "UPDATE steps SET output_hash = NULL WHERE id IN (SELECT id FROM victim)",
+        "DROP TABLE victim",
+    )
+    report = _verify(demo, db)
+    assert "record.changed" in _codes(report) and "output_hash" in str(report["summary"])
+
+
+def test_a_redacted_payload_is_told_apart_from_a_deleted_one(
+    demo: dict[str, Path], tmp_path: Path
+) -> None:
+    db = _copy(demo, tmp_path)
+    conn = sqlite3.connect(db)
+    (run_id,) = conn.execute("SELECT id FROM runs WHERE status = 'failed'").fetchone()
+    conn.close()
+    out = _fl(demo["config"], "audit", "redact", "--db", f"sqlite:///{db}", "--run", run_id)
+    assert out.returncode == 0, out.stderr
+    report = _verify(demo, db)
+    assert report["ok"] is True and report["redacted"] > 0  # redacted: verifies, counted
+
+
+def test_incident_edits_are_detected(demo: dict[str, Path], tmp_path: Path) -> None:
+    for edit, what in (
+        (
+            "UPDATE respond_incidents SET status = 'resolved', resolved_by = 'x', resolved_ns = 1",
+            "status",
+        ),
+        ("UPDATE respond_incidents SET severity = 'info'", "severity"),
+        ("UPDATE respond_incidents SET root_cause_team = 'someone-else'", "root_cause_team"),
+        ("UPDATE respond_incidents SET run_count = 0", "run_count"),
+    ):
+        db = _copy(demo, tmp_path)
+        _sql(db, edit)
+        report = _verify(demo, db)
+        assert "incident.changed" in _codes(report), edit
+        assert what in str(report["summary"]), report["summary"]
+
+
+def test_a_deleted_or_inserted_incident_is_detected(demo: dict[str, Path], tmp_path: Path) -> None:
+    db = _copy(demo, tmp_path)
+    _sql(db, "DELETE FROM respond_incidents")
+    assert "incident.deleted" in _codes(_verify(demo, db))
+    db = _copy(demo, tmp_path)
+    _sql(
+        db,
+        "INSERT INTO respond_incidents SELECT id + 100, fingerprint, workflow, failure_step, "
+        "root_cause_step, root_cause_agent, error_class, severity, status, root_cause_team, "
+        "workflow_team, opened_ns, acknowledged_ns, acknowledged_by, resolved_ns, resolved_by, "
+        "updated_ns, last_failure_ns, run_count, first_run_id, last_run_id, success_streak, "
+        "previous_id, next_id, chain, attribution FROM respond_incidents",
+    )
+    assert "incident.unlogged" in _codes(_verify(demo, db))
+
+
+def test_notification_edits_are_detected(demo: dict[str, Path], tmp_path: Path) -> None:
+    db = _copy(demo, tmp_path)
+    _sql(db, "UPDATE respond_outbox SET channel = 'nobody' WHERE status = 'delivered'")
+    assert "notification.changed" in _codes(_verify(demo, db))
+    db = _copy(demo, tmp_path)
+    _sql(db, "DELETE FROM respond_outbox")
+    assert "notification.deleted" in _codes(_verify(demo, db))
+
+
+def test_a_corrupted_openings_blob_is_a_finding_not_a_traceback(
+    demo: dict[str, Path], tmp_path: Path
+) -> None:
+    db = _copy(demo, tmp_path)
+    _sql(
+        db,
+        "UPDATE ledger_entries SET openings = X'00FF7B' WHERE seq = "
+        "(SELECT MIN(seq) FROM ledger_entries WHERE openings IS NOT NULL)",
+    )
+    report = _verify(demo, db)
+    assert "opening.corrupt" in _codes(report)
+    db = _copy(demo, tmp_path)
+    _sql(db, "UPDATE steps SET attributes = '{not json' WHERE rowid = 2")
+    assert "record.corrupt" in _codes(_verify(demo, db))
+
+
+def test_a_copied_store_without_its_key_says_key_file_missing(
+    demo: dict[str, Path], tmp_path: Path
+) -> None:
+    db = _copy(demo, tmp_path)
+    elsewhere = tmp_path / "other-config"
+    out = _fl(elsewhere, "audit", "verify", "--db", f"sqlite:///{db}")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "key file missing" in out.stdout and "divergence" not in out.stdout
+    assert "FLIGHTLOG_LEDGER_KEY" in out.stdout and "--key" in out.stdout
+    # Reads never create a key file.
+    for args in (["runs"], ["audit", "status"], ["audit", "verify"]):
+        _fl(elsewhere, *args, "--db", f"sqlite:///{db}")
+    assert not list(elsewhere.rglob("*.key"))
+    assert not list(tmp_path.glob("*.ledger-key"))
+    # Pointing at the key (or passing the public key) makes it verify.
+    key = next((demo["config"] / "flightlog" / "keys").glob("*.key"))
+    ok = _fl(elsewhere, "audit", "verify", "--db", f"sqlite:///{db}", FLIGHTLOG_LEDGER_KEY=str(key))
+    assert ok.returncode == 0, ok.stdout
+    public = _fl(demo["config"], "audit", "key", "--db", f"sqlite:///{db}").stdout.strip()
+    ok = _fl(elsewhere, "audit", "verify", "--db", f"sqlite:///{db}", "--key", public)
+    assert ok.returncode == 0, ok.stdout
+
+
+def test_the_key_lives_outside_the_store_directory(demo: dict[str, Path]) -> None:
+    keys = list((demo["config"] / "flightlog" / "keys").glob("*.key"))
+    assert len(keys) == 1 and oct(keys[0].stat().st_mode & 0o777) == "0o600"
+    assert oct(keys[0].parent.stat().st_mode & 0o777) == "0o700"
+    assert not [p for p in demo["dir"].iterdir() if p.suffix in (".key", ".ledger-key")]
+
+
+def test_a_bundle_without_the_failing_step_fails(demo: dict[str, Path], tmp_path: Path) -> None:
+    (bundle_path,) = demo["dir"].glob("audit-*.json")
+    bundle = json.loads(bundle_path.read_text())
+    entries = bundle["entries"]
+    failing = next(
+        e for e in entries if '"kind":"step"' in e["entry"] and '"status":"error"' in e["entry"]
+    )
+    bundle["entries"] = [e for e in entries if e is not failing]
+    cut = tmp_path / "cut.json"
+    cut.write_text(json.dumps(bundle))
+    out = _fl(demo["config"], "audit", "verify-bundle", str(cut))
+    assert out.returncode == 1 and "incomplete" in out.stderr and "Traceback" not in out.stderr
+    assert f"#{failing['index']}" in out.stderr
+    # Removing the run's indexes too: completeness can no longer be claimed.
+    bundle["entries"] = [e for e in bundle["entries"] if '"kind":"run.index"' not in e["entry"]]
+    cut.write_text(json.dumps(bundle))
+    out = _fl(demo["config"], "audit", "verify-bundle", str(cut))
+    assert out.returncode == 1 and "holds no index" in out.stderr
+    whole = _fl(demo["config"], "audit", "verify-bundle", str(bundle_path))
+    assert whole.returncode == 0 and "complete: all" in whole.stdout
