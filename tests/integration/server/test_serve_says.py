@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import time
 from pathlib import Path
 
@@ -87,8 +88,18 @@ def test_a_damaged_store_is_not_ready_and_answers_503(tmp_path: Path) -> None:
     rid = run_cli("runs", "--status", "failed", "-q", cwd=home, env=_env(), check=True)
     bad = tmp_path / "bad.db"
     shutil.copy2(home / "flightlog.db", bad)
-    pages = bad.stat().st_size // 4096
-    damage(bad, range(pages // 2, pages, 4))  # table pages; the schema itself still reads
+    # Leaf pages of record tables, found by SQLite's dbstat (a fixed range of page numbers
+    # hits the schema's own pages when the layout shifts); the schema itself still reads.
+    conn = sqlite3.connect(bad)
+    leaves = [
+        int(p)
+        for (p,) in conn.execute(
+            "SELECT pageno FROM dbstat WHERE pagetype = 'leaf' "
+            "AND name IN ('steps', 'payloads', 'ledger_entries') ORDER BY pageno"
+        )
+    ]
+    conn.close()
+    damage(bad, leaves[::2])  # type: ignore[arg-type]
     srv = ServerProcess(db=bad, port=free_port())
     srv.start()
     try:
