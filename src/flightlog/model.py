@@ -213,6 +213,11 @@ class Finding:
     step_id: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
     created_ns: int = 0
+    # What the detector saw, in its own words: ``timeout``, ``empty``, ``budget``, ``check``
+    # (a failed ``flightlog.check``), ``broken`` (the detector raised) ...; None for
+    # evaluations recorded by other tools and for findings stored before this field existed
+    # (``finding_kind`` reads those).
+    kind: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -224,6 +229,17 @@ class Finding:
         }
         kwargs["evidence"] = dict(data.get("evidence") or {})
         return cls(**kwargs)
+
+
+def finding_kind(f: Finding) -> str:
+    """The kind of a finding: ``f.kind``; for a finding stored before ``kind`` was a field,
+    ``check`` for a failed check, else the part of ``evidence["kind"]`` before any ``:``
+    (where detectors used to write it, as ``budget:tokens``); ``""`` when there is none."""
+    if f.kind:
+        return f.kind
+    if f.detector == "check":
+        return "check"
+    return str(f.evidence.get("kind", "")).partition(":")[0]
 
 
 @dataclass(slots=True)

@@ -94,23 +94,10 @@ def fmt_time(ns: int | None) -> str:
 
 def parse_since(value: str | None) -> int | None:
     """``30m``, ``2h``, ``7d``, or an ISO-8601 time -> nanoseconds since the epoch."""
-    if not value:
-        return None
-    import datetime as dt
-    import re
-    import time
+    from flightlog._durations import parse_since as parse
+    from flightlog.errors import InputError
 
-    m = re.fullmatch(r"(\d+)\s*([smhdw])", value.strip())
-    if m:
-        n, unit = int(m.group(1)), m.group(2)
-        seconds = n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
-        return time.time_ns() - seconds * 1_000_000_000
     try:
-        t = dt.datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{value!r} is neither a duration (30m, 2h, 7d) nor an ISO-8601 time"
-        ) from exc
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return int(t.timestamp() * 1e9)
+        return parse(value)
+    except InputError as exc:
+        raise click.BadParameter(str(exc)) from exc

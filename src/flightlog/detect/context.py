@@ -274,7 +274,11 @@ class RunContext:
         severity: str = "error",
         **evidence: Any,
     ) -> Finding:
-        """Build a finding with a stable id for (run, step, detector, kind)."""
+        """Build a finding with a stable id for (run, step, detector, kind).
+
+        ``kind`` may name what it is about after a colon (``budget:tokens``,
+        ``number:total``): the finding's ``kind`` is the part before it; the whole string stays
+        in ``evidence["kind"]`` and keys the id, as before ``kind`` was a field."""
         step_id = step.id if step else None
         return Finding(
             id=finding_id(self.run.id, step_id, detector, kind),
@@ -285,6 +289,7 @@ class RunContext:
             step_id=step_id,
             evidence={"kind": kind, **evidence},
             created_ns=self.now_ns,
+            kind=kind.partition(":")[0],
         )
 
 

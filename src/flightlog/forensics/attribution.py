@@ -16,6 +16,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from flightlog import model
 from flightlog.detect import RunContext, history_cache, run_detectors
 from flightlog.errors import InputError
 from flightlog.forensics.lineage import Lineage
@@ -150,7 +151,7 @@ SEVERITY_WEIGHT = {"critical": 0.9, "error": 0.75, "warning": 0.5, "info": 0.1}
 def finding_weight(f: Finding) -> float:
     if f.detector == "check":
         return KIND_WEIGHT["check"] * (1.0 if severity_rank(f.severity) >= 2 else 0.6)
-    kind = str(f.evidence.get("kind", "")).split(":", 1)[0]
+    kind = model.finding_kind(f)
     if kind in KIND_WEIGHT:
         return KIND_WEIGHT[kind]
     return SEVERITY_WEIGHT.get(f.severity, 0.3)

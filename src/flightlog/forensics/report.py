@@ -21,7 +21,7 @@ from flightlog.detect.context import RunContext, history_cache
 from flightlog.forensics.attribution import Attribution, attribute
 from flightlog.ledger.entry import REDACTED
 from flightlog.ledger.redact import redacted_runs
-from flightlog.model import Finding, Step
+from flightlog.model import Finding, Step, finding_kind
 from flightlog.store.base import RunQuery
 
 PREVIEW_CHARS = 240
@@ -48,10 +48,7 @@ def _preview(value: Any) -> str:
 
 
 def _kinds(findings: list[Finding]) -> set[str]:
-    out = set()
-    for f in findings:
-        out.add("check" if f.detector == "check" else str(f.evidence.get("kind", "")).split(":")[0])
-    return out
+    return {finding_kind(f) for f in findings}
 
 
 def _actions(att: Attribution, root: Step | None, root_findings: list[Finding]) -> list[str]:

@@ -167,7 +167,7 @@ def edge_data(e: Edge) -> dict[str, Any]:
 
 
 def finding_data(f: Finding) -> dict[str, Any]:
-    return {
+    data = {
         "id": f.id,
         "run_id": f.run_id,
         "step_id": f.step_id,
@@ -177,6 +177,10 @@ def finding_data(f: Finding) -> dict[str, Any]:
         "evidence": _stored(f.evidence),
         "created_ns": _ns(f.created_ns),
     }
+    # Only when set: entries logged before findings had a kind still match their records.
+    if f.kind is not None:
+        data["kind"] = f.kind
+    return data
 
 
 def edge_id(e: Edge) -> str:

@@ -122,6 +122,7 @@ FL_FINDING_ID = "flightlog.finding.id"
 FL_FINDING_SEVERITY = "flightlog.finding.severity"
 FL_FINDING_STEP = "flightlog.finding.step_id"
 FL_FINDING_EVIDENCE = "flightlog.finding.evidence"
+FL_FINDING_KIND = "flightlog.finding.kind"
 
 # Step kind -> gen_ai.operation.name, written for other OTel backends' benefit.
 KIND_OPERATIONS = {"llm": "chat", "agent": "invoke_agent", "tool": "execute_tool"}

@@ -742,6 +742,7 @@ def _finding(s: _Span, ev: Any, ea: dict[str, Any], n: int, is_step: bool) -> Fi
             step_id=_opt_str(ea, C.FL_FINDING_STEP),
             evidence=_json_attr(ea, C.FL_FINDING_EVIDENCE) or {},
             created_ns=int(ev.time_unix_nano),
+            kind=_opt_str(ea, C.FL_FINDING_KIND),
         )
     name = str(ea.get(C.GEN_AI_EVALUATION_NAME) or "evaluation")
     label = ea.get(C.GEN_AI_EVALUATION_SCORE_LABEL)

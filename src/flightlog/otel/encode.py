@@ -246,3 +246,4 @@ def _finding_event(span: Any, f: Finding) -> None:
     _set(ev, C.FL_FINDING_SEVERITY, f.severity)
     _set(ev, C.FL_FINDING_STEP, f.step_id)
     _set(ev, C.FL_FINDING_EVIDENCE, _json.dumps(f.evidence))
+    _set(ev, C.FL_FINDING_KIND, f.kind)

@@ -681,6 +681,7 @@ def check(ok: Any, name: str, message: str = "", severity: str = "error", **evid
                     message=str(message or f"check {name} failed"),
                     evidence={"check": str(name), **_json_safe(evidence)},
                     created_ns=time.time_ns(),
+                    kind="check",
                 )
             )
     except Exception:

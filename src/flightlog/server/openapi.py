@@ -190,6 +190,7 @@ def document(version: str) -> dict[str, Any]:
             "step_id": _NULLABLE_STR,
             "evidence": {"type": "object"},
             "created_ns": {"type": "integer"},
+            "kind": _NULLABLE_STR,
         },
     }
     return {

@@ -30,7 +30,7 @@ STEP_COLUMNS = (
     "input_hash, output_hash, error, model, provider, input_tokens, output_tokens, cost, "
     "attributes"
 )
-FINDING_COLUMNS = "id, run_id, step_id, detector, severity, message, evidence, created_ns"
+FINDING_COLUMNS = "id, run_id, step_id, detector, severity, message, evidence, created_ns, kind"
 
 # Runs and steps are written as their merged state (``flightlog.store.facts`` decides what a
 # re-sent record may change), so the upserts simply store the row they are given.
@@ -53,7 +53,7 @@ _PAYLOAD_INSERT = (
     "ON CONFLICT (hash) DO NOTHING"
 )
 _FINDING_INSERT = (
-    f"INSERT INTO findings ({FINDING_COLUMNS}) VALUES ({', '.join('?' * 8)}) "
+    f"INSERT INTO findings ({FINDING_COLUMNS}) VALUES ({', '.join('?' * 9)}) "
     "ON CONFLICT (id) DO NOTHING"
 )
 
@@ -118,6 +118,7 @@ def finding_row(f: Finding) -> tuple[Any, ...]:
         f.message,
         _json.dumps(f.evidence),
         f.created_ns,
+        f.kind,
     )
 
 
@@ -177,6 +178,7 @@ def finding_from_row(row: Sequence[Any]) -> Finding:
         message=row[5],
         evidence=_json.loads(row[6]) or {},
         created_ns=row[7],
+        kind=row[8],
     )
 
 

@@ -109,4 +109,9 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
         ),
         "records dropped by recorders under overload, per recorder process",
     ),
+    Migration(
+        3,
+        ("ALTER TABLE findings ADD COLUMN kind TEXT",),
+        "a finding's kind is a column (earlier rows: NULL, read from evidence)",
+    ),
 )

@@ -26,7 +26,7 @@ def parse_filters(request: Request) -> dict[str, Any]:
     since = (p.get("since") or "").strip() or None
     since_ns = None
     if since is not None:
-        from flightlog.cli._common import parse_since
+        from flightlog._durations import parse_since
 
         try:
             since_ns = max(0, min(int(parse_since(since) or 0), 2**63 - 1))
