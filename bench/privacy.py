@@ -19,7 +19,7 @@ import orjson
 
 from flightlog.model import Batch, ErrorInfo, Finding, Run, Step
 from flightlog.privacy import load, scrub
-from flightlog.sdk.payload import make_payload
+from flightlog.payload import make_payload
 
 
 def make_batch(n: int, secrets: bool) -> Batch:

@@ -1,10 +1,33 @@
-"""What happens after records are stored: the run-end pipeline.
+"""What happens after records are stored: the run-end pipeline and the periodic work.
 
-When runs end (in embedded mode after the background writer has stored them; in server
-mode after ingestion) ``runs_ended(store, run_ids)`` calls each registered hook. Hooks are
-plain callables ``hook(store, run_ids)``; detectors and the response engine register here.
-A hook that raises is logged and counted, never propagated: the pipeline must not stop
-recording.
+When runs end (in embedded mode after the background writer has stored them; in server mode
+after ingestion, or when a trace is closed idle) ``runs_ended(store, run_ids)`` moves each
+ended run through the stages, in order, each computed once and handed on::
+
+    status     derive the run's status from the whole record (``forensics.status``)
+    detect     run the detectors once; store their new findings
+    attribute  a failed (or degraded) run's attribution, computed once from those findings,
+               stored and appended to the audit ledger (``forensics.ledger``)
+    respond    incidents and alerts from the *stored* attribution (``respond.engine``; a
+               no-op without a flightlog.toml with channels)
+
+then the run-end work other capabilities registered. A stage or hook that raises is logged
+and counted, never propagated: the pipeline must not stop recording.
+
+Registering work (one typed input each, so fields can be added later)::
+
+    @flightlog.pipeline.on_run_end
+    def evaluate_slos(ended: RunsEnded) -> None:   # after the stages, per batch of runs
+        for e in ended.runs: ...                   # e.run, e.findings, e.attribution
+
+    @flightlog.pipeline.every(30)
+    def burn_rates(tick: Tick) -> None:            # every 30 s while a clock runs
+        ...                                        # tick.store, tick.now_ns
+
+Periodic work runs where a clock runs: ``flightlog serve`` and ``flightlog watch`` (each
+pass; see ``Clock``); the response engine's grouping, paging, escalation and auto-resolution are
+periodic work too, so a quiet server still pages. ``register(hook)`` keeps the older form,
+``hook(store, run_ids)``, called after the stages.
 """
 
 from __future__ import annotations
@@ -12,63 +35,275 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flightlog.detect.context import RunContext
+    from flightlog.forensics.attribution import Attribution
+    from flightlog.model import Finding, Run
 
 log = logging.getLogger("flightlog.pipeline")
 
+
+# -- what the stages hand on -------------------------------------------------------------------
+@dataclass
+class EndedRun:
+    """One ended run as it moves through the stages."""
+
+    run: Run
+    context: RunContext | None = None  # the record, its payloads and history (detect)
+    findings: list[Finding] = field(default_factory=list)  # every finding after detect
+    attribution: Attribution | None = None  # the stored, audited attribution (failed runs)
+
+
+@dataclass
+class RunsEnded:
+    """The input of run-end work: the store and the runs that just ended, staged."""
+
+    store: Any
+    runs: list[EndedRun]
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [e.run.id for e in self.runs]
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The input of periodic work."""
+
+    store: Any
+    now_ns: int
+
+
+Stage = Callable[[Any, EndedRun], None]
+RunEndWork = Callable[[RunsEnded], None]
+PeriodicWork = Callable[[Tick], None]
 RunEndHook = Callable[[Any, Sequence[str]], None]
 
-# Built-in hooks, imported lazily on first use: "module:function".
-BUILTIN_HOOKS: list[str] = [
-    "flightlog.detect.hook:on_runs_ended",
-    "flightlog.respond.engine:on_runs_ended",  # a no-op without a flightlog.toml with channels
-]
 
-_hooks: list[RunEndHook] = []
-_loaded = False
+# -- the stages ----------------------------------------------------------------------------
+# Ended runs that are attributed: failed, and degraded (errors swallowed, the run answered).
+FAULT_STATUSES = ("failed", "degraded")
+
+
+def derive_status(store: Any, ended: EndedRun) -> None:
+    """The run's status from the whole trace, for ingested runs (``forensics.status``, when
+    present); runs recorded by the SDK declare theirs."""
+    try:
+        status_mod = importlib.import_module("flightlog.forensics.status")
+    except ImportError:  # the status model is not part of this build: keep the declared one
+        return
+    derive = getattr(status_mod, "derive_run_status", None)
+    if derive is None:
+        return
+    updated = derive(store, ended.run)
+    if updated is not None:
+        ended.run = updated
+
+
+def detect(store: Any, ended: EndedRun) -> None:
+    """Run every configured detector once; store the new findings."""
+    from flightlog.detect import RunContext, run_detectors
+    from flightlog.model import Batch
+
+    ctx = RunContext.load(store, ended.run.id)
+    found = run_detectors(ctx)
+    known = {f.id for f in ctx.record.findings}
+    new = [f for f in found if f.id not in known]
+    if new:
+        store.write(Batch(findings=new))
+    ended.context = ctx
+    ended.findings = ctx.record.findings + new
+    # Baselines change once per ended run, here, from what was just loaded: the workflow's
+    # history and spectrum are not re-read because of it (run-end cost does not grow with
+    # the runs stored).
+    from flightlog.detect.context import history_cache
+    from flightlog.forensics import spectrum
+
+    history_cache.observe(ctx)
+    spectrum.observe(ctx)
+
+
+def attribute(store: Any, ended: EndedRun) -> None:
+    """A failed run's attribution, from the findings of ``detect``: stored and audited once
+    (a run delivered again keeps the attribution it was given first)."""
+    if ended.run.status not in FAULT_STATUSES:
+        return
+    from flightlog.forensics.attribution import attribute as attribute_run
+    from flightlog.forensics.ledger import record_attribution, stored_attribution
+
+    stored = stored_attribution(store, ended.run.id)
+    if stored is None:
+        assert ended.context is not None, "attribute needs the detect stage before it"
+        record_attribution(store, attribute_run(ended.context, findings=ended.findings))
+        stored = stored_attribution(store, ended.run.id)  # what the ledger holds, read back
+    ended.attribution = stored
+
+
+def respond(ended: RunsEnded) -> None:
+    """Incidents and alerts for the ended runs, from their stored attributions."""
+    from flightlog.respond.engine import on_runs_ended
+
+    on_runs_ended(ended.store, ended.run_ids)
+
+
+def respond_tick(tick: Tick) -> None:
+    """Group, page, escalate, resolve and deliver on the clock, not only when a run ends."""
+    from flightlog.respond.engine import on_clock
+
+    on_clock(tick.store)
+
+
+STAGES: tuple[tuple[str, Stage], ...] = (
+    ("status", derive_status),
+    ("detect", detect),
+    ("attribute", attribute),
+)
+
+# -- registered work ---------------------------------------------------------------------------
 _lock = threading.Lock()
+_run_end: list[RunEndWork] = [respond]
+_hooks: list[RunEndHook] = []
+_periodic: list[tuple[float, PeriodicWork]] = [(1.0, respond_tick)]
 hook_errors = 0
 
 
+def on_run_end(work: RunEndWork) -> RunEndWork:
+    """Register ``work(RunsEnded)`` to run after the stages for every batch of ended runs
+    (usable as a decorator; registering the same callable twice is a no-op)."""
+    with _lock:
+        if work not in _run_end:
+            _run_end.append(work)
+    return work
+
+
+def every(seconds: float, work: PeriodicWork | None = None) -> Any:
+    """Register ``work(Tick)`` to run every ``seconds`` while a clock runs (``flightlog
+    serve``, ``flightlog watch``): ``@every(30)`` or ``every(30, fn)``."""
+    if seconds <= 0:
+        raise ValueError(f"every() needs a positive interval in seconds, got {seconds!r}")
+
+    def add(fn: PeriodicWork) -> PeriodicWork:
+        with _lock:
+            if all(f is not fn for _, f in _periodic):
+                _periodic.append((float(seconds), fn))
+        return fn
+
+    return add(work) if work is not None else add
+
+
 def register(hook: RunEndHook) -> RunEndHook:
-    """Add a hook (usable as a decorator). Registering the same callable twice is a no-op."""
+    """Add a ``hook(store, run_ids)`` run after the stages (the older form of
+    ``on_run_end``). Registering the same callable twice is a no-op."""
     with _lock:
         if hook not in _hooks:
             _hooks.append(hook)
     return hook
 
 
-def unregister(hook: RunEndHook) -> None:
+def unregister(work: Any) -> None:
+    """Remove run-end work, a hook or periodic work registered before."""
     with _lock:
-        if hook in _hooks:
-            _hooks.remove(hook)
+        for registry in (_run_end, _hooks):
+            if work in registry:
+                registry.remove(work)
+        _periodic[:] = [(s, f) for s, f in _periodic if f is not work]
 
 
-def _load_builtins() -> None:
-    global _loaded
-    with _lock:
-        if _loaded:
-            return
-        _loaded = True
-        paths = list(BUILTIN_HOOKS)
-    for path in paths:
-        module_name, attr = path.split(":")
-        try:
-            register(getattr(importlib.import_module(module_name), attr))
-        except Exception:  # a broken built-in must not stop recording
-            log.exception("cannot load run-end hook %s", path)
-
-
-def runs_ended(store: Any, run_ids: Sequence[str]) -> None:
-    """Run every hook for runs that just ended. Never raises."""
+# -- running ---------------------------------------------------------------------------------
+def _failed(what: str, n: int) -> None:
     global hook_errors
-    if not run_ids:
-        return
-    _load_builtins()
-    for hook in list(_hooks):
+    hook_errors += 1
+    log.exception("run-end %s failed for %d run(s)", what, n)
+
+
+def runs_ended(store: Any, run_ids: Sequence[str]) -> RunsEnded:
+    """Move runs that just ended through the stages, then the registered work. Never raises;
+    returns what the stages computed."""
+    ended = RunsEnded(store, [])
+    for run_id in dict.fromkeys(run_ids):
         try:
-            hook(store, run_ids)
-        except Exception:
-            hook_errors += 1
-            log.exception("run-end hook %r failed for %d run(s)", hook, len(run_ids))
+            run = store.get_run(run_id)
+            if run is None or run.status == "running":
+                continue
+            item = EndedRun(run)
+            for _name, stage in STAGES:
+                stage(store, item)
+            ended.runs.append(item)
+        except Exception:  # one bad run must not stop the others
+            _failed(f"stages for run {run_id}", 1)
+    with _lock:
+        work, hooks = list(_run_end), list(_hooks)
+    if ended.runs:
+        for w in work:
+            try:
+                w(ended)
+            except Exception:
+                _failed(f"work {w!r}", len(ended.runs))
+    if run_ids:
+        for hook in hooks:
+            try:
+                hook(store, run_ids)
+            except Exception:
+                _failed(f"hook {hook!r}", len(run_ids))
+    return ended
+
+
+class Clock:
+    """Runs the periodic work (and ``extra`` callables) on its own thread, once per
+    ``resolution`` seconds at most; each piece of work when its interval has passed."""
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        resolution: float = 0.5,
+        extra: Sequence[tuple[float, Callable[[Tick], None]]] = (),
+        respond: bool = True,
+    ) -> None:
+        self.store = store
+        self.resolution = resolution
+        self.extra = list(extra)
+        self.respond = respond  # False where the caller ticks its own engine (watch)
+        self.errors = 0
+        self._due: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_due(self, now: float | None = None) -> int:
+        """Run the work whose interval has passed; returns how many ran."""
+        now = time.monotonic() if now is None else now
+        with _lock:
+            jobs = [(t, f) for t, f in _periodic if self.respond or f is not respond_tick]
+        jobs += self.extra
+        ran = 0
+        for seconds, fn in jobs:
+            key = id(fn)
+            if self._due.get(key, 0.0) > now:
+                continue
+            self._due[key] = now + seconds
+            ran += 1
+            try:
+                fn(Tick(self.store, time.time_ns()))
+            except Exception:
+                self.errors += 1
+                log.exception("periodic work %r failed", fn)
+        return ran
+
+    def start(self) -> Clock:
+        self._thread = threading.Thread(target=self._loop, name="flightlog-clock", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.resolution):
+            self.run_due()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

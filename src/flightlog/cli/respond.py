@@ -316,7 +316,14 @@ def watch(interval: float, once: bool, since: str, config_path: str | None, db: 
                 err=True,
             )
 
+        from flightlog import pipeline
+
+        # Periodic work other capabilities registered (pipeline.every) runs on each pass;
+        # this engine ticks itself.
+        clock = pipeline.Clock(engine.store, respond=False)
+
         def report(touched: list[int], result: Any) -> None:
+            clock.run_due()
             if touched or result.notifications or result.delivered or result.failed:
                 click.echo(
                     f"incidents touched {sorted(set(touched))}; queued "

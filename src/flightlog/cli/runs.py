@@ -76,10 +76,15 @@ def runs(
         click.echo(
             f"{'RUN':<14}{'WORKFLOW':<22}{'STATUS':<11}{'STARTED (UTC)':<21}{'DURATION':>9}  REASON"
         )
+        from flightlog.forensics.transcripts import is_conversation
+
         for r in found:
+            untimed = is_conversation(r)  # an imported transcript: order, not timing
+            started = "unknown" if untimed else fmt_time(r.started_ns)
+            took = "unknown" if untimed else fmt_duration(r.duration_ns)
             click.echo(
                 f"{r.id[:12]:<14}{cut(r.workflow, 21):<22}{r.status:<11}"
-                f"{fmt_time(r.started_ns):<21}{fmt_duration(r.duration_ns):>9}  "
+                f"{started:<21}{took:>9}  "
                 f"{cut(r.reason or '', 60)}"
             )
         if len(found) == limit:
@@ -102,6 +107,12 @@ def render_run(store: Any, run_id: str) -> list[str]:
     """Text lines for ``flightlog show``: header, step tree, lineage, findings."""
     record = store.get_record(store.resolve_run_id(run_id))
     run = record.run
+    from flightlog.forensics.transcripts import is_conversation
+
+    if is_conversation(run):
+        from flightlog.cli._transcript import render_transcript
+
+        return render_transcript(store, record, *failure_position(store, record))
     lines = [
         f"run {run.id}  {run.workflow}" + (f" v{run.version}" if run.version else ""),
         f"status {run.status}  started {fmt_time(run.started_ns)}  "
@@ -170,7 +181,7 @@ def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> d
     """JSON form of a run with its steps (inputs/outputs decoded), edges and findings."""
     from flightlog.ledger.entry import REDACTED
     from flightlog.ledger.redact import redacted_runs
-    from flightlog.sdk.payload import decode
+    from flightlog.payload import decode
 
     values: dict[str, bytes] = {}
     if payloads:

@@ -26,7 +26,23 @@ from flightlog.cli._common import (
     "in turn; the earliest correction that makes the run succeed is the decisive step.",
 )
 @click.option("--entry", default=None, help="With --confirm: the workflow, module:function.")
-def why(run_id: str, db: str, as_json: bool, confirm: bool, entry: str | None) -> None:
+@click.option(
+    "--judge",
+    "use_judge",
+    is_flag=True,
+    help="For an imported conversation, let the LLM judge configured in flightlog.toml "
+    "([judge] url, model) rank the rules' candidates; the evidence reports its tokens.",
+)
+@click.option("--config", "config_path", default=None, help="Configuration file (flightlog.toml).")
+def why(
+    run_id: str,
+    db: str,
+    as_json: bool,
+    confirm: bool,
+    entry: str | None,
+    use_judge: bool,
+    config_path: str | None,
+) -> None:
     """Explain why RUN failed: the failure point (step k of N), the root-cause step, its agent
     and owner, the causal chain, the evidence, a confidence and ranked alternatives.
 
@@ -51,6 +67,18 @@ def why(run_id: str, db: str, as_json: bool, confirm: bool, entry: str | None) -
         counterfactual: dict[str, Any] | None
         try:
             att = attribute(store, run_id)
+            from flightlog.forensics.transcripts import is_conversation
+
+            run = store.get_run(att.run_id)
+            if use_judge and not (run is not None and is_conversation(run)):
+                att.evidence.append("--judge: the LLM judge ranks imported conversations only")
+            elif att.failed and run is not None and is_conversation(run):
+                from flightlog.forensics.judge import judge_attribution, settings_from_config
+
+                # --judge asks for it; [judge] enabled = true asks for it every time.
+                settings = settings_from_config(config_path, force=use_judge)
+                if settings is not None:
+                    att = judge_attribution(store, att, settings)
             if confirm and entry:
                 from flightlog.drills.runner import load_entry
                 from flightlog.forensics.replay import decisive_step

@@ -2,8 +2,8 @@
 
 ``detect(store, run_id)`` runs every configured detector on a recorded run, stores the new
 findings (ids are stable per run, step, detector and kind, so running twice stores nothing
-twice) and returns all of the run's findings. The run-end hook (``flightlog.detect.hook``)
-does the same for every run as it ends. See docs/forensics.md.
+twice) and returns all of the run's findings. The run-end pipeline's ``detect`` stage
+(``flightlog.pipeline``) does the same, once, for every run as it ends. See docs/forensics.md.
 """
 
 from __future__ import annotations

@@ -154,6 +154,8 @@ def tool_errors(run: RunContext) -> Iterator[Finding]:
                 output=_short(value, 300),
             )
             continue
+        if _conversation_message(step) and step.attributes.get("message.kind") != "execution":
+            continue  # an agent's reasoning mentions "error" and "not found" in passing
         if step.kind in ("tool", "retrieval", "function") or isinstance(value, str):
             text = value if isinstance(value, str) else fx.text_of(value)
             m = fx.ERROR_TEXT.search(text) if text and len(text) < 2000 else None
@@ -595,6 +597,8 @@ def loops(run: RunContext) -> Iterator[Finding]:
     """The same step with the same input repeated (more often than any successful run does)."""
     groups: dict[tuple[str, str, str], list[Step]] = {}
     for step in run.steps:
+        if step.attributes.get("message.kind") in _ORCHESTRATION:
+            continue  # "Next speaker: ..." and "TERMINATE" repeat by design
         if step.input_hash:
             groups.setdefault((step.name, "input", step.input_hash), []).append(step)
         if step.output_hash and _is_llm(step):
@@ -670,6 +674,14 @@ def budget(run: RunContext) -> Iterator[Finding]:
                 median=med,
                 severity="warning",
             )
+
+
+_ORCHESTRATION = ("instruction", "thought", "control")
+
+
+def _conversation_message(step: Step) -> bool:
+    """A message of an imported conversation (``flightlog.forensics.transcripts``)."""
+    return "message.kind" in step.attributes
 
 
 def _is_llm(step: Step) -> bool:

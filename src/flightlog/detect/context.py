@@ -143,6 +143,36 @@ class _HistoryCache:
             self._entries[key] = [count, history, 0]
         return history
 
+    def observe(self, ctx: RunContext) -> None:
+        """Fold a run that just ended into its workflow's cached history (the most recent
+        ``HISTORY_RUNS`` successful runs), so the run-end pipeline never re-reads a history
+        because of a run it has just seen: the baseline changes once per successful run, at
+        a cost that does not grow with the runs stored. A history not cached yet is left to
+        be loaded when first needed."""
+        run = ctx.run
+        if run.status != "succeeded":
+            return
+        key = (id(ctx.store), getattr(ctx.store, "url", ""), run.workflow)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None or run.id in hit[1].run_ids:
+                return
+            old: History = hit[1]
+        new = History(workflow=old.workflow)
+        _add_record(new, ctx.record, ctx._load_payloads())
+        keep = old.run_ids[: HISTORY_RUNS - 1]
+        kept = set(keep)
+        new.run_ids.extend(keep)
+        new.step_counts.extend(old.step_counts[: len(keep)])
+        new.tokens.extend(old.tokens[: len(keep)])
+        new.costs.extend(old.costs[: len(keep)])
+        for name, samples in old.samples.items():
+            new.samples.setdefault(name, []).extend(x for x in samples if x.run_id in kept)
+        with self._lock:
+            if self._entries.get(key) is hit:
+                hit[0] += 1  # one more successful run than counted, and it is in the history
+                hit[1] = new
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -168,33 +198,36 @@ def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> Histor
                 hashes.add(s.input_hash)
     payloads = store.get_payloads(hashes) if hashes else {}
     for rec in records:
-        history.run_ids.append(rec.run.id)
-        history.step_counts.append(len(rec.steps))
-        history.tokens.append(
-            sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in rec.steps)
-        )
-        history.costs.append(sum(s.cost or 0.0 for s in rec.steps))
-        per_name: dict[str, int] = {}
-        for s in rec.steps:
-            if s.status == "error":
-                continue
-            # A step repeated many times in one run (an agent loop) contributes a bounded
-            # sample, so a long run cannot make every detector quadratic.
-            seen = per_name[s.name] = per_name.get(s.name, 0) + 1
-            if seen > MAX_SAMPLES_PER_RUN:
-                continue
-            history.samples.setdefault(s.name, []).append(
-                StepSample(
-                    run_id=rec.run.id,
-                    output=decode(payloads.get(s.output_hash)) if s.output_hash else None,
-                    input=decode(payloads.get(s.input_hash)) if s.input_hash else None,
-                    duration_ns=s.duration_ns,
-                    attributes=s.attributes,
-                    model=s.model,
-                    run_started_ns=rec.run.started_ns,
-                )
-            )
+        _add_record(history, rec, payloads)
     return history
+
+
+def _add_record(history: History, rec: RunRecord, payloads: dict[str, bytes]) -> None:
+    """Append one successful run's figures and step samples to ``history``."""
+    history.run_ids.append(rec.run.id)
+    history.step_counts.append(len(rec.steps))
+    history.tokens.append(sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in rec.steps))
+    history.costs.append(sum(s.cost or 0.0 for s in rec.steps))
+    per_name: dict[str, int] = {}
+    for s in rec.steps:
+        if s.status == "error":
+            continue
+        # A step repeated many times in one run (an agent loop) contributes a bounded
+        # sample, so a long run cannot make every detector quadratic.
+        seen = per_name[s.name] = per_name.get(s.name, 0) + 1
+        if seen > MAX_SAMPLES_PER_RUN:
+            continue
+        history.samples.setdefault(s.name, []).append(
+            StepSample(
+                run_id=rec.run.id,
+                output=decode(payloads.get(s.output_hash)) if s.output_hash else None,
+                input=decode(payloads.get(s.input_hash)) if s.input_hash else None,
+                duration_ns=s.duration_ns,
+                attributes=s.attributes,
+                model=s.model,
+                run_started_ns=rec.run.started_ns,
+            )
+        )
 
 
 class RunContext:

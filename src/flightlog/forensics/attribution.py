@@ -268,8 +268,11 @@ def _failed_sentence(ctx: RunContext) -> str:
     return "the run failed"
 
 
-def attribute(ctx: RunContext) -> Attribution:
-    """Attribute the failure of the run in ``ctx`` (see the module docstring)."""
+def attribute(ctx: RunContext, findings: list[Finding] | None = None) -> Attribution:
+    """Attribute the failure of the run in ``ctx`` (see the module docstring).
+
+    ``findings``: the run's findings with the detectors already applied (the run-end
+    pipeline detects once and hands them on); without it the detectors run here."""
     run = ctx.run
     att = Attribution(
         run_id=run.id,
@@ -290,6 +293,14 @@ def attribute(ctx: RunContext) -> Attribution:
         att.method = "none"
         att.summary = f"run {run.id[:12]} of {run.workflow} {run.status}; nothing to attribute"
         return att
+    from flightlog.forensics.transcripts import is_conversation
+
+    if is_conversation(run):
+        # A conversation has no typed outputs, checks or step history: its own rules apply.
+        from flightlog.forensics.conversation import attribute_run
+
+        conv: Attribution = attribute_run(ctx)
+        return conv
     if not ctx.steps:
         att.method = "none"
         att.hypothesis = True
@@ -298,9 +309,10 @@ def attribute(ctx: RunContext) -> Attribution:
         att.summary = f"failed before recording any step; {_failed_sentence(ctx)}"
         return att
 
-    fresh = run_detectors(ctx)
-    known = {f.id for f in ctx.record.findings}
-    findings = ctx.record.findings + [f for f in fresh if f.id not in known]
+    if findings is None:
+        fresh = run_detectors(ctx)
+        known = {f.id for f in ctx.record.findings}
+        findings = ctx.record.findings + [f for f in fresh if f.id not in known]
 
     fp, fp_reason = failure_point(ctx, findings)
     assert fp is not None
@@ -540,5 +552,13 @@ def failure_position(store: Any, record: RunRecord) -> tuple[Step | None, int]:
     n = of_steps(ctx)
     if run.status != "failed":
         return None, n
+    from flightlog.forensics.transcripts import is_conversation
+
+    final = run.attributes.get("conversation.final_step")
+    if is_conversation(run) and isinstance(final, int):
+        # A conversation fails where it accepted its (wrong) final answer.
+        at = next((s for s in ctx.steps if s.index == final), None)
+        if at is not None:
+            return at, n
     step, _ = failure_point(ctx, record.findings)
     return step, max(n, step.index if step is not None else 0)

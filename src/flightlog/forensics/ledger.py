@@ -64,3 +64,16 @@ def stored_attribution(store: Any, run_id: str) -> Attribution | None:
     with store.read() as tx:
         row = tx.fetchone("SELECT data FROM forensics_attributions WHERE run_id = ?", (run_id,))
     return Attribution.from_dict(_json.loads(row[0])) if row else None
+
+
+def audited_attribution(store: Any, run_id: str) -> Attribution:
+    """The run's stored attribution; when there is none yet, attribute the run now, store and
+    audit it, and return what was stored (another process may have stored one first)."""
+    att = stored_attribution(store, run_id)
+    if att is None:
+        from flightlog.forensics.attribution import why
+
+        record_attribution(store, why(store, run_id))
+        att = stored_attribution(store, run_id)
+        assert att is not None
+    return att

@@ -116,7 +116,7 @@ class _Player:
     def _same_input(
         self, step: Step, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> bool:
-        from flightlog.sdk.payload import encode_value
+        from flightlog.payload import encode_value
         from flightlog.sdk.recorder import _Binder
 
         if step.input_hash is None:

@@ -228,6 +228,10 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
         by_step.setdefault(f.step_id or "", []).append(f)
     root = ctx.step(att.root_cause.id) if att.root_cause else None
 
+    from flightlog.forensics.transcripts import is_conversation
+
+    # An imported conversation has message order, not timing: say so rather than show 0 µs.
+    untimed = is_conversation(run)
     timeline = []
     for s in steps:
         timeline.append(
@@ -238,8 +242,8 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
                 "agent": s.agent,
                 "owner": s.owner,
                 "status": s.status,
-                "offset_ms": round((s.started_ns - run.started_ns) / 1e6, 3),
-                "duration": _dur(s.duration_ns),
+                "offset_ms": "-" if untimed else round((s.started_ns - run.started_ns) / 1e6, 3),
+                "duration": "unknown" if untimed else _dur(s.duration_ns),
                 "findings": [f"{f.severity}: {f.message}" for f in by_step.get(s.id, [])],
                 "error": f"{s.error.type}: {s.error.message}" if s.error else None,
                 "role": (
@@ -279,7 +283,9 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
     impact = {
         "outcome": run.status,
         "reason": run.reason,
-        "duration": _dur(run.duration_ns),
+        "duration": "an unknown duration (imported conversation: order only)"
+        if untimed
+        else _dur(run.duration_ns),
         "steps_completed": sum(1 for s in steps if s.status == "ok"),
         "of_steps": att.of_steps,
         "steps_not_reached": not_reached,
@@ -306,8 +312,8 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
             "owner": run.owner,
             "service": run.service,
             "status": run.status,
-            "started": _ts(run.started_ns),
-            "ended": _ts(run.ended_ns),
+            "started": "unknown" if untimed else _ts(run.started_ns),
+            "ended": "an unknown time" if untimed else _ts(run.ended_ns),
             "reason": run.reason,
         },
         "summary": att.summary,

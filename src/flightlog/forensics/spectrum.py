@@ -23,7 +23,7 @@ from typing import Any
 
 from flightlog.detect import features as fx
 from flightlog.detect.context import RunContext, decode, is_capture_marker
-from flightlog.model import Step
+from flightlog.model import RunRecord, Step
 from flightlog.store.base import RunQuery
 
 SPECTRUM_RUNS = 200
@@ -93,38 +93,69 @@ def signature(step: Step, output: Any) -> dict[str, str]:
 
 
 _cache_lock = threading.Lock()
-_cache: dict[tuple[int, str], tuple[int, list[tuple[str, bool, int, dict[str, str]]]]] = {}
+# (store, workflow) -> [runs counted, rows (newest first), lookups since counted]
+_cache: dict[tuple[int, str], list[Any]] = {}
+Row = tuple[str, bool, int, dict[str, str]]
 
 
-def _runs(store: Any, workflow: str) -> list[tuple[str, bool, int, dict[str, str]]]:
-    total = store.count_runs(RunQuery(workflow=workflow))
+def _row(rec: RunRecord, payloads: dict[str, bytes]) -> Row:
+    sig: dict[str, str] = {}
+    for s in rec.steps:
+        value = decode(payloads.get(s.output_hash)) if s.output_hash else None
+        if not isinstance(value, (dict, list, str, int, float, bool)) and value is not None:
+            value = None
+        sig.update(signature(s, value))
+    return (rec.run.id, rec.run.status != "succeeded", rec.run.started_ns, sig)
+
+
+def _runs(store: Any, workflow: str) -> list[Row]:
     key = (id(store), workflow)
     with _cache_lock:
         hit = _cache.get(key)
+        # As for histories: N >= 20 runs cannot grow by a tenth in fewer than N/10 ended
+        # runs, so counting (O(N)) is skipped until then; runs the pipeline saw are folded in
+        # by ``observe`` as they end.
+        if hit is not None and hit[0] >= 20 and hit[2] < hit[0] // 10:
+            hit[2] += 1
+            return hit[1]  # type: ignore[no-any-return]
+    total = store.count_runs(RunQuery(workflow=workflow))
     # Rebuilt when the workflow's runs grew by a tenth (or are few): a burst of failures must
     # not re-read 200 runs per failed run.
     if hit and (hit[0] == total or (total >= 20 and total - hit[0] < total / 10)):
-        return hit[1]
+        with _cache_lock:
+            hit[2] = 0
+        return hit[1]  # type: ignore[no-any-return]
     runs = [
         r
         for r in store.list_runs(RunQuery(workflow=workflow, limit=SPECTRUM_RUNS))
-        if r.status in ("failed", "succeeded")
+        if r.status in ("failed", "degraded", "succeeded")
     ]
     records = [store.get_record(r.id) for r in runs]
     hashes = {s.output_hash for rec in records for s in rec.steps if s.output_hash}
     payloads = store.get_payloads(hashes) if hashes else {}
-    rows = []
-    for rec in records:
-        sig: dict[str, str] = {}
-        for s in rec.steps:
-            value = decode(payloads.get(s.output_hash)) if s.output_hash else None
-            if not isinstance(value, (dict, list, str, int, float, bool)) and value is not None:
-                value = None
-            sig.update(signature(s, value))
-        rows.append((rec.run.id, rec.run.status == "failed", rec.run.started_ns, sig))
+    rows = [_row(rec, payloads) for rec in records]
     with _cache_lock:
-        _cache[key] = (total, rows)
+        _cache[key] = [total, rows, 0]
     return rows
+
+
+def observe(ctx: RunContext) -> None:
+    """Fold a run that just ended into its workflow's cached spectrum (run-end pipeline):
+    one row computed from what the pipeline already loaded, never a re-read of the
+    workflow's runs."""
+    run = ctx.run
+    if run.status not in ("failed", "degraded", "succeeded"):
+        return
+    key = (id(ctx.store), run.workflow)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is None or any(r[0] == run.id for r in hit[1]):
+            return
+    row = _row(ctx.record, ctx._load_payloads())
+    with _cache_lock:
+        if _cache.get(key) is hit:
+            hit[0] += 1
+            hit[1] = [row, *hit[1][: SPECTRUM_RUNS - 1]]
 
 
 def localize(store: Any, workflow: str, ctx: RunContext | None = None) -> Spectrum | None:

@@ -1,20 +1,17 @@
-"""OTLP ``AnyValue`` <-> Python values, and payloads (canonical JSON, content-addressed)."""
+"""OTLP ``AnyValue`` <-> Python values. Payloads are encoded by ``flightlog.payload``, the one
+encoder of every front door."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
-
-from flightlog.model import Payload
 
 # A captured input/output larger than this is stored as a truncation marker (see
 # ``flightlog.model.Payload``). Non-payload attribute values larger than
 # ``MAX_ATTRIBUTE_BYTES`` make their span invalid (rejected with a message).
 PAYLOAD_CAP = 1 << 20
 MAX_ATTRIBUTE_BYTES = 1 << 20
-PREVIEW_CHARS = 2000
 
 
 def any_value_to_python(value: Any) -> Any:
@@ -84,26 +81,6 @@ def approx_size(value: Any) -> int:
     if isinstance(value, dict):
         return sum(len(str(k)) + approx_size(v) for k, v in value.items())
     return 8
-
-
-def canonical(value: Any) -> bytes:
-    """Canonical JSON bytes: compact, keys sorted (the form payloads are stored in)."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-
-
-def make_payload(value: Any, cap: int = PAYLOAD_CAP) -> Payload:
-    """A ``Payload`` for ``value``; a truncation marker when its JSON exceeds ``cap`` bytes."""
-    data = canonical(value)
-    if len(data) <= cap:
-        return Payload(hash=hashlib.sha256(data).hexdigest(), data=data, size=len(data))
-    full_hash = hashlib.sha256(data).hexdigest()
-    preview = data[:PREVIEW_CHARS].decode("utf-8", errors="ignore")
-    marker = canonical(
-        {"$truncated": True, "size": len(data), "sha256": full_hash, "preview": preview}
-    )
-    return Payload(
-        hash=hashlib.sha256(marker).hexdigest(), data=marker, size=len(data), truncated=True
-    )
 
 
 def parse_maybe_json(text: str, mime: str | None = None) -> Any:

@@ -26,7 +26,8 @@ from flightlog.errors import InputError
 from flightlog.model import Batch, Edge, ErrorInfo, Finding, Payload, Run, Step
 from flightlog.otel import _values
 from flightlog.otel import conventions as C
-from flightlog.otel._values import any_value_to_python, approx_size, make_payload
+from flightlog.otel._values import PAYLOAD_CAP, any_value_to_python, approx_size
+from flightlog.payload import payload_of
 
 STATUS_ERROR = 2
 SPAN_KIND_NAMES = {
@@ -274,7 +275,7 @@ def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
         _map_trace(trace, tspans, result, payloads)
     result.batch.payloads.extend(payloads.values())
     if infer_edges:
-        from flightlog.otel.lineage import infer_data_edges
+        from flightlog.lineage import infer_data_edges
 
         data = {p.hash: p.data for p in payloads.values()}
         for run_id in result.inferred_runs:
@@ -490,7 +491,7 @@ def unflatten(attrs: dict[str, Any]) -> dict[str, Any]:
 def _store_payload(value: Any, payloads: dict[str, Payload]) -> str | None:
     if value is None:
         return None
-    p = make_payload(value)
+    p = payload_of(value, PAYLOAD_CAP)
     payloads.setdefault(p.hash, p)
     return p.hash
 

@@ -1,12 +1,13 @@
 """The response engine: from ended runs to incidents, alerts and delivered notifications.
 
-One engine serves every place Flightlog runs: the run-end hook (``on_runs_ended``, called by
-the SDK's background writer and by the server after ingestion), ``flightlog watch`` (which
-polls a store for ended runs) and the ``incident ack|resolve`` commands. All state lives in
-the store, so any of them can pick up where another stopped.
+One engine serves every place Flightlog runs: the run-end pipeline's respond stage and the
+clock's periodic tick (``flightlog.pipeline``, in the SDK's background writer and in the
+server; ``engine_for``), ``flightlog watch`` (which polls a store for ended runs) and the
+``incident ack|resolve`` commands. All state lives in the store, so any of them can pick up
+where another stopped.
 
-``process_runs``: each failed run is attributed (``flightlog.forensics.why``), fingerprinted
-and joined to its incident; a successful run counts towards auto-resolution.
+``process_runs``: each failed run's stored attribution (the one in the audit ledger) is
+fingerprinted and joined to its incident; a successful run counts towards auto-resolution.
 ``tick``: escalates unacknowledged pages, flushes alert groups that are due (routing,
 grouping, inhibition and silences in ``routing``) into the outbox, and delivers what is due.
 Who is told: the owner of the root-cause step is paged (``role=root_cause``, the team's
@@ -60,10 +61,13 @@ log = logging.getLogger("flightlog.respond")
 Attribute = Callable[[Any, str], Any]
 
 
-def _forensics_why(store: Any, run_id: str) -> Any:
-    from flightlog.forensics import why
+def _audited_attribution(store: Any, run_id: str) -> Any:
+    """The attribution stored (and audited) when the run ended; computed, stored and audited
+    now when the run-end pipeline has not seen the run (``flightlog watch`` on a store whose
+    recorder skipped it). Alerts always carry the attribution the ledger holds."""
+    from flightlog.forensics.ledger import audited_attribution
 
-    return why(store, run_id)
+    return audited_attribution(store, run_id)
 
 
 def _ref(ref: Any) -> dict[str, Any] | None:
@@ -120,7 +124,7 @@ class Engine:
         self.store = store
         self.config = config
         self.clock = clock or SystemClock()
-        self.attribute = attribute or _forensics_why
+        self.attribute = attribute or _audited_attribution
         ensure_schema(store)
         self.outbox = Outbox(store, config.channels, self.clock, sender=sender, **outbox_options)
         self._lock = threading.Lock()
@@ -703,30 +707,48 @@ def open_engine(
     return Engine(store, load_respond_config(config_path), **kwargs)
 
 
-_hook_cache: dict[tuple[int, str], tuple[Any, float, Engine | None]] = {}
-_hook_lock = threading.Lock()
+_engines: dict[tuple[int, str], tuple[Any, float, Engine | None]] = {}
+_engines_lock = threading.Lock()
 
 
-def on_runs_ended(store: Any, run_ids: Sequence[str]) -> None:
-    """Run-end hook (``flightlog.pipeline``): the same engine, in the SDK's writer thread or
-    the server. A no-op unless a ``flightlog.toml`` with channels is present."""
+def engine_for(store: Any) -> Engine | None:
+    """The engine the run-end pipeline and the clock use for ``store``: built from the
+    flightlog.toml found as usual, rebuilt when the file changes; None without a file or
+    without channels (alerting is off)."""
     from flightlog.config import find_config_file
 
     path = find_config_file()
     if path is None:
-        return
+        return None
     mtime = Path(path).stat().st_mtime
     cache_key = (id(store), str(Path(path).resolve()))
-    with _hook_lock:
-        cached = _hook_cache.get(cache_key)
+    with _engines_lock:
+        cached = _engines.get(cache_key)
         if cached is None or cached[0] is not store or cached[1] != mtime:
             config = load_respond_config(path)
             engine = Engine(store, config) if config.enabled else None
-            _hook_cache[cache_key] = (store, mtime, engine)
-        engine = _hook_cache[cache_key][2]
+            _engines[cache_key] = (store, mtime, engine)
+        return _engines[cache_key][2]
+
+
+def on_runs_ended(store: Any, run_ids: Sequence[str]) -> None:
+    """The run-end pipeline's respond stage (``flightlog.pipeline``): fold the ended runs into
+    incidents (from their stored attributions), evaluate SLOs (throttled), tick. A no-op
+    unless a ``flightlog.toml`` with channels is present."""
+    engine = engine_for(store)
     if engine is None:
         return
     engine.process_runs(run_ids)
+    _slo_pass(store, engine)
+    engine.tick()
+
+
+def on_clock(store: Any) -> None:
+    """The server clock's periodic respond work: SLOs (throttled), then group, page,
+    escalate, resolve and deliver what is due, whether or not a run ended."""
+    engine = engine_for(store)
+    if engine is None:
+        return
     _slo_pass(store, engine)
     engine.tick()
 

@@ -25,9 +25,9 @@ from contextvars import ContextVar, Token
 from typing import Any, TypeVar, overload
 
 from flightlog.model import Edge, ErrorInfo, Finding, Run, Step
+from flightlog.payload import encode_value, make_payload
 from flightlog.sdk import state
 from flightlog.sdk.lineage import IdentityIndex
-from flightlog.sdk.payload import encode_value, make_payload
 from flightlog.sdk.writer import RunEvent, StepDone
 
 log = logging.getLogger("flightlog")
@@ -230,7 +230,7 @@ class ActiveRun:
 def _json_safe(attributes: dict[str, Any]) -> dict[str, Any]:
     import orjson
 
-    from flightlog.sdk.payload import encode_value as enc
+    from flightlog.payload import encode_value as enc
 
     return {str(k): orjson.loads(enc(v)) for k, v in attributes.items()}
 

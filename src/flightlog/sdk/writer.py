@@ -27,8 +27,8 @@ from typing import Any
 
 from flightlog import pipeline
 from flightlog.model import Batch, Edge, Finding, Payload, Run, Step
+from flightlog.payload import DEFAULT_CAP, make_payload
 from flightlog.sdk.lineage import ContentIndex
-from flightlog.sdk.payload import DEFAULT_CAP, make_payload
 
 log = logging.getLogger("flightlog")
 
@@ -404,10 +404,10 @@ class Writer:
                 if source != s.id and source not in seen:
                     seen.add(source)
                     batch.edges.append(Edge(s.run_id, source, s.id, "data", "identity", param))
-            for source, evidence, param in index.sources(rec.input_json, s.id, s.started_ns):
+            for source, evidence, arg in index.sources(rec.input_json, s.id, s.started_ns):
                 if source not in seen:
                     seen.add(source)
-                    batch.edges.append(Edge(s.run_id, source, s.id, "data", evidence, param))
+                    batch.edges.append(Edge(s.run_id, source, s.id, "data", evidence, arg))
             before = index.nbytes
             index.add_output(s.id, rec.output_json, s.ended_ns or s.started_ns, rec.input_json)
             self._lineage_bytes += index.nbytes - before

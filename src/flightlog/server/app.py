@@ -36,9 +36,11 @@ def create_app(
     max_batch_spans: int = 20_000,
 ) -> Starlette:
     """The server for the store at ``url`` (opened now, so a bad URL fails here)."""
-    from flightlog import privacy
+    from flightlog import pipeline, privacy
+    from flightlog.server.settings import load_server_settings
     from flightlog.store import normalize_url, open_store
 
+    settings = load_server_settings()  # a bad [server] setting fails at start, naming its line
     url = normalize_url(url)
     store = open_store(url)
     # Reads go through their own connection (SQLite WAL readers do not wait for the writer).
@@ -48,7 +50,11 @@ def create_app(
         max_pending_spans=max_pending_spans,
         max_batch_spans=max_batch_spans,
         privacy=privacy.load(),  # a bad [privacy] setting fails at start, naming its line
+        idle_trace_timeout=settings.idle_trace_timeout,
     )
+    # Periodic work (alert grouping, paging, escalation, resolution; what capabilities
+    # registered with flightlog.pipeline.every) runs on its own clock, not only when runs end.
+    clock = pipeline.Clock(store).start()
     api = Api(reader)
     ui = Ui(reader, store)
     spec = document(_version())
@@ -97,6 +103,7 @@ def create_app(
         try:
             yield
         finally:
+            clock.stop()
             ingestor.close()
             if reader is not store:
                 reader.close()
@@ -136,6 +143,7 @@ def create_app(
     )
     app.state.store = store
     app.state.ingestor = ingestor
+    app.state.clock = clock
     return app
 
 

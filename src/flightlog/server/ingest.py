@@ -8,7 +8,7 @@ store sees few large transactions instead of many small ones. When more than
 answers 429 with Retry-After) instead of buffering without bound.
 
 Before the write, the data edges that new spans of ingested (non-Flightlog) runs open with the
-run's stored spans are inferred from payload content (``flightlog.otel.lineage``) and added to
+run's stored spans are inferred from payload content (``flightlog.lineage``) and added to
 the batch, so the audit ledger logs them; the store reorders the run's steps by start time in
 the same transaction. Nothing logged is rewritten later: a late span adds facts, and what is
 derived from all of them (order, inherited agents) is not logged (see ``derive``).
@@ -29,11 +29,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from flightlog.lineage import infer_data_edges
 from flightlog.model import Batch, Run, Step
 from flightlog.otel.decode import DecodeResult
-from flightlog.otel.lineage import infer_data_edges
 from flightlog.store.base import StepOutline
-from flightlog.store.facts import PLACEHOLDER, Conflict
+from flightlog.store.facts import CLOSED_IDLE, PLACEHOLDER, Conflict
 
 log = logging.getLogger("flightlog.server")
 
@@ -68,6 +68,7 @@ class IngestStats:
     write_errors: int = 0
     overloaded: int = 0
     pipeline_errors: int = 0
+    idle_closed: int = 0
     decode_seconds: float = 0.0
     write_seconds: float = 0.0
     pipeline_seconds: float = 0.0
@@ -83,8 +84,16 @@ class Ingestor:
         max_pending_spans: int = 50_000,
         max_batch_spans: int = 20_000,
         privacy: Any = None,
+        idle_trace_timeout: float = 0.0,
     ) -> None:
         self.store = store
+        # Seconds after the last span of a trace whose root span has not arrived before the
+        # trace is closed and processed (0: never).
+        self.idle_trace_timeout = idle_trace_timeout
+        self._open: dict[str, float] = {}  # run id -> when its last span arrived (monotonic)
+        self._idle_checked = 0.0
+        if idle_trace_timeout > 0:
+            self._open = dict.fromkeys(self._open_runs(), time.monotonic())
         # flightlog.privacy.Scrubber: the OTLP endpoint scrubs each request right after
         # decoding it, before it is queued here.
         self.privacy = privacy
@@ -148,8 +157,8 @@ class Ingestor:
     # -- the writer thread --------------------------------------------------------------
     def _take(self) -> list[_Item]:
         with self._cond:
-            while not self._items and not self._closing:
-                self._cond.wait(0.5)
+            if not self._items and not self._closing:
+                self._cond.wait(0.5)  # then return, empty: idle traces are checked
             taken: list[_Item] = []
             spans = 0
             while self._items and (
@@ -163,6 +172,8 @@ class Ingestor:
     def _write_loop(self) -> None:
         while True:
             items = self._take()
+            if self.idle_trace_timeout > 0 and not self._closing:
+                self._close_idle()
             if not items:
                 if self._closing:
                     return
@@ -224,10 +235,75 @@ class Ingestor:
         conflicts = self.store.write(batch, reorder=inferred)
         per_item = _conflicts_by_item(items, conflicts or [])
         rejected = sum(rejected_spans_of(c) for c in per_item)
+        if self.idle_trace_timeout > 0:
+            now = time.monotonic()
+            for rid in real_runs:
+                self._open.pop(rid, None)
+            for rid in wanted:
+                if rid in inferred:
+                    self._open[rid] = now
         self.stats.transactions += 1
         self.stats.spans_stored += sum(i.result.accepted_spans for i in items) - rejected
         self.stats.spans_rejected += sum(i.result.rejected_spans for i in items) + rejected
         return list(dict.fromkeys(ended)), per_item
+
+    # -- traces whose root span never came ------------------------------------------------
+    def _open_runs(self) -> list[str]:
+        """Ingested runs still waiting for their root span (after a restart: all of them
+        count as just seen)."""
+        from flightlog.store.base import RunQuery
+
+        try:
+            runs = self.store.list_runs(RunQuery(status="running", limit=100_000))
+        except Exception:  # a store that cannot be read now fails the first write anyway
+            log.exception("cannot list open traces")
+            return []
+        return [r.id for r in runs if r.source == "otlp"]
+
+    def _close_idle(self) -> None:
+        """Close the traces idle for ``idle_trace_timeout`` seconds and hand them to the
+        run-end pipeline (checked at most once a second, on the writer thread, so a closing
+        never races a span of the same trace being written)."""
+        now = time.monotonic()
+        if now - self._idle_checked < 1.0:
+            return
+        self._idle_checked = now
+        due = [rid for rid, seen in self._open.items() if now - seen >= self.idle_trace_timeout]
+        closed: list[str] = []
+        for rid in due:
+            self._open.pop(rid, None)
+            try:
+                if self.close_trace(rid):
+                    closed.append(rid)
+            except Exception:
+                log.exception("closing idle trace %s failed", rid)
+        if closed:
+            self.stats.idle_closed += len(closed)
+            self._ended.put(closed)
+
+    def close_trace(self, run_id: str) -> bool:
+        """End a run whose root span never arrived, from the spans that did: ``failed`` at
+        its failure point when a span ended in error, else ``unknown`` (no root span, no
+        outcome). The stand-in run is closed as when a root span arrives (a new ledger entry),
+        marked ``CLOSED_IDLE`` so that a root span arriving later still replaces it
+        (``store.facts``). False when the run ended meanwhile."""
+        run = self.store.get_run(run_id)
+        if run is None or run.status != "running":
+            return False
+        steps = self.store.step_outlines([run_id]).get(run_id, [])
+        failed_step = _failure_point(steps)
+        ends = [s.ended_ns or s.started_ns for s in steps]
+        attributes = {k: v for k, v in run.attributes.items() if k != PLACEHOLDER}
+        closed = dataclasses.replace(
+            run,
+            status="failed" if failed_step else "unknown",
+            ended_ns=max(ends) if ends else run.started_ns,
+            failed_step_id=failed_step,
+            reason=f"closed after {self.idle_trace_timeout:g}s without the trace's root span",
+            attributes={**attributes, CLOSED_IDLE: True},
+        )
+        self.store.write(Batch(runs=[closed]))
+        return True
 
     # -- the pipeline thread ------------------------------------------------------------
     def _pipeline_loop(self) -> None:

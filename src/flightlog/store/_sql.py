@@ -183,7 +183,8 @@ def finding_from_row(row: Sequence[Any]) -> Finding:
 
 
 _OUTLINE_COLUMNS = (
-    "run_id, id, parent_id, idx, status, started_ns, ended_ns, input_hash, output_hash, agent"
+    "run_id, id, parent_id, idx, status, started_ns, ended_ns, input_hash, output_hash, agent, "
+    "attributes"
 )
 
 # Runs whose steps take their agent from their nearest ancestor with one (OpenTelemetry
@@ -267,23 +268,6 @@ def write_batch(tx: Tx, batch: Batch) -> tuple[Batch, list[Conflict]]:
             _PAYLOAD_INSERT,
             [(p.hash, p.data, p.size, 1 if p.truncated else 0) for p in batch.payloads],
         )
-    if batch.runs:
-        runs = _stored_runs(tx, [r.id for r in batch.runs])
-        changed_runs: dict[str, Run] = {}
-        for r in batch.runs:
-            current = runs.get(r.id)
-            if current is None:
-                new: Run | None = r
-                conflict = None
-            else:
-                new, conflict = merge_run(current, r)
-            if conflict is not None:
-                conflicts.append(conflict)
-            if new is not None:
-                runs[r.id] = changed_runs[r.id] = new
-        if changed_runs:
-            tx.executemany(_RUN_UPSERT, [run_row(r) for r in changed_runs.values()])
-            applied.runs = list(changed_runs.values())
     if batch.steps:
         steps = _stored_steps(tx, [(s.run_id, s.id) for s in batch.steps])
         changed_steps: dict[tuple[str, str], Step] = {}
@@ -302,6 +286,24 @@ def write_batch(tx: Tx, batch: Batch) -> tuple[Batch, list[Conflict]]:
         if changed_steps:
             tx.executemany(_STEP_UPSERT, [step_row(s) for s in changed_steps.values()])
             applied.steps = list(changed_steps.values())
+    refused_runs = {c.run_id for c in conflicts if c.step_id is not None}
+    if batch.runs:
+        runs = _stored_runs(tx, [r.id for r in batch.runs])
+        changed_runs: dict[str, Run] = {}
+        for r in batch.runs:
+            current = runs.get(r.id)
+            if current is None:
+                new: Run | None = r
+                conflict = None
+            else:
+                new, conflict = merge_run(current, r, steps_refused=r.id in refused_runs)
+            if conflict is not None:
+                conflicts.append(conflict)
+            if new is not None:
+                runs[r.id] = changed_runs[r.id] = new
+        if changed_runs:
+            tx.executemany(_RUN_UPSERT, [run_row(r) for r in changed_runs.values()])
+            applied.runs = list(changed_runs.values())
     if batch.edges:
         new_edges = _new_edges(tx, batch.edges)
         if new_edges:
@@ -502,7 +504,19 @@ class SQLStore:
                 for row in tx.fetchall(
                     f"SELECT {_OUTLINE_COLUMNS} FROM steps WHERE run_id IN ({marks})", list(part)
                 ):
-                    o = StepOutline(*row)
+                    o = StepOutline(
+                        run_id=row[0],
+                        id=row[1],
+                        parent_id=row[2],
+                        index=row[3],
+                        status=row[4],
+                        started_ns=row[5],
+                        ended_ns=row[6],
+                        input_hash=row[7],
+                        output_hash=row[8],
+                        agent=row[9],
+                        attributes=_json.loads(row[10]) or {},
+                    )
                     out.setdefault(o.run_id, []).append(o)
         return out
 

@@ -51,7 +51,7 @@ class Migration:
 
 @dataclass(frozen=True, slots=True)
 class StepOutline:
-    """What ordering and lineage need of a stored step (no attributes, no payloads)."""
+    """What ordering and lineage need of a stored step (no payloads)."""
 
     run_id: str
     id: str
@@ -63,6 +63,7 @@ class StepOutline:
     input_hash: str | None
     output_hash: str | None
     agent: str | None
+    attributes: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

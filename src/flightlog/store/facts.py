@@ -10,7 +10,9 @@ answers it with an OTLP partial success; the store records a finding and a ledge
 The states of a record and the only transitions allowed between them:
 
 - **placeholder → open or closed** (runs only): the real run record replaces the stand-in,
-  keeping the earlier start time. A placeholder never changes a stored run.
+  keeping the earlier start time. A placeholder never changes a stored run. A stand-in the
+  server closed because its root span never came (marked ``CLOSED_IDLE``) is still a stand-in
+  for this rule: the root span's run record, arriving late, replaces it too.
 - **open → closed, once**: a record whose status is ``running`` may be closed by a record with
   a final status (runs: ``succeeded``/``failed``/``unknown``/``degraded``; steps:
   ``ok``/``error``). The closing record may set fields still empty (end time, output, error,
@@ -25,8 +27,10 @@ record given values it did not have when it was closed.
 
 Derived fields are not facts and never conflict: a step's ``index`` (recomputed from start
 times for ingested runs) and its ``agent`` when it was empty (inherited from an ancestor); an
-ingested (non-SDK) run's ``status`` and ``failed_step_id``, which are derived from its spans,
-not trusted from a record (a rewrite of the root span is a conflict of its step).
+ingested (non-SDK) run's outcome (``status``, ``failed_step_id``, ``reason``, ``error``),
+derived from its spans each time its record is written: the latest derivation replaces the
+stored one, except in a write that refused one of the run's steps (a rewrite of the root span
+is a conflict of its step, and never changes the run's outcome).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from flightlog.model import Finding, Run, Step
 CONFLICT_KIND = "fact.conflict"  # ledger entry kind of a rejected rewrite
 CONFLICT_DETECTOR = "integrity"  # detector name of the finding recording it
 PLACEHOLDER = "flightlog.placeholder"  # attribute marking a stand-in run (see module doc)
+CLOSED_IDLE = "flightlog.closed_idle"  # a stand-in closed after its trace went idle
 
 RUN_OPEN = "running"
 STEP_OPEN = "running"
@@ -179,26 +184,42 @@ def _attributes(
     return {**stored, **added}
 
 
-def merge_run(stored: Run, sent: Run) -> tuple[Run | None, Conflict | None]:
+# An ingested run's outcome is derived from its spans (flightlog.forensics.status), so a
+# record of it that is written again carries the outcome derived now: it replaces the stored one.
+DERIVED_RUN_FIELDS = ("status", "failed_step_id", "reason", "error")
+
+
+def merge_run(
+    stored: Run, sent: Run, *, steps_refused: bool = False
+) -> tuple[Run | None, Conflict | None]:
     """Apply ``sent`` to the ``stored`` run: (the new stored run, or None when nothing
-    changes; the conflict, or None). On a conflict nothing changes."""
+    changes; the conflict, or None). On a conflict nothing changes.
+
+    ``steps_refused``: a step of this run was refused in the same write, so an outcome derived
+    with it is not applied (an ingested run keeps the outcome its stored spans gave it)."""
     if sent.attributes.get(PLACEHOLDER) is True:
         return None, None  # a stand-in never changes a stored run
-    if stored.attributes.get(PLACEHOLDER) is True:
+    if stored.attributes.get(PLACEHOLDER) is True or (
+        stored.attributes.get(CLOSED_IDLE) is True and sent.attributes.get(CLOSED_IDLE) is not True
+    ):
         merged = dataclasses.replace(
             sent,
             started_ns=min(stored.started_ns, sent.started_ns),
             attributes=_norm(sent.attributes) or {},
         )
         return merged, None
-    derived = () if stored.source == "sdk" else ("status", "failed_step_id")
+    derived = () if stored.source == "sdk" else DERIVED_RUN_FIELDS
     stored_open = stored.status == RUN_OPEN
     sent_open = sent.status == RUN_OPEN
     closing = stored_open and not sent_open
     late_start = not stored_open and sent_open
     bad: list[tuple[str, Any, Any]] = []
     changes: dict[str, Any] = {}
-    if not closing and not sent_open and sent.status != stored.status:
+    if derived and not sent_open and not steps_refused:
+        for name in derived:  # re-derived from the spans: the sent outcome is the current one
+            if getattr(sent, name) != getattr(stored, name):
+                changes[name] = getattr(sent, name)
+    elif not closing and not sent_open and sent.status != stored.status:
         if "status" not in derived:
             bad.append(("status", stored.status, sent.status))
     elif closing:

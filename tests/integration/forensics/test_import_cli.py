@@ -7,12 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-TESTDATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "testdata"
-if not TESTDATA.exists():
-    TESTDATA = Path("/work/shared/testdata")
-LOGS = TESTDATA / "whowhen" / "Algorithm-Generated"
+LOGS = Path(__file__).resolve().parents[2] / "data" / "whowhen" / "Algorithm-Generated"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -21,7 +16,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.skipif(not LOGS.exists(), reason="Who&When test data not present")
 def test_import_then_why(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'ww.db'}"
     files = [str(LOGS / "1.json"), str(LOGS / "2.json")]
@@ -38,7 +32,8 @@ def test_import_then_why(tmp_path: Path) -> None:
     att = json.loads(_cli("why", rows[0]["run_id"], "--db", db, "--json").stdout)
     history = json.loads((LOGS / "1.json").read_text())["history"]
     assert att["failed"] and att["of_steps"] == len(history)
-    assert att["failure_point"]["agent"] == history[-1]["name"]
+    assert att["failure_point"]["index"] == len(history) - 1  # the answer before TERMINATE
+    assert att["root_cause"]["agent"] == "Excel_Expert" and att["root_cause"]["index"] == 1
 
 
 def test_import_bad_files_are_one_line_errors(tmp_path: Path) -> None:

@@ -142,3 +142,31 @@ def test_conflicts_in_findings_and_ledger_withhold_private_values(store_url: str
         assert "alice" not in text and payload("forged").hash not in text
     finally:
         store.close()
+
+
+def test_an_ingested_runs_outcome_is_derived_not_a_fact(store_url: str) -> None:
+    """Re-derived outcomes of ingested runs replace the stored one; an outcome derived in a
+    write that refused one of the run's spans does not."""
+    store = open_store(store_url)
+    try:
+        root = Step(rid(6), "b" * 16, "agent", "agent", 1, T, ended_ns=T + 9, status="ok")
+        run = Run(id=rid(6), workflow="w", started_ns=T, ended_ns=T + 9, status="succeeded")
+        run = dataclasses.replace(run, source="otlp")
+        assert store.write(Batch(runs=[run], steps=[root])) == []
+        late = Step(rid(6), "c" * 16, "tool", "tool", 2, T + 1, ended_ns=T + 2, status="error")
+        degraded = dataclasses.replace(run, status="degraded", failed_step_id=late.id)
+        assert store.write(Batch(runs=[degraded], steps=[late])) == []
+        stored = store.get_run(rid(6))
+        assert stored is not None and (stored.status, stored.failed_step_id) == (
+            "degraded",
+            late.id,
+        )
+        forged_root = dataclasses.replace(root, status="error", error=ErrorInfo("E", "x"))
+        forged_run = dataclasses.replace(run, status="failed", failed_step_id=root.id)
+        conflicts = store.write(Batch(runs=[forged_run], steps=[forged_root]))
+        assert [c.record_id for c in conflicts] == [f"{rid(6)}/{root.id}"]
+        stored = store.get_run(rid(6))
+        assert stored is not None and stored.status == "degraded"
+        assert verify(attach(store)).ok
+    finally:
+        store.close()

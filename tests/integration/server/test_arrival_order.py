@@ -154,8 +154,12 @@ def deliveries(draw: st.DrawFn) -> list[list[int]]:
     return requests
 
 
-def _ingest(db: Path, requests: list[list[int]]) -> None:
-    store = open_store(f"sqlite:///{db}")
+def _url(db: Path | str) -> str:
+    return db if isinstance(db, str) else f"sqlite:///{db}"
+
+
+def _ingest(db: Path | str, requests: list[list[int]]) -> None:
+    store = open_store(_url(db))
     ingestor = Ingestor(store)
     try:
         for indices in requests:
@@ -167,8 +171,8 @@ def _ingest(db: Path, requests: list[list[int]]) -> None:
         store.close()
 
 
-def _check(db: Path) -> dict[str, Any]:
-    store = open_store(f"sqlite:///{db}")
+def _check(db: Path | str) -> dict[str, Any]:
+    store = open_store(_url(db))
     try:
         report = verify(attach(store))  # type: ignore[arg-type]
         assert report.ok, report.summary()
@@ -219,3 +223,39 @@ def test_any_arrival_order_and_batching_verifies(tmp_path: Path, requests: list[
     assert got["order"] == [s[0] for s in SPANS]
     assert got["index"] == {s[0]: i for i, s in enumerate(SPANS, 1)}
     assert set(got["agents"].values()) == {"triager"}
+
+
+def test_children_first_on_postgresql(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ingest(tmp_path / "whole.db", [list(range(len(SPANS)))])
+    whole = _check(tmp_path / "whole.db")
+    monkeypatch.setenv("FLIGHTLOG_LEDGER_KEY", str(tmp_path / "pg-ledger.key"))
+    by_end = sorted(range(len(SPANS)), key=lambda i: SPANS[i][4])
+    _ingest(pg_url, [[i] for i in by_end])
+    assert _check(pg_url) == whole
+
+
+def test_a_trace_closed_idle_is_replaced_by_its_late_root(tmp_path: Path) -> None:
+    """Closed because its root span never came, then the root comes after all: the root's run
+    record replaces the stand-in (no conflict), and the store still verifies."""
+    db = tmp_path / "late-root.db"
+    store = open_store(f"sqlite:///{db}")
+    ingestor = Ingestor(store)
+    try:
+        body = _body(list(range(1, len(SPANS))))  # everything but the root span
+        ingestor.submit(decode(body, "application/x-protobuf", infer_edges=False)).result(30)
+        assert ingestor.close_trace(TRACE.hex())
+        closed = store.get_run(TRACE.hex())
+        assert closed is not None and closed.status == "failed" and closed.ended_ns
+        found = ingestor.submit(
+            decode(_body([0]), "application/x-protobuf", infer_edges=False)
+        ).result(30)
+        assert not found  # no conflict
+        run = store.get_run(TRACE.hex())
+        assert run is not None and run.workflow == "claims-triage"
+        assert "without the trace's root span" not in (run.reason or "")
+    finally:
+        ingestor.close()
+        store.close()
+    assert _check(db)["status"] == "failed"

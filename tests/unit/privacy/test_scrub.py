@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from flightlog.config import parse_config
 from flightlog.errors import ConfigurationError
 from flightlog.model import Batch, ErrorInfo, Finding, Run, Step
+from flightlog.payload import make_payload
 from flightlog.privacy import PrivacyConfig, Scrubber
-from flightlog.sdk.payload import make_payload
 
 KEY = "sk-proj-Zq8Xw7Vt6Us5Rr4Qp3Oo2Nn1Mm0"
 MAIL = "alice@example.com"

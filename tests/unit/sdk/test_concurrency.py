@@ -48,7 +48,7 @@ def test_threads_and_tasks_do_not_cross_talk(store) -> None:  # type: ignore[no-
     flightlog.flush()
 
     assert len(run_ids) == 100 and len(set(run_ids.values())) == 100
-    from flightlog.sdk.payload import decode
+    from flightlog.payload import decode
 
     for n, run_id in run_ids.items():
         rec = store.get_record(run_id)

@@ -11,7 +11,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flightlog.sdk.payload import decode, encode_value, make_payload
+from flightlog.payload import decode, encode_value, make_payload
 
 json_scalars = (
     st.none()

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 import flightlog
-from flightlog.sdk.payload import decode
+from flightlog.payload import decode
 
 
 def record_of(store, run_id):  # type: ignore[no-untyped-def]

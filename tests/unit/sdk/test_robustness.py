@@ -15,8 +15,8 @@ import pytest
 
 import flightlog
 from flightlog import pipeline
+from flightlog.payload import decode
 from flightlog.sdk import state
-from flightlog.sdk.payload import decode
 from flightlog.sdk.writer import StepDone, Writer
 
 

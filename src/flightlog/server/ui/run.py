@@ -199,13 +199,20 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
     )
     run_findings = findings.get(None, [])
     rid = q(run.id)
+    from flightlog.forensics.transcripts import is_conversation
+
+    conversation = is_conversation(run)
     meta = [
         f"<span>{pill(run.status)}</span>",
-        f"<span>duration <b>{e(duration(run.duration_ns))}</b></span>",
+        "<span>timing <b>unknown</b> (an imported conversation: order only)</span>"
+        if conversation
+        else f"<span>duration <b>{e(duration(run.duration_ns))}</b></span>",
         f"<span>owner <b>{e(run.owner or 'unowned')}</b></span>",
         f"<span>started {e(when(run.started_ns))} UTC</span>",
         f"<span>{len(steps)} steps</span>",
     ]
+    if conversation:
+        meta.pop(3)  # an imported transcript's start time is not known
     if run.version:
         meta.append(f"<span>version {e(run.version)}</span>")
     if run.service:
@@ -218,6 +225,15 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
     reason = f"<p>Reason: {e(run.reason[:2000])}</p>" if run.reason else ""
     if run.error:
         reason += f"<p>Error: {e(run.error.type)}: {e(run.error.message[:2000])}</p>"
+    steps_html = (
+        "<h2>Steps</h2><table><tr><th>#</th><th>name</th><th>kind</th><th>agent</th>"
+        "<th>owner</th><th>status</th><th>duration</th><th>model</th><th>tokens in/out</th>"
+        f"<th>cost</th></tr>{''.join(rows)}</table>{more}"
+    )
+    if conversation:
+        from flightlog.server.ui.conversation import messages_table
+
+        steps_html = messages_table(shown, payloads, rc_id, fp_id) + more
     body = (
         f"<p><a href='/'>← runs</a></p><h1>{e(run.workflow)} "
         f"<span class='mono muted'>{e(run.id)}</span></h1>"
@@ -227,9 +243,7 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
         f" <a href='/api/v1/runs/{rid}/findings'>findings</a></p>"
         f"{att_html}<h2>Lineage</h2>"
         f"{lineage_svg(steps, rec.edges, root_cause=rc_id, failure_point=fp_id)}"
-        "<h2>Steps</h2><table><tr><th>#</th><th>name</th><th>kind</th><th>agent</th>"
-        "<th>owner</th><th>status</th><th>duration</th><th>model</th><th>tokens in/out</th>"
-        f"<th>cost</th></tr>{''.join(rows)}</table>{more}"
+        f"{steps_html}"
         + (f"<h2>Run findings</h2>{finding_list(run_findings)}" if run_findings else "")
     )
     return page(f"{run.workflow} {run.id[:12]}", body, active="runs")

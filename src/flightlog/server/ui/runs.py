@@ -120,14 +120,17 @@ def runs_page(store: Any, request: Request) -> HTMLResponse:
         f"<label>per page<select name='limit'>{size_opts}</select></label>"
         "<button type='submit'>Filter</button> <a href='/'>clear</a></form>"
     )
+    from flightlog.forensics.transcripts import is_conversation
+
     rows = []
     for r in runs:
+        untimed = is_conversation(r)  # an imported transcript: order, not timing
         rows.append(
             f"<tr><td class='mono'><a href='/runs/{q(r.id)}'>{e(r.id[:12])}</a></td>"
             f"<td class='nw'>{e(r.workflow)}</td><td>{pill(r.status)}</td>"
             f"<td>{e(where.get(r.id, ''))}</td>"
-            f"<td class='mono nw'>{e(when(r.started_ns))}</td>"
-            f"<td class='num nw'>{e(duration(r.duration_ns))}</td>"
+            f"<td class='mono nw'>{'unknown' if untimed else e(when(r.started_ns))}</td>"
+            f"<td class='num nw'>{'unknown' if untimed else e(duration(r.duration_ns))}</td>"
             f"<td class='nw'>{e(r.owner or '')}</td>"
             f"<td>{e(r.version or '')}</td><td>{e(r.source)}</td>"
             f"<td>{e((r.reason or '')[:160])}</td></tr>"

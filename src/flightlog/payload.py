@@ -1,5 +1,10 @@
 """Captured values: canonical JSON bytes, addressed by SHA-256, safe for any Python value.
 
+The one payload encoder behind every front door: the SDK (on the caller's thread and in its
+writer), OTLP ingestion, the remote SDK (which sends what the SDK encoded) and
+``flightlog import``: the same value gets the same bytes and the same hash whichever way it
+arrived.
+
 ``encode(value)`` never raises. JSON values are encoded as compact JSON with sorted keys
 (orjson). What JSON cannot hold is recorded with a typed marker, so the record says what the
 value was without evaluating anything risky:
@@ -210,6 +215,11 @@ def make_payload(data: bytes, cap: int = DEFAULT_CAP) -> Payload:
         option=orjson.OPT_SORT_KEYS,
     )
     return Payload(hash=digest(marker_bytes), data=marker_bytes, size=size, truncated=True)
+
+
+def payload_of(value: Any, cap: int = DEFAULT_CAP) -> Payload:
+    """The ``Payload`` of a value: ``make_payload(encode_value(value), cap)``."""
+    return make_payload(encode_value(value), cap)
 
 
 def decode(data: bytes | None) -> Any:

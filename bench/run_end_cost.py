@@ -1,0 +1,73 @@
+"""Run-end work per ended run as the store grows (issue: run-end cost must not grow with N).
+
+    python bench/run_end_cost.py [SIZES...]       # default: 300 3000 30000
+
+Fills a SQLite store (ledger off) with runs of one workflow (3 steps, one in ten failed),
+then ends 24 more runs (two failed for one success) through ``flightlog.pipeline.runs_ended``
+and reports, per ended run, the median SQLite virtual-machine instructions (a progress
+handler on the store's connection: a count, independent of machine load) and the median
+wall time (which is not). The first runs after each bulk fill are not counted: they rebuild
+the baselines the fill made stale.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ["FLIGHTLOG_LEDGER"] = "off"
+
+from tests.integration.test_run_end_cost import UNIT, _fill, _run  # noqa: E402
+
+from flightlog import pipeline  # noqa: E402
+from flightlog.store import open_store  # noqa: E402
+
+
+def measure(store: object, first: int, n: int = 24) -> tuple[float, float]:
+    conn = store._connection()  # type: ignore[attr-defined]
+    work: list[int] = []
+    wall: list[float] = []
+    for i in range(first, first + n):
+        store.write(_run(i, failed=i % 3 != 0))  # type: ignore[attr-defined]
+        calls = [0]
+
+        def count(calls: list[int] = calls) -> int:
+            calls[0] += 1
+            return 0
+
+        conn.set_progress_handler(count, UNIT)
+        t = time.perf_counter()
+        pipeline.runs_ended(store, [f"{i:032x}"])
+        wall.append(time.perf_counter() - t)
+        conn.set_progress_handler(None, 0)
+        work.append(calls[0] * UNIT)
+    return statistics.median(work[3:]), statistics.median(wall[3:])
+
+
+def main() -> None:
+    sizes = [int(a) for a in sys.argv[1:]] or [300, 3000, 30000]
+    with tempfile.TemporaryDirectory() as d:
+        os.chdir(d)  # no flightlog.toml: alerting off
+        store = open_store(f"sqlite:///{d}/f.db")
+        stored = 0
+        first = None
+        for n, size in enumerate(sizes):
+            _fill(store, stored, size)
+            stored = size
+            vm, wall = measure(store, (n + 1) * 10**7)
+            first = first or (vm, wall)
+            print(
+                f"{size:>7} runs stored: {vm:>8,.0f} SQLite VM instructions per run end "
+                f"({vm / first[0]:.2f}x), {wall * 1000:.1f} ms wall ({wall / first[1]:.2f}x)"
+            )
+        store.close()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""One lineage engine for every front door: which earlier step's output reached a later
+step's input.
+
+The SDK's background writer feeds it steps as they end (``ContentIndex``); OTLP ingestion, the
+server's late spans and anything else that holds stored steps replay them through the same
+index in order of end (``infer_data_edges``), so the same agent gets the same edges whichever
+way it was recorded. Evidence, strongest first:
+
+- ``identity`` (SDK only, on the caller's thread: ``flightlog.sdk.lineage.IdentityIndex``):
+  the very object a step returned, or one of its elements, is passed to a later step. An
+  empty list returned by a tool and handed on links like any other object;
+- ``declared``: a tool step's call id (``gen_ai.tool.call.id``, OpenInference
+  ``tool_call.id``, Vercel ``ai.toolCall.id``) appears in a later step's input, as in the
+  tool-result message of the next LLM call. This links outputs too generic to be evidence by
+  content, such as a tool that returned ``[]``;
+- ``content``: the input, an argument of it, or a value nested up to two levels inside one
+  (framework state wrappers such as ``{"args": [...], "kwargs": {...}}``, message lists) has
+  the same canonical JSON as an earlier output or one of its elements. Values whose JSON is
+  shorter than ``MIN_CONTENT_BYTES`` (``3``, ``true``, ``"ok"``) are too common to count;
+- ``substring``: an earlier output string of at least ``MIN_SUBSTRING`` characters appears
+  inside a string of the input (prompt templating, LLM prompts).
+
+Only outputs of steps that ended before the consuming step started count, and what a step
+merely passed through from its own input is not its output; when several steps produced the
+same value, the edge comes from the one that ended last. ``detail`` names the argument
+(top-level key of the input) the value reached, when the input is an object. State is bounded
+per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from flightlog.model import Edge
+
+MIN_CONTENT_BYTES = 8
+MIN_SUBSTRING = 16
+MIN_CALL_ID = 6  # shorter tool-call ids are not distinctive enough to search for
+MAX_ELEMENTS = 64  # elements of a container looked at, per level
+MAX_STRINGS = 256  # output strings remembered per run for substring matching
+MAX_HASHES = 4096  # output content hashes remembered per run
+MAX_INDEXED_BYTES = 64 * 1024  # larger outputs are not indexed for content/substring lineage
+# Where instrumentations put a tool call's id on the tool's span (OTel GenAI, OpenInference,
+# Vercel AI SDK).
+TOOL_CALL_ID_KEYS = ("gen_ai.tool.call.id", "tool_call.id", "ai.toolCall.id")
+
+
+def _canon(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def _h(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+class ContentIndex:
+    """Outputs of a run's steps by content hash and as strings, on the writer's side.
+
+    Each output remembers when its step ended: a later step can only have consumed an
+    output that existed when it started, which rules out a child "feeding" its enclosing
+    parent and two concurrent steps feeding each other. ``nbytes`` approximates the memory
+    held, so the writer can bound it across runs.
+    """
+
+    __slots__ = ("hashes", "strings", "nbytes")
+
+    def __init__(self) -> None:
+        self.hashes: OrderedDict[bytes, tuple[str, int]] = OrderedDict()
+        self.strings: OrderedDict[bytes, tuple[str, int]] = OrderedDict()
+        self.nbytes = 0
+
+    def add_output(
+        self,
+        step_id: str,
+        output_json: bytes | None,
+        ended_ns: int,
+        input_json: bytes | None = None,
+    ) -> None:
+        """Remember a step's output; what it merely passed through from its input is skipped."""
+        if not output_json or len(output_json) > MAX_INDEXED_BYTES:
+            return
+        try:
+            value = orjson.loads(output_json)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(value, dict) and value.get("$truncated") is True:
+            return  # a truncated value's preview is not the value
+        # What the step merely passed through from its own input is not its output. Canonical
+        # JSON is deterministic, so an equal value appears verbatim inside the input's JSON;
+        # a substring test is cheap and errs only towards recording no edge.
+        inp = input_json if input_json and len(input_json) <= MAX_INDEXED_BYTES * 4 else b""
+        src = (step_id, ended_ns)
+        self._add_hash(output_json, src, inp)
+        if isinstance(value, list):
+            for v in value[:MAX_ELEMENTS]:
+                self._add_hash(_canon(v), src, inp)
+        elif isinstance(value, dict):
+            for v in list(value.values())[:MAX_ELEMENTS]:
+                self._add_hash(_canon(v), src, inp)
+        for s in _strings(value, 0):
+            if len(s) < MIN_SUBSTRING:
+                continue
+            # Kept as it appears inside JSON text (escaped, without quotes), so an input is
+            # searched as one text however deeply the string is nested in it.
+            needle = _canon(s)[1:-1]
+            if inp and needle in inp:
+                continue
+            if needle not in self.strings:
+                self.nbytes += len(needle) + 64
+            self.strings[needle] = src
+            self.strings.move_to_end(needle)
+            while len(self.strings) > MAX_STRINGS:
+                old, _ = self.strings.popitem(last=False)
+                self.nbytes -= len(old) + 64
+
+    def _add_hash(self, data: bytes, src: tuple[str, int], passed_from: bytes) -> None:
+        if len(data) < MIN_CONTENT_BYTES or (passed_from and data in passed_from):
+            return
+        key = _h(data)
+        if key not in self.hashes:
+            self.nbytes += 96
+        self.hashes[key] = src
+        self.hashes.move_to_end(key)
+        while len(self.hashes) > MAX_HASHES:
+            self.hashes.popitem(last=False)
+            self.nbytes -= 96
+
+    def sources(
+        self, input_json: bytes | None, exclude: str, started_ns: int
+    ) -> list[tuple[str, str, str | None]]:
+        """(source step id, evidence, argument) for inputs that carry earlier outputs.
+
+        Only outputs of steps that ended before the consuming step started count. The
+        argument is the input's top-level key the value reached (None when the input is not
+        an object).
+        """
+        if not input_json or (not self.hashes and not self.strings):
+            return []
+        if len(input_json) > MAX_INDEXED_BYTES * 4:
+            return []
+        try:
+            value = orjson.loads(input_json)
+        except orjson.JSONDecodeError:
+            return []
+        if isinstance(value, dict) and value.get("$truncated") is True:
+            return []
+        arguments: list[tuple[str | None, Any]] = (
+            list(value.items()) if isinstance(value, dict) else [(None, value)]
+        )
+        found: list[tuple[str, str, str | None]] = []
+        seen: set[tuple[str, str | None]] = set()
+        if isinstance(value, dict) and self.hashes:
+            # The whole input may be an earlier output (a step handing its result on).
+            whole = (
+                self.hashes.get(_h(input_json)) if len(input_json) >= MIN_CONTENT_BYTES else None
+            )
+            if whole is not None and whole[0] != exclude and whole[1] <= started_ns:
+                seen.add((whole[0], None))
+                found.append((whole[0], "content", None))
+
+        def hit(src: tuple[str, int] | None, evidence: str, name: str | None) -> None:
+            if src is None:
+                return
+            source, ended_ns = src
+            if source == exclude or ended_ns > started_ns or (source, name) in seen:
+                return
+            seen.add((source, name))
+            found.append((source, evidence, name))
+
+        for name, arg in arguments:
+            if self.hashes:
+                for data in _values(arg):
+                    if len(data) >= MIN_CONTENT_BYTES:
+                        hit(self.hashes.get(_h(data)), "content", name)
+            if self.strings:
+                text = input_json if len(arguments) == 1 and name is None else _canon(arg)
+                for needle, source in self.strings.items():
+                    if needle in text:
+                        hit(source, "substring", name)
+        return found
+
+
+def _values(value: Any) -> list[bytes]:
+    """Canonical JSON of a value and of the values nested one and two levels inside it."""
+    out = [_canon(value)]
+    level = [value]
+    for _ in range(2):
+        nxt: list[Any] = []
+        for v in level:
+            if isinstance(v, list):
+                nxt.extend(v[:MAX_ELEMENTS])
+            elif isinstance(v, dict):
+                nxt.extend(list(v.values())[:MAX_ELEMENTS])
+        out.extend(_canon(v) for v in nxt)
+        level = nxt
+    return out
+
+
+def _strings(value: Any, depth: int) -> list[str]:
+    """String leaves of a JSON value (bounded)."""
+    if isinstance(value, str):
+        return [value]
+    if depth >= 4:
+        return []
+    out: list[str] = []
+    if isinstance(value, list):
+        for v in value[:MAX_ELEMENTS]:
+            out.extend(_strings(v, depth + 1))
+    elif isinstance(value, dict):
+        for v in list(value.values())[:MAX_ELEMENTS]:
+            out.extend(_strings(v, depth + 1))
+    return out[:MAX_ELEMENTS]
+
+
+# -- the batch form ------------------------------------------------------------------------------
+class StepLike(Protocol):
+    """What lineage needs of a step (``model.Step``, ``store.StepOutline``)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def started_ns(self) -> int: ...
+    @property
+    def ended_ns(self) -> int | None: ...
+    @property
+    def input_hash(self) -> str | None: ...
+    @property
+    def output_hash(self) -> str | None: ...
+    @property
+    def attributes(self) -> Mapping[str, Any]: ...
+
+
+def tool_call_id(step: StepLike) -> str | None:
+    """The id of the tool call a step carried out, when its instrumentation recorded one."""
+    attrs = step.attributes
+    for key in TOOL_CALL_ID_KEYS:
+        v = attrs.get(key)
+        if isinstance(v, str) and len(v) >= MIN_CALL_ID:
+            return v
+    return None
+
+
+def infer_data_edges(
+    steps: Sequence[StepLike],
+    payloads: Mapping[str, bytes],
+    new_ids: set[str] | None = None,
+) -> list[Edge]:
+    """Data edges between ``steps``, replaying them in order of end through one
+    ``ContentIndex`` (what the SDK's writer does while recording).
+
+    ``payloads`` maps hash -> canonical JSON bytes. With ``new_ids``, only edges whose source
+    or target is one of those steps are returned (the others were found when they arrived).
+    """
+    last = 1 << 63
+    ordered = sorted(
+        steps,
+        key=lambda s: (s.ended_ns if s.ended_ns is not None else last, s.started_ns, s.id),
+    )
+    index = ContentIndex()
+    calls: dict[str, tuple[str, int]] = {}  # tool-call id -> (step id, ended)
+    edges: list[Edge] = []
+    for t in ordered:
+        inp = payloads.get(t.input_hash) if t.input_hash else None
+        found = index.sources(inp, t.id, t.started_ns)
+        if inp and calls:
+            text = inp.decode("utf-8", errors="replace")
+            taken = {src for src, _, _ in found}
+            for cid, (source, ended_ns) in calls.items():
+                if source not in taken and ended_ns <= t.started_ns and f'"{cid}"' in text:
+                    taken.add(source)
+                    found.append((source, "declared", f"tool call {cid}"))
+        seen: set[str] = set()
+        for source, evidence, detail in found:
+            if source in seen or source == t.id:
+                continue
+            seen.add(source)
+            if new_ids is None or source in new_ids or t.id in new_ids:
+                edges.append(Edge(t.run_id, source, t.id, "data", evidence, detail))
+        if t.ended_ns is not None:
+            out = payloads.get(t.output_hash) if t.output_hash else None
+            index.add_output(t.id, out, t.ended_ns, inp)
+            call = tool_call_id(t)
+            if call is not None:
+                calls[call] = (t.id, t.ended_ns)
+    return edges
