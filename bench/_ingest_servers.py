@@ -111,18 +111,28 @@ class ServerSpec:
         return f"http://127.0.0.1:{self.port}/v1/traces"
 
 
-def flightlog_spec(workdir: Path) -> ServerSpec:
+def flightlog_spec(workdir: Path, *, api_key: bool = False) -> ServerSpec:
+    """Flightlog's server; with ``api_key``, its store has an ingest key and every export
+    sends it (``Authorization: Bearer``), so the cost of authentication is measured."""
     import importlib.metadata
 
     port = free_port()
     db = workdir / "flightlog.db"
+    headers: dict[str, str] = {}
+    if api_key:
+        made = subprocess.run(
+            [sys.executable, "-m", "flightlog", "keys", "create", "bench", "--scope", "ingest",
+             "--db", f"sqlite:///{db}"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        headers["Authorization"] = f"Bearer {made.stdout.strip()}"
     try:
         version = importlib.metadata.version("flightlog")
     except importlib.metadata.PackageNotFoundError:
         version = "dev"
     return ServerSpec(
-        name="flightlog",
-        label="Flightlog",
+        name="flightlog-keys" if api_key else "flightlog",
+        label="Flightlog (API key)" if api_key else "Flightlog",
         command=[
             sys.executable,
             "-m",
@@ -138,7 +148,7 @@ def flightlog_spec(workdir: Path) -> ServerSpec:
         env={},
         port=port,
         health_path="/healthz",
-        headers={},
+        headers=headers,
         count=lambda: count_rows(db, "steps"),
         store=f"SQLite {db.name} (steps)",
         version=version,

@@ -56,7 +56,7 @@ from _ingest_servers import (  # noqa: E402
 )
 from _ingest_spans import SPANS_PER_TRACE, batches, build_spans  # noqa: E402
 
-SERVERS = ("flightlog", "mlflow", "phoenix")
+SERVERS = ("flightlog", "flightlog-keys", "mlflow", "phoenix")
 BATCH = 512
 POLL_S = 0.05
 
@@ -184,8 +184,8 @@ def _measure_once(
     args: argparse.Namespace,
 ) -> Result:
     workdir.mkdir()
-    if name == "flightlog":
-        spec = flightlog_spec(workdir)
+    if name in ("flightlog", "flightlog-keys"):
+        spec = flightlog_spec(workdir, api_key=name == "flightlog-keys")
         if args.profile:
             profile_dir = Path(args.profile).resolve()
             profile_dir.mkdir(parents=True, exist_ok=True)
@@ -336,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--only",
         default=",".join(SERVERS),
-        help="comma-separated subset of flightlog,mlflow,phoenix (default: all)",
+        help="comma-separated subset of flightlog,flightlog-keys (with an API key),mlflow,"
+        "phoenix (default: all)",
     )
     p.add_argument(
         "--timeout",
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
 
     versions: dict[str, str] = {}
     for peer in order:
-        if peer != "flightlog":
+        if not peer.startswith("flightlog"):
             try:
                 versions[peer] = ensure_venv(peer, install=args.install)
             except BenchError as exc:

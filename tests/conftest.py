@@ -24,14 +24,6 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="flightlog-test-config-")
 
 
-def testdata_dir() -> Path:
-    """``../shared/testdata`` beside the repository (or /work/shared/testdata)."""
-    for candidate in (REPO.parent / "shared" / "testdata", Path("/work/shared/testdata")):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("shared/testdata not found beside the repository")
-
-
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'flightlog.db'}"

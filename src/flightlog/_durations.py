@@ -1,8 +1,9 @@
-"""Durations and times as people write them: ``30m``, ``2h``, ``7d``, or an ISO-8601 time.
+"""Durations and times as people write them: ``250ms``, ``30s``, ``5m``, ``2h``, ``7d``,
+``2w``, or an ISO-8601 time. One reader for the CLI, the web UI and ``flightlog.toml``.
 
-Below every capability (it imports only the standard library and ``flightlog.errors``), so the
-CLI, the web UI and the library read a ``--since`` the same way; each front end turns
-``InputError`` into its own kind of error (``click.BadParameter``, a 400 page).
+Below every capability (it imports only the standard library and ``flightlog.errors``); each
+front end turns ``InputError`` into its own kind of error (``click.BadParameter``, a 400 page,
+a ``ConfigurationError`` naming the file and line).
 """
 
 from __future__ import annotations
@@ -13,8 +14,27 @@ import time
 
 from flightlog.errors import InputError
 
-_AGO = re.compile(r"(\d+)\s*([smhdw])")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+NS = 1_000_000_000
+UNITS_NS = {
+    "ms": 1_000_000,
+    "s": NS,
+    "m": 60 * NS,
+    "h": 3600 * NS,
+    "d": 86_400 * NS,
+    "w": 604_800 * NS,
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+
+
+def parse_duration_ns(text: str, *, units: tuple[str, ...] | None = None) -> int:
+    """``"250ms"``, ``"30s"``, ``"5m"``, ``"4h"``, ``"1d"``, ``"2w"`` (a bare number is
+    seconds) -> nanoseconds. ``units``: the units allowed (e.g. ``("h", "d", "w")``); a unit
+    is then required. Raises ``InputError`` for anything else."""
+    m = _DURATION.match(text)
+    unit = m.group(2) if m else None
+    if not m or (units is not None and unit not in units):
+        raise InputError(f'{text!r} is not a duration; write e.g. "30s", "5m", "4h", "1d"')
+    return int(float(m.group(1)) * UNITS_NS[unit or "s"])
 
 
 def parse_since(value: str | None, *, now_ns: int | None = None) -> int | None:
@@ -22,10 +42,12 @@ def parse_since(value: str | None, *, now_ns: int | None = None) -> int | None:
     (UTC when it names no zone) -> nanoseconds since the epoch; None for no value."""
     if not value:
         return None
-    m = _AGO.fullmatch(value.strip())
-    if m:
-        seconds = int(m.group(1)) * _UNIT_S[m.group(2)]
-        return (time.time_ns() if now_ns is None else now_ns) - seconds * 1_000_000_000
+    try:
+        ago = parse_duration_ns(value, units=("s", "m", "h", "d", "w"))
+    except InputError:
+        pass
+    else:
+        return (time.time_ns() if now_ns is None else now_ns) - ago
     try:
         t = dt.datetime.fromisoformat(value.strip())
     except ValueError as exc:

@@ -26,6 +26,18 @@ def loads(text: str | bytes | None) -> Any:
     return orjson.loads(text)
 
 
+def tidy(value: Any) -> Any:
+    """``value`` with every float rounded to 12 significant digits, so arithmetic noise
+    (``0.8900000000000001``) is not shown; ints, strings and structure are unchanged."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}") if value == value and abs(value) != float("inf") else value
+    if isinstance(value, dict):
+        return {k: tidy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [tidy(v) for v in value]
+    return value
+
+
 def _fallback(value: Any) -> Any:
     if isinstance(value, int):  # beyond 64 bits
         return str(value)

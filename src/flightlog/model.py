@@ -35,6 +35,7 @@ STEP_KINDS: tuple[str, ...] = (
     "human",
     "function",
 )
+DEFAULT_PROJECT = "default"
 RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "unknown")
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error", "critical")
 EDGE_KINDS: tuple[str, ...] = ("parent", "data", "handoff")
@@ -93,6 +94,9 @@ class Run:
     declared_steps: int | None = None  # N in "step k of N", when the workflow declares it
     source: str = "sdk"  # sdk | otlp | import
     attributes: dict[str, Any] = field(default_factory=dict)
+    # Who may read the run: an API key of this project (``flightlog keys``). Set once, when
+    # the run is first stored (by the ingest key that sent it); never changed afterwards.
+    project: str = DEFAULT_PROJECT
 
     @property
     def duration_ns(self) -> int | None:

@@ -25,7 +25,17 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "base",
         frozenset(
-            {"errors", "model", "_json", "_format", "_durations", "config", "payload", "lineage"}
+            {
+                "errors",
+                "model",
+                "_json",
+                "_format",
+                "_durations",
+                "_retry",
+                "config",
+                "payload",
+                "lineage",
+            }
         ),
     ),
     ("store", frozenset({"store"})),
@@ -47,14 +57,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
 KNOWN: dict[tuple[str, str], str] = {
     ("flightlog.store", "flightlog.ledger"): "open_store attaches the audit ledger; belongs in "
     "a composition root above both",
-    ("flightlog.detect.hook", "flightlog.forensics.attribution"): "run-end hook attributes "
-    "after detecting; moves to flightlog.pipeline",
-    ("flightlog.detect.hook", "flightlog.forensics.ledger"): "run-end hook records the "
-    "attribution; moves to flightlog.pipeline",
     ("flightlog.forensics.api", "flightlog.sdk.state"): "flightlog.why() reads the store the "
     "SDK was configured with; the SDK surface should pass it down",
-    ("flightlog.forensics.replay", "flightlog.sdk.payload"): "replay re-encodes payloads with "
-    "the SDK's encoder; the encoder belongs below both",
     ("flightlog.forensics.replay", "flightlog.sdk.recorder"): "replay re-executes a workflow "
     "under the recorder; replay belongs above the SDK",
     ("flightlog.forensics.replay", "flightlog.sdk.state"): "replay re-executes a workflow "
@@ -73,8 +77,6 @@ KNOWN: dict[tuple[str, str], str] = {
     "evaluates SLO burn rates; belongs to a pipeline stage",
     ("flightlog.drills.inject", "flightlog.sdk.recorder"): "fault injection wraps the SDK's "
     "step recorder; drills run above the SDK",
-    ("flightlog.forensics.judge", "flightlog.sdk.payload"): "the LLM judge decodes payloads "
-    "with the SDK's decoder; the codec is moving below both (flightlog.payload)",
     ("flightlog.otel.decode", "flightlog.forensics.status"): "decoding derives an ingested "
     "run's status; the pure status function belongs below both",
     ("flightlog.forensics.attribution", "flightlog.respond.owners"): "attribution names the "
@@ -86,16 +88,10 @@ KNOWN: dict[tuple[str, str], str] = {
 }
 
 
-# Entries of KNOWN that work merging now removes or brings (the run-end hook moving into the
-# pipeline, the payload codec moving out of the SDK, the LLM judge, the ingested-run status
-# and owners arriving): they may be
-# absent. Empty this set once those branches are merged.
+# Entries of KNOWN that work merging now brings (the ingested-run status and owners): they may
+# be absent. Empty this set once that work is merged.
 SETTLING: frozenset[tuple[str, str]] = frozenset(
     {
-        ("flightlog.detect.hook", "flightlog.forensics.attribution"),
-        ("flightlog.detect.hook", "flightlog.forensics.ledger"),
-        ("flightlog.forensics.replay", "flightlog.sdk.payload"),
-        ("flightlog.forensics.judge", "flightlog.sdk.payload"),
         ("flightlog.otel.decode", "flightlog.forensics.status"),
         ("flightlog.forensics.attribution", "flightlog.respond.owners"),
     }

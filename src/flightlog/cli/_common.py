@@ -45,7 +45,9 @@ def errors_as_messages() -> Iterator[None]:
     try:
         yield
     except FlightlogError as exc:
-        click.echo(f"error: {exc}", err=True)
+        from flightlog.cli._safe import clean
+
+        click.echo(f"error: {clean(str(exc))}", err=True)
         sys.exit(1)
     except sqlite3.DatabaseError as exc:  # a damaged store, met outside the store's own code
         click.echo(f"error: the store cannot be read: {exc}", err=True)
@@ -65,10 +67,16 @@ def echo_json(value: Any) -> None:
     """Print a value as indented JSON."""
     import orjson
 
+    from flightlog.cli._safe import json_safe
+
     click.echo(
-        orjson.dumps(
-            value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=_json._fallback
-        ).decode()
+        json_safe(
+            orjson.dumps(
+                _json.tidy(value),
+                option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
+                default=_json._fallback,
+            ).decode()
+        )
     )
 
 

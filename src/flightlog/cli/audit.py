@@ -298,7 +298,11 @@ def prune(db: str, as_json: bool, before: str) -> None:
     if as_json:
         echo_json(pruned.to_dict())
     else:
-        click.echo(
-            f"pruned {pruned.runs} run(s) started before {fmt_time(cutoff)} UTC: "
-            f"{pruned.entries} entries emptied, hashes kept; pruning entry #{pruned.prune_index}"
-        )
+        if pruned.prune_index < 0:  # nothing was old enough: no pruning entry appended
+            click.echo(f"nothing to prune: no run started before {fmt_time(cutoff)} UTC")
+        else:
+            click.echo(
+                f"pruned {pruned.runs} run(s) started before {fmt_time(cutoff)} UTC: "
+                f"{pruned.entries} entries emptied, hashes kept; pruning entry "
+                f"#{pruned.prune_index}"
+            )

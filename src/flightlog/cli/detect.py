@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from flightlog.cli._common import db_option, echo_json, errors_as_messages, json_option
+from flightlog.cli._safe import echo
 
 
 @click.command("detect")
@@ -30,10 +31,10 @@ def detect(run_id: str, db: str, as_json: bool, dry_run: bool) -> None:
         echo_json([f.to_dict() for f in findings])
         return
     if not findings:
-        click.echo(f"run {rid}: no findings")
+        echo(f"run {rid}: no findings")
         return
-    click.echo(f"run {rid}: {len(findings)} finding(s)")
+    echo(f"run {rid}: {len(findings)} finding(s)")
     for f in findings:
         s = steps.get(f.step_id or "")
         where = f"step {s.index} {s.name}" if s else "run"
-        click.echo(f"  {f.severity:<8} {where:<28} {f.detector:<16} {f.message}")
+        echo(f"  {f.severity:<8} {where:<28} {f.detector:<16} {f.message}")

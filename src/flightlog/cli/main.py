@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("flightlog.cli.importcmd:import_", "Import chat transcripts (Who&When) as runs."),
     "incident": ("flightlog.cli.respond:incident", "Show, acknowledge or resolve an incident."),
     "incidents": ("flightlog.cli.respond:incidents", "List incidents, newest first."),
+    "keys": ("flightlog.cli.keys:keys", "API keys for the server: create, list, revoke."),
     "owners": ("flightlog.cli.respond:owners", "Who owns a workflow or a step (explain)."),
     "reliability": (
         "flightlog.cli.reliability:reliability",

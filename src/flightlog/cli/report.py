@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from flightlog.cli._common import db_option, errors_as_messages
+from flightlog.cli._safe import clean, json_safe
 
 
 @click.command("report")
@@ -83,6 +84,8 @@ def report(
             text = render(postmortem(store, run_id), fmt)
         finally:
             store.close()
+        # Markdown is read in terminals and editors: no control or escape sequences in it.
+        text = clean(text) if fmt == "md" else json_safe(text) if fmt == "json" else text
         if out is None:
             click.echo(text)
             return
@@ -94,16 +97,17 @@ def report(
 
 
 def _board(db: str, period: str, fmt: str, out: str | None, config_path: str | None) -> None:
-    import re
-
+    from flightlog._durations import parse_duration_ns
     from flightlog.cli._common import open_store_for_cli
     from flightlog.errors import InputError
     from flightlog.reliability.board import board_report, html, pdf, render
 
-    m = re.fullmatch(r"(\d+)\s*([hdw])", period.strip())
-    if not m or int(m.group(1)) == 0:
+    try:
+        period_ns = parse_duration_ns(period, units=("h", "d", "w"))
+    except InputError:
+        period_ns = 0
+    if period_ns <= 0:
         raise click.BadParameter(f"{period!r} is not a period such as 7d, 30d, 12h or 2w")
-    period_ns = int(m.group(1)) * {"h": 3600, "d": 86_400, "w": 604_800}[m.group(2)] * 10**9
     store = open_store_for_cli(db, readonly=True)
     try:
         rep = board_report(store, period_ns=period_ns, config_path=config_path)

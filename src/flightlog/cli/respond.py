@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from flightlog.cli._common import (
+    cut,
     db_option,
     echo_json,
     errors_as_messages,
@@ -19,6 +20,7 @@ from flightlog.cli._common import (
     open_store_for_cli,
     parse_since,
 )
+from flightlog.cli._safe import echo
 
 config_option = click.option(
     "--config",
@@ -99,13 +101,13 @@ def owners_explain(
         if as_json:
             echo_json(match.to_dict())
         else:
-            click.echo(match.explain())
+            echo(match.explain())
 
 
 # -- incidents ---------------------------------------------------------------------------------
 def _incident_row(i: Any) -> str:
     return (
-        f"#{i.id:<5} {i.status:<12} {i.workflow:<20} runs={i.run_count:<5} "
+        f"#{i.id:<5} {i.status:<12} {cut(i.workflow, 20):<20} runs={i.run_count:<5} "
         f"fails at {i.failure_step}; root cause {i.root_cause_step} "
         f"({i.root_cause_team})  opened {fmt_time(i.opened_ns)}"
     )
@@ -137,10 +139,10 @@ def incidents(status: str | None, workflow: str | None, limit: int, db: str, as_
         if as_json:
             echo_json([i.to_dict() for i in found])
         elif not found:
-            click.echo("no incidents")
+            echo("no incidents")
         else:
             for i in found:
-                click.echo(_incident_row(i))
+                echo(_incident_row(i))
 
 
 @click.group("incident")
@@ -168,31 +170,31 @@ def incident_show(incident_id: str, db: str, as_json: bool) -> None:
             echo_json({**i.to_dict(), "timeline": [e.to_dict() for e in events]})
             return
         a = i.attribution
-        click.echo(_incident_row(i))
-        click.echo(
+        echo(_incident_row(i))
+        echo(
             f"  fingerprint {i.fingerprint}: {i.workflow} / fails at {i.failure_step} / "
             f"root cause {i.root_cause_step} / {i.error_class}"
         )
-        click.echo(
+        echo(
             f"  paged: {i.root_cause_team} (root-cause owner); notified: "
             f"{i.workflow_team} (workflow owner)"
         )
         if a.get("summary"):
-            click.echo(f"  {a['summary']}")
-        click.echo(
+            echo(f"  {a['summary']}")
+        echo(
             f"  confidence {float(a.get('confidence') or 0):.2f}; latest run "
             f"{i.last_run_id}; report: flightlog report {i.last_run_id}"
         )
         for e in a.get("evidence") or []:
-            click.echo(f"    - {e}")
+            echo(f"    - {e}")
         if i.previous_id:
-            click.echo(f"  follows incident #{i.previous_id}")
+            echo(f"  follows incident #{i.previous_id}")
         if i.next_id:
-            click.echo(f"  reopened as incident #{i.next_id}")
-        click.echo("  timeline:")
+            echo(f"  reopened as incident #{i.next_id}")
+        echo("  timeline:")
         for e in events:
             detail = ", ".join(f"{k}={v}" for k, v in e.detail.items() if v is not None)
-            click.echo(f"    {fmt_time(e.at_ns)}  {e.kind:<22} {e.actor:<10} {detail}")
+            echo(f"    {fmt_time(e.at_ns)}  {e.kind:<22} {e.actor:<10} {detail}")
 
 
 def _transition(
@@ -213,7 +215,7 @@ def _transition(
             echo_json(i.to_dict())
         else:
             actor = i.acknowledged_by if to == "acknowledged" else i.resolved_by
-            click.echo(f"incident #{i.id} {to} by {actor}")
+            echo(f"incident #{i.id} {to} by {actor}")
 
 
 @incident.command("ack")
@@ -280,14 +282,14 @@ def alerts(status: str | None, limit: int, db: str, as_json: bool) -> None:
             echo_json([e.to_dict() for e in found])
             return
         if not found:
-            click.echo("no notifications")
+            echo("no notifications")
         for e in found:
             when = fmt_time(e.delivered_ns or e.last_attempt_ns or e.created_ns)
             extra = f"  ({e.last_error})" if e.last_error and e.status != "delivered" else ""
             incs = ",".join(f"#{i}" for i in e.incident_ids)
-            click.echo(
+            echo(
                 f"{when}  {e.status:<9} {e.channel:<18} {e.kind:<11} "
-                f"attempts={e.attempts} {incs}  {e.summary[:80]}{extra}"
+                f"attempts={e.attempts} {incs}  {cut(e.summary, 80)}{extra}"
             )
 
 
@@ -310,7 +312,7 @@ def watch(interval: float, once: bool, since: str, config_path: str | None, db: 
 
         engine = _engine(db, config_path)
         if not engine.config.enabled:
-            click.echo(
+            echo(
                 "warning: no channels configured; incidents are kept but nobody is "
                 "told (see docs/alerting.md)",
                 err=True,
@@ -325,7 +327,7 @@ def watch(interval: float, once: bool, since: str, config_path: str | None, db: 
         def report(touched: list[int], result: Any) -> None:
             clock.run_due()
             if touched or result.notifications or result.delivered or result.failed:
-                click.echo(
+                echo(
                     f"incidents touched {sorted(set(touched))}; queued "
                     f"{result.notifications + result.escalations}, delivered "
                     f"{result.delivered}, retrying {result.retried}, failed {result.failed}"

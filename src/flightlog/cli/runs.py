@@ -18,6 +18,7 @@ from flightlog.cli._common import (
     parse_since,
     run_argument,
 )
+from flightlog.cli._safe import echo
 from flightlog.model import RunRecord, Step
 from flightlog.store import RunQuery
 
@@ -58,7 +59,7 @@ def runs(
         found = store.list_runs(query)
         dropped = store.dropped_records()
         if dropped:
-            click.echo(
+            echo(
                 f"warning: recorders reported dropping {dropped} record(s) under overload; "
                 "the runs below may be incomplete",
                 err=True,
@@ -68,12 +69,12 @@ def runs(
             return
         if quiet:
             for r in found:
-                click.echo(r.id)
+                echo(r.id)
             return
         if not found:
-            click.echo("no runs" + (" match" if workflow or status or since else f" in {db}"))
+            echo("no runs" + (" match" if workflow or status or since else f" in {db}"))
             return
-        click.echo(
+        echo(
             f"{'RUN':<14}{'WORKFLOW':<22}{'STATUS':<11}{'STARTED (UTC)':<21}{'DURATION':>9}  REASON"
         )
         from flightlog.forensics.transcripts import is_conversation
@@ -82,15 +83,16 @@ def runs(
             untimed = is_conversation(r)  # an imported transcript: order, not timing
             started = "unknown" if untimed else fmt_time(r.started_ns)
             took = "unknown" if untimed else fmt_duration(r.duration_ns)
-            click.echo(
+            echo(
                 f"{r.id[:12]:<14}{cut(r.workflow, 21):<22}{r.status:<11}"
                 f"{started:<21}{took:>9}  "
-                f"{cut(r.reason or '', 60)}"
+                f"{cut(r.reason or '', 60)}",
+                one_line=True,
             )
         if len(found) == limit:
             total = store.count_runs(query)
             if total > len(found):
-                click.echo(
+                echo(
                     f"showing the newest {len(found)} of {total} runs; "
                     f"-n {total} shows all, --since/--workflow/--status narrow them"
                 )
@@ -141,31 +143,47 @@ def render_run(store: Any, run_id: str) -> list[str]:
     def walk(parent: str | None, depth: int) -> None:
         for s in children.get(parent, []):
             mark = "✗" if s.status == "error" else ("…" if s.status == "running" else "✓")
-            name = ("  " * depth + s.name)[:27]
+            name = cut("  " * depth + s.name, 27)
             extra = ""
             if s.model:
                 extra += f"  model={s.model}"
             if s.input_tokens or s.output_tokens:
                 extra += f"  tokens={s.input_tokens or 0}/{s.output_tokens or 0}"
             lines.append(
-                f"{s.index:>3}  {name:<28}{s.kind:<11}{(s.agent or '-')[:13]:<14}"
+                f"{s.index:>3}  {name:<28}{s.kind:<11}{cut(s.agent or '-', 13):<14}"
                 f"{mark + ' ' + s.status:<8}"
                 f"{fmt_duration(s.duration_ns):>9}{extra}"
             )
             if s.error:
-                lines.append(f"{'':>5}{'  ' * depth}error: {s.error.type}: {s.error.message[:120]}")
+                lines.append(
+                    f"{'':>5}{'  ' * depth}error: {s.error.type}: {cut(s.error.message, 120)}"
+                )
             for f in findings_by_step.get(s.id, []):
                 lines.append(
-                    f"{'':>5}{'  ' * depth}finding [{f.severity}] {f.detector}: {f.message[:120]}"
+                    f"{'':>5}{'  ' * depth}finding [{f.severity}] {f.detector}: "
+                    f"{cut(f.message, 120)}"
                 )
             walk(s.id, depth + 1)
 
     walk(None, 0)
     for f in findings_by_step.get(None, []):
-        lines.append(f"     run finding [{f.severity}] {f.detector}: {f.message[:120]}")
-    data_edges = [e for e in record.edges if e.kind != "parent"]
+        lines.append(f"     run finding [{f.severity}] {f.detector}: {cut(f.message, 120)}")
+    by_id = {s.id: s for s in record.steps}
+    if failed_at is not None:
+        from flightlog.forensics.report import steps_not_reached
+
+        missing = steps_not_reached(store, record)
+        if missing:
+            first = max((s.index for s in record.steps), default=0) + 1
+            span = f"{first}" if len(missing) == 1 else f"{first}-{first + len(missing) - 1}"
+            lines.append(f"{span:>3}  not reached: {', '.join(missing)}")
+
+    def order(e: Any) -> tuple[int, int, str, str]:
+        src, dst = by_id.get(e.source), by_id.get(e.target)
+        return (src.index if src else 0, dst.index if dst else 0, e.kind, e.evidence or "")
+
+    data_edges = sorted((e for e in record.edges if e.kind != "parent"), key=order)
     if data_edges:
-        by_id = {s.id: s for s in record.steps}
         lines.append("")
         lines.append("lineage:")
         for e in data_edges:
@@ -238,4 +256,4 @@ def show(run_id: str, db: str, as_json: bool) -> None:
             echo_json(record_to_dict(store, record))
             return
         for line in render_run(store, run_id):
-            click.echo(line)
+            echo(line)

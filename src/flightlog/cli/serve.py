@@ -36,7 +36,28 @@ from flightlog.cli._common import db_option, errors_as_messages
     type=click.IntRange(1, 10**8),
     help="Spans waiting to be written before /v1/traces answers 429.",
 )
-def serve(host: str, port: int, db: str, max_body_mb: int, queue_spans: int) -> None:
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A name the Host header may carry besides the loopback ones (repeatable; '*' for "
+    "any). Requests for other names get 421 (DNS rebinding).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Serve on a non-loopback address although the store has no API keys.",
+)
+def serve(
+    host: str,
+    port: int,
+    db: str,
+    max_body_mb: int,
+    queue_spans: int,
+    allowed_hosts: tuple[str, ...],
+    insecure: bool,
+) -> None:
     """Receive OpenTelemetry traces and serve the REST API and web view.
 
     POST /v1/traces takes OTLP/HTTP (protobuf or JSON, optionally gzip) from any
@@ -44,7 +65,9 @@ def serve(host: str, port: int, db: str, max_body_mb: int, queue_spans: int) -> 
     onto runs and steps by the OTel GenAI and OpenInference conventions. Also serves
     /api/v1/ (runs, steps, lineage, findings), /openapi.json, /healthz, /readyz and the
     read-only web UI at / (runs, run pages with attribution and lineage, postmortems,
-    /incidents, /audit; see docs/ui.md). Needs: pip install 'flightlog[server]'.
+    /incidents, /audit; see docs/ui.md). Once API keys exist (flightlog keys), every
+    endpoint but /healthz and /readyz needs Authorization: Bearer <key>, and each key sees
+    only its project (docs/security.md). Needs: pip install 'flightlog[server]'.
     """
     with errors_as_messages():
         try:
@@ -71,5 +94,11 @@ def serve(host: str, port: int, db: str, max_body_mb: int, queue_spans: int) -> 
                 err=True,
             )
         run_server(
-            db, host=host, port=port, max_body=max_body_mb << 20, max_pending_spans=queue_spans
+            db,
+            host=host,
+            port=port,
+            max_body=max_body_mb << 20,
+            max_pending_spans=queue_spans,
+            allowed_hosts=allowed_hosts,
+            insecure=insecure,
         )

@@ -13,6 +13,7 @@ from flightlog.cli._common import (
     json_option,
     run_argument,
 )
+from flightlog.cli._safe import echo
 
 
 @click.command("why")
@@ -94,30 +95,30 @@ def why(
     if as_json:
         echo_json(att.to_dict() | ({"counterfactual": counterfactual} if counterfactual else {}))
         return
-    click.echo(att.summary)
+    echo(att.summary)
     if counterfactual is not None:
-        click.echo(describe(counterfactual))
+        echo(describe(counterfactual))
     if not att.failed or att.root_cause is None:
         for line in att.evidence:
-            click.echo(f"  - {line}")
+            echo(f"  - {line}")
         return
     fp, rc = att.failure_point, att.root_cause
-    click.echo("")
+    echo("")
     if fp is not None:
-        click.echo(f"failure point: step {fp.index} of {att.of_steps} {fp.name}" + _who(fp))
-    click.echo(f"root cause:    step {rc.index} {rc.name}" + _who(rc))
+        echo(f"failure point: step {fp.index} of {att.of_steps} {fp.name}" + _who(fp))
+    echo(f"root cause:    step {rc.index} {rc.name}" + _who(rc))
     label = "hypothesis" if att.hypothesis else "attribution"
-    click.echo(f"confidence:    {att.confidence:.2f} ({label}; method: {att.method})")
+    echo(f"confidence:    {att.confidence:.2f} ({label}; method: {att.method})")
     if att.chain:
-        click.echo("chain:         " + " -> ".join(f"{s.index} {s.name}" for s in att.chain))
-    click.echo("evidence:")
+        echo("chain:         " + " -> ".join(f"{s.index} {s.name}" for s in att.chain))
+    echo("evidence:")
     for line in att.evidence:
-        click.echo(f"  - {line}")
+        echo(f"  - {line}")
     if att.alternatives:
-        click.echo("alternatives:")
+        echo("alternatives:")
         for alt in att.alternatives:
             s = alt["step"]
-            click.echo(f"  {alt['score']:.2f}  step {s['index']} {s['name']}: {alt['reason']}")
+            echo(f"  {alt['score']:.2f}  step {s['index']} {s['name']}: {alt['reason']}")
 
 
 def _who(ref: object) -> str:

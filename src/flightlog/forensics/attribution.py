@@ -220,6 +220,18 @@ def failure_point(ctx: RunContext, findings: list[Finding]) -> tuple[Step | None
         if origin in by_id and origin != s.id:
             return by_id[origin], f"the {s.error.type if s.error else 'error'} was raised here"
         return s, "the step active when the run failed"
+    if (
+        run.failed_step_id is None
+        and ctx.steps
+        and not any(s.status == "error" for s in ctx.steps)
+        and all(s.ended_ns is not None for s in ctx.steps)
+    ):
+        # Failed by the workflow itself (run.fail(), or an exception outside any step) after
+        # every step ended normally: it surfaced after the last one. A check that failed on
+        # the way is evidence of the cause, not where the run failed.
+        last = max(ctx.steps, key=lambda s: s.index)  # the last to start: innermost if nested
+        why = f"the {run.error.type} was raised" if run.error else "the run was failed"
+        return last, f"{why} after this step, the last to run, ended normally"
     order = {s.id: s.index for s in ctx.steps}
     checks = sorted(
         (

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 import time
 from typing import Any
 
@@ -273,11 +274,7 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
     # Impact: what the failure cost and what never happened.
     tokens = sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in steps)
     cost = sum(s.cost or 0.0 for s in steps)
-    not_reached: list[str] = []
-    if att.failure_point is not None and ctx.history.run_ids:
-        typical = ctx.history.samples
-        seen = {s.name for s in steps}
-        not_reached = [n for n in typical if n not in seen]
+    not_reached = _not_reached(ctx) if att.failure_point is not None else []
     total = store.count_runs(RunQuery(workflow=run.workflow))
     failed_total = store.count_runs(RunQuery(workflow=run.workflow, status="failed"))
     impact = {
@@ -330,13 +327,43 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
 # -- Markdown ------------------------------------------------------------------------------
 
 
+_MD_ALWAYS = re.compile(r"([\\`*|])")  # escapes, code spans, emphasis, table cells
+_MD_GT = re.compile(r"(?<![-=])>")  # a > that could close a tag (not an arrow: -> =>)
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # not inside a word
+_MD_LINK = re.compile(r"\[(?=[^\]]*\][(\[:])")  # a [ that would open a link
+_MD_LINE_START = re.compile(r"^(\s*)([#>+=~-])")  # heading, quote, list, rule
+_MD_ORDERED = re.compile(r"^(\s*\d+)([.)])")  # an ordered list item
+
+
+def _not_reached(ctx: RunContext) -> list[str]:
+    """Steps the workflow's successful runs have that this run never started, in their
+    usual order."""
+    if not ctx.history.run_ids:
+        return []
+    seen = {s.name for s in ctx.steps}
+    return [n for n in ctx.history.samples if n not in seen]
+
+
+def steps_not_reached(store: Any, record: Any) -> list[str]:
+    """``_not_reached`` for a stored run (``flightlog show``, the run page)."""
+    return _not_reached(RunContext(store, record, history_cache.get(store, record.run.workflow)))
+
+
 def _md(value: Any) -> str:
-    """Escape a captured value for Markdown (and for HTML, should it be rendered)."""
-    text = "" if value is None else str(value)
-    text = html.escape(text, quote=False)
-    for ch in ("\\", "`", "*", "_", "[", "]", "|"):
-        text = text.replace(ch, "\\" + ch)
-    return text.replace("\n", " ")
+    """A captured value as Markdown text that renders as the same text: HTML is made inert
+    with entities, every character that would start other markup (a link, emphasis, code, a
+    table cell, a heading or list at the start) is backslash-escaped (CommonMark), and
+    nothing else, so the file also reads as plain text (``validate_claim``, ``[]``,
+    ``a -> b`` stay as they are)."""
+    text = ("" if value is None else str(value)).replace("\r", " ").replace("\n", " ")
+    # Raw HTML stays inert in any renderer, CommonMark or not: &, < and a closing > become
+    # entities (an arrow's > is left alone: it cannot close a tag without a <).
+    text = _MD_GT.sub("&gt;", text.replace("&", "&amp;").replace("<", "&lt;"))
+    text = _MD_ALWAYS.sub(r"\\\1", text)
+    text = _MD_UNDERSCORE.sub(r"\\_", text)
+    text = _MD_LINK.sub(r"\\[", text)
+    text = _MD_ORDERED.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+    return _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 
 def render_markdown(pm: dict[str, Any]) -> str:

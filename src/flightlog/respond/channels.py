@@ -33,6 +33,7 @@ from email.utils import formatdate
 from typing import Any
 
 from flightlog import _json
+from flightlog._retry import parse_retry_after
 from flightlog.respond.config import PAGERDUTY_URL, ChannelConfig, redact
 
 USER_AGENT = "flightlog-respond/0.1"
@@ -292,21 +293,6 @@ def _clean(text: str, channel: ChannelConfig) -> str:
     return text[:500]
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            from email.utils import parsedate_to_datetime
-
-            when = parsedate_to_datetime(value)
-            return max(0.0, when.timestamp() - dt.datetime.now(dt.UTC).timestamp())
-        except (TypeError, ValueError):
-            return None
-
-
 def _post_json(
     url: str, payload: dict[str, Any], key: str, headers: dict[str, str], timeout: float
 ) -> DeliveryResult:
@@ -333,7 +319,7 @@ def _post_json(
             detail = ""
         reason = f"HTTP {code} {exc.reason}" + (f": {detail}" if detail else "")
         if code in (408, 429) or code >= 500:
-            retry_after = _retry_after(exc.headers.get("Retry-After"))
+            retry_after = parse_retry_after(exc.headers.get("Retry-After"))
             return DeliveryResult("retry", code, reason, retry_after)
         return DeliveryResult("failed", code, reason)
     except TimeoutError:

@@ -28,8 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flightlog._durations import parse_duration_ns
 from flightlog.config import Config, load_config
-from flightlog.errors import ConfigurationError
+from flightlog.errors import ConfigurationError, InputError
 
 NS = 1_000_000_000
 
@@ -58,24 +59,19 @@ _SECRETS: dict[str, tuple[str, ...]] = {
 
 
 # -- durations -------------------------------------------------------------------------------
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-
-
 def parse_duration(value: Any, where: str) -> int:
-    """``"30s"``, ``"5m"``, ``"4h"``, ``"1d"``, ``"250ms"`` or a number of seconds -> ns."""
+    """``"30s"``, ``"5m"``, ``"4h"``, ``"1d"``, ``"2w"``, ``"250ms"`` or a number of seconds
+    -> ns (``flightlog._durations``)."""
     if isinstance(value, bool):
         raise ConfigurationError(f'{where}: expected a duration such as "5m", got {value!r}')
     if isinstance(value, (int, float)):
         if value < 0:
             raise ConfigurationError(f"{where}: a duration cannot be negative ({value})")
         return int(value * NS)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ConfigurationError(
-            f'{where}: {value!r} is not a duration; write e.g. "30s", "5m", "4h", "1d"'
-        )
-    scale = {"ms": 10**6, "s": NS, "m": 60 * NS, "h": 3600 * NS, "d": 86400 * NS}
-    return int(float(m.group(1)) * scale[m.group(2) or "s"])
+    try:
+        return parse_duration_ns(str(value))
+    except InputError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
 
 
 def parse_time(value: Any, where: str) -> int:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from flightlog import _json
+from flightlog import _json, _retry
 from flightlog.respond import channels as channels_mod
 from flightlog.respond.channels import DeliveryResult, Message
 from flightlog.respond.clock import Clock
@@ -170,13 +170,15 @@ class Outbox:
         self.lease_margin_s = lease_margin_s
 
     def backoff_s(self, attempts: int, retry_after_s: float | None = None) -> float:
-        """Exponential backoff with full jitter (AWS architecture blog's "full jitter"),
-        never shorter than a receiver's ``Retry-After``."""
-        ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** max(0, attempts - 1)))
-        delay = self.rng.uniform(ceiling / 2, ceiling)
-        if retry_after_s is not None:
-            delay = max(delay, min(retry_after_s, self.max_delay_s))
-        return delay
+        """Exponential backoff with full jitter (``flightlog._retry``), never shorter than a
+        receiver's ``Retry-After``."""
+        return _retry.backoff_s(
+            attempts,
+            base_s=self.base_delay_s,
+            cap_s=self.max_delay_s,
+            retry_after_s=retry_after_s,
+            rng=self.rng,
+        )
 
     def deliver_due(self, limit: int = 500) -> dict[str, int]:
         """Send every due message (pending, or left ``sending`` by a crash). Returns counts."""

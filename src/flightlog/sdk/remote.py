@@ -24,13 +24,13 @@ import hashlib
 import itertools
 import logging
 import os
-import random
 import re
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from flightlog._retry import backoff_s, parse_retry_after
 from flightlog.errors import ConfigurationError
 from flightlog.model import Batch
 
@@ -144,6 +144,7 @@ class RemoteSink:
         timeout: float = 10.0,
         service: str | None = None,
         close_timeout: float = 5.0,
+        api_key: str | None = None,
     ) -> None:
         import httpx
 
@@ -163,9 +164,11 @@ class RemoteSink:
         self.spool = Spool(
             Path(spool_dir) if spool_dir else default_spool_dir(base), spool_limit_bytes
         )
-        self._client = httpx.Client(
-            timeout=timeout, headers={"Content-Type": "application/x-protobuf"}
-        )
+        headers = {"Content-Type": "application/x-protobuf"}
+        api_key = api_key or os.environ.get("FLIGHTLOG_API_KEY") or None
+        if api_key:  # flightlog keys create NAME --scope ingest
+            headers["Authorization"] = f"Bearer {api_key.strip()}"
+        self._client = httpx.Client(timeout=timeout, headers=headers)
         self._httpx = httpx
         self._cond = threading.Condition()
         self._closing = False
@@ -326,7 +329,7 @@ class RemoteSink:
         if resp.status_code in RETRYABLE:
             raise _Retryable(
                 f"{self.endpoint} answered {resp.status_code}: {message}",
-                _retry_after(resp.headers.get("retry-after")),
+                parse_retry_after(resp.headers.get("retry-after")),
             )
         raise _Rejected(
             resp.status_code, f"{self.endpoint} rejected a batch with {resp.status_code}: {message}"
@@ -436,9 +439,13 @@ class RemoteSink:
                 self.retries += 1
                 self.last_error = str(exc)
                 attempt += 1
-                wait = random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(attempt, 20)))
-                if exc.retry_after is not None:
-                    wait = max(wait, min(exc.retry_after, BACKOFF_MAX))
+                # attempt + 1: the first retry may wait up to 2 * BACKOFF_BASE
+                wait = backoff_s(
+                    attempt + 1,
+                    base_s=BACKOFF_BASE,
+                    cap_s=BACKOFF_MAX,
+                    retry_after_s=exc.retry_after,
+                )
                 self._away_until = time.monotonic() + wait
             except Exception as exc:  # never let the replayer die
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -465,15 +472,6 @@ def _halves(batch: Batch) -> list[Batch]:
         getattr(a, name).extend(items[:mid])
         getattr(b, name).extend(items[mid:])
     return [x for x in (a, b) if len(x)]
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _status_message(resp: Any) -> str:

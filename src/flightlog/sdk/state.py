@@ -87,13 +87,16 @@ def configure(
     queue_size: int | None = None,
     batch_size: int | None = None,
     spool_dir: str | None = None,
+    api_key: str | None = None,
 ) -> None:
     """Choose where records go. Raises ``ConfigurationError``/``StoreError`` at once if wrong.
 
     ``url``: ``sqlite:///path.db`` (default ``$FLIGHTLOG_URL``, else ``sqlite:///flightlog.db``),
     ``postgresql://...``, or ``http(s)://host:4318`` for a Flightlog server or an OpenTelemetry
     Collector. ``payload_cap``: the largest captured value in bytes (default 256 KiB,
-    ``$FLIGHTLOG_PAYLOAD_CAP``). Calling it again flushes and replaces the previous sink.
+    ``$FLIGHTLOG_PAYLOAD_CAP``). ``api_key``: sent to a Flightlog server as ``Authorization:
+    Bearer`` (default ``$FLIGHTLOG_API_KEY``; ``flightlog keys create NAME --scope ingest``).
+    Calling it again flushes and replaces the previous sink.
     Set ``$FLIGHTLOG_DISABLED=1`` to turn recording off.
     """
     global _disabled
@@ -125,7 +128,7 @@ def configure(
                     f"sending to {target} needs the OTLP extra: "
                     f"pip install 'flightlog[otlp]' ({exc})"
                 ) from exc
-            sink = RemoteSink(target, spool_dir=spool_dir)
+            sink = RemoteSink(target, spool_dir=spool_dir, api_key=api_key)
         else:
             from flightlog.sdk.sink import StoreSink
             from flightlog.store import open_store

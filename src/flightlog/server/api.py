@@ -5,6 +5,7 @@ Every error is JSON: ``{"error": {"status": 404, "message": "..."}}``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -28,7 +29,7 @@ class ApiError(Exception):
 
 def json_response(value: Any, status: int = 200) -> Response:
     return Response(
-        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=_json._fallback),
+        orjson.dumps(_json.tidy(value), option=orjson.OPT_NON_STR_KEYS, default=_json._fallback),
         status_code=status,
         media_type="application/json",
     )
@@ -57,15 +58,19 @@ def _str_param(request: Request, name: str) -> str | None:
 
 
 class Api:
-    """Handlers over a read-side store."""
+    """Handlers over a read-side store, seen from the caller's project: ``store_for(request)``
+    gives the store to read (a ``ProjectStore`` when the server has API keys)."""
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
+    def __init__(self, store_for: Callable[[Request], Any], server_store: Any = None) -> None:
+        self.store_for = store_for
+        # Every project's runs: only for server-wide routes (reliability), which the guard
+        # opens to admin keys alone.
+        self.server_store = server_store
 
     def _run_id(self, request: Request) -> str:
         prefix = str(request.path_params["run_id"])
         try:
-            return str(self.store.resolve_run_id(prefix))
+            return str(self.store_for(request).resolve_run_id(prefix))
         except NotFoundError as exc:
             raise ApiError(404, str(exc)) from exc
 
@@ -85,8 +90,9 @@ class Api:
             limit=limit,
             offset=offset,
         )
-        runs = self.store.list_runs(q)
-        total = self.store.count_runs(q)
+        store = self.store_for(request)
+        runs = store.list_runs(q)
+        total = store.count_runs(q)
         next_offset = offset + len(runs) if offset + len(runs) < total else None
         return json_response(
             {
@@ -99,7 +105,7 @@ class Api:
         )
 
     def get_run(self, request: Request) -> Response:
-        rec = self.store.get_record(self._run_id(request))
+        rec = self.store_for(request).get_record(self._run_id(request))
         return json_response(
             {
                 "run": rec.run.to_dict(),
@@ -110,7 +116,7 @@ class Api:
         )
 
     def lineage(self, request: Request) -> Response:
-        rec = self.store.get_record(self._run_id(request))
+        rec = self.store_for(request).get_record(self._run_id(request))
         nodes = [
             {
                 "id": s.id,
@@ -149,20 +155,25 @@ class Api:
     def findings(self, request: Request) -> Response:
         run_id = self._run_id(request)
         return json_response(
-            {"run_id": run_id, "findings": [f.to_dict() for f in self.store.get_findings(run_id)]}
+            {
+                "run_id": run_id,
+                "findings": [f.to_dict() for f in self.store_for(request).get_findings(run_id)],
+            }
         )
 
     def payload(self, request: Request) -> Response:
         h = str(request.path_params["hash"]).lower()
         if len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
             raise ApiError(400, f"{h[:80]!r} is not a payload hash (64 hex digits, SHA-256)")
-        data = self.store.get_payloads([h]).get(h)
+        store = self.store_for(request)
+        visible = getattr(store, "payload_visible", None)
+        data = store.get_payloads([h]).get(h) if visible is None or visible(h) else None
         if data is None:
             raise ApiError(404, f"no payload with hash {h}")
         return json_response({"hash": h, "value": orjson.loads(data)})
 
     def workflows(self, request: Request) -> Response:
-        return json_response({"workflows": self.store.workflows()})
+        return json_response({"workflows": self.store_for(request).workflows()})
 
     def _reliability(self, request: Request, workflow: str | None) -> Response:
         import time
@@ -175,7 +186,8 @@ class Api:
         until = time.time_ns() if until is None else until
         since = _int_param(request, "since_ns", None, 0, big)
         since = max(0, until - days * 86_400_000_000_000) if since is None else since
-        report = reliability(self.store, since_ns=since, until_ns=until, workflow=workflow)
+        store = self.server_store or self.store_for(request)
+        report = reliability(store, since_ns=since, until_ns=until, workflow=workflow)
         return json_response(report.to_dict())
 
     def reliability(self, request: Request) -> Response:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -11,12 +12,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from flightlog.access.keys import KeyRing
+from flightlog.access.projects import ProjectStore
 from flightlog.errors import StoreError
+from flightlog.server.admission import Admission
 from flightlog.server.api import Api, error_json, guarded, json_response
+from flightlog.server.guard import LOOPBACK_HOSTS, Guard, principal
 from flightlog.server.ingest import Ingestor
 from flightlog.server.openapi import document
 from flightlog.server.otlp import DEFAULT_MAX_BODY, make_endpoint
 from flightlog.server.ui import Ui
+
+STALL_SECONDS = 30.0  # spans waiting this long with no commit: /readyz says not ready
 
 
 def _version() -> str:
@@ -34,8 +41,14 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     max_pending_spans: int = 50_000,
     max_batch_spans: int = 20_000,
-) -> Starlette:
-    """The server for the store at ``url`` (opened now, so a bad URL fails here)."""
+    allowed_hosts: Iterable[str] = (),
+) -> Any:
+    """The server for the store at ``url`` (opened now, so a bad URL fails here).
+
+    ``allowed_hosts``: names (besides the loopback ones) the ``Host`` header may carry;
+    ``"*"`` allows any. Returns the Starlette app wrapped in the ``Guard`` middleware; the
+    Starlette app itself is ``.app``.
+    """
     from flightlog import pipeline, privacy
     from flightlog.server.settings import load_server_settings
     from flightlog.store import normalize_url, open_store
@@ -55,12 +68,28 @@ def create_app(
     # Periodic work (alert grouping, paging, escalation, resolution; what capabilities
     # registered with flightlog.pipeline.every) runs on its own clock, not only when runs end.
     clock = pipeline.Clock(store).start()
-    api = Api(reader)
-    ui = Ui(reader, store)
+    keys = KeyRing(reader)
+    projects: dict[str, ProjectStore] = {}
+
+    def store_for(request: Request) -> Any:
+        """The reader as the caller's project sees it (every run when there are no keys)."""
+        key = principal(request.scope)
+        if key is None:
+            return reader
+        scoped = projects.get(key.project)
+        if scoped is None:
+            scoped = projects.setdefault(key.project, ProjectStore(reader, key.project))
+        return scoped
+
+    api = Api(store_for, reader)
+    ui = Ui(store_for, store, reader)
     spec = document(_version())
 
     def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
+
+    admission = Admission.for_body_limit(max_body)
+    progress = {"transactions": -1, "since": time.monotonic()}
 
     def readyz(request: Request) -> Response:
         problems = []
@@ -68,6 +97,18 @@ def create_app(
             problems.append("the ingestion writer is not running")
         if ingestor.pending_spans >= ingestor.max_pending_spans:
             problems.append("the ingestion queue is full")
+        if ingestor.stats.transactions != progress["transactions"] or not ingestor.pending_spans:
+            progress.update(transactions=ingestor.stats.transactions, since=time.monotonic())
+        elif time.monotonic() - progress["since"] > STALL_SECONDS:
+            problems.append(
+                f"{ingestor.pending_spans} span(s) waiting and nothing committed for "
+                f"{time.monotonic() - progress['since']:.0f} s"
+            )
+        if admission.held > admission.held_limit - max_body:
+            problems.append(
+                f"request bodies fill the server's memory budget ({admission.held} of "
+                f"{admission.held_limit} bytes held): a largest body would be shed"
+            )
         try:
             reader.count_runs()
         except Exception as exc:
@@ -77,19 +118,35 @@ def create_app(
             problems.append(f"the store is damaged: {damage}")
         if problems:
             return json_response({"status": "not ready", "problems": problems}, 503)
-        return json_response({"status": "ready", "pending_spans": ingestor.pending_spans})
+        return json_response(
+            {
+                "status": "ready",
+                "pending_spans": ingestor.pending_spans,
+                "body_bytes_held": admission.held,
+                "waiting_for_decode": admission.stats.waiting_for_decode,
+            }
+        )
 
     def openapi(request: Request) -> Response:
         return json_response(spec)
 
     def stats(request: Request) -> Response:
-        return json_response(vars(ingestor.stats) | {"pending_spans": ingestor.pending_spans})
+        return json_response(
+            vars(ingestor.stats)
+            | {"pending_spans": ingestor.pending_spans}
+            | {f"admission_{k}": v for k, v in vars(admission.stats).items()}
+            | {"body_bytes_held": admission.held}
+        )
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return error_json(404, f"no route for {request.method} {request.url.path}")
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
-        return error_json(405, f"method {request.method} not allowed on {request.url.path}")
+        response = error_json(405, f"method {request.method} not allowed on {request.url.path}")
+        allow = (getattr(exc, "headers", None) or {}).get("Allow")
+        if allow:  # RFC 9110 section 15.5.6: a 405 names the methods the route supports
+            response.headers["Allow"] = allow
+        return response
 
     async def server_error(request: Request, exc: Exception) -> Response:
         return error_json(500, f"internal error: {type(exc).__name__}")
@@ -110,7 +167,7 @@ def create_app(
             store.close()
 
     routes = [
-        Route("/v1/traces", make_endpoint(ingestor, max_body), methods=["POST"]),
+        Route("/v1/traces", make_endpoint(ingestor, max_body, reader, admission), methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/openapi.json", openapi),
@@ -144,12 +201,48 @@ def create_app(
     app.state.store = store
     app.state.ingestor = ingestor
     app.state.clock = clock
-    return app
+    return Guard(app, keys, LOOPBACK_HOSTS | {h.strip().lower() for h in allowed_hosts})
 
 
-def serve(url: str, host: str = "127.0.0.1", port: int = 4318, **options: Any) -> None:
-    """Run the server until interrupted (uvicorn; see ``flightlog.server.listen``)."""
-    app = create_app(url, **options)
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name to listen on) reaches only this machine."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    url: str,
+    host: str = "127.0.0.1",
+    port: int = 4318,
+    *,
+    insecure: bool = False,
+    allowed_hosts: Iterable[str] = (),
+    **options: Any,
+) -> None:
+    """Run the server until interrupted (uvicorn; see ``flightlog.server.listen``).
+
+    Refuses to listen beyond the loopback while the store has no API key (anyone who can
+    reach the port could read and write every run), unless ``insecure``.
+    """
+    from flightlog.errors import ConfigurationError
     from flightlog.server import listen
 
+    allowed = {h.strip().lower() for h in allowed_hosts}
+    if not is_loopback(host) and host not in ("0.0.0.0", "::", ""):
+        allowed.add(host.strip("[]").lower())
+    app = create_app(url, allowed_hosts=allowed, **options)
+    if not is_loopback(host) and not insecure and not app.keys.enabled():
+        raise ConfigurationError(
+            f"refusing to serve on {host} without API keys: anyone who can reach the port "
+            "could read and rewrite every run. Create keys first (flightlog keys create "
+            "NAME --scope ingest|read|admin), or pass --insecure to serve without "
+            "authentication"
+        )
     listen.run(app, host=host, port=port, store_url=url)

@@ -180,7 +180,27 @@ class Ingestor:
                 continue
             started = time.perf_counter()
             try:
-                ended, conflicts = self._write(items)
+                # One request's bad record must not fail the requests batched with it: when a
+                # shared transaction fails, each request is written (and answered) on its own.
+                try:
+                    ended, conflicts = self._write(items)
+                except Exception:
+                    if len(items) == 1:
+                        raise
+                    ended, conflicts = [], []
+                    for item in items:
+                        try:
+                            one_ended, one_conflicts = self._write([item])
+                        except Exception as exc:
+                            self.stats.write_errors += 1
+                            log.exception("writing a request failed")
+                            item.future.set_exception(
+                                Unavailable(f"the store could not be written: {exc}")
+                            )
+                            conflicts.append([])
+                            continue
+                        ended += one_ended
+                        conflicts += one_conflicts
             except Exception as exc:  # the store failed: every waiting request gets a 503
                 self.stats.write_errors += 1
                 log.exception("writing %d request(s) failed", len(items))
@@ -188,7 +208,8 @@ class Ingestor:
                     item.future.set_exception(Unavailable(f"the store could not be written: {exc}"))
             else:
                 for item, found in zip(items, conflicts, strict=True):
-                    item.future.set_result(found)
+                    if not item.future.done():
+                        item.future.set_result(found)
                 if ended:
                     self._ended.put(ended)
             finally:

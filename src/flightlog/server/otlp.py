@@ -6,9 +6,14 @@
 - Success: 200 with an ``ExportTraceServiceResponse`` in the request's encoding; when some
   spans were invalid, ``partial_success`` carries ``rejected_spans`` and a message.
 - Malformed body, or no valid span: 400 with a ``google.rpc.Status`` (code, message).
-- Body over the limit (compressed or decompressed): 413.
-- Ingestion queue full: 429 with ``Retry-After``; store unavailable or shutting down: 503
-  with ``Retry-After``. Both are retryable per the specification.
+- Body over the limit (compressed or decompressed): 413. Body not arriving in time: 408.
+- Ingestion queue full, or the server holding too many body bytes: 429 with ``Retry-After``,
+  before decoding; store unavailable or shutting down: 503 with ``Retry-After``. Both are
+  retryable per the specification.
+- A span that cannot be decoded or stored (timestamps beyond 2^63-1, values out of range,
+  nesting the encoder refuses) is rejected on its own through ``partial_success``.
+- With API keys (``flightlog.server.guard``): 401 / 403 before the body is read; the key's
+  project stamps the runs, and spans of another project's runs are rejected.
 
 The response is sent only after the spans are committed to the store.
 """
@@ -25,8 +30,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from flightlog.errors import InputError
-from flightlog.otel.decode import decode
+from flightlog.otel.decode import MAX_ERRORS_REPORTED, DecodeResult, parse_request
 from flightlog.privacy import scrub
+from flightlog.server.admission import Admission, Shed, release_memory
+from flightlog.server.guard import principal
 from flightlog.server.ingest import (
     Ingestor,
     Overloaded,
@@ -34,6 +41,7 @@ from flightlog.server.ingest import (
     conflict_message,
     rejected_spans_of,
 )
+from flightlog.server.screen import claim_runs, decode_parsed, screen_times, split
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -82,18 +90,52 @@ def error_response(
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+class BodyTimeout(Exception):
+    pass
+
+
+async def _read_body(request: Request, admission: Admission) -> tuple[bytes, int]:
+    """The whole body and the bytes it holds in ``admission`` (released by the caller).
+
+    Raises ``TooLarge`` beyond ``max_body``, ``BodyTimeout`` when no byte arrives for
+    ``idle_timeout`` seconds or the body takes longer than ``body_timeout``, ``Shed`` when
+    the server holds too many body bytes already."""
+    limit = admission.max_body
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    deadline = time.monotonic() + admission.body_timeout
+    stream = request.stream().__aiter__()
+    try:
+        while True:
+            wait = min(admission.idle_timeout, deadline - time.monotonic())
+            try:
+                with anyio.fail_after(max(wait, 0.0)):
+                    chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                admission.stats.timeouts += 1
+                raise BodyTimeout(
+                    f"the request body did not arrive in time ({size} bytes received; no byte "
+                    f"for {admission.idle_timeout:g} s, or more than "
+                    f"{admission.body_timeout:g} s in all)"
+                ) from None
+            if not chunk:
+                continue
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"request body exceeds the limit of {limit} bytes")
+            admission.hold(len(chunk))
+            chunks.append(chunk)
+    except BaseException:
+        admission.release(sum(len(c) for c in chunks))
+        raise
+    held = sum(len(c) for c in chunks)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return body, held
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
@@ -109,13 +151,22 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
-DECODE_CONCURRENCY = 4
+# Requests with more spans than this are decoded and stored in pieces of about this many
+# spans (a trace's spans kept together), so memory follows the piece, not the request.
+SPANS_PER_PIECE = 2_000
+GZIP_RATIO = 8  # decode budget weight of a gzip body: its size times this, up to max_body
 
 
-def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
-    # Bodies are read and decoded by at most DECODE_CONCURRENCY requests at a time, so memory
-    # stays bounded however many clients connect (the rest wait their turn).
-    decoding = asyncio.Semaphore(DECODE_CONCURRENCY)
+def make_endpoint(
+    ingestor: Ingestor,
+    max_body: int = DEFAULT_MAX_BODY,
+    reader: Any = None,
+    admission: Admission | None = None,
+) -> Any:
+    """The ``POST /v1/traces`` handler. Order of work: cheap checks (content type, encoding,
+    queue full: 429 before reading), the body (timeouts, bytes held), then a decode slot
+    (weighed in bytes), decoding with bad spans rejected one by one, then the store."""
+    adm = admission or Admission.for_body_limit(max_body)
 
     async def traces(request: Request) -> Response:
         raw_ctype = request.headers.get("content-type", "")
@@ -136,58 +187,108 @@ def make_endpoint(ingestor: Ingestor, max_body: int = DEFAULT_MAX_BODY) -> Any:
                 f"unsupported content encoding {encoding!r}; send gzip or none",
                 ctype,
             )
+        if ingestor.pending_spans >= ingestor.max_pending_spans:
+            ingestor.stats.overloaded += 1
+            return _shed(ctype, "ingestion queue is full; retry after the indicated delay")
+        held = size = 0
         try:
-            async with decoding:
-                body = await _read_body(request, max_body)
+            body, held = await _read_body(request, adm)
+            size = len(body)
+            weight = min(max_body, len(body) * GZIP_RATIO) if encoding == "gzip" else len(body)
+            async with adm.decode_slot(weight):
 
-                def work(raw: bytes) -> Any:
+                def prepare(raw: bytes) -> tuple[list[Any], list[str]]:
                     data = _gunzip(raw, max_body) if encoding == "gzip" else raw
-                    result = decode(data, ctype, infer_edges=False)
-                    scrub(result.batch, ingestor.privacy)  # secrets out before anything else
-                    return result
+                    req = parse_request(data, ctype)
+                    del data
+                    problems = screen_times(req)
+                    return split(req, SPANS_PER_PIECE), problems
 
                 started = time.perf_counter()
-                result = await anyio.to_thread.run_sync(work, body)
-                ingestor.stats.decode_seconds += time.perf_counter() - started
+                pieces, problems = await anyio.to_thread.run_sync(prepare, body)
                 del body
+                adm.release(held)
+                held = 0
+                ingestor.stats.decode_seconds += time.perf_counter() - started
+                return await _store(request, pieces, problems, ctype)
         except TooLarge as exc:
             return error_response(413, RESOURCE_EXHAUSTED, str(exc), ctype)
+        except BodyTimeout as exc:
+            return error_response(408, INVALID_ARGUMENT, str(exc), ctype)
+        except Shed as exc:
+            return _shed(ctype, str(exc), exc.retry_after)
         except InputError as exc:
             return error_response(400, INVALID_ARGUMENT, str(exc), ctype)
         except ClientDisconnect:
             return Response(status_code=400)
-        if result.rejected_spans and not result.accepted_spans:
-            return error_response(
-                400,
-                INVALID_ARGUMENT,
-                f"all {result.rejected_spans} span(s) rejected: {result.error_message()}",
-                ctype,
-            )
-        rejected, message = result.rejected_spans, result.error_message()
-        if result.accepted_spans:
+        finally:
+            if held:
+                adm.release(held)
+            if size >= 4 << 20:
+                await anyio.to_thread.run_sync(release_memory, size)
+
+    async def _store(
+        request: Request, pieces: list[Any], problems: list[str], ctype: str
+    ) -> Response:
+        key = principal(request.scope)
+        accepted = rejected = 0
+        errors: list[str] = list(problems[:MAX_ERRORS_REPORTED])
+        rejected += len(problems)
+        while pieces:
+            piece = pieces.pop(0)
+            started = time.perf_counter()
+
+            def decode_piece(piece: Any) -> DecodeResult:
+                result = decode_parsed(piece)
+                scrub(result.batch, ingestor.privacy)  # secrets out before anything else
+                return result
+
+            result = await anyio.to_thread.run_sync(decode_piece, piece)
+            del piece
+            ingestor.stats.decode_seconds += time.perf_counter() - started
+            if key is not None:  # the ingest key's project stamps the runs it sends
+                await anyio.to_thread.run_sync(
+                    claim_runs, reader or ingestor.store, result, key.project
+                )
+            accepted += result.accepted_spans
+            rejected += result.rejected_spans
+            errors += result.errors[: max(0, MAX_ERRORS_REPORTED - len(errors))]
+            if not result.accepted_spans:
+                continue
             try:
-                future = ingestor.submit(result)
-                conflicts = await asyncio.wrap_future(future)
+                conflicts = await asyncio.wrap_future(ingestor.submit(result))
             except Overloaded as exc:
-                return error_response(
-                    429,
-                    RESOURCE_EXHAUSTED,
-                    "ingestion queue is full; retry after the indicated delay",
+                return _shed(
                     ctype,
-                    headers={"Retry-After": str(exc.retry_after)},
+                    "ingestion queue is full; retry after the indicated delay",
+                    exc.retry_after,
                 )
             except Unavailable as exc:
                 return error_response(
                     503, UNAVAILABLE, str(exc), ctype, headers={"Retry-After": "5"}
                 )
+            finally:
+                del result
             if conflicts:
                 # Rewrites of stored facts: not written, and not retryable (OTLP partial
                 # success: the client must not resend them).
                 rejected += rejected_spans_of(conflicts)
-                message = "; ".join(m for m in (message, conflict_message(conflicts)) if m)
+                errors.append(conflict_message(conflicts))
+        more = rejected - len(errors)
+        message = "; ".join(errors) + (f"; and {more} more" if more > 0 else "")
+        if rejected and not accepted:
+            return error_response(
+                400, INVALID_ARGUMENT, f"all {rejected} span(s) rejected: {message}", ctype
+            )
         return _success(rejected, message, ctype)
 
     return traces
+
+
+def _shed(ctype: str, message: str, retry_after: int = 1) -> Response:
+    return error_response(
+        429, RESOURCE_EXHAUSTED, message, ctype, headers={"Retry-After": str(retry_after)}
+    )
 
 
 def _success(rejected: int, message: str, ctype: str) -> Response:

@@ -23,7 +23,7 @@ from flightlog.store.schema import MIGRATIONS_TABLE
 
 RUN_COLUMNS = (
     "id, workflow, version, owner, service, status, started_ns, ended_ns, input_hash, "
-    "output_hash, reason, failed_step_id, error, declared_steps, source, attributes"
+    "output_hash, reason, failed_step_id, error, declared_steps, source, attributes, project"
 )
 STEP_COLUMNS = (
     "run_id, id, parent_id, idx, name, kind, agent, owner, status, started_ns, ended_ns, "
@@ -35,9 +35,10 @@ FINDING_COLUMNS = "id, run_id, step_id, detector, severity, message, evidence, c
 # Runs and steps are written as their merged state (``flightlog.store.facts`` decides what a
 # re-sent record may change), so the upserts simply store the row they are given.
 _RUN_UPSERT = (
-    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 16)}) "
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 17)}) "
     "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS.split(", ")[1:])
+    # ``project`` is never updated: a run stays in the project that first stored it.
+    + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS.split(", ")[1:] if c != "project")
 )
 _STEP_UPSERT = (
     f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({', '.join('?' * 20)}) "
@@ -80,6 +81,7 @@ def run_row(r: Run) -> tuple[Any, ...]:
         r.declared_steps,
         r.source,
         _json.dumps(r.attributes),
+        r.project,
     )
 
 
@@ -140,6 +142,7 @@ def run_from_row(row: Sequence[Any]) -> Run:
         declared_steps=row[13],
         source=row[14],
         attributes=_json.loads(row[15]) or {},
+        project=row[16],
     )
 
 
@@ -545,6 +548,9 @@ class SQLStore:
         if q.owner:
             clauses.append("owner = ?")
             params.append(q.owner)
+        if q.project is not None:
+            clauses.append("project = ?")
+            params.append(q.project)
         if q.since_ns is not None:
             clauses.append("started_ns >= ?")
             params.append(q.since_ns)
@@ -573,16 +579,17 @@ class SQLStore:
             row = tx.fetchone(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return run_from_row(row) if row else None
 
-    def resolve_run_id(self, prefix: str) -> str:
+    def resolve_run_id(self, prefix: str, *, project: str | None = None) -> str:
         prefix = (prefix or "").strip().lower()
         if not prefix:
             raise NotFoundError("no run id given")
         if any(c not in "0123456789abcdef" for c in prefix):
             raise NotFoundError(f"{prefix!r} is not a run id (run ids are 32 hex digits)")
+        scoped = "" if project is None else " AND project = ?"
         with self.read() as tx:
             rows = tx.fetchall(
-                "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
-                (prefix, prefix + "g"),
+                f"SELECT id FROM runs WHERE id >= ? AND id < ?{scoped} ORDER BY id LIMIT 2",
+                (prefix, prefix + "g") if project is None else (prefix, prefix + "g", project),
             )
         if not rows:
             raise NotFoundError(f"no run with id {prefix!r} in {self.display_url}")
@@ -662,7 +669,13 @@ class SQLStore:
             row = tx.fetchone("SELECT COALESCE(SUM(dropped), 0) FROM recorder_drops")
         return int(row[0]) if row else 0
 
-    def workflows(self) -> list[str]:
+    def workflows(self, *, project: str | None = None) -> list[str]:
         with self.read() as tx:
-            rows = tx.fetchall("SELECT DISTINCT workflow FROM runs ORDER BY workflow")
+            if project is None:
+                rows = tx.fetchall("SELECT DISTINCT workflow FROM runs ORDER BY workflow")
+            else:
+                rows = tx.fetchall(
+                    "SELECT DISTINCT workflow FROM runs WHERE project = ? ORDER BY workflow",
+                    (project,),
+                )
         return [r[0] for r in rows]

@@ -75,6 +75,7 @@ class RunQuery:
     since_ns: int | None = None
     until_ns: int | None = None
     owner: str | None = None
+    project: str | None = None  # None: every project
     limit: int = 100
     offset: int = 0
 
@@ -120,8 +121,9 @@ class Store(Protocol):
     def get_run(self, run_id: str) -> Run | None:
         """The run with this id, or None."""
 
-    def resolve_run_id(self, prefix: str) -> str:
-        """The full id of the one run whose id starts with ``prefix``.
+    def resolve_run_id(self, prefix: str, *, project: str | None = None) -> str:
+        """The full id of the one run whose id starts with ``prefix`` (in ``project``, if
+        given: runs of other projects neither match nor make a prefix ambiguous).
 
         Raises ``NotFoundError`` when none or more than one match.
         """
@@ -148,8 +150,8 @@ class Store(Protocol):
     def get_payloads(self, hashes: Iterable[str]) -> dict[str, bytes]:
         """Canonical JSON bytes of the payloads with these hashes (missing ones are absent)."""
 
-    def workflows(self) -> list[str]:
-        """Every workflow name seen."""
+    def workflows(self, *, project: str | None = None) -> list[str]:
+        """Every workflow name seen (in ``project``, if given)."""
 
     def report_drops(self, recorder: str, service: str | None, dropped: int) -> None:
         """Record the running total of records a recorder process dropped under overload."""

@@ -114,4 +114,12 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
         ("ALTER TABLE findings ADD COLUMN kind TEXT",),
         "a finding's kind is a column (earlier rows: NULL, read from evidence)",
     ),
+    Migration(
+        4,
+        (
+            "ALTER TABLE runs ADD COLUMN project TEXT NOT NULL DEFAULT 'default'",
+            "CREATE INDEX runs_project ON runs (project, started_ns)",
+        ),
+        "every run belongs to a project (default 'default'); reads are scoped to it",
+    ),
 )

@@ -68,7 +68,7 @@ def app(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
         )
     )
     store.close()
-    return create_app(f"sqlite:///{db}")
+    return create_app(f"sqlite:///{db}", allowed_hosts=("testserver",))
 
 
 def test_api_conforms_to_its_openapi_document(app) -> None:  # type: ignore[no-untyped-def]

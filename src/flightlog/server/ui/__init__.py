@@ -13,6 +13,7 @@ Captured content is untrusted: every value is HTML-escaped, payloads are cut to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -29,32 +30,42 @@ __all__ = ["PREVIEW", "Ui"]
 
 
 class Ui:
-    """Page handlers over a read-side ``store``; ``writer`` (the server's own store, with the
-    audit ledger attached) is used only to read the ledger's status."""
+    """Page handlers over a read-side store seen from the caller's project (``store_for``,
+    a ``ProjectStore`` when the server has API keys); ``writer`` (the server's own store,
+    with the audit ledger attached) is used only to read the ledger's status."""
 
-    def __init__(self, store: Any, writer: Any = None) -> None:
-        self.store = store
+    def __init__(
+        self, store_for: Callable[[Request], Any], writer: Any = None, server_store: Any = None
+    ) -> None:
+        self.store_for = store_for
         self.writer = writer
+        self.server_store = server_store  # every project's runs: admin-only pages
 
     async def index(self, request: Request) -> HTMLResponse:
-        return await run_in_threadpool(runs_page, self.store, request)
+        return await run_in_threadpool(runs_page, self.store_for(request), request)
 
     async def run(self, request: Request) -> HTMLResponse:
-        return await run_in_threadpool(run_page, self.store, str(request.path_params["run_id"]))
+        return await run_in_threadpool(
+            run_page, self.store_for(request), str(request.path_params["run_id"])
+        )
 
     async def report(self, request: Request) -> HTMLResponse:
-        return await run_in_threadpool(report_page, self.store, str(request.path_params["run_id"]))
+        return await run_in_threadpool(
+            report_page, self.store_for(request), str(request.path_params["run_id"])
+        )
 
     async def incidents(self, request: Request) -> HTMLResponse:
-        return await run_in_threadpool(incidents_page, self.store, request)
+        return await run_in_threadpool(incidents_page, self.store_for(request), request)
 
     async def incident(self, request: Request) -> HTMLResponse:
         return await run_in_threadpool(
-            incident_page, self.store, str(request.path_params["incident_id"])
+            incident_page, self.store_for(request), str(request.path_params["incident_id"])
         )
 
     async def audit(self, request: Request) -> HTMLResponse:
-        return await run_in_threadpool(audit_page, self.writer, self.store)
+        return await run_in_threadpool(audit_page, self.writer, self.store_for(request))
 
     async def reliability(self, request: Request) -> HTMLResponse:
-        return await run_in_threadpool(reliability_page, self.store, request)
+        # Server-wide figures (every project's runs): the guard lets only admin keys here.
+        store = self.server_store or self.store_for(request)
+        return await run_in_threadpool(reliability_page, store, request)

@@ -41,6 +41,19 @@ def incidents_page(store: Any, request: Request) -> HTMLResponse:
                 [i.id for i in found],
             ):
                 affected.setdefault(int(inc_id), []).append(str(run_id))
+    visible = _visible(
+        store,
+        [r for i in found for r in affected.get(i.id, [])]
+        + [r for i in found for r in (i.last_run_id, i.first_run_id)],
+    )
+    if visible is not None:  # a project's reader sees incidents with a run of its own
+        for i in found:
+            affected[i.id] = [r for r in affected.get(i.id, []) if r in visible]
+        found = [
+            i
+            for i in found
+            if affected[i.id] or i.last_run_id in visible or i.first_run_id in visible
+        ]
     opts = "".join(
         f"<option{' selected' if s == state else ''}>{s}</option>" for s in INCIDENT_STATES
     )
@@ -52,7 +65,8 @@ def incidents_page(store: Any, request: Request) -> HTMLResponse:
     rows = []
     for i in found:
         runs = affected.get(i.id) or [i.last_run_id, i.first_run_id]
-        runs = list(dict.fromkeys(runs))[:RUNS_PER_INCIDENT]
+        runs = [r for r in dict.fromkeys(runs) if visible is None or r in visible]
+        runs = runs[:RUNS_PER_INCIDENT]
         links = " ".join(f"<a class='mono' href='/runs/{q(r)}'>{e(r[:8])}</a>" for r in runs)
         owner = i.root_cause_team + (
             f" (workflow: {i.workflow_team})" if i.workflow_team != i.root_cause_team else ""
@@ -117,14 +131,19 @@ def incident_page(store: Any, raw_id: str) -> HTMLResponse:
         return error_page(404, str(exc))
     a = i.attribution or {}
     runs = list(dict.fromkeys([*runs, i.last_run_id, i.first_run_id]))
+    visible = _visible(store, runs)
+    if visible is not None:
+        runs = [r for r in runs if r in visible]
+        if not runs:  # an incident of another project's runs does not exist for this one
+            return error_page(404, f"no incident #{iid}")
     facts = [
         (
             "state",
             pill(i.status)
             + (
-                f" by {e(i.acknowledged_by)} at {e(when(i.acknowledged_ns))} UTC"
+                f"; acknowledged by {e(i.acknowledged_by)} at {e(when(i.acknowledged_ns))} UTC"
                 if i.acknowledged_ns
-                else ""
+                else "; not acknowledged"
             )
             + (
                 f"; resolved by {e(i.resolved_by)} at {e(when(i.resolved_ns))} UTC"
@@ -181,6 +200,12 @@ def incident_page(store: Any, raw_id: str) -> HTMLResponse:
         f"(UTC)</th><th>event</th><th>actor</th><th>detail</th></tr>{rows}</table>"
     )
     return page(f"INC-{i.id}", body, active="incidents")
+
+
+def _visible(store: Any, run_ids: list[str]) -> set[str] | None:
+    """The runs of ``run_ids`` the reader may see; None when it may see every run."""
+    visible = getattr(store, "visible_runs", None)
+    return None if visible is None else set(visible(run_ids))
 
 
 def _detail(detail: dict[str, Any]) -> str:

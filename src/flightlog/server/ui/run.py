@@ -197,6 +197,16 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
         if len(steps) > MAX_STEPS
         else ""
     )
+    if fp_id is not None and len(steps) <= MAX_STEPS:
+        from flightlog.forensics.report import steps_not_reached
+
+        first = max((s.index for s in steps), default=0) + 1
+        rows += [
+            f"<tr class='unreached'><td>{first + k}</td><td>{e(name)}</td>"
+            "<td colspan='8' class='muted'>not reached: the run failed before this step "
+            "(it runs in the workflow's successful runs)</td></tr>"
+            for k, name in enumerate(steps_not_reached(store, rec))
+        ]
     run_findings = findings.get(None, [])
     rid = q(run.id)
     from flightlog.forensics.transcripts import is_conversation
