@@ -96,8 +96,9 @@ class LedgerConfig:
     key_dir: Path | None = None
     sensitive_patterns: tuple[str, ...] = DEFAULT_SENSITIVE_PATTERNS
     committed_fields: tuple[str, ...] = COMMITTED_FIELDS
-    # Every attribute and evidence value goes into a commitment (True), so that `audit
-    # redact` can erase values no pattern names; False commits only sensitive keys.
+    # The attributes and the evidence of a record each go into one commitment (True), so
+    # that `audit redact` can erase values no pattern names; False commits only the values
+    # of sensitive keys, one by one.
     commit_all_attributes: bool = True
     retention_days: float = MIN_RETENTION_DAYS
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)

@@ -16,8 +16,8 @@ canonical value))}`` with a fresh 16-byte random salt; the value and its salt (a
 are stored beside the entry (``ledger_entries.openings``, never hashed) and deleted by
 redaction. Which values are
 sensitive: the fields in ``LedgerConfig.committed_fields`` (input/output payload hashes, run
-reasons, finding messages, error messages and tracebacks); every attribute and evidence value
-(``commit_all_attributes``, the default; else only keys that match
+reasons, finding messages, error messages and tracebacks); the attributes and the evidence,
+each map as one commitment (``commit_all_attributes``, the default; else only keys that match
 ``LedgerConfig.sensitive_patterns``, start with ``sensitive.`` or are listed in the record's
 ``flightlog.sensitive`` attribute); and in capabilities' audit records, the free-text keys
 (``FREE_TEXT_KEYS``: summaries, evidence, causes, notes, reasons) and sensitive keys.
@@ -227,8 +227,11 @@ if hasattr(os, "register_at_fork"):
 
 def commitment(salt: bytes, value: Any) -> str:
     """base64(SHA-256(salt || canonical JSON of value))."""
-    # A string's RFC 8785 form is orjson's (the common case: payload hashes).
-    text = orjson.dumps(value) if type(value) is str else canonical.dumps(value)
+    # A string's, a boolean's, null's and a safe integer's RFC 8785 form is orjson's (the
+    # common cases: payload hashes, attribute values).
+    t = type(value)
+    fast = t is str or t is bool or value is None or (t is int and -_MAX <= value <= _MAX)
+    text = orjson.dumps(value) if fast else canonical.dumps(value)
     return _b64(_sha256(salt + text).digest(), newline=False).decode()
 
 
@@ -261,11 +264,9 @@ class Encoder:
             if not inner or type(inner) is not dict:
                 continue
             if self._all:
-                paths.extend(
-                    (container, key)
-                    for key, value in inner.items()
-                    if value is not None and key != SENSITIVE_MARK
-                )
+                # The whole map in one commitment: one salt and one hash per record instead
+                # of one per attribute (the keys are in the opening, beside the value).
+                paths.append((container,))
                 continue
             marked = inner.get(SENSITIVE_MARK)
             marked_set = set(marked) if isinstance(marked, list) else set()
@@ -300,13 +301,21 @@ class Encoder:
         if paths:
             salts = _salts.take(16 * len(paths))
             opened = []
+            copied: set[str] = set()
             for i, path in enumerate(paths):
                 salt = salts[16 * i : 16 * i + 16]
                 parent = data
-                for key in path[:-1]:
-                    child = dict(parent[key])  # a copy: never mutate the caller's value
-                    parent[key] = child
-                    parent = child
+                if len(path) == 2:  # inside a container: copied once, never the caller's
+                    top = path[0]
+                    if top not in copied:
+                        data[top] = dict(data[top])
+                        copied.add(top)
+                    parent = data[top]
+                else:
+                    for key in path[:-1]:
+                        child = dict(parent[key])  # a copy: never mutate the caller's value
+                        parent[key] = child
+                        parent = child
                 value = parent[path[-1]]
                 parent[path[-1]] = {COMMIT: commitment(salt, value)}
                 opened.append([list(path), _b64(salt, newline=False).decode(), value])

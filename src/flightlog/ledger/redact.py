@@ -178,8 +178,12 @@ def _clear(
         if top not in current or top in keys:
             continue
         if top in _JSON_COLUMNS:
-            if len(path) < 2:
-                changed[top] = None
+            if len(path) < 2:  # committed whole: keep the keys, say each value was redacted
+                whole = _json.loads(current[top]) if current[top] else None
+                if isinstance(whole, dict):
+                    changed[top] = {k: REDACTED for k in whole}
+                else:
+                    changed[top] = None
                 continue
             holder = changed.get(top)
             if holder is None:

@@ -216,8 +216,6 @@ class Scrubber:
             if not mask >> i & 1:
                 continue
             regex = rule.detector.regex
-            if regex.search(out) is None:
-                continue
             dropped = False
 
             def replace(m: re.Match[str], rule: Rule = rule) -> str:
@@ -239,7 +237,7 @@ class Scrubber:
                 whole = m.group(0)
                 return whole[: start - base] + mark + whole[end - base :]
 
-            out = regex.sub(replace, out)
+            out = regex.sub(replace, out)  # one pass: no match returns the text as it was
             if dropped:
                 return _DROP
         return out

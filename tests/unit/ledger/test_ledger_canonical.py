@@ -107,7 +107,8 @@ def test_step_entries_are_rfc8785(step: Step) -> None:
 
 
 def test_run_entry_commits_payload_hashes_and_sensitive_attributes() -> None:
-    enc = Encoder(LedgerConfig())
+    # Per-key commitments of sensitive attributes (the default commits the whole map).
+    enc = Encoder(LedgerConfig(commit_all_attributes=False))
     run = Run(
         id="r" * 32,
         workflow="w",

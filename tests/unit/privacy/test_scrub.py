@@ -9,6 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flightlog.config import parse_config
 from flightlog.errors import ConfigurationError
@@ -166,3 +168,36 @@ def test_config_errors_name_the_line(toml: str, line: int, words: str) -> None:
         scrubber(toml)
     assert f"flightlog.toml line {line}" in str(err.value)
     assert words in str(err.value)
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.sampled_from([4111111111111111, 5500005555555559])
+    | st.text(max_size=40)
+    | st.sampled_from(
+        [MAIL, KEY, "call 555-123-4567", "Bearer abcdef123456", "GB82 WEST 1234 5698 7654 32"]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["a", "password", "note", MAIL, "x-api-key"]) | st.text(max_size=8),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_json_values)
+def test_scrubbing_a_payload_is_idempotent_and_content_addressed(value: object) -> None:
+    s = scrubber()
+    p = make_payload(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+    once = s.payload(p)
+    assert once.hash == hashlib.sha256(once.data).hexdigest()
+    assert s.payload(once) is once  # nothing left to scrub
+    for secret in (MAIL, KEY, "4111111111111111", "555-123-4567", "abcdef123456"):
+        assert secret.encode() not in once.data
