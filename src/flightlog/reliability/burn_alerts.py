@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog import _json
 from flightlog.reliability.slo import SLOStatus, evaluate_all
 from flightlog.respond.channels import AlertView
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 log = logging.getLogger("flightlog.reliability")
 
@@ -218,7 +221,7 @@ _lock = threading.Lock()
 
 
 def periodic(
-    store: Any,
+    store: Store,
     engine: Any,
     config_path: Any = None,
     *,
