@@ -6,10 +6,12 @@
 alerts the SLO owner's ``pager`` channels (role ``root_cause``); a ticket their
 ``channels`` (role ``slo_ticket``). Each incident and transition is on the timeline and in
 the audit ledger, as for run failures; successful runs never auto-resolve these incidents.
-``engine.tick()`` then routes and delivers.
+``engine.tick()`` then routes and delivers; the message is ``respond.alerts.slo_view``.
 
-Called by ``flightlog watch`` (each pass) and the server's run-end hook, at most once per
-``EVERY_NS`` per store (see ``periodic``).
+Run before each response tick, at most once per ``EVERY_NS`` per store (see ``periodic``):
+the run-end pipeline and its clock hand ``evaluate`` to the response engine
+(``flightlog.pipeline``), ``flightlog watch`` hands ``evaluate_and_count``. The response
+layer never imports this module (it sits below reliability).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from flightlog import _json
 from flightlog.reliability.slo import SLOStatus, evaluate_all
-from flightlog.respond.channels import AlertView
+from flightlog.respond import alerts as alerts_mod
 
 log = logging.getLogger("flightlog.reliability")
 
@@ -128,21 +130,7 @@ def sync(engine: Any, statuses: list[SLOStatus], now_ns: int | None = None) -> d
                         now_ns=now,
                         previous=latest,
                     )
-                    role = ROLE[severity]
-                    team = facts["root_cause_team"]
-                    tx.execute(
-                        "INSERT INTO respond_alerts (incident_id, role, team, labels, "
-                        "first_notified_ns, escalation_level) VALUES (?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (incident_id, role) DO NOTHING",
-                        (
-                            incident.id,
-                            role,
-                            team,
-                            _json.dumps(engine._labels(incident, role, team)),
-                            None,
-                            0,
-                        ),
-                    )
+                    alerts_mod.create(tx, incident, [(ROLE[severity], facts["root_cause_team"])])
                     opened += 1
                     continue
                 if severity in firing and latest is not None:
@@ -160,57 +148,6 @@ def sync(engine: Any, statuses: list[SLOStatus], now_ns: int | None = None) -> d
                 )
                 resolved += 1
     return {"opened": opened, "resolved": resolved}
-
-
-def slo_view(engine: Any, incident: Any, role: str, team: str) -> AlertView:
-    """The message of an SLO incident (``Engine.alert_view`` hands these here)."""
-    a = incident.attribution
-    severity = a.get("slo_severity", "page")
-    st = a.get("slo") or {}
-    slo = st.get("slo") or {}
-    text = a.get("summary") or f"SLO {slo.get('name')}"
-    lines = [text]
-    for f in st.get("firing") or []:
-        lines.append(
-            f"  {f['rule']}: {f['long']['burn_rate']:.1f}x over {f['long']['window']} "
-            f"({f['long']['bad']} of {f['long']['valid']} bad), "
-            f"{f['short']['burn_rate']:.1f}x over {f['short']['window']}"
-        )
-    left = st.get("budget_remaining")
-    lines.append(
-        f"Target {slo.get('target')} over the SLO window; SLI "
-        + ("n/a" if st.get("sli") is None else f"{st['sli']:.2%}")
-        + ("" if left is None else f"; error budget remaining {left:.0%}")
-        + "."
-    )
-    lines.append(f"Details: flightlog reliability {slo.get('workflow')} --since 3d")
-    lines.append(
-        "You are paged: the error budget is burning fast."
-        if severity == "page"
-        else "A ticket: the error budget will be spent before the SLO window ends."
-    )
-    labels = engine._labels(incident, role, team) | {"slo": str(slo.get("name") or "")}
-    return AlertView(
-        incident_id=incident.id,
-        role=role,
-        status="resolved" if incident.status == "resolved" else "firing",
-        incident_status=incident.status,
-        labels=labels,
-        annotations={
-            "summary": text,
-            "description": "\n".join(lines),
-            "slo": str(slo.get("name") or ""),
-            "budget_remaining": "" if left is None else f"{left:.4f}",
-            "incident_status": incident.status,
-        },
-        starts_ns=incident.opened_ns,
-        ends_ns=incident.resolved_ns,
-        fingerprint=incident.fingerprint,
-        dedup_key=f"flightlog/{incident.fingerprint}/{incident.id}",
-        severity=incident.severity,
-        summary=text,
-        text="\n".join(lines),
-    )
 
 
 _last: dict[int, int] = {}
@@ -244,3 +181,14 @@ def periodic(
             refresh(store, now_ns=now, lookback_ns=settings.window_ns)
     except Exception:
         log.exception("SLO evaluation failed")
+
+
+def evaluate(engine: Any) -> None:
+    """The SLO pass before a response tick (run-end pipeline, server clock): throttled."""
+    periodic(engine.store, engine, getattr(engine.config.source, "path", None))
+
+
+def evaluate_and_count(engine: Any) -> None:
+    """``evaluate``, and keep the reliability counts of finished hours (``flightlog watch``,
+    where a pass may take longer than a run end should)."""
+    periodic(engine.store, engine, getattr(engine.config.source, "path", None), keep_counts=True)
