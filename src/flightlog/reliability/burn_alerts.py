@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from typing import Any
 
 from flightlog import _json
@@ -150,7 +151,7 @@ def sync(engine: Any, statuses: list[SLOStatus], now_ns: int | None = None) -> d
     return {"opened": opened, "resolved": resolved}
 
 
-_last: dict[int, int] = {}
+_last: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # store -> last pass
 _lock = threading.Lock()
 
 
@@ -171,9 +172,9 @@ def periodic(
 
         now = engine.clock.now_ns()
         with _lock:
-            if not force and now - _last.get(id(store), -EVERY_NS) < EVERY_NS:
+            if not force and now - _last.get(store, now - EVERY_NS) < EVERY_NS:
                 return
-            _last[id(store)] = now
+            _last[store] = now
         settings = load_reliability_settings(config_path)
         if settings.slos:
             sync(engine, evaluate_all(store, settings.slos, now, period=False), now)
