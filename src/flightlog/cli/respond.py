@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,9 @@ from flightlog.cli._common import (
     parse_since,
 )
 from flightlog.cli._safe import echo
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 config_option = click.option(
     "--config",
@@ -37,7 +40,7 @@ NEVER_RAN = (
 )
 
 
-def _has_respond_tables(store: Any, ensure_schema: Any) -> bool:
+def _has_respond_tables(store: Store, ensure_schema: Any) -> bool:
     """Whether the response engine ever ran on ``store`` (opened read-only, it is not
     migrated: a store it never ran on has no incidents or notifications to show)."""
     from flightlog.errors import StoreSchemaError

@@ -19,11 +19,15 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog import _json
 from flightlog.reliability.slo import SLOStatus, evaluate_all
 from flightlog.respond import alerts as alerts_mod
+
+if TYPE_CHECKING:
+    from flightlog.respond.engine import Engine
+    from flightlog.store.base import Store, Tx
 
 log = logging.getLogger("flightlog.reliability")
 
@@ -37,7 +41,7 @@ def fingerprint(name: str, severity: str) -> str:
     return f"{SLO_PREFIX}{name}/{severity}"
 
 
-def _owner(engine: Any, status: SLOStatus) -> tuple[str, str]:
+def _owner(engine: Engine, status: SLOStatus) -> tuple[str, str]:
     """(team told, the workflow's team) for an SLO."""
     from flightlog.respond.owners import OwnerQuery, resolve_owner
 
@@ -53,7 +57,7 @@ def _owner(engine: Any, status: SLOStatus) -> tuple[str, str]:
     return wf_team, wf_team
 
 
-def _last_bad_run(tx: Any, status: SLOStatus) -> str:
+def _last_bad_run(tx: Tx, status: SLOStatus) -> str:
     row = tx.fetchone(
         "SELECT id FROM runs WHERE workflow = ? AND status IN ('failed', 'degraded') "
         "AND started_ns < ? ORDER BY started_ns DESC LIMIT 1",
@@ -62,7 +66,7 @@ def _last_bad_run(tx: Any, status: SLOStatus) -> str:
     return str(row[0]) if row else ""
 
 
-def _facts(engine: Any, status: SLOStatus, severity: str) -> dict[str, Any]:
+def _facts(engine: Engine, status: SLOStatus, severity: str) -> dict[str, Any]:
     slo = status.slo
     team, wf_team = _owner(engine, status)
     target = slo.step or slo.agent or "(workflow)"
@@ -108,7 +112,7 @@ def _days(ns: int) -> str:
     return f"{d:g} days" if d >= 1 else f"{ns / (3600 * 10**9):g} hours"
 
 
-def sync(engine: Any, statuses: list[SLOStatus], now_ns: int | None = None) -> dict[str, int]:
+def sync(engine: Engine, statuses: list[SLOStatus], now_ns: int | None = None) -> dict[str, int]:
     """Open and resolve SLO incidents to match ``statuses``; returns counts."""
     from flightlog.respond import incidents as inc_mod
 
@@ -151,13 +155,13 @@ def sync(engine: Any, statuses: list[SLOStatus], now_ns: int | None = None) -> d
     return {"opened": opened, "resolved": resolved}
 
 
-_last: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # store -> last pass
+_last: weakref.WeakKeyDictionary[Store, int] = weakref.WeakKeyDictionary()  # store -> last pass
 _lock = threading.Lock()
 
 
 def periodic(
-    store: Any,
-    engine: Any,
+    store: Store,
+    engine: Engine,
     config_path: Any = None,
     *,
     force: bool = False,
@@ -184,12 +188,12 @@ def periodic(
         log.exception("SLO evaluation failed")
 
 
-def evaluate(engine: Any) -> None:
+def evaluate(engine: Engine) -> None:
     """The SLO pass before a response tick (run-end pipeline, server clock): throttled."""
     periodic(engine.store, engine, getattr(engine.config.source, "path", None))
 
 
-def evaluate_and_count(engine: Any) -> None:
+def evaluate_and_count(engine: Engine) -> None:
     """``evaluate``, and keep the reliability counts of finished hours (``flightlog watch``,
     where a pass may take longer than a run end should)."""
     periodic(engine.store, engine, getattr(engine.config.source, "path", None), keep_counts=True)
