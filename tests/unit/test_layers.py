@@ -62,8 +62,6 @@ KNOWN: dict[tuple[str, str], str] = {
     "from the routing configuration",
     ("flightlog.forensics.transcripts", "flightlog.pipeline"): "an imported transcript runs "
     "the run-end stages; the importer belongs above the pipeline",
-    ("flightlog.respond.engine", "flightlog.reliability.burn_alerts"): "the response engine "
-    "evaluates SLO burn rates; belongs to a pipeline stage",
     ("flightlog.otel.decode", "flightlog.forensics.status"): "decoding derives an ingested "
     "run's status; the pure status function belongs below both",
     ("flightlog.forensics.attribution", "flightlog.respond.owners"): "attribution names the "
