@@ -16,7 +16,8 @@ Modules, one concept each:
 - ``retention``   the retention window; pruning outside it only
 - ``anchor``      publishing checkpoints to a witness file or a git repository
 
-``attach(store)`` is called by ``flightlog.store.open_store`` unless ``FLIGHTLOG_LEDGER=off``.
+``attach(store)`` is called by ``flightlog.app.open_store`` (the composition root every front
+door opens its store with) unless the store is read-only or ``FLIGHTLOG_LEDGER=off``.
 """
 
 from __future__ import annotations
