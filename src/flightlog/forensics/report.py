@@ -15,7 +15,7 @@ import datetime as dt
 import html
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.detect import detect
 from flightlog.detect.context import RunContext, history_cache
@@ -24,6 +24,9 @@ from flightlog.ledger.entry import REDACTED
 from flightlog.ledger.redact import redacted_runs
 from flightlog.model import Finding, Step, finding_kind
 from flightlog.store.base import RunQuery
+
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
 
 PREVIEW_CHARS = 240
 SIMILAR_MAX = 10
@@ -181,7 +184,7 @@ def _owner(workflow: str, step: Step | None, code_owner: str | None) -> str | No
     return f"{match.team}{rule}"
 
 
-def _similar(store: Any, run: Any, att: Attribution) -> list[dict[str, Any]]:
+def _similar(store: StoreReader, run: Any, att: Attribution) -> list[dict[str, Any]]:
     """Earlier failed runs of the same workflow, with their attributed root cause."""
     from flightlog.forensics.ledger import stored_attribution
 
@@ -216,7 +219,7 @@ def _similar(store: Any, run: Any, att: Attribution) -> list[dict[str, Any]]:
     return out
 
 
-def postmortem(store: Any, run_id: str) -> dict[str, Any]:
+def postmortem(store: StoreReader, run_id: str) -> dict[str, Any]:
     """Everything a postmortem of ``run_id`` says, as a JSON-ready dict."""
     run_id = store.resolve_run_id(run_id)
     record = store.get_record(run_id)
@@ -261,14 +264,14 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
     gone = REDACTED if redacted_runs(store, [run_id]) else None
     chain = []
     for ref in att.chain:
-        s = ctx.step(ref.id)
-        if s is None:
+        link = ctx.step(ref.id)
+        if link is None:
             continue
         chain.append(
             {
                 **ref.to_dict(),
-                "output": _preview(ctx.output(s)) if s.output_hash else gone,
-                "error": f"{s.error.type}: {s.error.message}" if s.error else None,
+                "output": _preview(ctx.output(link)) if link.output_hash else gone,
+                "error": f"{link.error.type}: {link.error.message}" if link.error else None,
             }
         )
 
@@ -345,7 +348,7 @@ def _not_reached(ctx: RunContext) -> list[str]:
     return [n for n in ctx.history.samples if n not in seen]
 
 
-def steps_not_reached(store: Any, record: Any) -> list[str]:
+def steps_not_reached(store: StoreReader, record: Any) -> list[str]:
     """``_not_reached`` for a stored run (``flightlog show``, the run page)."""
     return _not_reached(RunContext(store, record, history_cache.get(store, record.run.workflow)))
 
