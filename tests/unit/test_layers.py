@@ -73,8 +73,6 @@ KNOWN: dict[tuple[str, str], str] = {
     "from the routing configuration",
     ("flightlog.forensics.transcripts", "flightlog.pipeline"): "an imported transcript runs "
     "the run-end stages; the importer belongs above the pipeline",
-    ("flightlog.respond.engine", "flightlog.reliability.burn_alerts"): "the response engine "
-    "evaluates SLO burn rates; belongs to a pipeline stage",
     ("flightlog.drills.inject", "flightlog.sdk.recorder"): "fault injection wraps the SDK's "
     "step recorder; drills run above the SDK",
     ("flightlog.otel.decode", "flightlog.forensics.status"): "decoding derives an ingested "

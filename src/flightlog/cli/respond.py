@@ -311,6 +311,7 @@ def alerts(status: str | None, limit: int, db: str, as_json: bool) -> None:
 def watch(interval: float, once: bool, since: str, config_path: str | None, db: str) -> None:
     """Watch a store: turn ended runs into incidents and deliver alerts (embedded use)."""
     with errors_as_messages():
+        from flightlog.reliability.burn_alerts import evaluate_and_count
         from flightlog.respond.engine import watch as run_watch
 
         engine = _engine(db, config_path)
@@ -345,4 +346,5 @@ def watch(interval: float, once: bool, since: str, config_path: str | None, db: 
                 once=once,
                 since_ns=parse_since(since),
                 on_pass=report,
+                before_tick=(evaluate_and_count,),
             )

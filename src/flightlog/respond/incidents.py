@@ -21,7 +21,8 @@ from typing import Any
 
 from flightlog import _json
 from flightlog.errors import InputError, NotFoundError
-from flightlog.store.base import Tx
+from flightlog.model import INCIDENT_OPENING_FIELDS
+from flightlog.store.base import Store, Tx
 
 STATES: tuple[str, ...] = ("triggered", "acknowledged", "resolved")
 _ALLOWED = {("triggered", "acknowledged"), ("triggered", "resolved"), ("acknowledged", "resolved")}
@@ -174,21 +175,8 @@ def timeline(tx: Tx, incident_id: int) -> list[TimelineEntry]:
     ]
 
 
-# Incident fields fixed when it opens (logged in its "triggered" entry).
-OPENING_FIELDS = (
-    "failure_step",
-    "root_cause_step",
-    "root_cause_agent",
-    "error_class",
-    "severity",
-    "root_cause_team",
-    "workflow_team",
-    "first_run_id",
-)
-
-
 def _audit_transition(
-    store: Any,
+    store: Store,
     tx: Tx,
     inc: Incident,
     before: str | None,
@@ -221,12 +209,12 @@ def _audit_transition(
     if before is None:
         # What identifies the incident, logged when it opens so 'audit verify' can tell an
         # edited incident row (flightlog.ledger.coverage).
-        data.update({name: getattr(inc, name) for name in OPENING_FIELDS})
+        data.update({name: getattr(inc, name) for name in INCIDENT_OPENING_FIELDS})
     store.audit(tx, "incident.transition", data)
 
 
 def open_incident(
-    store: Any,
+    store: Store,
     tx: Tx,
     *,
     facts: dict[str, Any],
@@ -293,7 +281,7 @@ def add_failed_run(
     run_id: str,
     now_ns: int,
     attribution: dict[str, Any],
-    store: Any = None,
+    store: Store | None = None,
 ) -> Incident:
     """Count another failed run into an open incident (logged as ``incident.run`` when a
     ``store`` with a ledger is given)."""
@@ -321,7 +309,7 @@ def add_failed_run(
 
 
 def transition(
-    store: Any,
+    store: Store,
     tx: Tx,
     incident_id: int,
     to: str,
@@ -357,7 +345,7 @@ def transition(
 
 
 def record_success(
-    store: Any, tx: Tx, *, workflow: str, run_id: str, now_ns: int, auto_resolve_after: int
+    store: Store, tx: Tx, *, workflow: str, run_id: str, now_ns: int, auto_resolve_after: int
 ) -> list[Incident]:
     """Count a successful run of ``workflow``; resolve incidents that reached the streak."""
     # SLO burn-rate incidents (fingerprint slo/...) resolve when the burn stops, not here.
