@@ -62,5 +62,5 @@ def ledger_enabled() -> bool:
 
     if "FLIGHTLOG_LEDGER" in os.environ:
         return is_on(os.environ["FLIGHTLOG_LEDGER"])
-    enabled = _file_section(os.environ).get("enabled", True)
-    return is_on(str(enabled).lower() if isinstance(enabled, bool) else str(enabled))
+    enabled = _file_section(os.environ).enabled
+    return is_on(None if enabled is None else str(enabled).lower())
