@@ -327,10 +327,10 @@ def run_drill(
 ) -> DrillReport:
     """Run the drill (see the module docstring) and check every expectation."""
     import flightlog
+    from flightlog.app import open_store
     from flightlog.config import find_config_file, load_config
     from flightlog.respond.config import load_respond_config
     from flightlog.respond.engine import Engine
-    from flightlog.store import open_store
 
     cfg_file = Path(config_path) if config_path else spec.config
     if cfg_file is None and live:

@@ -20,7 +20,7 @@ from flightlog import model
 from flightlog.detect import RunContext, history_cache, run_detectors
 from flightlog.errors import InputError
 from flightlog.forensics.lineage import Lineage
-from flightlog.model import FAULT_STATUSES, Finding, RunRecord, Step, severity_rank
+from flightlog.model import FAULT_STATUSES, Finding, RunRecord, Step, finding_kind, severity_rank
 
 if TYPE_CHECKING:
     from flightlog.store.base import StoreReader
@@ -354,12 +354,11 @@ def attribute(ctx: RunContext, findings: list[Finding] | None = None) -> Attribu
             w = finding_weight(f)
             if w > 0:
                 label = "check failed" if f.detector == "check" else f.detector
-                kind = "check" if f.detector == "check" else str(f.evidence.get("kind", ""))
                 cands[f.step_id].add(
                     w,
                     f"{label}: {f.message}",
                     f.message,
-                    kind.split(":")[0],
+                    finding_kind(f),
                     severe=severity_rank(f.severity) >= 2,
                 )
 

@@ -122,7 +122,7 @@ def board_report(
     config_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Everything the board report shows, as plain data (see the module docstring)."""
-    from flightlog.drills.record import list_drills
+    from flightlog.reliability.drills import list_drills
     from flightlog.reliability.settings import load_reliability_settings, owner_resolver
     from flightlog.reliability.slo import evaluate_all
 

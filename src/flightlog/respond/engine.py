@@ -142,7 +142,7 @@ def open_engine(
     return Engine(store, load_respond_config(config_path), **kwargs)
 
 
-_engines: dict[tuple[int, str], tuple[Store, float, Engine | None]] = {}
+_engines: dict[tuple[int, str], tuple[Store, RespondConfig, Engine | None]] = {}
 _engines_lock = threading.Lock()
 
 
@@ -155,14 +155,13 @@ def engine_for(store: Store) -> Engine | None:
     path = find_config_file()
     if path is None:
         return None
-    mtime = Path(path).stat().st_mtime
+    config = load_respond_config(path)  # the same object until the file changes
     cache_key = (id(store), str(Path(path).resolve()))
     with _engines_lock:
         cached = _engines.get(cache_key)
-        if cached is None or cached[0] is not store or cached[1] != mtime:
-            config = load_respond_config(path)
+        if cached is None or cached[0] is not store or cached[1] is not config:
             engine = Engine(store, config) if config.enabled else None
-            _engines[cache_key] = (store, mtime, engine)
+            _engines[cache_key] = (store, config, engine)
         return _engines[cache_key][2]
 
 

@@ -136,8 +136,8 @@ def configure(
                 ) from exc
             sink = RemoteSink(target, spool_dir=spool_dir, api_key=api_key)
         else:
+            from flightlog.app import open_store
             from flightlog.sdk.sink import StoreSink
-            from flightlog.store import open_store
 
             store = open_store(target)
             sink = StoreSink(store)

@@ -53,8 +53,9 @@ def create_app(
     Starlette app itself is ``.app``.
     """
     from flightlog import pipeline, privacy
+    from flightlog.app import open_store
     from flightlog.server.settings import load_server_settings
-    from flightlog.store import normalize_url, open_store
+    from flightlog.store import normalize_url
 
     settings = load_server_settings()  # a bad [server] setting fails at start, naming its line
     url = normalize_url(url)

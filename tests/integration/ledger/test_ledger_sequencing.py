@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from flightlog.app import open_store
 from flightlog.ledger import attach
 from flightlog.ledger.config import LedgerConfig
 from flightlog.ledger.entry import Encoded, Encoder
 from flightlog.ledger.log import IndexMark, Ledger
-from flightlog.store import open_store
 from tests.integration.ledger._ledger_helpers import rid, run_batches
 
 REPO = Path(__file__).resolve().parents[3]
@@ -191,7 +191,7 @@ _WRITER = textwrap.dedent(
     PostgresStore.concurrent_writers = True
     import flightlog.ledger.log as ledger_log
     ledger_log.INTEGRATE_BATCH = int(sys.argv[4])
-    from flightlog.store import open_store
+    from flightlog.app import open_store
     from tests.integration.ledger._ledger_helpers import run_batches
     url, worker, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     store = open_store(url)

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 import flightlog
+from flightlog.app import open_store
 from flightlog.errors import ConfigurationError
 from flightlog.respond import channels
 from flightlog.respond.clock import ManualClock
 from flightlog.respond.config import ChannelConfig, load_respond_config
 from flightlog.respond.engine import Engine
 from flightlog.respond.outbox import list_outbox
-from flightlog.store import open_store
 
 from .conftest import Receiver, claims_run, write_config
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flightlog import pipeline
-from flightlog.store import open_store
+from flightlog.app import open_store
 from tests.integration.reliability.test_slo_burn import MIN, runs
 
 from .conftest import Receiver

@@ -9,10 +9,10 @@ import dataclasses
 
 import orjson
 
+from flightlog.app import open_store
 from flightlog.ledger import attach
 from flightlog.ledger.verify import verify
 from flightlog.model import Batch, ErrorInfo, Run, Step
-from flightlog.store import open_store
 from flightlog.store.facts import CONFLICT_DETECTOR, CONFLICT_KIND, PLACEHOLDER
 from tests.integration.ledger._ledger_helpers import payload, rid, run_batches
 

@@ -1,6 +1,8 @@
 """Drills on record: each drill's result is kept in the store it was run for (component
 ``drills``) and appended to that store's audit ledger (``drill``), so the board report can
-say which drills ran and what they found, and an auditor can verify it."""
+say which drills ran and what they found, and an auditor can verify it. The record lives
+with the reliability figures that report it; ``flightlog.drills`` (which runs drills, above
+the SDK) writes it."""
 
 from __future__ import annotations
 

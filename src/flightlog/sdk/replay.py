@@ -207,7 +207,7 @@ def replay(
 
     close = False
     if store is None:
-        from flightlog.forensics.api import configured_store
+        from flightlog.sdk.forensics import configured_store
 
         store, close = configured_store()
     try:
