@@ -65,10 +65,19 @@ def _entries(tx: Tx, kinds: Iterable[str], add: Add) -> list[tuple[int, str, dic
     kinds = list(kinds)
     marks = ", ".join("?" * len(kinds))
     out: list[tuple[int, str, dict[str, Any]]] = []
-    for seq, kind, raw in tx.fetchall(
+    rows = tx.fetchall(
         f"SELECT seq, kind, entry FROM ledger_entries WHERE kind IN ({marks}) ORDER BY seq",
         kinds,
-    ):
+    )
+    # Entries acknowledged but not yet integrated (stores with concurrent writers) are
+    # logged too; they come after every integrated one, numbered as if integrated next.
+    head = tx.fetchone("SELECT size FROM ledger_state WHERE id = 1")
+    size = int(head[0]) if head else 0
+    pending = tx.fetchall(
+        f"SELECT kind, entry FROM ledger_pending WHERE kind IN ({marks}) ORDER BY id", kinds
+    )
+    rows += [(size + i, kind, raw) for i, (kind, raw) in enumerate(pending)]
+    for seq, kind, raw in rows:
         if raw is None:
             continue  # pruned
         try:

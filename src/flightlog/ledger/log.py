@@ -293,12 +293,16 @@ class Ledger:
         for s in batch.steps:
             # Hooks receive the steps as stored (merged by store.facts).
             out.append(enc("step", step_record_id(s.run_id, s.id), s.run_id, step_data(s), now))
-        for e in batch.edges:
-            se = self._stored_edge(tx, e)
-            out.append(enc("edge", edge_id(se), se.run_id, edge_data(se), now))
-        for f in batch.findings:
-            sf = self._stored_finding(tx, f)
-            out.append(enc("finding", sf.id, sf.run_id, finding_data(sf), now))
+        if batch.edges:
+            edges = self._stored_edges(tx, batch.edges)
+            for e in batch.edges:
+                se = edges.get((e.run_id, e.source, e.target, e.kind), e)
+                out.append(enc("edge", edge_id(se), se.run_id, edge_data(se), now))
+        if batch.findings:
+            findings = self._stored_findings(tx, {f.id for f in batch.findings})
+            for f in batch.findings:
+                sf = findings.get(f.id, f)
+                out.append(enc("finding", sf.id, sf.run_id, finding_data(sf), now))
         # Each run that ended in this write gets an index of its entries (after them), so a
         # bundle of the run can be checked for completeness (bundle.verify_bundle).
         out.extend(IndexMark(r.id, now) for r in batch.runs if r.status != "running")
@@ -357,32 +361,30 @@ class Ledger:
             raise LedgerError(f"the index of run {run_id} was not integrated into the log")
         return int(got[0])
 
-    def _index_entry(
-        self, tx: Tx, run_id: str, now: int, extra: Sequence[int] = (), prev: int | None = None
-    ) -> Encoded:
-        """A ``run.index`` entry: the indices of every entry of the run in the log (plus
-        ``extra``, being appended with it) and the index entry before it (``prev`` if it is
-        being appended with it too)."""
-        seqs = {
-            int(r[0])
-            for r in tx.fetchall("SELECT seq FROM ledger_entries WHERE run_id = ?", (run_id,))
-        }
-        seqs.update(extra)
-        if prev is None:
-            row = tx.fetchone(
-                "SELECT MAX(seq) FROM ledger_entries WHERE run_id = ? AND kind = ?",
-                (run_id, RUN_INDEX),
-            )
-            prev = None if row is None or row[0] is None else int(row[0])
-        data = {
-            "run_id": run_id,
-            "entries": sorted(seqs),
-            "count": len(seqs),
-            "previous": prev,
-        }
+    def _index_entry(self, run_id: str, now: int, seqs: Iterable[int], prev: int | None) -> Encoded:
+        """A ``run.index`` entry: the indices of every entry of the run in the log (``seqs``)
+        and the index entry before it (``prev``)."""
+        entries = sorted(set(seqs))
+        data = {"run_id": run_id, "entries": entries, "count": len(entries), "previous": prev}
         return self.encoder.encode(
             RUN_INDEX, f"{run_id}#index", run_id, data, now, top_level_keys=True
         )
+
+    def _logged_by_run(self, tx: Tx, run_ids: Sequence[str]) -> dict[str, tuple[list[int], int]]:
+        """Per run: the indices of its entries in the log, and its latest index entry's
+        (-1: none); one query per 500 runs."""
+        out: dict[str, tuple[list[int], int]] = {}
+        for part in chunked(run_ids, 500):
+            marks = ", ".join("?" * len(part))
+            for run_id, seq, kind in tx.fetchall(
+                f"SELECT run_id, seq, kind FROM ledger_entries WHERE run_id IN ({marks})",
+                list(part),
+            ):
+                seqs, last = out.setdefault(str(run_id), ([], -1))
+                seqs.append(int(seq))
+                if kind == RUN_INDEX and int(seq) > last:
+                    out[str(run_id)] = (seqs, int(seq))
+        return out
 
     def _stored_runs(self, tx: Tx, ids: set[str]) -> dict[str, Any]:
         from flightlog.store._sql import RUN_COLUMNS, run_from_row
@@ -396,19 +398,37 @@ class Ledger:
                 out[row[0]] = run_from_row(row)
         return out
 
-    def _stored_edge(self, tx: Tx, e: Edge) -> Edge:
-        row = tx.fetchone(
-            "SELECT run_id, source, target, kind, evidence, detail FROM edges "
-            "WHERE run_id = ? AND source = ? AND target = ? AND kind = ?",
-            (e.run_id, e.source, e.target, e.kind),
-        )
-        return Edge(*row) if row else e
+    def _stored_edges(self, tx: Tx, edges: Sequence[Edge]) -> dict[tuple[str, str, str, str], Edge]:
+        """The batch's edges as stored, one query per run (not one per edge)."""
+        by_run: dict[str, set[tuple[str, str, str]]] = {}
+        for e in edges:
+            by_run.setdefault(e.run_id, set()).add((e.source, e.target, e.kind))
+        out: dict[tuple[str, str, str, str], Edge] = {}
+        for run_id, keys in by_run.items():
+            sources = sorted({k[0] for k in keys})
+            for part in chunked(sources, 500):
+                marks = ", ".join("?" * len(part))
+                for row in tx.fetchall(
+                    "SELECT run_id, source, target, kind, evidence, detail FROM edges "
+                    f"WHERE run_id = ? AND source IN ({marks})",
+                    [run_id, *part],
+                ):
+                    if (row[1], row[2], row[3]) in keys:
+                        out[(row[0], row[1], row[2], row[3])] = Edge(*row)
+        return out
 
-    def _stored_finding(self, tx: Tx, f: Finding) -> Finding:
+    def _stored_findings(self, tx: Tx, ids: set[str]) -> dict[str, Finding]:
         from flightlog.store._sql import FINDING_COLUMNS, finding_from_row
 
-        row = tx.fetchone(f"SELECT {FINDING_COLUMNS} FROM findings WHERE id = ?", (f.id,))
-        return finding_from_row(row) if row else f
+        out = {}
+        for part in chunked(sorted(ids), 500):
+            marks = ", ".join("?" * len(part))
+            for row in tx.fetchall(
+                f"SELECT {FINDING_COLUMNS} FROM findings WHERE id IN ({marks})", list(part)
+            ):
+                f = finding_from_row(row)
+                out[f.id] = f
+        return out
 
     def _sync(self, tx: Tx) -> tuple[int, bytes]:
         # On PostgreSQL the tree head row is locked until the transaction ends: extensions
@@ -462,26 +482,24 @@ class Ledger:
         entries = []
         nodes = []
         seq = size
-        by_run: dict[str, list[int]] = {}
-        last_index: dict[str, int] = {}
+        marked = sorted({i.run_id for i in items if isinstance(i, IndexMark)})
+        logged = self._logged_by_run(tx, marked) if marked else {}
+        by_run = {rid: list(logged.get(rid, ((), -1))[0]) for rid in marked}
+        last_index = {rid: logged.get(rid, ((), -1))[1] for rid in marked}
         for n, item in enumerate(items):
             h = leaves[n] if leaves is not None else None
             if isinstance(item, IndexMark):
-                e = self._index_entry(
-                    tx,
-                    item.run_id,
-                    item.time_ns,
-                    by_run.get(item.run_id, ()),
-                    last_index.get(item.run_id),
-                )
-                last_index[item.run_id] = seq
+                rid = item.run_id
+                prev = last_index[rid]
+                e = self._index_entry(rid, item.time_ns, by_run[rid], None if prev < 0 else prev)
+                last_index[rid] = seq
                 h = None
             else:
                 e = item
             if h is None:
                 h = _sha256(b"\x00" + e.entry).digest()
-            if e.run_id is not None:
-                by_run.setdefault(e.run_id, []).append(seq)
+            if e.run_id in by_run:
+                by_run[e.run_id].append(seq)
             entries.append(
                 (seq, e.kind, e.record_id, None, e.run_id, e.time_ns, e.entry, h, e.openings)
             )

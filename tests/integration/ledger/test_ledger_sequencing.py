@@ -136,11 +136,13 @@ def test_pending_is_acknowledged_not_provable_and_never_an_alarm(
             for b in run_batches(rid(n + 1)):
                 store.write(b)
         store.write(run_batches(rid(3))[0])  # a run still open
+        _open_incident(store, rid(1))  # its incident.transition entry is pending too
         # Acknowledged: the records are stored, their entries pending, the tree empty.
         assert store.get_run(rid(1)) is not None
         assert ledger.head()[0] == 0
         pending = ledger.pending()
-        assert pending == 2 * (1 + 4 + 1 + 1 + 1 + 1) + 1  # start, steps, edge, finding, end, index
+        # per run: start, 4 steps, edge, finding, end, index; the open run; the incident
+        assert pending == 2 * (1 + 4 + 1 + 1 + 1 + 1) + 1 + 1
         assert record_state(ledger, rid(1)) == {
             "record": rid(1),
             "state": "pending",
@@ -182,6 +184,27 @@ def test_pending_is_acknowledged_not_provable_and_never_an_alarm(
     report = verify(ledger)
     assert report.ok and report.pending == 0 and report.entries == pending, report.problems
     store.close()
+
+
+def _open_incident(store: Any, run_id: str) -> None:
+    from flightlog.respond import incidents
+    from flightlog.respond.schema import ensure_schema
+
+    ensure_schema(store)
+    facts = {
+        "fingerprint": "fp-1",
+        "workflow": "claims",
+        "failure_step": "step4",
+        "root_cause_step": "step1",
+        "error_class": "ValueError",
+        "severity": "error",
+        "root_cause_team": "claims-team",
+        "workflow_team": "claims-team",
+    }
+    with store.transaction() as tx:
+        incidents.open_incident(
+            store, tx, facts=facts, run_id=run_id, now_ns=time.time_ns(), previous=None
+        )
 
 
 _WRITER = textwrap.dedent(
