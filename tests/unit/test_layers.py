@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "config",
                 "payload",
                 "lineage",
+                "status",
             }
         ),
     ),
@@ -60,14 +61,8 @@ KNOWN: dict[tuple[str, str], str] = {
     "from the routing configuration",
     ("flightlog.forensics.actions", "flightlog.respond.owners"): "a postmortem names owners "
     "from the routing configuration",
-    ("flightlog.forensics.transcripts", "flightlog.pipeline"): "an imported transcript runs "
-    "the run-end stages; the importer belongs above the pipeline",
-    ("flightlog.otel.decode", "flightlog.forensics.status"): "decoding derives an ingested "
-    "run's status; the pure status function belongs below both",
     ("flightlog.forensics.attribution", "flightlog.respond.owners"): "attribution names the "
     "owner of an ingested run's step from the owner rules; owner resolution belongs below both",
-    ("flightlog.demo", "flightlog.cli.runs"): "the demo prints a run as flightlog show does; "
-    "the renderer belongs below both",
 }
 
 
@@ -75,7 +70,6 @@ KNOWN: dict[tuple[str, str], str] = {
 # be absent. Empty this set once that work is merged.
 SETTLING: frozenset[tuple[str, str]] = frozenset(
     {
-        ("flightlog.otel.decode", "flightlog.forensics.status"),
         ("flightlog.forensics.attribution", "flightlog.respond.owners"),
     }
 )
