@@ -298,7 +298,7 @@ def _env(name: str, value: str) -> Iterator[None]:
 def _expected_owner(store: Store, config: Any, run: Any, fault: Fault) -> str | None:
     if fault.expect_owner:
         return fault.expect_owner
-    from flightlog.respond.owners import OwnerQuery, resolve_owner
+    from flightlog.respond.owners import owner_query, resolve_owner
 
     step = next((s for s in store.get_steps(run.id) if s.name == fault.root), None)
     if step is not None and step.owner:
@@ -306,11 +306,11 @@ def _expected_owner(store: Store, config: Any, run: Any, fault: Fault) -> str | 
     try:
         return resolve_owner(
             config,
-            OwnerQuery(
+            owner_query(
                 run.workflow,
                 step=fault.root,
                 agent=step.agent if step else None,
-                tool=fault.root if step is not None and step.kind == "tool" else None,
+                kind=step.kind if step else None,
             ),
         ).team
     except ConfigurationError:

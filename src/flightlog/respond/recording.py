@@ -24,7 +24,7 @@ from flightlog.respond import alerts as alerts_mod
 from flightlog.respond import incidents as inc_mod
 from flightlog.respond.clock import Clock
 from flightlog.respond.config import RespondConfig
-from flightlog.respond.owners import OwnerQuery, resolve_owner
+from flightlog.respond.owners import OwnerQuery, owner_query, resolve_owner
 from flightlog.respond.transitions import follow_up
 from flightlog.store.base import Store, Tx
 
@@ -179,11 +179,11 @@ class IncidentRecorder:
         rc_step = by_id.get(rc_ref["id"]) if rc_ref else None
         rc_owner = resolve_owner(
             self.config,
-            OwnerQuery(
+            owner_query(
                 run.workflow,
                 step=root_step if rc_ref else None,
                 agent=rc_ref["agent"] if rc_ref else None,
-                tool=root_step if (rc_ref and rc_ref.get("kind") == "tool") else None,
+                kind=rc_ref.get("kind") if rc_ref else None,
                 # The owner recorded on the step; the attribution's owner may come from
                 # the same rules, which are asked here to name the deciding rule.
                 code_owner=rc_step.owner if rc_step else (rc_ref or {}).get("owner"),
