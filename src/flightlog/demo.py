@@ -346,9 +346,7 @@ def run_demo(
     if not own:
         before = flightlog.open_store(url)
         try:
-            with before.read() as tx:
-                row = tx.fetchone("SELECT count(*) FROM runs")
-            result.runs_before = int(row[0]) if row else 0
+            result.runs_before = before.count_runs()
         finally:
             before.close()
     if config_path is None:

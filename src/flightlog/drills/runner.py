@@ -44,6 +44,7 @@ from flightlog.drills.inject import Injection, injected
 from flightlog.drills.receiver import WebhookReceiver
 from flightlog.drills.spec import DrillSpec
 from flightlog.errors import ConfigurationError
+from flightlog.store import core
 
 if TYPE_CHECKING:
     from flightlog.store.base import Store
@@ -362,13 +363,7 @@ def run_drill(
             else:
                 teams = {f.expect_owner for f in spec.faults if f.expect_owner}
                 with store.read() as tx:
-                    teams |= {
-                        str(r[0])
-                        for r in tx.fetchall(
-                            "SELECT DISTINCT owner FROM steps WHERE owner IS NOT NULL UNION "
-                            "SELECT DISTINCT owner FROM runs WHERE owner IS NOT NULL"
-                        )
-                    }
+                    teams |= core.owners(tx)
                 drill_cfg = work / "flightlog.toml"
                 assert receiver is not None
                 drill_cfg.write_text(local_config(user, teams, receiver.url))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from flightlog import _json
 from flightlog.reliability.slo import SLOStatus, evaluate_all
 from flightlog.respond import alerts as alerts_mod
+from flightlog.store import core
 
 if TYPE_CHECKING:
     from flightlog.respond.engine import Engine
@@ -62,21 +63,11 @@ def _step_kind(tx: Tx, status: SLOStatus) -> str | None:
     """The kind the SLO's step was last recorded with (None: no step, or never seen)."""
     if not status.slo.step:
         return None
-    row = tx.fetchone(
-        "SELECT s.kind FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.workflow = ? "
-        "AND s.name = ? AND r.started_ns < ? ORDER BY r.started_ns DESC LIMIT 1",
-        (status.slo.workflow, status.slo.step, status.now_ns),
-    )
-    return str(row[0]) if row and row[0] else None
+    return core.latest_step_kind(tx, status.slo.workflow, status.slo.step, status.now_ns)
 
 
 def _last_bad_run(tx: Tx, status: SLOStatus) -> str:
-    row = tx.fetchone(
-        "SELECT id FROM runs WHERE workflow = ? AND status IN ('failed', 'degraded') "
-        "AND started_ns < ? ORDER BY started_ns DESC LIMIT 1",
-        (status.slo.workflow, status.now_ns),
-    )
-    return str(row[0]) if row else ""
+    return core.latest_run(tx, status.slo.workflow, ("failed", "degraded"), status.now_ns) or ""
 
 
 def _facts(engine: Engine, status: SLOStatus, severity: str, tx: Tx) -> dict[str, Any]:
