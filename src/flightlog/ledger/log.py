@@ -26,7 +26,8 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,12 @@ _INSERT_ENTRY = (
 )
 _INSERT_NODE = "INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)"
 RUN_INDEX = "run.index"  # entry kind: the list of a run's entries (completeness of bundles)
+
+
+@contextmanager
+def _locked(tx: Tx, name: str) -> Iterator[None]:
+    tx.lock(name)
+    yield
 
 
 def node_id(level: int, index: int) -> int:
@@ -166,6 +173,7 @@ class Ledger:
         store.migrate("ledger", migrations(store.dialect))
         readonly = bool(getattr(store, "readonly", False))  # read commands: never write
         with store.read() if readonly else store.transaction() as tx:
+            tx.lock("ledger")  # processes opening a new ledger at once create it once
             row = tx.fetchone("SELECT origin FROM ledger_state WHERE id = 1")
             if row is None and readonly:
                 raise LedgerError(
@@ -352,6 +360,7 @@ class Ledger:
         was before it (committed state); later ones in the same transaction never do."""
         if not encoded:
             return -1
+        tx.lock("ledger")  # before self._lock: concurrent writers read the tree size in turn
         with self._lock:
             size, root = self._sync(tx)
             if checkpoint and tx is not self._last_tx:
@@ -513,7 +522,7 @@ class Ledger:
         the previous checkpoint."""
         # The store's transaction first, then the ledger's lock: the order every append
         # takes them in (appends run inside the store's write transaction).
-        with self.store.transaction() as tx, self._lock:
+        with self.store.transaction() as tx, _locked(tx, "ledger"), self._lock:
             size, root = self._sync(tx)
             if size == 0:
                 raise LedgerError("the ledger is empty; record something before checkpointing")

@@ -247,6 +247,7 @@ class Engine:
     def _record_failure(self, run: Any, facts: dict[str, Any]) -> int:
         now = self.clock.now_ns()
         with self.store.transaction() as tx:
+            tx.lock("respond")  # first: before any row or ledger lock
             if not self._claim_run(tx, run, now):
                 return -1
             latest = inc_mod.latest_for(tx, facts["fingerprint"])
@@ -285,6 +286,7 @@ class Engine:
     def _record_success(self, run: Any) -> list[int]:
         now = self.clock.now_ns()
         with self.store.transaction() as tx:
+            tx.lock("respond")  # first: before any row or ledger lock
             if not self._claim_run(tx, run, now):
                 return []
             resolved = inc_mod.record_success(
@@ -454,6 +456,7 @@ class Engine:
             return
         now = self.clock.now_ns()
         with self.store.transaction() as tx:
+            tx.lock("respond")  # first: before any row or ledger lock
             loaded = self._load_alerts(tx)
             facts = [
                 AlertFacts(i.id, role, self._labels(i, role, team), i.status, tuple(i.chain))
@@ -597,6 +600,7 @@ class Engine:
     def _escalate(self, result: TickResult) -> None:
         now = self.clock.now_ns()
         with self.store.transaction() as tx:
+            tx.lock("respond")  # first: before any row or ledger lock
             loaded = self._load_alerts(tx)
             facts = [
                 AlertFacts(i.id, role, self._labels(i, role, team), i.status, tuple(i.chain))
@@ -691,6 +695,7 @@ class Engine:
         """Acknowledge or resolve an incident by hand; tells PagerDuty, then delivers."""
         now = self.clock.now_ns()
         with self._lock, self.store.transaction() as tx:
+            tx.lock("respond")  # first: before any row or ledger lock
             incident = inc_mod.transition(
                 self.store, tx, incident_id, to, actor=actor, now_ns=now, note=note
             )

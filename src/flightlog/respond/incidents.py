@@ -102,6 +102,7 @@ class TimelineEntry:
 def add_timeline(
     tx: Tx, incident_id: int, at_ns: int, kind: str, actor: str, detail: dict[str, Any]
 ) -> None:
+    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     row = tx.fetchone(
         "SELECT COALESCE(MAX(seq), 0) FROM respond_timeline WHERE incident_id = ?",
         (incident_id,),
@@ -135,6 +136,7 @@ def parse_id(text: str | int) -> int:
 
 
 def latest_for(tx: Tx, fp: str) -> Incident | None:
+    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     row = tx.fetchone(
         f"SELECT {COLUMNS} FROM respond_incidents WHERE fingerprint = ? ORDER BY id DESC LIMIT 1",
         (fp,),
@@ -237,6 +239,7 @@ def open_incident(
     """Open a new incident for a failed run; ``facts`` holds the fingerprint fields, teams,
     severity, chain and attribution summary. Links it to ``previous`` (a resolved incident
     with the same fingerprint) when there is one."""
+    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     row = tx.fetchone("SELECT COALESCE(MAX(id), 0) FROM respond_incidents")
     new_id = int(row[0]) + 1 if row else 1
     tx.execute(
@@ -331,6 +334,7 @@ def transition(
     note: str | None = None,
 ) -> Incident:
     """Move an incident to ``to`` (``acknowledged`` or ``resolved``)."""
+    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     inc = get(tx, incident_id)
     if (inc.status, to) not in _ALLOWED:
         if inc.status == to:
@@ -361,6 +365,7 @@ def record_success(
 ) -> list[Incident]:
     """Count a successful run of ``workflow``; resolve incidents that reached the streak."""
     # SLO burn-rate incidents (fingerprint slo/...) resolve when the burn stops, not here.
+    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     tx.execute(
         "UPDATE respond_incidents SET success_streak = success_streak + 1 "
         "WHERE workflow = ? AND status <> 'resolved' AND fingerprint NOT LIKE 'slo/%'",

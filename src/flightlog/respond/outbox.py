@@ -97,6 +97,7 @@ def enqueue(
     now_ns: int,
 ) -> bool:
     """Queue one message (idempotent by ``key``); True when it was new."""
+    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     if tx.fetchone("SELECT 1 FROM respond_outbox WHERE id = ?", (key,)):
         return False
     row = tx.fetchone("SELECT COALESCE(MAX(seq), 0) FROM respond_outbox")
