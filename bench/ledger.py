@@ -80,7 +80,7 @@ def bench_appends(path: Path, n: int, batch: int) -> tuple[float, float, list[by
     os.environ["FLIGHTLOG_LEDGER_CHECKPOINT_EVERY"] = str(10**9)
     from flightlog.ledger import attach
     from flightlog.ledger.entry import step_data
-    from flightlog.store import open_store
+    from flightlog.app import open_store
 
     store = open_store(f"sqlite:///{path}")
     ledger = attach(store)
@@ -116,7 +116,7 @@ def bench_store_writes(path: Path, n: int, batch: int, ledger_on: bool) -> tuple
     os.environ["FLIGHTLOG_LEDGER"] = "on" if ledger_on else "off"
     try:
         from flightlog.model import Batch, Run
-        from flightlog.store import open_store
+        from flightlog.app import open_store
 
         store = open_store(f"sqlite:///{path}")
     finally:

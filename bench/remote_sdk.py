@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sdk_overhead import time_otel_spans  # bench/ is the script's directory
+from sdk_overhead import Trial, time_otel_spans  # bench/ is the script's directory
 
 
 def _free_port() -> int:
@@ -64,7 +64,7 @@ def start_server(db: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("flightlog serve did not start")
 
 
-def bench_otel(n: int, url: str) -> tuple[float, float]:
+def bench_otel(n: int, url: str) -> Trial:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -77,10 +77,10 @@ def bench_otel(n: int, url: str) -> tuple[float, float]:
             max_export_batch_size=512,
         )
     )
-    return time_otel_spans(provider, n, flush_timeout_ms=120_000)
+    return time_otel_spans(provider, n)
 
 
-def bench_flightlog(n: int, url: str, spool: Path) -> tuple[float, float]:
+def bench_flightlog(n: int, url: str, spool: Path) -> Trial:
     import flightlog
 
     flightlog.configure(url, spool_dir=str(spool))
@@ -89,6 +89,7 @@ def bench_flightlog(n: int, url: str, spool: Path) -> tuple[float, float]:
     def search_policy(query: str, k: int, user: str) -> int:
         return k
 
+    c0 = time.process_time()
     with flightlog.run("bench"):
         t0 = time.perf_counter()
         for i in range(n):
@@ -98,10 +99,11 @@ def bench_flightlog(n: int, url: str, spool: Path) -> tuple[float, float]:
     while flightlog.stats()["sink"]["spool_pending_batches"]:
         time.sleep(0.01)
     t2 = time.perf_counter()
+    c1 = time.process_time()
     st = flightlog.stats()
     flightlog.shutdown()
     assert st["dropped"] == 0 and st["sink"]["spool_dropped_records"] == 0, st
-    return (t1 - t0) / n, (t2 - t0) / n
+    return Trial((t1 - t0) / n, (t2 - t0) / n, (c1 - c0) / n)
 
 
 def main() -> None:
@@ -111,37 +113,43 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    fl_loop, fl_total, ot_loop, ot_total = [], [], [], []
+    ot: list[Trial] = []
+    fl: list[Trial] = []
     with tempfile.TemporaryDirectory() as d:
         proc, url = start_server(Path(d) / "server.db")
         try:
             for r in range(args.repeat):
                 gc.collect()
-                a, b = bench_otel(args.steps, url)
-                ot_loop.append(a)
-                ot_total.append(b)
+                ot.append(bench_otel(args.steps, url))
                 gc.collect()
-                c, e = bench_flightlog(args.steps, url, Path(d) / f"spool{r}")
-                fl_loop.append(c)
-                fl_total.append(e)
+                fl.append(bench_flightlog(args.steps, url, Path(d) / f"spool{r}"))
         finally:
             proc.terminate()
             proc.wait(30)
-    med = statistics.median
+
+    def med(trials: list[Trial], field: str) -> float:
+        return statistics.median(getattr(t, field) for t in trials)
+
     us = 1e6
-    print(f"steps per trial: {args.steps}, trials: {args.repeat} (medians); cpus: {os.cpu_count()}")
-    print(f"{'':44}{'caller µs/step':>16}{'acked µs/step':>15}")
+    load = os.getloadavg()[0]
     print(
-        f"{'OpenTelemetry span (batch, OTLP/HTTP)':44}{med(ot_loop) * us:>16.2f}"
-        f"{med(ot_total) * us:>15.2f}"
+        f"steps per trial: {args.steps}, trials: {args.repeat} (medians); cpus: "
+        f"{os.cpu_count()}; load average {load:.1f}"
     )
+    print(f"{'(µs per step)':44}{'caller':>10}{'acked':>10}{'CPU until acked':>17}")
+    for name, trials in (
+        ("OpenTelemetry span (batch, OTLP/HTTP)", ot),
+        ("Flightlog step (remote sink, OTLP/HTTP)", fl),
+    ):
+        print(
+            f"{name:44}{med(trials, 'caller') * us:>10.2f}{med(trials, 'durable') * us:>10.2f}"
+            f"{med(trials, 'cpu') * us:>17.2f}"
+        )
     print(
-        f"{'Flightlog step (remote sink, OTLP/HTTP)':44}{med(fl_loop) * us:>16.2f}"
-        f"{med(fl_total) * us:>15.2f}"
-    )
-    print(
-        f"ratio Flightlog/OpenTelemetry: caller {med(fl_loop) / med(ot_loop):.2f}x, "
-        f"until acknowledged (durable on the server) {med(fl_total) / med(ot_total):.2f}x"
+        f"ratio Flightlog/OpenTelemetry: caller {med(fl, 'caller') / med(ot, 'caller'):.2f}x, "
+        f"until acknowledged (durable on the server) "
+        f"{med(fl, 'durable') / med(ot, 'durable'):.2f}x (wall), "
+        f"{med(fl, 'cpu') / med(ot, 'cpu'):.2f}x (client CPU)"
     )
 
 

@@ -26,7 +26,7 @@ os.environ["FLIGHTLOG_LEDGER"] = "off"
 from tests.integration.test_run_end_cost import UNIT, _fill, _run  # noqa: E402
 
 from flightlog import pipeline  # noqa: E402
-from flightlog.store import open_store  # noqa: E402
+from flightlog.app import open_store  # noqa: E402
 
 
 def measure(store: object, first: int, n: int = 24) -> tuple[float, float]:

@@ -1328,7 +1328,7 @@ def evaluate(store: Any, scenario: Scenario, run_id: str) -> Outcome:
 
 def run_suite(url: str, *, history: int = 10, only: list[str] | None = None) -> list[Outcome]:
     """Record every scenario into the store at ``url`` and evaluate each attribution."""
-    from flightlog.store import open_store
+    from flightlog.app import open_store
 
     flightlog.configure(url)
     ids: dict[str, str] = {}

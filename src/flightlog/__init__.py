@@ -85,8 +85,9 @@ __all__ = [
 
 
 def open_store(url: str | None = None, *, readonly: bool = False):  # type: ignore[no-untyped-def]
-    """Open the store at ``url`` (default: ``$FLIGHTLOG_URL`` or ``sqlite:///flightlog.db``)."""
-    from flightlog.store import open_store as _open
+    """Open the store at ``url`` (default: ``$FLIGHTLOG_URL`` or ``sqlite:///flightlog.db``),
+    with the audit ledger attached unless ``readonly`` (``flightlog.app``)."""
+    from flightlog.app import open_store as _open
 
     return _open(url, readonly=readonly)
 
@@ -94,16 +95,16 @@ def open_store(url: str | None = None, *, readonly: bool = False):  # type: igno
 def why(run_id: str):  # type: ignore[no-untyped-def]
     """Attribute a run's failure (``flightlog.forensics.Attribution``) using the configured
     store: flushes pending records first. See docs/forensics.md."""
-    from flightlog.forensics.api import why as _why
+    from flightlog.sdk.forensics import why as _why
 
     return _why(run_id)
 
 
 def replay(fn, run_id, override=None, **options):  # type: ignore[no-untyped-def]
     """Counterfactual replay: re-execute workflow ``fn`` with the recorded outputs of
-    ``run_id``, ``override`` = {step name: value}; returns a ``forensics.replay.Replay``
+    ``run_id``, ``override`` = {step name: value}; returns a ``flightlog.sdk.replay.Replay``
     (``.succeeded``, ``.status``, ``.reason``). Nothing is recorded. See docs/forensics.md."""
-    from flightlog.forensics.replay import replay as _replay
+    from flightlog.sdk.replay import replay as _replay
 
     return _replay(fn, run_id, override, **options)
 

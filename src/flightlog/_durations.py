@@ -37,6 +37,32 @@ def parse_duration_ns(text: str, *, units: tuple[str, ...] | None = None) -> int
     return int(float(m.group(1)) * UNITS_NS[unit or "s"])
 
 
+class Duration(int):
+    """A length of time in nanoseconds, as the configuration and the command line write it
+    (``"30s"``, ``"5m"``, ``"4h"``, or a number of seconds); ``seconds`` for APIs that take
+    them. The one duration type of ``flightlog.toml`` settings."""
+
+    @classmethod
+    def from_toml(cls, value: object) -> Duration:
+        """A TOML value (a string with a unit, or a number of seconds) -> ``Duration``."""
+        if isinstance(value, bool):
+            raise InputError(f'expected a duration such as "5m", got {value!r}')
+        if isinstance(value, (int, float)):
+            if value < 0:
+                raise InputError(f"a duration cannot be negative ({value})")
+            return cls(int(value * NS))
+        if not isinstance(value, str):
+            raise InputError(f'expected a duration such as "5m", got {value!r}')
+        return cls(parse_duration_ns(value))
+
+    @property
+    def seconds(self) -> float:
+        return self / NS
+
+    def __repr__(self) -> str:
+        return f"Duration({int(self)})"
+
+
 def parse_since(value: str | None, *, now_ns: int | None = None) -> int | None:
     """``30m``, ``2h``, ``7d`` (that long before ``now_ns``, default now) or an ISO-8601 time
     (UTC when it names no zone) -> nanoseconds since the epoch; None for no value."""

@@ -14,6 +14,14 @@ levels of the key path; names are matched case-insensitively, ``-`` in a table n
 written ``_``) replaces ``[section] key``. Values are parsed as TOML values when they parse
 (``3``, ``true``, ``"x"``, ``[1, 2]``), else taken as strings. Capabilities may also read
 named variables of their own (for example channel secrets, ``FLIGHTLOG_CHANNEL_*``).
+
+Loaded once per change: ``LOADER`` (a ``ConfigLoader``) keeps the parsed file, keyed by its
+identity (path, inode, size, modification time) and the ``FLIGHTLOG*`` environment, and
+hands every caller the same read-only ``Config`` until the file or the environment changes.
+Each capability validates its sections once per loaded ``Config``: ``Config.typed`` converts
+a section into the msgspec ``Section`` classes the capability declares (the one declaration
+of its settings) and ``Config.derive`` keeps what the capability builds from them, so a
+server or an SDK process re-reads and re-validates nothing per ended run.
 """
 
 from __future__ import annotations
@@ -21,19 +29,30 @@ from __future__ import annotations
 import copy
 import os
 import re
+import threading
 import tomllib
-from collections.abc import Mapping
+import types
+import typing
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from flightlog.errors import ConfigurationError
+import msgspec
+
+from flightlog.errors import ConfigurationError, FlightlogError
 
 DEFAULT_FILE = "flightlog.toml"
 ENV_FILE = "FLIGHTLOG_CONFIG"
 ENV_OVERRIDE_PREFIX = "FLIGHTLOG__"
 
 KeyPath = tuple[str | int, ...]
+T = TypeVar("T")
+# Environment variables a loaded configuration depends on: overrides, channel secrets,
+# privacy and ledger settings, the user's configuration directory.
+_ENV_PREFIX = "FLIGHTLOG"
+_ENV_EXTRA = ("XDG_CONFIG_HOME", "HOME")
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _NAME = r"""(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)"""
@@ -58,11 +77,49 @@ class Config:
     data: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     text: str = ""
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     _index: dict[KeyPath, int] | None = field(default=None, repr=False)
+    _memo: dict[Any, tuple[bool, Any]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def section(self, name: str) -> Any:
         """The value of a top-level section or key (None when absent)."""
         return self.data.get(name)
+
+    def derive(self, key: Any, build: Callable[[], T]) -> T:
+        """``build()``, computed once for this configuration under ``key`` (a capability's
+        validated settings). A ``ConfigurationError`` is kept too and raised again, so a
+        broken file is not re-validated per run either."""
+        with self._lock:
+            hit = self._memo.get(key)
+        if hit is None:
+            try:
+                hit = (True, build())
+            except ConfigurationError as exc:
+                hit = (False, exc)
+            with self._lock:
+                hit = self._memo.setdefault(key, hit)
+        ok, value = hit
+        if not ok:
+            raise type(value)(*value.args)
+        return value  # type: ignore[no-any-return]
+
+    def typed(self, kind: type[T], *keys: str) -> T:
+        """The table at ``keys`` (the whole file when none) as ``kind``, a ``Section``
+        class, converted once. Errors name the file, the line and the setting."""
+
+        def convert() -> T:
+            node: Any = self.data
+            for k in keys:
+                node = node.get(k) if isinstance(node, dict) else None
+            if node is None:
+                node = {}
+            try:
+                return msgspec.convert(node, kind, dec_hook=_from_toml)
+            except msgspec.ValidationError as exc:
+                raise ConfigurationError(_explain(self, exc, node, kind, keys)) from None
+
+        return self.derive(("typed", kind, keys), convert)
 
     def where(self, *keys: str | int) -> str:
         """``flightlog.toml line 12`` for the setting at ``keys`` (or its nearest table)."""
@@ -167,33 +224,108 @@ def parse_config(text: str, path: Path | None = None) -> Config:
 def load_config(
     path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
 ) -> Config:
-    """Load the configuration file (see the module docstring) and apply overrides."""
-    env = os.environ if environ is None else environ
-    file = find_config_file(path)
-    cfg = Config() if file is None else _parsed(file)
-    apply_env_overrides(cfg.data, env)
-    return cfg
+    """The configuration (see the module docstring), from ``LOADER``: parsed once per change
+    of the file or of the ``FLIGHTLOG*`` environment. Shared: never modify it."""
+    return LOADER.load(path, environ=environ)
 
 
-# Parsed files by path, reused while the file's size and modification time are unchanged:
-# run-end hooks read the configuration once per ended run.
-_parsed_cache: dict[Path, tuple[tuple[int, int], Config]] = {}
+@dataclass(frozen=True)
+class FileIdentity:
+    """What tells one version of the configuration file from another."""
 
+    path: str
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
 
-def _parsed(file: Path) -> Config:
-    try:
+    @classmethod
+    def of(cls, file: Path) -> FileIdentity:
         st = file.stat()
-        stamp = (st.st_mtime_ns, st.st_size)
-        hit = _parsed_cache.get(file)
-        if hit is None or hit[0] != stamp:
+        return cls(os.path.abspath(file), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class ConfigLoader:
+    """Loads ``flightlog.toml`` once per change and hands out the same ``Config``.
+
+    A ``Config`` is keyed by the file's identity and the environment it depends on (every
+    ``FLIGHTLOG*`` variable, ``XDG_CONFIG_HOME``, ``HOME``); a call costs a ``stat`` while
+    neither changes. ``parses`` counts the files read and parsed (tests and ``bench/`` read
+    it); at most ``size`` configurations are kept, the least recently used dropped first.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self.parses = 0
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[Any, ...], Config] = OrderedDict()
+        self._files: dict[FileIdentity, tuple[dict[str, Any], str]] = {}
+
+    def load(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> Config:
+        env = relevant_environ(os.environ if environ is None else environ)
+        file = find_config_file(path)
+        try:
+            ident = FileIdentity.of(file) if file is not None else None
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read configuration file {file}: {exc}") from exc
+        key = (ident, tuple(sorted(env.items())))
+        with self._lock:
+            cfg = self._cache.get(key)
+            if cfg is not None:
+                self._cache.move_to_end(key)
+                return cfg
+        if file is None or ident is None:
+            data: dict[str, Any] = {}
+            text = ""
+        else:
+            data, text = self._parsed(file, ident)
+        if any(k.startswith(ENV_OVERRIDE_PREFIX) for k in env):
+            data = copy.deepcopy(data)  # once per version and environment, not per call
+            apply_env_overrides(data, env)
+        cfg = Config(data=data, path=file, text=text, environ=env)
+        with self._lock:
+            cfg = self._cache.setdefault(key, cfg)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        return cfg
+
+    def _parsed(self, file: Path, ident: FileIdentity) -> tuple[dict[str, Any], str]:
+        with self._lock:
+            hit = self._files.get(ident)
+        if hit is not None:
+            return hit
+        try:
             text = file.read_text(encoding="utf-8")
-            hit = (stamp, parse_config(text, file))
-            _parsed_cache[file] = hit
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read configuration file {file}: {exc}") from exc
-    cached = hit[1]
-    # A fresh copy each time: overrides are applied to it in place.
-    return Config(data=copy.deepcopy(cached.data), path=cached.path, text=cached.text)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read configuration file {file}: {exc}") from exc
+        parsed = parse_config(text, file)
+        with self._lock:
+            self.parses += 1
+            # One version per path: an edited file replaces the old one.
+            for old in [i for i in self._files if i.path == ident.path]:
+                del self._files[old]
+            self._files[ident] = (parsed.data, text)
+        return parsed.data, text
+
+    def clear(self) -> None:
+        """Forget every loaded configuration (the next ``load`` parses again)."""
+        with self._lock:
+            self._cache.clear()
+            self._files.clear()
+
+
+LOADER = ConfigLoader()
+
+
+def relevant_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables a loaded configuration depends on."""
+    return {k: v for k, v in environ.items() if k.startswith(_ENV_PREFIX) or k in _ENV_EXTRA}
 
 
 def _parse_env_value(raw: str) -> Any:
@@ -227,3 +359,147 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> Non
         last = parts[-1]
         match = next((k for k in node if _norm(k) == _norm(last)), None)
         node[match if match is not None else last.lower()] = _parse_env_value(raw)
+
+
+# -- typed sections ----------------------------------------------------------------------------
+class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Base of the classes that declare a section's settings: their names, types and
+    defaults, once. An unknown setting is an error; a value type with a ``from_toml``
+    class method (``Duration``, a pattern, a matcher) is read by it."""
+
+
+def _from_toml(kind: type, value: Any) -> Any:
+    """msgspec's hook for value types of our own: ``kind.from_toml(value)``."""
+    read = getattr(kind, "from_toml", None)
+    if read is None:
+        raise TypeError(f"cannot read a setting as {kind!r}")
+    try:
+        return read(value)
+    except FlightlogError as exc:  # msgspec reports ValueError with the setting's path
+        raise ValueError(str(exc)) from None
+
+
+_AT = re.compile(r"^(.*) - at `\$(.*)`$", re.S)
+_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+_WORDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a table",
+    "null": "nothing",
+}
+
+
+def _words(types_: str) -> str:
+    """msgspec's ``int | float`` -> ``a whole number or a number``."""
+    names = [t.strip() for t in types_.split("|") if t.strip() != "null"]
+    if names == ["int", "float"] or names == ["float"]:
+        return "a number"
+    return " or ".join(_WORDS.get(t, t) for t in names) or "nothing"
+
+
+def _explain(
+    cfg: Config, exc: msgspec.ValidationError, node: Any, kind: Any, keys: tuple[str, ...]
+) -> str:
+    """A msgspec validation error as a message naming the file, the line and the setting."""
+    path, message = _locate(exc, node, kind)
+    full: KeyPath = (*keys, *path)
+    m = re.match(r"Object contains unknown field `(.*)`$", message)
+    if m:
+        name = m.group(1)
+        known = sorted(_field_names(_type_at(kind, node, path)))
+        return (
+            f"{cfg.where(*full, name)}: unknown setting {name!r} in {_table(full)}; "
+            f"expected one of {', '.join(known)}"
+        )
+    m = re.match(r"Object missing required field `(.*)`$", message)
+    if m:
+        return f"{cfg.where(*full)}: {_table(full)} needs {m.group(1)} = ..."
+    if message.startswith("Expected `"):
+        text = re.sub(r", got `[^`]*`$", "", message[0].lower() + message[1:])
+        text = re.sub(r"`([^`]*)`", lambda m: _words(m.group(1)), text)
+        value = _value_at(node, path)
+        setting = ".".join(str(k) for k in full) or "the file"
+        return f"{cfg.where(*full)}: {setting}: {text}, got {value!r}"
+    return f"{cfg.where(*full)}: {message}"
+
+
+def _locate(exc: msgspec.ValidationError, node: Any, kind: Any) -> tuple[KeyPath, str]:
+    """(the key path of the error, its message). msgspec writes ``[...]`` for the values of
+    a table of tables (``[teams.NAME]``): the failing name is found by converting each."""
+    m = _AT.match(str(exc))
+    if not m:
+        return (), str(exc)
+    message, rest = m.group(1), m.group(2)
+    path: list[str | int] = []
+    for tok in _TOKEN.finditer(rest):
+        name, index = tok.group(1), tok.group(2)
+        if index == "...":
+            table = _value_at(node, tuple(path))
+            value_type = _type_at(kind, node, (*path, "..."))
+            if isinstance(table, dict):
+                for k, v in table.items():
+                    try:
+                        msgspec.convert(v, value_type, dec_hook=_from_toml)
+                    except msgspec.ValidationError as inner:
+                        sub, message = _locate(inner, v, value_type)
+                        return (*path, k, *sub), message
+            return tuple(path), message
+        path.append(name if name is not None else int(index))
+    return tuple(path), message
+
+
+def _strip(kind: Any) -> Any:
+    """``X | None`` -> the table-like or list-like member."""
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        for arg in typing.get_args(kind):
+            origin = typing.get_origin(arg) or arg
+            if isinstance(origin, type) and (
+                issubclass(origin, (msgspec.Struct, dict, list, tuple))
+            ):
+                return arg
+    return kind
+
+
+def _type_at(kind: Any, node: Any, path: KeyPath) -> Any:
+    for step in path:
+        kind = _strip(kind)
+        origin = typing.get_origin(kind) or kind
+        if isinstance(origin, type) and issubclass(origin, msgspec.Struct):
+            kind = next(
+                (f.type for f in msgspec.structs.fields(origin) if f.encode_name == step), Any
+            )
+        elif origin is dict:
+            kind = typing.get_args(kind)[1]
+        elif origin in (list, tuple):
+            kind = typing.get_args(kind)[0]
+        else:
+            return Any
+    return _strip(kind)
+
+
+def _field_names(kind: Any) -> list[str]:
+    origin = typing.get_origin(kind) or kind
+    if isinstance(origin, type) and issubclass(origin, msgspec.Struct):
+        return [f.encode_name for f in msgspec.structs.fields(origin)]
+    return []
+
+
+def _value_at(node: Any, path: KeyPath) -> Any:
+    for step in path:
+        try:
+            node = node[step]  # a table's key or a list's index
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _table(path: KeyPath) -> str:
+    """``[respond]``, ``[[owners]]``, ``[channels.pd]``: how the table at ``path`` is written."""
+    names = [str(k) for k in path if not isinstance(k, int)]
+    if not names:
+        return "the file"
+    inner = ".".join(names)
+    return f"[[{inner}]]" if path and isinstance(path[-1], int) else f"[{inner}]"

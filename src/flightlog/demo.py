@@ -17,9 +17,12 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flightlog
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 WORKFLOW = "claims-triage"
 
@@ -253,7 +256,7 @@ class DemoResult:
     failed_run_id: str | None = None
     succeeded: int = 0
     failed: int = 0
-    store: Any = None
+    store: Store | None = None
     config_path: Path | None = None
     replaced: bool = False  # a previous demo in ``home`` was replaced
     runs_before: int = 0  # runs the store held before the demo (an explicit --db)
@@ -432,8 +435,15 @@ def _failure(result: DemoResult, echo: Callable[[str], None]) -> None:
 
     echo("")
     echo("The failed run:")
-    for line in render_run(result.store, result.failed_run_id):
+    for line in render_run(_open(result), result.failed_run_id):
         echo("  " + line)
+
+
+def _open(result: DemoResult) -> Store:
+    """The demo's store, open while its sections run."""
+    if result.store is None:
+        raise RuntimeError("the demo's store is not open")
+    return result.store
 
 
 def report_path(result: DemoResult) -> Path:
@@ -449,7 +459,7 @@ def _attribution(result: DemoResult, echo: Callable[[str], None]) -> None:
     from flightlog.forensics import why
     from flightlog.forensics.report import postmortem, render_html
 
-    att = why(result.store, result.failed_run_id)
+    att = why(_open(result), result.failed_run_id)
     result.notes["attribution"] = att
     echo("")
     echo("Why it failed:")
@@ -461,7 +471,7 @@ def _attribution(result: DemoResult, echo: Callable[[str], None]) -> None:
             + f"   confidence {att.confidence:.2f} ({att.method})"
         )
     path = report_path(result)
-    path.write_text(render_html(postmortem(result.store, result.failed_run_id)), encoding="utf-8")
+    path.write_text(render_html(postmortem(_open(result), result.failed_run_id)), encoding="utf-8")
     result.notes["report"] = str(path)
     echo(f"  Postmortem (HTML): {path}")
 
@@ -476,7 +486,7 @@ def _audit(result: DemoResult, echo: Callable[[str], None]) -> None:
     from flightlog.ledger.bundle import export
     from flightlog.ledger.verify import verify
 
-    ledger = attach(result.store)
+    ledger = attach(_open(result))
     rid = result.failed_run_id[:12]
     bundle = (result.home / f"audit-{rid}.json").resolve()
     summary = export(ledger, bundle, run_id=result.failed_run_id)  # signs a checkpoint

@@ -296,3 +296,20 @@ class RunRecord:
             if s.id == step_id:
                 return s
         return None
+
+
+# An incident's identifying fields, fixed when it opens (``respond_incidents`` columns): the
+# response layer logs them in the incident's opening audit entry (``incident.transition`` to
+# ``triggered``) and ``audit verify`` (``ledger.coverage``) compares the stored incident with it.
+INCIDENT_OPENING_FIELDS: tuple[str, ...] = (
+    "fingerprint",
+    "workflow",
+    "failure_step",
+    "root_cause_step",
+    "root_cause_agent",
+    "error_class",
+    "severity",
+    "root_cause_team",
+    "workflow_team",
+    "first_run_id",
+)

@@ -145,17 +145,21 @@ def attribute(store: Any, ended: EndedRun) -> None:
 
 
 def respond(ended: RunsEnded) -> None:
-    """Incidents and alerts for the ended runs, from their stored attributions."""
+    """Incidents and alerts for the ended runs, from their stored attributions; the SLOs'
+    burn rates (throttled) before the engine ticks."""
+    from flightlog.reliability.burn_alerts import evaluate
     from flightlog.respond.engine import on_runs_ended
 
-    on_runs_ended(ended.store, ended.run_ids)
+    on_runs_ended(ended.store, ended.run_ids, before_tick=(evaluate,))
 
 
 def respond_tick(tick: Tick) -> None:
-    """Group, page, escalate, resolve and deliver on the clock, not only when a run ends."""
+    """SLO burn rates (throttled), then group, page, escalate, resolve and deliver on the
+    clock, not only when a run ends."""
+    from flightlog.reliability.burn_alerts import evaluate
     from flightlog.respond.engine import on_clock
 
-    on_clock(tick.store)
+    on_clock(tick.store, before_tick=(evaluate,))
 
 
 STAGES: tuple[tuple[str, Stage], ...] = (

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from flightlog import pipeline
+from flightlog.app import open_store
 from flightlog.model import Batch, ErrorInfo, Run, Step
 from flightlog.payload import payload_of
-from flightlog.store import open_store
 
 pytestmark = pytest.mark.slow
 

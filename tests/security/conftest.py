@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from flightlog.access.keys import create_key
-from flightlog.store import open_store
+from flightlog.app import open_store
 from tests.integration.server.conftest import ServerProcess, free_port, server, server_factory
 
 __all__ = ["Keyed", "ServerProcess", "free_port", "keyed", "server", "server_factory"]

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from flightlog.access.keys import create_key, revoke_key
+from flightlog.app import open_store
 from flightlog.sdk.remote import RemoteSink
-from flightlog.store import open_store
 from tests.security.conftest import Keyed
 from tests.security.otlp import request, span, trace_id
 

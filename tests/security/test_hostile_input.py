@@ -11,7 +11,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flightlog.store import open_store
+from flightlog.app import open_store
 from tests.security.otlp import NS, request, span, trace_id
 
 JS = {"Content-Type": "application/json"}

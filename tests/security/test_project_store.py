@@ -7,9 +7,10 @@ import pytest
 
 from flightlog.access.keys import KeyRing, create_key, list_keys, revoke_key
 from flightlog.access.projects import ProjectStore
+from flightlog.app import open_store
 from flightlog.errors import InputError, NotFoundError
 from flightlog.model import Batch, Payload, Run, Step
-from flightlog.store import RunQuery, open_store
+from flightlog.store import RunQuery
 
 A = "abc0" + "1" * 28
 B = "abc0" + "2" * 28  # shares a 4-digit prefix with A

@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from flightlog.store import open_store
+from flightlog.app import open_store
 from tests.security.otlp import NS, request, span, trace_id
 
 JS = {"Content-Type": "application/json"}

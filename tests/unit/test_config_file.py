@@ -1,10 +1,17 @@
-"""flightlog.toml is parsed once, re-read when it changes; overrides never leak into the cache."""
+"""flightlog.toml is parsed once, re-read when it changes; overrides never leak into the
+cache; typed sections are validated once and their errors name the file, line and setting."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from flightlog.config import load_config
+import msgspec
+import pytest
+
+from flightlog._durations import Duration
+from flightlog.config import ConfigLoader, Section, load_config, parse_config
+from flightlog.errors import ConfigurationError
+from flightlog.server.settings import ServerSection, server_settings
 
 
 def test_an_edited_file_is_read_again_and_overrides_do_not_stick(tmp_path: Path) -> None:
@@ -16,3 +23,75 @@ def test_an_edited_file_is_read_again_and_overrides_do_not_stick(tmp_path: Path)
     assert again.data["ledger"]["checkpoint_every"] == 10  # the override did not stick
     f.write_text("[ledger]\ncheckpoint_every = 1000\n")
     assert load_config(f, environ={}).data["ledger"]["checkpoint_every"] == 1000
+
+
+def test_one_loaded_configuration_per_version_of_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "flightlog.toml"
+    f.write_text("[respond]\nauto_resolve_after = 2\n")
+    loader = ConfigLoader()
+    a = loader.load(f, environ={})
+    assert loader.load(f, environ={}) is a and loader.parses == 1
+    # another environment: another configuration, from the same parse
+    b = loader.load(f, environ={"FLIGHTLOG__RESPOND__AUTO_RESOLVE_AFTER": "4"})
+    assert b is not a and b.data["respond"]["auto_resolve_after"] == 4 and loader.parses == 1
+    assert a.data["respond"]["auto_resolve_after"] == 2
+    f.write_text("[respond]\nauto_resolve_after = 30\n")  # another size: another version
+    c = loader.load(f, environ={})
+    assert c is not a and c.data["respond"]["auto_resolve_after"] == 30 and loader.parses == 2
+
+
+def test_validated_once_per_loaded_configuration(tmp_path: Path) -> None:
+    cfg = parse_config("[server]\nidle_trace_timeout = 3\n", Path("flightlog.toml"))
+    assert server_settings(cfg) is server_settings(cfg)
+    assert cfg.typed(ServerSection, "server") is cfg.typed(ServerSection, "server")
+    assert server_settings(cfg).idle_trace_timeout == 3
+
+
+class Limits(Section, frozen=True):
+    tokens: int = 0
+    window: Duration = Duration(0)
+
+
+class Sample(msgspec.Struct, kw_only=True, frozen=True):
+    limits: dict[str, Limits] = {}
+    rules: tuple[Limits, ...] = ()
+
+
+GOOD = """\
+[limits.alpha]
+tokens = 10
+
+[limits.beta]
+tokens = 20
+window = "5m"
+
+[[rules]]
+tokens = 1
+[[rules]]
+tokens = 2
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "words"),
+    [
+        ('"5m"', '"soon"', 6, "'soon' is not a duration"),  # found under [limits.<name>]
+        ("tokens = 2\n", "tokenz = 2\n", 11, "unknown setting 'tokenz' in [[rules]]; expected one"),
+        ("tokens = 10", 'tokens = "ten"', 2, "limits.alpha.tokens: expected a whole number"),
+        (
+            "s]]\ntokens = 1\n",
+            "s]]\ntokens = true\n",
+            9,
+            "rules.0.tokens: expected a whole number, got True",
+        ),
+    ],
+)
+def test_typed_errors_name_the_file_line_and_setting(
+    old: str, new: str, line: int, words: str
+) -> None:
+    assert parse_config(GOOD).typed(Sample).limits["beta"].window == 300 * 10**9
+    cfg = parse_config(GOOD.replace(old, new, 1), Path("flightlog.toml"))
+    with pytest.raises(ConfigurationError) as err:
+        cfg.typed(Sample)
+    assert f"flightlog.toml line {line}: " in str(err.value)
+    assert words in str(err.value)

@@ -219,7 +219,7 @@ def _sql_round_trip(store: Any, columns: Any) -> None:
 
 
 def test_sqlite_tables_and_rows_match_the_model(tmp_path: Path) -> None:
-    from flightlog.store import open_store
+    from flightlog.app import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'schema.db'}")
     try:
@@ -235,7 +235,7 @@ def test_sqlite_tables_and_rows_match_the_model(tmp_path: Path) -> None:
 
 
 def test_postgres_tables_and_rows_match_the_model(pg_url: str) -> None:
-    from flightlog.store import open_store
+    from flightlog.app import open_store
 
     store = open_store(pg_url)
     try:

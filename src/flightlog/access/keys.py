@@ -23,11 +23,14 @@ import re
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.errors import InputError, NotFoundError
 from flightlog.model import DEFAULT_PROJECT
 from flightlog.store.base import Migration
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 SCOPES: tuple[str, ...] = ("ingest", "read", "admin")
 PREFIX = "flk_"
@@ -105,7 +108,7 @@ _COLUMNS = "id, name, scope, project, created_ns, revoked_ns"
 
 
 def create_key(
-    store: Any, name: str, scope: str, project: str = DEFAULT_PROJECT
+    store: Store, name: str, scope: str, project: str = DEFAULT_PROJECT
 ) -> tuple[ApiKey, str]:
     """Create a key; returns it and its secret form (shown once, never stored)."""
     validate_name(name)
@@ -131,7 +134,7 @@ def create_key(
     return key, secret
 
 
-def list_keys(store: Any) -> list[ApiKey]:
+def list_keys(store: Store) -> list[ApiKey]:
     """Every key, revoked ones too, oldest first."""
     if store.schema_version(COMPONENT) == 0:
         return []
@@ -140,7 +143,7 @@ def list_keys(store: Any) -> list[ApiKey]:
     return [_row(r) for r in rows]
 
 
-def revoke_key(store: Any, name_or_id: str) -> ApiKey:
+def revoke_key(store: Store, name_or_id: str) -> ApiKey:
     """Revoke the key with this name or id (revoking twice is not an error)."""
     if store.schema_version(COMPONENT) == 0:
         raise NotFoundError(f"no key {name_or_id!r}: no keys have been created")
@@ -164,7 +167,7 @@ class KeyRing:
     """Checks presented keys against a store (read per request, so a key created or revoked
     by ``flightlog keys`` in another process counts at once)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._enabled = False
 

@@ -17,17 +17,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flightlog.errors import NotFoundError
 from flightlog.model import Edge, Finding, Run, RunRecord, Step
 from flightlog.store.base import RunQuery, Tx, chunked
 
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
+
 
 class ProjectStore:
     """The read-side ``Store`` methods, restricted to ``project``."""
 
-    def __init__(self, store: Any, project: str) -> None:
+    def __init__(self, store: Store, project: str) -> None:
         self._store = store
         self.project = project
         self.dialect = store.dialect
@@ -92,7 +95,8 @@ class ProjectStore:
         record: RunRecord = self._store.get_record(run_id)
         return record
 
-    def workflows(self) -> list[str]:
+    def workflows(self, *, project: str | None = None) -> list[str]:
+        """Every workflow name seen in this project (``project`` is ignored: always this one)."""
         return list(self._store.workflows(project=self.project))
 
     # -- payloads ------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,6 +23,9 @@ db_option = click.option(
     help="Store URL (sqlite:///file.db or postgresql://...); also $FLIGHTLOG_URL.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 
 def _run_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -54,11 +57,11 @@ def errors_as_messages() -> Iterator[None]:
         sys.exit(1)
 
 
-def open_store_for_cli(db: str, *, readonly: bool = False, create: bool = False) -> Any:
+def open_store_for_cli(db: str, *, readonly: bool = False, create: bool = False) -> Store:
     """The store a command works on. Commands that only read pass ``readonly`` (nothing is
     written: no migrations, no files); no command creates a store unless it says so with
     ``create`` (a mistyped --db is an error, not a new empty database)."""
-    from flightlog.store import open_store
+    from flightlog.app import open_store
 
     return open_store(db, readonly=readonly, create=create)
 

@@ -4,10 +4,13 @@ name, what kind of message it is, and its text folded to a few lines; order, not
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.cli._common import fmt_time
 from flightlog.model import RunRecord
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 FOLD_LINES = 4
 FOLD_WIDTH = 110
@@ -46,7 +49,7 @@ def _label(step: Any) -> str:
     return str(kind)
 
 
-def render_transcript(store: Any, record: RunRecord, failed_at: Any, n: int) -> list[str]:
+def render_transcript(store: Store, record: RunRecord, failed_at: Any, n: int) -> list[str]:
     """Text lines for ``flightlog show`` of a conversation run."""
     from flightlog.payload import decode
 

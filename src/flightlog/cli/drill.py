@@ -81,10 +81,10 @@ def drill(
             return
         if drill_file is None:
             raise click.UsageError("give a DRILL_FILE (or --proxy)")
-        from flightlog.drills.record import record_drill
+        from flightlog.app import open_store
         from flightlog.drills.runner import run_drill, text
         from flightlog.drills.spec import load_drill
-        from flightlog.store import open_store
+        from flightlog.reliability.drills import record_drill
 
         spec = load_drill(drill_file)
         report = run_drill(spec, live=live, config_path=config_path)

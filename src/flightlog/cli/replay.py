@@ -58,8 +58,8 @@ def replay(
     import flightlog
     from flightlog.cli._common import open_store_for_cli
     from flightlog.drills.runner import load_entry
-    from flightlog.forensics.replay import replay as do_replay
     from flightlog.sdk import state
+    from flightlog.sdk.replay import replay as do_replay
 
     with errors_as_messages():
         override, live = parse_override(overrides)

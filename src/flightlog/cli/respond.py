@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,9 @@ from flightlog.cli._common import (
     parse_since,
 )
 from flightlog.cli._safe import echo
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 config_option = click.option(
     "--config",
@@ -37,7 +40,7 @@ NEVER_RAN = (
 )
 
 
-def _has_respond_tables(store: Any, ensure_schema: Any) -> bool:
+def _has_respond_tables(store: Store, ensure_schema: Any) -> bool:
     """Whether the response engine ever ran on ``store`` (opened read-only, it is not
     migrated: a store it never ran on has no incidents or notifications to show)."""
     from flightlog.errors import StoreSchemaError
@@ -308,6 +311,7 @@ def alerts(status: str | None, limit: int, db: str, as_json: bool) -> None:
 def watch(interval: float, once: bool, since: str, config_path: str | None, db: str) -> None:
     """Watch a store: turn ended runs into incidents and deliver alerts (embedded use)."""
     with errors_as_messages():
+        from flightlog.reliability.burn_alerts import evaluate_and_count
         from flightlog.respond.engine import watch as run_watch
 
         engine = _engine(db, config_path)
@@ -342,4 +346,5 @@ def watch(interval: float, once: bool, since: str, config_path: str | None, db: 
                 once=once,
                 since_ns=parse_since(since),
                 on_pass=report,
+                before_tick=(evaluate_and_count,),
             )

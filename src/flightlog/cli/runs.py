@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,9 @@ from flightlog.cli._common import (
 from flightlog.cli._safe import echo
 from flightlog.model import RUN_STATUSES, RunRecord, Step
 from flightlog.store import RunQuery
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store, StoreReader
 
 
 @click.command()
@@ -98,14 +101,14 @@ def runs(
                 )
 
 
-def failure_position(store: Any, record: RunRecord) -> tuple[Step | None, int]:
+def failure_position(store: StoreReader, record: RunRecord) -> tuple[Step | None, int]:
     """The step where a failed run's failure surfaced, and N (see ``flightlog.forensics``)."""
     from flightlog.forensics.attribution import failure_position as position
 
     return position(store, record)
 
 
-def render_run(store: Any, run_id: str) -> list[str]:
+def render_run(store: Store, run_id: str) -> list[str]:
     """Text lines for ``flightlog show``: header, step tree, lineage, findings."""
     from flightlog.respond.owners import with_owners
 
@@ -200,7 +203,7 @@ def render_run(store: Any, run_id: str) -> list[str]:
     return lines
 
 
-def record_to_dict(store: Any, record: RunRecord, *, payloads: bool = True) -> dict[str, Any]:
+def record_to_dict(store: Store, record: RunRecord, *, payloads: bool = True) -> dict[str, Any]:
     """JSON form of a run with its steps (inputs/outputs decoded), edges and findings."""
     from flightlog.ledger.entry import REDACTED
     from flightlog.ledger.redact import redacted_runs

@@ -82,7 +82,7 @@ def why(
                     att = judge_attribution(store, att, settings)
             if confirm and entry:
                 from flightlog.drills.runner import load_entry
-                from flightlog.forensics.replay import decisive_step
+                from flightlog.sdk.replay import decisive_step
 
                 fn = load_entry(entry, [])
                 outcome = decisive_step(fn, store, att.run_id).to_dict()

@@ -4,9 +4,10 @@ attribution and alerting fire, as a CI check.
 Modules: ``faults`` (the fault kinds), ``inject`` (injecting them at named steps),
 ``custom`` (faults the application implements, armed by a drill),
 ``spec`` (the drill file), ``runner`` (running a drill and checking the chain),
-``receiver`` (the local webhook receiver), ``record`` (drills in the store and the ledger),
-``proxy`` (an OpenAI-compatible fault proxy for applications traced only through
-OpenTelemetry). See docs/drills.md.
+``receiver`` (the local webhook receiver), ``proxy`` (an OpenAI-compatible fault proxy for
+applications traced only through OpenTelemetry). A drill's result is kept by
+``flightlog.reliability.drills`` (the board report reads it). Drills configure the SDK and
+wrap its recorder: they sit above it (docs/architecture.md). See docs/drills.md.
 """
 
 from __future__ import annotations

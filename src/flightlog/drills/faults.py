@@ -158,29 +158,6 @@ class Fault:
 
 
 # What a postmortem's finding kinds suggest to inject (first match wins).
-_FAULT_FOR = (
-    ("prompt_injection", "injection"),
-    ("timeout", "latency"),
-    ("truncated", "truncate"),
-    ("short", "truncate"),
-    ("empty", "empty"),
-    ("fields", "missing_field"),
-    ("ungrounded", "corrupt_field"),
-    ("number", "corrupt_field"),
-    ("type", "malformed_json"),
-    ("http_error", "rate_limit"),
-)
-
-
-def fault_for(kinds: object) -> str:
-    """The fault kind that reproduces a failure whose evidence has these kinds."""
-    found = set(kinds) if isinstance(kinds, (set, list, tuple, frozenset)) else set()
-    for evidence, fault in _FAULT_FOR:
-        if evidence in found:
-            return fault
-    return "exception"
-
-
 def _inject_text(value: Any, text: str) -> Any:
     """Append ``text`` to the longest text in ``value`` (where content usually is)."""
     if isinstance(value, str):

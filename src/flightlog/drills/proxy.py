@@ -32,10 +32,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from flightlog.drills.faults import KINDS, Fault
+from flightlog.drills.loopback import LoopbackServer
 from flightlog.errors import ConfigurationError
 
 PROXY_KINDS = tuple(k for k in KINDS if k != "custom")
@@ -59,7 +60,7 @@ def parse_fault_args(items: Sequence[str]) -> list[Fault]:
     return out
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """``with FaultProxy(upstream, faults) as p: p.url`` (``/v1`` is the API root)."""
 
     def __init__(
@@ -107,16 +108,7 @@ class FaultProxy:
             def do_GET(self) -> None:  # noqa: N802
                 self._forward("GET")
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="flightlog-fault-proxy", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(Handler, host, port, name="flightlog-fault-proxy")
 
     def _choose(self) -> Fault | None:
         with self._lock:
@@ -207,21 +199,6 @@ class FaultProxy:
             message["content"] = altered if isinstance(altered, str) else ""
         return 200, up_headers | mark, json.dumps(doc).encode()
 
-    def start(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
 
 def _error(message: str, kind: str) -> bytes:
     return json.dumps({"error": {"message": message, "type": kind, "code": kind}}).encode()
@@ -239,10 +216,5 @@ def serve_proxy(
         + (", ".join(f"{f.kind}:{f.probability:g}" for f in faults) or "none")
         + " (Ctrl-C stops)"
     )
-    try:
-        proxy._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        proxy._server.server_close()
-        click.echo(f"injected {len(proxy.injected)} fault(s)")
+    proxy.serve_forever()
+    click.echo(f"injected {len(proxy.injected)} fault(s)")

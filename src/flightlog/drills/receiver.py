@@ -8,8 +8,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from flightlog.drills.loopback import LoopbackServer
 
 
 @dataclass
@@ -28,7 +30,7 @@ class Received:
         return [a for a in alerts if isinstance(a, dict)] if isinstance(alerts, list) else []
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackServer):
     """``with WebhookReceiver() as r: ... r.url, r.received``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -64,30 +66,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="flightlog-drill-receiver", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> WebhookReceiver:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().__init__(Handler, host, port, name="flightlog-drill-receiver")
 
     def snapshot(self) -> list[Received]:
         with self._lock:

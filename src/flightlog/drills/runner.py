@@ -37,13 +37,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.drills.faults import Fault
 from flightlog.drills.inject import Injection, injected
 from flightlog.drills.receiver import WebhookReceiver
 from flightlog.drills.spec import DrillSpec
 from flightlog.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 UNOWNED = "unowned"
 
@@ -292,7 +295,7 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
-def _expected_owner(store: Any, config: Any, run: Any, fault: Fault) -> str | None:
+def _expected_owner(store: Store, config: Any, run: Any, fault: Fault) -> str | None:
     if fault.expect_owner:
         return fault.expect_owner
     from flightlog.respond.owners import OwnerQuery, resolve_owner
@@ -324,10 +327,10 @@ def run_drill(
 ) -> DrillReport:
     """Run the drill (see the module docstring) and check every expectation."""
     import flightlog
+    from flightlog.app import open_store
     from flightlog.config import find_config_file, load_config
     from flightlog.respond.config import load_respond_config
     from flightlog.respond.engine import Engine
-    from flightlog.store import open_store
 
     cfg_file = Path(config_path) if config_path else spec.config
     if cfg_file is None and live:
@@ -405,13 +408,15 @@ def _recent() -> Any:
     return RunQuery(limit=20)
 
 
-def _incident_of(store: Any, run_id: str) -> int | None:
+def _incident_of(store: Store, run_id: str) -> int | None:
     with store.read() as tx:
         row = tx.fetchone("SELECT incident_id FROM respond_processed WHERE run_id = ?", (run_id,))
     return int(row[0]) if row and row[0] is not None else None
 
 
-def _pages(store: Any, receiver: WebhookReceiver | None, live: bool) -> dict[tuple[int, str], int]:
+def _pages(
+    store: Store, receiver: WebhookReceiver | None, live: bool
+) -> dict[tuple[int, str], int]:
     """(incident, team) -> when its first page arrived (local) or was delivered (live)."""
     out: dict[tuple[int, str], int] = {}
     if receiver is not None:
@@ -445,7 +450,7 @@ def _pages(store: Any, receiver: WebhookReceiver | None, live: bool) -> dict[tup
 
 def _await_pages(
     spec: DrillSpec,
-    store: Any,
+    store: Store,
     engine: Any,
     receiver: WebhookReceiver | None,
     runs: list[tuple[str, list[Injection]]],
@@ -469,7 +474,7 @@ def _await_pages(
 def _check(
     report: DrillReport,
     spec: DrillSpec,
-    store: Any,
+    store: Store,
     respond: Any,
     receiver: WebhookReceiver | None,
     runs: list[tuple[str, list[Injection]]],

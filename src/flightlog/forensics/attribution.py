@@ -14,13 +14,16 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog import model
 from flightlog.detect import RunContext, history_cache, run_detectors
 from flightlog.errors import InputError
 from flightlog.forensics.lineage import Lineage
-from flightlog.model import FAULT_STATUSES, Finding, RunRecord, Step, severity_rank
+from flightlog.model import FAULT_STATUSES, Finding, RunRecord, Step, finding_kind, severity_rank
+
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
 
 STRONG = 0.6  # a step's evidence at or above this is a fault that can explain a failure
 MEDIUM = 0.35
@@ -182,7 +185,7 @@ class _Candidate:
         return max(self.messages, key=lambda e: e[0])[1] if self.messages else ""
 
 
-def why(store: Any, run_id: str, *, history: bool = True) -> Attribution:
+def why(store: StoreReader, run_id: str, *, history: bool = True) -> Attribution:
     """Attribute a run's failure. Raises ``NotFoundError`` for an unknown id; every other
     problem (run in progress, no steps, no history, cyclic lineage) gives an answer that says
     so, with a low confidence."""
@@ -351,12 +354,11 @@ def attribute(ctx: RunContext, findings: list[Finding] | None = None) -> Attribu
             w = finding_weight(f)
             if w > 0:
                 label = "check failed" if f.detector == "check" else f.detector
-                kind = "check" if f.detector == "check" else str(f.evidence.get("kind", ""))
                 cands[f.step_id].add(
                     w,
                     f"{label}: {f.message}",
                     f.message,
-                    kind.split(":")[0],
+                    finding_kind(f),
                     severe=severity_rank(f.severity) >= 2,
                 )
 
@@ -672,7 +674,7 @@ def _summary(att: Attribution) -> str:
     )
 
 
-def failure_position(store: Any, record: RunRecord) -> tuple[Step | None, int]:
+def failure_position(store: StoreReader, record: RunRecord) -> tuple[Step | None, int]:
     """Where a run's failure surfaced and N, for "failed at step k of N", by the same rules
     as ``why`` but from the stored findings (no detectors are run). The step is None when
     the run did not fail."""

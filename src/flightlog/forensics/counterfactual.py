@@ -11,10 +11,13 @@ ended (facts are append-only).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog import _json
 from flightlog.store.base import Migration
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 MIGRATIONS = (
     Migration(
@@ -35,7 +38,7 @@ MIGRATIONS = (
 
 
 def record_confirmation(
-    store: Any, run_id: str, outcome: dict[str, Any], root_step: str | None, entry: str
+    store: Store, run_id: str, outcome: dict[str, Any], root_step: str | None, entry: str
 ) -> dict[str, Any]:
     """Keep the outcome of ``decisive_step`` for ``run_id``; ``confirmed`` is True when the
     decisive step is the attribution's root cause."""
@@ -68,7 +71,7 @@ def record_confirmation(
     return data
 
 
-def latest_confirmation(store: Any, run_id: str) -> dict[str, Any] | None:
+def latest_confirmation(store: Store, run_id: str) -> dict[str, Any] | None:
     """The latest counterfactual outcome recorded for ``run_id`` (None if never replayed)."""
     if store.schema_version("counterfactual") == 0:
         return None

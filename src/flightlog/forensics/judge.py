@@ -38,10 +38,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.errors import ConfigurationError
 from flightlog.forensics.conversation import Message, Verdict
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 MODES = ("candidates", "all-at-once", "step-by-step", "binary-search")
 SYSTEM = (
@@ -394,7 +397,9 @@ def parse_half(reply: str) -> str | None:
 # -- on an attribution --------------------------------------------------------------------------
 
 
-def judge_attribution(store: Any, att: Any, settings: JudgeSettings, *, client: Any = None) -> Any:
+def judge_attribution(
+    store: Store, att: Any, settings: JudgeSettings, *, client: Any = None
+) -> Any:
     """Let the judge re-rank a conversation run's attribution (``flightlog why --judge``).
     The rules' answer stands when the judge cannot answer; the evidence says what it cost."""
     import dataclasses

@@ -4,11 +4,14 @@ the audit ledger (``store.audit(tx, "attribution", ...)``) in the same transacti
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flightlog import _json
 from flightlog.forensics.attribution import Attribution
 from flightlog.store.base import Migration
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store, StoreReader
 
 MIGRATIONS = (
     Migration(
@@ -29,14 +32,14 @@ MIGRATIONS = (
 _migrated: set[tuple[int, str]] = set()
 
 
-def _ensure(store: Any) -> None:
+def _ensure(store: Store) -> None:
     key = (id(store), getattr(store, "url", ""))
     if key not in _migrated:
         store.migrate("forensics", MIGRATIONS)
         _migrated.add(key)
 
 
-def record_attribution(store: Any, att: Attribution) -> bool:
+def record_attribution(store: Store, att: Attribution) -> bool:
     """Store the attribution and audit it, once per run; True if it was new."""
     _ensure(store)
     data = att.to_dict()
@@ -59,15 +62,17 @@ def record_attribution(store: Any, att: Attribution) -> bool:
     return True
 
 
-def stored_attribution(store: Any, run_id: str) -> Attribution | None:
-    """The attribution recorded when the run ended, if any."""
-    _ensure(store)
+def stored_attribution(store: StoreReader, run_id: str) -> Attribution | None:
+    """The attribution recorded when the run ended, if any. Reads only: a store whose
+    ``forensics`` tables were never created holds none."""
+    if (id(store), store.url) not in _migrated and store.schema_version("forensics") == 0:
+        return None
     with store.read() as tx:
         row = tx.fetchone("SELECT data FROM forensics_attributions WHERE run_id = ?", (run_id,))
     return Attribution.from_dict(_json.loads(row[0])) if row else None
 
 
-def audited_attribution(store: Any, run_id: str) -> Attribution:
+def audited_attribution(store: Store, run_id: str) -> Attribution:
     """The run's stored attribution; when there is none yet, attribute the run now, store and
     audit it, and return what was stored (another process may have stored one first)."""
     att = stored_attribution(store, run_id)

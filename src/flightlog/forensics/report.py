@@ -15,15 +15,19 @@ import datetime as dt
 import html
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.detect import detect
 from flightlog.detect.context import RunContext, history_cache
+from flightlog.forensics.actions import action_items, owner_of
 from flightlog.forensics.attribution import Attribution, attribute
 from flightlog.ledger.entry import REDACTED
 from flightlog.ledger.redact import redacted_runs
-from flightlog.model import Finding, Step, finding_kind
+from flightlog.model import Finding
 from flightlog.store.base import RunQuery
+
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
 
 PREVIEW_CHARS = 240
 SIMILAR_MAX = 10
@@ -48,140 +52,7 @@ def _preview(value: Any) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-def _kinds(findings: list[Finding]) -> set[str]:
-    return {finding_kind(f) for f in findings}
-
-
-def _actions(att: Attribution, root: Step | None, root_findings: list[Finding]) -> list[str]:
-    if root is None:
-        return ["Record steps in this workflow (flightlog.step) so failures can be attributed."]
-    name, owner = root.name, root.owner or "the owning team"
-    kinds = _kinds(root_findings)
-    items: list[str] = []
-    rules = [
-        (
-            "empty",
-            f"Make {name} fail loudly (or fall back) when it returns nothing, and add a "
-            f"check right after it so the failure surfaces at its cause ({owner}).",
-        ),
-        (
-            "fields",
-            f"Validate the response schema of {name} and add a contract test for the "
-            f"fields its consumers read ({owner}).",
-        ),
-        ("type", f"Validate the response type of {name} at its boundary ({owner})."),
-        (
-            "stale",
-            f"Put a maximum age on what {name} serves from cache and refresh or fail when "
-            f"it is exceeded ({owner}).",
-        ),
-        ("number", f"Add a plausibility range check on {name}'s output ({owner})."),
-        (
-            "category",
-            f"Restrict {name}'s output to the allowed values and reject others ({owner}).",
-        ),
-        ("short", f"Detect short or partial outputs of {name} ({owner})."),
-        (
-            "truncated",
-            f"Raise the token limit of {name} or treat finish_reason=length as an error ({owner}).",
-        ),
-        ("refusal", f"Detect refusals from {name} and retry or escalate to a human ({owner})."),
-        (
-            "prompt_injection",
-            f"Treat content returned by {name} as untrusted: quote or filter "
-            f"it before it reaches a model ({owner}).",
-        ),
-        (
-            "timeout",
-            f"Review the timeout and retry budget of {name}; add a fallback or circuit "
-            f"breaker ({owner}).",
-        ),
-        (
-            "loop",
-            f"Add an iteration guard to agent {root.agent or name} so it stops repeating "
-            f"the same action ({owner}).",
-        ),
-        (
-            "attr",
-            f"Roll back the prompt/model change on {name} and gate such changes on an "
-            f"evaluation ({owner}).",
-        ),
-        (
-            "ungrounded",
-            f"Ground {name}'s extracted fields: verify each against its input ({owner}).",
-        ),
-        (
-            "http_error",
-            f"Make {name} raise on error responses instead of passing them on ({owner}).",
-        ),
-        (
-            "error_field",
-            f"Make {name} raise on error payloads instead of passing them on ({owner}).",
-        ),
-        (
-            "error_text",
-            f"Make {name} raise on error responses instead of passing them on ({owner}).",
-        ),
-        (
-            "exception",
-            f"Handle the exception raised in {name}, or fail earlier with a clearer "
-            f"error ({owner}).",
-        ),
-        ("check", f"Investigate the failed check in {name} ({owner})."),
-    ]
-    for kind, text in rules:
-        if kind in kinds:
-            items.append(text)
-    if not items:
-        items.append(
-            f"Investigate {name}: no detector explains its fault yet; add a check on "
-            f"its output ({owner})."
-        )
-    if att.root_cause and att.failure_point and att.root_cause.id != att.failure_point.id:
-        fp = att.failure_point
-        items.append(
-            f"Add a guard between step {att.root_cause.index} and step {fp.index} so "
-            f"this class of fault is caught where it starts, not where it surfaces."
-        )
-    if _command_exists("drill"):
-        from flightlog.drills.faults import fault_for
-
-        items.append(
-            f'Turn this failure into a fire drill: a DRILL.toml with [[fault]] step = "{name}" '
-            f'kind = "{fault_for(kinds)}", run with `flightlog drill DRILL.toml` in CI, proves '
-            "that detection, attribution and paging still catch it (docs/drills.md)."
-        )
-    if att.hypothesis:
-        items.append(
-            "Confirm the root cause by hand: the attribution is a hypothesis "
-            f"(confidence {att.confidence:.2f})."
-        )
-    return items
-
-
-def _owner(workflow: str, step: Step | None, code_owner: str | None) -> str | None:
-    """The owner recorded in code, else the one flightlog.toml's [[owners]] rules name (the
-    same resolution the response layer routes alerts by), with the rule that decided it."""
-    if code_owner:
-        return code_owner
-    try:
-        from flightlog.respond.config import load_respond_config
-        from flightlog.respond.owners import OwnerQuery, resolve_owner
-
-        config = load_respond_config()
-        if not config.rules:
-            return None
-        from flightlog.respond.owners import step_query
-
-        query = step_query(workflow, step) if step else OwnerQuery(workflow)
-        match = resolve_owner(config, query)
-    except Exception:  # no or invalid ownership configuration: the report still renders
-        return None
-    rule = f" (owners rule {match.rule.number})" if match.rule else ""
-    return f"{match.team}{rule}"
-
-
-def _similar(store: Any, run: Any, att: Attribution) -> list[dict[str, Any]]:
+def _similar(store: StoreReader, run: Any, att: Attribution) -> list[dict[str, Any]]:
     """Earlier failed runs of the same workflow, with their attributed root cause."""
     from flightlog.forensics.ledger import stored_attribution
 
@@ -216,7 +87,7 @@ def _similar(store: Any, run: Any, att: Attribution) -> list[dict[str, Any]]:
     return out
 
 
-def postmortem(store: Any, run_id: str) -> dict[str, Any]:
+def postmortem(store: StoreReader, run_id: str) -> dict[str, Any]:
     """Everything a postmortem of ``run_id`` says, as a JSON-ready dict."""
     run_id = store.resolve_run_id(run_id)
     record = store.get_record(run_id)
@@ -261,14 +132,14 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
     gone = REDACTED if redacted_runs(store, [run_id]) else None
     chain = []
     for ref in att.chain:
-        s = ctx.step(ref.id)
-        if s is None:
+        link = ctx.step(ref.id)
+        if link is None:
             continue
         chain.append(
             {
                 **ref.to_dict(),
-                "output": _preview(ctx.output(s)) if s.output_hash else gone,
-                "error": f"{s.error.type}: {s.error.message}" if s.error else None,
+                "output": _preview(ctx.output(link)) if link.output_hash else gone,
+                "error": f"{link.error.type}: {link.error.message}" if link.error else None,
             }
         )
 
@@ -293,11 +164,11 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
     }
     fp_step = ctx.step(att.failure_point.id) if att.failure_point else None
     owners = {
-        "root_cause_step": _owner(run.workflow, root, root.owner if root else None)
+        "root_cause_step": owner_of(run.workflow, root, root.owner if root else None)
         or "unowned (no owner recorded)",
-        "failure_point_step": _owner(run.workflow, fp_step, fp_step.owner if fp_step else None)
+        "failure_point_step": owner_of(run.workflow, fp_step, fp_step.owner if fp_step else None)
         or "-",
-        "workflow": _owner(run.workflow, None, run.owner) or "unowned (no owner recorded)",
+        "workflow": owner_of(run.workflow, None, run.owner) or "unowned (no owner recorded)",
     }
     root_findings = by_step.get(root.id, []) if root else []
     return {
@@ -321,7 +192,7 @@ def postmortem(store: Any, run_id: str) -> dict[str, Any]:
         "chain": chain,
         "timeline": timeline,
         "similar_failures": _similar(store, run, att) if att.failed else [],
-        "action_items": _actions(att, root, root_findings) if att.failed else [],
+        "action_items": action_items(att, root, root_findings) if att.failed else [],
     }
 
 
@@ -345,7 +216,7 @@ def _not_reached(ctx: RunContext) -> list[str]:
     return [n for n in ctx.history.samples if n not in seen]
 
 
-def steps_not_reached(store: Any, record: Any) -> list[str]:
+def steps_not_reached(store: StoreReader, record: Any) -> list[str]:
     """``_not_reached`` for a stored run (``flightlog show``, the run page)."""
     return _not_reached(RunContext(store, record, history_cache.get(store, record.run.workflow)))
 
@@ -635,10 +506,3 @@ def render(pm: dict[str, Any], fmt: str) -> str:
     from flightlog.errors import InputError
 
     raise InputError(f"unknown report format {fmt!r}; expected md, html or json")
-
-
-def _command_exists(name: str) -> bool:
-    """Whether ``flightlog NAME`` exists: a report suggests only commands that do."""
-    from flightlog.cli.main import COMMANDS
-
-    return name in COMMANDS

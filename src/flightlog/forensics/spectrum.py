@@ -19,12 +19,15 @@ import math
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.detect import features as fx
 from flightlog.detect.context import RunContext, decode, is_capture_marker
 from flightlog.model import RunRecord, Step
 from flightlog.store.base import RunQuery
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 SPECTRUM_RUNS = 200
 _VERSIONED = re.compile(r"(prompt|template|version)", re.IGNORECASE)
@@ -108,7 +111,7 @@ def _row(rec: RunRecord, payloads: dict[str, bytes]) -> Row:
     return (rec.run.id, rec.run.status != "succeeded", rec.run.started_ns, sig)
 
 
-def _runs(store: Any, workflow: str) -> list[Row]:
+def _runs(store: Store, workflow: str) -> list[Row]:
     key = (id(store), workflow)
     with _cache_lock:
         hit = _cache.get(key)
@@ -158,7 +161,7 @@ def observe(ctx: RunContext) -> None:
             hit[1] = [row, *hit[1][: SPECTRUM_RUNS - 1]]
 
 
-def localize(store: Any, workflow: str, ctx: RunContext | None = None) -> Spectrum | None:
+def localize(store: Store, workflow: str, ctx: RunContext | None = None) -> Spectrum | None:
     """Rank signature elements of the workflow's runs; ``top`` is the most suspicious element
     present in ``ctx``'s run (if given), requiring at least 2 failed and 2 passed runs."""
     rows = _runs(store, workflow)

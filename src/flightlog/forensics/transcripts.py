@@ -29,12 +29,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.errors import InputError
 from flightlog.forensics.conversation import Message, read_messages
 from flightlog.model import Batch, Edge, ErrorInfo, Payload, Run, Step
 from flightlog.payload import payload_of
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 FORMATS = ("auto", "whowhen", "chat", "autogen")
 STARTED_NS = 1_700_000_000_000_000_000
@@ -276,7 +279,7 @@ def transcript_batch(
 
 
 def import_transcripts(
-    store: Any,
+    store: Store,
     paths: list[str],
     *,
     workflow: str,

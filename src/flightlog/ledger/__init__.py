@@ -16,7 +16,8 @@ Modules, one concept each:
 - ``retention``   the retention window; pruning outside it only
 - ``anchor``      publishing checkpoints to a witness file or a git repository
 
-``attach(store)`` is called by ``flightlog.store.open_store`` unless ``FLIGHTLOG_LEDGER=off``.
+``attach(store)`` is called by ``flightlog.app.open_store`` (the composition root every front
+door opens its store with) unless the store is read-only or ``FLIGHTLOG_LEDGER=off``.
 """
 
 from __future__ import annotations
@@ -61,5 +62,5 @@ def ledger_enabled() -> bool:
 
     if "FLIGHTLOG_LEDGER" in os.environ:
         return is_on(os.environ["FLIGHTLOG_LEDGER"])
-    enabled = _file_section(os.environ).get("enabled", True)
-    return is_on(str(enabled).lower() if isinstance(enabled, bool) else str(enabled))
+    enabled = _file_section(os.environ).enabled
+    return is_on(None if enabled is None else str(enabled).lower())

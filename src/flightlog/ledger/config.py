@@ -28,7 +28,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
+import msgspec
+
+from flightlog.config import Section
 from flightlog.errors import ConfigurationError
 
 # Record fields that always go into salted commitments: references to captured inputs and
@@ -127,14 +131,14 @@ class LedgerConfig:
         def setting(var: str, key: str) -> str | None:
             if var in e:
                 return e[var]
-            if key in section:
-                value = section[key]
-                if isinstance(value, bool):
-                    return "on" if value else "off"
-                if isinstance(value, list):
-                    return ",".join(str(v) for v in value)
-                return str(value)
-            return None
+            value = getattr(section, key)
+            if value is None:
+                return None
+            if isinstance(value, bool):
+                return "on" if value else "off"
+            if isinstance(value, tuple):
+                return ",".join(value)
+            return str(value)
 
         enabled = is_on(setting("FLIGHTLOG_LEDGER", "enabled"))
         db_path = _db_path(store_url)
@@ -205,14 +209,24 @@ def is_on(value: str | None) -> bool:
     return value.strip().lower() not in ("off", "0", "false", "no", "disabled")
 
 
-def _file_section(env: Mapping[str, str]) -> dict[str, object]:
-    """The ``[ledger]`` table of the configuration file (empty when there is none)."""
+class LedgerSection(Section, frozen=True):
+    """``[ledger]``, as written (each also has its ``FLIGHTLOG_LEDGER_*`` variable)."""
+
+    enabled: bool | str | None = None
+    key: str | None = None
+    witness: bool | str | None = None
+    checkpoint_every: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    checkpoint_seconds: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    sensitive: str | tuple[str, ...] | None = None
+    retention_days: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+def _file_section(env: Mapping[str, str]) -> LedgerSection:
+    """The ``[ledger]`` table of the configuration file (defaults when there is none),
+    checked once per loaded configuration."""
     from flightlog.config import load_config
 
-    section = load_config(environ=env).data.get("ledger") or {}
-    if not isinstance(section, dict):
-        raise ConfigurationError("[ledger] in the configuration file must be a table")
-    return section
+    return load_config(environ=env).typed(LedgerSection, "ledger")
 
 
 def _db_path(store_url: str | None) -> Path | None:

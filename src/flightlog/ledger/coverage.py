@@ -30,24 +30,13 @@ from typing import Any
 import orjson
 
 from flightlog.ledger.entry import COMMIT
+from flightlog.model import INCIDENT_OPENING_FIELDS
+from flightlog.store.base import Tx
 
 Add = Callable[..., None]
 
 INCIDENT_KINDS = ("incident.transition", "incident.run")
 ALERT_KIND = "alert.sent"
-# Incident columns fixed when it opens, compared with the "triggered" entry when it holds them.
-_OPENING_FIELDS = (
-    "fingerprint",
-    "workflow",
-    "failure_step",
-    "root_cause_step",
-    "root_cause_agent",
-    "error_class",
-    "severity",
-    "root_cause_team",
-    "workflow_team",
-    "first_run_id",
-)
 _INCIDENT_COLUMNS = (
     "id, fingerprint, workflow, failure_step, root_cause_step, root_cause_agent, error_class, "
     "severity, status, root_cause_team, workflow_team, opened_ns, acknowledged_ns, "
@@ -55,7 +44,7 @@ _INCIDENT_COLUMNS = (
 )
 
 
-def _has_table(tx: Any, name: str) -> bool:
+def _has_table(tx: Tx, name: str) -> bool:
     try:
         tx.fetchone(f"SELECT 1 FROM {name} WHERE 1 = 0")
     except Exception:
@@ -72,14 +61,23 @@ def _same(stored: Any, logged: Any) -> bool:
     return str(stored) == str(logged)
 
 
-def _entries(tx: Any, kinds: Iterable[str], add: Add) -> list[tuple[int, str, dict[str, Any]]]:
+def _entries(tx: Tx, kinds: Iterable[str], add: Add) -> list[tuple[int, str, dict[str, Any]]]:
     kinds = list(kinds)
     marks = ", ".join("?" * len(kinds))
     out: list[tuple[int, str, dict[str, Any]]] = []
-    for seq, kind, raw in tx.fetchall(
+    rows = tx.fetchall(
         f"SELECT seq, kind, entry FROM ledger_entries WHERE kind IN ({marks}) ORDER BY seq",
         kinds,
-    ):
+    )
+    # Entries acknowledged but not yet integrated (stores with concurrent writers) are
+    # logged too; they come after every integrated one, numbered as if integrated next.
+    head = tx.fetchone("SELECT size FROM ledger_state WHERE id = 1")
+    size = int(head[0]) if head else 0
+    pending = tx.fetchall(
+        f"SELECT kind, entry FROM ledger_pending WHERE kind IN ({marks}) ORDER BY id", kinds
+    )
+    rows += [(size + i, kind, raw) for i, (kind, raw) in enumerate(pending)]
+    for seq, kind, raw in rows:
         if raw is None:
             continue  # pruned
         try:
@@ -93,7 +91,7 @@ def _entries(tx: Any, kinds: Iterable[str], add: Add) -> list[tuple[int, str, di
     return out
 
 
-def check_payloads(tx: Any, add: Add) -> None:
+def check_payloads(tx: Tx, add: Add) -> None:
     """Altered payloads (bytes that do not hash to their address) and deleted ones (a stored
     run or step refers to a payload that is not there)."""
     stored: set[str] = set()
@@ -127,7 +125,7 @@ def check_payloads(tx: Any, add: Add) -> None:
                 )
 
 
-def check_incidents(tx: Any, add: Add) -> int:
+def check_incidents(tx: Tx, add: Add) -> int:
     """Incident rows against their ``incident.*`` entries; returns incidents checked."""
     if not _has_table(tx, "respond_incidents"):
         return 0
@@ -172,7 +170,7 @@ def check_incidents(tx: Any, add: Add) -> int:
         seq = state["status_seq"]
         diffs: list[str] = []
         opened = state["opened"]
-        for name in _OPENING_FIELDS:
+        for name in INCIDENT_OPENING_FIELDS:
             if name in opened and not _same(row[name], opened[name]):
                 diffs.append(f"{name} (stored {row[name]!r}, logged {opened[name]!r})")
         if "at_ns" in opened and not _same(row["opened_ns"], opened["at_ns"]):
@@ -217,7 +215,7 @@ def check_incidents(tx: Any, add: Add) -> int:
     return checked
 
 
-def check_notifications(tx: Any, add: Add) -> int:
+def check_notifications(tx: Tx, add: Add) -> int:
     """Delivered notifications against their ``alert.sent`` entries; returns rows checked."""
     if not _has_table(tx, "respond_outbox"):
         return 0

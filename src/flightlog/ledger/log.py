@@ -1,21 +1,43 @@
-"""The store-backed Merkle log: appends inside the store's write transaction, proofs in
-O(log n) reads, checkpoints.
+"""The store-backed Merkle log: sequencing, proofs in O(log n) reads, checkpoints.
 
 ``Ledger`` attaches to a store (``attach``): a write hook turns every stored run (start and
-end), step, edge and finding into a leaf in the *same* transaction as the record, and an
-auditor does the same for records other capabilities pass to ``Store.audit``. No record
-without a leaf, no leaf without a record: both commit or neither does, and the store's
+end), step, edge and finding into a log entry in the *same* transaction as the record, and
+an auditor does the same for records other capabilities pass to ``Store.audit``. No record
+without an entry, no entry without a record: both commit or neither does, and the store's
 commit is durable (SQLite ``synchronous=FULL``) before ``write`` returns.
+
+Sequencing (assigning leaf indices and extending the tree) happens in one of two ways; both
+call the same code (``_extend``), so the same entries in the same order give the same
+leaves, tree, roots and proofs on either store:
+
+- **Inline** (SQLite, one writer at a time): the entries are appended as leaves inside the
+  write transaction itself. Acknowledged and provable at once.
+- **Pending + integrator** (stores with ``concurrent_writers``, PostgreSQL): writers only
+  insert each entry (its canonical bytes, leaf hash and openings: everything computable
+  without the tree) into ``ledger_pending``, in the record's transaction and without any
+  lock, so a record is *acknowledged* (durable) when ``write`` returns. One integrator at a
+  time (the leader, ``flightlog.store.leader``; another process takes over if it dies)
+  takes the committed pending rows in id order, assigns their indices, extends the tree,
+  deletes the rows and signs periodic checkpoints, in one transaction per batch; a record
+  is *provable* once integrated. Pending ids come from a sequence and commit out of order:
+  the integrator takes whatever is committed and never treats a gap as final. Commands that
+  need a proof (``prove``, ``export``, ``checkpoint``, ``verify``) integrate what is pending
+  themselves. Every integration locks the tree head row (``SELECT ... FOR UPDATE``), so two
+  integrations never interleave even if two processes think they lead.
+
+A run's ``run.index`` entry lists the indices of the run's entries, so it is built when
+the log is extended (``IndexMark``), not when the run's end is written.
 
 Re-delivery: a batch delivered twice appends its records twice (one leaf per write, an
 honest log of what arrived). Verification compares each stored record with its *latest*
-leaf, which is what the store's upserts keep, so re-delivery never breaks verification.
+entry, which is what the store's upserts keep, so re-delivery never breaks verification.
 
-Appending keeps the right frontier of the tree in memory (the complete subtrees on its right
-edge), so a leaf costs one SHA-256 for itself plus, on average, one for the interior nodes it
-completes; every complete subtree's hash is stored (``ledger_nodes``). Before each append the
-cached tree head is compared with ``ledger_state`` (one read per batch), so several processes
-writing one store stay consistent, and a rolled-back transaction is noticed.
+Extending keeps the right frontier of the tree in memory (the complete subtrees on its
+right edge), so a leaf costs one SHA-256 for itself plus, on average, one for the interior
+nodes it completes; every complete subtree's hash is stored (``ledger_nodes``). Before each
+extension the cached tree head is compared with ``ledger_state`` (one read per batch), so
+several processes writing one store stay consistent, and a rolled-back transaction is
+noticed.
 """
 
 from __future__ import annotations
@@ -26,8 +48,8 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +81,27 @@ _INSERT_ENTRY = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_NODE = "INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)"
+_INSERT_PENDING = (
+    "INSERT INTO ledger_pending (kind, record_id, run_id, created_ns, entry, leaf, openings) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_PENDING = (
+    "SELECT id, kind, record_id, run_id, created_ns, entry, leaf, openings "
+    "FROM ledger_pending ORDER BY id LIMIT ?"
+)
 RUN_INDEX = "run.index"  # entry kind: the list of a run's entries (completeness of bundles)
+INTEGRATE_BATCH = 5000  # pending entries integrated per transaction
+POLL_S = 0.1  # how often an idle integrator looks for pending entries
+TAKEOVER_S = 1.0  # how often a process that does not lead tries to take the role
 
 
-@contextmanager
-def _locked(tx: Tx, name: str) -> Iterator[None]:
-    tx.lock(name)
-    yield
+@dataclass(frozen=True, slots=True)
+class IndexMark:
+    """Where a run's ``run.index`` entry goes in the log. The entry lists the indices of the
+    run's entries, so it is built when the log is extended (``Ledger._extend``)."""
+
+    run_id: str
+    time_ns: int
 
 
 def node_id(level: int, index: int) -> int:
@@ -170,6 +206,12 @@ class Ledger:
         self._last_tx: Tx | None = None  # the transaction of the last append
         self._timer_pid = os.getpid()
         self.checkpoint_errors = 0
+        self._pending_mode = bool(getattr(store, "concurrent_writers", False))
+        self._integrator: Integrator | None = None
+        self._integrator_lock = threading.Lock()
+        self._head_sql = "SELECT size, root FROM ledger_state WHERE id = 1" + (
+            " FOR UPDATE" if store.dialect == "postgresql" else ""
+        )
         store.migrate("ledger", migrations(store.dialect))
         readonly = bool(getattr(store, "readonly", False))  # read commands: never write
         with store.read() if readonly else store.transaction() as tx:
@@ -233,11 +275,17 @@ class Ledger:
         return self.signer(create=create).verifier
 
     # -- the write path --------------------------------------------------------------------
+    @property
+    def pending_mode(self) -> bool:
+        """True when writers leave entries pending for the integrator (stores that take
+        concurrent writers: PostgreSQL); False when they extend the log inline (SQLite)."""
+        return self._pending_mode
+
     def on_write(self, tx: Tx, batch: Batch) -> None:
-        """Store write hook: append a leaf for every record of ``batch`` (same transaction)."""
+        """Store write hook: an entry for every record of ``batch`` (same transaction)."""
         now = time.time_ns()
         enc = self.encoder.encode
-        out: list[Encoded] = []
+        out: list[Encoded | IndexMark] = []
         if batch.runs:
             stored = self._stored_runs(tx, {r.id for r in batch.runs})
             for r in batch.runs:
@@ -246,56 +294,23 @@ class Ledger:
         for s in batch.steps:
             # Hooks receive the steps as stored (merged by store.facts).
             out.append(enc("step", step_record_id(s.run_id, s.id), s.run_id, step_data(s), now))
-        for e in batch.edges:
-            se = self._stored_edge(tx, e)
-            out.append(enc("edge", edge_id(se), se.run_id, edge_data(se), now))
-        for f in batch.findings:
-            sf = self._stored_finding(tx, f)
-            out.append(enc("finding", sf.id, sf.run_id, finding_data(sf), now))
-        first = self.append(tx, out)
-        ended = [r.id for r in batch.runs if r.status != "running"]
-        if ended:
-            # Each run that ended in this write gets an index of its entries, so a bundle of
-            # the run can be checked for completeness (bundle.verify_bundle).
-            written = {
-                rid: [first + i for i, e in enumerate(out) if e.run_id == rid] for rid in ended
-            }
-            self.append(
-                tx,
-                [self._index_entry(tx, rid, now, written[rid]) for rid in ended],
-                checkpoint=False,
-            )
-
-    def _index_entry(self, tx: Tx, run_id: str, now: int, extra: Sequence[int] = ()) -> Encoded:
-        """A ``run.index`` entry: the indices of every entry of the run so far (plus
-        ``extra``, appended in this transaction) and the index entry before it."""
-        seqs = {
-            int(r[0])
-            for r in tx.fetchall("SELECT seq FROM ledger_entries WHERE run_id = ?", (run_id,))
-        }
-        seqs.update(extra)
-        prev = tx.fetchone(
-            "SELECT MAX(seq) FROM ledger_entries WHERE run_id = ? AND kind = ?",
-            (run_id, RUN_INDEX),
-        )
-        data = {
-            "run_id": run_id,
-            "entries": sorted(seqs),
-            "count": len(seqs),
-            "previous": None if prev is None or prev[0] is None else int(prev[0]),
-        }
-        return self.encoder.encode(
-            RUN_INDEX, f"{run_id}#index", run_id, data, now, top_level_keys=True
-        )
-
-    def index_run(self, run_id: str) -> int:
-        """Append a ``run.index`` entry listing every entry of ``run_id`` now (``audit
-        export`` does before it signs the checkpoint a bundle is proven in); its index."""
-        with self.store.transaction() as tx:
-            return self.append(tx, [self._index_entry(tx, run_id, time.time_ns())])
+        if batch.edges:
+            edges = self._stored_edges(tx, batch.edges)
+            for e in batch.edges:
+                se = edges.get((e.run_id, e.source, e.target, e.kind), e)
+                out.append(enc("edge", edge_id(se), se.run_id, edge_data(se), now))
+        if batch.findings:
+            findings = self._stored_findings(tx, {f.id for f in batch.findings})
+            for f in batch.findings:
+                sf = findings.get(f.id, f)
+                out.append(enc("finding", sf.id, sf.run_id, finding_data(sf), now))
+        # Each run that ended in this write gets an index of its entries (after them), so a
+        # bundle of the run can be checked for completeness (bundle.verify_bundle).
+        out.extend(IndexMark(r.id, now) for r in batch.runs if r.status != "running")
+        self.submit(tx, out)
 
     def on_audit(self, tx: Tx, kind: str, data: dict[str, Any]) -> None:
-        """Store auditor: append a leaf for a capability's record (same transaction)."""
+        """Store auditor: an entry for a capability's record (same transaction)."""
         if not kind or not isinstance(kind, str):
             raise LedgerError(f"audit kind must be a non-empty string, got {kind!r}")
         record_id = str(data.get("id") or data.get("run_id") or kind)
@@ -308,7 +323,69 @@ class Ledger:
             time.time_ns(),
             top_level_keys=True,
         )
-        self.append(tx, [e])
+        self.submit(tx, [e])
+
+    def submit(self, tx: Tx, items: Sequence[Encoded | IndexMark]) -> None:
+        """Log ``items`` in the caller's transaction: appended as leaves at once (inline
+        sequencing), or inserted as pending entries for the integrator."""
+        if not items:
+            return
+        if not self._pending_mode:
+            self.append(tx, items)
+            return
+        rows: list[tuple[Any, ...]] = []
+        for e in items:
+            if isinstance(e, IndexMark):
+                rows.append((RUN_INDEX, f"{e.run_id}#index", e.run_id, e.time_ns, None, None, None))
+            else:
+                leaf = _sha256(b"\x00" + e.entry).digest()
+                rows.append((e.kind, e.record_id, e.run_id, e.time_ns, e.entry, leaf, e.openings))
+        tx.executemany(_INSERT_PENDING, rows)
+        self._ensure_integrator()
+
+    def index_run(self, run_id: str) -> int:
+        """Log a ``run.index`` entry listing every entry of ``run_id`` now (``audit export``
+        does before it signs the checkpoint a bundle is proven in); its index."""
+        if not self._pending_mode:
+            with self.store.transaction() as tx:
+                return self.append(tx, [IndexMark(run_id, time.time_ns())])
+        with self.store.transaction() as tx:
+            self.submit(tx, [IndexMark(run_id, time.time_ns())])
+            row = tx.fetchone("SELECT MAX(id) FROM ledger_pending")
+        self.integrate_pending(upto=int(row[0]) if row and row[0] is not None else None)
+        with self.store.read() as rtx:
+            got = rtx.fetchone(
+                "SELECT MAX(seq) FROM ledger_entries WHERE run_id = ? AND kind = ?",
+                (run_id, RUN_INDEX),
+            )
+        if got is None or got[0] is None:
+            raise LedgerError(f"the index of run {run_id} was not integrated into the log")
+        return int(got[0])
+
+    def _index_entry(self, run_id: str, now: int, seqs: Iterable[int], prev: int | None) -> Encoded:
+        """A ``run.index`` entry: the indices of every entry of the run in the log (``seqs``)
+        and the index entry before it (``prev``)."""
+        entries = sorted(set(seqs))
+        data = {"run_id": run_id, "entries": entries, "count": len(entries), "previous": prev}
+        return self.encoder.encode(
+            RUN_INDEX, f"{run_id}#index", run_id, data, now, top_level_keys=True
+        )
+
+    def _logged_by_run(self, tx: Tx, run_ids: Sequence[str]) -> dict[str, tuple[list[int], int]]:
+        """Per run: the indices of its entries in the log, and its latest index entry's
+        (-1: none); one query per 500 runs."""
+        out: dict[str, tuple[list[int], int]] = {}
+        for part in chunked(run_ids, 500):
+            marks = ", ".join("?" * len(part))
+            for run_id, seq, kind in tx.fetchall(
+                f"SELECT run_id, seq, kind FROM ledger_entries WHERE run_id IN ({marks})",
+                list(part),
+            ):
+                seqs, last = out.setdefault(str(run_id), ([], -1))
+                seqs.append(int(seq))
+                if kind == RUN_INDEX and int(seq) > last:
+                    out[str(run_id)] = (seqs, int(seq))
+        return out
 
     def _stored_runs(self, tx: Tx, ids: set[str]) -> dict[str, Any]:
         from flightlog.store._sql import RUN_COLUMNS, run_from_row
@@ -322,22 +399,42 @@ class Ledger:
                 out[row[0]] = run_from_row(row)
         return out
 
-    def _stored_edge(self, tx: Tx, e: Edge) -> Edge:
-        row = tx.fetchone(
-            "SELECT run_id, source, target, kind, evidence, detail FROM edges "
-            "WHERE run_id = ? AND source = ? AND target = ? AND kind = ?",
-            (e.run_id, e.source, e.target, e.kind),
-        )
-        return Edge(*row) if row else e
+    def _stored_edges(self, tx: Tx, edges: Sequence[Edge]) -> dict[tuple[str, str, str, str], Edge]:
+        """The batch's edges as stored, one query per run (not one per edge)."""
+        by_run: dict[str, set[tuple[str, str, str]]] = {}
+        for e in edges:
+            by_run.setdefault(e.run_id, set()).add((e.source, e.target, e.kind))
+        out: dict[tuple[str, str, str, str], Edge] = {}
+        for run_id, keys in by_run.items():
+            sources = sorted({k[0] for k in keys})
+            for part in chunked(sources, 500):
+                marks = ", ".join("?" * len(part))
+                for row in tx.fetchall(
+                    "SELECT run_id, source, target, kind, evidence, detail FROM edges "
+                    f"WHERE run_id = ? AND source IN ({marks})",
+                    [run_id, *part],
+                ):
+                    if (row[1], row[2], row[3]) in keys:
+                        out[(row[0], row[1], row[2], row[3])] = Edge(*row)
+        return out
 
-    def _stored_finding(self, tx: Tx, f: Finding) -> Finding:
+    def _stored_findings(self, tx: Tx, ids: set[str]) -> dict[str, Finding]:
         from flightlog.store._sql import FINDING_COLUMNS, finding_from_row
 
-        row = tx.fetchone(f"SELECT {FINDING_COLUMNS} FROM findings WHERE id = ?", (f.id,))
-        return finding_from_row(row) if row else f
+        out = {}
+        for part in chunked(sorted(ids), 500):
+            marks = ", ".join("?" * len(part))
+            for row in tx.fetchall(
+                f"SELECT {FINDING_COLUMNS} FROM findings WHERE id IN ({marks})", list(part)
+            ):
+                f = finding_from_row(row)
+                out[f.id] = f
+        return out
 
     def _sync(self, tx: Tx) -> tuple[int, bytes]:
-        row = tx.fetchone("SELECT size, root FROM ledger_state WHERE id = 1")
+        # On PostgreSQL the tree head row is locked until the transaction ends: extensions
+        # of the log (and checkpoints) never interleave, whoever runs them.
+        row = tx.fetchone(self._head_sql)
         if row is None:
             raise LedgerError("the ledger_state row is missing; the ledger tables were altered")
         head = (int(row[0]), bytes(row[1]))
@@ -353,64 +450,168 @@ class Ledger:
             self._head = head
         return head
 
-    def append(self, tx: Tx, encoded: Sequence[Encoded], *, checkpoint: bool = True) -> int:
-        """Append entries inside ``tx``; returns the index of the first. Thread-safe.
-
-        The first append of a transaction may sign a periodic checkpoint of the log as it
-        was before it (committed state); later ones in the same transaction never do."""
-        if not encoded:
+    def append(
+        self, tx: Tx, items: Sequence[Encoded | IndexMark], *, checkpoint: bool = True
+    ) -> int:
+        """Append entries as leaves inside ``tx`` now (inline sequencing); returns the index
+        of the first. Thread-safe. The first append of a transaction may sign a periodic
+        checkpoint of the log as it was before it (committed state)."""
+        if not items:
             return -1
-        tx.lock("ledger")  # before self._lock: concurrent writers read the tree size in turn
         with self._lock:
-            size, root = self._sync(tx)
-            if checkpoint and tx is not self._last_tx:
-                self._maybe_checkpoint(tx, size, root)
-            self._last_tx = tx
-            frontier = list(self._frontier)
-            entries = []
-            nodes = []
-            seq = size
-            for e in encoded:
+            first = self._extend(tx, items, None, checkpoint=checkpoint)
+        self._schedule_tail_checkpoint()
+        return first
+
+    def _extend(
+        self,
+        tx: Tx,
+        items: Sequence[Encoded | IndexMark],
+        leaves: Sequence[bytes | None] | None,
+        *,
+        checkpoint: bool,
+    ) -> int:
+        """The one definition of sequencing: give ``items`` the next indices, build each
+        ``IndexMark``'s ``run.index`` entry, extend the tree, store entries, interior hashes
+        and the new head. ``leaves``: precomputed leaf hashes (None: hash the entry).
+        Called with ``self._lock`` held; returns the first index."""
+        size, root = self._sync(tx)
+        if checkpoint and tx is not self._last_tx:
+            self._maybe_checkpoint(tx, size, root)
+        self._last_tx = tx
+        frontier = list(self._frontier)
+        entries = []
+        nodes = []
+        seq = size
+        marked = sorted({i.run_id for i in items if isinstance(i, IndexMark)})
+        logged = self._logged_by_run(tx, marked) if marked else {}
+        by_run = {rid: list(logged.get(rid, ((), -1))[0]) for rid in marked}
+        last_index = {rid: logged.get(rid, ((), -1))[1] for rid in marked}
+        for n, item in enumerate(items):
+            h = leaves[n] if leaves is not None else None
+            if isinstance(item, IndexMark):
+                rid = item.run_id
+                prev = last_index[rid]
+                e = self._index_entry(rid, item.time_ns, by_run[rid], None if prev < 0 else prev)
+                last_index[rid] = seq
+                h = None
+            else:
+                e = item
+            if h is None:
                 h = _sha256(b"\x00" + e.entry).digest()
-                rid = e.record_id
-                entries.append(
-                    (
-                        seq,
-                        e.kind,
-                        rid,
-                        None,
-                        e.run_id,
-                        e.time_ns,
-                        e.entry,
-                        h,
-                        e.openings,
-                    )
-                )
-                level, idx = 0, seq
-                while idx & 1:
-                    left = frontier[level]
-                    assert left is not None
-                    h = _sha256(b"\x01" + left + h).digest()
-                    frontier[level] = None
-                    level += 1
-                    idx >>= 1
-                    if level >= MIN_STORED_LEVEL:
-                        nodes.append((level << NODE_SHIFT | idx, h))
-                if level == len(frontier):
-                    frontier.append(h)
+            if e.run_id in by_run:
+                by_run[e.run_id].append(seq)
+            entries.append(
+                (seq, e.kind, e.record_id, None, e.run_id, e.time_ns, e.entry, h, e.openings)
+            )
+            level, idx = 0, seq
+            while idx & 1:
+                left = frontier[level]
+                assert left is not None
+                h = _sha256(b"\x01" + left + h).digest()
+                frontier[level] = None
+                level += 1
+                idx >>= 1
+                if level >= MIN_STORED_LEVEL:
+                    nodes.append((level << NODE_SHIFT | idx, h))
+            if level == len(frontier):
+                frontier.append(h)
+            else:
+                frontier[level] = h
+            seq += 1
+        tx.executemany(_INSERT_ENTRY, entries)
+        if nodes:
+            tx.executemany(_INSERT_NODE, nodes)
+        new_root = rfc9162.frontier_root(frontier)
+        tx.execute("UPDATE ledger_state SET size = ?, root = ? WHERE id = 1", (seq, new_root))
+        # Cached now; if the transaction rolls back, _sync sees the difference next time.
+        self._head = (seq, new_root)
+        self._frontier = frontier
+        return size
+
+    # -- integration (pending mode) ----------------------------------------------------------
+    def integrate(self, limit: int | None = None) -> int:
+        """Integrate up to ``limit`` (default ``INTEGRATE_BATCH``) committed pending entries,
+        oldest id first, in one transaction (indices, tree, deletion of the pending rows, and
+        a periodic checkpoint of the state before them). Returns how many. Safe from any
+        process at any time: the tree head row lock serialises integrations."""
+        with self.store.read() as rtx:  # a cheap look first: idle polls write nothing
+            if rtx.fetchone("SELECT 1 FROM ledger_pending LIMIT 1") is None:
+                return 0
+        with self.store.transaction() as tx, self._lock:
+            self._sync(tx)  # lock the head first: then no other integration runs
+            self._refresh_last_checkpoint(tx)
+            rows = tx.fetchall(_SELECT_PENDING, (limit or INTEGRATE_BATCH,))
+            if not rows:
+                return 0
+            items: list[Encoded | IndexMark] = []
+            leaves: list[bytes | None] = []
+            for _id, kind, record_id, run_id, created_ns, entry, leaf, openings in rows:
+                if entry is None:
+                    items.append(IndexMark(str(run_id), int(created_ns)))
+                    leaves.append(None)
                 else:
-                    frontier[level] = h
-                seq += 1
-            tx.executemany(_INSERT_ENTRY, entries)
-            if nodes:
-                tx.executemany(_INSERT_NODE, nodes)
-            new_root = rfc9162.frontier_root(frontier)
-            tx.execute("UPDATE ledger_state SET size = ?, root = ? WHERE id = 1", (seq, new_root))
-            # Cached now; if the transaction rolls back, _sync sees the difference next time.
-            self._head = (seq, new_root)
-            self._frontier = frontier
-            self._schedule_tail_checkpoint()
-            return size
+                    items.append(
+                        Encoded(
+                            str(kind),
+                            str(record_id),
+                            None if run_id is None else str(run_id),
+                            int(created_ns),
+                            bytes(entry),
+                            None if openings is None else bytes(openings),
+                        )
+                    )
+                    leaves.append(bytes(leaf))
+            self._extend(tx, items, leaves, checkpoint=True)
+            ids = [int(r[0]) for r in rows]
+            for part in chunked(ids, 1000):
+                marks = ", ".join("?" * len(part))
+                tx.execute(f"DELETE FROM ledger_pending WHERE id IN ({marks})", list(part))
+        return len(rows)
+
+    def integrate_pending(self, upto: int | None = None) -> int:
+        """Integrate pending entries until none with an id up to ``upto`` (default: the
+        highest now) is left; what writers commit meanwhile may stay pending. Returns how
+        many this call integrated. A no-op with inline sequencing."""
+        if not self._pending_mode:
+            return 0
+        if upto is None:
+            with self.store.read() as tx:
+                row = tx.fetchone("SELECT MAX(id) FROM ledger_pending")
+            if row is None or row[0] is None:
+                return 0
+            upto = int(row[0])
+        total = 0
+        while True:
+            with self.store.read() as tx:
+                row = tx.fetchone("SELECT 1 FROM ledger_pending WHERE id <= ? LIMIT 1", (upto,))
+            if row is None:
+                return total
+            total += self.integrate()
+
+    def pending(self, tx: Tx | None = None) -> int:
+        """How many entries are acknowledged but not yet integrated (0 with inline
+        sequencing)."""
+        if tx is None:
+            with self.store.read() as rtx:
+                return self.pending(rtx)
+        row = tx.fetchone("SELECT COUNT(*) FROM ledger_pending")
+        return int(row[0]) if row else 0
+
+    def _ensure_integrator(self) -> None:
+        integrator = self._integrator
+        if integrator is None or integrator.pid != os.getpid():
+            with self._integrator_lock:
+                if self._integrator is None or self._integrator.pid != os.getpid():
+                    self._integrator = Integrator(self)
+                    self._integrator.start()
+
+    def stop_integrator(self) -> None:
+        """Stop this process's integrator thread (if any) and give up the leader role."""
+        integrator = self._integrator
+        if integrator is not None and integrator.pid == os.getpid():
+            integrator.stop()
+        self._integrator = None
 
     # -- reading -------------------------------------------------------------------------
     def head(self, tx: Tx | None = None) -> tuple[int, bytes]:
@@ -495,9 +696,47 @@ class Ledger:
         self._tail_timer = timer
         timer.start()
 
+    def _refresh_last_checkpoint(self, tx: Tx) -> None:
+        """Another process may have signed since (integrators take over from each other)."""
+        last = tx.fetchone(
+            "SELECT size, created_ns FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
+        )
+        if last is not None and int(last[0]) > self._last_cp[0]:
+            self._last_cp = (int(last[0]), int(last[1]))
+
+    def sign_tail_if_due(self) -> None:
+        """Pending mode, called by the idle integrator: sign the entries no checkpoint covers
+        once ``checkpoint_seconds`` have passed since the last checkpoint."""
+        seconds = self.config.checkpoint_seconds
+        if seconds <= 0:
+            return
+        with self.store.read() as tx:
+            size, _root = self.head(tx)
+            self._refresh_last_checkpoint(tx)
+        last_size, last_ns = self._last_cp
+        if size > last_size and time.time_ns() - last_ns >= seconds * 1e9:
+            try:
+                self.checkpoint()
+            except Exception as exc:  # a refused signature: counted, retried next period
+                self.checkpoint_errors += 1
+                self._last_cp = (last_size, time.time_ns())
+                log.error("ledger checkpoint at size %d not signed: %s", size, exc)
+
     def sign_on_close(self) -> None:
         """When the store closes: sign what this process appended and no checkpoint covers
-        yet (the tail a short-lived writer would otherwise leave unsigned)."""
+        yet (the tail a short-lived writer would otherwise leave unsigned). In pending mode:
+        stop the integrator, integrate what is pending, and sign."""
+        if self._pending_mode:
+            integrator = self._integrator
+            if integrator is None or integrator.pid != os.getpid():
+                return  # this process wrote nothing
+            self.stop_integrator()
+            try:
+                self.checkpoint()
+            except Exception as exc:  # a closed store, a refused signature
+                self.checkpoint_errors += 1
+                log.debug("ledger tail checkpoint not signed: %s", exc)
+            return
         timer = self._tail_timer
         if timer is None or os.getpid() != self._timer_pid:
             return
@@ -520,9 +759,11 @@ class Ledger:
         """Sign a checkpoint of the log as it is now (or return the latest, if it already
         covers every entry). Raises ``LedgerError`` if the log is empty or inconsistent with
         the previous checkpoint."""
+        # Pending mode: what is acknowledged gets into the log first, so it is signed too.
+        self.integrate_pending()
         # The store's transaction first, then the ledger's lock: the order every append
         # takes them in (appends run inside the store's write transaction).
-        with self.store.transaction() as tx, _locked(tx, "ledger"), self._lock:
+        with self.store.transaction() as tx, self._lock:
             size, root = self._sync(tx)
             if size == 0:
                 raise LedgerError("the ledger is empty; record something before checkpointing")
@@ -575,3 +816,57 @@ class Ledger:
                 f"entry {seq} is not covered by the checkpoint of size {checkpoint.size}"
             )
         return self.inclusion_proof(tx, seq, checkpoint.size)
+
+
+class Integrator:
+    """Pending mode: the thread that integrates pending entries while this process leads.
+
+    Every process that writes to a store with concurrent writers runs one; the role is a
+    PostgreSQL session advisory lock (``flightlog.store.leader``), so one of them integrates
+    and the others try to take over every ``TAKEOVER_S`` seconds (after a leader's process
+    dies, its connection closes and its lock with it)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        from flightlog.store.leader import Leadership
+
+        self.ledger = ledger
+        self.pid = os.getpid()
+        self.leader = Leadership(ledger.store.url, "ledger-integrator")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="flightlog-ledger-integrator", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread and self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        checked = 0.0
+        try:
+            while not self._stop.is_set():
+                if not self.leader.held:
+                    if not self.leader.try_acquire():
+                        self._stop.wait(TAKEOVER_S)
+                        continue
+                    checked = time.monotonic()
+                elif time.monotonic() - checked >= TAKEOVER_S:
+                    if not self.leader.check():  # the lock connection was lost
+                        continue
+                    checked = time.monotonic()
+                try:
+                    n = self.ledger.integrate()
+                    if n == 0:
+                        self.ledger.sign_tail_if_due()
+                except Exception as exc:  # a lost connection, a closed store: retry later
+                    log.warning("ledger integrator: %s", exc)
+                    self._stop.wait(TAKEOVER_S)
+                    continue
+                if n < INTEGRATE_BATCH:
+                    self._stop.wait(POLL_S)
+        finally:
+            self.leader.release()

@@ -30,9 +30,24 @@ from flightlog.store.base import Tx
 HEADER = "c2sp.org/tlog-proof@v1"
 
 
+class PendingEntryError(LedgerError):
+    """The record is acknowledged (stored durably, its entry written) but the entry is not
+    integrated into the tree yet, so no proof exists yet: retry in a few seconds."""
+
+    def __init__(self, record: str, pending_id: int) -> None:
+        self.record = record
+        self.pending_id = pending_id
+        super().__init__(
+            f"{record!r} is acknowledged but not provable yet: its latest ledger entry "
+            f"(pending {pending_id}) is waiting to be integrated into the log; retry in a few "
+            "seconds (the integrator adds pending entries continuously)"
+        )
+
+
 def find_entry(ledger: Ledger, tx: Tx, record: str) -> int:
     """The leaf index for ``record``: ``#N``/``N`` (a leaf index), a run id or unique
-    prefix, a step id, a finding id, or a ledger record id. The latest entry wins."""
+    prefix, a step id, a finding id, or a ledger record id. The latest entry wins; if that
+    one is still pending, ``PendingEntryError``."""
     record = record.strip()
     if record.startswith("#") and record[1:].isdigit():
         return int(record[1:])
@@ -57,6 +72,11 @@ def find_entry(ledger: Ledger, tx: Tx, record: str) -> int:
         if len(runs) == 1:
             candidates.append(str(runs[0][0]))
             run_ids.append(str(runs[0][0]))
+    if ledger.pending_mode:  # a pending entry is newer than any integrated one
+        cond, params = record_filter(candidates, None)
+        got = tx.fetchone(f"SELECT MAX(id) FROM ledger_pending WHERE {cond}", params)
+        if got is not None and got[0] is not None:
+            raise PendingEntryError(record, int(got[0]))
     row = None
     if run_ids:  # through the run index
         cond, params = record_filter(candidates, run_ids)
@@ -85,9 +105,24 @@ class RecordProof:
         return "\n".join(lines) + "\n\n" + self.checkpoint.note
 
 
+def record_state(ledger: Ledger, record: str) -> dict[str, object]:
+    """Whether ``record``'s latest entry is ``integrated`` (provable: ``index``) or
+    ``pending`` (acknowledged, not provable yet). Raises ``NotFoundError`` if it has none."""
+    with ledger.store.read() as tx:
+        try:
+            seq = find_entry(ledger, tx, record)
+        except PendingEntryError as exc:
+            return {"record": record, "state": "pending", "pending_id": exc.pending_id}
+    return {"record": record, "state": "integrated", "index": seq}
+
+
 def prove(ledger: Ledger, record: str) -> RecordProof:
     """An inclusion proof of ``record``'s latest entry in a signed checkpoint (a new one is
-    signed if the latest does not cover the entry)."""
+    signed if the latest does not cover the entry). With pending sequencing, what is pending
+    is integrated first when the store is writable; an entry still pending raises
+    ``PendingEntryError`` (acknowledged, not provable yet)."""
+    if ledger.pending_mode and not getattr(ledger.store, "readonly", False):
+        ledger.integrate_pending()
     with ledger.store.read() as tx:
         seq = find_entry(ledger, tx, record)
         latest = ledger.latest_checkpoint(tx)

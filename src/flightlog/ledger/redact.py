@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -32,6 +32,9 @@ from flightlog.errors import NotFoundError
 from flightlog.ledger.config import FREE_TEXT_KEYS
 from flightlog.ledger.entry import REDACTED, committed_paths, step_record_id
 from flightlog.ledger.log import Ledger
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store, StoreReader
 
 _HASH_FIELDS = ("input_hash", "output_hash")
 
@@ -210,7 +213,7 @@ def _clear(
     tx.execute(f"UPDATE {table} SET {sets} WHERE {where}", [*params, *row[: len(keys)]])
 
 
-def _derived_tables(store: Any) -> set[str]:
+def _derived_tables(store: Store) -> set[str]:
     """Which tables derived from a run's records (that may quote its text) exist."""
     found: set[str] = set()
     for table in ("forensics_attributions", "respond_incidents"):
@@ -283,7 +286,7 @@ def scrub_sqlite(path: str) -> None:
         conn.close()
 
 
-def redacted_runs(store: Any, run_ids: list[str]) -> set[str]:
+def redacted_runs(store: StoreReader, run_ids: list[str]) -> set[str]:
     """Which of ``run_ids`` were redacted (their values are shown as ``[redacted]``, not as
     missing). Empty when the store has no ledger."""
     ids = sorted({r for r in run_ids if r})

@@ -15,6 +15,11 @@
   index over random record ids made appends I/O-bound there).
 - ``ledger_openings``: openings of version-1 ledgers (moved inline by migration 2).
 - ``ledger_checkpoints``: every signed checkpoint (C2SP signed note), by tree size.
+- ``ledger_pending``: entries acknowledged but not yet in the tree (stores with concurrent
+  writers: PostgreSQL). ``id`` comes from a sequence (ids commit out of order); ``entry``,
+  ``leaf`` and ``openings`` as in ``ledger_entries``; a row without ``entry`` asks for the
+  ``run.index`` entry of ``run_id`` (built when integrated). The integrator moves rows to
+  ``ledger_entries`` in id order. Empty on SQLite, which extends the tree inline.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ def migrations(dialect: str) -> tuple[Migration, ...]:
     # A 64-bit integer key: on SQLite "INTEGER PRIMARY KEY" is the 64-bit rowid itself (the
     # fastest table layout); PostgreSQL needs BIGINT for the same range.
     pk = "INTEGER PRIMARY KEY" if dialect == "sqlite" else "BIGINT PRIMARY KEY"
+    # Ids drawn by concurrent writers: the rowid on SQLite, a sequence on PostgreSQL.
+    serial = "INTEGER PRIMARY KEY" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
     return (
         Migration(
             1,
@@ -95,5 +102,21 @@ def migrations(dialect: str) -> tuple[Migration, ...]:
                 "CREATE INDEX ledger_entries_run ON ledger_entries (run_id)",
             ),
             "entries found by run (an index with locality)",
+        ),
+        Migration(
+            4,
+            (
+                f"""CREATE TABLE ledger_pending (
+                    id {serial},
+                    kind TEXT NOT NULL,
+                    record_id TEXT NOT NULL,
+                    run_id TEXT,
+                    created_ns BIGINT NOT NULL,
+                    entry BLOB,
+                    leaf BLOB,
+                    openings BLOB
+                )""",
+            ),
+            "pending entries: acknowledged, integrated into the tree by one integrator",
         ),
     )

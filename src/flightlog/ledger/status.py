@@ -20,6 +20,7 @@ def status(ledger: Ledger) -> dict[str, Any]:
             "SELECT size, created_ns FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
         )
         n_cps = tx.fetchone("SELECT COUNT(*) FROM ledger_checkpoints")
+        pending = ledger.pending(tx)
     key_path = ledger.key_path
     verifier = None
     if key_path is not None and key_path.exists():
@@ -33,6 +34,10 @@ def status(ledger: Ledger) -> dict[str, Any]:
         "checkpoints": int(n_cps[0]) if n_cps else 0,
         "last_checkpoint": {"size": int(last[0]), "created_ns": int(last[1])} if last else None,
         "unsigned_entries": size - (int(last[0]) if last else 0),
+        # acknowledged (stored durably) but not yet integrated into the tree: not provable
+        # yet (stores with concurrent writers; always 0 on SQLite)
+        "pending_entries": pending,
+        "sequencing": "integrator" if ledger.pending_mode else "inline",
         "key_path": str(key_path) if key_path else None,
         "verifier_key": verifier,
         "witness_path": str(anchor.witness_file(witness, ledger.origin)) if witness else None,

@@ -9,6 +9,12 @@
    opening each salted commitment whose value is still held; a value may be absent only if
    a redaction entry covers it. Every record needs a leaf and every leaf's record must exist.
 
+Pending entries (stores with concurrent writers: acknowledged, not yet integrated into the
+tree) are not divergences: ``verify`` integrates what is pending when the store is writable;
+what is still pending (read-only, or committed meanwhile) is counted (``pending``), its leaf
+hash checked against its bytes, and a record whose latest entry is pending is compared with
+that entry.
+
 Problems are collected (up to ``max_problems``) and ordered so that ``first`` names the first
 entry that diverges.
 """
@@ -91,6 +97,7 @@ class VerifyReport:
     seconds: float
     problems: list[Problem] = field(default_factory=list)
     signed: int = 0  # entries covered by the latest valid checkpoint
+    pending: int = 0  # acknowledged entries not yet integrated (not provable yet)
 
     @property
     def unsigned(self) -> int:
@@ -117,11 +124,17 @@ class VerifyReport:
 
     def summary(self) -> str:
         if self.ok:
-            return (
+            text = (
                 f"ok: {self.entries} entries, {self.records} records, {self.checkpoints} "
                 f"checkpoints and {self.witnessed} witnessed checkpoints verify "
                 f"(root {self.root[:16]}…)"
             )
+            if self.pending:
+                text += (
+                    f"; {self.pending} more entries are acknowledged and pending integration "
+                    "(not provable yet; the integrator adds them within seconds)"
+                )
+            return text
         first = self.first
         assert first is not None
         if first.code == "key.missing":
@@ -143,6 +156,7 @@ class VerifyReport:
             "redacted": self.redacted,
             "signed": self.signed,
             "unsigned": self.unsigned,
+            "pending": self.pending,
             "seconds": round(self.seconds, 3),
             "summary": self.summary(),
             "problems": [p.to_dict() for p in self.problems],
@@ -213,6 +227,11 @@ def verify(
     # Entries whose openings no record comparison reads: a record's earlier entries, and
     # the entries of other capabilities (audit records); their openings are checked apart.
     superseded: list[int] = []
+    if ledger.pending_mode and not getattr(store, "readonly", False):
+        try:
+            ledger.integrate_pending()
+        except Exception as exc:  # e.g. a checkpoint refused: verification says more
+            add("pending.integration", f"pending entries could not be integrated: {exc}", None)
     with store.read() as tx:
         head_size, head_root = ledger.head(tx)
         # 1. entries and leaves
@@ -285,6 +304,8 @@ def verify(
                     seq,
                     record_id,
                 )
+        # 1a. pending entries: acknowledged, not yet in the tree
+        pending = _pending_entries(tx, add)
         n = len(leaves)
         tree = _Levels(leaves)
         root = tree.root(n)
@@ -384,7 +405,10 @@ def verify(
         records = 0
         if record:
             checks: list[tuple[str, Callable[[], int]]] = [
-                ("records", partial(_check_records, tx, latest, redacted_seqs, pruned_seqs, add)),
+                (
+                    "records",
+                    partial(_check_records, tx, latest, redacted_seqs, pruned_seqs, add, pending),
+                ),
                 ("incidents", partial(coverage.check_incidents, tx, add)),
                 ("notifications", partial(coverage.check_notifications, tx, add)),
             ]
@@ -413,6 +437,7 @@ def verify(
         signed=min(signed, n) if verifier is not None else -1,
         seconds=time.perf_counter() - t0,
         problems=problems,
+        pending=len(pending.rows),
     )
     _remember(ledger, report)
     return report
@@ -501,8 +526,48 @@ def _check_against_tree(
         )
 
 
+@dataclass(slots=True)
+class _Pending:
+    rows: list[int] = field(default_factory=list)  # ids of every pending row
+    # per record (record kinds only): its latest pending entry and openings
+    latest: dict[str, tuple[int, bytes, bytes | None]] = field(default_factory=dict)
+
+
+def _pending_entries(tx: Any, add: Any) -> _Pending:
+    """The pending entries (none on stores that extend the log inline): each leaf hash is
+    checked against the entry's bytes; the latest per record is kept for the records check."""
+    out = _Pending()
+    for pid, kind, record_id, entry, leaf, opened in _rows(
+        tx, "SELECT id, kind, record_id, entry, leaf, openings FROM ledger_pending ORDER BY id"
+    ):
+        out.rows.append(int(pid))
+        if entry is None:
+            continue  # a run's index, built when integrated
+        raw = _bytes(entry)
+        if leaf is None or rfc9162.leaf_hash(raw) != bytes(leaf):
+            add(
+                "pending.changed",
+                f"pending entry {pid} ({kind} {record_id}) does not match its leaf hash: it "
+                "was changed after it was written",
+                None,
+                str(record_id),
+            )
+        if kind in RECORD_KINDS:
+            out.latest[str(record_id)] = (
+                int(pid),
+                raw,
+                None if opened is None else _bytes(opened),
+            )
+    return out
+
+
 def _check_records(
-    tx: Any, latest: dict[str, int], redacted: set[int], pruned: set[int], add: Any
+    tx: Any,
+    latest: dict[str, int],
+    redacted: set[int],
+    pruned: set[int],
+    add: Any,
+    pending: _Pending | None = None,
 ) -> int:
     from flightlog.store._sql import (
         FINDING_COLUMNS,
@@ -516,11 +581,28 @@ def _check_records(
     wanted: list[tuple[int, str, dict[str, Any]]] = []
     seen: set[str] = set()
     records = 0
+    pending_latest = pending.latest if pending is not None else {}
 
     def want(record_id: str, data: dict[str, Any], what: str) -> None:
         nonlocal records
         records += 1
         seen.add(record_id)
+        held = pending_latest.get(record_id)
+        if held is not None:  # its latest entry is pending: compare with that one
+            pid, raw, opened_raw = held
+            try:
+                opened = orjson.loads(opened_raw) if opened_raw is not None else None
+                msg = compare(raw, data, opened, False)
+            except Exception as exc:
+                msg = f"its openings are malformed ({type(exc).__name__}: {exc})"
+            if msg:
+                add(
+                    "record.changed",
+                    f"{record_id} differs from its pending ledger entry {pid}: {msg}",
+                    None,
+                    record_id,
+                )
+            return
         seq = latest.get(record_id)
         if seq is None:
             add(
@@ -566,8 +648,16 @@ def _check_records(
         except Exception as exc:
             unreadable("finding", row, exc)
 
+    for record_id, (pid, _raw, _opened) in pending_latest.items():
+        if record_id not in seen:
+            add(
+                "record.deleted",
+                f"pending entry {pid} records {record_id}, which is no longer stored (deleted)",
+                None,
+                record_id,
+            )
     for record_id, seq in latest.items():
-        if record_id not in seen and seq not in pruned:
+        if record_id not in seen and record_id not in pending_latest and seq not in pruned:
             add(
                 "record.deleted",
                 f"entry #{seq} records {record_id}, which is no longer stored (deleted)",

@@ -40,13 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flightlog.config import Config, load_config
+from flightlog.config import Config, Section, load_config, relevant_environ
 from flightlog.errors import ConfigurationError
 from flightlog.privacy.detectors import BUILTIN, BUILTIN_NAMES, KEY_PATTERN, Detector
 
 ACTIONS: tuple[str, ...] = ("mask", "hash", "drop")
 KEY_RULE = "credential"  # the name shown for values scrubbed because of their key
-_KNOWN = {"enabled", "action", "disable", "keys", "salt_file", "actions", "patterns"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -87,78 +86,86 @@ class PrivacyConfig:
         cls, env: Mapping[str, str] | None = None, config: Config | None = None
     ) -> PrivacyConfig:
         """Settings from ``FLIGHTLOG_PRIVACY*`` variables, else ``[privacy]`` in the
-        configuration file, else the defaults (every built-in detector, masking)."""
-        e = os.environ if env is None else env
+        configuration file, else the defaults (every built-in detector, masking). Built once
+        per loaded configuration and environment."""
+        e = relevant_environ(os.environ if env is None else env)
         cfg = config if config is not None else load_config(environ=e)
-        section = cfg.data.get("privacy")
-        if section is None:
-            section = {}
-        if not isinstance(section, dict):
-            raise ConfigurationError(f"{cfg.where('privacy')}: [privacy] must be a table")
-        for key in section:
-            if key not in _KNOWN:
-                raise ConfigurationError(
-                    f"{cfg.where('privacy', key)}: unknown privacy setting {key!r}; "
-                    f"expected one of {', '.join(sorted(_KNOWN))}"
-                )
+        return cfg.derive(("privacy", tuple(sorted(e.items()))), lambda: _build(cls, cfg, e))
 
-        def text(var: str, key: str) -> Any:
-            return e[var] if var in e else section.get(key)
 
-        enabled_raw = text("FLIGHTLOG_PRIVACY", "enabled")
-        enabled = _switch(enabled_raw, cfg.where("privacy", "enabled"))
-        default = _action(
-            text("FLIGHTLOG_PRIVACY_ACTION", "action") or "mask",
-            "$FLIGHTLOG_PRIVACY_ACTION"
-            if "FLIGHTLOG_PRIVACY_ACTION" in e
-            else cfg.where("privacy", "action"),
-        )
-        disabled = _names(
-            text("FLIGHTLOG_PRIVACY_DISABLE", "disable"), cfg.where("privacy", "disable")
-        )
-        for name in disabled:
-            if name not in BUILTIN_NAMES and name != KEY_RULE:
-                raise ConfigurationError(
-                    f"{cfg.where('privacy', 'disable')}: no built-in detector {name!r}; "
-                    f"the built-in ones are {', '.join(BUILTIN_NAMES + (KEY_RULE,))}"
-                )
-        keys = _names(text("FLIGHTLOG_PRIVACY_KEYS", "keys"), cfg.where("privacy", "keys"))
-        actions = section.get("actions") or {}
-        if not isinstance(actions, dict):
+class PatternSection(Section, frozen=True):
+    """One ``[[privacy.patterns]]`` rule, as written."""
+
+    name: str | None = None
+    regex: str | None = None
+    action: str | None = None
+    description: str = ""
+
+
+class PrivacySection(Section, frozen=True):
+    """``[privacy]``, as written (``enabled`` also takes on/off)."""
+
+    enabled: bool | str | None = None
+    action: str | None = None
+    disable: str | tuple[str, ...] | None = None
+    keys: str | tuple[str, ...] | None = None
+    salt_file: str | None = None
+    actions: dict[str, str] = {}
+    patterns: tuple[PatternSection, ...] = ()
+
+
+def _build(cls: type[PrivacyConfig], cfg: Config, e: Mapping[str, str]) -> PrivacyConfig:
+    section = cfg.typed(PrivacySection, "privacy")
+
+    def text(var: str, value: Any) -> Any:
+        return e.get(var, value)
+
+    enabled = _switch(text("FLIGHTLOG_PRIVACY", section.enabled), cfg.where("privacy", "enabled"))
+    default = _action(
+        text("FLIGHTLOG_PRIVACY_ACTION", section.action) or "mask",
+        "$FLIGHTLOG_PRIVACY_ACTION"
+        if "FLIGHTLOG_PRIVACY_ACTION" in e
+        else cfg.where("privacy", "action"),
+    )
+    disabled = _names(text("FLIGHTLOG_PRIVACY_DISABLE", section.disable))
+    for name in disabled:
+        if name not in BUILTIN_NAMES and name != KEY_RULE:
             raise ConfigurationError(
-                f"{cfg.where('privacy', 'actions')}: [privacy.actions] must be a table of "
-                'rule = "mask" | "hash" | "drop"'
+                f"{cfg.where('privacy', 'disable')}: no built-in detector {name!r}; "
+                f"the built-in ones are {', '.join(BUILTIN_NAMES + (KEY_RULE,))}"
             )
-        custom = _patterns(cfg, section.get("patterns"), default)
-        known = set(BUILTIN_NAMES) | {KEY_RULE} | {r.name for r in custom}
-        for name, value in actions.items():
-            if name not in known:
-                raise ConfigurationError(
-                    f"{cfg.where('privacy', 'actions', name)}: no rule named {name!r}; "
-                    f"rules are {', '.join(sorted(known))}"
-                )
-            _action(value, cfg.where("privacy", "actions", name))
-        rules = [
-            Rule(d, _action(actions.get(d.name, default), cfg.where("privacy", "actions")))
-            for d in BUILTIN
-            if d.name not in disabled
-        ]
-        # Your own patterns run first: they are more specific than the built-in ones.
-        rules = [Rule(r.detector, actions.get(r.name, r.action)) for r in custom] + rules
-        key_action = actions.get(KEY_RULE, default)
-        keys_on = KEY_RULE not in disabled
-        salt: bytes | None = None
-        if any(r.action == "hash" for r in rules) or (keys_on and key_action == "hash"):
-            salt_file = text("FLIGHTLOG_PRIVACY_SALT_FILE", "salt_file")
-            path = Path(str(salt_file)).expanduser() if salt_file else _default_salt_file(e)
-            salt = _salt(e.get("FLIGHTLOG_PRIVACY_SALT"), path)
-        return cls(
-            enabled=enabled,
-            rules=tuple(rules),
-            key_action=key_action if keys_on else "off",
-            extra_keys=keys,
-            salt=salt,
-        )
+    keys = _names(text("FLIGHTLOG_PRIVACY_KEYS", section.keys))
+    actions = section.actions
+    custom = _patterns(cfg, section.patterns, default)
+    known = set(BUILTIN_NAMES) | {KEY_RULE} | {r.name for r in custom}
+    for name, value in actions.items():
+        if name not in known:
+            raise ConfigurationError(
+                f"{cfg.where('privacy', 'actions', name)}: no rule named {name!r}; "
+                f"rules are {', '.join(sorted(known))}"
+            )
+        _action(value, cfg.where("privacy", "actions", name))
+    rules = [
+        Rule(d, _action(actions.get(d.name, default), cfg.where("privacy", "actions")))
+        for d in BUILTIN
+        if d.name not in disabled
+    ]
+    # Your own patterns run first: they are more specific than the built-in ones.
+    rules = [Rule(r.detector, actions.get(r.name, r.action)) for r in custom] + rules
+    key_action = actions.get(KEY_RULE, default)
+    keys_on = KEY_RULE not in disabled
+    salt: bytes | None = None
+    if any(r.action == "hash" for r in rules) or (keys_on and key_action == "hash"):
+        salt_file = text("FLIGHTLOG_PRIVACY_SALT_FILE", section.salt_file)
+        path = Path(str(salt_file)).expanduser() if salt_file else _default_salt_file(e)
+        salt = _salt(e.get("FLIGHTLOG_PRIVACY_SALT"), path)
+    return cls(
+        enabled=enabled,
+        rules=tuple(rules),
+        key_action=key_action if keys_on else "off",
+        extra_keys=keys,
+        salt=salt,
+    )
 
 
 def _switch(value: Any, where: str) -> bool:
@@ -180,37 +187,20 @@ def _action(value: Any, where: str) -> str:
     return str(value)
 
 
-def _names(value: Any, where: str) -> tuple[str, ...]:
+def _names(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
         return tuple(p.strip() for p in value.split(",") if p.strip())
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ConfigurationError(f"{where}: expected a list of names, got {value!r}")
+    return tuple(value)
 
 
-def _patterns(cfg: Config, value: Any, default: str) -> list[Rule]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ConfigurationError(
-            f"{cfg.where('privacy', 'patterns')}: write your own rules as [[privacy.patterns]] "
-            "tables with name, regex and action"
-        )
+def _patterns(cfg: Config, value: tuple[PatternSection, ...], default: str) -> list[Rule]:
     out: list[Rule] = []
     seen = set(BUILTIN_NAMES) | {KEY_RULE}
     for i, item in enumerate(value):
         where = cfg.where("privacy", "patterns", i)
-        if not isinstance(item, dict):
-            raise ConfigurationError(f"{where}: a pattern must be a table (name, regex, action)")
-        for key in item:
-            if key not in ("name", "regex", "action", "description"):
-                raise ConfigurationError(
-                    f"{cfg.where('privacy', 'patterns', i, key)}: unknown pattern setting "
-                    f"{key!r}; expected name, regex, action, description"
-                )
-        name = item.get("name")
+        name = item.name
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigurationError(
                 f"{where}: a pattern needs a name of lower-case letters, digits and _ "
@@ -222,11 +212,10 @@ def _patterns(cfg: Config, value: Any, default: str) -> list[Rule]:
                 "change a built-in rule's action"
             )
         seen.add(name)
-        regex = item.get("regex")
-        if not isinstance(regex, str) or not regex:
+        if not item.regex:
             raise ConfigurationError(f"{where}: pattern {name!r} needs a regex")
         try:
-            compiled = re.compile(regex)
+            compiled = re.compile(item.regex)
         except re.error as exc:
             raise ConfigurationError(
                 f"{cfg.where('privacy', 'patterns', i, 'regex')}: pattern {name!r} is not a "
@@ -237,8 +226,8 @@ def _patterns(cfg: Config, value: Any, default: str) -> list[Rule]:
                 f"{cfg.where('privacy', 'patterns', i, 'regex')}: pattern {name!r} matches "
                 "the empty string; it would match everywhere"
             )
-        action = _action(item.get("action", default), cfg.where("privacy", "patterns", i))
-        out.append(Rule(Detector(name, compiled, None, str(item.get("description", ""))), action))
+        action = _action(item.action or default, cfg.where("privacy", "patterns", i))
+        out.append(Rule(Detector(name, compiled, None, item.description), action))
     return out
 
 

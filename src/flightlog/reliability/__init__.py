@@ -19,11 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.reliability.figures import Owners, WorkflowReliability, workflow_figures
 from flightlog.reliability.stats import Rate, wilson
 from flightlog.reliability.tally import DAY_NS, count, refresh
+
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
 
 __all__ = [
     "DAY_NS",
@@ -55,7 +58,7 @@ class ReliabilityReport:
 
 
 def reliability(
-    store: Any,
+    store: StoreReader,
     *,
     since_ns: int | None = None,
     until_ns: int | None = None,

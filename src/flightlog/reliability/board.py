@@ -20,7 +20,7 @@ import tempfile
 import time
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog import _json
 from flightlog.errors import ConfigurationError
@@ -30,6 +30,9 @@ from flightlog.reliability.figures import DayFigures
 from flightlog.reliability.render import GLOSSARY as RELIABILITY_TERMS
 from flightlog.reliability.render import money
 from flightlog.reliability.stats import Rate, per_thousand
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 TERMS: dict[str, str] = {
     **RELIABILITY_TERMS,
@@ -50,7 +53,7 @@ def _mean(values: list[int]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def _incidents(store: Any, since: int, until: int) -> dict[str, Any]:
+def _incidents(store: Store, since: int, until: int) -> dict[str, Any]:
     if store.schema_version("respond") == 0:
         return {"items": [], "mttd_ns": None, "mtta_ns": None, "mttr_ns": None}
     with store.read() as tx:
@@ -88,7 +91,7 @@ def _incidents(store: Any, since: int, until: int) -> dict[str, Any]:
     }
 
 
-def _audit(store: Any) -> dict[str, Any]:
+def _audit(store: Store) -> dict[str, Any]:
     if store.schema_version("ledger") == 0:
         return {"enabled": False}
     with store.read() as tx:
@@ -112,14 +115,14 @@ def _audit(store: Any) -> dict[str, Any]:
 
 
 def board_report(
-    store: Any,
+    store: Store,
     *,
     period_ns: int,
     now_ns: int | None = None,
     config_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Everything the board report shows, as plain data (see the module docstring)."""
-    from flightlog.drills.record import list_drills
+    from flightlog.reliability.drills import list_drills
     from flightlog.reliability.settings import load_reliability_settings, owner_resolver
     from flightlog.reliability.slo import evaluate_all
 

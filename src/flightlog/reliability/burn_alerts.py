@@ -6,21 +6,28 @@
 alerts the SLO owner's ``pager`` channels (role ``root_cause``); a ticket their
 ``channels`` (role ``slo_ticket``). Each incident and transition is on the timeline and in
 the audit ledger, as for run failures; successful runs never auto-resolve these incidents.
-``engine.tick()`` then routes and delivers.
+``engine.tick()`` then routes and delivers; the message is ``respond.alerts.slo_view``.
 
-Called by ``flightlog watch`` (each pass) and the server's run-end hook, at most once per
-``EVERY_NS`` per store (see ``periodic``).
+Run before each response tick, at most once per ``EVERY_NS`` per store (see ``periodic``):
+the run-end pipeline and its clock hand ``evaluate`` to the response engine
+(``flightlog.pipeline``), ``flightlog watch`` hands ``evaluate_and_count``. The response
+layer never imports this module (it sits below reliability).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+import weakref
+from typing import TYPE_CHECKING, Any
 
 from flightlog import _json
 from flightlog.reliability.slo import SLOStatus, evaluate_all
-from flightlog.respond.channels import AlertView
+from flightlog.respond import alerts as alerts_mod
+
+if TYPE_CHECKING:
+    from flightlog.respond.engine import Engine
+    from flightlog.store.base import Store, Tx
 
 log = logging.getLogger("flightlog.reliability")
 
@@ -34,7 +41,7 @@ def fingerprint(name: str, severity: str) -> str:
     return f"{SLO_PREFIX}{name}/{severity}"
 
 
-def _owner(engine: Any, status: SLOStatus) -> tuple[str, str]:
+def _owner(engine: Engine, status: SLOStatus) -> tuple[str, str]:
     """(team told, the workflow's team) for an SLO."""
     from flightlog.respond.owners import OwnerQuery, resolve_owner
 
@@ -50,7 +57,7 @@ def _owner(engine: Any, status: SLOStatus) -> tuple[str, str]:
     return wf_team, wf_team
 
 
-def _last_bad_run(tx: Any, status: SLOStatus) -> str:
+def _last_bad_run(tx: Tx, status: SLOStatus) -> str:
     row = tx.fetchone(
         "SELECT id FROM runs WHERE workflow = ? AND status IN ('failed', 'degraded') "
         "AND started_ns < ? ORDER BY started_ns DESC LIMIT 1",
@@ -59,7 +66,7 @@ def _last_bad_run(tx: Any, status: SLOStatus) -> str:
     return str(row[0]) if row else ""
 
 
-def _facts(engine: Any, status: SLOStatus, severity: str) -> dict[str, Any]:
+def _facts(engine: Engine, status: SLOStatus, severity: str) -> dict[str, Any]:
     slo = status.slo
     team, wf_team = _owner(engine, status)
     target = slo.step or slo.agent or "(workflow)"
@@ -105,7 +112,7 @@ def _days(ns: int) -> str:
     return f"{d:g} days" if d >= 1 else f"{ns / (3600 * 10**9):g} hours"
 
 
-def sync(engine: Any, statuses: list[SLOStatus], now_ns: int | None = None) -> dict[str, int]:
+def sync(engine: Engine, statuses: list[SLOStatus], now_ns: int | None = None) -> dict[str, int]:
     """Open and resolve SLO incidents to match ``statuses``; returns counts."""
     from flightlog.respond import incidents as inc_mod
 
@@ -128,21 +135,7 @@ def sync(engine: Any, statuses: list[SLOStatus], now_ns: int | None = None) -> d
                         now_ns=now,
                         previous=latest,
                     )
-                    role = ROLE[severity]
-                    team = facts["root_cause_team"]
-                    tx.execute(
-                        "INSERT INTO respond_alerts (incident_id, role, team, labels, "
-                        "first_notified_ns, escalation_level) VALUES (?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (incident_id, role) DO NOTHING",
-                        (
-                            incident.id,
-                            role,
-                            team,
-                            _json.dumps(engine._labels(incident, role, team)),
-                            None,
-                            0,
-                        ),
-                    )
+                    alerts_mod.create(tx, incident, [(ROLE[severity], facts["root_cause_team"])])
                     opened += 1
                     continue
                 if severity in firing and latest is not None:
@@ -162,64 +155,13 @@ def sync(engine: Any, statuses: list[SLOStatus], now_ns: int | None = None) -> d
     return {"opened": opened, "resolved": resolved}
 
 
-def slo_view(engine: Any, incident: Any, role: str, team: str) -> AlertView:
-    """The message of an SLO incident (``Engine.alert_view`` hands these here)."""
-    a = incident.attribution
-    severity = a.get("slo_severity", "page")
-    st = a.get("slo") or {}
-    slo = st.get("slo") or {}
-    text = a.get("summary") or f"SLO {slo.get('name')}"
-    lines = [text]
-    for f in st.get("firing") or []:
-        lines.append(
-            f"  {f['rule']}: {f['long']['burn_rate']:.1f}x over {f['long']['window']} "
-            f"({f['long']['bad']} of {f['long']['valid']} bad), "
-            f"{f['short']['burn_rate']:.1f}x over {f['short']['window']}"
-        )
-    left = st.get("budget_remaining")
-    lines.append(
-        f"Target {slo.get('target')} over the SLO window; SLI "
-        + ("n/a" if st.get("sli") is None else f"{st['sli']:.2%}")
-        + ("" if left is None else f"; error budget remaining {left:.0%}")
-        + "."
-    )
-    lines.append(f"Details: flightlog reliability {slo.get('workflow')} --since 3d")
-    lines.append(
-        "You are paged: the error budget is burning fast."
-        if severity == "page"
-        else "A ticket: the error budget will be spent before the SLO window ends."
-    )
-    labels = engine._labels(incident, role, team) | {"slo": str(slo.get("name") or "")}
-    return AlertView(
-        incident_id=incident.id,
-        role=role,
-        status="resolved" if incident.status == "resolved" else "firing",
-        incident_status=incident.status,
-        labels=labels,
-        annotations={
-            "summary": text,
-            "description": "\n".join(lines),
-            "slo": str(slo.get("name") or ""),
-            "budget_remaining": "" if left is None else f"{left:.4f}",
-            "incident_status": incident.status,
-        },
-        starts_ns=incident.opened_ns,
-        ends_ns=incident.resolved_ns,
-        fingerprint=incident.fingerprint,
-        dedup_key=f"flightlog/{incident.fingerprint}/{incident.id}",
-        severity=incident.severity,
-        summary=text,
-        text="\n".join(lines),
-    )
-
-
-_last: dict[int, int] = {}
+_last: weakref.WeakKeyDictionary[Store, int] = weakref.WeakKeyDictionary()  # store -> last pass
 _lock = threading.Lock()
 
 
 def periodic(
-    store: Any,
-    engine: Any,
+    store: Store,
+    engine: Engine,
     config_path: Any = None,
     *,
     force: bool = False,
@@ -234,9 +176,9 @@ def periodic(
 
         now = engine.clock.now_ns()
         with _lock:
-            if not force and now - _last.get(id(store), -EVERY_NS) < EVERY_NS:
+            if not force and now - _last.get(store, now - EVERY_NS) < EVERY_NS:
                 return
-            _last[id(store)] = now
+            _last[store] = now
         settings = load_reliability_settings(config_path)
         if settings.slos:
             sync(engine, evaluate_all(store, settings.slos, now, period=False), now)
@@ -244,3 +186,14 @@ def periodic(
             refresh(store, now_ns=now, lookback_ns=settings.window_ns)
     except Exception:
         log.exception("SLO evaluation failed")
+
+
+def evaluate(engine: Engine) -> None:
+    """The SLO pass before a response tick (run-end pipeline, server clock): throttled."""
+    periodic(engine.store, engine, getattr(engine.config.source, "path", None))
+
+
+def evaluate_and_count(engine: Engine) -> None:
+    """``evaluate``, and keep the reliability counts of finished hours (``flightlog watch``,
+    where a pass may take longer than a run end should)."""
+    periodic(engine.store, engine, getattr(engine.config.source, "path", None), keep_counts=True)

@@ -24,13 +24,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from flightlog.config import Config, load_config
+import msgspec
+
+from flightlog._durations import Duration
+from flightlog.config import Config, Section, load_config
 from flightlog.errors import ConfigurationError
 from flightlog.reliability.tally import DAY_NS
-
-SLO_KEYS = {"name", "workflow", "step", "agent", "target", "window", "min_runs", "owner"}
 
 
 @dataclass(frozen=True)
@@ -76,81 +77,72 @@ class ReliabilitySettings:
         return self.by_workflow.get(workflow, self.cost_per_failure)
 
 
-def _number(value: Any, where: str, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{where}: {what} must be a number, got {value!r}")
-    return float(value)
+class WorkflowCost(Section, frozen=True):
+    """``[reliability.workflows.NAME]``."""
+
+    cost_per_failure: float | None = None
+
+
+class ReliabilitySection(Section, frozen=True):
+    """``[reliability]``, as written."""
+
+    window: Duration = Duration(30 * DAY_NS)
+    cost_per_failure: float | None = None
+    currency: str = ""
+    workflows: dict[str, WorkflowCost] = {}
+
+
+class SLOSection(Section, frozen=True):
+    """One ``[[slo]]``, as written."""
+
+    workflow: str = ""
+    target: float | None = None
+    window: Duration = Duration(28 * DAY_NS)
+    step: str | None = None
+    agent: str | None = None
+    min_runs: Annotated[int, msgspec.Meta(ge=1)] = 20
+    name: str | None = None
+    owner: str | None = None
+
+
+class ReliabilityFile(msgspec.Struct, kw_only=True, frozen=True):
+    reliability: ReliabilitySection = ReliabilitySection()
+    slo: tuple[SLOSection, ...] | SLOSection = ()
 
 
 def reliability_settings(cfg: Config) -> ReliabilitySettings:
-    """Validate the sections (errors name the line)."""
-    from flightlog.respond.config import parse_duration
+    """Validate the sections (errors name the line), once per loaded configuration."""
+    return cfg.derive("reliability", lambda: _validate(cfg))
 
-    out = ReliabilitySettings()
-    sec = cfg.data.get("reliability") or {}
-    if not isinstance(sec, dict):
-        raise ConfigurationError(f"{cfg.where('reliability')}: [reliability] must be a table")
-    unknown = set(sec) - {"window", "cost_per_failure", "currency", "workflows"}
-    if unknown:
-        raise ConfigurationError(
-            f"{cfg.where('reliability', sorted(unknown)[0])}: unknown setting "
-            f"{sorted(unknown)[0]!r} in [reliability]; expected window, cost_per_failure, "
-            "currency, workflows"
-        )
-    if "window" in sec:
-        out.window_ns = parse_duration(sec["window"], cfg.where("reliability", "window"))
-    if "cost_per_failure" in sec:
-        out.cost_per_failure = _number(
-            sec["cost_per_failure"],
-            cfg.where("reliability", "cost_per_failure"),
-            "cost_per_failure",
-        )
-    out.currency = str(sec.get("currency", ""))
-    for name, wf in (sec.get("workflows") or {}).items():
-        if isinstance(wf, dict) and "cost_per_failure" in wf:
-            out.by_workflow[str(name)] = _number(
-                wf["cost_per_failure"],
-                cfg.where("reliability", "workflows", name, "cost_per_failure"),
-                "cost_per_failure",
-            )
-    slos = cfg.data.get("slo") or []
-    if isinstance(slos, dict):
-        slos = [slos]
+
+def _validate(cfg: Config) -> ReliabilitySettings:
+    f = cfg.typed(ReliabilityFile)
+    sec = f.reliability
+    out = ReliabilitySettings(
+        window_ns=int(sec.window), cost_per_failure=sec.cost_per_failure, currency=sec.currency
+    )
+    for name, wf in sec.workflows.items():
+        if wf.cost_per_failure is not None:
+            out.by_workflow[name] = wf.cost_per_failure
+    slos = (f.slo,) if isinstance(f.slo, SLOSection) else f.slo
     seen: set[str] = set()
     for i, raw in enumerate(slos):
         where = cfg.where("slo", i)
-        if not isinstance(raw, dict):
-            raise ConfigurationError(f"{where}: each [[slo]] must be a table")
-        bad = set(raw) - SLO_KEYS
-        if bad:
-            raise ConfigurationError(
-                f"{where}: unknown setting {sorted(bad)[0]!r} in [[slo]]; expected one of "
-                f"{', '.join(sorted(SLO_KEYS))}"
-            )
-        if not raw.get("workflow"):
+        if not raw.workflow:
             raise ConfigurationError(f'{where}: [[slo]] needs workflow = "..."')
-        if "target" not in raw:
+        if raw.target is None:
             raise ConfigurationError(f"{where}: [[slo]] needs target = 0.99 (a share of good runs)")
-        target = _number(raw["target"], cfg.where("slo", i, "target"), "target")
-        if not 0.0 < target < 1.0:
+        if not 0.0 < raw.target < 1.0:
             raise ConfigurationError(
                 f"{cfg.where('slo', i, 'target')}: target must be between 0 and 1 "
-                f"(0.99 means 99% good), got {target}"
+                f"(0.99 means 99% good), got {raw.target}"
             )
-        if raw.get("step") and raw.get("agent"):
+        if raw.step and raw.agent:
             raise ConfigurationError(f"{where}: an [[slo]] names a step or an agent, not both")
-        window = parse_duration(raw.get("window", "28d"), cfg.where("slo", i, "window"))
-        min_runs = raw.get("min_runs", 20)
-        if isinstance(min_runs, bool) or not isinstance(min_runs, int) or min_runs < 1:
-            raise ConfigurationError(
-                f"{cfg.where('slo', i, 'min_runs')}: min_runs must be a whole number >= 1"
-            )
-        wf = str(raw["workflow"])
-        name = str(
-            raw.get("name")
-            or wf
-            + (f"/{raw['step']}" if raw.get("step") else "")
-            + (f"/{raw['agent']}" if raw.get("agent") else "")
+        name = raw.name or (
+            raw.workflow
+            + (f"/{raw.step}" if raw.step else "")
+            + (f"/{raw.agent}" if raw.agent else "")
         )
         if name in seen:
             raise ConfigurationError(f"{where}: a second SLO named {name!r}; give it a name")
@@ -158,13 +150,13 @@ def reliability_settings(cfg: Config) -> ReliabilitySettings:
         out.slos.append(
             SLO(
                 name=name,
-                workflow=wf,
-                target=target,
-                window_ns=window,
-                step=raw.get("step"),
-                agent=raw.get("agent"),
-                min_runs=min_runs,
-                owner=raw.get("owner"),
+                workflow=raw.workflow,
+                target=raw.target,
+                window_ns=int(raw.window),
+                step=raw.step,
+                agent=raw.agent,
+                min_runs=raw.min_runs,
+                owner=raw.owner,
                 line=cfg.line_of("slo", i),
             )
         )

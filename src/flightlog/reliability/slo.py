@@ -38,10 +38,13 @@ incident resolves and the receivers hear so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.reliability.settings import SLO
 from flightlog.reliability.tally import COUNTED, NOT_CLEAN, count
+
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
 
 MIN = 60 * 1_000_000_000
 HOUR = 60 * MIN
@@ -152,7 +155,7 @@ class SLOStatus:
         }
 
 
-def _events(store: Any, slo: SLO, since: int, until: int) -> tuple[int, int]:
+def _events(store: StoreReader, slo: SLO, since: int, until: int) -> tuple[int, int]:
     """(bad, valid) events of the SLO among runs started in [since, until)."""
     if slo.step is None and slo.agent is None:
         with store.read() as tx:
@@ -175,7 +178,7 @@ def _events(store: Any, slo: SLO, since: int, until: int) -> tuple[int, int]:
     return bad, total.trials
 
 
-def evaluate(store: Any, slo: SLO, now_ns: int, *, period: bool = True) -> SLOStatus:
+def evaluate(store: StoreReader, slo: SLO, now_ns: int, *, period: bool = True) -> SLOStatus:
     """The SLO's status at ``now_ns``: SLI, budget remaining, burn rates, firing rules.
 
     With ``period=False`` the whole SLO window (for the SLI and the budget) is counted only
@@ -203,6 +206,6 @@ def evaluate(store: Any, slo: SLO, now_ns: int, *, period: bool = True) -> SLOSt
 
 
 def evaluate_all(
-    store: Any, slos: list[SLO], now_ns: int, *, period: bool = True
+    store: StoreReader, slos: list[SLO], now_ns: int, *, period: bool = True
 ) -> list[SLOStatus]:
     return [evaluate(store, s, now_ns, period=period) for s in slos]

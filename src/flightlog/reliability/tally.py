@@ -31,10 +31,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog import _json
 from flightlog.store.base import Migration
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store, StoreReader
 
 HOUR_NS = 3_600_000_000_000
 DAY_NS = 24 * HOUR_NS
@@ -320,7 +323,7 @@ class Tally:
 
 
 def count(
-    store: Any,
+    store: StoreReader,
     *,
     since_ns: int,
     until_ns: int,
@@ -333,7 +336,7 @@ def count(
     """
     if until_ns <= since_ns:
         return Tally({}, since_ns, until_ns)
-    dialect = getattr(store, "dialect", "sqlite")
+    dialect = store.dialect
     with store.read() as tx:
         has_att = _has_table(tx, dialect, "forensics_attributions")
         statuses, prints = _fingerprints(tx, has_att, workflow, since_ns, until_ns)
@@ -371,7 +374,7 @@ def count(
     return Tally(buckets, since_ns, until_ns, from_cache, counted)
 
 
-def refresh(store: Any, *, now_ns: int | None = None, lookback_ns: int = 90 * DAY_NS) -> int:
+def refresh(store: Store, *, now_ns: int | None = None, lookback_ns: int = 90 * DAY_NS) -> int:
     """Keep the counts of every hour that is over (see the module docstring); returns how
     many hours were (re)counted. Writes; called by ``flightlog watch``."""
     now = time.time_ns() if now_ns is None else now_ns
@@ -380,7 +383,7 @@ def refresh(store: Any, *, now_ns: int | None = None, lookback_ns: int = 90 * DA
     since = ((now - lookback_ns) // HOUR_NS) * HOUR_NS
     if until <= since:
         return 0
-    dialect = getattr(store, "dialect", "sqlite")
+    dialect = store.dialect
     with store.read() as tx:
         has_att = _has_table(tx, dialect, "forensics_attributions")
         statuses, prints = _fingerprints(tx, has_att, None, since, until)

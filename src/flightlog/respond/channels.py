@@ -1,20 +1,23 @@
-"""Channels: how a notification is shaped for each receiver, and how it is sent.
+"""Channels: how a notification is shaped for each receiver, and how it is sent; a plug-in
+registry, so a new kind of channel joins without editing the engine.
 
-- ``webhook``: JSON in the shape of Alertmanager's webhook payload (``version`` "4",
-  ``status``, ``receiver``, ``groupKey``, ``groupLabels``, ``commonLabels``,
-  ``commonAnnotations``, ``externalURL``, ``alerts[]`` with ``status``, ``labels``,
-  ``annotations``, ``startsAt``, ``endsAt``, ``fingerprint``).
-- ``slack``: an incoming-webhook message: Block Kit ``blocks`` with a ``text`` fallback.
-- ``pagerduty``: Events API v2 (``routing_key``, ``event_action`` trigger / acknowledge /
-  resolve, a ``dedup_key`` stable per incident, ``payload`` with summary, source, severity,
-  component, group, class and ``custom_details``); one event per incident.
-- ``email``: a plain-text message over SMTP, STARTTLS optional.
+A channel type is an object with the ``ChannelType`` interface (subclass ``Channel``): its
+``name`` (the ``type =`` of a ``[channels.NAME]`` table), the ``secrets`` and ``settings`` it
+reads, ``check`` (a problem with a configured channel), ``describe``, ``render`` (a
+``Notice`` -> the ``Message`` bodies the outbox stores, without secrets) and ``send`` (one
+stored body -> a ``DeliveryResult``; secrets are added only here). Channel types are
+entry points of the group ``flightlog.channels``; the built-in ones are registered the same
+way (``BUILTIN``), so a package adds one with::
 
-Rendering happens when a notification is queued and the result (without secrets) is what
-the outbox stores; secrets (webhook URLs, routing keys, passwords) are added only when
-sending. ``send`` classifies the outcome: ``delivered``; ``retry`` (timeouts, connection
-errors, HTTP 408/429/5xx, SMTP 4xx); ``failed`` (any other 4xx, SMTP 5xx), with the reason.
-Each HTTP request carries ``Idempotency-Key`` (the outbox id) and each email that id in its
+    [project.entry-points."flightlog.channels"]
+    teams = "my_package.teams:TEAMS"      # an instance of a Channel subclass
+
+Built-in: ``webhook`` (Alertmanager's webhook JSON), ``slack`` (Block Kit), ``pagerduty``
+(Events API v2) in ``respond.http_channels``; ``email`` (SMTP) in ``respond.email_channel``.
+
+``send`` classifies the outcome: ``delivered``; ``retry`` (timeouts, connection errors, HTTP
+408/429/5xx, SMTP 4xx); ``failed`` (any other 4xx, SMTP 5xx), with the reason. Each HTTP
+request carries ``Idempotency-Key`` (the outbox id) and each email that id in its
 ``Message-ID``, so a receiver can drop the duplicate a crash between sending and recording
 can cause.
 """
@@ -22,21 +25,27 @@ can cause.
 from __future__ import annotations
 
 import datetime as dt
-import smtplib
-import socket
-import ssl
-import urllib.error
-import urllib.request
+import threading
 from dataclasses import asdict, dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate
-from typing import Any
+from importlib import metadata
+from typing import Any, Protocol, runtime_checkable
 
-from flightlog import _json
-from flightlog._retry import parse_retry_after
-from flightlog.respond.config import PAGERDUTY_URL, ChannelConfig, redact
+from flightlog.errors import ConfigurationError
+from flightlog.respond.config import ChannelConfig, redact
 
-USER_AGENT = "flightlog-respond/0.1"
+GROUP = "flightlog.channels"
+
+# The built-in channel types: entry points of GROUP like any other (installed ones with the
+# same name take precedence).
+BUILTIN: tuple[metadata.EntryPoint, ...] = tuple(
+    metadata.EntryPoint(name, value, GROUP)
+    for name, value in (
+        ("webhook", "flightlog.respond.http_channels:WEBHOOK"),
+        ("slack", "flightlog.respond.http_channels:SLACK"),
+        ("pagerduty", "flightlog.respond.http_channels:PAGERDUTY"),
+        ("email", "flightlog.respond.email_channel:EMAIL"),
+    )
+)
 
 
 @dataclass
@@ -60,9 +69,8 @@ class AlertView:
 
 @dataclass
 class Notice:
-    """A notification to send: a group of alerts (or one, for escalations and PagerDuty
-    acknowledge/resolve) with its kind: ``notify``, ``escalation``, ``acknowledge``,
-    ``resolve``."""
+    """A notification to send: a group of alerts (or one, for escalations and the follow-ups
+    of a transition) with its kind: ``notify``, ``escalation``, ``acknowledge``, ``resolve``."""
 
     kind: str
     receiver: str
@@ -98,40 +106,140 @@ class DeliveryResult:
     retry_after_s: float | None = None
 
 
-def _rfc3339(ns: int | None) -> str:
-    if ns is None:
-        return "0001-01-01T00:00:00Z"
-    t = dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+@runtime_checkable
+class ChannelType(Protocol):
+    """What a channel plug-in provides (see the module docstring)."""
+
+    name: str
+    secrets: tuple[str, ...]  # settings held as secrets (never stored, shown or logged)
+    settings: frozenset[str]  # further keys its [channels.NAME] table may hold
+    # Told of acknowledge/resolve (the notice kinds) for each incident it was sent an
+    # ``action = "trigger"`` message for (PagerDuty's incident lifecycle).
+    follows_transitions: bool
+
+    def check(self, name: str, settings: dict[str, Any], secrets: dict[str, str]) -> str | None:
+        """The problem with a configured channel of this type, or None."""
+        ...
+
+    def describe(self, channel: ChannelConfig) -> str: ...
+
+    def render(self, channel: ChannelConfig, notice: Notice) -> list[Message]: ...
+
+    def send(self, channel: ChannelConfig, body: dict[str, Any], key: str) -> DeliveryResult:
+        """Deliver one rendered message; never raises for delivery problems."""
+        ...
 
 
-def _common(dicts: list[dict[str, str]]) -> dict[str, str]:
-    if not dicts:
-        return {}
-    out = dict(dicts[0])
-    for d in dicts[1:]:
-        out = {k: v for k, v in out.items() if d.get(k) == v}
-    return out
+class Channel:
+    """A base for channel types: one message per notice (``body``), described by its URL."""
+
+    name = ""
+    secrets: tuple[str, ...] = ()
+    settings: frozenset[str] = frozenset()
+    follows_transitions = False
+
+    def check(self, name: str, settings: dict[str, Any], secrets: dict[str, str]) -> str | None:
+        return None
+
+    def describe(self, channel: ChannelConfig) -> str:
+        return f"{channel.type} {redact(channel.secrets.get('url', ''))}"
+
+    def render(self, channel: ChannelConfig, notice: Notice) -> list[Message]:
+        if not notice.alerts:
+            return []
+        head = headline(notice)
+        return [Message("", self.body(channel, notice), head)]
+
+    def body(self, channel: ChannelConfig, notice: Notice) -> dict[str, Any]:
+        raise NotImplementedError(f"channel type {self.name!r} renders no body")
+
+    def send(self, channel: ChannelConfig, body: dict[str, Any], key: str) -> DeliveryResult:
+        raise NotImplementedError(f"channel type {self.name!r} cannot send")
 
 
-# -- rendering ---------------------------------------------------------------------------------
+# -- the registry ------------------------------------------------------------------------------
+_types: dict[str, ChannelType] = {}
+_loaded = False
+_lock = threading.Lock()
+
+
+def register(channel_type: ChannelType) -> ChannelType:
+    """Add (or replace) a channel type by its name; usable without an installed package."""
+    if not isinstance(channel_type, ChannelType) or not channel_type.name:
+        raise TypeError(f"{channel_type!r} is not a channel type (see flightlog.respond.channels)")
+    with _lock:
+        _types[channel_type.name] = channel_type
+    return channel_type
+
+
+def _load_entry_points() -> None:
+    global _loaded
+    with _lock:
+        if _loaded:
+            return
+        installed = {ep.name: ep for ep in metadata.entry_points(group=GROUP)}
+        found = {ep.name: ep for ep in BUILTIN} | installed
+        for name, ep in found.items():
+            if name in _types:  # registered in code: that wins
+                continue
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"channel type {name!r} ({ep.value}, entry point group {GROUP}) cannot be "
+                    f"loaded: {type(exc).__name__}: {exc}"
+                ) from exc
+            if not isinstance(obj, ChannelType) or obj.name != name:
+                raise ConfigurationError(
+                    f"entry point {name} = {ep.value!r} (group {GROUP}) is not a channel type "
+                    f"named {name!r}"
+                )
+            _types[name] = obj
+        _loaded = True
+
+
+def channel_types() -> dict[str, ChannelType]:
+    """Every channel type: the built-in ones and those installed packages register."""
+    _load_entry_points()
+    with _lock:
+        return dict(_types)
+
+
+def channel_type(name: str) -> ChannelType:
+    """The channel type ``name``; a ConfigurationError naming the known ones otherwise."""
+    known = channel_types()
+    try:
+        return known[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown channel type {name!r}; expected one of {', '.join(sorted(known))}"
+        ) from None
+
+
+# -- what every channel type uses --------------------------------------------------------------
 def render(channel: ChannelConfig, notice: Notice) -> list[Message]:
     """The messages ``notice`` becomes on ``channel`` (none when there is nothing to say)."""
-    if channel.type == "pagerduty":
-        return _render_pagerduty(channel, notice)
-    if not notice.alerts:
-        return []
-    head = _headline(notice)
-    if channel.type == "webhook":
-        return [Message("", _render_webhook(notice), head)]
-    if channel.type == "slack":
-        return [Message("", _render_slack(notice), head)]
-    if channel.type == "email":
-        return [Message("", {"subject": head, "text": _render_text(notice)}, head)]
-    raise ValueError(f"unknown channel type {channel.type!r}")
+    return channel_type(channel.type).render(channel, notice)
 
 
-def _headline(notice: Notice) -> str:
+def send(channel: ChannelConfig, body: dict[str, Any], key: str) -> DeliveryResult:
+    """Deliver one rendered message through its channel type. Never raises for delivery
+    problems: a bug in a channel type must not lose the notification (it is retried)."""
+    try:
+        return channel_type(channel.type).send(channel, body, key)
+    except Exception as exc:
+        return DeliveryResult("retry", None, clean(f"{type(exc).__name__}: {exc}", channel))
+
+
+def clean(text: str, channel: ChannelConfig) -> str:
+    """Remove secrets from an error text."""
+    for secret in channel.secrets.values():
+        if secret and secret in text:
+            text = text.replace(secret, redact(secret) if "://" in secret else "***")
+    return text[:500]
+
+
+def headline(notice: Notice) -> str:
     first = notice.alerts[0]
     tag = {"escalation": "ESCALATED", "acknowledge": "ACKNOWLEDGED"}.get(
         notice.kind, notice.status.upper()
@@ -140,7 +248,8 @@ def _headline(notice: Notice) -> str:
     return f"[{tag}] {first.summary}{more}"
 
 
-def _render_text(notice: Notice) -> str:
+def render_text(notice: Notice) -> str:
+    """The notice as plain text (email bodies, Slack's fallback)."""
     parts = []
     if notice.note:
         parts.append(notice.note)
@@ -150,230 +259,11 @@ def _render_text(notice: Notice) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _render_webhook(notice: Notice) -> dict[str, Any]:
-    alerts: list[dict[str, Any]] = []
-    for a in notice.alerts:
-        alerts.append(
-            {
-                "status": a.status,
-                "labels": dict(a.labels),
-                "annotations": dict(a.annotations),
-                "startsAt": _rfc3339(a.starts_ns),
-                "endsAt": _rfc3339(a.ends_ns),
-                "generatorURL": a.annotations.get("report_url", ""),
-                "fingerprint": a.fingerprint,
-            }
-        )
-    return {
-        "version": "4",
-        "status": notice.status,
-        "receiver": notice.receiver,
-        "groupKey": notice.group_key,
-        "truncatedAlerts": 0,
-        "groupLabels": dict(notice.group_labels),
-        "commonLabels": _common([a["labels"] for a in alerts]),
-        "commonAnnotations": _common([a["annotations"] for a in alerts]),
-        "externalURL": notice.external_url,
-        "alerts": alerts,
-        # Not in Alertmanager's payload: what this notification is (notify/escalation/...).
-        "flightlog": {"kind": notice.kind, **({"note": notice.note} if notice.note else {})},
-    }
-
-
-def _mrkdwn_escape(text: str) -> str:
-    """Captured content is untrusted: neutralise Slack's control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _render_slack(notice: Notice) -> dict[str, Any]:
-    head = _headline(notice)
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": head[:150]}},
-    ]
-    if notice.note:
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn_escape(notice.note)}}
-        )
-    for a in notice.alerts[:20]:
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn_escape(a.text)[:2900]}}
-        )
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": _mrkdwn_escape(
-                            f"incident #{a.incident_id} · {a.incident_status} · "
-                            f"team {a.labels.get('team')}"
-                            f" · {a.labels.get('role')}"
-                        ),
-                    }
-                ],
-            }
-        )
-    return {"text": _render_text(notice)[:3000], "blocks": blocks}
-
-
-_PD_SEVERITY = {
-    "critical": "critical",
-    "error": "error",
-    "warning": "warning",
-    "info": "info",
-    "page": "critical",
-}
-
-
-def _render_pagerduty(channel: ChannelConfig, notice: Notice) -> list[Message]:
-    out = []
-    for a in notice.alerts:
-        if notice.kind in ("acknowledge", "resolve"):
-            action = notice.kind
-        elif a.status == "firing" and a.incident_status == "triggered":
-            action = "trigger"
-        else:
-            continue  # acknowledged/resolved states are sent by the transitions themselves
-        body: dict[str, Any] = {"event_action": action, "dedup_key": a.dedup_key}
-        if action == "trigger":
-            sev = str(channel.settings.get("severity") or _PD_SEVERITY.get(a.severity, "error"))
-            body["payload"] = {
-                "summary": a.summary[:1024],
-                "source": a.labels.get("workflow", "flightlog"),
-                "severity": sev,
-                "component": a.labels.get("step", ""),
-                "group": a.labels.get("team", ""),
-                "class": a.labels.get("error", ""),
-                "custom_details": {
-                    **a.annotations,
-                    **{f"label.{k}": v for k, v in a.labels.items()},
-                },
-            }
-            if a.annotations.get("report_url"):
-                body["links"] = [{"href": a.annotations["report_url"], "text": "Flightlog report"}]
-            body["client"] = "Flightlog"
-        out.append(
-            Message(
-                f"pd-{a.incident_id}",
-                body,
-                f"{action} {a.summary}",
-                incident_id=a.incident_id,
-                action=action,
-            )
-        )
-    return out
-
-
-# -- sending -----------------------------------------------------------------------------------
-_opener = urllib.request.build_opener()
-
-
-def send(channel: ChannelConfig, body: dict[str, Any], key: str) -> DeliveryResult:
-    """Deliver one rendered message. Never raises for delivery problems."""
-    try:
-        if channel.type == "email":
-            return _send_email(channel, body, key)
-        if channel.type == "pagerduty":
-            url = str(channel.settings.get("url", PAGERDUTY_URL))
-            payload = {"routing_key": channel.secrets["routing_key"], **body}
-        else:
-            url = channel.secrets["url"]
-            payload = body
-        headers = {str(k): str(v) for k, v in (channel.settings.get("headers") or {}).items()}
-        return _post_json(url, payload, key, headers, channel.timeout_s)
-    except Exception as exc:  # a bug in rendering/sending must not lose the notification
-        return DeliveryResult("retry", None, _clean(f"{type(exc).__name__}: {exc}", channel))
-
-
-def _clean(text: str, channel: ChannelConfig) -> str:
-    """Remove secrets from an error text."""
-    for secret in channel.secrets.values():
-        if secret and secret in text:
-            text = text.replace(secret, redact(secret) if "://" in secret else "***")
-    return text[:500]
-
-
-def _post_json(
-    url: str, payload: dict[str, Any], key: str, headers: dict[str, str], timeout: float
-) -> DeliveryResult:
-    req = urllib.request.Request(
-        url,
-        data=_json.dumpb(payload),
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "Idempotency-Key": key,
-            **headers,
-        },
-    )
-    try:
-        with _opener.open(req, timeout=timeout) as resp:
-            resp.read(4096)
-            return DeliveryResult("delivered", resp.status)
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-        try:
-            detail = exc.read(300).decode("utf-8", "replace").strip()
-        except Exception:
-            detail = ""
-        reason = f"HTTP {code} {exc.reason}" + (f": {detail}" if detail else "")
-        if code in (408, 429) or code >= 500:
-            retry_after = parse_retry_after(exc.headers.get("Retry-After"))
-            return DeliveryResult("retry", code, reason, retry_after)
-        return DeliveryResult("failed", code, reason)
-    except TimeoutError:
-        return DeliveryResult("retry", None, f"timed out after {timeout:g}s")
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-            return DeliveryResult("retry", None, f"timed out after {timeout:g}s")
-        return DeliveryResult("retry", None, f"connection failed: {exc.reason}")
-    except (ConnectionError, OSError) as exc:
-        return DeliveryResult("retry", None, f"connection failed: {exc}")
-
-
-def _send_email(channel: ChannelConfig, body: dict[str, Any], key: str) -> DeliveryResult:
-    s = channel.settings
-    msg = EmailMessage()
-    msg["Subject"] = str(body.get("subject", "Flightlog alert"))[:250]
-    msg["From"] = str(s["from"])
-    msg["To"] = ", ".join(s["to"])
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = f"<{key}@flightlog>"
-    msg["X-Flightlog-Idempotency-Key"] = key
-    msg.set_content(str(body.get("text", "")))
-    host, port = str(s["host"]), int(s.get("port", 25))
-    try:
-        with smtplib.SMTP(host, port, timeout=channel.timeout_s) as smtp:
-            smtp.ehlo()
-            if s.get("starttls"):
-                ctx = ssl.create_default_context(cafile=s.get("ca_file") or None)
-                smtp.starttls(context=ctx)
-                smtp.ehlo()
-            if s.get("username"):
-                smtp.login(str(s["username"]), channel.secrets.get("password", ""))
-            smtp.send_message(msg)
-        return DeliveryResult("delivered", 250)
-    except smtplib.SMTPRecipientsRefused as exc:
-        codes = [c for c, _ in exc.recipients.values()]
-        transient = all(400 <= c < 500 for c in codes)
-        return DeliveryResult(
-            "retry" if transient else "failed",
-            codes[0] if codes else None,
-            _clean(f"recipients refused: {exc.recipients}", channel),
-        )
-    except smtplib.SMTPResponseException as exc:
-        outcome = "retry" if 400 <= exc.smtp_code < 500 else "failed"
-        text = (
-            exc.smtp_error.decode("utf-8", "replace")
-            if isinstance(exc.smtp_error, bytes)
-            else str(exc.smtp_error)
-        )
-        return DeliveryResult(
-            outcome, exc.smtp_code, _clean(f"SMTP {exc.smtp_code} {text}", channel)
-        )
-    except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
-        return DeliveryResult("retry", None, _clean(f"SMTP {type(exc).__name__}: {exc}", channel))
+def rfc3339(ns: int | None) -> str:
+    if ns is None:
+        return "0001-01-01T00:00:00Z"
+    t = dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def alert_to_dict(a: AlertView) -> dict[str, Any]:

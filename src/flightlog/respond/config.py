@@ -11,11 +11,15 @@ Sections read here (see ``docs/alerting.md`` for a full example)::
     [[inhibit_rules]]    source_matchers, target_matchers, equal
     [[silences]]         matchers, starts, ends, comment
 
-Every mistake (an unknown team or channel, no catch-all owner, a malformed pattern or
-matcher, a channel without its secret) raises ``ConfigurationError`` naming the file and
-line. Secrets (webhook URLs, routing keys, SMTP passwords) come from the file or from the
-environment (``FLIGHTLOG_CHANNEL_<NAME>_<FIELD>``, or the variable named by
-``<field>_env``) and are never put in messages in clear: see ``redact``.
+The settings of these sections are declared once, below, as ``Section`` classes (names,
+types, defaults); ``flightlog.config`` checks a file against them, and this module checks
+what types cannot say (references between sections, secrets). Every mistake (an unknown
+setting, team or channel, no catch-all owner, a malformed pattern or matcher, a channel
+without its secret) raises ``ConfigurationError`` naming the file and line. The result is
+built once per loaded configuration (``Config.derive``). Secrets (webhook URLs, routing
+keys, SMTP passwords) come from the file or from the environment
+(``FLIGHTLOG_CHANNEL_<NAME>_<FIELD>``, or the variable named by ``<field>_env``) and are
+never put in messages in clear: see ``redact``.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from flightlog._durations import parse_duration_ns
-from flightlog.config import Config, load_config
+import msgspec
+
+from flightlog._durations import NS as NS
+from flightlog._durations import Duration
+from flightlog.config import Config, Section, load_config
 from flightlog.errors import ConfigurationError, InputError
-
-NS = 1_000_000_000
 
 LABELS: tuple[str, ...] = (
     "workflow",
@@ -58,63 +63,80 @@ _SECRETS: dict[str, tuple[str, ...]] = {
 }
 
 
-# -- durations -------------------------------------------------------------------------------
+# -- values ------------------------------------------------------------------------------------
 def parse_duration(value: Any, where: str) -> int:
     """``"30s"``, ``"5m"``, ``"4h"``, ``"1d"``, ``"2w"``, ``"250ms"`` or a number of seconds
-    -> ns (``flightlog._durations``)."""
-    if isinstance(value, bool):
-        raise ConfigurationError(f'{where}: expected a duration such as "5m", got {value!r}')
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ConfigurationError(f"{where}: a duration cannot be negative ({value})")
-        return int(value * NS)
+    -> ns (``flightlog._durations.Duration``); errors start with ``where``."""
     try:
-        return parse_duration_ns(str(value))
+        return int(Duration.from_toml(value))
     except InputError as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
 
 
+class Instant(int):
+    """An RFC 3339 time (a TOML datetime or a string), in ns since the epoch (UTC if naive)."""
+
+    @classmethod
+    def from_toml(cls, value: Any) -> Instant:
+        if isinstance(value, dt.datetime):
+            t = value
+        else:
+            try:
+                t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError:
+                raise InputError(
+                    f"{value!r} is not a time; write e.g. 2026-01-31T18:00:00Z"
+                ) from None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.UTC)
+        return cls(int(t.timestamp() * 1_000_000) * 1000)
+
+
 def parse_time(value: Any, where: str) -> int:
     """An RFC 3339 time (TOML datetime or string) -> ns since the epoch (UTC if naive)."""
-    if isinstance(value, dt.datetime):
-        t = value
-    else:
-        try:
-            t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"{where}: {value!r} is not a time; write e.g. 2026-01-31T18:00:00Z"
-            ) from exc
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return int(t.timestamp() * 1_000_000) * 1000
+    try:
+        return int(Instant.from_toml(value))
+    except InputError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
 
 
 # -- patterns and matchers ------------------------------------------------------------------
-@dataclass(frozen=True)
 class Pattern:
     """A name pattern: a glob (``claims-*``, ``search_?``, ``[ab]*``) or ``re:REGEX``.
 
-    Globs are case-sensitive and match the whole name.
+    Globs are case-sensitive and match the whole name. (A plain class, not a dataclass:
+    msgspec reads it from a string through ``from_toml``.)
     """
 
-    text: str
-    regex: re.Pattern[str]
+    __slots__ = ("regex", "text")
+
+    def __init__(self, text: str, regex: re.Pattern[str]) -> None:
+        self.text = text
+        self.regex = regex
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pattern) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"Pattern({self.text!r})"
 
     @classmethod
-    def parse(cls, text: Any, where: str) -> Pattern:
+    def from_toml(cls, text: Any) -> Pattern:
         if not isinstance(text, str) or not text.strip():
-            raise ConfigurationError(
-                f'{where}: a pattern must be a non-empty string such as "claims-*", got {text!r}'
+            raise InputError(
+                f'a pattern must be a non-empty string such as "claims-*", got {text!r}'
             )
         if text.startswith("re:"):
             try:
                 return cls(text, re.compile(text[3:]))
             except re.error as exc:
-                raise ConfigurationError(
-                    f"{where}: malformed regular expression {text[3:]!r} ({exc}); fix it or "
+                raise InputError(
+                    f"malformed regular expression {text[3:]!r} ({exc}); fix it or "
                     'use a glob such as "search_*"'
-                ) from exc
+                ) from None
         i = 0
         while i < len(text):
             if text[i] == "[":
@@ -123,13 +145,20 @@ class Pattern:
                     start += 1
                 close = text.find("]", start + 1 if text[start : start + 1] == "]" else start)
                 if close == -1:
-                    raise ConfigurationError(
-                        f"{where}: malformed pattern {text!r}: '[' at position {i + 1} is never "
+                    raise InputError(
+                        f"malformed pattern {text!r}: '[' at position {i + 1} is never "
                         "closed; close the character class, or write [[] for a literal '['"
                     )
                 i = close
             i += 1
         return cls(text, re.compile(fnmatch.translate(text)))
+
+    @classmethod
+    def parse(cls, text: Any, where: str) -> Pattern:
+        try:
+            return cls.from_toml(text)
+        except InputError as exc:
+            raise ConfigurationError(f"{where}: {exc}") from None
 
     def matches(self, name: str | None) -> bool:
         return name is not None and self.regex.fullmatch(name) is not None
@@ -142,29 +171,45 @@ class Pattern:
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 
 
-@dataclass(frozen=True)
 class Matcher:
     """An Alertmanager label matcher: ``label="v"``, ``label!="v"``, ``label=~"re"``,
     ``label!~"re"`` (regular expressions are anchored at both ends)."""
 
-    label: str
-    op: str
-    value: str
-    regex: re.Pattern[str] | None = None
+    __slots__ = ("label", "op", "regex", "value")
+
+    def __init__(
+        self, label: str, op: str, value: str, regex: re.Pattern[str] | None = None
+    ) -> None:
+        self.label = label
+        self.op = op
+        self.value = value
+        self.regex = regex
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Matcher) and (other.label, other.op, other.value) == (
+            self.label,
+            self.op,
+            self.value,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.label, self.op, self.value))
+
+    def __repr__(self) -> str:
+        return f"Matcher({str(self)!r})"
 
     @classmethod
-    def parse(cls, text: Any, where: str) -> Matcher:
+    def from_toml(cls, text: Any) -> Matcher:
         m = _MATCHER.match(text) if isinstance(text, str) else None
         if not m:
-            raise ConfigurationError(
-                f'{where}: malformed matcher {text!r}; write label="value", label!="value",'
+            raise InputError(
+                f'malformed matcher {text!r}; write label="value", label!="value",'
                 ' label=~"regex" or label!~"regex"'
             )
         label, op, value = m.group(1), m.group(2), m.group(3)
         if label not in LABELS:
-            raise ConfigurationError(
-                f"{where}: matcher {text!r} uses unknown label {label!r}; labels are "
-                + ", ".join(LABELS)
+            raise InputError(
+                f"matcher {text!r} uses unknown label {label!r}; labels are " + ", ".join(LABELS)
             )
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
@@ -173,10 +218,17 @@ class Matcher:
             try:
                 regex = re.compile(value)
             except re.error as exc:
-                raise ConfigurationError(
-                    f"{where}: malformed regular expression in matcher {text!r} ({exc})"
-                ) from exc
+                raise InputError(
+                    f"malformed regular expression in matcher {text!r} ({exc})"
+                ) from None
         return cls(label, op, value, regex)
+
+    @classmethod
+    def parse(cls, text: Any, where: str) -> Matcher:
+        try:
+            return cls.from_toml(text)
+        except InputError as exc:
+            raise ConfigurationError(f"{where}: {exc}") from None
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.label, "")
@@ -196,7 +248,144 @@ def matches_all(matchers: tuple[Matcher, ...], labels: Mapping[str, str]) -> boo
     return all(m.matches(labels) for m in matchers)
 
 
-# -- the sections -----------------------------------------------------------------------------
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+class Names(tuple[str, ...]):
+    """A list of names (a single name may be written as a string)."""
+
+    @classmethod
+    def from_toml(cls, value: Any) -> Names:
+        return cls(_strings(value))
+
+
+class Matchers(tuple[Matcher, ...]):
+    """A list of matchers (a single one may be written as a string)."""
+
+    @classmethod
+    def from_toml(cls, value: Any) -> Matchers:
+        return cls(Matcher.from_toml(v) for v in _strings(value))
+
+
+class Labels(tuple[str, ...]):
+    """Alert label names (``group_by``, ``equal``); ``...`` groups by every label."""
+
+    @classmethod
+    def from_toml(cls, value: Any) -> Labels:
+        labels = _strings(value)
+        for lab in labels:
+            if lab not in LABELS and lab != "...":
+                raise InputError(f"unknown label {lab!r}; labels are " + ", ".join(LABELS))
+        return cls(labels)
+
+
+# -- the settings, declared once ---------------------------------------------------------------
+class RespondSettings(Section, frozen=True):
+    """``[respond]``."""
+
+    auto_resolve_after: Annotated[int, msgspec.Meta(ge=1)] = 3
+    report_url: str | None = None
+    severity: str = "error"
+    causal_inhibition: bool = True
+
+
+class EscalationSettings(Section, frozen=True):
+    """One level of ``[teams.NAME] escalation``."""
+
+    after: Duration | None = None
+    channels: Names = Names()
+
+
+class TeamSettings(Section, frozen=True):
+    """``[teams.NAME]``."""
+
+    channels: Names = Names()
+    pager: Names = Names()
+    escalation: tuple[EscalationSettings, ...] = ()
+
+
+class OwnerSettings(Section, frozen=True):
+    """One ``[[owners]]`` rule."""
+
+    team: str = ""
+    workflow: Pattern | None = None
+    agent: Pattern | None = None
+    step: Pattern | None = None
+    tool: Pattern | None = None
+
+
+class ChannelSettings(Section, frozen=True):
+    """``[channels.NAME]``: the settings of every channel type (each type uses its own)."""
+
+    type: str = ""
+    timeout: Duration | None = None
+    headers: dict[str, str] | None = None
+    url: str | None = None
+    url_env: str | None = None
+    routing_key: str | None = None
+    routing_key_env: str | None = None
+    host: str | None = None
+    port: int | None = None
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None
+    from_: str | None = msgspec.field(default=None, name="from")
+    to: Names = Names()
+    severity: str | None = None
+    ca_file: str | None = None
+
+
+class RouteSettings(Section, frozen=True):
+    """``[route]`` and each of its ``routes`` (a tree)."""
+
+    matchers: Matchers = Matchers()
+    receiver: str | None = None
+    channels: Names = Names()
+    continue_: bool = msgspec.field(default=False, name="continue")
+    group_by: Labels | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    routes: tuple[RouteSettings, ...] = ()
+
+
+class InhibitSettings(Section, frozen=True):
+    """One ``[[inhibit_rules]]``."""
+
+    source_matchers: Matchers = Matchers()
+    target_matchers: Matchers = Matchers()
+    equal: Labels = Labels()
+
+
+class SilenceSettings(Section, frozen=True):
+    """One ``[[silences]]``."""
+
+    id: str | None = None
+    matchers: Matchers = Matchers()
+    starts: Instant | None = None
+    ends: Instant | None = None
+    comment: str = ""
+
+
+class RespondFile(msgspec.Struct, kw_only=True, frozen=True):
+    """The response layer's sections of ``flightlog.toml`` (other sections are others')."""
+
+    respond: RespondSettings = RespondSettings()
+    teams: dict[str, TeamSettings] = {}
+    owners: tuple[OwnerSettings, ...] = ()
+    channels: dict[str, ChannelSettings] = {}
+    route: RouteSettings = RouteSettings()
+    inhibit_rules: tuple[InhibitSettings, ...] = ()
+    silences: tuple[SilenceSettings, ...] = ()
+
+
+# -- the validated result ------------------------------------------------------------------
 @dataclass(frozen=True)
 class EscalationLevel:
     after_ns: int
@@ -356,370 +545,252 @@ def channel_env_var(channel: str, field_name: str) -> str:
 
 
 # -- loading -------------------------------------------------------------------------------
-class _Reader:
-    def __init__(self, cfg: Config, environ: Mapping[str, str]) -> None:
-        self.cfg = cfg
-        self.env = environ
-
-    def where(self, *keys: str | int) -> str:
-        return self.cfg.where(*keys)
-
-    def table(self, value: Any, *keys: str | int) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigurationError(f"{self.where(*keys)}: expected a table, got {value!r}")
-        return value
-
-    def strings(self, value: Any, *keys: str | int) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            return (value,)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigurationError(
-                f"{self.where(*keys)}: expected a list of strings, got {value!r}"
-            )
-        return tuple(value)
-
-    def unknown_keys(self, table: dict[str, Any], allowed: set[str], *keys: str | int) -> None:
-        for k in table:
-            if k not in allowed:
-                raise ConfigurationError(
-                    f"{self.where(*keys, k)}: unknown setting {k!r}; expected one of "
-                    + ", ".join(sorted(allowed))
-                )
-
-
 def load_respond_config(
     path: str | os.PathLike[str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
 ) -> RespondConfig:
-    """Load ``flightlog.toml`` (see ``flightlog.config``) and validate its response sections."""
-    env = os.environ if environ is None else environ
-    return respond_config(load_config(path, environ=env), environ=env)
+    """The response sections of ``flightlog.toml`` (see ``flightlog.config``), validated once
+    per change of the file or the environment."""
+    return respond_config(load_config(path, environ=environ))
 
 
 def respond_config(cfg: Config, *, environ: Mapping[str, str] | None = None) -> RespondConfig:
-    """Validate the response sections of a loaded configuration."""
-    r = _Reader(cfg, os.environ if environ is None else environ)
-    data = cfg.data
-    out = RespondConfig(source=cfg)
+    """Validate the response sections of a loaded configuration (once per ``cfg`` and
+    environment: later calls return the same object). Secrets come from ``environ``, by
+    default the environment ``cfg`` was loaded with."""
+    env = dict(cfg.environ if environ is None else environ)
+    key = ("respond", tuple(sorted(env.items())))
+    return cfg.derive(key, lambda: _validate(cfg, env))
 
-    general = r.table(data.get("respond"), "respond")
-    r.unknown_keys(
-        general, {"auto_resolve_after", "report_url", "severity", "causal_inhibition"}, "respond"
-    )
-    n = general.get("auto_resolve_after", 3)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ConfigurationError(
-            f"{r.where('respond', 'auto_resolve_after')}: auto_resolve_after must be a whole "
-            f"number of successful runs >= 1, got {n!r}"
-        )
-    out.auto_resolve_after = n
-    out.severity = str(general.get("severity", "error"))
-    out.report_url = general.get("report_url")
-    out.causal_inhibition = bool(general.get("causal_inhibition", True))
+
+def _validate(cfg: Config, env: Mapping[str, str]) -> RespondConfig:
+    f = cfg.typed(RespondFile)
+    where = cfg.where
+    out = RespondConfig(source=cfg)
+    out.auto_resolve_after = f.respond.auto_resolve_after
+    out.severity = f.respond.severity
+    out.report_url = f.respond.report_url
+    out.causal_inhibition = f.respond.causal_inhibition
 
     # channels first: teams and routes refer to them
-    for name, raw in r.table(data.get("channels"), "channels").items():
-        out.channels[name] = _channel(r, name, r.table(raw, "channels", name))
+    for name, ch in f.channels.items():
+        out.channels[name] = _channel(cfg, env, name, ch)
 
     def check_channels(names: tuple[str, ...], *keys: str | int) -> None:
         for c in names:
             if c not in out.channels:
                 known = ", ".join(sorted(out.channels)) or "none defined"
                 raise ConfigurationError(
-                    f"{r.where(*keys)}: unknown channel {c!r}; define [channels.{c}] or use "
+                    f"{where(*keys)}: unknown channel {c!r}; define [channels.{c}] or use "
                     f"one of: {known}"
                 )
 
-    for name, raw in r.table(data.get("teams"), "teams").items():
-        t = r.table(raw, "teams", name)
-        r.unknown_keys(t, {"channels", "pager", "escalation"}, "teams", name)
-        channels = r.strings(t.get("channels"), "teams", name, "channels")
-        pager = r.strings(t.get("pager"), "teams", name, "pager") or channels
-        check_channels(channels, "teams", name, "channels")
+    for name, t in f.teams.items():
+        pager = t.pager or t.channels
+        check_channels(t.channels, "teams", name, "channels")
         check_channels(pager, "teams", name, "pager")
         levels = []
-        raw_levels = t.get("escalation") or []
-        if not isinstance(raw_levels, list):
-            raise ConfigurationError(
-                f"{r.where('teams', name, 'escalation')}: escalation must be a list of "
-                '{ after = "15m", channels = [...] }'
-            )
-        for i, lv in enumerate(raw_levels):
-            lvt = r.table(lv, "teams", name, "escalation", i)
-            r.unknown_keys(lvt, {"after", "channels"}, "teams", name, "escalation")
-            if "after" not in lvt:
+        for i, lv in enumerate(t.escalation):
+            if lv.after is None:
                 raise ConfigurationError(
-                    f"{r.where('teams', name, 'escalation')}: escalation level {i + 1} needs "
+                    f"{where('teams', name, 'escalation')}: escalation level {i + 1} needs "
                     'after = "15m"'
                 )
-            after = parse_duration(lvt["after"], r.where("teams", name, "escalation"))
-            lv_channels = r.strings(lvt.get("channels"), "teams", name, "escalation")
-            if not lv_channels:
+            if not lv.channels:
                 raise ConfigurationError(
-                    f"{r.where('teams', name, 'escalation')}: escalation level {i + 1} names "
+                    f"{where('teams', name, 'escalation')}: escalation level {i + 1} names "
                     "no channels"
                 )
-            check_channels(lv_channels, "teams", name, "escalation")
-            levels.append(EscalationLevel(after, lv_channels))
-        out.teams[name] = Team(name, channels, pager, tuple(levels))
+            check_channels(lv.channels, "teams", name, "escalation")
+            levels.append(EscalationLevel(int(lv.after), tuple(lv.channels)))
+        out.teams[name] = Team(name, tuple(t.channels), tuple(pager), tuple(levels))
 
-    raw_rules = data.get("owners") or []
-    if not isinstance(raw_rules, list):
-        raise ConfigurationError(
-            f"{r.where('owners')}: owners must be an array of tables ([[owners]] ...)"
-        )
-    for i, raw in enumerate(raw_rules):
-        t = r.table(raw, "owners", i)
-        r.unknown_keys(t, {"team", "workflow", "agent", "step", "tool"}, "owners", i)
-        team = t.get("team")
-        if not isinstance(team, str) or not team:
+    for i, rule in enumerate(f.owners):
+        if not rule.team:
             raise ConfigurationError(
-                f'{r.where("owners", i)}: ownership rule {i + 1} needs team = "<team name>"'
+                f'{where("owners", i)}: ownership rule {i + 1} needs team = "<team name>"'
             )
-        if team not in out.teams:
+        if rule.team not in out.teams:
             known = ", ".join(sorted(out.teams)) or "none defined"
             raise ConfigurationError(
-                f"{r.where('owners', i, 'team')}: ownership rule {i + 1} names unknown team "
-                f"{team!r}; define [teams.{team}] or use one of: {known}"
+                f"{where('owners', i, 'team')}: ownership rule {i + 1} names unknown team "
+                f"{rule.team!r}; define [teams.{rule.team}] or use one of: {known}"
             )
-        pats = {
-            k: Pattern.parse(t[k], r.where("owners", i, k)) if k in t else None
-            for k in ("workflow", "agent", "step", "tool")
-        }
-        out.rules.append(OwnerRule(i + 1, team, line=cfg.line_of("owners", i), **pats))
+        out.rules.append(
+            OwnerRule(
+                i + 1,
+                rule.team,
+                workflow=rule.workflow,
+                agent=rule.agent,
+                step=rule.step,
+                tool=rule.tool,
+                line=cfg.line_of("owners", i),
+            )
+        )
 
     wants_owners = bool(out.rules or out.teams or out.channels)
     if wants_owners and not any(rule.is_catch_all for rule in out.rules):
         first_team = next(iter(out.teams), "<team>")
         raise ConfigurationError(
-            f"{r.where('owners') if out.rules else r.where('teams')}: no catch-all ownership "
+            f"{where('owners') if out.rules else where('teams')}: no catch-all ownership "
             "rule; failures that match no rule would reach nobody. Add, as the first rule,\n"
             f'  [[owners]]\n  team = "{first_team}"\n(a rule with no patterns, or '
             'workflow = "*", matches everything; later rules override it)'
         )
 
-    out.route = _route(r, r.table(data.get("route"), "route"), ("route",), None, out)
+    out.route = _route(cfg, f.route, ("route",), None, out)
 
-    for i, raw in enumerate(data.get("inhibit_rules") or []):
-        t = r.table(raw, "inhibit_rules", i)
-        r.unknown_keys(t, {"source_matchers", "target_matchers", "equal"}, "inhibit_rules", i)
+    for raw in f.inhibit_rules:
         out.inhibit_rules.append(
-            InhibitRule(
-                _matchers(r, t.get("source_matchers"), "inhibit_rules", i, "source_matchers"),
-                _matchers(r, t.get("target_matchers"), "inhibit_rules", i, "target_matchers"),
-                _labels(r, t.get("equal"), "inhibit_rules", i, "equal"),
-            )
+            InhibitRule(raw.source_matchers, raw.target_matchers, tuple(raw.equal))
         )
 
-    for i, raw in enumerate(data.get("silences") or []):
-        t = r.table(raw, "silences", i)
-        r.unknown_keys(t, {"id", "matchers", "starts", "ends", "comment"}, "silences", i)
-        matchers = _matchers(r, t.get("matchers"), "silences", i, "matchers")
-        if not matchers:
+    for i, sil in enumerate(f.silences):
+        if not sil.matchers:
             raise ConfigurationError(
-                f"{r.where('silences', i)}: a silence needs at least one matcher"
+                f"{where('silences', i)}: a silence needs at least one matcher"
             )
-        if "ends" not in t:
+        if sil.ends is None:
             raise ConfigurationError(
-                f"{r.where('silences', i)}: a silence needs ends = <time> (it must expire)"
+                f"{where('silences', i)}: a silence needs ends = <time> (it must expire)"
             )
-        starts = parse_time(t["starts"], r.where("silences", i, "starts")) if "starts" in t else 0
-        ends = parse_time(t["ends"], r.where("silences", i, "ends"))
         out.silences.append(
             Silence(
-                str(t.get("id", f"config-{i + 1}")),
-                matchers,
-                starts,
-                ends,
-                str(t.get("comment", "")),
+                sil.id if sil.id is not None else f"config-{i + 1}",
+                tuple(sil.matchers),
+                int(sil.starts or 0),
+                int(sil.ends),
+                sil.comment,
             )
         )
     return out
 
 
-def _matchers(r: _Reader, value: Any, *keys: str | int) -> tuple[Matcher, ...]:
-    return tuple(Matcher.parse(v, r.where(*keys)) for v in r.strings(value, *keys))
-
-
-def _labels(r: _Reader, value: Any, *keys: str | int) -> tuple[str, ...]:
-    labels = r.strings(value, *keys)
-    for lab in labels:
-        if lab not in LABELS and lab != "...":
-            raise ConfigurationError(
-                f"{r.where(*keys)}: unknown label {lab!r}; labels are " + ", ".join(LABELS)
-            )
-    return labels
-
-
 def _route(
-    r: _Reader,
-    t: dict[str, Any],
+    cfg: Config,
+    t: RouteSettings,
     keys: tuple[str | int, ...],
     parent: Route | None,
     out: RespondConfig,
 ) -> Route:
-    r.unknown_keys(
-        t,
-        {
-            "matchers",
-            "receiver",
-            "channels",
-            "continue",
-            "group_by",
-            "group_wait",
-            "group_interval",
-            "repeat_interval",
-            "routes",
-        },
-        *keys,
-    )
-    receiver = t.get("receiver")
-    channels = r.strings(t.get("channels"), *keys, "channels")
+    receiver = t.receiver
+    channels: tuple[str, ...] = tuple(t.channels)
     if receiver is None:
         receiver = parent.receiver if parent and not channels else OWNER_RECEIVER
         if parent and not channels:
             channels = parent.channels
-    if not isinstance(receiver, str):
-        raise ConfigurationError(f"{r.where(*keys, 'receiver')}: receiver must be a string")
     if receiver != OWNER_RECEIVER:
         if receiver not in out.channels:
             known = ", ".join(sorted(out.channels)) or "none defined"
             raise ConfigurationError(
-                f'{r.where(*keys, "receiver")}: unknown receiver {receiver!r}; use "owner" '
+                f'{cfg.where(*keys, "receiver")}: unknown receiver {receiver!r}; use "owner" '
                 f"(the team's channels) or a channel: {known}"
             )
         channels = channels or (receiver,)
     for c in channels:
         if c not in out.channels:
-            raise ConfigurationError(f"{r.where(*keys, 'channels')}: unknown channel {c!r}")
+            raise ConfigurationError(f"{cfg.where(*keys, 'channels')}: unknown channel {c!r}")
 
-    def dur(name: str, default: int) -> int:
-        return parse_duration(t[name], r.where(*keys, name)) if name in t else default
+    def dur(value: Duration | None, inherited: int) -> int:
+        return int(value) if value is not None else inherited
 
     group_by = (
-        _labels(r, t["group_by"], *keys, "group_by")
-        if "group_by" in t
+        tuple(t.group_by)
+        if t.group_by is not None
         else (parent.group_by if parent else DEFAULT_GROUP_BY)
     )
     node_id = "root" if parent is None else f"{parent.id}.{keys[-1]}"
     node = Route(
         id=node_id,
-        matchers=_matchers(r, t.get("matchers"), *keys, "matchers"),
+        matchers=tuple(t.matchers),
         receiver=receiver,
         channels=channels if receiver == OWNER_RECEIVER else (channels or (receiver,)),
-        continue_=bool(t.get("continue", False)),
+        continue_=t.continue_,
         group_by=group_by,
-        group_wait_ns=dur("group_wait", parent.group_wait_ns if parent else 30 * NS),
-        group_interval_ns=dur("group_interval", parent.group_interval_ns if parent else 300 * NS),
+        group_wait_ns=dur(t.group_wait, parent.group_wait_ns if parent else 30 * NS),
+        group_interval_ns=dur(t.group_interval, parent.group_interval_ns if parent else 300 * NS),
         repeat_interval_ns=dur(
-            "repeat_interval", parent.repeat_interval_ns if parent else 4 * 3600 * NS
+            t.repeat_interval, parent.repeat_interval_ns if parent else 4 * 3600 * NS
         ),
     )
-    children = []
-    raw_children = t.get("routes") or []
-    if not isinstance(raw_children, list):
-        raise ConfigurationError(f"{r.where(*keys, 'routes')}: routes must be a list of tables")
-    for i, child in enumerate(raw_children):
-        children.append(
-            _route(r, r.table(child, *keys, "routes", i), (*keys, "routes", i), node, out)
-        )
+    children = [
+        _route(cfg, child, (*keys, "routes", i), node, out) for i, child in enumerate(t.routes)
+    ]
     object.__setattr__(node, "routes", tuple(children))
     return node
 
 
-def _channel(r: _Reader, name: str, t: dict[str, Any]) -> ChannelConfig:
+_NOT_SETTINGS = ("url", "routing_key", "password", "url_env", "routing_key_env", "password_env")
+
+
+def _channel(cfg: Config, env: Mapping[str, str], name: str, t: ChannelSettings) -> ChannelConfig:
     keys = ("channels", name)
-    kind = t.get("type")
+    kind = t.type
     if kind not in CHANNEL_TYPES:
         raise ConfigurationError(
-            f"{r.where(*keys, 'type')}: channel {name!r} has type {kind!r}; expected one of "
+            f"{cfg.where(*keys, 'type')}: channel {name!r} has type {kind!r}; expected one of "
             + ", ".join(CHANNEL_TYPES)
         )
-    allowed = {
-        "type",
-        "timeout",
-        "headers",
-        "url",
-        "url_env",
-        "routing_key",
-        "routing_key_env",
-        "host",
-        "port",
-        "starttls",
-        "username",
-        "password",
-        "password_env",
-        "from",
-        "to",
-        "severity",
-        "ca_file",
-    }
-    r.unknown_keys(t, allowed, *keys)
+    # The settings as written (secrets aside), for the channel implementations.
+    written = cfg.data.get("channels", {}).get(name, {})
+    settings: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(t).items() if v is not None}
     settings = {
-        k: v
-        for k, v in t.items()
-        if k not in ("url", "routing_key", "password") and not k.endswith("_env")
+        ("from" if k == "from_" else k): v
+        for k, v in settings.items()
+        if k not in _NOT_SETTINGS and (k in written or (k == "from_" and "from" in written))
     }
     secrets: dict[str, str] = {}
     for secret in _SECRETS[kind]:
-        value = _secret(r, name, t, secret)
+        value = _secret(cfg, env, name, t, secret)
         if value is None:
-            if kind == "email" and not t.get("username"):
+            if kind == "email" and not t.username:
                 continue  # no authentication, no password needed
+            named = getattr(t, secret + "_env")
             raise ConfigurationError(
-                f"{r.where(*keys)}: channel {name!r} ({kind}) has no {secret}; set {secret} = "
+                f"{cfg.where(*keys)}: channel {name!r} ({kind}) has no {secret}; set {secret} = "
                 f'"..." here, or the environment variable {channel_env_var(name, secret)}'
-                + (f" (or ${t[secret + '_env']})" if t.get(secret + "_env") else "")
+                + (f" (or ${named})" if named else "")
             )
         secrets[secret] = value
     if kind == "pagerduty":
-        settings["url"] = str(t.get("url", PAGERDUTY_URL))
-        if settings["url"].startswith("http") is False:
-            raise ConfigurationError(f"{r.where(*keys, 'url')}: url must be http(s)://...")
+        settings["url"] = t.url or PAGERDUTY_URL
+        if not settings["url"].startswith("http"):
+            raise ConfigurationError(f"{cfg.where(*keys, 'url')}: url must be http(s)://...")
     if kind in ("webhook", "slack") and not secrets["url"].startswith(("http://", "https://")):
         raise ConfigurationError(
-            f"{r.where(*keys, 'url')}: channel {name!r} url must start with http:// or https://"
-            f" (got {redact(secrets['url'])})"
+            f"{cfg.where(*keys, 'url')}: channel {name!r} url must start with http:// or "
+            f"https:// (got {redact(secrets['url'])})"
         )
     if kind == "email":
-        if not t.get("host"):
-            raise ConfigurationError(f"{r.where(*keys)}: email channel {name!r} needs host")
-        to = r.strings(t.get("to"), *keys, "to")
-        if not to or not t.get("from"):
+        if not t.host:
+            raise ConfigurationError(f"{cfg.where(*keys)}: email channel {name!r} needs host")
+        if not t.to or not t.from_:
             raise ConfigurationError(
-                f'{r.where(*keys)}: email channel {name!r} needs from = "..." and to = ["..."]'
+                f'{cfg.where(*keys)}: email channel {name!r} needs from = "..." and to = ["..."]'
             )
-        settings["to"] = list(to)
-        settings.setdefault("port", 587 if t.get("starttls") else 25)
-        settings["starttls"] = bool(t.get("starttls", False))
-    if "timeout" in t:
-        settings["timeout"] = parse_duration(t["timeout"], r.where(*keys, "timeout")) / NS
-    if "headers" in t and not isinstance(t["headers"], dict):
-        raise ConfigurationError(f"{r.where(*keys, 'headers')}: headers must be a table")
-    return ChannelConfig(name, kind, settings, secrets, r.cfg.line_of(*keys))
+        settings["to"] = list(t.to)
+        settings.setdefault("port", 587 if t.starttls else 25)
+        settings["starttls"] = t.starttls
+    if t.timeout is not None:
+        settings["timeout"] = t.timeout.seconds
+    return ChannelConfig(name, kind, settings, secrets, cfg.line_of(*keys))
 
 
-def _secret(r: _Reader, channel: str, t: dict[str, Any], field_name: str) -> str | None:
-    named = t.get(field_name + "_env")
+def _secret(
+    cfg: Config, env: Mapping[str, str], channel: str, t: ChannelSettings, field_name: str
+) -> str | None:
+    named = getattr(t, field_name + "_env")
     if named:
-        if not str(named).startswith("FLIGHTLOG_"):
+        if not named.startswith("FLIGHTLOG_"):
             raise ConfigurationError(
-                f"{r.where('channels', channel, field_name + '_env')}: {field_name}_env must "
+                f"{cfg.where('channels', channel, field_name + '_env')}: {field_name}_env must "
                 f"name a FLIGHTLOG_* environment variable, got {named!r}"
             )
-        if r.env.get(str(named)):
-            return r.env[str(named)]
-    conventional = r.env.get(channel_env_var(channel, field_name))
+        if env.get(named):
+            return env[named]
+    conventional = env.get(channel_env_var(channel, field_name))
     if conventional:
         return conventional
-    value = t.get(field_name)
-    if value is not None and not isinstance(value, str):
-        raise ConfigurationError(
-            f"{r.where('channels', channel, field_name)}: {field_name} must be a string"
-        )
+    value: str | None = getattr(t, field_name)
     return value or None

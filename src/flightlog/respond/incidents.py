@@ -21,7 +21,8 @@ from typing import Any
 
 from flightlog import _json
 from flightlog.errors import InputError, NotFoundError
-from flightlog.store.base import Tx
+from flightlog.model import INCIDENT_OPENING_FIELDS
+from flightlog.store.base import Store, Tx
 
 STATES: tuple[str, ...] = ("triggered", "acknowledged", "resolved")
 _ALLOWED = {("triggered", "acknowledged"), ("triggered", "resolved"), ("acknowledged", "resolved")}
@@ -102,7 +103,6 @@ class TimelineEntry:
 def add_timeline(
     tx: Tx, incident_id: int, at_ns: int, kind: str, actor: str, detail: dict[str, Any]
 ) -> None:
-    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     row = tx.fetchone(
         "SELECT COALESCE(MAX(seq), 0) FROM respond_timeline WHERE incident_id = ?",
         (incident_id,),
@@ -136,7 +136,6 @@ def parse_id(text: str | int) -> int:
 
 
 def latest_for(tx: Tx, fp: str) -> Incident | None:
-    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     row = tx.fetchone(
         f"SELECT {COLUMNS} FROM respond_incidents WHERE fingerprint = ? ORDER BY id DESC LIMIT 1",
         (fp,),
@@ -176,21 +175,8 @@ def timeline(tx: Tx, incident_id: int) -> list[TimelineEntry]:
     ]
 
 
-# Incident fields fixed when it opens (logged in its "triggered" entry).
-OPENING_FIELDS = (
-    "failure_step",
-    "root_cause_step",
-    "root_cause_agent",
-    "error_class",
-    "severity",
-    "root_cause_team",
-    "workflow_team",
-    "first_run_id",
-)
-
-
 def _audit_transition(
-    store: Any,
+    store: Store,
     tx: Tx,
     inc: Incident,
     before: str | None,
@@ -223,12 +209,12 @@ def _audit_transition(
     if before is None:
         # What identifies the incident, logged when it opens so 'audit verify' can tell an
         # edited incident row (flightlog.ledger.coverage).
-        data.update({name: getattr(inc, name) for name in OPENING_FIELDS})
+        data.update({name: getattr(inc, name) for name in INCIDENT_OPENING_FIELDS})
     store.audit(tx, "incident.transition", data)
 
 
 def open_incident(
-    store: Any,
+    store: Store,
     tx: Tx,
     *,
     facts: dict[str, Any],
@@ -239,7 +225,6 @@ def open_incident(
     """Open a new incident for a failed run; ``facts`` holds the fingerprint fields, teams,
     severity, chain and attribution summary. Links it to ``previous`` (a resolved incident
     with the same fingerprint) when there is one."""
-    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     row = tx.fetchone("SELECT COALESCE(MAX(id), 0) FROM respond_incidents")
     new_id = int(row[0]) + 1 if row else 1
     tx.execute(
@@ -296,7 +281,7 @@ def add_failed_run(
     run_id: str,
     now_ns: int,
     attribution: dict[str, Any],
-    store: Any = None,
+    store: Store | None = None,
 ) -> Incident:
     """Count another failed run into an open incident (logged as ``incident.run`` when a
     ``store`` with a ledger is given)."""
@@ -324,7 +309,7 @@ def add_failed_run(
 
 
 def transition(
-    store: Any,
+    store: Store,
     tx: Tx,
     incident_id: int,
     to: str,
@@ -334,7 +319,6 @@ def transition(
     note: str | None = None,
 ) -> Incident:
     """Move an incident to ``to`` (``acknowledged`` or ``resolved``)."""
-    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     inc = get(tx, incident_id)
     if (inc.status, to) not in _ALLOWED:
         if inc.status == to:
@@ -361,11 +345,10 @@ def transition(
 
 
 def record_success(
-    store: Any, tx: Tx, *, workflow: str, run_id: str, now_ns: int, auto_resolve_after: int
+    store: Store, tx: Tx, *, workflow: str, run_id: str, now_ns: int, auto_resolve_after: int
 ) -> list[Incident]:
     """Count a successful run of ``workflow``; resolve incidents that reached the streak."""
     # SLO burn-rate incidents (fingerprint slo/...) resolve when the burn stops, not here.
-    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     tx.execute(
         "UPDATE respond_incidents SET success_streak = success_streak + 1 "
         "WHERE workflow = ? AND status <> 'resolved' AND fingerprint NOT LIKE 'slo/%'",

@@ -41,7 +41,7 @@ from flightlog.respond.channels import DeliveryResult, Message
 from flightlog.respond.clock import Clock
 from flightlog.respond.config import NS, ChannelConfig
 from flightlog.respond.incidents import add_timeline
-from flightlog.store.base import Tx
+from flightlog.store.base import Store, Tx
 
 COLUMNS = (
     "id, seq, created_ns, channel, channel_type, kind, action, incident_id, incident_ids, "
@@ -97,7 +97,6 @@ def enqueue(
     now_ns: int,
 ) -> bool:
     """Queue one message (idempotent by ``key``); True when it was new."""
-    tx.lock("respond")  # incidents, timelines, outbox: read-then-write, one at a time
     if tx.fetchone("SELECT 1 FROM respond_outbox WHERE id = ?", (key,)):
         return False
     row = tx.fetchone("SELECT COALESCE(MAX(seq), 0) FROM respond_outbox")
@@ -149,7 +148,7 @@ class Outbox:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         channels: dict[str, ChannelConfig],
         clock: Clock,
         *,
@@ -296,7 +295,7 @@ class Outbox:
                     )
 
 
-def list_outbox(store: Any, *, status: str | None = None, limit: int = 200) -> list[OutboxEntry]:
+def list_outbox(store: Store, *, status: str | None = None, limit: int = 200) -> list[OutboxEntry]:
     """Outbox rows, newest first (``flightlog alerts``)."""
     where, params = ("", []) if not status else (" WHERE status = ?", [status])
     with store.read() as tx:

@@ -408,7 +408,7 @@ def _end_step(active: ActiveStep, output: Any, has_output: bool, exc: BaseExcept
             implicit._finish(None)
 
 
-# Counterfactual replay (flightlog.forensics.replay) answers steps from a recorded run:
+# Counterfactual replay (flightlog.sdk.replay) answers steps from a recorded run:
 # ``hook(step_name, fn, args, kwargs)`` returns the step's result (recorded, given or live).
 replay_hook: ContextVar[
     Callable[[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any] | None

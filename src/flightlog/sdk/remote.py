@@ -260,7 +260,7 @@ class RemoteSink:
         files = self.spool.files()
         return len(files), sum(Spool.records_of(p) for p in files)
 
-    def report_spooled(self) -> None:
+    def report_undelivered(self) -> None:
         """Log what is still spooled (at exit): where, how much, and why it is not sent."""
         batches, records = self.spooled()
         if batches:
@@ -274,6 +274,10 @@ class RemoteSink:
                 self.last_error or "the server did not take them in time",
                 self.url,
             )
+
+    def report_drops(self, recorder: str, service: str | None, dropped: int) -> None:
+        """Nothing to do here: OTLP has no place for a recorder's drop count, so drops in
+        remote mode are shown by ``flightlog.stats()`` and logged by the writer."""
 
     def close(self) -> None:
         """Stop the replayer after one last attempt to drain the spool (bounded); what is

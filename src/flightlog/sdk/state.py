@@ -15,10 +15,15 @@ import os
 import threading
 import time
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.errors import ConfigurationError
 from flightlog.sdk.writer import Writer
+
+if TYPE_CHECKING:
+    from flightlog.sdk.runend import RunEndWorker
+    from flightlog.sdk.sink import Sink
+    from flightlog.store.base import Store
 
 log = logging.getLogger("flightlog")
 
@@ -119,7 +124,8 @@ def configure(
         if cap < 1024:
             raise ConfigurationError(f"payload_cap must be at least 1024 bytes, got {cap}")
         scheme = target.split("://", 1)[0].lower()
-        sink: Any
+        sink: Sink
+        store: Store | None = None  # the local store; the remote sink's server has its own
         if scheme in ("http", "https"):
             try:
                 from flightlog.sdk.remote import RemoteSink
@@ -130,17 +136,25 @@ def configure(
                 ) from exc
             sink = RemoteSink(target, spool_dir=spool_dir, api_key=api_key)
         else:
+            from flightlog.app import open_store
             from flightlog.sdk.sink import StoreSink
-            from flightlog.store import open_store
 
-            sink = StoreSink(open_store(target))
+            store = open_store(target)
+            sink = StoreSink(store)
         _check_config_file()
         from flightlog import privacy
 
         scrubber = privacy.load()  # a bad [privacy] setting fails here, naming its line
         shutdown()
+        run_end: RunEndWorker | None = None  # a server runs its own run-end processing
+        if store is not None:
+            from flightlog.sdk.runend import RunEndWorker
+
+            run_end = RunEndWorker(store)
         new = Writer(
             sink,
+            run_end=run_end,
+            service=_service,
             max_queue=queue_size or _env_int("FLIGHTLOG_QUEUE_SIZE", 20_000),
             batch_size=batch_size or _env_int("FLIGHTLOG_BATCH_SIZE", 1_000),
             payload_cap=cap,
@@ -151,6 +165,10 @@ def configure(
         me.payload_cap = cap
         _disabled = False
         _set(new, configured=True)
+
+
+def _service() -> str | None:
+    return service
 
 
 def _check_config_file() -> None:
@@ -174,11 +192,9 @@ def flush(timeout: float | None = 30.0, *, hooks: bool = True) -> bool:
         return True
     started = time.monotonic()
     ok = w.flush(timeout, hooks=hooks)
-    drain = getattr(w.sink, "drain", None)  # the remote sink: delivered, not just spooled
-    if callable(drain):
-        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-        ok = drain(30.0 if left is None else left) == 0 and ok
-    return ok
+    # The remote sink: delivered, not just spooled (a store's sink has nothing to drain).
+    left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+    return w.sink.drain(30.0 if left is None else left) == 0 and ok
 
 
 def shutdown(timeout: float | None = 10.0) -> None:
@@ -217,11 +233,9 @@ def stats() -> dict[str, Any]:
         out.update(w.stats())
     out["dropped"] += _retired_dropped
     if w is not None:
-        sink_stats = getattr(w.sink, "stats", None)
-        if callable(sink_stats):
-            out["sink"] = sink_stats()
-            # Records the remote sink could not even spool (its disk limit) are drops too.
-            out["dropped"] += int(out["sink"].get("spool_dropped_records", 0) or 0)
+        out["sink"] = w.sink.stats()
+        # Records the remote sink could not even spool (its disk limit) are drops too.
+        out["dropped"] += int(out["sink"].get("spool_dropped_records", 0) or 0)
     from flightlog import pipeline
 
     out["hook_errors"] = pipeline.hook_errors
@@ -235,10 +249,9 @@ def _at_exit() -> None:
     try:
         started = time.monotonic()
         ok = w.flush(_exit_timeout())
-        drain = getattr(w.sink, "drain", None)
-        if callable(drain):  # the remote sink: send the spool while the exit timeout lasts
-            drain(max(0.0, _exit_timeout() - (time.monotonic() - started)))
-            w.sink.report_spooled()
+        # The remote sink: send the spool while the exit timeout lasts, then say what is left.
+        w.sink.drain(max(0.0, _exit_timeout() - (time.monotonic() - started)))
+        w.sink.report_undelivered()
         if not ok:
             lost = w.abandon_pending()
             log.error(

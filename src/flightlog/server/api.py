@@ -6,7 +6,7 @@ Every error is JSON: ``{"error": {"status": 404, "message": "..."}}``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -16,6 +16,11 @@ from flightlog import _json
 from flightlog.errors import FlightlogError, NotFoundError
 from flightlog.model import RUN_STATUSES
 from flightlog.store.base import RunQuery
+
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
+
+    pass
 
 MAX_LIMIT = 1000
 
@@ -61,7 +66,9 @@ class Api:
     """Handlers over a read-side store, seen from the caller's project: ``store_for(request)``
     gives the store to read (a ``ProjectStore`` when the server has API keys)."""
 
-    def __init__(self, store_for: Callable[[Request], Any], server_store: Any = None) -> None:
+    def __init__(
+        self, store_for: Callable[[Request], StoreReader], server_store: StoreReader | None = None
+    ) -> None:
         self.store_for = store_for
         # Every project's runs: only for server-wide routes (reliability), which the guard
         # opens to admin keys alone.

@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
 
 from flightlog.access.keys import KeyRing
 from flightlog.access.projects import ProjectStore
@@ -50,8 +53,9 @@ def create_app(
     Starlette app itself is ``.app``.
     """
     from flightlog import pipeline, privacy
+    from flightlog.app import open_store
     from flightlog.server.settings import load_server_settings
-    from flightlog.store import normalize_url, open_store
+    from flightlog.store import normalize_url
 
     settings = load_server_settings()  # a bad [server] setting fails at start, naming its line
     url = normalize_url(url)
@@ -71,7 +75,7 @@ def create_app(
     keys = KeyRing(reader)
     projects: dict[str, ProjectStore] = {}
 
-    def store_for(request: Request) -> Any:
+    def store_for(request: Request) -> StoreReader:
         """The reader as the caller's project sees it (every run when there are no keys)."""
         key = principal(request.scope)
         if key is None:

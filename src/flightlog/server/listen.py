@@ -14,9 +14,12 @@ import os
 import socket
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 DEFAULT_INTERVAL = 60.0
 
@@ -80,7 +83,7 @@ def interval_from_env() -> float:
 class Activity:
     """Counts what happened since the last line and prints it (see the module docstring)."""
 
-    def __init__(self, ingestor: Any, store: Any, interval: float) -> None:
+    def __init__(self, ingestor: Any, store: Store, interval: float) -> None:
         self.ingestor = ingestor
         self.store = store
         self.interval = interval
@@ -102,7 +105,7 @@ class Activity:
         self._stop.set()
         pipeline.unregister(self.on_runs_ended)
 
-    def on_runs_ended(self, store: Any, run_ids: Any) -> None:
+    def on_runs_ended(self, store: Store, run_ids: Any) -> None:
         """Run-end hook (``flightlog.pipeline``): remember which runs ended."""
         with self._lock:
             self._ended_runs.extend(run_ids)

@@ -23,11 +23,14 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
 
 from flightlog.errors import InputError
 from flightlog.otel.decode import MAX_ERRORS_REPORTED, DecodeResult, parse_request
@@ -160,7 +163,7 @@ GZIP_RATIO = 8  # decode budget weight of a gzip body: its size times this, up t
 def make_endpoint(
     ingestor: Ingestor,
     max_body: int = DEFAULT_MAX_BODY,
-    reader: Any = None,
+    reader: StoreReader | None = None,
     admission: Admission | None = None,
 ) -> Any:
     """The ``POST /v1/traces`` handler. Order of work: cheap checks (content type, encoding,

@@ -12,14 +12,17 @@ by re-using its trace id.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.errors import InputError
 from flightlog.otel.decode import MAX_ERRORS_REPORTED, DecodeResult
 from flightlog.store.base import chunked
 
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
 
-def _foreign(store: Any, run_ids: list[str], project: str) -> set[str]:
+
+def _foreign(store: StoreReader, run_ids: list[str], project: str) -> set[str]:
     found: set[str] = set()
     with store.read() as tx:
         for part in chunked(run_ids, 500):
@@ -34,7 +37,7 @@ def _foreign(store: Any, run_ids: list[str], project: str) -> set[str]:
     return found
 
 
-def claim_runs(store: Any, result: DecodeResult, project: str) -> None:
+def claim_runs(store: StoreReader, result: DecodeResult, project: str) -> None:
     """Stamp ``result``'s runs with ``project``; reject the spans of other projects' runs."""
     batch = result.batch
     run_ids = sorted({r.id for r in batch.runs} | {s.run_id for s in batch.steps})

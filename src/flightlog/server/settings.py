@@ -12,16 +12,22 @@ From the environment: ``FLIGHTLOG_IDLE_TRACE_TIMEOUT=30s`` (or, as for every fil
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flightlog.errors import ConfigurationError
+from flightlog._durations import NS, Duration
+from flightlog.config import Config, Section, load_config
+from flightlog.errors import ConfigurationError, InputError
 
 DEFAULT_IDLE_TRACE_TIMEOUT = 300.0  # seconds
-_KNOWN = {"idle_trace_timeout"}
 ENV_IDLE_TRACE_TIMEOUT = "FLIGHTLOG_IDLE_TRACE_TIMEOUT"
+
+
+class ServerSection(Section, frozen=True):
+    """``[server]``, as written."""
+
+    idle_trace_timeout: Duration = Duration(int(DEFAULT_IDLE_TRACE_TIMEOUT * NS))
 
 
 @dataclass(frozen=True)
@@ -34,26 +40,21 @@ def load_server_settings(
 ) -> ServerSettings:
     """The validated ``[server]`` section (defaults when absent); a bad value names its line
     (or its environment variable)."""
-    from flightlog.config import load_config
-    from flightlog.respond.config import NS, parse_duration
+    return server_settings(load_config(path, environ=environ))
 
-    env = os.environ if environ is None else environ
-    cfg = load_config(path, environ=env)
-    section = cfg.section("server")
-    if section is None:
-        section = {}
-    if not isinstance(section, dict):
-        raise ConfigurationError(f"{cfg.where('server')}: [server] must be a table")
-    unknown = sorted(set(section) - _KNOWN)
-    if unknown:
-        raise ConfigurationError(
-            f"{cfg.where('server', unknown[0])}: unknown setting server.{unknown[0]}; "
-            f"known: {', '.join(sorted(_KNOWN))}"
-        )
-    idle = ServerSettings.idle_trace_timeout
-    if env.get(ENV_IDLE_TRACE_TIMEOUT):
-        idle = parse_duration(env[ENV_IDLE_TRACE_TIMEOUT], f"${ENV_IDLE_TRACE_TIMEOUT}") / NS
-    elif "idle_trace_timeout" in section:
-        where = cfg.where("server", "idle_trace_timeout")
-        idle = parse_duration(section["idle_trace_timeout"], where) / NS
+
+def server_settings(cfg: Config) -> ServerSettings:
+    """``[server]`` of a loaded configuration, validated once per ``cfg``."""
+    return cfg.derive("server", lambda: _validate(cfg))
+
+
+def _validate(cfg: Config) -> ServerSettings:
+    section = cfg.typed(ServerSection, "server")
+    idle = section.idle_trace_timeout.seconds
+    raw = cfg.environ.get(ENV_IDLE_TRACE_TIMEOUT)
+    if raw:
+        try:
+            idle = Duration.from_toml(raw).seconds
+        except InputError as exc:
+            raise ConfigurationError(f"${ENV_IDLE_TRACE_TIMEOUT}: {exc}") from None
     return ServerSettings(idle_trace_timeout=idle)

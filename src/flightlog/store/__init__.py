@@ -41,9 +41,11 @@ def normalize_url(url: str) -> str:
 
 
 def open_store(url: str | None = None, *, readonly: bool = False, create: bool = True) -> Store:
-    """Open the store at ``url``, migrating it to this version's schema.
+    """Open the store at ``url``, migrating it to this version's schema. Nothing else: the
+    audit ledger and the other capabilities are wired by ``flightlog.app.open_store``, which
+    every front door uses.
 
-    ``readonly``: never write (no migrations, no files, no ledger attached); the store must
+    ``readonly``: never write (no migrations, no files); the store must
     exist and be current. ``create=False``: a SQLite file that does not exist is an error
     instead of a new, empty store (what commands that read or change existing records use,
     so a typo in ``--db`` is reported rather than silently made into a database).
@@ -53,7 +55,7 @@ def open_store(url: str | None = None, *, readonly: bool = False, create: bool =
     if scheme == "sqlite":
         from flightlog.store.sqlite import SQLiteStore
 
-        return _with_ledger(SQLiteStore(url, readonly=readonly, create=create), readonly)
+        return SQLiteStore(url, readonly=readonly, create=create)
     if scheme in ("postgresql", "postgres"):
         try:
             from flightlog.store.postgres import PostgresStore
@@ -62,23 +64,7 @@ def open_store(url: str | None = None, *, readonly: bool = False, create: bool =
                 f"store URL {url!r} needs the PostgreSQL driver: pip install 'flightlog[postgres]'"
                 f" ({exc})"
             ) from exc
-        return _with_ledger(PostgresStore(url, readonly=readonly), readonly)
+        return PostgresStore(url, readonly=readonly)
     raise ConfigurationError(
         f"unsupported store URL {url!r}; expected sqlite:///path.db or postgresql://..."
     )
-
-
-def _with_ledger(store: Store, readonly: bool) -> Store:
-    """Attach the audit ledger (``flightlog.ledger``) unless read-only or
-    ``FLIGHTLOG_LEDGER=off``."""
-    if readonly:
-        return store
-    from flightlog.ledger import attach, ledger_enabled
-
-    if ledger_enabled():
-        try:
-            attach(store)
-        except BaseException:
-            store.close()
-            raise
-    return store

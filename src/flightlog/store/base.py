@@ -90,15 +90,82 @@ class RunQuery:
     offset: int = 0
 
 
-class Store(Protocol):
-    """Durable storage of Flightlog records."""
+class StoreReader(Protocol):
+    """The read side of a store: what reports, the REST API, the web UI and forensics use.
 
-    url: str
-    dialect: str  # "sqlite" | "postgresql"
-    # Whether write transactions of several processes or threads run at the same time
-    # (PostgreSQL) or one at a time (SQLite). With concurrent writers, read-before-write is
-    # safe only under ``Tx.lock`` or a unique key.
-    concurrent_writers: bool
+    A ``Store`` is one; so is ``flightlog.access.ProjectStore``, a store's read side seen from
+    one project (every query scoped by construction).
+    """
+
+    @property
+    def url(self) -> str:
+        """The store's URL (also a key for caches of derived state)."""
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+
+    @property
+    def display_url(self) -> str:
+        """The URL without secrets, for messages."""
+
+    def list_runs(self, query: RunQuery | None = None) -> list[Run]:
+        """Runs matching the filters, newest first."""
+
+    def count_runs(self, query: RunQuery | None = None) -> int:
+        """How many runs match the filters (ignores limit and offset)."""
+
+    def get_run(self, run_id: str) -> Run | None:
+        """The run with this id, or None."""
+
+    def resolve_run_id(self, prefix: str, *, project: str | None = None) -> str:
+        """The full id of the one run whose id starts with ``prefix`` (in ``project``, if
+        given: runs of other projects neither match nor make a prefix ambiguous).
+
+        Raises ``NotFoundError`` when none or more than one match.
+        """
+
+    def get_steps(self, run_id: str) -> list[Step]:
+        """The run's steps in index order (steps of ingested runs without an agent show their
+        nearest ancestor's, derived when read)."""
+
+    def get_edges(self, run_id: str) -> list[Edge]:
+        """The run's data and handoff edges (parent edges are derived from steps)."""
+
+    def get_findings(self, run_id: str) -> list[Finding]:
+        """The run's findings, oldest first."""
+
+    def get_record(self, run_id: str) -> RunRecord:
+        """The run with its steps, edges and findings. Raises ``NotFoundError``."""
+
+    def get_payloads(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        """Canonical JSON bytes of the payloads with these hashes (missing ones are absent)."""
+
+    def workflows(self, *, project: str | None = None) -> list[str]:
+        """Every workflow name seen (in ``project``, if given)."""
+
+    def dropped_records(self) -> int:
+        """Total records all recorders reported dropping (0 when nothing was ever lost)."""
+
+    def schema_version(self, component: str) -> int:
+        """The highest applied migration version of a component (0 if none)."""
+
+    def read(self) -> AbstractContextManager[Tx]:
+        """A read-only snapshot."""
+
+
+class Store(StoreReader, Protocol):
+    """Durable storage of Flightlog records: the read side and everything that changes it."""
+
+    @property
+    def readonly(self) -> bool:
+        """True when opened read-only: no migrations, no files, no writes."""
+
+    @property
+    def concurrent_writers(self) -> bool:
+        """Whether write transactions of several processes or threads run at the same time
+        (PostgreSQL) or one at a time (SQLite). With concurrent writers, read-before-write
+        is safe only under ``Tx.lock`` or a unique key."""
 
     # -- writing -------------------------------------------------------------------------
     def write(self, batch: Batch, *, reorder: Iterable[str] = ()) -> list[Conflict]:
@@ -120,71 +187,30 @@ class Store(Protocol):
     def add_auditor(self, auditor: Callable[[Tx, str, dict[str, Any]], None]) -> None:
         """Attach ``auditor(tx, kind, data)``, called by ``audit``; the ledger attaches here."""
 
+    def add_close_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook()`` when the store is closed, before its connections are released."""
+
     def audit(self, tx: Tx, kind: str, data: dict[str, Any]) -> None:
         """Append a record of ``kind`` (``incident.transition``, ``alert.sent``,
         ``attribution``, ...) to the audit ledger inside the caller's transaction ``tx``.
         A no-op when no ledger is attached."""
 
-    # -- reading -------------------------------------------------------------------------
-    def list_runs(self, query: RunQuery | None = None) -> list[Run]:
-        """Runs matching the filters, newest first."""
+    def report_drops(self, recorder: str, service: str | None, dropped: int) -> None:
+        """Record the running total of records a recorder process dropped under overload."""
 
-    def count_runs(self, query: RunQuery | None = None) -> int:
-        """How many runs match the filters (ignores limit and offset)."""
-
-    def get_run(self, run_id: str) -> Run | None:
-        """The run with this id, or None."""
-
-    def resolve_run_id(self, prefix: str, *, project: str | None = None) -> str:
-        """The full id of the one run whose id starts with ``prefix`` (in ``project``, if
-        given: runs of other projects neither match nor make a prefix ambiguous).
-
-        Raises ``NotFoundError`` when none or more than one match.
-        """
-
-    def get_steps(self, run_id: str) -> list[Step]:
-        """The run's steps in index order (steps of ingested runs without an agent show their
-        nearest ancestor's, derived when read)."""
-
+    # -- reading what only writers need ----------------------------------------------------
     def step_outlines(self, run_ids: Iterable[str]) -> dict[str, list[StepOutline]]:
         """Per run, the outline of each stored step (runs without steps are absent)."""
 
     def existing_runs(self, run_ids: Iterable[str]) -> set[str]:
         """Which of ``run_ids`` are stored."""
 
-    def get_edges(self, run_id: str) -> list[Edge]:
-        """The run's data and handoff edges (parent edges are derived from steps)."""
-
-    def get_findings(self, run_id: str) -> list[Finding]:
-        """The run's findings, oldest first."""
-
-    def get_record(self, run_id: str) -> RunRecord:
-        """The run with its steps, edges and findings. Raises ``NotFoundError``."""
-
-    def get_payloads(self, hashes: Iterable[str]) -> dict[str, bytes]:
-        """Canonical JSON bytes of the payloads with these hashes (missing ones are absent)."""
-
-    def workflows(self, *, project: str | None = None) -> list[str]:
-        """Every workflow name seen (in ``project``, if given)."""
-
-    def report_drops(self, recorder: str, service: str | None, dropped: int) -> None:
-        """Record the running total of records a recorder process dropped under overload."""
-
-    def dropped_records(self) -> int:
-        """Total records all recorders reported dropping (0 when nothing was ever lost)."""
-
     # -- capabilities' own tables ----------------------------------------------------------
     def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         """Apply the component's migrations that are not yet applied, in order."""
 
-    def schema_version(self, component: str) -> int:
-        """The highest applied migration version of a component (0 if none)."""
-
     def transaction(self) -> AbstractContextManager[Tx]:
         """A write transaction: committed (durably) on normal exit, rolled back on error."""
-
-    def read(self) -> AbstractContextManager[Tx]:
-        """A read-only snapshot."""
 
     def close(self) -> None:
         """Release connections. Idempotent."""

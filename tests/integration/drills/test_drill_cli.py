@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from flightlog import demo
-from flightlog.store import open_store
+from flightlog.app import open_store
 from tests.conftest import run_cli
 from tests.integration.respond.conftest import Mailbox, Receiver
 
@@ -65,7 +65,7 @@ def test_passing_drill_with_local_receiver(tmp_path: Path) -> None:
     )
     store = open_store(home)
     try:
-        from flightlog.drills.record import list_drills
+        from flightlog.reliability.drills import list_drills
 
         (rec,) = list_drills(store)
         assert rec["passed"] is True and rec["faults_injected"] == 4

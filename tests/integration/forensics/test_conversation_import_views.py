@@ -150,9 +150,9 @@ def test_show_prints_messages_not_timings(tmp_path: Path) -> None:
 
 def test_web_ui_shows_folded_messages(tmp_path: Path) -> None:
     pytest.importorskip("starlette")
+    from flightlog.app import open_store
     from flightlog.forensics.transcripts import conversation_batch, normalise
     from flightlog.server.ui.run import run_page
-    from flightlog.store import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'ui.db'}")
     try:

@@ -14,9 +14,9 @@ SOME = [
 
 
 def test_scenarios_attribute_on_postgres(pg_url: str) -> None:
+    from flightlog.app import open_store
     from flightlog.forensics.ledger import stored_attribution
     from flightlog.forensics.report import postmortem, render
-    from flightlog.store import open_store
 
     outcomes = run_suite(pg_url, history=8, only=SOME)
     assert [o.scenario.name for o in outcomes] == SOME

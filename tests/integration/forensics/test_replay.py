@@ -12,7 +12,7 @@ import pytest
 import flightlog
 from flightlog import demo
 from flightlog.errors import InputError, NotFoundError
-from flightlog.forensics.replay import decisive_step, replay, replaying
+from flightlog.sdk.replay import decisive_step, replay, replaying
 
 CLAUSES = [{"id": "HS-4.1", "text": "Sudden and accidental escape of water is covered."}]
 

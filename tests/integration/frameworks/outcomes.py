@@ -59,7 +59,7 @@ def outcomes(store: Any) -> list[Outcome]:
 
 
 if __name__ == "__main__":
-    from flightlog.store import open_store
+    from flightlog.app import open_store
 
     for o in outcomes(open_store(sys.argv[1])):
         print(

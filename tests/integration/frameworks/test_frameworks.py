@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flightlog.store import open_store
+from flightlog.app import open_store
 from tests.integration.frameworks.conftest import run_app
 from tests.integration.frameworks.expectations import FAULTS, FRAMEWORKS, Framework
 from tests.integration.frameworks.outcomes import outcomes

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from flightlog.app import open_store
 from flightlog.otel.decode import decode
 from flightlog.server.ingest import Ingestor
-from flightlog.store import open_store
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "otlp" / "openllmetry"
 CONFIG = """

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from flightlog.store import open_store
+from flightlog.app import open_store
 from tests.integration.ledger._ledger_helpers import rid, run_batches
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from flightlog.app import open_store
 from flightlog.ledger.anchor import read_witness
-from flightlog.store import open_store
 from tests.integration.ledger._ledger_helpers import rid
 
 
@@ -117,8 +117,8 @@ def test_checkpoint_anchored_in_git(filled: Path, tmp_path: Path) -> None:
     repo = tmp_path / "witness-repo"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     db = f"sqlite:///{filled}"
+    from flightlog.app import open_store
     from flightlog.ledger import attach
-    from flightlog.store import open_store
 
     store = open_store(db)
     from tests.integration.ledger._ledger_helpers import run_batches
@@ -148,9 +148,9 @@ def test_help_texts(cmd: str) -> None:
 
 
 def test_consistency_proof_command(filled: Path, tmp_path: Path) -> None:
+    from flightlog.app import open_store
     from flightlog.ledger.note import Verifier
     from flightlog.ledger.proof import verify_consistency_proof
-    from flightlog.store import open_store
     from tests.integration.ledger._ledger_helpers import run_batches
 
     db = f"sqlite:///{filled}"

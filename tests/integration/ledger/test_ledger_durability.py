@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from flightlog.app import open_store
 from flightlog.ledger import attach
 from flightlog.ledger.bundle import export
 from flightlog.ledger.verify import verify
-from flightlog.store import open_store
 
 WRITER = textwrap.dedent(
     """
     import sys, time
     from flightlog.model import Batch, Run, Step
-    from flightlog.store import open_store
+    from flightlog.app import open_store
 
     store = open_store(sys.argv[1])
     run_id = "ab" * 16

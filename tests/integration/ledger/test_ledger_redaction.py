@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from flightlog.app import open_store
 from flightlog.errors import LedgerError
 from flightlog.ledger import attach, rfc9162
 from flightlog.ledger.bundle import export, verify_bundle
@@ -14,7 +15,6 @@ from flightlog.ledger.proof import prove, verify_tlog_proof
 from flightlog.ledger.redact import redact_run
 from flightlog.ledger.retention import prune
 from flightlog.ledger.verify import verify
-from flightlog.store import open_store
 from tests.integration.ledger._ledger_helpers import rid
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from flightlog.app import open_store
 from flightlog.errors import LedgerError
 from flightlog.ledger import attach, rfc9162
 from flightlog.ledger.note import Signer
 from flightlog.ledger.proof import prove, verify_tlog_proof
 from flightlog.ledger.verify import VerifyReport, verify
 from flightlog.model import Batch, Run, Step
-from flightlog.store import open_store
 from tests.integration.ledger._ledger_helpers import rid, run_batches
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flightlog.store import open_store
+from flightlog.app import open_store
 from tests.conftest import run_cli
 from tests.integration.server.conftest import ServerProcess, free_port
 from tests.unit.reliability import known

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from flightlog.store import open_store
+from flightlog.app import open_store
 from tests.conftest import run_cli
 
 ENTRY = "flightlog.demo:triage"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from flightlog.app import open_store
 from flightlog.model import Batch, Run, Step
 from flightlog.reliability.burn_alerts import periodic, sync
 from flightlog.reliability.settings import load_reliability_settings
@@ -17,7 +18,6 @@ from flightlog.reliability.slo import evaluate, evaluate_all
 from flightlog.respond.clock import ManualClock
 from flightlog.respond.config import load_respond_config
 from flightlog.respond.engine import Engine
-from flightlog.store import open_store
 from tests.integration.respond.conftest import Receiver
 
 T0 = 1_790_000_000 * 10**9

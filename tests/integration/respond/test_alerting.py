@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import flightlog
+from flightlog.app import open_store
 from flightlog.respond.clock import ManualClock
 from flightlog.respond.config import load_respond_config
 from flightlog.respond.engine import Engine
 from flightlog.respond.outbox import list_outbox
-from flightlog.store import open_store
 
 from .conftest import Receiver, claims_run, write_config
 

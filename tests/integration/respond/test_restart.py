@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from flightlog.app import open_store
 from flightlog.respond.outbox import list_outbox
 from flightlog.respond.schema import ensure_schema
-from flightlog.store import open_store
 
 from .conftest import Receiver, claims_run, write_config
 

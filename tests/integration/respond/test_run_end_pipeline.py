@@ -16,12 +16,12 @@ import pytest
 
 import flightlog
 from flightlog import pipeline
+from flightlog.app import open_store
 from flightlog.detect.registry import unregister
 from flightlog.ledger.entry import COMMIT, commitment, get_path, set_path
 from flightlog.respond.clock import ManualClock
 from flightlog.respond.config import load_respond_config
 from flightlog.respond.engine import Engine
-from flightlog.store import open_store
 
 from .conftest import Receiver, claims_run, write_config
 

@@ -14,9 +14,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from flightlog.app import open_store
 from flightlog.model import Batch
 from flightlog.otel.encode import encode_bytes
-from flightlog.store import open_store
 from flightlog.store.facts import CONFLICT_DETECTOR
 from tests.conftest import run_cli
 from tests.integration.ledger._ledger_helpers import rid, run_batches

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from flightlog.app import open_store
 from flightlog.ledger import attach, rfc9162
 from flightlog.ledger.verify import verify
-from flightlog.store import open_store
 from tests.integration.ledger._ledger_helpers import rid, run_batches
 
 

@@ -21,11 +21,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from flightlog.app import open_store
 from flightlog.ledger import attach
 from flightlog.ledger.verify import verify
 from flightlog.otel.decode import decode
 from flightlog.server.ingest import Ingestor
-from flightlog.store import open_store
 
 TRACE = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
 T0 = 1_700_000_000_000_000_000

@@ -16,7 +16,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from flightlog.store import open_store
+from flightlog.app import open_store
 
 
 class _FakeOpenAI(BaseHTTPRequestHandler):

@@ -9,9 +9,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from flightlog.app import open_store
 from flightlog.model import Batch, Edge, Finding, Run, Step
 from flightlog.server import create_app
-from flightlog.store import open_store
 
 RUN = "0af7651916cd43dd8448eb211c80319c"
 

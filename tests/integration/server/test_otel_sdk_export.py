@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, Status, StatusCode
 
-from flightlog.store import open_store
+from flightlog.app import open_store
 
 
 def _provider(url: str, compression: Compression = Compression.NoCompression) -> TracerProvider:

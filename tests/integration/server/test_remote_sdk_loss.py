@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import flightlog
-from flightlog.store import open_store
+from flightlog.app import open_store
 
 N = 10_000
 

@@ -150,8 +150,8 @@ def test_failed_run_page_attribution_steps_and_lineage(recorded: dict[str, Any])
 
 
 def test_nested_run_graph_and_weak_attribution_is_a_hypothesis(recorded: dict[str, Any]) -> None:
+    from flightlog.app import open_store
     from flightlog.forensics import why
-    from flightlog.store import open_store
 
     srv, rid = recorded["server"], recorded["nested"]
     store = open_store(srv.store_url, readonly=True)

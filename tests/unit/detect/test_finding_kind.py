@@ -10,13 +10,13 @@ from typing import Any
 
 from records import RunBuilder
 
+from flightlog.app import open_store
 from flightlog.detect import detect, run_detectors
 from flightlog.detect.context import RunContext
 from flightlog.ledger import attach
 from flightlog.ledger.entry import finding_data
 from flightlog.ledger.verify import verify
 from flightlog.model import Batch, Finding, finding_kind
-from flightlog.store import open_store
 from flightlog.store.schema import CORE_MIGRATIONS, MIGRATIONS_TABLE
 
 

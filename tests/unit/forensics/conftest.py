@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from flightlog.store import open_store  # noqa: E402
+from flightlog.app import open_store  # noqa: E402
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from flightlog.app import open_store
 from flightlog.otel.decode import decode
 from flightlog.server.ingest import Ingestor
-from flightlog.store import open_store
 from tests.integration.frameworks.expectations import FAULTS, FRAMEWORKS
 from tests.integration.frameworks.outcomes import outcomes
 

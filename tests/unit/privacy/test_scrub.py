@@ -156,7 +156,7 @@ def test_turned_off_by_environment() -> None:
     [
         ('[privacy]\naction = "blur"\n', 2, "unknown privacy action 'blur'"),
         ("[privacy]\n\ndisable = ['nope']\n", 3, "no built-in detector 'nope'"),
-        ("[privacy]\ncolour = 1\n", 2, "unknown privacy setting 'colour'"),
+        ("[privacy]\ncolour = 1\n", 2, "unknown setting 'colour' in [privacy]"),
         ('[privacy.actions]\nemail = "hash"\nfoo = "mask"\n', 3, "no rule named 'foo'"),
         ("[[privacy.patterns]]\nname = 'a'\nregex = '('\n", 3, "not a valid regular expression"),
         ("[[privacy.patterns]]\nname = 'a'\nregex = 'x*'\n", 3, "matches the empty string"),

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from flightlog.app import open_store
 from flightlog.model import Batch, Run
 from flightlog.reliability import refresh, reliability
 from flightlog.reliability.stats import Rate, pass_k, per_thousand, wilson
-from flightlog.store import open_store
 
 from . import known
 

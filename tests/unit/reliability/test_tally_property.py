@@ -10,11 +10,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flightlog.app import open_store
 from flightlog.forensics.attribution import Attribution
 from flightlog.forensics.ledger import record_attribution
 from flightlog.model import Batch, ErrorInfo, Run, Step
 from flightlog.reliability import refresh, reliability
-from flightlog.store import open_store
 
 H = 3_600 * 10**9
 T0 = 1_767_225_600 * 10**9

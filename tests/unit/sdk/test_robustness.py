@@ -15,9 +15,11 @@ import pytest
 
 import flightlog
 from flightlog import pipeline
+from flightlog.model import Batch
 from flightlog.payload import decode
 from flightlog.sdk import state
 from flightlog.sdk.writer import StepDone, Writer
+from tests.unit.sdk.sinks import SlowSink
 
 
 def _record(store, run_id):  # type: ignore[no-untyped-def]
@@ -157,15 +159,12 @@ def test_a_run_abandoned_inside_a_generator_is_unknown(store) -> None:  # type: 
 def test_oversized_values_are_capped_before_they_are_queued(recorder) -> None:  # type: ignore[no-untyped-def]
     gate = threading.Event()
 
-    class GatedSink:
-        def write(self, batch) -> None:  # type: ignore[no-untyped-def]
+    class GatedSink(SlowSink):
+        def write(self, batch: Batch) -> None:
             gate.wait(10)
 
-        def close(self) -> None:
-            pass
-
     old = state._writer
-    w = Writer(GatedSink())
+    w = Writer(GatedSink(0.0))
     state._writer = w
     try:
 
@@ -175,7 +174,7 @@ def test_oversized_values_are_capped_before_they_are_queued(recorder) -> None:  
 
         with flightlog.run("wf"):
             big("x" * 5_000_000)
-        queued = [i for i in list(w._queue) if isinstance(i, StepDone)]
+        queued = [i for i in list(w.queue.items) if isinstance(i, StepDone)]
         assert queued, "the step should still be queued behind the gated sink"
         for item in queued:
             assert len(item.input_json or b"") <= state.payload_cap

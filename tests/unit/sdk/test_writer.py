@@ -9,19 +9,7 @@ import time
 import flightlog
 from flightlog.model import Batch, Run
 from flightlog.sdk.writer import RunEvent, Writer
-
-
-class SlowSink:
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.runs: list[str] = []
-
-    def write(self, batch: Batch) -> None:
-        time.sleep(self.delay)
-        self.runs.extend(r.id for r in batch.runs)
-
-    def close(self) -> None:
-        pass
+from tests.unit.sdk.sinks import SlowSink
 
 
 def _run(i: int) -> RunEvent:

@@ -30,7 +30,9 @@ def test_bad_values_name_their_line_or_variable(tmp_path: Path) -> None:
     ):
         load_server_settings(cfg, environ={})
     cfg.write_text('[server]\nidle_timeout = "5m"\n')
-    with pytest.raises(ConfigurationError, match="line 2: unknown setting server.idle_timeout"):
+    with pytest.raises(
+        ConfigurationError, match=r"line 2: unknown setting .idle_timeout. in \[server\]"
+    ):
         load_server_settings(cfg, environ={})
     with pytest.raises(ConfigurationError, match=r"\$FLIGHTLOG_IDLE_TRACE_TIMEOUT"):
         load_server_settings(None, environ={"FLIGHTLOG_IDLE_TRACE_TIMEOUT": "-1"})

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 import flightlog
+from flightlog.app import open_store
 from flightlog.model import Batch, Run
-from flightlog.store import Migration, open_store
+from flightlog.store import Migration
 from flightlog.store._pgsql import to_postgres_ddl, to_pyformat
 
 # -- rewriting (pure functions) -------------------------------------------------------------

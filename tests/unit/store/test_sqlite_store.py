@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import flightlog
-from flightlog.store import open_store
+from flightlog.app import open_store
 
 
 def test_readonly_open_of_a_foreign_sqlite_file(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 import flightlog
+from flightlog.app import open_store
 from flightlog.model import Batch, Edge, Finding, Payload, Run, Step
-from flightlog.store import Migration, RunQuery, open_store
+from flightlog.store import Migration, RunQuery
 
 
 def _runs(n: int) -> Batch:

@@ -14,7 +14,7 @@ Captured content is untrusted: every value is HTML-escaped, payloads are cut to
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,6 +26,9 @@ from flightlog.server.ui.reliability import reliability_page
 from flightlog.server.ui.run import report_page, run_page
 from flightlog.server.ui.runs import runs_page
 
+if TYPE_CHECKING:
+    from flightlog.store.base import Store, StoreReader
+
 __all__ = ["PREVIEW", "Ui"]
 
 
@@ -35,7 +38,10 @@ class Ui:
     with the audit ledger attached) is used only to read the ledger's status."""
 
     def __init__(
-        self, store_for: Callable[[Request], Any], writer: Any = None, server_store: Any = None
+        self,
+        store_for: Callable[[Request], StoreReader],
+        writer: Store | None = None,
+        server_store: StoreReader | None = None,
     ) -> None:
         self.store_for = store_for
         self.writer = writer

@@ -4,18 +4,21 @@ never run against this store."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from flightlog.server.ui._html import e, error_page, page, pill, q, when
 
+if TYPE_CHECKING:
+    from flightlog.store.base import Store, StoreReader
+
 INCIDENT_STATES = ("open", "triggered", "acknowledged", "resolved")
 RUNS_PER_INCIDENT = 10
 
 
-def incidents_page(store: Any, request: Request) -> HTMLResponse:
+def incidents_page(store: StoreReader, request: Request) -> HTMLResponse:
     state = request.query_params.get("state") or None
     if state is not None and state not in INCIDENT_STATES:
         return error_page(400, f"state={state!r} is not one of {', '.join(INCIDENT_STATES)}")
@@ -102,7 +105,7 @@ def incidents_page(store: Any, request: Request) -> HTMLResponse:
     return page("Incidents", body, active="incidents")
 
 
-def incident_page(store: Any, raw_id: str) -> HTMLResponse:
+def incident_page(store: StoreReader, raw_id: str) -> HTMLResponse:
     """One incident: its fingerprint, owners, attribution, affected runs and timeline."""
     from flightlog.errors import FlightlogError
     from flightlog.respond import incidents as inc
@@ -202,7 +205,7 @@ def incident_page(store: Any, raw_id: str) -> HTMLResponse:
     return page(f"INC-{i.id}", body, active="incidents")
 
 
-def _visible(store: Any, run_ids: list[str]) -> set[str] | None:
+def _visible(store: StoreReader, run_ids: list[str]) -> set[str] | None:
     """The runs of ``run_ids`` the reader may see; None when it may see every run."""
     visible = getattr(store, "visible_runs", None)
     return None if visible is None else set(visible(run_ids))
@@ -213,7 +216,7 @@ def _detail(detail: dict[str, Any]) -> str:
     return text[:600] + ("…" if len(text) > 600 else "")
 
 
-def audit_page(writer: Any, reader: Any) -> HTMLResponse:
+def audit_page(writer: Store | None, reader: StoreReader) -> HTMLResponse:
     from flightlog.ledger import attach, ledger_enabled
 
     if writer is None or not ledger_enabled() or reader.schema_version("ledger") == 0:

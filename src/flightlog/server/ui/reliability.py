@@ -4,12 +4,15 @@ SVG, no script), for every workflow or one (``?workflow=``), over ``?days=`` (de
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from flightlog.server.ui._html import e, error_page, page
+
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
 
 DAYS = (1, 7, 30, 90)
 EXTRA_STYLE = (
@@ -19,7 +22,7 @@ EXTRA_STYLE = (
 )
 
 
-def reliability_page(store: Any, request: Request) -> HTMLResponse:
+def reliability_page(store: StoreReader, request: Request) -> HTMLResponse:
     from flightlog.reliability import reliability
     from flightlog.reliability.render import html_body
 
@@ -52,7 +55,7 @@ def reliability_page(store: Any, request: Request) -> HTMLResponse:
     return page("Reliability", body, active="reliability")
 
 
-def _slos(store: Any, workflow: str | None, now_ns: int) -> str:
+def _slos(store: StoreReader, workflow: str | None, now_ns: int) -> str:
     """SLO status from the server's flightlog.toml (nothing when none is configured)."""
     from flightlog.errors import ConfigurationError
     from flightlog.reliability.charts import pct

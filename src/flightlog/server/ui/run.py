@@ -3,7 +3,7 @@ inputs/outputs and findings; ``GET /runs/{run}/report``: the HTML postmortem."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.responses import HTMLResponse
@@ -23,6 +23,9 @@ from flightlog.server.ui._html import (
     when,
 )
 from flightlog.server.ui.lineage import depths, lineage_svg
+
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
 
 MAX_STEPS = 1000  # step rows on one page (the JSON API has all of them)
 
@@ -97,7 +100,7 @@ def attribution_panel(att: Any) -> str:
     return "".join(parts)
 
 
-def run_page(store: Any, prefix: str) -> HTMLResponse:
+def run_page(store: StoreReader, prefix: str) -> HTMLResponse:
     try:
         run_id = store.resolve_run_id(prefix)
         from flightlog.respond.owners import with_owners
@@ -262,7 +265,7 @@ def run_page(store: Any, prefix: str) -> HTMLResponse:
     return page(f"{run.workflow} {run.id[:12]}", body, active="runs")
 
 
-def report_page(store: Any, prefix: str) -> HTMLResponse:
+def report_page(store: StoreReader, prefix: str) -> HTMLResponse:
     """The blameless postmortem (``flightlog report RUN --format html``), as served HTML."""
     from flightlog.forensics.report import postmortem, render_html
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -10,6 +10,9 @@ from starlette.responses import HTMLResponse
 from flightlog.model import FAULT_STATUSES, RUN_STATUSES
 from flightlog.server.ui._html import duration, e, error_page, page, pill, q, qs, when
 from flightlog.store.base import RunQuery
+
+if TYPE_CHECKING:
+    from flightlog.store.base import StoreReader
 
 PAGE_SIZES = (25, 50, 100, 200)
 
@@ -59,7 +62,7 @@ def parse_filters(request: Request) -> dict[str, Any]:
     }
 
 
-def failed_at(store: Any, runs: list[Any]) -> dict[str, str]:
+def failed_at(store: StoreReader, runs: list[Any]) -> dict[str, str]:
     """ "step k of N (name)" for each failed run, by the rules ``flightlog why`` uses: k where
     the failure surfaced, N declared, else the workflow's median step count among successful
     runs, else the steps seen (DESIGN.md, "Step k of N")."""
@@ -76,7 +79,7 @@ def failed_at(store: Any, runs: list[Any]) -> dict[str, str]:
     return out
 
 
-def runs_page(store: Any, request: Request) -> HTMLResponse:
+def runs_page(store: StoreReader, request: Request) -> HTMLResponse:
     try:
         f = parse_filters(request)
     except BadFilter as exc:

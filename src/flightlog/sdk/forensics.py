@@ -1,4 +1,5 @@
-"""``flightlog.why`` and ``flightlog.replay`` on the configured store."""
+"""``flightlog.why`` and ``flightlog.replay`` on the store the SDK is configured with: the
+forensics of ``flightlog.forensics`` and ``flightlog.sdk.replay`` take a store; these find it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from flightlog.forensics.attribution import Attribution
 
 def configured_store() -> tuple[Any, bool]:
     """The store the SDK writes to (flushed), and whether the caller must close it."""
+    from flightlog.app import open_store
     from flightlog.sdk import state
-    from flightlog.store import default_url, open_store
+    from flightlog.store import default_url
 
     state.flush()
     w = state.writer()

@@ -1,13 +1,18 @@
 """Drills on record: each drill's result is kept in the store it was run for (component
 ``drills``) and appended to that store's audit ledger (``drill``), so the board report can
-say which drills ran and what they found, and an auditor can verify it."""
+say which drills ran and what they found, and an auditor can verify it. The record lives
+with the reliability figures that report it; ``flightlog.drills`` (which runs drills, above
+the SDK) writes it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog import _json
 from flightlog.store.base import Migration
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 MIGRATIONS = (
     Migration(
@@ -55,7 +60,7 @@ def summary(report_dict: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def record_drill(store: Any, report_dict: dict[str, Any]) -> int:
+def record_drill(store: Store, report_dict: dict[str, Any]) -> int:
     """Keep a drill's result and audit it in one transaction; returns its id."""
     store.migrate("drills", MIGRATIONS)
     data = summary(report_dict)
@@ -80,7 +85,7 @@ def record_drill(store: Any, report_dict: dict[str, Any]) -> int:
     return new_id
 
 
-def list_drills(store: Any, since_ns: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+def list_drills(store: Store, since_ns: int = 0, limit: int = 100) -> list[dict[str, Any]]:
     """Drills on record, newest first (empty when none was ever run against the store)."""
     if store.schema_version("drills") == 0:
         return []

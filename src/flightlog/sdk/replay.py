@@ -23,12 +23,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightlog.detect.context import decode, is_capture_marker
 from flightlog.errors import InputError
 from flightlog.model import Finding, Run, Step
 from flightlog.store.base import RunQuery
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
 
 class RecordedError(Exception):
@@ -159,7 +162,7 @@ class _Player:
         return copy.deepcopy(output)
 
 
-def _recorded_outputs(store: Any, run_id: str) -> tuple[Run, dict[str, list[tuple[Step, Any]]]]:
+def _recorded_outputs(store: Store, run_id: str) -> tuple[Run, dict[str, list[tuple[Step, Any]]]]:
     record = store.get_record(run_id)
     steps = record.steps
     hashes = [h for s in steps for h in (s.output_hash,) if h]
@@ -187,7 +190,7 @@ def replay(
     run_id: str,
     override: dict[Any, Any] | None = None,
     *,
-    store: Any = None,
+    store: Store | None = None,
     live: Iterable[str] = (),
     input: Any = _NO_INPUT,
     record_to: Any = None,
@@ -204,7 +207,7 @@ def replay(
 
     close = False
     if store is None:
-        from flightlog.forensics.api import configured_store
+        from flightlog.sdk.forensics import configured_store
 
         store, close = configured_store()
     try:
@@ -258,7 +261,7 @@ def replay(
     return out
 
 
-def passing_output(store: Any, run: Run, step: Step) -> tuple[bool, Any]:
+def passing_output(store: Store, run: Run, step: Step) -> tuple[bool, Any]:
     """The output of the same step in a successful run of the workflow: one with the same
     input if there is one, else the most recent."""
     runs = store.list_runs(RunQuery(workflow=run.workflow, status="succeeded", limit=50))
@@ -286,7 +289,7 @@ class Counterfactual:
 
 
 def decisive_step(
-    fn: Callable[..., Any], store: Any, run_id: str, candidates: Iterable[str] | None = None
+    fn: Callable[..., Any], store: Store, run_id: str, candidates: Iterable[str] | None = None
 ) -> Counterfactual:
     """The earliest candidate step whose correction (its output from a passing run) turns the
     failure into success. Candidates default to the attribution's chain, earliest first."""

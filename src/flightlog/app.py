@@ -1,0 +1,50 @@
+"""The composition root: where a store is given the capabilities that act on its records.
+
+``flightlog.store.open_store`` opens a store and does nothing else. Every front door opens its
+store here instead (``flightlog.configure`` and ``flightlog.open_store``, ``flightlog serve``,
+the CLI, the demo, drills), so each gets the same wiring:
+
+- the audit ledger (``flightlog.ledger.attach``): a write hook that appends every stored
+  record to the Merkle log in the same transaction, the auditor behind ``store.audit``, and a
+  checkpoint signed on close; not for a read-only store, nor with ``FLIGHTLOG_LEDGER=off``
+  (or ``[ledger] enabled = false``);
+- the run-end pipeline (``flightlog.pipeline``: status, detect, attribute, respond), which
+  front doors call with this store when runs end (the SDK's writer, the server's ingestor,
+  ``flightlog watch``), and its periodic work on a ``pipeline.Clock`` over this store.
+
+It sits above every capability it wires and below the front doors (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
+
+__all__ = ["open_store", "wire"]
+
+
+def open_store(url: str | None = None, *, readonly: bool = False, create: bool = True) -> Store:
+    """Open the store at ``url`` (see ``flightlog.store.open_store`` for ``readonly`` and
+    ``create``) with the audit ledger attached, unless read-only or the ledger is off."""
+    from flightlog.store import open_store as open_bare
+
+    return wire(open_bare(url, readonly=readonly, create=create))
+
+
+def wire(store: Store) -> Store:
+    """Attach the capabilities that act on ``store``'s records as they are written (the
+    audit ledger, unless ``store`` is read-only or the ledger is off); returns ``store``.
+    The store is closed if wiring fails, so a bad ledger setting leaks no connection."""
+    if store.readonly:
+        return store
+    from flightlog.ledger import attach, ledger_enabled
+
+    try:
+        if ledger_enabled():
+            attach(store)
+    except BaseException:
+        store.close()
+        raise
+    return store

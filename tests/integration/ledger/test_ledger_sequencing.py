@@ -1,0 +1,377 @@
+"""Sequencing on both stores: inline on SQLite, pending entries + one integrator on
+PostgreSQL (docs/audit.md "Sequencing"). Real SQLite files, the real PostgreSQL server,
+real processes (SIGKILL included)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flightlog.app import open_store
+from flightlog.ledger import attach
+from flightlog.ledger.config import LedgerConfig
+from flightlog.ledger.entry import Encoded, Encoder
+from flightlog.ledger.log import IndexMark, Ledger
+from tests.integration.ledger._ledger_helpers import rid, run_batches
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def concurrent_pg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL stores take concurrent writers (pending sequencing)."""
+    from flightlog.store.postgres import PostgresStore
+
+    monkeypatch.setattr(PostgresStore, "concurrent_writers", True, raising=False)
+
+
+def _hold_integrator_role(url: str) -> Any:
+    """Take the integrator role from the test itself, so entries stay pending."""
+    from flightlog.store.leader import Leadership
+
+    role = Leadership(url, "ledger-integrator")
+    for _ in range(100):
+        if role.try_acquire():
+            return role
+        time.sleep(0.1)
+    raise AssertionError("could not take the integrator role")
+
+
+def _items(n_runs: int) -> list[Encoded | IndexMark]:
+    """Entries as the write hook makes them (with salted commitments), and run indexes."""
+    enc = Encoder(LedgerConfig()).encode
+    out: list[Encoded | IndexMark] = []
+    t = 1_700_000_000_000_000_000
+    for r in range(n_runs):
+        run_id = rid(r + 1)
+        out.append(enc("run.start", run_id, run_id, {"id": run_id, "reason": "why"}, t))
+        for s in range(7):
+            data = {"id": f"{s}", "run_id": run_id, "attributes": {"user.email": "a@b.c"}}
+            out.append(enc("step", f"{run_id}/{s}", run_id, data, t + s))
+        out.append(IndexMark(run_id, t + 99))
+        out.append(enc("attribution", run_id, run_id, {"run_id": run_id, "summary": "x"}, t))
+    return out
+
+
+def _tree(ledger: Ledger) -> dict[str, Any]:
+    from flightlog.ledger import rfc9162
+
+    with ledger.store.read() as tx:
+        size, root = ledger.head(tx)
+        entries = tx.fetchall(
+            "SELECT seq, kind, record_id, run_id, created_ns, entry, leaf, openings "
+            "FROM ledger_entries ORDER BY seq"
+        )
+        nodes = tx.fetchall("SELECT id, hash FROM ledger_nodes ORDER BY id")
+        roots = {n: ledger.root_at(tx, n) for n in range(1, size + 1)}
+        proofs = {(i, size): ledger.inclusion_proof(tx, i, size) for i in range(0, size, 5)}
+        cons = {(m, size): ledger.consistency_proof(tx, m, size) for m in range(1, size, 9)}
+    for (i, n), p in proofs.items():
+        rfc9162.verify_inclusion(i, n, bytes(entries[i][6]), p, root)
+    return {
+        "size": size,
+        "root": bytes(root),
+        "entries": [
+            tuple(bytes(v) if isinstance(v, memoryview) else v for v in e) for e in entries
+        ],
+        "nodes": [(int(i), bytes(h)) for i, h in nodes],
+        "roots": roots,
+        "proofs": proofs,
+        "consistency": cons,
+    }
+
+
+def test_same_entries_same_log_on_sqlite_and_postgres(
+    tmp_path: Path, pg_url: str, concurrent_pg: None
+) -> None:
+    items = _items(6)  # 60 entries: interior hashes stored from 16 leaves on
+    lite = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    pg = open_store(pg_url)
+    try:
+        lite_ledger, pg_ledger = attach(lite), attach(pg)
+        assert not lite_ledger.pending_mode and pg_ledger.pending_mode
+        role = _hold_integrator_role(pg_url)  # the test integrates, in small batches
+        try:
+            for part in (items[:13], items[13:40], items[40:]):  # three write transactions
+                with lite.transaction() as tx:
+                    lite_ledger.submit(tx, part)
+                with pg.transaction() as tx:
+                    pg_ledger.submit(tx, part)
+            assert pg_ledger.head()[0] == 0 and pg_ledger.pending() == len(items)
+            while pg_ledger.integrate(limit=7):  # batch boundaries unlike the writes'
+                pass
+        finally:
+            role.release()
+        assert pg_ledger.pending() == 0
+        a, b = _tree(lite_ledger), _tree(pg_ledger)
+        assert a["size"] == b["size"] == len(items)
+        for key in ("root", "entries", "nodes", "roots", "proofs", "consistency"):
+            assert a[key] == b[key], key
+    finally:
+        lite.close()
+        pg.close()
+
+
+def test_pending_is_acknowledged_not_provable_and_never_an_alarm(
+    pg_url: str, concurrent_pg: None
+) -> None:
+    from flightlog.ledger.proof import PendingEntryError, prove, record_state, verify_tlog_proof
+    from flightlog.ledger.verify import verify
+
+    store = open_store(pg_url)
+    ledger = attach(store)
+    role = _hold_integrator_role(pg_url)
+    try:
+        for n in range(2):
+            for b in run_batches(rid(n + 1)):
+                store.write(b)
+        store.write(run_batches(rid(3))[0])  # a run still open
+        _open_incident(store, rid(1))  # its incident.transition entry is pending too
+        # Acknowledged: the records are stored, their entries pending, the tree empty.
+        assert store.get_run(rid(1)) is not None
+        assert ledger.head()[0] == 0
+        pending = ledger.pending()
+        # per run: start, 4 steps, edge, finding, end, index; the open run; the incident
+        assert pending == 2 * (1 + 4 + 1 + 1 + 1 + 1) + 1 + 1
+        assert record_state(ledger, rid(1)) == {
+            "record": rid(1),
+            "state": "pending",
+            "pending_id": record_state(ledger, rid(1))["pending_id"],
+        }
+        # A read-only verification cannot integrate: it reports the pending entries and
+        # raises no alarm about records whose entries are pending.
+        ro = open_store(pg_url, readonly=True)
+        try:
+            report = verify(attach(ro))
+            with pytest.raises(PendingEntryError, match="acknowledged but not provable yet"):
+                prove(attach(ro), rid(2))
+        finally:
+            ro.close()
+        assert report.ok, report.problems
+        assert report.pending == pending and report.entries == 0
+        assert "pending integration" in report.summary()
+        # A record changed behind the log's back is still caught while its entry is pending.
+        with store.transaction() as tx:
+            tx.execute("UPDATE runs SET reason = 'edited' WHERE id = ?", (rid(2),))
+        ro = open_store(pg_url, readonly=True)
+        try:
+            bad = verify(attach(ro))
+        finally:
+            ro.close()
+        assert not bad.ok and bad.first is not None and bad.first.code == "record.changed"
+        assert "pending ledger entry" in bad.first.message
+        with store.transaction() as tx:
+            tx.execute(
+                "UPDATE runs SET reason = 'validator rejected the claim' WHERE id = ?", (rid(2),)
+            )
+    finally:
+        role.release()
+    # Writable: prove integrates what is pending first, then proves.
+    proof = prove(ledger, rid(1))
+    assert record_state(ledger, rid(1))["state"] == "integrated"
+    assert verify_tlog_proof(proof.to_text(), ledger.verifier()).index == proof.index
+    assert ledger.pending() == 0 and ledger.head()[0] == pending
+    report = verify(ledger)
+    assert report.ok and report.pending == 0 and report.entries == pending, report.problems
+    store.close()
+
+
+def _open_incident(store: Any, run_id: str) -> None:
+    from flightlog.respond import incidents
+    from flightlog.respond.schema import ensure_schema
+
+    ensure_schema(store)
+    facts = {
+        "fingerprint": "fp-1",
+        "workflow": "claims",
+        "failure_step": "step4",
+        "root_cause_step": "step1",
+        "error_class": "ValueError",
+        "severity": "error",
+        "root_cause_team": "claims-team",
+        "workflow_team": "claims-team",
+    }
+    with store.transaction() as tx:
+        incidents.open_incident(
+            store, tx, facts=facts, run_id=run_id, now_ns=time.time_ns(), previous=None
+        )
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from flightlog.store.postgres import PostgresStore
+    PostgresStore.concurrent_writers = True
+    import flightlog.ledger.log as ledger_log
+    ledger_log.INTEGRATE_BATCH = int(sys.argv[4])
+    from flightlog.app import open_store
+    from tests.integration.ledger._ledger_helpers import run_batches
+    url, worker, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    store = open_store(url)
+    for n in range(runs):
+        for b in run_batches(f"{worker:04x}{n:04x}" + "ab" * 12, steps=5):
+            store.write(b)
+    print("written", flush=True)
+    if sys.argv[5] == "stay":  # keep integrating until killed
+        while True:
+            time.sleep(1)
+    if sys.argv[5] == "die":  # gone without closing: leaves its entries pending
+        import os
+        os._exit(0)
+    store.close()
+    """
+)
+
+
+def _spawn(url: str, worker: int, runs: int, batch: int = 5000, then: str = "close") -> Any:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _WRITER,
+            url,
+            str(worker),
+            str(runs),
+            str(batch),
+            then,
+        ],
+        cwd=REPO,
+        env={**os.environ, "FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _check_one_entry_per_write(ledger: Ledger, workers: int, runs: int) -> None:
+    from flightlog.ledger.verify import verify
+
+    report = verify(ledger)
+    assert report.ok, report.problems[:5]
+    assert report.pending == 0
+    with ledger.store.read() as tx:
+        kinds = Counter(
+            (str(k), str(r)) for k, r in tx.fetchall("SELECT kind, record_id FROM ledger_entries")
+        )
+        seqs = [int(r[0]) for r in tx.fetchall("SELECT seq FROM ledger_entries ORDER BY seq")]
+        n_runs = tx.fetchone("SELECT COUNT(*) FROM runs")
+    assert n_runs is not None and int(n_runs[0]) == workers * runs
+    assert seqs == list(range(len(seqs)))  # one leaf per index, no gap
+    per_kind = Counter(k for k, _r in kinds.elements())
+    total = workers * runs
+    assert per_kind == {
+        "run.start": total,
+        "run.end": total,
+        "step": 5 * total,
+        "edge": total,
+        "finding": total,
+        "run.index": total,
+    }
+    assert max(kinds.values()) == 1  # every record written once has exactly one leaf
+
+
+def test_concurrent_writer_processes(pg_url: str, concurrent_pg: None) -> None:
+    workers, runs = 4, 15
+    procs = [_spawn(pg_url, w, runs) for w in range(workers)]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    store = open_store(pg_url)
+    try:
+        _check_one_entry_per_write(attach(store), workers, runs)
+    finally:
+        store.close()
+
+
+def _integrator_pid(url: str) -> int | None:
+    """The server process id of whoever holds the integrator role now."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() "
+            "AND a.application_name = 'flightlog-ledger-integrator'"
+        ).fetchone()
+    return int(row[0]) if row else None
+
+
+@pytest.fixture
+def killed() -> Iterator[list[Any]]:
+    procs: list[Any] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_integrator_killed_mid_batch_is_taken_over(
+    pg_url: str, concurrent_pg: None, killed: list[Any]
+) -> None:
+    """A backlog of pending entries; the leader integrates it in small batches and is
+    SIGKILLed after its first batch; another process takes the role over and finishes."""
+    store = open_store(pg_url)
+    ledger = attach(store)
+    role = _hold_integrator_role(pg_url)
+    workers, runs = 2, 20
+    try:
+        writers = [_spawn(pg_url, w, runs, then="die") for w in range(workers)]
+        for p in writers:
+            _out, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err
+        backlog = ledger.pending()
+        assert backlog == workers * runs * 10 and ledger.head()[0] == 0
+        # Two processes that stay up, each running an integrator (20 entries per batch).
+        first = _spawn(pg_url, 10, 1, batch=20, then="stay")
+        killed.append(first)
+        assert first.stdout is not None and first.stdout.readline().strip() == "written"
+    finally:
+        role.release()
+    # The first process takes the role (it is the only candidate now).
+    deadline = time.monotonic() + 60
+    while ledger.head()[0] == 0:
+        assert time.monotonic() < deadline, "nobody integrated"
+        time.sleep(0.02)
+    leader_backend = _integrator_pid(pg_url)
+    second = _spawn(pg_url, 11, 1, batch=20, then="stay")
+    killed.append(second)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    left = ledger.pending()
+    assert left > 0, "the backlog was integrated before the kill: make it larger"
+    assert second.stdout is not None
+    assert second.stdout.readline().strip() == "written"
+    deadline = time.monotonic() + 120
+    while ledger.pending() > 0:
+        assert time.monotonic() < deadline, f"{ledger.pending()} entries still pending"
+        time.sleep(0.1)
+    taken_over_by = _integrator_pid(pg_url)
+    assert taken_over_by is not None and taken_over_by != leader_backend
+    second.send_signal(signal.SIGKILL)
+    second.wait()
+    try:
+        from flightlog.ledger.verify import verify
+
+        report = verify(ledger)
+        assert report.ok, report.problems[:5]
+        with store.read() as tx:
+            n = tx.fetchone("SELECT COUNT(*) FROM ledger_entries")
+            dup = tx.fetchone(
+                "SELECT COUNT(*) FROM (SELECT record_id FROM ledger_entries WHERE kind = 'step' "
+                "GROUP BY record_id HAVING COUNT(*) > 1) d"
+            )
+        assert n is not None and int(n[0]) == backlog + 2 * 10
+        assert dup is not None and int(dup[0]) == 0
+    finally:
+        store.close()
