@@ -7,21 +7,15 @@ silent until the step has enough successful samples: a hunch is not a finding.
 from __future__ import annotations
 
 import re
+import statistics
 from collections import Counter
 from collections.abc import Iterator
-from functools import partial
 from typing import Any
 
 import orjson
 
 from flightlog.detect import features as fx
-from flightlog.detect.context import (
-    RunContext,
-    StepSample,
-    is_capture_marker,
-    present,
-    present_samples,
-)
+from flightlog.detect.context import PathStats, RunContext, StepSample, is_capture_marker
 from flightlog.model import Finding, Step
 from flightlog.otel.conventions import is_version_key
 
@@ -252,44 +246,13 @@ def empty_output(run: RunContext) -> Iterator[Finding]:
                 break
 
 
-def _dominant(values: list[Any], share: float = 0.9) -> Any:
-    if not values:
-        return None
-    ((top, n),) = Counter(values).most_common(1)
-    return top if n / len(values) >= share else None
-
-
-def _usual_type(outs: list[Any]) -> Any:
-    return _dominant([fx.json_type(o) for o in outs])
-
-
-def _values_at(base: list[StepSample], path: str) -> list[Any]:
-    return [m[path] for m in (b.fields() for b in present_samples(base)) if path in m]
-
-
-def _dict_profile(
-    base: list[StepSample], path: str
-) -> tuple[int, Counter[str], set[str], dict[str, Any]]:
-    """For objects at ``path`` in a step's successful outputs: how many, key counts, the keys
-    present in 90% of them, and each key's dominant JSON type."""
-    dicts = [
-        m[path]
-        for m in (b.fields() for b in present_samples(base))
-        if isinstance(m.get(path), dict)
-    ]
-    key_counts: Counter[str] = Counter(k for o in dicts for k in o)
-    usual = {k for k, c in key_counts.items() if dicts and c / len(dicts) >= 0.9}
-    types = {k: _dominant([fx.json_type(o[k]) for o in dicts if k in o]) for k in usual}
-    return len(dicts), key_counts, usual, types
-
-
 def shape_change(run: RunContext) -> Iterator[Finding]:
     """An output whose type or fields differ from the step's successful history."""
-    for step, value, base in _outputs(run):
-        outs = present(base)
-        if len(outs) < MIN_SAMPLES:
+    for step, value, _base in _outputs(run):
+        stats = run.stats(step)
+        if stats.present < MIN_SAMPLES:
             continue
-        usual_type = run.memo(("type", run.baseline_key(step)), partial(_usual_type, outs))
+        usual_type = stats.usual_type()
         now_type = fx.json_type(value)
         if usual_type and now_type != usual_type and now_type != "null":
             yield run.finding(
@@ -308,9 +271,7 @@ def shape_change(run: RunContext) -> Iterator[Finding]:
         for path, v in fx.field_map(value).items():
             if not isinstance(v, dict):
                 continue
-            n_dicts, key_counts, usual_keys, types = run.memo(
-                ("dicts", run.baseline_key(step), path), partial(_dict_profile, base, path)
-            )
+            n_dicts, key_counts, usual_keys, types = stats.path(path).dict_profile()
             if n_dicts < MIN_SAMPLES:
                 continue
             where = "" if path == fx.ROOT else f"{path}."
@@ -335,22 +296,24 @@ def shape_change(run: RunContext) -> Iterator[Finding]:
                 missing=missing_all,
                 new=new_all,
                 changed=changed_all,
-                samples=len(outs),
+                samples=stats.present,
                 severity="error" if missing_all or changed_all else "warning",
             )
 
 
 def value_anomaly(run: RunContext) -> Iterator[Finding]:
     """Numbers far outside the step's usual range; categories never seen; much shorter output."""
-    for step, value, base in _outputs(run):
-        outs = present(base)
-        if len(outs) < MIN_VALUE_SAMPLES:
+    for step, value, _base in _outputs(run):
+        stats = run.stats(step)
+        if stats.present < MIN_VALUE_SAMPLES:
             continue
-        passed_in = _input_leaves(run.input(step))
+        passed_in: set[tuple[str, Any] | None] | None = None
         for path, v in fx.field_map(value).items():
-            hist = run.memo(("hist", run.baseline_key(step), path), partial(_values_at, base, path))
-            if len(hist) < MIN_VALUE_SAMPLES:
+            hist = stats.path(path)
+            if hist.count < MIN_VALUE_SAMPLES:
                 continue
+            if passed_in is None:
+                passed_in = _input_leaves(run.input(step))
             if _passed_through(v, passed_in):
                 continue  # passed through from the input: the anomaly was made upstream
             f = _numeric(run, step, path, v, hist) or _categorical(run, step, path, v, hist)
@@ -398,15 +361,12 @@ def _passed_through(v: Any, passed_in: set[tuple[str, Any] | None]) -> bool:
     return any(k is not None and k[0] == "s" and text in k[1] for k in passed_in)
 
 
-def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
+def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: PathStats) -> Finding | None:
     x = fx.number(v)
-    xs = run.memo(
-        ("num", run.baseline_key(step), path),
-        lambda: [n for n in (fx.number(h) for h in hist) if n is not None],
-    )
+    xs = hist.numbers  # sorted
     if x is None or len(xs) < MIN_VALUE_SAMPLES or fx.timestamp_ns(path, v) is not None:
         return None
-    lo, hi = min(xs), max(xs)
+    lo, hi = xs[0], xs[-1]
     med, _ = fx.median_mad(xs)
     margin = max(0.5 * (hi - lo), 0.25 * abs(med))
     if lo - margin <= x <= hi + margin:
@@ -429,50 +389,44 @@ def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) ->
     )
 
 
-def _categorical(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
-    vals: list[Any]
+def _categorical(run: RunContext, step: Step, path: str, v: Any, hist: PathStats) -> Finding | None:
     if isinstance(v, bool):
         kind: type = bool
     elif isinstance(v, str) and 0 < len(v) <= 64 and fx.timestamp_ns(path, v) is None:
         kind = str
     else:
         return None
-    vals, distinct = run.memo(
-        ("cat", run.baseline_key(step), path, kind.__name__),
-        lambda: (lambda xs: (xs, set(xs)))([h for h in hist if isinstance(h, kind)]),
-    )
-    if len(vals) < MIN_CATEGORY_SAMPLES or v in distinct:
+    distinct = hist.categories(kind)  # value -> how many samples hold it
+    n_vals = sum(distinct.values())
+    if n_vals < MIN_CATEGORY_SAMPLES or v in distinct:
         return None
-    if len(distinct) > max(2, len(vals) // 4):
+    if len(distinct) > max(2, n_vals // 4):
         return None  # free-form or id-like values: novelty means nothing
     name = "output" if path == fx.ROOT else path
     usual = ", ".join(repr(x) for x in sorted(distinct, key=str)[:5])
     return run.finding(
         "value_anomaly",
         f"category:{path}",
-        f"{name} = {v!r}, never seen in {len(vals)} successful runs (usually {usual})",
+        f"{name} = {v!r}, never seen in {n_vals} successful runs (usually {usual})",
         step=step,
         path=path,
         value=v,
         usual=sorted(map(str, distinct))[:10],
-        samples=len(vals),
+        samples=n_vals,
         severity="warning",
     )
 
 
-def _length(run: RunContext, step: Step, path: str, v: Any, hist: list[Any]) -> Finding | None:
+def _length(run: RunContext, step: Step, path: str, v: Any, hist: PathStats) -> Finding | None:
     if not isinstance(v, (str, list)) or len(v) == 0:
         return None
     if isinstance(v, str) and fx.timestamp_ns(path, v) is not None:
         return None
-    lens = run.memo(
-        ("len", run.baseline_key(step), path, type(v).__name__),
-        lambda: [float(len(h)) for h in hist if isinstance(h, type(v)) and len(h) > 0],
-    )
+    lens = hist.lengths["str" if isinstance(v, str) else "list"]  # sorted
     if len(lens) < MIN_VALUE_SAMPLES:
         return None
     n = float(len(v))
-    if n >= 0.5 * min(lens) or fx.robust_z(n, lens) < 4:
+    if n >= 0.5 * lens[0] or fx.robust_z(n, lens) < 4:
         return None
     name = "output" if path == fx.ROOT else path
     unit = "characters" if isinstance(v, str) else "items"
@@ -580,7 +534,7 @@ def latency(run: RunContext) -> Iterator[Finding]:
                     severity="warning",
                 )
             continue
-        xs = [float(s.duration_ns) for s in run.baseline(step) if s.duration_ns is not None]
+        xs = run.stats(step).durations  # sorted
         if len(xs) < MIN_VALUE_SAMPLES:
             continue
         med, _ = fx.median_mad(xs)
@@ -671,7 +625,7 @@ def budget(run: RunContext) -> Iterator[Finding]:
     for key, xs in usual.items():
         if key in crossed or not any(xs):
             continue
-        med, _ = fx.median_mad([float(x) for x in xs])
+        med = statistics.median([float(x) for x in xs])  # fx.median_mad without the MAD
         if used[key] > max(3 * med, max(xs) * 1.5) and used[key] > 0:
             yield run.finding(
                 "budget",
@@ -777,31 +731,19 @@ def injection(run: RunContext) -> Iterator[Finding]:
                 break
 
 
-def _grounding(base: list[StepSample], path: str) -> tuple[int, int]:
-    """In how many successful samples the string field at ``path`` is present, and in how
-    many of those it appears in the step's input."""
-    seen = grounded = 0
-    for s in base:
-        h = s.fields().get(path) if isinstance(s.output, dict) else None
-        if isinstance(h, str) and len(h) >= 2:
-            seen += 1
-            grounded += h in s.input_text()
-    return seen, grounded
-
-
 def ungrounded(run: RunContext) -> Iterator[Finding]:
     """LLM output fields that always echo the step's input but now hold a value absent from it."""
     for step, value, base in _outputs(run):
         if not _is_llm(step) or not isinstance(value, dict) or len(base) < MIN_VALUE_SAMPLES:
             continue
+        stats = run.stats(step)
         inp = run.input(step)
         inp_text = "\n".join(fx.strings(inp, limit=2000))
         for path, v in fx.field_map(value).items():
             if path == fx.ROOT or not isinstance(v, str) or not 2 <= len(v) <= 200:
                 continue
-            seen, grounded = run.memo(
-                ("grounded", run.baseline_key(step), path), partial(_grounding, base, path)
-            )
+            hist = stats.path(path)
+            seen, grounded = hist.seen, hist.grounded
             if seen >= MIN_VALUE_SAMPLES and grounded / seen >= 0.9 and v not in inp_text:
                 yield run.finding(
                     "ungrounded",

@@ -2,22 +2,32 @@
 
 ``RunContext`` wraps a ``RunRecord`` and decodes step inputs and outputs on demand.
 ``History`` holds, for one workflow, samples of every step (by name) from its successful runs,
-so detectors can say "empty where it is usually not" or "a shape never seen before". Histories
-are cached per (store, workflow) and rebuilt when the number of successful runs changes.
+so detectors can say "empty where it is usually not" or "a shape never seen before".
+
+What detectors compare with is kept as incremental statistics (``Baseline``): per baseline key
+(a step's signature, role or name) the counts, sorted values and tallies the built-in
+detectors read, computed once from the samples when first needed and then updated as runs
+join and leave the history (``History.advanced``), never recomputed for every run. Histories
+are cached per store (the cache lives as long as the store object and holds a bounded
+number of workflows) and folded forward by the run-end pipeline as runs end.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import statistics
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
 
+from flightlog.detect.features import field_map, json_type, strings
 from flightlog.model import Finding, RunRecord, Step
 from flightlog.store.base import RunQuery
 
@@ -99,11 +109,14 @@ class StepSample:
     _fields: dict[str, Any] | None = None
     _input_text: str | None = None
 
+    @property
+    def present(self) -> bool:
+        """Whether the sample recorded an output."""
+        return self.output is not _MISSING and self.output is not None
+
     def fields(self) -> dict[str, Any]:
         """``features.field_map`` of the output, computed once (histories are reused)."""
         if self._fields is None:
-            from flightlog.detect.features import field_map
-
             ok = self.output is not _MISSING and self.output is not None
             self._fields = field_map(self.output) if ok else {}
         return self._fields
@@ -111,10 +124,198 @@ class StepSample:
     def input_text(self) -> str:
         """Every string in the input, joined (for "does the output echo the input")."""
         if self._input_text is None:
-            from flightlog.detect.features import strings
-
             self._input_text = "\n".join(strings(self.input, limit=2000))
         return self._input_text
+
+
+def _insort(xs: list[float], x: float) -> None:
+    bisect.insort(xs, x)
+
+
+def _discard(xs: list[float], x: float) -> None:
+    i = bisect.bisect_left(xs, x)
+    if i < len(xs) and xs[i] == x:
+        del xs[i]
+
+
+def _count(c: dict[Any, int], key: Any, n: int) -> None:
+    v = c.get(key, 0) + n
+    if v > 0:
+        c[key] = v
+    else:
+        del c[key]
+
+
+def dominant(counts: dict[Any, int], total: int, share: float = 0.9) -> Any:
+    """The value that makes up at least ``share`` of ``total`` counted, else None."""
+    if not total or not counts:
+        return None
+    top, n = max(counts.items(), key=lambda kv: kv[1])
+    return top if n / total >= share else None
+
+
+class PathStats:
+    """What a step's successful outputs hold at one field path (``features.field_map``),
+    over the present samples of one baseline: kept up to date as samples come and go."""
+
+    __slots__ = (
+        "count",
+        "numbers",
+        "strings",
+        "booleans",
+        "lengths",
+        "n_dicts",
+        "keys",
+        "key_types",
+        "seen",
+        "grounded",
+        "_profile",
+    )
+
+    def __init__(self) -> None:
+        self.count = 0  # present samples with a value at the path
+        self.numbers: list[float] = []  # sorted; numbers (not booleans) at the path
+        self.strings: dict[str, int] = {}  # string values (categories) and their counts
+        self.booleans: dict[bool, int] = {}
+        self.lengths: dict[str, list[float]] = {"str": [], "list": []}  # sorted, non-empty
+        self.n_dicts = 0  # objects at the path
+        self.keys: dict[str, int] = {}  # how many of those objects have each key
+        self.key_types: dict[str, dict[str, int]] = {}  # each key's JSON types
+        self.seen = 0  # samples whose output holds a string of 2+ characters at the path
+        self.grounded = 0  # ... that appears in the step's input
+        self._profile: tuple[int, dict[str, int], set[str], dict[str, Any]] | None = None
+
+    def copy(self) -> PathStats:
+        new = PathStats.__new__(PathStats)
+        new.count = self.count
+        new.numbers = list(self.numbers)
+        new.strings = self.strings.copy()
+        new.booleans = self.booleans.copy()
+        new.lengths = {"str": self.lengths["str"][:], "list": self.lengths["list"][:]}
+        new.n_dicts = self.n_dicts
+        new.keys = self.keys.copy()
+        new.key_types = {k: v.copy() for k, v in self.key_types.items()}
+        new.seen, new.grounded = self.seen, self.grounded
+        new._profile = self._profile
+        return new
+
+    def update(self, sample: StepSample, path: str, n: int) -> None:
+        """Count ``sample`` in (``n=1``) or out (``n=-1``)."""
+        if not sample.present:
+            return
+        m = sample.fields()
+        if path not in m:
+            return
+        self._profile = None
+        h = m[path]
+        self.count += n
+        t = type(h)
+        if t is int or t is float:
+            (_insort if n > 0 else _discard)(self.numbers, float(h))
+        elif t is str:
+            _count(self.strings, h, n)
+            if h:
+                (_insort if n > 0 else _discard)(self.lengths["str"], float(len(h)))
+            if len(h) >= 2 and isinstance(sample.output, dict):
+                self.seen += n
+                self.grounded += n * (h in sample.input_text())
+        elif t is bool:
+            _count(self.booleans, h, n)
+        elif t is list:
+            if h:
+                (_insort if n > 0 else _discard)(self.lengths["list"], float(len(h)))
+        elif t is dict:
+            self.n_dicts += n
+            for k, v in h.items():
+                _count(self.keys, k, n)
+                types = self.key_types.setdefault(k, {})
+                _count(types, json_type(v), n)
+                if not types:
+                    del self.key_types[k]
+
+    def categories(self, kind: type) -> dict[Any, int]:
+        """Each string (or boolean) value held at the path and how many samples hold it."""
+        return self.booleans if kind is bool else self.strings
+
+    def dict_profile(self) -> tuple[int, dict[str, int], set[str], dict[str, Any]]:
+        """How many objects, their key counts, the keys present in 90% of them, and each of
+        those keys' dominant JSON type."""
+        if self._profile is None:
+            n = self.n_dicts
+            usual = {k for k, c in self.keys.items() if n and c / n >= 0.9}
+            types = {k: dominant(self.key_types[k], self.keys[k]) for k in usual}
+            self._profile = (n, self.keys, usual, types)
+        return self._profile
+
+
+class Baseline:
+    """Statistics of one baseline (the samples a step is compared with), updated as samples
+    join and leave instead of recomputed: counts, the JSON types of outputs, sorted
+    durations and, per field path asked for, ``PathStats``."""
+
+    __slots__ = ("samples", "present", "types", "durations", "paths", "memo")
+
+    def __init__(self, samples: list[StepSample]) -> None:
+        self.samples = samples
+        self.present = 0
+        self.types: dict[str, int] = {}
+        self.durations: list[float] = []
+        self.paths: dict[str, PathStats] = {}
+        # Other derived values, dropped whenever a sample joins or leaves.
+        self.memo: dict[Any, Any] = {}
+        for s in samples:
+            self._own(s, 1, sort=False)
+        self.durations.sort()
+
+    def _own(self, s: StepSample, n: int, *, sort: bool = True) -> None:
+        if s.present:
+            self.present += n
+            _count(self.types, json_type(s.output), n)
+        if s.duration_ns is not None:
+            if n < 0:
+                _discard(self.durations, float(s.duration_ns))
+            elif sort:
+                _insort(self.durations, float(s.duration_ns))
+            else:
+                self.durations.append(float(s.duration_ns))
+
+    def usual_type(self) -> Any:
+        """The JSON type of at least 90% of the outputs, else None."""
+        return dominant(self.types, self.present)
+
+    def path(self, path: str) -> PathStats:
+        stats = self.paths.get(path)
+        if stats is None:
+            stats = self.paths[path] = PathStats()
+            for s in self.samples:
+                stats.update(s, path, 1)
+        return stats
+
+    def advanced(
+        self, samples: list[StepSample], added: list[StepSample], removed: list[StepSample]
+    ) -> Baseline:
+        """A copy over ``samples`` (this baseline's, with ``added`` and without
+        ``removed``); this one is left as it was (a detector may still be reading it)."""
+        new = Baseline.__new__(Baseline)
+        new.samples = samples
+        new.present = self.present
+        new.memo = {}
+        if not added and not removed:  # nothing changes: share what is never mutated
+            new.types, new.durations, new.paths = self.types, self.durations, dict(self.paths)
+            new.memo = self.memo
+            return new
+        new.types = self.types.copy()
+        new.durations = list(self.durations)
+        new.paths = {p: st.copy() for p, st in self.paths.items()}
+        for s in removed:
+            new._own(s, -1)
+            for p, st in new.paths.items():
+                st.update(s, p, -1)
+        for s in added:
+            new._own(s, 1)
+            for p, st in new.paths.items():
+                st.update(s, p, 1)
+        return new
 
 
 @dataclass(slots=True)
@@ -134,6 +335,8 @@ class History:
     _without: dict[tuple[Any, ...], list[StepSample]] = field(default_factory=dict, repr=False)
     # Derived baselines (per step name and path), computed once per history.
     memo: dict[Any, Any] = field(default_factory=dict)
+    # Incremental statistics per baseline key (``baseline``), carried to the next history.
+    baselines: dict[tuple[Any, ...], Baseline] = field(default_factory=dict, repr=False)
 
     @property
     def runs(self) -> int:
@@ -147,6 +350,19 @@ class History:
     ) -> list[StepSample]:
         """Samples with ``signature`` (``("sig", ...)`` or ``("role", ...)``)."""
         return self._excluding(signature, self.by_signature.get(signature, []), exclude_run)
+
+    def of_key(self, key: tuple[Any, ...], exclude_run: str | None = None) -> list[StepSample]:
+        """Samples of a baseline key: ``("name", name)``, ``("sig", ...)`` or ``("role", ...)``."""
+        if key[0] == "name":
+            return self.of(key[1], exclude_run)
+        return self.of_signature(key, exclude_run)
+
+    def baseline(self, key: tuple[Any, ...]) -> Baseline:
+        """The statistics of a baseline key's samples (kept across ``advanced``)."""
+        b = self.baselines.get(key)
+        if b is None:
+            b = self.baselines[key] = Baseline(self.of_key(key))
+        return b
 
     def _excluding(
         self, key: tuple[Any, ...], samples: list[StepSample], exclude_run: str | None
@@ -165,17 +381,75 @@ class History:
             return None
         return int(round(statistics.median(self.step_counts)))
 
+    def advanced(self, rec: RunRecord, value_of: Callable[[str], Any]) -> History:
+        """This history with the successful run ``rec`` as its most recent run (and its
+        oldest dropped beyond ``HISTORY_RUNS``): the same samples, in the same order, as
+        ``load_history`` would read once the run is stored, and the baselines asked for so
+        far carried over, updated by the samples that came and went. ``value_of(hash)``: the
+        decoded payload (``decode``)."""
+        new = History(workflow=self.workflow)
+        _add_record(new, rec, value_of)
+        keep = self.run_ids[: HISTORY_RUNS - 1]
+        dropped = set(self.run_ids[len(keep) :])
+        new.run_ids.extend(keep)
+        new.step_counts.extend(self.step_counts[: len(keep)])
+        new.tokens.extend(self.tokens[: len(keep)])
+        new.costs.extend(self.costs[: len(keep)])
+        added: dict[tuple[Any, ...], list[StepSample]] = {}
+        for name, fresh in new.samples.items():
+            added[("name", name)] = list(fresh)
+        for sig, fresh in new.by_signature.items():
+            added[sig] = list(fresh)
+        removed: dict[tuple[Any, ...], list[StepSample]] = {}
+        for name, old in self.samples.items():
+            new.samples.setdefault(name, []).extend(_kept(old, dropped, removed, ("name", name)))
+        for sig, old in self.by_signature.items():
+            new.by_signature.setdefault(sig, []).extend(_kept(old, dropped, removed, sig))
+        for key, b in self.baselines.items():
+            plus, minus = added.get(key, []), removed.get(key, [])
+            new.baselines[key] = b.advanced(new.of_key(key), plus, minus)
+        return new
 
-class _HistoryCache:
-    def __init__(self) -> None:
+
+def _kept(
+    samples: list[StepSample],
+    dropped: set[str],
+    removed: dict[tuple[Any, ...], list[StepSample]],
+    key: tuple[Any, ...],
+) -> list[StepSample]:
+    """``samples`` without those of the ``dropped`` runs (noted in ``removed[key]``). Samples
+    are in the order of ``History.run_ids`` and the dropped runs are the oldest, so theirs
+    are at the end."""
+    cut = len(samples)
+    while cut and samples[cut - 1].run_id in dropped:
+        cut -= 1
+    if cut < len(samples):
+        removed[key] = samples[cut:]
+        return samples[:cut]
+    return samples
+
+
+# Workflows whose history one store's cache holds; the least recently used one goes first.
+MAX_CACHED_WORKFLOWS = 256
+
+
+class HistoryCache:
+    """Histories of one store's workflows, bounded (``MAX_CACHED_WORKFLOWS``)."""
+
+    def __init__(self, max_workflows: int = MAX_CACHED_WORKFLOWS) -> None:
+        self.max_workflows = max_workflows
         self._lock = threading.Lock()
-        # key -> [successful runs counted at build, history, lookups since]
-        self._entries: dict[tuple[int, str, str], list[Any]] = {}
+        # workflow -> [successful runs counted at build, history, lookups since]
+        self._entries: OrderedDict[str, list[Any]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, store: Any, workflow: str) -> History:
-        key = (id(store), getattr(store, "url", ""), workflow)
         with self._lock:
-            hit = self._entries.get(key)
+            hit = self._entries.get(workflow)
+            if hit is not None:
+                self._entries.move_to_end(workflow)
             # Each lookup follows at most one new run, so a history of N >= 20 runs cannot
             # have grown by a tenth before N/10 lookups: skip counting until then (a COUNT
             # over the workflow's runs after every run is O(N) per run).
@@ -191,36 +465,30 @@ class _HistoryCache:
             return hit[1]  # type: ignore[no-any-return]
         history = load_history(store, workflow)
         with self._lock:
-            self._entries[key] = [count, history, 0]
+            self._entries[workflow] = [count, history, 0]
+            self._entries.move_to_end(workflow)
+            while len(self._entries) > self.max_workflows:
+                self._entries.popitem(last=False)
         return history
 
     def observe(self, ctx: RunContext) -> None:
         """Fold a run that just ended into its workflow's cached history (the most recent
         ``HISTORY_RUNS`` successful runs), so the run-end pipeline never re-reads a history
-        because of a run it has just seen: the baseline changes once per successful run, at
-        a cost that does not grow with the runs stored. A history not cached yet is left to
-        be loaded when first needed."""
+        because of a run it has just seen: the baselines change once per successful run, by
+        the samples that joined and left (``History.advanced``), at a cost that does not
+        grow with the runs stored. A history not cached yet is left to be loaded when first
+        needed."""
         run = ctx.run
         if run.status != "succeeded":
             return
-        key = (id(ctx.store), getattr(ctx.store, "url", ""), run.workflow)
         with self._lock:
-            hit = self._entries.get(key)
+            hit = self._entries.get(run.workflow)
             if hit is None or run.id in hit[1].run_ids:
                 return
             old: History = hit[1]
-        new = History(workflow=old.workflow)
-        _add_record(new, ctx.record, ctx._load_payloads())
-        keep = old.run_ids[: HISTORY_RUNS - 1]
-        kept = set(keep)
-        new.run_ids.extend(keep)
-        new.step_counts.extend(old.step_counts[: len(keep)])
-        new.tokens.extend(old.tokens[: len(keep)])
-        new.costs.extend(old.costs[: len(keep)])
-        for name, samples in old.samples.items():
-            new.samples.setdefault(name, []).extend(x for x in samples if x.run_id in kept)
+        new = old.advanced(ctx.record, ctx._raw)
         with self._lock:
-            if self._entries.get(key) is hit:
+            if self._entries.get(run.workflow) is hit:
                 hit[0] += 1  # one more successful run than counted, and it is in the history
                 hit[1] = new
 
@@ -229,7 +497,41 @@ class _HistoryCache:
             self._entries.clear()
 
 
-history_cache = _HistoryCache()
+class _StoreHistories:
+    """The history cache of each store, living as long as the store object does."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._caches: weakref.WeakKeyDictionary[Any, HistoryCache] = weakref.WeakKeyDictionary()
+        self._unweakable: dict[int, tuple[Any, HistoryCache]] = {}
+
+    def of(self, store: Any) -> HistoryCache:
+        with self._lock:
+            try:
+                cache = self._caches.get(store)
+                if cache is None:
+                    cache = self._caches[store] = HistoryCache()
+                return cache
+            except TypeError:  # a store that cannot be weakly referenced: kept with the key
+                hit = self._unweakable.get(id(store))
+                if hit is None or hit[0] is not store:
+                    hit = self._unweakable[id(store)] = (store, HistoryCache())
+                return hit[1]
+
+    def get(self, store: Any, workflow: str) -> History:
+        return self.of(store).get(store, workflow)
+
+    def observe(self, ctx: RunContext) -> None:
+        self.of(ctx.store).observe(ctx)
+
+    def clear(self) -> None:
+        with self._lock:
+            caches = list(self._caches.values()) + [c for _, c in self._unweakable.values()]
+        for c in caches:
+            c.clear()
+
+
+history_cache = _StoreHistories()
 
 
 MAX_SAMPLES_PER_RUN = 8  # samples of one step name taken from one run
@@ -250,7 +552,7 @@ def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> Histor
                 hashes.add(s.input_hash)
     payloads = store.get_payloads(hashes) if hashes else {}
     for rec in records:
-        _add_record(history, rec, payloads)
+        _add_record(history, rec, lambda h: decode(payloads.get(h)))
     return history
 
 
@@ -337,15 +639,16 @@ def signatures(steps: list[Step]) -> dict[str, tuple[Any, ...]]:
     return out
 
 
-def _add_record(history: History, rec: RunRecord, payloads: dict[str, bytes]) -> None:
-    """Append one successful run's figures and step samples to ``history``."""
+def _add_record(history: History, rec: RunRecord, value_of: Callable[[str], Any]) -> None:
+    """Append one successful run's figures and step samples to ``history``; ``value_of(hash)``
+    is the decoded payload (``decode``)."""
     history.run_ids.append(rec.run.id)
     history.step_counts.append(len(rec.steps))
     history.tokens.append(sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in rec.steps))
     history.costs.append(sum(s.cost or 0.0 for s in rec.steps))
     per_name: dict[str, int] = {}
     sigs = signatures(rec.steps)
-    filled = _conversation_fill(rec.steps, lambda h: decode(payloads.get(h)) if h else None)
+    filled = _conversation_fill(rec.steps, lambda h: value_of(h) if h else None)
     for s in rec.steps:
         if s.status == "error":
             continue
@@ -356,12 +659,8 @@ def _add_record(history: History, rec: RunRecord, payloads: dict[str, bytes]) ->
             continue
         sample = StepSample(
             run_id=rec.run.id,
-            output=decode(payloads.get(s.output_hash))
-            if s.output_hash
-            else filled.get((s.id, "output")),
-            input=decode(payloads.get(s.input_hash))
-            if s.input_hash
-            else filled.get((s.id, "input")),
+            output=value_of(s.output_hash) if s.output_hash else filled.get((s.id, "output")),
+            input=value_of(s.input_hash) if s.input_hash else filled.get((s.id, "input")),
             duration_ns=s.duration_ns,
             attributes=s.attributes,
             model=s.model,
@@ -389,8 +688,9 @@ class RunContext:
         self._values: dict[str, Any] = {}
         self.now_ns = time.time_ns()
         # A run that is itself part of the history gets baselines without it, computed here.
-        own = record.run.id in set(self.history.run_ids)
-        self._memo: dict[Any, Any] = {} if own else self.history.memo
+        self._own = record.run.id in set(self.history.run_ids)
+        self._memo: dict[Any, Any] = {} if self._own else self.history.memo
+        self._keys: dict[str, tuple[Any, ...]] = {}
 
     @classmethod
     def load(cls, store: Any, run_id: str, *, with_history: bool = True) -> RunContext:
@@ -407,15 +707,19 @@ class RunContext:
             self._payloads = self.store.get_payloads(hashes) if hashes else {}
         return self._payloads
 
-    def _decoded(self, h: str | None) -> Any:
-        if not h:
-            return None
+    def _raw(self, h: str) -> Any:
+        """The payload ``h`` decoded (``decode``: the missing marker when not stored)."""
         try:
             return self._values[h]
         except KeyError:
-            value = decode(self._load_payloads().get(h))
-            value = self._values[h] = None if value is _MISSING else value
+            value = self._values[h] = decode(self._load_payloads().get(h))
             return value
+
+    def _decoded(self, h: str | None) -> Any:
+        if not h:
+            return None
+        value = self._raw(h)
+        return None if value is _MISSING else value
 
     def output(self, step: Step) -> Any:
         """The step's decoded output (None when it recorded none; for a tool step, what the
@@ -444,23 +748,34 @@ class RunContext:
         """Samples of the same step from the workflow's successful runs: those with its
         signature (agent, kind, name, occurrence); with fewer than ``MIN_BASELINE``, those
         with its agent, kind and name; else those with its name."""
-        return self.memo(("base", self.baseline_key(step)), lambda: self._baseline(step))
+        return self.history.of_key(self.baseline_key(step), exclude_run=self.run.id)
+
+    def stats(self, step: Step) -> Baseline:
+        """Statistics of ``baseline(step)`` (shared by every run the history serves, and
+        updated, not recomputed, as the history moves on)."""
+        key = self.baseline_key(step)
+        if not self._own:
+            return self.history.baseline(key)
+        b = self._memo.get(("stats", key))
+        if b is None:
+            b = self._memo[("stats", key)] = Baseline(self.baseline(step))
+        return b
 
     def baseline_key(self, step: Step) -> tuple[Any, ...]:
         """What ``baseline(step)`` compares with, as a hashable key (for memos)."""
+        hit = self._keys.get(step.id)
+        if hit is not None:
+            return hit
         if self._sigs is None:
             self._sigs = signatures(self.steps)
         sig = self._sigs.get(step.id) or (step.agent, step.kind, step.name, 1)
-        for key in (("sig", *sig), ("role", *sig[:3])):
-            if len(self.history.of_signature(key, exclude_run=self.run.id)) >= MIN_BASELINE:
-                return key
-        return ("name", step.name)
-
-    def _baseline(self, step: Step) -> list[StepSample]:
-        key = self.baseline_key(step)
-        if key[0] == "name":
-            return self.history.of(step.name, exclude_run=self.run.id)
-        return self.history.of_signature(key, exclude_run=self.run.id)
+        key: tuple[Any, ...] = ("name", step.name)
+        for k in (("sig", *sig), ("role", *sig[:3])):
+            if len(self.history.of_signature(k, exclude_run=self.run.id)) >= MIN_BASELINE:
+                key = k
+                break
+        self._keys[step.id] = key
+        return key
 
     def memo(self, key: Any, compute: Callable[[], T]) -> T:
         """``compute()`` once per history (per run, if the run is part of its history)."""

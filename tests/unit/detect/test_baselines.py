@@ -1,0 +1,215 @@
+"""Baselines are incremental statistics: folding runs into a history one at a time gives the
+very statistics (and findings) that computing them from scratch over the same samples gives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flightlog import pipeline
+from flightlog.detect import RunContext, run_detectors
+from flightlog.detect.context import (
+    HISTORY_RUNS,
+    Baseline,
+    History,
+    HistoryCache,
+    PathStats,
+    _add_record,
+    history_cache,
+    load_history,
+)
+from flightlog.model import Batch, Run, RunRecord, Step
+from flightlog.payload import payload_of
+from flightlog.store import open_store
+
+T0 = 1_700_000_000_000_000_000
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.sampled_from([0.5, 1.25, 3.0]),
+    st.sampled_from(["", "a", "ok", "fine", "2024-01-01T00:00:00Z", "error: x"]),
+)
+outputs = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=3),
+    st.dictionaries(
+        st.sampled_from(["a", "b", "status", "items", "n"]),
+        st.one_of(
+            scalars,
+            st.lists(scalars, max_size=2),
+            st.dictionaries(st.sampled_from(["x", "y"]), scalars, max_size=2),
+        ),
+        max_size=4,
+    ),
+)
+
+
+def _record(i: int, outs: list[Any]) -> tuple[RunRecord, dict[str, Any]]:
+    """A successful run ``i`` whose steps output ``outs`` (a ``None`` output: not recorded)."""
+    rid = f"{i:032x}"
+    values: dict[str, Any] = {}
+    steps = []
+    for k, out in enumerate(outs):
+        h_out = h_in = None
+        if out is not None:
+            h_out = f"out-{i}-{k}"
+            values[h_out] = out
+        h_in = f"in-{i}-{k}"
+        values[h_in] = {"q": "ok" if k % 2 else "fine", "n": k}
+        steps.append(
+            Step(
+                run_id=rid,
+                id=f"{i:012x}{k:04x}",
+                name="lookup" if k % 2 else "plan",
+                kind="tool",
+                index=k + 1,
+                started_ns=T0 + i * 10**9 + k,
+                ended_ns=T0 + i * 10**9 + k + 1000 * (i % 7 + 1),
+                input_hash=h_in,
+                output_hash=h_out,
+            )
+        )
+    run = Run(id=rid, workflow="w", started_ns=T0 + i * 10**9, status="succeeded")
+    return RunRecord(run, steps, [], []), values
+
+
+def _path_stats(p: PathStats) -> tuple[Any, ...]:
+    return (
+        p.count,
+        p.numbers,
+        dict(p.strings),
+        dict(p.booleans),
+        p.lengths,
+        p.n_dicts,
+        dict(p.keys),
+        {k: dict(v) for k, v in p.key_types.items()},
+        p.seen,
+        p.grounded,
+        p.dict_profile(),
+    )
+
+
+def _same(a: Baseline, b: Baseline, paths: set[str]) -> None:
+    assert (a.present, dict(a.types), a.durations) == (b.present, dict(b.types), b.durations)
+    for path in paths:
+        assert _path_stats(a.path(path)) == _path_stats(b.path(path)), path
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(outputs, min_size=1, max_size=4), min_size=1, max_size=HISTORY_RUNS + 12))
+def test_folding_runs_in_equals_computing_from_scratch(runs: list[list[Any]]) -> None:
+    history = History(workflow="w")
+    records = []
+    values: dict[str, Any] = {}
+    paths: set[str] = {"$", "a", "b", "status", "items", "n", "a.x", "b.y", "[]", "[].a"}
+    keys: set[tuple[Any, ...]] = set()
+    for i, outs in enumerate(runs):
+        rec, vals = _record(i, outs)
+        records.append(rec)
+        values.update(vals)
+        # Ask for every baseline and path before folding, so each is carried forward.
+        keys |= {("name", n) for n in history.samples} | set(history.by_signature)
+        for key in keys:
+            b = history.baseline(key)
+            for path in paths:
+                b.path(path)
+        history = history.advanced(rec, values.__getitem__)
+    assert history.runs == min(len(runs), HISTORY_RUNS)
+    # The same samples, in the same order, as a history built from the most recent runs.
+    scratch = History(workflow="w")
+    for rec in reversed(records[-HISTORY_RUNS:]):
+        _add_record(scratch, rec, values.__getitem__)
+
+    def ids(lists: dict[Any, list[Any]]) -> dict[Any, list[tuple[str, Any]]]:
+        return {k: [(x.run_id, x.duration_ns) for x in v] for k, v in lists.items() if v}
+
+    assert history.run_ids == scratch.run_ids
+    assert ids(history.samples) == ids(scratch.samples)
+    assert ids(history.by_signature) == ids(scratch.by_signature)
+    for key in keys:
+        fresh = Baseline(history.of_key(key))
+        _same(history.baseline(key), fresh, paths)
+
+
+def _write_run(store: Any, i: int, amount: float, status: str = "succeeded") -> str:
+    rid = f"{i:032x}"
+    b = Batch()
+    out = payload_of({"amount": amount, "currency": "EUR", "items": ["a"] * (1 + i % 3)})
+    inp = payload_of({"q": f"claim {i}"})
+    b.payloads += [out, inp]
+    b.steps.append(
+        Step(
+            run_id=rid,
+            id=f"{i:012x}0001",
+            name="price",
+            kind="tool",
+            index=1,
+            started_ns=T0 + i * 10**9,
+            ended_ns=T0 + i * 10**9 + 10**6 * (10 + i % 5),
+            input_hash=inp.hash,
+            output_hash=out.hash,
+        )
+    )
+    b.runs.append(
+        Run(
+            id=rid,
+            workflow="claims",
+            started_ns=T0 + i * 10**9,
+            ended_ns=T0 + i * 10**9 + 10**8,
+            status=status,
+            source="sdk",
+        )
+    )
+    store.write(b)
+    return rid
+
+
+def test_pipeline_history_finds_what_a_fresh_history_finds(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Runs ended one by one through the pipeline (baselines folded forward) and then an
+    anomalous run: its findings equal those from a history read afresh from the store."""
+    monkeypatch.setenv("FLIGHTLOG_LEDGER", "off")
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    store = open_store(url)
+    try:
+        for i in range(HISTORY_RUNS + 25):  # past the window: the oldest runs leave it
+            pipeline.runs_ended(store, [_write_run(store, i, 100.0 + i % 9)])
+        cached = history_cache.get(store, "claims")
+        odd = _write_run(store, 10_000, 1e7, status="failed")
+        folded = run_detectors(RunContext.load(store, odd))
+        assert any(f.detector == "value_anomaly" for f in folded)
+        fresh_history = load_history(store, "claims")
+        assert fresh_history.run_ids == cached.run_ids
+        fresh = run_detectors(RunContext(store, store.get_record(odd), fresh_history))
+        assert [(f.id, f.message, f.evidence) for f in folded] == [
+            (f.id, f.message, f.evidence) for f in fresh
+        ]
+    finally:
+        store.close()
+
+
+def test_history_cache_is_bounded_and_owned_by_the_store(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
+    try:
+        cache = HistoryCache(max_workflows=3)
+        for w in ("a", "b", "c", "d"):
+            cache.get(store, w)
+        assert len(cache) == 3
+        history_cache.get(store, "a")
+        assert history_cache.of(store) is history_cache.of(store)
+    finally:
+        store.close()
+    other = open_store(f"sqlite:///{tmp_path / 'g.db'}")
+    try:
+        assert history_cache.of(other) is not None
+        assert len(history_cache.of(other)) == 0
+    finally:
+        other.close()
