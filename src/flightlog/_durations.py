@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from fractions import Fraction
 
 from flightlog.errors import InputError
 
@@ -34,7 +35,7 @@ def parse_duration_ns(text: str, *, units: tuple[str, ...] | None = None) -> int
     unit = m.group(2) if m else None
     if not m or (units is not None and unit not in units):
         raise InputError(f'{text!r} is not a duration; write e.g. "30s", "5m", "4h", "1d"')
-    return int(float(m.group(1)) * UNITS_NS[unit or "s"])
+    return int(Fraction(m.group(1)) * UNITS_NS[unit or "s"])  # exact: no float rounding
 
 
 class Duration(int):

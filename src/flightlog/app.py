@@ -10,19 +10,22 @@ the CLI, the demo, drills), so each gets the same wiring:
   (or ``[ledger] enabled = false``);
 - the run-end pipeline (``flightlog.pipeline``: status, detect, attribute, respond), which
   front doors call with this store when runs end (the SDK's writer, the server's ingestor,
-  ``flightlog watch``), and its periodic work on a ``pipeline.Clock`` over this store.
+  ``flightlog watch``; ``record_ended`` for whole runs read from files, such as imported
+  transcripts), and its periodic work on a ``pipeline.Clock`` over this store.
 
 It sits above every capability it wires and below the front doors (docs/architecture.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from flightlog.model import Batch
     from flightlog.store.base import Store
 
-__all__ = ["open_store", "wire"]
+__all__ = ["open_store", "record_ended", "wire"]
 
 
 def open_store(url: str | None = None, *, readonly: bool = False, create: bool = True) -> Store:
@@ -48,3 +51,17 @@ def wire(store: Store) -> Store:
         store.close()
         raise
     return store
+
+
+def record_ended(store: Store, batches: Sequence[Batch]) -> list[str]:
+    """Store batches that each hold one whole, ended run (an imported transcript), one
+    transaction each, then move those runs through the run-end pipeline (detection,
+    attribution, response). Returns the run ids in order."""
+    from flightlog import pipeline
+
+    ids: list[str] = []
+    for batch in batches:
+        store.write(batch)
+        ids.extend(run.id for run in batch.runs)
+    pipeline.runs_ended(store, ids)
+    return ids

@@ -262,6 +262,9 @@ class DemoResult:
     runs_before: int = 0  # runs the store held before the demo (an explicit --db)
     receiver: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
+    # How the failed run is printed: ``flightlog demo`` passes ``flightlog show``'s renderer
+    # (the CLI is above the demo); without one the demo does not print the run.
+    show_run: Callable[[Store, str], list[str]] | None = None
 
     @property
     def own_store(self) -> bool:
@@ -310,6 +313,7 @@ def run_demo(
     n_ok: int = 20,
     home: str | Path | None = None,
     config_path: str | Path | None = None,
+    show_run: Callable[[Store, str], list[str]] | None = None,
 ) -> DemoResult:
     """Record the demo's runs; durable when it returns.
 
@@ -319,7 +323,9 @@ def run_demo(
     goes to a receiver the demo runs on 127.0.0.1 while it records. Recording reads no other
     configuration file, so nothing in the current directory is paged. An explicit ``url`` (a
     store of your own) gets the demo's runs added to it; ``home`` then defaults to the SQLite
-    file's directory. ``config_path`` replaces the demo's configuration file.
+    file's directory. ``config_path`` replaces the demo's configuration file. ``show_run(store,
+    run_id)`` gives the lines that print the failed run (``flightlog demo`` passes
+    ``flightlog show``'s).
     """
     import os
 
@@ -336,13 +342,11 @@ def run_demo(
     own = url is None or url == own_url(home)
     replaced = prepare_home(home, reset=own)
     url = url or own_url(home)
-    result = DemoResult(url=url, home=home, replaced=replaced)
+    result = DemoResult(url=url, home=home, replaced=replaced, show_run=show_run)
     if not own:
         before = flightlog.open_store(url)
         try:
-            with before.read() as tx:
-                row = tx.fetchone("SELECT count(*) FROM runs")
-            result.runs_before = int(row[0]) if row else 0
+            result.runs_before = before.count_runs()
         finally:
             before.close()
     if config_path is None:
@@ -429,13 +433,11 @@ def _recorded(result: DemoResult, echo: Callable[[str], None]) -> None:
 
 @section
 def _failure(result: DemoResult, echo: Callable[[str], None]) -> None:
-    if not result.failed_run_id:
+    if not result.failed_run_id or result.show_run is None:
         return
-    from flightlog.cli.runs import render_run
-
     echo("")
     echo("The failed run:")
-    for line in render_run(_open(result), result.failed_run_id):
+    for line in result.show_run(_open(result), result.failed_run_id):
         echo("  " + line)
 
 

@@ -38,7 +38,7 @@ STEP_KINDS: tuple[str, ...] = (
 DEFAULT_PROJECT = "default"
 RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "degraded", "failed", "unknown")
 # Runs that went wrong: ``failed`` (an error escaped) and ``degraded`` (errors were handled
-# inside the run and it answered anyway; see flightlog.forensics.status). Both are detected,
+# inside the run and it answered anyway; see flightlog.status). Both are detected,
 # attributed and alerted on; neither is ever a successful baseline (history is "succeeded").
 FAULT_STATUSES: tuple[str, ...] = ("failed", "degraded")
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error", "critical")

@@ -4,7 +4,7 @@ When runs end (in embedded mode after the background writer has stored them; in 
 after ingestion, or when a trace is closed idle) ``runs_ended(store, run_ids)`` moves each
 ended run through the stages, in order, each computed once and handed on::
 
-    status     derive the run's status from the whole record (``forensics.status``)
+    status     derive the run's status from the whole record (``flightlog.status``)
     detect     run the detectors once; store their new findings
     attribute  a failed (or degraded) run's attribution, computed once from those findings,
                stored and appended to the audit ledger (``forensics.ledger``)
@@ -91,10 +91,10 @@ FAULT_STATUSES = ("failed", "degraded")
 
 
 def derive_status(store: Any, ended: EndedRun) -> None:
-    """The run's status from the whole trace, for ingested runs (``forensics.status``, when
+    """The run's status from the whole trace, for ingested runs (``flightlog.status``, when
     present); runs recorded by the SDK declare theirs."""
     try:
-        status_mod = importlib.import_module("flightlog.forensics.status")
+        status_mod = importlib.import_module("flightlog.status")
     except ImportError:  # the status model is not part of this build: keep the declared one
         return
     derive = getattr(status_mod, "derive_run_status", None)

@@ -6,14 +6,21 @@ time). A module may import from its own component and from components of lower l
 imports that break this today are listed in ``KNOWN`` with a reason: a ratchet. A new
 violation fails ``test_no_new_layer_violations``; a listed one that is gone fails
 ``test_known_violations_still_exist`` until its line is deleted, so the list only shrinks.
+
+The same map is an import-linter layers contract in pyproject.toml (``lint-imports`` runs it
+in CI and in editors); the tests at the end check that it, this file and docs/architecture.md
+state the same layers and the same exceptions, and run it.
 """
 
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src" / "flightlog"
@@ -35,6 +42,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "config",
                 "payload",
                 "lineage",
+                "status",
             }
         ),
     ),
@@ -60,25 +68,13 @@ KNOWN: dict[tuple[str, str], str] = {
     "from the routing configuration",
     ("flightlog.forensics.actions", "flightlog.respond.owners"): "a postmortem names owners "
     "from the routing configuration",
-    ("flightlog.forensics.transcripts", "flightlog.pipeline"): "an imported transcript runs "
-    "the run-end stages; the importer belongs above the pipeline",
-    ("flightlog.otel.decode", "flightlog.forensics.status"): "decoding derives an ingested "
-    "run's status; the pure status function belongs below both",
     ("flightlog.forensics.attribution", "flightlog.respond.owners"): "attribution names the "
     "owner of an ingested run's step from the owner rules; owner resolution belongs below both",
-    ("flightlog.demo", "flightlog.cli.runs"): "the demo prints a run as flightlog show does; "
-    "the renderer belongs below both",
 }
 
 
-# Entries of KNOWN that work merging now brings (the ingested-run status and owners): they may
-# be absent. Empty this set once that work is merged.
-SETTLING: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("flightlog.otel.decode", "flightlog.forensics.status"),
-        ("flightlog.forensics.attribution", "flightlog.respond.owners"),
-    }
-)
+# Entries of KNOWN that may be absent while work that removes them is merging. Empty.
+SETTLING: frozenset[tuple[str, str]] = frozenset()
 
 
 def component(module: str) -> str:
@@ -196,3 +192,45 @@ def test_no_component_cycles() -> None:
 def test_the_checker_sees_imports_inside_functions() -> None:
     """The web UI's --since parsing is imported inside a function: the checker sees it."""
     assert ("flightlog.server.ui.runs", "flightlog._durations") in imports()
+
+
+# -- the same map as an import-linter contract (pyproject.toml), and in the docs ------------
+
+
+def _contract() -> dict[str, Any]:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    found: dict[str, Any] = next(c for c in contracts if c.get("id") == "layers")
+    return found
+
+
+def test_the_import_linter_contract_states_this_map() -> None:
+    """pyproject.toml's layers contract lists the layers of ``LAYERS`` (top to bottom there)
+    and ignores exactly the imports of ``KNOWN``."""
+    contract = _contract()
+    stated = [
+        {m.strip().removeprefix("flightlog.") for m in re.split(r"[:|]", layer)}
+        for layer in reversed(contract["layers"])
+    ]
+    # The package's own __init__ (the public SDK surface) is the root: import-linter cannot
+    # place it in a layer; the checks above cover it.
+    want = [set(comps) - {"flightlog"} for _name, comps in LAYERS]
+    assert stated == want, "[tool.importlinter] layers differ from LAYERS in this file"
+    ignored = {tuple(i.split(" -> ")) for i in contract.get("ignore_imports", [])}
+    assert ignored == set(KNOWN), "[tool.importlinter] ignore_imports differ from KNOWN"
+
+
+def test_the_docs_state_this_map() -> None:
+    """docs/architecture.md's table lists the layers of ``LAYERS``, bottom to top."""
+    doc = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\w+) \| ([^|]+) \|", doc, flags=re.M)
+    table = [(name, set(re.findall(r"`([\w_]+)`", comps))) for name, comps in rows]
+    table = [(name, comps) for name, comps in table if comps]
+    assert table == [(name, set(comps)) for name, comps in LAYERS]
+
+
+def test_the_import_linter_contract_holds() -> None:
+    from importlinter.cli import lint_imports
+
+    code = lint_imports(config_filenames=(str(REPO / "pyproject.toml"),), no_cache=True)
+    assert code == 0, "lint-imports found imports that break docs/architecture.md (see above)"

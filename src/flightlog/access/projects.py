@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from flightlog.errors import NotFoundError
 from flightlog.model import Edge, Finding, Run, RunRecord, Step
-from flightlog.store.base import RunQuery, Tx, chunked
+from flightlog.store import core
+from flightlog.store.base import RunQuery, Tx
 
 if TYPE_CHECKING:
     from flightlog.store.base import Store
@@ -57,19 +58,9 @@ class ProjectStore:
 
     def visible_runs(self, run_ids: Iterable[str]) -> set[str]:
         """Which of ``run_ids`` belong to this project."""
-        wanted = sorted({r for r in run_ids if r})
-        found: set[str] = set()
         with self._store.read() as tx:
-            for part in chunked(wanted, 500):
-                marks = ", ".join("?" * len(part))
-                found.update(
-                    str(r[0])
-                    for r in tx.fetchall(
-                        f"SELECT id FROM runs WHERE project = ? AND id IN ({marks})",
-                        [self.project, *part],
-                    )
-                )
-        return found
+            projects = core.run_projects(tx, run_ids)
+        return {rid for rid, project in projects.items() if project == self.project}
 
     def _check(self, run_id: str) -> None:
         if not self.visible_runs([run_id]):
@@ -107,13 +98,7 @@ class ProjectStore:
     def payload_visible(self, h: str) -> bool:
         """Whether a run of this project, or one of its steps, references payload ``h``."""
         with self._store.read() as tx:
-            row = tx.fetchone(
-                "SELECT 1 FROM runs WHERE project = ? AND (input_hash = ? OR output_hash = ?) "
-                "UNION ALL SELECT 1 FROM steps s JOIN runs r ON r.id = s.run_id "
-                "WHERE r.project = ? AND (s.input_hash = ? OR s.output_hash = ?) LIMIT 1",
-                (self.project, h, h, self.project, h, h),
-            )
-        return row is not None
+            return core.payload_in_project(tx, h, self.project)
 
     # -- pass-through of what is not per run ---------------------------------------------
     def schema_version(self, component: str) -> int:

@@ -41,11 +41,12 @@ def demo(home: str | None, db: str | None, n_ok: int) -> None:
     commands to explore it.
     """
     from flightlog import demo as demo_mod
+    from flightlog.cli.runs import render_run
     from flightlog.store import normalize_url
 
     with errors_as_messages():
         url = normalize_url(db) if db else None
-        result = demo_mod.run_demo(url, n_ok=n_ok, home=home)
+        result = demo_mod.run_demo(url, n_ok=n_ok, home=home, show_run=render_run)
         try:
             for part in demo_mod.SECTIONS:
                 part(result, click.echo)

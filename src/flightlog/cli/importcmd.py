@@ -44,14 +44,16 @@ def import_(
     that author and from instructions to their addressee), so `flightlog why`, `show` and
     `report` work on them. Every file is checked before any is written; importing a file
     twice changes nothing."""
+    from flightlog.app import record_ended
     from flightlog.cli._common import open_store_for_cli
-    from flightlog.forensics.transcripts import import_transcripts
+    from flightlog.forensics.transcripts import read_transcripts
 
     with errors_as_messages():
         store = open_store_for_cli(db, create=True)  # importing may start a new store
         created = bool(getattr(store, "created", False))
         try:
-            ids = import_transcripts(store, list(files), workflow=workflow, fmt=fmt, status=outcome)
+            batches = read_transcripts(list(files), workflow=workflow, fmt=fmt, status=outcome)
+            ids = record_ended(store, batches)
         finally:
             store.close()
     if as_json:

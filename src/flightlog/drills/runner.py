@@ -44,6 +44,7 @@ from flightlog.drills.inject import Injection, injected
 from flightlog.drills.receiver import WebhookReceiver
 from flightlog.drills.spec import DrillSpec
 from flightlog.errors import ConfigurationError
+from flightlog.store import core
 
 if TYPE_CHECKING:
     from flightlog.store.base import Store
@@ -298,7 +299,7 @@ def _env(name: str, value: str) -> Iterator[None]:
 def _expected_owner(store: Store, config: Any, run: Any, fault: Fault) -> str | None:
     if fault.expect_owner:
         return fault.expect_owner
-    from flightlog.respond.owners import OwnerQuery, resolve_owner
+    from flightlog.respond.owners import owner_query, resolve_owner
 
     step = next((s for s in store.get_steps(run.id) if s.name == fault.root), None)
     if step is not None and step.owner:
@@ -306,11 +307,11 @@ def _expected_owner(store: Store, config: Any, run: Any, fault: Fault) -> str | 
     try:
         return resolve_owner(
             config,
-            OwnerQuery(
+            owner_query(
                 run.workflow,
                 step=fault.root,
                 agent=step.agent if step else None,
-                tool=fault.root if step is not None and step.kind == "tool" else None,
+                kind=step.kind if step else None,
             ),
         ).team
     except ConfigurationError:
@@ -362,13 +363,7 @@ def run_drill(
             else:
                 teams = {f.expect_owner for f in spec.faults if f.expect_owner}
                 with store.read() as tx:
-                    teams |= {
-                        str(r[0])
-                        for r in tx.fetchall(
-                            "SELECT DISTINCT owner FROM steps WHERE owner IS NOT NULL UNION "
-                            "SELECT DISTINCT owner FROM runs WHERE owner IS NOT NULL"
-                        )
-                    }
+                    teams |= core.owners(tx)
                 drill_cfg = work / "flightlog.toml"
                 assert receiver is not None
                 drill_cfg.write_text(local_config(user, teams, receiver.url))

@@ -37,7 +37,7 @@ from flightlog.model import Batch, Edge, ErrorInfo, Payload, Run, Step
 from flightlog.payload import payload_of
 
 if TYPE_CHECKING:
-    from flightlog.store.base import Store
+    pass
 
 FORMATS = ("auto", "whowhen", "chat", "autogen")
 STARTED_NS = 1_700_000_000_000_000_000
@@ -278,18 +278,17 @@ def transcript_batch(
     )
 
 
-def import_transcripts(
-    store: Store,
+def read_transcripts(
     paths: list[str],
     *,
     workflow: str,
     fmt: str = "auto",
     status: str = "failed",
-) -> list[str]:
-    """Import conversation log files as runs of ``workflow``; returns the run ids. Idempotent
-    per file name. The run-end pipeline (detection, attribution) runs on the imported runs."""
-    from flightlog import pipeline
-
+) -> list[Batch]:
+    """Read and check conversation log files: one batch (one run of ``workflow``) per file,
+    its id derived from the file name, so importing a file twice changes nothing. Every file
+    is read and checked before any batch is returned (``flightlog.app.record_ended`` stores
+    them and runs the run-end pipeline)."""
     if status not in ("failed", "succeeded", "unknown"):
         raise InputError(f"unknown outcome {status!r}; expected failed, succeeded or unknown")
     batches = []
@@ -321,9 +320,4 @@ def import_transcripts(
                 started_ns=STARTED_NS + i * 10_000_000_000,
             )
         )
-    ids: list[str] = []
-    for batch in batches:  # every file is read and checked before anything is written
-        store.write(batch)
-        ids.append(batch.runs[0].id)
-    pipeline.runs_ended(store, ids)
-    return ids
+    return batches

@@ -49,6 +49,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ RUN_INDEX = "run.index"  # entry kind: the list of a run's entries (completeness
 INTEGRATE_BATCH = 5000  # pending entries integrated per transaction
 POLL_S = 0.1  # how often an idle integrator looks for pending entries
 TAKEOVER_S = 1.0  # how often a process that does not lead tries to take the role
+INTEGRATOR_ROLE = "ledger-integrator"  # the leader role (flightlog.store.leader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,20 +175,31 @@ def load_signer(path: Path, name: str, *, create: bool) -> Signer:
             "path in FLIGHTLOG_LEDGER_KEY; to check signatures with only the public key, "
             "pass it with --key (from 'flightlog audit key' on the original machine)"
         )
+    # Written whole to a private temporary file, then linked into place: a process that
+    # reads the key meanwhile (several writers of one PostgreSQL store sign) never sees a
+    # partial file, and of two processes creating it at once, the first link wins.
+    signer = Signer.generate(name)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, (signer.encode() + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return load_signer(path, name, create=False)  # another process made it first
     except OSError as exc:
         raise LedgerError(
             f"cannot create the ledger signing key {path}: {exc}; set FLIGHTLOG_LEDGER_KEY "
             "to a writable path"
         ) from exc
-    signer = Signer.generate(name)
-    try:
-        os.write(fd, (signer.encode() + "\n").encode())
-        os.fsync(fd)
     finally:
-        os.close(fd)
+        with suppress(OSError):
+            tmp.unlink()
     return signer
 
 
@@ -830,7 +843,7 @@ class Integrator:
 
         self.ledger = ledger
         self.pid = os.getpid()
-        self.leader = Leadership(ledger.store.url, "ledger-integrator")
+        self.leader = Leadership(ledger.store.url, INTEGRATOR_ROLE)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="flightlog-ledger-integrator", daemon=True

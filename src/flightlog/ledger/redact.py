@@ -32,9 +32,10 @@ from flightlog.errors import NotFoundError
 from flightlog.ledger.config import FREE_TEXT_KEYS
 from flightlog.ledger.entry import REDACTED, committed_paths, step_record_id
 from flightlog.ledger.log import Ledger
+from flightlog.store import core
 
 if TYPE_CHECKING:
-    from flightlog.store.base import Store, StoreReader
+    from flightlog.store.base import Store, StoreReader, Tx
 
 _HASH_FIELDS = ("input_hash", "output_hash")
 
@@ -70,15 +71,9 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
     with store.transaction() as tx:
         if sqlite:
             tx.execute("PRAGMA secure_delete = ON")
-        run_row = tx.fetchone(f"SELECT {_COLUMNS['runs']} FROM runs WHERE id = ?", (run_id,))
-        if run_row is None:
+        rows = core.redactable_rows(tx, run_id)
+        if not rows["runs"]:
             raise NotFoundError(f"no run {run_id}")
-        step_rows = tx.fetchall(
-            f"SELECT {_COLUMNS['steps']} FROM steps WHERE run_id = ?", (run_id,)
-        )
-        finding_rows = tx.fetchall(
-            f"SELECT {_COLUMNS['findings']} FROM findings WHERE run_id = ?", (run_id,)
-        )
         # Every entry of the run: its records' and the audit records naming it.
         entries = tx.fetchall(
             "SELECT seq, kind, record_id, entry, openings FROM ledger_entries WHERE run_id = ? "
@@ -104,25 +99,19 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
         )
         # The stored records: clear what their latest entry committed (and nothing else, so
         # that every record still matches its leaf).
-        _clear(tx, "runs", run_row, latest.get(run_id), ("id",), hashes)
-        for row in step_rows:
-            rid = step_record_id(run_id, row[1])
-            _clear(tx, "steps", row, latest.get(rid), ("run_id", "id"), hashes)
-        for row in finding_rows:
-            _clear(tx, "findings", row, latest.get(str(row[0])), ("id",), hashes)
+        _clear(tx, "runs", rows["runs"][0], latest.get(run_id), hashes)
+        for row in rows["steps"]:
+            rid = step_record_id(run_id, row["id"])
+            _clear(tx, "steps", row, latest.get(rid), hashes)
+        for row in rows["findings"]:
+            _clear(tx, "findings", row, latest.get(str(row["id"])), hashes)
         _clear_derived(tx, run_id, derived)
         deleted = kept = 0
         for h in sorted(hashes):
-            other = tx.fetchone(
-                "SELECT 1 FROM steps WHERE (input_hash = ? OR output_hash = ?) AND run_id <> ? "
-                "UNION ALL "
-                "SELECT 1 FROM runs WHERE (input_hash = ? OR output_hash = ?) AND id <> ?",
-                (h, h, run_id, h, h, run_id),
-            )
-            if other:
+            if core.payload_referenced_elsewhere(tx, h, run_id):
                 kept += 1
                 continue
-            tx.execute("DELETE FROM payloads WHERE hash = ?", (h,))
+            core.delete_payload(tx, h)
             deleted += 1
         record: dict[str, Any] = {"run_id": run_id, "entries": seqs, "payloads_deleted": deleted}
         if reason:
@@ -146,24 +135,18 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
 
 
 _RECORD_KINDS = ("run.start", "run.end", "step", "edge", "finding")
-# The columns a redaction may clear, per table; the key columns come first.
-_COLUMNS = {
-    "runs": "id, input_hash, output_hash, reason, error, attributes",
-    "steps": "run_id, id, input_hash, output_hash, error, attributes",
-    "findings": "id, message, evidence",
-}
 _JSON_COLUMNS = ("error", "attributes", "evidence")
 
 
 def _clear(
-    tx: Any,
+    tx: Tx,
     table: str,
-    row: Any,
+    current: dict[str, Any],
     entry: bytes | None,
-    keys: tuple[str, ...],
     hashes: set[str],
 ) -> None:
-    """Clear in a stored row every field its ledger entry holds as a commitment: payload
+    """Clear in a stored record (``current``: its key and redactable columns,
+    ``store.core.REDACTABLE``) every field its ledger entry holds as a commitment: payload
     references become NULL, other values ``"[redacted]"``."""
     if entry is None:
         return
@@ -173,8 +156,7 @@ def _clear(
         return
     if not paths:
         return
-    columns = [c.strip() for c in _COLUMNS[table].split(",")]
-    current = dict(zip(columns, row, strict=True))
+    keys = core.REDACTABLE[table][0]
     changed: dict[str, Any] = {}
     for path in paths:
         top = path[0]
@@ -204,13 +186,15 @@ def _clear(
             changed[top] = REDACTED
     if not changed:
         return
-    sets = ", ".join(f"{c} = ?" for c in changed)
-    params = [
-        (_json.dumps(v) if v is not None else None) if c in _JSON_COLUMNS else v
-        for c, v in changed.items()
-    ]
-    where = " AND ".join(f"{k} = ?" for k in keys)
-    tx.execute(f"UPDATE {table} SET {sets} WHERE {where}", [*params, *row[: len(keys)]])
+    core.update_record(
+        tx,
+        table,
+        {k: current[k] for k in keys},
+        {
+            c: (_json.dumps(v) if v is not None else None) if c in _JSON_COLUMNS else v
+            for c, v in changed.items()
+        },
+    )
 
 
 def _derived_tables(store: Store) -> set[str]:

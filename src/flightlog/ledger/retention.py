@@ -22,6 +22,7 @@ from flightlog.ledger.entry import edge_id, step_record_id
 from flightlog.ledger.log import Ledger
 from flightlog.ledger.schema import record_filter
 from flightlog.model import Edge
+from flightlog.store import core
 from flightlog.store.base import chunked
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -55,36 +56,21 @@ def prune(ledger: Ledger, before_ns: int, *, now_ns: int | None = None) -> Prune
         )
     store = ledger.store
     with store.transaction() as tx:
-        runs = [r[0] for r in tx.fetchall("SELECT id FROM runs WHERE started_ns < ?", (before_ns,))]
+        runs = core.runs_started_before(tx, before_ns)
         seqs: list[int] = []
         for run_id in runs:
+            steps, findings, edges = core.record_keys(tx, run_id)
             ids = [run_id]
-            ids += [
-                step_record_id(run_id, r[0])
-                for r in tx.fetchall("SELECT id FROM steps WHERE run_id = ?", (run_id,))
-            ]
-            ids += [
-                r[0] for r in tx.fetchall("SELECT id FROM findings WHERE run_id = ?", (run_id,))
-            ]
-            ids += [
-                edge_id(Edge(run_id, s, t, k))
-                for s, t, k in tx.fetchall(
-                    "SELECT source, target, kind FROM edges WHERE run_id = ?", (run_id,)
-                )
-            ]
+            ids += [step_record_id(run_id, s) for s in steps]
+            ids += findings
+            ids += [edge_id(Edge(run_id, s, t, k)) for s, t, k in edges]
             for part in chunked(ids, 500):
                 cond, params = record_filter(list(part), [run_id])
                 seqs += [
                     int(r[0])
                     for r in tx.fetchall(f"SELECT seq FROM ledger_entries WHERE {cond}", params)
                 ]
-            for table, col in (
-                ("steps", "run_id"),
-                ("edges", "run_id"),
-                ("findings", "run_id"),
-                ("runs", "id"),
-            ):
-                tx.execute(f"DELETE FROM {table} WHERE {col} = ?", (run_id,))
+            core.delete_run(tx, run_id)
         seqs.sort()
         for part in chunked(seqs, 500):
             marks = ", ".join("?" * len(part))

@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 from flightlog.ledger import anchor
-from flightlog.ledger.log import Ledger
+from flightlog.ledger.log import INTEGRATOR_ROLE, Ledger
 
 
 def status(ledger: Ledger) -> dict[str, Any]:
@@ -21,6 +21,12 @@ def status(ledger: Ledger) -> dict[str, Any]:
         )
         n_cps = tx.fetchone("SELECT COUNT(*) FROM ledger_checkpoints")
         pending = ledger.pending(tx)
+        integrator = None
+        if ledger.pending_mode:
+            from flightlog.store.leader import holder
+
+            held = holder(tx, INTEGRATOR_ROLE)
+            integrator = {"pid": held[0], "host": held[1]} if held else None
     key_path = ledger.key_path
     verifier = None
     if key_path is not None and key_path.exists():
@@ -38,6 +44,8 @@ def status(ledger: Ledger) -> dict[str, Any]:
         # yet (stores with concurrent writers; always 0 on SQLite)
         "pending_entries": pending,
         "sequencing": "integrator" if ledger.pending_mode else "inline",
+        # which process integrates now (PostgreSQL); None: nobody (no writer is running)
+        "integrator": integrator,
         "key_path": str(key_path) if key_path else None,
         "verifier_key": verifier,
         "witness_path": str(anchor.witness_file(witness, ledger.origin)) if witness else None,

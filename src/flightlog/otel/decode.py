@@ -807,9 +807,9 @@ def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
 
 def apply_derived_status(run: Run, steps: list[Step]) -> None:
     """Set an ingested run's status, failure point, reason and error from its whole trace
-    (``flightlog.forensics.status``): called when its root span arrives and again whenever
+    (``flightlog.status``): called when its root span arrives and again whenever
     more of its spans do."""
-    from flightlog.forensics.status import derive_run, root_of
+    from flightlog.status import derive_run, root_of
 
     if run.ended_ns is None:
         return

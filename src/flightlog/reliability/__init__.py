@@ -71,7 +71,7 @@ def reliability(
 
     ``cost_per_failure`` is one figure for every workflow, one per workflow name, or a
     function of the workflow name;
-    ``owners(workflow, step, agent)`` names owners for root causes recorded without one.
+    ``owners(workflow, step, agent, kind)`` names owners for root causes recorded without one.
     """
     until = time.time_ns() if until_ns is None else until_ns
     since = until - 30 * DAY_NS if since_ns is None else since_ns

@@ -30,6 +30,7 @@ from flightlog.reliability.figures import DayFigures
 from flightlog.reliability.render import GLOSSARY as RELIABILITY_TERMS
 from flightlog.reliability.render import money
 from flightlog.reliability.stats import Rate, per_thousand
+from flightlog.store import core
 
 if TYPE_CHECKING:
     from flightlog.store.base import Store
@@ -58,14 +59,15 @@ def _incidents(store: Store, since: int, until: int) -> dict[str, Any]:
         return {"items": [], "mttd_ns": None, "mtta_ns": None, "mttr_ns": None}
     with store.read() as tx:
         rows = tx.fetchall(
-            "SELECT i.id, i.workflow, i.status, i.severity, i.root_cause_step, i.root_cause_team,"
-            " i.opened_ns, i.acknowledged_ns, i.resolved_ns, i.run_count, i.fingerprint, "
-            "r.ended_ns FROM respond_incidents i LEFT JOIN runs r ON r.id = i.first_run_id "
-            "WHERE i.opened_ns >= ? AND i.opened_ns < ? ORDER BY i.opened_ns",
+            "SELECT id, workflow, status, severity, root_cause_step, root_cause_team, "
+            "opened_ns, acknowledged_ns, resolved_ns, run_count, fingerprint, first_run_id "
+            "FROM respond_incidents WHERE opened_ns >= ? AND opened_ns < ? ORDER BY opened_ns",
             (since, until),
         )
+        ended_at = core.ended_ns(tx, [str(r[11]) for r in rows if r[11]])
     items = []
-    for iid, wf, status, sev, step, team, opened, acked, resolved, n, fp, ended in rows:
+    for iid, wf, status, sev, step, team, opened, acked, resolved, n, fp, first in rows:
+        ended = ended_at.get(str(first)) if first else None
         is_slo = str(fp).startswith("slo/")
         items.append(
             {

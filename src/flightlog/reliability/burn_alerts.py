@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from flightlog import _json
 from flightlog.reliability.slo import SLOStatus, evaluate_all
 from flightlog.respond import alerts as alerts_mod
+from flightlog.store import core
 
 if TYPE_CHECKING:
     from flightlog.respond.engine import Engine
@@ -41,34 +42,37 @@ def fingerprint(name: str, severity: str) -> str:
     return f"{SLO_PREFIX}{name}/{severity}"
 
 
-def _owner(engine: Engine, status: SLOStatus) -> tuple[str, str]:
-    """(team told, the workflow's team) for an SLO."""
-    from flightlog.respond.owners import OwnerQuery, resolve_owner
+def _owner(engine: Engine, status: SLOStatus, tx: Tx) -> tuple[str, str]:
+    """(team told, the workflow's team) for an SLO; a step's owner is asked as every other
+    part asks (``respond.owners.owner_query``: a tool step is owned by ``tool =`` rules too)."""
+    from flightlog.respond.owners import OwnerQuery, owner_query, resolve_owner
 
     slo = status.slo
     wf_team = resolve_owner(engine.config, OwnerQuery(slo.workflow)).team
     if slo.owner:
         return slo.owner, wf_team
     if slo.step or slo.agent:
-        team = resolve_owner(
-            engine.config, OwnerQuery(slo.workflow, step=slo.step, agent=slo.agent)
-        ).team
-        return team, wf_team
+        query = owner_query(
+            slo.workflow, step=slo.step, agent=slo.agent, kind=_step_kind(tx, status)
+        )
+        return resolve_owner(engine.config, query).team, wf_team
     return wf_team, wf_team
 
 
+def _step_kind(tx: Tx, status: SLOStatus) -> str | None:
+    """The kind the SLO's step was last recorded with (None: no step, or never seen)."""
+    if not status.slo.step:
+        return None
+    return core.latest_step_kind(tx, status.slo.workflow, status.slo.step, status.now_ns)
+
+
 def _last_bad_run(tx: Tx, status: SLOStatus) -> str:
-    row = tx.fetchone(
-        "SELECT id FROM runs WHERE workflow = ? AND status IN ('failed', 'degraded') "
-        "AND started_ns < ? ORDER BY started_ns DESC LIMIT 1",
-        (status.slo.workflow, status.now_ns),
-    )
-    return str(row[0]) if row else ""
+    return core.latest_run(tx, status.slo.workflow, ("failed", "degraded"), status.now_ns) or ""
 
 
-def _facts(engine: Engine, status: SLOStatus, severity: str) -> dict[str, Any]:
+def _facts(engine: Engine, status: SLOStatus, severity: str, tx: Tx) -> dict[str, Any]:
     slo = status.slo
-    team, wf_team = _owner(engine, status)
+    team, wf_team = _owner(engine, status, tx)
     target = slo.step or slo.agent or "(workflow)"
     firing = [f for f in status.firing if f.rule.severity == severity]
     return {
@@ -126,7 +130,7 @@ def sync(engine: Engine, statuses: list[SLOStatus], now_ns: int | None = None) -
                 latest = inc_mod.latest_for(tx, fp)
                 is_open = latest is not None and latest.open
                 if severity in firing and not is_open:
-                    facts = _facts(engine, status, severity)
+                    facts = _facts(engine, status, severity, tx)
                     incident = inc_mod.open_incident(
                         engine.store,
                         tx,
@@ -142,7 +146,10 @@ def sync(engine: Engine, statuses: list[SLOStatus], now_ns: int | None = None) -
                     # Still firing: keep the figures in the message current.
                     tx.execute(
                         "UPDATE respond_incidents SET attribution = ? WHERE id = ?",
-                        (_json.dumps(_facts(engine, status, severity)["attribution"]), latest.id),
+                        (
+                            _json.dumps(_facts(engine, status, severity, tx)["attribution"]),
+                            latest.id,
+                        ),
                     )
             if severity not in firing and is_open and latest is not None:
                 engine.transition(

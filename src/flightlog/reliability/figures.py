@@ -26,7 +26,8 @@ from flightlog.reliability.stats import Rate, pass_k, per_thousand
 from flightlog.reliability.tally import DAY_NS, Bucket, Tally
 
 PASS_K = (3, 5, 10)
-Owners = Callable[[str, str | None, str | None], str | None]  # (workflow, step, agent) -> owner
+# (workflow, step, agent, step kind) -> owner (``respond.owners.owner_query``)
+Owners = Callable[[str, str | None, str | None, str | None], str | None]
 
 
 @dataclass
@@ -220,7 +221,7 @@ def workflow_figures(
     roots: dict[RootKey, list[float]] = {}
     for (step, agent, owner), vals in total.roots.items():
         if step is not None and owner is None and owners is not None:
-            owner = owners(workflow, step, agent)
+            owner = owners(workflow, step, agent, total.root_kinds.get(step))
         mine = roots.setdefault((step, agent, owner), [0, 0.0])
         mine[0] += vals[0]
         mine[1] += vals[1]

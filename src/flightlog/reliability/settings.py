@@ -170,10 +170,11 @@ def load_reliability_settings(
 
 
 def owner_resolver(path: str | os.PathLike[str] | None = None) -> Any:
-    """``owners(workflow, step, agent)`` from the ``[[owners]]`` rules, or None when the
-    configuration has none (or the response sections do not validate)."""
+    """``owners(workflow, step, agent, kind)`` from the ``[[owners]]`` rules (asked as
+    ``respond.owners.owner_query`` asks, so a ``tool =`` rule names a tool step's owner), or
+    None when the configuration has none (or the response sections do not validate)."""
     from flightlog.respond.config import load_respond_config
-    from flightlog.respond.owners import OwnerQuery, resolve_owner
+    from flightlog.respond.owners import owner_query, resolve_owner
 
     try:
         config = load_respond_config(path)
@@ -182,9 +183,12 @@ def owner_resolver(path: str | os.PathLike[str] | None = None) -> Any:
     if not config.rules:
         return None
 
-    def owners(workflow: str, step: str | None, agent: str | None) -> str | None:
+    def owners(
+        workflow: str, step: str | None, agent: str | None, kind: str | None = None
+    ) -> str | None:
         try:
-            return resolve_owner(config, OwnerQuery(workflow, step=step, agent=agent)).team
+            query = owner_query(workflow, step=step, agent=agent, kind=kind)
+            return resolve_owner(config, query).team
         except ConfigurationError:
             return None
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from flightlog.reliability.settings import SLO
 from flightlog.reliability.tally import COUNTED, NOT_CLEAN, count
+from flightlog.store import core
 
 if TYPE_CHECKING:
     from flightlog.store.base import StoreReader
@@ -159,12 +160,7 @@ def _events(store: StoreReader, slo: SLO, since: int, until: int) -> tuple[int, 
     """(bad, valid) events of the SLO among runs started in [since, until)."""
     if slo.step is None and slo.agent is None:
         with store.read() as tx:
-            rows = tx.fetchall(
-                "SELECT status, count(*) FROM runs WHERE workflow = ? AND started_ns >= ? "
-                "AND started_ns < ? AND source <> 'replay' GROUP BY status",
-                (slo.workflow, since, until),
-            )
-        by = {str(s): int(n) for s, n in rows}
+            by = core.status_counts(tx, slo.workflow, since, until)
         return sum(by.get(s, 0) for s in NOT_CLEAN), sum(by.get(s, 0) for s in COUNTED)
     total = count(store, since_ns=since, until_ns=until, workflow=slo.workflow).total(slo.workflow)
     if slo.step is not None:

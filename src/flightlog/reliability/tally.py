@@ -82,6 +82,8 @@ class Bucket:
     roots: dict[tuple[str | None, str | None, str | None], list[float]] = field(
         default_factory=dict
     )
+    # root-cause step name -> its kind (``tool`` steps are owned by ``tool =`` rules too)
+    root_kinds: dict[str, str] = field(default_factory=dict)
     cost_total: float = 0.0
     cost_not_clean: float = 0.0
 
@@ -97,6 +99,7 @@ class Bucket:
             mine = self.roots.setdefault(key, [0, 0.0])
             mine[0] += vals[0]
             mine[1] += vals[1]
+        self.root_kinds.update(other.root_kinds)
         self.cost_total += other.cost_total
         self.cost_not_clean += other.cost_not_clean
 
@@ -113,6 +116,7 @@ class Bucket:
             "statuses": self.statuses,
             "steps": self.steps,
             "roots": [[*k, *v] for k, v in self.roots.items()],
+            "root_kinds": self.root_kinds,
             "cost_total": self.cost_total,
             "cost_not_clean": self.cost_not_clean,
         }
@@ -123,6 +127,7 @@ class Bucket:
             statuses={str(k): int(v) for k, v in data.get("statuses", {}).items()},
             steps={str(k): list(v) for k, v in data.get("steps", {}).items()},
             roots={(r[0], r[1], r[2]): [r[3], r[4]] for r in data.get("roots", [])},
+            root_kinds={str(k): str(v) for k, v in data.get("root_kinds", {}).items()},
             cost_total=float(data.get("cost_total", 0.0)),
             cost_not_clean=float(data.get("cost_not_clean", 0.0)),
         )
@@ -180,6 +185,10 @@ def _span(tx: Any, workflow: str | None, lo: int, hi: int) -> tuple[int, int]:
     return int(row[0]), int(row[1]) + 1
 
 
+# Part of every hour's fingerprint: hours kept in an older format are counted again.
+BUCKET_FORMAT = 2  # 2: root_kinds
+
+
 def _fingerprints(
     tx: Any, has_att: bool, workflow: str | None, lo: int, hi: int
 ) -> tuple[dict[Key, dict[str, int]], dict[Key, str]]:
@@ -209,7 +218,7 @@ def _fingerprints(
             key = (str(wf), int(started) // HOUR_NS)
             atts[key] = atts.get(key, 0) + 1
     prints = {
-        key: _json.dumps([sorted(st.items()), ends.get(key, 0), atts.get(key, 0)])
+        key: _json.dumps([BUCKET_FORMAT, sorted(st.items()), ends.get(key, 0), atts.get(key, 0)])
         for key, st in statuses.items()
     }
     return statuses, prints
@@ -240,12 +249,12 @@ def _details(
         "GROUP BY r.workflow, s.name"
     )
     root_sql = (
-        "SELECT r.workflow, rs.name, rs.agent, rs.owner, count(*), "
+        "SELECT r.workflow, rs.name, rs.agent, rs.owner, rs.kind, count(*), "
         "sum((SELECT sum(coalesce(c.cost, 0)) FROM steps c WHERE c.run_id = r.id)) "
         f"FROM runs r {att_join} "
         "LEFT JOIN steps rs ON rs.run_id = r.id AND rs.id = a.root_step_id "
         f"WHERE r.status IN {_NC} AND {where} "
-        "GROUP BY r.workflow, rs.name, rs.agent, rs.owner"
+        "GROUP BY r.workflow, rs.name, rs.agent, rs.owner, rs.kind"
     )
     for hour, h_lo, h_hi in _hours(lo, hi):
         params = [*head, h_lo, h_hi]
@@ -260,9 +269,13 @@ def _details(
             ]
             b.cost_total += float(cost or 0)
             b.cost_not_clean += float(cost_nc or 0)
-        for wf, step, agent, owner, n, cost in tx.fetchall(root_sql, params):
+        for wf, step, agent, owner, kind, n, cost in tx.fetchall(root_sql, params):
             b = into.setdefault((str(wf), hour), Bucket())
-            b.roots[(step, agent, owner)] = [int(n), float(cost or 0)]
+            mine = b.roots.setdefault((step, agent, owner), [0, 0.0])
+            mine[0] += int(n)
+            mine[1] += float(cost or 0)
+            if step is not None and kind:
+                b.root_kinds[str(step)] = str(kind)
 
 
 def _ranges(hours: Iterable[int]) -> Iterator[tuple[int, int]]:

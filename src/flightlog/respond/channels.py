@@ -25,8 +25,9 @@ can cause.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
@@ -34,6 +35,7 @@ from flightlog.errors import ConfigurationError
 from flightlog.respond.config import ChannelConfig, redact
 
 GROUP = "flightlog.channels"
+log = logging.getLogger("flightlog.respond")
 
 # The built-in channel types: entry points of GROUP like any other (installed ones with the
 # same name take precedence).
@@ -159,6 +161,7 @@ class Channel:
 
 # -- the registry ------------------------------------------------------------------------------
 _types: dict[str, ChannelType] = {}
+_broken: dict[str, str] = {}  # name -> why its entry point is not a usable channel type
 _loaded = False
 _lock = threading.Lock()
 
@@ -173,28 +176,27 @@ def register(channel_type: ChannelType) -> ChannelType:
 
 
 def _load_entry_points() -> None:
+    """Load every entry point of GROUP once. One that cannot be loaded (or is not a channel
+    type) is logged and kept as the reason ``channel_type`` gives for its name: the other
+    channel types keep working."""
     global _loaded
     with _lock:
         if _loaded:
             return
         installed = {ep.name: ep for ep in metadata.entry_points(group=GROUP)}
-        found = {ep.name: ep for ep in BUILTIN} | installed
-        for name, ep in found.items():
+        for name, ep in ({ep.name: ep for ep in BUILTIN} | installed).items():
             if name in _types:  # registered in code: that wins
                 continue
             try:
                 obj = ep.load()
             except Exception as exc:
-                raise ConfigurationError(
-                    f"channel type {name!r} ({ep.value}, entry point group {GROUP}) cannot be "
-                    f"loaded: {type(exc).__name__}: {exc}"
-                ) from exc
-            if not isinstance(obj, ChannelType) or obj.name != name:
-                raise ConfigurationError(
-                    f"entry point {name} = {ep.value!r} (group {GROUP}) is not a channel type "
-                    f"named {name!r}"
-                )
-            _types[name] = obj
+                _broken[name] = f"cannot be loaded ({ep.value}): {type(exc).__name__}: {exc}"
+            else:
+                if isinstance(obj, ChannelType) and obj.name == name:
+                    _types[name] = obj
+                    continue
+                _broken[name] = f"{ep.value} is not a channel type named {name!r}"
+            log.error("channel type %r (entry point group %s) %s", name, GROUP, _broken[name])
         _loaded = True
 
 
@@ -211,6 +213,10 @@ def channel_type(name: str) -> ChannelType:
     try:
         return known[name]
     except KeyError:
+        if name in _broken:
+            raise ConfigurationError(
+                f"channel type {name!r} (entry point group {GROUP}) {_broken[name]}"
+            ) from None
         raise ConfigurationError(
             f"unknown channel type {name!r}; expected one of {', '.join(sorted(known))}"
         ) from None
@@ -264,7 +270,3 @@ def rfc3339(ns: int | None) -> str:
         return "0001-01-01T00:00:00Z"
     t = dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def alert_to_dict(a: AlertView) -> dict[str, Any]:
-    return asdict(a)

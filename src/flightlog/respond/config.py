@@ -51,7 +51,7 @@ LABELS: tuple[str, ...] = (
     "fingerprint",
     "error",
 )
-CHANNEL_TYPES: tuple[str, ...] = ("webhook", "slack", "pagerduty", "email")
+CHANNEL_TYPES: tuple[str, ...] = ("webhook", "slack", "pagerduty", "email")  # the built-in ones
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 OWNER_RECEIVER = "owner"  # route receiver meaning "the channels of the alert's team"
 
@@ -320,7 +320,9 @@ class OwnerSettings(Section, frozen=True):
 
 
 class ChannelSettings(Section, frozen=True):
-    """``[channels.NAME]``: the settings of every channel type (each type uses its own)."""
+    """``[channels.NAME]`` of a built-in channel type (webhook, slack, pagerduty, email):
+    the settings of each (a type uses its own). Plug-in types declare theirs
+    (``flightlog.respond.channels.ChannelType.settings``)."""
 
     type: str = ""
     timeout: Duration | None = None
@@ -379,7 +381,9 @@ class RespondFile(msgspec.Struct, kw_only=True, frozen=True):
     respond: RespondSettings = RespondSettings()
     teams: dict[str, TeamSettings] = {}
     owners: tuple[OwnerSettings, ...] = ()
-    channels: dict[str, ChannelSettings] = {}
+    # Tables checked per channel type (built-in types as ChannelSettings, plug-ins by the
+    # keys they declare): see _channel.
+    channels: dict[str, dict[str, Any]] = {}
     route: RouteSettings = RouteSettings()
     inhibit_rules: tuple[InhibitSettings, ...] = ()
     silences: tuple[SilenceSettings, ...] = ()
@@ -450,13 +454,10 @@ class ChannelConfig:
         return float(self.settings.get("timeout", 10))
 
     def describe(self) -> str:
-        """Where the channel sends, without secrets."""
-        if self.type == "email":
-            s = self.settings
-            return f"smtp://{s.get('host')}:{s.get('port')} to {', '.join(s.get('to', []))}"
-        if self.type == "pagerduty":
-            return f"pagerduty {redact(str(self.settings.get('url', PAGERDUTY_URL)))}"
-        return f"{self.type} {redact(self.secrets.get('url', ''))}"
+        """Where the channel sends, without secrets (its channel type says)."""
+        from flightlog.respond.channels import channel_type
+
+        return channel_type(self.type).describe(self)
 
 
 @dataclass(frozen=True)
@@ -721,32 +722,57 @@ def _route(
     return node
 
 
-_NOT_SETTINGS = ("url", "routing_key", "password", "url_env", "routing_key_env", "password_env")
+BUILTIN_TYPES = frozenset(_SECRETS)
+_COMMON = frozenset({"type", "timeout", "headers"})
 
 
-def _channel(cfg: Config, env: Mapping[str, str], name: str, t: ChannelSettings) -> ChannelConfig:
+class PluginChannelSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """What every channel type's table may hold besides its own settings (a plug-in's own
+    keys are checked against those it declares)."""
+
+    type: str = ""
+    timeout: Duration | None = None
+    headers: dict[str, str] | None = None
+
+
+def _channel(cfg: Config, env: Mapping[str, str], name: str, t: dict[str, Any]) -> ChannelConfig:
+    """One ``[channels.NAME]``: its type (a plug-in, ``flightlog.respond.channels``), its
+    settings checked against what the type declares, its secrets resolved, then the type's
+    own ``check``."""
+    from flightlog.respond.channels import channel_type
+
     keys = ("channels", name)
-    kind = t.type
-    if kind not in CHANNEL_TYPES:
+    kind = t.get("type")
+    try:
+        ct = channel_type(str(kind))
+    except ConfigurationError as exc:
         raise ConfigurationError(
-            f"{cfg.where(*keys, 'type')}: channel {name!r} has type {kind!r}; expected one of "
-            + ", ".join(CHANNEL_TYPES)
-        )
-    # The settings as written (secrets aside), for the channel implementations.
-    written = cfg.data.get("channels", {}).get(name, {})
-    settings: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(t).items() if v is not None}
-    settings = {
-        ("from" if k == "from_" else k): v
-        for k, v in settings.items()
-        if k not in _NOT_SETTINGS and (k in written or (k == "from_" and "from" in written))
-    }
+            f"{cfg.where(*keys, 'type')}: channel {name!r} has {exc}"
+        ) from None
+    if kind in BUILTIN_TYPES:
+        typed = cfg.typed(ChannelSettings, *keys)
+        timeout, starttls = typed.timeout, typed.starttls
+    else:
+        allowed = _COMMON | ct.settings | set(ct.secrets) | {f"{x}_env" for x in ct.secrets}
+        for k in t:
+            if k not in allowed:
+                raise ConfigurationError(
+                    f"{cfg.where(*keys, k)}: unknown setting {k!r} in [channels.{name}]; "
+                    f"expected one of {', '.join(sorted(allowed))}"
+                )
+        common = cfg.typed(PluginChannelSettings, *keys)
+        timeout, starttls = common.timeout, False
+    hidden = {*ct.secrets, *(f"{x}_env" for x in ct.secrets)}
+    if kind in BUILTIN_TYPES:  # as before plug-ins: no built-in keeps these as settings
+        hidden |= _SECRET_FIELDS
+    settings: dict[str, Any] = {k: v for k, v in t.items() if k not in hidden}
     secrets: dict[str, str] = {}
-    for secret in _SECRETS[kind]:
+    for secret in ct.secrets:
         value = _secret(cfg, env, name, t, secret)
         if value is None:
-            if kind == "email" and not t.username:
+            if kind == "email" and not t.get("username"):
                 continue  # no authentication, no password needed
-            named = getattr(t, secret + "_env")
+            named = t.get(f"{secret}_env")
             raise ConfigurationError(
                 f"{cfg.where(*keys)}: channel {name!r} ({kind}) has no {secret}; set {secret} = "
                 f'"..." here, or the environment variable {channel_env_var(name, secret)}'
@@ -754,43 +780,52 @@ def _channel(cfg: Config, env: Mapping[str, str], name: str, t: ChannelSettings)
             )
         secrets[secret] = value
     if kind == "pagerduty":
-        settings["url"] = t.url or PAGERDUTY_URL
-        if not settings["url"].startswith("http"):
-            raise ConfigurationError(f"{cfg.where(*keys, 'url')}: url must be http(s)://...")
-    if kind in ("webhook", "slack") and not secrets["url"].startswith(("http://", "https://")):
-        raise ConfigurationError(
-            f"{cfg.where(*keys, 'url')}: channel {name!r} url must start with http:// or "
-            f"https:// (got {redact(secrets['url'])})"
-        )
+        settings["url"] = str(t.get("url", PAGERDUTY_URL))
     if kind == "email":
-        if not t.host:
+        if not t.get("host"):
             raise ConfigurationError(f"{cfg.where(*keys)}: email channel {name!r} needs host")
-        if not t.to or not t.from_:
+        if not t.get("to") or not t.get("from"):
             raise ConfigurationError(
                 f'{cfg.where(*keys)}: email channel {name!r} needs from = "..." and to = ["..."]'
             )
-        settings["to"] = list(t.to)
-        settings.setdefault("port", 587 if t.starttls else 25)
-        settings["starttls"] = t.starttls
-    if t.timeout is not None:
-        settings["timeout"] = t.timeout.seconds
-    return ChannelConfig(name, kind, settings, secrets, cfg.line_of(*keys))
+        settings["to"] = list(Names.from_toml(t["to"]))
+        settings.setdefault("port", 587 if starttls else 25)
+        settings["starttls"] = starttls
+    if timeout is not None:
+        settings["timeout"] = timeout.seconds
+    problem = ct.check(name, settings, secrets)
+    if problem:
+        at = next((k for k in (*ct.secrets, "url") if k in t), None)
+        where = cfg.where(*keys, at) if at else cfg.where(*keys)
+        raise ConfigurationError(f"{where}: {problem}")
+    return ChannelConfig(name, str(kind), settings, secrets, cfg.line_of(*keys))
+
+
+# Secrets of the built-in types, also never kept among a channel's plain settings.
+_SECRET_FIELDS = frozenset(
+    {x for names in _SECRETS.values() for x in names}
+    | {f"{x}_env" for names in _SECRETS.values() for x in names}
+)
 
 
 def _secret(
-    cfg: Config, env: Mapping[str, str], channel: str, t: ChannelSettings, field_name: str
+    cfg: Config, env: Mapping[str, str], channel: str, t: dict[str, Any], field_name: str
 ) -> str | None:
-    named = getattr(t, field_name + "_env")
+    named = t.get(field_name + "_env")
     if named:
-        if not named.startswith("FLIGHTLOG_"):
+        if not str(named).startswith("FLIGHTLOG_"):
             raise ConfigurationError(
                 f"{cfg.where('channels', channel, field_name + '_env')}: {field_name}_env must "
                 f"name a FLIGHTLOG_* environment variable, got {named!r}"
             )
-        if env.get(named):
-            return env[named]
+        if env.get(str(named)):
+            return env[str(named)]
     conventional = env.get(channel_env_var(channel, field_name))
     if conventional:
         return conventional
-    value: str | None = getattr(t, field_name)
+    value = t.get(field_name)
+    if value is not None and not isinstance(value, str):
+        raise ConfigurationError(
+            f"{cfg.where('channels', channel, field_name)}: {field_name} must be a string"
+        )
     return value or None

@@ -27,7 +27,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from flightlog.respond import alerts as alerts_mod
@@ -142,7 +141,9 @@ def open_engine(
     return Engine(store, load_respond_config(config_path), **kwargs)
 
 
-_engines: dict[tuple[int, str], tuple[Store, RespondConfig, Engine | None]] = {}
+# One engine per open store (its id is unique while the store is held here); an entry is
+# dropped when its store closes, so the cache holds no more than the stores open.
+_engines: dict[int, tuple[Store, RespondConfig, Engine | None]] = {}
 _engines_lock = threading.Lock()
 
 
@@ -156,13 +157,20 @@ def engine_for(store: Store) -> Engine | None:
     if path is None:
         return None
     config = load_respond_config(path)  # the same object until the file changes
-    cache_key = (id(store), str(Path(path).resolve()))
+    key = id(store)
     with _engines_lock:
-        cached = _engines.get(cache_key)
+        cached = _engines.get(key)
         if cached is None or cached[0] is not store or cached[1] is not config:
+            if cached is None or cached[0] is not store:
+                store.add_close_hook(lambda: _forget(key))
             engine = Engine(store, config) if config.enabled else None
-            _engines[cache_key] = (store, config, engine)
-        return _engines[cache_key][2]
+            _engines[key] = (store, config, engine)
+        return _engines[key][2]
+
+
+def _forget(key: int) -> None:
+    with _engines_lock:
+        _engines.pop(key, None)
 
 
 def _run(work: Sequence[EngineWork], engine: Engine) -> None:

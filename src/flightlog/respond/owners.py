@@ -122,16 +122,32 @@ def resolve_owner(config: RespondConfig, query: OwnerQuery) -> OwnerMatch:
     return OwnerMatch(query, team, source, rule, matched, delivery)
 
 
-def step_query(workflow: str, step: Any) -> OwnerQuery:
-    """The ownership question for a recorded step: its name, agent, its name again as the
-    tool for a ``tool`` step, and the owner given in code. Alerts, ``why``, ``show``, the
-    web UI and ``report`` all ask it this way, so they name the same owner."""
+def owner_query(
+    workflow: str,
+    *,
+    step: str | None = None,
+    agent: str | None = None,
+    kind: str | None = None,
+    code_owner: str | None = None,
+) -> OwnerQuery:
+    """The ownership question for step ``step`` (of ``kind``) of ``workflow``: a ``tool``
+    step is also asked about as the tool of that name, so ``tool =`` rules match it. The one
+    way every part asks (alerts, ``why``, ``show``, the web UI, postmortems, the reliability
+    board, SLO alerts, drills), so they all name the same owner."""
     return OwnerQuery(
         workflow,
-        step=step.name,
-        agent=step.agent,
-        tool=step.name if step.kind == "tool" else None,
-        code_owner=step.owner,
+        step=step,
+        agent=agent,
+        tool=step if kind == "tool" else None,
+        code_owner=code_owner,
+    )
+
+
+def step_query(workflow: str, step: Any) -> OwnerQuery:
+    """The ownership question for a recorded step (``owner_query`` with its name, agent,
+    kind and the owner given in code)."""
+    return owner_query(
+        workflow, step=step.name, agent=step.agent, kind=step.kind, code_owner=step.owner
     )
 
 

@@ -24,7 +24,7 @@ from flightlog.respond import alerts as alerts_mod
 from flightlog.respond import incidents as inc_mod
 from flightlog.respond.clock import Clock
 from flightlog.respond.config import RespondConfig
-from flightlog.respond.owners import OwnerQuery, resolve_owner
+from flightlog.respond.owners import OwnerQuery, owner_query, resolve_owner
 from flightlog.respond.transitions import follow_up
 from flightlog.store.base import Store, Tx
 
@@ -32,6 +32,7 @@ log = logging.getLogger("flightlog.respond")
 
 Attribute = Callable[[Store, str], Any]
 ENDED = ("failed", "degraded", "succeeded")
+PAGE = 5000  # ended runs read per query while looking for unprocessed ones
 
 
 def audited_attribution(store: Store, run_id: str) -> Any:
@@ -71,6 +72,20 @@ class _NoAttribution:
     summary: str = ""
 
 
+def _processed(store: Store, run_ids: list[str]) -> set[str]:
+    """Which of ``run_ids`` were processed already."""
+    done: set[str] = set()
+    with store.read() as tx:
+        for i in range(0, len(run_ids), 500):
+            part = run_ids[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            rows = tx.fetchall(
+                f"SELECT run_id FROM respond_processed WHERE run_id IN ({marks})", part
+            )
+            done.update(r[0] for r in rows)
+    return done
+
+
 class IncidentRecorder:
     """Folds ended runs of one store into incidents (see the module docstring)."""
 
@@ -88,15 +103,19 @@ class IncidentRecorder:
 
     def pending_runs(self, since_ns: int | None = None, limit: int = 1000) -> list[str]:
         """Ended runs (failed or succeeded) not yet processed, oldest end first."""
-        with self.store.read() as tx:
-            rows = tx.fetchall(
-                "SELECT id FROM runs WHERE status IN ('failed', 'degraded', 'succeeded') "
-                "AND source <> 'replay' AND ended_ns >= ? AND NOT EXISTS "
-                "(SELECT 1 FROM respond_processed p WHERE p.run_id = runs.id) "
-                "ORDER BY ended_ns, id LIMIT ?",
-                (since_ns or 0, limit),
-            )
-        return [r[0] for r in rows]
+        pending: list[str] = []
+        after: tuple[int, str] | None = None
+        while len(pending) < limit:
+            page = self.store.ended_runs(since_ns=since_ns or 0, after=after, limit=PAGE)
+            if not page:
+                break
+            ids = [run_id for _, run_id in page]
+            done = _processed(self.store, ids)
+            pending.extend(i for i in ids if i not in done)
+            if len(page) < PAGE:
+                break
+            after = page[-1]
+        return pending[:limit]
 
     def process_runs(self, run_ids: Sequence[str]) -> list[int]:
         """Fold ended runs into incidents (idempotent per run). Returns touched incident ids."""
@@ -160,11 +179,11 @@ class IncidentRecorder:
         rc_step = by_id.get(rc_ref["id"]) if rc_ref else None
         rc_owner = resolve_owner(
             self.config,
-            OwnerQuery(
+            owner_query(
                 run.workflow,
                 step=root_step if rc_ref else None,
                 agent=rc_ref["agent"] if rc_ref else None,
-                tool=root_step if (rc_ref and rc_ref.get("kind") == "tool") else None,
+                kind=rc_ref.get("kind") if rc_ref else None,
                 # The owner recorded on the step; the attribution's owner may come from
                 # the same rules, which are asked here to name the deciding rule.
                 code_owner=rc_step.owner if rc_step else (rc_ref or {}).get("owner"),

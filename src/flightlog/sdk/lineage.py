@@ -15,10 +15,18 @@ from typing import Any
 
 from flightlog.lineage import MAX_ELEMENTS, MIN_SUBSTRING, ContentIndex
 
-__all__ = ["ContentIndex", "IdentityIndex"]
+__all__ = ["ContentIndex", "IdentityIndex", "identity_indexable"]
 
 MAX_IDENTITIES = 256  # output objects remembered per run for identity matching
 _SKIP_IDENTITY = (type(None), bool, int, float, complex)
+
+
+def identity_indexable(value: Any) -> bool:
+    """Whether ``value`` can be evidence by identity: not a number, None, or a short text
+    (those are shared by coincidence, interned or cached by the interpreter)."""
+    return not isinstance(value, _SKIP_IDENTITY) and not (
+        isinstance(value, str) and len(value) < MIN_SUBSTRING
+    )
 
 
 class IdentityIndex:
@@ -33,10 +41,11 @@ class IdentityIndex:
     def __init__(self) -> None:
         self._by_id: OrderedDict[int, tuple[str, Any]] = OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._by_id)
+
     def add_output(self, step_id: str, value: Any) -> None:
-        if isinstance(value, _SKIP_IDENTITY) or (
-            isinstance(value, str) and len(value) < MIN_SUBSTRING
-        ):
+        if not identity_indexable(value):
             return
         self._put(id(value), step_id, value)
         if isinstance(value, (list, tuple)):

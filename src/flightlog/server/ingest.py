@@ -370,7 +370,7 @@ class Ingestor:
 
 def derive_statuses(store: Any, batch: Batch, run_ids: set[str], stored: set[str]) -> list[str]:
     """The status of each ingested run whose root span has arrived, derived from all its
-    spans stored so far and in ``batch`` (``flightlog.forensics.status``). A run whose root
+    spans stored so far and in ``batch`` (``flightlog.status``). A run whose root
     arrived earlier and whose status the new spans change is added to the batch again, so
     the ledger logs the new status instead of the store contradicting it. Hand-offs whose
     two agent spans arrived in different requests are linked here too. Returns the runs

@@ -1,60 +1,18 @@
 """The OpenAPI 3.0 document served at ``/openapi.json`` (tested against the routes with
-schemathesis). The paths are written here; record schemas are generated from the dataclasses
-of ``flightlog.model`` by ``record_schema`` (``Edge``, ``Finding``; ``Run`` and ``Step`` are
-still written out, and ``tests/unit/test_one_schema.py`` checks every one against the model)."""
+schemathesis). The paths are written here; the schemas of the records (``Run``, ``Step``,
+``Edge``, ``Finding``) are generated from ``flightlog.model`` (``server.schemas``), so a field
+added to a record appears here without an edit (``tests/unit/test_one_schema.py``).
+
+Long on purpose: one document, one path per block, read top to bottom like the API it
+describes (splitting it would scatter the paths without separating concerns)."""
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flightlog.model import RUN_STATUSES, Edge, Finding
-
-_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
-
-
-def _field_schema(hint: Any) -> dict[str, Any]:
-    """The OpenAPI schema of a dataclass field's type: ``X | None`` is nullable, a dict an
-    object, a dataclass its own ``record_schema``."""
-    nullable = False
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        nullable = len(args) < len(typing.get_args(hint))
-        hint = args[0]
-    if dataclasses.is_dataclass(hint):
-        schema = record_schema(typing.cast(type, hint))
-    elif typing.get_origin(hint) is dict:
-        schema = {"type": "object"}
-    else:
-        schema = {"type": _TYPES[hint]}
-    if nullable:
-        schema["nullable"] = True
-    return schema
-
-
-def record_schema(
-    record: type,
-    required: Iterable[str] = (),
-    enums: Mapping[str, Iterable[str]] | None = None,
-) -> dict[str, Any]:
-    """The OpenAPI schema of a record of ``flightlog.model`` (its ``to_dict`` form): every
-    field, typed from the dataclass; ``enums`` names the allowed values of some fields."""
-    hints = typing.get_type_hints(record)
-    props = {f.name: _field_schema(hints[f.name]) for f in dataclasses.fields(record)}
-    for name, values in (enums or {}).items():
-        props[name]["enum"] = list(values)
-    schema: dict[str, Any] = {"type": "object"}
-    if required:
-        schema["required"] = list(required)
-    schema["properties"] = props
-    return schema
-
+from flightlog.server.schemas import RELIABILITY_SCHEMAS, record_schemas, run_status
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_NULLABLE_STR = {"type": "string", "nullable": True}
 _NULLABLE_INT = {"type": "integer", "nullable": True}
 
 
@@ -105,116 +63,10 @@ _RELIABILITY_WINDOW = [
         "Runs started before (ns since the epoch; default now)",
     ),
 ]
-_RATE = {
-    "type": "object",
-    "required": ["successes", "trials", "value", "low", "high"],
-    "properties": {
-        "successes": {"type": "integer"},
-        "trials": {"type": "integer"},
-        "value": {"type": "number", "nullable": True},
-        "low": {"type": "number"},
-        "high": {"type": "number"},
-    },
-}
-RELIABILITY_SCHEMAS: dict[str, Any] = {
-    "Rate": _RATE,
-    "WorkflowReliability": {
-        "type": "object",
-        "required": ["workflow", "runs", "end_to_end", "product_of_steps", "steps"],
-        "properties": {
-            "workflow": {"type": "string"},
-            "since_ns": {"type": "integer"},
-            "until_ns": {"type": "integer"},
-            "runs": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "end_to_end": {"$ref": "#/components/schemas/Rate"},
-            "product_of_steps": {"type": "object"},
-            "gap": {"type": "number", "nullable": True},
-            "pass_k": {"type": "array", "items": {"type": "object"}},
-            "failures_per_1000": {"type": "object"},
-            "steps": {"type": "array", "items": {"type": "object"}},
-            "failure_share": {"type": "object"},
-            "cost": {"type": "object"},
-            "days": {"type": "array", "items": {"type": "object"}},
-            "notes": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "Reliability": {
-        "type": "object",
-        "required": ["since_ns", "until_ns", "workflows"],
-        "properties": {
-            "since_ns": {"type": "integer"},
-            "until_ns": {"type": "integer"},
-            "workflows": {
-                "type": "array",
-                "items": {"$ref": "#/components/schemas/WorkflowReliability"},
-            },
-        },
-    },
-}
 
 
 def document(version: str) -> dict[str, Any]:
-    error_info = {
-        "type": "object",
-        "nullable": True,
-        "properties": {
-            "type": {"type": "string"},
-            "message": {"type": "string"},
-            "traceback": _NULLABLE_STR,
-            "origin_step_id": _NULLABLE_STR,
-        },
-    }
-    run = {
-        "type": "object",
-        "required": ["id", "workflow", "status", "started_ns"],
-        "properties": {
-            "id": {"type": "string"},
-            "workflow": {"type": "string"},
-            "status": {"type": "string", "enum": list(RUN_STATUSES)},
-            "started_ns": {"type": "integer"},
-            "ended_ns": _NULLABLE_INT,
-            "version": _NULLABLE_STR,
-            "owner": _NULLABLE_STR,
-            "service": _NULLABLE_STR,
-            "input_hash": _NULLABLE_STR,
-            "output_hash": _NULLABLE_STR,
-            "reason": _NULLABLE_STR,
-            "failed_step_id": _NULLABLE_STR,
-            "error": error_info,
-            "declared_steps": _NULLABLE_INT,
-            "source": {"type": "string"},
-            "attributes": {"type": "object"},
-            "project": {"type": "string"},
-        },
-    }
-    step = {
-        "type": "object",
-        "required": ["run_id", "id", "name", "kind", "index"],
-        "properties": {
-            "run_id": {"type": "string"},
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "kind": {"type": "string"},
-            "index": {"type": "integer"},
-            "started_ns": {"type": "integer"},
-            "parent_id": _NULLABLE_STR,
-            "agent": _NULLABLE_STR,
-            "owner": _NULLABLE_STR,
-            "status": {"type": "string"},
-            "ended_ns": _NULLABLE_INT,
-            "input_hash": _NULLABLE_STR,
-            "output_hash": _NULLABLE_STR,
-            "error": error_info,
-            "model": _NULLABLE_STR,
-            "provider": _NULLABLE_STR,
-            "input_tokens": _NULLABLE_INT,
-            "output_tokens": _NULLABLE_INT,
-            "cost": {"type": "number", "nullable": True},
-            "attributes": {"type": "object"},
-        },
-    }
-    edge = record_schema(Edge, required=["source", "target", "kind", "evidence"])
-    finding = record_schema(Finding, required=["id", "run_id", "detector", "severity"])
+    records = record_schemas()
     return {
         "openapi": "3.0.3",
         "info": {
@@ -259,10 +111,7 @@ def document(version: str) -> dict[str, Any]:
                         q("workflow", {"type": "string"}, "Only runs of this workflow"),
                         q(
                             "status",
-                            {
-                                "type": "string",
-                                "enum": list(RUN_STATUSES),
-                            },
+                            run_status(records),
                             "Only runs with this status",
                         ),
                         q("owner", {"type": "string"}, "Only runs with this owner"),
@@ -496,7 +345,7 @@ def document(version: str) -> dict[str, Any]:
                         q("workflow", {"type": "string"}, "Only this workflow"),
                         q(
                             "status",
-                            {"type": "string", "enum": list(RUN_STATUSES)},
+                            run_status(records),
                             "Only this status",
                         ),
                         q(
@@ -648,10 +497,7 @@ def document(version: str) -> dict[str, Any]:
                         }
                     },
                 },
-                "Run": run,
-                "Step": step,
-                "Edge": edge,
-                "Finding": finding,
+                **records,
             },
         },
     }

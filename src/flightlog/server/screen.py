@@ -16,25 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from flightlog.errors import InputError
 from flightlog.otel.decode import MAX_ERRORS_REPORTED, DecodeResult
-from flightlog.store.base import chunked
+from flightlog.store import core
 
 if TYPE_CHECKING:
     from flightlog.store.base import StoreReader
 
 
 def _foreign(store: StoreReader, run_ids: list[str], project: str) -> set[str]:
-    found: set[str] = set()
     with store.read() as tx:
-        for part in chunked(run_ids, 500):
-            marks = ", ".join("?" * len(part))
-            found.update(
-                str(r[0])
-                for r in tx.fetchall(
-                    f"SELECT id FROM runs WHERE project <> ? AND id IN ({marks})",
-                    [project, *part],
-                )
-            )
-    return found
+        projects = core.run_projects(tx, run_ids)
+    return {rid for rid, owner in projects.items() if owner != project}
 
 
 def claim_runs(store: StoreReader, result: DecodeResult, project: str) -> None:

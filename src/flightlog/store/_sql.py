@@ -535,6 +535,21 @@ class SQLStore:
                 )
         return found
 
+    def ended_runs(
+        self, *, since_ns: int = 0, after: tuple[int, str] | None = None, limit: int = 10_000
+    ) -> list[tuple[int, str]]:
+        sql = (
+            "SELECT ended_ns, id FROM runs WHERE status IN ('failed', 'degraded', 'succeeded') "
+            "AND source <> 'replay' AND ended_ns >= ?"
+        )
+        params: list[Any] = [since_ns]
+        if after is not None:
+            sql += " AND (ended_ns > ? OR (ended_ns = ? AND id > ?))"
+            params += [after[0], after[0], after[1]]
+        with self.read() as tx:
+            rows = tx.fetchall(sql + " ORDER BY ended_ns, id LIMIT ?", [*params, max(0, limit)])
+        return [(int(r[0]), str(r[1])) for r in rows]
+
     # -- reading -------------------------------------------------------------------------
     def _run_where(self, q: RunQuery) -> tuple[str, list[Any]]:
         clauses: list[str] = []

@@ -189,6 +189,13 @@ class Store(StoreReader, Protocol):
     def existing_runs(self, run_ids: Iterable[str]) -> set[str]:
         """Which of ``run_ids`` are stored."""
 
+    def ended_runs(
+        self, *, since_ns: int = 0, after: tuple[int, str] | None = None, limit: int = 10_000
+    ) -> list[tuple[int, str]]:
+        """``(ended_ns, id)`` of the runs that ended (failed, degraded or succeeded; not
+        counterfactual replays) at or after ``since_ns``, oldest end first, from after the
+        position ``after`` (a previous page's last item) on: what run-end work polls."""
+
     # -- capabilities' own tables ----------------------------------------------------------
     def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         """Apply the component's migrations that are not yet applied, in order."""

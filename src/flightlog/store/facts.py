@@ -184,7 +184,7 @@ def _attributes(
     return {**stored, **added}
 
 
-# An ingested run's outcome is derived from its spans (flightlog.forensics.status), so a
+# An ingested run's outcome is derived from its spans (flightlog.status), so a
 # record of it that is written again carries the outcome derived now: it replaces the stored one.
 DERIVED_RUN_FIELDS = ("status", "failed_step_id", "reason", "error")
 

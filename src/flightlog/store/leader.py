@@ -26,6 +26,24 @@ CONNECT_TIMEOUT_S = 10
 _KEEPALIVE = {"keepalives": 1, "keepalives_idle": 15, "keepalives_interval": 5}
 
 
+APP_PREFIX = "flightlog-"
+HOLDER_SQL = (
+    "SELECT a.application_name, host(a.client_addr) FROM pg_locks l "
+    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+    "AND a.datname = current_database() AND a.application_name LIKE ?"
+)
+
+
+def holder(tx: Any, name: str) -> tuple[int, str] | None:
+    """(process id, client address) of the process holding role ``name`` in this database,
+    read through a store transaction ``tx``; None when nobody holds it."""
+    row = tx.fetchone(HOLDER_SQL, (f"{APP_PREFIX}{name}:%",))
+    if row is None:
+        return None
+    pid = str(row[0]).rsplit(":", 1)[-1]
+    return (int(pid) if pid.isdigit() else -1), str(row[1] or "local socket")
+
+
 class Leadership:
     """The role ``name`` in the PostgreSQL database at ``url`` (one lock per database and
     schema). Not thread-safe: one thread (the role's worker) uses it."""
@@ -98,8 +116,8 @@ class Leadership:
         kwargs: dict[str, Any] = {"autocommit": True, **_KEEPALIVE}
         if "connect_timeout" not in self.url:
             kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
-        if "application_name" not in self.url:
-            kwargs["application_name"] = f"flightlog-{self.name}"
+        if "application_name" not in self.url:  # says who holds the role (``holder``)
+            kwargs["application_name"] = f"{APP_PREFIX}{self.name}:{os.getpid()}"
         conn = psycopg.connect(self.url, **kwargs)
         try:
             row = conn.execute("SELECT current_database(), current_schema()").fetchone()

@@ -21,7 +21,7 @@ from flightlog.app import open_store
 from flightlog.ledger import attach
 from flightlog.ledger.config import LedgerConfig
 from flightlog.ledger.entry import Encoded, Encoder
-from flightlog.ledger.log import IndexMark, Ledger
+from flightlog.ledger.log import INTEGRATOR_ROLE, IndexMark, Ledger
 from tests.integration.ledger._ledger_helpers import rid, run_batches
 
 REPO = Path(__file__).resolve().parents[3]
@@ -39,7 +39,7 @@ def _hold_integrator_role(url: str) -> Any:
     """Take the integrator role from the test itself, so entries stay pending."""
     from flightlog.store.leader import Leadership
 
-    role = Leadership(url, "ledger-integrator")
+    role = Leadership(url, INTEGRATOR_ROLE)
     for _ in range(100):
         if role.try_acquire():
             return role
@@ -293,17 +293,12 @@ def test_concurrent_writer_processes(pg_url: str, concurrent_pg: None) -> None:
         store.close()
 
 
-def _integrator_pid(url: str) -> int | None:
-    """The server process id of whoever holds the integrator role now."""
-    import psycopg
+def _integrator_pid(ledger: Ledger) -> int | None:
+    """The process holding the integrator role now (``audit status`` says it too)."""
+    from flightlog.ledger.status import status
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() "
-            "AND a.application_name = 'flightlog-ledger-integrator'"
-        ).fetchone()
-    return int(row[0]) if row else None
+    held = status(ledger)["integrator"]
+    return None if held is None else int(held["pid"])
 
 
 @pytest.fixture
@@ -343,7 +338,7 @@ def test_integrator_killed_mid_batch_is_taken_over(
     while ledger.head()[0] == 0:
         assert time.monotonic() < deadline, "nobody integrated"
         time.sleep(0.02)
-    leader_backend = _integrator_pid(pg_url)
+    assert _integrator_pid(ledger) == first.pid
     second = _spawn(pg_url, 11, 1, batch=20, then="stay")
     killed.append(second)
     first.send_signal(signal.SIGKILL)
@@ -356,8 +351,7 @@ def test_integrator_killed_mid_batch_is_taken_over(
     while ledger.pending() > 0:
         assert time.monotonic() < deadline, f"{ledger.pending()} entries still pending"
         time.sleep(0.1)
-    taken_over_by = _integrator_pid(pg_url)
-    assert taken_over_by is not None and taken_over_by != leader_backend
+    assert _integrator_pid(ledger) == second.pid
     second.send_signal(signal.SIGKILL)
     second.wait()
     try:
@@ -375,3 +369,42 @@ def test_integrator_killed_mid_batch_is_taken_over(
         assert dup is not None and int(dup[0]) == 0
     finally:
         store.close()
+
+
+_KEY_MAKER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from flightlog.ledger.log import load_signer
+    path = Path(sys.argv[1])
+    seen = set()
+    for _ in range(200):  # the first creates (or reads), the rest read while others create
+        seen.add(load_signer(path, "flightlog.local/race", create=True).verifier.encode())
+    print(*seen)
+    """
+)
+
+
+def test_processes_creating_the_signing_key_at_once_get_one_key(tmp_path: Path) -> None:
+    """Several writers of one store sign checkpoints: the key file is never read half
+    written, and all of them end up with the same key."""
+    for attempt in range(3):
+        path = tmp_path / f"k{attempt}" / "log.key"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _KEY_MAKER, str(path)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        keys = set()
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            keys.update(out.split())
+        assert len(keys) == 1
+        assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+        assert [p.name for p in path.parent.iterdir()] == ["log.key"]  # no temporary left

@@ -65,10 +65,13 @@ def installed_plugin(tmp_path: Path) -> Iterator[None]:
     info = site / "flightlog_jsonl-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flightlog-jsonl\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[flightlog.channels]\njsonl = flightlog_jsonl:JSONL\n")
+    (info / "entry_points.txt").write_text(
+        "[flightlog.channels]\njsonl = flightlog_jsonl:JSONL\nbroken = flightlog_jsonl:MISSING\n"
+    )
     sys.path.insert(0, str(site))
-    saved = dict(channels._types), channels._loaded
+    saved = dict(channels._types), channels._loaded, dict(channels._broken)
     channels._types.clear()
+    channels._broken.clear()
     channels._loaded = False
     try:
         yield
@@ -78,6 +81,8 @@ def installed_plugin(tmp_path: Path) -> Iterator[None]:
         channels._types.clear()
         channels._types.update(saved[0])
         channels._loaded = saved[1]
+        channels._broken.clear()
+        channels._broken.update(saved[2])
 
 
 def test_the_built_in_channel_types_are_registered_as_plug_ins() -> None:
@@ -94,7 +99,10 @@ def test_the_built_in_channel_types_are_registered_as_plug_ins() -> None:
 def test_an_installed_channel_type_delivers_through_the_engine(
     installed_plugin: None, recorded: str, receiver: Receiver, tmp_path: Path
 ) -> None:
-    assert "jsonl" in channels.channel_types()
+    assert {"jsonl", "webhook", "pagerduty"} <= set(channels.channel_types())
+    # a broken plug-in says why, and leaves the others working
+    with pytest.raises(ConfigurationError, match="'broken'.*cannot be loaded.*MISSING"):
+        channels.channel_type("broken")
     jsonl = channels.channel_type("jsonl")
     assert jsonl.check("file", {}, {}) == "channel 'file' needs path"
     out = tmp_path / "alerts.jsonl"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import flightlog
+from flightlog.app import open_store
 from flightlog.config import LOADER, load_config
 from flightlog.respond.config import load_respond_config
 from flightlog.respond.incidents import list_incidents
-from flightlog.store import open_store
 
 from .conftest import Receiver, claims_run, write_config
 

@@ -3,14 +3,18 @@ with a message naming the file and line."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flightlog.config import load_config, parse_config
 from flightlog.errors import ConfigurationError
+from flightlog.respond.channels import Channel, _types, register
 from flightlog.respond.config import (
     NS,
+    ChannelConfig,
     Matcher,
     Pattern,
     load_respond_config,
@@ -199,3 +203,54 @@ def test_durations_patterns_matchers_redaction() -> None:
     assert Matcher.parse("team!=platform", "x").matches({"team": "search"})
     assert redact("https://hooks.slack.com/services/T/B/XYZ") == "https://hooks.slack.com/***"
     assert redact("http://user:pw@host:1/p") == "http://***@host:1/***"
+
+
+class _Jsonl(Channel):
+    name = "jsonl-test"
+    settings = frozenset({"path"})
+    secrets = ("token",)
+
+    def check(self, name: str, settings: dict[str, Any], secrets: dict[str, str]) -> str | None:
+        return None if settings.get("path") else f"channel {name!r} needs path"
+
+    def describe(self, channel: ChannelConfig) -> str:
+        return f"jsonl {channel.settings['path']}"
+
+
+PLUGGED = """\
+[teams.platform]
+channels = ["file"]
+
+[[owners]]
+team = "platform"
+
+[channels.file]
+type = "jsonl-test"
+path = "/tmp/alerts.jsonl"
+timeout = "3s"
+"""
+
+
+@pytest.fixture
+def plugin() -> Iterator[None]:
+    register(_Jsonl())
+    yield
+    _types.pop("jsonl-test", None)
+
+
+def test_a_plug_in_channel_type_is_configured_by_the_keys_it_declares(
+    tmp_path: Path, plugin: None
+) -> None:
+    env = {"FLIGHTLOG_CHANNEL_FILE_TOKEN": "t0k"}
+    cfg = load_respond_config(write(tmp_path, PLUGGED), environ=env)
+    ch = cfg.channels["file"]
+    assert (ch.type, ch.settings["path"], ch.timeout_s) == ("jsonl-test", "/tmp/alerts.jsonl", 3)
+    assert ch.secrets == {"token": "t0k"} and ch.describe() == "jsonl /tmp/alerts.jsonl"
+    msg = _error(tmp_path, PLUGGED.replace("path =", "paht ="), env)
+    assert f"line {line_of(PLUGGED, 'path =')}: unknown setting 'paht' in [channels.file]" in msg
+    msg = _error(tmp_path, PLUGGED.replace('path = "/tmp/alerts.jsonl"\n', ""), env)
+    assert f"line {line_of(PLUGGED, '[channels.file]')}: channel 'file' needs path" in msg
+    msg = _error(tmp_path, PLUGGED, {})
+    assert "has no token" in msg and "FLIGHTLOG_CHANNEL_FILE_TOKEN" in msg
+    msg = _error(tmp_path, PLUGGED.replace('"jsonl-test"', '"pigeon"'), env)
+    assert f"line {line_of(PLUGGED, 'type =')}: channel 'file' has unknown channel type" in msg

@@ -1,4 +1,4 @@
-"""The derived status of ingested runs (flightlog.forensics.status): escaped errors fail a
+"""The derived status of ingested runs (flightlog.status): escaped errors fail a
 run, handled ones degrade it, an error-free trace succeeds, whatever the root span says."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flightlog.forensics.status import RootFacts, derive_status, root_of
 from flightlog.model import ErrorInfo, Step
+from flightlog.status import RootFacts, derive_status, root_of
 
 
 def step(

@@ -1,0 +1,206 @@
+"""Reads and changes of the core tables inside a caller's transaction.
+
+The core tables (runs, steps, edges, payloads, findings) belong to the store: no other
+package writes SQL against them. Capabilities that must read or change them atomically with
+their own tables (the ledger's redaction and retention, the response engine's SLO incidents)
+or that need a question the record methods of ``Store`` do not answer (which project a run is
+in, who owns anything, how a workflow's runs ended) call these functions with the ``Tx`` of
+``store.read()`` or ``store.transaction()``. Portable SQL with ``?`` placeholders, as
+everywhere in the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from flightlog.store.base import Tx, chunked
+
+__all__ = [
+    "REDACTABLE",
+    "delete_payload",
+    "delete_run",
+    "ended_ns",
+    "latest_run",
+    "latest_step_kind",
+    "owners",
+    "payload_in_project",
+    "payload_referenced_elsewhere",
+    "record_keys",
+    "redactable_rows",
+    "run_projects",
+    "runs_started_before",
+    "status_counts",
+    "update_record",
+]
+
+
+# -- projects ------------------------------------------------------------------------------
+def run_projects(tx: Tx, run_ids: Iterable[str]) -> dict[str, str]:
+    """The project of each stored run among ``run_ids`` (runs not stored are absent)."""
+    wanted = sorted({r for r in run_ids if r})
+    out: dict[str, str] = {}
+    for part in chunked(wanted, 500):
+        marks = ", ".join("?" * len(part))
+        for rid, project in tx.fetchall(
+            f"SELECT id, project FROM runs WHERE id IN ({marks})", list(part)
+        ):
+            out[str(rid)] = str(project)
+    return out
+
+
+def payload_in_project(tx: Tx, payload_hash: str, project: str) -> bool:
+    """Whether a run of ``project``, or one of its steps, references the payload."""
+    row = tx.fetchone(
+        "SELECT 1 FROM runs WHERE project = ? AND (input_hash = ? OR output_hash = ?) "
+        "UNION ALL SELECT 1 FROM steps s JOIN runs r ON r.id = s.run_id "
+        "WHERE r.project = ? AND (s.input_hash = ? OR s.output_hash = ?) LIMIT 1",
+        (project, payload_hash, payload_hash, project, payload_hash, payload_hash),
+    )
+    return row is not None
+
+
+# -- owners and outcomes -------------------------------------------------------------------
+def owners(tx: Tx) -> set[str]:
+    """Every owner recorded on a run or a step."""
+    return {
+        str(r[0])
+        for r in tx.fetchall(
+            "SELECT DISTINCT owner FROM steps WHERE owner IS NOT NULL UNION "
+            "SELECT DISTINCT owner FROM runs WHERE owner IS NOT NULL"
+        )
+    }
+
+
+def status_counts(tx: Tx, workflow: str, since_ns: int, until_ns: int) -> dict[str, int]:
+    """How many runs of ``workflow`` started in [``since_ns``, ``until_ns``) ended with each
+    status; replays (``source = 'replay'``) are not outcomes and are left out."""
+    rows = tx.fetchall(
+        "SELECT status, count(*) FROM runs WHERE workflow = ? AND started_ns >= ? "
+        "AND started_ns < ? AND source <> 'replay' GROUP BY status",
+        (workflow, since_ns, until_ns),
+    )
+    return {str(s): int(n) for s, n in rows}
+
+
+def latest_run(tx: Tx, workflow: str, statuses: Sequence[str], before_ns: int) -> str | None:
+    """The id of the latest run of ``workflow`` started before ``before_ns`` with one of
+    ``statuses``, or None."""
+    marks = ", ".join("?" * len(statuses))
+    row = tx.fetchone(
+        f"SELECT id FROM runs WHERE workflow = ? AND status IN ({marks}) "
+        "AND started_ns < ? ORDER BY started_ns DESC LIMIT 1",
+        (workflow, *statuses, before_ns),
+    )
+    return str(row[0]) if row else None
+
+
+def latest_step_kind(tx: Tx, workflow: str, step: str, before_ns: int) -> str | None:
+    """The kind step ``step`` of ``workflow`` was last recorded with before ``before_ns``."""
+    row = tx.fetchone(
+        "SELECT s.kind FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.workflow = ? "
+        "AND s.name = ? AND r.started_ns < ? ORDER BY r.started_ns DESC LIMIT 1",
+        (workflow, step, before_ns),
+    )
+    return str(row[0]) if row and row[0] else None
+
+
+def ended_ns(tx: Tx, run_ids: Iterable[str]) -> dict[str, int | None]:
+    """When each stored run among ``run_ids`` ended (None: not yet)."""
+    wanted = sorted({r for r in run_ids if r})
+    out: dict[str, int | None] = {}
+    for part in chunked(wanted, 500):
+        marks = ", ".join("?" * len(part))
+        for rid, ended in tx.fetchall(
+            f"SELECT id, ended_ns FROM runs WHERE id IN ({marks})", list(part)
+        ):
+            out[str(rid)] = None if ended is None else int(ended)
+    return out
+
+
+# -- redaction and retention (the ledger) --------------------------------------------------
+# The columns of each record a redaction may clear; the key columns come first.
+REDACTABLE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "runs": (("id",), ("input_hash", "output_hash", "reason", "error", "attributes")),
+    "steps": (("run_id", "id"), ("input_hash", "output_hash", "error", "attributes")),
+    "findings": (("id",), ("message", "evidence")),
+}
+
+
+def redactable_rows(tx: Tx, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The run's stored run, steps and findings, each as {column: value} of its key and
+    redactable columns (``REDACTABLE``); no ``runs`` row when the run is not stored."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for table, by in (("runs", "id"), ("steps", "run_id"), ("findings", "run_id")):
+        keys, values = REDACTABLE[table]
+        columns = (*keys, *values)
+        out[table] = [
+            dict(zip(columns, row, strict=True))
+            for row in tx.fetchall(
+                f"SELECT {', '.join(columns)} FROM {table} WHERE {by} = ?", (run_id,)
+            )
+        ]
+    return out
+
+
+def update_record(tx: Tx, table: str, key: dict[str, Any], changed: dict[str, Any]) -> None:
+    """Set redactable columns of one record (``key``: its key columns and values)."""
+    keys, values = REDACTABLE[table]
+    if set(key) != set(keys) or not set(changed) <= set(values):
+        raise ValueError(f"{table}: key {sorted(key)} / columns {sorted(changed)} not redactable")
+    if not changed:
+        return
+    sets = ", ".join(f"{c} = ?" for c in changed)
+    where = " AND ".join(f"{k} = ?" for k in keys)
+    tx.execute(
+        f"UPDATE {table} SET {sets} WHERE {where}",
+        [*changed.values(), *(key[k] for k in keys)],
+    )
+
+
+def payload_referenced_elsewhere(tx: Tx, payload_hash: str, run_id: str) -> bool:
+    """Whether a run other than ``run_id``, or one of its steps, references the payload."""
+    row = tx.fetchone(
+        "SELECT 1 FROM steps WHERE (input_hash = ? OR output_hash = ?) AND run_id <> ? "
+        "UNION ALL "
+        "SELECT 1 FROM runs WHERE (input_hash = ? OR output_hash = ?) AND id <> ?",
+        (payload_hash, payload_hash, run_id, payload_hash, payload_hash, run_id),
+    )
+    return row is not None
+
+
+def delete_payload(tx: Tx, payload_hash: str) -> None:
+    tx.execute("DELETE FROM payloads WHERE hash = ?", (payload_hash,))
+
+
+def runs_started_before(tx: Tx, before_ns: int) -> list[str]:
+    """Ids of the runs that started before ``before_ns``."""
+    return [
+        str(r[0]) for r in tx.fetchall("SELECT id FROM runs WHERE started_ns < ?", (before_ns,))
+    ]
+
+
+def record_keys(tx: Tx, run_id: str) -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
+    """The run's step ids, finding ids and data/handoff edges (source, target, kind)."""
+    steps = [str(r[0]) for r in tx.fetchall("SELECT id FROM steps WHERE run_id = ?", (run_id,))]
+    findings = [
+        str(r[0]) for r in tx.fetchall("SELECT id FROM findings WHERE run_id = ?", (run_id,))
+    ]
+    edges = [
+        (str(s), str(t), str(k))
+        for s, t, k in tx.fetchall(
+            "SELECT source, target, kind FROM edges WHERE run_id = ?", (run_id,)
+        )
+    ]
+    return steps, findings, edges
+
+
+def delete_run(tx: Tx, run_id: str) -> None:
+    """Delete the run and its steps, edges and findings (payloads are shared: kept)."""
+    for table, column in (
+        ("steps", "run_id"),
+        ("edges", "run_id"),
+        ("findings", "run_id"),
+        ("runs", "id"),
+    ):
+        tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))

@@ -1,0 +1,82 @@
+"""Queries on the core tables inside a caller's transaction (``flightlog.store.core``), on
+SQLite then PostgreSQL (``db_url``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from flightlog.model import Batch, Edge, Finding, Payload, Run, Step
+from flightlog.store import core, open_store
+
+A, B, C = "a" * 32, "b" * 32, "c" * 32
+H1, H2 = "1" * 64, "2" * 64
+
+
+def _batch() -> Batch:
+    return Batch(
+        runs=[
+            Run(
+                A,
+                "wf",
+                100,
+                status="failed",
+                ended_ns=150,
+                owner="ops",
+                project="p1",
+                input_hash=H1,
+            ),
+            Run(B, "wf", 200, status="degraded", ended_ns=None, project="p2"),
+            Run(C, "wf", 300, status="succeeded", ended_ns=350, source="replay", project="p1"),
+        ],
+        steps=[
+            Step(A, "s" * 16, "search", "tool", 1, 101, owner="search-team", output_hash=H2),
+            Step(B, "t" * 16, "search", "retrieval", 1, 201),
+        ],
+        edges=[Edge(A, "s" * 16, "s" * 16, "data")],
+        payloads=[Payload(H1, b'"q"', 3), Payload(H2, b'"r"', 3)],
+        findings=[Finding("f" * 32, A, "empty_output", "error", "empty", step_id="s" * 16)],
+    )
+
+
+@pytest.fixture
+def store(db_url: str):  # type: ignore[no-untyped-def]
+    s = open_store(db_url)
+    s.write(_batch())
+    yield s
+    s.close()
+
+
+def test_projects_owners_and_outcomes(store) -> None:  # type: ignore[no-untyped-def]
+    with store.read() as tx:
+        assert core.run_projects(tx, [A, B, "0" * 32, ""]) == {A: "p1", B: "p2"}
+        assert core.payload_in_project(tx, H2, "p1")  # through A's step
+        assert not core.payload_in_project(tx, H2, "p2")
+        assert core.owners(tx) == {"ops", "search-team"}
+        # The replayed run is not an outcome.
+        assert core.status_counts(tx, "wf", 0, 1000) == {"failed": 1, "degraded": 1}
+        assert core.latest_run(tx, "wf", ("failed", "degraded"), 1000) == B
+        assert core.latest_run(tx, "wf", ("failed", "degraded"), 200) == A
+        assert core.latest_run(tx, "other", ("failed",), 1000) is None
+        assert core.latest_step_kind(tx, "wf", "search", 1000) == "retrieval"
+        assert core.latest_step_kind(tx, "wf", "search", 200) == "tool"
+        assert core.ended_ns(tx, [A, B]) == {A: 150, B: None}
+
+
+def test_redaction_and_retention_changes(store) -> None:  # type: ignore[no-untyped-def]
+    with store.transaction() as tx:
+        rows = core.redactable_rows(tx, A)
+        assert rows["runs"][0]["input_hash"] == H1 and rows["steps"][0]["id"] == "s" * 16
+        assert rows["findings"][0]["message"] == "empty"
+        core.update_record(tx, "runs", {"id": A}, {"input_hash": None, "reason": "[redacted]"})
+        with pytest.raises(ValueError, match="not redactable"):
+            core.update_record(tx, "runs", {"id": A}, {"workflow": "x"})
+        assert core.payload_referenced_elsewhere(tx, H2, B) is True
+        assert core.payload_referenced_elsewhere(tx, H2, A) is False
+        core.delete_payload(tx, H1)
+        assert set(core.runs_started_before(tx, 250)) == {A, B}
+        steps, findings, edges = core.record_keys(tx, A)
+        assert (steps, findings, edges) == (["s" * 16], ["f" * 32], [("s" * 16, "s" * 16, "data")])
+        core.delete_run(tx, A)
+    assert store.get_run(A) is None and store.get_steps(A) == []
+    assert store.get_payloads([H1, H2]) == {H2: b'"r"'}
+    assert store.get_run(B) is not None
