@@ -466,7 +466,7 @@ def _name_owners(att: Attribution, ctx: RunContext) -> None:
     ``[[owners]]`` rules): ingested runs record no owners of their own."""
     if all(s.owner for s in ctx.steps):
         return
-    from flightlog.respond.owners import step_owners
+    from flightlog.owners import step_owners
 
     owners = step_owners(ctx.run.workflow, ctx.steps)
 

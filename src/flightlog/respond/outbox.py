@@ -143,6 +143,16 @@ def enqueue(
     return True
 
 
+def triggered_channels(tx: Tx, incident_id: int) -> list[str]:
+    """The channels queued an ``action = "trigger"`` message for the incident."""
+    rows = tx.fetchall(
+        "SELECT DISTINCT channel FROM respond_outbox WHERE incident_id = ? "
+        "AND action = 'trigger' ORDER BY channel",
+        (incident_id,),
+    )
+    return [str(r[0]) for r in rows]
+
+
 class Outbox:
     """Delivers queued notifications with retries (see the module docstring)."""
 
