@@ -110,6 +110,7 @@ def transaction(store: Store) -> Iterator[Tx]:
     processes on one PostgreSQL store take turns (SQLite's writes already do). Lock order:
     ``respond``, then rows, then the audit ledger."""
     with store.transaction() as tx:
+        tx.lock("respond")
         yield tx
 
 
