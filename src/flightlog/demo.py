@@ -9,6 +9,11 @@ surfaces two steps after its cause.
 ``run_demo()`` records the runs into the demo's own directory (``./flightlog-demo``: its store
 and flightlog.toml) and returns a ``DemoResult``; ``SECTIONS`` are the printed parts of
 ``flightlog demo``, in order. Later capabilities append their own section with ``section``.
+
+One module of about 600 lines on purpose: it is the example a newcomer reads top to bottom
+(the workflow, how it is recorded, what is shown), and what it records names this module
+(the validator's ``flightlog.demo.ClaimRejected`` is the failure's error type, which
+incidents are grouped by): splitting it would change the demo's records for no reader's gain.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def detect(store: Any, ended: EndedRun) -> None:
     from flightlog.detect import RunContext, run_detectors
     from flightlog.model import Batch
 
-    ctx = RunContext.load(store, ended.run.id)
+    ctx = RunContext.load(store, ended.run.id, ending=True)
     found = run_detectors(ctx)
     known = {f.id for f in ctx.record.findings}
     new = [f for f in found if f.id not in known]

@@ -31,7 +31,9 @@ def test_duration(ns: int | None, text: str) -> None:
 def test_every_surface_uses_the_one_format() -> None:
     from flightlog.cli._common import fmt_duration
     from flightlog.forensics.report import _dur
+    from flightlog.reliability.board_render import _dur as board_duration
     from flightlog.server.ui._html import duration as ui_duration
 
     for ns in (None, 840, 999_600, 2_300_000, 125_000_000_000):
         assert fmt_duration(ns) == _dur(ns) == ui_duration(ns) == duration(ns)
+        assert board_duration(ns) == duration(ns)

@@ -120,6 +120,7 @@ def create_key(
     secret = f"{PREFIX}{kid}_{secrets.token_urlsafe(32)}"
     key = ApiKey(id=kid, name=name, scope=scope, project=project, created_ns=time.time_ns())
     with store.transaction() as tx:
+        tx.lock("api_keys")  # names are unique: check and insert under one lock
         if tx.fetchone("SELECT 1 FROM api_keys WHERE name = ?", (name,)) is not None:
             raise InputError(f"a key named {name!r} exists already; choose another name")
         tx.execute(
@@ -148,6 +149,7 @@ def revoke_key(store: Store, name_or_id: str) -> ApiKey:
         raise NotFoundError(f"no key {name_or_id!r}: no keys have been created")
     now = time.time_ns()
     with store.transaction() as tx:
+        tx.lock("api_keys")  # revoked (and audited) once
         r = tx.fetchone(
             f"SELECT {_COLUMNS} FROM api_keys WHERE name = ? OR id = ?", (name_or_id, name_or_id)
         )

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import orjson
 
 from flightlog.detect.features import field_map, json_type, strings
-from flightlog.model import Finding, RunRecord, Step
+from flightlog.model import Finding, Run, RunRecord, Step
 from flightlog.store.base import RunQuery
 
 T = TypeVar("T")
@@ -445,7 +445,10 @@ class HistoryCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, store: Any, workflow: str) -> History:
+    def get(self, store: Any, workflow: str, ending: Run | None = None) -> History:
+        """The workflow's history. ``ending``: a run of it that is ending now (stored, about
+        to be folded in by ``observe``), which the count may include without the history
+        being read again."""
         with self._lock:
             hit = self._entries.get(workflow)
             if hit is not None:
@@ -457,6 +460,14 @@ class HistoryCache:
                 hit[2] += 1
                 return hit[1]  # type: ignore[no-any-return]
         count = store.count_runs(RunQuery(workflow=workflow, status="succeeded"))
+        if (
+            hit is not None
+            and ending is not None
+            and ending.status == "succeeded"
+            and ending.workflow == workflow
+            and ending.id not in hit[1].run_ids
+        ):
+            count -= 1  # the run ending now is stored already; observe() folds it in next
         # Rebuild when the history has grown by a tenth (or is small): a run-end hook on a
         # busy workflow must not re-read 50 runs after every run.
         if hit is not None and (hit[0] == count or (count >= 20 and count - hit[0] < count / 10)):
@@ -518,8 +529,8 @@ class _StoreHistories:
                     hit = self._unweakable[id(store)] = (store, HistoryCache())
                 return hit[1]
 
-    def get(self, store: Any, workflow: str) -> History:
-        return self.of(store).get(store, workflow)
+    def get(self, store: Any, workflow: str, ending: Run | None = None) -> History:
+        return self.of(store).get(store, workflow, ending)
 
     def observe(self, ctx: RunContext) -> None:
         self.of(ctx.store).observe(ctx)
@@ -693,9 +704,17 @@ class RunContext:
         self._keys: dict[str, tuple[Any, ...]] = {}
 
     @classmethod
-    def load(cls, store: Any, run_id: str, *, with_history: bool = True) -> RunContext:
+    def load(
+        cls, store: Any, run_id: str, *, with_history: bool = True, ending: bool = False
+    ) -> RunContext:
+        """``ending``: the run is ending now (the run-end pipeline), and is folded into its
+        workflow's history once detected (``history_cache.observe``)."""
         record = store.get_record(run_id)
-        history = history_cache.get(store, record.run.workflow) if with_history else None
+        history = (
+            history_cache.get(store, record.run.workflow, ending=record.run if ending else None)
+            if with_history
+            else None
+        )
         return cls(store, record, history)
 
     def step(self, step_id: str | None) -> Step | None:

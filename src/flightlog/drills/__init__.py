@@ -3,7 +3,8 @@ attribution and alerting fire, as a CI check.
 
 Modules: ``faults`` (the fault kinds), ``inject`` (injecting them at named steps),
 ``custom`` (faults the application implements, armed by a drill),
-``spec`` (the drill file), ``runner`` (running a drill and checking the chain),
+``spec`` (the drill file), ``runner`` (running a drill and checking the chain), ``report``
+(what it found),
 ``receiver`` (the local webhook receiver), ``proxy`` (an OpenAI-compatible fault proxy for
 applications traced only through OpenTelemetry). A drill's result is kept by
 ``flightlog.reliability.drills`` (the board report reads it). Drills configure the SDK and

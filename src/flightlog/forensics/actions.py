@@ -152,16 +152,13 @@ def owner_of(workflow: str, step: Step | None, code_owner: str | None) -> str | 
     if code_owner:
         return code_owner
     try:
-        from flightlog.respond.config import load_respond_config
-        from flightlog.respond.owners import OwnerQuery, resolve_owner
+        from flightlog.config import load_config
+        from flightlog.owners import OwnerQuery, owner_rules, resolve, step_query
 
-        config = load_respond_config()
-        if not config.rules:
+        rules = owner_rules(load_config())
+        if not rules:
             return None
-        from flightlog.respond.owners import step_query
-
-        query = step_query(workflow, step) if step else OwnerQuery(workflow)
-        match = resolve_owner(config, query)
+        match = resolve(rules, step_query(workflow, step) if step else OwnerQuery(workflow))
     except Exception:  # no or invalid ownership configuration: the report still renders
         return None
     rule = f" (owners rule {match.rule.number})" if match.rule else ""

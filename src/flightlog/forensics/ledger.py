@@ -44,6 +44,7 @@ def record_attribution(store: Store, att: Attribution) -> bool:
     _ensure(store)
     data = att.to_dict()
     with store.transaction() as tx:
+        tx.lock(f"attribution:{att.run_id}")  # stored and audited once, by one writer
         if tx.fetchone("SELECT 1 FROM forensics_attributions WHERE run_id = ?", (att.run_id,)):
             return False
         tx.execute(

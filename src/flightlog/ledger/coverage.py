@@ -31,6 +31,7 @@ import orjson
 
 from flightlog.ledger.entry import COMMIT
 from flightlog.model import INCIDENT_OPENING_FIELDS
+from flightlog.store import core
 from flightlog.store.base import Tx
 
 Add = Callable[..., None]
@@ -95,33 +96,27 @@ def check_payloads(tx: Tx, add: Add) -> None:
     """Altered payloads (bytes that do not hash to their address) and deleted ones (a stored
     run or step refers to a payload that is not there)."""
     stored: set[str] = set()
-    for h, data in tx.fetchall("SELECT hash, data FROM payloads"):
-        stored.add(str(h))
-        digest = str(h).removeprefix("sha256:")
+    for h, data in core.payloads(tx):
+        stored.add(h)
+        digest = h.removeprefix("sha256:")
         hexdigest = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
-        if hexdigest and hashlib.sha256(bytes(data)).hexdigest() != digest:
+        if hexdigest and hashlib.sha256(data).hexdigest() != digest:
             add(
                 "payload.changed",
                 f"payload {h} does not match its SHA-256: its content was changed",
                 None,
-                str(h),
+                h,
             )
-    refs = tx.fetchall(
-        "SELECT id, NULL, input_hash, output_hash FROM runs "
-        "WHERE input_hash IS NOT NULL OR output_hash IS NOT NULL "
-        "UNION ALL SELECT run_id, id, input_hash, output_hash FROM steps "
-        "WHERE input_hash IS NOT NULL OR output_hash IS NOT NULL"
-    )
-    for run_id, step_id, in_hash, out_hash in refs:
-        for what, h in (("input", in_hash), ("output", out_hash)):
-            if h is not None and str(h) not in stored:
+    for run_id, step_id, in_hash, out_hash in core.payload_references(tx):
+        for what, ref in (("input", in_hash), ("output", out_hash)):
+            if ref is not None and ref not in stored:
                 owner = f"run {run_id}" if step_id is None else f"step {run_id}/{step_id}"
                 add(
                     "payload.deleted",
-                    f"the {what} payload {h} of {owner} is missing: it was deleted (a "
+                    f"the {what} payload {ref} of {owner} is missing: it was deleted (a "
                     "redaction would have cleared the reference and logged a redaction entry)",
                     None,
-                    str(run_id) if step_id is None else f"{run_id}/{step_id}",
+                    run_id if step_id is None else f"{run_id}/{step_id}",
                 )
 
 

@@ -246,6 +246,7 @@ class Ledger:
         store.migrate("ledger", migrations(store.dialect))
         readonly = bool(getattr(store, "readonly", False))  # read commands: never write
         with store.read() if readonly else store.transaction() as tx:
+            tx.lock("ledger")  # processes opening a new ledger at once create it once
             row = tx.fetchone("SELECT origin FROM ledger_state WHERE id = 1")
             if row is None and readonly:
                 raise LedgerError(

@@ -65,6 +65,7 @@ def record_drill(store: Store, report_dict: dict[str, Any]) -> int:
     store.migrate("drills", MIGRATIONS)
     data = summary(report_dict)
     with store.transaction() as tx:
+        tx.lock("drills")  # the next id: one writer at a time
         row = tx.fetchone("SELECT COALESCE(MAX(id), 0) FROM drills")
         new_id = int(row[0]) + 1 if row else 1
         data["id"] = new_id

@@ -25,7 +25,6 @@ never put in messages in clear: see ``redact``.
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import os
 import re
 from collections.abc import Mapping
@@ -38,6 +37,9 @@ from flightlog._durations import NS as NS
 from flightlog._durations import Duration
 from flightlog.config import Config, Section, load_config
 from flightlog.errors import ConfigurationError, InputError
+from flightlog.owners import OwnerRule as OwnerRule
+from flightlog.owners import Pattern as Pattern
+from flightlog.owners import no_catch_all, owner_rules
 
 LABELS: tuple[str, ...] = (
     "workflow",
@@ -101,73 +103,6 @@ def parse_time(value: Any, where: str) -> int:
 
 
 # -- patterns and matchers ------------------------------------------------------------------
-class Pattern:
-    """A name pattern: a glob (``claims-*``, ``search_?``, ``[ab]*``) or ``re:REGEX``.
-
-    Globs are case-sensitive and match the whole name. (A plain class, not a dataclass:
-    msgspec reads it from a string through ``from_toml``.)
-    """
-
-    __slots__ = ("regex", "text")
-
-    def __init__(self, text: str, regex: re.Pattern[str]) -> None:
-        self.text = text
-        self.regex = regex
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Pattern) and other.text == self.text
-
-    def __hash__(self) -> int:
-        return hash(self.text)
-
-    def __repr__(self) -> str:
-        return f"Pattern({self.text!r})"
-
-    @classmethod
-    def from_toml(cls, text: Any) -> Pattern:
-        if not isinstance(text, str) or not text.strip():
-            raise InputError(
-                f'a pattern must be a non-empty string such as "claims-*", got {text!r}'
-            )
-        if text.startswith("re:"):
-            try:
-                return cls(text, re.compile(text[3:]))
-            except re.error as exc:
-                raise InputError(
-                    f"malformed regular expression {text[3:]!r} ({exc}); fix it or "
-                    'use a glob such as "search_*"'
-                ) from None
-        i = 0
-        while i < len(text):
-            if text[i] == "[":
-                start = i + 1
-                if text[start : start + 1] == "!":
-                    start += 1
-                close = text.find("]", start + 1 if text[start : start + 1] == "]" else start)
-                if close == -1:
-                    raise InputError(
-                        f"malformed pattern {text!r}: '[' at position {i + 1} is never "
-                        "closed; close the character class, or write [[] for a literal '['"
-                    )
-                i = close
-            i += 1
-        return cls(text, re.compile(fnmatch.translate(text)))
-
-    @classmethod
-    def parse(cls, text: Any, where: str) -> Pattern:
-        try:
-            return cls.from_toml(text)
-        except InputError as exc:
-            raise ConfigurationError(f"{where}: {exc}") from None
-
-    def matches(self, name: str | None) -> bool:
-        return name is not None and self.regex.fullmatch(name) is not None
-
-    @property
-    def is_wildcard(self) -> bool:
-        return self.text in ("*", "re:.*")
-
-
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 
 
@@ -309,16 +244,6 @@ class TeamSettings(Section, frozen=True):
     escalation: tuple[EscalationSettings, ...] = ()
 
 
-class OwnerSettings(Section, frozen=True):
-    """One ``[[owners]]`` rule."""
-
-    team: str = ""
-    workflow: Pattern | None = None
-    agent: Pattern | None = None
-    step: Pattern | None = None
-    tool: Pattern | None = None
-
-
 class ChannelSettings(Section, frozen=True):
     """``[channels.NAME]`` of a built-in channel type (webhook, slack, pagerduty, email):
     the settings of each (a type uses its own). Plug-in types declare theirs
@@ -380,7 +305,6 @@ class RespondFile(msgspec.Struct, kw_only=True, frozen=True):
 
     respond: RespondSettings = RespondSettings()
     teams: dict[str, TeamSettings] = {}
-    owners: tuple[OwnerSettings, ...] = ()
     # Tables checked per channel type (built-in types as ChannelSettings, plug-ins by the
     # keys they declare): see _channel.
     channels: dict[str, dict[str, Any]] = {}
@@ -405,38 +329,6 @@ class Team:
     channels: tuple[str, ...]
     pager: tuple[str, ...]
     escalation: tuple[EscalationLevel, ...] = ()
-
-
-@dataclass(frozen=True)
-class OwnerRule:
-    """One ``[[owners]]`` rule; ``number`` is its 1-based position, ``line`` its line."""
-
-    number: int
-    team: str
-    workflow: Pattern | None = None
-    agent: Pattern | None = None
-    step: Pattern | None = None
-    tool: Pattern | None = None
-    line: int | None = None
-
-    @property
-    def is_catch_all(self) -> bool:
-        return all(
-            p is None or p.is_wildcard for p in (self.workflow, self.agent, self.step, self.tool)
-        )
-
-    def describe(self) -> str:
-        parts = [
-            f"{k}={p.text!r}"
-            for k, p in (
-                ("workflow", self.workflow),
-                ("agent", self.agent),
-                ("step", self.step),
-                ("tool", self.tool),
-            )
-            if p
-        ]
-        return f"rule {self.number} ({', '.join(parts) or 'catch-all'}) -> {self.team}"
 
 
 @dataclass(frozen=True)
@@ -607,38 +499,9 @@ def _validate(cfg: Config, env: Mapping[str, str]) -> RespondConfig:
             levels.append(EscalationLevel(int(lv.after), tuple(lv.channels)))
         out.teams[name] = Team(name, tuple(t.channels), tuple(pager), tuple(levels))
 
-    for i, rule in enumerate(f.owners):
-        if not rule.team:
-            raise ConfigurationError(
-                f'{where("owners", i)}: ownership rule {i + 1} needs team = "<team name>"'
-            )
-        if rule.team not in out.teams:
-            known = ", ".join(sorted(out.teams)) or "none defined"
-            raise ConfigurationError(
-                f"{where('owners', i, 'team')}: ownership rule {i + 1} names unknown team "
-                f"{rule.team!r}; define [teams.{rule.team}] or use one of: {known}"
-            )
-        out.rules.append(
-            OwnerRule(
-                i + 1,
-                rule.team,
-                workflow=rule.workflow,
-                agent=rule.agent,
-                step=rule.step,
-                tool=rule.tool,
-                line=cfg.line_of("owners", i),
-            )
-        )
-
-    wants_owners = bool(out.rules or out.teams or out.channels)
-    if wants_owners and not any(rule.is_catch_all for rule in out.rules):
-        first_team = next(iter(out.teams), "<team>")
-        raise ConfigurationError(
-            f"{where('owners') if out.rules else where('teams')}: no catch-all ownership "
-            "rule; failures that match no rule would reach nobody. Add, as the first rule,\n"
-            f'  [[owners]]\n  team = "{first_team}"\n(a rule with no patterns, or '
-            'workflow = "*", matches everything; later rules override it)'
-        )
+    out.rules = list(owner_rules(cfg))  # [[owners]]: flightlog.owners
+    if (out.teams or out.channels) and not out.rules:
+        raise no_catch_all(cfg, next(iter(out.teams), "<team>"), "teams")
 
     out.route = _route(cfg, f.route, ("route",), None, out)
 

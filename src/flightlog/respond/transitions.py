@@ -16,18 +16,14 @@ from flightlog.respond.channels import Notice, channel_type
 from flightlog.respond.config import RespondConfig
 from flightlog.respond.incidents import Incident
 from flightlog.respond.notify import queue_notice
+from flightlog.respond.outbox import triggered_channels
 from flightlog.store.base import Store, Tx
 
 
 def follow_up(tx: Tx, config: RespondConfig, incident: Incident, action: str, now: int) -> None:
     """Queue ``action`` (``acknowledge``/``resolve``) for ``incident`` on every channel that
     follows transitions and was sent its ``trigger`` (same dedup key: one incident there)."""
-    rows = tx.fetchall(
-        "SELECT DISTINCT channel FROM respond_outbox WHERE incident_id = ? "
-        "AND action = 'trigger' ORDER BY channel",
-        (incident.id,),
-    )
-    for (name,) in rows:
+    for name in triggered_channels(tx, incident.id):
         channel = config.channels.get(name)
         if channel is None or not channel_type(channel.type).follows_transitions:
             continue
@@ -61,7 +57,7 @@ def transition(
     note: str | None = None,
 ) -> Incident:
     """Acknowledge or resolve an incident and queue the follow-ups, in one transaction."""
-    with store.transaction() as tx:
+    with inc_mod.transaction(store) as tx:
         incident = inc_mod.transition(
             store, tx, incident_id, to, actor=actor, now_ns=now, note=note
         )

@@ -45,10 +45,6 @@ _STEP_UPSERT = (
     "ON CONFLICT (run_id, id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS.split(", ")[2:])
 )
-_EDGE_INSERT = (
-    "INSERT INTO edges (run_id, source, target, kind, evidence, detail) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, source, target, kind) DO NOTHING"
-)
 _PAYLOAD_INSERT = (
     "INSERT INTO payloads (hash, data, size, truncated) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (hash) DO NOTHING"
@@ -231,138 +227,201 @@ def reorder_steps(tx: Tx, run_id: str) -> None:
         tx.executemany("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?", changed)
 
 
-def _stored_runs(tx: Tx, ids: Sequence[str]) -> dict[str, Run]:
+def _stored_runs(tx: Tx, ids: Sequence[str], for_update: str = "") -> dict[str, Run]:
     out: dict[str, Run] = {}
     for part in chunked(sorted(set(ids)), 500):
         marks = ", ".join("?" * len(part))
-        for row in tx.fetchall(f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({marks})", part):
+        for row in tx.fetchall(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({marks}) ORDER BY id{for_update}", part
+        ):
             out[row[0]] = run_from_row(row)
     return out
 
 
-def _stored_steps(tx: Tx, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Step]:
+def _stored_steps(
+    tx: Tx, keys: Iterable[tuple[str, str]], for_update: str = ""
+) -> dict[tuple[str, str], Step]:
     by_run: dict[str, set[str]] = {}
     for run_id, step_id in keys:
         by_run.setdefault(run_id, set()).add(step_id)
     out: dict[tuple[str, str], Step] = {}
-    for run_id, ids in by_run.items():
-        for part in chunked(sorted(ids), 500):
+    for run_id in sorted(by_run):
+        for part in chunked(sorted(by_run[run_id]), 500):
             marks = ", ".join("?" * len(part))
             for row in tx.fetchall(
-                f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? AND id IN ({marks})",
+                f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? AND id IN ({marks}) "
+                f"ORDER BY id{for_update}",
                 [run_id, *part],
             ):
                 out[(row[0], row[1])] = step_from_row(row)
     return out
 
 
-def write_batch(tx: Tx, batch: Batch) -> tuple[Batch, list[Conflict]]:
+def _insert_new(
+    tx: Tx, table: str, columns: str, key: str, rows: Sequence[Sequence[Any]]
+) -> set[tuple[Any, ...]]:
+    """Insert ``rows`` (each key once, in key order) unless their key is stored; the keys
+    inserted. One multi-row statement per 500 rows, no read first: rows a concurrent writer
+    is inserting are waited for, then skipped."""
+    done: set[tuple[Any, ...]] = set()
+    if not rows:
+        return done
+    width = len(rows[0])
+    one = "(" + ", ".join("?" * width) + ")"
+    for part in chunked(rows, 500):
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(part))} "
+            f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+        )
+        done.update(tuple(r) for r in tx.fetchall(sql, [v for row in part for v in row]))
+    return done
+
+
+_K = Any  # a record's key: (run_id, step_id) for steps, the id for runs
+
+
+def _fold(
+    current: Any, sent: Sequence[tuple[int, Any]], merge: Callable[[Any, Any], Any]
+) -> tuple[Any, bool, list[tuple[int, Conflict]]]:
+    """Apply the batch's records of one key, in batch order, to ``current`` (None: not
+    stored): (the state after, whether it changed, the conflicts with their batch
+    positions)."""
+    changed = False
+    conflicts: list[tuple[int, Conflict]] = []
+    for i, record in sent:
+        if current is None:
+            current, changed = record, True
+            continue
+        new, conflict = merge(current, record)
+        if conflict is not None:
+            conflicts.append((i, conflict))
+        if new is not None:
+            current, changed = new, True
+    return current, changed, conflicts
+
+
+def _write_facts(
+    tx: Tx,
+    records: Sequence[Any],
+    *,
+    key: Callable[[Any], _K],
+    merge: Callable[[Any, Any], Any],
+    insert: Callable[[Sequence[tuple[_K, Any]]], set[_K]],
+    stored: Callable[[Sequence[_K]], dict[_K, Any]],
+    upsert: Callable[[Sequence[Any]], None],
+) -> tuple[list[Any], list[tuple[int, Conflict]]]:
+    """Runs or steps, insert-first: what the batch says of keys not yet stored is inserted
+    without reading; keys already stored are read (locked, on PostgreSQL), merged
+    (``store.facts``) and updated. Rows go to the database in key order, so concurrent
+    writers take row locks in one order. Returns the changed records (as stored now, in
+    batch order) and the conflicts with their batch positions."""
+    by_key: dict[_K, list[tuple[int, Any]]] = {}
+    for i, r in enumerate(records):
+        by_key.setdefault(key(r), []).append((i, r))
+    fresh = {k: _fold(None, sent, merge) for k, sent in by_key.items()}
+    inserted = insert(sorted(((k, fresh[k][0]) for k in by_key), key=lambda kv: kv[0]))
+    result: dict[_K, tuple[Any, bool, list[tuple[int, Conflict]]]] = {k: fresh[k] for k in inserted}
+    rest = [k for k in by_key if k not in inserted]
+    if rest:
+        current = stored(rest)
+        updates = []
+        for k in sorted(rest):
+            state, changed, conflicts = _fold(current.get(k), by_key[k], merge)
+            result[k] = (state, changed, conflicts)
+            if changed:
+                updates.append(state)
+        if updates:
+            upsert(updates)
+    changed_records = [result[k][0] for k in by_key if result[k][1]]
+    conflicts = [c for k in by_key for c in result[k][2]]
+    return changed_records, sorted(conflicts, key=lambda ic: ic[0])
+
+
+def write_batch(
+    tx: Tx, batch: Batch, *, for_update: str = "", lock_runs: Iterable[str] = ()
+) -> tuple[Batch, list[Conflict]]:
     """Insert a batch's records through ``tx``.
 
     Returns what was applied (the runs and steps whose stored state changed, as now stored,
     and the other records of the batch) and the conflicts: records contradicting stored
     facts, which are not written (``flightlog.store.facts``). Re-sending what is stored
     changes nothing.
+
+    Safe with concurrent writers (PostgreSQL, ``for_update=" FOR UPDATE"``): nothing new is
+    read before it is written, stored rows are locked before they are merged, and every
+    table is written in key order (payloads, steps, runs, edges, findings), so two writers
+    wait for each other only on the same records and never deadlock over them. The runs in
+    ``lock_runs`` are locked too (their steps are reordered in this transaction).
     """
     applied = Batch(payloads=batch.payloads)
-    conflicts: list[Conflict] = []
     if batch.payloads:
-        tx.executemany(
-            _PAYLOAD_INSERT,
-            [(p.hash, p.data, p.size, 1 if p.truncated else 0) for p in batch.payloads],
-        )
+        payloads: dict[str, tuple[Any, ...]] = {}
+        for p in batch.payloads:
+            payloads.setdefault(p.hash, (p.hash, p.data, p.size, 1 if p.truncated else 0))
+        tx.executemany(_PAYLOAD_INSERT, [payloads[h] for h in sorted(payloads)])
+    step_conflicts: list[tuple[int, Conflict]] = []
     if batch.steps:
-        steps = _stored_steps(tx, [(s.run_id, s.id) for s in batch.steps])
-        changed_steps: dict[tuple[str, str], Step] = {}
-        for s in batch.steps:
-            key = (s.run_id, s.id)
-            current_step = steps.get(key)
-            if current_step is None:
-                new_step: Step | None = s
-                step_conflict = None
-            else:
-                new_step, step_conflict = merge_step(current_step, s)
-            if step_conflict is not None:
-                conflicts.append(step_conflict)
-            if new_step is not None:
-                steps[key] = changed_steps[key] = new_step
-        if changed_steps:
-            tx.executemany(_STEP_UPSERT, [step_row(s) for s in changed_steps.values()])
-            applied.steps = list(changed_steps.values())
-    refused_runs = {c.run_id for c in conflicts if c.step_id is not None}
+        applied.steps, step_conflicts = _write_facts(
+            tx,
+            batch.steps,
+            key=lambda s: (s.run_id, s.id),
+            merge=merge_step,
+            insert=lambda kv: _insert_new(
+                tx, "steps", STEP_COLUMNS, "run_id, id", [step_row(s) for _, s in kv]
+            ),
+            stored=lambda keys: _stored_steps(tx, keys, for_update),
+            upsert=lambda steps: tx.executemany(_STEP_UPSERT, [step_row(s) for s in steps]),
+        )
+    refused_runs = {c.run_id for _, c in step_conflicts if c.step_id is not None}
+    run_conflicts: list[tuple[int, Conflict]] = []
+    extra = sorted(set(lock_runs) - {r.id for r in batch.runs})
     if batch.runs:
-        runs = _stored_runs(tx, [r.id for r in batch.runs])
-        changed_runs: dict[str, Run] = {}
-        for r in batch.runs:
-            current = runs.get(r.id)
-            if current is None:
-                new: Run | None = r
-                conflict = None
-            else:
-                new, conflict = merge_run(current, r, steps_refused=r.id in refused_runs)
-            if conflict is not None:
-                conflicts.append(conflict)
-            if new is not None:
-                runs[r.id] = changed_runs[r.id] = new
-        if changed_runs:
-            tx.executemany(_RUN_UPSERT, [run_row(r) for r in changed_runs.values()])
-            applied.runs = list(changed_runs.values())
+        applied.runs, run_conflicts = _write_facts(
+            tx,
+            batch.runs,
+            key=lambda r: r.id,
+            merge=lambda cur, r: merge_run(cur, r, steps_refused=r.id in refused_runs),
+            insert=lambda kv: {
+                k[0]
+                for k in _insert_new(tx, "runs", RUN_COLUMNS, "id", [run_row(r) for _, r in kv])
+            },
+            # The runs to reorder are locked with them, in one pass in id order.
+            stored=lambda ids: _stored_runs(tx, [*ids, *extra], for_update),
+            upsert=lambda runs: tx.executemany(_RUN_UPSERT, [run_row(r) for r in runs]),
+        )
+        extra = []
+    if extra and for_update:
+        found = _stored_runs(tx, extra, for_update)
+        for rid in extra:
+            if rid not in found:  # steps without their run: a named lock stands in for it
+                tx.lock(f"run:{rid}")
     if batch.edges:
-        new_edges = _new_edges(tx, batch.edges)
-        if new_edges:
-            tx.executemany(
-                _EDGE_INSERT,
-                [(e.run_id, e.source, e.target, e.kind, e.evidence, e.detail) for e in new_edges],
-            )
-        applied.edges = new_edges
+        edges: dict[tuple[str, str, str, str], Edge] = {}
+        for e in batch.edges:
+            edges.setdefault((e.run_id, e.source, e.target, e.kind), e)
+        new = _insert_new(
+            tx,
+            "edges",
+            "run_id, source, target, kind, evidence, detail",
+            "run_id, source, target, kind",
+            [(*k, edges[k].evidence, edges[k].detail) for k in sorted(edges)],
+        )
+        applied.edges = [e for k, e in edges.items() if k in new]
     if batch.findings:
-        new_findings = _new_findings(tx, batch.findings)
-        if new_findings:
-            tx.executemany(_FINDING_INSERT, [finding_row(f) for f in new_findings])
-        applied.findings = new_findings
+        applied.findings = _insert_findings(tx, batch.findings)
+    conflicts = [c for _, c in step_conflicts] + [c for _, c in run_conflicts]
     return applied, conflicts
 
 
-def _new_edges(tx: Tx, edges: Sequence[Edge]) -> list[Edge]:
-    """The edges not stored yet (first of each key); edges are insert-if-absent."""
-    by_run: dict[str, set[str]] = {}
-    for e in edges:
-        by_run.setdefault(e.run_id, set()).add(e.source)
-    stored: set[tuple[str, str, str, str]] = set()
-    for run_id, sources in by_run.items():
-        for part in chunked(sorted(sources), 500):
-            marks = ", ".join("?" * len(part))
-            stored.update(
-                (str(r[0]), str(r[1]), str(r[2]), str(r[3]))
-                for r in tx.fetchall(
-                    "SELECT run_id, source, target, kind FROM edges "
-                    f"WHERE run_id = ? AND source IN ({marks})",
-                    [run_id, *part],
-                )
-            )
-    out = []
-    for e in edges:
-        key = (e.run_id, e.source, e.target, e.kind)
-        if key not in stored:
-            stored.add(key)
-            out.append(e)
-    return out
-
-
-def _new_findings(tx: Tx, findings: Sequence[Finding]) -> list[Finding]:
-    """The findings not stored yet (first of each id); findings are insert-if-absent."""
-    stored: set[str] = set()
-    for part in chunked(sorted({f.id for f in findings}), 500):
-        marks = ", ".join("?" * len(part))
-        stored.update(
-            str(r[0]) for r in tx.fetchall(f"SELECT id FROM findings WHERE id IN ({marks})", part)
-        )
-    out = []
+def _insert_findings(tx: Tx, findings: Sequence[Finding]) -> list[Finding]:
+    """Insert the findings not stored yet (first of each id); those inserted, in order."""
+    by_id: dict[str, Finding] = {}
     for f in findings:
-        if f.id not in stored:
-            stored.add(f.id)
-            out.append(f)
-    return out
+        by_id.setdefault(f.id, f)
+    new = _insert_new(
+        tx, "findings", FINDING_COLUMNS, "id", [finding_row(by_id[k]) for k in sorted(by_id)]
+    )
+    return [f for k, f in by_id.items() if (k,) in new]
 
 
 class SQLStore:
@@ -370,6 +429,7 @@ class SQLStore:
 
     url: str
     dialect: str
+    concurrent_writers: bool = False
 
     def __init__(self) -> None:
         self._write_hooks: list[WriteHook] = []
@@ -391,6 +451,11 @@ class SQLStore:
     def _run_write(self, fn: Any) -> Any:
         with self.transaction() as tx:
             return fn(tx)
+
+    def _run_migration(self, fn: Any) -> Any:
+        """``fn(tx)`` in a write transaction that no other migration runs beside (the
+        PostgreSQL store adds its store-wide lock; SQLite writers are one at a time)."""
+        return self._run_write(fn)
 
     # -- migrations ----------------------------------------------------------------------
     def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
@@ -428,7 +493,7 @@ class SQLStore:
                     (component, m.version, m.description, time.time_ns()),
                 )
 
-        self._run_write(apply)
+        self._run_migration(apply)
 
     def _has_migrations_table(self) -> bool:
         try:
@@ -480,17 +545,21 @@ class SQLStore:
         if not len(batch) and not reorder:
             return []
 
+        for_update = " FOR UPDATE" if self.concurrent_writers else ""
+
         def apply(tx: Tx) -> list[Conflict]:
-            applied, conflicts = write_batch(tx, batch)
+            applied, conflicts = write_batch(tx, batch, for_update=for_update, lock_runs=reorder)
+            for run_id in reorder:  # under the run's row lock (write_batch)
+                reorder_steps(tx, run_id)
             if conflicts:
                 now = time.time_ns()
                 found = [conflict_finding(c, now) for c in conflicts]
-                tx.executemany(_FINDING_INSERT, [finding_row(f) for f in found])
+                tx.executemany(
+                    _FINDING_INSERT, [finding_row(f) for f in sorted(found, key=lambda f: f.id)]
+                )
                 applied.findings = [*applied.findings, *found]
                 for c in conflicts:
                     self.audit(tx, CONFLICT_KIND, conflict_record(c, now))
-            for run_id in reorder:
-                reorder_steps(tx, run_id)
             for hook in self._write_hooks:
                 hook(tx, applied)
             return conflicts

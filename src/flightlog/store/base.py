@@ -36,6 +36,16 @@ class Tx(Protocol):
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
 
+    def lock(self, name: str) -> None:
+        """Hold the exclusive lock ``name`` until this transaction ends (commit or rollback).
+
+        For read-before-write that no key or constraint protects (the next id of a table, the
+        incident a failure joins): take the lock first, then read and write. Re-taking a held
+        lock is free. PostgreSQL: ``pg_advisory_xact_lock`` on a 63-bit key of database,
+        schema and ``name``; SQLite: a no-op (its write transactions are already one at a
+        time). Take named locks before writing rows, in a fixed order, to avoid deadlocks.
+        """
+
 
 WriteHook = Callable[[Tx, Batch], None]
 
@@ -150,6 +160,12 @@ class Store(StoreReader, Protocol):
     @property
     def readonly(self) -> bool:
         """True when opened read-only: no migrations, no files, no writes."""
+
+    @property
+    def concurrent_writers(self) -> bool:
+        """Whether write transactions of several processes or threads run at the same time
+        (PostgreSQL) or one at a time (SQLite). With concurrent writers, read-before-write
+        is safe only under ``Tx.lock`` or a unique key."""
 
     # -- writing -------------------------------------------------------------------------
     def write(self, batch: Batch, *, reorder: Iterable[str] = ()) -> list[Conflict]:

@@ -26,6 +26,8 @@ __all__ = [
     "owners",
     "payload_in_project",
     "payload_referenced_elsewhere",
+    "payload_references",
+    "payloads",
     "record_keys",
     "redactable_rows",
     "run_projects",
@@ -204,3 +206,29 @@ def delete_run(tx: Tx, run_id: str) -> None:
         ("runs", "id"),
     ):
         tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))
+
+
+# -- audit coverage (ledger.coverage) ------------------------------------------------------------
+def payloads(tx: Tx) -> list[tuple[str, bytes]]:
+    """Every stored payload: (address, bytes)."""
+    return [(str(h), bytes(data)) for h, data in tx.fetchall("SELECT hash, data FROM payloads")]
+
+
+def payload_references(tx: Tx) -> list[tuple[str, str | None, str | None, str | None]]:
+    """(run id, step id or None for the run itself, input address, output address) of every
+    run and step that refers to a payload."""
+    rows = tx.fetchall(
+        "SELECT id, NULL, input_hash, output_hash FROM runs "
+        "WHERE input_hash IS NOT NULL OR output_hash IS NOT NULL "
+        "UNION ALL SELECT run_id, id, input_hash, output_hash FROM steps "
+        "WHERE input_hash IS NOT NULL OR output_hash IS NOT NULL"
+    )
+    return [
+        (
+            str(r),
+            None if s is None else str(s),
+            None if i is None else str(i),
+            None if o is None else str(o),
+        )
+        for r, s, i, o in rows
+    ]

@@ -14,15 +14,22 @@ connections and transactions:
   U+FFFD; payloads are canonical JSON in ``BYTEA`` and keep every byte.
 - **Durability.** ``synchronous_commit`` is raised to ``on`` for Flightlog's sessions when the
   server default is ``off``, so ``write`` returns only after the commit record is flushed.
-- **One writer at a time.** Every write transaction first takes a transaction-scoped advisory
-  lock (one per database and schema), so write transactions are serialised store-wide, as
-  on SQLite. Capabilities rely on this: the ledger appends leaves after reading the tree
-  size; incident grouping reads before it inserts. Migrations run under the same lock, so
+- **Concurrent writers.** Write transactions of every thread, process and server run at the
+  same time; nothing store-wide is locked for them. Records are written insert-first in a
+  fixed order (``_sql.write_batch``): a new run, step, edge or finding is one multi-row
+  ``INSERT ... ON CONFLICT DO NOTHING``; only a record that is already stored is read back,
+  ``FOR UPDATE``, and merged. Capabilities that read before they write (the audit ledger's
+  tree size, the next incident id) take a named lock first (``Tx.lock``: a
+  transaction-scoped advisory lock on a 63-bit key of database, schema and name). A
+  transaction that PostgreSQL aborts as a deadlock or a serialization failure is retried
+  (``write`` and every ``_run_write``), with jittered backoff.
+- **Migrations** alone take the store-wide advisory lock (one per database and schema), so
   processes that open a new store at once apply each migration exactly once. Reads take no
   lock and see a consistent snapshot (``REPEATABLE READ READ ONLY``).
-- **Threads.** Connections come from a small pool; each transaction has one connection to
-  itself. A connection that breaks is discarded and the next transaction opens a new one.
-  After ``fork`` the child opens its own connections and never touches the parent's.
+- **Threads.** Connections come from a ``psycopg_pool.ConnectionPool``; each transaction has
+  one connection to itself. A connection that breaks is discarded and the pool opens a new
+  one. After ``fork`` the child opens its own pool and never touches the parent's
+  connections.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -39,7 +47,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from flightlog._retry import backoff_s
 from flightlog.errors import ConfigurationError, StoreCorruptError, StoreError
 from flightlog.store import schema
 from flightlog.store._pgsql import to_postgres_ddl, to_pyformat
@@ -49,8 +59,11 @@ from flightlog.store.base import Migration
 log = logging.getLogger("flightlog.store")
 
 CONNECT_TIMEOUT_S = 10  # unless the URL sets connect_timeout
-LOCK_TIMEOUT_MS = 60_000  # how long a writer waits for the store-wide write lock
-MAX_IDLE_CONNECTIONS = 8
+LOCK_TIMEOUT_MS = 60_000  # how long a writer waits for a lock (named, row or migration)
+POOL_MAX = 16  # connections per store object (one per concurrent transaction)
+POOL_WAIT_S = 60.0  # how long a transaction waits for a free connection
+RETRIES = 8  # attempts of a write aborted as a deadlock or serialization failure
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
 class _BoolAsInt(Dumper):
@@ -93,13 +106,31 @@ def _target(url: str) -> tuple[str, str, str]:
     return f"{host}:{port}", db, user
 
 
+def lock_key(database: str, schema: str, name: str | None = None) -> int:
+    """The 63-bit advisory-lock key of the store-wide lock (``name`` None) or of a named
+    lock, in one database and schema."""
+    text = f"flightlog:{database}:{schema}" + ("" if name is None else f":{name}")
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
 class _PgTx:
     """``Tx`` over one psycopg connection inside a transaction; rewrites ``?`` to ``%s``."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_held", "_scope", "lock_wait_ns")
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], scope: tuple[str, str] = ("", "")) -> None:
         self._conn = conn
+        self._scope = scope
+        self._held: set[str] = set()
+        self.lock_wait_ns = 0  # time spent waiting in ``lock``
+
+    def lock(self, name: str) -> None:
+        if name in self._held:
+            return
+        t0 = time.perf_counter_ns()
+        self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(*self._scope, name),))
+        self.lock_wait_ns += time.perf_counter_ns() - t0
+        self._held.add(name)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(to_pyformat(sql), _no_nul(params))
@@ -129,6 +160,7 @@ class PostgresStore(SQLStore):
     """A ``Store`` on a PostgreSQL database."""
 
     dialect = "postgresql"
+    concurrent_writers = True
 
     def __init__(self, url: str, *, readonly: bool = False) -> None:
         super().__init__()
@@ -136,15 +168,19 @@ class PostgresStore(SQLStore):
         self.readonly = readonly
         self._where, self._db, self._user = _target(url)
         self._pool_lock = threading.Lock()
-        self._idle: list[psycopg.Connection[Any]] = []
+        self._pool_obj: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pid = os.getpid()
-        self._orphans: list[psycopg.Connection[Any]] = []  # a parent's, kept unclosed
+        self._orphans: list[Any] = []  # a parent's pools, kept unclosed (see _pool)
         self._local = threading.local()
-        self._lock_key: int | None = None
+        self._scope = (self._db, "")
         self._closed = False
-        conn = self._acquire()  # fail here, clearly, if the server or database is wrong
+        self.retries = 0  # write transactions retried after a deadlock or serialization failure
+        # Fail here, clearly, if the server or database is wrong (a pool would only time out).
+        conn = self._connect()
         try:
-            self._lock_key = self._compute_lock_key(conn)
+            row = conn.execute("SELECT current_database(), current_schema()").fetchone()
+            if row:
+                self._scope = (str(row[0]), str(row[1] or ""))
             row = conn.execute("SHOW fsync").fetchone()
             if row and str(row[0]) == "off":
                 log.warning(
@@ -153,7 +189,7 @@ class PostgresStore(SQLStore):
                     self._describe(),
                 )
         finally:
-            self._release(conn)
+            conn.close()
         if readonly:
             self._check_is_flightlog()
         else:
@@ -167,14 +203,17 @@ class PostgresStore(SQLStore):
         return redact(self.url)
 
     # -- connections -----------------------------------------------------------------------
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _connect_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in self.url:
             kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
         if "application_name" not in self.url:
             kwargs["application_name"] = "flightlog"
+        return kwargs
+
+    def _connect(self) -> psycopg.Connection[Any]:
         try:
-            conn = psycopg.connect(self.url, **kwargs)
+            conn = psycopg.connect(self.url, **self._connect_kwargs())
         except psycopg.OperationalError as exc:
             raise self._connect_error(exc) from exc
         except psycopg.ProgrammingError as exc:  # a malformed conninfo
@@ -182,6 +221,15 @@ class PostgresStore(SQLStore):
                 f"malformed PostgreSQL URL {redact(self.url)!r}: {exc}; expected "
                 "postgresql://user@host:5432/database"
             ) from exc
+        try:
+            self._configure(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Session settings of every connection (the pool calls this for each new one)."""
         try:
             conn.adapters.register_dumper(bool, _BoolAsInt)
             row = conn.execute("SHOW synchronous_commit").fetchone()
@@ -192,9 +240,56 @@ class PostgresStore(SQLStore):
             if self.readonly:
                 conn.execute("SET default_transaction_read_only = on")
         except psycopg.Error as exc:
-            conn.close()
             raise StoreError(f"PostgreSQL store {self._describe()}: {exc}") from exc
-        return conn
+
+    def _pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        """This process's pool, opened on first use; a forked child opens its own."""
+        if self._closed:
+            raise StoreError(f"PostgreSQL store {self._describe()} is closed")
+        with self._pool_lock:
+            if os.getpid() != self._pid:
+                # Forked: the parent's sockets are not ours. Keep its pool referenced so no
+                # finaliser here ever sends a Terminate message on the parent's connections.
+                if self._pool_obj is not None:
+                    self._orphans.append(self._pool_obj)
+                self._pool_obj = None
+                self._pid = os.getpid()
+            if self._pool_obj is None:
+                self._pool_obj = ConnectionPool(
+                    self.url,
+                    kwargs=self._connect_kwargs(),
+                    configure=self._configure,
+                    min_size=0,
+                    max_size=POOL_MAX,
+                    timeout=POOL_WAIT_S,
+                    name="flightlog",
+                    num_workers=2,
+                    open=True,
+                )
+            return self._pool_obj
+
+    def _getconn(self) -> psycopg.Connection[Any]:
+        pool = self._pool()
+        try:
+            return pool.getconn()
+        except PoolTimeout as exc:
+            # Busy, or the server went away: say which by trying a connection directly.
+            self._connect().close()
+            raise StoreError(
+                f"PostgreSQL store {self._describe()}: no free connection within "
+                f"{POOL_WAIT_S:g}s ({POOL_MAX} are in use by this process)"
+            ) from exc
+
+    def _putconn(self, conn: psycopg.Connection[Any]) -> None:
+        with self._pool_lock:
+            pool = self._pool_obj if os.getpid() == self._pid else None
+        if pool is None or self._closed:
+            if os.getpid() == self._pid:
+                with suppress(psycopg.Error):
+                    conn.close()
+            return
+        with suppress(Exception):  # a pool closed meanwhile
+            pool.putconn(conn)
 
     def _describe(self) -> str:
         return f"database {self._db!r} on {self._where} (user {self._user})"
@@ -226,46 +321,6 @@ class PostgresStore(SQLStore):
             f"{redact(self.url)!r}"
         )
 
-    def _acquire(self) -> psycopg.Connection[Any]:
-        if self._closed:
-            raise StoreError(f"PostgreSQL store {self._describe()} is closed")
-        with self._pool_lock:
-            if os.getpid() != self._pid:
-                # Forked: the parent's sockets are not ours. Keep the objects alive so their
-                # finalisers never send a Terminate message on the parent's connections.
-                self._orphans.extend(self._idle)
-                self._idle = []
-                self._pid = os.getpid()
-            while self._idle:
-                conn = self._idle.pop()
-                if not conn.closed and not conn.broken:
-                    return conn
-        return self._connect()
-
-    def _release(self, conn: psycopg.Connection[Any]) -> None:
-        healthy = (
-            not conn.closed
-            and not conn.broken
-            and conn.info.transaction_status == TransactionStatus.IDLE
-        )
-        with self._pool_lock:
-            if (
-                healthy
-                and not self._closed
-                and os.getpid() == self._pid
-                and len(self._idle) < MAX_IDLE_CONNECTIONS
-            ):
-                self._idle.append(conn)
-                return
-        if os.getpid() == self._pid:
-            conn.close()
-
-    def _compute_lock_key(self, conn: psycopg.Connection[Any]) -> int:
-        """A 63-bit advisory-lock key for this database and schema."""
-        row = conn.execute("SELECT current_database(), current_schema()").fetchone()
-        name = f"flightlog:{row[0] if row else self._db}:{row[1] if row else ''}"
-        return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
-
     # -- transactions ----------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[_PgTx]:
@@ -280,11 +335,8 @@ class PostgresStore(SQLStore):
         conn: psycopg.Connection[Any] | None = None
         try:
             conn = self._begin("BEGIN")
-            if self._lock_key is not None:
-                with self._errors():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
             try:
-                yield _PgTx(conn)
+                yield _PgTx(conn, self._scope)
             except BaseException:
                 _rollback(conn)
                 raise
@@ -298,34 +350,36 @@ class PostgresStore(SQLStore):
             self._local.in_write = False
             if conn is not None:
                 _rollback(conn)  # a no-op after COMMIT; ends a transaction that failed early
-                self._release(conn)
+                self._putconn(conn)
 
     @contextmanager
     def read(self) -> Iterator[_PgTx]:
         conn = self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
             try:
-                yield _PgTx(conn)
+                yield _PgTx(conn, self._scope)
             finally:
                 _rollback(conn)  # nothing to keep: ends the snapshot
         finally:
-            self._release(conn)
+            self._putconn(conn)
 
     def _begin(self, begin: str) -> psycopg.Connection[Any]:
-        """A connection with a transaction begun. A pooled connection that the server has
-        dropped since (a restart, an idle timeout) is replaced by a fresh one, once."""
-        conn = self._acquire()
+        """A connection with a transaction begun. Pooled connections that the server has
+        dropped since (a restart, an idle timeout) are replaced by fresh ones, once."""
+        conn = self._getconn()
         try:
             conn.execute(begin)
             return conn
         except psycopg.OperationalError:
-            conn.close()
-        conn = self._connect()
+            self._putconn(conn)  # broken: the pool discards it
+        with suppress(Exception):
+            self._pool().check()  # ping the idle ones, replace the dead
+        conn = self._getconn()
         try:
             with self._errors():
                 conn.execute(begin)
         except BaseException:
-            conn.close()
+            self._putconn(conn)
             raise
         return conn
 
@@ -333,6 +387,8 @@ class PostgresStore(SQLStore):
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except _RETRYABLE:
+            raise
         except psycopg.OperationalError as exc:
             if "lock timeout" in str(exc):
                 raise StoreError(
@@ -344,19 +400,40 @@ class PostgresStore(SQLStore):
                 f"PostgreSQL store {self._describe()}: {_last_line(str(exc))}"
             ) from exc
 
-    def _run_write(self, fn: Any) -> Any:
-        try:
-            with self.transaction() as tx:
-                return fn(tx)
-        except psycopg.Error as exc:
-            raise StoreError(
-                f"PostgreSQL store {self._describe()}: {_last_line(str(exc))}"
-            ) from exc
+    def _run_write(self, fn: Any, *, global_lock: bool = False) -> Any:
+        """``fn(tx)`` in a write transaction, retried when PostgreSQL aborts it as a deadlock
+        or a serialization failure (``fn`` must be safe to run again: it is, since nothing of
+        an aborted transaction stays)."""
+        attempt = 0
+        while True:
+            try:
+                with self.transaction() as tx:
+                    if global_lock:
+                        with self._errors():
+                            tx.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(*self._scope),))
+                    return fn(tx)
+            except _RETRYABLE as exc:
+                attempt += 1
+                if attempt >= RETRIES:
+                    raise StoreError(
+                        f"PostgreSQL store {self._describe()}: gave up after {attempt} "
+                        f"attempts: {_last_line(str(exc))}"
+                    ) from exc
+                self.retries += 1
+                log.debug("write transaction retried (%s): %s", type(exc).__name__, exc)
+                time.sleep(backoff_s(attempt, base_s=0.005, cap_s=0.5))
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"PostgreSQL store {self._describe()}: {_last_line(str(exc))}"
+                ) from exc
+
+    def _run_migration(self, fn: Any) -> Any:
+        return self._run_write(fn, global_lock=True)
 
     # -- migrations ------------------------------------------------------------------------
     def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         """Apply ``migrations`` with their DDL mapped to PostgreSQL types (see ``_pgsql``),
-        under the store-wide write lock, so concurrent openers apply each version once."""
+        under the store-wide lock, so concurrent openers apply each version once."""
         translated = [
             Migration(m.version, tuple(to_postgres_ddl(s) for s in m.statements), m.description)
             for m in migrations
@@ -377,11 +454,11 @@ class PostgresStore(SQLStore):
             self._run_close_hooks()
         with self._pool_lock:
             self._closed = True
-            idle, self._idle = self._idle, []
-        if os.getpid() == self._pid:
-            for conn in idle:
-                with suppress(psycopg.Error):
-                    conn.close()
+            pool, self._pool_obj = self._pool_obj, None
+            mine = os.getpid() == self._pid
+        if pool is not None and mine:
+            with suppress(Exception):
+                pool.close()
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:

@@ -56,6 +56,9 @@ class _SQLiteTx:
         row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
         return row
 
+    def lock(self, name: str) -> None:
+        """A no-op: SQLite runs one write transaction at a time (``BEGIN IMMEDIATE``)."""
+
 
 def path_from_url(url: str) -> Path:
     """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` -> Path."""
@@ -96,6 +99,7 @@ class SQLiteStore(SQLStore):
     """A ``Store`` on one SQLite file."""
 
     dialect = "sqlite"
+    concurrent_writers = False
     damage: str | None = None  # set once a query meets a damaged page
 
     def __init__(self, url: str, *, readonly: bool = False, create: bool = True) -> None:

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +17,7 @@ from flightlog.app import open_store
 from flightlog.errors import ConfigurationError
 from flightlog.respond import channels
 from flightlog.respond.clock import ManualClock
-from flightlog.respond.config import ChannelConfig, load_respond_config
+from flightlog.respond.config import load_respond_config
 from flightlog.respond.engine import Engine
 from flightlog.respond.outbox import list_outbox
 
@@ -106,12 +106,27 @@ def test_an_installed_channel_type_delivers_through_the_engine(
     jsonl = channels.channel_type("jsonl")
     assert jsonl.check("file", {}, {}) == "channel 'file' needs path"
     out = tmp_path / "alerts.jsonl"
-    cfg = load_respond_config(
-        write_config(tmp_path / "f.toml", receiver, route='group_wait = "0s"\n'), environ={}
+    path = write_config(tmp_path / "f.toml", receiver, route='group_wait = "0s"\n')
+    # search-team is paged on "search-pd": make that channel a jsonl one, in the file.
+    text = re.sub(
+        r"\[channels\.search-pd\].*?\n\n",
+        f'[channels.search-pd]\ntype = "jsonl"\npath = "{out}"\ntimeout = "2s"\n\n',
+        path.read_text(),
+        flags=re.S,
     )
-    # search-team is paged on "search-pd": make that channel a jsonl one.
-    file_channel = ChannelConfig("search-pd", "jsonl", {"path": str(out)}, {})
-    cfg = dataclasses.replace(cfg, channels={**cfg.channels, "search-pd": file_channel})
+    path.write_text(text)
+    cfg = load_respond_config(path, environ={})
+    assert cfg.channels["search-pd"].type == "jsonl"
+    assert cfg.channels["search-pd"].describe() == f"jsonl {out}"
+    # the plug-in's declared settings and its own check are enforced, with the line
+    for bad, problem in (
+        ('path = ""', "channel 'search-pd' needs path"),
+        (f'path = "{out}"\ncolour = "red"', "unknown setting 'colour'"),
+    ):
+        path.write_text(text.replace(f'path = "{out}"', bad))
+        with pytest.raises(ConfigurationError, match=f"f.toml line \\d+: .*{problem}"):
+            load_respond_config(path, environ={})
+    path.write_text(text)
     engine = Engine(open_store(recorded), cfg, clock=ManualClock(), rng=random.Random(7))
 
     for i in range(3):
