@@ -401,7 +401,7 @@ class Ledger:
         return out
 
     def _stored_runs(self, tx: Tx, ids: set[str]) -> dict[str, Any]:
-        from flightlog.store._sql import RUN_COLUMNS, run_from_row
+        from flightlog.store._columns import RUN_COLUMNS, run_from_row
 
         out = {}
         for part in chunked(sorted(ids), 500):
@@ -432,7 +432,7 @@ class Ledger:
         return out
 
     def _stored_findings(self, tx: Tx, ids: set[str]) -> dict[str, Finding]:
-        from flightlog.store._sql import FINDING_COLUMNS, finding_from_row
+        from flightlog.store._columns import FINDING_COLUMNS, finding_from_row
 
         out = {}
         for part in chunked(sorted(ids), 500):

@@ -66,6 +66,9 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
     and the free text of the run's audit records (its attribution)."""
     store = ledger.store
     run_id = store.resolve_run_id(run)
+    # Entries still pending (concurrent writers) are not in the log yet: integrate them, so
+    # that every entry of the run has its openings where redaction deletes them.
+    ledger.integrate_pending()
     sqlite = store.dialect == "sqlite"
     derived = _derived_tables(store)
     with store.transaction() as tx:

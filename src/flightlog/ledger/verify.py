@@ -569,7 +569,7 @@ def _check_records(
     add: Any,
     pending: _Pending | None = None,
 ) -> int:
-    from flightlog.store._sql import (
+    from flightlog.store._columns import (
         FINDING_COLUMNS,
         RUN_COLUMNS,
         STEP_COLUMNS,

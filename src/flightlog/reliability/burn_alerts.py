@@ -126,7 +126,7 @@ def sync(engine: Engine, statuses: list[SLOStatus], now_ns: int | None = None) -
         firing = status.severities()
         for severity in ("page", "ticket"):
             fp = fingerprint(status.slo.name, severity)
-            with engine.store.transaction() as tx:
+            with inc_mod.transaction(engine.store) as tx:
                 latest = inc_mod.latest_for(tx, fp)
                 is_open = latest is not None and latest.open
                 if severity in firing and not is_open:

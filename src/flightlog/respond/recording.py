@@ -219,7 +219,7 @@ class IncidentRecorder:
 
     def _record_failure(self, run: Run, facts: dict[str, Any]) -> int:
         now = self.clock.now_ns()
-        with self.store.transaction() as tx:
+        with inc_mod.transaction(self.store) as tx:
             if not self._claim_run(tx, run, now):
                 return -1
             latest = inc_mod.latest_for(tx, facts["fingerprint"])
@@ -257,7 +257,7 @@ class IncidentRecorder:
 
     def _record_success(self, run: Run) -> list[int]:
         now = self.clock.now_ns()
-        with self.store.transaction() as tx:
+        with inc_mod.transaction(self.store) as tx:
             if not self._claim_run(tx, run, now):
                 return []
             resolved = inc_mod.record_success(
