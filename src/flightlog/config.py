@@ -438,7 +438,7 @@ def _locate(exc: msgspec.ValidationError, node: Any, kind: Any) -> tuple[KeyPath
         name, index = tok.group(1), tok.group(2)
         if index == "...":
             table = _value_at(node, tuple(path))
-            value_type = _type_at(kind, node, (*path, "..."))
+            value_type = _type_at(kind, node, (*path, "..."), strip=False)
             if isinstance(table, dict):
                 for k, v in table.items():
                     try:
@@ -463,7 +463,7 @@ def _strip(kind: Any) -> Any:
     return kind
 
 
-def _type_at(kind: Any, node: Any, path: KeyPath) -> Any:
+def _type_at(kind: Any, node: Any, path: KeyPath, *, strip: bool = True) -> Any:
     for step in path:
         kind = _strip(kind)
         origin = typing.get_origin(kind) or kind
@@ -477,7 +477,7 @@ def _type_at(kind: Any, node: Any, path: KeyPath) -> Any:
             kind = typing.get_args(kind)[0]
         else:
             return Any
-    return _strip(kind)
+    return _strip(kind) if strip else kind
 
 
 def _field_names(kind: Any) -> list[str]:
