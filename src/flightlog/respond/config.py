@@ -452,8 +452,8 @@ def respond_config(cfg: Config, *, environ: Mapping[str, str] | None = None) -> 
     """Validate the response sections of a loaded configuration (once per ``cfg`` and
     environment: later calls return the same object). Secrets come from ``environ``, by
     default the environment ``cfg`` was loaded with."""
-    env = dict(cfg.environ if environ is None else environ)
-    key = ("respond", tuple(sorted(env.items())))
+    env = cfg.environ if environ is None else dict(environ)
+    key = ("respond", None if environ is None else tuple(sorted(env.items())))
     return cfg.derive(key, lambda: _validate(cfg, env))
 
 
