@@ -178,3 +178,24 @@ def test_drop_warnings_come_on_the_first_and_every_thousandth(caplog: Any) -> No
         for _ in range(2500):
             drops.add(1, "queue full")
     assert caplog.text.count("flightlog dropped") == 3  # 1, 1000, 2000
+
+
+def test_the_configured_store_is_known_without_reaching_through_the_sink(tmp_path: Any) -> None:
+    import flightlog
+    from flightlog.sdk import state
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    flightlog.configure(url)
+    try:
+        store = state.configured_store()
+        assert store is not None and store.url == url
+        assert state.configured_writer() is state.writer()
+    finally:
+        flightlog.shutdown()
+    assert state.configured_store() is None
+    # Records sent to a server: no local store (why() says to ask the server's store).
+    flightlog.configure("http://127.0.0.1:9", spool_dir=str(tmp_path / "spool"))
+    try:
+        assert state.configured_store() is None and state.configured_writer() is not None
+    finally:
+        flightlog.shutdown()
