@@ -325,7 +325,8 @@ LOADER = ConfigLoader()
 
 def relevant_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The variables a loaded configuration depends on."""
-    return {k: v for k, v in environ.items() if k.startswith(_ENV_PREFIX) or k in _ENV_EXTRA}
+    # Keys first, values only of those kept: os.environ decodes every value it yields.
+    return {k: environ[k] for k in environ if k.startswith(_ENV_PREFIX) or k in _ENV_EXTRA}
 
 
 def _parse_env_value(raw: str) -> Any:

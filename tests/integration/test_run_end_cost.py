@@ -73,7 +73,7 @@ def _fill(store: Any, start: int, stop: int) -> None:
 
 
 def _median_run_end_work(
-    store: Any, first: int, n: int = 24, python_work: list[int] | None = None
+    store: Any, first: int, n: int = 24, python_work: list[Any] | None = None
 ) -> float:
     conn = store._connection()  # the SQLite store's one connection: reads and writes
     work: list[int] = []
@@ -146,7 +146,8 @@ def test_baselines_are_updated_not_recomputed_per_run_end(
         _fill(store, 0, 300)
         context.history_cache.clear()
         _median_run_end_work(store, 10**6, python_work=loads)
-        reads_small, _ = len(loads), visits.clear()
+        reads_small = len(loads)
+        visits.clear()
         _median_run_end_work(store, 10**6 + 100, python_work=visits)
         small = len(visits)
         _fill(store, 300, 3000)

@@ -591,7 +591,7 @@ def budget(run: RunContext) -> Iterator[Finding]:
     """Token, cost and step-count overruns: against a declared budget, else against history."""
     from flightlog.detect.registry import budgets_for
 
-    limits = budgets_for(run.run)
+    limits = budgets_for(run.run, run.detect_config)
     used_tokens = 0
     used_cost = 0.0
     crossed: dict[str, Step] = {}

@@ -702,6 +702,8 @@ class RunContext:
         self._own = record.run.id in set(self.history.run_ids)
         self._memo: dict[Any, Any] = {} if self._own else self.history.memo
         self._keys: dict[str, tuple[Any, ...]] = {}
+        # The [detect] section of flightlog.toml, once ``run_detectors`` has read it.
+        self.detect_config: dict[str, Any] | None = None
 
     @classmethod
     def load(

@@ -86,15 +86,33 @@ _INSERT_PENDING = (
     "INSERT INTO ledger_pending (kind, record_id, run_id, created_ns, entry, leaf, openings) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-_SELECT_PENDING = (
-    "SELECT id, kind, record_id, run_id, created_ns, entry, leaf, openings "
-    "FROM ledger_pending ORDER BY id LIMIT ?"
+_SELECT_PENDING = "SELECT id, run_id, created_ns, leaf FROM ledger_pending ORDER BY id LIMIT ?"
+# Integration moves the pending rows' bytes inside the database: the integrator reads only
+# ids, runs and leaf hashes. (PostgreSQL arrays: pending sequencing is for stores that take
+# concurrent writers.)
+_MOVE_PENDING = (
+    "INSERT INTO ledger_entries "
+    "(seq, kind, record_id, rid_key, run_id, created_ns, entry, leaf, openings) "
+    "SELECT m.seq, p.kind, p.record_id, NULL, p.run_id, p.created_ns, p.entry, p.leaf, "
+    "p.openings FROM ledger_pending p "
+    "JOIN unnest(?::bigint[], ?::bigint[]) AS m(id, seq) ON p.id = m.id"
 )
+_DELETE_PENDING = "DELETE FROM ledger_pending WHERE id = ANY(?::bigint[])"
 RUN_INDEX = "run.index"  # entry kind: the list of a run's entries (completeness of bundles)
 INTEGRATE_BATCH = 5000  # pending entries integrated per transaction
 POLL_S = 0.1  # how often an idle integrator looks for pending entries
 TAKEOVER_S = 1.0  # how often a process that does not lead tries to take the role
 INTEGRATOR_ROLE = "ledger-integrator"  # the leader role (flightlog.store.leader)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An entry waiting in ``ledger_pending``: sequencing needs only its id, run and leaf
+    hash (its bytes are moved from table to table by the database)."""
+
+    id: int
+    run_id: str | None
+    leaf: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,21 +490,16 @@ class Ledger:
         if not items:
             return -1
         with self._lock:
-            first = self._extend(tx, items, None, checkpoint=checkpoint)
+            first = self._extend(tx, items, checkpoint=checkpoint)
         self._schedule_tail_checkpoint()
         return first
 
     def _extend(
-        self,
-        tx: Tx,
-        items: Sequence[Encoded | IndexMark],
-        leaves: Sequence[bytes | None] | None,
-        *,
-        checkpoint: bool,
+        self, tx: Tx, items: Sequence[Encoded | IndexMark | Pending], *, checkpoint: bool
     ) -> int:
         """The one definition of sequencing: give ``items`` the next indices, build each
-        ``IndexMark``'s ``run.index`` entry, extend the tree, store entries, interior hashes
-        and the new head. ``leaves``: precomputed leaf hashes (None: hash the entry).
+        ``IndexMark``'s ``run.index`` entry, extend the tree, store the entries (``Pending``
+        ones are moved from ``ledger_pending``), interior hashes and the new head.
         Called with ``self._lock`` held; returns the first index."""
         size, root = self._sync(tx)
         if checkpoint and tx is not self._last_tx:
@@ -500,23 +513,31 @@ class Ledger:
         logged = self._logged_by_run(tx, marked) if marked else {}
         by_run = {rid: list(logged.get(rid, ((), -1))[0]) for rid in marked}
         last_index = {rid: logged.get(rid, ((), -1))[1] for rid in marked}
-        for n, item in enumerate(items):
-            h = leaves[n] if leaves is not None else None
-            if isinstance(item, IndexMark):
-                rid = item.run_id
-                prev = last_index[rid]
-                e = self._index_entry(rid, item.time_ns, by_run[rid], None if prev < 0 else prev)
-                last_index[rid] = seq
-                h = None
+        moved_ids: list[int] = []
+        moved_seqs: list[int] = []
+        for item in items:
+            if isinstance(item, Pending):
+                h = item.leaf
+                moved_ids.append(item.id)
+                moved_seqs.append(seq)
+                run_id = item.run_id
             else:
-                e = item
-            if h is None:
+                if isinstance(item, IndexMark):
+                    rid = item.run_id
+                    prev = last_index[rid]
+                    e = self._index_entry(
+                        rid, item.time_ns, by_run[rid], None if prev < 0 else prev
+                    )
+                    last_index[rid] = seq
+                else:
+                    e = item
                 h = _sha256(b"\x00" + e.entry).digest()
-            if e.run_id in by_run:
-                by_run[e.run_id].append(seq)
-            entries.append(
-                (seq, e.kind, e.record_id, None, e.run_id, e.time_ns, e.entry, h, e.openings)
-            )
+                run_id = e.run_id
+                entries.append(
+                    (seq, e.kind, e.record_id, None, e.run_id, e.time_ns, e.entry, h, e.openings)
+                )
+            if run_id in by_run:
+                by_run[run_id].append(seq)
             level, idx = 0, seq
             while idx & 1:
                 left = frontier[level]
@@ -532,7 +553,10 @@ class Ledger:
             else:
                 frontier[level] = h
             seq += 1
-        tx.executemany(_INSERT_ENTRY, entries)
+        if moved_ids:
+            tx.execute(_MOVE_PENDING, (moved_ids, moved_seqs))
+        if entries:
+            tx.executemany(_INSERT_ENTRY, entries)
         if nodes:
             tx.executemany(_INSERT_NODE, nodes)
         new_root = rfc9162.frontier_root(frontier)
@@ -557,29 +581,14 @@ class Ledger:
             rows = tx.fetchall(_SELECT_PENDING, (limit or INTEGRATE_BATCH,))
             if not rows:
                 return 0
-            items: list[Encoded | IndexMark] = []
-            leaves: list[bytes | None] = []
-            for _id, kind, record_id, run_id, created_ns, entry, leaf, openings in rows:
-                if entry is None:
-                    items.append(IndexMark(str(run_id), int(created_ns)))
-                    leaves.append(None)
-                else:
-                    items.append(
-                        Encoded(
-                            str(kind),
-                            str(record_id),
-                            None if run_id is None else str(run_id),
-                            int(created_ns),
-                            bytes(entry),
-                            None if openings is None else bytes(openings),
-                        )
-                    )
-                    leaves.append(bytes(leaf))
-            self._extend(tx, items, leaves, checkpoint=True)
-            ids = [int(r[0]) for r in rows]
-            for part in chunked(ids, 1000):
-                marks = ", ".join("?" * len(part))
-                tx.execute(f"DELETE FROM ledger_pending WHERE id IN ({marks})", list(part))
+            items: list[Encoded | IndexMark | Pending] = [
+                IndexMark(str(run_id), int(created_ns))
+                if leaf is None  # a run's index: built now
+                else Pending(int(pid), None if run_id is None else str(run_id), bytes(leaf))
+                for pid, run_id, created_ns, leaf in rows
+            ]
+            self._extend(tx, items, checkpoint=True)
+            tx.execute(_DELETE_PENDING, ([int(r[0]) for r in rows],))
         return len(rows)
 
     def integrate_pending(self, upto: int | None = None) -> int:

@@ -32,7 +32,6 @@ log = logging.getLogger("flightlog.respond")
 
 Attribute = Callable[[Store, str], Any]
 ENDED = ("failed", "degraded", "succeeded")
-PAGE = 5000  # ended runs read per query while looking for unprocessed ones
 
 
 def audited_attribution(store: Store, run_id: str) -> Any:
@@ -72,20 +71,6 @@ class _NoAttribution:
     summary: str = ""
 
 
-def _processed(store: Store, run_ids: list[str]) -> set[str]:
-    """Which of ``run_ids`` were processed already."""
-    done: set[str] = set()
-    with store.read() as tx:
-        for i in range(0, len(run_ids), 500):
-            part = run_ids[i : i + 500]
-            marks = ", ".join("?" * len(part))
-            rows = tx.fetchall(
-                f"SELECT run_id FROM respond_processed WHERE run_id IN ({marks})", part
-            )
-            done.update(r[0] for r in rows)
-    return done
-
-
 class IncidentRecorder:
     """Folds ended runs of one store into incidents (see the module docstring)."""
 
@@ -103,19 +88,9 @@ class IncidentRecorder:
 
     def pending_runs(self, since_ns: int | None = None, limit: int = 1000) -> list[str]:
         """Ended runs (failed or succeeded) not yet processed, oldest end first."""
-        pending: list[str] = []
-        after: tuple[int, str] | None = None
-        while len(pending) < limit:
-            page = self.store.ended_runs(since_ns=since_ns or 0, after=after, limit=PAGE)
-            if not page:
-                break
-            ids = [run_id for _, run_id in page]
-            done = _processed(self.store, ids)
-            pending.extend(i for i in ids if i not in done)
-            if len(page) < PAGE:
-                break
-            after = page[-1]
-        return pending[:limit]
+        return self.store.ended_runs(
+            since_ns=since_ns or 0, limit=limit, unmarked_in=("respond_processed", "run_id")
+        )
 
     def process_runs(self, run_ids: Sequence[str]) -> list[int]:
         """Fold ended runs into incidents (idempotent per run). Returns touched incident ids."""

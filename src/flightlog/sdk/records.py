@@ -10,6 +10,7 @@ the run-end hooks).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -23,7 +24,7 @@ class StepDone:
     step: Step
     input_json: bytes | None
     output_json: bytes | None
-    identity_sources: list[tuple[str, str]] = field(default_factory=list)
+    identity_sources: Sequence[tuple[str, str]] = ()  # (source step, parameter) by identity
 
 
 @dataclass(slots=True)

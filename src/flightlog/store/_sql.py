@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, suppress
@@ -56,6 +57,8 @@ _FINDING_INSERT = (
     f"INSERT INTO findings ({FINDING_COLUMNS}) VALUES ({FINDINGS.placeholders()}) "
     "ON CONFLICT (id) DO NOTHING"
 )
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")  # a capability table or column name
 
 
 _OUTLINE_COLUMNS = (
@@ -482,19 +485,21 @@ class SQLStore:
         return found
 
     def ended_runs(
-        self, *, since_ns: int = 0, after: tuple[int, str] | None = None, limit: int = 10_000
-    ) -> list[tuple[int, str]]:
+        self, *, since_ns: int = 0, limit: int = 1000, unmarked_in: tuple[str, str] | None = None
+    ) -> list[str]:
         sql = (
-            "SELECT ended_ns, id FROM runs WHERE status IN ('failed', 'degraded', 'succeeded') "
+            "SELECT id FROM runs WHERE status IN ('failed', 'degraded', 'succeeded') "
             "AND source <> 'replay' AND ended_ns >= ?"
         )
-        params: list[Any] = [since_ns]
-        if after is not None:
-            sql += " AND (ended_ns > ? OR (ended_ns = ? AND id > ?))"
-            params += [after[0], after[0], after[1]]
+        if unmarked_in is not None:
+            table, column = unmarked_in
+            for name in unmarked_in:
+                if not _IDENTIFIER.fullmatch(name):
+                    raise ValueError(f"ended_runs: {name!r} is not a table or column name")
+            sql += f" AND NOT EXISTS (SELECT 1 FROM {table} m WHERE m.{column} = runs.id)"
         with self.read() as tx:
-            rows = tx.fetchall(sql + " ORDER BY ended_ns, id LIMIT ?", [*params, max(0, limit)])
-        return [(int(r[0]), str(r[1])) for r in rows]
+            rows = tx.fetchall(sql + " ORDER BY ended_ns, id LIMIT ?", (since_ns, max(0, limit)))
+        return [str(r[0]) for r in rows]
 
     # -- reading -------------------------------------------------------------------------
     def _run_where(self, q: RunQuery) -> tuple[str, list[Any]]:
