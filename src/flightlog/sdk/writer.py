@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flightlog._retry import backoff_s
 from flightlog.payload import DEFAULT_CAP
 from flightlog.sdk.batching import Drops, RecordQueue
 from flightlog.sdk.processing import BatchBuilder
@@ -253,4 +252,6 @@ class Writer:
                     self.drops.count += len(batch)
                     log.error("flightlog gave up writing %d record(s) at close", len(batch))
                     return False
+                from flightlog._retry import backoff_s  # not at import: it loads email.utils
+
                 time.sleep(backoff_s(attempts, base_s=WRITE_RETRY_BASE_S, cap_s=WRITE_RETRY_CAP_S))
