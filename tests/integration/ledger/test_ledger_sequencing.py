@@ -241,7 +241,7 @@ def _spawn(url: str, worker: int, runs: int, batch: int = 5000, then: str = "clo
             then,
         ],
         cwd=REPO,
-        env={**os.environ, "FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS": "1"},
+        env={"FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS": "1", **os.environ},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -401,3 +401,37 @@ def test_processes_creating_the_signing_key_at_once_get_one_key(tmp_path: Path) 
         assert len(keys) == 1
         assert oct(path.stat().st_mode & 0o777) == oct(0o600)
         assert [p.name for p in path.parent.iterdir()] == ["log.key"]  # no temporary left
+
+
+def test_verify_during_ingestion_raises_no_alarm(
+    pg_url: str, tmp_path: Path, killed: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ordinary ingestion with the integrator signing and publishing checkpoints all the
+    time: read-only verifications running meanwhile never report tampering (a checkpoint
+    published after verify's snapshot began is not "beyond the log")."""
+    from flightlog.ledger.verify import verify
+
+    witness = tmp_path / "witness"
+    env = {
+        "FLIGHTLOG_LEDGER_WITNESS": str(witness),
+        "FLIGHTLOG_LEDGER_KEY": str(tmp_path / "log.key"),
+        "FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS": "0.01",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    open_store(pg_url).close()  # the tables
+    writers = [_spawn(pg_url, w, 40, batch=30) for w in range(2)]
+    killed.extend(writers)
+    reports = []
+    while any(p.poll() is None for p in writers):
+        ro = open_store(pg_url, readonly=True)
+        try:
+            reports.append(verify(attach(ro)))
+        finally:
+            ro.close()
+    for p in writers:
+        assert p.returncode == 0, p.stderr.read() if p.stderr else ""
+    assert len(reports) >= 2
+    bad = [r for r in reports if not r.ok]
+    assert not bad, [(r.first, r.size, r.pending) for r in bad][:3]
+    assert any(r.witnessed for r in reports)
