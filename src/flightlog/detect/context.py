@@ -29,7 +29,7 @@ import orjson
 
 from flightlog.detect.features import field_map, json_type, strings
 from flightlog.model import Finding, Run, RunRecord, Step
-from flightlog.store.base import RunQuery
+from flightlog.store.base import RunQuery, StoreReader
 
 T = TypeVar("T")
 
@@ -445,7 +445,7 @@ class HistoryCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, store: Any, workflow: str, ending: Run | None = None) -> History:
+    def get(self, store: StoreReader, workflow: str, ending: Run | None = None) -> History:
         """The workflow's history. ``ending``: a run of it that is ending now (stored, about
         to be folded in by ``observe``), which the count may include without the history
         being read again."""
@@ -516,7 +516,7 @@ class _StoreHistories:
         self._caches: weakref.WeakKeyDictionary[Any, HistoryCache] = weakref.WeakKeyDictionary()
         self._unweakable: dict[int, tuple[Any, HistoryCache]] = {}
 
-    def of(self, store: Any) -> HistoryCache:
+    def of(self, store: StoreReader) -> HistoryCache:
         with self._lock:
             try:
                 cache = self._caches.get(store)
@@ -529,7 +529,7 @@ class _StoreHistories:
                     hit = self._unweakable[id(store)] = (store, HistoryCache())
                 return hit[1]
 
-    def get(self, store: Any, workflow: str, ending: Run | None = None) -> History:
+    def get(self, store: StoreReader, workflow: str, ending: Run | None = None) -> History:
         return self.of(store).get(store, workflow, ending)
 
     def observe(self, ctx: RunContext) -> None:
@@ -549,7 +549,7 @@ MAX_SAMPLES_PER_RUN = 8  # samples of one step name taken from one run
 MIN_BASELINE = 3  # samples of a signature before it, not the bare name, is the baseline
 
 
-def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> History:
+def load_history(store: StoreReader, workflow: str, limit: int = HISTORY_RUNS) -> History:
     """Read the workflow's most recent successful runs and sample every step."""
     history = History(workflow=workflow)
     runs = store.list_runs(RunQuery(workflow=workflow, status="succeeded", limit=limit))
@@ -707,7 +707,7 @@ class RunContext:
 
     @classmethod
     def load(
-        cls, store: Any, run_id: str, *, with_history: bool = True, ending: bool = False
+        cls, store: StoreReader, run_id: str, *, with_history: bool = True, ending: bool = False
     ) -> RunContext:
         """``ending``: the run is ending now (the run-end pipeline), and is folded into its
         workflow's history once detected (``history_cache.observe``)."""

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flightlog.model import Run, severity_rank
+from flightlog.model import Run, Step, severity_rank
 from flightlog.respond import alerts as alerts_mod
 from flightlog.respond import incidents as inc_mod
 from flightlog.respond.clock import Clock
@@ -28,13 +28,16 @@ from flightlog.respond.owners import OwnerQuery, owner_query, resolve_owner
 from flightlog.respond.transitions import follow_up
 from flightlog.store.base import Store, Tx
 
+if TYPE_CHECKING:
+    from flightlog.forensics.attribution import Attribution
+
 log = logging.getLogger("flightlog.respond")
 
 Attribute = Callable[[Store, str], Any]
 ENDED = ("failed", "degraded", "succeeded")
 
 
-def audited_attribution(store: Store, run_id: str) -> Any:
+def audited_attribution(store: Store, run_id: str) -> Attribution:
     """The attribution stored (and audited) when the run ended; computed, stored and audited
     now when the run-end pipeline has not seen the run (``flightlog watch`` on a store whose
     recorder skipped it). Alerts always carry the attribution the ledger holds."""
@@ -53,7 +56,7 @@ def _ref(ref: Any) -> dict[str, Any] | None:
 class _StepLike:
     """A ``StepRef``-shaped view of a step (used when attribution is unavailable)."""
 
-    step: Any
+    step: Step
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.step, name)

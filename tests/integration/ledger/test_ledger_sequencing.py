@@ -435,3 +435,26 @@ def test_verify_during_ingestion_raises_no_alarm(
     bad = [r for r in reports if not r.ok]
     assert not bad, [(r.first, r.size, r.pending) for r in bad][:3]
     assert any(r.witnessed for r in reports)
+
+
+def test_bundle_of_a_run_with_pending_entries_is_complete(pg_url: str, tmp_path: Path) -> None:
+    """audit export on PostgreSQL: the run's pending entries (and its index) are integrated
+    first, so the bundle proves every entry of the run."""
+    from flightlog.ledger.bundle import export, verify_bundle
+
+    store = open_store(pg_url)
+    ledger = attach(store)
+    role = _hold_integrator_role(pg_url)
+    try:
+        for b in run_batches(rid(7)):
+            store.write(b)
+        assert ledger.head()[0] == 0 and ledger.pending() == 9  # 8 records + the run's index
+        summary = export(ledger, tmp_path / "b.json", run_id=rid(7))
+    finally:
+        role.release()
+    report = verify_bundle(tmp_path / "b.json", ledger.verifier().encode())
+    # its 8 records, the index written when it ended, and the index export added, which
+    # lists the 9 before it
+    assert summary.entries == 10 and report.complete == {rid(7): 9}
+    assert ledger.pending() == 0
+    store.close()
