@@ -191,13 +191,9 @@ def _service() -> str | None:
 def _check_config_file() -> None:
     """Validate flightlog.toml (if there is one) now, so a mistake in it fails configure()
     rather than the first run's end. Raises ``ConfigurationError`` naming the line."""
-    from flightlog.config import find_config_file
+    from flightlog.app import check_config
 
-    if find_config_file() is None:
-        return
-    from flightlog.respond.config import load_respond_config
-
-    load_respond_config()
+    check_config()
 
 
 def flush(timeout: float | None = 30.0, *, hooks: bool = True) -> bool:
