@@ -137,3 +137,16 @@ def test_every_section_is_declared_and_its_mistakes_name_the_line(
     with pytest.raises(ConfigurationError) as err:
         checks[check](cfg)
     assert str(err.value).startswith("flightlog.toml line 2: ") and words in str(err.value)
+
+
+def test_configure_checks_every_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import flightlog
+
+    cfg = tmp_path / "flightlog.toml"
+    cfg.write_text("[teams.a]\n\n[[owners]]\nteam = 'a'\n\n[reliability]\nwindw = '7d'\n")
+    monkeypatch.setenv("FLIGHTLOG_CONFIG", str(cfg))
+    with pytest.raises(ConfigurationError, match=r"line 7: unknown setting 'windw'"):
+        flightlog.configure(f"sqlite:///{tmp_path / 'f.db'}")
+    cfg.write_text("[teams.a]\n\n[[owners]]\nteam = 'a'\n\n[reliability]\nwindow = '7d'\n")
+    flightlog.configure(f"sqlite:///{tmp_path / 'f.db'}")
+    flightlog.shutdown()

@@ -510,14 +510,9 @@ def stale_data(run: RunContext) -> Iterator[Finding]:
 
 
 def _age(ns: float) -> str:
-    s = ns / 1e9
-    if s < 120:
-        return f"{s:.0f}s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    if s < 172800:
-        return f"{s / 3600:.0f} h"
-    return f"{s / 86400:.0f} days"
+    from flightlog._format import span
+
+    return span(ns)
 
 
 def latency(run: RunContext) -> Iterator[Finding]:

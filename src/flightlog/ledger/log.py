@@ -103,6 +103,7 @@ INTEGRATE_BATCH = 5000  # pending entries integrated per transaction
 POLL_S = 0.1  # how often an idle integrator looks for pending entries
 TAKEOVER_S = 1.0  # how often a process that does not lead tries to take the role
 INTEGRATOR_ROLE = "ledger-integrator"  # the leader role (flightlog.store.leader)
+RELEASE_AFTER_FAILURES = 5  # consecutive failed integrations before the role is given up
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +238,7 @@ class Ledger:
         self._last_tx: Tx | None = None  # the transaction of the last append
         self._timer_pid = os.getpid()
         self.checkpoint_errors = 0
+        self.integration_errors = 0  # failed integrations of this process's integrator
         self._pending_mode = bool(getattr(store, "concurrent_writers", False))
         self._integrator: Integrator | None = None
         self._integrator_lock = threading.Lock()
@@ -491,7 +493,8 @@ class Ledger:
             return -1
         with self._lock:
             first = self._extend(tx, items, checkpoint=checkpoint)
-        self._schedule_tail_checkpoint()
+        if not self._pending_mode:  # pending mode: the integrator signs the tail
+            self._schedule_tail_checkpoint()
         return first
 
     def _extend(
@@ -575,21 +578,41 @@ class Ledger:
         with self.store.read() as rtx:  # a cheap look first: idle polls write nothing
             if rtx.fetchone("SELECT 1 FROM ledger_pending LIMIT 1") is None:
                 return 0
-        with self.store.transaction() as tx, self._lock:
-            self._sync(tx)  # lock the head first: then no other integration runs
-            self._refresh_last_checkpoint(tx)
-            rows = tx.fetchall(_SELECT_PENDING, (limit or INTEGRATE_BATCH,))
-            if not rows:
-                return 0
-            items: list[Encoded | IndexMark | Pending] = [
-                IndexMark(str(run_id), int(created_ns))
-                if leaf is None  # a run's index: built now
-                else Pending(int(pid), None if run_id is None else str(run_id), bytes(leaf))
-                for pid, run_id, created_ns, leaf in rows
-            ]
-            self._extend(tx, items, checkpoint=True)
-            tx.execute(_DELETE_PENDING, ([int(r[0]) for r in rows],))
+        with self.store.transaction() as tx:
+            # Lock order, everywhere: the tree head row (the database), then self._lock.
+            tx.fetchone(self._head_sql)  # then no other integration runs
+            with self._lock:
+                self._refresh_last_checkpoint(tx)
+                return self._integrate_rows(tx, limit or INTEGRATE_BATCH, checkpoint=True)
+
+    def _integrate_rows(self, tx: Tx, limit: int, *, checkpoint: bool) -> int:
+        rows = tx.fetchall(_SELECT_PENDING, (limit,))
+        if not rows:
+            return 0
+        items: list[Encoded | IndexMark | Pending] = [
+            IndexMark(str(run_id), int(created_ns))
+            if leaf is None  # a run's index: built now
+            else Pending(int(pid), None if run_id is None else str(run_id), bytes(leaf))
+            for pid, run_id, created_ns, leaf in rows
+        ]
+        self._extend(tx, items, checkpoint=checkpoint)
+        tx.execute(_DELETE_PENDING, ([int(r[0]) for r in rows],))
         return len(rows)
+
+    def integrate_in(self, tx: Tx) -> int:
+        """Inside the caller's write transaction ``tx``: lock the tree head until ``tx``
+        ends (no integration runs meanwhile) and integrate every pending entry committed
+        so far. Maintenance (redaction, pruning) calls it first, and again after reading the
+        records it changes: every record it read then has its entry in the log. Returns how
+        many were integrated; 0 with inline sequencing."""
+        if not self._pending_mode:
+            return 0
+        tx.fetchone(self._head_sql)
+        total = 0
+        with self._lock:
+            while n := self._integrate_rows(tx, INTEGRATE_BATCH, checkpoint=False):
+                total += n
+        return total
 
     def integrate_pending(self, upto: int | None = None) -> int:
         """Integrate pending entries until none with an id up to ``upto`` (default: the
@@ -783,21 +806,25 @@ class Ledger:
         the previous checkpoint."""
         # Pending mode: what is acknowledged gets into the log first, so it is signed too.
         self.integrate_pending()
-        # The store's transaction first, then the ledger's lock: the order every append
-        # takes them in (appends run inside the store's write transaction).
-        with self.store.transaction() as tx, self._lock:
-            size, root = self._sync(tx)
-            if size == 0:
-                raise LedgerError("the ledger is empty; record something before checkpointing")
-            cp = self._sign(tx, size, root)
+        # The store's transaction and the tree head row first, then the ledger's lock: the
+        # order every append and integration takes them in.
+        with self.store.transaction() as tx:
+            tx.fetchone(self._head_sql)
+            with self._lock:
+                size, root = self._sync(tx)
+                if size == 0:
+                    raise LedgerError("the ledger is empty; record something before checkpointing")
+                cp = self._sign(tx, size, root)
         if git_repo is not None:
             anchor.anchor_git(git_repo, cp.note, cp.origin, cp.size)
         return cp
 
     def _sign(self, tx: Tx, size: int, root: bytes) -> cp_mod.Checkpoint:
-        signer = self.signer()
-        verifier = signer.verifier
         row = tx.fetchone("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1")
+        # A log that has signed before never gets a new key: a process without the key file
+        # (another server, another machine) must be given it, not mint its own.
+        signer = self.signer(create=row is None)
+        verifier = signer.verifier
         if row is not None:
             prev = cp_mod.open_checkpoint(str(row[1]), verifier)
             if prev.size == size:
@@ -869,6 +896,7 @@ class Integrator:
 
     def _run(self) -> None:
         checked = 0.0
+        failures = 0
         try:
             while not self._stop.is_set():
                 if not self.leader.held:
@@ -884,8 +912,14 @@ class Integrator:
                     n = self.ledger.integrate()
                     if n == 0:
                         self.ledger.sign_tail_if_due()
+                    failures = 0
                 except Exception as exc:  # a lost connection, a closed store: retry later
+                    failures += 1
+                    self.ledger.integration_errors += 1
                     log.warning("ledger integrator: %s", exc)
+                    if failures >= RELEASE_AFTER_FAILURES:  # let another process try
+                        self.leader.release()
+                        failures = 0
                     self._stop.wait(TAKEOVER_S)
                     continue
                 if n < INTEGRATE_BATCH:

@@ -112,8 +112,9 @@ def summary(status: SLOStatus, severity: str) -> str:
 
 
 def _days(ns: int) -> str:
-    d = ns / (24 * 3600 * 10**9)
-    return f"{d:g} days" if d >= 1 else f"{ns / (3600 * 10**9):g} hours"
+    from flightlog._format import span
+
+    return span(ns)
 
 
 def sync(engine: Engine, statuses: list[SLOStatus], now_ns: int | None = None) -> dict[str, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from flightlog.model import Batch, Edge, Finding, Run, Step
 
@@ -38,6 +38,13 @@ class RunEvent:
 
 
 Record: TypeAlias = StepDone | RunEvent | Edge | Finding | Batch
+
+
+class Submitter(Protocol):
+    """What the recording API hands records to: the background writer, or a stand-in (replay
+    captures a re-executed run in memory)."""
+
+    def submit(self, record: Record) -> None: ...
 
 
 @dataclass(slots=True)

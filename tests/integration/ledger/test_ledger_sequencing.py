@@ -458,3 +458,100 @@ def test_bundle_of_a_run_with_pending_entries_is_complete(pg_url: str, tmp_path:
     assert summary.entries == 10 and report.complete == {rid(7): 9}
     assert ledger.pending() == 0
     store.close()
+
+
+OLD_NS = 946_684_800_000_000_000  # 2000-01-01: outside any retention window
+
+
+def test_prune_takes_pending_entries_of_the_pruned_runs_too(pg_url: str) -> None:
+    """A late step of an old run is acknowledged (pending) when the run is pruned: its
+    entry is pruned with the others; nothing of it survives and verify raises no alarm."""
+    import dataclasses
+
+    from flightlog.ledger.retention import prune
+    from flightlog.ledger.verify import verify
+    from flightlog.model import Batch
+
+    store = open_store(pg_url)
+    ledger = attach(store)
+    role = _hold_integrator_role(pg_url)
+    try:
+        batches = run_batches(rid(1), secret="alice")
+        for b in batches:
+            b.runs = [
+                dataclasses.replace(r, started_ns=OLD_NS, ended_ns=r.ended_ns and OLD_NS + 9)
+                for r in b.runs
+            ]
+            store.write(b)
+        ledger.integrate_pending()
+        late = dataclasses.replace(
+            batches[1].steps[0], id="00000000000000ff", attributes={"sensitive.note": "late"}
+        )
+        store.write(Batch(steps=[late]))
+        assert ledger.pending() == 1
+        assert prune(ledger, OLD_NS + 1).runs == 1
+    finally:
+        role.release()
+    assert ledger.pending() == 0
+    with store.read() as tx:
+        left = tx.fetchall(
+            "SELECT seq FROM ledger_entries WHERE run_id = ? AND kind = 'step' "
+            "AND (entry IS NOT NULL OR openings IS NOT NULL)",
+            (rid(1),),
+        )
+    report = verify(ledger)
+    store.close()
+    assert left == [] and report.ok, (left, report.problems)
+
+
+def test_redaction_covers_a_record_committed_while_it_runs(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer commits a new step of the run after redaction began (its entry pending):
+    redaction still erases it, in the record and in the log."""
+    import threading
+
+    from flightlog.ledger import redact
+    from flightlog.ledger.verify import verify
+    from flightlog.model import Batch, Step
+
+    store = open_store(pg_url)
+    ledger = attach(store)
+    for b in run_batches(rid(1), secret="alice"):
+        store.write(b)
+    ledger.integrate_pending()
+    original = redact.core.redactable_rows
+
+    def a_writer_commits_first(tx: Any, run_id: str) -> Any:
+        step = Step(
+            run_id=rid(1),
+            id="00000000000000ff",
+            name="late",
+            kind="tool",
+            index=9,
+            started_ns=1,
+            ended_ns=2,
+            attributes={"sensitive.note": "SECRET-of-alice"},
+        )
+        writer = threading.Thread(target=store.write, args=(Batch(steps=[step]),))
+        writer.start()
+        writer.join()
+        return original(tx, run_id)
+
+    monkeypatch.setattr(redact.core, "redactable_rows", a_writer_commits_first)
+    redact.redact_run(ledger, rid(1))
+    monkeypatch.undo()
+    with store.read() as tx:
+        row = tx.fetchone(
+            "SELECT attributes FROM steps WHERE run_id = ? AND id = ?",
+            (rid(1), "00000000000000ff"),
+        )
+        opened = tx.fetchall(
+            "SELECT seq FROM ledger_entries WHERE run_id = ? AND openings IS NOT NULL",
+            (rid(1),),
+        )
+    assert ledger.pending() == 0
+    report = verify(ledger)
+    store.close()
+    assert row is not None and "SECRET" not in str(row[0])
+    assert opened == [] and report.ok, (opened, report.problems)
