@@ -103,6 +103,7 @@ INTEGRATE_BATCH = 5000  # pending entries integrated per transaction
 POLL_S = 0.1  # how often an idle integrator looks for pending entries
 TAKEOVER_S = 1.0  # how often a process that does not lead tries to take the role
 INTEGRATOR_ROLE = "ledger-integrator"  # the leader role (flightlog.store.leader)
+RELEASE_AFTER_FAILURES = 5  # consecutive failed integrations before the role is given up
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +238,7 @@ class Ledger:
         self._last_tx: Tx | None = None  # the transaction of the last append
         self._timer_pid = os.getpid()
         self.checkpoint_errors = 0
+        self.integration_errors = 0  # failed integrations of this process's integrator
         self._pending_mode = bool(getattr(store, "concurrent_writers", False))
         self._integrator: Integrator | None = None
         self._integrator_lock = threading.Lock()
@@ -894,6 +896,7 @@ class Integrator:
 
     def _run(self) -> None:
         checked = 0.0
+        failures = 0
         try:
             while not self._stop.is_set():
                 if not self.leader.held:
@@ -909,8 +912,14 @@ class Integrator:
                     n = self.ledger.integrate()
                     if n == 0:
                         self.ledger.sign_tail_if_due()
+                    failures = 0
                 except Exception as exc:  # a lost connection, a closed store: retry later
+                    failures += 1
+                    self.ledger.integration_errors += 1
                     log.warning("ledger integrator: %s", exc)
+                    if failures >= RELEASE_AFTER_FAILURES:  # let another process try
+                        self.leader.release()
+                        failures = 0
                     self._stop.wait(TAKEOVER_S)
                     continue
                 if n < INTEGRATE_BATCH:
