@@ -30,8 +30,8 @@ from tests.integration.frameworks.conftest import run_app  # noqa: E402
 from tests.integration.frameworks.expectations import FAULTS, FRAMEWORKS  # noqa: E402
 from tests.integration.frameworks.outcomes import outcomes  # noqa: E402
 
-from flightlog.model import FAULT_STATUSES  # noqa: E402
 from flightlog.app import open_store  # noqa: E402
+from flightlog.model import FAULT_STATUSES  # noqa: E402
 
 SCENARIOS = ("ok_1", "ok_2", "ok_3", *FAULTS)
 

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -83,6 +84,36 @@ class Result:
     error: str = ""
     load_avg: float = 0.0
     runs_per_s: list[int] = field(default_factory=list)
+    # Flightlog only, once its run-end work has caught up: the server's whole CPU, and the
+    # CPU of its writer and run-end threads (from /api/v1/ingest/stats)
+    settled_cpu_s: float | None = None
+    writer_cpu_s: float | None = None
+    pipeline_cpu_s: float | None = None
+
+
+def _settle(spec: ServerSpec, pid: int, cpu0: float, result: Result, limit_s: float = 60.0) -> None:
+    """Wait until the server's run-end work has caught up (its CPU time stops moving), then
+    note its whole CPU and its threads' split."""
+    if not spec.name.startswith("flightlog"):
+        return
+    url = f"http://127.0.0.1:{spec.port}/api/v1/ingest/stats"
+    deadline = time.monotonic() + limit_s
+    last = -1.0
+    while time.monotonic() < deadline:
+        cpu = tree_cpu(pid)
+        if cpu - last < 0.02:  # under 2% of a core over the last second
+            break
+        last = cpu
+        time.sleep(1.0)
+    result.settled_cpu_s = tree_cpu(pid) - cpu0
+    try:
+        req = urllib.request.Request(url, headers=spec.headers)
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            stats = json.loads(resp.read())
+    except (OSError, ValueError):
+        return
+    result.writer_cpu_s = stats.get("write_cpu_seconds")
+    result.pipeline_cpu_s = stats.get("pipeline_cpu_seconds")
 
 
 def _send(spec: ServerSpec, spans: list, timeout: float, deadline: float, out: dict) -> None:
@@ -155,6 +186,7 @@ def measure(spec: ServerSpec, spans: list, workdir: Path, args: argparse.Namespa
             time.sleep(POLL_S)
         sender.join(timeout=args.export_timeout + 5)
         result.load_avg = os.getloadavg()[0]
+        _settle(spec, server.proc.pid, cpu0, result)
         result.client_cpu_s = sent.get("cpu_s")
         result.acked = sent.get("acked", 0)
         result.failed_exports = sent.get("failed", 0)
@@ -279,6 +311,21 @@ def render(results: list[Result]) -> str:
         for row in rows
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in results:
+        if r.settled_cpu_s is None or not r.stored:
+            continue
+        us = 1e6 / r.stored
+        split = ""
+        if r.writer_cpu_s is not None and r.pipeline_cpu_s is not None:
+            rest = r.settled_cpu_s - r.writer_cpu_s - r.pipeline_cpu_s
+            split = (
+                f": writer {r.writer_cpu_s * us:.0f}, run-end pipeline {r.pipeline_cpu_s * us:.0f},"
+                f" HTTP, decode and the rest {rest * us:.0f}"
+            )
+        lines.append(
+            f"{r.label}: server CPU µs/span once run-end work caught up {r.settled_cpu_s * us:.0f}"
+            + split
+        )
     fl = next((r for r in results if r.server == "flightlog" and r.durable_per_s), None)
     if fl:
         lines.append("")

@@ -78,9 +78,9 @@ def _payloads(steps: list) -> list:
 def bench_appends(path: Path, n: int, batch: int) -> tuple[float, float, list[bytes], object]:
     """(seconds encoding records, seconds appending durably, entries, (store, ledger))."""
     os.environ["FLIGHTLOG_LEDGER_CHECKPOINT_EVERY"] = str(10**9)
+    from flightlog.app import open_store
     from flightlog.ledger import attach
     from flightlog.ledger.entry import step_data
-    from flightlog.app import open_store
 
     store = open_store(f"sqlite:///{path}")
     ledger = attach(store)
@@ -115,8 +115,8 @@ def bench_pymerkle_appends(path: Path, entries: list[bytes], batch: int) -> tupl
 def bench_store_writes(path: Path, n: int, batch: int, ledger_on: bool) -> tuple[float, object]:
     os.environ["FLIGHTLOG_LEDGER"] = "on" if ledger_on else "off"
     try:
-        from flightlog.model import Batch, Run
         from flightlog.app import open_store
+        from flightlog.model import Batch, Run
 
         store = open_store(f"sqlite:///{path}")
     finally:

@@ -35,8 +35,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 os.environ.setdefault("FLIGHTLOG_LEDGER", "off")
 
-from flightlog.reliability import refresh, reliability  # noqa: E402
 from flightlog.app import open_store  # noqa: E402
+from flightlog.reliability import refresh, reliability  # noqa: E402
 
 STEPS = ("plan", "search", "answer", "check")
 DAY = 86_400 * 10**9

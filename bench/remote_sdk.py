@@ -89,7 +89,7 @@ def bench_flightlog(n: int, url: str, spool: Path) -> Trial:
     def search_policy(query: str, k: int, user: str) -> int:
         return k
 
-    c0 = time.process_time()
+    c0, m0 = time.process_time(), time.thread_time()
     with flightlog.run("bench"):
         t0 = time.perf_counter()
         for i in range(n):
@@ -99,11 +99,11 @@ def bench_flightlog(n: int, url: str, spool: Path) -> Trial:
     while flightlog.stats()["sink"]["spool_pending_batches"]:
         time.sleep(0.01)
     t2 = time.perf_counter()
-    c1 = time.process_time()
+    c1, m1 = time.process_time(), time.thread_time()
     st = flightlog.stats()
     flightlog.shutdown()
     assert st["dropped"] == 0 and st["sink"]["spool_dropped_records"] == 0, st
-    return Trial((t1 - t0) / n, (t2 - t0) / n, (c1 - c0) / n)
+    return Trial((t1 - t0) / n, (t2 - t0) / n, (c1 - c0) / n, (m1 - m0) / n)
 
 
 def main() -> None:

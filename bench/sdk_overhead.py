@@ -20,9 +20,12 @@ as the SQLite file stands for Flightlog's). Also the run-end processing (detecti
 benchmark's one long run, which runs afterwards on its own thread.
 
 Run: ``python bench/sdk_overhead.py [--steps 20000] [--repeat 5] [--privacy off] [--secrets]
-[--profile FILE]`` (``--privacy off`` measures without scrubbing at capture; ``--secrets`` puts
-an e-mail address and an API key in every step's input, so that every record is scrubbed;
-``--profile`` writes a cProfile of the background writer thread of one more Flightlog trial).
+[--profile FILE] [--breakdown]``. ``--privacy off`` measures without scrubbing at capture;
+``--secrets`` puts an e-mail address and an API key in every step's input, so that every
+record is scrubbed; ``--profile`` writes a cProfile of the background writer thread of one more
+Flightlog trial; ``--breakdown`` also times each stage of a step alone (the caller's thread,
+the writer's processing with and without the scrub, ``Store.write`` with and without the
+ledger), in CPU per step.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Trial:
     caller: float  # wall seconds per step, the loop alone
     durable: float  # wall seconds per step until durable / acknowledged
     cpu: float  # process CPU seconds per step until durable / acknowledged
+    caller_cpu: float  # of which the caller's thread (the rest: background threads)
     extra: float = 0.0  # Flightlog: seconds of run-end processing after that
 
 
@@ -63,7 +67,7 @@ def time_otel_spans(provider: Any, n: int, flush_timeout_ms: int = 120_000) -> T
             span.set_attribute("user", user)
             return k
 
-    c0 = time.process_time()
+    c0, m0 = time.process_time(), time.thread_time()
     with tracer.start_as_current_span("run"):
         t0 = time.perf_counter()
         for i in range(n):
@@ -72,9 +76,9 @@ def time_otel_spans(provider: Any, n: int, flush_timeout_ms: int = 120_000) -> T
     if not provider.force_flush(flush_timeout_ms):
         raise SystemExit("OpenTelemetry force_flush timed out")
     t2 = time.perf_counter()
-    c1 = time.process_time()
+    c1, m1 = time.process_time(), time.thread_time()
     provider.shutdown()
-    return Trial((t1 - t0) / n, (t2 - t0) / n, (c1 - c0) / n)
+    return Trial((t1 - t0) / n, (t2 - t0) / n, (c1 - c0) / n, (m1 - m0) / n)
 
 
 # -- the OTLP receiver (a process of its own) --------------------------------------------------
@@ -178,7 +182,7 @@ def bench_flightlog(n: int, db: Path, secrets: bool = False, profile: str | None
         else "water damage claim"
     )
     user = "alice@example.com" if secrets else "customer-17"
-    c0 = time.process_time()
+    c0, m0 = time.process_time(), time.thread_time()
     with flightlog.run("bench"):
         t0 = time.perf_counter()
         for i in range(n):
@@ -187,14 +191,14 @@ def bench_flightlog(n: int, db: Path, secrets: bool = False, profile: str | None
     if not flightlog.flush(None, hooks=False):
         raise SystemExit("flightlog.flush failed")
     t2 = time.perf_counter()
-    c1 = time.process_time()
+    c1, m1 = time.process_time(), time.thread_time()
     flightlog.flush(None)  # and the run-end processing (detectors) of the one run
     t3 = time.perf_counter()
     st = flightlog.stats()
     flightlog.shutdown()
     if st["dropped"] or st["written"] != n + 2:
         raise SystemExit(f"not everything was recorded: {st}")
-    return Trial((t1 - t0) / n, (t2 - t0) / n, (c1 - c0) / n, t3 - t2)
+    return Trial((t1 - t0) / n, (t2 - t0) / n, (c1 - c0) / n, (m1 - m0) / n, t3 - t2)
 
 
 def _profile_writer_thread(path: str) -> None:
@@ -220,6 +224,89 @@ def _profile_writer_thread(path: str) -> None:
     threading.Thread.run = run  # type: ignore[method-assign]
 
 
+def breakdown(n: int, tmp: Path, secrets: bool = False, repeat: int = 3) -> None:
+    """Where a step's CPU goes, each stage timed alone on the same records (process CPU,
+    best of ``repeat``): the caller's thread (records captured in memory instead of
+    queued), the writer's processing (payload hashing, lineage) without and with the privacy
+    scrub, and ``Store.write`` of those batches into SQLite with and without the audit
+    ledger."""
+    import flightlog
+    from flightlog.app import open_store
+    from flightlog.model import Batch
+    from flightlog.privacy import load
+    from flightlog.sdk import state
+    from flightlog.sdk.processing import BatchBuilder
+    from flightlog.sdk.records import Record
+
+    flightlog.configure(f"sqlite:///{tmp / 'breakdown.db'}")
+    query = (
+        "water damage claim, key sk-proj-Zq8Xw7Vt6Us5Rr4Qp3Oo2Nn1"
+        if secrets
+        else "water damage claim"
+    )
+    user = "alice@example.com" if secrets else "customer-17"
+
+    @flightlog.step(kind="tool", agent="retriever", owner="search-team")
+    def search_policy(query: str, k: int, user: str) -> int:
+        return k
+
+    class Capture:
+        def __init__(self) -> None:
+            self.records: list[Record] = []
+
+        def submit(self, record: Record) -> None:
+            self.records.append(record)
+
+    def cpu(fn: Any) -> float:
+        best = float("inf")
+        for _ in range(repeat):
+            c0 = time.process_time()
+            fn()
+            best = min(best, time.process_time() - c0)
+        return best / n * 1e6
+
+    captured: list[Capture] = []
+
+    def caller() -> None:
+        cap = Capture()
+        token = state.writer_override.set(cap)
+        try:
+            with flightlog.run("bench"):
+                for i in range(n):
+                    search_policy(query, i, user)
+        finally:
+            state.writer_override.reset(token)
+        captured.append(cap)
+
+    rows = [("caller's thread (@flightlog.step, enqueue)", cpu(caller))]
+    flightlog.shutdown()
+    records = captured[-1].records
+    scrubber = load()
+
+    def processing(privacy: Any) -> list[Batch]:
+        builder = BatchBuilder(privacy=privacy)
+        return [builder.process(records[i : i + 1000]).batch for i in range(0, len(records), 1000)]
+
+    rows.append(("writer: processing, privacy off", cpu(lambda: processing(None))))
+    rows.append(("writer: processing + privacy scrub", cpu(lambda: processing(scrubber))))
+    for ledger in ("on", "off"):
+        os.environ["FLIGHTLOG_LEDGER"] = ledger
+        times = []
+        for r in range(repeat):
+            batches = processing(scrubber)
+            store = open_store(f"sqlite:///{tmp / f'store-{ledger}-{r}.db'}")
+            c0 = time.process_time()
+            for b in batches:
+                store.write(b)
+            times.append((time.process_time() - c0) / n * 1e6)
+            store.close()
+        rows.append((f"Store.write (SQLite, ledger {ledger})", min(times)))
+    os.environ.pop("FLIGHTLOG_LEDGER", None)
+    print(f"CPU per step, each stage alone (best of {repeat}, {n} steps):")
+    for name, us in rows:
+        print(f"  {name:46}{us:>8.2f} µs")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,6 +323,9 @@ def main() -> None:
         "--secrets", action="store_true", help="seed an e-mail and an API key in every input"
     )
     ap.add_argument("--profile", help="write a cProfile of one more trial's writer thread here")
+    ap.add_argument(
+        "--breakdown", action="store_true", help="also time each stage of a step alone (CPU)"
+    )
     ap.add_argument("--receiver", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.receiver:
@@ -255,6 +345,8 @@ def main() -> None:
                 fl.append(bench_flightlog(args.steps, Path(d) / f"bench{r}.db", args.secrets))
             if args.profile:
                 bench_flightlog(args.steps, Path(d) / "profile.db", args.secrets, args.profile)
+            if args.breakdown:
+                breakdown(args.steps, Path(d), args.secrets)
         finally:
             proc.kill()
             proc.wait()
@@ -269,16 +361,16 @@ def main() -> None:
         f"{args.privacy}{', secrets in every input' if args.secrets else ''}; load average "
         f"{load[0]:.1f} before, {load_after[0]:.1f} after"
     )
-    print(f"{'':44}{'caller':>10}{'until durable':>15}{'CPU until durable':>19}")
-    print(f"{'(µs per step)':44}{'wall':>10}{'wall':>15}{'(process)':>19}")
+    print(f"{'':44}{'caller':>8}{'until durable':>15}{'CPU until durable':>19}{'of which':>10}")
+    print(f"{'(µs per step)':44}{'wall':>8}{'wall':>15}{'(process)':>19}{'caller':>10}")
     rows = (
         ("OpenTelemetry span (batch, OTLP/HTTP, acked)", ot),
         ("Flightlog step (SQLite + ledger, durable)", fl),
     )
     for name, trials in rows:
         print(
-            f"{name:44}{med(trials, 'caller') * us:>10.2f}{med(trials, 'durable') * us:>15.2f}"
-            f"{med(trials, 'cpu') * us:>19.2f}"
+            f"{name:44}{med(trials, 'caller') * us:>8.2f}{med(trials, 'durable') * us:>15.2f}"
+            f"{med(trials, 'cpu') * us:>19.2f}{med(trials, 'caller_cpu') * us:>10.2f}"
         )
     print(
         "ratio Flightlog/OpenTelemetry: "

@@ -33,8 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from flightlog.model import Batch, Edge, Finding, Payload, Run, Step
 from flightlog.app import open_store
+from flightlog.model import Batch, Edge, Finding, Payload, Run, Step
 
 STEPS_PER_RUN = 7
 NAMES = ("intake", "search_policy", "plan", "price", "write", "validate", "notify")

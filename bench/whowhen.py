@@ -27,10 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from flightlog.app import open_store  # noqa: E402
 from flightlog.forensics import why  # noqa: E402
 from flightlog.forensics.conversation import read_messages  # noqa: E402
 from flightlog.forensics.transcripts import normalise, transcript_batch  # noqa: E402
-from flightlog.app import open_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "tests" / "data" / "whowhen" / "Algorithm-Generated"

@@ -1,5 +1,6 @@
 """How Flightlog writes numbers for people: one duration format for the CLI, the web UI and
-reports."""
+reports (``duration``), and one for lengths of time spoken of roughly, such as a value's age or
+an SLO window (``span``)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,17 @@ def duration(ns: int | float | None) -> str:
                 return f"1.0 {_UNITS[i - 1][1]}"
             return f"{text} {unit}"
     return f"{ns} ns"  # pragma: no cover - ns >= 1_000 always matches a unit
+
+
+def span(ns: int | float) -> str:
+    """A length of time, roughly, in the largest fitting unit: ``45 s``, ``12 min``, ``5 h``,
+    ``28 days`` (up to 2 of a unit stay in the smaller one: ``90 min``, ``36 h``); for ages
+    and windows, where ``duration``'s precision would be noise."""
+    s = max(0.0, ns / 1e9)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 172_800:
+        return f"{s / 3600:.0f} h"
+    return f"{s / 86_400:.0f} days"

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from flightlog.model import Batch
     from flightlog.store.base import Store
 
-__all__ = ["open_store", "record_ended", "wire"]
+__all__ = ["check_config", "open_store", "record_ended", "wire"]
 
 
 def open_store(url: str | None = None, *, readonly: bool = False, create: bool = True) -> Store:
@@ -65,3 +65,28 @@ def record_ended(store: Store, batches: Sequence[Batch]) -> list[str]:
         ids.extend(run.id for run in batch.runs)
     pipeline.runs_ended(store, ids)
     return ids
+
+
+def check_config() -> None:
+    """Check every section of ``flightlog.toml`` that the capabilities read (response,
+    owners, reliability and SLOs, detection, the judge, the ledger), so that a mistake stops
+    ``flightlog.configure()`` naming its line rather than the first run that needs it. Each
+    check runs once per change of the file (``flightlog.config.LOADER``). Privacy is checked
+    by ``flightlog.privacy.load`` (it may create the hashing salt) and ``[server]`` by
+    ``flightlog serve``."""
+    from flightlog.config import find_config_file, load_config
+
+    if find_config_file() is None:
+        return
+    from flightlog.detect.settings import detect_section
+    from flightlog.forensics.judge import JudgeSection
+    from flightlog.ledger.config import LedgerSection
+    from flightlog.reliability.settings import reliability_settings
+    from flightlog.respond.config import respond_config
+
+    cfg = load_config()
+    respond_config(cfg)
+    reliability_settings(cfg)
+    detect_section(cfg)
+    cfg.typed(JudgeSection, "judge")
+    cfg.typed(LedgerSection, "ledger")

@@ -325,7 +325,8 @@ LOADER = ConfigLoader()
 
 def relevant_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The variables a loaded configuration depends on."""
-    return {k: v for k, v in environ.items() if k.startswith(_ENV_PREFIX) or k in _ENV_EXTRA}
+    # Keys first, values only of those kept: os.environ decodes every value it yields.
+    return {k: environ[k] for k in environ if k.startswith(_ENV_PREFIX) or k in _ENV_EXTRA}
 
 
 def _parse_env_value(raw: str) -> Any:
@@ -438,7 +439,7 @@ def _locate(exc: msgspec.ValidationError, node: Any, kind: Any) -> tuple[KeyPath
         name, index = tok.group(1), tok.group(2)
         if index == "...":
             table = _value_at(node, tuple(path))
-            value_type = _type_at(kind, node, (*path, "..."))
+            value_type = _type_at(kind, node, (*path, "..."), strip=False)
             if isinstance(table, dict):
                 for k, v in table.items():
                     try:
@@ -463,7 +464,7 @@ def _strip(kind: Any) -> Any:
     return kind
 
 
-def _type_at(kind: Any, node: Any, path: KeyPath) -> Any:
+def _type_at(kind: Any, node: Any, path: KeyPath, *, strip: bool = True) -> Any:
     for step in path:
         kind = _strip(kind)
         origin = typing.get_origin(kind) or kind
@@ -477,7 +478,7 @@ def _type_at(kind: Any, node: Any, path: KeyPath) -> Any:
             kind = typing.get_args(kind)[0]
         else:
             return Any
-    return _strip(kind)
+    return _strip(kind) if strip else kind
 
 
 def _field_names(kind: Any) -> list[str]:

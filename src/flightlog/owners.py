@@ -29,6 +29,7 @@ import msgspec
 
 from flightlog.config import Config, Section, load_config
 from flightlog.errors import ConfigurationError, InputError
+from flightlog.model import RunRecord, Step
 
 
 class Pattern:
@@ -179,7 +180,7 @@ def owner_query(
     )
 
 
-def step_query(workflow: str, step: Any) -> OwnerQuery:
+def step_query(workflow: str, step: Step) -> OwnerQuery:
     """The ownership question for a recorded step (``owner_query`` with its name, agent,
     kind and the owner given in code)."""
     return owner_query(
@@ -275,7 +276,7 @@ def no_catch_all(cfg: Config, first_team: str, *keys: str) -> ConfigurationError
 
 
 def step_owners(
-    workflow: str, steps: Iterable[Any], rules: Iterable[OwnerRule] | None = None
+    workflow: str, steps: Iterable[Step], rules: Iterable[OwnerRule] | None = None
 ) -> dict[str, str]:
     """``{step id: owner}`` for ``steps``: the owner given in code, else the team the
     ``[[owners]]`` rules of ``flightlog.toml`` name (ingested runs carry no code owners).
@@ -295,7 +296,7 @@ def step_owners(
     return out
 
 
-def with_owners(record: Any) -> Any:
+def with_owners(record: RunRecord) -> RunRecord:
     """``record`` (a ``RunRecord`` as read) with each step's owner filled in by
     ``step_owners`` where none was recorded; for display only, never written back."""
     owners = step_owners(record.run.workflow, record.steps)

@@ -32,6 +32,7 @@ periodic work too, so a quiet server still pages. ``register(hook)`` keeps the o
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import threading
@@ -40,10 +41,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from flightlog.errors import NotFoundError
+
 if TYPE_CHECKING:
     from flightlog.detect.context import RunContext
     from flightlog.forensics.attribution import Attribution
-    from flightlog.model import Finding, Run
+    from flightlog.model import Finding, Run, RunRecord
 
 log = logging.getLogger("flightlog.pipeline")
 
@@ -54,6 +57,7 @@ class EndedRun:
     """One ended run as it moves through the stages."""
 
     run: Run
+    record: RunRecord | None = None  # the run's record as read once at the start
     context: RunContext | None = None  # the record, its payloads and history (detect)
     findings: list[Finding] = field(default_factory=list)  # every finding after detect
     attribution: Attribution | None = None  # the stored, audited attribution (failed runs)
@@ -108,9 +112,15 @@ def derive_status(store: Any, ended: EndedRun) -> None:
 def detect(store: Any, ended: EndedRun) -> None:
     """Run every configured detector once; store the new findings."""
     from flightlog.detect import RunContext, run_detectors
+    from flightlog.detect.context import history_cache
     from flightlog.model import Batch
 
-    ctx = RunContext.load(store, ended.run.id)
+    if ended.record is None:
+        ctx = RunContext.load(store, ended.run.id, ending=True)
+    else:  # read once by runs_ended; the status stage may have changed the run
+        record = dataclasses.replace(ended.record, run=ended.run)
+        history = history_cache.get(store, ended.run.workflow, ending=ended.run)
+        ctx = RunContext(store, record, history)
     found = run_detectors(ctx)
     known = {f.id for f in ctx.record.findings}
     new = [f for f in found if f.id not in known]
@@ -121,7 +131,6 @@ def detect(store: Any, ended: EndedRun) -> None:
     # Baselines change once per ended run, here, from what was just loaded: the workflow's
     # history and spectrum are not re-read because of it (run-end cost does not grow with
     # the runs stored).
-    from flightlog.detect.context import history_cache
     from flightlog.forensics import spectrum
 
     history_cache.observe(ctx)
@@ -231,10 +240,13 @@ def runs_ended(store: Any, run_ids: Sequence[str]) -> RunsEnded:
     ended = RunsEnded(store, [])
     for run_id in dict.fromkeys(run_ids):
         try:
-            run = store.get_run(run_id)
-            if run is None or run.status == "running":
+            try:
+                record = store.get_record(run_id)  # read once for every stage
+            except NotFoundError:
                 continue
-            item = EndedRun(run)
+            if record.run.status == "running":
+                continue
+            item = EndedRun(record.run, record=record)
             for _name, stage in STAGES:
                 stage(store, item)
             ended.runs.append(item)

@@ -47,4 +47,9 @@ def test_flightlog_only_run_stores_every_span(tmp_path: Path) -> None:
     assert result["stored"] == 1000
     assert result["durable_at_ack"] == 1000  # acknowledged only once durable
     assert result["peak_rss_mb"] > 0
+    # Once run-end work caught up: the server's CPU, and its writer and run-end threads' share
+    # (read from /api/v1/ingest/stats), all spent and within the whole.
+    assert 0 < result["writer_cpu_s"] < result["settled_cpu_s"]
+    assert 0 < result["pipeline_cpu_s"] < result["settled_cpu_s"]
     assert "| Flightlog" in done.stdout
+    assert "run-end pipeline" in done.stdout

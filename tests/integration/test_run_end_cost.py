@@ -72,10 +72,14 @@ def _fill(store: Any, start: int, stop: int) -> None:
         store.write(batch)
 
 
-def _median_run_end_work(store: Any, first: int, n: int = 24) -> float:
+def _median_run_end_work(
+    store: Any, first: int, n: int = 24, python_work: list[Any] | None = None
+) -> float:
     conn = store._connection()  # the SQLite store's one connection: reads and writes
     work: list[int] = []
     for i in range(first, first + n):
+        if python_work is not None and i == first + 3:
+            python_work.clear()  # the first ones rebuild baselines after the bulk fill
         store.write(_run(i, failed=i % 3 != 0))  # two failed runs for one success
         calls = [0]
 
@@ -108,3 +112,56 @@ def test_run_end_work_does_not_grow_with_stored_runs(
         store.close()
     assert small > 0
     assert large < 1.5 * small, (small, large)
+
+
+def test_baselines_are_updated_not_recomputed_per_run_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Python side of the same: once the workflow's history has been read after a bulk
+    fill (the cache is dropped after each fill, so it is read at the first run end), no run
+    end reads it again, and the samples the baselines visit per run end (folding the new run
+    in, dropping the oldest) are as many with 3,000 runs stored as with 300."""
+    from flightlog.detect import context
+
+    monkeypatch.setenv("FLIGHTLOG_LEDGER", "off")
+    monkeypatch.delenv("FLIGHTLOG_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    loads: list[str] = []
+    visits: list[int] = []
+    load_history = context.load_history
+    update = context.PathStats.update
+
+    def counting_load(store: Any, workflow: str, limit: int = context.HISTORY_RUNS) -> Any:
+        loads.append(workflow)
+        return load_history(store, workflow, limit)
+
+    def counting_update(self: Any, sample: Any, path: str, n: int) -> None:
+        visits.append(1)
+        update(self, sample, path, n)
+
+    monkeypatch.setattr(context, "load_history", counting_load)
+    monkeypatch.setattr(context.PathStats, "update", counting_update)
+    store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
+    try:
+        _fill(store, 0, 300)
+        context.history_cache.clear()
+        _median_run_end_work(store, 10**6, python_work=loads)
+        reads_small = len(loads)
+        visits.clear()
+        _median_run_end_work(store, 10**6 + 100, python_work=visits)
+        small = len(visits)
+        _fill(store, 300, 3000)
+        context.history_cache.clear()
+        _median_run_end_work(store, 2 * 10**6, python_work=loads)
+        reads_large = len(loads)
+        visits.clear()
+        _median_run_end_work(store, 2 * 10**6 + 100, python_work=visits)
+        large = len(visits)
+    finally:
+        store.close()
+    assert reads_small == reads_large == 0
+    assert small > 0
+    assert large == small, (small, large)
+    # Updated, not recomputed: fewer sample visits per run end (21 measured) than one pass
+    # over the history's runs would make.
+    assert small / 21 < context.HISTORY_RUNS, small

@@ -139,3 +139,28 @@ def test_every_front_door_gets_the_ledger(tmp_path: Path) -> None:
         assert bare.schema_version("ledger") >= 1
     finally:
         bare.close()
+
+
+def test_no_front_door_opens_a_bare_store() -> None:
+    """Outside the store and the root, nothing in the package opens a store without the
+    root's wiring: an import of ``flightlog.store.open_store`` anywhere else fails here."""
+    import ast
+
+    src = Path(flightlog.__file__).parent
+    offenders = []
+    for path in sorted(src.rglob("*.py")):
+        rel = path.relative_to(src).as_posix()
+        if rel.startswith("store/") or rel == "app.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module in ("flightlog.store", "flightlog.store.sqlite")
+                and any(a.name in ("open_store", "SQLiteStore") for a in node.names)
+            ):
+                offenders.append(f"{rel}:{node.lineno}")
+            if isinstance(node, ast.Attribute) and node.attr == "open_store":
+                value = node.value
+                if isinstance(value, ast.Attribute) and value.attr == "store":
+                    offenders.append(f"{rel}:{node.lineno}")
+    assert not offenders, "open stores through flightlog.app.open_store: " + ", ".join(offenders)

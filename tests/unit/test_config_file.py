@@ -95,3 +95,58 @@ def test_typed_errors_name_the_file_line_and_setting(
         cfg.typed(Sample)
     assert f"flightlog.toml line {line}: " in str(err.value)
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "check", "words"),
+    [
+        ("[detect]\ndisabled = ['latency']\n", "detect", "unknown setting 'disabled' in [detect]"),
+        ("[detect.budgets.wf]\ncots = 1\n", "detect", "'cots' in [detect.budgets.wf]"),
+        ("[detect.budgets]\ntokens = 'x'\n", "detect", "detect.budgets.tokens: expected a number"),
+        ("[judge]\nmodle = 'm'\n", "judge", "unknown setting 'modle' in [judge]"),
+        ("[judge]\nbudget_tokens = 'lots'\n", "judge", "expected a whole number, got 'lots'"),
+        (
+            "[ledger]\ncheckpoint_every = 0\n",
+            "ledger",
+            "checkpoint_every: expected a whole number >= 1",
+        ),
+        (
+            "[reliability]\nwindw = '7d'\n",
+            "reliability",
+            "unknown setting 'windw' in [reliability]",
+        ),
+        ("[server]\nidle_trace_timeout = true\n", "server", 'expected a duration such as "5m"'),
+    ],
+)
+def test_every_section_is_declared_and_its_mistakes_name_the_line(
+    text: str, check: str, words: str
+) -> None:
+    from flightlog.detect.settings import detect_section
+    from flightlog.forensics.judge import JudgeSection
+    from flightlog.ledger.config import LedgerSection
+    from flightlog.reliability.settings import reliability_settings
+
+    checks = {
+        "detect": detect_section,
+        "judge": lambda c: c.typed(JudgeSection, "judge"),
+        "ledger": lambda c: c.typed(LedgerSection, "ledger"),
+        "reliability": reliability_settings,
+        "server": server_settings,
+    }
+    cfg = parse_config(text, Path("flightlog.toml"))
+    with pytest.raises(ConfigurationError) as err:
+        checks[check](cfg)
+    assert str(err.value).startswith("flightlog.toml line 2: ") and words in str(err.value)
+
+
+def test_configure_checks_every_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import flightlog
+
+    cfg = tmp_path / "flightlog.toml"
+    cfg.write_text("[teams.a]\n\n[[owners]]\nteam = 'a'\n\n[reliability]\nwindw = '7d'\n")
+    monkeypatch.setenv("FLIGHTLOG_CONFIG", str(cfg))
+    with pytest.raises(ConfigurationError, match=r"line 7: unknown setting 'windw'"):
+        flightlog.configure(f"sqlite:///{tmp_path / 'f.db'}")
+    cfg.write_text("[teams.a]\n\n[[owners]]\nteam = 'a'\n\n[reliability]\nwindow = '7d'\n")
+    flightlog.configure(f"sqlite:///{tmp_path / 'f.db'}")
+    flightlog.shutdown()

@@ -196,7 +196,7 @@ def _sql_round_trip(store: Any, columns: Any) -> None:
         assert have == want, (
             f"table {table} has columns {sorted(have - want)} the model's {record.__name__} "
             f"lacks, and lacks {sorted(want - have)}: add a core migration in store/schema.py "
-            "and the column to store/_sql.py (or a rename to RENAMES in this test)"
+            "(store/_columns.py generates the rest; a rename goes to its RENAMES and this test's)"
         )
     run, step, edge, payload, finding = (
         batch.runs[0],

@@ -19,6 +19,14 @@ HEAVY = [
     "click",
     "sqlite3",
     "asyncio",
+    "email",  # flightlog._retry's Retry-After parsing: loaded when a write is retried
+    "msgspec",
+    # The SDK's writer reaches these when it is configured, not when flightlog is imported.
+    "flightlog.pipeline",
+    "flightlog.store",
+    "flightlog.privacy",
+    "flightlog.ledger",
+    "flightlog.config",
 ]
 
 

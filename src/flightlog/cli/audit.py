@@ -46,6 +46,12 @@ def status(db: str, as_json: bool) -> None:
     ver = s["last_verification"]
     click.echo(f"log          {s['origin']}")
     click.echo(f"entries      {s['size']}  (root {s['root']})")
+    if s["sequencing"] == "integrator":  # PostgreSQL: acknowledged entries wait for it
+        who = s["integrator"]
+        click.echo(
+            f"pending      {s['pending_entries']} acknowledged, not provable yet; integrator "
+            + (f"pid {who['pid']} on {who['host']}" if who else "none running (no writer is up)")
+        )
     click.echo(
         "checkpoint   "
         + (

@@ -78,9 +78,11 @@ def serve(
             raise ConfigurationError(
                 f"flightlog serve needs the server extra: pip install 'flightlog[server]' ({exc})"
             ) from exc
+        from flightlog.app import check_config
         from flightlog.respond.config import load_respond_config
 
-        alerting = load_respond_config()  # a bad flightlog.toml stops here, naming the line
+        check_config()  # a bad flightlog.toml stops here, naming the line
+        alerting = load_respond_config()
         if alerting.enabled:
             click.echo(
                 f"flightlog: alerting through {len(alerting.channels)} channel(s) (flightlog.toml)",

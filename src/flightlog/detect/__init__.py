@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flightlog.detect.context import History, RunContext, finding_id, history_cache
-from flightlog.detect.registry import configured_detectors, detector
+from flightlog.detect.registry import configured_detectors, detector, load_config
 from flightlog.model import Batch, Finding
 
 __all__ = [
@@ -33,7 +33,10 @@ def run_detectors(
     run: RunContext, detectors: dict[str, Callable[..., Any]] | None = None
 ) -> list[Finding]:
     """Apply detectors to a run; a detector that raises is reported as a finding, not raised."""
-    detectors = configured_detectors() if detectors is None else detectors
+    if detectors is None:
+        # The [detect] section read once per run, for the detectors and the budgets alike.
+        run.detect_config = load_config()
+        detectors = configured_detectors(run.detect_config)
     out: dict[str, Finding] = {}
     for name, fn in detectors.items():
         try:

@@ -510,14 +510,9 @@ def stale_data(run: RunContext) -> Iterator[Finding]:
 
 
 def _age(ns: float) -> str:
-    s = ns / 1e9
-    if s < 120:
-        return f"{s:.0f}s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    if s < 172800:
-        return f"{s / 3600:.0f} h"
-    return f"{s / 86400:.0f} days"
+    from flightlog._format import span
+
+    return span(ns)
 
 
 def latency(run: RunContext) -> Iterator[Finding]:
@@ -591,7 +586,7 @@ def budget(run: RunContext) -> Iterator[Finding]:
     """Token, cost and step-count overruns: against a declared budget, else against history."""
     from flightlog.detect.registry import budgets_for
 
-    limits = budgets_for(run.run)
+    limits = budgets_for(run.run, run.detect_config)
     used_tokens = 0
     used_cost = 0.0
     crossed: dict[str, Step] = {}

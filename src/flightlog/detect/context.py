@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 import orjson
 
 from flightlog.detect.features import field_map, json_type, strings
-from flightlog.model import Finding, RunRecord, Step
-from flightlog.store.base import RunQuery
+from flightlog.model import Finding, Run, RunRecord, Step
+from flightlog.store.base import RunQuery, StoreReader
 
 T = TypeVar("T")
 
@@ -445,7 +445,10 @@ class HistoryCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, store: Any, workflow: str) -> History:
+    def get(self, store: StoreReader, workflow: str, ending: Run | None = None) -> History:
+        """The workflow's history. ``ending``: a run of it that is ending now (stored, about
+        to be folded in by ``observe``), which the count may include without the history
+        being read again."""
         with self._lock:
             hit = self._entries.get(workflow)
             if hit is not None:
@@ -457,6 +460,14 @@ class HistoryCache:
                 hit[2] += 1
                 return hit[1]  # type: ignore[no-any-return]
         count = store.count_runs(RunQuery(workflow=workflow, status="succeeded"))
+        if (
+            hit is not None
+            and ending is not None
+            and ending.status == "succeeded"
+            and ending.workflow == workflow
+            and ending.id not in hit[1].run_ids
+        ):
+            count -= 1  # the run ending now is stored already; observe() folds it in next
         # Rebuild when the history has grown by a tenth (or is small): a run-end hook on a
         # busy workflow must not re-read 50 runs after every run.
         if hit is not None and (hit[0] == count or (count >= 20 and count - hit[0] < count / 10)):
@@ -505,7 +516,7 @@ class _StoreHistories:
         self._caches: weakref.WeakKeyDictionary[Any, HistoryCache] = weakref.WeakKeyDictionary()
         self._unweakable: dict[int, tuple[Any, HistoryCache]] = {}
 
-    def of(self, store: Any) -> HistoryCache:
+    def of(self, store: StoreReader) -> HistoryCache:
         with self._lock:
             try:
                 cache = self._caches.get(store)
@@ -518,8 +529,8 @@ class _StoreHistories:
                     hit = self._unweakable[id(store)] = (store, HistoryCache())
                 return hit[1]
 
-    def get(self, store: Any, workflow: str) -> History:
-        return self.of(store).get(store, workflow)
+    def get(self, store: StoreReader, workflow: str, ending: Run | None = None) -> History:
+        return self.of(store).get(store, workflow, ending)
 
     def observe(self, ctx: RunContext) -> None:
         self.of(ctx.store).observe(ctx)
@@ -538,7 +549,7 @@ MAX_SAMPLES_PER_RUN = 8  # samples of one step name taken from one run
 MIN_BASELINE = 3  # samples of a signature before it, not the bare name, is the baseline
 
 
-def load_history(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> History:
+def load_history(store: StoreReader, workflow: str, limit: int = HISTORY_RUNS) -> History:
     """Read the workflow's most recent successful runs and sample every step."""
     history = History(workflow=workflow)
     runs = store.list_runs(RunQuery(workflow=workflow, status="succeeded", limit=limit))
@@ -691,11 +702,21 @@ class RunContext:
         self._own = record.run.id in set(self.history.run_ids)
         self._memo: dict[Any, Any] = {} if self._own else self.history.memo
         self._keys: dict[str, tuple[Any, ...]] = {}
+        # The [detect] section of flightlog.toml, once ``run_detectors`` has read it.
+        self.detect_config: dict[str, Any] | None = None
 
     @classmethod
-    def load(cls, store: Any, run_id: str, *, with_history: bool = True) -> RunContext:
+    def load(
+        cls, store: StoreReader, run_id: str, *, with_history: bool = True, ending: bool = False
+    ) -> RunContext:
+        """``ending``: the run is ending now (the run-end pipeline), and is folded into its
+        workflow's history once detected (``history_cache.observe``)."""
         record = store.get_record(run_id)
-        history = history_cache.get(store, record.run.workflow) if with_history else None
+        history = (
+            history_cache.get(store, record.run.workflow, ending=record.run if ending else None)
+            if with_history
+            else None
+        )
         return cls(store, record, history)
 
     def step(self, step_id: str | None) -> Step | None:

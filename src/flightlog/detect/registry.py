@@ -66,10 +66,11 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     """The ``[detect]`` section of flightlog.toml (``$FLIGHTLOG_CONFIG``, else
     ``./flightlog.toml``; ``FLIGHTLOG__DETECT__...`` variables override), empty when absent."""
     from flightlog.config import load_config as load
+    from flightlog.detect.settings import detect_section
 
-    section = load(path).section("detect") or {}
-    if not isinstance(section, dict):
-        raise ConfigurationError("flightlog.toml: [detect] must be a table")
+    cfg = load(path)  # loaded once per change of the file
+    detect_section(cfg)  # checked once: a mistake names its line
+    section: dict[str, Any] = cfg.section("detect") or {}
     return section
 
 

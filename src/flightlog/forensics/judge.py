@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flightlog.config import Section
 from flightlog.errors import ConfigurationError
 from flightlog.forensics.conversation import Message, Verdict
 
@@ -92,26 +93,42 @@ def settings_from_config(
     from flightlog.config import load_config
 
     env = dict(os.environ) if environ is None else environ
-    section = load_config(path, environ=env).section("judge") or {}
-    if not isinstance(section, dict):
-        raise ConfigurationError("[judge] must be a table")
-    if not (section.get("enabled") or force):
+    cfg = load_config(path, environ=env)
+    section = cfg.typed(JudgeSection, "judge")  # errors name the file, line and setting
+    if not (section.enabled or force):
         return None
-    if not section.get("url") or not section.get("model"):
+    if not section.url or not section.model:
         raise ConfigurationError(
             "the judge needs [judge] url and model in flightlog.toml (or FLIGHTLOG__JUDGE__URL "
             "and FLIGHTLOG__JUDGE__MODEL)"
         )
-    known = {f for f in JudgeSettings.__dataclass_fields__}
-    unknown = sorted(set(section) - known - {"enabled"})
-    if unknown:
-        raise ConfigurationError(f"[judge] has unknown setting(s): {', '.join(unknown)}")
-    kwargs = {k: v for k, v in section.items() if k in known}
-    kwargs.setdefault("api_key", env.get("FLIGHTLOG_JUDGE_API_KEY", ""))
     try:
-        return JudgeSettings(**kwargs)
-    except TypeError as exc:
-        raise ConfigurationError(f"[judge]: {exc}") from exc
+        return JudgeSettings(
+            url=section.url,
+            model=section.model,
+            api_key=section.api_key or env.get("FLIGHTLOG_JUDGE_API_KEY", ""),
+            mode=section.mode,
+            budget_tokens=section.budget_tokens,
+            max_message_chars=section.max_message_chars,
+            timeout=section.timeout,
+            cache_dir=section.cache_dir,
+        )
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{cfg.where('judge')}: {exc}") from None
+
+
+class JudgeSection(Section, frozen=True):
+    """``[judge]`` of flightlog.toml, as written (the module docstring says what each does)."""
+
+    enabled: bool = False
+    url: str = ""
+    model: str = ""
+    api_key: str = ""
+    mode: str = "candidates"
+    budget_tokens: int = 20_000
+    max_message_chars: int = 2_000
+    timeout: float = 60.0
+    cache_dir: str | None = ".flightlog-judge-cache"
 
 
 @dataclass(slots=True)

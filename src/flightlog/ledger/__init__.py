@@ -46,9 +46,7 @@ def attach(store: Store, config: LedgerConfig | None = None) -> Ledger:
     ledger = Ledger(store, config)
     store.add_write_hook(ledger.on_write)
     store.add_auditor(ledger.on_audit)
-    add_close_hook = getattr(store, "add_close_hook", None)
-    if add_close_hook is not None:
-        add_close_hook(ledger.sign_on_close)
+    store.add_close_hook(ledger.sign_on_close)
     _ledgers[store] = ledger
     return ledger
 

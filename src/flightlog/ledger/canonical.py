@@ -109,7 +109,7 @@ def prepare(value: Any) -> Any:
                 out[k] = _float(v)
             else:
                 out[k] = prepare(v)
-        if not all(k.isascii() for k in out) and any(max(k, default="\0") > "\uffff" for k in out):
+        if not "".join(out).isascii() and any(max(k, default="\0") > "\uffff" for k in out):
             return _Fragment(_jcs(out).encode())
         return out
     if t is list or t is tuple:

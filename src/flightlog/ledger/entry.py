@@ -241,6 +241,9 @@ class Encoder:
     def __init__(self, config: LedgerConfig) -> None:
         self.config = config
         self._fields: list[Path] = [tuple(f.split(".")) for f in config.committed_fields]
+        # The same fields split by depth, for the hot path: top-level keys, and paths below.
+        self._top = [f[0] for f in self._fields if len(f) == 1]
+        self._deep = [f for f in self._fields if len(f) > 1]
         self._all = config.commit_all_attributes
         self._sensitive_cache: dict[str, bool] = {}
 
@@ -253,14 +256,20 @@ class Encoder:
         return hit
 
     def sensitive_paths(self, data: dict[str, Any], top_level_keys: bool = False) -> list[Path]:
-        """The paths in ``data`` whose values go into commitments."""
-        paths: list[Path] = [
-            f
-            for f in self._fields
-            if (data.get(f[0]) if len(f) == 1 else get_path(data, f)) is not None
-        ]
+        """The paths in ``data`` whose values go into commitments (committed fields in the
+        configured order, then the keyed containers)."""
+        get = data.get
+        paths: list[Path]
+        if self._deep and any(type(get(f[0])) is dict for f in self._deep):
+            paths = [
+                f
+                for f in self._fields
+                if (get(f[0]) if len(f) == 1 else get_path(data, f)) is not None
+            ]
+        else:  # no field below the top level can be set (the common case: no error)
+            paths = [(k,) for k in self._top if get(k) is not None]
         for container in _KEYED:
-            inner = data.get(container)
+            inner = get(container)
             if not inner or type(inner) is not dict:
                 continue
             if self._all:
@@ -304,6 +313,12 @@ class Encoder:
             copied: set[str] = set()
             for i, path in enumerate(paths):
                 salt = salts[16 * i : 16 * i + 16]
+                if len(path) == 1:
+                    key = path[0]
+                    value = data[key]
+                    data[key] = {COMMIT: commitment(salt, value)}
+                    opened.append([[key], _b64(salt, newline=False).decode(), value])
+                    continue
                 parent = data
                 if len(path) == 2:  # inside a container: copied once, never the caller's
                     top = path[0]
@@ -335,10 +350,11 @@ class Encoder:
 
 
 def _prepare_known(data: dict[str, Any]) -> dict[str, Any]:
-    """Records built by the ``*_data`` functions are already safe except free-form maps."""
+    """Records built by the ``*_data`` functions are already safe except free-form maps (a
+    map replaced by its commitment is safe: one ASCII key, one string)."""
     for key in ("attributes", "evidence", "error"):
         v = data.get(key)
-        if v:
+        if v and not (len(v) == 1 and COMMIT in v):
             data[key] = _prepare(v)
     return data
 

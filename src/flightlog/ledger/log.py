@@ -86,15 +86,34 @@ _INSERT_PENDING = (
     "INSERT INTO ledger_pending (kind, record_id, run_id, created_ns, entry, leaf, openings) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-_SELECT_PENDING = (
-    "SELECT id, kind, record_id, run_id, created_ns, entry, leaf, openings "
-    "FROM ledger_pending ORDER BY id LIMIT ?"
+_SELECT_PENDING = "SELECT id, run_id, created_ns, leaf FROM ledger_pending ORDER BY id LIMIT ?"
+# Integration moves the pending rows' bytes inside the database: the integrator reads only
+# ids, runs and leaf hashes. (PostgreSQL arrays: pending sequencing is for stores that take
+# concurrent writers.)
+_MOVE_PENDING = (
+    "INSERT INTO ledger_entries "
+    "(seq, kind, record_id, rid_key, run_id, created_ns, entry, leaf, openings) "
+    "SELECT m.seq, p.kind, p.record_id, NULL, p.run_id, p.created_ns, p.entry, p.leaf, "
+    "p.openings FROM ledger_pending p "
+    "JOIN unnest(?::bigint[], ?::bigint[]) AS m(id, seq) ON p.id = m.id"
 )
+_DELETE_PENDING = "DELETE FROM ledger_pending WHERE id = ANY(?::bigint[])"
 RUN_INDEX = "run.index"  # entry kind: the list of a run's entries (completeness of bundles)
 INTEGRATE_BATCH = 5000  # pending entries integrated per transaction
 POLL_S = 0.1  # how often an idle integrator looks for pending entries
 TAKEOVER_S = 1.0  # how often a process that does not lead tries to take the role
 INTEGRATOR_ROLE = "ledger-integrator"  # the leader role (flightlog.store.leader)
+RELEASE_AFTER_FAILURES = 5  # consecutive failed integrations before the role is given up
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An entry waiting in ``ledger_pending``: sequencing needs only its id, run and leaf
+    hash (its bytes are moved from table to table by the database)."""
+
+    id: int
+    run_id: str | None
+    leaf: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +238,7 @@ class Ledger:
         self._last_tx: Tx | None = None  # the transaction of the last append
         self._timer_pid = os.getpid()
         self.checkpoint_errors = 0
+        self.integration_errors = 0  # failed integrations of this process's integrator
         self._pending_mode = bool(getattr(store, "concurrent_writers", False))
         self._integrator: Integrator | None = None
         self._integrator_lock = threading.Lock()
@@ -401,7 +421,7 @@ class Ledger:
         return out
 
     def _stored_runs(self, tx: Tx, ids: set[str]) -> dict[str, Any]:
-        from flightlog.store._sql import RUN_COLUMNS, run_from_row
+        from flightlog.store._columns import RUN_COLUMNS, run_from_row
 
         out = {}
         for part in chunked(sorted(ids), 500):
@@ -432,7 +452,7 @@ class Ledger:
         return out
 
     def _stored_findings(self, tx: Tx, ids: set[str]) -> dict[str, Finding]:
-        from flightlog.store._sql import FINDING_COLUMNS, finding_from_row
+        from flightlog.store._columns import FINDING_COLUMNS, finding_from_row
 
         out = {}
         for part in chunked(sorted(ids), 500):
@@ -472,21 +492,17 @@ class Ledger:
         if not items:
             return -1
         with self._lock:
-            first = self._extend(tx, items, None, checkpoint=checkpoint)
-        self._schedule_tail_checkpoint()
+            first = self._extend(tx, items, checkpoint=checkpoint)
+        if not self._pending_mode:  # pending mode: the integrator signs the tail
+            self._schedule_tail_checkpoint()
         return first
 
     def _extend(
-        self,
-        tx: Tx,
-        items: Sequence[Encoded | IndexMark],
-        leaves: Sequence[bytes | None] | None,
-        *,
-        checkpoint: bool,
+        self, tx: Tx, items: Sequence[Encoded | IndexMark | Pending], *, checkpoint: bool
     ) -> int:
         """The one definition of sequencing: give ``items`` the next indices, build each
-        ``IndexMark``'s ``run.index`` entry, extend the tree, store entries, interior hashes
-        and the new head. ``leaves``: precomputed leaf hashes (None: hash the entry).
+        ``IndexMark``'s ``run.index`` entry, extend the tree, store the entries (``Pending``
+        ones are moved from ``ledger_pending``), interior hashes and the new head.
         Called with ``self._lock`` held; returns the first index."""
         size, root = self._sync(tx)
         if checkpoint and tx is not self._last_tx:
@@ -500,23 +516,31 @@ class Ledger:
         logged = self._logged_by_run(tx, marked) if marked else {}
         by_run = {rid: list(logged.get(rid, ((), -1))[0]) for rid in marked}
         last_index = {rid: logged.get(rid, ((), -1))[1] for rid in marked}
-        for n, item in enumerate(items):
-            h = leaves[n] if leaves is not None else None
-            if isinstance(item, IndexMark):
-                rid = item.run_id
-                prev = last_index[rid]
-                e = self._index_entry(rid, item.time_ns, by_run[rid], None if prev < 0 else prev)
-                last_index[rid] = seq
-                h = None
+        moved_ids: list[int] = []
+        moved_seqs: list[int] = []
+        for item in items:
+            if isinstance(item, Pending):
+                h = item.leaf
+                moved_ids.append(item.id)
+                moved_seqs.append(seq)
+                run_id = item.run_id
             else:
-                e = item
-            if h is None:
+                if isinstance(item, IndexMark):
+                    rid = item.run_id
+                    prev = last_index[rid]
+                    e = self._index_entry(
+                        rid, item.time_ns, by_run[rid], None if prev < 0 else prev
+                    )
+                    last_index[rid] = seq
+                else:
+                    e = item
                 h = _sha256(b"\x00" + e.entry).digest()
-            if e.run_id in by_run:
-                by_run[e.run_id].append(seq)
-            entries.append(
-                (seq, e.kind, e.record_id, None, e.run_id, e.time_ns, e.entry, h, e.openings)
-            )
+                run_id = e.run_id
+                entries.append(
+                    (seq, e.kind, e.record_id, None, e.run_id, e.time_ns, e.entry, h, e.openings)
+                )
+            if run_id in by_run:
+                by_run[run_id].append(seq)
             level, idx = 0, seq
             while idx & 1:
                 left = frontier[level]
@@ -532,7 +556,10 @@ class Ledger:
             else:
                 frontier[level] = h
             seq += 1
-        tx.executemany(_INSERT_ENTRY, entries)
+        if moved_ids:
+            tx.execute(_MOVE_PENDING, (moved_ids, moved_seqs))
+        if entries:
+            tx.executemany(_INSERT_ENTRY, entries)
         if nodes:
             tx.executemany(_INSERT_NODE, nodes)
         new_root = rfc9162.frontier_root(frontier)
@@ -551,36 +578,41 @@ class Ledger:
         with self.store.read() as rtx:  # a cheap look first: idle polls write nothing
             if rtx.fetchone("SELECT 1 FROM ledger_pending LIMIT 1") is None:
                 return 0
-        with self.store.transaction() as tx, self._lock:
-            self._sync(tx)  # lock the head first: then no other integration runs
-            self._refresh_last_checkpoint(tx)
-            rows = tx.fetchall(_SELECT_PENDING, (limit or INTEGRATE_BATCH,))
-            if not rows:
-                return 0
-            items: list[Encoded | IndexMark] = []
-            leaves: list[bytes | None] = []
-            for _id, kind, record_id, run_id, created_ns, entry, leaf, openings in rows:
-                if entry is None:
-                    items.append(IndexMark(str(run_id), int(created_ns)))
-                    leaves.append(None)
-                else:
-                    items.append(
-                        Encoded(
-                            str(kind),
-                            str(record_id),
-                            None if run_id is None else str(run_id),
-                            int(created_ns),
-                            bytes(entry),
-                            None if openings is None else bytes(openings),
-                        )
-                    )
-                    leaves.append(bytes(leaf))
-            self._extend(tx, items, leaves, checkpoint=True)
-            ids = [int(r[0]) for r in rows]
-            for part in chunked(ids, 1000):
-                marks = ", ".join("?" * len(part))
-                tx.execute(f"DELETE FROM ledger_pending WHERE id IN ({marks})", list(part))
+        with self.store.transaction() as tx:
+            # Lock order, everywhere: the tree head row (the database), then self._lock.
+            tx.fetchone(self._head_sql)  # then no other integration runs
+            with self._lock:
+                self._refresh_last_checkpoint(tx)
+                return self._integrate_rows(tx, limit or INTEGRATE_BATCH, checkpoint=True)
+
+    def _integrate_rows(self, tx: Tx, limit: int, *, checkpoint: bool) -> int:
+        rows = tx.fetchall(_SELECT_PENDING, (limit,))
+        if not rows:
+            return 0
+        items: list[Encoded | IndexMark | Pending] = [
+            IndexMark(str(run_id), int(created_ns))
+            if leaf is None  # a run's index: built now
+            else Pending(int(pid), None if run_id is None else str(run_id), bytes(leaf))
+            for pid, run_id, created_ns, leaf in rows
+        ]
+        self._extend(tx, items, checkpoint=checkpoint)
+        tx.execute(_DELETE_PENDING, ([int(r[0]) for r in rows],))
         return len(rows)
+
+    def integrate_in(self, tx: Tx) -> int:
+        """Inside the caller's write transaction ``tx``: lock the tree head until ``tx``
+        ends (no integration runs meanwhile) and integrate every pending entry committed
+        so far. Maintenance (redaction, pruning) calls it first, and again after reading the
+        records it changes: every record it read then has its entry in the log. Returns how
+        many were integrated; 0 with inline sequencing."""
+        if not self._pending_mode:
+            return 0
+        tx.fetchone(self._head_sql)
+        total = 0
+        with self._lock:
+            while n := self._integrate_rows(tx, INTEGRATE_BATCH, checkpoint=False):
+                total += n
+        return total
 
     def integrate_pending(self, upto: int | None = None) -> int:
         """Integrate pending entries until none with an id up to ``upto`` (default: the
@@ -774,21 +806,25 @@ class Ledger:
         the previous checkpoint."""
         # Pending mode: what is acknowledged gets into the log first, so it is signed too.
         self.integrate_pending()
-        # The store's transaction first, then the ledger's lock: the order every append
-        # takes them in (appends run inside the store's write transaction).
-        with self.store.transaction() as tx, self._lock:
-            size, root = self._sync(tx)
-            if size == 0:
-                raise LedgerError("the ledger is empty; record something before checkpointing")
-            cp = self._sign(tx, size, root)
+        # The store's transaction and the tree head row first, then the ledger's lock: the
+        # order every append and integration takes them in.
+        with self.store.transaction() as tx:
+            tx.fetchone(self._head_sql)
+            with self._lock:
+                size, root = self._sync(tx)
+                if size == 0:
+                    raise LedgerError("the ledger is empty; record something before checkpointing")
+                cp = self._sign(tx, size, root)
         if git_repo is not None:
             anchor.anchor_git(git_repo, cp.note, cp.origin, cp.size)
         return cp
 
     def _sign(self, tx: Tx, size: int, root: bytes) -> cp_mod.Checkpoint:
-        signer = self.signer()
-        verifier = signer.verifier
         row = tx.fetchone("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1")
+        # A log that has signed before never gets a new key: a process without the key file
+        # (another server, another machine) must be given it, not mint its own.
+        signer = self.signer(create=row is None)
+        verifier = signer.verifier
         if row is not None:
             prev = cp_mod.open_checkpoint(str(row[1]), verifier)
             if prev.size == size:
@@ -860,6 +896,7 @@ class Integrator:
 
     def _run(self) -> None:
         checked = 0.0
+        failures = 0
         try:
             while not self._stop.is_set():
                 if not self.leader.held:
@@ -875,8 +912,14 @@ class Integrator:
                     n = self.ledger.integrate()
                     if n == 0:
                         self.ledger.sign_tail_if_due()
+                    failures = 0
                 except Exception as exc:  # a lost connection, a closed store: retry later
+                    failures += 1
+                    self.ledger.integration_errors += 1
                     log.warning("ledger integrator: %s", exc)
+                    if failures >= RELEASE_AFTER_FAILURES:  # let another process try
+                        self.leader.release()
+                        failures = 0
                     self._stop.wait(TAKEOVER_S)
                     continue
                 if n < INTEGRATE_BATCH:

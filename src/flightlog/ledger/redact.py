@@ -71,9 +71,14 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
     with store.transaction() as tx:
         if sqlite:
             tx.execute("PRAGMA secure_delete = ON")
+        # Concurrent writers: lock the tree head and integrate what is pending (before and
+        # after reading the records), so every record read here has its entry, with its
+        # openings, in ledger_entries, and no integration moves entries meanwhile.
+        ledger.integrate_in(tx)
         rows = core.redactable_rows(tx, run_id)
         if not rows["runs"]:
             raise NotFoundError(f"no run {run_id}")
+        ledger.integrate_in(tx)
         # Every entry of the run: its records' and the audit records naming it.
         entries = tx.fetchall(
             "SELECT seq, kind, record_id, entry, openings FROM ledger_entries WHERE run_id = ? "
@@ -99,12 +104,13 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
         )
         # The stored records: clear what their latest entry committed (and nothing else, so
         # that every record still matches its leaf).
-        _clear(tx, "runs", rows["runs"][0], latest.get(run_id), hashes)
+        # Steps, then findings, then the run: the order writers lock rows in (no deadlock).
         for row in rows["steps"]:
             rid = step_record_id(run_id, row["id"])
             _clear(tx, "steps", row, latest.get(rid), hashes)
         for row in rows["findings"]:
             _clear(tx, "findings", row, latest.get(str(row["id"])), hashes)
+        _clear(tx, "runs", rows["runs"][0], latest.get(run_id), hashes)
         _clear_derived(tx, run_id, derived)
         deleted = kept = 0
         for h in sorted(hashes):

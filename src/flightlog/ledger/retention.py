@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flightlog.errors import LedgerError
-from flightlog.ledger.entry import edge_id, step_record_id
 from flightlog.ledger.log import Ledger
-from flightlog.ledger.schema import record_filter
-from flightlog.model import Edge
 from flightlog.store import core
 from flightlog.store.base import chunked
+
+# The kinds of entry that log a run's records (its run, steps, edges and findings).
+RECORD_KINDS = ("run.start", "run.end", "step", "edge", "finding")
 
 DAY_NS = 86_400 * 1_000_000_000
 
@@ -56,21 +56,26 @@ def prune(ledger: Ledger, before_ns: int, *, now_ns: int | None = None) -> Prune
         )
     store = ledger.store
     with store.transaction() as tx:
+        # Concurrent writers: lock the tree head and integrate what is pending, before the
+        # records are deleted and after (an entry of a record committed meanwhile is then in
+        # the log too), so that every entry of a deleted record is pruned below.
+        ledger.integrate_in(tx)
         runs = core.runs_started_before(tx, before_ns)
-        seqs: list[int] = []
         for run_id in runs:
-            steps, findings, edges = core.record_keys(tx, run_id)
-            ids = [run_id]
-            ids += [step_record_id(run_id, s) for s in steps]
-            ids += findings
-            ids += [edge_id(Edge(run_id, s, t, k)) for s, t, k in edges]
-            for part in chunked(ids, 500):
-                cond, params = record_filter(list(part), [run_id])
-                seqs += [
-                    int(r[0])
-                    for r in tx.fetchall(f"SELECT seq FROM ledger_entries WHERE {cond}", params)
-                ]
             core.delete_run(tx, run_id)
+        ledger.integrate_in(tx)
+        seqs: list[int] = []
+        kinds = ", ".join("?" * len(RECORD_KINDS))
+        for part in chunked(runs, 500):
+            marks = ", ".join("?" * len(part))
+            seqs += [
+                int(r[0])
+                for r in tx.fetchall(
+                    f"SELECT seq FROM ledger_entries WHERE run_id IN ({marks}) "
+                    f"AND kind IN ({kinds})",
+                    [*part, *RECORD_KINDS],
+                )
+            ]
         seqs.sort()
         for part in chunked(seqs, 500):
             marks = ", ".join("?" * len(part))

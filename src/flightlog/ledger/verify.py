@@ -232,6 +232,18 @@ def verify(
             ledger.integrate_pending()
         except Exception as exc:  # e.g. a checkpoint refused: verification says more
             add("pending.integration", f"pending entries could not be integrated: {exc}", None)
+    # The witness is read before the store's snapshot begins: a checkpoint is published
+    # only for a tree size already committed, so every one read here is within the
+    # snapshot. (Read after it, a checkpoint that writers and the integrator signed
+    # meanwhile would look "beyond the log": a false truncation alarm.)
+    wpath = witness if witness is not None else ledger.config.witness_path
+    wfile = anchor.witness_file(wpath, ledger.origin) if wpath is not None else None
+    witnessed_notes: list[str] = []
+    if wfile is not None:
+        try:
+            witnessed_notes = anchor.read_witness(wfile)
+        except (LedgerError, OSError, UnicodeDecodeError) as exc:
+            add("witness.unreadable", f"witness {wfile}: {exc}", None)
     with store.read() as tx:
         head_size, head_root = ledger.head(tx)
         # 1. entries and leaves
@@ -349,14 +361,6 @@ def verify(
         # 2. checkpoints
         notes = ledger.checkpoint_notes(tx)
         good: list[cp_mod.Checkpoint] = []
-        wpath = witness if witness is not None else ledger.config.witness_path
-        wfile = anchor.witness_file(wpath, ledger.origin) if wpath is not None else None
-        witnessed_notes: list[str] = []
-        if wfile is not None:
-            try:
-                witnessed_notes = anchor.read_witness(wfile)
-            except (LedgerError, OSError, UnicodeDecodeError) as exc:
-                add("witness.unreadable", f"witness {wfile}: {exc}", None)
         if verifier is None:
             if notes or witnessed_notes:
                 add("key.missing", f"{key_problem}; signatures were not checked", None)
@@ -569,7 +573,7 @@ def _check_records(
     add: Any,
     pending: _Pending | None = None,
 ) -> int:
-    from flightlog.store._sql import (
+    from flightlog.store._columns import (
         FINDING_COLUMNS,
         RUN_COLUMNS,
         STEP_COLUMNS,

@@ -26,16 +26,9 @@ def _day(ns: int) -> str:
 
 
 def _dur(ns: float | None) -> str:
-    if ns is None:
-        return "–"
-    s = ns / 1e9
-    if s < 1:
-        return f"{ns / 1e6:.0f} ms"
-    if s < 120:
-        return f"{s:.1f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
+    from flightlog._format import duration
+
+    return duration(ns)
 
 
 def _rate(d: dict[str, Any]) -> Rate:

@@ -112,8 +112,9 @@ def summary(status: SLOStatus, severity: str) -> str:
 
 
 def _days(ns: int) -> str:
-    d = ns / (24 * 3600 * 10**9)
-    return f"{d:g} days" if d >= 1 else f"{ns / (3600 * 10**9):g} hours"
+    from flightlog._format import span
+
+    return span(ns)
 
 
 def sync(engine: Engine, statuses: list[SLOStatus], now_ns: int | None = None) -> dict[str, int]:
@@ -126,7 +127,7 @@ def sync(engine: Engine, statuses: list[SLOStatus], now_ns: int | None = None) -
         firing = status.severities()
         for severity in ("page", "ticket"):
             fp = fingerprint(status.slo.name, severity)
-            with engine.store.transaction() as tx:
+            with inc_mod.transaction(engine.store) as tx:
                 latest = inc_mod.latest_for(tx, fp)
                 is_open = latest is not None and latest.open
                 if severity in firing and not is_open:

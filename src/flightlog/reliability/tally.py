@@ -24,6 +24,11 @@ component's table by ``refresh`` (``flightlog watch`` calls it) together with
 a fingerprint of their runs (count per status, sum of end times, attributions stored); a
 reader uses a kept hour only when the fingerprint still matches and counts every other hour
 from the records, so the figures are always those of the records. Reading never writes.
+
+**Why its SQL reads the core tables itself.** Counting is one aggregate pass per range of
+hours over runs and steps *joined with the attributions the forensics component stores*;
+as store functions (``flightlog.store.core``) it would teach the store another component's
+table. It only reads; the core tables are written by the store alone.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class Escalator:
         self.notifier = notifier
 
     def escalate(self, result: TickResult, now: int) -> None:
-        with self.store.transaction() as tx:
+        with inc_mod.transaction(self.store) as tx:
             loaded = alerts_mod.load(tx)
             facts = [a.facts() for a in loaded]
             for alert, fa in zip(loaded, facts, strict=True):

@@ -16,6 +16,8 @@ timeline and, in the same transaction, to the audit ledger (``incident.transitio
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -98,6 +100,18 @@ class TimelineEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@contextmanager
+def transaction(store: Store) -> Iterator[Tx]:
+    """A write transaction of the response layer. Its writes read before they write (the
+    next incident id, timeline and outbox sequence numbers, the incident a failure joins,
+    group state), so each holds the lock ``respond`` from its start: engines in several
+    processes on one PostgreSQL store take turns (SQLite's writes already do). Lock order:
+    ``respond``, then rows, then the audit ledger."""
+    with store.transaction() as tx:
+        tx.lock("respond")
+        yield tx
 
 
 def add_timeline(

@@ -115,7 +115,7 @@ class Notifier:
         """Queue the notifications of every group that is due."""
         if self.config.route is None:
             return
-        with self.store.transaction() as tx:
+        with inc_mod.transaction(self.store) as tx:
             loaded = alerts_mod.load(tx)
             facts = [a.facts() for a in loaded]
             groups: dict[str, _Group] = {}

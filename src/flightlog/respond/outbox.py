@@ -40,7 +40,7 @@ from flightlog.respond import channels as channels_mod
 from flightlog.respond.channels import DeliveryResult, Message
 from flightlog.respond.clock import Clock
 from flightlog.respond.config import NS, ChannelConfig
-from flightlog.respond.incidents import add_timeline
+from flightlog.respond.incidents import add_timeline, transaction
 from flightlog.store.base import Store, Tx
 
 COLUMNS = (
@@ -230,7 +230,9 @@ class Outbox:
         # have finished or died (its timeout plus a margin), so that two processes working
         # the same outbox (watch, the SDK hook, the server) do not both send it.
         lease_ns = int((channel.timeout_s + self.lease_margin_s) * NS)
-        with self.store.transaction() as tx:  # step 1: claim and record the attempt
+        # Step 1: claim and record the attempt. One conditional UPDATE: it needs no lock (the
+        # row is claimed by whichever process updates it first).
+        with self.store.transaction() as tx:
             claimed = tx.fetchone(
                 "UPDATE respond_outbox SET status = 'sending', attempts = attempts + 1, "
                 "last_attempt_ns = ? WHERE id = ? AND ((status = 'pending' AND "
@@ -251,7 +253,7 @@ class Outbox:
         return result.outcome
 
     def _finish(self, entry: OutboxEntry, result: DeliveryResult, now: int) -> None:
-        with self.store.transaction() as tx:
+        with transaction(self.store) as tx:
             if result.outcome == "delivered":
                 tx.execute(
                     "UPDATE respond_outbox SET status = 'delivered', delivered_ns = ?, "

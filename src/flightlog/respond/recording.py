@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flightlog.model import Run, severity_rank
+from flightlog.model import Run, Step, severity_rank
 from flightlog.respond import alerts as alerts_mod
 from flightlog.respond import incidents as inc_mod
 from flightlog.respond.clock import Clock
@@ -28,14 +28,16 @@ from flightlog.respond.owners import OwnerQuery, owner_query, resolve_owner
 from flightlog.respond.transitions import follow_up
 from flightlog.store.base import Store, Tx
 
+if TYPE_CHECKING:
+    from flightlog.forensics.attribution import Attribution
+
 log = logging.getLogger("flightlog.respond")
 
 Attribute = Callable[[Store, str], Any]
 ENDED = ("failed", "degraded", "succeeded")
-PAGE = 5000  # ended runs read per query while looking for unprocessed ones
 
 
-def audited_attribution(store: Store, run_id: str) -> Any:
+def audited_attribution(store: Store, run_id: str) -> Attribution:
     """The attribution stored (and audited) when the run ended; computed, stored and audited
     now when the run-end pipeline has not seen the run (``flightlog watch`` on a store whose
     recorder skipped it). Alerts always carry the attribution the ledger holds."""
@@ -54,7 +56,7 @@ def _ref(ref: Any) -> dict[str, Any] | None:
 class _StepLike:
     """A ``StepRef``-shaped view of a step (used when attribution is unavailable)."""
 
-    step: Any
+    step: Step
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.step, name)
@@ -70,20 +72,6 @@ class _NoAttribution:
     confidence: float = 0.0
     method: str = "none (attribution failed)"
     summary: str = ""
-
-
-def _processed(store: Store, run_ids: list[str]) -> set[str]:
-    """Which of ``run_ids`` were processed already."""
-    done: set[str] = set()
-    with store.read() as tx:
-        for i in range(0, len(run_ids), 500):
-            part = run_ids[i : i + 500]
-            marks = ", ".join("?" * len(part))
-            rows = tx.fetchall(
-                f"SELECT run_id FROM respond_processed WHERE run_id IN ({marks})", part
-            )
-            done.update(r[0] for r in rows)
-    return done
 
 
 class IncidentRecorder:
@@ -103,19 +91,9 @@ class IncidentRecorder:
 
     def pending_runs(self, since_ns: int | None = None, limit: int = 1000) -> list[str]:
         """Ended runs (failed or succeeded) not yet processed, oldest end first."""
-        pending: list[str] = []
-        after: tuple[int, str] | None = None
-        while len(pending) < limit:
-            page = self.store.ended_runs(since_ns=since_ns or 0, after=after, limit=PAGE)
-            if not page:
-                break
-            ids = [run_id for _, run_id in page]
-            done = _processed(self.store, ids)
-            pending.extend(i for i in ids if i not in done)
-            if len(page) < PAGE:
-                break
-            after = page[-1]
-        return pending[:limit]
+        return self.store.ended_runs(
+            since_ns=since_ns or 0, limit=limit, unmarked_in=("respond_processed", "run_id")
+        )
 
     def process_runs(self, run_ids: Sequence[str]) -> list[int]:
         """Fold ended runs into incidents (idempotent per run). Returns touched incident ids."""
@@ -219,7 +197,7 @@ class IncidentRecorder:
 
     def _record_failure(self, run: Run, facts: dict[str, Any]) -> int:
         now = self.clock.now_ns()
-        with self.store.transaction() as tx:
+        with inc_mod.transaction(self.store) as tx:
             if not self._claim_run(tx, run, now):
                 return -1
             latest = inc_mod.latest_for(tx, facts["fingerprint"])
@@ -257,7 +235,7 @@ class IncidentRecorder:
 
     def _record_success(self, run: Run) -> list[int]:
         now = self.clock.now_ns()
-        with self.store.transaction() as tx:
+        with inc_mod.transaction(self.store) as tx:
             if not self._claim_run(tx, run, now):
                 return []
             resolved = inc_mod.record_success(

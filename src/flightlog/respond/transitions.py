@@ -57,7 +57,7 @@ def transition(
     note: str | None = None,
 ) -> Incident:
     """Acknowledge or resolve an incident and queue the follow-ups, in one transaction."""
-    with store.transaction() as tx:
+    with inc_mod.transaction(store) as tx:
         incident = inc_mod.transition(
             store, tx, incident_id, to, actor=actor, now_ns=now, note=note
         )

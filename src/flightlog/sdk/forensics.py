@@ -3,21 +3,23 @@ forensics of ``flightlog.forensics`` and ``flightlog.sdk.replay`` take a store; 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flightlog.errors import ConfigurationError
 from flightlog.forensics.attribution import Attribution
 
+if TYPE_CHECKING:
+    from flightlog.store.base import Store
 
-def configured_store() -> tuple[Any, bool]:
+
+def configured_store() -> tuple[Store, bool]:
     """The store the SDK writes to (flushed), and whether the caller must close it."""
     from flightlog.app import open_store
     from flightlog.sdk import state
     from flightlog.store import default_url
 
     state.flush()
-    w = state.writer()
-    store = getattr(getattr(w, "sink", None), "store", None) if w is not None else None
+    store = state.configured_store()
     if store is not None:
         return store, False
     url = state.url or default_url()

@@ -10,8 +10,9 @@ the run-end hooks).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from flightlog.model import Batch, Edge, Finding, Run, Step
 
@@ -23,7 +24,7 @@ class StepDone:
     step: Step
     input_json: bytes | None
     output_json: bytes | None
-    identity_sources: list[tuple[str, str]] = field(default_factory=list)
+    identity_sources: Sequence[tuple[str, str]] = ()  # (source step, parameter) by identity
 
 
 @dataclass(slots=True)
@@ -37,6 +38,13 @@ class RunEvent:
 
 
 Record: TypeAlias = StepDone | RunEvent | Edge | Finding | Batch
+
+
+class Submitter(Protocol):
+    """What the recording API hands records to: the background writer, or a stand-in (replay
+    captures a re-executed run in memory)."""
+
+    def submit(self, record: Record) -> None: ...
 
 
 @dataclass(slots=True)

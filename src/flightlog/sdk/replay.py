@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from flightlog.detect.context import decode, is_capture_marker
 from flightlog.errors import InputError
 from flightlog.model import Finding, Run, Step
+from flightlog.sdk.records import Record, RunEvent, Submitter
 from flightlog.store.base import RunQuery
 
 if TYPE_CHECKING:
@@ -71,16 +72,16 @@ class _Capture:
     """Stands in for the SDK's writer: keeps the replayed run's records in memory, and hands
     them to ``tee`` (a writer storing the replayed run, marked as a replay) when given."""
 
-    def __init__(self, tee: Any = None, original: str = "") -> None:
-        self.items: list[Any] = []
+    def __init__(self, tee: Submitter | None = None, original: str = "") -> None:
+        self.items: list[Record] = []
         self.tee = tee
         self.original = original
 
-    def submit(self, item: Any) -> None:
+    def submit(self, item: Record) -> None:
         self.items.append(item)
         if self.tee is not None:
-            run = getattr(item, "run", None)
-            if run is not None and type(item).__name__ == "RunEvent":
+            if isinstance(item, RunEvent):
+                run = item.run
                 run.source = "replay"
                 run.attributes = {**run.attributes, "flightlog.replay_of": self.original}
             self.tee.submit(item)
@@ -193,7 +194,7 @@ def replay(
     store: Store | None = None,
     live: Iterable[str] = (),
     input: Any = _NO_INPUT,
-    record_to: Any = None,
+    record_to: Submitter | None = None,
 ) -> Replay:  # noqa: A002
     """Re-execute ``fn`` (the workflow function, called with the run's recorded input) against
     the recording of ``run_id``, with ``override`` = {step name | "name#k" | step index: value}.
@@ -237,7 +238,7 @@ def replay(
         _replaying.reset(t3)
         recorder.replay_hook.reset(t2)
         state.writer_override.reset(t1)
-    ended = [i.run for i in capture.items if type(i).__name__ == "RunEvent" and i.ended]
+    ended = [i.run for i in capture.items if isinstance(i, RunEvent) and i.ended]
     checks = [f.message for f in capture.items if isinstance(f, Finding) and f.detector == "check"]
     if ended:
         status, reason = ended[-1].status, ended[-1].reason

@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from flightlog.errors import ConfigurationError
+from flightlog.sdk.records import Submitter
 from flightlog.sdk.writer import Writer
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ log = logging.getLogger("flightlog")
 
 _lock = threading.RLock()
 _writer: Writer | None = None
+_store: Store | None = None  # the local store the writer writes to (not in remote mode)
 _configured = False
 _disabled = False
 service: str | None = None
@@ -38,14 +40,28 @@ errors = 0  # internal errors swallowed to protect the host application
 _retired_dropped = 0  # drops counted by writers replaced by configure() or shut down
 
 
-# A context-local stand-in for the writer (anything with ``submit(record)``): counterfactual
-# replay captures its re-executed run in memory instead of recording it.
-writer_override: ContextVar[Any] = ContextVar("flightlog_writer_override", default=None)
+# A context-local stand-in for the writer: counterfactual replay captures its re-executed
+# run in memory instead of recording it.
+writer_override: ContextVar[Submitter | None] = ContextVar(
+    "flightlog_writer_override", default=None
+)
 
 
-def writer() -> Writer | None:
+def writer() -> Submitter | None:
+    """Where records made in this context go: the stand-in if one is set, else the writer."""
     override = writer_override.get()
     return _writer if override is None else override
+
+
+def configured_writer() -> Writer | None:
+    """The background writer ``configure()`` made (None when recording is off)."""
+    return _writer
+
+
+def configured_store() -> Store | None:
+    """The local store ``configure()`` opened and the writer writes to; None when records
+    go to a server (``http(s)://``) or recording is off."""
+    return _store if _writer is not None else None
 
 
 def ensure_configured() -> bool:
@@ -160,6 +176,7 @@ def configure(
             payload_cap=cap,
             privacy=scrubber,
         )
+        me._store = store
         me.service = service or os.environ.get("FLIGHTLOG_SERVICE") or me.service
         me.url = target
         me.payload_cap = cap
@@ -174,13 +191,9 @@ def _service() -> str | None:
 def _check_config_file() -> None:
     """Validate flightlog.toml (if there is one) now, so a mistake in it fails configure()
     rather than the first run's end. Raises ``ConfigurationError`` naming the line."""
-    from flightlog.config import find_config_file
+    from flightlog.app import check_config
 
-    if find_config_file() is None:
-        return
-    from flightlog.respond.config import load_respond_config
-
-    load_respond_config()
+    check_config()
 
 
 def flush(timeout: float | None = 30.0, *, hooks: bool = True) -> bool:
@@ -199,7 +212,7 @@ def flush(timeout: float | None = 30.0, *, hooks: bool = True) -> bool:
 
 def shutdown(timeout: float | None = 10.0) -> None:
     """Flush and stop the writer (called at exit)."""
-    global _writer, _retired_dropped
+    global _writer, _retired_dropped, _store
     with _lock:
         w = _writer
         if w is None:
@@ -212,6 +225,7 @@ def shutdown(timeout: float | None = 10.0) -> None:
         with contextlib.suppress(Exception):
             w.sink.close()
         _writer = None
+        _store = None
 
 
 def stats() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar, Token
 from typing import Any, overload
 
@@ -58,7 +58,8 @@ class ActiveStep:
         self.output: Any = None
         self._has_output = False
         self._input: bytes | None = None
-        self._sources: list[tuple[str, str]] = []  # (producing step id, parameter) by identity
+        # (producing step id, parameter) by identity; the shared empty tuple when none
+        self._sources: Sequence[tuple[str, str]] = ()
         self._spec = spec
         self._arguments: dict[str, Any] | None = None
 

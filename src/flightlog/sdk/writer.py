@@ -7,7 +7,8 @@ It composes the parts, each a module of its own:
 - ``processing.BatchBuilder``: records into one scrubbed ``Batch`` (payload hashing, content
   lineage, privacy);
 - a ``sink.Sink``: ``write`` makes the batch durable or raises; the writer keeps a failed
-  batch and retries it with backoff (a locked or unavailable store), so nothing is dropped
+  batch and retries it with backoff (``flightlog._retry``: full jitter, so writers that
+  failed together do not retry together; a locked or unavailable store), so nothing is dropped
   while the queue has room, and reports its drop count through the sink;
 - ``runend.RunEndWorker`` (embedded mode only): the run-end pipeline for the runs each durable
   batch ended, on its own thread.
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["RunEvent", "StepDone", "Writer"]
 
 log = logging.getLogger("flightlog")
+# Retrying a failed batch write: the n-th retry waits up to min(2 s, 50 ms * 2**(n-1)).
+WRITE_RETRY_BASE_S = 0.05
+WRITE_RETRY_CAP_S = 2.0
 
 
 def _recorder_id() -> str:
@@ -232,7 +236,6 @@ class Writer:
             log.warning("flightlog could not record its drop count in the store: %s", exc)
 
     def _write(self, batch: Batch) -> bool:
-        delay = 0.05
         attempts = 0
         while True:
             try:
@@ -249,5 +252,6 @@ class Writer:
                     self.drops.count += len(batch)
                     log.error("flightlog gave up writing %d record(s) at close", len(batch))
                     return False
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                from flightlog._retry import backoff_s  # not at import: it loads email.utils
+
+                time.sleep(backoff_s(attempts, base_s=WRITE_RETRY_BASE_S, cap_s=WRITE_RETRY_CAP_S))

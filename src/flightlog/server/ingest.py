@@ -73,6 +73,10 @@ class IngestStats:
     decode_seconds: float = 0.0
     write_seconds: float = 0.0
     pipeline_seconds: float = 0.0
+    # CPU time of the writer and run-end threads (where the server's CPU goes, whatever else
+    # runs on the machine)
+    write_cpu_seconds: float = 0.0
+    pipeline_cpu_seconds: float = 0.0
 
 
 class Ingestor:
@@ -180,6 +184,7 @@ class Ingestor:
                     return
                 continue
             started = time.perf_counter()
+            cpu = time.thread_time()
             try:
                 # One request's bad record must not fail the requests batched with it: when a
                 # shared transaction fails, each request is written (and answered) on its own.
@@ -215,6 +220,7 @@ class Ingestor:
                     self._ended.put(ended)
             finally:
                 self.stats.write_seconds += time.perf_counter() - started
+                self.stats.write_cpu_seconds += time.thread_time() - cpu
                 with self._cond:
                     self._pending -= sum(i.spans for i in items)
 
@@ -352,12 +358,14 @@ class Ingestor:
                 run_ids.extend(more)
             run_ids = list(dict.fromkeys(run_ids))
             started = time.monotonic()
+            cpu = time.thread_time()
             try:
                 pipeline.runs_ended(self.store, run_ids)
             except Exception:  # runs_ended never raises; belt and braces
                 self.stats.pipeline_errors += 1
                 log.exception("run-end pipeline failed")
             self.stats.pipeline_seconds += time.monotonic() - started
+            self.stats.pipeline_cpu_seconds += time.thread_time() - cpu
 
 
 def derive_statuses(store: Any, batch: Batch, run_ids: set[str], stored: set[str]) -> list[str]:

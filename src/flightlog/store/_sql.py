@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, suppress
@@ -9,7 +10,21 @@ from typing import Any
 
 from flightlog import _json
 from flightlog.errors import NotFoundError, StoreCorruptError, StoreSchemaError
-from flightlog.model import Batch, Edge, ErrorInfo, Finding, Run, RunRecord, Step
+from flightlog.model import Batch, Edge, Finding, Run, RunRecord, Step
+from flightlog.store._columns import (
+    FINDING_COLUMNS,
+    FINDINGS,
+    RUN_COLUMNS,
+    RUNS,
+    STEP_COLUMNS,
+    STEPS,
+    finding_from_row,
+    finding_row,
+    run_from_row,
+    run_row,
+    step_from_row,
+    step_row,
+)
 from flightlog.store.base import Migration, RunQuery, StepOutline, Tx, WriteHook, chunked
 from flightlog.store.facts import (
     CONFLICT_KIND,
@@ -21,27 +36,16 @@ from flightlog.store.facts import (
 )
 from flightlog.store.schema import MIGRATIONS_TABLE
 
-RUN_COLUMNS = (
-    "id, workflow, version, owner, service, status, started_ns, ended_ns, input_hash, "
-    "output_hash, reason, failed_step_id, error, declared_steps, source, attributes, project"
-)
-STEP_COLUMNS = (
-    "run_id, id, parent_id, idx, name, kind, agent, owner, status, started_ns, ended_ns, "
-    "input_hash, output_hash, error, model, provider, input_tokens, output_tokens, cost, "
-    "attributes"
-)
-FINDING_COLUMNS = "id, run_id, step_id, detector, severity, message, evidence, created_ns, kind"
-
 # Runs and steps are written as their merged state (``flightlog.store.facts`` decides what a
 # re-sent record may change), so the upserts simply store the row they are given.
 _RUN_UPSERT = (
-    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 17)}) "
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({RUNS.placeholders()}) "
     "ON CONFLICT (id) DO UPDATE SET "
     # ``project`` is never updated: a run stays in the project that first stored it.
     + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS.split(", ")[1:] if c != "project")
 )
 _STEP_UPSERT = (
-    f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({', '.join('?' * 20)}) "
+    f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({STEPS.placeholders()}) "
     "ON CONFLICT (run_id, id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS.split(", ")[2:])
 )
@@ -50,135 +54,11 @@ _PAYLOAD_INSERT = (
     "ON CONFLICT (hash) DO NOTHING"
 )
 _FINDING_INSERT = (
-    f"INSERT INTO findings ({FINDING_COLUMNS}) VALUES ({', '.join('?' * 9)}) "
+    f"INSERT INTO findings ({FINDING_COLUMNS}) VALUES ({FINDINGS.placeholders()}) "
     "ON CONFLICT (id) DO NOTHING"
 )
 
-
-def _err(e: ErrorInfo | None) -> str | None:
-    return _json.dumps(e.to_dict()) if e else None
-
-
-def run_row(r: Run) -> tuple[Any, ...]:
-    return (
-        r.id,
-        r.workflow,
-        r.version,
-        r.owner,
-        r.service,
-        r.status,
-        r.started_ns,
-        r.ended_ns,
-        r.input_hash,
-        r.output_hash,
-        r.reason,
-        r.failed_step_id,
-        _err(r.error),
-        r.declared_steps,
-        r.source,
-        _json.dumps(r.attributes),
-        r.project,
-    )
-
-
-def step_row(s: Step) -> tuple[Any, ...]:
-    return (
-        s.run_id,
-        s.id,
-        s.parent_id,
-        s.index,
-        s.name,
-        s.kind,
-        s.agent,
-        s.owner,
-        s.status,
-        s.started_ns,
-        s.ended_ns,
-        s.input_hash,
-        s.output_hash,
-        _err(s.error),
-        s.model,
-        s.provider,
-        s.input_tokens,
-        s.output_tokens,
-        s.cost,
-        _json.dumps(s.attributes),
-    )
-
-
-def finding_row(f: Finding) -> tuple[Any, ...]:
-    return (
-        f.id,
-        f.run_id,
-        f.step_id,
-        f.detector,
-        f.severity,
-        f.message,
-        _json.dumps(f.evidence),
-        f.created_ns,
-        f.kind,
-    )
-
-
-def run_from_row(row: Sequence[Any]) -> Run:
-    return Run(
-        id=row[0],
-        workflow=row[1],
-        version=row[2],
-        owner=row[3],
-        service=row[4],
-        status=row[5],
-        started_ns=row[6],
-        ended_ns=row[7],
-        input_hash=row[8],
-        output_hash=row[9],
-        reason=row[10],
-        failed_step_id=row[11],
-        error=ErrorInfo.from_dict(_json.loads(row[12])),
-        declared_steps=row[13],
-        source=row[14],
-        attributes=_json.loads(row[15]) or {},
-        project=row[16],
-    )
-
-
-def step_from_row(row: Sequence[Any]) -> Step:
-    return Step(
-        run_id=row[0],
-        id=row[1],
-        parent_id=row[2],
-        index=row[3],
-        name=row[4],
-        kind=row[5],
-        agent=row[6],
-        owner=row[7],
-        status=row[8],
-        started_ns=row[9],
-        ended_ns=row[10],
-        input_hash=row[11],
-        output_hash=row[12],
-        error=ErrorInfo.from_dict(_json.loads(row[13])),
-        model=row[14],
-        provider=row[15],
-        input_tokens=row[16],
-        output_tokens=row[17],
-        cost=row[18],
-        attributes=_json.loads(row[19]) or {},
-    )
-
-
-def finding_from_row(row: Sequence[Any]) -> Finding:
-    return Finding(
-        id=row[0],
-        run_id=row[1],
-        step_id=row[2],
-        detector=row[3],
-        severity=row[4],
-        message=row[5],
-        evidence=_json.loads(row[6]) or {},
-        created_ns=row[7],
-        kind=row[8],
-    )
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")  # a capability table or column name
 
 
 _OUTLINE_COLUMNS = (
@@ -605,19 +485,21 @@ class SQLStore:
         return found
 
     def ended_runs(
-        self, *, since_ns: int = 0, after: tuple[int, str] | None = None, limit: int = 10_000
-    ) -> list[tuple[int, str]]:
+        self, *, since_ns: int = 0, limit: int = 1000, unmarked_in: tuple[str, str] | None = None
+    ) -> list[str]:
         sql = (
-            "SELECT ended_ns, id FROM runs WHERE status IN ('failed', 'degraded', 'succeeded') "
+            "SELECT id FROM runs WHERE status IN ('failed', 'degraded', 'succeeded') "
             "AND source <> 'replay' AND ended_ns >= ?"
         )
-        params: list[Any] = [since_ns]
-        if after is not None:
-            sql += " AND (ended_ns > ? OR (ended_ns = ? AND id > ?))"
-            params += [after[0], after[0], after[1]]
+        if unmarked_in is not None:
+            table, column = unmarked_in
+            for name in unmarked_in:
+                if not _IDENTIFIER.fullmatch(name):
+                    raise ValueError(f"ended_runs: {name!r} is not a table or column name")
+            sql += f" AND NOT EXISTS (SELECT 1 FROM {table} m WHERE m.{column} = runs.id)"
         with self.read() as tx:
-            rows = tx.fetchall(sql + " ORDER BY ended_ns, id LIMIT ?", [*params, max(0, limit)])
-        return [(int(r[0]), str(r[1])) for r in rows]
+            rows = tx.fetchall(sql + " ORDER BY ended_ns, id LIMIT ?", (since_ns, max(0, limit)))
+        return [str(r[0]) for r in rows]
 
     # -- reading -------------------------------------------------------------------------
     def _run_where(self, q: RunQuery) -> tuple[str, list[Any]]:

@@ -206,11 +206,12 @@ class Store(StoreReader, Protocol):
         """Which of ``run_ids`` are stored."""
 
     def ended_runs(
-        self, *, since_ns: int = 0, after: tuple[int, str] | None = None, limit: int = 10_000
-    ) -> list[tuple[int, str]]:
-        """``(ended_ns, id)`` of the runs that ended (failed, degraded or succeeded; not
-        counterfactual replays) at or after ``since_ns``, oldest end first, from after the
-        position ``after`` (a previous page's last item) on: what run-end work polls."""
+        self, *, since_ns: int = 0, limit: int = 1000, unmarked_in: tuple[str, str] | None = None
+    ) -> list[str]:
+        """Ids of the runs that ended (failed, degraded or succeeded; not counterfactual
+        replays) at or after ``since_ns``, oldest end first: what run-end work polls.
+        ``unmarked_in=(table, column)``: only runs whose id is not in that column of a
+        capability's own table (the runs it has done), asked in the same query."""
 
     # -- capabilities' own tables ----------------------------------------------------------
     def migrate(self, component: str, migrations: Sequence[Migration]) -> None:

@@ -97,19 +97,13 @@ def test_bundle_verifies_in_a_fresh_venv_without_a_store(filled: Path, tmp_path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
     repo = Path(__file__).resolve().parents[3]
+    import tomllib
+
+    project = tomllib.loads((repo / "pyproject.toml").read_text())
+    core = project["project"]["dependencies"]  # what `pip install flightlog` brings
+    build = project["build-system"]["requires"]
     deps = subprocess.run(
-        [
-            str(py),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "cryptography",
-            "orjson",
-            "click",
-            "setuptools>=77",  # the build requirement in pyproject.toml (SPDX license)
-            "wheel",
-        ],
+        [str(py), "-m", "pip", "install", "-q", *core, *build],
         capture_output=True,
         text=True,
         timeout=600,

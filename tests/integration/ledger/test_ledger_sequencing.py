@@ -4,6 +4,7 @@ real processes (SIGKILL included)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,17 +23,10 @@ from flightlog.ledger import attach
 from flightlog.ledger.config import LedgerConfig
 from flightlog.ledger.entry import Encoded, Encoder
 from flightlog.ledger.log import INTEGRATOR_ROLE, IndexMark, Ledger
+from tests.conftest import run_cli
 from tests.integration.ledger._ledger_helpers import rid, run_batches
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def concurrent_pg(monkeypatch: pytest.MonkeyPatch) -> None:
-    """PostgreSQL stores take concurrent writers (pending sequencing)."""
-    from flightlog.store.postgres import PostgresStore
-
-    monkeypatch.setattr(PostgresStore, "concurrent_writers", True, raising=False)
 
 
 def _hold_integrator_role(url: str) -> Any:
@@ -91,9 +85,7 @@ def _tree(ledger: Ledger) -> dict[str, Any]:
     }
 
 
-def test_same_entries_same_log_on_sqlite_and_postgres(
-    tmp_path: Path, pg_url: str, concurrent_pg: None
-) -> None:
+def test_same_entries_same_log_on_sqlite_and_postgres(tmp_path: Path, pg_url: str) -> None:
     items = _items(6)  # 60 entries: interior hashes stored from 16 leaves on
     lite = open_store(f"sqlite:///{tmp_path / 'a.db'}")
     pg = open_store(pg_url)
@@ -122,9 +114,7 @@ def test_same_entries_same_log_on_sqlite_and_postgres(
         pg.close()
 
 
-def test_pending_is_acknowledged_not_provable_and_never_an_alarm(
-    pg_url: str, concurrent_pg: None
-) -> None:
+def test_pending_is_acknowledged_not_provable_and_never_an_alarm(pg_url: str) -> None:
     from flightlog.ledger.proof import PendingEntryError, prove, record_state, verify_tlog_proof
     from flightlog.ledger.verify import verify
 
@@ -160,6 +150,13 @@ def test_pending_is_acknowledged_not_provable_and_never_an_alarm(
         assert report.ok, report.problems
         assert report.pending == pending and report.entries == 0
         assert "pending integration" in report.summary()
+        # The command line says the same (verify reads only: nothing gets integrated).
+        out = run_cli("audit", "verify", "--db", pg_url, "--json")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert json.loads(out.stdout)["pending"] == pending
+        out = run_cli("audit", "status", "--db", pg_url, check=True)
+        assert f"pending      {pending} acknowledged, not provable yet" in out.stdout
+        assert f"integrator pid {os.getpid()}" in out.stdout  # this test holds the role
         # A record changed behind the log's back is still caught while its entry is pending.
         with store.transaction() as tx:
             tx.execute("UPDATE runs SET reason = 'edited' WHERE id = ?", (rid(2),))
@@ -210,8 +207,6 @@ def _open_incident(store: Any, run_id: str) -> None:
 _WRITER = textwrap.dedent(
     """
     import sys, time
-    from flightlog.store.postgres import PostgresStore
-    PostgresStore.concurrent_writers = True
     import flightlog.ledger.log as ledger_log
     ledger_log.INTEGRATE_BATCH = int(sys.argv[4])
     from flightlog.app import open_store
@@ -246,7 +241,7 @@ def _spawn(url: str, worker: int, runs: int, batch: int = 5000, then: str = "clo
             then,
         ],
         cwd=REPO,
-        env={**os.environ, "FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS": "1"},
+        env={"FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS": "1", **os.environ},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -280,7 +275,7 @@ def _check_one_entry_per_write(ledger: Ledger, workers: int, runs: int) -> None:
     assert max(kinds.values()) == 1  # every record written once has exactly one leaf
 
 
-def test_concurrent_writer_processes(pg_url: str, concurrent_pg: None) -> None:
+def test_concurrent_writer_processes(pg_url: str) -> None:
     workers, runs = 4, 15
     procs = [_spawn(pg_url, w, runs) for w in range(workers)]
     for p in procs:
@@ -311,9 +306,7 @@ def killed() -> Iterator[list[Any]]:
             p.wait()
 
 
-def test_integrator_killed_mid_batch_is_taken_over(
-    pg_url: str, concurrent_pg: None, killed: list[Any]
-) -> None:
+def test_integrator_killed_mid_batch_is_taken_over(pg_url: str, killed: list[Any]) -> None:
     """A backlog of pending entries; the leader integrates it in small batches and is
     SIGKILLed after its first batch; another process takes the role over and finishes."""
     store = open_store(pg_url)
@@ -408,3 +401,157 @@ def test_processes_creating_the_signing_key_at_once_get_one_key(tmp_path: Path) 
         assert len(keys) == 1
         assert oct(path.stat().st_mode & 0o777) == oct(0o600)
         assert [p.name for p in path.parent.iterdir()] == ["log.key"]  # no temporary left
+
+
+def test_verify_during_ingestion_raises_no_alarm(
+    pg_url: str, tmp_path: Path, killed: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ordinary ingestion with the integrator signing and publishing checkpoints all the
+    time: read-only verifications running meanwhile never report tampering (a checkpoint
+    published after verify's snapshot began is not "beyond the log")."""
+    from flightlog.ledger.verify import verify
+
+    witness = tmp_path / "witness"
+    env = {
+        "FLIGHTLOG_LEDGER_WITNESS": str(witness),
+        "FLIGHTLOG_LEDGER_KEY": str(tmp_path / "log.key"),
+        "FLIGHTLOG_LEDGER_CHECKPOINT_SECONDS": "0.01",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    open_store(pg_url).close()  # the tables
+    writers = [_spawn(pg_url, w, 40, batch=30) for w in range(2)]
+    killed.extend(writers)
+    reports = []
+    while any(p.poll() is None for p in writers):
+        ro = open_store(pg_url, readonly=True)
+        try:
+            reports.append(verify(attach(ro)))
+        finally:
+            ro.close()
+    for p in writers:
+        assert p.returncode == 0, p.stderr.read() if p.stderr else ""
+    assert len(reports) >= 2
+    bad = [r for r in reports if not r.ok]
+    assert not bad, [(r.first, r.size, r.pending) for r in bad][:3]
+    assert any(r.witnessed for r in reports)
+
+
+def test_bundle_of_a_run_with_pending_entries_is_complete(pg_url: str, tmp_path: Path) -> None:
+    """audit export on PostgreSQL: the run's pending entries (and its index) are integrated
+    first, so the bundle proves every entry of the run."""
+    from flightlog.ledger.bundle import export, verify_bundle
+
+    store = open_store(pg_url)
+    ledger = attach(store)
+    role = _hold_integrator_role(pg_url)
+    try:
+        for b in run_batches(rid(7)):
+            store.write(b)
+        assert ledger.head()[0] == 0 and ledger.pending() == 9  # 8 records + the run's index
+        summary = export(ledger, tmp_path / "b.json", run_id=rid(7))
+    finally:
+        role.release()
+    report = verify_bundle(tmp_path / "b.json", ledger.verifier().encode())
+    # its 8 records, the index written when it ended, and the index export added, which
+    # lists the 9 before it
+    assert summary.entries == 10 and report.complete == {rid(7): 9}
+    assert ledger.pending() == 0
+    store.close()
+
+
+OLD_NS = 946_684_800_000_000_000  # 2000-01-01: outside any retention window
+
+
+def test_prune_takes_pending_entries_of_the_pruned_runs_too(pg_url: str) -> None:
+    """A late step of an old run is acknowledged (pending) when the run is pruned: its
+    entry is pruned with the others; nothing of it survives and verify raises no alarm."""
+    import dataclasses
+
+    from flightlog.ledger.retention import prune
+    from flightlog.ledger.verify import verify
+    from flightlog.model import Batch
+
+    store = open_store(pg_url)
+    ledger = attach(store)
+    role = _hold_integrator_role(pg_url)
+    try:
+        batches = run_batches(rid(1), secret="alice")
+        for b in batches:
+            b.runs = [
+                dataclasses.replace(r, started_ns=OLD_NS, ended_ns=r.ended_ns and OLD_NS + 9)
+                for r in b.runs
+            ]
+            store.write(b)
+        ledger.integrate_pending()
+        late = dataclasses.replace(
+            batches[1].steps[0], id="00000000000000ff", attributes={"sensitive.note": "late"}
+        )
+        store.write(Batch(steps=[late]))
+        assert ledger.pending() == 1
+        assert prune(ledger, OLD_NS + 1).runs == 1
+    finally:
+        role.release()
+    assert ledger.pending() == 0
+    with store.read() as tx:
+        left = tx.fetchall(
+            "SELECT seq FROM ledger_entries WHERE run_id = ? AND kind = 'step' "
+            "AND (entry IS NOT NULL OR openings IS NOT NULL)",
+            (rid(1),),
+        )
+    report = verify(ledger)
+    store.close()
+    assert left == [] and report.ok, (left, report.problems)
+
+
+def test_redaction_covers_a_record_committed_while_it_runs(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer commits a new step of the run after redaction began (its entry pending):
+    redaction still erases it, in the record and in the log."""
+    import threading
+
+    from flightlog.ledger import redact
+    from flightlog.ledger.verify import verify
+    from flightlog.model import Batch, Step
+
+    store = open_store(pg_url)
+    ledger = attach(store)
+    for b in run_batches(rid(1), secret="alice"):
+        store.write(b)
+    ledger.integrate_pending()
+    original = redact.core.redactable_rows
+
+    def a_writer_commits_first(tx: Any, run_id: str) -> Any:
+        step = Step(
+            run_id=rid(1),
+            id="00000000000000ff",
+            name="late",
+            kind="tool",
+            index=9,
+            started_ns=1,
+            ended_ns=2,
+            attributes={"sensitive.note": "SECRET-of-alice"},
+        )
+        writer = threading.Thread(target=store.write, args=(Batch(steps=[step]),))
+        writer.start()
+        writer.join()
+        return original(tx, run_id)
+
+    monkeypatch.setattr(redact.core, "redactable_rows", a_writer_commits_first)
+    redact.redact_run(ledger, rid(1))
+    monkeypatch.undo()
+    with store.read() as tx:
+        row = tx.fetchone(
+            "SELECT attributes FROM steps WHERE run_id = ? AND id = ?",
+            (rid(1), "00000000000000ff"),
+        )
+        opened = tx.fetchall(
+            "SELECT seq FROM ledger_entries WHERE run_id = ? AND openings IS NOT NULL",
+            (rid(1),),
+        )
+    assert ledger.pending() == 0
+    report = verify(ledger)
+    store.close()
+    assert row is not None and "SECRET" not in str(row[0])
+    assert opened == [] and report.ok, (opened, report.problems)

@@ -1,5 +1,5 @@
-"""Which ended runs the engine has still to process (``flightlog watch``): read through the
-store (``Store.ended_runs``, keyset pages) and filtered by the engine's own table."""
+"""Which ended runs the engine has still to process (``flightlog watch``): asked of the store
+(``Store.ended_runs``), which leaves out those marked in the engine's own table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 
 from flightlog.model import Batch, Run
-from flightlog.respond import recording
 from flightlog.respond.clock import ManualClock
 from flightlog.respond.config import RespondConfig
 from flightlog.respond.engine import Engine
@@ -33,9 +32,7 @@ def _run(i: int, status: str, ended: int | None, source: str = "sdk") -> Run:
     return Run(f"{i:032x}", "wf", T0, status, ended, source=source)
 
 
-def test_pending_runs_pages_through_the_store_oldest_end_first(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_pending_runs_are_the_stores_ended_runs_the_engine_has_not_marked(store: Store) -> None:
     runs = [
         _run(1, "failed", T0 + 50),
         _run(2, "succeeded", T0 + 10),
@@ -48,18 +45,11 @@ def test_pending_runs_pages_through_the_store_oldest_end_first(
         _run(9, "failed", T0 + 60),
     ]
     store.write(Batch(runs=runs))
-    assert [i for _, i in store.ended_runs(since_ns=T0 + 10, limit=3)] == [
-        runs[1].id,
-        runs[2].id,
-        runs[4].id,
-    ]
-    assert store.ended_runs(since_ns=T0 + 10, after=(T0 + 30, runs[4].id), limit=2) == [
-        (T0 + 40, runs[7].id),
-        (T0 + 50, runs[0].id),
-    ]
+    assert store.ended_runs(since_ns=T0 + 10, limit=3) == [runs[1].id, runs[2].id, runs[4].id]
+    with pytest.raises(ValueError, match="not a table or column name"):
+        store.ended_runs(unmarked_in=("respond_processed; DROP TABLE runs", "run_id"))
 
     engine = Engine(store, RespondConfig(), clock=ManualClock(T0))
-    monkeypatch.setattr(recording, "PAGE", 2)  # several pages, some all processed
     with store.transaction() as tx:  # 2 and 8 were processed before
         for run in (runs[1], runs[7]):
             tx.execute(
@@ -71,3 +61,4 @@ def test_pending_runs_pages_through_the_store_oldest_end_first(
     assert engine.pending_runs(since_ns=T0 + 10) == want
     assert engine.pending_runs(since_ns=T0 + 10, limit=3) == want[:3]
     assert engine.pending_runs(since_ns=T0 + 55) == [runs[8].id]
+    assert engine.pending_runs() == [runs[6].id, *want]

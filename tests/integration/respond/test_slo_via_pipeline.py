@@ -12,6 +12,7 @@ import pytest
 
 from flightlog import pipeline
 from flightlog.app import open_store
+from tests.conftest import run_cli
 from tests.integration.reliability.test_slo_burn import MIN, runs
 
 from .conftest import Receiver
@@ -79,4 +80,15 @@ def test_the_run_end_stage_evaluates_slos_then_delivers(
     burning: object, receiver: Receiver
 ) -> None:
     pipeline.respond(pipeline.RunsEnded(burning, []))
+    assert _paged(receiver) == ["claims"]
+
+
+def test_flightlog_watch_evaluates_slos_on_each_pass(
+    tmp_path: Path, slo_config: Path, burning: object, receiver: Receiver
+) -> None:
+    """``flightlog watch`` hands the SLO evaluation (with the hourly counts) to its engine."""
+    out = run_cli(
+        "watch", "--once", "--db", f"sqlite:///{tmp_path / 'slo.db'}", "--config", str(slo_config)
+    )
+    assert out.returncode == 0, out.stderr
     assert _paged(receiver) == ["claims"]

@@ -140,3 +140,62 @@ def test_writer_without_run_end_processing_flushes_and_reports_drops_with_its_se
     assert service == "claims-api" and count == dropped and recorder.count(":") == 2
     assert len(sink.runs) + dropped == 21
     w.close()
+
+
+def test_queue_hands_over_records_and_markers_in_order_and_counts_what_it_cannot_take(
+    caplog: Any,
+) -> None:
+    from flightlog.sdk.batching import Drops, RecordQueue
+
+    drops = Drops()
+    q = RecordQueue(drops, max_items=3, block_timeout=0.0)
+    first, second = _step(1, {}, 1), _step(2, {}, 2)
+    q.submit(first)
+    marker = FlushMarker()
+    assert q.mark(marker, 0)
+    q.submit(second)
+    with caplog.at_level("WARNING", logger="flightlog"):
+        q.submit(_step(3, {}, 3))  # full: no room within block_timeout
+    assert drops.count == 1 and "dropped 1 record(s) so far (queue full)" in caplog.text
+    records, markers, stopped = q.take(10, 0.0)
+    assert records == [first, second] and markers == [marker] and not stopped
+    assert q.enqueued == 2
+    q.closed = True
+    q.submit(first)
+    assert drops.count == 2  # a closed writer takes nothing, and says so in the count
+    later = FlushMarker()
+    assert q.mark(later, 0)
+    assert q.abandon() == 0 and later.done.is_set() and not later.ok
+    q.stop()
+    assert q.take(10, 0.0) == ([], [], True)
+
+
+def test_drop_warnings_come_on_the_first_and_every_thousandth(caplog: Any) -> None:
+    from flightlog.sdk.batching import Drops
+
+    drops = Drops()
+    with caplog.at_level("WARNING", logger="flightlog"):
+        for _ in range(2500):
+            drops.add(1, "queue full")
+    assert caplog.text.count("flightlog dropped") == 3  # 1, 1000, 2000
+
+
+def test_the_configured_store_is_known_without_reaching_through_the_sink(tmp_path: Any) -> None:
+    import flightlog
+    from flightlog.sdk import state
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    flightlog.configure(url)
+    try:
+        store = state.configured_store()
+        assert store is not None and store.url == url
+        assert state.configured_writer() is state.writer()
+    finally:
+        flightlog.shutdown()
+    assert state.configured_store() is None
+    # Records sent to a server: no local store (why() says to ask the server's store).
+    flightlog.configure("http://127.0.0.1:9", spool_dir=str(tmp_path / "spool"))
+    try:
+        assert state.configured_store() is None and state.configured_writer() is not None
+    finally:
+        flightlog.shutdown()
