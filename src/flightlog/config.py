@@ -78,8 +78,8 @@ class Config:
     path: Path | None = None
     text: str = ""
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
-    _index: dict[KeyPath, int] | None = field(default=None, repr=False)
-    _memo: dict[Any, tuple[bool, Any]] = field(default_factory=dict, repr=False)
+    _index: dict[KeyPath, int] | None = field(default=None, repr=False, compare=False)
+    _memo: dict[Any, tuple[bool, Any]] = field(default_factory=dict, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def section(self, name: str) -> Any:

@@ -4,7 +4,6 @@ When runs end (in embedded mode after the background writer has stored them; in 
 after ingestion, or when a trace is closed idle) ``runs_ended(store, run_ids)`` moves each
 ended run through the stages, in order, each computed once and handed on::
 
-    status     derive the run's status from the whole record (``flightlog.status``)
     detect     run the detectors once; store their new findings
     attribute  a failed (or degraded) run's attribution, computed once from those findings,
                stored and appended to the audit ledger (``forensics.ledger``)
@@ -33,7 +32,6 @@ periodic work too, so a quiet server still pages. ``register(hook)`` keeps the o
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import threading
 import time
@@ -94,21 +92,6 @@ RunEndHook = Callable[[Any, Sequence[str]], None]
 FAULT_STATUSES = ("failed", "degraded")
 
 
-def derive_status(store: Any, ended: EndedRun) -> None:
-    """The run's status from the whole trace, for ingested runs (``flightlog.status``, when
-    present); runs recorded by the SDK declare theirs."""
-    try:
-        status_mod = importlib.import_module("flightlog.status")
-    except ImportError:  # the status model is not part of this build: keep the declared one
-        return
-    derive = getattr(status_mod, "derive_run_status", None)
-    if derive is None:
-        return
-    updated = derive(store, ended.run)
-    if updated is not None:
-        ended.run = updated
-
-
 def detect(store: Any, ended: EndedRun) -> None:
     """Run every configured detector once; store the new findings."""
     from flightlog.detect import RunContext, run_detectors
@@ -117,7 +100,7 @@ def detect(store: Any, ended: EndedRun) -> None:
 
     if ended.record is None:
         ctx = RunContext.load(store, ended.run.id, ending=True)
-    else:  # read once by runs_ended; the status stage may have changed the run
+    else:  # read once by runs_ended
         record = dataclasses.replace(ended.record, run=ended.run)
         history = history_cache.get(store, ended.run.workflow, ending=ended.run)
         ctx = RunContext(store, record, history)
@@ -172,7 +155,6 @@ def respond_tick(tick: Tick) -> None:
 
 
 STAGES: tuple[tuple[str, Stage], ...] = (
-    ("status", derive_status),
     ("detect", detect),
     ("attribute", attribute),
 )

@@ -31,14 +31,18 @@ Configuration (``flightlog.toml``; each key also ``FLIGHTLOG__JUDGE__KEY``)::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import re
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from flightlog.config import Section
 from flightlog.errors import ConfigurationError
@@ -94,41 +98,41 @@ def settings_from_config(
 
     env = dict(os.environ) if environ is None else environ
     cfg = load_config(path, environ=env)
-    section = cfg.typed(JudgeSection, "judge")  # errors name the file, line and setting
-    if not (section.enabled or force):
+    # errors name the file, line and setting
+    written = msgspec.structs.asdict(cfg.typed(JudgeSection, "judge"))
+    if not (written.pop("enabled") or force):
         return None
-    if not section.url or not section.model:
+    if not written["url"] or not written["model"]:
         raise ConfigurationError(
             "the judge needs [judge] url and model in flightlog.toml (or FLIGHTLOG__JUDGE__URL "
             "and FLIGHTLOG__JUDGE__MODEL)"
         )
+    written["api_key"] = written["api_key"] or env.get("FLIGHTLOG_JUDGE_API_KEY", "")
     try:
-        return JudgeSettings(
-            url=section.url,
-            model=section.model,
-            api_key=section.api_key or env.get("FLIGHTLOG_JUDGE_API_KEY", ""),
-            mode=section.mode,
-            budget_tokens=section.budget_tokens,
-            max_message_chars=section.max_message_chars,
-            timeout=section.timeout,
-            cache_dir=section.cache_dir,
-        )
+        return JudgeSettings(**written)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{cfg.where('judge')}: {exc}") from None
 
 
-class JudgeSection(Section, frozen=True):
-    """``[judge]`` of flightlog.toml, as written (the module docstring says what each does)."""
+def _judge_section() -> type[Section]:
+    """``[judge]`` as written: ``enabled`` and the fields of ``JudgeSettings`` (declared
+    there once; ``url`` and ``model`` may be absent while the judge is off)."""
+    hints = typing.get_type_hints(JudgeSettings)
+    fields = [
+        (f.name, hints[f.name], "" if f.default is dataclasses.MISSING else f.default)
+        for f in dataclasses.fields(JudgeSettings)
+    ]
+    section = msgspec.defstruct(
+        "JudgeSection",
+        [("enabled", bool, False), *fields],
+        bases=(Section,),
+        module=__name__,
+        frozen=True,
+    )
+    return typing.cast(type[Section], section)
 
-    enabled: bool = False
-    url: str = ""
-    model: str = ""
-    api_key: str = ""
-    mode: str = "candidates"
-    budget_tokens: int = 20_000
-    max_message_chars: int = 2_000
-    timeout: float = 60.0
-    cache_dir: str | None = ".flightlog-judge-cache"
+
+JudgeSection = _judge_section()
 
 
 @dataclass(slots=True)

@@ -24,6 +24,11 @@ log = logging.getLogger("flightlog.store")
 CONNECT_TIMEOUT_S = 10
 # Notice a dead network path within about a minute (TCP keepalives on the lock connection).
 _KEEPALIVE = {"keepalives": 1, "keepalives_idle": 15, "keepalives_interval": 5}
+_SERVER_KEEPALIVE = {
+    "tcp_keepalives_idle": 15,
+    "tcp_keepalives_interval": 5,
+    "tcp_keepalives_count": 3,
+}
 
 
 APP_PREFIX = "flightlog-"
@@ -120,6 +125,10 @@ class Leadership:
             kwargs["application_name"] = f"{APP_PREFIX}{self.name}:{os.getpid()}"
         conn = psycopg.connect(self.url, **kwargs)
         try:
+            # The server, too, notices a vanished holder (power loss, a partition) within
+            # about 30 s and ends its session, which releases the role.
+            for setting, value in _SERVER_KEEPALIVE.items():
+                conn.execute(f"SET {setting} = {int(value)}")
             row = conn.execute("SELECT current_database(), current_schema()").fetchone()
         except psycopg.Error:
             conn.close()

@@ -82,7 +82,7 @@ def test_run_end_hook_stores_findings_and_one_attribution(store: Any) -> None:
 
     audited: list[tuple[str, dict[str, Any]]] = []
     store.add_auditor(lambda tx, kind, data: audited.append((kind, data)))
-    assert [name for name, _ in pipeline.STAGES] == ["status", "detect", "attribute"]
+    assert [name for name, _ in pipeline.STAGES] == ["detect", "attribute"]
     b = RunBuilder("wf", status="failed")
     b.step("x", None, error=("ValueError", "bad input"))
     rid = b.write(store)

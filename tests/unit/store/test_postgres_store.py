@@ -14,7 +14,7 @@ import pytest
 
 import flightlog
 from flightlog.app import open_store
-from flightlog.model import Batch, Run
+from flightlog.model import Batch, Run, Step
 from flightlog.store import Migration
 from flightlog.store._pgsql import to_postgres_ddl, to_pyformat
 
@@ -233,6 +233,57 @@ def test_the_same_named_lock_excludes_across_stores(pg_url: str) -> None:
         order.append("first")
     t.join(timeout=30)
     assert order == ["first", "second"]
+
+
+def test_servers_writing_one_trace_at_once_keep_every_step_once_in_start_order(
+    pg_url: str,
+) -> None:
+    """Four stores (as four servers) write new spans of the same traces at once, round after
+    round, re-sending some of each other's too: every step is stored once, nothing is
+    reported as a conflict, and each run's step indices follow start times (the reorder of
+    the last writer of a run sees every committed step)."""
+    stores = [open_store(pg_url) for _ in range(4)]
+    runs = [f"{r:032x}" for r in range(1, 13)]
+    rounds, per = 10, 2  # each store adds `per` steps to every run in every round
+    total = rounds * per * len(stores)
+
+    def step(run_id: str, j: int) -> Step:
+        return Step(
+            run_id=run_id,
+            id=f"{j + 1:016x}",
+            name=f"s{j}",
+            kind="tool",
+            index=1,
+            started_ns=1_000 + (j * 7919) % total,  # start order differs from arrival order
+        )
+
+    problems: list[Any] = []
+
+    def work(k: int) -> None:
+        try:
+            for rnd in range(rounds):
+                first = (rnd * len(stores) + k) * per
+                mine = [step(r, j) for r in runs for j in range(first, first + per)]
+                again = [step(r, j) for r in runs for j in range(0, first, 5)]
+                batch = Batch(
+                    runs=[Run(id=r, workflow="w", started_ns=1, source="otlp") for r in runs],
+                    steps=mine + again,
+                )
+                problems.extend(stores[k].write(batch, reorder=runs))
+        except BaseException as exc:  # pragma: no cover - reported below
+            problems.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert problems == []
+    for r in runs:
+        steps = stores[0].get_steps(r)
+        assert len(steps) == total
+        by_start = sorted(steps, key=lambda s: (s.started_ns, s.id))
+        assert [s.index for s in by_start] == list(range(1, total + 1))
 
 
 def test_a_connection_dropped_by_the_server_is_replaced(pg_url: str) -> None:

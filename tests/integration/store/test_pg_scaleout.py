@@ -1,0 +1,108 @@
+"""Three ``flightlog serve`` processes on one PostgreSQL database, one of them SIGKILLed.
+
+A round-robin client sends 100,000 spans as OTLP/HTTP protobuf (encoded by OpenTelemetry's
+own encoder) to three real servers at once, from several threads. Each trace's spans are
+spread over neighbouring requests, so most traces are written by two or three servers
+concurrently (stand-in runs, late roots, step reordering under contention). When a third
+of the requests are acknowledged, one server is killed with SIGKILL; a request it did not
+answer with 200 goes to the next server, as a load balancer would. Afterwards: every span
+is stored exactly once, every span the killed server acknowledged is among them, and
+``flightlog audit verify`` passes on the database.
+
+The client and server helpers are the scale-out benchmark's (``bench/pg_scaleout.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("opentelemetry.exporter.otlp.proto.common.trace_encoder")
+pytest.importorskip("httpx")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from bench.pg_scaleout import (  # noqa: E402
+    Sent,
+    Server,
+    build_requests,
+    send_round_robin,
+    start_servers,
+)
+
+pytestmark = pytest.mark.slow
+
+TRACES = 25_000  # x 4 spans = 100,000 spans
+SERVERS = 3
+VICTIM = 1  # the server that is killed
+
+
+@pytest.fixture
+def servers(pg_url: str, tmp_path: Path) -> Iterator[list[Server]]:
+    # One signing key file for all three, as a deployment shares one secret.
+    env = {"FLIGHTLOG_LEDGER_KEY": str(tmp_path / "ledger.key")}
+    started = start_servers(pg_url, SERVERS, tmp_path, env)
+    try:
+        yield started
+    finally:
+        for s in started:
+            s.stop()
+
+
+def test_three_servers_one_killed_lose_and_duplicate_nothing(
+    servers: list[Server], pg_url: str, tmp_path: Path
+) -> None:
+    requests = build_requests(TRACES)
+    every = {k for _, keys in requests for k in keys}
+    assert len(every) == sum(len(keys) for _, keys in requests) == 100_000
+    dead: set[int] = set()
+    lock = threading.Lock()
+
+    def kill_a_third_of_the_way(sent: Sent) -> None:
+        with lock:
+            if VICTIM in dead or sent.acked() < len(requests) // 3:
+                return
+            dead.add(VICTIM)
+        servers[VICTIM].proc.send_signal(signal.SIGKILL)
+
+    sent = send_round_robin(servers, requests, threads=6, dead=dead, on_ack=kill_a_third_of_the_way)
+    assert not sent.failures, sent.failures[:5]
+    assert servers[VICTIM].proc.wait(30) == -signal.SIGKILL
+    assert sorted(i for v in sent.acked_by.values() for i in v) == list(range(len(requests)))
+    assert sent.acked_by[VICTIM], "the killed server had acknowledged nothing"
+    for n, s in enumerate(servers):
+        if n != VICTIM:
+            s.stop()
+
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        stored = {(r[0], r[1]) for r in conn.execute("SELECT run_id, id FROM steps")}
+        (rows,) = conn.execute("SELECT COUNT(*) FROM steps").fetchone() or (0,)
+        (runs,) = conn.execute("SELECT COUNT(*) FROM runs").fetchone() or (0,)
+    # Nothing lost, nothing duplicated.
+    assert rows == len(stored) == len(every)
+    assert stored == every
+    assert runs == TRACES
+    # What the killed server acknowledged before it died is all there.
+    victim_keys = {k for i in sent.acked_by[VICTIM] for k in requests[i][1]}
+    assert victim_keys and victim_keys <= stored
+
+    verify = subprocess.run(
+        [sys.executable, "-m", "flightlog", "audit", "verify", "--db", pg_url, "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FLIGHTLOG_LEDGER_KEY": str(tmp_path / "ledger.key")},
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-3000:]
+    report = json.loads(verify.stdout)
+    assert report.get("ok") is True, report
