@@ -141,11 +141,24 @@ def _insert_new(
     tx: Tx, table: str, columns: str, key: str, rows: Sequence[Sequence[Any]]
 ) -> set[tuple[Any, ...]]:
     """Insert ``rows`` (each key once, in key order) unless their key is stored; the keys
-    inserted. One multi-row statement per 500 rows, no read first: rows a concurrent writer
-    is inserting are waited for, then skipped."""
+    inserted. No read first: rows a concurrent writer is inserting are waited for, then
+    skipped. SQLite: one multi-row statement per 500 rows; PostgreSQL: the one-row statement
+    pipelined for every row (``executemany_returning``: prepared, binary, one round trip)."""
     done: set[tuple[Any, ...]] = set()
     if not rows:
         return done
+    width = len(rows[0])
+    one = "(" + ", ".join("?" * width) + ")"
+    tail = f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+    many = getattr(tx, "executemany_returning", None)
+    if many is not None:  # PostgreSQL: one statement per row, pipelined (prepared, binary)
+        sql = f"INSERT INTO {table} ({columns}) VALUES {one} {tail}"
+        done.update(tuple(r) for r in many(sql, rows))
+        return done
+    for part in chunked(rows, 500):
+        sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(part))} {tail}"
+        done.update(tuple(r) for r in tx.fetchall(sql, [v for row in part for v in row]))
+    return done
     width = len(rows[0])
     one = "(" + ", ".join("?" * width) + ")"
     for part in chunked(rows, 500):

@@ -16,11 +16,12 @@ connections and transactions:
   server default is ``off``, so ``write`` returns only after the commit record is flushed.
 - **Concurrent writers.** Write transactions of every thread, process and server run at the
   same time; nothing store-wide is locked for them. Records are written insert-first in a
-  fixed order (``_sql.write_batch``): a new run, step, edge or finding is one multi-row
-  ``INSERT ... ON CONFLICT DO NOTHING``; only a record that is already stored is read back,
-  ``FOR UPDATE``, and merged. Capabilities that read before they write (the audit ledger's
-  tree size, the next incident id) take a named lock first (``Tx.lock``: a
-  transaction-scoped advisory lock on a 63-bit key of database, schema and name). A
+  fixed order (``_sql.write_batch``): new runs, steps, edges and findings go in as
+  ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, pipelined (``executemany_returning``);
+  only a record that is already stored is read back, ``FOR UPDATE``, and merged.
+  Capabilities that read before they write (the next incident id) take a named lock
+  first (``Tx.lock``: a transaction-scoped advisory lock on a 63-bit key of database,
+  schema and name). A
   transaction that PostgreSQL aborts as a deadlock or a serialization failure is retried
   (``write`` and every ``_run_write``), with jittered backoff.
 - **Migrations** alone take the store-wide advisory lock (one per database and schema), so
@@ -142,6 +143,19 @@ class _PgTx:
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._conn.execute(to_pyformat(sql), _no_nul(params)).fetchall()
+
+    def executemany_returning(
+        self, sql: str, rows: Iterable[Sequence[Any]]
+    ) -> list[tuple[Any, ...]]:
+        """``sql`` (one row's statement with ``RETURNING``) for every row, pipelined; the
+        rows returned, all statements together."""
+        cur = self._conn.cursor()
+        cur.executemany(to_pyformat(sql), [_no_nul(r) for r in rows], returning=True)
+        out: list[tuple[Any, ...]] = []
+        while True:
+            out.extend(cur.fetchall())
+            if not cur.nextset():
+                return out
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self._conn.execute(to_pyformat(sql), _no_nul(params)).fetchone()
