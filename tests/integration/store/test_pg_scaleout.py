@@ -41,7 +41,22 @@ pytestmark = pytest.mark.slow
 
 TRACES = 25_000  # x 4 spans = 100,000 spans
 SERVERS = 3
-VICTIM = 1  # the server that is killed
+# The server that is killed: the one integrating the audit log at that moment, so the kill
+# also shows the integrator role taken over (docs/audit.md, Sequencing).
+
+
+def _integrator_pid(pg_url: str) -> int | None:
+    from flightlog.app import open_store
+    from flightlog.ledger.log import INTEGRATOR_ROLE
+    from flightlog.store.leader import holder
+
+    store = open_store(pg_url, readonly=True)
+    try:
+        with store.read() as tx:
+            held = holder(tx, INTEGRATOR_ROLE)
+    finally:
+        store.close()
+    return None if held is None else held[0]
 
 
 @pytest.fixture
@@ -64,21 +79,42 @@ def test_three_servers_one_killed_lose_and_duplicate_nothing(
     assert len(every) == sum(len(keys) for _, keys in requests) == 100_000
     dead: set[int] = set()
     lock = threading.Lock()
+    pids = [s.proc.pid for s in servers]
 
     def kill_a_third_of_the_way(sent: Sent) -> None:
         with lock:
-            if VICTIM in dead or sent.acked() < len(requests) // 3:
+            if dead or sent.acked() < len(requests) // 3:
                 return
-            dead.add(VICTIM)
-        servers[VICTIM].proc.send_signal(signal.SIGKILL)
+            integrator = _integrator_pid(pg_url)
+            assert integrator in pids, f"the integrator {integrator} is none of {pids}"
+            dead.add(pids.index(integrator))
+        servers[pids.index(integrator)].proc.send_signal(signal.SIGKILL)
 
     sent = send_round_robin(servers, requests, threads=6, dead=dead, on_ack=kill_a_third_of_the_way)
     assert not sent.failures, sent.failures[:5]
-    assert servers[VICTIM].proc.wait(30) == -signal.SIGKILL
+    assert len(dead) == 1
+    victim = next(iter(dead))
+    assert servers[victim].proc.wait(30) == -signal.SIGKILL
+    # Another server took the integrator role over and integrated everything acknowledged.
+    import time
+
+    from flightlog.app import open_store
+    from flightlog.ledger import attach
+
+    store = open_store(pg_url)
+    try:
+        ledger = attach(store)
+        deadline = time.monotonic() + 300
+        while ledger.pending() or _integrator_pid(pg_url) in (None, pids[victim]):
+            assert time.monotonic() < deadline, (ledger.pending(), _integrator_pid(pg_url))
+            time.sleep(0.2)
+        assert _integrator_pid(pg_url) in [p for n, p in enumerate(pids) if n != victim]
+    finally:
+        store.close()
     assert sorted(i for v in sent.acked_by.values() for i in v) == list(range(len(requests)))
-    assert sent.acked_by[VICTIM], "the killed server had acknowledged nothing"
+    assert sent.acked_by[victim], "the killed server had acknowledged nothing"
     for n, s in enumerate(servers):
-        if n != VICTIM:
+        if n != victim:
             s.stop()
 
     import psycopg
@@ -92,7 +128,7 @@ def test_three_servers_one_killed_lose_and_duplicate_nothing(
     assert stored == every
     assert runs == TRACES
     # What the killed server acknowledged before it died is all there.
-    victim_keys = {k for i in sent.acked_by[VICTIM] for k in requests[i][1]}
+    victim_keys = {k for i in sent.acked_by[victim] for k in requests[i][1]}
     assert victim_keys and victim_keys <= stored
 
     verify = subprocess.run(
