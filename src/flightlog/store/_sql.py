@@ -267,7 +267,17 @@ def write_batch(
         )
     refused_runs = {c.run_id for _, c in step_conflicts if c.step_id is not None}
     run_conflicts: list[tuple[int, Conflict]] = []
+    # Runs to reorder without a record in this batch: locked with the batch's stored runs,
+    # in one pass in id order, or on their own when every run of the batch is new.
     extra = sorted(set(lock_runs) - {r.id for r in batch.runs})
+    extra_found: set[str] | None = None  # None: not locked yet
+
+    def stored_runs(ids: Sequence[str]) -> dict[str, Run]:
+        nonlocal extra_found
+        rows = _stored_runs(tx, [*ids, *extra], for_update)
+        extra_found = {rid for rid in extra if rid in rows}
+        return rows
+
     if batch.runs:
         applied.runs, run_conflicts = _write_facts(
             tx,
@@ -278,15 +288,14 @@ def write_batch(
                 k[0]
                 for k in _insert_new(tx, "runs", RUN_COLUMNS, "id", [run_row(r) for _, r in kv])
             },
-            # The runs to reorder are locked with them, in one pass in id order.
-            stored=lambda ids: _stored_runs(tx, [*ids, *extra], for_update),
+            stored=stored_runs,
             upsert=lambda runs: tx.executemany(_RUN_UPSERT, [run_row(r) for r in runs]),
         )
-        extra = []
     if extra and for_update:
-        found = _stored_runs(tx, extra, for_update)
+        if extra_found is None:
+            extra_found = set(_stored_runs(tx, extra, for_update))
         for rid in extra:
-            if rid not in found:  # steps without their run: a named lock stands in for it
+            if rid not in extra_found:  # steps without their run: a named lock stands in
                 tx.lock(f"run:{rid}")
     if batch.edges:
         edges: dict[tuple[str, str, str, str], Edge] = {}

@@ -251,6 +251,13 @@ class PostgresStore(SQLStore):
                 # Durable before write returns: wait for the local WAL flush at commit.
                 conn.execute("SET synchronous_commit = on")
             conn.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}")
+            # A writer whose host or network dies mid-transaction holds row and named locks
+            # until the server notices: server-side TCP keepalives make that about a minute
+            # (ignored on Unix-domain sockets).
+            conn.execute(
+                "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; "
+                "SET tcp_keepalives_count = 3"
+            )
             if self.readonly:
                 conn.execute("SET default_transaction_read_only = on")
         except psycopg.Error as exc:

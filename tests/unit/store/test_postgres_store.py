@@ -235,15 +235,18 @@ def test_the_same_named_lock_excludes_across_stores(pg_url: str) -> None:
     assert order == ["first", "second"]
 
 
+@pytest.mark.parametrize("run_records", ["with", "without"])
 def test_servers_writing_one_trace_at_once_keep_every_step_once_in_start_order(
-    pg_url: str,
+    pg_url: str, run_records: str
 ) -> None:
     """Four stores (as four servers) write new spans of the same traces at once, round after
     round, re-sending some of each other's too: every step is stored once, nothing is
     reported as a conflict, and each run's step indices follow start times (the reorder of
-    the last writer of a run sees every committed step)."""
+    the last writer of a run sees every committed step). ``without``: the batches carry
+    the steps but not their runs' records (only a new, unrelated run each)."""
     stores = [open_store(pg_url) for _ in range(4)]
     runs = [f"{r:032x}" for r in range(1, 13)]
+    stores[0].write(Batch(runs=[Run(id=r, workflow="w", started_ns=1) for r in runs]))
     rounds, per = 10, 2  # each store adds `per` steps to every run in every round
     total = rounds * per * len(stores)
 
@@ -265,10 +268,11 @@ def test_servers_writing_one_trace_at_once_keep_every_step_once_in_start_order(
                 first = (rnd * len(stores) + k) * per
                 mine = [step(r, j) for r in runs for j in range(first, first + per)]
                 again = [step(r, j) for r in runs for j in range(0, first, 5)]
-                batch = Batch(
-                    runs=[Run(id=r, workflow="w", started_ns=1, source="otlp") for r in runs],
-                    steps=mine + again,
-                )
+                records = [Run(id=r, workflow="w", started_ns=1) for r in runs]
+                if run_records == "without":  # and no re-sent step locks the run either
+                    again = []
+                    records = [Run(id=f"{k + 1:08x}{rnd + 1:024x}", workflow="w", started_ns=1)]
+                batch = Batch(runs=records, steps=mine + again)
                 problems.extend(stores[k].write(batch, reorder=runs))
         except BaseException as exc:  # pragma: no cover - reported below
             problems.append(exc)
