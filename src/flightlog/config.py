@@ -22,6 +22,9 @@ Each capability validates its sections once per loaded ``Config``: ``Config.type
 a section into the msgspec ``Section`` classes the capability declares (the one declaration
 of its settings) and ``Config.derive`` keeps what the capability builds from them, so a
 server or an SDK process re-reads and re-validates nothing per ended run.
+
+Size: just over 500 lines: the loader, its cache, environment overrides, line numbers and
+the typed-section base are one mechanism; the sections themselves live with their capability.
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from flightlog.detect.context import RunContext
     from flightlog.forensics.attribution import Attribution
     from flightlog.model import Finding, Run, RunRecord
+    from flightlog.store.base import Store
 
 log = logging.getLogger("flightlog.pipeline")
 
@@ -65,7 +66,7 @@ class EndedRun:
 class RunsEnded:
     """The input of run-end work: the store and the runs that just ended, staged."""
 
-    store: Any
+    store: Store
     runs: list[EndedRun]
 
     @property
@@ -77,7 +78,7 @@ class RunsEnded:
 class Tick:
     """The input of periodic work."""
 
-    store: Any
+    store: Store
     now_ns: int
 
 
@@ -92,7 +93,7 @@ RunEndHook = Callable[[Any, Sequence[str]], None]
 FAULT_STATUSES = ("failed", "degraded")
 
 
-def detect(store: Any, ended: EndedRun) -> None:
+def detect(store: Store, ended: EndedRun) -> None:
     """Run every configured detector once; store the new findings."""
     from flightlog.detect import RunContext, run_detectors
     from flightlog.detect.context import history_cache
@@ -120,7 +121,7 @@ def detect(store: Any, ended: EndedRun) -> None:
     spectrum.observe(ctx)
 
 
-def attribute(store: Any, ended: EndedRun) -> None:
+def attribute(store: Store, ended: EndedRun) -> None:
     """A failed run's attribution, from the findings of ``detect``: stored and audited once
     (a run delivered again keeps the attribution it was given first)."""
     if ended.run.status not in FAULT_STATUSES:
@@ -216,7 +217,7 @@ def _failed(what: str, n: int) -> None:
     log.exception("run-end %s failed for %d run(s)", what, n)
 
 
-def runs_ended(store: Any, run_ids: Sequence[str]) -> RunsEnded:
+def runs_ended(store: Store, run_ids: Sequence[str]) -> RunsEnded:
     """Move runs that just ended through the stages, then the registered work. Never raises;
     returns what the stages computed."""
     ended = RunsEnded(store, [])
@@ -257,7 +258,7 @@ class Clock:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         *,
         resolution: float = 0.5,
         extra: Sequence[tuple[float, Callable[[Tick], None]]] = (),

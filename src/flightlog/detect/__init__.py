@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 from flightlog.detect.context import History, RunContext, finding_id, history_cache
 from flightlog.detect.registry import configured_detectors, detector, load_config
 from flightlog.model import Batch, Finding
+from flightlog.store.base import Store, StoreReader
 
 __all__ = [
     "History",
@@ -57,16 +58,21 @@ def run_detectors(
     return list(out.values())
 
 
-def detect(store: Any, run_id: str, *, write: bool = True) -> list[Finding]:
-    """Run the detectors on a stored run; store new findings; return all the run's findings
-    (recorded ones such as failed checks, then new ones), ordered by step index."""
+@overload
+def detect(store: Store, run_id: str, *, write: bool = True) -> list[Finding]: ...
+@overload
+def detect(store: StoreReader, run_id: str, *, write: Literal[False]) -> list[Finding]: ...
+def detect(store: StoreReader, run_id: str, *, write: bool = True) -> list[Finding]:
+    """Run the detectors on a stored run; store new findings (``write``, which needs a
+    writable ``Store``); return all the run's findings (recorded ones such as failed checks,
+    then new ones), ordered by step index."""
     run_id = store.resolve_run_id(run_id)
     ctx = RunContext.load(store, run_id)
     found = run_detectors(ctx)
     known = {f.id for f in ctx.record.findings}
     new = [f for f in found if f.id not in known]
     if write and new:
-        store.write(Batch(findings=new))
+        cast("Store", store).write(Batch(findings=new))
     allf = ctx.record.findings + new
     order = {s.id: s.index for s in ctx.steps}
     return sorted(allf, key=lambda f: (order.get(f.step_id or "", 0), f.detector, f.id))

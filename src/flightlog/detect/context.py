@@ -10,6 +10,10 @@ detectors read, computed once from the samples when first needed and then update
 join and leave the history (``History.advanced``), never recomputed for every run. Histories
 are cached per store (the cache lives as long as the store object and holds a bounded
 number of workflows) and folded forward by the run-end pipeline as runs end.
+
+Size: over 500 lines: ``RunContext``, ``History`` and ``Baseline`` share the decoded samples
+and the per-store cache that folds runs forward; apart, the cache's invariants would span
+modules.
 """
 
 from __future__ import annotations
@@ -686,7 +690,9 @@ def _add_record(history: History, rec: RunRecord, value_of: Callable[[str], Any]
 class RunContext:
     """One run as detectors see it: the record, decoded payloads and the workflow's history."""
 
-    def __init__(self, store: Any, record: RunRecord, history: History | None = None) -> None:
+    def __init__(
+        self, store: StoreReader, record: RunRecord, history: History | None = None
+    ) -> None:
         self.store = store
         self.record = record
         self.run = record.run

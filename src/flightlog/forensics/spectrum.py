@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import re
 import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,7 @@ from flightlog.model import RunRecord, Step
 from flightlog.store.base import RunQuery
 
 if TYPE_CHECKING:
-    from flightlog.store.base import Store
+    from flightlog.store.base import StoreReader
 
 SPECTRUM_RUNS = 200
 _VERSIONED = re.compile(r"(prompt|template|version)", re.IGNORECASE)
@@ -96,8 +98,32 @@ def signature(step: Step, output: Any) -> dict[str, str]:
 
 
 _cache_lock = threading.Lock()
-# (store, workflow) -> [runs counted, rows (newest first), lookups since counted]
-_cache: dict[tuple[int, str], list[Any]] = {}
+# store -> workflow -> [runs counted, rows (newest first), lookups since counted]: owned by
+# the store object (gone with it) and bounded to CACHED_WORKFLOWS per store, least recent out.
+_caches: weakref.WeakKeyDictionary[Any, OrderedDict[str, list[Any]]] = weakref.WeakKeyDictionary()
+CACHED_WORKFLOWS = 256
+
+
+def _cache_of(store: StoreReader) -> OrderedDict[str, list[Any]]:
+    """The store's spectrum cache (call with ``_cache_lock`` held); a store that cannot be
+    weakly referenced gets a throwaway one (nothing cached, nothing leaked)."""
+    try:
+        cache = _caches.get(store)
+        if cache is None:
+            cache = _caches[store] = OrderedDict()
+        return cache
+    except TypeError:
+        return OrderedDict()
+
+
+def _remember(store: StoreReader, workflow: str, entry: list[Any]) -> None:
+    cache = _cache_of(store)
+    cache[workflow] = entry
+    cache.move_to_end(workflow)
+    while len(cache) > CACHED_WORKFLOWS:
+        cache.popitem(last=False)
+
+
 Row = tuple[str, bool, int, dict[str, str]]
 
 
@@ -111,10 +137,9 @@ def _row(rec: RunRecord, payloads: dict[str, bytes]) -> Row:
     return (rec.run.id, rec.run.status != "succeeded", rec.run.started_ns, sig)
 
 
-def _runs(store: Store, workflow: str) -> list[Row]:
-    key = (id(store), workflow)
+def _runs(store: StoreReader, workflow: str) -> list[Row]:
     with _cache_lock:
-        hit = _cache.get(key)
+        hit = _cache_of(store).get(workflow)
         # As for histories: N >= 20 runs cannot grow by a tenth in fewer than N/10 ended
         # runs, so counting (O(N)) is skipped until then; runs the pipeline saw are folded in
         # by ``observe`` as they end.
@@ -138,7 +163,7 @@ def _runs(store: Store, workflow: str) -> list[Row]:
     payloads = store.get_payloads(hashes) if hashes else {}
     rows = [_row(rec, payloads) for rec in records]
     with _cache_lock:
-        _cache[key] = [total, rows, 0]
+        _remember(store, workflow, [total, rows, 0])
     return rows
 
 
@@ -149,19 +174,18 @@ def observe(ctx: RunContext) -> None:
     run = ctx.run
     if run.status not in ("failed", "degraded", "succeeded"):
         return
-    key = (id(ctx.store), run.workflow)
     with _cache_lock:
-        hit = _cache.get(key)
+        hit = _cache_of(ctx.store).get(run.workflow)
         if hit is None or any(r[0] == run.id for r in hit[1]):
             return
     row = _row(ctx.record, ctx._load_payloads())
     with _cache_lock:
-        if _cache.get(key) is hit:
+        if _cache_of(ctx.store).get(run.workflow) is hit:
             hit[0] += 1
             hit[1] = [row, *hit[1][: SPECTRUM_RUNS - 1]]
 
 
-def localize(store: Store, workflow: str, ctx: RunContext | None = None) -> Spectrum | None:
+def localize(store: StoreReader, workflow: str, ctx: RunContext | None = None) -> Spectrum | None:
     """Rank signature elements of the workflow's runs; ``top`` is the most suspicious element
     present in ``ctx``'s run (if given), requiring at least 2 failed and 2 passed runs."""
     rows = _runs(store, workflow)

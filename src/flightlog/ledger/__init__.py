@@ -32,13 +32,17 @@ if TYPE_CHECKING:
 
 __all__ = ["attach", "ledger_enabled"]
 
-_ledgers: weakref.WeakKeyDictionary[object, Ledger] = weakref.WeakKeyDictionary()
+# store -> its ledger, both weakly: the store keeps its ledger alive through the hooks it
+# holds, and a ledger holds its store, so a strong value here would keep every store opened
+# in the process alive (and its connections open) for the life of the process.
+_ledgers: weakref.WeakKeyDictionary[object, weakref.ref[Ledger]] = weakref.WeakKeyDictionary()
 
 
 def attach(store: Store, config: LedgerConfig | None = None) -> Ledger:
     """Attach the audit ledger to ``store`` (idempotent): create its tables, and register the
     write hook and auditor so every record stored from now on becomes a leaf."""
-    existing = _ledgers.get(store)
+    ref = _ledgers.get(store)
+    existing = ref() if ref is not None else None
     if existing is not None:
         return existing
     from flightlog.ledger.log import Ledger
@@ -47,7 +51,7 @@ def attach(store: Store, config: LedgerConfig | None = None) -> Ledger:
     store.add_write_hook(ledger.on_write)
     store.add_auditor(ledger.on_audit)
     store.add_close_hook(ledger.sign_on_close)
-    _ledgers[store] = ledger
+    _ledgers[store] = weakref.ref(ledger)
     return ledger
 
 

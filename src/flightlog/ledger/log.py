@@ -38,6 +38,10 @@ nodes it completes; every complete subtree's hash is stored (``ledger_nodes``). 
 extension the cached tree head is compared with ``ledger_state`` (one read per batch), so
 several processes writing one store stay consistent, and a rolled-back transaction is
 noticed.
+
+Size: one module on purpose, over 500 lines: the write hook, sequencing, the tree's right
+frontier and checkpoint signing share one in-memory frontier and one lock; split, that state
+would be reached into from several modules.
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ built once per loaded configuration (``Config.derive``). Secrets (webhook URLs, 
 keys, SMTP passwords) come from the file or from the environment
 (``FLIGHTLOG_CHANNEL_<NAME>_<FIELD>``, or the variable named by ``<field>_env``) and are
 never put in messages in clear: see ``redact``.
+
+Size: over 500 lines: the response layer's sections are declared here together because they
+reference each other (routes name receivers and teams, teams name channels) and are
+cross-checked in one pass; channel-specific checks live with each channel plug-in.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from flightlog.lineage import infer_data_edges
 from flightlog.model import Batch, Run, Step
 from flightlog.otel.conventions import OI_GRAPH_NODE_ID, OI_GRAPH_NODE_PARENT_ID
 from flightlog.otel.decode import DecodeResult, apply_derived_status, handoff_edges
-from flightlog.store.base import StepOutline
+from flightlog.store.base import StepOutline, Store
 from flightlog.store.facts import CLOSED_IDLE, PLACEHOLDER, Conflict
 
 log = logging.getLogger("flightlog.server")
@@ -84,7 +84,7 @@ class Ingestor:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         *,
         max_pending_spans: int = 50_000,
         max_batch_spans: int = 20_000,
@@ -368,7 +368,7 @@ class Ingestor:
             self.stats.pipeline_cpu_seconds += time.thread_time() - cpu
 
 
-def derive_statuses(store: Any, batch: Batch, run_ids: set[str], stored: set[str]) -> list[str]:
+def derive_statuses(store: Store, batch: Batch, run_ids: set[str], stored: set[str]) -> list[str]:
     """The status of each ingested run whose root span has arrived, derived from all its
     spans stored so far and in ``batch`` (``flightlog.status``). A run whose root
     arrived earlier and whose status the new spans change is added to the batch again, so
@@ -439,7 +439,7 @@ def conflict_message(conflicts: list[Conflict], limit: int = 5) -> str:
     return text + (f"; and {more} more" if more > 0 else "")
 
 
-def derive(store: Any, batch: Batch, run_ids: set[str]) -> list[str]:
+def derive(store: Store, batch: Batch, run_ids: set[str]) -> list[str]:
     """Before ``batch`` of ingested runs ``run_ids`` is written and logged: infer the data
     edges that its steps open with the run's stored steps, and give each failed run written
     now its failure point over every step seen so far.
