@@ -450,7 +450,13 @@ def document(version: str) -> dict[str, Any]:
                             "application/x-protobuf": {
                                 "schema": {"type": "string", "format": "binary"}
                             },
-                            "application/json": {"schema": {"type": "object"}},
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "description": "An ExportTraceServiceRequest in the OTLP/JSON"
+                                    " encoding (opentelemetry-proto); other objects get 400",
+                                }
+                            },
                         },
                     },
                     "responses": {

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from flightlog.app import open_store
 from flightlog.model import Batch, Edge, Finding, Run, Step
@@ -85,7 +86,13 @@ def test_api_conforms_to_its_openapi_document(app) -> None:  # type: ignore[no-u
             max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
         )
         def check(case) -> None:  # type: ignore[no-untyped-def]
-            case.call_and_validate()
+            # The OTLP/JSON body's schema is the OTLP protobuf's JSON mapping
+            # (opentelemetry-proto), which the document names rather than restates: "an
+            # object" there does not promise that any object is a valid export, so a
+            # schema-valid body may be refused with 400. Malformed OTLP bodies are tested in
+            # tests/integration/server/test_bad_input.py.
+            otlp = case.operation.label == "POST /v1/traces"
+            case.call_and_validate(excluded_checks=[positive_data_acceptance] if otlp else [])
 
         check()
         checked.append(operation.label)
