@@ -95,9 +95,9 @@ class AuditApi:
         if "\x00" in raw:
             raise ApiError(400, "a record id cannot contain a NUL character")
         digits = raw[1:] if raw.startswith("#") else raw
-        if digits.isdigit() and not (digits.isascii() and (raw == digits or len(digits) < 19)):
-            if raw != digits or len(digits) < 16:  # what find_entry would read as a leaf index
-                raise ApiError(404, _unknown(raw))
+        leaf_index = digits.isdigit() and (raw != digits or len(digits) < 16)  # as find_entry
+        if leaf_index and not (digits.isascii() and len(digits) < 19):  # reads it: no such leaf
+            raise ApiError(404, _unknown(raw))
         ledger = self._ledger()
         record = self._resolve(request, raw)
         pending_id: int | None = None

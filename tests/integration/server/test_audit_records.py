@@ -104,7 +104,7 @@ def test_a_key_learns_nothing_about_another_projects_records(
     keys = {}
     try:
         for project in ("alpha", "beta"):
-            for scope in ("ingest", "read"):
+            for scope in ("ingest", "read", "admin"):
                 keys[f"{project}-{scope}"] = create_key(
                     store, f"{project}-{scope}", scope, project
                 )[1]
@@ -135,6 +135,11 @@ def test_a_key_learns_nothing_about_another_projects_records(
             "e" * 32, record.replace("%23", "#")
         )
         assert alpha_run not in r.text or record.startswith(alpha_run)
+    # an entry of no run (the first key's creation, leaf #0) is server-wide: admin only
+    assert _get(srv, "%230", auth("alpha-read")).status_code == 404
+    server_wide = _get(srv, "%230", auth("alpha-admin"))
+    assert server_wide.status_code == 200, server_wide.text
+    assert server_wide.json()["run_id"] is None and server_wide.json()["index"] == 0
     # beta's own runs stay visible to beta
     beta_run = _ingest(srv, auth("beta-ingest"))
     assert _integrated(srv, beta_run, headers=auth("beta-read"))["run_id"] == beta_run
