@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from flightlog.ledger.log import Ledger
     from flightlog.store.base import Store
 
-__all__ = ["attach", "ledger_enabled"]
+__all__ = ["attach", "attached", "ledger_enabled"]
 
 # store -> its ledger, both weakly: the store keeps its ledger alive through the hooks it
 # holds, and a ledger holds its store, so a strong value here would keep every store opened
@@ -53,6 +53,12 @@ def attach(store: Store, config: LedgerConfig | None = None) -> Ledger:
     store.add_close_hook(ledger.sign_on_close)
     _ledgers[store] = weakref.ref(ledger)
     return ledger
+
+
+def attached(store: object) -> Ledger | None:
+    """The ledger ``attach`` wired to ``store``, or None (the ledger is off for it)."""
+    ref = _ledgers.get(store)
+    return ref() if ref is not None else None
 
 
 def ledger_enabled() -> bool:

@@ -20,6 +20,7 @@ from flightlog.access.projects import ProjectStore
 from flightlog.errors import StoreError
 from flightlog.server.admission import Admission
 from flightlog.server.api import Api, error_json, guarded, json_response
+from flightlog.server.audit_api import AuditApi
 from flightlog.server.guard import LOOPBACK_HOSTS, Guard, principal
 from flightlog.server.ingest import Ingestor
 from flightlog.server.openapi import document
@@ -86,6 +87,7 @@ def create_app(
         return scoped
 
     api = Api(store_for, reader)
+    audit_api = AuditApi(store, store_for)
     ui = Ui(store_for, store, reader)
     spec = document(_version())
 
@@ -183,6 +185,7 @@ def create_app(
         Route("/api/v1/workflows", guarded(api.workflows)),
         Route("/api/v1/reliability", guarded(api.reliability)),
         Route("/api/v1/reliability/{workflow}", guarded(api.workflow_reliability)),
+        Route("/api/v1/audit/records/{record:path}", guarded(audit_api.record)),
         Route("/api/v1/ingest/stats", stats),
         Route("/", ui.index),
         Route("/runs/{run_id}", ui.run),

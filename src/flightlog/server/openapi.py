@@ -303,6 +303,73 @@ def document(version: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/audit/records/{record}": {
+                "get": {
+                    "summary": "Whether a record is provable yet: its inclusion proof once "
+                    "integrated into the audit log, 202 while its entry is pending",
+                    "parameters": [
+                        {
+                            "name": "record",
+                            "in": "path",
+                            "required": True,
+                            "description": "A leaf index (#N or N), a run id or unambiguous "
+                            "prefix, a step id, a finding id or a ledger record id; the "
+                            "record's latest entry",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 512},
+                        }
+                    ],
+                    "responses": {
+                        "200": _resp(
+                            {
+                                "type": "object",
+                                "required": ["record", "state", "index", "proof"],
+                                "properties": {
+                                    "record": {"type": "string"},
+                                    "state": {"type": "string", "enum": ["integrated"]},
+                                    "run_id": {"type": "string", "nullable": True},
+                                    "index": {"type": "integer", "minimum": 0},
+                                    "checkpoint_size": {"type": "integer", "minimum": 1},
+                                    "origin": {"type": "string"},
+                                    "proof": {
+                                        "type": "string",
+                                        "description": "C2SP tlog-proof (entry, inclusion "
+                                        "proof, signed checkpoint), as `flightlog audit "
+                                        "prove` writes it",
+                                    },
+                                },
+                            },
+                            "Integrated: provable",
+                        ),
+                        "202": {
+                            **_resp(
+                                {
+                                    "type": "object",
+                                    "required": ["record", "state", "pending_id"],
+                                    "properties": {
+                                        "record": {"type": "string"},
+                                        "state": {"type": "string", "enum": ["pending"]},
+                                        "run_id": {"type": "string", "nullable": True},
+                                        "pending_id": {"type": "integer"},
+                                        "retry_after": {"type": "integer"},
+                                        "message": {"type": "string"},
+                                    },
+                                },
+                                "Acknowledged, not provable yet: ask again after Retry-After",
+                            ),
+                            "headers": {
+                                "Retry-After": {
+                                    "description": "Seconds to wait",
+                                    "schema": {"type": "integer"},
+                                }
+                            },
+                        },
+                        "400": _resp(_ERROR, "Invalid record"),
+                        "404": _resp(_ERROR, "No ledger entry for the record (or not visible)"),
+                        "409": _resp(_ERROR, "The audit ledger is off on this server"),
+                        "503": _resp(_ERROR, "Store unavailable"),
+                    },
+                }
+            },
             "/api/v1/ingest/stats": {
                 "get": {
                     "summary": "Ingestion counters since the server started",
