@@ -74,7 +74,8 @@ from flightlog.ledger.entry import (
 )
 from flightlog.ledger.note import Signer, Verifier
 from flightlog.ledger.schema import MIN_STORED_LEVEL, NODE_SHIFT, migrations
-from flightlog.model import Batch, Edge, Finding
+from flightlog.model import Batch
+from flightlog.store import core
 from flightlog.store.base import Store, Tx, chunked
 
 log = logging.getLogger("flightlog.ledger")
@@ -324,7 +325,7 @@ class Ledger:
         enc = self.encoder.encode
         out: list[Encoded | IndexMark] = []
         if batch.runs:
-            stored = self._stored_runs(tx, {r.id for r in batch.runs})
+            stored = core.runs_by_id(tx, {r.id for r in batch.runs})
             for r in batch.runs:
                 kind = "run.start" if r.status == "running" else "run.end"
                 out.append(enc(kind, r.id, r.id, run_data(stored[r.id]), now))
@@ -332,12 +333,12 @@ class Ledger:
             # Hooks receive the steps as stored (merged by store.facts).
             out.append(enc("step", step_record_id(s.run_id, s.id), s.run_id, step_data(s), now))
         if batch.edges:
-            edges = self._stored_edges(tx, batch.edges)
+            edges = core.edges_as_stored(tx, batch.edges)
             for e in batch.edges:
                 se = edges.get((e.run_id, e.source, e.target, e.kind), e)
                 out.append(enc("edge", edge_id(se), se.run_id, edge_data(se), now))
         if batch.findings:
-            findings = self._stored_findings(tx, {f.id for f in batch.findings})
+            findings = core.findings_by_id(tx, {f.id for f in batch.findings})
             for f in batch.findings:
                 sf = findings.get(f.id, f)
                 out.append(enc("finding", sf.id, sf.run_id, finding_data(sf), now))
@@ -422,50 +423,6 @@ class Ledger:
                 seqs.append(int(seq))
                 if kind == RUN_INDEX and int(seq) > last:
                     out[str(run_id)] = (seqs, int(seq))
-        return out
-
-    def _stored_runs(self, tx: Tx, ids: set[str]) -> dict[str, Any]:
-        from flightlog.store._columns import RUN_COLUMNS, run_from_row
-
-        out = {}
-        for part in chunked(sorted(ids), 500):
-            marks = ", ".join("?" * len(part))
-            for row in tx.fetchall(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({marks})", list(part)
-            ):
-                out[row[0]] = run_from_row(row)
-        return out
-
-    def _stored_edges(self, tx: Tx, edges: Sequence[Edge]) -> dict[tuple[str, str, str, str], Edge]:
-        """The batch's edges as stored, one query per run (not one per edge)."""
-        by_run: dict[str, set[tuple[str, str, str]]] = {}
-        for e in edges:
-            by_run.setdefault(e.run_id, set()).add((e.source, e.target, e.kind))
-        out: dict[tuple[str, str, str, str], Edge] = {}
-        for run_id, keys in by_run.items():
-            sources = sorted({k[0] for k in keys})
-            for part in chunked(sources, 500):
-                marks = ", ".join("?" * len(part))
-                for row in tx.fetchall(
-                    "SELECT run_id, source, target, kind, evidence, detail FROM edges "
-                    f"WHERE run_id = ? AND source IN ({marks})",
-                    [run_id, *part],
-                ):
-                    if (row[1], row[2], row[3]) in keys:
-                        out[(row[0], row[1], row[2], row[3])] = Edge(*row)
-        return out
-
-    def _stored_findings(self, tx: Tx, ids: set[str]) -> dict[str, Finding]:
-        from flightlog.store._columns import FINDING_COLUMNS, finding_from_row
-
-        out = {}
-        for part in chunked(sorted(ids), 500):
-            marks = ", ".join("?" * len(part))
-            for row in tx.fetchall(
-                f"SELECT {FINDING_COLUMNS} FROM findings WHERE id IN ({marks})", list(part)
-            ):
-                f = finding_from_row(row)
-                out[f.id] = f
         return out
 
     def _sync(self, tx: Tx) -> tuple[int, bytes]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from flightlog.model import Edge, Finding, Run
 from flightlog.store.base import Tx, chunked
 
 __all__ = [
@@ -232,3 +233,52 @@ def payload_references(tx: Tx) -> list[tuple[str, str | None, str | None, str | 
         )
         for r, s, i, o in rows
     ]
+
+
+def runs_by_id(tx: Tx, ids: Iterable[str]) -> dict[str, Run]:
+    """The stored runs among ``ids`` (the audit ledger's write hook: a run's entry records the
+    run as stored, merged with what was there)."""
+    from flightlog.store._columns import RUN_COLUMNS, run_from_row
+
+    out = {}
+    for part in chunked(sorted(ids), 500):
+        marks = ", ".join("?" * len(part))
+        for row in tx.fetchall(f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({marks})", part):
+            out[row[0]] = run_from_row(row)
+    return out
+
+
+def edges_as_stored(tx: Tx, edges: Sequence[Edge]) -> dict[tuple[str, str, str, str], Edge]:
+    """``edges`` as stored, keyed by (run, source, target, kind): one query per run and 500
+    sources, not one per edge."""
+    by_run: dict[str, set[tuple[str, str, str]]] = {}
+    for e in edges:
+        by_run.setdefault(e.run_id, set()).add((e.source, e.target, e.kind))
+    out: dict[tuple[str, str, str, str], Edge] = {}
+    for run_id, keys in by_run.items():
+        sources = sorted({k[0] for k in keys})
+        for part in chunked(sources, 500):
+            marks = ", ".join("?" * len(part))
+            for row in tx.fetchall(
+                "SELECT run_id, source, target, kind, evidence, detail FROM edges "
+                f"WHERE run_id = ? AND source IN ({marks})",
+                [run_id, *part],
+            ):
+                if (row[1], row[2], row[3]) in keys:
+                    out[(row[0], row[1], row[2], row[3])] = Edge(*row)
+    return out
+
+
+def findings_by_id(tx: Tx, ids: Iterable[str]) -> dict[str, Finding]:
+    """The stored findings among ``ids``."""
+    from flightlog.store._columns import FINDING_COLUMNS, finding_from_row
+
+    out = {}
+    for part in chunked(sorted(ids), 500):
+        marks = ", ".join("?" * len(part))
+        for row in tx.fetchall(
+            f"SELECT {FINDING_COLUMNS} FROM findings WHERE id IN ({marks})", part
+        ):
+            f = finding_from_row(row)
+            out[f.id] = f
+    return out
