@@ -158,7 +158,7 @@ def _items(obj: Any, *keys: str) -> list[Any]:
 # -- mapping spans to records ---------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Span:
     """One decoded, validated span with its context."""
 
@@ -177,7 +177,15 @@ class _Span:
 
 
 def attributes_to_dict(kvs: Iterable[Any]) -> dict[str, Any]:
-    return {kv.key: any_value_to_python(kv.value) for kv in kvs}
+    out: dict[str, Any] = {}
+    for kv in kvs:
+        v = kv.value
+        # Strings first, inline: most attributes are (the rest as any_value_to_python)
+        if v.WhichOneof("value") == "string_value":
+            out[kv.key] = v.string_value
+        else:
+            out[kv.key] = any_value_to_python(v)
+    return out
 
 
 _ZERO16 = bytes(16)
@@ -534,6 +542,9 @@ def _payload_value(attrs: dict[str, Any], value_key: str, mime_key: str | None) 
 _INDEX_SEGMENT = re.compile(r"\.(\d+)\.")
 
 
+_NOT_INDEXED: set[str] = set()  # keys known to hold no index segment (they repeat)
+
+
 def unflatten(attrs: dict[str, Any]) -> dict[str, Any]:
     """Fold OpenInference's indexed keys (``llm.input_messages.0.message.role``) into lists.
 
@@ -542,12 +553,22 @@ def unflatten(attrs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     groups: dict[str, dict[int, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
     search = _INDEX_SEGMENT.search
+    plain = _NOT_INDEXED
     for key, value in attrs.items():
+        if key in plain:
+            out[key] = value
+            continue
         m = search(key)
         if m is not None and m.start() > 0 and int(m.group(1)) < 10_000:
             groups[key[: m.start()]][int(m.group(1))][key[m.end() :]] = value
         else:
             out[key] = value
+            if m is None and len(key) <= 200:
+                if len(plain) >= 8192:
+                    plain.clear()
+                plain.add(key)
+    if not groups:
+        return out
     for prefix, items in groups.items():
         if prefix in out:  # a plain key of the same name: keep both, flattened
             for i, d in items.items():

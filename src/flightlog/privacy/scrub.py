@@ -54,7 +54,6 @@ _KEY_WORDS: tuple[str, ...] = (
     "signing",
     "pwd",
 )
-_NO_DIGITS = str.maketrans("", "", "0123456789")
 _CACHED_LEN = 120  # texts up to this long that need nothing are remembered ...
 _CACHED_TEXTS = 8192  # ... this many at most (then forgotten all at once)
 # Seven digits in a row, single separators allowed: what every phone, card, IBAN and SSN has.
@@ -89,18 +88,33 @@ def _or(values: Any) -> int:
 _CARD_INT_MIN = 10**12  # integers of 13 digits or more may be card numbers
 
 
-def _joined(mapping: dict[str, Any]) -> str:
-    """The keys and values of a mapping as one text, for screening."""
+def _parts(mapping: dict[str, Any]) -> list[str]:
+    """The keys and values of a mapping as texts, for screening (joined by newlines, they
+    are the text the rules are run on)."""
     parts: list[str] = []
     for k, v in mapping.items():
-        parts.append(str(k))
-        if type(v) is str:
+        parts.append(k if type(k) is str else str(k))
+        t = type(v)
+        if t is str:
             parts.append(v)
-        elif v is not None and type(v) not in (int, float, bool):
+        elif v is None or t is float or t is bool:
+            continue
+        elif t is int:
+            if abs(v) >= _CARD_INT_MIN:
+                parts.append(str(v))
+        else:
             parts.append(orjson.dumps(v, option=_OPTS, default=str).decode())
-        elif type(v) is int and abs(v) >= _CARD_INT_MIN:
-            parts.append(str(v))
-    return "\n".join(parts)
+    return parts
+
+
+def _joined(mapping: dict[str, Any]) -> str:
+    """The keys and values of a mapping as one text, for screening."""
+    return "\n".join(_parts(mapping))
+
+
+_DIGITS = "0123456789"
+_SCREENED_LEN = 256  # texts up to this long remember their screen (keys, names, models) ...
+_SCREENED_TEXTS = 16384  # ... this many at most (then forgotten all at once)
 
 
 def redacted(name: str, digest: str | None = None) -> str:
@@ -122,6 +136,8 @@ class Scrubber:
         self._card_action = next((r.action for r in self.rules if r.name == "card_number"), "")
         self.counts: Counter[str] = Counter()
         self._clean: set[str] = set()  # short texts known to need nothing
+        self._screened: dict[str, tuple[int, int, bool]] = {}  # see _screen
+        self._keys_cache: dict[tuple[Any, ...], bool] = {}  # see _secret_keys
         # The screen: which rules a text can concern, from substring tests and a digit count
         # (C-speed ``in`` and ``translate``), so that the regular expressions run only on
         # texts that may hold what they look for. A regex alternation of all the rules,
@@ -153,29 +169,70 @@ class Scrubber:
         self._min_digits = min((n for n, _ in self._by_digits), default=0)
         # With key patterns of your own, every payload is walked (they are not screened).
         self._keys_screened = not config.extra_keys
+        # A mapping's parts are screened one by one (and remembered) unless a trigger of
+        # your own holds a newline, which could then join two parts.
+        self._part_screen = not any("\n" in t for t in triggers)
 
     # -- text -----------------------------------------------------------------------------
-    def _candidates(self, text: str) -> int:
-        """A bit set of the rules that may apply to ``text`` (0: none can)."""
-        mask = self._always
+    def _screen(self, text: str, remember: bool = False) -> tuple[int, int, bool]:
+        """What the screen sees in one text: the bits of the triggers in it, its ASCII
+        digits, and whether seven digits stand in one run (separators allowed). Texts
+        joined by newlines screen as the union of their parts (no trigger and no run holds
+        a newline), so the parts of a mapping are screened once each and, when short and
+        ``remember``, remembered (keys and most values repeat from span to span)."""
+        mask = 0
         bits = self._trigger_bits
         for t in self._trigger_re.findall(text.lower()):
             mask |= bits[t]
-        if self._min_digits and len(text) >= self._min_digits:
-            digits = len(text) - len(text.translate(_NO_DIGITS))
-            # Digits enough in all, and seven of them in one run (separators allowed).
-            if digits >= self._min_digits and _DIGIT_RUN.search(text) is not None:
-                for n, bit in self._by_digits:
-                    if digits >= n:
-                        mask |= bit
+        digits = run = 0
+        if self._min_digits:
+            digits = sum(map(text.count, _DIGITS))
+            # (\d also matches other scripts' digits: searched unless it cannot match)
+            if digits >= 7 or not text.isascii():
+                run = _DIGIT_RUN.search(text) is not None
+        out = (mask, digits, bool(run))
+        if remember and len(text) <= _SCREENED_LEN:
+            if len(self._screened) >= _SCREENED_TEXTS:
+                self._screened.clear()
+            self._screened[text] = out
+        return out
+
+    def _mask(self, mask: int, digits: int, run: bool) -> int:
+        """The rules a screened text may concern (0: none can)."""
+        mask |= self._always
+        # Digits enough in all, and seven of them in one run (separators allowed).
+        if run and self._min_digits and digits >= self._min_digits:
+            for n, bit in self._by_digits:
+                if digits >= n:
+                    mask |= bit
         return mask
 
-    def _maybe(self, text: str, keys: bool = False) -> bool:
+    def _candidates(self, text: str) -> int:
+        """A bit set of the rules that may apply to ``text`` (0: none can)."""
+        return self._mask(*self._screen(text))
+
+    def _mapping_candidates(self, value: dict[str, Any]) -> int:
+        """``_candidates`` of ``_joined(value)``, from the screen of each of its parts."""
+        if not self._part_screen:
+            return self._candidates(_joined(value))
+        mask = digits = 0
+        run = False
+        screened = self._screened.get
+        for part in _parts(value):
+            seen = screened(part)
+            m, d, r = seen if seen is not None else self._screen(part, remember=True)
+            mask |= m
+            digits += d
+            run = run or r
+        return self._mask(mask, digits, run)
+
+    def _maybe(self, text: str, keys: bool = False, mask: int | None = None) -> bool:
         """Whether any rule finds something in ``text`` (a JSON document, or the values of a
         mapping joined): a screen run once, so that the values inside are walked one by
         one only when something is there. Every match inside one of the values is a match
-        in the whole, so nothing is missed."""
-        mask = self._candidates(text)
+        in the whole, so nothing is missed. ``mask``: the text's candidates, if known."""
+        if mask is None:
+            mask = self._candidates(text)
         if not mask:
             return False
         if keys and mask & self._key_bit:
@@ -255,6 +312,18 @@ class Scrubber:
                 self._key_cache[key] = hit
         return hit
 
+    def _secret_keys(self, value: dict[str, Any]) -> bool:
+        """Whether a mapping has a key naming a secret (remembered per set of keys: the
+        same instrumentation sends the same keys)."""
+        keys = tuple(value)
+        hit = self._keys_cache.get(keys)
+        if hit is None:
+            hit = any(type(k) is str and self.key_is_secret(k) for k in keys)
+            if len(self._keys_cache) >= 4096:
+                self._keys_cache.clear()
+            self._keys_cache[keys] = hit
+        return hit
+
     def _secret_value(self, value: Any) -> Any:
         """What a value under a secret key becomes (a value already scrubbed, by the SDK
         before the server sees it, stays as it is: scrubbing twice changes nothing)."""
@@ -330,10 +399,12 @@ class Scrubber:
         if not value:
             return value
         try:
-            if not self._maybe(_joined(value)) and not any(
-                type(k) is str and self.key_is_secret(k) for k in value
-            ):
-                return value
+            if not self._secret_keys(value):
+                mask = self._mapping_candidates(value)
+                # No rule can match (the key words alone concern only keys, checked above):
+                # nothing to run; else the rules run on the joined text, as always.
+                if not mask & ~self._key_bit or not self._maybe(_joined(value), mask=mask):
+                    return value
             n = self._dict(value)
         except Exception:
             log.exception("scrubbing a mapping failed; its values are withheld")
