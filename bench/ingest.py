@@ -2,9 +2,20 @@
 
 Each server runs in a subprocess on loopback with its own port and a fresh SQLite store in a
 temporary directory. The same spans (agent-like traces of four GenAI spans) are sent to each
-with the real ``opentelemetry-exporter-otlp-proto-http`` exporter, in batches of 512, one
-export at a time (as OpenTelemetry's batch span processor does). Meanwhile the server's own
-store is polled until every span is there.
+in batches of 512 by the same client (``--client``, printed with the results):
+
+- ``preencoded`` (default): the request bodies are encoded once, before the clock starts, by
+  the real exporter's own encoder (``opentelemetry-exporter-otlp-proto-common``
+  ``encode_spans(batch)``, serialized: the bytes the exporter would send), then posted by
+  ``--senders`` threads (default 4) over keep-alive HTTP/1.1 connections, as an OpenTelemetry
+  Collector fanning out would: protobuf, the exporter's headers, gzip only if the exporter's
+  own setting says so (off by default); 429/502/503/504 retried after ``Retry-After``. It
+  costs a few µs of CPU per span, so the server's limit shows on a 2-core machine;
+- ``exporter``: the real ``opentelemetry-exporter-otlp-proto-http`` exporter in this process,
+  one export at a time (as OpenTelemetry's batch span processor does). Its encoding costs
+  ~117 µs of CPU per span on the bench's machine: on 2 cores it cannot send 20,000 spans/s.
+
+Meanwhile the server's own store is polled until every span is there.
 
 Measured per server:
 
@@ -12,7 +23,9 @@ Measured per server:
   moment the last of them was found there (acknowledged is not enough);
 - time to ack: seconds from the first export until the last export returned;
 - durable at ack: how many spans were in the store when the last export was acknowledged;
-- peak RSS of the server's process tree, and its RSS when idle before the load.
+- peak RSS of the server's process tree, and its RSS when idle before the load;
+- the client's CPU per span (its sending threads; for ``preencoded`` the one-off encoding is
+  printed apart).
 
 Each server gets ``--timeout`` seconds from the first export; after that the spans stored
 so far are reported (the row says "timeout"). ``--peer-spans`` sends fewer spans to the
@@ -23,6 +36,7 @@ $FLIGHTLOG_BENCH_CACHE), created by ``--install``; they are never project depend
 
     python bench/ingest.py --install                      # all three, 20,000 spans each
     python bench/ingest.py --only flightlog --spans 1000 --json out.json
+    python bench/ingest.py --client exporter --only flightlog   # the exporter in-process
 """
 
 from __future__ import annotations
@@ -41,9 +55,11 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _ingest_client import CLIENTS, Bodies, encode, exporter_settings, post_all  # noqa: E402
 from _ingest_servers import (  # noqa: E402
     BenchError,
     ServerSpec,
@@ -77,7 +93,11 @@ class Result:
     durable_per_s: float | None = None
     ack_per_s: float | None = None
     server_cpu_s: float | None = None
+    client: str = "exporter"
+    senders: int = 1
     client_cpu_s: float | None = None
+    encode_cpu_s: float | None = None  # preencoded: encoding the bodies, before the clock
+    retries: int = 0
     idle_rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
     status: str = "ok"
@@ -142,8 +162,26 @@ def _send(spec: ServerSpec, spans: list, timeout: float, deadline: float, out: d
         exporter.shutdown()
 
 
-def measure(spec: ServerSpec, spans: list, workdir: Path, args: argparse.Namespace) -> Result:
+def _post(
+    spec: ServerSpec, bodies: Bodies, senders: int, timeout: float, deadline: float, out: dict
+) -> None:
+    """Post the pre-encoded bodies (``_ingest_client``)."""
+    headers, _ = exporter_settings(spec.otlp_url, spec.headers)
+    post_all(spec.otlp_url, headers, bodies, senders, timeout, deadline, out)
+
+
+def measure(
+    spec: ServerSpec,
+    spans: list,
+    workdir: Path,
+    args: argparse.Namespace,
+    bodies: Bodies | None = None,
+) -> Result:
     result = Result(spec.name, spec.label, spec.version, len(spans))
+    result.client = args.client
+    result.senders = args.senders if args.client == "preencoded" else 1
+    if bodies is not None:
+        result.encode_cpu_s = bodies.encode_cpu_s
     try:
         server = start(spec, workdir, startup_timeout=args.startup_timeout)
     except BenchError as exc:
@@ -158,9 +196,12 @@ def measure(spec: ServerSpec, spans: list, workdir: Path, args: argparse.Namespa
         cpu0 = tree_cpu(server.proc.pid)
         t0 = time.monotonic()
         deadline = t0 + args.timeout
-        sender = threading.Thread(
-            target=_send, args=(spec, spans, args.export_timeout, deadline, sent), daemon=True
-        )
+        if bodies is not None:
+            target: Any = _post
+            targs: tuple = (spec, bodies, args.senders, args.export_timeout, deadline, sent)
+        else:
+            target, targs = _send, (spec, spans, args.export_timeout, deadline, sent)
+        sender = threading.Thread(target=target, args=targs, daemon=True)
         sender.start()
         stored, last_change = 0, t0
         while True:
@@ -190,6 +231,7 @@ def measure(spec: ServerSpec, spans: list, workdir: Path, args: argparse.Namespa
         result.client_cpu_s = sent.get("cpu_s")
         result.acked = sent.get("acked", 0)
         result.failed_exports = sent.get("failed", 0)
+        result.retries = sent.get("retries", 0)
         result.stored = stored
         result.durable_s = last_change - t0 if stored else None
         if stored and result.durable_s:
@@ -240,8 +282,18 @@ def _measure_once(
         make = phoenix_spec if name == "phoenix" else mlflow_spec
         spec = make(workdir, versions[name])
         spans = all_spans[: n_peer_traces * SPANS_PER_TRACE]
-    print(f"{spec.label}: sending {len(spans):,} spans ...", file=sys.stderr, flush=True)
-    r = measure(spec, spans, workdir, args)
+    bodies = None
+    if args.client == "preencoded":
+        bodies = _encoded.get(len(spans))
+        if bodies is None:
+            _, compression = exporter_settings(spec.otlp_url, spec.headers)
+            bodies = _encoded[len(spans)] = encode(batches(spans, BATCH), compression)
+    print(
+        f"{spec.label}: sending {len(spans):,} spans ({_client_text(args)}) ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    r = measure(spec, spans, workdir, args, bodies)
     print(
         f"{spec.label}: {r.stored:,} stored, "
         f"{_fmt(r.durable_per_s, ',.0f')} durable spans/s, {r.status} "
@@ -262,6 +314,18 @@ def _measure_once(
     return r
 
 
+_encoded: dict[int, Bodies] = {}  # pre-encoded requests by span count, shared by the servers
+
+
+def _client_text(args: argparse.Namespace) -> str:
+    if args.client == "preencoded":
+        return (
+            f"client: preencoded, bodies encoded once by the exporter's encoder, "
+            f"{args.senders} keep-alive senders"
+        )
+    return "client: exporter, the OTLP/HTTP exporter in-process, one export at a time"
+
+
 def _fmt(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
@@ -279,7 +343,7 @@ def render(results: list[Result]) -> str:
         "idle RSS MB",
         "peak RSS MB",
         "server CPU µs/span",
-        "exporter CPU µs/span",
+        "client CPU µs/span",
         "load avg",
         "durable/s of each run",
         "status",
@@ -326,6 +390,14 @@ def render(results: list[Result]) -> str:
             f"{r.label}: server CPU µs/span once run-end work caught up {r.settled_cpu_s * us:.0f}"
             + split
         )
+    for r in results:
+        if r.encode_cpu_s is not None and r.spans:
+            lines.append(
+                f"{r.label}: client preencoded with {r.senders} senders, {r.retries} retries; "
+                f"encoding the bodies once (before the clock) {r.encode_cpu_s * 1e6 / r.spans:.0f}"
+                " µs/span"
+            )
+            break
     fl = next((r for r in results if r.server == "flightlog" and r.durable_per_s), None)
     if fl:
         lines.append("")
@@ -416,6 +488,19 @@ def main(argv: list[str] | None = None) -> int:
         help="measure each server this many times (fresh store each time) and report the "
         "median run by durable spans/s",
     )
+    p.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default="preencoded",
+        help="preencoded: bodies encoded once by the exporter's encoder, posted by --senders "
+        "keep-alive connections (default); exporter: the OTLP/HTTP exporter in-process",
+    )
+    p.add_argument(
+        "--senders",
+        type=int,
+        default=4,
+        help="concurrent keep-alive connections of the preencoded client (default 4)",
+    )
     p.add_argument("--json", dest="json_path", help="also write the results as JSON to this file")
     p.add_argument(
         "--profile",
@@ -481,12 +566,19 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
 
     print(f"\nOTLP/HTTP ingestion, batches of {BATCH}, durable = found in the server's store")
+    print(_client_text(args))
     print(f"machine: {machine()}\n")
     print(render(results))
     if args.json_path:
         Path(args.json_path).write_text(
             json.dumps(
-                {"machine": machine(), "batch": BATCH, "results": [asdict(r) for r in results]},
+                {
+                    "machine": machine(),
+                    "batch": BATCH,
+                    "client": args.client,
+                    "senders": args.senders,
+                    "results": [asdict(r) for r in results],
+                },
                 indent=2,
             )
         )

@@ -1,8 +1,10 @@
 """The ingestion benchmark's Flightlog-only path works end to end (no peers, no timings).
 
 Runs ``bench/ingest.py --only flightlog`` as a user would: it starts ``flightlog serve`` in a
-subprocess, sends 1,000 spans with the real OTLP/HTTP exporter and polls the server's SQLite
-file until every span is stored as a step. The test asserts the counts, never the speed.
+subprocess, sends 1,000 spans with each client (the real OTLP/HTTP exporter, and the bodies
+pre-encoded by the exporter's encoder posted over keep-alive connections) and polls the
+server's SQLite file until every span is stored as a step. The test asserts the counts, never
+the speed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "ingest.py"
 
 
 @pytest.mark.slow
-def test_flightlog_only_run_stores_every_span(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["exporter", "preencoded"])
+def test_flightlog_only_run_stores_every_span(tmp_path: Path, client: str) -> None:
     out = tmp_path / "result.json"
     done = subprocess.run(
         [
@@ -30,6 +33,10 @@ def test_flightlog_only_run_stores_every_span(tmp_path: Path) -> None:
             "1000",
             "--timeout",
             "120",
+            "--client",
+            client,
+            "--senders",
+            "3",
             "--json",
             str(out),
         ],
@@ -38,8 +45,14 @@ def test_flightlog_only_run_stores_every_span(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    (result,) = json.loads(out.read_text())["results"]
+    doc = json.loads(out.read_text())
+    assert doc["client"] == client
+    (result,) = doc["results"]
     assert result["server"] == "flightlog"
+    assert result["client"] == client
+    assert result["client_cpu_s"] > 0
+    # the pre-encoded client encodes once, before the clock; the exporter encodes as it sends
+    assert (result["encode_cpu_s"] is not None) == (client == "preencoded")
     assert result["status"] == "ok"
     assert result["spans"] == 1000
     assert result["acked"] == 1000
@@ -52,4 +65,6 @@ def test_flightlog_only_run_stores_every_span(tmp_path: Path) -> None:
     assert 0 < result["writer_cpu_s"] < result["settled_cpu_s"]
     assert 0 < result["pipeline_cpu_s"] < result["settled_cpu_s"]
     assert "| Flightlog" in done.stdout
+    assert f"client: {client}" in done.stdout
+    assert "client CPU µs/span" in done.stdout
     assert "run-end pipeline" in done.stdout
