@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, suppress
+from operator import itemgetter
 from typing import Any
 
 from flightlog import _json
@@ -144,17 +145,28 @@ def _stored_steps(
 
 def _insert_new(
     tx: Tx, table: str, columns: str, key: str, rows: Sequence[Sequence[Any]]
-) -> set[tuple[Any, ...]]:
+) -> set[tuple[Any, ...]] | None:
     """Insert ``rows`` (each key once, in key order) unless their key is stored; the keys
-    inserted. No read first: rows a concurrent writer is inserting are waited for, then
-    skipped. SQLite: one multi-row statement per 500 rows; PostgreSQL: the one-row statement
-    pipelined for every row (``executemany_returning``: prepared, binary, one round trip)."""
-    done: set[tuple[Any, ...]] = set()
+    inserted, or None when every row was inserted. No read first: rows a concurrent writer
+    is inserting are waited for, then skipped.
+
+    SQLite: the one-row statement for every row inside a savepoint (``Tx.insert_all``);
+    when some key was stored already, the savepoint is rolled back and one multi-row
+    statement per 500 rows says which keys it inserted (``RETURNING``). PostgreSQL: the
+    one-row statement pipelined for every row (``executemany_returning``: prepared,
+    binary, one round trip)."""
     if not rows:
-        return done
+        return set()
     width = len(rows[0])
     one = "(" + ", ".join("?" * width) + ")"
-    tail = f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+    tail = f"ON CONFLICT ({key}) DO NOTHING"
+    insert_all = getattr(tx, "insert_all", None)
+    if insert_all is not None and insert_all(
+        f"INSERT INTO {table} ({columns}) VALUES {one} {tail}", rows
+    ):
+        return None
+    tail += f" RETURNING {key}"
+    done: set[tuple[Any, ...]] = set()
     many = getattr(tx, "executemany_returning", None)
     if many is not None:  # PostgreSQL: one statement per row, pipelined (prepared, binary)
         sql = f"INSERT INTO {table} ({columns}) VALUES {one} {tail}"
@@ -164,18 +176,10 @@ def _insert_new(
         sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(part))} {tail}"
         done.update(tuple(r) for r in tx.fetchall(sql, [v for row in part for v in row]))
     return done
-    width = len(rows[0])
-    one = "(" + ", ".join("?" * width) + ")"
-    for part in chunked(rows, 500):
-        sql = (
-            f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(part))} "
-            f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
-        )
-        done.update(tuple(r) for r in tx.fetchall(sql, [v for row in part for v in row]))
-    return done
 
 
 _K = Any  # a record's key: (run_id, step_id) for steps, the id for runs
+_first = itemgetter(0)
 
 
 def _fold(
@@ -204,7 +208,7 @@ def _write_facts(
     *,
     key: Callable[[Any], _K],
     merge: Callable[[Any, Any], Any],
-    insert: Callable[[Sequence[tuple[_K, Any]]], set[_K]],
+    insert: Callable[[Sequence[tuple[_K, Any]]], set[_K] | None],
     stored: Callable[[Sequence[_K]], dict[_K, Any]],
     upsert: Callable[[Sequence[Any]], None],
 ) -> tuple[list[Any], list[tuple[int, Conflict]]]:
@@ -212,12 +216,28 @@ def _write_facts(
     without reading; keys already stored are read (locked, on PostgreSQL), merged
     (``store.facts``) and updated. Rows go to the database in key order, so concurrent
     writers take row locks in one order. Returns the changed records (as stored now, in
-    batch order) and the conflicts with their batch positions."""
-    by_key: dict[_K, list[tuple[int, Any]]] = {}
-    for i, r in enumerate(records):
-        by_key.setdefault(key(r), []).append((i, r))
-    fresh = {k: _fold(None, sent, merge) for k, sent in by_key.items()}
-    inserted = insert(sorted(((k, fresh[k][0]) for k in by_key), key=lambda kv: kv[0]))
+    batch order) and the conflicts with their batch positions.
+
+    When the batch names each key once (a recorder's batch: every step is new), nothing
+    is folded: the records are inserted as they are, and when every one was new they are
+    the result, in batch order, without a per-record bookkeeping."""
+    by_key: dict[_K, list[tuple[int, Any]]]
+    fresh: dict[_K, tuple[Any, bool, list[tuple[int, Conflict]]]]
+    once = {key(r): r for r in records}
+    if len(once) == len(records):
+        inserted = insert(sorted(once.items(), key=_first))
+        if inserted is None or len(inserted) == len(once):
+            return list(records), []
+        by_key = {k: [(i, r)] for i, (k, r) in enumerate(once.items())}
+        fresh = {k: (r, True, []) for k, r in once.items()}
+    else:
+        by_key = {}
+        for i, r in enumerate(records):
+            by_key.setdefault(key(r), []).append((i, r))
+        fresh = {k: _fold(None, sent, merge) for k, sent in by_key.items()}
+        inserted = insert(sorted(((k, fresh[k][0]) for k in by_key), key=_first))
+        if inserted is None:
+            inserted = set(by_key)
     result: dict[_K, tuple[Any, bool, list[tuple[int, Conflict]]]] = {k: fresh[k] for k in inserted}
     rest = [k for k in by_key if k not in inserted]
     if rest:
@@ -289,10 +309,9 @@ def write_batch(
             batch.runs,
             key=lambda r: r.id,
             merge=lambda cur, r: merge_run(cur, r, steps_refused=r.id in refused_runs),
-            insert=lambda kv: {
-                k[0]
-                for k in _insert_new(tx, "runs", RUN_COLUMNS, "id", [run_row(r) for _, r in kv])
-            },
+            insert=lambda kv: _ids(
+                _insert_new(tx, "runs", RUN_COLUMNS, "id", [run_row(r) for _, r in kv])
+            ),
             stored=stored_runs,
             upsert=lambda runs: tx.executemany(_RUN_UPSERT, [run_row(r) for r in runs]),
         )
@@ -313,7 +332,9 @@ def write_batch(
             "run_id, source, target, kind",
             [(*k, edges[k].evidence, edges[k].detail) for k in sorted(edges)],
         )
-        applied.edges = [e for k, e in edges.items() if k in new]
+        applied.edges = (
+            list(edges.values()) if new is None else [e for k, e in edges.items() if k in new]
+        )
     if batch.findings:
         applied.findings = _insert_findings(tx, batch.findings)
     conflicts = [c for _, c in step_conflicts] + [c for _, c in run_conflicts]
@@ -328,7 +349,14 @@ def _insert_findings(tx: Tx, findings: Sequence[Finding]) -> list[Finding]:
     new = _insert_new(
         tx, "findings", FINDING_COLUMNS, "id", [finding_row(by_id[k]) for k in sorted(by_id)]
     )
+    if new is None:
+        return list(by_id.values())
     return [f for k, f in by_id.items() if (k,) in new]
+
+
+def _ids(keys: set[tuple[Any, ...]] | None) -> set[Any] | None:
+    """One-column keys as their values (None: every row was inserted)."""
+    return None if keys is None else {k[0] for k in keys}
 
 
 class SQLStore:

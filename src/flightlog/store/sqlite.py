@@ -59,6 +59,24 @@ class _SQLiteTx:
     def lock(self, name: str) -> None:
         """A no-op: SQLite runs one write transaction at a time (``BEGIN IMMEDIATE``)."""
 
+    def insert_all(self, sql: str, rows: Sequence[Sequence[Any]]) -> bool:
+        """``sql`` (one row's ``INSERT ... ON CONFLICT DO NOTHING``) for every row; True when
+        every row was inserted. Otherwise nothing of it stays (a savepoint is rolled back)
+        and False: the caller inserts again, learning which keys were new. A recorder's
+        batch is all new, so this is one ``executemany`` with nothing returned."""
+        conn = self._conn
+        conn.execute("SAVEPOINT insert_all")
+        try:
+            inserted = conn.executemany(sql, rows).rowcount
+        except BaseException:
+            conn.execute("ROLLBACK TO insert_all")
+            conn.execute("RELEASE insert_all")
+            raise
+        if inserted != len(rows):
+            conn.execute("ROLLBACK TO insert_all")
+        conn.execute("RELEASE insert_all")
+        return inserted == len(rows)
+
 
 def path_from_url(url: str) -> Path:
     """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` -> Path."""
