@@ -60,6 +60,34 @@ class EndedRun:
     context: RunContext | None = None  # the record, its payloads and history (detect)
     findings: list[Finding] = field(default_factory=list)  # every finding after detect
     attribution: Attribution | None = None  # the stored, audited attribution (failed runs)
+    # The record's payloads, read with it (None: detect reads them when first needed).
+    payloads: dict[str, bytes] | None = field(default=None, repr=False)
+    # The detectors and their configuration, loaded once for the batch of runs.
+    detectors: DetectorSetup | None = field(default=None, repr=False)
+
+
+class DetectorSetup:
+    """The ``[detect]`` configuration and the configured detectors, loaded once per batch of
+    ended runs (the file is re-read when it changes, by the next batch); a configuration
+    error is raised again for every run, as when each run loaded it."""
+
+    def __init__(self) -> None:
+        self._loaded: tuple[dict[str, Any], dict[str, Callable[..., Any]]] | None = None
+        self._error: Exception | None = None
+
+    def get(self) -> tuple[dict[str, Any], dict[str, Callable[..., Any]]]:
+        if self._loaded is None and self._error is None:
+            from flightlog.detect.registry import configured_detectors, load_config
+
+            try:
+                config = load_config()
+                self._loaded = (config, configured_detectors(config))
+            except Exception as exc:
+                self._error = exc
+        if self._error is not None:
+            raise self._error
+        assert self._loaded is not None
+        return self._loaded
 
 
 @dataclass
@@ -104,8 +132,12 @@ def detect(store: Store, ended: EndedRun) -> None:
     else:  # read once by runs_ended
         record = dataclasses.replace(ended.record, run=ended.run)
         history = history_cache.get(store, ended.run.workflow, ending=ended.run)
-        ctx = RunContext(store, record, history)
-    found = run_detectors(ctx)
+        ctx = RunContext(store, record, history, payloads=ended.payloads)
+    if ended.detectors is None:
+        found = run_detectors(ctx)
+    else:
+        ctx.detect_config, detectors = ended.detectors.get()
+        found = run_detectors(ctx, detectors)
     known = {f.id for f in ctx.record.findings}
     new = [f for f in found if f.id not in known]
     if new:
@@ -217,24 +249,61 @@ def _failed(what: str, n: int) -> None:
     log.exception("run-end %s failed for %d run(s)", what, n)
 
 
+# Runs whose records (and payloads) are read together, in one read transaction.
+READ_BATCH = 200
+
+
+def _read_records(
+    store: Store, run_ids: Sequence[str]
+) -> tuple[dict[str, RunRecord], dict[str, bytes]]:
+    """The stored records of ``run_ids`` and their steps' payloads, in one snapshot."""
+    from flightlog.store import core
+
+    with store.read() as tx:
+        records = core.records(tx, run_ids)
+        hashes = {
+            h for rec in records.values() for s in rec.steps for h in (s.input_hash, s.output_hash)
+        }
+        hashes.discard(None)
+        payloads = core.payloads_by_hash(tx, hashes) if hashes else {}  # type: ignore[arg-type]
+    return records, payloads
+
+
 def runs_ended(store: Store, run_ids: Sequence[str]) -> RunsEnded:
     """Move runs that just ended through the stages, then the registered work. Never raises;
-    returns what the stages computed."""
+    returns what the stages computed. Records are read ``READ_BATCH`` runs at a time (one
+    read transaction each), and the detectors' configuration once per call."""
     ended = RunsEnded(store, [])
-    for run_id in dict.fromkeys(run_ids):
+    ids = list(dict.fromkeys(run_ids))
+    setup = DetectorSetup()
+    for k in range(0, len(ids), READ_BATCH):
+        part = ids[k : k + READ_BATCH]
+        read: tuple[dict[str, RunRecord], dict[str, bytes]] | None = None
         try:
+            read = _read_records(store, part)
+        except Exception:  # read run by run below (and fail, if the store does, run by run)
+            log.debug("batch read of %d run(s) failed; reading one at a time", len(part))
+        for run_id in part:
             try:
-                record = store.get_record(run_id)  # read once for every stage
-            except NotFoundError:
-                continue
-            if record.run.status == "running":
-                continue
-            item = EndedRun(record.run, record=record)
-            for _name, stage in STAGES:
-                stage(store, item)
-            ended.runs.append(item)
-        except Exception:  # one bad run must not stop the others
-            _failed(f"stages for run {run_id}", 1)
+                payloads = None
+                if read is None:
+                    try:
+                        record = store.get_record(run_id)  # read once for every stage
+                    except NotFoundError:
+                        continue
+                else:
+                    hit = read[0].get(run_id)
+                    if hit is None:
+                        continue
+                    record, payloads = hit, read[1]
+                if record.run.status == "running":
+                    continue
+                item = EndedRun(record.run, record=record, payloads=payloads, detectors=setup)
+                for _name, stage in STAGES:
+                    stage(store, item)
+                ended.runs.append(item)
+            except Exception:  # one bad run must not stop the others
+                _failed(f"stages for run {run_id}", 1)
     with _lock:
         work, hooks = list(_run_end), list(_hooks)
     if ended.runs:

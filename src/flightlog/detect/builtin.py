@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from flightlog.detect import features as fx
-from flightlog.detect.context import PathStats, RunContext, StepSample, is_capture_marker
+from flightlog.detect.context import PathStats, RunContext, StepSample
 from flightlog.model import Finding, Step
 from flightlog.otel.conventions import is_version_key
 
@@ -33,13 +33,7 @@ _TIMEOUT = re.compile(r"time(d)?[ _-]?out|deadline exceeded", re.IGNORECASE)
 
 def _outputs(run: RunContext) -> Iterator[tuple[Step, Any, list[StepSample]]]:
     """Steps that ended normally with a recorded output, with their baseline samples."""
-    for step in run.steps:
-        if step.status != "ok" or step.ended_ns is None or not run.has_output(step):
-            continue
-        value = run.output(step)
-        if is_capture_marker(value):
-            continue
-        yield step, value, run.baseline(step)
+    return iter(run.outputs())
 
 
 def _own_error(run: RunContext, step: Step) -> bool:
@@ -224,7 +218,7 @@ def empty_output(run: RunContext) -> Iterator[Finding]:
                     output=_short(value),
                 )
                 continue
-        fields = fx.field_map(value)
+        fields = run.field_map(step)
         for path, v in fields.items():
             if path == fx.ROOT or not isinstance(v, (list, str)) or len(v) > 0:
                 continue
@@ -272,7 +266,7 @@ def shape_change(run: RunContext) -> Iterator[Finding]:
         missing_all: list[str] = []
         new_all: list[str] = []
         changed_all: list[str] = []
-        for path, v in fx.field_map(value).items():
+        for path, v in run.field_map(step).items():
             if not isinstance(v, dict):
                 continue
             n_dicts, key_counts, usual_keys, types = stats.path(path).dict_profile()
@@ -312,7 +306,7 @@ def value_anomaly(run: RunContext) -> Iterator[Finding]:
         if stats.present < MIN_VALUE_SAMPLES:
             continue
         passed_in: set[tuple[str, Any] | None] | None = None
-        for path, v in fx.field_map(value).items():
+        for path, v in run.field_map(step).items():
             hist = stats.path(path)
             if hist.count < MIN_VALUE_SAMPLES:
                 continue
@@ -482,7 +476,7 @@ def stale_data(run: RunContext) -> Iterator[Finding]:
     for step, value, base in _outputs(run):
         if len(base) < MIN_VALUE_SAMPLES:
             continue
-        for path, v in fx.field_map(value).items():
+        for path, v in run.field_map(step).items():
             ts = fx.timestamp_ns(path, v)
             if ts is None:
                 continue
@@ -738,7 +732,7 @@ def ungrounded(run: RunContext) -> Iterator[Finding]:
         stats = run.stats(step)
         inp = run.input(step)
         inp_text = "\n".join(fx.strings(inp, limit=2000))
-        for path, v in fx.field_map(value).items():
+        for path, v in run.field_map(step).items():
             if path == fx.ROOT or not isinstance(v, str) or not 2 <= len(v) <= 200:
                 continue
             hist = stats.path(path)

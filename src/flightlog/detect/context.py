@@ -150,6 +150,55 @@ def _count(c: dict[Any, int], key: Any, n: int) -> None:
         del c[key]
 
 
+def _net_sorted(xs: list[float], delta: dict[float, int]) -> list[float]:
+    """Sorted ``xs`` with each value's net count change applied; ``xs`` itself when nothing
+    changes (never modified)."""
+    if not any(delta.values()):
+        return xs
+    out = list(xs)
+    for x, d in delta.items():
+        for _ in range(-d):
+            _discard(out, x)
+    for x, d in delta.items():
+        for _ in range(d):
+            _insort(out, x)
+    return out
+
+
+def _net_counts(c: dict[Any, int], delta: dict[Any, int]) -> dict[Any, int]:
+    """Counts ``c`` with net changes applied (``_count``); ``c`` itself when none change."""
+    changed = [(k, d) for k, d in delta.items() if d]
+    if not changed:
+        return c
+    out = c.copy()
+    for k, d in changed:
+        _count(out, k, d)
+    return out
+
+
+def _net_key_types(
+    kt: dict[str, dict[str, int]], delta: dict[tuple[str, str], int]
+) -> dict[str, dict[str, int]]:
+    """Each key's JSON-type counts with net changes applied; ``kt`` itself when none change."""
+    changed = [(k, d) for k, d in delta.items() if d]
+    if not changed:
+        return kt
+    out = dict(kt)
+    copied: set[str] = set()
+    for (key, typ), d in changed:
+        types = out.get(key)
+        if key not in copied:
+            types = {} if types is None else types.copy()
+            out[key] = types
+            copied.add(key)
+        assert types is not None
+        _count(types, typ, d)
+    for key in copied:
+        if not out[key]:
+            del out[key]
+    return out
+
+
 def dominant(counts: dict[Any, int], total: int, share: float = 0.9) -> Any:
     """The value that makes up at least ``share`` of ``total`` counted, else None."""
     if not total or not counts:
@@ -201,6 +250,78 @@ class PathStats:
         new.key_types = {k: v.copy() for k, v in self.key_types.items()}
         new.seen, new.grounded = self.seen, self.grounded
         new._profile = self._profile
+        return new
+
+    def advanced(
+        self, path: str, removed: list[StepSample], added: list[StepSample]
+    ) -> PathStats:
+        """These statistics with ``removed`` counted out and ``added`` in (as ``update`` one
+        sample at a time would leave them), as a new object that shares every container
+        the change leaves as it was; this one is not modified (a detector may be reading
+        it). A run that replaces another with the same keys, categories and lengths
+        changes little: most containers, and the dict profile, carry over."""
+        count = n_dicts = seen = grounded = 0
+        nums: dict[float, int] = {}
+        strs: dict[str, int] = {}
+        bools: dict[bool, int] = {}
+        slen: dict[float, int] = {}
+        llen: dict[float, int] = {}
+        keys: dict[str, int] = {}
+        ktypes: dict[tuple[str, str], int] = {}
+        touched = False
+        for n, samples in ((-1, removed), (1, added)):
+            for sample in samples:
+                if not sample.present:
+                    continue
+                m = sample.fields()
+                if path not in m:
+                    continue
+                touched = True
+                h = m[path]
+                count += n
+                t = type(h)
+                if t is int or t is float:
+                    x = float(h)
+                    nums[x] = nums.get(x, 0) + n
+                elif t is str:
+                    strs[h] = strs.get(h, 0) + n
+                    if h:
+                        x = float(len(h))
+                        slen[x] = slen.get(x, 0) + n
+                    if len(h) >= 2 and isinstance(sample.output, dict):
+                        seen += n
+                        grounded += n * (h in sample.input_text())
+                elif t is bool:
+                    bools[h] = bools.get(h, 0) + n
+                elif t is list:
+                    if h:
+                        x = float(len(h))
+                        llen[x] = llen.get(x, 0) + n
+                elif t is dict:
+                    n_dicts += n
+                    for k, v in h.items():
+                        keys[k] = keys.get(k, 0) + n
+                        kt = (k, json_type(v))
+                        ktypes[kt] = ktypes.get(kt, 0) + n
+        if not touched:
+            return self
+        new = PathStats.__new__(PathStats)
+        new.count = self.count + count
+        new.numbers = _net_sorted(self.numbers, nums)
+        new.strings = _net_counts(self.strings, strs)
+        new.booleans = _net_counts(self.booleans, bools)
+        s_lens = _net_sorted(self.lengths["str"], slen)
+        l_lens = _net_sorted(self.lengths["list"], llen)
+        if s_lens is self.lengths["str"] and l_lens is self.lengths["list"]:
+            new.lengths = self.lengths
+        else:
+            new.lengths = {"str": s_lens, "list": l_lens}
+        new.n_dicts = self.n_dicts + n_dicts
+        new.keys = _net_counts(self.keys, keys)
+        new.key_types = _net_key_types(self.key_types, ktypes)
+        new.seen, new.grounded = self.seen + seen, self.grounded + grounded
+        same_dicts = new.keys is self.keys and new.key_types is self.key_types
+        new._profile = self._profile if same_dicts and n_dicts == 0 else None
         return new
 
     def update(self, sample: StepSample, path: str, n: int) -> None:
@@ -308,17 +429,22 @@ class Baseline:
             new.types, new.durations, new.paths = self.types, self.durations, dict(self.paths)
             new.memo = self.memo
             return new
-        new.types = self.types.copy()
-        new.durations = list(self.durations)
-        new.paths = {p: st.copy() for p, st in self.paths.items()}
-        for s in removed:
-            new._own(s, -1)
-            for p, st in new.paths.items():
-                st.update(s, p, -1)
-        for s in added:
-            new._own(s, 1)
-            for p, st in new.paths.items():
-                st.update(s, p, 1)
+        types: dict[str, int] = {}
+        durations: dict[float, int] = {}
+        present = 0
+        for n, group in ((-1, removed), (1, added)):
+            for smp in group:
+                if smp.present:
+                    present += n
+                    t = json_type(smp.output)
+                    types[t] = types.get(t, 0) + n
+                if smp.duration_ns is not None:
+                    x = float(smp.duration_ns)
+                    durations[x] = durations.get(x, 0) + n
+        new.present = self.present + present
+        new.types = _net_counts(self.types, types)
+        new.durations = _net_sorted(self.durations, durations)
+        new.paths = {p: st.advanced(p, removed, added) for p, st in self.paths.items()}
         return new
 
 
@@ -691,8 +817,15 @@ class RunContext:
     """One run as detectors see it: the record, decoded payloads and the workflow's history."""
 
     def __init__(
-        self, store: StoreReader, record: RunRecord, history: History | None = None
+        self,
+        store: StoreReader,
+        record: RunRecord,
+        history: History | None = None,
+        *,
+        payloads: dict[str, bytes] | None = None,
     ) -> None:
+        """``payloads``: the stored payloads by hash, read with the record (it may hold other
+        runs' too); read from the store when first needed if not given."""
         self.store = store
         self.record = record
         self.run = record.run
@@ -701,13 +834,16 @@ class RunContext:
         self._by_id = {s.id: s for s in record.steps}
         self._sigs: dict[str, tuple[Any, ...]] | None = None
         self._fill: dict[tuple[str, str], Any] | None = None
-        self._payloads: dict[str, bytes] | None = None
+        self._payloads: dict[str, bytes] | None = payloads
         self._values: dict[str, Any] = {}
         self.now_ns = time.time_ns()
         # A run that is itself part of the history gets baselines without it, computed here.
         self._own = record.run.id in set(self.history.run_ids)
+        self._exclude = record.run.id if self._own else None  # a run not in it: nothing to
         self._memo: dict[Any, Any] = {} if self._own else self.history.memo
         self._keys: dict[str, tuple[Any, ...]] = {}
+        self._outputs: list[tuple[Step, Any, list[StepSample]]] | None = None
+        self._fields: dict[str, dict[str, Any]] = {}
         # The [detect] section of flightlog.toml, once ``run_detectors`` has read it.
         self.detect_config: dict[str, Any] | None = None
 
@@ -771,11 +907,35 @@ class RunContext:
             self._fill = _conversation_fill(self.steps, self._decoded)
         return self._fill
 
+    def outputs(self) -> list[tuple[Step, Any, list[StepSample]]]:
+        """Steps that ended normally with a recorded output (a capture marker is none), each
+        with that output and its ``baseline``: computed once per run, shared by the
+        detectors that look at outputs. Shared: do not mutate."""
+        if self._outputs is None:
+            out = []
+            for step in self.steps:
+                if step.status != "ok" or step.ended_ns is None or not self.has_output(step):
+                    continue
+                value = self.output(step)
+                if is_capture_marker(value):
+                    continue
+                out.append((step, value, self.baseline(step)))
+            self._outputs = out
+        return self._outputs
+
+    def field_map(self, step: Step) -> dict[str, Any]:
+        """``features.field_map`` of the step's output, computed once per run. Shared: do
+        not mutate."""
+        hit = self._fields.get(step.id)
+        if hit is None:
+            hit = self._fields[step.id] = field_map(self.output(step))
+        return hit
+
     def baseline(self, step: Step) -> list[StepSample]:
         """Samples of the same step from the workflow's successful runs: those with its
         signature (agent, kind, name, occurrence); with fewer than ``MIN_BASELINE``, those
         with its agent, kind and name; else those with its name."""
-        return self.history.of_key(self.baseline_key(step), exclude_run=self.run.id)
+        return self.history.of_key(self.baseline_key(step), exclude_run=self._exclude)
 
     def stats(self, step: Step) -> Baseline:
         """Statistics of ``baseline(step)`` (shared by every run the history serves, and
@@ -798,7 +958,7 @@ class RunContext:
         sig = self._sigs.get(step.id) or (step.agent, step.kind, step.name, 1)
         key: tuple[Any, ...] = ("name", step.name)
         for k in (("sig", *sig), ("role", *sig[:3])):
-            if len(self.history.of_signature(k, exclude_run=self.run.id)) >= MIN_BASELINE:
+            if len(self.history.of_signature(k, exclude_run=self._exclude)) >= MIN_BASELINE:
                 key = k
                 break
         self._keys[step.id] = key
