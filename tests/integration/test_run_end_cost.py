@@ -129,18 +129,18 @@ def test_baselines_are_updated_not_recomputed_per_run_end(
     loads: list[str] = []
     visits: list[int] = []
     load_history = context.load_history
-    update = context.PathStats.update
+    visit = context.NetChange.visit
 
     def counting_load(store: Any, workflow: str, limit: int = context.HISTORY_RUNS) -> Any:
         loads.append(workflow)
         return load_history(store, workflow, limit)
 
-    def counting_update(self: Any, sample: Any, path: str, n: int) -> None:
+    def counting_visit(self: Any, sample: Any, path: str, n: int) -> None:
         visits.append(1)
-        update(self, sample, path, n)
+        visit(self, sample, path, n)
 
     monkeypatch.setattr(context, "load_history", counting_load)
-    monkeypatch.setattr(context.PathStats, "update", counting_update)
+    monkeypatch.setattr(context.NetChange, "visit", counting_visit)
     store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
     try:
         _fill(store, 0, 300)

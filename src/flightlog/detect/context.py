@@ -207,6 +207,73 @@ def dominant(counts: dict[Any, int], total: int, share: float = 0.9) -> Any:
     return top if n / total >= share else None
 
 
+class NetChange:
+    """The net change samples joining (``n=1``) and leaving (``n=-1``) make to one path's
+    ``PathStats``: per value, how many more or fewer (``PathStats.advanced`` applies it)."""
+
+    __slots__ = (
+        "touched",
+        "count",
+        "n_dicts",
+        "seen",
+        "grounded",
+        "nums",
+        "strs",
+        "bools",
+        "slen",
+        "llen",
+        "keys",
+        "ktypes",
+    )
+
+    def __init__(self) -> None:
+        self.touched = False
+        self.count = self.n_dicts = self.seen = self.grounded = 0
+        self.nums: dict[float, int] = {}
+        self.strs: dict[str, int] = {}
+        self.bools: dict[bool, int] = {}
+        self.slen: dict[float, int] = {}
+        self.llen: dict[float, int] = {}
+        self.keys: dict[str, int] = {}
+        self.ktypes: dict[tuple[str, str], int] = {}
+
+    def visit(self, sample: StepSample, path: str, n: int) -> None:
+        """Count ``sample``'s value at ``path`` in or out (as ``PathStats.update``)."""
+        if not sample.present:
+            return
+        m = sample.fields()
+        if path not in m:
+            return
+        self.touched = True
+        h = m[path]
+        self.count += n
+        t = type(h)
+        if t is int or t is float:
+            x = float(h)
+            self.nums[x] = self.nums.get(x, 0) + n
+        elif t is str:
+            self.strs[h] = self.strs.get(h, 0) + n
+            if h:
+                x = float(len(h))
+                self.slen[x] = self.slen.get(x, 0) + n
+            if len(h) >= 2 and isinstance(sample.output, dict):
+                self.seen += n
+                self.grounded += n * (h in sample.input_text())
+        elif t is bool:
+            self.bools[h] = self.bools.get(h, 0) + n
+        elif t is list:
+            if h:
+                x = float(len(h))
+                self.llen[x] = self.llen.get(x, 0) + n
+        elif t is dict:
+            self.n_dicts += n
+            keys, ktypes = self.keys, self.ktypes
+            for k, v in h.items():
+                keys[k] = keys.get(k, 0) + n
+                kt = (k, json_type(v))
+                ktypes[kt] = ktypes.get(kt, 0) + n
+
+
 class PathStats:
     """What a step's successful outputs hold at one field path (``features.field_map``),
     over the present samples of one baseline: kept up to date as samples come and go."""
@@ -260,68 +327,29 @@ class PathStats:
         the change leaves as it was; this one is not modified (a detector may be reading
         it). A run that replaces another with the same keys, categories and lengths
         changes little: most containers, and the dict profile, carry over."""
-        count = n_dicts = seen = grounded = 0
-        nums: dict[float, int] = {}
-        strs: dict[str, int] = {}
-        bools: dict[bool, int] = {}
-        slen: dict[float, int] = {}
-        llen: dict[float, int] = {}
-        keys: dict[str, int] = {}
-        ktypes: dict[tuple[str, str], int] = {}
-        touched = False
+        net = NetChange()
         for n, samples in ((-1, removed), (1, added)):
             for sample in samples:
-                if not sample.present:
-                    continue
-                m = sample.fields()
-                if path not in m:
-                    continue
-                touched = True
-                h = m[path]
-                count += n
-                t = type(h)
-                if t is int or t is float:
-                    x = float(h)
-                    nums[x] = nums.get(x, 0) + n
-                elif t is str:
-                    strs[h] = strs.get(h, 0) + n
-                    if h:
-                        x = float(len(h))
-                        slen[x] = slen.get(x, 0) + n
-                    if len(h) >= 2 and isinstance(sample.output, dict):
-                        seen += n
-                        grounded += n * (h in sample.input_text())
-                elif t is bool:
-                    bools[h] = bools.get(h, 0) + n
-                elif t is list:
-                    if h:
-                        x = float(len(h))
-                        llen[x] = llen.get(x, 0) + n
-                elif t is dict:
-                    n_dicts += n
-                    for k, v in h.items():
-                        keys[k] = keys.get(k, 0) + n
-                        kt = (k, json_type(v))
-                        ktypes[kt] = ktypes.get(kt, 0) + n
-        if not touched:
+                net.visit(sample, path, n)
+        if not net.touched:
             return self
         new = PathStats.__new__(PathStats)
-        new.count = self.count + count
-        new.numbers = _net_sorted(self.numbers, nums)
-        new.strings = _net_counts(self.strings, strs)
-        new.booleans = _net_counts(self.booleans, bools)
-        s_lens = _net_sorted(self.lengths["str"], slen)
-        l_lens = _net_sorted(self.lengths["list"], llen)
+        new.count = self.count + net.count
+        new.numbers = _net_sorted(self.numbers, net.nums)
+        new.strings = _net_counts(self.strings, net.strs)
+        new.booleans = _net_counts(self.booleans, net.bools)
+        s_lens = _net_sorted(self.lengths["str"], net.slen)
+        l_lens = _net_sorted(self.lengths["list"], net.llen)
         if s_lens is self.lengths["str"] and l_lens is self.lengths["list"]:
             new.lengths = self.lengths
         else:
             new.lengths = {"str": s_lens, "list": l_lens}
-        new.n_dicts = self.n_dicts + n_dicts
-        new.keys = _net_counts(self.keys, keys)
-        new.key_types = _net_key_types(self.key_types, ktypes)
-        new.seen, new.grounded = self.seen + seen, self.grounded + grounded
+        new.n_dicts = self.n_dicts + net.n_dicts
+        new.keys = _net_counts(self.keys, net.keys)
+        new.key_types = _net_key_types(self.key_types, net.ktypes)
+        new.seen, new.grounded = self.seen + net.seen, self.grounded + net.grounded
         same_dicts = new.keys is self.keys and new.key_types is self.key_types
-        new._profile = self._profile if same_dicts and n_dicts == 0 else None
+        new._profile = self._profile if same_dicts and net.n_dicts == 0 else None
         return new
 
     def update(self, sample: StepSample, path: str, n: int) -> None:
