@@ -25,6 +25,7 @@ from flightlog.server.guard import LOOPBACK_HOSTS, Guard, principal
 from flightlog.server.ingest import Ingestor
 from flightlog.server.openapi import document
 from flightlog.server.otlp import DEFAULT_MAX_BODY, make_endpoint
+from flightlog.server.runend_worker import RunEndProcess
 from flightlog.server.ui import Ui
 
 STALL_SECONDS = 30.0  # spans waiting this long with no commit: /readyz says not ready
@@ -46,16 +47,20 @@ def create_app(
     max_pending_spans: int = 50_000,
     max_batch_spans: int = 20_000,
     allowed_hosts: Iterable[str] = (),
+    run_end: str | None = None,
 ) -> Any:
     """The server for the store at ``url`` (opened now, so a bad URL fails here).
 
     ``allowed_hosts``: names (besides the loopback ones) the ``Host`` header may carry;
-    ``"*"`` allows any. Returns the Starlette app wrapped in the ``Guard`` middleware; the
-    Starlette app itself is ``.app``.
+    ``"*"`` allows any. ``run_end``: where the run-end pipeline and the periodic work run,
+    ``"process"`` (a worker process, ``flightlog.server.runend_worker``) or ``"thread"``;
+    default ``[server] run_end``. Returns the Starlette app wrapped in the ``Guard``
+    middleware; the Starlette app itself is ``.app``.
     """
     from flightlog import pipeline, privacy
     from flightlog.app import open_store
-    from flightlog.server.settings import load_server_settings
+    from flightlog.errors import ConfigurationError
+    from flightlog.server.settings import RUN_END_MODES, load_server_settings
     from flightlog.store import normalize_url
 
     settings = load_server_settings()  # a bad [server] setting fails at start, naming its line
@@ -63,16 +68,22 @@ def create_app(
     store = open_store(url)
     # Reads go through their own connection (SQLite WAL readers do not wait for the writer).
     reader = open_store(url, readonly=True) if store.dialect == "sqlite" else store
+    mode = run_end or settings.run_end
+    if mode not in RUN_END_MODES:
+        raise ConfigurationError(f"run_end must be one of {', '.join(RUN_END_MODES)}, got {mode!r}")
+    # Periodic work (alert grouping, paging, escalation, resolution; what capabilities
+    # registered with flightlog.pipeline.every) runs on its own clock, not only when runs
+    # end: in the run-end worker process, or here.
+    worker = RunEndProcess(url) if mode == "process" else None
     ingestor = Ingestor(
         store,
         max_pending_spans=max_pending_spans,
         max_batch_spans=max_batch_spans,
         privacy=privacy.load(),  # a bad [privacy] setting fails at start, naming its line
         idle_trace_timeout=settings.idle_trace_timeout,
+        run_end=worker,
     )
-    # Periodic work (alert grouping, paging, escalation, resolution; what capabilities
-    # registered with flightlog.pipeline.every) runs on its own clock, not only when runs end.
-    clock = pipeline.Clock(store).start()
+    clock = pipeline.Clock(store).start() if worker is None else None
     keys = KeyRing(reader)
     projects: dict[str, ProjectStore] = {}
 
@@ -166,7 +177,8 @@ def create_app(
         try:
             yield
         finally:
-            clock.stop()
+            if clock is not None:
+                clock.stop()
             ingestor.close()
             if reader is not store:
                 reader.close()

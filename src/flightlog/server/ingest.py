@@ -13,7 +13,9 @@ the batch, so the audit ledger logs them; the store reorders the run's steps by 
 the same transaction. Nothing logged is rewritten later: a late span adds facts, and what is
 derived from all of them (order, inherited agents) is not logged (see ``derive``).
 After the commit, runs whose root span arrived are handed to
-``flightlog.pipeline.runs_ended`` on a separate thread, off the request path.
+``flightlog.pipeline.runs_ended`` by a separate thread, off the request path: on that thread
+(``run_end = "thread"``), or in the run-end worker process (``run_end = "process"``,
+``flightlog.server.runend_worker``), at most ``RUN_END_BATCH`` runs per call.
 """
 
 from __future__ import annotations
@@ -33,12 +35,16 @@ from flightlog.lineage import infer_data_edges
 from flightlog.model import Batch, Run, Step
 from flightlog.otel.conventions import OI_GRAPH_NODE_ID, OI_GRAPH_NODE_PARENT_ID
 from flightlog.otel.decode import DecodeResult, apply_derived_status, handoff_edges
+from flightlog.server.runend_worker import RunEndInThread, RunEndReport
 from flightlog.store.base import StepOutline, Store
 from flightlog.store.facts import CLOSED_IDLE, PLACEHOLDER, Conflict
 
 log = logging.getLogger("flightlog.server")
 
 PIPELINE_MAX_DEFER = 2.0
+# Runs per call of ``pipeline.runs_ended``: what a call holds in memory (each run's record,
+# payloads and findings until the batch's response work is done) grows with it.
+RUN_END_BATCH = 500
 
 
 class Overloaded(Exception):
@@ -77,6 +83,12 @@ class IngestStats:
     # runs on the machine)
     write_cpu_seconds: float = 0.0
     pipeline_cpu_seconds: float = 0.0
+    # Where run-end work runs ("thread" or "process"), the worker's pid, how often it was
+    # restarted, and the whole worker process's CPU (with its periodic work)
+    run_end_mode: str = "thread"
+    run_end_worker_pid: int | None = None
+    run_end_worker_restarts: int = 0
+    run_end_worker_cpu_seconds: float = 0.0
 
 
 class Ingestor:
@@ -90,8 +102,15 @@ class Ingestor:
         max_batch_spans: int = 20_000,
         privacy: Any = None,
         idle_trace_timeout: float = 0.0,
+        run_end: Any = None,
     ) -> None:
         self.store = store
+        # Where run-end work runs: on the pipeline thread (``RunEndInThread``, the default
+        # here) or in a worker process (``runend_worker.RunEndProcess``)
+        self.run_end = run_end if run_end is not None else RunEndInThread(store)
+        # Called with each batch of run ids once its run-end work is done (``listen``)
+        self.on_ended: list[Any] = []
+        self._worker_cpu: dict[int, float] = {}
         # Seconds after the last span of a trace whose root span has not arrived before the
         # trace is closed and processed (0: never).
         self.idle_trace_timeout = idle_trace_timeout
@@ -104,7 +123,7 @@ class Ingestor:
         self.privacy = privacy
         self.max_pending_spans = max_pending_spans
         self.max_batch_spans = max_batch_spans
-        self.stats = IngestStats()
+        self.stats = IngestStats(run_end_mode=self.run_end.mode)
         self._items: deque[_Item] = deque()
         self._pending = 0
         self._cond = threading.Condition()
@@ -116,6 +135,8 @@ class Ingestor:
         self._pipeline = threading.Thread(
             target=self._pipeline_loop, name="flightlog-pipeline", daemon=True
         )
+        self.run_end.start()
+        self.stats.run_end_worker_pid = self.run_end.pid
         self._writer.start()
         self._pipeline.start()
 
@@ -155,9 +176,11 @@ class Ingestor:
             self._cond.notify_all()
         self._writer.join(timeout)
         self._ended.put(None)
+        deadline = time.monotonic() + pipeline_timeout
         self._pipeline.join(pipeline_timeout)
         if self._pipeline.is_alive():
             log.warning("run-end hooks still running at shutdown; abandoned")
+        self.run_end.close(max(0.0, deadline - time.monotonic()))
 
     # -- the writer thread --------------------------------------------------------------
     def _take(self) -> list[_Item]:
@@ -336,15 +359,18 @@ class Ingestor:
 
     # -- the pipeline thread ------------------------------------------------------------
     def _pipeline_loop(self) -> None:
-        from flightlog import pipeline
-
         while True:
-            run_ids = self._ended.get()
+            try:
+                run_ids = self._ended.get(timeout=1.0)
+            except queue.Empty:
+                self.run_end.check()  # a worker that died while idle is restarted
+                continue
             if run_ids is None or self._closing:
                 return
-            # Ingestion first: while spans are waiting to be written, let them (up to
-            # PIPELINE_MAX_DEFER seconds), then run the hooks once for every run that ended.
-            deferred = time.monotonic() + PIPELINE_MAX_DEFER
+            # Ingestion first where run-end work shares its GIL: while spans are waiting to
+            # be written, let them (up to PIPELINE_MAX_DEFER seconds), then run the hooks once
+            # for every run that ended.
+            deferred = time.monotonic() + (PIPELINE_MAX_DEFER if self.run_end.defer else 0.0)
             while self._pending and time.monotonic() < deferred and not self._closing:
                 time.sleep(0.02)
             while True:
@@ -357,15 +383,32 @@ class Ingestor:
                     break
                 run_ids.extend(more)
             run_ids = list(dict.fromkeys(run_ids))
-            started = time.monotonic()
-            cpu = time.thread_time()
+            for k in range(0, len(run_ids), RUN_END_BATCH):
+                if self._closing:
+                    return
+                self._run_end(run_ids[k : k + RUN_END_BATCH])
+
+    def _run_end(self, run_ids: list[str]) -> None:
+        try:
+            report = self.run_end.run(run_ids)
+        except Exception:  # runs_ended never raises; a worker that kept dying can
+            self.stats.pipeline_errors += 1
+            log.exception("run-end pipeline failed for %d run(s)", len(run_ids))
+            report = RunEndReport()
+        self.stats.pipeline_errors += report.errors
+        self.stats.pipeline_seconds += report.seconds
+        self.stats.pipeline_cpu_seconds += report.cpu_seconds
+        if report.process_cpu_seconds is not None:
+            # the worker's CPU since it started, summed over the workers so far
+            self._worker_cpu[self.run_end.pid or 0] = report.process_cpu_seconds
+            self.stats.run_end_worker_cpu_seconds = sum(self._worker_cpu.values())
+        self.stats.run_end_worker_pid = self.run_end.pid
+        self.stats.run_end_worker_restarts = self.run_end.restarts
+        for listener in list(self.on_ended):
             try:
-                pipeline.runs_ended(self.store, run_ids)
-            except Exception:  # runs_ended never raises; belt and braces
-                self.stats.pipeline_errors += 1
-                log.exception("run-end pipeline failed")
-            self.stats.pipeline_seconds += time.monotonic() - started
-            self.stats.pipeline_cpu_seconds += time.thread_time() - cpu
+                listener(run_ids)
+            except Exception:
+                log.exception("run-end listener failed")
 
 
 def derive_statuses(store: Store, batch: Batch, run_ids: set[str], stored: set[str]) -> list[str]:

@@ -94,19 +94,17 @@ class Activity:
         self._thread = threading.Thread(target=self._loop, name="flightlog-activity", daemon=True)
 
     def start(self) -> None:
-        from flightlog import pipeline
-
-        pipeline.register(self.on_runs_ended)
+        self.ingestor.on_ended.append(self.on_runs_ended)
         self._thread.start()
 
     def stop(self) -> None:
-        from flightlog import pipeline
-
         self._stop.set()
-        pipeline.unregister(self.on_runs_ended)
+        if self.on_runs_ended in self.ingestor.on_ended:
+            self.ingestor.on_ended.remove(self.on_runs_ended)
 
-    def on_runs_ended(self, store: Store, run_ids: Any) -> None:
-        """Run-end hook (``flightlog.pipeline``): remember which runs ended."""
+    def on_runs_ended(self, run_ids: Any) -> None:
+        """Called by the ingestor once a batch's run-end work is done (in this process or
+        in the run-end worker): remember which runs ended."""
         with self._lock:
             self._ended_runs.extend(run_ids)
 

@@ -1,0 +1,311 @@
+"""The run-end worker: ``flightlog serve``'s run-end pipeline in a process of its own.
+
+The server's ingestion (HTTP, decode, the writer) and the run-end pipeline (detectors,
+attribution, incidents and alerts, SLOs) are both Python: in one process they share one GIL,
+so on a 2-core machine the pipeline's CPU is taken from ingestion. With ``[server] run_end =
+"process"`` (the default; ``$FLIGHTLOG_RUN_END``) the server starts this worker, a second
+Python process that opens the same store through the composition root
+(``flightlog.app.open_store``) and runs ``flightlog.pipeline.runs_ended`` on the batches of
+ended run ids the server's pipeline thread hands it, one batch at a time. It also runs the
+periodic work (``pipeline.Clock``: paging, escalation, burn rates), so everything that acts on
+stored runs after ingestion happens in one process, and the server process imports none of
+detection, forensics or response.
+
+Protocol: one JSON object per line. The server writes ``{"id": n, "runs": [...]}`` to the
+worker's stdin; the worker answers ``{"id": n, "cpu": s, "seconds": s, "errors": k,
+"process_cpu": s}`` on a pipe of its own (its stdout is redirected to stderr, so nothing the
+pipeline prints can garble an answer) after ``runs_ended`` returned.
+
+Lifetime: the worker exits when its stdin reaches EOF (the server closed it, or the server
+died: the kernel closes the pipe of a SIGKILLed process), after the batch in hand; and within
+half a second when its parent process is gone while it is busy (a watchdog thread compares
+``os.getppid()`` with the server's pid). It ignores SIGINT (a Ctrl-C in a terminal reaches the
+whole process group: the server shuts it down in order). When the worker dies (killed, out of
+memory), the server starts another and hands it the batch it had not answered again: run-end
+work is idempotent (finding ids are stable, an attribution is stored once, ``respond`` claims
+each run once in ``respond_processed``), so a run of the interrupted batch whose stages had
+already run is not attributed, counted or alerted twice; only its detectors run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+log = logging.getLogger("flightlog.server")
+
+ATTEMPTS = 3  # a batch that kills this many workers in a row is abandoned (logged, counted)
+PARENT_CHECK_S = 0.5
+
+
+@dataclass
+class RunEndReport:
+    """What one batch of run-end work cost, where it ran."""
+
+    cpu_seconds: float = 0.0  # CPU of the thread that ran ``runs_ended``
+    seconds: float = 0.0
+    errors: int = 0  # stages, work and hooks that raised (``pipeline.hook_errors``)
+    process_cpu_seconds: float | None = None  # the whole worker process so far (process mode)
+
+
+class RunEndInThread:
+    """Run-end work on the calling thread (``run_end = "thread"``), with the server's store."""
+
+    mode = "thread"
+    defer = True  # ingestion first: it shares this process's GIL
+    pid: int | None = None
+    restarts = 0
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def start(self) -> None:
+        pass
+
+    def check(self) -> None:
+        pass
+
+    def run(self, run_ids: Sequence[str]) -> RunEndReport:
+        from flightlog import pipeline
+
+        errors = pipeline.hook_errors
+        started = time.monotonic()
+        cpu = time.thread_time()
+        pipeline.runs_ended(self.store, run_ids)
+        return RunEndReport(
+            cpu_seconds=time.thread_time() - cpu,
+            seconds=time.monotonic() - started,
+            errors=pipeline.hook_errors - errors,
+        )
+
+    def close(self, timeout: float = 5.0) -> None:
+        pass
+
+
+class WorkerDied(Exception):
+    """The worker process exited (or its pipes broke) before answering."""
+
+
+class RunEndProcess:
+    """The server's side of the run-end worker: starts it, hands it batches and waits for its
+    answer, restarts it when it dies (handing the unanswered batch over again), stops it.
+
+    ``run`` is called from one thread at a time (the ingestor's pipeline thread)."""
+
+    mode = "process"
+    defer = False  # the worker has its own GIL: run-end work overlaps ingestion
+
+    def __init__(self, url: str, *, clock: bool = True) -> None:
+        self.url = url
+        self.clock = clock
+        self.restarts = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._answers: IO[bytes] | None = None
+        self._next = 0
+        self._closing = False
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._closing:
+                raise WorkerDied("the server is shutting down")
+            if self._proc is not None and self._proc.poll() is None:
+                return
+            if self._proc is not None:
+                self._replace()
+            self._spawn()
+
+    def _replace(self) -> None:
+        """Reap the worker that died (or broke its pipes: killed), count a restart."""
+        proc = self._proc
+        self._reap()
+        self.restarts += 1
+        code = proc.returncode if proc is not None else None
+        log.warning("run-end worker exited (status %s); starting another", code)
+
+    def _spawn(self) -> None:
+        import flightlog
+
+        read_fd, write_fd = os.pipe()
+        env = dict(os.environ)
+        # The worker imports the same flightlog as this process, wherever it came from.
+        src = os.path.dirname(os.path.dirname(os.path.abspath(flightlog.__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+        try:
+            self._proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "flightlog.server.runend_worker",
+                    self.url,
+                    str(os.getpid()),
+                    str(write_fd),
+                    "clock" if self.clock else "no-clock",
+                ],
+                stdin=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                env=env,
+            )
+        finally:
+            os.close(write_fd)
+        self._answers = os.fdopen(read_fd, "rb")
+
+    def _reap(self) -> None:
+        proc, answers = self._proc, self._answers
+        self._proc = self._answers = None
+        if answers is not None:
+            answers.close()
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+    def check(self) -> None:
+        """Restart the worker if it died while idle (its periodic work must go on)."""
+        proc = self._proc
+        if not self._closing and proc is not None and proc.poll() is not None:
+            try:
+                self.start()
+            except Exception:
+                log.exception("cannot restart the run-end worker")
+
+    def run(self, run_ids: Sequence[str]) -> RunEndReport:
+        """Hand ``run_ids`` to the worker and wait until it has processed them. If the
+        worker dies meanwhile, another is started and given the same batch (up to
+        ``ATTEMPTS`` workers); raises ``WorkerDied`` when the batch is abandoned."""
+        ids = list(run_ids)
+        for _ in range(ATTEMPTS):
+            self.start()
+            try:
+                return self._exchange(ids)
+            except WorkerDied:
+                with self._lock:
+                    if self._closing:
+                        raise
+                    # Its pipe may close before the process is reapable: reap it now, so
+                    # the next attempt starts another instead of writing to this one.
+                    self._replace()
+        raise WorkerDied(
+            f"{ATTEMPTS} run-end workers in a row died on a batch of {len(ids)} run(s)"
+        )
+
+    def _exchange(self, ids: list[str]) -> RunEndReport:
+        proc, answers = self._proc, self._answers
+        if proc is None or proc.stdin is None or answers is None:
+            raise WorkerDied("no worker")
+        self._next += 1
+        n = self._next
+        try:
+            proc.stdin.write(json.dumps({"id": n, "runs": ids}).encode() + b"\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            raise WorkerDied(str(exc)) from exc
+        while True:
+            try:
+                line = answers.readline()
+            except (OSError, ValueError) as exc:
+                raise WorkerDied(str(exc)) from exc
+            if not line:
+                raise WorkerDied("the worker exited before answering")
+            answer = json.loads(line)
+            if answer.get("id") == n:
+                return RunEndReport(
+                    cpu_seconds=float(answer["cpu"]),
+                    seconds=float(answer["seconds"]),
+                    errors=int(answer["errors"]),
+                    process_cpu_seconds=float(answer["process_cpu"]),
+                )
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Let the worker finish the batch in hand (up to ``timeout`` seconds), then stop it;
+        a batch still running after that is abandoned (the worker is killed)."""
+        with self._lock:
+            self._closing = True
+            proc = self._proc
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # EOF: the worker exits after the batch in hand
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("run-end worker still busy at shutdown; abandoned")
+            proc.kill()
+            proc.wait()
+        if self._answers is not None:
+            self._answers.close()
+
+
+# -- the worker process -----------------------------------------------------------------------
+def _watch_parent(parent: int) -> None:
+    """Exit as soon as the server is gone (it may have been SIGKILLed while a batch runs)."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(0)
+        time.sleep(PARENT_CHECK_S)
+
+
+def main(argv: Sequence[str]) -> int:
+    url, parent, answer_fd, clock_arg = argv
+    answers = os.fdopen(int(answer_fd), "wb", buffering=0)
+    os.dup2(2, 1)  # a stray print goes to the server's stderr, not into an answer
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
+    logging.basicConfig(level=logging.WARNING, format="flightlog run-end worker: %(message)s")
+
+    from flightlog import pipeline
+    from flightlog.app import open_store
+
+    store = open_store(url)
+    clock = pipeline.Clock(store).start() if clock_arg == "clock" else None
+    try:
+        for line in sys.stdin.buffer:
+            request = json.loads(line)
+            errors = pipeline.hook_errors
+            started = time.monotonic()
+            cpu = time.thread_time()
+            try:
+                pipeline.runs_ended(store, request["runs"])
+            except Exception:  # runs_ended never raises; belt and braces
+                pipeline.hook_errors += 1
+                log.exception("run-end pipeline failed")
+            answer = {
+                "id": request["id"],
+                "cpu": time.thread_time() - cpu,
+                "seconds": time.monotonic() - started,
+                "errors": pipeline.hook_errors - errors,
+                "process_cpu": time.process_time(),
+            }
+            try:
+                answers.write(json.dumps(answer).encode() + b"\n")
+            except (BrokenPipeError, OSError):
+                return 0  # the server is gone
+    finally:
+        if clock is not None:
+            clock.stop()
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

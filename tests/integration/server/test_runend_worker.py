@@ -1,0 +1,296 @@
+"""``flightlog serve`` runs the run-end pipeline in a worker process (``[server] run_end =
+"process"``): ended runs get their findings, attributions and incidents through it; a worker
+killed with SIGKILL mid-load is replaced and the batch it had not finished is handed over
+again, with nothing lost and nothing attributed, claimed or logged twice; a SIGKILLed server
+leaves no worker behind; ``run_end = "thread"`` keeps the work in the server process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import run_cli
+from tests.integration.respond.conftest import Receiver
+from tests.integration.server.conftest import ServerProcess, free_port
+
+WORKFLOW = "claims-triage"
+
+
+def _config(path: Path, receiver: Receiver) -> Path:
+    path.write_text(
+        f"""\
+[teams.platform]
+channels = ["ops-hook"]
+
+[[owners]]
+team = "platform"
+
+[channels.ops-hook]
+type = "webhook"
+url = "{receiver.url("/ops")}"
+timeout = "2s"
+"""
+    )
+    return path
+
+
+def _trace(n: int) -> str:
+    return f"{n + 1:032x}"  # an all-zero trace id is invalid
+
+
+def _failed(n: int) -> bool:
+    return n % 3 == 0
+
+
+def _body(first: int, count: int) -> bytes:
+    """``count`` traces (runs) of three spans each, numbered from ``first``; every third
+    fails at its tool step."""
+    spans: list[dict[str, Any]] = []
+    for n in range(first, first + count):
+        trace = _trace(n)
+        t0 = 1_767_225_600_000_000_000 + n * 10_000_000
+        err = {"code": 2, "message": "tool timed out"} if _failed(n) else {"code": 1}
+        spans += [
+            {
+                "traceId": trace,
+                "spanId": f"{n + 1:012x}0001",
+                "name": WORKFLOW,
+                "startTimeUnixNano": str(t0),
+                "endTimeUnixNano": str(t0 + 9_000_000),
+                "attributes": [
+                    {"key": "openinference.span.kind", "value": {"stringValue": "AGENT"}},
+                    {"key": "input.value", "value": {"stringValue": f"claim {n}"}},
+                ],
+                "status": err,
+            },
+            {
+                "traceId": trace,
+                "spanId": f"{n + 1:012x}0002",
+                "parentSpanId": f"{n + 1:012x}0001",
+                "name": "search_policy",
+                "startTimeUnixNano": str(t0 + 1_000_000),
+                "endTimeUnixNano": str(t0 + 3_000_000),
+                "attributes": [
+                    {"key": "openinference.span.kind", "value": {"stringValue": "RETRIEVER"}},
+                    {"key": "output.value", "value": {"stringValue": f"policy {n % 7}"}},
+                ],
+                "status": {"code": 1},
+            },
+            {
+                "traceId": trace,
+                "spanId": f"{n + 1:012x}0003",
+                "parentSpanId": f"{n + 1:012x}0001",
+                "name": "price_claim",
+                "startTimeUnixNano": str(t0 + 4_000_000),
+                "endTimeUnixNano": str(t0 + 8_000_000),
+                "attributes": [
+                    {"key": "openinference.span.kind", "value": {"stringValue": "TOOL"}},
+                ],
+                "status": err,
+            },
+        ]
+    return orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+
+
+def _post(srv: ServerProcess, first: int, count: int) -> None:
+    r = httpx.post(
+        srv.url + "/v1/traces",
+        content=_body(first, count),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+
+
+def _wait(pred: Any, timeout: float = 90.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return bool(pred())
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _stats(srv: ServerProcess) -> dict[str, Any]:
+    stats: dict[str, Any] = httpx.get(srv.url + "/api/v1/ingest/stats", timeout=10).json()
+    return stats
+
+
+def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # a table not created yet
+        return []
+    finally:
+        conn.close()
+
+
+def _processed(db: Path) -> int:
+    rows = _rows(db, "SELECT count(*) FROM respond_processed")
+    return int(rows[0][0]) if rows else 0
+
+
+def _check_each_run_once(db: Path, runs: int) -> None:
+    """Every run claimed once by the response engine; every failed run attributed, its
+    attribution logged once; no finding logged twice; the ledger verifies."""
+    assert _processed(db) == runs
+    attributions = _rows(
+        db, "SELECT run_id, count(*) FROM ledger_entries WHERE kind = 'attribution' GROUP BY 1"
+    )
+    failed = {_trace(n) for n in range(runs) if _failed(n)}
+    assert {rid for rid, _ in attributions} == failed
+    assert all(count == 1 for _, count in attributions)
+    twice = _rows(
+        db,
+        "SELECT record_id FROM ledger_entries WHERE kind = 'finding' "
+        "GROUP BY record_id HAVING count(*) > 1",
+    )
+    assert twice == []
+    runs_with_findings = _rows(db, "SELECT count(DISTINCT run_id) FROM findings")[0][0]
+    assert runs_with_findings >= len(failed)
+    assert _rows(db, "SELECT count(*) FROM respond_incidents")[0][0] >= 1
+
+
+@pytest.fixture
+def alerting(tmp_path: Path) -> Any:
+    receiver = Receiver().start()
+    try:
+        yield {"FLIGHTLOG_CONFIG": str(_config(tmp_path / "flightlog.toml", receiver))}
+    finally:
+        receiver.stop()
+
+
+def _server(tmp_path: Path, env: dict[str, str]) -> ServerProcess:
+    srv = ServerProcess(db=tmp_path / "server.db", port=free_port())
+    srv.env = env
+    return srv.start()
+
+
+def test_ended_runs_get_findings_attributions_and_incidents_through_the_worker(
+    tmp_path: Path, alerting: dict[str, str]
+) -> None:
+    srv = _server(tmp_path, alerting)
+    try:
+        assert srv.proc is not None
+        stats = _stats(srv)
+        assert stats["run_end_mode"] == "process"
+        worker = stats["run_end_worker_pid"]
+        assert worker in _children(srv.proc.pid)
+        _post(srv, 0, 30)
+        assert _wait(lambda: _processed(srv.db) == 30), _processed(srv.db)
+        _check_each_run_once(srv.db, 30)
+        stats = _stats(srv)
+        assert stats["pipeline_cpu_seconds"] > 0
+        assert stats["run_end_worker_cpu_seconds"] >= stats["pipeline_cpu_seconds"]
+        assert stats["pipeline_errors"] == 0
+        assert stats["run_end_worker_restarts"] == 0
+    finally:
+        srv.stop()
+    assert srv.log is not None and "Traceback" not in srv.log.read_text()
+    assert not _alive(worker)  # stopped with the server
+    assert run_cli("audit", "verify", "--db", f"sqlite:///{srv.db}").returncode == 0
+
+
+def test_a_killed_worker_is_replaced_and_nothing_is_lost_or_done_twice(
+    tmp_path: Path, alerting: dict[str, str]
+) -> None:
+    srv = _server(tmp_path, alerting)
+    total, per_request = 900, 60
+    try:
+        killed: list[int] = []
+
+        def kill_workers() -> None:
+            # kill the worker twice while it works (its CPU time moving), then let it be
+            while len(killed) < 2:
+                pid = _stats(srv)["run_end_worker_pid"]
+                if pid is None or pid in killed:
+                    time.sleep(0.05)
+                    continue
+                with open(f"/proc/{pid}/stat") as f:
+                    cpu0 = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+                time.sleep(0.3)
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        cpu = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+                except OSError:
+                    continue
+                if cpu > cpu0 and _stats(srv)["pipeline_seconds"] > 0:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+
+        killer = threading.Thread(target=kill_workers, daemon=True)
+        killer.start()
+        for first in range(0, total, per_request):
+            _post(srv, first, per_request)
+        killer.join(120)
+        assert len(killed) == 2
+        assert _wait(lambda: _processed(srv.db) == total, 180), _processed(srv.db)
+        stats = _stats(srv)
+        assert stats["spans_stored"] == 3 * total
+        assert stats["run_end_worker_restarts"] >= 2
+        assert stats["run_end_worker_pid"] not in killed
+        assert not any(_alive(pid) for pid in killed)
+        _check_each_run_once(srv.db, total)
+    finally:
+        srv.stop()
+    assert run_cli("audit", "verify", "--db", f"sqlite:///{srv.db}").returncode == 0
+
+
+def test_a_sigkilled_server_leaves_no_worker_behind(tmp_path: Path) -> None:
+    srv = _server(tmp_path, {})
+    assert srv.proc is not None
+    worker = _stats(srv)["run_end_worker_pid"]
+    assert _alive(worker)
+    # busy: a batch of ended runs in hand when the server dies
+    _post(srv, 0, 300)
+    srv.kill()
+    assert _wait(lambda: not _alive(worker), 10)
+    # idle
+    srv = _server(tmp_path, {})
+    worker = _stats(srv)["run_end_worker_pid"]
+    srv.kill()
+    assert _wait(lambda: not _alive(worker), 10)
+
+
+def test_thread_mode_keeps_run_end_work_in_the_server(
+    tmp_path: Path, alerting: dict[str, str]
+) -> None:
+    srv = _server(tmp_path, {**alerting, "FLIGHTLOG_RUN_END": "thread"})
+    try:
+        assert srv.proc is not None
+        stats = _stats(srv)
+        assert stats["run_end_mode"] == "thread"
+        assert stats["run_end_worker_pid"] is None
+        assert _children(srv.proc.pid) == []
+        _post(srv, 0, 30)
+        assert _wait(lambda: _processed(srv.db) == 30), _processed(srv.db)
+        _check_each_run_once(srv.db, 30)
+        assert _stats(srv)["pipeline_cpu_seconds"] > 0
+    finally:
+        srv.stop()
