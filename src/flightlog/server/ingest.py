@@ -89,6 +89,10 @@ class IngestStats:
     run_end_worker_pid: int | None = None
     run_end_worker_restarts: int = 0
     run_end_worker_cpu_seconds: float = 0.0
+    # Seconds the writer and the run-end worker waited for SQLite's write lock (held by the
+    # other; 0 on PostgreSQL)
+    write_lock_wait_seconds: float = 0.0
+    pipeline_lock_wait_seconds: float = 0.0
 
 
 class Ingestor:
@@ -243,6 +247,7 @@ class Ingestor:
                     self._ended.put(ended)
             finally:
                 self.stats.write_seconds += time.perf_counter() - started
+                self.stats.write_lock_wait_seconds = getattr(self.store, "lock_wait_seconds", 0.0)
                 self.stats.write_cpu_seconds += time.thread_time() - cpu
                 with self._cond:
                     self._pending -= sum(i.spans for i in items)
@@ -398,6 +403,7 @@ class Ingestor:
         self.stats.pipeline_errors += report.errors
         self.stats.pipeline_seconds += report.seconds
         self.stats.pipeline_cpu_seconds += report.cpu_seconds
+        self.stats.pipeline_lock_wait_seconds += report.lock_wait_seconds
         if report.process_cpu_seconds is not None:
             # the worker's CPU since it started, summed over the workers so far
             self._worker_cpu[self.run_end.pid or 0] = report.process_cpu_seconds

@@ -13,8 +13,8 @@ detection, forensics or response.
 
 Protocol: one JSON object per line. The server writes ``{"id": n, "runs": [...]}`` to the
 worker's stdin; the worker answers ``{"id": n, "cpu": s, "seconds": s, "errors": k,
-"process_cpu": s}`` on a pipe of its own (its stdout is redirected to stderr, so nothing the
-pipeline prints can garble an answer) after ``runs_ended`` returned.
+"process_cpu": s, "lock_wait": s}`` on a pipe of its own (its stdout is redirected to stderr,
+so nothing the pipeline prints can garble an answer) after ``runs_ended`` returned.
 
 Lifetime: the worker exits when its stdin reaches EOF (the server closed it, or the server
 died: the kernel closes the pipe of a SIGKILLed process), after the batch in hand; and within
@@ -56,6 +56,7 @@ class RunEndReport:
     seconds: float = 0.0
     errors: int = 0  # stages, work and hooks that raised (``pipeline.hook_errors``)
     process_cpu_seconds: float | None = None  # the whole worker process so far (process mode)
+    lock_wait_seconds: float = 0.0  # waiting for SQLite's write lock (process mode)
 
 
 class RunEndInThread:
@@ -233,6 +234,7 @@ class RunEndProcess:
                     seconds=float(answer["seconds"]),
                     errors=int(answer["errors"]),
                     process_cpu_seconds=float(answer["process_cpu"]),
+                    lock_wait_seconds=float(answer["lock_wait"]),
                 )
 
     def close(self, timeout: float = 5.0) -> None:
@@ -284,6 +286,7 @@ def main(argv: Sequence[str]) -> int:
             errors = pipeline.hook_errors
             started = time.monotonic()
             cpu = time.thread_time()
+            waited = getattr(store, "lock_wait_seconds", 0.0)
             try:
                 pipeline.runs_ended(store, request["runs"])
             except Exception:  # runs_ended never raises; belt and braces
@@ -295,6 +298,7 @@ def main(argv: Sequence[str]) -> int:
                 "seconds": time.monotonic() - started,
                 "errors": pipeline.hook_errors - errors,
                 "process_cpu": time.process_time(),
+                "lock_wait": getattr(store, "lock_wait_seconds", 0.0) - waited,
             }
             try:
                 answers.write(json.dumps(answer).encode() + b"\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -119,6 +120,9 @@ class SQLiteStore(SQLStore):
     dialect = "sqlite"
     concurrent_writers = False
     damage: str | None = None  # set once a query meets a damaged page
+    # Seconds write transactions waited for the write lock (``BEGIN IMMEDIATE``), held by a
+    # transaction of another connection or process (flightlog serve's run-end worker)
+    lock_wait_seconds = 0.0
 
     def __init__(self, url: str, *, readonly: bool = False, create: bool = True) -> None:
         super().__init__()
@@ -237,10 +241,13 @@ class SQLiteStore(SQLStore):
     def transaction(self) -> Iterator[_SQLiteTx]:
         with self._lock:
             conn = self._connection()
+            waited = time.perf_counter()
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise self._translate(exc) from exc
+            finally:
+                self.lock_wait_seconds += time.perf_counter() - waited
             try:
                 yield _SQLiteTx(conn)
             except BaseException as exc:

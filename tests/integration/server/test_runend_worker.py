@@ -294,3 +294,36 @@ def test_thread_mode_keeps_run_end_work_in_the_server(
         assert _stats(srv)["pipeline_cpu_seconds"] > 0
     finally:
         srv.stop()
+
+
+def test_the_worker_serves_a_postgresql_store(
+    tmp_path: Path, pg_url: str, alerting: dict[str, str]
+) -> None:
+    import psycopg
+
+    def count(sql: str) -> int:
+        try:
+            with psycopg.connect(pg_url) as conn:
+                row = conn.execute(sql).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0
+        return int(row[0]) if row else 0
+
+    srv = ServerProcess(db=tmp_path / "unused.db", port=free_port(), store=pg_url)
+    srv.env = alerting
+    srv.start()
+    try:
+        assert srv.proc is not None
+        stats = _stats(srv)
+        assert stats["run_end_mode"] == "process"
+        assert stats["run_end_worker_pid"] in _children(srv.proc.pid)
+        _post(srv, 0, 12)
+        assert _wait(lambda: count("SELECT count(*) FROM respond_processed") == 12)
+        attributed = "SELECT count(DISTINCT run_id) FROM forensics_attributions"
+        assert count(attributed) == 4
+        stats = _stats(srv)
+        assert stats["pipeline_cpu_seconds"] > 0 and stats["pipeline_errors"] == 0
+    finally:
+        srv.stop()
+    verify = run_cli("audit", "verify", "--db", pg_url, check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
