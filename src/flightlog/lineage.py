@@ -54,6 +54,14 @@ def _canon(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
 
+def _json_text(s: str) -> bytes:
+    """``s`` as it appears inside canonical JSON, without its quotes: its UTF-8 bytes when
+    nothing in it is escaped (printable, no quote, no backslash: most text)."""
+    if s.isprintable() and '"' not in s and "\\" not in s:
+        return s.encode()
+    return _canon(s)[1:-1]
+
+
 def _h(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
@@ -107,7 +115,7 @@ class ContentIndex:
                 continue
             # Kept as it appears inside JSON text (escaped, without quotes), so an input is
             # searched as one text however deeply the string is nested in it.
-            needle = _canon(s)[1:-1]
+            needle = _json_text(s)
             if inp and needle in inp:
                 continue
             if needle not in self.strings:
@@ -203,16 +211,23 @@ def _values(value: Any) -> list[bytes]:
 
 def _strings(value: Any, depth: int) -> list[str]:
     """String leaves of a JSON value (bounded)."""
-    if isinstance(value, str):
+    t = type(value)
+    if t is str:
         return [value]
     if depth >= 4:
         return []
+    if t is list:
+        items: Any = value if len(value) <= MAX_ELEMENTS else value[:MAX_ELEMENTS]
+    elif t is dict:
+        items = value.values() if len(value) <= MAX_ELEMENTS else list(value.values())[:MAX_ELEMENTS]
+    else:
+        return []
     out: list[str] = []
-    if isinstance(value, list):
-        for v in value[:MAX_ELEMENTS]:
-            out.extend(_strings(v, depth + 1))
-    elif isinstance(value, dict):
-        for v in list(value.values())[:MAX_ELEMENTS]:
+    for v in items:
+        tv = type(v)
+        if tv is str:
+            out.append(v)
+        elif tv is list or tv is dict:
             out.extend(_strings(v, depth + 1))
     return out[:MAX_ELEMENTS]
 
