@@ -219,7 +219,9 @@ def _strings(value: Any, depth: int) -> list[str]:
     if t is list:
         items: Any = value if len(value) <= MAX_ELEMENTS else value[:MAX_ELEMENTS]
     elif t is dict:
-        items = value.values() if len(value) <= MAX_ELEMENTS else list(value.values())[:MAX_ELEMENTS]
+        items = value.values()
+        if len(value) > MAX_ELEMENTS:
+            items = list(items)[:MAX_ELEMENTS]
     else:
         return []
     out: list[str] = []

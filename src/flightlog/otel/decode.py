@@ -31,7 +31,7 @@ from flightlog.model import Batch, Edge, ErrorInfo, Finding, Payload, Run, Step
 from flightlog.otel import _values
 from flightlog.otel import conventions as C
 from flightlog.otel._values import PAYLOAD_CAP, any_value_to_python, approx_size
-from flightlog.payload import payload_of
+from flightlog.payload import encode_value, make_payload
 
 STATUS_ERROR = 2
 SPAN_KIND_NAMES = {
@@ -580,11 +580,23 @@ def unflatten(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _store_payload(value: Any, payloads: dict[str, Payload]) -> str | None:
+    """``flightlog.payload.payload_of(value, PAYLOAD_CAP)``, stored by hash; inline for the
+    common case (under the cap, not a truncation marker already)."""
     if value is None:
         return None
-    p = payload_of(value, PAYLOAD_CAP)
+    data = encode_value(value)
+    if len(data) <= PAYLOAD_CAP and not data.startswith(b'{"$truncated"'):
+        h = hashlib.sha256(data).hexdigest()
+        if h not in payloads:
+            payloads[h] = Payload(hash=h, data=data, size=len(data), truncated=False)
+        return h
+    p = make_payload(data, PAYLOAD_CAP)
     payloads.setdefault(p.hash, p)
     return p.hash
+
+
+_INPUT_KEYS_AFTER_FIRST = C.INPUT_KEYS[1:]
+_OUTPUT_KEYS_AFTER_FIRST = C.OUTPUT_KEYS[1:]
 
 
 def _foreign_step(s: _Span, payloads: dict[str, Payload]) -> Step:
@@ -595,7 +607,7 @@ def _foreign_step(s: _Span, payloads: dict[str, Payload]) -> Step:
     if C.OI_INPUT_VALUE in a:
         in_value = _payload_value(a, C.OI_INPUT_VALUE, C.OI_INPUT_MIME)
     else:
-        in_value = _first_payload(a, *C.INPUT_KEYS[1:])
+        in_value = _first_payload(a, *_INPUT_KEYS_AFTER_FIRST)
         if in_value is None:
             in_value = _indexed_messages(a, C.GEN_AI_PROMPT)
         if in_value is None:
@@ -603,12 +615,13 @@ def _foreign_step(s: _Span, payloads: dict[str, Payload]) -> Step:
     if C.OI_OUTPUT_VALUE in a:
         out_value = _payload_value(a, C.OI_OUTPUT_VALUE, C.OI_OUTPUT_MIME)
     else:
-        out_value = _first_payload(a, *C.OUTPUT_KEYS[1:])
+        out_value = _first_payload(a, *_OUTPUT_KEYS_AFTER_FIRST)
         if out_value is None:
             out_value = _indexed_messages(a, C.GEN_AI_COMPLETION)
         if out_value is None:
             out_value = _event_content(s, "output")
-    status_code = int(s.raw.status.code)
+    status = s.raw.status
+    status_code = int(status.code)
     error = _error_info(s) if status_code == STATUS_ERROR else None
     kept = {k: v for k, v in a.items() if k not in C.PAYLOAD_KEYS}
     attributes = unflatten(kept)
@@ -616,8 +629,8 @@ def _foreign_step(s: _Span, payloads: dict[str, Payload]) -> Step:
         attributes["otel.span_kind"] = SPAN_KIND_NAMES.get(s.kind, str(s.kind))
     if s.scope:
         attributes["otel.scope.name"] = s.scope
-    if status_code != STATUS_ERROR and s.raw.status.message:
-        attributes["otel.status_message"] = s.raw.status.message
+    if status_code != STATUS_ERROR and status.message:
+        attributes["otel.status_message"] = status.message
     # Usage on an agent, chain or workflow span is the roll-up of the LLM calls inside it
     # (OpenInference and GenAI agent spans, the Vercel AI SDK's ai.generateText): kept as an
     # attribute, counted only on the LLM steps, so a run's tokens are not counted twice.

@@ -82,6 +82,10 @@ def _spans(req: Any) -> list[tuple[Any, Any, Any, int]]:
 
 def _time_problem(span: Any) -> str | None:
     """OTLP timestamps are fixed64; the store keeps signed 64-bit nanoseconds (until 2262)."""
+    if span.start_time_unix_nano <= INT64_MAX and span.end_time_unix_nano <= INT64_MAX:
+        events = span.events
+        if not events or all(ev.time_unix_nano <= INT64_MAX for ev in events):
+            return None
     name = span.name[:80]
     for what, value in (("start", span.start_time_unix_nano), ("end", span.end_time_unix_nano)):
         if value > INT64_MAX:
@@ -122,12 +126,24 @@ def _out_of_range(result: DecodeResult) -> set[tuple[str, str | None]]:
     """(trace, span id or None for the whole trace) of records holding an integer the store
     cannot keep (a signed 64-bit column)."""
     bad: set[tuple[str, str | None]] = set()
+    lo, hi = -INT64_MAX - 1, INT64_MAX
 
     def wide(*values: int | None) -> bool:
-        return any(v is not None and not -INT64_MAX - 1 <= v <= INT64_MAX for v in values)
+        return any(v is not None and not lo <= v <= hi for v in values)
 
     for s in result.batch.steps:
-        if wide(s.index, s.started_ns, s.ended_ns, s.input_tokens, s.output_tokens):
+        # (inline for steps, the many: the usual step holds only values in range)
+        try:
+            fits = (
+                lo <= s.index <= hi
+                and lo <= s.started_ns <= hi
+                and (s.ended_ns is None or lo <= s.ended_ns <= hi)
+                and (s.input_tokens is None or lo <= s.input_tokens <= hi)
+                and (s.output_tokens is None or lo <= s.output_tokens <= hi)
+            )
+        except TypeError:
+            fits = False
+        if not fits and wide(s.index, s.started_ns, s.ended_ns, s.input_tokens, s.output_tokens):
             bad.add((s.run_id, s.id))
     for r in result.batch.runs:
         if wide(r.started_ns, r.ended_ns, r.declared_steps):
