@@ -1,0 +1,130 @@
+"""CPU per span of the server's OTLP request path, in-process, on the ingestion bench's spans.
+
+    python bench/_ingest_decode.py [--traces 1000] [--rounds 8] [--against OTHER/src]
+
+The request path is what ``POST /v1/traces`` does with a body before the spans are queued for
+the writer: ``parse_request`` (protobuf), ``screen_times`` and ``split``, ``decode_parsed``
+(``otel.decode.request_to_batch`` and the 64-bit range check) and the default scrubber
+(``privacy.Scrubber.batch``). The bodies are the bench's requests of 512 spans, encoded by the
+exporter's encoder. CPU is ``time.thread_time``, per span, the median over ``--rounds``.
+
+With ``--against``, the same is measured for ``otel/decode.py``, ``server/screen.py`` and
+``privacy/scrub.py`` of another source tree (say a checkout of main before a change), loaded
+under other names in this process, alternating with this tree round by round so both see the
+same machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _ingest_spans import batches, build_spans  # noqa: E402
+
+PARTS = ("parse", "screen", "decode", "scrub")
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class RequestPath:
+    """One tree's request path: its decode, screen and scrub modules."""
+
+    def __init__(self, decode: Any, screen: Any, scrub: Any, config: Any) -> None:
+        self.decode, self.screen = decode, screen
+        self.scrubber = scrub.Scrubber(config)
+
+    def run(self, bodies: list[bytes], out: dict[str, float]) -> None:
+        for body in bodies:
+            c0 = time.thread_time()
+            req = self.decode.parse_request(body, "application/x-protobuf")
+            c1 = time.thread_time()
+            self.screen.screen_times(req)
+            pieces = self.screen.split(req, 2000)
+            c2 = time.thread_time()
+            results = [self.screen.decode_parsed(p) for p in pieces]
+            c3 = time.thread_time()
+            for r in results:
+                self.scrubber.batch(r.batch)
+            c4 = time.thread_time()
+            for part, t in zip(PARTS, (c1 - c0, c2 - c1, c3 - c2, c4 - c3), strict=True):
+                out[part] += t
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--traces", type=int, default=1000, help="traces of 4 spans (default 1000)")
+    p.add_argument("--rounds", type=int, default=8, help="measured rounds (default 8)")
+    p.add_argument("--against", help="another tree's src directory, measured alternately")
+    args = p.parse_args(argv)
+
+    from flightlog import privacy
+    from flightlog.otel import decode
+    from flightlog.server import screen
+
+    scrub = importlib.import_module("flightlog.privacy.scrub")
+    config = privacy.load({}).config
+    paths = {"this tree": RequestPath(decode, screen, scrub, config)}
+    if args.against:
+        src = Path(args.against).resolve() / "flightlog"
+        other_decode = _load("_against_decode", src / "otel" / "decode.py")
+        other_screen = _load("_against_screen", src / "server" / "screen.py")
+        other_scrub = _load("_against_scrub", src / "privacy" / "scrub.py")
+        paths[f"against {args.against}"] = RequestPath(
+            other_decode, other_screen, other_scrub, config
+        )
+        _patch_screen(other_screen, other_decode)
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    spans = build_spans(args.traces)
+    bodies = [encode_spans(b).SerializePartialToString() for b in batches(spans, 512)]
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+    names = list(paths)
+    for k in range(args.rounds + 1):
+        for name in names if k % 2 == 0 else names[::-1]:
+            out = dict.fromkeys(PARTS, 0.0)
+            paths[name].run(bodies, out)
+            if k:  # the first round warms up
+                rounds[name].append({part: v * 1e6 / len(spans) for part, v in out.items()})
+    print(f"request path, CPU µs/span (median of {args.rounds} rounds, {len(spans):,} spans)")
+    for name, rs in rounds.items():
+        med = {part: statistics.median(r[part] for r in rs) for part in PARTS}
+        total = statistics.median(sum(r.values()) for r in rs)
+        parts = ", ".join(f"{part} {v:.1f}" for part, v in med.items())
+        print(f"  {name}: {total:.1f} ({parts})")
+    return 0
+
+
+def _patch_screen(screen: Any, decode: Any) -> None:
+    """The other tree's ``decode_parsed`` imports ``request_to_batch`` from
+    ``flightlog.otel.decode`` when called: point it at that tree's decoder instead."""
+    original = screen.decode_parsed
+
+    def decode_parsed(req: Any) -> Any:
+        real = sys.modules["flightlog.otel.decode"]
+        sys.modules["flightlog.otel.decode"] = decode
+        try:
+            return original(req)
+        finally:
+            sys.modules["flightlog.otel.decode"] = real
+
+    screen.decode_parsed = decode_parsed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
