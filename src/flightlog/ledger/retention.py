@@ -20,7 +20,7 @@ from typing import Any
 from flightlog.errors import LedgerError
 from flightlog.ledger.log import Ledger
 from flightlog.store import core
-from flightlog.store.base import chunked
+from flightlog.store.base import Tx, chunked
 
 # The kinds of entry that log a run's records (its run, steps, edges and findings).
 RECORD_KINDS = ("run.start", "run.end", "step", "edge", "finding")
@@ -55,14 +55,13 @@ def prune(ledger: Ledger, before_ns: int, *, now_ns: int | None = None) -> Prune
             f"{days:g} days in the past"
         )
     store = ledger.store
-    with store.transaction() as tx:
+
+    def apply(tx: Tx) -> Pruned:
         # Concurrent writers: lock the tree head and integrate what is pending, before the
         # records are deleted and after (an entry of a record committed meanwhile is then in
         # the log too), so that every entry of a deleted record is pruned below.
         ledger.integrate_in(tx)
-        runs = core.runs_started_before(tx, before_ns)
-        for run_id in runs:
-            core.delete_run(tx, run_id)
+        runs, stored_runs = core.delete_runs_started_before(tx, before_ns)
         ledger.integrate_in(tx)
         seqs: list[int] = []
         kinds = ", ".join("?" * len(RECORD_KINDS))
@@ -92,10 +91,14 @@ def prune(ledger: Ledger, before_ns: int, *, now_ns: int | None = None) -> Prune
                         "retention.prune",
                         "retention",
                         None,
-                        {"before_ns": str(before_ns), "runs": len(runs), "entries": seqs},
+                        {"before_ns": str(before_ns), "runs": stored_runs, "entries": seqs},
                         time.time_ns(),
                         top_level_keys=True,
                     )
                 ],
             )
-    return Pruned(len(runs), len(seqs), index)
+        return Pruned(stored_runs, len(seqs), index)
+
+    # One transaction, re-run from the start if PostgreSQL aborts it as a deadlock or a
+    # serialization failure (it locks the tree head, then runs and steps).
+    return store.run_write(apply)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, suppress
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from flightlog import _json
 from flightlog.errors import NotFoundError, StoreCorruptError, StoreSchemaError
@@ -21,9 +21,7 @@ from flightlog.store._columns import (
     FINDING_COLUMNS,
     FINDINGS,
     RUN_COLUMNS,
-    RUNS,
     STEP_COLUMNS,
-    STEPS,
     finding_from_row,
     finding_row,
     run_from_row,
@@ -42,18 +40,26 @@ from flightlog.store.facts import (
 )
 from flightlog.store.schema import MIGRATIONS_TABLE
 
+
 # Runs and steps are written as their merged state (``flightlog.store.facts`` decides what a
 # re-sent record may change), so the upserts simply store the row they are given.
-_RUN_UPSERT = (
-    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({RUNS.placeholders()}) "
-    "ON CONFLICT (id) DO UPDATE SET "
-    # ``project`` is never updated: a run stays in the project that first stored it.
-    + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS.split(", ")[1:] if c != "project")
-)
-_STEP_UPSERT = (
-    f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({STEPS.placeholders()}) "
-    "ON CONFLICT (run_id, id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS.split(", ")[2:])
+def _upsert(table: str, columns: str, key: str, keep: tuple[str, ...]) -> str:
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(columns.split(', ')))}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ") if c not in keep)
+    )
+
+
+# ``project`` is never updated: a run stays in the project that first stored it.
+_RUN_UPSERT = _upsert("runs", RUN_COLUMNS, "id", ("id", "project"))
+_STEP_UPSERT = _upsert("steps", STEP_COLUMNS, "run_id, id", ("run_id", "id"))
+# Partitioned tables (PostgreSQL, ``store/_pgpart.py``): the partition key ``part_day`` is
+# the last column and part of the key; it is a function of the run id (never updated).
+_PART = ", part_day"
+_RUN_UPSERT_PART = _upsert("runs", RUN_COLUMNS + _PART, "id" + _PART, ("id", "project", "part_day"))
+_STEP_UPSERT_PART = _upsert(
+    "steps", STEP_COLUMNS + _PART, "run_id, id" + _PART, ("run_id", "id", "part_day")
 )
 _PAYLOAD_INSERT = (
     "INSERT INTO payloads (hash, data, size, truncated) VALUES (?, ?, ?, ?) "
@@ -64,6 +70,7 @@ _FINDING_INSERT = (
     "ON CONFLICT (id) DO NOTHING"
 )
 
+_T = TypeVar("_T")
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")  # a capability table or column name
 
 
@@ -144,11 +151,17 @@ def _stored_steps(
 
 
 def _insert_new(
-    tx: Tx, table: str, columns: str, key: str, rows: Sequence[Sequence[Any]]
+    tx: Tx,
+    table: str,
+    columns: str,
+    key: str,
+    rows: Sequence[Sequence[Any]],
+    conflict: str | None = None,
 ) -> set[tuple[Any, ...]] | None:
     """Insert ``rows`` (each key once, in key order) unless their key is stored; the keys
     inserted, or None when every row was inserted. No read first: rows a concurrent writer
-    is inserting are waited for, then skipped.
+    is inserting are waited for, then skipped. ``conflict``: the unique key to test when it
+    is not ``key`` (a partitioned table's).
 
     SQLite: the one-row statement for every row inside a savepoint (``Tx.insert_all``);
     when some key was stored already, the savepoint is rolled back and one multi-row
@@ -159,7 +172,7 @@ def _insert_new(
         return set()
     width = len(rows[0])
     one = "(" + ", ".join("?" * width) + ")"
-    tail = f"ON CONFLICT ({key}) DO NOTHING"
+    tail = f"ON CONFLICT ({conflict or key}) DO NOTHING"
     insert_all = getattr(tx, "insert_all", None)
     if insert_all is not None and insert_all(
         f"INSERT INTO {table} ({columns}) VALUES {one} {tail}", rows
@@ -256,7 +269,12 @@ def _write_facts(
 
 
 def write_batch(
-    tx: Tx, batch: Batch, *, for_update: str = "", lock_runs: Iterable[str] = ()
+    tx: Tx,
+    batch: Batch,
+    *,
+    for_update: str = "",
+    lock_runs: Iterable[str] = (),
+    days: dict[str, int] | None = None,
 ) -> tuple[Batch, list[Conflict]]:
     """Insert a batch's records through ``tx``.
 
@@ -270,8 +288,26 @@ def write_batch(
     table is written in key order (payloads, steps, runs, edges, findings), so two writers
     wait for each other only on the same records and never deadlock over them. The runs in
     ``lock_runs`` are locked too (their steps are reordered in this transaction).
+
+    ``days``: the partition day of every run of the batch (its runs' and its steps' run
+    ids) when ``runs`` and ``steps`` are partitioned (PostgreSQL, ``store/_pgpart.py``).
     """
     applied = Batch(payloads=batch.payloads)
+    part = "" if days is None else _PART
+
+    def step_rows(steps: Iterable[Step]) -> list[Any]:
+        if days is None:
+            return [step_row(s) for s in steps]
+        return [(*step_row(s), days[s.run_id]) for s in steps]
+
+    def run_rows(runs: Iterable[Run]) -> list[Any]:
+        if days is None:
+            return [run_row(r) for r in runs]
+        return [(*run_row(r), days[r.id]) for r in runs]
+
+    step_upsert, run_upsert = (
+        (_STEP_UPSERT, _RUN_UPSERT) if days is None else (_STEP_UPSERT_PART, _RUN_UPSERT_PART)
+    )
     if batch.payloads:
         payloads: dict[str, tuple[Any, ...]] = {}
         for p in batch.payloads:
@@ -285,10 +321,15 @@ def write_batch(
             key=lambda s: (s.run_id, s.id),
             merge=merge_step,
             insert=lambda kv: _insert_new(
-                tx, "steps", STEP_COLUMNS, "run_id, id", [step_row(s) for _, s in kv]
+                tx,
+                "steps",
+                STEP_COLUMNS + part,
+                "run_id, id",
+                step_rows(s for _, s in kv),
+                "run_id, id" + part,
             ),
             stored=lambda keys: _stored_steps(tx, keys, for_update),
-            upsert=lambda steps: tx.executemany(_STEP_UPSERT, [step_row(s) for s in steps]),
+            upsert=lambda steps: tx.executemany(step_upsert, step_rows(steps)),
         )
     refused_runs = {c.run_id for _, c in step_conflicts if c.step_id is not None}
     run_conflicts: list[tuple[int, Conflict]] = []
@@ -310,10 +351,12 @@ def write_batch(
             key=lambda r: r.id,
             merge=lambda cur, r: merge_run(cur, r, steps_refused=r.id in refused_runs),
             insert=lambda kv: _ids(
-                _insert_new(tx, "runs", RUN_COLUMNS, "id", [run_row(r) for _, r in kv])
+                _insert_new(
+                    tx, "runs", RUN_COLUMNS + part, "id", run_rows(r for _, r in kv), "id" + part
+                )
             ),
             stored=stored_runs,
-            upsert=lambda runs: tx.executemany(_RUN_UPSERT, [run_row(r) for r in runs]),
+            upsert=lambda runs: tx.executemany(run_upsert, run_rows(runs)),
         )
     if extra and for_update:
         if extra_found is None:
@@ -386,6 +429,21 @@ class SQLStore:
     def _run_write(self, fn: Any) -> Any:
         with self.transaction() as tx:
             return fn(tx)
+
+    def run_write(self, fn: Callable[[Tx], _T]) -> _T:
+        """``fn(tx)`` in a write transaction, run again from the start when the database
+        aborts it as a deadlock or a serialization failure (PostgreSQL; as ``write``
+        does). For maintenance (redaction, retention, ledger integration, checkpoints):
+        ``fn`` must leave nothing behind outside the transaction that a re-run would
+        repeat wrongly."""
+        result: _T = self._run_write(fn)
+        return result
+
+    def _partition_days(self, batch: Batch) -> Callable[[Tx], dict[str, int]] | None:
+        """For stores whose runs and steps are partitioned (PostgreSQL): called before a
+        write's transaction (makes the partitions it needs), returns ``days(tx)``, the
+        partition day of each of the batch's runs, for ``write_batch``. None: unpartitioned."""
+        return None
 
     def _run_migration(self, fn: Any) -> Any:
         """``fn(tx)`` in a write transaction that no other migration runs beside (the
@@ -481,9 +539,13 @@ class SQLStore:
             return []
 
         for_update = " FOR UPDATE" if self.concurrent_writers else ""
+        days_of = self._partition_days(batch)
 
         def apply(tx: Tx) -> list[Conflict]:
-            applied, conflicts = write_batch(tx, batch, for_update=for_update, lock_runs=reorder)
+            days = None if days_of is None else days_of(tx)
+            applied, conflicts = write_batch(
+                tx, batch, for_update=for_update, lock_runs=reorder, days=days
+            )
             for run_id in reorder:  # under the run's row lock (write_batch)
                 reorder_steps(tx, run_id)
             if conflicts:

@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from flightlog.model import Batch, Edge, Finding, Run, RunRecord, Step
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     from flightlog.store.facts import Conflict
@@ -219,6 +221,11 @@ class Store(StoreReader, Protocol):
 
     def transaction(self) -> AbstractContextManager[Tx]:
         """A write transaction: committed (durably) on normal exit, rolled back on error."""
+
+    def run_write(self, fn: Callable[[Tx], _T]) -> _T:
+        """``fn(tx)`` in a write transaction, re-run from the start if the database aborts
+        it as a deadlock or a serialization failure (maintenance: redaction, retention,
+        ledger integration and checkpoints)."""
 
     def close(self) -> None:
         """Release connections. Idempotent."""

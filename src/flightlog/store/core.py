@@ -21,6 +21,7 @@ __all__ = [
     "REDACTABLE",
     "delete_payload",
     "delete_run",
+    "delete_runs_started_before",
     "ended_ns",
     "latest_run",
     "latest_step_kind",
@@ -248,6 +249,20 @@ def runs_started_before(tx: Tx, before_ns: int) -> list[str]:
     return [
         str(r[0]) for r in tx.fetchall("SELECT id FROM runs WHERE started_ns < ?", (before_ns,))
     ]
+
+
+def delete_runs_started_before(tx: Tx, before_ns: int) -> tuple[list[str], int]:
+    """Retention: delete the runs that started before ``before_ns`` with their steps, edges
+    and findings. Where runs and steps are partitioned by time (PostgreSQL), the partitions
+    wholly before the cut-off are dropped first; the rest is deleted row by row. Returns the
+    ids of every run whose records were deleted (also runs known only by their steps, in a
+    dropped partition) and how many stored runs that was."""
+    drop = getattr(tx, "drop_partitions_before", None)
+    ids, count = drop(before_ns) if drop is not None else ([], 0)
+    rest = runs_started_before(tx, before_ns)
+    for run_id in rest:
+        delete_run(tx, run_id)
+    return sorted({*ids, *rest}), count + len(rest)
 
 
 def record_keys(tx: Tx, run_id: str) -> tuple[list[str], list[str], list[tuple[str, str, str]]]:

@@ -23,7 +23,11 @@ connections and transactions:
   first (``Tx.lock``: a transaction-scoped advisory lock on a 63-bit key of database,
   schema and name). A
   transaction that PostgreSQL aborts as a deadlock or a serialization failure is retried
-  (``write`` and every ``_run_write``), with jittered backoff.
+  (``write``, ``run_write`` (the ledger's redaction, retention, integration and
+  checkpoints) and every ``_run_write``), with jittered backoff.
+- **Time partitions.** ``runs`` and ``steps`` are range-partitioned by the bucket of each
+  run's first write (``flightlog.store._pgpart``): ``write`` passes every run's
+  ``part_day`` to ``write_batch``, and retention drops whole partitions.
 - **Migrations** alone take the store-wide advisory lock (one per database and schema), so
   processes that open a new store at once apply each migration exactly once. Reads take no
   lock and see a consistent snapshot (``REPEATABLE READ READ ONLY``).
@@ -52,10 +56,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from flightlog._retry import backoff_s
 from flightlog.errors import ConfigurationError, StoreCorruptError, StoreError
-from flightlog.store import schema
+from flightlog.model import Batch
+from flightlog.store import _pgpart, schema
 from flightlog.store._pgsql import to_postgres_ddl, to_pyformat
 from flightlog.store._sql import SQLStore
-from flightlog.store.base import Migration
+from flightlog.store.base import Migration, Tx
 
 log = logging.getLogger("flightlog.store")
 
@@ -63,6 +68,7 @@ CONNECT_TIMEOUT_S = 10  # unless the URL sets connect_timeout
 LOCK_TIMEOUT_MS = 60_000  # how long a writer waits for a lock (named, row or migration)
 POOL_MAX = 16  # connections per store object (one per concurrent transaction)
 POOL_WAIT_S = 60.0  # how long a transaction waits for a free connection
+LATE_PARTITION_WAIT_MS = 200  # creating a late bucket's partition waits no longer
 RETRIES = 8  # attempts of a write aborted as a deadlock or serialization failure
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
@@ -160,6 +166,11 @@ class _PgTx:
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self._conn.execute(to_pyformat(sql), _no_nul(params)).fetchone()
 
+    def drop_partitions_before(self, before_ns: int) -> tuple[list[str], int]:
+        """Retention: drop the time partitions of runs and steps wholly before the cut-off
+        (``store/_pgpart.py``); the ids of the runs whose records went, and how many runs."""
+        return _pgpart.drop_before(self, before_ns)
+
 
 def _no_nul(params: Sequence[Any]) -> Sequence[Any]:
     """PostgreSQL text cannot hold NUL (U+0000): in a text parameter it becomes U+FFFD, the
@@ -189,6 +200,10 @@ class PostgresStore(SQLStore):
         self._scope = (self._db, "")
         self._closed = False
         self.retries = 0  # write transactions retried after a deadlock or serialization failure
+        self._width = _pgpart.DEFAULT_WIDTH_DAYS  # partition width (days), read from the store
+        self._parts: set[int] = set()  # first days of the partitions known to exist
+        self._partitioned = False  # runs and steps are partitioned (set by _partition)
+        self._unmade: set[int] = set()  # late buckets left to the default partitions
         # Fail here, clearly, if the server or database is wrong (a pool would only time out).
         conn = self._connect()
         try:
@@ -208,6 +223,7 @@ class PostgresStore(SQLStore):
             self._check_is_flightlog()
         else:
             self.migrate("core", schema.CORE_MIGRATIONS)
+            self._partition()
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.url)!r})"
@@ -460,6 +476,84 @@ class PostgresStore(SQLStore):
             for m in migrations
         ]
         super().migrate(component, translated)
+
+    # -- time partitions (store/_pgpart.py) ----------------------------------------------
+    def _partition(self) -> None:
+        """Partition runs and steps (once per database: a migration of component
+        ``partitions``), then make sure the current and next buckets exist."""
+        width = _pgpart.width_from_env()
+
+        def apply(tx: Tx) -> int:
+            row = tx.fetchone(
+                "SELECT MAX(version) FROM schema_migrations WHERE component = ?",
+                (_pgpart.COMPONENT,),
+            )
+            if not row or row[0] is None:
+                _pgpart.migrate(tx, width)
+                tx.execute(
+                    "INSERT INTO schema_migrations (component, version, description, "
+                    "applied_ns) VALUES (?, 1, ?, ?)",
+                    (
+                        _pgpart.COMPONENT,
+                        "runs and steps partitioned by the bucket of their run's first start",
+                        time.time_ns(),
+                    ),
+                )
+            return _pgpart.width(tx)
+
+        self._width = self._run_migration(apply)
+        self._partitioned = True
+        self._ensure_partitions(_pgpart.ahead(self._width, time.time_ns()))
+
+    def _ensure_partitions(self, days: set[int], *, wait: bool = True) -> None:
+        """Create the partitions of the buckets starting on ``days`` that do not exist.
+        ``wait`` False (late data): only if the parent tables' locks come at once, and not
+        again in this process if that fails (the rows go to the default partitions)."""
+        missing = days - self._parts - self._unmade
+        if not missing:
+            return
+        with self.read() as tx:
+            self._parts = set(_pgpart.existing(tx, "steps")) & set(_pgpart.existing(tx, "runs"))
+        missing -= self._parts
+        if not missing:
+            return
+
+        def apply(tx: Tx) -> None:
+            if not wait:
+                tx.execute(f"SET LOCAL lock_timeout = {int(LATE_PARTITION_WAIT_MS)}")
+            tx.lock("partitions")
+            _pgpart.create(tx, missing, self._width)
+
+        try:
+            self._run_write(apply)
+        except StoreError as exc:
+            if wait:
+                raise
+            log.debug("partitions %s not created now (%s): rows go to the default", missing, exc)
+            self._unmade |= missing
+            return
+        self._parts |= missing
+
+    def _partition_days(self, batch: Batch) -> Any:
+        if not self._partitioned or (not batch.runs and not batch.steps):
+            return None
+        now = time.time_ns()
+        first: dict[str, int] = {}
+        for r in batch.runs:
+            if r.started_ns < first.get(r.id, r.started_ns + 1):
+                first[r.id] = r.started_ns
+        for s in batch.steps:
+            if s.started_ns < first.get(s.run_id, s.started_ns + 1):
+                first[s.run_id] = s.started_ns
+        width = self._width
+        wanted = {rid: _pgpart.bucket(ns, width, now) for rid, ns in first.items()}
+        current = _pgpart.ahead(width, now)
+        if not current <= self._parts:
+            self._ensure_partitions(current)
+        late = set(wanted.values()) - self._parts
+        if late:
+            self._ensure_partitions(late, wait=False)
+        return lambda tx: _pgpart.run_days(tx, wanted)
 
     def _check_is_flightlog(self) -> None:
         with self.read() as tx:

@@ -1,0 +1,302 @@
+"""PostgreSQL: runs and steps partitioned by time; retention drops whole partitions.
+
+On the real server (``pg_url``): partitions appear for the buckets written, retention drops
+the old ones (checked in ``pg_inherits``) and deletes row by row only around the cut-off,
+the rows it keeps are untouched, the audit log verifies, and an existing unpartitioned
+store is converted with every row kept.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from flightlog.ledger import attach
+from flightlog.ledger.retention import prune
+from flightlog.model import Batch, Edge, Finding, Run, Step
+from flightlog.store import _pgpart
+from tests.conftest import run_cli
+
+DAY = 86_400 * 10**9
+
+
+def _run(rid: str, start: int, steps: int = 3) -> Batch:
+    return Batch(
+        runs=[Run(id=rid, workflow="w", started_ns=start, status="succeeded", ended_ns=start + 9)],
+        steps=[
+            Step(
+                run_id=rid,
+                id=f"{i + 1:016x}",
+                name=f"s{i}",
+                kind="tool",
+                index=i + 1,
+                started_ns=start + i,
+            )
+            for i in range(steps)
+        ],
+        edges=[Edge(rid, f"{1:016x}", f"{2:016x}", "data", "identity")],
+        findings=[
+            Finding(
+                id=f"f{rid[:8]}",
+                run_id=rid,
+                step_id=None,
+                detector="d",
+                severity="low",
+                message="m",
+                evidence={},
+                created_ns=start,
+            )
+        ],
+    )
+
+
+def _partitions(store: Any, table: str) -> set[str]:
+    with store.read() as tx:
+        return {
+            str(r[0])
+            for r in tx.fetchall(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = to_regclass(?)",
+                (table,),
+            )
+        }
+
+
+def _records(store: Any, ids: list[str]) -> dict[str, Any]:
+    return {rid: store.get_record(rid) for rid in ids if store.get_run(rid) is not None}
+
+
+@pytest.fixture
+def weekly(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setenv(_pgpart.ENV, "7")
+    for var in ("FLIGHTLOG_LEDGER", "FLIGHTLOG_LEDGER_KEY", "FLIGHTLOG_LEDGER_RETENTION_DAYS"):
+        monkeypatch.delenv(var, raising=False)
+    return 7
+
+
+def test_retention_drops_old_partitions_and_keeps_the_rest(
+    pg_url: str, weekly: int, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flightlog.app import open_store
+
+    monkeypatch.setenv("FLIGHTLOG_LEDGER_KEY", str(tmp_path / "ledger.key"))
+    now = time.time_ns()
+    # The cut-off in the middle of a bucket: runs on both sides of it share that bucket.
+    mid = _pgpart.bucket(now - 250 * DAY, weekly, now) + 3
+    cutoff = mid * DAY + DAY // 2
+    starts = {
+        "a" * 32: now - 400 * DAY,
+        "b" * 32: now - 300 * DAY,
+        "c" * 32: now - 260 * DAY,
+        "d" * 32: cutoff - 3600 * 10**9,  # straddling bucket, before the cut-off
+        "e" * 32: cutoff + 3600 * 10**9,  # straddling bucket, after it
+        "f" * 32: now - 2 * DAY,
+        "0" * 32: now - 100 * DAY,
+    }
+    store = open_store(pg_url)
+    try:
+        for rid, start in starts.items():
+            store.write(_run(rid, start))
+        # Steps whose run never arrives, in an old bucket: dropped with their partition.
+        store.write(
+            Batch(
+                steps=[
+                    Step(
+                        run_id="9" * 32,
+                        id="1" * 16,
+                        name="x",
+                        kind="tool",
+                        index=1,
+                        started_ns=now - 390 * DAY,
+                    )
+                ]
+            )
+        )
+        days = {rid: _pgpart.bucket(ns, weekly, now) for rid, ns in starts.items()}
+        runs_parts = _partitions(store, "runs")
+        steps_parts = _partitions(store, "steps")
+        for day in days.values():
+            assert _pgpart.name("runs", day) in runs_parts
+            assert _pgpart.name("steps", day) in steps_parts
+        for day in _pgpart.ahead(weekly, now):  # made ahead of time
+            assert _pgpart.name("runs", day) in runs_parts
+        with store.read() as tx:
+            placed = dict(tx.fetchall("SELECT id, part_day FROM runs"))
+        assert placed == days
+
+        kept = ["e" * 32, "f" * 32, "0" * 32]
+        before = _records(store, kept)
+        with store.read() as tx:
+            kept_rows = tx.fetchall("SELECT * FROM runs WHERE id = ANY(?) ORDER BY id", (kept,))
+            kept_steps = tx.fetchall(
+                "SELECT * FROM steps WHERE run_id = ANY(?) ORDER BY run_id, id", (kept,)
+            )
+
+        ledger = attach(store)
+        done = prune(ledger, cutoff)
+        assert done.runs == 4  # a, b, c dropped with their partitions; d deleted as a row
+
+        runs_after = _partitions(store, "runs")
+        steps_after = _partitions(store, "steps")
+        for rid in ("a" * 32, "b" * 32, "c" * 32):
+            assert _pgpart.name("runs", days[rid]) not in runs_after
+            assert _pgpart.name("steps", days[rid]) not in steps_after
+        assert _pgpart.name("steps", _pgpart.bucket(now - 390 * DAY, weekly, now)) not in (
+            steps_after
+        )
+        straddling = _pgpart.name("runs", days["d" * 32])
+        assert straddling in runs_after  # straddles the cut-off: kept, old rows deleted
+        assert store.get_run("d" * 32) is None and store.get_steps("d" * 32) == []
+        assert store.get_edges("a" * 32) == [] and store.get_findings("a" * 32) == []
+        with store.read() as tx:
+            assert tx.fetchone("SELECT count(*) FROM run_days WHERE run_id = ?", ("9" * 32,)) == (
+                0,
+            )
+            assert (
+                tx.fetchall("SELECT * FROM runs WHERE id = ANY(?) ORDER BY id", (kept,))
+                == kept_rows
+            )
+            assert (
+                tx.fetchall(
+                    "SELECT * FROM steps WHERE run_id = ANY(?) ORDER BY run_id, id", (kept,)
+                )
+                == kept_steps
+            )
+        assert _records(store, kept) == before
+        # Writing goes on, also for a run whose partition was dropped (recorded anew).
+        store.write(_run("a" * 32, now - 1000))
+        assert len(store.get_steps("a" * 32)) == 3
+    finally:
+        store.close()
+    verified = run_cli("audit", "verify", "--db", pg_url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_runs_partition_never_changes(pg_url: str, weekly: int) -> None:
+    from flightlog.store import open_store
+
+    now = time.time_ns()
+    rid = "ab" * 16
+    store = open_store(pg_url)
+    try:
+        # Steps first (a stand-in run), then the run with an earlier start in another
+        # bucket, then a step re-sent with a start in yet another bucket.
+        store.write(
+            Batch(
+                steps=[
+                    Step(
+                        run_id=rid,
+                        id="1" * 16,
+                        name="a",
+                        kind="tool",
+                        index=1,
+                        started_ns=now - 20 * DAY,
+                    )
+                ]
+            )
+        )
+        store.write(Batch(runs=[Run(id=rid, workflow="w", started_ns=now - 40 * DAY)]))
+        store.write(
+            Batch(
+                steps=[
+                    Step(
+                        run_id=rid,
+                        id="1" * 16,
+                        name="a",
+                        kind="tool",
+                        index=1,
+                        started_ns=now - 60 * DAY,
+                    )
+                ]
+            )
+        )
+        store.write(
+            Batch(
+                steps=[
+                    Step(run_id=rid, id="2" * 16, name="b", kind="tool", index=2, started_ns=now)
+                ]
+            )
+        )
+        with store.read() as tx:
+            rows = tx.fetchall("SELECT part_day FROM steps WHERE run_id = ? ORDER BY id", (rid,))
+            run_rows = tx.fetchall("SELECT part_day, started_ns FROM runs WHERE id = ?", (rid,))
+        first = _pgpart.bucket(now - 20 * DAY, weekly, now)
+        assert rows == [(first,), (first,)]
+        assert run_rows == [(first, now - 40 * DAY)]
+        assert [s.id for s in store.get_steps(rid)] == ["1" * 16, "2" * 16]
+    finally:
+        store.close()
+
+
+def test_an_unpartitioned_store_is_converted_with_every_row(
+    pg_url: str, weekly: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flightlog.store import open_store
+    from flightlog.store.postgres import PostgresStore
+
+    now = time.time_ns()
+    ids = [f"{n:032x}" for n in range(1, 6)]
+    with monkeypatch.context() as m:  # a store as the previous release wrote it
+        m.setattr(PostgresStore, "_partition", lambda self: None)
+        old = open_store(pg_url)
+        for n, rid in enumerate(ids):
+            old.write(_run(rid, now - n * 30 * DAY))
+        old.write(
+            Batch(
+                steps=[
+                    Step(
+                        run_id="f" * 32,
+                        id="1" * 16,
+                        name="x",
+                        kind="tool",
+                        index=1,
+                        started_ns=now - 45 * DAY,
+                    )
+                ]
+            )
+        )
+        before = _records(old, ids)
+        orphan = old.get_steps("f" * 32)
+        with old.read() as tx:
+            assert _partitions(old, "runs") == set()
+            indexes = {
+                r[0]
+                for r in tx.fetchall(
+                    "SELECT indexname FROM pg_indexes WHERE tablename IN ('runs', 'steps')"
+                )
+            }
+        old.close()
+
+    store = open_store(pg_url)
+    try:
+        assert _records(store, ids) == before
+        assert store.get_steps("f" * 32) == orphan
+        parts = _partitions(store, "runs")
+        for n in range(5):
+            assert _pgpart.name("runs", _pgpart.bucket(now - n * 30 * DAY, weekly, now)) in parts
+        with store.read() as tx:
+            assert tx.fetchone("SELECT to_regclass('runs_unpartitioned')") == (None,)
+    finally:
+        store.close()
+    # Every secondary index is back, on the partitioned tables.
+    store = open_store(pg_url)
+    try:
+        with store.read() as tx:
+            after = {
+                r[0]
+                for r in tx.fetchall(
+                    "SELECT indexname FROM pg_indexes WHERE tablename IN ('runs', 'steps')"
+                )
+            }
+            kinds = dict(
+                tx.fetchall(
+                    "SELECT relname, relkind FROM pg_class WHERE relname IN ('runs', 'steps')"
+                )
+            )
+        assert indexes - {"runs_pkey", "steps_pkey"} <= after
+        assert kinds == {"runs": "p", "steps": "p"}
+        assert store.schema_version("partitions") == 1
+    finally:
+        store.close()
