@@ -539,12 +539,17 @@ class Ledger:
         with self.store.read() as rtx:  # a cheap look first: idle polls write nothing
             if rtx.fetchone("SELECT 1 FROM ledger_pending LIMIT 1") is None:
                 return 0
-        with self.store.transaction() as tx:
+
+        def integrate(tx: Tx) -> int:
             # Lock order, everywhere: the tree head row (the database), then self._lock.
             tx.fetchone(self._head_sql)  # then no other integration runs
             with self._lock:
                 self._refresh_last_checkpoint(tx)
                 return self._integrate_rows(tx, limit or INTEGRATE_BATCH, checkpoint=True)
+
+        # Re-run when aborted as a deadlock or serialization failure (the cached head is
+        # checked against the database's at the start of each attempt: ``_sync``).
+        return self.store.run_write(integrate)
 
     def _integrate_rows(self, tx: Tx, limit: int, *, checkpoint: bool) -> int:
         rows = tx.fetchall(_SELECT_PENDING, (limit,))
@@ -769,13 +774,16 @@ class Ledger:
         self.integrate_pending()
         # The store's transaction and the tree head row first, then the ledger's lock: the
         # order every append and integration takes them in.
-        with self.store.transaction() as tx:
+
+        def sign(tx: Tx) -> cp_mod.Checkpoint:
             tx.fetchone(self._head_sql)
             with self._lock:
                 size, root = self._sync(tx)
                 if size == 0:
                     raise LedgerError("the ledger is empty; record something before checkpointing")
-                cp = self._sign(tx, size, root)
+                return self._sign(tx, size, root)
+
+        cp = self.store.run_write(sign)  # re-run if aborted as a deadlock
         if git_repo is not None:
             anchor.anchor_git(git_repo, cp.note, cp.origin, cp.size)
         return cp

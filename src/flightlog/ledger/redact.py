@@ -68,7 +68,8 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
     run_id = store.resolve_run_id(run)
     sqlite = store.dialect == "sqlite"
     derived = _derived_tables(store)
-    with store.transaction() as tx:
+
+    def apply(tx: Tx) -> tuple[int, int, int, int, int]:
         if sqlite:
             tx.execute("PRAGMA secure_delete = ON")
         # Concurrent writers: lock the tree head and integrate what is pending (before and
@@ -135,9 +136,14 @@ def redact_run(ledger: Ledger, run: str, *, reason: str | None = None) -> Redact
                 )
             ],
         )
+        return len(seqs), values, deleted, kept, index
+
+    # One transaction, re-run from the start if PostgreSQL aborts it as a deadlock or a
+    # serialization failure.
+    n_entries, values, deleted, kept, index = store.run_write(apply)
     if sqlite:
         scrub_sqlite(str(store.path))  # type: ignore[attr-defined]
-    return Redaction(run_id, len(seqs), values, deleted, kept, index)
+    return Redaction(run_id, n_entries, values, deleted, kept, index)
 
 
 _RECORD_KINDS = ("run.start", "run.end", "step", "edge", "finding")
