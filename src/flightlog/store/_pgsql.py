@@ -100,3 +100,61 @@ def to_postgres_ddl(sql: str) -> str:
         _TYPE_WORD.sub(lambda m: _DDL_TYPES[m.group(1).upper()], text) if is_code else text
         for is_code, text in _segments(sql)
     )
+
+
+# -- many rows in one statement ---------------------------------------------------------------
+_INSERT_VALUES = re.compile(
+    r"\s*INSERT\s+INTO\s+(\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\(([?,\s]+)\)(.*)",
+    re.IGNORECASE | re.DOTALL,
+)
+_CONFLICT_UPDATE = re.compile(
+    r"ON\s+CONFLICT\s*\(([\w\s,]+)\)\s*DO\s+UPDATE", re.IGNORECASE | re.DOTALL
+)
+
+
+@lru_cache(maxsize=256)
+def columnar(sql: str) -> tuple[str, tuple[str, ...], str, tuple[int, ...] | None] | None:
+    """For a one-row ``INSERT INTO t (cols) VALUES (?, ...) [tail]`` whose tail has no
+    placeholder: (table, columns, tail, positions of the ``ON CONFLICT ... DO UPDATE`` key
+    columns or None), so its rows can go in as one ``INSERT ... SELECT * FROM unnest(...)``
+    (one array per column); None for any other statement."""
+    m = _INSERT_VALUES.fullmatch(sql)
+    if m is None:
+        return None
+    table, cols_text, marks, tail = m.groups()
+    columns = tuple(c.strip() for c in cols_text.split(","))
+    if marks.count("?") != len(columns) or "?" in tail or ";" in tail:
+        return None
+    if any(not is_code and text for is_code, text in _segments(tail)):
+        return None  # quotes or comments in the tail: not ours to rewrite
+    keys: tuple[int, ...] | None = None
+    up = _CONFLICT_UPDATE.search(tail)
+    if up is not None:
+        names = [c.strip() for c in up.group(1).split(",")]
+        if not set(names) <= set(columns):
+            return None
+        keys = tuple(columns.index(n) for n in names)
+    return table, columns, tail.strip(), keys
+
+
+_UPDATE_SET = re.compile(
+    r"\s*UPDATE\s+(\w+)\s+SET\s+(\w+\s*=\s*\?(?:\s*,\s*\w+\s*=\s*\?)*)\s+"
+    r"WHERE\s+(\w+\s*=\s*\?(?:\s+AND\s+\w+\s*=\s*\?)*)\s*",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+@lru_cache(maxsize=256)
+def columnar_update(sql: str) -> tuple[str, tuple[str, ...], tuple[str, ...]] | None:
+    """For ``UPDATE t SET a = ?, ... WHERE k = ? AND ...`` (nothing else): (table, the set
+    columns, the key columns), so many rows can go as one ``UPDATE ... FROM unnest(...)``;
+    None for any other statement."""
+    m = _UPDATE_SET.fullmatch(sql)
+    if m is None:
+        return None
+    table, sets, where = m.groups()
+    set_cols = tuple(p.split("=")[0].strip() for p in sets.split(","))
+    key_cols = tuple(
+        p.split("=")[0].strip() for p in re.split(r"\s+AND\s+", where, flags=re.IGNORECASE)
+    )
+    return table, set_cols, key_cols

@@ -113,9 +113,24 @@ def rank_by_start(steps: Iterable[tuple[str, int]]) -> dict[str, int]:
 
 def reorder_steps(tx: Tx, run_id: str) -> None:
     """Recompute a run's step indices from start times (derived state: never logged)."""
-    rows = tx.fetchall("SELECT id, started_ns, idx FROM steps WHERE run_id = ?", (run_id,))
-    ranks = rank_by_start((r[0], r[1]) for r in rows)
-    changed = [(ranks[r[0]], run_id, r[0]) for r in rows if ranks[r[0]] != r[2]]
+    reorder_runs_steps(tx, [run_id])
+
+
+def reorder_runs_steps(tx: Tx, run_ids: Sequence[str]) -> None:
+    """``reorder_steps`` for many runs: one read per 500 runs, one update of the steps
+    whose index changed (in (run, step) order), instead of a round trip per run."""
+    by_run: dict[str, list[tuple[str, int, int]]] = {}
+    for part in chunked(sorted(set(run_ids)), 500):
+        marks = ", ".join("?" * len(part))
+        for run_id, step_id, started_ns, idx in tx.fetchall(
+            f"SELECT run_id, id, started_ns, idx FROM steps WHERE run_id IN ({marks})", part
+        ):
+            by_run.setdefault(run_id, []).append((step_id, started_ns, idx))
+    changed = []
+    for run_id in sorted(by_run):
+        rows = by_run[run_id]
+        ranks = rank_by_start((r[0], r[1]) for r in rows)
+        changed += [(ranks[r[0]], run_id, r[0]) for r in sorted(rows) if ranks[r[0]] != r[2]]
     if changed:
         tx.executemany("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?", changed)
 
@@ -546,8 +561,8 @@ class SQLStore:
             applied, conflicts = write_batch(
                 tx, batch, for_update=for_update, lock_runs=reorder, days=days
             )
-            for run_id in reorder:  # under the run's row lock (write_batch)
-                reorder_steps(tx, run_id)
+            if reorder:  # under the runs' row locks (write_batch)
+                reorder_runs_steps(tx, reorder)
             if conflicts:
                 now = time.time_ns()
                 found = [conflict_finding(c, now) for c in conflicts]

@@ -16,7 +16,7 @@ import flightlog
 from flightlog.app import open_store
 from flightlog.model import Batch, Run, Step
 from flightlog.store import Migration
-from flightlog.store._pgsql import to_postgres_ddl, to_pyformat
+from flightlog.store._pgsql import columnar, columnar_update, to_postgres_ddl, to_pyformat
 
 # -- rewriting (pure functions) -------------------------------------------------------------
 
@@ -392,4 +392,82 @@ def test_every_components_migrations_apply_on_postgres(pg_url: str) -> None:
     assert by_column[("respond_outbox", "attempts")] == "bigint"
     narrow = [tc for tc, d in by_column.items() if d in ("integer", "real", "boolean")]
     assert narrow == [("schema_migrations", "version")]  # the bookkeeping table's own DDL
+    s.close()
+
+
+# -- many rows in one statement ---------------------------------------------------------------
+
+
+def test_columnar_recognises_one_row_inserts_only() -> None:
+    assert columnar("INSERT INTO t (a, b) VALUES (?, ?)") == ("t", ("a", "b"), "", None)
+    assert columnar(
+        "INSERT INTO t (a, b, c) VALUES (?, ?, ?) ON CONFLICT (a, b) DO UPDATE SET c = excluded.c"
+    ) == ("t", ("a", "b", "c"), "ON CONFLICT (a, b) DO UPDATE SET c = excluded.c", (0, 1))
+    assert columnar("INSERT INTO t (a) VALUES (?) ON CONFLICT (a) DO NOTHING RETURNING a")
+    for other in (
+        "UPDATE t SET a = ? WHERE b = ?",
+        "INSERT INTO t (a, b) VALUES (?, 1)",
+        "INSERT INTO t (a) VALUES (?) ON CONFLICT (a) DO UPDATE SET b = ?",
+        "INSERT INTO t (a) VALUES (?) ON CONFLICT (a) DO UPDATE SET b = 'x'",
+        "INSERT INTO t (a) SELECT ? FROM u",
+    ):
+        assert columnar(other) is None, other
+    assert columnar_update("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?") == (
+        "steps",
+        ("idx",),
+        ("run_id", "id"),
+    )
+    assert columnar_update("UPDATE t SET a = ? WHERE b = ? OR c = ?") is None
+    assert columnar_update("UPDATE t SET a = a + ? WHERE b = ?") is None
+
+
+def test_many_rows_in_one_statement_keep_what_rows_one_by_one_did(pg_url: str) -> None:
+    """executemany of a one-row INSERT goes in as one INSERT ... SELECT FROM unnest of
+    binary arrays: NUL in text becomes U+FFFD, bools and ints and floats mix, NULLs stay,
+    rows keep their order (serial ids), an upsert meeting a key twice falls back to one
+    statement per row (PostgreSQL refuses to update a row twice in one statement)."""
+    s = open_store(pg_url)
+    s.migrate(
+        "columnar_test",
+        [
+            Migration(
+                1,
+                (
+                    "CREATE TABLE ct (k TEXT PRIMARY KEY, n BIGINT, f DOUBLE PRECISION, "
+                    "b BLOB, t TEXT)",
+                    "CREATE TABLE ct_serial (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)",
+                ),
+            )
+        ],
+    )
+    rows = [
+        ("a", True, 1, b"\x00\x01", "x\x00y"),
+        ("b", 7, 2.5, None, None),
+        ("c", None, None, b"", ""),
+    ]
+    with s.transaction() as tx:
+        tx.executemany("INSERT INTO ct (k, n, f, b, t) VALUES (?, ?, ?, ?, ?)", rows)
+        got = tx.executemany_returning(  # type: ignore[attr-defined]
+            "INSERT INTO ct (k, n, f, b, t) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (k) DO NOTHING RETURNING k",
+            [("a", 0, 0, None, None), ("d", 1, 1, None, None)],
+        )
+        assert got == [("d",)]
+        tx.executemany(
+            "INSERT INTO ct (k, n, f, b, t) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (k) DO UPDATE SET n = excluded.n",
+            [("b", 8, 0, None, None), ("b", 9, 0, None, None)],
+        )
+        tx.executemany("INSERT INTO ct_serial (v) VALUES (?)", [(str(i),) for i in range(50)])
+        tx.executemany("UPDATE ct SET n = ?, t = ? WHERE k = ?", [(5, "u", "c"), (6, None, "d")])
+    with s.read() as tx:
+        assert tx.fetchall("SELECT k, n, f, b, t FROM ct ORDER BY k") == [
+            ("a", 1, 1.0, b"\x00\x01", "x\ufffdy"),
+            ("b", 9, 2.5, None, None),
+            ("c", 5, None, b"", "u"),
+            ("d", 6, 1.0, None, None),
+        ]
+        assert [r[0] for r in tx.fetchall("SELECT v FROM ct_serial ORDER BY id")] == [
+            str(i) for i in range(50)
+        ]
     s.close()
