@@ -20,10 +20,11 @@ import pytest
 from flightlog.ledger import attach
 from flightlog.ledger.redact import redact_run
 from flightlog.ledger.retention import prune
-from flightlog.model import Batch, Run, Step
+from flightlog.model import Batch, Run
 from tests.conftest import run_cli
 from tests.integration.ledger._ledger_helpers import rid, run_batches
 from tests.integration.ledger.test_ledger_sequencing import _hold_integrator_role
+from tests.integration.store.test_pg_partitions import step
 
 DAY = 86_400 * 10**9
 
@@ -103,16 +104,7 @@ def test_a_maintenance_transaction_aborted_by_a_deadlock_is_retried(
     store.write(
         Batch(
             runs=[Run(id=old, workflow="w", started_ns=now - 400 * DAY, status="succeeded")],
-            steps=[
-                Step(
-                    run_id=old,
-                    id="1" * 16,
-                    name="s",
-                    kind="tool",
-                    index=1,
-                    started_ns=now - 400 * DAY,
-                )
-            ],
+            steps=[step(old, "1" * 16, now - 400 * DAY)],
         )
     )
     for b in run_batches(rid(1), secret="someone"):

@@ -22,20 +22,14 @@ from tests.conftest import run_cli
 DAY = 86_400 * 10**9
 
 
+def step(rid: str, sid: str, start: int, name: str = "s", index: int = 1) -> Step:
+    return Step(run_id=rid, id=sid, name=name, kind="tool", index=index, started_ns=start)
+
+
 def _run(rid: str, start: int, steps: int = 3) -> Batch:
     return Batch(
         runs=[Run(id=rid, workflow="w", started_ns=start, status="succeeded", ended_ns=start + 9)],
-        steps=[
-            Step(
-                run_id=rid,
-                id=f"{i + 1:016x}",
-                name=f"s{i}",
-                kind="tool",
-                index=i + 1,
-                started_ns=start + i,
-            )
-            for i in range(steps)
-        ],
+        steps=[step(rid, f"{i + 1:016x}", start + i, f"s{i}", i + 1) for i in range(steps)],
         edges=[Edge(rid, f"{1:016x}", f"{2:016x}", "data", "identity")],
         findings=[
             Finding(
@@ -100,20 +94,7 @@ def test_retention_drops_old_partitions_and_keeps_the_rest(
         for rid, start in starts.items():
             store.write(_run(rid, start))
         # Steps whose run never arrives, in an old bucket: dropped with their partition.
-        store.write(
-            Batch(
-                steps=[
-                    Step(
-                        run_id="9" * 32,
-                        id="1" * 16,
-                        name="x",
-                        kind="tool",
-                        index=1,
-                        started_ns=now - 390 * DAY,
-                    )
-                ]
-            )
-        )
+        store.write(Batch(steps=[step("9" * 32, "1" * 16, now - 390 * DAY, "x", 1)]))
         days = {rid: _pgpart.bucket(ns, weekly, now) for rid, ns in starts.items()}
         runs_parts = _partitions(store, "runs")
         steps_parts = _partitions(store, "steps")
@@ -183,42 +164,10 @@ def test_a_runs_partition_never_changes(pg_url: str, weekly: int) -> None:
     try:
         # Steps first (a stand-in run), then the run with an earlier start in another
         # bucket, then a step re-sent with a start in yet another bucket.
-        store.write(
-            Batch(
-                steps=[
-                    Step(
-                        run_id=rid,
-                        id="1" * 16,
-                        name="a",
-                        kind="tool",
-                        index=1,
-                        started_ns=now - 20 * DAY,
-                    )
-                ]
-            )
-        )
+        store.write(Batch(steps=[step(rid, "1" * 16, now - 20 * DAY, "a", 1)]))
         store.write(Batch(runs=[Run(id=rid, workflow="w", started_ns=now - 40 * DAY)]))
-        store.write(
-            Batch(
-                steps=[
-                    Step(
-                        run_id=rid,
-                        id="1" * 16,
-                        name="a",
-                        kind="tool",
-                        index=1,
-                        started_ns=now - 60 * DAY,
-                    )
-                ]
-            )
-        )
-        store.write(
-            Batch(
-                steps=[
-                    Step(run_id=rid, id="2" * 16, name="b", kind="tool", index=2, started_ns=now)
-                ]
-            )
-        )
+        store.write(Batch(steps=[step(rid, "1" * 16, now - 60 * DAY, "a", 1)]))
+        store.write(Batch(steps=[step(rid, "2" * 16, now, "b", 2)]))
         with store.read() as tx:
             rows = tx.fetchall("SELECT part_day FROM steps WHERE run_id = ? ORDER BY id", (rid,))
             run_rows = tx.fetchall("SELECT part_day, started_ns FROM runs WHERE id = ?", (rid,))
@@ -243,20 +192,7 @@ def test_an_unpartitioned_store_is_converted_with_every_row(
         old = open_store(pg_url)
         for n, rid in enumerate(ids):
             old.write(_run(rid, now - n * 30 * DAY))
-        old.write(
-            Batch(
-                steps=[
-                    Step(
-                        run_id="f" * 32,
-                        id="1" * 16,
-                        name="x",
-                        kind="tool",
-                        index=1,
-                        started_ns=now - 45 * DAY,
-                    )
-                ]
-            )
-        )
+        old.write(Batch(steps=[step("f" * 32, "1" * 16, now - 45 * DAY, "x", 1)]))
         before = _records(old, ids)
         orphan = old.get_steps("f" * 32)
         with old.read() as tx:
