@@ -189,12 +189,13 @@ def run_days(tx: Any, wanted: Mapping[str, int]) -> dict[str, int]:
     for _ in range(8):
         if not ids:
             return out
-        rows = tx.fetchall(
+        rows = tx.fetchall_native(  # arrays sent binary (%b): cheaper to encode
             "WITH new AS (INSERT INTO run_days (run_id, part_day) "
-            "SELECT * FROM unnest(?::text[], ?::bigint[]) ON CONFLICT (run_id) DO NOTHING "
+            "SELECT * FROM unnest(%b::text[], %b::bigint[]) ON CONFLICT (run_id) DO NOTHING "
             "RETURNING run_id, part_day) "
             "SELECT run_id, part_day FROM new UNION ALL SELECT run_id, part_day FROM "
-            "(SELECT run_id, part_day FROM run_days WHERE run_id = ANY(?) FOR KEY SHARE) old",
+            "(SELECT run_id, part_day FROM run_days WHERE run_id = ANY(%b::text[]) "
+            "FOR KEY SHARE) old",
             (ids, [wanted[i] for i in ids], ids),
         )
         out.update((str(r), int(d)) for r, d in rows)

@@ -241,6 +241,11 @@ class _PgTx:
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self._conn.execute(to_pyformat(sql), _no_nul(params)).fetchone()
 
+    def fetchall_native(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """``sql`` in psycopg's own placeholders (``%s``, ``%b``), not rewritten: for
+        PostgreSQL-only statements of the store (``_pgpart``)."""
+        return self._conn.execute(sql, params).fetchall()
+
     def drop_partitions_before(self, before_ns: int) -> tuple[list[str], int]:
         """Retention: drop the time partitions of runs and steps wholly before the cut-off
         (``store/_pgpart.py``); the ids of the runs whose records went, and how many runs."""
