@@ -70,6 +70,10 @@ def es6_number(x: float) -> str:
 
 
 def _float(x: float) -> Any:
+    # Most floats (finite, not integral, outside the band where the two switch notation)
+    # orjson already writes as ECMAScript does: kept as they are (checked at import).
+    if x - x == 0.0 and not x.is_integer() and not 1e-7 <= abs(x) < 1e-4 and _ORJSON_ES:
+        return x
     if x != x or x in (_INF, _NINF):
         return None
     if x == 0:
@@ -85,6 +89,32 @@ def _float(x: float) -> Any:
 _ZERO = _Fragment(b"0")
 _INF = math.inf
 _NINF = -math.inf
+
+
+def _orjson_writes_es_floats() -> bool:
+    """Whether this orjson writes non-integral floats outside 1e-7..1e-4 in ECMAScript form
+    (its shortest digits, the same notation): true of the orjson versions Flightlog was
+    tested with; if a version changes its notation, ``_float`` formats every float itself."""
+    samples = (
+        0.1,
+        0.2,
+        0.00042,
+        0.1 + 0.2,
+        -2.5,
+        1234567.891,
+        2251799813685247.5,
+        1.5e-7,
+        9.99e-8,
+        2.5e-300,
+        5e-324,
+        1.2345e-4,
+        -7.77e-12,
+        123.456e10 + 0.5,
+    )
+    return all(orjson.dumps(x) == es6_number(x).encode() for x in samples)
+
+
+_ORJSON_ES = _orjson_writes_es_floats()
 
 
 def prepare(value: Any) -> Any:
@@ -134,6 +164,32 @@ def prepare(value: Any) -> Any:
 def dumps(value: Any) -> bytes:
     """RFC 8785 canonical JSON of ``value`` (after ``prepare``)."""
     return orjson.dumps(prepare(value), option=_OPTS)
+
+
+def dumps_map(value: dict[str, Any]) -> bytes:
+    """``dumps`` of a dict, without the walk when it is flat: string keys of ASCII and plain
+    scalar values (strings, booleans, null, safe integers, floats), the common form of
+    attributes and evidence. Anything else takes ``dumps``."""
+    floats = False
+    for k, v in value.items():
+        if type(k) is not str:
+            return dumps(value)
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is int and -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
+            continue
+        if t is float:
+            if not (v - v == 0.0 and not v.is_integer() and not 1e-7 <= abs(v) < 1e-4):
+                floats = True
+            continue
+        return dumps(value)
+    # ASCII keys: orjson's sort (by code point) is then RFC 8785's (by UTF-16 code unit)
+    if not "".join(value).isascii():
+        return dumps(value)
+    if floats or not _ORJSON_ES:
+        value = {k: _float(v) if type(v) is float else v for k, v in value.items()}
+    return orjson.dumps(value, option=_OPTS)
 
 
 def dumps_prepared(value: Any) -> bytes:

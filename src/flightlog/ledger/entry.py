@@ -26,9 +26,11 @@ each map as one commitment (``commit_all_attributes``, the default; else only ke
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,19 @@ _b64 = binascii.b2a_base64
 COMMIT = "$commit"
 REDACTED = "[redacted]"
 _prepare = canonical.prepare
+_float_fix = canonical._float
+_dumps = orjson.dumps
+_dumps_map = canonical.dumps_map
+_canonical_dumps = canonical.dumps
+_SORT = orjson.OPT_SORT_KEYS
+_Fragment = orjson.Fragment
+
+
+@functools.lru_cache(maxsize=64)
+def _opening_prefix(key: str) -> bytes:
+    return b"[" + orjson.dumps([key]) + b',"'
+
+
 _MAX = canonical.MAX_SAFE_INT
 # containers of free-form keys, per record kind
 _KEYED = ("attributes", "evidence")
@@ -132,6 +147,9 @@ def run_data(r: Run) -> dict[str, Any]:
 
 
 def step_data(s: Step) -> dict[str, Any]:
+    # Runs for every step recorded: the common cases of ``_ns``, ``_float`` and ``_stored``
+    # inlined.
+    started, ended, cost, attrs = s.started_ns, s.ended_ns, s.cost, s.attributes
     return {
         "run_id": s.run_id,
         "id": s.id,
@@ -141,17 +159,17 @@ def step_data(s: Step) -> dict[str, Any]:
         "agent": s.agent,
         "owner": s.owner,
         "status": s.status,
-        "started_ns": _ns(s.started_ns),
-        "ended_ns": _ns(s.ended_ns),
+        "started_ns": None if started is None else str(started),
+        "ended_ns": None if ended is None else str(ended),
         "input_hash": s.input_hash,
         "output_hash": s.output_hash,
-        "error": _err(s.error),
+        "error": None if s.error is None else _err(s.error),
         "model": s.model,
         "provider": s.provider,
         "input_tokens": _int(s.input_tokens),
         "output_tokens": _int(s.output_tokens),
-        "cost": _float(s.cost),
-        "attributes": _stored(s.attributes),
+        "cost": None if cost is None else _float_fix(cost) if type(cost) is float else _float(cost),
+        "attributes": _stored(attrs) if attrs else {},
     }
 
 
@@ -238,7 +256,10 @@ def commitment(salt: bytes, value: Any) -> str:
 class Encoder:
     """Turns records into ``Encoded`` entries under a ``LedgerConfig``."""
 
-    def __init__(self, config: LedgerConfig) -> None:
+    def __init__(
+        self, config: LedgerConfig, *, salts: Callable[[int], bytes] | None = None
+    ) -> None:
+        """``salts(n)`` gives ``n`` fresh random bytes (default: a pool of OS randomness)."""
         self.config = config
         self._fields: list[Path] = [tuple(f.split(".")) for f in config.committed_fields]
         # The same fields split by depth, for the hot path: top-level keys, and paths below.
@@ -246,6 +267,10 @@ class Encoder:
         self._deep = [f for f in self._fields if len(f) > 1]
         self._all = config.commit_all_attributes
         self._sensitive_cache: dict[str, bool] = {}
+        self._salt = _salts.take if salts is None else salts
+        # Records ``encode_known`` leaves to ``encode``: those where one of these holds a map
+        # (an error, or the parent of a nested committed field).
+        self._parents = tuple(dict.fromkeys(["error", *(f[0] for f in self._deep)]))
 
     def _is_sensitive(self, key: str) -> bool:
         hit = self._sensitive_cache.get(key)
@@ -278,7 +303,9 @@ class Encoder:
                 paths.append((container,))
                 continue
             marked = inner.get(SENSITIVE_MARK)
-            marked_set = set(marked) if isinstance(marked, list) else set()
+            marked_set = (
+                {m for m in marked if type(m) is str} if isinstance(marked, list) else set()
+            )
             for key, value in inner.items():
                 if value is None or key == SENSITIVE_MARK:
                     continue
@@ -308,7 +335,7 @@ class Encoder:
         paths = self.sensitive_paths(data, top_level_keys)
         openings: bytes | None = None
         if paths:
-            salts = _salts.take(16 * len(paths))
+            salts = self._salt(16 * len(paths))
             opened = []
             copied: set[str] = set()
             for i, path in enumerate(paths):
@@ -345,6 +372,57 @@ class Encoder:
                 if top_level_keys
                 else _prepare_known(data),
             }
+        )
+        return Encoded(kind, record_id, run_id, time_ns, entry, openings)
+
+    def encode_known(
+        self, kind: str, record_id: str, run_id: str | None, data: dict[str, Any], time_ns: int
+    ) -> Encoded:
+        """``encode`` of a record built by a ``*_data`` function (``data`` is then owned by
+        the encoder and changed in place): the same bytes, without the generic walks. Its
+        values are known safe but for the free-form maps, which are committed whole (the
+        default ``commit_all_attributes``; else ``encode`` commits them key by key). A record
+        with an error, or with a map where a nested field is committed, takes ``encode``."""
+        get = data.get
+        if not self._all:
+            return self.encode(kind, record_id, run_id, data, time_ns)
+        for parent in self._parents:
+            if type(get(parent)) is dict:
+                return self.encode(kind, record_id, run_id, data, time_ns)
+        committed = [k for k in self._top if get(k) is not None]
+        for c in _KEYED:
+            inner = get(c)
+            if inner and type(inner) is dict:
+                committed.append(c)
+        openings = None
+        if committed:
+            # Each commitment and opening assembled as bytes: ``{"$commit":"<base64>"}`` in
+            # the entry (embedded as is), ``[[key],"<salt>",value]`` in the openings (as
+            # orjson writes ``[[[key], salt, value], ...]``).
+            salts = self._salt(16 * len(committed))
+            opened = []
+            at = 0
+            for key in committed:
+                value = data[key]
+                salt = salts[at : at + 16]
+                at += 16
+                t = type(value)
+                if t is str:
+                    text = shown = _dumps(value)
+                elif t is dict:
+                    text, shown = _dumps_map(value), _dumps(value)
+                else:
+                    text, shown = _canonical_dumps(value), _dumps(value)
+                data[key] = _Fragment(
+                    b'{"$commit":"' + _b64(_sha256(salt + text).digest(), newline=False) + b'"}'
+                )
+                opened.append(
+                    _opening_prefix(key) + _b64(salt, newline=False) + b'",' + shown + b"]"
+                )
+            openings = b"[" + b",".join(opened) + b"]"  # stored beside the log, never hashed
+        entry = _dumps(
+            {"v": 1, "kind": kind, "id": record_id, "time": str(time_ns), "data": data},
+            option=_SORT,
         )
         return Encoded(kind, record_id, run_id, time_ns, entry, openings)
 

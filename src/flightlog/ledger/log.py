@@ -81,11 +81,29 @@ from flightlog.store.base import Store, Tx, chunked
 log = logging.getLogger("flightlog.ledger")
 
 _sha256 = hashlib.sha256
-_INSERT_ENTRY = (
-    "INSERT INTO ledger_entries "
-    "(seq, kind, record_id, rid_key, run_id, created_ns, entry, leaf, openings) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ENTRY_COLUMNS = "(seq, kind, record_id, run_id, created_ns, entry, leaf, openings)"
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
+_NCOL = 8
+_INSERT_ENTRY = f"INSERT INTO ledger_entries {_ENTRY_COLUMNS} VALUES {_ROW}"
+# Entries go in statements of ENTRY_ROWS rows each (one multi-row VALUES: on SQLite about a
+# fifth cheaper per row than executemany of one-row statements); the rest one by one.
+ENTRY_ROWS = 200
+_INSERT_ENTRIES = f"INSERT INTO ledger_entries {_ENTRY_COLUMNS} VALUES " + ", ".join(
+    [_ROW] * ENTRY_ROWS
 )
+
+
+def _insert_entries(tx: Tx, values: list[Any]) -> None:
+    """Insert entry rows given flat, ``_NCOL`` values per row."""
+    step = ENTRY_ROWS * _NCOL
+    full = len(values) - len(values) % step
+    for at in range(0, full, step):
+        tx.execute(_INSERT_ENTRIES, values[at : at + step])
+    if full < len(values):
+        rest = values[full:]
+        tx.executemany(_INSERT_ENTRY, [rest[at : at + _NCOL] for at in range(0, len(rest), _NCOL)])
+
+
 _INSERT_NODE = "INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)"
 _INSERT_PENDING = (
     "INSERT INTO ledger_pending (kind, record_id, run_id, created_ns, entry, leaf, openings) "
@@ -322,16 +340,18 @@ class Ledger:
     def on_write(self, tx: Tx, batch: Batch) -> None:
         """Store write hook: an entry for every record of ``batch`` (same transaction)."""
         now = time.time_ns()
-        enc = self.encoder.encode
+        enc = self.encoder.encode_known
         out: list[Encoded | IndexMark] = []
         if batch.runs:
             stored = core.runs_by_id(tx, {r.id for r in batch.runs})
             for r in batch.runs:
                 kind = "run.start" if r.status == "running" else "run.end"
                 out.append(enc(kind, r.id, r.id, run_data(stored[r.id]), now))
-        for s in batch.steps:
-            # Hooks receive the steps as stored (merged by store.facts).
-            out.append(enc("step", step_record_id(s.run_id, s.id), s.run_id, step_data(s), now))
+        # Hooks receive the steps as stored (merged by store.facts).
+        out += [
+            enc("step", step_record_id(s.run_id, s.id), s.run_id, step_data(s), now)
+            for s in batch.steps
+        ]
         if batch.edges:
             edges = core.edges_as_stored(tx, batch.edges)
             for e in batch.edges:
@@ -470,7 +490,7 @@ class Ledger:
             self._maybe_checkpoint(tx, size, root)
         self._last_tx = tx
         frontier = list(self._frontier)
-        entries = []
+        values: list[Any] = []  # the new entries' rows, flat (ENTRY_COLUMNS values per row)
         nodes = []
         seq = size
         marked = sorted({i.run_id for i in items if isinstance(i, IndexMark)})
@@ -479,6 +499,7 @@ class Ledger:
         last_index = {rid: logged.get(rid, ((), -1))[1] for rid in marked}
         moved_ids: list[int] = []
         moved_seqs: list[int] = []
+        sha = _sha256
         for item in items:
             if isinstance(item, Pending):
                 h = item.leaf
@@ -495,18 +516,17 @@ class Ledger:
                     last_index[rid] = seq
                 else:
                     e = item
-                h = _sha256(b"\x00" + e.entry).digest()
+                entry = e.entry
+                h = sha(b"\x00" + entry).digest()
                 run_id = e.run_id
-                entries.append(
-                    (seq, e.kind, e.record_id, None, e.run_id, e.time_ns, e.entry, h, e.openings)
-                )
-            if run_id in by_run:
+                values += (seq, e.kind, e.record_id, run_id, e.time_ns, entry, h, e.openings)
+            if by_run and run_id in by_run:
                 by_run[run_id].append(seq)
+            # the right frontier: each complete subtree this leaf closes is hashed (and kept
+            # from MIN_STORED_LEVEL up)
             level, idx = 0, seq
             while idx & 1:
-                left = frontier[level]
-                assert left is not None
-                h = _sha256(b"\x01" + left + h).digest()
+                h = sha(b"\x01" + frontier[level] + h).digest()  # type: ignore[operator]
                 frontier[level] = None
                 level += 1
                 idx >>= 1
@@ -519,8 +539,8 @@ class Ledger:
             seq += 1
         if moved_ids:
             tx.execute(_MOVE_PENDING, (moved_ids, moved_seqs))
-        if entries:
-            tx.executemany(_INSERT_ENTRY, entries)
+        if values:
+            _insert_entries(tx, values)
         if nodes:
             tx.executemany(_INSERT_NODE, nodes)
         new_root = rfc9162.frontier_root(frontier)
