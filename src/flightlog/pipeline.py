@@ -130,7 +130,9 @@ def detect(store: Store, ended: EndedRun) -> None:
     if ended.record is None:
         ctx = RunContext.load(store, ended.run.id, ending=True)
     else:  # read once by runs_ended
-        record = dataclasses.replace(ended.record, run=ended.run)
+        record = ended.record
+        if record.run is not ended.run:  # a stage before changed the run
+            record = dataclasses.replace(record, run=ended.run)
         history = history_cache.get(store, ended.run.workflow, ending=ended.run)
         ctx = RunContext(store, record, history, payloads=ended.payloads)
     if ended.detectors is None:

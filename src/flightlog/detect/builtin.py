@@ -160,7 +160,7 @@ def tool_errors(run: RunContext) -> Iterator[Finding]:
             continue  # an agent's reasoning mentions "error" and "not found" in passing
         if step.kind in ("tool", "retrieval", "function") or isinstance(value, str):
             text = value if isinstance(value, str) else fx.text_of(value)
-            m = fx.ERROR_TEXT.search(text) if text and len(text) < 2000 else None
+            m = fx.search(fx.ERROR_TEXT, text) if text and len(text) < 2000 else None
             if m and _usual_rate(base, lambda o: _has_error_text(o)) < 0.2:
                 yield run.finding(
                     "tool_errors",
@@ -175,7 +175,7 @@ def tool_errors(run: RunContext) -> Iterator[Finding]:
 
 def _has_error_text(o: Any) -> bool:
     text = o if isinstance(o, str) else fx.text_of(o)
-    return bool(text) and bool(fx.ERROR_TEXT.search(text))
+    return bool(text) and bool(fx.search(fx.ERROR_TEXT, text))
 
 
 _DOC_KEYS = {"text", "content", "page_content", "document", "body", "snippet", "passage"}
@@ -195,10 +195,10 @@ def _noun(path: str, samples: list[Any] | None = None) -> str:
 def empty_output(run: RunContext) -> Iterator[Finding]:
     """Empty or null outputs (or empty lists/strings in a field) where the step is usually not."""
     for step, value, base in _outputs(run):
-        outs = [s.output for s in base]
-        if len(outs) < MIN_SAMPLES:
+        if len(base) < MIN_SAMPLES:
             continue
         if fx.is_empty(value):
+            outs = [s.output for s in base]
             nonempty = sum(1 for o in outs if not fx.is_empty(o))
             if nonempty / len(outs) >= 0.9:
                 sizes = [float(fx.size(o) or 0) for o in outs if fx.size(o)]
@@ -310,14 +310,15 @@ def value_anomaly(run: RunContext) -> Iterator[Finding]:
             hist = stats.path(path)
             if hist.count < MIN_VALUE_SAMPLES:
                 continue
+            f = _numeric(run, step, path, v, hist) or _categorical(run, step, path, v, hist)
+            f = f or _length(run, step, path, v, hist)
+            if f is None:
+                continue
             if passed_in is None:
                 passed_in = _input_leaves(run.input(step))
             if _passed_through(v, passed_in):
                 continue  # passed through from the input: the anomaly was made upstream
-            f = _numeric(run, step, path, v, hist) or _categorical(run, step, path, v, hist)
-            f = f or _length(run, step, path, v, hist)
-            if f is not None:
-                yield f
+            yield f
 
 
 def _leaf_key(v: Any) -> tuple[str, Any] | None:
@@ -365,7 +366,7 @@ def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: PathStats) ->
     if x is None or len(xs) < MIN_VALUE_SAMPLES or fx.timestamp_ns(path, v) is not None:
         return None
     lo, hi = xs[0], xs[-1]
-    med, _ = fx.median_mad(xs)
+    med = fx.sorted_median(xs)
     margin = max(0.5 * (hi - lo), 0.25 * abs(med))
     if lo - margin <= x <= hi + margin:
         return None
@@ -447,11 +448,16 @@ def attribute_change(run: RunContext) -> Iterator[Finding]:
         base = run.baseline(step)
         if len(base) < MIN_VALUE_SAMPLES:
             continue
-        attrs = {k: v for k, v in step.attributes.items() if is_version_key(k)}
+        attrs = {k: v for k, v in step.attributes.items() if _version_key(k)}
         if step.model:
             attrs["model"] = step.model
         for key, v in sorted(attrs.items()):
             if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                continue
+            # The baseline's values counted (kept up to date as runs come and go) answer
+            # "seen before?" without a pass over the samples; the message reads them.
+            seen = run.stats(step).attribute_values(key)
+            if seen is not None and (sum(seen.values()) < MIN_VALUE_SAMPLES or v in seen):
                 continue
             hist = [s.model if key == "model" else s.attributes.get(key) for s in base]
             hist = [h for h in hist if h is not None]
@@ -469,6 +475,19 @@ def attribute_change(run: RunContext) -> Iterator[Finding]:
                 samples=len(hist),
                 severity="warning",
             )
+
+
+_version_keys: dict[str, bool] = {}
+
+
+def _version_key(key: str) -> bool:
+    """``is_version_key``, remembered per attribute name (a few thousand at most)."""
+    hit = _version_keys.get(key)
+    if hit is None:
+        if len(_version_keys) > 4096:
+            _version_keys.clear()
+        hit = _version_keys[key] = is_version_key(key)
+    return hit
 
 
 def stale_data(run: RunContext) -> Iterator[Finding]:
@@ -530,7 +549,7 @@ def latency(run: RunContext) -> Iterator[Finding]:
         xs = run.stats(step).durations  # sorted
         if len(xs) < MIN_VALUE_SAMPLES:
             continue
-        med, _ = fx.median_mad(xs)
+        med = fx.sorted_median(xs)
         if d < 3 * med or d - med < LATENCY_MIN_EXCESS_NS or fx.robust_z(d, xs) < 6:
             continue
         yield run.finding(
@@ -610,16 +629,19 @@ def budget(run: RunContext) -> Iterator[Finding]:
     h = run.history
     if h.runs < MIN_VALUE_SAMPLES:
         return
-    usual: dict[str, list[float]] = {
-        "tokens": [float(t) for t in h.tokens],
-        "cost": list(h.costs),
-        "steps": [float(c) for c in h.step_counts],
+    usual: dict[str, list[int] | list[float]] = {
+        "tokens": h.tokens,
+        "cost": h.costs,
+        "steps": h.step_counts,
     }
     for key, xs in usual.items():
         if key in crossed or not any(xs):
             continue
+        largest = float(max(xs)) * 1.5
+        if used[key] <= 0 or (largest == largest and not used[key] > largest):
+            continue  # not over 1.5 times the largest: over no median either
         med = statistics.median([float(x) for x in xs])  # fx.median_mad without the MAD
-        if used[key] > max(3 * med, max(xs) * 1.5) and used[key] > 0:
+        if used[key] > max(3 * med, largest):
             yield run.finding(
                 "budget",
                 f"overrun:{key}",
@@ -649,8 +671,8 @@ def refusals(run: RunContext) -> Iterator[Finding]:
         if not _is_llm(step):
             continue
         text = fx.text_of(value)
-        m = fx.REFUSAL_TEXT.search(text[:4000]) if text else None
-        if m and _usual_rate(base, lambda o: bool(fx.REFUSAL_TEXT.search(fx.text_of(o)))) < 0.2:
+        m = fx.search(fx.REFUSAL_TEXT, text[:4000]) if text else None
+        if m and _usual_rate(base, lambda o: bool(fx.search(fx.REFUSAL_TEXT, fx.text_of(o)))) < 0.2:
             yield run.finding(
                 "refusals",
                 "refusal",
@@ -709,7 +731,13 @@ def truncation(run: RunContext) -> Iterator[Finding]:
 def injection(run: RunContext) -> Iterator[Finding]:
     """Captured content that carries a prompt injection (instructions aimed at a model)."""
     for step, value, _base in _outputs(run):
-        for text in fx.strings(value):
+        texts = list(fx.strings(value))
+        # One search over the texts joined first: a match in any of them is one there too
+        # (the pattern has no anchors; a line break ends a word as the end of a text does).
+        joined = "\n".join(t[:20000] for t in texts)
+        if not texts or not fx.search(fx.INJECTION_TEXT, joined):
+            continue
+        for text in texts:
             m = fx.INJECTION_TEXT.search(text[:20000])
             if m:
                 quote = _short(text[max(0, m.start() - 20) :], 100)
@@ -730,14 +758,17 @@ def ungrounded(run: RunContext) -> Iterator[Finding]:
         if not _is_llm(step) or not isinstance(value, dict) or len(base) < MIN_VALUE_SAMPLES:
             continue
         stats = run.stats(step)
-        inp = run.input(step)
-        inp_text = "\n".join(fx.strings(inp, limit=2000))
+        inp_text: str | None = None
         for path, v in run.field_map(step).items():
             if path == fx.ROOT or not isinstance(v, str) or not 2 <= len(v) <= 200:
                 continue
             hist = stats.path(path)
             seen, grounded = hist.seen, hist.grounded
-            if seen >= MIN_VALUE_SAMPLES and grounded / seen >= 0.9 and v not in inp_text:
+            if seen < MIN_VALUE_SAMPLES or grounded / seen < 0.9:
+                continue
+            if inp_text is None:
+                inp_text = "\n".join(fx.strings(run.input(step), limit=2000))
+            if v not in inp_text:
                 yield run.finding(
                     "ungrounded",
                     f"ungrounded:{path}",

@@ -112,6 +112,7 @@ class StepSample:
     run_started_ns: int
     _fields: dict[str, Any] | None = None
     _input_text: str | None = None
+    _counted: dict[str, tuple[Any, ...] | None] | None = None
 
     @property
     def present(self) -> bool:
@@ -130,6 +131,42 @@ class StepSample:
         if self._input_text is None:
             self._input_text = "\n".join(strings(self.input, limit=2000))
         return self._input_text
+
+    def counted(self, path: str) -> tuple[Any, ...] | None:
+        """What the sample counts into a path's ``PathStats`` (see ``PathStats.update``), as a
+        comparable tuple, computed once: None when it has no value there; else by the
+        value's kind, ``("n", number)``, ``("s", text, length or 0.0, grounded or None)``,
+        ``("b", bool)``, ``("l", length)``, ``("d", ((key, JSON type), ...))`` or ``("o",)``."""
+        memo = self._counted
+        if memo is None:
+            memo = self._counted = {}
+        try:
+            return memo[path]
+        except KeyError:
+            pass
+        out: tuple[Any, ...] | None = None
+        if self.present:
+            m = self.fields()
+            if path in m:
+                h = m[path]
+                t = type(h)
+                if t is int or t is float:
+                    out = ("n", float(h))
+                elif t is str:
+                    grounded = None
+                    if len(h) >= 2 and isinstance(self.output, dict):
+                        grounded = h in self.input_text()
+                    out = ("s", h, float(len(h)) if h else 0.0, grounded)
+                elif t is bool:
+                    out = ("b", h)
+                elif t is list:
+                    out = ("l", float(len(h)))
+                elif t is dict:
+                    out = ("d", tuple((k, json_type(v)) for k, v in h.items()))
+                else:
+                    out = ("o",)
+        memo[path] = out
+        return out
 
 
 def _insort(xs: list[float], x: float) -> None:
@@ -199,6 +236,18 @@ def _net_key_types(
     return out
 
 
+def _tally(
+    samples: list[StepSample], key: str, n: int, into: dict[Any, int]
+) -> dict[Any, int]:
+    """Add ``n`` to ``into[value]`` for each sample's non-null value of attribute ``key``
+    (``"model"``: its model); raises TypeError on an unhashable value."""
+    for s in samples:
+        v = s.model if key == "model" else s.attributes.get(key)
+        if v is not None:
+            into[v] = into.get(v, 0) + n
+    return into
+
+
 def dominant(counts: dict[Any, int], total: int, share: float = 0.9) -> Any:
     """The value that makes up at least ``share`` of ``total`` counted, else None."""
     if not total or not counts:
@@ -239,39 +288,32 @@ class NetChange:
 
     def visit(self, sample: StepSample, path: str, n: int) -> None:
         """Count ``sample``'s value at ``path`` in or out (as ``PathStats.update``)."""
-        if not sample.present:
-            return
-        m = sample.fields()
-        if path not in m:
+        c = sample.counted(path)
+        if c is None:
             return
         self.touched = True
-        h = m[path]
         self.count += n
-        t = type(h)
-        if t is int or t is float:
-            x = float(h)
-            self.nums[x] = self.nums.get(x, 0) + n
-        elif t is str:
-            self.strs[h] = self.strs.get(h, 0) + n
-            if h:
-                x = float(len(h))
-                self.slen[x] = self.slen.get(x, 0) + n
-            if len(h) >= 2 and isinstance(sample.output, dict):
+        kind = c[0]
+        if kind == "n":
+            self.nums[c[1]] = self.nums.get(c[1], 0) + n
+        elif kind == "s":
+            self.strs[c[1]] = self.strs.get(c[1], 0) + n
+            if c[2]:
+                self.slen[c[2]] = self.slen.get(c[2], 0) + n
+            if c[3] is not None:
                 self.seen += n
-                self.grounded += n * (h in sample.input_text())
-        elif t is bool:
-            self.bools[h] = self.bools.get(h, 0) + n
-        elif t is list:
-            if h:
-                x = float(len(h))
-                self.llen[x] = self.llen.get(x, 0) + n
-        elif t is dict:
+                self.grounded += n * c[3]
+        elif kind == "b":
+            self.bools[c[1]] = self.bools.get(c[1], 0) + n
+        elif kind == "l":
+            if c[1]:
+                self.llen[c[1]] = self.llen.get(c[1], 0) + n
+        elif kind == "d":
             self.n_dicts += n
             keys, ktypes = self.keys, self.ktypes
-            for k, v in h.items():
+            for k, typ in c[1]:
                 keys[k] = keys.get(k, 0) + n
-                kt = (k, json_type(v))
-                ktypes[kt] = ktypes.get(kt, 0) + n
+                ktypes[(k, typ)] = ktypes.get((k, typ), 0) + n
 
 
 class PathStats:
@@ -327,6 +369,12 @@ class PathStats:
         the change leaves as it was; this one is not modified (a detector may be reading
         it). A run that replaces another with the same keys, categories and lengths
         changes little: most containers, and the dict profile, carry over."""
+        if len(removed) == len(added):
+            for r, a in zip(removed, added, strict=True):
+                if r.counted(path) != a.counted(path):
+                    break
+            else:
+                return self  # what left is what joined: nothing changes
         net = NetChange()
         for n, samples in ((-1, removed), (1, added)):
             for sample in samples:
@@ -406,7 +454,7 @@ class Baseline:
     join and leave instead of recomputed: counts, the JSON types of outputs, sorted
     durations and, per field path asked for, ``PathStats``."""
 
-    __slots__ = ("samples", "present", "types", "durations", "paths", "memo")
+    __slots__ = ("samples", "present", "types", "durations", "paths", "attrs", "memo")
 
     def __init__(self, samples: list[StepSample]) -> None:
         self.samples = samples
@@ -414,6 +462,8 @@ class Baseline:
         self.types: dict[str, int] = {}
         self.durations: list[float] = []
         self.paths: dict[str, PathStats] = {}
+        # Per attribute asked for (``attribute_values``): its values counted.
+        self.attrs: dict[str, dict[Any, int]] = {}
         # Other derived values, dropped whenever a sample joins or leaves.
         self.memo: dict[Any, Any] = {}
         for s in samples:
@@ -436,6 +486,19 @@ class Baseline:
         """The JSON type of at least 90% of the outputs, else None."""
         return dominant(self.types, self.present)
 
+    def attribute_values(self, key: str) -> dict[Any, int] | None:
+        """The values the samples hold for attribute ``key`` (``"model"``: the step's model),
+        None left out, each with how many samples hold it (equal values count as one, as
+        ``==`` compares them); None when a value cannot be counted (unhashable)."""
+        hit = self.attrs.get(key)
+        if hit is None:
+            try:
+                hit = _tally(self.samples, key, 1, {})
+            except TypeError:
+                return None
+            self.attrs[key] = hit
+        return hit
+
     def path(self, path: str) -> PathStats:
         stats = self.paths.get(path)
         if stats is None:
@@ -455,8 +518,16 @@ class Baseline:
         new.memo = {}
         if not added and not removed:  # nothing changes: share what is never mutated
             new.types, new.durations, new.paths = self.types, self.durations, dict(self.paths)
+            new.attrs = dict(self.attrs)
             new.memo = self.memo
             return new
+        new.attrs = {}
+        for key, counts in self.attrs.items():
+            try:
+                net = _tally(added, key, 1, _tally(removed, key, -1, {}))
+            except TypeError:
+                continue  # counted again when asked for
+            new.attrs[key] = _net_counts(counts, net)
         types: dict[str, int] = {}
         durations: dict[float, int] = {}
         present = 0
@@ -472,7 +543,14 @@ class Baseline:
         new.present = self.present + present
         new.types = _net_counts(self.types, types)
         new.durations = _net_sorted(self.durations, durations)
-        new.paths = {p: st.advanced(p, removed, added) for p, st in self.paths.items()}
+        if len(added) == len(removed) == 1:  # a run in, the oldest out: most paths unchanged
+            a, r = added[0], removed[0]
+            new.paths = {
+                p: st if a.counted(p) == r.counted(p) else st.advanced(p, removed, added)
+                for p, st in self.paths.items()
+            }
+        else:
+            new.paths = {p: st.advanced(p, removed, added) for p, st in self.paths.items()}
         return new
 
 
@@ -539,14 +617,19 @@ class History:
             return None
         return int(round(statistics.median(self.step_counts)))
 
-    def advanced(self, rec: RunRecord, value_of: Callable[[str], Any]) -> History:
+    def advanced(
+        self,
+        rec: RunRecord,
+        value_of: Callable[[str], Any],
+        fields_of: Callable[[str], dict[str, Any] | None] | None = None,
+    ) -> History:
         """This history with the successful run ``rec`` as its most recent run (and its
         oldest dropped beyond ``HISTORY_RUNS``): the same samples, in the same order, as
         ``load_history`` would read once the run is stored, and the baselines asked for so
         far carried over, updated by the samples that came and went. ``value_of(hash)``: the
-        decoded payload (``decode``)."""
+        decoded payload (``decode``); ``fields_of``: see ``_add_record``."""
         new = History(workflow=self.workflow)
-        _add_record(new, rec, value_of)
+        _add_record(new, rec, value_of, fields_of)
         keep = self.run_ids[: HISTORY_RUNS - 1]
         dropped = set(self.run_ids[len(keep) :])
         new.run_ids.extend(keep)
@@ -655,7 +738,7 @@ class HistoryCache:
             if hit is None or run.id in hit[1].run_ids:
                 return
             old: History = hit[1]
-        new = old.advanced(ctx.record, ctx._raw)
+        new = old.advanced(ctx.record, ctx._raw, ctx._fields.get)
         with self._lock:
             if self._entries.get(run.workflow) is hit:
                 hit[0] += 1  # one more successful run than counted, and it is in the history
@@ -808,9 +891,15 @@ def signatures(steps: list[Step]) -> dict[str, tuple[Any, ...]]:
     return out
 
 
-def _add_record(history: History, rec: RunRecord, value_of: Callable[[str], Any]) -> None:
+def _add_record(
+    history: History,
+    rec: RunRecord,
+    value_of: Callable[[str], Any],
+    fields_of: Callable[[str], dict[str, Any] | None] | None = None,
+) -> None:
     """Append one successful run's figures and step samples to ``history``; ``value_of(hash)``
-    is the decoded payload (``decode``)."""
+    is the decoded payload (``decode``); ``fields_of(step id)``, when given, the field map
+    of that very decoded output if already computed (``RunContext.field_map``)."""
     history.run_ids.append(rec.run.id)
     history.step_counts.append(len(rec.steps))
     history.tokens.append(sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in rec.steps))
@@ -835,6 +924,8 @@ def _add_record(history: History, rec: RunRecord, value_of: Callable[[str], Any]
             model=s.model,
             run_started_ns=rec.run.started_ns,
         )
+        if fields_of is not None and s.output_hash and sample.present:
+            sample._fields = fields_of(s.id)  # None: computed when first needed
         history.samples.setdefault(s.name, []).append(sample)
         sig = sigs[s.id]
         history.by_signature.setdefault(("sig", *sig), []).append(sample)

@@ -124,6 +124,15 @@ def text_of(value: Any) -> str:
 # -- robust statistics ---------------------------------------------------------------------
 
 
+def sorted_median(xs: Sequence[float]) -> float:
+    """``statistics.median`` of values already sorted (the same value, without sorting)."""
+    n = len(xs)
+    if n % 2:
+        return xs[n // 2]
+    i = n // 2
+    return (xs[i - 1] + xs[i]) / 2
+
+
 def median_mad(xs: Sequence[float]) -> tuple[float, float]:
     med = statistics.median(xs)
     mad = statistics.median([abs(x - med) for x in xs])
@@ -204,3 +213,57 @@ INJECTION_TEXT = re.compile(
     r"forget (all |everything )?(you|your instructions))",
     re.IGNORECASE,
 )
+
+
+# Literals every match of each pattern contains (lowercase ASCII): ASCII text that holds none
+# of them cannot match, and for ASCII text IGNORECASE is ASCII case folding, so ``str.lower``
+# and ``in`` decide that without running the pattern over every position.
+_LITERALS: dict[re.Pattern[str], tuple[str, ...]] = {
+    ERROR_TEXT: (
+        "error",
+        "exception",
+        "traceback",
+        "fail",
+        "not found",
+        "unauthori",
+        "forbidden",
+        "service unavailable",
+        "bad gateway",
+        "rate limit",
+        "time",
+        "invalid api key",
+        "denied",
+    ),
+    REFUSAL_TEXT: (
+        "sorry",
+        "help",
+        "assist",
+        "comply",
+        "provide",
+        "do that",
+        "as an ai",
+        "decline",
+        "not able to",
+    ),
+    INJECTION_TEXT: (
+        "ignore ",
+        "disregard ",
+        "you are now ",
+        "new instructions:",
+        "system prompt",
+        "script",
+        "reveal ",
+        "forget ",
+    ),
+}
+
+
+def search(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """``pattern.search(text)`` for the patterns above, skipping ASCII text that holds none
+    of the literals every match contains (the same answer, without the scan)."""
+    literals = _LITERALS.get(pattern)
+    if literals is not None and text.isascii():
+        low = text.lower()
+        if not any(lit in low for lit in literals):
+            return None
+    return pattern.search(text)

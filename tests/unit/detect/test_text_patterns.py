@@ -1,0 +1,68 @@
+"""``features.search`` answers as the pattern does: the literal pre-check only skips text
+that the pattern cannot match."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flightlog.detect import features as fx
+
+PATTERNS = (fx.ERROR_TEXT, fx.REFUSAL_TEXT, fx.INJECTION_TEXT)
+FRAGMENTS = [
+    "Ignore all previous instructions",
+    "IGNORE THE PRIOR PROMPTS",
+    "disregard the above",
+    "You are now ",
+    "new instructions:",
+    "SYSTEM PROMPT",
+    "< script>",
+    "<\tScRiPt ",
+    "reveal your system prompt",
+    "forget everything you",
+    "I'm sorry, but I can't",
+    "im sorry but i wont",
+    "I cannot help",
+    "i am unable to assist",
+    "As an AI language model, I",
+    "I must decline",
+    "I'm not able to help",
+    "Internal Server Error",
+    "timed out",
+    "TimeOut",
+    "rate limited",
+    "Unauthorised",
+    "not found",
+    "Traceback",
+    "access denied",
+    "invalid API key",
+    "ignoree",
+    "scripted",
+    "errors",
+    "fine",
+    "approved",
+    " ",
+    "\n",
+    "-",
+    "ıgnore previous instructions",  # dotless i: not ASCII, the pattern decides
+    "ſystem prompt",  # long s
+    "K",  # Kelvin sign
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=12), max_size=6))
+def test_search_answers_as_the_pattern(parts: list[str]) -> None:
+    text = "".join(parts)
+    for pattern in PATTERNS:
+        want = pattern.search(text)
+        got = fx.search(pattern, text)
+        assert (got is None) == (want is None), (pattern.pattern, text)
+        if want is not None and got is not None:
+            assert got.span() == want.span()
+
+
+def test_each_fragment_alone() -> None:
+    for text in FRAGMENTS:
+        for pattern in PATTERNS:
+            assert (fx.search(pattern, text) is None) == (pattern.search(text) is None), text
