@@ -636,19 +636,18 @@ class History:
         new.step_counts.extend(self.step_counts[: len(keep)])
         new.tokens.extend(self.tokens[: len(keep)])
         new.costs.extend(self.costs[: len(keep)])
-        added: dict[tuple[Any, ...], list[StepSample]] = {}
-        for name, fresh in new.samples.items():
-            added[("name", name)] = list(fresh)
-        for sig, fresh in new.by_signature.items():
-            added[sig] = list(fresh)
+        # The new run's samples come first in each list: how many, per baseline key.
+        fresh = {("name", name): len(v) for name, v in new.samples.items()}
+        fresh.update((sig, len(v)) for sig, v in new.by_signature.items())
         removed: dict[tuple[Any, ...], list[StepSample]] = {}
         for name, old in self.samples.items():
             new.samples.setdefault(name, []).extend(_kept(old, dropped, removed, ("name", name)))
         for sig, old in self.by_signature.items():
             new.by_signature.setdefault(sig, []).extend(_kept(old, dropped, removed, sig))
         for key, b in self.baselines.items():
-            plus, minus = added.get(key, []), removed.get(key, [])
-            new.baselines[key] = b.advanced(new.of_key(key), plus, minus)
+            samples = new.of_key(key)
+            plus = samples[: fresh.get(key, 0)]
+            new.baselines[key] = b.advanced(samples, plus, removed.get(key, []))
         return new
 
 
