@@ -283,27 +283,46 @@ def infer_data_edges(
     index = ContentIndex()
     calls: dict[str, tuple[str, int]] = {}  # tool-call id -> (step id, ended)
     edges: list[Edge] = []
-    for t in ordered:
+    final = len(ordered) - 1
+    # With ``new_ids``, an edge needs a new step at one end: until a new step is in the
+    # index, the inputs of old steps need not be looked up.
+    fresh = new_ids if new_ids is not None else set()
+    new_indexed = new_ids is None
+    for i, t in enumerate(ordered):
         inp = payloads.get(t.input_hash) if t.input_hash else None
-        found = index.sources(inp, t.id, t.started_ns)
-        if inp and calls:
-            text = inp.decode("utf-8", errors="replace")
-            taken = {src for src, _, _ in found}
-            for cid, (source, ended_ns) in calls.items():
-                if source not in taken and ended_ns <= t.started_ns and f'"{cid}"' in text:
-                    taken.add(source)
-                    found.append((source, "declared", f"tool call {cid}"))
-        seen: set[str] = set()
-        for source, evidence, detail in found:
-            if source in seen or source == t.id:
-                continue
-            seen.add(source)
-            if new_ids is None or source in new_ids or t.id in new_ids:
-                edges.append(Edge(t.run_id, source, t.id, "data", evidence, detail))
-        if t.ended_ns is not None:
+        if new_indexed or t.id in fresh:
+            _edges_into(t, inp, index, calls, new_ids, edges)
+        if t.ended_ns is not None and i < final:  # (the last step's output feeds no one)
             out = payloads.get(t.output_hash) if t.output_hash else None
             index.add_output(t.id, out, t.ended_ns, inp)
             call = tool_call_id(t)
             if call is not None:
                 calls[call] = (t.id, t.ended_ns)
+            new_indexed = new_indexed or t.id in fresh
     return edges
+
+
+def _edges_into(
+    t: StepLike,
+    inp: bytes | None,
+    index: ContentIndex,
+    calls: dict[str, tuple[str, int]],
+    new_ids: set[str] | None,
+    edges: list[Edge],
+) -> None:
+    """The data edges into step ``t`` from the outputs indexed so far."""
+    found = index.sources(inp, t.id, t.started_ns)
+    if inp and calls:
+        text = inp.decode("utf-8", errors="replace")
+        taken = {src for src, _, _ in found}
+        for cid, (source, ended_ns) in calls.items():
+            if source not in taken and ended_ns <= t.started_ns and f'"{cid}"' in text:
+                taken.add(source)
+                found.append((source, "declared", f"tool call {cid}"))
+    seen: set[str] = set()
+    for source, evidence, detail in found:
+        if source in seen or source == t.id:
+            continue
+        seen.add(source)
+        if new_ids is None or source in new_ids or t.id in new_ids:
+            edges.append(Edge(t.run_id, source, t.id, "data", evidence, detail))
