@@ -36,6 +36,11 @@ def _err_in(text: Any) -> ErrorInfo | None:
     return ErrorInfo.from_dict(_json.loads(text))
 
 
+def _dict_out(value: Any) -> str:
+    # Most records carry no attributes: their JSON is known without encoding.
+    return "{}" if type(value) is dict and not value else _json.dumps(value)
+
+
 def _dict_in(text: Any) -> dict[str, Any]:
     return _json.loads(text) or {}
 
@@ -48,7 +53,7 @@ def _codec(hint: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]] | Non
     if hint is ErrorInfo:
         return _err_out, _err_in
     if typing.get_origin(hint) is dict or hint is dict:
-        return _json.dumps, _dict_in
+        return _dict_out, _dict_in
     return None
 
 
