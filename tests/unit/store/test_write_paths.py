@@ -13,6 +13,7 @@ from typing import Any
 from flightlog.app import open_store
 from flightlog.ledger import attached
 from flightlog.model import Batch, Edge, Finding, Payload, Run, Step
+from flightlog.store._sql import rank_by_start
 from flightlog.store.base import Tx
 
 
@@ -119,4 +120,28 @@ def test_a_batch_partly_stored_keeps_what_is_stored_and_adds_the_rest(db_url: st
     with store.read() as tx:
         (n,) = tx.fetchone("SELECT COUNT(*) FROM steps WHERE run_id = ?", (mixed,)) or (0,)
     assert n == 5
+    store.close()
+
+
+def test_reorder_ranks_steps_by_start_then_id_as_python_does(db_url: str) -> None:
+    """``write(..., reorder=...)`` ranks a run's steps inside the database; the ranks are
+    ``rank_by_start``'s (start time, then id compared as code points: ties, mixed case,
+    non-ASCII ids), batch after batch, late steps included."""
+    store = open_store(db_url)
+    run_id = "e" * 32
+    store.write(Batch(runs=[Run(id=run_id, workflow="w", started_ns=1)]))
+    ids = ["b", "B", "a", "_x", "Z9", "é", "e", "aa", "A0", "0"]
+    batches = [ids[:4], ids[4:7], ids[7:]]
+    for n, part in enumerate(batches):
+        steps = [
+            Step(run_id=run_id, id=sid, name=sid, kind="tool", index=0, started_ns=50 - 10 * n)
+            if i % 2
+            else Step(run_id=run_id, id=sid, name=sid, kind="tool", index=0, started_ns=100)
+            for i, sid in enumerate(part)
+        ]
+        store.write(Batch(steps=steps), reorder=[run_id])
+        stored = store.get_steps(run_id)
+        expected = rank_by_start((s.id, s.started_ns) for s in stored)
+        assert {s.id: s.index for s in stored} == expected
+        assert sorted(expected.values()) == list(range(1, len(stored) + 1))
     store.close()
