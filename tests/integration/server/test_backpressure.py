@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 
 import httpx
 import orjson
+
+from tests.integration.server.conftest import wait_until
 
 JS = {"Content-Type": "application/json"}
 
@@ -30,15 +31,6 @@ def _lock(db: str) -> sqlite3.Connection:
     return conn
 
 
-def _wait(pred, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return bool(pred())
-
-
 def test_full_queue_answers_429_with_retry_after(server_factory) -> None:  # type: ignore[no-untyped-def]
     server = server_factory.start("--queue-spans", "1")
     client = httpx.Client(base_url=server.url, timeout=30)
@@ -54,7 +46,7 @@ def test_full_queue_answers_429_with_retry_after(server_factory) -> None:  # typ
     t.start()
     try:
         # The first request waits for the store; the queue (1 span) is now full.
-        assert _wait(lambda: client.get("/readyz").status_code == 503)
+        assert wait_until(lambda: client.get("/readyz").status_code == 503)
         assert "full" in str(client.get("/readyz").json()["problems"])
         resp = client.post("/v1/traces", content=_body("3" * 32), headers=JS)
         assert resp.status_code == 429

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.integration.respond.conftest import Receiver
-from tests.integration.server.conftest import ServerProcess, free_port
+from tests.integration.server.conftest import ServerProcess, free_port, wait_until
 
 WORKFLOW = "claims-triage"
 
@@ -51,6 +51,25 @@ def _failed(n: int) -> bool:
     return n % 3 == 0
 
 
+def _child(
+    trace: str, n: int, k: int, name: str, start: int, end: int, status: dict[str, Any]
+) -> dict[str, Any]:
+    kind = "RETRIEVER" if name.startswith("search") else "TOOL"
+    attributes = [{"key": "openinference.span.kind", "value": {"stringValue": kind}}]
+    if kind == "RETRIEVER":
+        attributes.append({"key": "output.value", "value": {"stringValue": f"policy {n % 7}"}})
+    return {
+        "traceId": trace,
+        "spanId": f"{n + 1:012x}000{k}",
+        "parentSpanId": f"{n + 1:012x}0001",
+        "name": name,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(end),
+        "attributes": attributes,
+        "status": status,
+    }
+
+
 def _body(first: int, count: int) -> bytes:
     """``count`` traces (runs) of three spans each, numbered from ``first``; every third
     fails at its tool step."""
@@ -72,31 +91,8 @@ def _body(first: int, count: int) -> bytes:
                 ],
                 "status": err,
             },
-            {
-                "traceId": trace,
-                "spanId": f"{n + 1:012x}0002",
-                "parentSpanId": f"{n + 1:012x}0001",
-                "name": "search_policy",
-                "startTimeUnixNano": str(t0 + 1_000_000),
-                "endTimeUnixNano": str(t0 + 3_000_000),
-                "attributes": [
-                    {"key": "openinference.span.kind", "value": {"stringValue": "RETRIEVER"}},
-                    {"key": "output.value", "value": {"stringValue": f"policy {n % 7}"}},
-                ],
-                "status": {"code": 1},
-            },
-            {
-                "traceId": trace,
-                "spanId": f"{n + 1:012x}0003",
-                "parentSpanId": f"{n + 1:012x}0001",
-                "name": "price_claim",
-                "startTimeUnixNano": str(t0 + 4_000_000),
-                "endTimeUnixNano": str(t0 + 8_000_000),
-                "attributes": [
-                    {"key": "openinference.span.kind", "value": {"stringValue": "TOOL"}},
-                ],
-                "status": err,
-            },
+            _child(trace, n, 2, "search_policy", t0 + 1_000_000, t0 + 3_000_000, {"code": 1}),
+            _child(trace, n, 3, "price_claim", t0 + 4_000_000, t0 + 8_000_000, err),
         ]
     return orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
 
@@ -112,12 +108,7 @@ def _post(srv: ServerProcess, first: int, count: int) -> None:
 
 
 def _wait(pred: Any, timeout: float = 90.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return bool(pred())
+    return wait_until(pred, timeout, poll=0.1)
 
 
 def _children(pid: int) -> list[int]:

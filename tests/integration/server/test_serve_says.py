@@ -9,28 +9,18 @@ import os
 import shutil
 import socket
 import sqlite3
-import time
 from pathlib import Path
 
 import httpx
 import orjson
 
 from tests.conftest import run_cli
-from tests.integration.server.conftest import ServerProcess, free_port
+from tests.integration.server.conftest import ServerProcess, free_port, wait_until
 from tests.integration.store.test_store_files import damage
 
 
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTLOG_")}
-
-
-def _wait_for(pred, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return bool(pred())
 
 
 def test_a_taken_port_is_a_clear_error_and_nothing_claims_to_listen(tmp_path: Path) -> None:
@@ -70,7 +60,7 @@ def test_serve_logs_what_it_received_and_that_nobody_is_alerted(tmp_path: Path) 
         def logged() -> str:
             return log.read_text(encoding="utf-8")
 
-        assert _wait_for(lambda: "1 failed" in logged()), logged()
+        assert wait_until(lambda: "1 failed" in logged(), 60), logged()
     finally:
         srv.stop()
     text = logged()
@@ -101,7 +91,7 @@ def test_a_damaged_store_is_not_ready_and_answers_503(tmp_path: Path) -> None:
     srv = ServerProcess(db=bad, port=free_port())
     srv.start()
     try:
-        assert _wait_for(lambda: httpx.get(srv.url + "/readyz").status_code == 503)
+        assert wait_until(lambda: httpx.get(srv.url + "/readyz").status_code == 503, 60)
         ready = httpx.get(srv.url + "/readyz").json()
         assert any("damaged" in p for p in ready["problems"]), ready
         statuses = set()
