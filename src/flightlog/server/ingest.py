@@ -398,7 +398,10 @@ class Ingestor:
             report = self.run_end.run(run_ids)
         except Exception:  # runs_ended never raises; a worker that kept dying can
             self.stats.pipeline_errors += 1
-            log.exception("run-end pipeline failed for %d run(s)", len(run_ids))
+            if self._closing:  # the worker was stopped at shutdown with this batch in hand
+                log.warning("run-end work for %d run(s) abandoned at shutdown", len(run_ids))
+            else:
+                log.exception("run-end pipeline failed for %d run(s)", len(run_ids))
             report = RunEndReport()
         self.stats.pipeline_errors += report.errors
         self.stats.pipeline_seconds += report.seconds
