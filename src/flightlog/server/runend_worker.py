@@ -45,6 +45,10 @@ from typing import IO, Any
 log = logging.getLogger("flightlog.server")
 
 ATTEMPTS = 3  # a batch that kills this many workers in a row is abandoned (logged, counted)
+# The worker's scheduling niceness: ingestion first. On a machine with a core to spare the
+# worker has it; when the cores are busy, the scheduler gives the server (acknowledgements,
+# durability) the larger share and run-end work catches up afterwards.
+NICENESS = 10
 PARENT_CHECK_S = 0.5
 
 
@@ -100,6 +104,8 @@ class WorkerDied(Exception):
 class RunEndProcess:
     """The server's side of the run-end worker: starts it, hands it batches and waits for its
     answer, restarts it when it dies (handing the unanswered batch over again), stops it.
+    Batches are not held back while spans wait to be written (as on a thread): the worker
+    runs at a lower scheduling priority (``NICENESS``) instead.
 
     ``run`` is called from one thread at a time (the ingestor's pipeline thread)."""
 
@@ -272,6 +278,8 @@ def main(argv: Sequence[str]) -> int:
     answers = os.fdopen(int(answer_fd), "wb", buffering=0)
     os.dup2(2, 1)  # a stray print goes to the server's stderr, not into an answer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):  # not on every platform
+        os.nice(NICENESS)
     threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
     logging.basicConfig(level=logging.WARNING, format="flightlog run-end worker: %(message)s")
 
