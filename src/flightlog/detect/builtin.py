@@ -273,12 +273,19 @@ def shape_change(run: RunContext) -> Iterator[Finding]:
             if n_dicts < MIN_SAMPLES:
                 continue
             where = "" if path == fx.ROOT else f"{path}."
-            missing_all += [where + k for k in sorted(usual_keys - set(v))]
-            new_all += [where + k for k in sorted(v) if k not in key_counts]
-            for k in sorted(usual_keys & set(v)):
-                t = types.get(k)
-                if t and fx.json_type(v[k]) not in (t, "null"):
-                    changed_all.append(f"{where}{k}: {t} -> {fx.json_type(v[k])}")
+            missing = usual_keys.difference(v)
+            if missing:
+                missing_all += [where + k for k in sorted(missing)]
+            new = [k for k in v if k not in key_counts]
+            if new:
+                new_all += [where + k for k in sorted(new)]
+            changed = [
+                k
+                for k in v
+                if k in usual_keys and (t := types.get(k)) and fx.json_type(v[k]) not in (t, "null")
+            ]
+            for k in sorted(changed):
+                changed_all.append(f"{where}{k}: {types[k]} -> {fx.json_type(v[k])}")
         if missing_all:
             parts.append("missing field(s) " + ", ".join(missing_all))
         if new_all:
@@ -391,16 +398,20 @@ def _numeric(run: RunContext, step: Step, path: str, v: Any, hist: PathStats) ->
 def _categorical(run: RunContext, step: Step, path: str, v: Any, hist: PathStats) -> Finding | None:
     if isinstance(v, bool):
         kind: type = bool
-    elif isinstance(v, str) and 0 < len(v) <= 64 and fx.timestamp_ns(path, v) is None:
+    elif isinstance(v, str) and 0 < len(v) <= 64:
         kind = str
     else:
         return None
     distinct = hist.categories(kind)  # value -> how many samples hold it
+    if v in distinct:
+        return None
     n_vals = sum(distinct.values())
-    if n_vals < MIN_CATEGORY_SAMPLES or v in distinct:
+    if n_vals < MIN_CATEGORY_SAMPLES:
         return None
     if len(distinct) > max(2, n_vals // 4):
         return None  # free-form or id-like values: novelty means nothing
+    if kind is str and fx.timestamp_ns(path, v) is not None:
+        return None  # a time is not a category
     name = "output" if path == fx.ROOT else path
     usual = ", ".join(repr(x) for x in sorted(distinct, key=str)[:5])
     return run.finding(
@@ -419,13 +430,15 @@ def _categorical(run: RunContext, step: Step, path: str, v: Any, hist: PathStats
 def _length(run: RunContext, step: Step, path: str, v: Any, hist: PathStats) -> Finding | None:
     if not isinstance(v, (str, list)) or len(v) == 0:
         return None
-    if isinstance(v, str) and fx.timestamp_ns(path, v) is not None:
-        return None
     lens = hist.lengths["str" if isinstance(v, str) else "list"]  # sorted
     if len(lens) < MIN_VALUE_SAMPLES:
         return None
     n = float(len(v))
-    if n >= 0.5 * lens[0] or fx.robust_z(n, lens) < 4:
+    if n >= 0.5 * lens[0]:
+        return None
+    if isinstance(v, str) and fx.timestamp_ns(path, v) is not None:
+        return None
+    if fx.robust_z(n, lens) < 4:
         return None
     name = "output" if path == fx.ROOT else path
     unit = "characters" if isinstance(v, str) else "items"

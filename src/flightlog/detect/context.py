@@ -622,14 +622,15 @@ class History:
         rec: RunRecord,
         value_of: Callable[[str], Any],
         fields_of: Callable[[str], dict[str, Any] | None] | None = None,
+        ctx: RunContext | None = None,
     ) -> History:
         """This history with the successful run ``rec`` as its most recent run (and its
         oldest dropped beyond ``HISTORY_RUNS``): the same samples, in the same order, as
         ``load_history`` would read once the run is stored, and the baselines asked for so
         far carried over, updated by the samples that came and went. ``value_of(hash)``: the
-        decoded payload (``decode``); ``fields_of``: see ``_add_record``."""
+        decoded payload (``decode``); ``fields_of`` and ``ctx``: see ``_add_record``."""
         new = History(workflow=self.workflow)
-        _add_record(new, rec, value_of, fields_of)
+        _add_record(new, rec, value_of, fields_of, ctx)
         keep = self.run_ids[: HISTORY_RUNS - 1]
         dropped = set(self.run_ids[len(keep) :])
         new.run_ids.extend(keep)
@@ -737,7 +738,7 @@ class HistoryCache:
             if hit is None or run.id in hit[1].run_ids:
                 return
             old: History = hit[1]
-        new = old.advanced(ctx.record, ctx._raw, ctx._fields.get)
+        new = old.advanced(ctx.record, ctx._raw, ctx._fields.get, ctx)
         with self._lock:
             if self._entries.get(run.workflow) is hit:
                 hit[0] += 1  # one more successful run than counted, and it is in the history
@@ -895,17 +896,22 @@ def _add_record(
     rec: RunRecord,
     value_of: Callable[[str], Any],
     fields_of: Callable[[str], dict[str, Any] | None] | None = None,
+    ctx: RunContext | None = None,
 ) -> None:
     """Append one successful run's figures and step samples to ``history``; ``value_of(hash)``
     is the decoded payload (``decode``); ``fields_of(step id)``, when given, the field map
-    of that very decoded output if already computed (``RunContext.field_map``)."""
+    of that very decoded output if already computed (``RunContext.field_map``); ``ctx``, the
+    run's context if detected, whose signatures and filled-in tool values are reused."""
     history.run_ids.append(rec.run.id)
     history.step_counts.append(len(rec.steps))
     history.tokens.append(sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in rec.steps))
     history.costs.append(sum(s.cost or 0.0 for s in rec.steps))
     per_name: dict[str, int] = {}
-    sigs = signatures(rec.steps)
-    filled = _conversation_fill(rec.steps, lambda h: value_of(h) if h else None)
+    sigs = ctx._sigs if ctx is not None and ctx._sigs is not None else signatures(rec.steps)
+    if ctx is not None and ctx._fill is not None:
+        filled = ctx._fill
+    else:
+        filled = _conversation_fill(rec.steps, lambda h: value_of(h) if h else None)
     for s in rec.steps:
         if s.status == "error":
             continue
