@@ -2,6 +2,7 @@
 
     python bench/run_end_cost.py [SIZES...]       # default: 300 3000 30000
     python bench/run_end_cost.py --replay STORE.db [RUNS]
+    python bench/run_end_cost.py --ingest [TRACES] [--rounds N] [--against OTHER/src]
 
 
 Fills a SQLite store (ledger off) with runs of one workflow (3 steps, one in ten failed),
@@ -15,6 +16,16 @@ made stale.
 ``--replay`` copies a store (one kept by ``bench/ingest.py --keep``, say), and ends its runs
 again through ``runs_ended``, oldest first, 20 at a time as the server's pipeline thread
 takes them, with no cached history at the start: the CPU per run end for that workload.
+
+``--ingest`` measures the run-end CPU of ``bench/ingest.py``'s workload (traces of four GenAI
+spans, all successful): the traces (default 1,200) are decoded as the server decodes them
+and stored once (ledger on); then, in a fresh process per round, a copy of that store has
+its first 200 runs ended (not counted: they build the baselines), and the rest ended 100 at
+a time through ``runs_ended`` (what the server's pipeline does), timing the process CPU of
+each batch. Printed: the median and the lowest batch CPU per run and per span (the lowest
+is the least disturbed by other processes on a loaded machine), the median over rounds.
+With ``--against OTHER/src`` each round also runs that source tree's pipeline (a checkout
+of main before a change, say), alternating, so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -26,9 +37,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+# ``--ingest`` runs each round in a child process that loads the tree it is given.
+_SRC = str(Path(__file__).resolve().parents[1] / "src")
+sys.path.insert(0, os.environ.get("FLIGHTLOG_BENCH_SRC") or _SRC)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ["FLIGHTLOG_LEDGER"] = "off"
+INGEST = sys.argv[1:2] in (["--ingest"], ["--ingest-child"])
+os.environ["FLIGHTLOG_LEDGER"] = "on" if INGEST else "off"  # the server's default, for --ingest
 
 from tests.integration.test_run_end_cost import UNIT, _fill, _run  # noqa: E402
 
@@ -81,9 +95,103 @@ def replay(path: str, limit: int) -> None:
     )
 
 
+INGEST_WARM = 200  # runs ended first to build the baselines (not counted)
+INGEST_BATCH = 100
+
+
+def _ingest_store(path: str, traces: int) -> None:
+    """``traces`` traces of bench/ingest.py's workload, decoded as the server does, stored."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _ingest_spans import batches, build_spans
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from flightlog.otel.decode import parse_request
+    from flightlog.server.screen import decode_parsed
+
+    store = open_store(f"sqlite:///{path}")
+    for part in batches(build_spans(traces), 512):
+        body = encode_spans(part).SerializeToString()
+        result = decode_parsed(parse_request(body, "application/x-protobuf"))
+        store.write(result.batch, reorder=result.inferred_runs)
+    store.close()
+
+
+def _ingest_measure(path: str) -> None:
+    """(child) End a copy of the store's runs; print each counted batch's CPU per run."""
+    import json
+    import shutil
+
+    from flightlog.store.base import RunQuery
+
+    with tempfile.TemporaryDirectory() as d:
+        os.chdir(d)  # no flightlog.toml: alerting off
+        shutil.copy(path, f"{d}/run.db")
+        store = open_store(f"sqlite:///{d}/run.db")
+        runs = sorted(store.list_runs(RunQuery(limit=10**7)), key=lambda r: r.started_ns)
+        ids = [r.id for r in runs]
+        pipeline.runs_ended(store, ids[:INGEST_WARM])
+        per_run = []
+        for k in range(INGEST_WARM, len(ids), INGEST_BATCH):
+            part = ids[k : k + INGEST_BATCH]
+            c = time.process_time()
+            pipeline.runs_ended(store, part)
+            per_run.append((time.process_time() - c) / len(part))
+        store.close()
+    print(json.dumps(per_run))
+
+
+def ingest(argv: list[str]) -> None:
+    import argparse
+    import json
+    import subprocess
+
+    ap = argparse.ArgumentParser(prog="run_end_cost.py --ingest")
+    ap.add_argument("traces", nargs="?", type=int, default=1200)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--against", help="another source tree's src/ to alternate with")
+    args = ap.parse_args(argv)
+    trees = [("this tree", _SRC)] + ([("against", args.against)] if args.against else [])
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in trees}
+    with tempfile.TemporaryDirectory() as d:
+        _ingest_store(f"{d}/ingest.db", args.traces)
+        for _ in range(args.rounds):
+            for name, src in trees:
+                env = {**os.environ, "FLIGHTLOG_BENCH_SRC": src, "PYTHONPATH": src}
+                out = subprocess.run(
+                    [sys.executable, __file__, "--ingest-child", f"{d}/ingest.db"],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                per_run = json.loads(out.strip().splitlines()[-1])
+                results[name].append((statistics.median(per_run), min(per_run)))
+    load = os.getloadavg()[0]
+    spans = 4  # spans per trace
+    for name, src in trees:
+        med = statistics.median(r[0] for r in results[name]) * 1e6
+        low = statistics.median(r[1] for r in results[name]) * 1e6
+        print(
+            f"{name} ({src}): run-end CPU {med:.0f} us per run, {med / spans:.0f} us per span "
+            f"(median batch); lowest batch {low:.0f} us per run, {low / spans:.0f} us per span; "
+            f"{args.rounds} rounds of {args.traces - INGEST_WARM} runs"
+        )
+    if args.against:
+        a = statistics.median(r[0] for r in results["this tree"])
+        b = statistics.median(r[0] for r in results["against"])
+        print(f"against / this tree: {b / a:.2f}x (median batch)")
+    print(f"load average {load:.1f}")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--replay"]:
         replay(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1000)
+        return
+    if sys.argv[1:2] == ["--ingest-child"]:
+        _ingest_measure(sys.argv[2])
+        return
+    if sys.argv[1:2] == ["--ingest"]:
+        ingest(sys.argv[2:])
         return
     sizes = [int(a) for a in sys.argv[1:]] or [300, 3000, 30000]
     with tempfile.TemporaryDirectory() as d:

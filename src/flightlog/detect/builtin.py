@@ -308,7 +308,7 @@ def shape_change(run: RunContext) -> Iterator[Finding]:
 
 def value_anomaly(run: RunContext) -> Iterator[Finding]:
     """Numbers far outside the step's usual range; categories never seen; much shorter output."""
-    for step, value, _base in _outputs(run):
+    for step, _value, _base in _outputs(run):
         stats = run.stats(step)
         if stats.present < MIN_VALUE_SAMPLES:
             continue
@@ -505,7 +505,7 @@ def _version_key(key: str) -> bool:
 
 def stale_data(run: RunContext) -> Iterator[Finding]:
     """Timestamps in an output far older (relative to the run) than the step usually returns."""
-    for step, value, base in _outputs(run):
+    for step, _value, base in _outputs(run):
         if len(base) < MIN_VALUE_SAMPLES:
             continue
         for path, v in run.field_map(step).items():

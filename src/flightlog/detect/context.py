@@ -236,9 +236,7 @@ def _net_key_types(
     return out
 
 
-def _tally(
-    samples: list[StepSample], key: str, n: int, into: dict[Any, int]
-) -> dict[Any, int]:
+def _tally(samples: list[StepSample], key: str, n: int, into: dict[Any, int]) -> dict[Any, int]:
     """Add ``n`` to ``into[value]`` for each sample's non-null value of attribute ``key``
     (``"model"``: its model); raises TypeError on an unhashable value."""
     for s in samples:
@@ -361,9 +359,7 @@ class PathStats:
         new._profile = self._profile
         return new
 
-    def advanced(
-        self, path: str, removed: list[StepSample], added: list[StepSample]
-    ) -> PathStats:
+    def advanced(self, path: str, removed: list[StepSample], added: list[StepSample]) -> PathStats:
         """These statistics with ``removed`` counted out and ``added`` in (as ``update`` one
         sample at a time would leave them), as a new object that shares every container
         the change leaves as it was; this one is not modified (a detector may be reading
