@@ -517,6 +517,8 @@ class Baseline:
             new.attrs = dict(self.attrs)
             new.memo = self.memo
             return new
+        if len(added) == len(removed) == 1:  # a run in, the oldest out (the usual case)
+            return self._replaced(new, added[0], removed[0])
         new.attrs = {}
         for key, counts in self.attrs.items():
             try:
@@ -539,14 +541,52 @@ class Baseline:
         new.present = self.present + present
         new.types = _net_counts(self.types, types)
         new.durations = _net_sorted(self.durations, durations)
-        if len(added) == len(removed) == 1:  # a run in, the oldest out: most paths unchanged
-            a, r = added[0], removed[0]
-            new.paths = {
-                p: st if a.counted(p) == r.counted(p) else st.advanced(p, removed, added)
-                for p, st in self.paths.items()
-            }
+        new.paths = {p: st.advanced(p, removed, added) for p, st in self.paths.items()}
+        return new
+
+    def _replaced(self, new: Baseline, a: StepSample, r: StepSample) -> Baseline:
+        """``advanced`` with sample ``a`` in and ``r`` out: what they count alike is shared
+        as it is (the counts, durations, path statistics and attribute tallies)."""
+        attrs: dict[str, dict[Any, int]] = {}
+        for key, counts in self.attrs.items():
+            va = a.model if key == "model" else a.attributes.get(key)
+            vr = r.model if key == "model" else r.attributes.get(key)
+            if va == vr:
+                attrs[key] = counts
+                continue
+            try:
+                net = _tally([a], key, 1, _tally([r], key, -1, {}))
+            except TypeError:
+                continue  # counted again when asked for
+            attrs[key] = _net_counts(counts, net)
+        new.attrs = attrs
+        ta = json_type(a.output) if a.present else None
+        tr = json_type(r.output) if r.present else None
+        new.present = self.present + (ta is not None) - (tr is not None)
+        if ta == tr:
+            new.types = self.types
         else:
-            new.paths = {p: st.advanced(p, removed, added) for p, st in self.paths.items()}
+            types: dict[str, int] = {}
+            if tr is not None:
+                types[tr] = -1
+            if ta is not None:
+                types[ta] = types.get(ta, 0) + 1
+            new.types = _net_counts(self.types, types)
+        da, dr = a.duration_ns, r.duration_ns
+        if da == dr:
+            new.durations = self.durations
+        else:
+            durations: dict[float, int] = {}
+            if dr is not None:
+                durations[float(dr)] = -1
+            if da is not None:
+                durations[float(da)] = durations.get(float(da), 0) + 1
+            new.durations = _net_sorted(self.durations, durations)
+        added, removed = [a], [r]
+        new.paths = {
+            p: st if a.counted(p) == r.counted(p) else st.advanced(p, removed, added)
+            for p, st in self.paths.items()
+        }
         return new
 
 
