@@ -11,7 +11,7 @@ everywhere in the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from flightlog.model import Edge, Finding, Run, RunRecord
@@ -145,32 +145,32 @@ def records(tx: Tx, run_ids: Iterable[str]) -> dict[str, RunRecord]:
         for row in tx.fetchall(f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({marks})", part):
             run = run_from_row(row)
             out[run.id] = RunRecord(run=run, steps=[], edges=[], findings=[])
-        for row in tx.fetchall(
-            f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id IN ({marks}) "
-            "ORDER BY run_id, idx, started_ns, id",
-            part,
-        ):
-            step = step_from_row(row)
-            rec = out.get(step.run_id)
-            if rec is not None:
-                rec.steps.append(step)
-        for row in tx.fetchall(
-            "SELECT run_id, source, target, kind, evidence, detail FROM edges "
-            f"WHERE run_id IN ({marks}) ORDER BY run_id, source, target, kind",
-            part,
-        ):
-            rec = out.get(row[0])
-            if rec is not None:
-                rec.edges.append(Edge(*row))
-        for row in tx.fetchall(
-            f"SELECT {FINDING_COLUMNS} FROM findings WHERE run_id IN ({marks}) "
-            "ORDER BY run_id, created_ns, id",
-            part,
-        ):
-            finding = finding_from_row(row)
-            rec = out.get(finding.run_id)
-            if rec is not None:
-                rec.findings.append(finding)
+        parts: tuple[tuple[str, Callable[[Any], Any], str], ...] = (
+            (
+                f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id IN ({marks}) "
+                "ORDER BY run_id, idx, started_ns, id",
+                step_from_row,
+                "steps",
+            ),
+            (
+                "SELECT run_id, source, target, kind, evidence, detail FROM edges "
+                f"WHERE run_id IN ({marks}) ORDER BY run_id, source, target, kind",
+                lambda row: Edge(*row),
+                "edges",
+            ),
+            (
+                f"SELECT {FINDING_COLUMNS} FROM findings WHERE run_id IN ({marks}) "
+                "ORDER BY run_id, created_ns, id",
+                finding_from_row,
+                "findings",
+            ),
+        )
+        for sql, convert, field in parts:
+            for row in tx.fetchall(sql, part):
+                item = convert(row)
+                rec = out.get(item.run_id)
+                if rec is not None:
+                    getattr(rec, field).append(item)
     for rec in out.values():
         if rec.run.source in INHERITING_SOURCES:
             inherit_agents(rec.steps)

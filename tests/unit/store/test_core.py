@@ -80,3 +80,37 @@ def test_redaction_and_retention_changes(store) -> None:  # type: ignore[no-unty
     assert store.get_run(A) is None and store.get_steps(A) == []
     assert store.get_payloads([H1, H2]) == {H2: b'"r"'}
     assert store.get_run(B) is not None
+
+
+def test_records_in_bulk_are_get_record_of_each(store) -> None:  # type: ignore[no-untyped-def]
+    """``core.records`` gives what ``get_record`` gives run by run (steps in index order, an
+    ingested run's agents inherited from their parents, edges, findings), and
+    ``payloads_by_hash`` what ``get_payloads`` gives; runs not stored are absent."""
+    d = "d" * 32
+    root, child, late = "r" * 16, "u" * 16, "v" * 16
+    store.write(
+        Batch(
+            runs=[Run(d, "wf", 400, status="succeeded", ended_ns=450, source="otlp")],
+            steps=[
+                Step(d, late, "answer", "llm", 3, 430, parent_id=root),
+                Step(d, root, "agent", "agent", 1, 401, agent="claims-agent"),
+                Step(d, child, "search", "tool", 2, 410, parent_id=root, output_hash=H1),
+            ],
+            findings=[
+                Finding("g" * 32, d, "latency", "warning", "slow", step_id=child, created_ns=9),
+                Finding("e" * 32, d, "errors", "error", "boom", step_id=late, created_ns=5),
+            ],
+        )
+    )
+    wanted = [A, B, C, d, "0" * 32]
+    with store.read() as tx:
+        got = core.records(tx, wanted)
+        payloads = core.payloads_by_hash(tx, [H1, H2, "9" * 64, ""])
+    assert set(got) == {A, B, C, d}
+    for run_id, record in got.items():
+        assert record == store.get_record(run_id)
+    assert [s.agent for s in got[d].steps] == ["claims-agent"] * 3  # inherited when read
+    assert [s.index for s in got[d].steps] == [1, 2, 3]
+    assert got[A].edges == store.get_edges(A) and got[A].edges
+    assert [f.id for f in got[d].findings] == ["e" * 32, "g" * 32]
+    assert payloads == store.get_payloads([H1, H2, "9" * 64]) == {H1: b'"q"', H2: b'"r"'}
