@@ -26,7 +26,6 @@ each map as one commitment (``commit_all_attributes``, the default; else only ke
 from __future__ import annotations
 
 import binascii
-import functools
 import hashlib
 import os
 import threading
@@ -54,9 +53,15 @@ _SORT = orjson.OPT_SORT_KEYS
 _Fragment = orjson.Fragment
 
 
-@functools.lru_cache(maxsize=64)
+_PREFIXES: dict[str, bytes] = {}
+
+
 def _opening_prefix(key: str) -> bytes:
-    return b"[" + orjson.dumps([key]) + b',"'
+    """``[["key"],"`` : how an opening of a top-level key starts (kept for a few keys)."""
+    prefix = b"[" + orjson.dumps([key]) + b',"'
+    if len(_PREFIXES) < 64:
+        _PREFIXES[key] = prefix
+    return prefix
 
 
 _MAX = canonical.MAX_SAFE_INT
@@ -389,11 +394,14 @@ class Encoder:
         for parent in self._parents:
             if type(get(parent)) is dict:
                 return self.encode(kind, record_id, run_id, data, time_ns)
-        committed = [k for k in self._top if get(k) is not None]
-        for c in _KEYED:
-            inner = get(c)
+        committed = []
+        for k in self._top:
+            if get(k) is not None:
+                committed.append(k)
+        for k in _KEYED:
+            inner = get(k)
             if inner and type(inner) is dict:
-                committed.append(c)
+                committed.append(k)
         openings = None
         if committed:
             # Each commitment and opening assembled as bytes: ``{"$commit":"<base64>"}`` in
@@ -416,9 +424,8 @@ class Encoder:
                 data[key] = _Fragment(
                     b'{"$commit":"' + _b64(_sha256(salt + text).digest(), newline=False) + b'"}'
                 )
-                opened.append(
-                    _opening_prefix(key) + _b64(salt, newline=False) + b'",' + shown + b"]"
-                )
+                prefix = _PREFIXES.get(key) or _opening_prefix(key)
+                opened.append(prefix + _b64(salt, newline=False) + b'",' + shown + b"]")
             openings = b"[" + b",".join(opened) + b"]"  # stored beside the log, never hashed
         entry = _dumps(
             {"v": 1, "kind": kind, "id": record_id, "time": str(time_ns), "data": data},
