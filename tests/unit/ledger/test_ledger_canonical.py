@@ -16,13 +16,16 @@ from flightlog.model import ErrorInfo, Run, Step
 
 
 def _reference(value: Any) -> bytes:
-    """What rfc8785 produces once integers beyond 2**53 are strings (our documented rule)."""
+    """What rfc8785 produces once integers beyond 2**53 are strings and NaN and infinities
+    null (our documented rules)."""
 
     def fix(v: Any) -> Any:
         if isinstance(v, bool) or v is None:
             return v
         if isinstance(v, int):
             return v if abs(v) <= canonical.MAX_SAFE_INT else str(v)
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
         if isinstance(v, dict):
             return {k: fix(x) for k, x in v.items()}
         if isinstance(v, list):

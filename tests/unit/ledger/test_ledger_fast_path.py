@@ -6,7 +6,6 @@ existing ledgers keep verifying."""
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from flightlog.ledger.entry import (
     step_record_id,
 )
 from flightlog.model import Edge, ErrorInfo, Finding, Run, Step
+from tests.unit.ledger.test_ledger_canonical import _reference
 
 GOLDEN = Path(__file__).parent / "data" / "entries_02ed9fd.json"
 T = 1796000000000005000
@@ -236,23 +236,6 @@ def test_fast_path_leaves_the_callers_maps_alone() -> None:
 
 
 # -- the canonical form of flat maps and floats --------------------------------------------
-
-
-def _reference(value: Any) -> bytes:
-    def fix(v: Any) -> Any:
-        if isinstance(v, bool) or v is None:
-            return v
-        if isinstance(v, int):
-            return v if abs(v) <= canonical.MAX_SAFE_INT else str(v)
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        return v
-
-    return rfc8785.dumps(fix(value))
 
 
 @settings(max_examples=500, deadline=None)
