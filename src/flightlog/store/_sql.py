@@ -180,9 +180,8 @@ def _insert_new(
 
     SQLite: the one-row statement for every row inside a savepoint (``Tx.insert_all``);
     when some key was stored already, the savepoint is rolled back and one multi-row
-    statement per 500 rows says which keys it inserted (``RETURNING``). PostgreSQL: the
-    one-row statement pipelined for every row (``executemany_returning``: prepared,
-    binary, one round trip)."""
+    statement per 500 rows says which keys it inserted (``RETURNING``). PostgreSQL:
+    ``executemany_returning``, one statement for all rows (``postgres._PgTx``)."""
     if not rows:
         return set()
     width = len(rows[0])
@@ -196,7 +195,7 @@ def _insert_new(
     tail += f" RETURNING {key}"
     done: set[tuple[Any, ...]] = set()
     many = getattr(tx, "executemany_returning", None)
-    if many is not None:  # PostgreSQL: one statement per row, pipelined (prepared, binary)
+    if many is not None:  # PostgreSQL: one statement for all rows (binary column arrays)
         sql = f"INSERT INTO {table} ({columns}) VALUES {one} {tail}"
         done.update(tuple(r) for r in many(sql, rows))
         return done

@@ -17,7 +17,8 @@ connections and transactions:
 - **Concurrent writers.** Write transactions of every thread, process and server run at the
   same time; nothing store-wide is locked for them. Records are written insert-first in a
   fixed order (``_sql.write_batch``): new runs, steps, edges and findings go in as
-  ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, pipelined (``executemany_returning``);
+  ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, one statement per table over binary
+  column arrays (``_PgTx._columnar``: ``INSERT ... SELECT * FROM unnest(...)``);
   only a record that is already stored is read back, ``FOR UPDATE``, and merged.
   Capabilities that read before they write (the next incident id) take a named lock
   first (``Tx.lock``: a transaction-scoped advisory lock on a 63-bit key of database,
@@ -198,7 +199,11 @@ class _PgTx:
                 col = [None if v is None else float(v) for v in values]
             elif kind == "text":
                 col = list(values)
-                if "\x00" in "".join(v for v in col if v.__class__ is str):
+                try:  # str or None (C-speed join); anything else: the long way
+                    joined = "".join(filter(None, col))
+                except TypeError:
+                    joined = "".join(v for v in col if v.__class__ is str)
+                if "\x00" in joined:
                     col = [v.replace("\x00", "\ufffd") if v.__class__ is str else v for v in col]
             else:
                 col = list(values)
