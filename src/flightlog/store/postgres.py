@@ -613,9 +613,13 @@ class PostgresStore(SQLStore):
         try:
             self._run_write(apply)
         except StoreError as exc:
-            if wait:
-                raise
-            log.debug("partitions %s not created now (%s): rows go to the default", missing, exc)
+            # Rows of these buckets go to the default partitions (deleted row by row by
+            # retention); a write never fails over its partition.
+            (log.warning if wait else log.debug)(
+                "partitions %s not created (%s): their rows go to the default partitions",
+                sorted(missing),
+                exc,
+            )
             self._unmade |= missing
             return
         self._parts |= missing

@@ -236,3 +236,33 @@ def test_an_unpartitioned_store_is_converted_with_every_row(
         assert store.schema_version("partitions") == 1
     finally:
         store.close()
+
+
+def test_late_data_goes_to_the_default_partition_rather_than_wait(
+    pg_url: str, weekly: int, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose bucket has no partition does not wait for the parent table's lock
+    (held by another open write transaction): its rows go to the default partitions, and
+    retention deletes them row by row."""
+    from flightlog.app import open_store
+
+    monkeypatch.setenv("FLIGHTLOG_LEDGER_KEY", str(tmp_path / "ledger.key"))
+    now = time.time_ns()
+    a, b = open_store(pg_url), open_store(pg_url)
+    try:
+        with a.transaction() as tx:  # a writer's lock on runs, held until it ends
+            tx.execute("LOCK TABLE runs IN ROW EXCLUSIVE MODE")
+            b.write(_run("d" * 32, now - 300 * DAY))
+        with b.read() as tx:
+            where = tx.fetchall(
+                "SELECT tableoid::regclass::text FROM runs WHERE id = ?", ("d" * 32,)
+            )
+        assert where == [("runs_default",)]
+        assert len(b.get_steps("d" * 32)) == 3
+        done = prune(attach(b), now - 200 * DAY)
+        assert done.runs == 1 and b.get_run("d" * 32) is None and b.get_steps("d" * 32) == []
+    finally:
+        a.close()
+        b.close()
+    verified = run_cli("audit", "verify", "--db", pg_url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
