@@ -471,3 +471,18 @@ def test_many_rows_in_one_statement_keep_what_rows_one_by_one_did(pg_url: str) -
             str(i) for i in range(50)
         ]
     s.close()
+
+
+def test_array_parameters_are_sent_binary_and_read_back(pg_url: str) -> None:
+    from flightlog.store.postgres import _binary_at
+
+    assert _binary_at("SELECT %s, %s = ANY(%s)", (2,), 3) == "SELECT %s, %s = ANY(%b)"
+    assert _binary_at("SELECT '%%s', %s", (0,), 1) == "SELECT '%%s', %s"  # left alone
+    s = open_store(pg_url)
+    with s.read() as tx:
+        assert tx.fetchone("SELECT ? = ANY(?), ?::text[]", ("b", ["a", "b"], ["x", None])) == (
+            True,
+            ["x", None],
+        )
+        assert tx.fetchall("SELECT unnest(?::bigint[])", ([1, 2**40],)) == [(1,), (2**40,)]
+    s.close()
