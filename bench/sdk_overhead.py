@@ -20,12 +20,14 @@ as the SQLite file stands for Flightlog's). Also the run-end processing (detecti
 benchmark's one long run, which runs afterwards on its own thread.
 
 Run: ``python bench/sdk_overhead.py [--steps 20000] [--repeat 5] [--privacy off] [--secrets]
-[--profile FILE] [--breakdown]``. ``--privacy off`` measures without scrubbing at capture;
+[--profile FILE] [--breakdown [--wal-pages 1000,10000]]``. ``--privacy off`` measures
+without scrubbing at capture;
 ``--secrets`` puts an e-mail address and an API key in every step's input, so that every
 record is scrubbed; ``--profile`` writes a cProfile of the background writer thread of one more
 Flightlog trial; ``--breakdown`` also times each stage of a step alone (the caller's thread,
 the writer's processing with and without the scrub, ``Store.write`` with and without the
-ledger), in CPU per step.
+ledger), in CPU per step; ``--wal-pages`` adds ``Store.write`` at those SQLite checkpoint
+intervals (a final checkpoint counted, so no copy is left out of the figure).
 """
 
 from __future__ import annotations
@@ -224,7 +226,9 @@ def _profile_writer_thread(path: str) -> None:
     threading.Thread.run = run  # type: ignore[method-assign]
 
 
-def breakdown(n: int, tmp: Path, secrets: bool = False, repeat: int = 3) -> None:
+def breakdown(
+    n: int, tmp: Path, secrets: bool = False, repeat: int = 3, wal_pages: list[int] | None = None
+) -> None:
     """Where a step's CPU goes, each stage timed alone on the same records (process CPU,
     best of ``repeat``): the caller's thread (records captured in memory instead of
     queued), the writer's processing (payload hashing, lineage) without and with the privacy
@@ -303,6 +307,23 @@ def breakdown(n: int, tmp: Path, secrets: bool = False, repeat: int = 3) -> None
     rows.append(("Store.write (SQLite, ledger on)", best["on"]))
     rows.append(("Store.write (SQLite, ledger off)", best["off"]))
     os.environ.pop("FLIGHTLOG_LEDGER", None)
+    # --wal-pages: Store.write (ledger on) with each checkpoint interval, alternating, and a
+    # checkpoint of what the log still holds at the end counted, so no copy is deferred.
+    wal = {v: float("inf") for v in wal_pages or ()}
+    for r in range(repeat if wal else 0):
+        for v in wal:
+            batches = processing(scrubber)
+            store = open_store(f"sqlite:///{tmp / f'store-wal{v}-{r}.db'}")
+            with store.read() as tx:
+                tx.fetchall(f"PRAGMA wal_autocheckpoint={v}")
+            c0 = time.process_time()
+            for b in batches:
+                store.write(b)
+            store.checkpoint()  # type: ignore[attr-defined]
+            wal[v] = min(wal[v], (time.process_time() - c0) / n * 1e6)
+            store.close()
+    for v, us in wal.items():
+        rows.append((f"Store.write + final checkpoint, WAL {v} pages", us))
     print(f"CPU per step, each stage alone (best of {repeat}, {n} steps):")
     for name, us in rows:
         print(f"  {name:46}{us:>8.2f} µs")
@@ -327,6 +348,11 @@ def main() -> None:
     ap.add_argument(
         "--breakdown", action="store_true", help="also time each stage of a step alone (CPU)"
     )
+    ap.add_argument(
+        "--wal-pages",
+        help="with --breakdown: also time Store.write (ledger on) at these SQLite checkpoint "
+        "intervals, comma-separated pages (e.g. 1000,10000), the final checkpoint counted",
+    )
     ap.add_argument("--receiver", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.receiver:
@@ -347,7 +373,8 @@ def main() -> None:
             if args.profile:
                 bench_flightlog(args.steps, Path(d) / "profile.db", args.secrets, args.profile)
             if args.breakdown:
-                breakdown(args.steps, Path(d), args.secrets)
+                pages = [int(v) for v in args.wal_pages.split(",")] if args.wal_pages else None
+                breakdown(args.steps, Path(d), args.secrets, wal_pages=pages)
         finally:
             proc.kill()
             proc.wait()
