@@ -40,6 +40,7 @@ T = TypeVar("T")
 # How many of a workflow's most recent successful runs form its history.
 HISTORY_RUNS = 50
 _MISSING = object()
+_UNREAD = object()
 
 
 def decode(data: bytes | None) -> Any:
@@ -105,7 +106,7 @@ class StepSample:
 
     run_id: str
     output: Any
-    input: Any
+    _input: Any  # the decoded input, or _UNREAD until ``input`` decodes ``_input_raw``
     duration_ns: int | None
     attributes: dict[str, Any]
     model: str | None
@@ -113,6 +114,16 @@ class StepSample:
     _fields: dict[str, Any] | None = None
     _input_text: str | None = None
     _counted: dict[str, tuple[Any, ...] | None] | None = None
+    _input_raw: bytes | None = None
+
+    @property
+    def input(self) -> Any:
+        """The step's input (``decode``d: the missing marker when not stored), decoded when
+        first read (most samples' inputs never are)."""
+        if self._input is _UNREAD:
+            self._input = decode(self._input_raw)
+            self._input_raw = None
+        return self._input
 
     @property
     def present(self) -> bool:
@@ -659,14 +670,16 @@ class History:
         value_of: Callable[[str], Any],
         fields_of: Callable[[str], dict[str, Any] | None] | None = None,
         ctx: RunContext | None = None,
+        raw_of: Callable[[str], bytes | None] | None = None,
     ) -> History:
         """This history with the successful run ``rec`` as its most recent run (and its
         oldest dropped beyond ``HISTORY_RUNS``): the same samples, in the same order, as
         ``load_history`` would read once the run is stored, and the baselines asked for so
         far carried over, updated by the samples that came and went. ``value_of(hash)``: the
-        decoded payload (``decode``); ``fields_of`` and ``ctx``: see ``_add_record``."""
+        decoded payload (``decode``); ``fields_of``, ``ctx`` and ``raw_of``: see
+        ``_add_record``."""
         new = History(workflow=self.workflow)
-        _add_record(new, rec, value_of, fields_of, ctx)
+        _add_record(new, rec, value_of, fields_of, ctx, raw_of)
         keep = self.run_ids[: HISTORY_RUNS - 1]
         dropped = set(self.run_ids[len(keep) :])
         new.run_ids.extend(keep)
@@ -774,7 +787,7 @@ class HistoryCache:
             if hit is None or run.id in hit[1].run_ids:
                 return
             old: History = hit[1]
-        new = old.advanced(ctx.record, ctx._raw, ctx._fields.get, ctx)
+        new = old.advanced(ctx.record, ctx._raw, ctx._fields.get, ctx, ctx._load_payloads().get)
         with self._lock:
             if self._entries.get(run.workflow) is hit:
                 hit[0] += 1  # one more successful run than counted, and it is in the history
@@ -840,7 +853,7 @@ def load_history(store: StoreReader, workflow: str, limit: int = HISTORY_RUNS) -
                 hashes.add(s.input_hash)
     payloads = store.get_payloads(hashes) if hashes else {}
     for rec in records:
-        _add_record(history, rec, lambda h: decode(payloads.get(h)))
+        _add_record(history, rec, lambda h: decode(payloads.get(h)), raw_of=payloads.get)
     return history
 
 
@@ -933,11 +946,14 @@ def _add_record(
     value_of: Callable[[str], Any],
     fields_of: Callable[[str], dict[str, Any] | None] | None = None,
     ctx: RunContext | None = None,
+    raw_of: Callable[[str], bytes | None] | None = None,
 ) -> None:
     """Append one successful run's figures and step samples to ``history``; ``value_of(hash)``
     is the decoded payload (``decode``); ``fields_of(step id)``, when given, the field map
     of that very decoded output if already computed (``RunContext.field_map``); ``ctx``, the
-    run's context if detected, whose signatures and filled-in tool values are reused."""
+    run's context if detected, whose signatures, filled-in tool values and decoded inputs are
+    reused; ``raw_of(hash)``, the payload's bytes, from which inputs not decoded yet are
+    decoded when first read."""
     history.run_ids.append(rec.run.id)
     history.step_counts.append(len(rec.steps))
     history.tokens.append(sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in rec.steps))
@@ -956,14 +972,25 @@ def _add_record(
         seen = per_name[s.name] = per_name.get(s.name, 0) + 1
         if seen > MAX_SAMPLES_PER_RUN:
             continue
+        raw = None
+        h = s.input_hash
+        if not h:
+            value = filled.get((s.id, "input"))
+        elif raw_of is None:
+            value = value_of(h)
+        elif ctx is not None and h in ctx._values:
+            value = ctx._values[h]
+        else:
+            value, raw = _UNREAD, raw_of(h)
         sample = StepSample(
             run_id=rec.run.id,
             output=value_of(s.output_hash) if s.output_hash else filled.get((s.id, "output")),
-            input=value_of(s.input_hash) if s.input_hash else filled.get((s.id, "input")),
+            _input=value,
             duration_ns=s.duration_ns,
             attributes=s.attributes,
             model=s.model,
             run_started_ns=rec.run.started_ns,
+            _input_raw=raw,
         )
         if fields_of is not None and s.output_hash and sample.present:
             sample._fields = fields_of(s.id)  # None: computed when first needed
