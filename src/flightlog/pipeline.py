@@ -123,35 +123,36 @@ FAULT_STATUSES = ("failed", "degraded")
 
 def detect(store: Store, ended: EndedRun) -> None:
     """Run every configured detector once; store the new findings."""
-    from flightlog.detect import RunContext, run_detectors
-    from flightlog.detect.context import history_cache
-    from flightlog.model import Batch
+    # Imported here (``import flightlog`` stays light), as modules: a ``from`` import in a
+    # function costs more per call, and this runs once per ended run.
+    import flightlog.detect as detection
+    import flightlog.detect.context as context
+    import flightlog.forensics.spectrum as spectrum
+    import flightlog.model as model
 
     if ended.record is None:
-        ctx = RunContext.load(store, ended.run.id, ending=True)
+        ctx = detection.RunContext.load(store, ended.run.id, ending=True)
     else:  # read once by runs_ended
         record = ended.record
         if record.run is not ended.run:  # a stage before changed the run
             record = dataclasses.replace(record, run=ended.run)
-        history = history_cache.get(store, ended.run.workflow, ending=ended.run)
-        ctx = RunContext(store, record, history, payloads=ended.payloads)
+        history = context.history_cache.get(store, ended.run.workflow, ending=ended.run)
+        ctx = detection.RunContext(store, record, history, payloads=ended.payloads)
     if ended.detectors is None:
-        found = run_detectors(ctx)
+        found = detection.run_detectors(ctx)
     else:
         ctx.detect_config, detectors = ended.detectors.get()
-        found = run_detectors(ctx, detectors)
+        found = detection.run_detectors(ctx, detectors)
     known = {f.id for f in ctx.record.findings}
     new = [f for f in found if f.id not in known]
     if new:
-        store.write(Batch(findings=new))
+        store.write(model.Batch(findings=new))
     ended.context = ctx
     ended.findings = ctx.record.findings + new
     # Baselines change once per ended run, here, from what was just loaded: the workflow's
     # history and spectrum are not re-read because of it (run-end cost does not grow with
     # the runs stored).
-    from flightlog.forensics import spectrum
-
-    history_cache.observe(ctx)
+    context.history_cache.observe(ctx)
     spectrum.observe(ctx)
 
 

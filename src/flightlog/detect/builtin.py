@@ -20,6 +20,7 @@ import orjson
 
 from flightlog.detect import features as fx
 from flightlog.detect.context import PathStats, RunContext, StepSample
+from flightlog.detect.registry import budgets_for
 from flightlog.model import Finding, Step
 from flightlog.otel.conventions import is_version_key
 
@@ -614,8 +615,6 @@ def loops(run: RunContext) -> Iterator[Finding]:
 
 def budget(run: RunContext) -> Iterator[Finding]:
     """Token, cost and step-count overruns: against a declared budget, else against history."""
-    from flightlog.detect.registry import budgets_for
-
     limits = budgets_for(run.run, run.detect_config)
     used_tokens = 0
     used_cost = 0.0
