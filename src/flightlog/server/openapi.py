@@ -384,20 +384,38 @@ def document(version: str) -> dict[str, Any]:
                                     "pending_spans",
                                 ],
                                 "properties": {
-                                    k: {"type": "number"}
-                                    for k in (
-                                        "requests",
-                                        "spans_stored",
-                                        "spans_rejected",
-                                        "transactions",
-                                        "write_errors",
-                                        "overloaded",
-                                        "pipeline_errors",
-                                        "decode_seconds",
-                                        "write_seconds",
-                                        "pipeline_seconds",
-                                        "pending_spans",
-                                    )
+                                    **{
+                                        k: {"type": "number"}
+                                        for k in (
+                                            "requests",
+                                            "spans_stored",
+                                            "spans_rejected",
+                                            "transactions",
+                                            "write_errors",
+                                            "overloaded",
+                                            "pipeline_errors",
+                                            "decode_seconds",
+                                            "write_seconds",
+                                            "pipeline_seconds",
+                                            "write_cpu_seconds",
+                                            "pipeline_cpu_seconds",
+                                            "write_lock_wait_seconds",
+                                            "pipeline_lock_wait_seconds",
+                                            "run_end_worker_restarts",
+                                            "run_end_worker_cpu_seconds",
+                                            "pending_spans",
+                                        )
+                                    },
+                                    "run_end_mode": {
+                                        "type": "string",
+                                        "enum": ["process", "thread"],
+                                        "description": "Where run-end work runs ([server] run_end)",
+                                    },
+                                    "run_end_worker_pid": {
+                                        "type": "integer",
+                                        "nullable": True,
+                                        "description": "The run-end worker process",
+                                    },
                                 },
                             },
                             "Counters",
