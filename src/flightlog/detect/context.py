@@ -665,21 +665,15 @@ class History:
         return int(round(statistics.median(self.step_counts)))
 
     def advanced(
-        self,
-        rec: RunRecord,
-        value_of: Callable[[str], Any],
-        fields_of: Callable[[str], dict[str, Any] | None] | None = None,
-        ctx: RunContext | None = None,
-        raw_of: Callable[[str], bytes | None] | None = None,
+        self, rec: RunRecord, value_of: Callable[[str], Any], ctx: RunContext | None = None
     ) -> History:
         """This history with the successful run ``rec`` as its most recent run (and its
         oldest dropped beyond ``HISTORY_RUNS``): the same samples, in the same order, as
         ``load_history`` would read once the run is stored, and the baselines asked for so
         far carried over, updated by the samples that came and went. ``value_of(hash)``: the
-        decoded payload (``decode``); ``fields_of``, ``ctx`` and ``raw_of``: see
-        ``_add_record``."""
+        decoded payload (``decode``); ``ctx``: see ``_add_record``."""
         new = History(workflow=self.workflow)
-        _add_record(new, rec, value_of, fields_of, ctx, raw_of)
+        _add_record(new, rec, value_of, ctx=ctx)
         keep = self.run_ids[: HISTORY_RUNS - 1]
         dropped = set(self.run_ids[len(keep) :])
         new.run_ids.extend(keep)
@@ -787,7 +781,7 @@ class HistoryCache:
             if hit is None or run.id in hit[1].run_ids:
                 return
             old: History = hit[1]
-        new = old.advanced(ctx.record, ctx._raw, ctx._fields.get, ctx, ctx._load_payloads().get)
+        new = old.advanced(ctx.record, ctx._raw, ctx)
         with self._lock:
             if self._entries.get(run.workflow) is hit:
                 hit[0] += 1  # one more successful run than counted, and it is in the history
@@ -944,16 +938,19 @@ def _add_record(
     history: History,
     rec: RunRecord,
     value_of: Callable[[str], Any],
-    fields_of: Callable[[str], dict[str, Any] | None] | None = None,
+    *,
     ctx: RunContext | None = None,
     raw_of: Callable[[str], bytes | None] | None = None,
 ) -> None:
     """Append one successful run's figures and step samples to ``history``; ``value_of(hash)``
-    is the decoded payload (``decode``); ``fields_of(step id)``, when given, the field map
-    of that very decoded output if already computed (``RunContext.field_map``); ``ctx``, the
-    run's context if detected, whose signatures, filled-in tool values and decoded inputs are
-    reused; ``raw_of(hash)``, the payload's bytes, from which inputs not decoded yet are
-    decoded when first read."""
+    is the decoded payload (``decode``). ``ctx``: the run's context once detected, whose
+    signatures, filled-in tool values, output field maps and decoded inputs are reused (and
+    whose payloads are ``raw_of``); ``raw_of(hash)``: the payload's bytes, from which inputs
+    not decoded yet are decoded when first read."""
+    fields_of: Callable[[str], dict[str, Any] | None] | None = None
+    if ctx is not None:
+        fields_of = ctx._fields.get
+        raw_of = raw_of or ctx._load_payloads().get
     history.run_ids.append(rec.run.id)
     history.step_counts.append(len(rec.steps))
     history.tokens.append(sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in rec.steps))
