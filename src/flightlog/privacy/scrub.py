@@ -117,6 +117,88 @@ _SCREENED_LEN = 256  # texts up to this long remember their screen (keys, names,
 _SCREENED_TEXTS = 16384  # ... this many at most (then forgotten all at once)
 
 
+def _parts_safe(regex: re.Pattern[str]) -> bool:
+    """Whether ``regex`` finds in texts joined by newlines exactly what it finds in each
+    text: none of its matches can be empty or hold a newline, and none of its assertions
+    reads a newline or an end of the text (only ``\\b``/``\\B`` and lookarounds of such
+    parts, which see a joining newline as they see the text's start or end). Anything not
+    understood counts as unsafe (the joined text is searched, as always)."""
+    from re import _constants as c  # type: ignore[attr-defined]
+    from re import _parser  # type: ignore[attr-defined]
+
+    if regex.flags & (re.DOTALL | re.MULTILINE):
+        return False
+    try:
+        tree = _parser.parse(regex.pattern, regex.flags)
+    except Exception:
+        return False
+    if tree.getwidth()[0] == 0:
+        return False
+    newline = ord("\n")
+    linebreak = {c.CATEGORY_SPACE, c.CATEGORY_NOT_DIGIT, c.CATEGORY_NOT_WORD, c.CATEGORY_LINEBREAK,
+                 c.CATEGORY_UNI_SPACE, c.CATEGORY_UNI_NOT_DIGIT, c.CATEGORY_UNI_NOT_WORD,
+                 c.CATEGORY_UNI_LINEBREAK}  # fmt: skip
+    quiet = {c.CATEGORY_NOT_SPACE, c.CATEGORY_DIGIT, c.CATEGORY_WORD, c.CATEGORY_NOT_LINEBREAK,
+             c.CATEGORY_UNI_NOT_SPACE, c.CATEGORY_UNI_DIGIT, c.CATEGORY_UNI_WORD,
+             c.CATEGORY_UNI_NOT_LINEBREAK}  # fmt: skip
+
+    def in_matches_newline(items: Any) -> bool | None:
+        hit, negate = False, False
+        for op, av in items:
+            if op is c.NEGATE:
+                negate = True
+            elif op is c.LITERAL:
+                hit = hit or av == newline
+            elif op is c.RANGE:
+                hit = hit or av[0] <= newline <= av[1]
+            elif op is c.CATEGORY and av in linebreak:
+                hit = True
+            elif not (op is c.CATEGORY and av in quiet):
+                return None  # not understood
+        return hit != negate
+
+    def safe(items: Any) -> bool:
+        for op, av in items:
+            if op is c.LITERAL:
+                if av == newline:
+                    return False
+            elif op is c.NOT_LITERAL:
+                if av != newline:
+                    return False
+            elif op is c.IN:
+                if in_matches_newline(av) is not False:
+                    return False
+            elif op is c.ANY:
+                continue  # no DOTALL (checked above): never a newline
+            elif op is c.AT:
+                if av not in (c.AT_BOUNDARY, c.AT_NON_BOUNDARY, c.AT_UNI_BOUNDARY,
+                              c.AT_UNI_NON_BOUNDARY):  # fmt: skip
+                    return False
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+                if not safe(av[2]):
+                    return False
+            elif op is c.SUBPATTERN:
+                if av[1] & (re.DOTALL | re.MULTILINE) or not safe(av[3]):
+                    return False
+            elif op in (c.ASSERT, c.ASSERT_NOT):
+                if not safe(av[1]):
+                    return False
+            elif op is c.ATOMIC_GROUP:
+                if not safe(av):
+                    return False
+            elif op is c.BRANCH:
+                if not all(safe(branch) for branch in av[1]):
+                    return False
+            elif op is not c.GROUPREF:  # a back-reference repeats what its group matched
+                return False
+        return True
+
+    try:
+        return safe(tree)
+    except Exception:
+        return False
+
+
 def redacted(name: str, digest: str | None = None) -> str:
     """How a scrubbed value is shown: ``[redacted: email]`` or ``[redacted: email #1a2b...]``."""
     return f"[redacted: {name} #{digest}]" if digest else f"[redacted: {name}]"
@@ -172,6 +254,10 @@ class Scrubber:
         # A mapping's parts are screened one by one (and remembered) unless a trigger of
         # your own holds a newline, which could then join two parts.
         self._part_screen = not any("\n" in t for t in triggers)
+        # Rules whose matches in a mapping's joined text are the matches in its parts: run
+        # on each part (short ones remembered) instead of on the joined text.
+        self._per_part = [self._part_screen and _parts_safe(r.detector.regex) for r in self.rules]
+        self._part_hits: dict[tuple[int, str], bool] = {}
 
     # -- text -----------------------------------------------------------------------------
     def _screen(self, text: str, remember: bool = False) -> tuple[int, int, bool]:
@@ -246,6 +332,34 @@ class Scrubber:
                     return True
             elif any(validate(m.group(0)) for m in rule.detector.regex.finditer(text)):
                 return True
+        return False
+
+    def _maybe_parts(self, value: dict[str, Any], mask: int) -> bool:
+        """``_maybe(_joined(value), mask=mask)``, with the rules that find the same in the
+        parts as in the joined text run part by part (their answers for short parts kept)."""
+        parts = _parts(value)
+        joined: str | None = None
+        hits = self._part_hits
+        for i in range(len(self.rules)):
+            if not mask >> i & 1:
+                continue
+            if not self._per_part[i]:
+                if joined is None:
+                    joined = "\n".join(parts)
+                if self._maybe(joined, mask=1 << i):
+                    return True
+                continue
+            for part in parts:
+                short = len(part) <= _SCREENED_LEN
+                hit = hits.get((i, part)) if short else None
+                if hit is None:
+                    hit = self._maybe(part, mask=1 << i)
+                    if short:
+                        if len(hits) >= _SCREENED_TEXTS:
+                            hits.clear()
+                        hits[i, part] = hit
+                if hit:
+                    return True
         return False
 
     def text(self, text: str) -> Any:
@@ -402,8 +516,9 @@ class Scrubber:
             if not self._secret_keys(value):
                 mask = self._mapping_candidates(value)
                 # No rule can match (the key words alone concern only keys, checked above):
-                # nothing to run; else the rules run on the joined text, as always.
-                if not mask & ~self._key_bit or not self._maybe(_joined(value), mask=mask):
+                # nothing to run; else the rules run on the joined text, as always (or on
+                # its parts, where that finds the same).
+                if not mask & ~self._key_bit or not self._maybe_parts(value, mask):
                     return value
             n = self._dict(value)
         except Exception:
