@@ -114,6 +114,38 @@ def test_same_entries_same_log_on_sqlite_and_postgres(tmp_path: Path, pg_url: st
         pg.close()
 
 
+def test_entries_inserted_in_multi_row_statements_give_the_same_log(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """One SQLite transaction of more entries than a multi-row insert holds (full statements
+    and a remainder) gives the log PostgreSQL's integrator builds in small batches."""
+    from flightlog.ledger.log import ENTRY_ROWS
+
+    items = _items(25)
+    assert len(items) > ENTRY_ROWS and len(items) % ENTRY_ROWS
+    lite = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    pg = open_store(pg_url)
+    try:
+        lite_ledger, pg_ledger = attach(lite), attach(pg)
+        role = _hold_integrator_role(pg_url)
+        try:
+            with lite.transaction() as tx:
+                lite_ledger.submit(tx, items)
+            with pg.transaction() as tx:
+                pg_ledger.submit(tx, items)
+            while pg_ledger.integrate(limit=7):
+                pass
+        finally:
+            role.release()
+        a, b = _tree(lite_ledger), _tree(pg_ledger)
+        assert a["size"] == b["size"] == len(items)
+        for key in ("root", "entries", "nodes", "roots", "proofs", "consistency"):
+            assert a[key] == b[key], key
+    finally:
+        lite.close()
+        pg.close()
+
+
 def test_pending_is_acknowledged_not_provable_and_never_an_alarm(pg_url: str) -> None:
     from flightlog.ledger.proof import PendingEntryError, prove, record_state, verify_tlog_proof
     from flightlog.ledger.verify import verify
