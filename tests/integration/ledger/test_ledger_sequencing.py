@@ -13,6 +13,7 @@ import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,23 @@ def _tree(ledger: Ledger) -> dict[str, Any]:
     }
 
 
-def test_same_entries_same_log_on_sqlite_and_postgres(tmp_path: Path, pg_url: str) -> None:
-    items = _items(6)  # 60 entries: interior hashes stored from 16 leaves on
+@pytest.mark.parametrize(
+    ("runs", "cuts"),
+    [
+        (6, (13, 40)),  # 60 entries in three write transactions; interior hashes from 16 on
+        (25, ()),  # 250 entries in one: more than a multi-row insert holds, and a remainder
+    ],
+    ids=["three-writes", "one-write-multi-row-inserts"],
+)
+def test_same_entries_same_log_on_sqlite_and_postgres(
+    tmp_path: Path, pg_url: str, runs: int, cuts: tuple[int, ...]
+) -> None:
+    from flightlog.ledger.log import ENTRY_ROWS
+
+    items = _items(runs)
+    bounds = [0, *cuts, len(items)]
+    if not cuts:
+        assert len(items) > ENTRY_ROWS and len(items) % ENTRY_ROWS
     lite = open_store(f"sqlite:///{tmp_path / 'a.db'}")
     pg = open_store(pg_url)
     try:
@@ -94,7 +110,8 @@ def test_same_entries_same_log_on_sqlite_and_postgres(tmp_path: Path, pg_url: st
         assert not lite_ledger.pending_mode and pg_ledger.pending_mode
         role = _hold_integrator_role(pg_url)  # the test integrates, in small batches
         try:
-            for part in (items[:13], items[13:40], items[40:]):  # three write transactions
+            for lo, hi in pairwise(bounds):  # the write transactions
+                part = items[lo:hi]
                 with lite.transaction() as tx:
                     lite_ledger.submit(tx, part)
                 with pg.transaction() as tx:
@@ -105,38 +122,6 @@ def test_same_entries_same_log_on_sqlite_and_postgres(tmp_path: Path, pg_url: st
         finally:
             role.release()
         assert pg_ledger.pending() == 0
-        a, b = _tree(lite_ledger), _tree(pg_ledger)
-        assert a["size"] == b["size"] == len(items)
-        for key in ("root", "entries", "nodes", "roots", "proofs", "consistency"):
-            assert a[key] == b[key], key
-    finally:
-        lite.close()
-        pg.close()
-
-
-def test_entries_inserted_in_multi_row_statements_give_the_same_log(
-    tmp_path: Path, pg_url: str
-) -> None:
-    """One SQLite transaction of more entries than a multi-row insert holds (full statements
-    and a remainder) gives the log PostgreSQL's integrator builds in small batches."""
-    from flightlog.ledger.log import ENTRY_ROWS
-
-    items = _items(25)
-    assert len(items) > ENTRY_ROWS and len(items) % ENTRY_ROWS
-    lite = open_store(f"sqlite:///{tmp_path / 'a.db'}")
-    pg = open_store(pg_url)
-    try:
-        lite_ledger, pg_ledger = attach(lite), attach(pg)
-        role = _hold_integrator_role(pg_url)
-        try:
-            with lite.transaction() as tx:
-                lite_ledger.submit(tx, items)
-            with pg.transaction() as tx:
-                pg_ledger.submit(tx, items)
-            while pg_ledger.integrate(limit=7):
-                pass
-        finally:
-            role.release()
         a, b = _tree(lite_ledger), _tree(pg_ledger)
         assert a["size"] == b["size"] == len(items)
         for key in ("root", "entries", "nodes", "roots", "proofs", "consistency"):
