@@ -436,14 +436,19 @@ def derive_statuses(store: Store, batch: Batch, run_ids: set[str], stored: set[s
     changed: list[str] = []
     graph = {s.run_id for s in batch.steps if OI_GRAPH_NODE_PARENT_ID in s.attributes}
     graph |= {s.run_id for s in batch.steps if OI_GRAPH_NODE_ID in s.attributes}
-    for rid in sorted((set(runs) | graph) & run_ids):
+    wanted = (set(runs) | graph) & run_ids
+    arrived: dict[str, list[Step]] = {}  # the batch's steps of each wanted run, in order
+    for s in batch.steps:
+        if s.run_id in wanted:
+            arrived.setdefault(s.run_id, []).append(s)
+    for rid in sorted(wanted):
         steps: dict[str, Step] = {}
         if rid in stored:
             steps.update((s.id, s) for s in store.get_steps(rid))
-        for s in batch.steps:
+        for s in arrived.get(rid, ()):
             # A stored (closed) step is a fact: a re-sent span that contradicts it is refused
             # by the store, so it must not change what the run's status is derived from.
-            if s.run_id == rid and (s.id not in steps or steps[s.id].ended_ns is None):
+            if s.id not in steps or steps[s.id].ended_ns is None:
                 steps[s.id] = s
         if rid in graph and rid in stored:
             batch.edges.extend(handoff_edges(steps.values()))
