@@ -314,8 +314,13 @@ def document(version: str) -> dict[str, Any]:
                             "required": True,
                             "description": "A leaf index (#N or N), a run id or unambiguous "
                             "prefix, a step id, a finding id or a ledger record id; the "
-                            "record's latest entry",
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 512},
+                            "record's latest entry (not blank, no NUL character)",
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": 512,
+                                "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
+                            },
                         }
                     ],
                     "responses": {
