@@ -19,9 +19,11 @@ their first day.
 **Maintenance.** The current bucket and ``AHEAD`` more are created when a store is opened
 for writing, and by the first write that finds the next one missing (``create``, under the
 named lock ``partitions``; creating a partition locks its parent table, so it waits for
-the write transactions in progress). A batch of late or imported data whose bucket has no
-partition creates it before its write transaction if that takes no waiting (a short lock
-timeout); otherwise, or if the default partition already holds rows of that bucket, its
+the write transactions in progress), each bucket in its own transaction; one that fails
+is tried again later (``PostgresStore._ensure_partitions``). A batch of late or imported
+data whose bucket has no partition creates it before its write transaction if that takes
+no waiting (a short lock timeout); otherwise, or if the default partition already holds
+rows of that bucket (PostgreSQL then refuses the partition; the rows are not moved), its
 rows go to the ``*_default`` partitions, which retention deletes from row by row.
 
 **Retention** (``drop_before``): every partition pair whose bucket ends at or before the

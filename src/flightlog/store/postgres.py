@@ -71,6 +71,8 @@ LOCK_TIMEOUT_MS = 60_000  # how long a writer waits for a lock (named, row or mi
 POOL_MAX = 16  # connections per store object (one per concurrent transaction)
 POOL_WAIT_S = 60.0  # how long a transaction waits for a free connection
 LATE_PARTITION_WAIT_MS = 200  # creating a late bucket's partition waits no longer
+PARTITION_RETRY_S = 30.0  # first delay before a failed current/coming bucket is tried again
+PARTITION_RETRY_MAX_S = 3600.0  # the longest such delay
 RETRIES = 8  # attempts of a write aborted as a deadlock or serialization failure
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
@@ -314,6 +316,9 @@ class PostgresStore(SQLStore):
         self._parts: set[int] = set()  # first days of the partitions known to exist
         self._partitioned = False  # runs and steps are partitioned (set by _partition)
         self._unmade: set[int] = set()  # late buckets left to the default partitions
+        # Buckets whose creation failed while waiting was allowed: {day: (retry at
+        # (time.monotonic), delay s)}, tried again with a doubling delay.
+        self._retry: dict[int, tuple[float, float]] = {}
         self._types: dict[str, dict[str, str]] = {}  # column types (_PgTx._columnar)
         # Fail here, clearly, if the server or database is wrong (a pool would only time out).
         conn = self._connect()
@@ -617,37 +622,52 @@ class PostgresStore(SQLStore):
         self._ensure_partitions(_pgpart.ahead(self._width, time.time_ns()))
 
     def _ensure_partitions(self, days: set[int], *, wait: bool = True) -> None:
-        """Create the partitions of the buckets starting on ``days`` that do not exist.
-        ``wait`` False (late data): only if the parent tables' locks come at once, and not
-        again in this process if that fails (the rows go to the default partitions)."""
-        missing = days - self._parts - self._unmade
+        """Create the partitions of the buckets starting on ``days`` that do not exist, each
+        bucket in its own transaction (one that fails leaves the others made). ``wait``
+        False (late data): only if the parent tables' locks come at once, and not again in
+        this process if that fails (the rows go to the default partitions). ``wait`` True
+        (the current and coming buckets): a failed bucket is tried again by a later write,
+        after a delay doubling from ``PARTITION_RETRY_S`` to ``PARTITION_RETRY_MAX_S``; its
+        rows go to the default partitions meanwhile. A bucket whose rows already sit in a
+        default partition cannot be made (PostgreSQL refuses: the default would hold rows
+        of the new partition's range); its rows stay there, deleted by retention row by
+        row, and its creation keeps being retried with the doubling delay."""
+        now = time.monotonic()
+        missing = {
+            d for d in days - self._parts - self._unmade if self._retry.get(d, (0.0, 0.0))[0] <= now
+        }
         if not missing:
             return
         with self.read() as tx:
             self._parts = set(_pgpart.existing(tx, "steps")) & set(_pgpart.existing(tx, "runs"))
         missing -= self._parts
-        if not missing:
-            return
+        for day in sorted(missing):
 
-        def apply(tx: Tx) -> None:
-            if not wait:
-                tx.execute(f"SET LOCAL lock_timeout = {int(LATE_PARTITION_WAIT_MS)}")
-            tx.lock("partitions")
-            _pgpart.create(tx, missing, self._width)
+            def apply(tx: Tx, day: int = day) -> None:
+                if not wait:
+                    tx.execute(f"SET LOCAL lock_timeout = {int(LATE_PARTITION_WAIT_MS)}")
+                tx.lock("partitions")
+                _pgpart.create(tx, [day], self._width)
 
-        try:
-            self._run_write(apply)
-        except StoreError as exc:
-            # Rows of these buckets go to the default partitions (deleted row by row by
-            # retention); a write never fails over its partition.
-            (log.warning if wait else log.debug)(
-                "partitions %s not created (%s): their rows go to the default partitions",
-                sorted(missing),
-                exc,
-            )
-            self._unmade |= missing
-            return
-        self._parts |= missing
+            try:
+                self._run_write(apply)
+            except StoreError as exc:
+                # A write never fails over its partition: its rows go to the default ones.
+                (log.warning if wait else log.debug)(
+                    "partition of bucket %s not created (%s): its rows go to the default "
+                    "partitions",
+                    day,
+                    exc,
+                )
+                if wait:
+                    delay = self._retry.get(day, (0.0, PARTITION_RETRY_S / 2))[1] * 2
+                    delay = min(delay, PARTITION_RETRY_MAX_S)
+                    self._retry[day] = (time.monotonic() + delay, delay)
+                else:
+                    self._unmade.add(day)
+                continue
+            self._parts.add(day)
+            self._retry.pop(day, None)
 
     def _partition_days(self, batch: Batch) -> Any:
         if not self._partitioned or (not batch.runs and not batch.steps):

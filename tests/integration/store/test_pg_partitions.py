@@ -266,3 +266,43 @@ def test_late_data_goes_to_the_default_partition_rather_than_wait(
         b.close()
     verified = run_cli("audit", "verify", "--db", pg_url)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_bucket_with_rows_in_the_default_partition_does_not_stop_the_others(
+    pg_url: str, weekly: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each bucket's partitions are made in their own transaction: one that PostgreSQL
+    refuses (its rows sit in the default partitions) leaves the others made, and is tried
+    again later rather than given up for the life of the process."""
+    from flightlog.store import open_store, postgres
+
+    monkeypatch.setattr(postgres, "PARTITION_RETRY_S", 0.0)  # retry at the next look
+    now = time.time_ns()
+    held = _pgpart.bucket(now - 300 * DAY, weekly, now)
+    free = _pgpart.bucket(now - 200 * DAY, weekly, now)
+    store = open_store(pg_url)
+    try:
+        store.write(_run("a" * 32, now - 300 * DAY))
+        with store.transaction() as tx:  # the bucket's rows moved to the default partitions
+            for table in _pgpart.TABLES:
+                part = _pgpart.name(table, held)
+                tx.execute(f"ALTER TABLE {table} DETACH PARTITION {part}")
+                tx.execute(f"INSERT INTO {table} SELECT * FROM {part}")
+                tx.execute(f"DROP TABLE {part}")
+    finally:
+        store.close()
+    store = open_store(pg_url)
+    try:
+        store._ensure_partitions({held, free})
+        for table in _pgpart.TABLES:
+            assert _pgpart.name(table, free) in _partitions(store, table)
+            assert _pgpart.name(table, held) not in _partitions(store, table)
+        assert len(store.get_steps("a" * 32)) == 3
+        with store.transaction() as tx:  # the default partitions emptied of that bucket
+            for table in _pgpart.TABLES:
+                tx.execute(f"DELETE FROM {table}_default")
+        store._ensure_partitions({held})
+        for table in _pgpart.TABLES:
+            assert _pgpart.name(table, held) in _partitions(store, table)
+    finally:
+        store.close()
