@@ -29,8 +29,9 @@ rows go to the ``*_default`` partitions, which retention deletes from row by row
 **Retention** (``drop_before``): every partition pair whose bucket ends at or before the
 cut-off day, and whose runs (and steps without a stored run) all started before the cut-off,
 is dropped whole, with its ``run_days`` rows and its runs' edges and findings; the runs that
-started before the cut-off elsewhere (the partition straddling it, odd clocks) are then
-deleted row by row by the caller, as on SQLite.
+started before the cut-off elsewhere (the partition straddling it, odd clocks) are deleted
+row by row by the caller, as on SQLite. The row work comes first; the partitions are
+dropped at the end of the transaction, under the tables' lock (``drop_before``).
 """
 
 from __future__ import annotations
@@ -219,11 +220,26 @@ def _survivor(tx: Any, runs_part: str, steps_part: str, before_ns: int) -> bool:
     return row is not None
 
 
+def _ids(tx: Any, runs_part: str, steps_part: str) -> tuple[set[str], int]:
+    """The ids of the runs with records in a partition pair, and how many runs it stores."""
+    ids = {
+        str(r[0])
+        for r in tx.fetchall(
+            f"SELECT DISTINCT run_id FROM {steps_part} UNION SELECT id FROM {runs_part}"
+        )
+    }
+    row = tx.fetchone(f"SELECT count(*) FROM {runs_part}")
+    return ids, int(row[0]) if row else 0
+
+
 def drop_before(tx: Any, before_ns: int) -> tuple[list[str], int]:
-    """Drop the partitions wholly before the cut-off (see the module's text); the ids of
-    every run whose records they held, and how many stored runs that was. Takes ACCESS
-    EXCLUSIVE locks on ``steps`` and ``runs`` until the transaction ends when it drops
-    anything (a few milliseconds' stall for writers and readers)."""
+    """Retention: the partitions wholly before the cut-off (see the module's text) are
+    dropped at the end of the transaction (``tx.at_commit``); the ids of every run whose
+    records they hold, and how many stored runs that is. The row work (``run_days``, edges,
+    findings, and the caller's) is done first, with row locks only; the ACCESS EXCLUSIVE
+    locks on ``steps`` and ``runs`` are taken just before the commit, to check that no
+    record came in meanwhile and drop the partitions (a few milliseconds' stall for
+    writers and readers)."""
     cut_day = before_ns // DAY_NS
     runs = existing(tx, "runs")
     steps = existing(tx, "steps")
@@ -236,34 +252,51 @@ def drop_before(tx: Any, before_ns: int) -> tuple[list[str], int]:
     if not pairs:
         return [], 0
     # run_days first: a writer of one of these runs holds its row FOR KEY SHARE until it
-    # commits (waited for here); a new writer of one waits for this transaction, then
-    # records the run anew, in a current bucket.
-    ids: list[str] = []
-    for day, end, _, _ in pairs:
-        ids += [
+    # commits (waited for here); a later writer of one waits for this transaction, then
+    # records the run anew, with the bucket of its new batch. A run first recorded in one
+    # of these buckets by a writer that commits before the lock below is found there:
+    # this transaction then starts over, and lists it.
+    ids: set[str] = set()
+    count = 0
+    for day, end, runs_part, steps_part in pairs:
+        ids.update(
             str(r[0])
             for r in tx.fetchall(
                 "DELETE FROM run_days WHERE part_day >= ? AND part_day < ? RETURNING run_id",
                 (day, end),
             )
-        ]
-    tx.execute("LOCK TABLE steps, runs IN ACCESS EXCLUSIVE MODE")
-    count = 0
-    for _, _, runs_part, steps_part in pairs:
-        if _survivor(tx, runs_part, steps_part, before_ns):
-            # Written between the first look and the lock: start over (the caller retries
-            # this as a serialization failure; the next look keeps the partition).
-            import psycopg
-
-            raise psycopg.errors.SerializationFailure(
-                f"partition {runs_part} gained a record newer than the cut-off"
-            )
-        row = tx.fetchone(f"SELECT count(*) FROM {runs_part}")
-        count += int(row[0]) if row else 0
-    for part in chunked(sorted(ids), 5000):
+        )
+        held, stored = _ids(tx, runs_part, steps_part)
+        ids |= held
+        count += stored
+    listed = sorted(ids)
+    for part in chunked(listed, 5000):
+        tx.execute("DELETE FROM run_days WHERE run_id = ANY(?)", (part,))
         tx.execute("DELETE FROM edges WHERE run_id = ANY(?)", (part,))
         tx.execute("DELETE FROM findings WHERE run_id = ANY(?)", (part,))
-    for _, _, runs_part, steps_part in pairs:
-        tx.execute(f"DROP TABLE {steps_part}")
-        tx.execute(f"DROP TABLE {runs_part}")
-    return sorted(ids), count
+
+    def finish() -> None:
+        import psycopg
+
+        tx.execute("LOCK TABLE steps, runs IN ACCESS EXCLUSIVE MODE")
+        stored = 0
+        for _, _, runs_part, steps_part in pairs:
+            held, n = _ids(tx, runs_part, steps_part)
+            stored += n
+            if _survivor(tx, runs_part, steps_part, before_ns) or not held <= ids:
+                # Written between the first look and the lock: start over (the caller
+                # retries this as a serialization failure; the next look lists the run,
+                # or keeps the partition).
+                raise psycopg.errors.SerializationFailure(
+                    f"partition {runs_part} gained a record since the first look"
+                )
+        if stored != count:
+            raise psycopg.errors.SerializationFailure(
+                "a partition to drop gained a run since the first look"
+            )
+        for _, _, runs_part, steps_part in pairs:
+            tx.execute(f"DROP TABLE {steps_part}")
+            tx.execute(f"DROP TABLE {runs_part}")
+
+    tx.at_commit(finish)
+    return listed, count

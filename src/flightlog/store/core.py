@@ -254,12 +254,14 @@ def runs_started_before(tx: Tx, before_ns: int) -> list[str]:
 def delete_runs_started_before(tx: Tx, before_ns: int) -> tuple[list[str], int]:
     """Retention: delete the runs that started before ``before_ns`` with their steps, edges
     and findings. Where runs and steps are partitioned by time (PostgreSQL), the partitions
-    wholly before the cut-off are dropped first; the rest is deleted row by row. Returns the
-    ids of every run whose records were deleted (also runs known only by their steps, in a
-    dropped partition) and how many stored runs that was."""
+    wholly before the cut-off are dropped at the end of the transaction (after the row work
+    here and the caller's); the rest is deleted row by row. Returns the ids of every run
+    whose records are deleted (also runs known only by their steps, in a dropped partition)
+    and how many stored runs that is."""
     drop = getattr(tx, "drop_partitions_before", None)
     ids, count = drop(before_ns) if drop is not None else ([], 0)
-    rest = runs_started_before(tx, before_ns)
+    dropped = set(ids)
+    rest = [r for r in runs_started_before(tx, before_ns) if r not in dropped]
     for run_id in rest:
         delete_run(tx, run_id)
     return sorted({*ids, *rest}), count + len(rest)

@@ -127,7 +127,7 @@ def lock_key(database: str, schema: str, name: str | None = None) -> int:
 class _PgTx:
     """``Tx`` over one psycopg connection inside a transaction; rewrites ``?`` to ``%s``."""
 
-    __slots__ = ("_conn", "_held", "_scope", "_types", "lock_wait_ns")
+    __slots__ = ("_conn", "_finish", "_held", "_scope", "_types", "lock_wait_ns")
 
     def __init__(
         self,
@@ -140,6 +140,12 @@ class _PgTx:
         self._types = {} if types is None else types  # table -> {column: SQL type}
         self._held: set[str] = set()
         self.lock_wait_ns = 0  # time spent waiting in ``lock``
+        self._finish: list[Any] = []  # run just before COMMIT (``at_commit``), in order
+
+    def at_commit(self, fn: Any) -> None:
+        """Run ``fn()`` at the end of this write transaction, just before it commits (an
+        error in it rolls the transaction back, as one raised in its body)."""
+        self._finish.append(fn)
 
     def lock(self, name: str) -> None:
         if name in self._held:
@@ -255,8 +261,9 @@ class _PgTx:
         return self._conn.execute(sql, params).fetchall()
 
     def drop_partitions_before(self, before_ns: int) -> tuple[list[str], int]:
-        """Retention: drop the time partitions of runs and steps wholly before the cut-off
-        (``store/_pgpart.py``); the ids of the runs whose records went, and how many runs."""
+        """Retention: the time partitions of runs and steps wholly before the cut-off are
+        dropped at the end of this transaction (``store/_pgpart.py``); the ids of the runs
+        whose records go with them, and how many runs."""
         return _pgpart.drop_before(self, before_ns)
 
 
@@ -489,7 +496,10 @@ class PostgresStore(SQLStore):
         try:
             conn = self._begin("BEGIN")
             try:
-                yield _PgTx(conn, self._scope, self._types)
+                tx = _PgTx(conn, self._scope, self._types)
+                yield tx
+                for fn in tx._finish:
+                    fn()
             except BaseException:
                 _rollback(conn)
                 raise

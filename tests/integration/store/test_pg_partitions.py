@@ -306,3 +306,51 @@ def test_a_bucket_with_rows_in_the_default_partition_does_not_stop_the_others(
             assert _pgpart.name(table, held) in _partitions(store, table)
     finally:
         store.close()
+
+
+def test_retention_locks_the_tables_last_and_lists_a_run_written_meanwhile(
+    pg_url: str, weekly: int
+) -> None:
+    """Retention does its row work without the tables' ACCESS EXCLUSIVE lock (readers and
+    writers go on), and takes it just before it commits; a run first written into a
+    partition being dropped, committed before that lock, is listed with the rest (its
+    edges and findings deleted) after the transaction starts over."""
+    from flightlog.store import core, open_store
+
+    now = time.time_ns()
+    old = now - 300 * DAY
+    cutoff = now - 200 * DAY
+    store, other = open_store(pg_url), open_store(pg_url)
+    try:
+        store.write(_run("a" * 32, old))
+        store.write(_run("b" * 32, now - 250 * DAY + 1))  # straddles nothing: own bucket
+        part = _pgpart.name("runs", _pgpart.bucket(old, weekly, now))
+        attempts: list[list[str]] = []
+
+        def apply(tx: Any) -> list[str]:
+            ids, _ = core.delete_runs_started_before(tx, cutoff)
+            attempts.append(ids)
+            held = tx.fetchone(
+                "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() "
+                "AND mode = 'AccessExclusiveLock' AND relation IN "
+                "('runs'::regclass, 'steps'::regclass)"
+            )
+            assert held == (0,)  # not yet: the row work comes first
+            if len(attempts) == 1:  # another writer's new run in the doomed bucket
+                other.write(_run("c" * 32, old + 5))
+                with other.read() as rtx:  # and readers are not held up
+                    assert rtx.fetchone("SELECT count(*) FROM runs")[0] == 3
+            return ids
+
+        listed = store.run_write(apply)
+        assert attempts[0] == ["a" * 32, "b" * 32]
+        assert listed == ["a" * 32, "b" * 32, "c" * 32]
+        assert part not in _partitions(store, "runs")
+        for rid in listed:
+            assert store.get_run(rid) is None
+            assert store.get_edges(rid) == [] and store.get_findings(rid) == []
+        with store.read() as tx:
+            assert tx.fetchone("SELECT count(*) FROM run_days") == (0,)
+    finally:
+        store.close()
+        other.close()
