@@ -19,12 +19,14 @@ so nothing the pipeline prints can garble an answer) after ``runs_ended`` return
 Lifetime: the worker exits when its stdin reaches EOF (the server closed it, or the server
 died: the kernel closes the pipe of a SIGKILLed process), after the batch in hand; and within
 half a second when its parent process is gone while it is busy (a watchdog thread compares
-``os.getppid()`` with the server's pid). It ignores SIGINT (a Ctrl-C in a terminal reaches the
-whole process group: the server shuts it down in order). When the worker dies (killed, out of
-memory), the server starts another and hands it the batch it had not answered again: run-end
-work is idempotent (finding ids are stable, an attribution is stored once, ``respond`` claims
-each run once in ``respond_processed``), so a run of the interrupted batch whose stages had
-already run is not attributed, counted or alerted twice; only its detectors run again.
+``os.getppid()`` with the server's pid). It ignores SIGINT and SIGTERM (a Ctrl-C in a terminal,
+or systemd's stop, reaches the whole process group: the server shuts it down in order, after
+the batch in hand, instead of seeing it die mid-batch and starting another). When the worker
+dies (killed, out of memory), the server starts another and hands it the batch it had not
+answered again: run-end work is idempotent (finding ids are stable, an attribution is stored
+once, ``respond`` claims each run once in ``respond_processed``), so a run of the interrupted
+batch whose stages had already run is not attributed, counted or alerted twice; only its
+detectors run again.
 """
 
 from __future__ import annotations
@@ -277,7 +279,8 @@ def main(argv: Sequence[str]) -> int:
     url, parent, answer_fd, clock_arg = argv
     answers = os.fdopen(int(answer_fd), "wb", buffering=0)
     os.dup2(2, 1)  # a stray print goes to the server's stderr, not into an answer
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # the server stops it (stdin EOF)
+        signal.signal(signum, signal.SIG_IGN)
     with contextlib.suppress(OSError, AttributeError):  # not on every platform
         os.nice(NICENESS)
     threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()

@@ -318,3 +318,30 @@ def test_the_worker_serves_a_postgresql_store(
         srv.stop()
     verify = run_cli("audit", "verify", "--db", pg_url, check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def _ignores(pid: int, signum: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(line.split()[1] for line in f if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
+def test_the_worker_ignores_a_sigterm_sent_to_the_process_group(
+    tmp_path: Path, alerting: dict[str, str]
+) -> None:
+    """systemd stops a service with SIGTERM to its whole process group: the worker must not
+    die mid-batch (the server would start another and count a restart); the server stops it."""
+    srv = _server(tmp_path, alerting)
+    try:
+        worker = _stats(srv)["run_end_worker_pid"]
+        assert _wait(lambda: _ignores(worker, signal.SIGINT), 30)  # its main() has begun
+        _post(srv, 0, 60)
+        os.kill(worker, signal.SIGTERM)  # what the group's SIGTERM does to the worker
+        assert _wait(lambda: _processed(srv.db) == 60), _processed(srv.db)
+        stats = _stats(srv)
+        assert stats["run_end_worker_pid"] == worker and _alive(worker)
+        assert stats["run_end_worker_restarts"] == 0 and stats["pipeline_errors"] == 0
+    finally:
+        srv.stop()
+    assert srv.log is not None and "starting another" not in srv.log.read_text()
+    assert not _alive(worker)
