@@ -283,7 +283,8 @@ def record_keys(tx: Tx, run_id: str) -> tuple[list[str], list[str], list[tuple[s
 
 
 def delete_run(tx: Tx, run_id: str) -> None:
-    """Delete the run and its steps, edges and findings (payloads are shared: kept)."""
+    """Delete the run and its steps, edges and findings (payloads are shared: kept), and
+    where runs are partitioned by time (PostgreSQL) its ``run_days`` row."""
     for table, column in (
         ("steps", "run_id"),
         ("edges", "run_id"),
@@ -291,6 +292,9 @@ def delete_run(tx: Tx, run_id: str) -> None:
         ("runs", "id"),
     ):
         tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))
+    forget = getattr(tx, "forget_run_day", None)
+    if forget is not None:
+        forget(run_id)
 
 
 # -- audit coverage (ledger.coverage) ------------------------------------------------------------

@@ -260,6 +260,11 @@ class _PgTx:
         PostgreSQL-only statements of the store (``_pgpart``)."""
         return self._conn.execute(sql, params).fetchall()
 
+    def forget_run_day(self, run_id: str) -> None:
+        """A deleted run's ``run_days`` row (a later write of it records it anew)."""
+        if self.fetchone("SELECT to_regclass('run_days')") != (None,):
+            self.execute("DELETE FROM run_days WHERE run_id = ?", (run_id,))
+
     def drop_partitions_before(self, before_ns: int) -> tuple[list[str], int]:
         """Retention: the time partitions of runs and steps wholly before the cut-off are
         dropped at the end of this transaction (``store/_pgpart.py``); the ids of the runs
