@@ -121,6 +121,9 @@ def create_app(
                 f"{ingestor.pending_spans} span(s) waiting and nothing committed for "
                 f"{time.monotonic() - progress['since']:.0f} s"
             )
+        failing = getattr(ingestor.run_end, "failing", None)
+        if failing:
+            problems.append(failing)
         if admission.held > admission.held_limit - max_body:
             problems.append(
                 f"request bodies fill the server's memory budget ({admission.held} of "
@@ -150,6 +153,11 @@ def create_app(
     def stats(request: Request) -> Response:
         return json_response(
             vars(ingestor.stats)
+            | {  # live, not as of the last batch
+                "run_end_worker_pid": ingestor.run_end.pid,
+                "run_end_worker_restarts": ingestor.run_end.restarts,
+                "run_end_worker_failing": ingestor.run_end.failing,
+            }
             | {"pending_spans": ingestor.pending_spans}
             | {f"admission_{k}": v for k, v in vars(admission.stats).items()}
             | {"body_bytes_held": admission.held}

@@ -89,6 +89,10 @@ class IngestStats:
     run_end_worker_pid: int | None = None
     run_end_worker_restarts: int = 0
     run_end_worker_cpu_seconds: float = 0.0
+    # Ended runs whose run-end work was abandoned (workers kept dying on their batch, or the
+    # server shut down with it in hand); and why the worker is failing, if it is
+    run_end_runs_abandoned: int = 0
+    run_end_worker_failing: str | None = None
     # Seconds the writer and the run-end worker waited for SQLite's write lock (held by the
     # other; 0 on PostgreSQL)
     write_lock_wait_seconds: float = 0.0
@@ -396,12 +400,16 @@ class Ingestor:
     def _run_end(self, run_ids: list[str]) -> None:
         try:
             report = self.run_end.run(run_ids)
-        except Exception:  # runs_ended never raises; a worker that kept dying can
+        except Exception as exc:  # runs_ended never raises; a worker that kept dying can
             self.stats.pipeline_errors += 1
+            self.stats.run_end_runs_abandoned += len(run_ids)
+            named = ", ".join(run_ids[:5]) + (", ..." if len(run_ids) > 5 else "")
             if self._closing:  # the worker was stopped at shutdown with this batch in hand
-                log.warning("run-end work for %d run(s) abandoned at shutdown", len(run_ids))
+                log.warning(
+                    "run-end work for %d run(s) abandoned at shutdown: %s", len(run_ids), named
+                )
             else:
-                log.exception("run-end pipeline failed for %d run(s)", len(run_ids))
+                log.error("run-end work for %d run(s) abandoned (%s): %s", len(run_ids), named, exc)
             report = RunEndReport()
         self.stats.pipeline_errors += report.errors
         self.stats.pipeline_seconds += report.seconds

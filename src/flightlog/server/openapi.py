@@ -408,6 +408,7 @@ def document(version: str) -> dict[str, Any]:
                                             "pipeline_lock_wait_seconds",
                                             "run_end_worker_restarts",
                                             "run_end_worker_cpu_seconds",
+                                            "run_end_runs_abandoned",
                                             "pending_spans",
                                         )
                                     },
@@ -420,6 +421,12 @@ def document(version: str) -> dict[str, Any]:
                                         "type": "integer",
                                         "nullable": True,
                                         "description": "The run-end worker process",
+                                    },
+                                    "run_end_worker_failing": {
+                                        "type": "string",
+                                        "nullable": True,
+                                        "description": "Why the run-end worker keeps dying "
+                                        "(its last exit status and stderr line), or null",
                                     },
                                 },
                             },

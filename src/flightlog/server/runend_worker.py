@@ -47,6 +47,12 @@ from typing import IO, Any
 log = logging.getLogger("flightlog.server")
 
 ATTEMPTS = 3  # a batch that kills this many workers in a row is abandoned (logged, counted)
+# A worker that keeps dying (it cannot open the store, a bad config, a broken install) is
+# restarted after a growing delay: at once the first time, then 1 s, 2 s, 4 s... up to
+# BACKOFF_MAX_S; after FAILING_AFTER deaths in a row without an answer, /readyz says so.
+BACKOFF_MAX_S = 60.0
+FAILING_AFTER = 3
+STABLE_S = 10.0  # a worker alive this long (or that answered a batch) started fine
 # The worker's scheduling niceness: ingestion first. On a machine with a core to spare the
 # worker has it; when the cores are busy, the scheduler gives the server (acknowledgements,
 # durability) the larger share and run-end work catches up afterwards.
@@ -72,6 +78,7 @@ class RunEndInThread:
     defer = True  # ingestion first: it shares this process's GIL
     pid: int | None = None
     restarts = 0
+    failing: str | None = None
 
     def __init__(self, store: Any) -> None:
         self.store = store
@@ -118,6 +125,12 @@ class RunEndProcess:
         self.url = url
         self.clock = clock
         self.restarts = 0
+        self.failures = 0  # worker deaths in a row without an answer or STABLE_S of life
+        self.last_exit: str | None = None  # how the last worker ended, and its last words
+        self._not_before = 0.0  # monotonic time before which no worker is started
+        self._started = 0.0
+        self._last_stderr = ""
+        self._forwarder: threading.Thread | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._answers: IO[bytes] | None = None
         self._next = 0
@@ -129,6 +142,13 @@ class RunEndProcess:
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
+    @property
+    def failing(self) -> str | None:
+        """Why the run-end worker is failing (``FAILING_AFTER`` deaths in a row), or None."""
+        if self.failures < FAILING_AFTER:
+            return None
+        return f"the run-end worker died {self.failures} times in a row ({self.last_exit})"
+
     def start(self) -> None:
         with self._lock:
             if self._closing:
@@ -139,13 +159,29 @@ class RunEndProcess:
                 self._replace()
             self._spawn()
 
+    def _wait_backoff(self) -> None:
+        """Sleep until a worker may be started again (``_not_before``), unless closing."""
+        while not self._closing and time.monotonic() < self._not_before:
+            time.sleep(min(0.2, max(0.0, self._not_before - time.monotonic())))
+
     def _replace(self) -> None:
-        """Reap the worker that died (or broke its pipes: killed), count a restart."""
+        """Reap the worker that died (or broke its pipes: killed), count a restart, and
+        delay the next start if workers keep dying."""
         proc = self._proc
         self._reap()
         self.restarts += 1
+        if time.monotonic() - self._started >= STABLE_S:
+            self.failures = 0
+        self.failures += 1
+        delay = 0.0 if self.failures <= 1 else min(BACKOFF_MAX_S, 2.0 ** (self.failures - 2))
+        self._not_before = time.monotonic() + delay
         code = proc.returncode if proc is not None else None
-        log.warning("run-end worker exited (status %s); starting another", code)
+        self.last_exit = f"status {code}" + (f": {self._last_stderr}" if self._last_stderr else "")
+        log.warning(
+            "run-end worker exited (%s); starting another%s",
+            self.last_exit,
+            f" in {delay:g} s" if delay else "",
+        )
 
     def _spawn(self) -> None:
         import flightlog
@@ -167,12 +203,29 @@ class RunEndProcess:
                     "clock" if self.clock else "no-clock",
                 ],
                 stdin=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 pass_fds=(write_fd,),
                 env=env,
             )
         finally:
             os.close(write_fd)
         self._answers = os.fdopen(read_fd, "rb")
+        self._started = time.monotonic()
+        self._last_stderr = ""
+        self._forwarder = threading.Thread(
+            target=self._forward, args=(self._proc,), name="flightlog-worker-stderr", daemon=True
+        )
+        self._forwarder.start()
+
+    def _forward(self, proc: subprocess.Popen[bytes]) -> None:
+        """Copy the worker's stderr to the server's, keeping its last line (why it died)."""
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            with contextlib.suppress(OSError):
+                os.write(2, line)
+            text = line.decode(errors="replace").strip()
+            if text:
+                self._last_stderr = text[:500]
 
     def _reap(self) -> None:
         proc, answers = self._proc, self._answers
@@ -184,18 +237,35 @@ class RunEndProcess:
         if proc.stdin is not None:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
+        # Its pipes may close just before it exits: its own exit status (and last stderr
+        # line) say why it died, rather than the SIGKILL sent to a process already dying.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(1.0)
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        if self._forwarder is not None:
+            self._forwarder.join(1.0)
 
     def check(self) -> None:
         """Restart the worker if it died while idle (its periodic work must go on)."""
         proc = self._proc
-        if not self._closing and proc is not None and proc.poll() is not None:
-            try:
-                self.start()
-            except Exception:
-                log.exception("cannot restart the run-end worker")
+        if proc is not None and proc.poll() is None:
+            if time.monotonic() - self._started >= STABLE_S:
+                self.failures = 0  # it started fine
+            return
+        if self._closing:
+            return
+        if proc is not None:
+            with self._lock:
+                if self._proc is proc:
+                    self._replace()  # counts the death, sets the delay before the next
+        if time.monotonic() < self._not_before:
+            return  # backing off: a later check (every second) starts it when due
+        try:
+            self.start()
+        except Exception:
+            log.exception("cannot restart the run-end worker")
 
     def run(self, run_ids: Sequence[str]) -> RunEndReport:
         """Hand ``run_ids`` to the worker and wait until it has processed them. If the
@@ -203,9 +273,12 @@ class RunEndProcess:
         ``ATTEMPTS`` workers); raises ``WorkerDied`` when the batch is abandoned."""
         ids = list(run_ids)
         for _ in range(ATTEMPTS):
+            self._wait_backoff()
             self.start()
             try:
-                return self._exchange(ids)
+                report = self._exchange(ids)
+                self.failures = 0
+                return report
             except WorkerDied:
                 with self._lock:
                     if self._closing:
@@ -214,7 +287,8 @@ class RunEndProcess:
                     # the next attempt starts another instead of writing to this one.
                     self._replace()
         raise WorkerDied(
-            f"{ATTEMPTS} run-end workers in a row died on a batch of {len(ids)} run(s)"
+            f"{ATTEMPTS} run-end workers in a row died on a batch of {len(ids)} run(s); "
+            f"the last one: {self.last_exit}"
         )
 
     def _exchange(self, ids: list[str]) -> RunEndReport:

@@ -345,3 +345,47 @@ def test_the_worker_ignores_a_sigterm_sent_to_the_process_group(
         srv.stop()
     assert srv.log is not None and "starting another" not in srv.log.read_text()
     assert not _alive(worker)
+
+
+BROKEN_WORKER = """\
+import os, sys
+if "flightlog.server.runend_worker" in sys.orig_argv:  # only the worker, not the server
+    sys.stderr.write("RuntimeError: the store cannot be opened here\\n")
+    sys.stderr.flush()
+    os._exit(3)
+"""
+
+
+def test_a_worker_that_cannot_start_is_restarted_with_backoff_and_reported(
+    tmp_path: Path,
+) -> None:
+    """A worker that dies at start (here: before it can import anything) is restarted after
+    a growing delay, not every second; /readyz and the stats say why (its own exit status and
+    last stderr line, not the SIGKILL of its reaping); the runs of an abandoned batch are
+    counted and named in the log."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BROKEN_WORKER)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    srv = _server(tmp_path, {"PYTHONPATH": path})
+    try:
+
+        def failing() -> bool:
+            return httpx.get(srv.url + "/readyz", timeout=10).status_code == 503
+
+        assert _wait(failing, 60)
+        problems = httpx.get(srv.url + "/readyz", timeout=10).json()["problems"]
+        assert any("run-end worker" in p and "status 3" in p for p in problems), problems
+        stats = _stats(srv)
+        assert "the store cannot be opened here" in stats["run_end_worker_failing"]
+        assert stats["run_end_worker_restarts"] >= 3  # live, though no batch ran
+        _post(srv, 0, 3)
+        assert _wait(lambda: _stats(srv)["run_end_runs_abandoned"] == 3, 120)
+        assert _stats(srv)["pipeline_errors"] == 1
+    finally:
+        srv.stop()
+    assert srv.log is not None
+    log = srv.log.read_text()
+    assert "starting another in 1 s" in log and "starting another in 2 s" in log
+    assert "status -9" not in log and "exited (status 3: RuntimeError" in log
+    assert f"abandoned ({_trace(0)}, {_trace(1)}, {_trace(2)})" in log
