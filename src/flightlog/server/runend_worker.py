@@ -35,6 +35,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -53,6 +54,9 @@ ATTEMPTS = 3  # a batch that kills this many workers in a row is abandoned (logg
 BACKOFF_MAX_S = 60.0
 FAILING_AFTER = 3
 STABLE_S = 10.0  # a worker alive this long (or that answered a batch) started fine
+# A worker that has not answered a batch after this long (stuck: a lock, a hung hook) is
+# killed and the batch handed to another ($FLIGHTLOG_RUN_END_BATCH_TIMEOUT_S).
+BATCH_TIMEOUT_S = 300.0
 # The worker's scheduling niceness: ingestion first. On a machine with a core to spare the
 # worker has it; when the cores are busy, the scheduler gives the server (acknowledgements,
 # durability) the larger share and run-end work catches up afterwards.
@@ -125,6 +129,9 @@ class RunEndProcess:
         self.url = url
         self.clock = clock
         self.restarts = 0
+        self.batch_timeout = float(
+            os.environ.get("FLIGHTLOG_RUN_END_BATCH_TIMEOUT_S") or BATCH_TIMEOUT_S
+        )
         self.failures = 0  # worker deaths in a row without an answer or STABLE_S of life
         self.last_exit: str | None = None  # how the last worker ended, and its last words
         self._not_before = 0.0  # monotonic time before which no worker is started
@@ -209,7 +216,8 @@ class RunEndProcess:
             )
         finally:
             os.close(write_fd)
-        self._answers = os.fdopen(read_fd, "rb")
+        # unbuffered: ``select`` then sees every byte not read yet
+        self._answers = os.fdopen(read_fd, "rb", buffering=0)
         self._started = time.monotonic()
         self._last_stderr = ""
         self._forwarder = threading.Thread(
@@ -279,10 +287,11 @@ class RunEndProcess:
                 report = self._exchange(ids)
                 self.failures = 0
                 return report
-            except WorkerDied:
+            except WorkerDied as exc:
                 with self._lock:
                     if self._closing:
                         raise
+                    log.warning("run-end worker lost a batch of %d run(s): %s", len(ids), exc)
                     # Its pipe may close before the process is reapable: reap it now, so
                     # the next attempt starts another instead of writing to this one.
                     self._replace()
@@ -302,8 +311,12 @@ class RunEndProcess:
             proc.stdin.flush()
         except (BrokenPipeError, OSError, ValueError) as exc:
             raise WorkerDied(str(exc)) from exc
+        deadline = time.monotonic() + self.batch_timeout
         while True:
             try:
+                left = max(0.0, deadline - time.monotonic())
+                if not select.select([answers], [], [], left)[0]:
+                    raise WorkerDied(f"no answer within {self.batch_timeout:g} s: killed")
                 line = answers.readline()
             except (OSError, ValueError) as exc:
                 raise WorkerDied(str(exc)) from exc

@@ -389,3 +389,24 @@ def test_a_worker_that_cannot_start_is_restarted_with_backoff_and_reported(
     assert "starting another in 1 s" in log and "starting another in 2 s" in log
     assert "status -9" not in log and "exited (status 3: RuntimeError" in log
     assert f"abandoned ({_trace(0)}, {_trace(1)}, {_trace(2)})" in log
+
+
+def test_a_stuck_worker_is_killed_at_the_batch_deadline_and_the_batch_retried(
+    tmp_path: Path, alerting: dict[str, str]
+) -> None:
+    """A worker that never answers (here: stopped, as if stuck on a lock) does not block the
+    pipeline thread forever: at the batch deadline it is killed and another does the batch."""
+    srv = _server(tmp_path, {**alerting, "FLIGHTLOG_RUN_END_BATCH_TIMEOUT_S": "3"})
+    try:
+        worker = _stats(srv)["run_end_worker_pid"]
+        assert _wait(lambda: _ignores(worker, signal.SIGINT), 30)  # its main() has begun
+        os.kill(worker, signal.SIGSTOP)
+        _post(srv, 0, 30)
+        assert _wait(lambda: _processed(srv.db) == 30), _processed(srv.db)
+        _check_each_run_once(srv.db, 30)
+        stats = _stats(srv)
+        assert stats["run_end_worker_restarts"] == 1 and stats["run_end_runs_abandoned"] == 0
+        assert not _alive(worker)
+    finally:
+        srv.stop()
+    assert srv.log is not None and "no answer within 3 s: killed" in srv.log.read_text()
