@@ -74,7 +74,11 @@ def create_app(
     # Periodic work (alert grouping, paging, escalation, resolution; what capabilities
     # registered with flightlog.pipeline.every) runs on its own clock, not only when runs
     # end: in the run-end worker process, or here.
-    worker = RunEndProcess(url) if mode == "process" else None
+    worker = (
+        RunEndProcess(url, batch_timeout=settings.run_end_batch_timeout)
+        if mode == "process"
+        else None
+    )
     ingestor = Ingestor(
         store,
         max_pending_spans=max_pending_spans,

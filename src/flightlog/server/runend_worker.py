@@ -55,7 +55,7 @@ BACKOFF_MAX_S = 60.0
 FAILING_AFTER = 3
 STABLE_S = 10.0  # a worker alive this long (or that answered a batch) started fine
 # A worker that has not answered a batch after this long (stuck: a lock, a hung hook) is
-# killed and the batch handed to another ($FLIGHTLOG_RUN_END_BATCH_TIMEOUT_S).
+# killed and the batch handed to another (default of [server] run_end_batch_timeout).
 BATCH_TIMEOUT_S = 300.0
 # The worker's scheduling niceness: ingestion first. On a machine with a core to spare the
 # worker has it; when the cores are busy, the scheduler gives the server (acknowledgements,
@@ -125,13 +125,13 @@ class RunEndProcess:
     mode = "process"
     defer = False  # the worker has its own GIL: run-end work overlaps ingestion
 
-    def __init__(self, url: str, *, clock: bool = True) -> None:
+    def __init__(
+        self, url: str, *, clock: bool = True, batch_timeout: float = BATCH_TIMEOUT_S
+    ) -> None:
         self.url = url
         self.clock = clock
         self.restarts = 0
-        self.batch_timeout = float(
-            os.environ.get("FLIGHTLOG_RUN_END_BATCH_TIMEOUT_S") or BATCH_TIMEOUT_S
-        )
+        self.batch_timeout = batch_timeout  # [server] run_end_batch_timeout
         self.failures = 0  # worker deaths in a row without an answer or STABLE_S of life
         self.last_exit: str | None = None  # how the last worker ended, and its last words
         self._not_before = 0.0  # monotonic time before which no worker is started

@@ -9,8 +9,11 @@
     run_end = "process"         # where the run-end pipeline runs: "process" (a worker process
                                 # of its own, off the ingestion GIL) or "thread" (a thread of
                                 # the server process)
+    run_end_batch_timeout = "5m"  # a worker that has not answered a batch this long is killed
+                                  # and the batch handed to another
 
-From the environment: ``FLIGHTLOG_IDLE_TRACE_TIMEOUT=30s`` and ``FLIGHTLOG_RUN_END=thread``
+From the environment: ``FLIGHTLOG_IDLE_TRACE_TIMEOUT=30s``, ``FLIGHTLOG_RUN_END=thread`` and
+``FLIGHTLOG_RUN_END_BATCH_TIMEOUT_S=120`` (seconds, or a duration)
 (or, as for every file setting, ``FLIGHTLOG__SERVER__IDLE_TRACE_TIMEOUT``), which win over
 the file.
 """
@@ -30,6 +33,8 @@ ENV_IDLE_TRACE_TIMEOUT = "FLIGHTLOG_IDLE_TRACE_TIMEOUT"
 RUN_END_MODES = ("process", "thread")
 DEFAULT_RUN_END = "process"
 ENV_RUN_END = "FLIGHTLOG_RUN_END"
+DEFAULT_RUN_END_BATCH_TIMEOUT = 300.0  # seconds
+ENV_RUN_END_BATCH_TIMEOUT = "FLIGHTLOG_RUN_END_BATCH_TIMEOUT_S"
 
 
 class ServerSection(Section, frozen=True):
@@ -37,12 +42,16 @@ class ServerSection(Section, frozen=True):
 
     idle_trace_timeout: Duration = Duration(int(DEFAULT_IDLE_TRACE_TIMEOUT * NS))
     run_end: Literal["process", "thread"] = "process"
+    run_end_batch_timeout: Duration = Duration(int(DEFAULT_RUN_END_BATCH_TIMEOUT * NS))
 
 
 @dataclass(frozen=True)
 class ServerSettings:
     idle_trace_timeout: float = DEFAULT_IDLE_TRACE_TIMEOUT  # seconds; 0 = never
     run_end: str = DEFAULT_RUN_END  # "process" or "thread"
+    # seconds the run-end worker has to answer a batch before it is killed and the batch
+    # handed to another
+    run_end_batch_timeout: float = DEFAULT_RUN_END_BATCH_TIMEOUT
 
 
 def load_server_settings(
@@ -60,13 +69,13 @@ def server_settings(cfg: Config) -> ServerSettings:
 
 def _validate(cfg: Config) -> ServerSettings:
     section = cfg.typed(ServerSection, "server")
-    idle = section.idle_trace_timeout.seconds
-    raw = cfg.environ.get(ENV_IDLE_TRACE_TIMEOUT)
-    if raw:
-        try:
-            idle = Duration.from_toml(raw).seconds
-        except InputError as exc:
-            raise ConfigurationError(f"${ENV_IDLE_TRACE_TIMEOUT}: {exc}") from None
+    idle = _duration(cfg, ENV_IDLE_TRACE_TIMEOUT, section.idle_trace_timeout)
+    batch_timeout = _duration(cfg, ENV_RUN_END_BATCH_TIMEOUT, section.run_end_batch_timeout)
+    if batch_timeout <= 0:
+        raise ConfigurationError(
+            "run_end_batch_timeout must be more than 0 s (it is how long a run-end batch may "
+            f"take before its worker is replaced), got {batch_timeout:g} s"
+        )
     run_end = section.run_end
     raw = cfg.environ.get(ENV_RUN_END)
     if raw:
@@ -75,4 +84,18 @@ def _validate(cfg: Config) -> ServerSettings:
                 f"${ENV_RUN_END} must be one of {', '.join(RUN_END_MODES)}, got {raw!r}"
             )
         run_end = raw.strip().lower()  # type: ignore[assignment]
-    return ServerSettings(idle_trace_timeout=idle, run_end=run_end)
+    return ServerSettings(
+        idle_trace_timeout=idle, run_end=run_end, run_end_batch_timeout=batch_timeout
+    )
+
+
+def _duration(cfg: Config, env: str, value: Duration) -> float:
+    """Seconds of a duration setting, ``$env`` (a duration or a number of seconds) winning
+    over the file."""
+    raw = cfg.environ.get(env)
+    if not raw:
+        return value.seconds
+    try:
+        return Duration.from_toml(raw).seconds
+    except InputError as exc:
+        raise ConfigurationError(f"${env}: {exc}") from None

@@ -36,3 +36,18 @@ def test_bad_values_name_their_line_or_variable(tmp_path: Path) -> None:
         load_server_settings(cfg, environ={})
     with pytest.raises(ConfigurationError, match=r"\$FLIGHTLOG_IDLE_TRACE_TIMEOUT"):
         load_server_settings(None, environ={"FLIGHTLOG_IDLE_TRACE_TIMEOUT": "-1"})
+
+
+def test_run_end_batch_timeout_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "flightlog.toml"
+    cfg.write_text("[teams.a]\nchannels = []\n")
+    assert load_server_settings(cfg, environ={}).run_end_batch_timeout == 300
+    cfg.write_text('[server]\nrun_end_batch_timeout = "2m"\n')
+    assert load_server_settings(cfg, environ={}).run_end_batch_timeout == 120
+    env = {"FLIGHTLOG_RUN_END_BATCH_TIMEOUT_S": "3"}  # seconds, as the README says
+    assert load_server_settings(cfg, environ=env).run_end_batch_timeout == 3
+    with pytest.raises(ConfigurationError, match=r"\$FLIGHTLOG_RUN_END_BATCH_TIMEOUT_S: 'soon'"):
+        load_server_settings(cfg, environ={"FLIGHTLOG_RUN_END_BATCH_TIMEOUT_S": "soon"})
+    cfg.write_text('[server]\nrun_end_batch_timeout = "0s"\n')
+    with pytest.raises(ConfigurationError, match=r"run_end_batch_timeout must be more than 0 s"):
+        load_server_settings(cfg, environ={})
