@@ -58,6 +58,17 @@ _CACHED_LEN = 120  # texts up to this long that need nothing are remembered ...
 _CACHED_TEXTS = 8192  # ... this many at most (then forgotten all at once)
 # Seven digits in a row, single separators allowed: what every phone, card, IBAN and SSN has.
 _DIGIT_RUN = re.compile(r"\d(?:[ .\-/()]{0,2}\d){6}")
+# ``_DIGIT_RUN.search(text) is not None`` as ``_RUN_SCAN.match(text) is not None``, in one
+# pass: ``_DIGIT_RUN`` restarts at every digit of a shorter chain of digits (a digit, then
+# digits each after at most two separators), three times the cost on text with numbers in
+# it. This steps over runs of non-digits and over whole chains of at most six digits (a
+# chain taken only when no digit continues it), all possessively, then needs seven digits
+# of one chain: any match of ``_DIGIT_RUN`` lies in one chain, the first seven digits of a
+# chain of seven or more match it. Pinned against ``_DIGIT_RUN`` in the privacy tests.
+_RUN_SCAN = re.compile(
+    r"(?:\D++|\d(?:[ .\-/()]{0,2}+\d){0,5}+(?![ .\-/()]{0,2}+\d))*+\d(?:[ .\-/()]{0,2}+\d){6}"
+)
+_DIGIT_BYTES = b"0123456789"
 
 
 def _trie(words: list[str]) -> str:
@@ -112,7 +123,6 @@ def _joined(mapping: dict[str, Any]) -> str:
     return "\n".join(_parts(mapping))
 
 
-_DIGITS = "0123456789"
 _SCREENED_LEN = 256  # texts up to this long remember their screen (keys, names, models) ...
 _SCREENED_TEXTS = 16384  # ... this many at most (then forgotten all at once)
 
@@ -260,22 +270,29 @@ class Scrubber:
         self._part_hits: dict[tuple[int, str], bool] = {}
 
     # -- text -----------------------------------------------------------------------------
-    def _screen(self, text: str, remember: bool = False) -> tuple[int, int, bool]:
+    def _screen(
+        self, text: str, remember: bool = False, data: bytes | None = None
+    ) -> tuple[int, int, bool]:
         """What the screen sees in one text: the bits of the triggers in it, its ASCII
         digits, and whether seven digits stand in one run (separators allowed). Texts
         joined by newlines screen as the union of their parts (no trigger and no run holds
         a newline), so the parts of a mapping are screened once each and, when short and
-        ``remember``, remembered (keys and most values repeat from span to span)."""
+        ``remember``, remembered (keys and most values repeat from span to span). ``data``:
+        the text's UTF-8 bytes when the caller has them (a payload's)."""
         mask = 0
         bits = self._trigger_bits
         for t in self._trigger_re.findall(text.lower()):
             mask |= bits[t]
         digits = run = 0
         if self._min_digits:
-            digits = sum(map(text.count, _DIGITS))
+            # ASCII digits counted on the UTF-8 bytes (no other character's bytes hold
+            # 0x30-0x39, and a decoding error never swallows an ASCII byte): one C pass
+            if data is None:
+                data = text.encode("utf-8", "surrogatepass")
+            digits = len(data) - len(data.translate(None, _DIGIT_BYTES))
             # (\d also matches other scripts' digits: searched unless it cannot match)
             if digits >= 7 or not text.isascii():
-                run = _DIGIT_RUN.search(text) is not None
+                run = _RUN_SCAN.match(text) is not None
         out = (mask, digits, bool(run))
         if remember and len(text) <= _SCREENED_LEN:
             if len(self._screened) >= _SCREENED_TEXTS:
@@ -543,11 +560,14 @@ class Scrubber:
     def payload(self, p: Payload) -> Payload:
         """The payload with secrets scrubbed, re-addressed by its new bytes (the same object
         when nothing changed)."""
+        data = p.data if type(p.data) is bytes else None
         try:
             text = p.data.decode("utf-8", "replace")
         except Exception:
-            text = ""
-        if self._keys_screened and not self._maybe(text, keys=True):
+            text, data = "", None
+        if self._keys_screened and not self._maybe(
+            text, keys=True, mask=self._mask(*self._screen(text, data=data))
+        ):
             return p
         try:
             value = orjson.loads(p.data)
@@ -559,7 +579,8 @@ class Scrubber:
             if p.truncated and isinstance(n, dict):
                 # The marker's hash is of the full value before scrubbing: not kept.
                 n.pop("sha256", None)
-            data = orjson.dumps(n, option=_OPTS)
+            # (a compact copy: orjson's bytes keep its whole output buffer, 4 KB at least)
+            data = bytes(memoryview(orjson.dumps(n, option=_OPTS)))
         except Exception:
             log.exception("scrubbing a payload failed; its content is withheld")
             data = orjson.dumps(redacted("error"))
