@@ -176,16 +176,44 @@ class _Span:
     scope: str
 
 
+_SCALARS = frozenset({"bool_value", "int_value", "double_value"})
+
+
 def attributes_to_dict(kvs: Iterable[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in kvs:
         v = kv.value
-        # Strings first, inline: most attributes are (the rest as any_value_to_python)
-        if v.WhichOneof("value") == "string_value":
+        # Strings first, inline: most attributes are; then the other scalars, read by the
+        # oneof's name (the rest as any_value_to_python)
+        which = v.WhichOneof("value")
+        if which == "string_value":
             out[kv.key] = v.string_value
+        elif which in _SCALARS:
+            out[kv.key] = getattr(v, which)
         else:
             out[kv.key] = any_value_to_python(v)
     return out
+
+
+def _span_attributes(kvs: Iterable[Any]) -> tuple[dict[str, Any], bool]:
+    """``attributes_to_dict`` of a span, and whether ``_check_sizes`` has anything to look at
+    (a string over the attribute limit, or a value that is not a scalar)."""
+    out: dict[str, Any] = {}
+    limit = _values.MAX_ATTRIBUTE_BYTES
+    check = False
+    for kv in kvs:
+        v = kv.value
+        which = v.WhichOneof("value")
+        if which == "string_value":
+            text = out[kv.key] = v.string_value
+            if len(text) > limit:
+                check = True
+        elif which in _SCALARS:
+            out[kv.key] = getattr(v, which)
+        else:
+            out[kv.key] = any_value_to_python(v)
+            check = True
+    return out, check
 
 
 _ZERO16 = bytes(16)
@@ -255,8 +283,9 @@ def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
                 problem = _check_ids(span)
                 attrs: dict[str, Any] = {}
                 if problem is None:
-                    attrs = attributes_to_dict(span.attributes)
-                    problem = _check_sizes(span.name, attrs)
+                    attrs, check = _span_attributes(span.attributes)
+                    if check:
+                        problem = _check_sizes(span.name, attrs)
                 if problem is not None:
                     result.rejected_spans += 1
                     if len(result.errors) < MAX_ERRORS_REPORTED:
@@ -586,6 +615,9 @@ def _store_payload(value: Any, payloads: dict[str, Payload]) -> str | None:
         return None
     data = encode_value(value)
     if len(data) <= PAYLOAD_CAP and not data.startswith(b'{"$truncated"'):
+        # orjson's bytes keep its whole output buffer (4 KB at least): a compact copy is
+        # what the batch holds until it is written (no page per payload in the queue)
+        data = bytes(memoryview(data))
         h = hashlib.sha256(data).hexdigest()
         if h not in payloads:
             payloads[h] = Payload(hash=h, data=data, size=len(data), truncated=False)
