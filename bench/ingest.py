@@ -112,6 +112,9 @@ class Result:
     pipeline_cpu_s: float | None = None
     # the run-end worker process's whole CPU, when the server runs the pipeline there
     run_end_worker_cpu_s: float | None = None
+    # requests written and the writer's transactions (how many requests it batched per commit)
+    requests: int | None = None
+    transactions: int | None = None
 
 
 def _settle(spec: ServerSpec, pid: int, cpu0: float, result: Result, limit_s: float = 60.0) -> None:
@@ -138,6 +141,8 @@ def _settle(spec: ServerSpec, pid: int, cpu0: float, result: Result, limit_s: fl
     result.writer_cpu_s = stats.get("write_cpu_seconds")
     result.pipeline_cpu_s = stats.get("pipeline_cpu_seconds")
     result.run_end_worker_cpu_s = stats.get("run_end_worker_cpu_seconds") or None
+    result.requests = stats.get("requests")
+    result.transactions = stats.get("transactions")
 
 
 def _send(spec: ServerSpec, spans: list, timeout: float, deadline: float, out: dict) -> None:
@@ -397,6 +402,11 @@ def render(results: list[Result]) -> str:
             split = (
                 f": writer {r.writer_cpu_s * us:.0f}, {run_end},"
                 f" HTTP, decode and the rest {rest * us:.0f}"
+            )
+        if r.requests and r.transactions:
+            split += (
+                f"; {r.requests:,} requests in {r.transactions:,} write transactions"
+                f" ({r.requests / r.transactions:.2f} per commit)"
             )
         lines.append(
             f"{r.label}: server CPU µs/span once run-end work caught up {r.settled_cpu_s * us:.0f}"

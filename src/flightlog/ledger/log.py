@@ -352,11 +352,10 @@ class Ledger:
             enc("step", step_record_id(s.run_id, s.id), s.run_id, step_data(s), now)
             for s in batch.steps
         ]
-        if batch.edges:
-            edges = core.edges_as_stored(tx, batch.edges)
-            for e in batch.edges:
-                se = edges.get((e.run_id, e.source, e.target, e.kind), e)
-                out.append(enc("edge", edge_id(se), se.run_id, edge_data(se), now))
+        # Hooks receive only the edges this write inserted (``store._sql.write_batch``: a key
+        # stored already is skipped, not updated), as inserted: they are the stored rows, and
+        # are not read back.
+        out += [enc("edge", edge_id(e), e.run_id, edge_data(e), now) for e in batch.edges]
         if batch.findings:
             findings = core.findings_by_id(tx, {f.id for f in batch.findings})
             for f in batch.findings:

@@ -176,7 +176,9 @@ class Store(StoreReader, Protocol):
         Facts are append-only (``flightlog.store.facts``): a run or step that contradicts
         what is stored is not written; it is returned as a ``Conflict``, recorded as a
         finding and, with a ledger attached, as a ``fact.conflict`` entry. Write hooks
-        receive what was applied: the runs and steps whose stored state changed, as stored.
+        receive what was applied: the runs and steps whose stored state changed, as stored,
+        the edges this write inserted (one per key, as inserted: a key stored already is
+        left as it is and not handed on), and the findings.
 
         ``reorder``: runs whose step indices are recomputed from start times in the same
         transaction (ingested runs, whose spans arrive in any order). Indices are derived

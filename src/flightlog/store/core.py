@@ -336,27 +336,6 @@ def runs_by_id(tx: Tx, ids: Iterable[str]) -> dict[str, Run]:
     return out
 
 
-def edges_as_stored(tx: Tx, edges: Sequence[Edge]) -> dict[tuple[str, str, str, str], Edge]:
-    """``edges`` as stored, keyed by (run, source, target, kind): one query per run and 500
-    sources, not one per edge."""
-    by_run: dict[str, set[tuple[str, str, str]]] = {}
-    for e in edges:
-        by_run.setdefault(e.run_id, set()).add((e.source, e.target, e.kind))
-    out: dict[tuple[str, str, str, str], Edge] = {}
-    for run_id, keys in by_run.items():
-        sources = sorted({k[0] for k in keys})
-        for part in chunked(sources, 500):
-            marks = ", ".join("?" * len(part))
-            for row in tx.fetchall(
-                "SELECT run_id, source, target, kind, evidence, detail FROM edges "
-                f"WHERE run_id = ? AND source IN ({marks})",
-                [run_id, *part],
-            ):
-                if (row[1], row[2], row[3]) in keys:
-                    out[(row[0], row[1], row[2], row[3])] = Edge(*row)
-    return out
-
-
 def findings_by_id(tx: Tx, ids: Iterable[str]) -> dict[str, Finding]:
     """The stored findings among ``ids``."""
     from flightlog.store._columns import FINDING_COLUMNS, finding_from_row

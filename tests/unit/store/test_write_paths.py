@@ -145,3 +145,56 @@ def test_reorder_ranks_steps_by_start_then_id_as_python_does(db_url: str) -> Non
         assert {s.id: s.index for s in stored} == expected
         assert sorted(expected.values()) == list(range(1, len(stored) + 1))
     store.close()
+
+
+def _edge_entries(store: Any, run_id: str) -> list[dict[str, Any]]:
+    import orjson
+
+    ledger = attached(store)
+    assert ledger is not None
+    ledger.integrate_pending()
+    with store.read() as tx:
+        rows = tx.fetchall(
+            "SELECT entry FROM ledger_entries WHERE run_id = ? AND kind = 'edge' ORDER BY seq",
+            (run_id,),
+        )
+    return [orjson.loads(bytes(r[0]))["data"] for r in rows]
+
+
+def test_ledger_logs_each_edge_as_stored_once(db_url: str) -> None:
+    """An edge's entry is the stored row: the first of a key sent twice in one batch, and
+    nothing for a key re-sent later with other evidence (it is not rewritten)."""
+    store = open_store(db_url)
+    run_id = "f" * 32
+    a, b, c = (f"{i:016x}" for i in (1, 2, 3))
+    store.write(
+        Batch(
+            runs=[Run(id=run_id, workflow="w", started_ns=1)],
+            edges=[
+                Edge(run_id, a, b, "data", "content", "x"),
+                Edge(run_id, a, b, "data", "substring", "y"),  # same key: not stored
+            ],
+        )
+    )
+    store.write(
+        Batch(
+            edges=[
+                Edge(run_id, a, b, "data", "declared", None),  # stored already: left as it is
+                Edge(run_id, b, c, "handoff", "declared", "graph.node.parent_id"),
+            ]
+        )
+    )
+    stored = {(e.source, e.target, e.kind): (e.evidence, e.detail) for e in store.get_edges(run_id)}
+    assert stored == {
+        (a, b, "data"): ("content", "x"),
+        (b, c, "handoff"): ("declared", "graph.node.parent_id"),
+    }
+    logged = [
+        (d["source"], d["target"], d["kind"], d["evidence"], d["detail"])
+        for d in _edge_entries(store, run_id)
+    ]
+    assert logged == [
+        (a, b, "data", "content", "x"),
+        (b, c, "handoff", "declared", "graph.node.parent_id"),
+    ]
+    store.close()
