@@ -462,7 +462,14 @@ def attribute_change(run: RunContext) -> Iterator[Finding]:
         base = run.baseline(step)
         if len(base) < MIN_VALUE_SAMPLES:
             continue
-        attrs = {k: v for k, v in step.attributes.items() if _version_key(k)}
+        known = _version_keys
+        attrs = {}
+        for k, v in step.attributes.items():
+            hit = known.get(k)
+            if hit is None:
+                hit = _version_key(k)
+            if hit:
+                attrs[k] = v
         if step.model:
             attrs["model"] = step.model
         for key, v in sorted(attrs.items()):
@@ -703,9 +710,14 @@ _FINISH_KEYS = (
 )
 
 
+_FINISH_KEY_SET = frozenset(_FINISH_KEYS)
+
+
 def _finish_reasons(step: Step, value: Any) -> list[str]:
     found: list[str] = []
     for source in (step.attributes, value if isinstance(value, dict) else {}):
+        if _FINISH_KEY_SET.isdisjoint(source):
+            continue  # none of the keys (the usual case): no lookups one by one
         for key in _FINISH_KEYS:
             v = source.get(key)
             if isinstance(v, str):
@@ -743,7 +755,7 @@ def truncation(run: RunContext) -> Iterator[Finding]:
 def injection(run: RunContext) -> Iterator[Finding]:
     """Captured content that carries a prompt injection (instructions aimed at a model)."""
     for step, value, _base in _outputs(run):
-        texts = list(fx.strings(value))
+        texts = fx.strings(value)
         # One search over the texts joined first: a match in any of them is one there too
         # (the pattern has no anchors; a line break ends a word as the end of a text does).
         joined = "\n".join(t[:20000] for t in texts)

@@ -41,6 +41,7 @@ T = TypeVar("T")
 HISTORY_RUNS = 50
 _MISSING = object()
 _UNREAD = object()
+_USUAL_TYPE = ("usual_type",)  # Baseline.memo's key for ``usual_type``
 
 
 def decode(data: bytes | None) -> Any:
@@ -151,15 +152,17 @@ class StepSample:
         memo = self._counted
         if memo is None:
             memo = self._counted = {}
-        try:
-            return memo[path]
-        except KeyError:
-            pass
+        else:
+            hit = memo.get(path, _UNREAD)
+            if hit is not _UNREAD:
+                return hit  # type: ignore[return-value]
         out: tuple[Any, ...] | None = None
-        if self.present:
-            m = self.fields()
-            if path in m:
-                h = m[path]
+        if self.output is not _MISSING and self.output is not None:  # ``present``
+            m = self._fields
+            if m is None:
+                m = self.fields()
+            h = m.get(path, _UNREAD)
+            if h is not _UNREAD:
                 t = type(h)
                 if t is int or t is float:
                     out = ("n", float(h))
@@ -491,7 +494,11 @@ class Baseline:
 
     def usual_type(self) -> Any:
         """The JSON type of at least 90% of the outputs, else None."""
-        return dominant(self.types, self.present)
+        memo = self.memo
+        hit = memo.get(_USUAL_TYPE, _UNREAD)
+        if hit is _UNREAD:
+            hit = memo[_USUAL_TYPE] = dominant(self.types, self.present)
+        return hit
 
     def attribute_values(self, key: str) -> dict[Any, int] | None:
         """The values the samples hold for attribute ``key`` (``"model"``: the step's model),
@@ -576,6 +583,8 @@ class Baseline:
         new.present = self.present + (ta is not None) - (tr is not None)
         if ta == tr:
             new.types = self.types
+            if _USUAL_TYPE in self.memo:  # the same counts: the same answer
+                new.memo[_USUAL_TYPE] = self.memo[_USUAL_TYPE]
         else:
             types: dict[str, int] = {}
             if tr is not None:
@@ -1022,10 +1031,14 @@ class RunContext:
         self._values: dict[str, Any] = {}
         self.now_ns = time.time_ns()
         # A run that is itself part of the history gets baselines without it, computed here.
-        self._own = record.run.id in set(self.history.run_ids)
+        self._own = record.run.id in self.history.run_ids  # (50 ids at most)
         self._exclude = record.run.id if self._own else None  # a run not in it: nothing to
         self._memo: dict[Any, Any] = {} if self._own else self.history.memo
         self._keys: dict[str, tuple[Any, ...]] = {}
+        # Per step id, what ``baseline`` and ``stats`` answered (the history does not change
+        # while the run is looked at).
+        self._samples: dict[str, list[StepSample]] = {}
+        self._stats: dict[str, Baseline] = {}
         self._outputs: list[tuple[Step, Any, list[StepSample]]] | None = None
         self._fields: dict[str, dict[str, Any]] = {}
         # The [detect] section of flightlog.toml, once ``run_detectors`` has read it.
@@ -1118,18 +1131,27 @@ class RunContext:
     def baseline(self, step: Step) -> list[StepSample]:
         """Samples of the same step from the workflow's successful runs: those with its
         signature (agent, kind, name, occurrence); with fewer than ``MIN_BASELINE``, those
-        with its agent, kind and name; else those with its name."""
-        return self.history.of_key(self.baseline_key(step), exclude_run=self._exclude)
+        with its agent, kind and name; else those with its name. Shared: do not mutate."""
+        hit = self._samples.get(step.id)
+        if hit is None:
+            key = self.baseline_key(step)
+            hit = self._samples[step.id] = self.history.of_key(key, exclude_run=self._exclude)
+        return hit
 
     def stats(self, step: Step) -> Baseline:
         """Statistics of ``baseline(step)`` (shared by every run the history serves, and
-        updated, not recomputed, as the history moves on)."""
+        updated, not recomputed, as the history moves on); looked up once per step."""
+        b = self._stats.get(step.id)
+        if b is not None:
+            return b
         key = self.baseline_key(step)
         if not self._own:
-            return self.history.baseline(key)
-        b = self._memo.get(("stats", key))
-        if b is None:
-            b = self._memo[("stats", key)] = Baseline(self.baseline(step))
+            b = self.history.baseline(key)
+        else:
+            b = self._memo.get(("stats", key))
+            if b is None:
+                b = self._memo[("stats", key)] = Baseline(self.baseline(step))
+        self._stats[step.id] = b
         return b
 
     def baseline_key(self, step: Step) -> tuple[Any, ...]:

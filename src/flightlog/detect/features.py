@@ -16,7 +16,22 @@ from typing import Any
 ROOT = "$"
 
 
+# The JSON type of a value of exactly these types (subclasses take the checks below).
+_JSON_TYPES: dict[type, str] = {
+    type(None): "null",
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
+
+
 def json_type(value: Any) -> str:
+    hit = _JSON_TYPES.get(type(value))
+    if hit is not None:
+        return hit
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -82,22 +97,24 @@ def number(value: Any) -> float | None:
     return float(value)
 
 
-def strings(value: Any, limit: int = 200) -> Iterator[str]:
-    """Every string inside a value (bounded), keys included for objects."""
+def strings(value: Any, limit: int = 200) -> list[str]:
+    """Every string inside a value (bounded), keys included for objects, as a list (built in
+    one loop: detectors take them all)."""
+    out: list[str] = []
     stack = [value]
-    seen = 0
-    while stack and seen < limit:
+    push = stack.append
+    while stack and len(out) < limit:
         v = stack.pop()
         if isinstance(v, str):
-            seen += 1
-            yield v
+            out.append(v)
         elif isinstance(v, dict):
             for k, x in v.items():
                 if isinstance(k, str):
-                    stack.append(k)
-                stack.append(x)
+                    push(k)
+                push(x)
         elif isinstance(v, list):
             stack.extend(v)
+    return out
 
 
 def text_of(value: Any) -> str:
