@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from typing import Any, Protocol
 
 import orjson
@@ -62,8 +63,11 @@ def _json_text(s: str) -> bytes:
     return _canon(s)[1:-1]
 
 
+_blake2b = hashlib.blake2b
+
+
 def _h(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
+    return _blake2b(data, digest_size=16).digest()
 
 
 class ContentIndex:
@@ -96,7 +100,8 @@ class ContentIndex:
             value = orjson.loads(output_json)
         except orjson.JSONDecodeError:
             return
-        if isinstance(value, dict) and value.get("$truncated") is True:
+        t = type(value)  # parsed JSON: exactly dict, list, str, int, float, bool or None
+        if t is dict and value.get("$truncated") is True:
             return  # a truncated value's preview is not the value
         # What the step merely passed through from its own input is not its output. Canonical
         # JSON is deterministic, so an equal value appears verbatim inside the input's JSON;
@@ -104,12 +109,10 @@ class ContentIndex:
         inp = input_json if input_json and len(input_json) <= MAX_INDEXED_BYTES * 4 else b""
         src = (step_id, ended_ns)
         self._add_hash(output_json, src, inp)
-        if isinstance(value, list):
-            for v in value[:MAX_ELEMENTS]:
+        if t is list or t is dict:
+            for v in value[:MAX_ELEMENTS] if t is list else islice(value.values(), MAX_ELEMENTS):
                 self._add_hash(_canon(v), src, inp)
-        elif isinstance(value, dict):
-            for v in list(value.values())[:MAX_ELEMENTS]:
-                self._add_hash(_canon(v), src, inp)
+        strings = self.strings
         for s in _strings(value, 0):
             if len(s) < MIN_SUBSTRING:
                 continue
@@ -118,25 +121,28 @@ class ContentIndex:
             needle = _json_text(s)
             if inp and needle in inp:
                 continue
-            if needle not in self.strings:
+            if needle in strings:
+                strings.move_to_end(needle)
+            else:
                 self.nbytes += len(needle) + 64
-            self.strings[needle] = src
-            self.strings.move_to_end(needle)
-            while len(self.strings) > MAX_STRINGS:
-                old, _ = self.strings.popitem(last=False)
-                self.nbytes -= len(old) + 64
+                if len(strings) >= MAX_STRINGS:
+                    old, _ = strings.popitem(last=False)
+                    self.nbytes -= len(old) + 64
+            strings[needle] = src
 
     def _add_hash(self, data: bytes, src: tuple[str, int], passed_from: bytes) -> None:
         if len(data) < MIN_CONTENT_BYTES or (passed_from and data in passed_from):
             return
         key = _h(data)
-        if key not in self.hashes:
+        hashes = self.hashes
+        if key in hashes:
+            hashes.move_to_end(key)
+        else:
             self.nbytes += 96
-        self.hashes[key] = src
-        self.hashes.move_to_end(key)
-        while len(self.hashes) > MAX_HASHES:
-            self.hashes.popitem(last=False)
-            self.nbytes -= 96
+            if len(hashes) >= MAX_HASHES:
+                hashes.popitem(last=False)
+                self.nbytes -= 96
+        hashes[key] = src
 
     def sources(
         self, input_json: bytes | None, exclude: str, started_ns: int
@@ -147,7 +153,8 @@ class ContentIndex:
         argument is the input's top-level key the value reached (None when the input is not
         an object).
         """
-        if not input_json or (not self.hashes and not self.strings):
+        hashes, strings = self.hashes, self.strings
+        if not input_json or (not hashes and not strings):
             return []
         if len(input_json) > MAX_INDEXED_BYTES * 4:
             return []
@@ -155,41 +162,46 @@ class ContentIndex:
             value = orjson.loads(input_json)
         except orjson.JSONDecodeError:
             return []
-        if isinstance(value, dict) and value.get("$truncated") is True:
+        is_dict = type(value) is dict  # parsed JSON: exactly a dict when an object
+        if is_dict and value.get("$truncated") is True:
             return []
         arguments: list[tuple[str | None, Any]] = (
-            list(value.items()) if isinstance(value, dict) else [(None, value)]
+            list(value.items()) if is_dict else [(None, value)]
         )
         found: list[tuple[str, str, str | None]] = []
         seen: set[tuple[str, str | None]] = set()
-        if isinstance(value, dict) and self.hashes:
+        if is_dict and hashes:
             # The whole input may be an earlier output (a step handing its result on).
-            whole = (
-                self.hashes.get(_h(input_json)) if len(input_json) >= MIN_CONTENT_BYTES else None
-            )
+            whole = hashes.get(_h(input_json)) if len(input_json) >= MIN_CONTENT_BYTES else None
             if whole is not None and whole[0] != exclude and whole[1] <= started_ns:
                 seen.add((whole[0], None))
                 found.append((whole[0], "content", None))
-
-        def hit(src: tuple[str, int] | None, evidence: str, name: str | None) -> None:
-            if src is None:
-                return
-            source, ended_ns = src
-            if source == exclude or ended_ns > started_ns or (source, name) in seen:
-                return
-            seen.add((source, name))
-            found.append((source, evidence, name))
-
+        whole_text = len(arguments) == 1 and not is_dict
         for name, arg in arguments:
-            if self.hashes:
-                for data in _values(arg):
-                    if len(data) >= MIN_CONTENT_BYTES:
-                        hit(self.hashes.get(_h(data)), "content", name)
-            if self.strings:
-                text = input_json if len(arguments) == 1 and name is None else _canon(arg)
-                for needle, source in self.strings.items():
-                    if needle in text:
-                        hit(source, "substring", name)
+            canon: bytes | None = None
+            if hashes:
+                values = _values(arg)
+                canon = values[0]
+                for data in values:
+                    if len(data) < MIN_CONTENT_BYTES:
+                        continue
+                    src = hashes.get(_h(data))
+                    if src is None:
+                        continue
+                    source, ended_ns = src
+                    if source == exclude or ended_ns > started_ns or (source, name) in seen:
+                        continue
+                    seen.add((source, name))
+                    found.append((source, "content", name))
+            if strings:
+                text = input_json if whole_text else canon if canon is not None else _canon(arg)
+                for needle, (source, ended_ns) in strings.items():
+                    if needle not in text:
+                        continue
+                    if source == exclude or ended_ns > started_ns or (source, name) in seen:
+                        continue
+                    seen.add((source, name))
+                    found.append((source, "substring", name))
         return found
 
 
@@ -200,11 +212,14 @@ def _values(value: Any) -> list[bytes]:
     for _ in range(2):
         nxt: list[Any] = []
         for v in level:
-            if isinstance(v, list):
+            t = type(v)
+            if t is list:
                 nxt.extend(v[:MAX_ELEMENTS])
-            elif isinstance(v, dict):
-                nxt.extend(list(v.values())[:MAX_ELEMENTS])
-        out.extend(_canon(v) for v in nxt)
+            elif t is dict:
+                nxt.extend(islice(v.values(), MAX_ELEMENTS))
+        if not nxt:
+            break
+        out.extend(map(_canon, nxt))
         level = nxt
     return out
 
