@@ -173,6 +173,30 @@ def derive_run(run: Run, steps: Sequence[Step]) -> DerivedStatus:
     return derived
 
 
+# What an ingested run's outcome is made of: re-derived, never a fact (``store.facts``).
+OUTCOME_FIELDS = ("status", "failed_step_id", "reason", "error")
+
+
+def apply_derived_status(run: Run, steps: Sequence[Step]) -> None:
+    """Set an ingested run's status, failure point, reason and error from its whole trace:
+    called when its root span arrives and again whenever more of its spans do (the store
+    does it inside the write transaction, under the run's row lock, from every stored
+    step: ``Store.write(reorder=...)``). A run whose root span has not ended is left as
+    it is."""
+    if run.ended_ns is None:
+        return
+    if run.status == "running":
+        run.status = "unknown"  # ended: derive_run decides
+    derived = derive_run(run, steps)
+    run.status = derived.status
+    run.failed_step_id = derived.failed_step_id
+    by_id = {s.id: s for s in steps}
+    root, point = by_id.get(root_of(steps) or ""), by_id.get(derived.failed_step_id or "")
+    source = root if root is not None and root.status == "error" else point
+    run.error = source.error if source is not None and derived.status == "failed" else None
+    run.reason = derived.reason
+
+
 def _end(s: StepFacts) -> tuple[int, int]:
     return (s.ended_ns if s.ended_ns is not None else s.started_ns, -s.started_ns)
 
@@ -216,9 +240,11 @@ def _origin(step: StepFacts, children: dict[str, list[StepFacts]]) -> StepFacts:
 
 __all__ = [
     "DECISION_KINDS",
+    "OUTCOME_FIELDS",
     "FAULT_STATUSES",
     "DerivedStatus",
     "RootFacts",
+    "apply_derived_status",
     "derive_run",
     "derive_status",
     "handled_exception",

@@ -32,6 +32,7 @@ from flightlog.otel import _values
 from flightlog.otel import conventions as C
 from flightlog.otel._values import PAYLOAD_CAP, any_value_to_python, approx_size
 from flightlog.payload import encode_value, make_payload
+from flightlog.status import apply_derived_status
 
 STATUS_ERROR = 2
 SPAN_KIND_NAMES = {
@@ -873,26 +874,6 @@ def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
     )
     apply_derived_status(run, steps)
     return run
-
-
-def apply_derived_status(run: Run, steps: list[Step]) -> None:
-    """Set an ingested run's status, failure point, reason and error from its whole trace
-    (``flightlog.status``): called when its root span arrives and again whenever
-    more of its spans do."""
-    from flightlog.status import derive_run, root_of
-
-    if run.ended_ns is None:
-        return
-    if run.status == "running":
-        run.status = "unknown"  # ended: derive_run decides
-    derived = derive_run(run, steps)
-    run.status = derived.status
-    run.failed_step_id = derived.failed_step_id
-    by_id = {s.id: s for s in steps}
-    root, point = by_id.get(root_of(steps) or ""), by_id.get(derived.failed_step_id or "")
-    source = root if root is not None and root.status == "error" else point
-    run.error = source.error if source is not None and derived.status == "failed" else None
-    run.reason = derived.reason
 
 
 # -- events and links ---------------------------------------------------------------------

@@ -9,9 +9,12 @@ answers 429 with Retry-After) instead of buffering without bound.
 
 Before the write, the data edges that new spans of ingested (non-Flightlog) runs open with the
 run's stored spans are inferred from payload content (``flightlog.lineage``) and added to
-the batch, so the audit ledger logs them; the store reorders the run's steps by start time in
-the same transaction. Nothing logged is rewritten later: a late span adds facts, and what is
-derived from all of them (order, inherited agents) is not logged (see ``derive``).
+the batch, so the audit ledger logs them; in the same transaction, under each run's row
+lock, the store reorders the run's steps by start time and derives the run's outcome from
+every stored span (so with several servers writing one trace, the last to commit sees them
+all). Nothing logged
+is rewritten later: a late span adds facts; a changed outcome is logged anew, and the other
+things derived from all of them (order, inherited agents) are not logged (see ``derive``).
 After the commit, runs whose root span arrived are handed to
 ``flightlog.pipeline.runs_ended`` by a separate thread, off the request path: on that thread
 (``run_end = "thread"``), or in the run-end worker process (``run_end = "process"``,
@@ -34,7 +37,7 @@ from typing import Any
 from flightlog.lineage import infer_data_edges
 from flightlog.model import Batch, Run, Step
 from flightlog.otel.conventions import OI_GRAPH_NODE_ID, OI_GRAPH_NODE_PARENT_ID
-from flightlog.otel.decode import DecodeResult, apply_derived_status, handoff_edges
+from flightlog.otel.decode import DecodeResult, handoff_edges
 from flightlog.server.runend_worker import RunEndInThread, RunEndReport
 from flightlog.store.base import StepOutline, Store
 from flightlog.store.facts import CLOSED_IDLE, PLACEHOLDER, Conflict
@@ -291,9 +294,12 @@ class Ingestor:
                 if rid not in existing
             )
         if inferred:
-            # Runs whose status late spans changed go through the run-end stages again.
-            ended.extend(derive(self.store, batch, inferred))
-        conflicts = self.store.write(batch, reorder=inferred)
+            derive(self.store, batch, inferred)
+        # The store derives each ingested run's outcome from all its stored spans, under
+        # the run's lock; runs whose outcome late spans changed go through run-end again.
+        rederived: list[str] = []
+        conflicts = self.store.write(batch, reorder=inferred, rederived=rederived)
+        ended.extend(rederived)
         per_item = _conflicts_by_item(items, conflicts or [])
         rejected = sum(rejected_spans_of(c) for c in per_item)
         if self.idle_trace_timeout > 0:
@@ -428,47 +434,28 @@ class Ingestor:
                 log.exception("run-end listener failed")
 
 
-def derive_statuses(store: Store, batch: Batch, run_ids: set[str], stored: set[str]) -> list[str]:
-    """The status of each ingested run whose root span has arrived, derived from all its
-    spans stored so far and in ``batch`` (``flightlog.status``). A run whose root
-    arrived earlier and whose status the new spans change is added to the batch again, so
-    the ledger logs the new status instead of the store contradicting it. Hand-offs whose
-    two agent spans arrived in different requests are linked here too. Returns the runs
-    stored earlier whose status changed."""
-    runs = {r.id: r for r in batch.runs if r.id in run_ids and r.source == "otlp"}
-    late = [rid for rid in run_ids if rid not in runs and rid in stored]
-    for rid in late:
-        run = store.get_run(rid)
-        if run is not None and run.source == "otlp" and run.status != "running":
-            runs[rid] = run
-    changed: list[str] = []
+def late_handoffs(store: Store, batch: Batch, run_ids: set[str], stored: set[str]) -> None:
+    """Hand-offs whose two agent spans arrived in different requests: linked over each
+    stored run's spans and the batch's (OpenInference graph nodes). A run's outcome is not
+    derived here but by the store, inside the write, from every stored span
+    (``Store.write(reorder=...)``): what one server read before writing may be stale by
+    the time it commits when other servers write the same trace."""
     graph = {s.run_id for s in batch.steps if OI_GRAPH_NODE_PARENT_ID in s.attributes}
     graph |= {s.run_id for s in batch.steps if OI_GRAPH_NODE_ID in s.attributes}
-    wanted = (set(runs) | graph) & run_ids
+    wanted = graph & run_ids & stored
+    if not wanted:
+        return
     arrived: dict[str, list[Step]] = {}  # the batch's steps of each wanted run, in order
     for s in batch.steps:
         if s.run_id in wanted:
             arrived.setdefault(s.run_id, []).append(s)
     for rid in sorted(wanted):
-        steps: dict[str, Step] = {}
-        if rid in stored:
-            steps.update((s.id, s) for s in store.get_steps(rid))
+        steps = {s.id: s for s in store.get_steps(rid)}
         for s in arrived.get(rid, ()):
-            # A stored (closed) step is a fact: a re-sent span that contradicts it is refused
-            # by the store, so it must not change what the run's status is derived from.
+            # A stored (closed) step is a fact: a re-sent span that contradicts it is refused.
             if s.id not in steps or steps[s.id].ended_ns is None:
                 steps[s.id] = s
-        if rid in graph and rid in stored:
-            batch.edges.extend(handoff_edges(steps.values()))
-        run = runs.get(rid)
-        if run is None:
-            continue
-        before = (run.status, run.failed_step_id, run.reason)
-        apply_derived_status(run, list(steps.values()))
-        if rid in late and (run.status, run.failed_step_id, run.reason) != before:
-            batch.runs.append(run)
-            changed.append(rid)
-    return changed
+        batch.edges.extend(handoff_edges(steps.values()))
 
 
 def _conflicts_by_item(items: list[_Item], conflicts: list[Conflict]) -> list[list[Conflict]]:
@@ -504,15 +491,14 @@ def conflict_message(conflicts: list[Conflict], limit: int = 5) -> str:
     return text + (f"; and {more} more" if more > 0 else "")
 
 
-def derive(store: Store, batch: Batch, run_ids: set[str]) -> list[str]:
+def derive(store: Store, batch: Batch, run_ids: set[str]) -> None:
     """Before ``batch`` of ingested runs ``run_ids`` is written and logged: infer the data
-    edges that its steps open with the run's stored steps, and give each failed run written
-    now its failure point over every step seen so far.
+    edges that its steps open with the run's stored steps, and the hand-offs.
 
     Everything decided here is added to the batch, so the ledger logs it with the facts; what
-    can change when later spans arrive (step order; agents inherited from ancestors) is left
-    to the store (``reorder``) and to readers, and is never logged. Nothing stored is
-    rewritten. Returns the runs whose status changed since they were stored.
+    can change when later spans arrive (step order, each run's outcome) is derived by the
+    store in the write transaction (``reorder``; the outcome is logged each time it
+    changes) and agents inherited from ancestors by readers. Nothing stored is rewritten.
     """
     stored = store.step_outlines(run_ids)
     by_run: dict[str, dict[str, StepOutline | Step]] = {}
@@ -523,7 +509,7 @@ def derive(store: Store, batch: Batch, run_ids: set[str]) -> list[str]:
         if s.run_id in run_ids:
             by_run.setdefault(s.run_id, {})[s.id] = s  # a span delivered twice: last wins
             new_ids.setdefault(s.run_id, set()).add(s.id)
-    changed = derive_statuses(store, batch, run_ids, set(stored))
+    late_handoffs(store, batch, run_ids, set(stored))
     data = {p.hash: p.data for p in batch.payloads}
     wanted = {
         h
@@ -541,7 +527,6 @@ def derive(store: Store, batch: Batch, run_ids: set[str]) -> list[str]:
             batch.edges.extend(
                 infer_data_edges(rows, data, None if run_id not in stored else fresh)
             )
-    return changed
 
 
 def _failure_point(steps: Iterable[StepOutline | Step]) -> str | None:

@@ -7,6 +7,7 @@ statement against the core tables is here; column lists and row codecs are gener
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -17,11 +18,14 @@ from typing import Any, TypeVar
 from flightlog import _json
 from flightlog.errors import NotFoundError, StoreCorruptError, StoreSchemaError
 from flightlog.model import Batch, Edge, Finding, Run, RunRecord, Step
+from flightlog.status import OUTCOME_FIELDS, apply_derived_status
 from flightlog.store._columns import (
     FINDING_COLUMNS,
     FINDINGS,
     RUN_COLUMNS,
+    RUNS,
     STEP_COLUMNS,
+    _err_in,
     finding_from_row,
     finding_row,
     run_from_row,
@@ -126,6 +130,10 @@ def reorder_runs_steps(tx: Tx, run_ids: Sequence[str]) -> None:
             f"SELECT run_id, id, started_ns, idx FROM steps WHERE run_id IN ({marks})", part
         ):
             by_run.setdefault(run_id, []).append((step_id, started_ns, idx))
+    _update_indices(tx, by_run)
+
+
+def _update_indices(tx: Tx, by_run: dict[str, list[tuple[str, int, int]]]) -> None:
     changed = []
     for run_id in sorted(by_run):
         rows = by_run[run_id]
@@ -133,6 +141,87 @@ def reorder_runs_steps(tx: Tx, run_ids: Sequence[str]) -> None:
         changed += [(ranks[r[0]], run_id, r[0]) for r in sorted(rows) if ranks[r[0]] != r[2]]
     if changed:
         tx.executemany("UPDATE steps SET idx = ? WHERE run_id = ? AND id = ?", changed)
+
+
+class _StepFacts:
+    """What an ingested run's outcome is derived from, of one stored step
+    (``flightlog.status.StepFacts``, plus the error it ended with)."""
+
+    __slots__ = (
+        "attributes",
+        "ended_ns",
+        "error",
+        "id",
+        "kind",
+        "parent_id",
+        "started_ns",
+        "status",
+    )
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        (
+            _,
+            self.id,
+            self.parent_id,
+            self.kind,
+            self.status,
+            self.started_ns,
+            self.ended_ns,
+            _,
+            error,
+            attributes,
+        ) = row
+        self.error = None if error is None else _err_in(error)
+        # Only a handled exception (an ``exception`` event on a step that ended OK) is read
+        # from the attributes: most steps' JSON is never decoded.
+        self.attributes = (
+            _json.loads(attributes) or {} if attributes and '"exception"' in attributes else {}
+        )
+
+
+_SETTLE_STEP_COLUMNS = (
+    "run_id, id, parent_id, kind, status, started_ns, ended_ns, idx, error, attributes"
+)
+_OUTCOME_UPDATE = (
+    "UPDATE runs SET status = ?, failed_step_id = ?, reason = ?, error = ? WHERE id = ?"
+)
+_OUTCOME_AT = tuple(RUNS.names.index(c) for c in (*OUTCOME_FIELDS, "id"))
+
+
+def settle_runs(tx: Tx, run_ids: Sequence[str]) -> list[Run]:
+    """Inside a write, under the runs' row locks (``write_batch(lock_runs=...)``): each
+    ingested run's step indices from start times, and the outcome of each one that ended
+    (``flightlog.status.apply_derived_status``), from every step stored, whoever wrote it.
+    Every writer of a run's steps takes the run's lock after writing them, so the last one
+    sees them all: what is stored is what all stored spans imply, whichever of several
+    concurrent writers (servers) commits last. One read of the steps and one of the runs
+    per 500 runs; an update only of what changed. Returns the runs whose outcome changed,
+    as stored now (the ledger logs them)."""
+    ids = sorted(set(run_ids))
+    steps: dict[str, list[_StepFacts]] = {}
+    order: dict[str, list[tuple[str, int, int]]] = {}
+    runs: dict[str, Run] = {}
+    for part in chunked(ids, 500):
+        marks = ", ".join("?" * len(part))
+        for row in tx.fetchall(
+            f"SELECT {_SETTLE_STEP_COLUMNS} FROM steps WHERE run_id IN ({marks})", part
+        ):
+            order.setdefault(row[0], []).append((row[1], row[5], row[7]))
+            steps.setdefault(row[0], []).append(_StepFacts(row))
+        runs.update(_stored_runs(tx, part))
+    _update_indices(tx, order)
+    changed: list[Run] = []
+    for run_id in ids:
+        run = runs.get(run_id)
+        if run is None or run.source not in INHERITING_SOURCES or run.status == "running":
+            continue  # not stored yet, a recorder's run (its outcome is a fact), or open
+        settled = dataclasses.replace(run)
+        apply_derived_status(settled, steps.get(run_id, []))  # type: ignore[arg-type]
+        if any(getattr(settled, f) != getattr(run, f) for f in OUTCOME_FIELDS):
+            changed.append(settled)
+    if changed:
+        tx.executemany(_OUTCOME_UPDATE, [itemgetter(*_OUTCOME_AT)(run_row(r)) for r in changed])
+    return changed
 
 
 def _stored_runs(tx: Tx, ids: Sequence[str], for_update: str = "") -> dict[str, Run]:
@@ -301,7 +390,8 @@ def write_batch(
     read before it is written, stored rows are locked before they are merged, and every
     table is written in key order (payloads, steps, runs, edges, findings), so two writers
     wait for each other only on the same records and never deadlock over them. The runs in
-    ``lock_runs`` are locked too (their steps are reordered in this transaction).
+    ``lock_runs`` are locked too (``settle_runs`` then derives their step order and outcome
+    in this transaction); a sent outcome of theirs is not applied.
 
     ``days``: the partition day of every run of the batch (its runs' and its steps' run
     ids) when ``runs`` and ``steps`` are partitioned (PostgreSQL, ``store/_pgpart.py``).
@@ -346,6 +436,7 @@ def write_batch(
             upsert=lambda steps: tx.executemany(step_upsert, step_rows(steps)),
         )
     refused_runs = {c.run_id for _, c in step_conflicts if c.step_id is not None}
+    settle = set(lock_runs)  # their outcome is derived by ``settle_runs`` afterwards
     run_conflicts: list[tuple[int, Conflict]] = []
     # Runs to reorder without a record in this batch: locked with the batch's stored runs,
     # in one pass in id order, or on their own when every run of the batch is new.
@@ -363,7 +454,9 @@ def write_batch(
             tx,
             batch.runs,
             key=lambda r: r.id,
-            merge=lambda cur, r: merge_run(cur, r, steps_refused=r.id in refused_runs),
+            merge=lambda cur, r: merge_run(
+                cur, r, steps_refused=r.id in refused_runs, settled=r.id in settle
+            ),
             insert=lambda kv: _ids(
                 _insert_new(
                     tx, "runs", RUN_COLUMNS + part, "id", run_rows(r for _, r in kv), "id" + part
@@ -547,21 +640,30 @@ class SQLStore:
         for auditor in self._auditors:
             auditor(tx, kind, data)
 
-    def write(self, batch: Batch, *, reorder: Iterable[str] = ()) -> list[Conflict]:
+    def write(
+        self,
+        batch: Batch,
+        *,
+        reorder: Iterable[str] = (),
+        rederived: list[str] | None = None,
+    ) -> list[Conflict]:
         reorder = sorted(set(reorder))
         if not len(batch) and not reorder:
             return []
 
         for_update = " FOR UPDATE" if self.concurrent_writers else ""
         days_of = self._partition_days(batch)
+        settled: list[Run] = []
 
         def apply(tx: Tx) -> list[Conflict]:
             days = None if days_of is None else days_of(tx)
             applied, conflicts = write_batch(
                 tx, batch, for_update=for_update, lock_runs=reorder, days=days
             )
-            if reorder:  # under the runs' row locks (write_batch)
-                reorder_runs_steps(tx, reorder)
+            settled[:] = settle_runs(tx, reorder) if reorder else []  # under the runs' locks
+            if settled:  # hooks (the ledger) get each run once, as it is stored now
+                by_id = {r.id: r for r in settled}
+                applied.runs = [by_id.pop(r.id, r) for r in applied.runs] + list(by_id.values())
             if conflicts:
                 now = time.time_ns()
                 found = [conflict_finding(c, now) for c in conflicts]
@@ -576,6 +678,8 @@ class SQLStore:
             return conflicts
 
         result: list[Conflict] = self._run_write(apply)
+        if rederived is not None:
+            rederived.extend(r.id for r in settled)
         return result
 
     def step_outlines(self, run_ids: Iterable[str]) -> dict[str, list[StepOutline]]:

@@ -170,7 +170,13 @@ class Store(StoreReader, Protocol):
         is safe only under ``Tx.lock`` or a unique key."""
 
     # -- writing -------------------------------------------------------------------------
-    def write(self, batch: Batch, *, reorder: Iterable[str] = ()) -> list[Conflict]:
+    def write(
+        self,
+        batch: Batch,
+        *,
+        reorder: Iterable[str] = (),
+        rederived: list[str] | None = None,
+    ) -> list[Conflict]:
         """Store a batch in one transaction; durable when this returns. Idempotent.
 
         Facts are append-only (``flightlog.store.facts``): a run or step that contradicts
@@ -180,9 +186,17 @@ class Store(StoreReader, Protocol):
         the edges this write inserted (one per key, as inserted: a key stored already is
         left as it is and not handed on), and the findings.
 
-        ``reorder``: runs whose step indices are recomputed from start times in the same
-        transaction (ingested runs, whose spans arrive in any order). Indices are derived
-        state: the audit ledger does not log them.
+        ``reorder``: ingested runs (whose spans arrive in any order, possibly at several
+        servers at once) whose derived state is recomputed in the same transaction, under
+        each run's row lock, from every step stored: the step indices, from start times
+        (not logged), and, for a run whose root span has ended, its outcome (status,
+        failure point, reason, error; ``flightlog.status``), which replaces any outcome the
+        batch sent for it and, when it changes, is written and logged as the run's record.
+        Every writer of a run's steps takes that lock after writing them (a write of steps
+        of a run not stored yet carries the run's record or a stand-in, as the server
+        does), so whichever writer commits last derives from all of them.
+        ``rederived``: when given, the ids of those runs whose outcome this write changed
+        are appended to it.
         """
 
     def add_write_hook(self, hook: WriteHook) -> None:

@@ -30,7 +30,9 @@ times for ingested runs) and its ``agent`` when it was empty (inherited from an 
 ingested (non-SDK) run's outcome (``status``, ``failed_step_id``, ``reason``, ``error``),
 derived from its spans each time its record is written: the latest derivation replaces the
 stored one, except in a write that refused one of the run's steps (a rewrite of the root span
-is a conflict of its step, and never changes the run's outcome).
+is a conflict of its step, and never changes the run's outcome). The server's writes derive
+it in the store (``Store.write(reorder=...)``: from every stored step, under the run's lock),
+so the outcome they send is not applied (``merge_run(settled=True)``).
 """
 
 from __future__ import annotations
@@ -190,13 +192,16 @@ DERIVED_RUN_FIELDS = ("status", "failed_step_id", "reason", "error")
 
 
 def merge_run(
-    stored: Run, sent: Run, *, steps_refused: bool = False
+    stored: Run, sent: Run, *, steps_refused: bool = False, settled: bool = False
 ) -> tuple[Run | None, Conflict | None]:
     """Apply ``sent`` to the ``stored`` run: (the new stored run, or None when nothing
     changes; the conflict, or None). On a conflict nothing changes.
 
     ``steps_refused``: a step of this run was refused in the same write, so an outcome derived
-    with it is not applied (an ingested run keeps the outcome its stored spans gave it)."""
+    with it is not applied (an ingested run keeps the outcome its stored spans gave it).
+    ``settled``: the store derives this ingested run's outcome itself, later in the same
+    write, from every stored step (``Store.write(reorder=...)``), so the sent one (derived
+    from what its writer had seen) is not applied either."""
     if sent.attributes.get(PLACEHOLDER) is True:
         return None, None  # a stand-in never changes a stored run
     if stored.attributes.get(PLACEHOLDER) is True or (
@@ -215,7 +220,7 @@ def merge_run(
     late_start = not stored_open and sent_open
     bad: list[tuple[str, Any, Any]] = []
     changes: dict[str, Any] = {}
-    if derived and not sent_open and not steps_refused:
+    if derived and not sent_open and not steps_refused and not settled:
         for name in derived:  # re-derived from the spans: the sent outcome is the current one
             if getattr(sent, name) != getattr(stored, name):
                 changes[name] = getattr(sent, name)
