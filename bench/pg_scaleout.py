@@ -12,7 +12,14 @@ children) per span stored, so the figure can be read for machines with more core
 of the PostgreSQL backends serving the servers; and the **lock-wait share**: of the samples
 (every 10 ms, ``pg_stat_activity``) in which a server's backend was inside a transaction,
 the share in which it was waiting on a lock (``wait_event_type = 'Lock'``: advisory, row or
-transaction locks). The ledger is on (pending entries + one integrator on PostgreSQL).
+transaction locks); and the same share of write time: of the samples in which a backend was
+inside a transaction that writes (it holds a transaction id, or waits on a lock: read-only
+snapshots, such as the run-end pipeline's reads, never do either). The ledger is on
+(pending entries + one integrator on PostgreSQL).
+Also per configuration, summed over the servers: the CPU of the writer threads and of the
+run-end worker processes per span (``/api/v1/ingest/stats``, ``/proc``), the rest of the
+servers' CPU (HTTP, decode, the ledger's integrator...), and the spans per write
+transaction.
 
 Each configuration gets its own database ``flightlog_bench_<random>`` on the server named by
 ``--pg`` (the admin database, used only to create and drop it).
@@ -244,6 +251,7 @@ class LockSampler:
         self.database = database
         self.interval_s = interval_s
         self.in_tx = 0
+        self.in_write = 0  # samples inside a writing transaction (or waiting on a lock)
         self.waiting = 0
         self.cpu0: dict[int, float] = {}
         self._stop = threading.Event()
@@ -263,14 +271,15 @@ class LockSampler:
         with psycopg.connect(self.db_url, autocommit=True) as conn:
             while not self._stop.is_set():
                 rows = conn.execute(
-                    "SELECT pid, wait_event_type FROM pg_stat_activity WHERE datname = %s "
-                    "AND application_name = 'flightlog' AND xact_start IS NOT NULL "
-                    "AND pid <> pg_backend_pid()",
+                    "SELECT pid, wait_event_type, backend_xid IS NOT NULL FROM pg_stat_activity "
+                    "WHERE datname = %s AND application_name = 'flightlog' "
+                    "AND xact_start IS NOT NULL AND pid <> pg_backend_pid()",
                     (self.database,),
                 ).fetchall()
-                for pid, wait in rows:
+                for pid, wait, writing in rows:
                     self.in_tx += 1
                     self.waiting += wait == "Lock"
+                    self.in_write += writing or wait == "Lock"
                     if pid not in self.cpu0:
                         self.cpu0[pid] = tree_cpu(pid)
                 self._stop.wait(self.interval_s)
@@ -279,9 +288,24 @@ class LockSampler:
     def share(self) -> float:
         return self.waiting / self.in_tx if self.in_tx else 0.0
 
+    @property
+    def write_share(self) -> float:
+        return self.waiting / self.in_write if self.in_write else 0.0
+
     def backend_cpu_s(self) -> float:
         """CPU the sampled backends used since first seen (those still alive)."""
         return sum(max(0.0, tree_cpu(pid) - c0) for pid, c0 in self.cpu0.items())
+
+
+def server_parts(server: Server) -> tuple[float, float, int]:
+    """(writer thread CPU s, run-end worker process CPU s, write transactions) of a server
+    so far, from its ``/api/v1/ingest/stats`` and ``/proc``."""
+    import httpx
+
+    stats = httpx.get(server.url + "/api/v1/ingest/stats", timeout=30).json()
+    pid = stats.get("run_end_worker_pid")
+    worker = tree_cpu(int(pid)) if pid else 0.0
+    return float(stats["write_cpu_seconds"]), worker, int(stats["transactions"])
 
 
 @dataclass
@@ -291,8 +315,13 @@ class Result:
     stored: int = 0
     wall_s: float = 0.0
     server_cpu_s: list[float] = field(default_factory=list)
+    # summed over the servers: writer thread CPU, run-end worker CPU, write transactions
+    writer_cpu_s: float = 0.0
+    worker_cpu_s: float = 0.0
+    transactions: int = 0
     pg_cpu_s: float = 0.0
     lock_share: float = 0.0
+    lock_write_share: float = 0.0
     db_bytes: int = 0
     load: float = 0.0
     error: str = ""
@@ -334,6 +363,7 @@ def measure(n: int, requests: Sequence[Request], admin_url: str, threads: int) -
             try:
                 time.sleep(1.0)  # let start-up work settle
                 cpu0 = [tree_cpu(s.proc.pid) for s in servers]
+                parts0 = [server_parts(s) for s in servers]
                 with LockSampler(db_url, name) as sampler:
                     sent = send_round_robin(servers, requests, threads=threads)
                     result.wall_s = sent.last_ack_s - sent.first_s
@@ -341,7 +371,13 @@ def measure(n: int, requests: Sequence[Request], admin_url: str, threads: int) -
                         tree_cpu(s.proc.pid) - c for s, c in zip(servers, cpu0, strict=True)
                     ]
                     result.pg_cpu_s = sampler.backend_cpu_s()
+                    for s, (w0, r0, t0) in zip(servers, parts0, strict=True):
+                        w1, r1, t1 = server_parts(s)
+                        result.writer_cpu_s += w1 - w0
+                        result.worker_cpu_s += r1 - r0
+                        result.transactions += t1 - t0
                 result.lock_share = sampler.share
+                result.lock_write_share = sampler.write_share
                 result.load = os.getloadavg()[0]
                 if sent.failures:
                     result.error = sent.failures[0]
@@ -358,8 +394,8 @@ def measure(n: int, requests: Sequence[Request], admin_url: str, threads: int) -
 def render(results: Sequence[Result]) -> str:
     lines = [
         "| servers | spans stored | wall s | durable spans/s | server CPU µs/span (each) "
-        "| PostgreSQL backends CPU µs/span | lock-wait share | database bytes/span "
-        "| load (1 min) |",
+        "| PostgreSQL backends CPU µs/span | lock-wait share (of write time) "
+        "| database bytes/span | load (1 min) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -368,8 +404,23 @@ def render(results: Sequence[Result]) -> str:
         lines.append(
             f"| {r.servers} | {r.stored:,} of {r.spans:,} | {r.wall_s:.1f} | {r.per_s:,.0f} "
             f"| {total:.0f} ({each}) | {r.pg_cpu_s / max(r.stored, 1) * 1e6:.0f} "
-            f"| {r.lock_share:.1%} | {r.db_bytes / max(r.stored, 1):,.0f} | {r.load:.1f} |"
+            f"| {r.lock_share:.1%} ({r.lock_write_share:.1%}) "
+            f"| {r.db_bytes / max(r.stored, 1):,.0f} | {r.load:.1f} |"
             + (f" error: {r.error}" if r.error else "")
+        )
+    lines.append("")
+    lines.append(
+        "| servers | writer thread µs/span | run-end worker µs/span | rest of the servers "
+        "(HTTP, decode, integrator...) µs/span | write transactions | spans/transaction |"
+    )
+    lines.append("|---|---|---|---|---|---|")
+    for r in results:
+        n = max(r.stored, 1)
+        rest = sum(r.server_cpu_s) - r.writer_cpu_s - r.worker_cpu_s
+        lines.append(
+            f"| {r.servers} | {r.writer_cpu_s / n * 1e6:.0f} | {r.worker_cpu_s / n * 1e6:.0f} "
+            f"| {rest / n * 1e6:.0f} | {r.transactions:,} "
+            f"| {r.stored / max(r.transactions, 1):,.0f} |"
         )
     if len(results) >= 2 and results[0].per_s:
         lines.append("")
