@@ -315,11 +315,25 @@ def value_anomaly(run: RunContext) -> Iterator[Finding]:
             continue
         passed_in: set[tuple[str, Any] | None] | None = None
         for path, v in run.field_map(step).items():
+            t = type(v)
+            if t is dict or v is None:
+                continue  # none of the three checks looks at an object or a null
             hist = stats.path(path)
             if hist.count < MIN_VALUE_SAMPLES:
                 continue
-            f = _numeric(run, step, path, v, hist) or _categorical(run, step, path, v, hist)
-            f = f or _length(run, step, path, v, hist)
+            # Each check answers None for a value not of its types: only those that can
+            # look at this one are called, in the same order.
+            if t is str:
+                f = _categorical(run, step, path, v, hist) or _length(run, step, path, v, hist)
+            elif t is list:
+                f = _length(run, step, path, v, hist)
+            elif t is int or t is float:
+                f = _numeric(run, step, path, v, hist)
+            elif t is bool:
+                f = _categorical(run, step, path, v, hist)
+            else:  # another type (never from decoded JSON): every check, as they are
+                f = _numeric(run, step, path, v, hist) or _categorical(run, step, path, v, hist)
+                f = f or _length(run, step, path, v, hist)
             if f is None:
                 continue
             if passed_in is None:

@@ -300,7 +300,10 @@ class NetChange:
 
     def visit(self, sample: StepSample, path: str, n: int) -> None:
         """Count ``sample``'s value at ``path`` in or out (as ``PathStats.update``)."""
-        c = sample.counted(path)
+        self.count_in(sample.counted(path), n)
+
+    def count_in(self, c: tuple[Any, ...] | None, n: int) -> None:
+        """Count a sample's ``counted`` value in or out."""
         if c is None:
             return
         self.touched = True
@@ -389,6 +392,20 @@ class PathStats:
         for n, samples in ((-1, removed), (1, added)):
             for sample in samples:
                 net.visit(sample, path, n)
+        return self.changed(net)
+
+    def swapped(self, out: tuple[Any, ...] | None, into: tuple[Any, ...] | None) -> PathStats:
+        """``advanced`` for one sample out and one in, from their ``counted`` values."""
+        if out == into:
+            return self
+        net = NetChange()
+        net.count_in(out, -1)
+        net.count_in(into, 1)
+        return self.changed(net)
+
+    def changed(self, net: NetChange) -> PathStats:
+        """These statistics with ``net`` applied, as a new object sharing what it leaves as
+        it was (this one unmodified); this one when ``net`` touches nothing."""
         if not net.touched:
             return self
         new = PathStats.__new__(PathStats)
@@ -602,11 +619,7 @@ class Baseline:
             if da is not None:
                 durations[float(da)] = durations.get(float(da), 0) + 1
             new.durations = _net_sorted(self.durations, durations)
-        added, removed = [a], [r]
-        new.paths = {
-            p: st if a.counted(p) == r.counted(p) else st.advanced(p, removed, added)
-            for p, st in self.paths.items()
-        }
+        new.paths = {p: st.swapped(r.counted(p), a.counted(p)) for p, st in self.paths.items()}
         return new
 
 

@@ -112,19 +112,27 @@ def budgets_for(run: Any, config: dict[str, Any] | None = None) -> dict[str, flo
         config = {}
     out: dict[str, float] = {}
     section = config.get("budgets") or {}
-    for key in ("tokens", "cost", "steps"):
-        if isinstance(section.get(key), (int, float)):
-            out[key] = float(section[key])
-    per = section.get(getattr(run, "workflow", ""))
-    if isinstance(per, dict):
+    if section:  # (none configured: the usual case)
         for key in ("tokens", "cost", "steps"):
-            if isinstance(per.get(key), (int, float)):
-                out[key] = float(per[key])
+            if isinstance(section.get(key), (int, float)):
+                out[key] = float(section[key])
+        per = section.get(getattr(run, "workflow", ""))
+        if isinstance(per, dict):
+            for key in ("tokens", "cost", "steps"):
+                if isinstance(per.get(key), (int, float)):
+                    out[key] = float(per[key])
     attrs = getattr(run, "attributes", {}) or {}
     raw = attrs.get("budget")
     nested: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    for key in ("tokens", "cost", "steps"):
-        v = attrs.get(f"budget.{key}", nested.get(key))
+    for key, name in _BUDGET_ATTRIBUTES:
+        v = attrs.get(name, nested.get(key))
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             out[key] = float(v)
     return out
+
+
+_BUDGET_ATTRIBUTES = (
+    ("tokens", "budget.tokens"),
+    ("cost", "budget.cost"),
+    ("steps", "budget.steps"),
+)
