@@ -129,18 +129,18 @@ def test_baselines_are_updated_not_recomputed_per_run_end(
     loads: list[str] = []
     visits: list[int] = []
     load_history = context.load_history
-    visit = context.NetChange.visit
+    visit = context.NetChange.count_in
 
     def counting_load(store: Any, workflow: str, limit: int = context.HISTORY_RUNS) -> Any:
         loads.append(workflow)
         return load_history(store, workflow, limit)
 
-    def counting_visit(self: Any, sample: Any, path: str, n: int) -> None:
-        visits.append(1)
-        visit(self, sample, path, n)
+    def counting_visit(self: Any, counted: Any, n: int) -> None:
+        visits.append(1)  # a sample counted into or out of a path's statistics
+        visit(self, counted, n)
 
     monkeypatch.setattr(context, "load_history", counting_load)
-    monkeypatch.setattr(context.NetChange, "visit", counting_visit)
+    monkeypatch.setattr(context.NetChange, "count_in", counting_visit)
     store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
     try:
         _fill(store, 0, 300)
