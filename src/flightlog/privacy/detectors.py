@@ -103,6 +103,9 @@ def _c(pattern: str, flags: int = 0) -> re.Pattern[str]:
 
 
 _I = re.IGNORECASE
+# What ``\s`` matches in a text (str.isspace; none above U+3000): "Token" then any of them
+# starts a credential, so each is a trigger of the authorization rule.
+SPACES = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 # Characters of tokens and keys (base64url, base64, hex and the like).
 _TOK = r"[A-Za-z0-9_\-]"
 
@@ -200,7 +203,8 @@ BUILTIN: tuple[Detector, ...] = (
             r"\b(?:Bearer|Basic|Digest|Token|ApiKey|Negotiate)\s+(?P<v>[A-Za-z0-9._~+/=\-]{6,})", _I
         ),
         description="credentials after an HTTP authentication scheme (Bearer, Basic ...)",
-        triggers=("bearer", "basic", "digest", "token ", "token\t", "apikey", "negotiate"),
+        triggers=("bearer", "basic", "digest", "apikey", "negotiate")
+        + tuple(f"token{c}" for c in SPACES),
     ),
     Detector(
         "secret_assignment",
@@ -230,6 +234,7 @@ BUILTIN: tuple[Detector, ...] = (
             "refresh-token",
             "private_key",
             "private-key",
+            "privatekey",
             "authorization",
             "cookie",
         ),

@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from flightlog import _json
 from flightlog.model import Batch, ErrorInfo, Payload
 from flightlog.privacy.config import KEY_RULE, PrivacyConfig, Rule
 
@@ -54,6 +55,9 @@ _KEY_WORDS: tuple[str, ...] = (
     "signing",
     "pwd",
 )
+# Letters that match an ASCII letter when a rule ignores case but do not lower-case to it
+# (the dotted and dotless i, the long s): the screen reads them as that letter.
+_FOLD = {0x130: "i", 0x131: "i", 0x17F: "s"}
 _CACHED_LEN = 120  # texts up to this long that need nothing are remembered ...
 _CACHED_TEXTS = 8192  # ... this many at most (then forgotten all at once)
 # Seven digits in a row, single separators allowed: what every phone, card, IBAN and SSN has.
@@ -99,9 +103,49 @@ def _or(values: Any) -> int:
 _CARD_INT_MIN = 10**12  # integers of 13 digits or more may be card numbers
 
 
-def _parts(mapping: dict[str, Any]) -> list[str]:
+def _unescaped(text: str) -> str:
+    """JSON text with the escapes inside its strings undone, for screening: each key and
+    string then stands between two ``"`` exactly as the walk sees it on its own (a ``"``
+    reads as the start or end of a text to every built-in rule). In the escaped text a
+    secret after a newline (``\\nsk-...``, ``\\n+44 20 ...``) follows the letter ``n``:
+    no word boundary, and the rules that need one found nothing there."""
+    if "\\" not in text:
+        return text
+    # An escaped backslash first (NUL stands in for it: JSON text holds no raw NUL), so
+    # that every backslash left starts an escape.
+    t = text.replace("\\\\", "\x00")
+    t = (
+        t.replace('\\"', '"')
+        .replace("\\n", "\n")
+        .replace("\\t", "\t")
+        .replace("\\r", "\r")
+        .replace("\\/", "/")
+        .replace("\\b", "\b")
+        .replace("\\f", "\f")
+    )
+    if "\\u" in t:
+        return _UNICODE_ESCAPE.sub(_unicode_char, t)
+    return t.replace("\x00", "\\")
+
+
+_UNICODE_ESCAPE = re.compile(r"\x00|\\u([0-9a-fA-F]{4})")
+
+
+def _unicode_char(m: re.Match[str]) -> str:
+    code = m.group(1)
+    return "\\" if code is None else chr(int(code, 16))
+
+
+def _encoded(value: Any) -> str:
+    """A value that is not a string or a number as the store writes it (JSON; what JSON
+    cannot hold as its repr), escapes undone, for screening."""
+    return _unescaped(_json.dumps(value))
+
+
+def _parts(mapping: dict[str, Any], nested: list[str] | None = None) -> list[str]:
     """The keys and values of a mapping as texts, for screening (joined by newlines, they
-    are the text the rules are run on)."""
+    are the text the rules are run on). ``nested``, if given, receives the texts of the
+    values that hold keys of their own (objects, lists, other values)."""
     parts: list[str] = []
     for k, v in mapping.items():
         parts.append(k if type(k) is str else str(k))
@@ -114,7 +158,10 @@ def _parts(mapping: dict[str, Any]) -> list[str]:
             if abs(v) >= _CARD_INT_MIN:
                 parts.append(str(v))
         else:
-            parts.append(orjson.dumps(v, option=_OPTS, default=str).decode())
+            part = _encoded(v)
+            parts.append(part)
+            if nested is not None:
+                nested.append(part)
     return parts
 
 
@@ -258,12 +305,28 @@ class Scrubber:
             t: _or(bits for u, bits in triggers.items() if u in t) for t in triggers
         }
         self._trigger_re = re.compile(_trie(list(triggers)) or r"(?!)")
+        # A trigger may start inside another one found before it and end after it ("aida" +
+        # "ccess_token" in "aidaccess_token"): where a trigger that can so hide another is
+        # found, the triggers are looked for again at every position (a lookahead finds
+        # overlapping ones; slower, so only then).
+        self._overlapping = frozenset(
+            t
+            for t in triggers
+            for u in triggers
+            if any(u.startswith(t[j:]) and len(u) > len(t) - j for j in range(1, len(t)))
+        )
+        self._trigger_all_re = re.compile(f"(?=({_trie(list(triggers))}))" if triggers else r"(?!)")
         self._min_digits = min((n for n, _ in self._by_digits), default=0)
-        # With key patterns of your own, every payload is walked (they are not screened).
+        # With key patterns of your own, every payload is walked (they are not screened);
+        # so it is with patterns of your own (they may read what only the walk shows: the
+        # start or end of a text, a backslash).
         self._keys_screened = not config.extra_keys
-        # A mapping's parts are screened one by one (and remembered) unless a trigger of
-        # your own holds a newline, which could then join two parts.
-        self._part_screen = not any("\n" in t for t in triggers)
+        self._json_screened = self._keys_screened and not self._always
+        # A mapping's parts are screened one by one (and remembered) unless a trigger holds
+        # a newline before its end, which could then join two parts. One that ends with a
+        # newline ("token\n": "Token" then a space starts a credential) can only join a
+        # part to the start of the next, which no rule run on the part sees either.
+        self._part_screen = not any("\n" in t[:-1] for t in triggers)
         # Rules whose matches in a mapping's joined text are the matches in its parts: run
         # on each part (short ones remembered) instead of on the joined text.
         self._per_part = [self._part_screen and _parts_safe(r.detector.regex) for r in self.rules]
@@ -281,8 +344,13 @@ class Scrubber:
         the text's UTF-8 bytes when the caller has them (a payload's)."""
         mask = 0
         bits = self._trigger_bits
-        for t in self._trigger_re.findall(text.lower()):
+        low = text.lower() if text.isascii() else text.translate(_FOLD).lower()
+        found = self._trigger_re.findall(low)
+        for t in found:
             mask |= bits[t]
+        if found and not self._overlapping.isdisjoint(found):
+            for t in self._trigger_all_re.findall(low):
+                mask |= bits[t]
         digits = run = 0
         if self._min_digits:
             # ASCII digits counted on the UTF-8 bytes (no other character's bytes hold
@@ -316,18 +384,35 @@ class Scrubber:
 
     def _mapping_candidates(self, value: dict[str, Any]) -> int:
         """``_candidates`` of ``_joined(value)``, from the screen of each of its parts."""
+        return self._mapping_screen(value)[0]
+
+    def _mapping_screen(self, value: dict[str, Any]) -> tuple[int, bool]:
+        """``_candidates`` of ``_joined(value)``, from the screen of each of its parts, and
+        whether a value holding keys of its own (an object, a list) may hold a secret key:
+        its text has a key word, or key patterns or rules of your own are set (they are
+        not screened). Such a value is walked, as a payload is: the rules alone do not see
+        ``{"credential": "opaque"}``, nor ``{"password": "ab"}`` (too short for
+        ``secret_assignment``), while the walk scrubs every value under a secret key."""
+        nested: list[str] = []
         if not self._part_screen:
-            return self._candidates(_joined(value))
+            mask = self._candidates("\n".join(_parts(value, nested)))
+            return mask, bool(nested) and (not self._json_screened or bool(mask & self._key_bit))
         mask = digits = 0
         run = False
         screened = self._screened.get
-        for part in _parts(value):
+        parts = _parts(value, nested)
+        keys = bool(nested) and not self._json_screened
+        inner = {id(p) for p in nested} if nested and not keys else None
+        bit = self._key_bit
+        for part in parts:
             seen = screened(part)
             m, d, r = seen if seen is not None else self._screen(part, remember=True)
             mask |= m
             digits += d
             run = run or r
-        return self._mask(mask, digits, run)
+            if inner is not None and m & bit and id(part) in inner:
+                keys = True
+        return self._mask(mask, digits, run), keys
 
     def _maybe(self, text: str, keys: bool = False, mask: int | None = None) -> bool:
         """Whether any rule finds something in ``text`` (a JSON document, or the values of a
@@ -449,7 +534,7 @@ class Scrubber:
         keys = tuple(value)
         hit = self._keys_cache.get(keys)
         if hit is None:
-            hit = any(type(k) is str and self.key_is_secret(k) for k in keys)
+            hit = any(isinstance(k, str) and self.key_is_secret(k) for k in keys)
             if len(self._keys_cache) >= 4096:
                 self._keys_cache.clear()
             self._keys_cache[keys] = hit
@@ -487,26 +572,49 @@ class Scrubber:
                         n = redacted("dropped")
                 items.append(n)
             return items if changed else value
-        if t is int and self._card and abs(value) >= _CARD_INT_MIN:
-            from flightlog.privacy.detectors import card_ok
+        if t is int:
+            if self._card and abs(value) >= _CARD_INT_MIN:
+                from flightlog.privacy.detectors import card_ok
 
-            if card_ok(str(value)):
-                self.counts["card_number"] += 1
-                if self._card_action == "drop":
-                    return _DROP
-                digest = self._digest(str(value)) if self._card_action == "hash" else None
-                return redacted("card_number", digest)
-        return value
+                if card_ok(str(value)):
+                    self.counts["card_number"] += 1
+                    if self._card_action == "drop":
+                        return _DROP
+                    digest = self._digest(str(value)) if self._card_action == "hash" else None
+                    return redacted("card_number", digest)
+            return value
+        if value is None or t is float or t is bool:
+            return value
+        return self._other(value)
+
+    def _other(self, value: Any) -> Any:
+        """A value of another type (a str or dict subclass, a tuple, an object): scrubbed
+        as the JSON the store writes for it; the same object when nothing changed."""
+        if isinstance(value, str):
+            plain: Any = str.__str__(value)
+        elif isinstance(value, dict):
+            plain = dict(value)
+        elif isinstance(value, list | tuple):
+            plain = list(value)
+        elif isinstance(value, int):
+            plain = int(value)
+        elif isinstance(value, float):
+            return value
+        else:
+            plain = _json.loads(_json.dumpb(value))
+        n = self.value(plain)
+        return value if n is plain or n == plain else n
 
     def _dict(self, value: dict[str, Any]) -> Any:
         out: dict[str, Any] | None = None
         for k, v in value.items():
             key = k
-            if type(k) is str:
-                nk = self.text(k)
-                if nk is not k:
+            string_key = isinstance(k, str)
+            if string_key:
+                nk = self.text(k if type(k) is str else str.__str__(k))
+                if nk != k:
                     key = redacted("dropped") if nk is _DROP else nk
-            if v is not None and type(k) is str and self.key_is_secret(k):
+            if v is not None and string_key and self.key_is_secret(k):
                 n = self._secret_value(v)
             else:
                 n = self.value(v)
@@ -531,11 +639,14 @@ class Scrubber:
             return value
         try:
             if not self._secret_keys(value):
-                mask = self._mapping_candidates(value)
-                # No rule can match (the key words alone concern only keys, checked above):
-                # nothing to run; else the rules run on the joined text, as always (or on
-                # its parts, where that finds the same).
-                if not mask & ~self._key_bit or not self._maybe_parts(value, mask):
+                mask, nested_keys = self._mapping_screen(value)
+                # No rule can match and no value holding keys has a key word (the key words
+                # of the mapping's own keys are checked above): nothing to run; else the
+                # rules run on the joined text, as always (or on its parts, where that
+                # finds the same).
+                if not nested_keys and (
+                    not mask & ~self._key_bit or not self._maybe_parts(value, mask)
+                ):
                     return value
             n = self._dict(value)
         except Exception:
@@ -565,10 +676,16 @@ class Scrubber:
             text = p.data.decode("utf-8", "replace")
         except Exception:
             text, data = "", None
-        if self._keys_screened and not self._maybe(
-            text, keys=True, mask=self._mask(*self._screen(text, data=data))
-        ):
-            return p
+        if self._json_screened:
+            # the escapes inside its strings undone (the digits of the bytes, when nothing
+            # was escaped; else of the text: a \uXXXX escape holds more digits than it makes)
+            screened = _unescaped(text)
+            if screened is not text:
+                data = None
+            if not self._maybe(
+                screened, keys=True, mask=self._mask(*self._screen(screened, data=data))
+            ):
+                return p
         try:
             value = orjson.loads(p.data)
             n = self.value(value)

@@ -1,0 +1,204 @@
+"""Property: the scrubber's screens only save work. Whatever the rules scrub when every rule
+runs on every key and text and every value is walked (``secret_trees.Reference``), the
+scrubber scrubs too, on nested attributes and payloads with secrets at any depth, with its
+caches cold and warm (the same key sets seen first with harmless values).
+
+The cases that escaped before (regression tests below) were found this way: a secret key
+nested in an attribute's value whose value no text rule matches, and a secret right after a
+newline in a payload or in a nested attribute value (in JSON text the newline is written
+``\\n``: the secret follows the letter ``n``, and the rules that need a word boundary found
+nothing there).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import hashlib
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flightlog.model import Batch, Payload, Step
+from flightlog.privacy import Scrubber, load
+from flightlog.privacy.scrub import _OPTS, _unescaped
+from tests.unit.privacy.secret_trees import (
+    harmless_twin,
+    json_values,
+    mappings,
+    reference,
+)
+
+SCRUBBER = load({})  # one for the whole module: its caches warm up across examples
+REFERENCE = reference(SCRUBBER)
+PROPERTY = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _payload(value: object) -> Payload:
+    data = orjson.dumps(value, option=_OPTS)
+    return Payload(hashlib.sha256(data).hexdigest(), data, len(data), False)
+
+
+def _stored(value: object) -> bytes:
+    return orjson.dumps(value, option=_OPTS, default=repr)
+
+
+@PROPERTY
+@given(mappings())
+def test_mapping_scrubbed_as_every_rule_on_every_value(case: tuple) -> None:
+    attributes, planted = case
+    SCRUBBER.mapping(harmless_twin(attributes))  # the same key sets, harmless first
+    got = SCRUBBER.mapping(attributes)
+    want = REFERENCE.mapping(attributes)
+    assert got == want
+    # and what the rules scrub is gone from what would be stored
+    stored = _stored(got)
+    gone = _stored(want)
+    for secret in planted.all():
+        if secret.encode() not in gone:
+            assert secret.encode() not in stored, secret
+
+
+@PROPERTY
+@given(mappings())
+def test_mapping_scrubbed_with_cold_caches(case: tuple) -> None:
+    attributes, _ = case
+    assert load({}).mapping(attributes) == REFERENCE.mapping(attributes)
+
+
+@PROPERTY
+@given(json_values())
+def test_payload_scrubbed_as_every_rule_on_every_value(case: tuple) -> None:
+    value, planted = case
+    SCRUBBER.payload(_payload(harmless_twin(value)))
+    p = _payload(value)
+    got = SCRUBBER.payload(p)
+    want = REFERENCE.json(value)
+    if want is value or want == value:
+        assert got.data == p.data
+    else:
+        assert orjson.loads(got.data) == orjson.loads(orjson.dumps(want, option=_OPTS))
+        assert got.hash == hashlib.sha256(got.data).hexdigest()
+    for secret in planted.all():
+        if secret.encode() not in orjson.dumps(want, option=_OPTS):
+            assert secret.encode() not in got.data, secret
+
+
+@PROPERTY
+@given(mappings(), json_values())
+def test_batch_scrubbed_as_every_rule_on_every_value(attrs: tuple, value: tuple) -> None:
+    """Attributes and payloads of steps in one batch, twice (the second batch warm)."""
+    for _ in range(2):
+        p = _payload(value[0])
+        step = Step("a" * 32, "b" * 16, "s", "tool", 1, 1, input_hash=p.hash)
+        step.attributes = attrs[0]
+        batch = SCRUBBER.batch(Batch(steps=[step], payloads=[p]))
+        assert batch.steps[0].attributes == REFERENCE.mapping(attrs[0])
+        (q,) = batch.payloads
+        assert batch.steps[0].input_hash == q.hash
+        want = REFERENCE.json(value[0])
+        assert orjson.loads(q.data) == orjson.loads(orjson.dumps(want, option=_OPTS))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='ab\\"\n\t\r\x00\x01\x1f/u01é', max_size=12))
+def test_unescaped_json_text_holds_each_string_as_decoded(text: str) -> None:
+    """The screen's view of JSON text: every string decoded, between its two quotes."""
+    encoded = orjson.dumps({text: [text]}).decode()
+    assert _unescaped(encoded) == '{"' + text + '":["' + text + '"]}'
+
+
+# -- the escapes found, pinned ---------------------------------------------------------------
+
+
+def test_secret_key_nested_in_an_attribute_value() -> None:
+    """A secret key one or more levels down, under a value no text rule matches (opaque,
+    shorter than three characters, not a text), with the same key set seen harmless first."""
+    s = load({})
+    cases = [
+        {"headers": {"credential": "opaque123"}},
+        {"headers": {"x-session-token": "opaque123"}},
+        {"headers": {"password": "ab"}},
+        {"headers": {"password": ["hunter2"]}},
+        {"llm": [{"cookie": "ab"}]},  # OTLP "llm.0.cookie", folded by unflatten
+        {"a": {"b": {"Bearer": "opaque123"}}},
+        {"a": {"aidAccessKey": "opaque123"}},
+    ]
+    for case in cases:
+        s.mapping(harmless_twin(case))
+        got = orjson.dumps(s.mapping(case))
+        assert b"opaque123" not in got and b'"ab"' not in got and b"hunter2" not in got, got
+        assert b"[redacted: credential]" in got
+
+
+def test_secret_after_a_newline_in_a_payload() -> None:
+    s = load({})
+    key = "sk-proj-abcdefghijklmnopqrstuvwxyz012345"
+    for value, secret in [
+        ({"prompt": f"my key:\n{key}"}, key),
+        ({"prompt": "Call me at:\n+44 20 7946 0958"}, "+44 20 7946 0958"),
+        ("SSN:\n078-05-1120", "078-05-1120"),
+        ("IBAN\tDE89370400440532013000", "DE89370400440532013000"),
+        ("x\r\nAKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+        ("reply:\n415-555-0100", "415-555-0100"),
+    ]:
+        got = s.payload(_payload(value))
+        assert secret.encode() not in got.data, got.data
+
+
+def test_secret_after_a_newline_in_a_nested_attribute_value() -> None:
+    s = load({})
+    key = "sk-proj-abcdefghijklmnopqrstuvwxyz012345"
+    got = s.mapping({"messages": [{"role": "user", "content": f"hi\n{key}"}]})
+    assert got == {"messages": [{"role": "user", "content": "hi\n[redacted: openai_key]"}]}
+
+
+def test_trigger_inside_another_trigger() -> None:
+    """ "aida" (an AWS key prefix) must not hide "access_token" that starts inside it."""
+    assert load({}).text("aidaccess_token=hunter2x") == (
+        "aidaccess_token=[redacted: secret_assignment]"
+    )
+
+
+class Header(enum.StrEnum):
+    AUTH = "authorization"
+
+
+def test_values_of_other_types_are_scrubbed_as_stored() -> None:
+    """A tuple, a dict subclass, a str-subclass key: scrubbed as the JSON stored for them."""
+    s = load({})
+    key = "sk-proj-abcdefghijklmnopqrstuvwxyz012345"
+    assert s.mapping({"t": (key, 1)}) == {"t": ["[redacted: openai_key]", 1]}
+    assert s.mapping({"h": collections.OrderedDict(Authorization="opaque123")}) == {
+        "h": {"Authorization": "[redacted: credential]"}
+    }
+    # the plain key set seen first must not vouch for the str-subclass one, nor the reverse
+    assert s.mapping({"authorization": "opaque123"}) == {"authorization": "[redacted: credential]"}
+    got = s.mapping({Header.AUTH: "opaque123"})
+    assert list(got.values()) == ["[redacted: credential]"]
+    unchanged = {"t": ("ok", 1)}
+    assert s.mapping(unchanged) is unchanged
+
+
+def test_your_own_keys_and_patterns_walk_nested_values_and_payloads() -> None:
+    from pathlib import Path
+
+    from flightlog.config import parse_config
+    from flightlog.privacy import PrivacyConfig
+
+    toml = """
+[privacy]
+keys = ["x-customer-*"]
+
+[[privacy.patterns]]
+name = "customer_id"
+regex = '^CUST-[0-9]{6}$'
+"""
+    s = Scrubber(PrivacyConfig.from_env({}, parse_config(toml, Path("flightlog.toml"))))
+    assert s.mapping({"h": {"X-Customer-Ref": "opaque123"}}) == {
+        "h": {"X-Customer-Ref": "[redacted: credential]"}
+    }
+    assert s.mapping({"h": ["CUST-123456"]}) == {"h": ["[redacted: customer_id]"]}
+    got = s.payload(_payload({"id": "CUST-123456"}))
+    assert orjson.loads(got.data) == {"id": "[redacted: customer_id]"}
