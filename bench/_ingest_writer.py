@@ -85,6 +85,10 @@ _STAGES = {
     "ledger encode": ("flightlog.ledger.entry", "Encoder.encode_known"),
     "ledger append": ("flightlog.ledger.log", "Ledger.submit"),
     "ledger reads runs": ("flightlog.store.core", "runs_by_id"),
+    "ledger reads run entries": ("flightlog.ledger.log", "Ledger._logged_by_run"),
+    "ledger run indexes": ("flightlog.ledger.log", "Ledger._index_entry"),
+    "step outlines": ("flightlog.store._sql", "SQLStore.step_outlines"),
+    "insert_all": ("flightlog.store.sqlite", "_SQLiteTx.insert_all"),
     "ledger reads edges": ("flightlog.store.core", "edges_as_stored"),
 }
 

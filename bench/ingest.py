@@ -115,6 +115,7 @@ class Result:
     # requests written and the writer's transactions (how many requests it batched per commit)
     requests: int | None = None
     transactions: int | None = None
+    writer_wall_s: float | None = None  # the writer thread's time in write transactions
 
 
 def _settle(spec: ServerSpec, pid: int, cpu0: float, result: Result, limit_s: float = 60.0) -> None:
@@ -143,6 +144,7 @@ def _settle(spec: ServerSpec, pid: int, cpu0: float, result: Result, limit_s: fl
     result.run_end_worker_cpu_s = stats.get("run_end_worker_cpu_seconds") or None
     result.requests = stats.get("requests")
     result.transactions = stats.get("transactions")
+    result.writer_wall_s = stats.get("write_seconds")
 
 
 def _send(spec: ServerSpec, spans: list, timeout: float, deadline: float, out: dict) -> None:
@@ -407,6 +409,11 @@ def render(results: list[Result]) -> str:
             split += (
                 f"; {r.requests:,} requests in {r.transactions:,} write transactions"
                 f" ({r.requests / r.transactions:.2f} per commit)"
+            )
+        if r.writer_wall_s and r.durable_s:
+            split += (
+                f"; writer busy {r.writer_wall_s:.2f} s of {r.durable_s:.2f} s"
+                f" ({r.writer_wall_s / r.durable_s:.0%})"
             )
         lines.append(
             f"{r.label}: server CPU µs/span once run-end work caught up {r.settled_cpu_s * us:.0f}"
