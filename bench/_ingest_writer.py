@@ -81,6 +81,7 @@ _STAGES = {
     "Store.write": ("flightlog.store._sql", "SQLStore.write"),
     "write_batch": ("flightlog.store._sql", "write_batch"),
     "reorder": ("flightlog.store._sql", "reorder_runs_steps"),
+    "settle (order, outcome)": ("flightlog.store._sql", "settle_runs"),
     "ledger hook": ("flightlog.ledger.log", "Ledger.on_write"),
     "ledger encode": ("flightlog.ledger.entry", "Encoder.encode_known"),
     "ledger append": ("flightlog.ledger.log", "Ledger.submit"),

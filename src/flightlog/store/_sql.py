@@ -188,19 +188,37 @@ _OUTCOME_UPDATE = (
 _OUTCOME_AT = tuple(RUNS.names.index(c) for c in (*OUTCOME_FIELDS, "id"))
 
 
+class _Outcome:
+    """A stored run's outcome and what ``apply_derived_status`` reads to derive it afresh
+    (``ended_ns``, ``status``): the outcome fields of the run's record, without the record."""
+
+    __slots__ = ("ended_ns", "error", "failed_step_id", "reason", "status")
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        _, _, self.status, self.ended_ns, self.failed_step_id, self.reason, error = row
+        self.error = None if error is None else _err_in(error)
+
+    def fields(self) -> tuple[Any, ...]:
+        return (self.status, self.failed_step_id, self.reason, self.error)
+
+
+# The outcome columns, in ``OUTCOME_FIELDS`` order, after the run's id, source, status and end
+_OUTCOME_COLUMNS = "id, source, status, ended_ns, failed_step_id, reason, error"
+
+
 def settle_runs(tx: Tx, run_ids: Sequence[str]) -> list[Run]:
     """Inside a write, under the runs' row locks (``write_batch(lock_runs=...)``): each
     ingested run's step indices from start times, and the outcome of each one that ended
     (``flightlog.status.apply_derived_status``), from every step stored, whoever wrote it.
     Every writer of a run's steps takes the run's lock after writing them, so the last one
     sees them all: what is stored is what all stored spans imply, whichever of several
-    concurrent writers (servers) commits last. One read of the steps and one of the runs
-    per 500 runs; an update only of what changed. Returns the runs whose outcome changed,
-    as stored now (the ledger logs them)."""
+    concurrent writers (servers) commits last. One read of the steps and one of the runs'
+    outcome columns per 500 runs; the whole record read and updated only for a run whose
+    outcome changed. Returns those runs, as stored now (the ledger logs them)."""
     ids = sorted(set(run_ids))
     steps: dict[str, list[_StepFacts]] = {}
     order: dict[str, list[tuple[str, int, int]]] = {}
-    runs: dict[str, Run] = {}
+    outcomes: dict[str, _Outcome] = {}
     for part in chunked(ids, 500):
         marks = ", ".join("?" * len(part))
         for row in tx.fetchall(
@@ -208,19 +226,31 @@ def settle_runs(tx: Tx, run_ids: Sequence[str]) -> list[Run]:
         ):
             order.setdefault(row[0], []).append((row[1], row[5], row[7]))
             steps.setdefault(row[0], []).append(_StepFacts(row))
-        runs.update(_stored_runs(tx, part))
+        for row in tx.fetchall(f"SELECT {_OUTCOME_COLUMNS} FROM runs WHERE id IN ({marks})", part):
+            # not a recorder's run (its outcome is a fact), nor one still open
+            if row[1] in INHERITING_SOURCES and row[2] != "running":
+                outcomes[row[0]] = _Outcome(row)
     _update_indices(tx, order)
-    changed: list[Run] = []
+    derived: dict[str, _Outcome] = {}
     for run_id in ids:
-        run = runs.get(run_id)
-        if run is None or run.source not in INHERITING_SOURCES or run.status == "running":
-            continue  # not stored yet, a recorder's run (its outcome is a fact), or open
-        settled = dataclasses.replace(run)
-        apply_derived_status(settled, steps.get(run_id, []))  # type: ignore[arg-type]
-        if any(getattr(settled, f) != getattr(run, f) for f in OUTCOME_FIELDS):
-            changed.append(settled)
-    if changed:
-        tx.executemany(_OUTCOME_UPDATE, [itemgetter(*_OUTCOME_AT)(run_row(r)) for r in changed])
+        outcome = outcomes.get(run_id)
+        if outcome is None:
+            continue  # not stored yet, a recorder's run, or open
+        before = outcome.fields()
+        apply_derived_status(outcome, steps.get(run_id, []))  # type: ignore[arg-type]
+        if outcome.fields() != before:
+            derived[run_id] = outcome
+    if not derived:
+        return []
+    stored = _stored_runs(tx, list(derived))
+    changed = [
+        dataclasses.replace(
+            stored[rid],
+            **dict(zip(OUTCOME_FIELDS, derived[rid].fields(), strict=True)),
+        )
+        for rid in sorted(derived)
+    ]
+    tx.executemany(_OUTCOME_UPDATE, [itemgetter(*_OUTCOME_AT)(run_row(r)) for r in changed])
     return changed
 
 
