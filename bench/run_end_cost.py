@@ -3,6 +3,7 @@
     python bench/run_end_cost.py [SIZES...]       # default: 300 3000 30000
     python bench/run_end_cost.py --replay STORE.db [RUNS]
     python bench/run_end_cost.py --ingest [TRACES] [--rounds N] [--against OTHER/src]
+    python bench/run_end_cost.py --instructions [TRACES] [--against OTHER/src]
 
 
 Fills a SQLite store (ledger off) with runs of one workflow (3 steps, one in ten failed),
@@ -26,6 +27,12 @@ each batch. Printed: the median and the lowest batch CPU per run and per span (t
 is the least disturbed by other processes on a loaded machine), the median over rounds.
 With ``--against OTHER/src`` each round also runs that source tree's pipeline (a checkout
 of main before a change, say), alternating, so both see the same machine load.
+
+``--instructions`` counts instead of timing (valgrind must be installed): the same store, its
+first 200 runs ended, then 0 and then ``TRACES - 200`` more ended 100 at a time, each in a
+process under ``valgrind --tool=cachegrind --cache-sim=no``; the difference in instructions
+executed, per run end, does not depend on the machine's load. The cyclic garbage collector
+is off while runs end, as in the server's run-end worker.
 """
 
 from __future__ import annotations
@@ -41,7 +48,12 @@ from pathlib import Path
 _SRC = str(Path(__file__).resolve().parents[1] / "src")
 sys.path.insert(0, os.environ.get("FLIGHTLOG_BENCH_SRC") or _SRC)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-INGEST = sys.argv[1:2] in (["--ingest"], ["--ingest-child"])
+INGEST = sys.argv[1:2] in (
+    ["--ingest"],
+    ["--ingest-child"],
+    ["--instructions"],
+    ["--instructions-child"],
+)
 os.environ["FLIGHTLOG_LEDGER"] = "on" if INGEST else "off"  # the server's default, for --ingest
 
 from tests.integration.test_run_end_cost import UNIT, _fill, _run  # noqa: E402
@@ -96,6 +108,7 @@ def replay(path: str, limit: int) -> None:
 
 
 INGEST_WARM = 200  # runs ended first to build the baselines (not counted)
+SPANS_PER_TRACE = 4
 INGEST_BATCH = 100
 
 
@@ -138,6 +151,74 @@ def _ingest_measure(path: str) -> None:
             per_run.append((time.process_time() - c) / len(part))
         store.close()
     print(json.dumps(per_run))
+
+
+def _instructions_child(path: str, count: int) -> None:
+    """(child, under valgrind) End the first INGEST_WARM runs, then ``count`` more."""
+    import gc
+    import shutil
+
+    import flightlog.detect.builtin
+    import flightlog.forensics.attribution
+    import flightlog.respond.engine  # noqa: F401  (imported before counting starts)
+    from flightlog.store.base import RunQuery
+
+    with tempfile.TemporaryDirectory() as d:
+        os.chdir(d)
+        shutil.copy(path, f"{d}/run.db")
+        store = open_store(f"sqlite:///{d}/run.db")
+        runs = sorted(store.list_runs(RunQuery(limit=10**7)), key=lambda r: r.started_ns)
+        ids = [r.id for r in runs]
+        gc.disable()  # as the run-end worker runs a batch
+        pipeline.runs_ended(store, ids[:INGEST_WARM])
+        for k in range(INGEST_WARM, INGEST_WARM + count, INGEST_BATCH):
+            pipeline.runs_ended(store, ids[k : min(k + INGEST_BATCH, INGEST_WARM + count)])
+        store.close()
+
+
+def instructions(argv: list[str]) -> None:
+    import argparse
+    import re
+    import subprocess
+
+    ap = argparse.ArgumentParser(prog="run_end_cost.py --instructions")
+    ap.add_argument("traces", nargs="?", type=int, default=1200)
+    ap.add_argument("--against", help="another source tree's src/ to count as well")
+    args = ap.parse_args(argv)
+    counted = args.traces - INGEST_WARM
+    trees = [("this tree", _SRC)] + ([("against", args.against)] if args.against else [])
+    with tempfile.TemporaryDirectory() as d:
+        _ingest_store(f"{d}/ingest.db", args.traces)
+        for name, src in trees:
+            env = {**os.environ, "FLIGHTLOG_BENCH_SRC": src, "PYTHONPATH": src}
+            refs = []
+            for count in (0, counted):
+                err = subprocess.run(
+                    [
+                        "valgrind",
+                        "--tool=cachegrind",
+                        "--cache-sim=no",
+                        "--cachegrind-out-file=/dev/null",
+                        sys.executable,
+                        __file__,
+                        "--instructions-child",
+                        f"{d}/ingest.db",
+                        str(count),
+                    ],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stderr
+                m = re.search(r"I\s+refs:\s+([\d,]+)", err)
+                if m is None:
+                    raise SystemExit(f"no instruction count in valgrind's output:\n{err[-2000:]}")
+                refs.append(int(m.group(1).replace(",", "")))
+            print(
+                f"{name} ({src}): {(refs[1] - refs[0]) / counted:,.0f} instructions per run end "
+                f"({counted} runs of {SPANS_PER_TRACE} spans, 100 at a time, after "
+                f"{INGEST_WARM} not counted)"
+            )
 
 
 def ingest(argv: list[str]) -> None:
@@ -192,6 +273,12 @@ def main() -> None:
         return
     if sys.argv[1:2] == ["--ingest"]:
         ingest(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["--instructions-child"]:
+        _instructions_child(sys.argv[2], int(sys.argv[3]))
+        return
+    if sys.argv[1:2] == ["--instructions"]:
+        instructions(sys.argv[2:])
         return
     sizes = [int(a) for a in sys.argv[1:]] or [300, 3000, 30000]
     with tempfile.TemporaryDirectory() as d:
