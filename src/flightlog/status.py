@@ -103,6 +103,10 @@ def derive_status(steps: Sequence[StepFacts], root: RootFacts) -> DerivedStatus:
     """The status of an ingested run from its steps and root span (see the module doc)."""
     if root.step_id is None or not root.ended:
         return DerivedStatus("running")
+    errored = [s for s in steps if s.status == "error"]
+    handled = [s for s in steps if handled_exception(s)]
+    if not errored and not handled and not root.error:
+        return DerivedStatus("succeeded")  # (most runs: nothing below to build)
     by_id = {s.id: s for s in steps}
     children: dict[str, list[StepFacts]] = {}
     for s in steps:
@@ -116,11 +120,6 @@ def derive_status(steps: Sequence[StepFacts], root: RootFacts) -> DerivedStatus:
             out.append(p)
             p = by_id[p].parent_id
         return out
-
-    errored = [s for s in steps if s.status == "error"]
-    handled = [s for s in steps if handled_exception(s)]
-    if not errored and not handled and not root.error:
-        return DerivedStatus("succeeded")
 
     escaped: list[StepFacts] = []
     root_step = by_id.get(root.step_id)
@@ -190,11 +189,14 @@ def apply_derived_status(run: Run, steps: Sequence[Step]) -> None:
     derived = derive_run(run, steps)
     run.status = derived.status
     run.failed_step_id = derived.failed_step_id
+    run.reason = derived.reason
+    if derived.status != "failed":
+        run.error = None
+        return
     by_id = {s.id: s for s in steps}
     root, point = by_id.get(root_of(steps) or ""), by_id.get(derived.failed_step_id or "")
     source = root if root is not None and root.status == "error" else point
-    run.error = source.error if source is not None and derived.status == "failed" else None
-    run.reason = derived.reason
+    run.error = source.error if source is not None else None
 
 
 def _end(s: StepFacts) -> tuple[int, int]:

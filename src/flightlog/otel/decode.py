@@ -313,8 +313,9 @@ def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
     for s in spans:
         by_trace[s.trace].append(s)
     payloads: dict[str, Payload] = {}
+    texts: dict[tuple[str, bool], str | None] = {}
     for trace, tspans in by_trace.items():
-        _map_trace(trace, tspans, result, payloads)
+        _map_trace(trace, tspans, result, payloads, texts)
     result.batch.payloads.extend(payloads.values())
     if infer_edges:
         from flightlog.lineage import infer_data_edges
@@ -327,7 +328,11 @@ def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
 
 
 def _map_trace(
-    trace: str, spans: list[_Span], result: DecodeResult, payloads: dict[str, Payload]
+    trace: str,
+    spans: list[_Span],
+    result: DecodeResult,
+    payloads: dict[str, Payload],
+    texts: dict[tuple[str, bool], str | None],
 ) -> None:
     batch = result.batch
     run_span = C.run_span_id(trace)
@@ -345,7 +350,7 @@ def _map_trace(
         elif record == "carrier":
             pass
         else:
-            step = _foreign_step(s, payloads)
+            step = _foreign_step(s, payloads, texts)
             batch.steps.append(step)
             foreign.append((s, step))
         _events_and_links(s, result, payloads, is_step=record not in ("run", "carrier"))
@@ -575,16 +580,19 @@ _INDEX_SEGMENT = re.compile(r"\.(\d+)\.")
 _NOT_INDEXED: set[str] = set()  # keys known to hold no index segment (they repeat)
 
 
-def unflatten(attrs: dict[str, Any]) -> dict[str, Any]:
+def unflatten(attrs: dict[str, Any], skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Fold OpenInference's indexed keys (``llm.input_messages.0.message.role``) into lists.
 
     ``{"a.0.x": 1, "a.1.x": 2}`` becomes ``{"a": [{"x": 1}, {"x": 2}]}``; other keys stay.
+    Keys in ``skip`` are left out (as if removed from ``attrs`` first).
     """
     out: dict[str, Any] = {}
     groups: dict[str, dict[int, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
     search = _INDEX_SEGMENT.search
     plain = _NOT_INDEXED
     for key, value in attrs.items():
+        if key in skip:
+            continue
         if key in plain:
             out[key] = value
             continue
@@ -628,36 +636,76 @@ def _store_payload(value: Any, payloads: dict[str, Payload]) -> str | None:
     return p.hash
 
 
+def _attr_payload(
+    attrs: dict[str, Any],
+    key: str,
+    mime_key: str | None,
+    payloads: dict[str, Payload],
+    texts: dict[tuple[str, bool], str | None],
+) -> str | None:
+    """``_store_payload(_payload_value(attrs, key, mime_key), payloads)``, once per distinct
+    text in a request (``texts``: (text, declared JSON) -> hash): a text is parsed,
+    re-encoded canonically and hashed once, however many spans carry it (a chain's input is
+    its first LLM call's, a tool's result is the next call's message)."""
+    raw = attrs.get(key)
+    if type(raw) is not str:
+        return _store_payload(_payload_value(attrs, key, mime_key), payloads)
+    mime = attrs.get(mime_key) if mime_key else None
+    if not isinstance(mime, str):
+        mime = None
+    seen = (raw, mime is not None and "json" in mime)
+    h = texts.get(seen, _MISSING)
+    if h is _MISSING:
+        h = texts[seen] = _store_payload(_values.parse_maybe_json(raw, mime), payloads)
+    return h  # type: ignore[return-value]
+
+
+_MISSING: Any = object()
+
+
+def _first_key(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for k in keys:
+        if k in attrs:
+            return k
+    return None
+
+
 _INPUT_KEYS_AFTER_FIRST = C.INPUT_KEYS[1:]
 _OUTPUT_KEYS_AFTER_FIRST = C.OUTPUT_KEYS[1:]
 
 
-def _foreign_step(s: _Span, payloads: dict[str, Payload]) -> Step:
+def _foreign_step(
+    s: _Span, payloads: dict[str, Payload], texts: dict[tuple[str, bool], str | None]
+) -> Step:
     a = s.attrs
     kind = step_kind(a, s.name)
     name = step_name(a, kind, s.name)
     agent = agent_name(a, kind, s.name)
+    # Input, then output, stored in that order (the batch's payloads keep it)
     if C.OI_INPUT_VALUE in a:
-        in_value = _payload_value(a, C.OI_INPUT_VALUE, C.OI_INPUT_MIME)
+        input_hash = _attr_payload(a, C.OI_INPUT_VALUE, C.OI_INPUT_MIME, payloads, texts)
     else:
-        in_value = _first_payload(a, *_INPUT_KEYS_AFTER_FIRST)
-        if in_value is None:
+        key = _first_key(a, _INPUT_KEYS_AFTER_FIRST)
+        input_hash = None if key is None else _attr_payload(a, key, None, payloads, texts)
+        if input_hash is None:  # none of the keys, or a value that is null
             in_value = _indexed_messages(a, C.GEN_AI_PROMPT)
-        if in_value is None:
-            in_value = _event_content(s, "input")
+            if in_value is None:
+                in_value = _event_content(s, "input")
+            input_hash = _store_payload(in_value, payloads)
     if C.OI_OUTPUT_VALUE in a:
-        out_value = _payload_value(a, C.OI_OUTPUT_VALUE, C.OI_OUTPUT_MIME)
+        output_hash = _attr_payload(a, C.OI_OUTPUT_VALUE, C.OI_OUTPUT_MIME, payloads, texts)
     else:
-        out_value = _first_payload(a, *_OUTPUT_KEYS_AFTER_FIRST)
-        if out_value is None:
+        key = _first_key(a, _OUTPUT_KEYS_AFTER_FIRST)
+        output_hash = None if key is None else _attr_payload(a, key, None, payloads, texts)
+        if output_hash is None:
             out_value = _indexed_messages(a, C.GEN_AI_COMPLETION)
-        if out_value is None:
-            out_value = _event_content(s, "output")
+            if out_value is None:
+                out_value = _event_content(s, "output")
+            output_hash = _store_payload(out_value, payloads)
     status = s.raw.status
-    status_code = int(status.code)
+    status_code = status.code
     error = _error_info(s) if status_code == STATUS_ERROR else None
-    kept = {k: v for k, v in a.items() if k not in C.PAYLOAD_KEYS}
-    attributes = unflatten(kept)
+    attributes = unflatten(a, C.PAYLOAD_KEYS)
     if s.kind:
         attributes["otel.span_kind"] = SPAN_KIND_NAMES.get(s.kind, str(s.kind))
     if s.scope:
@@ -695,8 +743,8 @@ def _foreign_step(s: _Span, payloads: dict[str, Payload]) -> Step:
         agent=None if agent is None else str(agent),
         status="error" if status_code == STATUS_ERROR else "ok",
         ended_ns=s.end or None,
-        input_hash=_store_payload(in_value, payloads),
-        output_hash=_store_payload(out_value, payloads),
+        input_hash=input_hash,
+        output_hash=output_hash,
         error=error,
         model=_str_or_none(
             _first(
@@ -763,13 +811,6 @@ def _event_content(s: _Span, which: str) -> Any:
             body = {k: _payload_value(ea, k, None) for k in ea}
             messages.append({"event": ev.name, **body})
     return messages or None
-
-
-def _first_payload(attrs: dict[str, Any], *keys: str) -> Any:
-    for k in keys:
-        if k in attrs:
-            return _payload_value(attrs, k, None)
-    return None
 
 
 def _str_or_none(v: Any) -> str | None:
