@@ -1,12 +1,14 @@
 """CPU per span of the server's OTLP request path, in-process, on the ingestion bench's spans.
 
-    python bench/_ingest_decode.py [--traces 1000] [--rounds 8] [--against OTHER/src]
+    python bench/_ingest_decode.py [--traces 1000] [--rounds 8] [--against OTHER/src] [--json]
 
 The request path is what ``POST /v1/traces`` does with a body before the spans are queued for
 the writer: ``parse_request`` (protobuf), ``screen_times`` and ``split``, ``decode_parsed``
 (``otel.decode.request_to_batch`` and the 64-bit range check) and the default scrubber
 (``privacy.Scrubber.batch``). The bodies are the bench's requests of 512 spans, encoded by the
-exporter's encoder. CPU is ``time.thread_time``, per span, the median over ``--rounds``.
+exporter's encoder (with ``--json``, the same requests as OTLP/JSON, hex ids, as the
+OpenTelemetry JavaScript exporters send them). CPU is ``time.thread_time``, per span, the
+median over ``--rounds``.
 
 With ``--against``, the same is measured for ``otel/decode.py``, ``server/screen.py`` and
 ``privacy/scrub.py`` of another source tree (say a checkout of main before a change), loaded
@@ -44,14 +46,14 @@ def _load(name: str, path: Path) -> ModuleType:
 class RequestPath:
     """One tree's request path: its decode, screen and scrub modules."""
 
-    def __init__(self, decode: Any, screen: Any, scrub: Any, config: Any) -> None:
-        self.decode, self.screen = decode, screen
+    def __init__(self, decode: Any, screen: Any, scrub: Any, config: Any, ctype: str) -> None:
+        self.decode, self.screen, self.ctype = decode, screen, ctype
         self.scrubber = scrub.Scrubber(config)
 
     def run(self, bodies: list[bytes], out: dict[str, float]) -> None:
         for body in bodies:
             c0 = time.thread_time()
-            req = self.decode.parse_request(body, "application/x-protobuf")
+            req = self.decode.parse_request(body, self.ctype)
             c1 = time.thread_time()
             self.screen.screen_times(req)
             pieces = self.screen.split(req, 2000)
@@ -70,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--traces", type=int, default=1000, help="traces of 4 spans (default 1000)")
     p.add_argument("--rounds", type=int, default=8, help="measured rounds (default 8)")
     p.add_argument("--against", help="another tree's src directory, measured alternately")
+    p.add_argument("--json", action="store_true", help="send the requests as OTLP/JSON")
     args = p.parse_args(argv)
+    ctype = "application/json" if args.json else "application/x-protobuf"
 
     from flightlog import privacy
     from flightlog.otel import decode
@@ -78,21 +82,22 @@ def main(argv: list[str] | None = None) -> int:
 
     scrub = importlib.import_module("flightlog.privacy.scrub")
     config = privacy.load({}).config
-    paths = {"this tree": RequestPath(decode, screen, scrub, config)}
+    paths = {"this tree": RequestPath(decode, screen, scrub, config, ctype)}
     if args.against:
         src = Path(args.against).resolve() / "flightlog"
         other_decode = _load("_against_decode", src / "otel" / "decode.py")
         other_screen = _load("_against_screen", src / "server" / "screen.py")
         other_scrub = _load("_against_scrub", src / "privacy" / "scrub.py")
         paths[f"against {args.against}"] = RequestPath(
-            other_decode, other_screen, other_scrub, config
+            other_decode, other_screen, other_scrub, config, ctype
         )
         _patch_screen(other_screen, other_decode)
 
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
     spans = build_spans(args.traces)
-    bodies = [encode_spans(b).SerializePartialToString() for b in batches(spans, 512)]
+    requests = [encode_spans(b) for b in batches(spans, 512)]
+    bodies = [_otlp_json(r) if args.json else r.SerializePartialToString() for r in requests]
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
     names = list(paths)
     for k in range(args.rounds + 1):
@@ -108,6 +113,24 @@ def main(argv: list[str] | None = None) -> int:
         parts = ", ".join(f"{part} {v:.1f}" for part, v in med.items())
         print(f"  {name}: {total:.1f} ({parts})")
     return 0
+
+
+def _otlp_json(req: Any) -> bytes:
+    """A request as OTLP/JSON: protobuf JSON with the ids in hex, not base64."""
+    import base64
+
+    import orjson
+    from google.protobuf.json_format import MessageToDict
+
+    doc = MessageToDict(req)
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                for item in (span, *span.get("links", [])):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in item:
+                            item[key] = base64.b64decode(item[key]).hex()
+    return orjson.dumps(doc)
 
 
 def _patch_screen(screen: Any, decode: Any) -> None:

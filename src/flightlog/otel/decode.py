@@ -28,7 +28,7 @@ import orjson
 
 from flightlog.errors import InputError
 from flightlog.model import Batch, Edge, ErrorInfo, Finding, Payload, Run, Step
-from flightlog.otel import _values
+from flightlog.otel import _json_request, _values
 from flightlog.otel import conventions as C
 from flightlog.otel._values import PAYLOAD_CAP, any_value_to_python, approx_size
 from flightlog.payload import encode_value, make_payload
@@ -104,6 +104,11 @@ def parse_request(body: bytes, content_type: str) -> Any:
             ) from exc
         if not isinstance(doc, dict):
             raise InputError(f"OTLP/JSON body must be an object, got {type(doc).__name__}")
+        try:  # the fast path, for what exporters write; else json_format (and its errors)
+            _json_request.fill(req, doc)
+            return req
+        except _json_request.Unsupported:
+            req = ExportTraceServiceRequest()
         _hex_ids_to_base64(doc)
         try:
             json_format.ParseDict(doc, req, ignore_unknown_fields=True)
@@ -335,7 +340,7 @@ def _map_trace(
     texts: dict[tuple[str, bool], str | None],
 ) -> None:
     batch = result.batch
-    run_span = C.run_span_id(trace)
+    run_span: str | None = None  # (a hash: computed for Flightlog's own steps only)
     run: Run | None = None
     foreign: list[tuple[_Span, Step]] = []
     for s in spans:
@@ -346,6 +351,8 @@ def _map_trace(
             if run.status != "running":
                 result.ended_runs.append(run.id)
         elif record == "step":
+            if run_span is None:
+                run_span = C.run_span_id(trace)
             batch.steps.append(_flightlog_step(s, run_span))
         elif record == "carrier":
             pass
@@ -587,7 +594,7 @@ def unflatten(attrs: dict[str, Any], skip: frozenset[str] = frozenset()) -> dict
     Keys in ``skip`` are left out (as if removed from ``attrs`` first).
     """
     out: dict[str, Any] = {}
-    groups: dict[str, dict[int, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
+    groups: dict[str, dict[int, dict[str, Any]]] | None = None  # made at the first indexed key
     search = _INDEX_SEGMENT.search
     plain = _NOT_INDEXED
     for key, value in attrs.items():
@@ -598,6 +605,8 @@ def unflatten(attrs: dict[str, Any], skip: frozenset[str] = frozenset()) -> dict
             continue
         m = search(key)
         if m is not None and m.start() > 0 and int(m.group(1)) < 10_000:
+            if groups is None:
+                groups = defaultdict(lambda: defaultdict(dict))
             groups[key[: m.start()]][int(m.group(1))][key[m.end() :]] = value
         else:
             out[key] = value
@@ -923,9 +932,12 @@ def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
 def _events_and_links(
     s: _Span, result: DecodeResult, payloads: dict[str, Payload], *, is_step: bool
 ) -> None:
+    events, links = s.raw.events, s.raw.links
+    if not events and not links:
+        return  # (most spans)
     batch = result.batch
     kept_events: list[dict[str, Any]] = []
-    for n, ev in enumerate(s.raw.events):
+    for n, ev in enumerate(events):
         if ev.name == C.FL_PAYLOAD_EVENT:
             raw = {kv.key: kv.value for kv in ev.attributes}
             data_v = raw.get(C.FL_PAYLOAD_DATA)
@@ -972,7 +984,7 @@ def _events_and_links(
         step = batch.steps[-1]
         step.attributes["otel.events"] = kept_events
     cross: list[dict[str, Any]] = []
-    for link in s.raw.links:
+    for link in links:
         la = attributes_to_dict(link.attributes)
         if len(link.span_id) != 8:
             continue

@@ -157,10 +157,12 @@ def _out_of_range(result: DecodeResult) -> set[tuple[str, str | None]]:
 def screen_times(req: Any) -> list[str]:
     """Remove the spans whose timestamps the store cannot hold; their rejection messages."""
     problems: list[tuple[tuple[Any, Any, Any, int], str]] = []
-    for item in _spans(req):
-        problem = _time_problem(item[2])
-        if problem is not None:
-            problems.append((item, problem))
+    for rs in req.resource_spans:
+        for ss in rs.scope_spans:
+            for i, span in enumerate(ss.spans):
+                problem = _time_problem(span)
+                if problem is not None:
+                    problems.append(((rs, ss, span, i), problem))
     _remove([p[0] for p in problems])
     return [m for _, m in problems]
 
@@ -169,9 +171,9 @@ def split(req: Any, max_spans: int) -> list[Any]:
     """``req`` as requests of at most about ``max_spans`` spans each, a trace's spans kept
     together where the trace fits (so a huge request is decoded and stored piecewise, in
     bounded memory). A request that fits is returned as it is."""
-    items = _spans(req)
-    if len(items) <= max_spans:
+    if sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans) <= max_spans:
         return [req]
+    items = _spans(req)
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
