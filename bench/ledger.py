@@ -87,9 +87,10 @@ def bench_appends(
 
     store = open_store(f"sqlite:///{path}")
     ledger = attach(store)
-    # What the write hook does for a stored step (``encode_known``; ``encode`` in versions
-    # before it, so that one bench compares them).
+    # What the write hook does for stored steps (``encode_steps``; ``encode_known`` or
+    # ``encode`` record by record in versions before it, so that one bench compares them).
     enc = getattr(ledger.encoder, "encode_known", ledger.encoder.encode)
+    enc_steps = getattr(ledger.encoder, "encode_steps", None)
     run_id = "ab" * 16
     t0 = time.time_ns()
     encoding = appending = enc_cpu = app_cpu = 0.0
@@ -98,7 +99,10 @@ def bench_appends(
     for start in range(0, n, batch):
         steps = _steps(run_id, start, min(batch, n - start), t0)  # record making: not timed
         t, c = time.perf_counter(), cpu()
-        encoded = [enc("step", f"{run_id}/{s.id}", run_id, step_data(s), t0) for s in steps]
+        if enc_steps is not None:
+            encoded = enc_steps(steps, t0)
+        else:
+            encoded = [enc("step", f"{run_id}/{s.id}", run_id, step_data(s), t0) for s in steps]
         t1, c1 = time.perf_counter(), cpu()
         with store.transaction() as tx:
             ledger.append(tx, encoded)

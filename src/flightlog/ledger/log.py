@@ -69,8 +69,6 @@ from flightlog.ledger.entry import (
     edge_id,
     finding_data,
     run_data,
-    step_data,
-    step_record_id,
 )
 from flightlog.ledger.note import Signer, Verifier
 from flightlog.ledger.schema import MIN_STORED_LEVEL, NODE_SHIFT, migrations
@@ -348,10 +346,8 @@ class Ledger:
                 kind = "run.start" if r.status == "running" else "run.end"
                 out.append(enc(kind, r.id, r.id, run_data(stored[r.id]), now))
         # Hooks receive the steps as stored (merged by store.facts).
-        out += [
-            enc("step", step_record_id(s.run_id, s.id), s.run_id, step_data(s), now)
-            for s in batch.steps
-        ]
+        if batch.steps:
+            out += self.encoder.encode_steps(batch.steps, now)
         # Hooks receive only the edges this write inserted (``store._sql.write_batch``: a key
         # stored already is skipped, not updated), as inserted: they are the stored rows, and
         # are not read back.

@@ -5,8 +5,11 @@ existing ledgers keep verifying."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
+import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,7 @@ class SaltStream:
         return out
 
 
-def golden_records() -> list[tuple[str, str, str | None, dict[str, Any]]]:
+def golden_steps() -> list[Step]:
     step = Step(
         run_id="r" * 32, id="s" * 16, name="search", kind="tool", index=1,
         started_ns=1796000000000000000, ended_ns=1796000000000001000, agent="a", owner="o",
@@ -65,6 +68,11 @@ def golden_records() -> list[tuple[str, str, str | None, dict[str, Any]]]:
         ),
         attributes={"user.email": "bob@example.com"},
     )  # fmt: skip
+    return [step, err_step]
+
+
+def golden_records() -> list[tuple[str, str, str | None, dict[str, Any]]]:
+    step, err_step = golden_steps()
     run = Run(
         id="r" * 32, workflow="claims", started_ns=1796000000000000000, status="failed",
         ended_ns=1796000000000009000, owner="team", input_hash="ef" * 32,
@@ -251,3 +259,80 @@ def test_floats_kept_for_orjson_are_written_as_ecmascript_does() -> None:
         x = rng.random() * 10 ** rng.uniform(-320, 300) * rng.choice((1, -1))
         assert canonical.dumps(x) == rfc8785.dumps(x)
         assert canonical.dumps_map({"x": x}) == b'{"x":' + rfc8785.dumps(x) + b"}"
+
+
+# -- the write hook's batch path for steps -------------------------------------------------
+
+
+def _step_entries(enc: Encoder, batch: list[Step]) -> list[tuple[Any, ...]]:
+    return [
+        (e.kind, e.record_id, e.run_id, e.time_ns, e.entry, e.openings)
+        for e in enc.encode_steps(batch, T)
+    ]
+
+
+def _known_entries(enc: Encoder, batch: list[Step]) -> list[tuple[Any, ...]]:
+    out = []
+    for s in batch:
+        e = enc.encode_known("step", step_record_id(s.run_id, s.id), s.run_id, step_data(s), T)
+        out.append((e.kind, e.record_id, e.run_id, e.time_ns, e.entry, e.openings))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(steps, min_size=0, max_size=8), _configs)
+def test_step_batches_are_the_bytes_of_one_record_at_a_time(
+    batch: list[Step], config: LedgerConfig
+) -> None:
+    """``encode_steps`` (salts of a batch drawn at once, steps with an error in between)
+    writes the entries and openings ``encode_known`` writes step by step, from the same salt
+    stream; the steps are left as they were."""
+    before = [(s.attributes.copy(), s.input_hash, s.output_hash) for s in batch]
+    got = _step_entries(Encoder(config, salts=SaltStream()), batch)
+    assert [(s.attributes, s.input_hash, s.output_hash) for s in batch] == before
+    assert got == _known_entries(Encoder(config, salts=SaltStream()), batch)
+
+
+def test_step_batches_cover_the_golden_steps_and_every_kind_of_attribute() -> None:
+    golden = orjson.loads(GOLDEN.read_bytes())
+    per_config = len(golden_records()) + len(AUDIT)
+    for n, config in enumerate(CONFIGS):
+        enc = Encoder(config, salts=SaltStream())
+        got = [[e.entry.decode(), (e.openings or b"").decode()] for e in enc.encode_steps(
+            golden_steps(), T)]  # fmt: skip
+        assert got == golden[n * per_config : n * per_config + 2]
+    step = golden_steps()[0]
+    maps = [
+        {},
+        {"big": 2**60, "nan": float("nan"), "inf": float("inf")},
+        {1: "int key", "k": (1, 2), "s": {"x"}},
+        {"é": 1.0, "\U0001f600": "emoji key", "z": -0.0, "t": 1.5e-5},
+        {"flag": True, "none": None, "f": 0.1, "n": -(2**53) + 1, "x": 2**53 - 1},
+        {"t": 1.5e-6, "u": 2.5e-7, "v": 1e-7, "w": 9.99e-5},
+        {"one": 1.0, "e": 1e16},
+        {"b": 2**53, "s": "x", "a": 0.2},
+        {"\uff01": 1, "\U0001f600": 2},  # UTF-16 order differs from code point order
+        {"nan": float("nan"), "inf": float("-inf"), "x": 0.5},
+    ]
+    batch = [dataclasses.replace(step, attributes=m) for m in maps]
+    batch.append(dataclasses.replace(step, input_hash=None, output_hash=None, attributes={}))
+    for config in CONFIGS:
+        fast = _step_entries(Encoder(config, salts=SaltStream()), batch)
+        assert fast == _known_entries(Encoder(config, salts=SaltStream()), batch)
+
+
+def test_step_entries_own_no_more_memory_than_they_hold() -> None:
+    """orjson hands back its whole output buffer (about 8 KB); entries kept for a batch
+    (or longer) are compact copies."""
+    step = golden_steps()[0]
+    enc = Encoder(LedgerConfig())
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        kept = enc.encode_steps([step] * 200, T)
+        kept += [enc.encode_known("step", "r/s", "r", step_data(step), T) for _ in range(200)]
+        used = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    held = sum(sys.getsizeof(e.entry) + sys.getsizeof(e.openings) for e in kept)
+    assert used < 2 * held, (used, held)  # with orjson's buffers: over 8 KB per entry
