@@ -531,7 +531,9 @@ class Encoder:
         when = str(time_ns)
         out = []
         for s in steps:
-            opened = []
+            # The openings as one join: ``[[["input_hash"],"<salt>",<value>],...]``, as
+            # orjson writes ``[[[key], salt, value], ...]``.
+            opened: list[bytes] = []
             ih: Any = s.input_hash
             oh: Any = s.output_hash
             attrs: Any = s.attributes
@@ -543,9 +545,7 @@ class Encoder:
                 else:
                     text, shown = _texts(ih)
                 ih = frag(b'{"$commit":"' + b64(sha(salt + text).digest(), newline=False) + b'"}')
-                opened.append(
-                    b'[["input_hash"],"' + b64(salt, newline=False) + b'",' + shown + b"]"
-                )
+                opened += (b',[["input_hash"],"', b64(salt, newline=False), b'",', shown, b"]")
             if oh is not None:
                 salt = salts[at : at + 16]
                 at += 16
@@ -554,9 +554,7 @@ class Encoder:
                 else:
                     text, shown = _texts(oh)
                 oh = frag(b'{"$commit":"' + b64(sha(salt + text).digest(), newline=False) + b'"}')
-                opened.append(
-                    b'[["output_hash"],"' + b64(salt, newline=False) + b'",' + shown + b"]"
-                )
+                opened += (b',[["output_hash"],"', b64(salt, newline=False), b'",', shown, b"]")
             if attrs:
                 salt = salts[at : at + 16]
                 at += 16
@@ -564,11 +562,15 @@ class Encoder:
                 attrs = frag(
                     b'{"$commit":"' + b64(sha(salt + text).digest(), newline=False) + b'"}'
                 )
-                opened.append(
-                    b'[["attributes"],"' + b64(salt, newline=False) + b'",' + shown + b"]"
-                )
+                opened += (b',[["attributes"],"', b64(salt, newline=False), b'",', shown, b"]")
             else:
                 attrs = {}
+            if opened:
+                opened[0] = opened[0][1:]  # no comma before the first
+                opened.append(b"]")
+                openings: bytes | None = b"[" + b"".join(opened)
+            else:
+                openings = None
             started, ended, cost, itok, otok = (
                 s.started_ns,
                 s.ended_ns,
@@ -614,7 +616,7 @@ class Encoder:
                     run_id,
                     time_ns,
                     _compact(entry),
-                    b"[" + b",".join(opened) + b"]" if opened else None,
+                    openings,
                 )
             )
         return out

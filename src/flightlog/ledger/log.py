@@ -496,7 +496,13 @@ class Ledger:
         moved_seqs: list[int] = []
         sha = _sha256
         for item in items:
-            if isinstance(item, Pending):
+            if type(item) is Encoded:  # the common case first
+                entry = item.entry
+                h = sha(b"\x00" + entry).digest()
+                run_id = item.run_id
+                values += (seq, item.kind, item.record_id, run_id, item.time_ns, entry, h,
+                           item.openings)  # fmt: skip
+            elif isinstance(item, Pending):
                 h = item.leaf
                 moved_ids.append(item.id)
                 moved_seqs.append(seq)
