@@ -111,7 +111,7 @@ def _begin_step(spec: StepSpec, arguments: dict[str, Any] | None) -> ActiveStep 
         owner=spec.owner,
         status="running",
         model=spec.model,
-        attributes=dict(spec.attributes) if spec.attributes else {},
+        attributes=_attributes(spec.attributes) if spec.attributes else {},
     )
     active = ActiveStep(rec, active_run, spec)
     if implicit is not None:
@@ -206,6 +206,23 @@ async def _acall(
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def _attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """A step's attributes as given to ``flightlog.step``, as JSON (as ``annotate`` and
+    ``flightlog.run`` take them): text keys; a tuple, a set, a dict subclass or an object as
+    the JSON recorded for it, so that what is scrubbed is what is stored. A copy as it is
+    when every key is a text and every value a JSON scalar (the usual case)."""
+    for k, v in attributes.items():
+        t = type(v)
+        if type(k) is not str or not (
+            t is str or v is None or t is bool or t is float or (t is int and _I64 <= v < _U64)
+        ):
+            return _json_safe(attributes)
+    return dict(attributes)
+
+
+_I64, _U64 = -(2**63), 2**64
 
 
 class StepSpec:
