@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
@@ -264,6 +265,7 @@ def serve(
     """
     from flightlog.errors import ConfigurationError
     from flightlog.server import listen
+    from flightlog.server.ingest import SWITCH_INTERVAL_S
 
     allowed = {h.strip().lower() for h in allowed_hosts}
     if not is_loopback(host) and host not in ("0.0.0.0", "::", ""):
@@ -276,4 +278,6 @@ def serve(
             "NAME --scope ingest|read|admin), or pass --insecure to serve without "
             "authentication"
         )
+    # The ingestion writer gets the GIL back sooner after each SQLite call (server/ingest.py)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     listen.run(app, host=host, port=port, store_url=url)

@@ -45,6 +45,12 @@ from flightlog.store.facts import CLOSED_IDLE, PLACEHOLDER, Conflict
 log = logging.getLogger("flightlog.server")
 
 PIPELINE_MAX_DEFER = 2.0
+# The interpreter's switch interval in ``flightlog serve`` (``sys.setswitchinterval``; Python's
+# default is 5 ms). The writer thread is the server's serial stage, and it lets go of the GIL
+# at every SQLite call (each row of an ``executemany``): a request thread decoding a body
+# takes it then, and keeps it until asked to drop it after the switch interval. 1 ms bounds
+# what the writer waits each time (docs/benchmarks.md).
+SWITCH_INTERVAL_S = 0.001
 # Runs per call of ``pipeline.runs_ended``: what a call holds in memory (each run's record,
 # payloads and findings until the batch's response work is done) grows with it.
 RUN_END_BATCH = 500

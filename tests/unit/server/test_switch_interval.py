@@ -1,0 +1,33 @@
+"""``flightlog serve`` shortens the interpreter's switch interval: the ingestion writer (the
+server's serial stage) lets go of the GIL at every SQLite call and waits up to the interval
+to get it back from a request thread."""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from flightlog.server import app as server_app
+from flightlog.server import listen
+from flightlog.server.ingest import SWITCH_INTERVAL_S
+
+
+def test_serve_sets_the_switch_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[float] = []
+    stub = SimpleNamespace(keys=SimpleNamespace(enabled=lambda: False))
+    monkeypatch.setattr(server_app, "create_app", lambda url, **kw: stub)
+
+    def run(app: Any, **kw: Any) -> None:
+        seen.append(sys.getswitchinterval())
+
+    monkeypatch.setattr(listen, "run", run)
+    before = sys.getswitchinterval()
+    try:
+        server_app.serve("sqlite:///unused.db")
+    finally:
+        sys.setswitchinterval(before)
+    assert seen == [pytest.approx(SWITCH_INTERVAL_S)]
+    assert SWITCH_INTERVAL_S < 0.005  # shorter than Python's default
