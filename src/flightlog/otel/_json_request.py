@@ -8,7 +8,8 @@ numbers or decimal strings, enums as numbers or names.
 
 It accepts only what ``ParseDict`` would turn into the same message: anything else (a null,
 a field it does not know, a field given twice in both spellings, a number in another form,
-bytes values, an id that is not hex, a value out of range) raises ``Unsupported`` and the
+bytes values, an id that is not hex, a value out of range, messages nested deeper than
+json_format's limit of 100) raises ``Unsupported`` and the
 caller parses the body the general way, which also writes the error messages. So the fast
 path never changes what a body means, only what it costs.
 """
@@ -26,6 +27,9 @@ _ID_FIELDS = {
     "opentelemetry.proto.trace.v1.Span.Link": {"trace_id", "span_id"},
 }
 _KEY_VALUE = "opentelemetry.proto.common.v1.KeyValue"
+# json_format's max_recursion_depth: it refuses a message nested deeper (the request is depth 1),
+# as upb refuses a protobuf body nested deeper; so does the fast path
+_MAX_DEPTH = 100
 
 
 class Unsupported(Exception):
@@ -80,7 +84,7 @@ def fill(message: Any, doc: Any) -> None:
     """Set ``message`` (an empty ``ExportTraceServiceRequest``) from a decoded OTLP/JSON
     document. Raises ``Unsupported`` (the message then half-filled: discard it)."""
     try:
-        _fill(message, doc, _table(message.DESCRIPTOR))
+        _fill(message, doc, _table(message.DESCRIPTOR), 1)
     except Unsupported:
         raise
     except Exception as exc:
@@ -89,9 +93,12 @@ def fill(message: Any, doc: Any) -> None:
         raise Unsupported(str(exc)) from exc
 
 
-def _fill(message: Any, obj: Any, table: _Table) -> None:
+def _fill(message: Any, obj: Any, table: _Table, depth: int) -> None:
+    """``depth``: ``message``'s, counted as json_format counts it (the request is 1)."""
     if type(obj) is not dict:
         raise Unsupported("not an object")
+    if depth > _MAX_DEPTH:
+        raise Unsupported("too deep")
     names = set()
     for key, value in obj.items():
         entry = table.get(key)
@@ -110,17 +117,17 @@ def _fill(message: Any, obj: Any, table: _Table) -> None:
                 raise Unsupported(key)
             setattr(message, name, bytes.fromhex(value))
         elif kind == _ATTRS:
-            _attributes(getattr(message, name), value)
+            _attributes(getattr(message, name), value, depth + 1)
         elif kind == _LIST:
             if type(value) is not list:
                 raise Unsupported(key)
             add = getattr(message, name).add
             for item in value:
-                _fill(add(), item, detail)
+                _fill(add(), item, detail, depth + 1)
         elif kind == _MSG:
             sub = getattr(message, name)
             sub.SetInParent()
-            _fill(sub, value, detail)
+            _fill(sub, value, detail, depth + 1)
         elif kind == _ENUM:
             if type(value) is str:
                 number = detail.get(value)
@@ -158,10 +165,13 @@ def _double(value: Any) -> float:
 _STRING_KEYS = ("stringValue", "string_value")
 
 
-def _attributes(repeated: Any, items: Any) -> None:
-    """``KeyValue`` items: ``{"key": ..., "value": {one AnyValue member}}`` each."""
+def _attributes(repeated: Any, items: Any, depth: int) -> None:
+    """``KeyValue`` items: ``{"key": ..., "value": {one AnyValue member}}`` each, at
+    ``depth`` (their values one deeper)."""
     if type(items) is not list:
         raise Unsupported("attributes")
+    if items and depth > _MAX_DEPTH:
+        raise Unsupported("too deep")
     add = repeated.add
     for item in items:
         if type(item) is not dict or len(item) != 2:
@@ -172,10 +182,12 @@ def _attributes(repeated: Any, items: Any) -> None:
             raise Unsupported("attribute")
         kv = add()
         kv.key = key
-        _any_value(kv.value, value)
+        _any_value(kv.value, value, depth + 1)
 
 
-def _any_value(target: Any, value: dict[str, Any]) -> None:
+def _any_value(target: Any, value: dict[str, Any], depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        raise Unsupported("too deep")
     ((member, v),) = value.items()
     if member in _STRING_KEYS:
         if type(v) is not str:
@@ -190,6 +202,8 @@ def _any_value(target: Any, value: dict[str, Any]) -> None:
             raise Unsupported(member)
         target.bool_value = v
     elif member == "arrayValue" or member == "array_value":
+        if depth + 1 > _MAX_DEPTH:
+            raise Unsupported("too deep")
         arr = target.array_value
         arr.SetInParent()
         items = _values_of(v)
@@ -197,11 +211,13 @@ def _any_value(target: Any, value: dict[str, Any]) -> None:
         for item in items:
             if type(item) is not dict or len(item) != 1:
                 raise Unsupported("array item")
-            _any_value(add(), item)
+            _any_value(add(), item, depth + 2)
     elif member == "kvlistValue" or member == "kvlist_value":
+        if depth + 1 > _MAX_DEPTH:
+            raise Unsupported("too deep")
         kvs = target.kvlist_value
         kvs.SetInParent()
-        _attributes(kvs.values, _values_of(v))
+        _attributes(kvs.values, _values_of(v), depth + 2)
     else:  # bytesValue (base64), or not a member
         raise Unsupported(member)
 

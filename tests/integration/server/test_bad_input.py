@@ -145,6 +145,19 @@ def test_deeply_nested_protobuf_value(seeded: httpx.Client) -> None:
     assert resp.status_code == 400
 
 
+def test_deeply_nested_json_value(seeded: httpx.Client) -> None:
+    """The OTLP/JSON twin of the protobuf case above: refused too, nothing stored."""
+    value: dict = {"stringValue": "deep"}  # type: ignore[type-arg]
+    for _ in range(60):
+        value = {"arrayValue": {"values": [value]}}
+    span = _span_json(trace="4" * 32)
+    span["attributes"] = [{"key": "nested", "value": value}]
+    resp = seeded.post("/v1/traces", content=_request_json(span), headers=JS)
+    assert resp.status_code == 400
+    assert "too deep" in resp.json()["message"]
+    assert seeded.get("/api/v1/runs/" + "4" * 32).status_code == 404
+
+
 def test_invalid_utf8(seeded: httpx.Client) -> None:
     body = _request_json(_span_json(trace="2" * 32)).replace(b'"root"', b'"ro\xff\xfet"')
     resp = seeded.post("/v1/traces", content=body, headers=JS)

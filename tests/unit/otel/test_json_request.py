@@ -7,6 +7,7 @@ enums in every spelling, bad ids, bytes values), either both agree or the fast p
 from __future__ import annotations
 
 import copy
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,36 @@ def test_enum_names_numbers_and_int_strings() -> None:
     got = fast.resource_spans[0].scope_spans[0].spans[0]
     assert got.kind == 3 and got.status.code == 2 and got.end_time_unix_nano == 1700000000000000500
     assert got.attributes[3].value.HasField("kvlist_value")
+
+
+def _nested_value_doc(depth: int, member: str = "arrayValue") -> dict[str, Any]:
+    value: dict[str, Any] = {"stringValue": "deep"}
+    for _ in range(depth):
+        if member == "arrayValue":
+            value = {"arrayValue": {"values": [value]}}
+        else:
+            value = {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+    span = {
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": "eee19b7ec3c1b174",
+        "name": "s",
+        "events": [{"name": "e", "attributes": [{"key": "n", "value": value}]}],
+        "attributes": [{"key": "n", "value": value}],
+    }
+    return {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+
+
+@pytest.mark.parametrize("member", ["arrayValue", "kvlistValue"])
+def test_nesting_past_json_formats_depth_limit_is_refused_as_before(member: str) -> None:
+    """json_format refuses messages nested deeper than 100 (as protobuf bodies are refused):
+    the fast path must not accept a deeper OTLP/JSON body, and agrees up to the limit."""
+    for depth in range(40, 52):
+        doc = _nested_value_doc(depth, member)
+        fast, general = _fast(doc), _general(doc)
+        if general is None:
+            assert fast is None, (member, depth)
+        else:
+            assert fast is not None and _same(fast, general), (member, depth)
+    body = json.dumps(_nested_value_doc(70, member)).encode()  # (orjson.dumps stops at 255)
+    with pytest.raises(InputError, match="too deep"):
+        parse_request(body, "application/json")
