@@ -859,7 +859,18 @@ def load_history(store: StoreReader, workflow: str, limit: int = HISTORY_RUNS) -
     """Read the workflow's most recent successful runs and sample every step."""
     history = History(workflow=workflow)
     runs = store.list_runs(RunQuery(workflow=workflow, status="succeeded", limit=limit))
-    records = [store.get_record(r.id) for r in runs]
+    read = getattr(store, "read", None)
+    if callable(read):
+        # Every record in one snapshot, a few queries in all (the ids are the listing's, so
+        # a project's view reads only its runs), instead of a read transaction per table and
+        # run: on PostgreSQL each is a round trip or more
+        from flightlog.store import core
+
+        with read() as tx:
+            found = core.records(tx, [r.id for r in runs])
+        records = [found[r.id] for r in runs if r.id in found]
+    else:
+        records = [store.get_record(r.id) for r in runs]
     hashes: set[str] = set()
     for rec in records:
         for s in rec.steps:

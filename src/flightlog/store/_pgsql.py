@@ -80,6 +80,51 @@ def _segments(sql: str) -> list[tuple[bool, str]]:
     return out
 
 
+# ``col IN (?, ?, ...)`` (or ``NOT IN``) with two placeholders or more, in code.
+_IN_LIST = re.compile(r"(\bNOT\s+)?\bIN\s*\(\s*\?(?:\s*,\s*\?)+\s*\)", re.IGNORECASE)
+
+
+@lru_cache(maxsize=2048)
+def in_lists(sql: str) -> tuple[tuple[int, int, int, int, bool], ...]:
+    """The ``IN (?, ?, ...)`` lists of ``sql`` outside quotes and comments: (start, end
+    in the text, index of the first parameter, how many, whether ``NOT IN``)."""
+    if "?" not in sql:
+        return ()
+    out: list[tuple[int, int, int, int, bool]] = []
+    marks = offset = 0
+    for is_code, text in _segments(sql):
+        if is_code:
+            last = 0
+            for m in _IN_LIST.finditer(text):
+                marks += text.count("?", last, m.start())
+                n = m.group(0).count("?")
+                out.append((offset + m.start(), offset + m.end(), marks, n, bool(m.group(1))))
+                marks += n
+                last = m.end()
+            marks += text.count("?", last)
+        offset += len(text)
+    return tuple(out)
+
+
+@lru_cache(maxsize=1024)
+def with_arrays(sql: str, kinds: tuple[str | None, ...]) -> str:
+    """``sql`` with each ``IN`` list of ``in_lists(sql)`` whose kind is given (an SQL array
+    element type) as ``= ANY(?::kind[])`` (``<> ALL(...)`` for ``NOT IN``): one array
+    parameter, so the statement's text (psycopg's and PostgreSQL's prepared statement)
+    no longer depends on how many values it is given."""
+    parts: list[str] = []
+    last = 0
+    for (start, end, _, _, negated), kind in zip(in_lists(sql), kinds, strict=True):
+        parts.append(sql[last:start])
+        if kind is None:
+            parts.append(sql[start:end])
+        else:
+            parts.append(f"{'<> ALL' if negated else '= ANY'}(?::{kind}[])")
+        last = end
+    parts.append(sql[last:])
+    return "".join(parts)
+
+
 @lru_cache(maxsize=1024)
 def to_pyformat(sql: str) -> str:
     """``?`` placeholders -> ``%s`` and ``%`` -> ``%%``, outside quotes and comments."""

@@ -60,7 +60,14 @@ from flightlog._retry import backoff_s
 from flightlog.errors import ConfigurationError, StoreCorruptError, StoreError
 from flightlog.model import Batch
 from flightlog.store import _pgpart, schema
-from flightlog.store._pgsql import columnar, columnar_update, to_postgres_ddl, to_pyformat
+from flightlog.store._pgsql import (
+    columnar,
+    columnar_update,
+    in_lists,
+    to_postgres_ddl,
+    to_pyformat,
+    with_arrays,
+)
 from flightlog.store._sql import SQLStore
 from flightlog.store.base import Migration, Tx
 
@@ -272,9 +279,41 @@ class _PgTx:
         return _pgpart.drop_before(self, before_ns)
 
 
+def _array_kind(values: Sequence[Any]) -> str | None:
+    """The SQL array element type for a list of ``IN`` values: text or bigint; None for
+    anything else (mixed, floats, bytes, None), which stays a list of placeholders."""
+    first = values[0].__class__
+    if first is str and all(v.__class__ is str for v in values):
+        return "text"
+    if first is int and all(v.__class__ is int for v in values):
+        return "bigint"
+    return None
+
+
 def _query(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any]]:
     """The statement for psycopg and its parameters: array parameters (Python lists, as
-    in ``= ANY(?)``) are sent in binary, several times cheaper to encode than text."""
+    in ``= ANY(?)``) are sent in binary, several times cheaper to encode than text. An
+    ``IN (?, ?, ...)`` list of strings or integers becomes one such array (``in_lists``):
+    a statement of 500 ids is not parsed, in psycopg and in PostgreSQL, for each length."""
+    groups = in_lists(sql)
+    if groups and len(params) >= groups[-1][2] + groups[-1][3]:
+        new: list[Any] = []
+        kinds: list[str | None] = []
+        at = 0
+        for _, _, first, n, _ in groups:
+            new.extend(params[at:first])
+            values = params[first : first + n]
+            kind = _array_kind(values)
+            kinds.append(kind)
+            if kind is None:
+                new.extend(values)
+            elif kind == "text":
+                new.append([v.replace("\x00", "\ufffd") for v in values])
+            else:
+                new.append(list(values))
+            at = first + n
+        new.extend(params[at:])
+        sql, params = with_arrays(sql, tuple(kinds)), new
     query = to_pyformat(sql)
     lists = tuple(i for i, v in enumerate(params) if v.__class__ is list)
     if lists:

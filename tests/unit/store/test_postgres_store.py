@@ -486,3 +486,42 @@ def test_array_parameters_are_sent_binary_and_read_back(pg_url: str) -> None:
         )
         assert tx.fetchall("SELECT unnest(?::bigint[])", ([1, 2**40],)) == [(1,), (2**40,)]
     s.close()
+
+
+def test_in_lists_become_one_array_and_select_the_same_rows(pg_url: str) -> None:
+    """``IN (?, ?, ...)`` of strings or integers is sent as ``= ANY(array)`` (``NOT IN`` as
+    ``<> ALL``), one statement text whatever the length; lists of anything else, single
+    values, and lists inside quotes or comments are left as they are. The rows selected
+    are the same (NUL in a text value is looked up as U+FFFD, as everywhere)."""
+    from flightlog.store._pgsql import in_lists
+    from flightlog.store.postgres import _query
+
+    sql = "SELECT 'IN (?, ?)' FROM t WHERE k = ? AND id NOT IN (?,?) AND n IN (?, ?) -- IN (?, ?)"
+    assert [g[2:] for g in in_lists(sql)] == [(1, 2, True), (3, 2, False)]
+    query, params = _query(sql, [5, "a", "b\x00", 1, 2])
+    assert query == (
+        "SELECT 'IN (?, ?)' FROM t WHERE k = %s AND id <> ALL(%b::text[]) "
+        "AND n = ANY(%b::bigint[]) -- IN (?, ?)"
+    )
+    assert params == [5, ["a", "b\ufffd"], [1, 2]]
+    assert _query("SELECT 1 WHERE x IN (?, ?)", [1, 2.5])[0] == "SELECT 1 WHERE x IN (%s, %s)"
+    assert _query("SELECT 1 WHERE x IN (?)", ["a"])[0] == "SELECT 1 WHERE x IN (%s)"
+
+    store = open_store(pg_url)
+    try:
+        runs = [Run(id=f"{i:032x}", workflow=f"w{i % 3}", started_ns=i) for i in range(1, 8)]
+        store.write(Batch(runs=runs))
+        with store.read() as tx:
+            ids = [r.id for r in runs[:3]] + ["f" * 32]
+            got = tx.fetchall(
+                f"SELECT id FROM runs WHERE id IN ({', '.join('?' * len(ids))}) ORDER BY id", ids
+            )
+            assert [r[0] for r in got] == ids[:3]
+            got = tx.fetchall(
+                "SELECT id FROM runs WHERE workflow NOT IN (?, ?) AND started_ns IN (?, ?, ?) "
+                "ORDER BY id",
+                ["w0", "w2", 1, 4, 6],
+            )
+            assert [r[0] for r in got] == [f"{1:032x}", f"{4:032x}"]
+    finally:
+        store.close()
