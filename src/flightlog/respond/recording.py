@@ -26,7 +26,7 @@ from flightlog.respond.clock import Clock
 from flightlog.respond.config import RespondConfig
 from flightlog.respond.owners import OwnerQuery, owner_query, resolve_owner
 from flightlog.respond.transitions import follow_up
-from flightlog.store.base import Store, Tx
+from flightlog.store.base import Store, Tx, chunked
 
 if TYPE_CHECKING:
     from flightlog.forensics.attribution import Attribution
@@ -35,6 +35,8 @@ log = logging.getLogger("flightlog.respond")
 
 Attribute = Callable[[Store, str], Any]
 ENDED = ("failed", "degraded", "succeeded")
+# Successful runs recorded in one transaction (under the ``respond`` lock) at most.
+SUCCESS_BATCH = 100
 
 
 def audited_attribution(store: Store, run_id: str) -> Attribution:
@@ -96,16 +98,36 @@ class IncidentRecorder:
         )
 
     def process_runs(self, run_ids: Sequence[str]) -> list[int]:
-        """Fold ended runs into incidents (idempotent per run). Returns touched incident ids."""
-        runs = [r for r in (self.store.get_run(i) for i in dict.fromkeys(run_ids)) if r]
+        """Fold ended runs into incidents (idempotent per run). Returns touched incident ids.
+
+        The runs and which of them are processed already are read in one snapshot; runs
+        in a row that succeeded are recorded together, in one transaction (up to
+        ``SUCCESS_BATCH``), each as on its own (claimed, counted, incidents resolved), in
+        the same order: one ``respond`` lock and one commit instead of one per run."""
+        from flightlog.store import core
+
+        ids = list(dict.fromkeys(run_ids))
+        with self.store.read() as tx:
+            found = core.runs_by_id(tx, ids)
+            done: set[str] = set()
+            for part in chunked(sorted(found), 500):
+                marks = ", ".join("?" * len(part))
+                done.update(
+                    str(r[0])
+                    for r in tx.fetchall(
+                        f"SELECT run_id FROM respond_processed WHERE run_id IN ({marks})", part
+                    )
+                )
+        runs = [
+            r
+            for r in (found[i] for i in ids if i in found)
+            if r.status in ENDED and r.source != "replay" and r.id not in done
+        ]
         runs.sort(key=lambda r: (r.ended_ns or 0, r.id))
         touched: list[int] = []
-        for run in runs:
-            if run.status not in ENDED or run.source == "replay":
-                continue
-            with self.store.read() as tx:
-                if tx.fetchone("SELECT 1 FROM respond_processed WHERE run_id = ?", (run.id,)):
-                    continue
+        at = 0
+        while at < len(runs):
+            run = runs[at]
             if run.status in ("failed", "degraded"):
                 try:
                     facts = self.facts(run)
@@ -115,8 +137,17 @@ class IncidentRecorder:
                 iid = self._record_failure(run, facts)
                 if iid > 0:
                     touched.append(iid)
-            else:
-                touched.extend(self._record_success(run))
+                at += 1
+                continue
+            end = at + 1
+            while (
+                end < len(runs)
+                and end - at < SUCCESS_BATCH
+                and runs[end].status not in ("failed", "degraded")
+            ):
+                end += 1
+            touched.extend(self._record_successes(runs[at:end]))
+            at = end
         return touched
 
     def facts(self, run: Run, *, error: BaseException | None = None) -> dict[str, Any]:
@@ -233,19 +264,24 @@ class IncidentRecorder:
         )
         return row is not None
 
-    def _record_success(self, run: Run) -> list[int]:
-        now = self.clock.now_ns()
+    def _record_successes(self, runs: Sequence[Run]) -> list[int]:
+        """Count successful runs, in order, in one transaction; each one claimed first (a
+        run another process claimed is skipped). The incidents resolved, in order."""
+        out: list[int] = []
         with inc_mod.transaction(self.store) as tx:
-            if not self._claim_run(tx, run, now):
-                return []
-            resolved = inc_mod.record_success(
-                self.store,
-                tx,
-                workflow=run.workflow,
-                run_id=run.id,
-                now_ns=now,
-                auto_resolve_after=self.config.auto_resolve_after,
-            )
-            for incident in resolved:
-                follow_up(tx, self.config, incident, "resolve", now)
-        return [i.id for i in resolved]
+            for run in runs:
+                now = self.clock.now_ns()
+                if not self._claim_run(tx, run, now):
+                    continue
+                resolved = inc_mod.record_success(
+                    self.store,
+                    tx,
+                    workflow=run.workflow,
+                    run_id=run.id,
+                    now_ns=now,
+                    auto_resolve_after=self.config.auto_resolve_after,
+                )
+                for incident in resolved:
+                    follow_up(tx, self.config, incident, "resolve", now)
+                out.extend(i.id for i in resolved)
+        return out
