@@ -83,6 +83,8 @@ class IngestStats:
     transactions: int = 0
     write_errors: int = 0
     overloaded: int = 0
+    # Errors of run-end work: each stage, work or hook that raised (as the run-end work
+    # reports them), plus one per batch of ended runs abandoned (run_end_batches_abandoned)
     pipeline_errors: int = 0
     idle_closed: int = 0
     decode_seconds: float = 0.0
@@ -98,8 +100,10 @@ class IngestStats:
     run_end_worker_pid: int | None = None
     run_end_worker_restarts: int = 0
     run_end_worker_cpu_seconds: float = 0.0
-    # Ended runs whose run-end work was abandoned (workers kept dying on their batch, or the
-    # server shut down with it in hand); and why the worker is failing, if it is
+    # Batches of ended runs whose run-end work was abandoned (workers kept dying on the
+    # batch, or the server shut down with it in hand), and the runs in them; and why the
+    # worker is failing, if it is
+    run_end_batches_abandoned: int = 0
     run_end_runs_abandoned: int = 0
     run_end_worker_failing: str | None = None
     # Seconds the writer and the run-end worker waited for SQLite's write lock (held by the
@@ -414,6 +418,7 @@ class Ingestor:
             report = self.run_end.run(run_ids)
         except Exception as exc:  # runs_ended never raises; a worker that kept dying can
             self.stats.pipeline_errors += 1
+            self.stats.run_end_batches_abandoned += 1
             self.stats.run_end_runs_abandoned += len(run_ids)
             named = ", ".join(run_ids[:5]) + (", ..." if len(run_ids) > 5 else "")
             if self._closing:  # the worker was stopped at shutdown with this batch in hand

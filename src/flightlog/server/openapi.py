@@ -398,7 +398,6 @@ def document(version: str) -> dict[str, Any]:
                                             "transactions",
                                             "write_errors",
                                             "overloaded",
-                                            "pipeline_errors",
                                             "decode_seconds",
                                             "write_seconds",
                                             "pipeline_seconds",
@@ -408,9 +407,23 @@ def document(version: str) -> dict[str, Any]:
                                             "pipeline_lock_wait_seconds",
                                             "run_end_worker_restarts",
                                             "run_end_worker_cpu_seconds",
-                                            "run_end_runs_abandoned",
                                             "pending_spans",
                                         )
+                                    },
+                                    "pipeline_errors": {
+                                        "type": "number",
+                                        "description": "Errors of run-end work: each stage, "
+                                        "work or hook that raised, plus one per abandoned batch",
+                                    },
+                                    "run_end_batches_abandoned": {
+                                        "type": "number",
+                                        "description": "Batches of ended runs whose run-end "
+                                        "work was abandoned (workers kept dying on them, or "
+                                        "the server shut down with one in hand)",
+                                    },
+                                    "run_end_runs_abandoned": {
+                                        "type": "number",
+                                        "description": "Ended runs in those batches",
                                     },
                                     "run_end_mode": {
                                         "type": "string",

@@ -42,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -49,11 +50,15 @@ from typing import IO, Any
 log = logging.getLogger("flightlog.server")
 
 ATTEMPTS = 3  # a batch that kills this many workers in a row is abandoned (logged, counted)
-# A worker that keeps dying (it cannot open the store, a bad config, a broken install) is
-# restarted after a growing delay: at once the first time, then 1 s, 2 s, 4 s... up to
-# BACKOFF_MAX_S; after FAILING_AFTER deaths in a row without an answer, /readyz says so.
+# A worker that keeps dying at start (it cannot open the store, a bad config, a broken
+# install) is restarted after a growing delay: at once the first time, then 1 s, 2 s, 4 s...
+# up to BACKOFF_MAX_S. After FAILING_AFTER deaths with no batch answered in between, the last
+# FAILING_AFTER of them within FAILING_WINDOW_S, /readyz says so, however long each worker
+# lived (one that dies on every batch, or in its periodic work, after a minute of life fails
+# as surely as one that cannot start).
 BACKOFF_MAX_S = 60.0
 FAILING_AFTER = 3
+FAILING_WINDOW_S = 1800.0
 STABLE_S = 10.0  # a worker alive this long (or that answered a batch) started fine
 # A worker that has not answered a batch after this long (stuck: a lock, a hung hook) is
 # killed and the batch handed to another (default of [server] run_end_batch_timeout).
@@ -133,7 +138,9 @@ class RunEndProcess:
         self.clock = clock
         self.restarts = 0
         self.batch_timeout = batch_timeout  # [server] run_end_batch_timeout
-        self.failures = 0  # worker deaths in a row without an answer or STABLE_S of life
+        self.failures = 0  # worker deaths since a batch was last answered
+        self._deaths: deque[float] = deque(maxlen=FAILING_AFTER)  # when (monotonic)
+        self._early = 0  # deaths in a row within STABLE_S of starting: the restart delay
         self.last_exit: str | None = None  # how the last worker ended, and its last words
         self._not_before = 0.0  # monotonic time before which no worker is started
         self._started = 0.0
@@ -152,10 +159,23 @@ class RunEndProcess:
 
     @property
     def failing(self) -> str | None:
-        """Why the run-end worker is failing (``FAILING_AFTER`` deaths in a row), or None."""
-        if self.failures < FAILING_AFTER:
+        """Why the run-end worker is failing, or None: ``FAILING_AFTER`` deaths or more
+        with no batch answered since, the last ``FAILING_AFTER`` of them within
+        ``FAILING_WINDOW_S`` (whatever each worker's age)."""
+        deaths = tuple(self._deaths)
+        if self.failures < FAILING_AFTER or len(deaths) < FAILING_AFTER:
             return None
-        return f"the run-end worker died {self.failures} times in a row ({self.last_exit})"
+        if time.monotonic() - deaths[0] > FAILING_WINDOW_S:
+            return None  # deaths long apart (an OOM kill a day): not a failing worker
+        return (
+            f"the run-end worker died {self.failures} times without answering a batch "
+            f"({self.last_exit})"
+        )
+
+    def _answered(self) -> None:
+        """A batch was answered: the worker works."""
+        self.failures = self._early = 0
+        self._deaths.clear()
 
     def start(self) -> None:
         with self._lock:
@@ -178,11 +198,14 @@ class RunEndProcess:
         proc = self._proc
         self._reap()
         self.restarts += 1
-        if time.monotonic() - self._started >= STABLE_S:
-            self.failures = 0
+        now = time.monotonic()
+        if now - self._started >= STABLE_S:
+            self._early = 0  # it started fine: no delay before the next
+        self._early += 1
         self.failures += 1
-        delay = 0.0 if self.failures <= 1 else min(BACKOFF_MAX_S, 2.0 ** (self.failures - 2))
-        self._not_before = time.monotonic() + delay
+        self._deaths.append(now)
+        delay = 0.0 if self._early <= 1 else min(BACKOFF_MAX_S, 2.0 ** (self._early - 2))
+        self._not_before = now + delay
         code = proc.returncode if proc is not None else None
         self.last_exit = f"status {code}" + (f": {self._last_stderr}" if self._last_stderr else "")
         log.warning(
@@ -261,7 +284,7 @@ class RunEndProcess:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             if time.monotonic() - self._started >= STABLE_S:
-                self.failures = 0  # it started fine
+                self._early = 0  # it started fine (whether it works, its answers say)
             return
         if self._closing:
             return
@@ -286,7 +309,7 @@ class RunEndProcess:
             self.start()
             try:
                 report = self._exchange(ids)
-                self.failures = 0
+                self._answered()
                 return report
             except WorkerDied as exc:
                 with self._lock:

@@ -381,7 +381,8 @@ def test_a_worker_that_cannot_start_is_restarted_with_backoff_and_reported(
         assert stats["run_end_worker_restarts"] >= 3  # live, though no batch ran
         _post(srv, 0, 3)
         assert _wait(lambda: _stats(srv)["run_end_runs_abandoned"] == 3, 120)
-        assert _stats(srv)["pipeline_errors"] == 1
+        stats = _stats(srv)
+        assert stats["pipeline_errors"] == 1 and stats["run_end_batches_abandoned"] == 1
     finally:
         srv.stop()
     assert srv.log is not None
