@@ -182,7 +182,11 @@ def _attributes(repeated: Any, items: Any, depth: int) -> None:
             raise Unsupported("attribute")
         kv = add()
         kv.key = key
-        _any_value(kv.value, value, depth + 1)
+        text = value.get("stringValue")
+        if type(text) is str and depth < _MAX_DEPTH:  # (most attributes: inline)
+            kv.value.string_value = text
+        else:
+            _any_value(kv.value, value, depth + 1)
 
 
 def _any_value(target: Any, value: dict[str, Any], depth: int) -> None:
