@@ -79,6 +79,10 @@ from flightlog.store.base import Store, Tx, chunked
 log = logging.getLogger("flightlog.ledger")
 
 _sha256 = hashlib.sha256
+# SHA-256 states after RFC 9162's leaf and node prefixes, copied for each hash (cheaper than
+# hashing the prefix joined to the data: no copy of the entry, no fresh state).
+_LEAF_STATE = _sha256(b"\x00")
+_NODE_STATE = _sha256(b"\x01")
 _ENTRY_COLUMNS = "(seq, kind, record_id, run_id, created_ns, entry, leaf, openings)"
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
 _NCOL = 8
@@ -495,10 +499,13 @@ class Ledger:
         moved_ids: list[int] = []
         moved_seqs: list[int] = []
         sha = _sha256
+        leaf_state, node_state = _LEAF_STATE, _NODE_STATE
         for item in items:
             if type(item) is Encoded:  # the common case first
                 entry = item.entry
-                h = sha(b"\x00" + entry).digest()
+                hasher = leaf_state.copy()
+                hasher.update(entry)
+                h = hasher.digest()
                 run_id = item.run_id
                 values += (seq, item.kind, item.record_id, run_id, item.time_ns, entry, h,
                            item.openings)  # fmt: skip
@@ -527,7 +534,10 @@ class Ledger:
             # from MIN_STORED_LEVEL up)
             level, idx = 0, seq
             while idx & 1:
-                h = sha(b"\x01" + frontier[level] + h).digest()  # type: ignore[operator]
+                hasher = node_state.copy()
+                hasher.update(frontier[level])  # type: ignore[arg-type]
+                hasher.update(h)
+                h = hasher.digest()
                 frontier[level] = None
                 level += 1
                 idx >>= 1
