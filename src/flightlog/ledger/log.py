@@ -391,11 +391,14 @@ class Ledger:
             self.append(tx, items)
             return
         rows: list[tuple[Any, ...]] = []
+        leaf_state = _LEAF_STATE
         for e in items:
             if isinstance(e, IndexMark):
                 rows.append((RUN_INDEX, f"{e.run_id}#index", e.run_id, e.time_ns, None, None, None))
             else:
-                leaf = _sha256(b"\x00" + e.entry).digest()
+                hasher = leaf_state.copy()
+                hasher.update(e.entry)
+                leaf = hasher.digest()
                 rows.append((e.kind, e.record_id, e.run_id, e.time_ns, e.entry, leaf, e.openings))
         tx.executemany(_INSERT_PENDING, rows)
         self._ensure_integrator()
