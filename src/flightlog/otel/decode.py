@@ -663,13 +663,10 @@ def _attr_payload(
     if not isinstance(mime, str):
         mime = None
     seen = (raw, mime is not None and "json" in mime)
-    h = texts.get(seen, _MISSING)
-    if h is _MISSING:
+    h = texts.get(seen, "")  # ("": not seen yet; a hash is never empty, None is a value)
+    if h == "":
         h = texts[seen] = _store_payload(_values.parse_maybe_json(raw, mime), payloads)
-    return h  # type: ignore[return-value]
-
-
-_MISSING: Any = object()
+    return h
 
 
 def _first_key(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
