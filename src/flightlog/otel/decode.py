@@ -286,31 +286,41 @@ def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
         for ss in rs.scope_spans:
             scope = ss.scope.name
             for span in ss.spans:
-                problem = _check_ids(span)
+                tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
                 attrs: dict[str, Any] = {}
-                if problem is None:
+                if (
+                    len(tid) == 16
+                    and tid != _ZERO16
+                    and len(sid) == 8
+                    and sid != _ZERO8
+                    and (not pid or len(pid) == 8)
+                ):
+                    problem = None
                     attrs, check = _span_attributes(span.attributes)
                     if check:
                         problem = _check_sizes(span.name, attrs)
+                else:
+                    problem = _check_ids(span)
                 if problem is not None:
                     result.rejected_spans += 1
                     if len(result.errors) < MAX_ERRORS_REPORTED:
                         result.errors.append(problem)
                     continue
+                # (positional, in _Span's order; upb gives the enum and the times as int)
                 spans.append(
                     _Span(
-                        trace=span.trace_id.hex(),
-                        id=span.span_id.hex(),
-                        parent=span.parent_span_id.hex() if span.parent_span_id else None,
-                        name=span.name,
-                        kind=int(span.kind),
-                        start=int(span.start_time_unix_nano),
-                        end=int(span.end_time_unix_nano),
-                        attrs=attrs,
-                        raw=span,
-                        service=service,
-                        resource=resource,
-                        scope=scope,
+                        tid.hex(),
+                        sid.hex(),
+                        pid.hex() if pid else None,
+                        span.name,
+                        span.kind,
+                        span.start_time_unix_nano,
+                        span.end_time_unix_nano,
+                        attrs,
+                        span,
+                        service,
+                        resource,
+                        scope,
                     )
                 )
     result.accepted_spans = len(spans)
@@ -566,6 +576,10 @@ def agent_name(attrs: dict[str, Any], kind: str, span_name: str) -> str | None:
 
 
 def _first(attrs: dict[str, Any], *keys: str) -> Any:
+    return _first_of(attrs, keys)
+
+
+def _first_of(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
     for k in keys:
         v = attrs.get(k)
         if v is not None and v != "":
@@ -678,6 +692,27 @@ def _first_key(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
 
 _INPUT_KEYS_AFTER_FIRST = C.INPUT_KEYS[1:]
 _OUTPUT_KEYS_AFTER_FIRST = C.OUTPUT_KEYS[1:]
+# First present and not empty wins (``_first``), in this order:
+_INPUT_TOKEN_KEYS = (
+    C.GEN_AI_USAGE_INPUT_TOKENS,
+    C.OI_TOKENS_PROMPT,
+    C.GEN_AI_USAGE_PROMPT_TOKENS,
+    *C.AI_USAGE_INPUT,
+)
+_OUTPUT_TOKEN_KEYS = (
+    C.GEN_AI_USAGE_OUTPUT_TOKENS,
+    C.OI_TOKENS_COMPLETION,
+    C.GEN_AI_USAGE_COMPLETION_TOKENS,
+    *C.AI_USAGE_OUTPUT,
+)
+_MODEL_KEYS = (C.GEN_AI_RESPONSE_MODEL, C.GEN_AI_REQUEST_MODEL, C.OI_LLM_MODEL_NAME, C.AI_MODEL_ID)
+_PROVIDER_KEYS = (
+    C.GEN_AI_PROVIDER_NAME,
+    C.GEN_AI_SYSTEM,
+    C.OI_LLM_PROVIDER,
+    C.OI_LLM_SYSTEM,
+    C.AI_MODEL_PROVIDER,
+)
 
 
 def _foreign_step(
@@ -723,20 +758,8 @@ def _foreign_step(
     # attribute, counted only on the LLM steps, so a run's tokens are not counted twice.
     input_tokens = output_tokens = cost = None
     if kind == "llm":
-        input_tokens = _first(
-            a,
-            C.GEN_AI_USAGE_INPUT_TOKENS,
-            C.OI_TOKENS_PROMPT,
-            C.GEN_AI_USAGE_PROMPT_TOKENS,
-            *C.AI_USAGE_INPUT,
-        )
-        output_tokens = _first(
-            a,
-            C.GEN_AI_USAGE_OUTPUT_TOKENS,
-            C.OI_TOKENS_COMPLETION,
-            C.GEN_AI_USAGE_COMPLETION_TOKENS,
-            *C.AI_USAGE_OUTPUT,
-        )
+        input_tokens = _first_of(a, _INPUT_TOKEN_KEYS)
+        output_tokens = _first_of(a, _OUTPUT_TOKEN_KEYS)
         cost = _first(a, C.OI_COST_TOTAL)
     return Step(
         run_id=s.trace,
@@ -752,25 +775,8 @@ def _foreign_step(
         input_hash=input_hash,
         output_hash=output_hash,
         error=error,
-        model=_str_or_none(
-            _first(
-                a,
-                C.GEN_AI_RESPONSE_MODEL,
-                C.GEN_AI_REQUEST_MODEL,
-                C.OI_LLM_MODEL_NAME,
-                C.AI_MODEL_ID,
-            )
-        ),
-        provider=_str_or_none(
-            _first(
-                a,
-                C.GEN_AI_PROVIDER_NAME,
-                C.GEN_AI_SYSTEM,
-                C.OI_LLM_PROVIDER,
-                C.OI_LLM_SYSTEM,
-                C.AI_MODEL_PROVIDER,
-            )
-        ),
+        model=_str_or_none(_first_of(a, _MODEL_KEYS)),
+        provider=_str_or_none(_first_of(a, _PROVIDER_KEYS)),
         input_tokens=_int_or_none(input_tokens),
         output_tokens=_int_or_none(output_tokens),
         cost=_float_or_none(cost),
