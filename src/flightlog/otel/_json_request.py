@@ -16,12 +16,10 @@ path never changes what a body means, only what it costs.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 # What a field's JSON value becomes (the kinds of the tables below)
 _STR, _INT, _BOOL, _DOUBLE, _ENUM, _ID, _ATTRS, _MSG, _LIST = range(9)
-_DECIMAL = re.compile(r"-?[0-9]+\Z")
 _ID_FIELDS = {
     "opentelemetry.proto.trace.v1.Span": {"trace_id", "span_id", "parent_span_id"},
     "opentelemetry.proto.trace.v1.Span.Link": {"trace_id", "span_id"},
@@ -151,7 +149,12 @@ def _fill(message: Any, obj: Any, table: _Table, depth: int) -> None:
 def _int(value: Any) -> int:
     if type(value) is int:
         return value
-    if type(value) is str and _DECIMAL.match(value):
+    # decimal digits (ASCII), an optional minus
+    if (
+        type(value) is str
+        and value.isascii()
+        and (value.isdigit() or (value[:1] == "-" and value[1:].isdigit()))
+    ):
         return int(value)
     raise Unsupported("integer")
 
