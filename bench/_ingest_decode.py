@@ -13,7 +13,9 @@ median over ``--rounds``.
 With ``--against``, the same is measured for ``otel/decode.py``, ``server/screen.py`` and
 ``privacy/scrub.py`` of another source tree (say a checkout of main before a change), loaded
 under other names in this process, alternating with this tree round by round so both see the
-same machine load.
+same machine load. Only those three files: the other tree's runs with this tree's detectors,
+status module and OTLP/JSON parser, so when those differ too, run each tree whole instead
+(``PYTHONPATH=OTHER/src python bench/_ingest_decode.py``, alternating by hand).
 """
 
 from __future__ import annotations
