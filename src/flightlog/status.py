@@ -199,6 +199,39 @@ def apply_derived_status(run: Run, steps: Sequence[Step]) -> None:
     run.error = source.error if source is not None else None
 
 
+class _Ended(Protocol):
+    """What ``failure_point`` reads of a step (a ``StepOutline`` has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_ns(self) -> int: ...
+    @property
+    def ended_ns(self) -> int | None: ...
+
+
+def failure_point(steps: Sequence[_Ended]) -> str | None:
+    """The earliest-ending errored step (the deepest when several end together): where a
+    trace the server closed without its root span failed (``server.ingest.close_trace``)."""
+    errs = [s for s in steps if s.status == "error"]
+    if not errs:
+        return None
+    return min(errs, key=lambda s: (s.ended_ns or s.started_ns, -s.started_ns)).id
+
+
+def apply_closed_status(run: Run, steps: Sequence[StepFacts]) -> None:
+    """The outcome of a run the server closed because its root span never came
+    (``store.facts.CLOSED_IDLE``), from all its spans, as more of them arrive without the
+    root: ``failed`` at ``failure_point`` when a span ended in error, else ``unknown`` (no
+    root span, no outcome). Its reason (closed without its root span) and error are kept;
+    the root span, if it comes, replaces the run's record (``apply_derived_status`` then)."""
+    point = failure_point(steps)
+    run.status = "failed" if point is not None else "unknown"
+    run.failed_step_id = point
+
+
 def _end(s: StepFacts) -> tuple[int, int]:
     return (s.ended_ns if s.ended_ns is not None else s.started_ns, -s.started_ns)
 
@@ -246,9 +279,11 @@ __all__ = [
     "FAULT_STATUSES",
     "DerivedStatus",
     "RootFacts",
+    "apply_closed_status",
     "apply_derived_status",
     "derive_run",
     "derive_status",
+    "failure_point",
     "handled_exception",
     "root_of",
 ]

@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ from flightlog.model import Batch, Run, Step
 from flightlog.otel.conventions import OI_GRAPH_NODE_ID, OI_GRAPH_NODE_PARENT_ID
 from flightlog.otel.decode import DecodeResult, handoff_edges
 from flightlog.server.runend_worker import RunEndInThread, RunEndReport
+from flightlog.status import failure_point
 from flightlog.store.base import StepOutline, Store
 from flightlog.store.facts import CLOSED_IDLE, PLACEHOLDER, Conflict
 
@@ -540,9 +541,7 @@ def derive(store: Store, batch: Batch, run_ids: set[str]) -> None:
             )
 
 
-def _failure_point(steps: Iterable[StepOutline | Step]) -> str | None:
-    """The earliest-ending errored step (the deepest when several end together)."""
-    errs = [s for s in steps if s.status == "error"]
-    if not errs:
-        return None
-    return min(errs, key=lambda s: (s.ended_ns or s.started_ns, -s.started_ns)).id
+def _failure_point(steps: Sequence[StepOutline | Step]) -> str | None:
+    """The earliest-ending errored step (the deepest when several end together); the
+    store derives a closed run's outcome again with the same rule as late spans arrive."""
+    return failure_point(steps)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from flightlog import _json
 from flightlog.errors import NotFoundError, StoreCorruptError, StoreSchemaError
 from flightlog.model import Batch, Edge, Finding, Run, RunRecord, Step
-from flightlog.status import OUTCOME_FIELDS, apply_derived_status
+from flightlog.status import OUTCOME_FIELDS, apply_closed_status, apply_derived_status
 from flightlog.store._columns import (
     FINDING_COLUMNS,
     FINDINGS,
@@ -35,6 +35,7 @@ from flightlog.store._columns import (
 )
 from flightlog.store.base import Migration, RunQuery, StepOutline, Tx, WriteHook, chunked
 from flightlog.store.facts import (
+    CLOSED_IDLE,
     CONFLICT_KIND,
     Conflict,
     conflict_finding,
@@ -190,20 +191,28 @@ _OUTCOME_AT = tuple(RUNS.names.index(c) for c in (*OUTCOME_FIELDS, "id"))
 
 class _Outcome:
     """A stored run's outcome and what ``apply_derived_status`` reads to derive it afresh
-    (``ended_ns``, ``status``): the outcome fields of the run's record, without the record."""
+    (``ended_ns``, ``status``): the outcome fields of the run's record, without the record,
+    and whether the server closed it without its root span (``CLOSED_IDLE``)."""
 
-    __slots__ = ("ended_ns", "error", "failed_step_id", "reason", "status")
+    __slots__ = ("closed", "ended_ns", "error", "failed_step_id", "reason", "status")
 
     def __init__(self, row: Sequence[Any]) -> None:
-        _, _, self.status, self.ended_ns, self.failed_step_id, self.reason, error = row
+        _, _, self.status, self.ended_ns, self.failed_step_id, self.reason, error, attrs = row
         self.error = None if error is None else _err_in(error)
+        self.closed = bool(attrs) and CLOSED_IDLE in attrs and _closed_idle(attrs)
 
     def fields(self) -> tuple[Any, ...]:
         return (self.status, self.failed_step_id, self.reason, self.error)
 
 
-# The outcome columns, in ``OUTCOME_FIELDS`` order, after the run's id, source, status and end
-_OUTCOME_COLUMNS = "id, source, status, ended_ns, failed_step_id, reason, error"
+def _closed_idle(attributes: str) -> bool:
+    value = _json.loads(attributes)
+    return isinstance(value, dict) and value.get(CLOSED_IDLE) is True
+
+
+# The outcome columns, in ``OUTCOME_FIELDS`` order, after the run's id, source, status and end;
+# then its attributes (read for ``CLOSED_IDLE`` only)
+_OUTCOME_COLUMNS = "id, source, status, ended_ns, failed_step_id, reason, error, attributes"
 
 
 def settle_runs(tx: Tx, run_ids: Sequence[str]) -> list[Run]:
@@ -237,7 +246,10 @@ def settle_runs(tx: Tx, run_ids: Sequence[str]) -> list[Run]:
         if outcome is None:
             continue  # not stored yet, a recorder's run, or open
         before = outcome.fields()
-        apply_derived_status(outcome, steps.get(run_id, []))  # type: ignore[arg-type]
+        if outcome.closed:  # closed without its root span: still without it
+            apply_closed_status(outcome, steps.get(run_id, []))  # type: ignore[arg-type]
+        else:
+            apply_derived_status(outcome, steps.get(run_id, []))  # type: ignore[arg-type]
         if outcome.fields() != before:
             derived[run_id] = outcome
     if not derived:

@@ -259,3 +259,50 @@ def test_a_trace_closed_idle_is_replaced_by_its_late_root(tmp_path: Path) -> Non
         ingestor.close()
         store.close()
     assert _check(db)["status"] == "failed"
+
+
+@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
+def test_late_spans_of_a_trace_closed_idle_keep_it_closed_without_its_root(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closed because its root span never came ("unknown": no root, no outcome), then more
+    of its spans come, still without the root: the run stays closed as docs/pipeline.md
+    says (unknown, or failed at its failure point once a span ended in error; the reason
+    says it was closed without its root span), not "succeeded" from a root it never had."""
+    if where == "postgresql":
+        url = request.getfixturevalue("pg_url")
+        monkeypatch.setenv("FLIGHTLOG_LEDGER_KEY", str(tmp_path / "pg-ledger.key"))
+    else:
+        url = f"sqlite:///{tmp_path / 'closed-late.db'}"
+    store = open_store(url)
+    ingestor = Ingestor(store)
+    rid = TRACE.hex()
+
+    def send(indices: list[int]) -> None:
+        body = _body(indices)
+        ingestor.submit(decode(body, "application/x-protobuf", infer_edges=False)).result(30)
+
+    try:
+        send([1, 2])
+        assert ingestor.close_trace(rid)
+        run = store.get_run(rid)
+        assert run is not None and (run.status, run.failed_step_id) == ("unknown", None)
+        reason = run.reason
+        assert reason and "without the trace's root span" in reason
+        # a late OK span: nothing changes
+        send([3])
+        run = store.get_run(rid)
+        assert run is not None and (run.status, run.failed_step_id, run.reason) == (
+            "unknown",
+            None,
+            reason,
+        )
+        # late spans that ended in error: failed at the earliest-ending one, still closed
+        send([4, 5])
+        run = store.get_run(rid)
+        assert run is not None
+        assert (run.status, run.failed_step_id, run.reason) == ("failed", SPANS[5][0], reason)
+    finally:
+        ingestor.close()
+        store.close()
+    _check(url)
