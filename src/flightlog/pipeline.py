@@ -262,13 +262,9 @@ def _read_records(
     """The stored records of ``run_ids`` and their steps' payloads, in one snapshot."""
     from flightlog.store import core
 
+    payloads: dict[str, bytes] = {}
     with store.read() as tx:
-        records = core.records(tx, run_ids)
-        hashes = {
-            h for rec in records.values() for s in rec.steps for h in (s.input_hash, s.output_hash)
-        }
-        hashes.discard(None)
-        payloads = core.payloads_by_hash(tx, hashes) if hashes else {}  # type: ignore[arg-type]
+        records = core.records(tx, run_ids, payloads=payloads)  # payloads read with the steps
     return records, payloads
 
 

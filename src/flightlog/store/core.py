@@ -125,19 +125,42 @@ def ended_ns(tx: Tx, run_ids: Iterable[str]) -> dict[str, int | None]:
 
 
 # -- records in bulk (the run-end pipeline) -------------------------------------------------
-def records(tx: Tx, run_ids: Iterable[str]) -> dict[str, RunRecord]:
+def records(
+    tx: Tx, run_ids: Iterable[str], *, payloads: dict[str, bytes] | None = None
+) -> dict[str, RunRecord]:
     """The stored records among ``run_ids`` as ``Store.get_record`` returns each (steps in
     index order with ingested runs' agents inherited, edges by source and target, findings
-    oldest first), read with a few queries per 500 runs instead of five reads per run."""
+    oldest first), read with a few queries per 500 runs instead of five reads per run.
+    ``payloads``: a dict filled with the stored payloads of the steps' inputs and outputs (as
+    ``payloads_by_hash`` reads them), read in the steps' query (no second query, and no
+    row of its own per payload)."""
     from flightlog.store._columns import (
         FINDING_COLUMNS,
         RUN_COLUMNS,
         STEP_COLUMNS,
+        STEPS,
         finding_from_row,
         run_from_row,
         step_from_row,
     )
     from flightlog.store._sql import INHERITING_SOURCES, inherit_agents
+
+    steps_sql, step_of = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id", step_from_row
+    if payloads is not None:
+        steps_sql = (
+            f"SELECT {', '.join('s.' + c for c in STEPS.names)}, i.data, o.data FROM steps s "
+            "LEFT JOIN payloads i ON i.hash = s.input_hash "
+            "LEFT JOIN payloads o ON o.hash = s.output_hash WHERE s.run_id"
+        )
+        into = payloads
+
+        def step_of(row: Any) -> Any:
+            step = step_from_row(row)  # the step's columns come first
+            if row[-2] is not None:
+                into[step.input_hash] = bytes(row[-2])
+            if row[-1] is not None:
+                into[step.output_hash] = bytes(row[-1])
+            return step
 
     out: dict[str, RunRecord] = {}
     for part in chunked(sorted({r for r in run_ids if r}), 500):
@@ -147,9 +170,8 @@ def records(tx: Tx, run_ids: Iterable[str]) -> dict[str, RunRecord]:
             out[run.id] = RunRecord(run=run, steps=[], edges=[], findings=[])
         parts: tuple[tuple[str, Callable[[Any], Any], str], ...] = (
             (
-                f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id IN ({marks}) "
-                "ORDER BY run_id, idx, started_ns, id",
-                step_from_row,
+                f"{steps_sql} IN ({marks}) ORDER BY run_id, idx, started_ns, id",
+                step_of,
                 "steps",
             ),
             (

@@ -114,3 +114,32 @@ def test_records_in_bulk_are_get_record_of_each(store) -> None:  # type: ignore[
     assert got[A].edges == store.get_edges(A) and got[A].edges
     assert [f.id for f in got[d].findings] == ["e" * 32, "g" * 32]
     assert payloads == store.get_payloads([H1, H2, "9" * 64]) == {H1: b'"q"', H2: b'"r"'}
+
+
+def test_records_with_payloads_read_in_the_steps_query(store) -> None:  # type: ignore[no-untyped-def]
+    """``core.records(payloads=...)`` gives the same records and fills the dict with what
+    ``get_payloads`` gives for the steps' input and output addresses: shared payloads once,
+    addresses whose payload is not stored absent, the run's own payloads not read."""
+    e = "e" * 32
+    H3, missing = "3" * 64, "9" * 64
+    store.write(
+        Batch(
+            runs=[Run(e, "wf", 500, status="succeeded", ended_ns=550, input_hash=H3)],
+            steps=[
+                Step(e, "w" * 16, "plan", "llm", 1, 501, input_hash=H1, output_hash=H2),
+                Step(e, "x" * 16, "act", "tool", 2, 510, input_hash=H2, output_hash=missing),
+                Step(e, "y" * 16, "none", "tool", 3, 520),
+            ],
+            payloads=[Payload(H3, b'"run input"', 11)],
+        )
+    )
+    wanted = [A, B, C, e, "0" * 32]
+    with store.read() as tx:
+        plain = core.records(tx, wanted)
+        payloads: dict[str, bytes] = {}
+        got = core.records(tx, wanted, payloads=payloads)
+    assert got == plain and list(got) == list(plain)
+    hashes = {h for r in plain.values() for s in r.steps for h in (s.input_hash, s.output_hash)}
+    hashes.discard(None)
+    assert payloads == store.get_payloads(sorted(hashes)) == {H1: b'"q"', H2: b'"r"'}
+    assert all(type(v) is bytes for v in payloads.values())
