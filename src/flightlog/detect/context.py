@@ -176,7 +176,7 @@ class StepSample:
                 elif t is list:
                     out = ("l", float(len(h)))
                 elif t is dict:
-                    out = ("d", tuple((k, json_type(v)) for k, v in h.items()))
+                    out = ("d", tuple(zip(h, map(json_type, h.values()))))
                 else:
                     out = ("o",)
         memo[path] = out
@@ -619,7 +619,21 @@ class Baseline:
             if da is not None:
                 durations[float(da)] = durations.get(float(da), 0) + 1
             new.durations = _net_sorted(self.durations, durations)
-        new.paths = {p: st.swapped(r.counted(p), a.counted(p)) for p, st in self.paths.items()}
+        # Per path, what the two samples count (``counted``, memoised per sample: read from
+        # the memo directly when there); the statistics are shared when they count alike.
+        paths: dict[str, PathStats] = {}
+        rm, am = r._counted, a._counted
+        for p, st in self.paths.items():
+            cr = _UNREAD if rm is None else rm.get(p, _UNREAD)
+            if cr is _UNREAD:
+                cr = r.counted(p)
+                rm = r._counted
+            ca = _UNREAD if am is None else am.get(p, _UNREAD)
+            if ca is _UNREAD:
+                ca = a.counted(p)
+                am = a._counted
+            paths[p] = st if cr == ca else st.swapped(cr, ca)
+        new.paths = paths
         return new
 
 
