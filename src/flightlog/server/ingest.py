@@ -294,7 +294,11 @@ class Ingestor:
             ended.extend(r.ended_runs)
         wanted = [rid for rid in placeholders if rid not in real_runs]
         if wanted:
-            existing = self.store.existing_runs(wanted)
+            # A stand-in never changes a stored run (store.facts): where a read costs round
+            # trips (PostgreSQL) it is sent whether or not the run is stored, and the write,
+            # which locks the run anyway, leaves a stored one as it is; on SQLite a read is
+            # cheaper than a batch whose runs are not all new.
+            existing = set() if self.store.concurrent_writers else self.store.existing_runs(wanted)
             # Marked as stand-ins: the root span's run record replaces them (store.facts).
             batch.runs.extend(
                 dataclasses.replace(
