@@ -498,6 +498,10 @@ class Scrubber:
                     return m.group(0)
                 has_v = "v" in m.re.groupindex and m.group("v") is not None
                 secret = m.group("v") if has_v else m.group(0)
+                if secret.startswith("[redacted"):
+                    # scrubbed already (by the SDK, before the server sees it): scrubbing
+                    # twice changes nothing ("?api_key=[redacted: url_secret]" stays)
+                    return m.group(0)
                 self.counts[rule.name] += 1
                 if rule.action == "drop":
                     dropped = True
@@ -573,7 +577,8 @@ class Scrubber:
                 items.append(n)
             return items if changed else value
         if t is int:
-            if self._card and abs(value) >= _CARD_INT_MIN:
+            # (a negative number is no card number: its text "-4111..." is not one either)
+            if self._card and value >= _CARD_INT_MIN:
                 from flightlog.privacy.detectors import card_ok
 
                 if card_ok(str(value)):

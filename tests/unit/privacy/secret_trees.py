@@ -206,7 +206,8 @@ def _leaf(draw: Any, planted: Planted) -> Any:
     if pick == 7:
         return draw(st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False)))
     if pick == 8:
-        return int(_luhn(draw))  # a card number as a JSON integer
+        card = int(_luhn(draw))  # a card number as a JSON integer
+        return -card if draw(st.integers(0, 3)) == 0 else card
     return draw(st.sampled_from([None, True, False, 0, 7]))
 
 

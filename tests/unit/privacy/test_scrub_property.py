@@ -110,6 +110,16 @@ def test_batch_scrubbed_as_every_rule_on_every_value(attrs: tuple, value: tuple)
         assert orjson.loads(q.data) == orjson.loads(orjson.dumps(want, option=_OPTS))
 
 
+@PROPERTY
+@given(mappings(), json_values())
+def test_scrubbing_twice_changes_nothing(attrs: tuple, value: tuple) -> None:
+    """The SDK scrubs, then the server it sends to scrubs the same records again."""
+    once = SCRUBBER.mapping(attrs[0])
+    assert SCRUBBER.mapping(once) == once
+    p = SCRUBBER.payload(_payload(value[0]))
+    assert SCRUBBER.payload(p).data == p.data
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet='ab\\"\n\t\r\x00\x01\x1f/u01é', max_size=12))
 def test_unescaped_json_text_holds_each_string_as_decoded(text: str) -> None:
