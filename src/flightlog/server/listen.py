@@ -118,10 +118,16 @@ class Activity:
                 _say(line)
 
     def _ended(self) -> tuple[int, int]:
+        from flightlog.store import core
+
         with self._lock:
             ids, self._ended_runs = list(dict.fromkeys(self._ended_runs)), []
-        runs = [self.store.get_run(i) for i in ids]
-        return len(ids), sum(1 for r in runs if r is not None and r.status == "failed")
+        if not ids:
+            return 0, 0
+        # One read per 500 runs (not one per run): the store is the ingestion writer's, and
+        # every read holds its connection while the writer waits.
+        with self.store.read() as tx:
+            return len(ids), core.failed_among(tx, ids)
 
     def line(self) -> str | None:
         """What happened since the previous call, or None when nothing did."""

@@ -345,6 +345,19 @@ def payload_references(tx: Tx) -> list[tuple[str, str | None, str | None, str | 
     ]
 
 
+def failed_among(tx: Tx, run_ids: Iterable[str]) -> int:
+    """How many of ``run_ids`` are stored as failed: one query per 500 runs (``flightlog
+    serve``'s activity line, for every run that ended in its interval)."""
+    n = 0
+    for part in chunked(sorted(set(run_ids)), 500):
+        marks = ", ".join("?" * len(part))
+        row = tx.fetchone(
+            f"SELECT COUNT(*) FROM runs WHERE status = 'failed' AND id IN ({marks})", part
+        )
+        n += int(row[0]) if row else 0
+    return n
+
+
 def runs_by_id(tx: Tx, ids: Iterable[str]) -> dict[str, Run]:
     """The stored runs among ``ids`` (the audit ledger's write hook: a run's entry records the
     run as stored, merged with what was there)."""

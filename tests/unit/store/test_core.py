@@ -143,3 +143,16 @@ def test_records_with_payloads_read_in_the_steps_query(store) -> None:  # type: 
     hashes.discard(None)
     assert payloads == store.get_payloads(sorted(hashes)) == {H1: b'"q"', H2: b'"r"'}
     assert all(type(v) is bytes for v in payloads.values())
+
+
+def test_failed_among_counts_stored_failed_runs_once(db_url: str) -> None:
+    store = open_store(db_url)
+    store.write(_batch())
+    extra = [Run(f"{i:032x}", "wf", 400 + i, status="failed", ended_ns=500) for i in range(600)]
+    store.write(Batch(runs=extra))
+    ids = [A, B, C, A, "f" * 32, *(r.id for r in extra)]  # a repeat, an unknown run, 2 reads
+    with store.read() as tx:
+        assert core.failed_among(tx, ids) == 601
+        assert core.failed_among(tx, [B, C]) == 0
+        assert core.failed_among(tx, []) == 0
+    store.close()
