@@ -176,7 +176,7 @@ class StepSample:
                 elif t is list:
                     out = ("l", float(len(h)))
                 elif t is dict:
-                    out = ("d", tuple(zip(h, map(json_type, h.values()))))
+                    out = ("d", tuple(zip(h, map(json_type, h.values()), strict=True)))
                 else:
                     out = ("o",)
         memo[path] = out
@@ -623,6 +623,8 @@ class Baseline:
         # the memo directly when there); the statistics are shared when they count alike.
         paths: dict[str, PathStats] = {}
         rm, am = r._counted, a._counted
+        cr: Any
+        ca: Any
         for p, st in self.paths.items():
             cr = _UNREAD if rm is None else rm.get(p, _UNREAD)
             if cr is _UNREAD:

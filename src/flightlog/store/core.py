@@ -156,10 +156,11 @@ def records(
 
         def step_of(row: Any) -> Any:
             step = step_from_row(row)  # the step's columns come first
-            if row[-2] is not None:
-                into[step.input_hash] = bytes(row[-2])
-            if row[-1] is not None:
-                into[step.output_hash] = bytes(row[-1])
+            i, o = step.input_hash, step.output_hash
+            if i is not None and row[-2] is not None:
+                into[i] = bytes(row[-2])
+            if o is not None and row[-1] is not None:
+                into[o] = bytes(row[-1])
             return step
 
     out: dict[str, RunRecord] = {}

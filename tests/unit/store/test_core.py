@@ -139,8 +139,9 @@ def test_records_with_payloads_read_in_the_steps_query(store) -> None:  # type: 
         payloads: dict[str, bytes] = {}
         got = core.records(tx, wanted, payloads=payloads)
     assert got == plain and list(got) == list(plain)
-    hashes = {h for r in plain.values() for s in r.steps for h in (s.input_hash, s.output_hash)}
-    hashes.discard(None)
+    hashes = {
+        h for r in plain.values() for s in r.steps for h in (s.input_hash, s.output_hash) if h
+    }
     assert payloads == store.get_payloads(sorted(hashes)) == {H1: b'"q"', H2: b'"r"'}
     assert all(type(v) is bytes for v in payloads.values())
 
