@@ -261,6 +261,11 @@ def redacted(name: str, digest: str | None = None) -> str:
     return f"[redacted: {name} #{digest}]" if digest else f"[redacted: {name}]"
 
 
+# A marker as ``redacted`` writes it (or the ledger's ``[redacted]``): left as it is when
+# scrubbed again. Only a whole marker: a secret that merely begins with "[redacted" is scrubbed.
+_MARKER = re.compile(r"\[redacted(?:: [^\[\]]+)?\]")
+
+
 class Scrubber:
     """Applies a ``PrivacyConfig`` to text, JSON values, payloads and whole batches."""
 
@@ -500,8 +505,12 @@ class Scrubber:
                 secret = m.group("v") if has_v else m.group(0)
                 if secret.startswith("[redacted"):
                     # scrubbed already (by the SDK, before the server sees it): scrubbing
-                    # twice changes nothing ("?api_key=[redacted: url_secret]" stays)
-                    return m.group(0)
+                    # twice changes nothing ("?api_key=[redacted: url_secret]" stays), when
+                    # the secret lies inside a whole marker ("[redacted]mysecret" does not)
+                    at = m.start("v") if has_v else m.start(0)
+                    mark_m = _MARKER.match(m.string, at)
+                    if mark_m is not None and mark_m.end() >= at + len(secret):
+                        return m.group(0)
                 self.counts[rule.name] += 1
                 if rule.action == "drop":
                     dropped = True
@@ -547,7 +556,7 @@ class Scrubber:
     def _secret_value(self, value: Any) -> Any:
         """What a value under a secret key becomes (a value already scrubbed, by the SDK
         before the server sees it, stays as it is: scrubbing twice changes nothing)."""
-        if type(value) is str and value.startswith("[redacted"):
+        if type(value) is str and value.startswith("[redacted") and _MARKER.fullmatch(value):
             return value
         self.counts[KEY_RULE] += 1
         if self._key_action == "drop":

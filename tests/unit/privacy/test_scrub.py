@@ -201,3 +201,31 @@ def test_scrubbing_a_payload_is_idempotent_and_content_addressed(value: object) 
     assert s.payload(once) is once  # nothing left to scrub
     for secret in (MAIL, KEY, "4111111111111111", "555-123-4567", "abcdef123456"):
         assert secret.encode() not in once.data
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("https://x.io/?api_key=[redacted]mysecretvalue99&x=1", "mysecretvalue99"),
+        ("https://x.io/?secret=[redacted:zzzzsecret", "zzzzsecret"),
+        ("https://x.io/?token=[redactedHunter2isMine", "Hunter2isMine"),
+    ],
+)
+def test_a_secret_that_only_starts_like_a_marker_is_scrubbed(text: str, secret: str) -> None:
+    """Scrubbing twice leaves a marker as it is ("[redacted: url_secret]"), but a value
+    that merely begins with "[redacted" is a secret like any other."""
+    s = scrubber()
+    once = s.text(text)
+    assert secret not in once
+    assert s.text(once) == once
+    for marker in ("[redacted: url_secret]", "[redacted]", "[redacted: url_secret #0123abcd]"):
+        already = f"https://x.io/?api_key={marker}&x=1"
+        assert s.text(already) == already
+
+
+def test_a_value_under_a_secret_key_that_only_starts_like_a_marker_is_scrubbed() -> None:
+    s = scrubber()
+    assert s.mapping({"password": "[redacted]hunter2"}) != {"password": "[redacted]hunter2"}
+    once = s.mapping({"password": "hunter2"})
+    assert s.mapping(once) == once
+    assert s.mapping({"password": "[redacted]"}) == {"password": "[redacted]"}
