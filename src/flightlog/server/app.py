@@ -278,6 +278,11 @@ def serve(
             "NAME --scope ingest|read|admin), or pass --insecure to serve without "
             "authentication"
         )
-    # The ingestion writer gets the GIL back sooner after each SQLite call (server/ingest.py)
+    # The ingestion writer gets the GIL back sooner after each SQLite call (server/ingest.py);
+    # only while serving: a program that runs serve() keeps its own interval afterwards
+    before = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    listen.run(app, host=host, port=port, store_url=url)
+    try:
+        listen.run(app, host=host, port=port, store_url=url)
+    finally:
+        sys.setswitchinterval(before)

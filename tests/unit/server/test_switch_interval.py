@@ -31,3 +31,32 @@ def test_serve_sets_the_switch_interval(monkeypatch: pytest.MonkeyPatch) -> None
         sys.setswitchinterval(before)
     assert seen == [pytest.approx(SWITCH_INTERVAL_S)]
     assert SWITCH_INTERVAL_S < 0.005  # shorter than Python's default
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_serve_gives_the_switch_interval_back_when_it_returns(
+    monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    """Only while serving: a program that runs ``serve`` (in a thread, until stopped, or
+    failing to bind) keeps its own interval afterwards."""
+    stub = SimpleNamespace(keys=SimpleNamespace(enabled=lambda: False))
+    monkeypatch.setattr(server_app, "create_app", lambda url, **kw: stub)
+
+    def run(app: Any, **kw: Any) -> None:
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        if fails:
+            raise OSError("address already in use")
+
+    monkeypatch.setattr(listen, "run", run)
+    before = sys.getswitchinterval()
+    mine = 0.004
+    sys.setswitchinterval(mine)
+    try:
+        if fails:
+            with pytest.raises(OSError):
+                server_app.serve("sqlite:///unused.db")
+        else:
+            server_app.serve("sqlite:///unused.db")
+        assert sys.getswitchinterval() == pytest.approx(mine)
+    finally:
+        sys.setswitchinterval(before)
