@@ -311,7 +311,8 @@ def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
                     _Span(
                         tid.hex(),
                         sid.hex(),
-                        pid.hex() if pid else None,
+                        # (eight zero bytes are OTLP's invalid span id: no parent, a root)
+                        pid.hex() if pid and pid != _ZERO8 else None,
                         span.name,
                         span.kind,
                         span.start_time_unix_nano,

@@ -173,3 +173,31 @@ def test_inferred_data_edges() -> None:
     assert not any(e[:2] == ("2", "3") for e in edges)
     assert not any(e[1] == "4" for e in edges)  # "ok" is too short to be evidence
     assert not any(e[1] == "6" for e in edges)
+
+
+def test_an_all_zero_parent_span_id_is_a_root_span() -> None:
+    """OTLP's all-zero span id is no span (the invalid SpanId): a root span sent with eight
+    zero bytes as its parent (as some exporters and converters send it) is the trace's
+    root, as with no parent, not the child of a span that never comes (the run stayed
+    'running' until closed idle)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from flightlog.otel.decode import request_to_batch
+
+    def request(parent: bytes) -> ExportTraceServiceRequest:
+        req = ExportTraceServiceRequest()
+        spans = req.resource_spans.add().scope_spans.add().spans
+        root = spans.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, parent_span_id=parent)
+        root.name, root.start_time_unix_nano, root.end_time_unix_nano = "agent", 1, 9
+        child = spans.add(trace_id=b"\x01" * 16, span_id=b"\x03" * 8, parent_span_id=b"\x02" * 8)
+        child.name, child.start_time_unix_nano, child.end_time_unix_nano = "tool", 2, 3
+        return req
+
+    zero, empty = request_to_batch(request(bytes(8))), request_to_batch(request(b""))
+    assert zero.errors == empty.errors == []
+    assert zero.batch == empty.batch
+    (run,) = zero.batch.runs
+    assert run.status == "succeeded"
+    assert [s.parent_id for s in zero.batch.steps] == [None, "02" * 8]
