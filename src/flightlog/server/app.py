@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -265,7 +266,7 @@ def serve(
     """
     from flightlog.errors import ConfigurationError
     from flightlog.server import listen
-    from flightlog.server.ingest import SWITCH_INTERVAL_S
+    from flightlog.server.ingest import GC_THRESHOLDS, SWITCH_INTERVAL_S
 
     allowed = {h.strip().lower() for h in allowed_hosts}
     if not is_loopback(host) and host not in ("0.0.0.0", "::", ""):
@@ -278,11 +279,18 @@ def serve(
             "NAME --scope ingest|read|admin), or pass --insecure to serve without "
             "authentication"
         )
-    # The ingestion writer gets the GIL back sooner after each SQLite call (server/ingest.py);
-    # only while serving: a program that runs serve() keeps its own interval afterwards
+    # The ingestion writer gets the GIL back sooner after each SQLite call, and the collector
+    # leaves what start-up loaded alone and runs less often (server/ingest.py); only while
+    # serving: a program that runs serve() keeps its own interval and thresholds afterwards
     before = sys.getswitchinterval()
+    thresholds = gc.get_threshold()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         listen.run(app, host=host, port=port, store_url=url)
     finally:
         sys.setswitchinterval(before)
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()

@@ -52,6 +52,12 @@ PIPELINE_MAX_DEFER = 2.0
 # takes it then, and keeps it until asked to drop it after the switch interval. 1 ms bounds
 # what the writer waits each time (docs/benchmarks.md).
 SWITCH_INTERVAL_S = 0.001
+# The cyclic garbage collector's thresholds in ``flightlog serve``, set once the app is built,
+# after everything it loaded is frozen out of the collector's sight (``gc.freeze``). Decoded
+# batches waiting in the queue are many young objects and no cycles to speak of: with
+# Python's 700 a young collection ran every few spans and walked them (about 11 µs of the
+# main process's CPU per span, 6 with these; docs/benchmarks.md). Only while serving.
+GC_THRESHOLDS = (10_000, 10, 10)
 # Runs per call of ``pipeline.runs_ended``: what a call holds in memory (each run's record,
 # payloads and findings until the batch's response work is done) grows with it.
 RUN_END_BATCH = 500

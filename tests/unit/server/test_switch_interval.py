@@ -60,3 +60,44 @@ def test_serve_gives_the_switch_interval_back_when_it_returns(
         assert sys.getswitchinterval() == pytest.approx(mine)
     finally:
         sys.setswitchinterval(before)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_serve_tunes_the_collector_only_while_serving(
+    monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    """While serving, what start-up loaded is frozen out of the collector's sight and young
+    collections run every GC_THRESHOLDS[0] allocations; afterwards (serve returned or failed
+    to bind) the program's own thresholds are back and nothing stays frozen."""
+    import gc
+
+    from flightlog.server.ingest import GC_THRESHOLDS
+
+    stub = SimpleNamespace(keys=SimpleNamespace(enabled=lambda: False))
+    monkeypatch.setattr(server_app, "create_app", lambda url, **kw: stub)
+    during: list[tuple[tuple[int, ...], int]] = []
+
+    def run(app: Any, **kw: Any) -> None:
+        during.append((gc.get_threshold(), gc.get_freeze_count()))
+        if fails:
+            raise OSError("address already in use")
+
+    monkeypatch.setattr(listen, "run", run)
+    before = gc.get_threshold()
+    mine = (900, 11, 12)
+    gc.set_threshold(*mine)
+    try:
+        if fails:
+            with pytest.raises(OSError):
+                server_app.serve("sqlite:///unused.db")
+        else:
+            server_app.serve("sqlite:///unused.db")
+        assert gc.get_threshold() == mine
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+    [(thresholds, frozen)] = during
+    assert thresholds == GC_THRESHOLDS
+    assert frozen > 0
+    assert GC_THRESHOLDS[0] > 700  # less often than Python's default
