@@ -72,7 +72,7 @@ from flightlog.ledger.entry import (
 )
 from flightlog.ledger.note import Signer, Verifier
 from flightlog.ledger.schema import MIN_STORED_LEVEL, NODE_SHIFT, migrations
-from flightlog.model import Batch
+from flightlog.model import Batch, Edge
 from flightlog.store import core
 from flightlog.store.base import Store, Tx, chunked
 
@@ -148,6 +148,20 @@ class IndexMark:
 
     run_id: str
     time_ns: int
+
+
+def _edge_text(e: Edge) -> str:
+    return f"{e.run_id}{e.source}{e.target}{e.kind}{e.evidence}{e.detail or ''}"
+
+
+def _edge_as_stored(tx: Tx, e: Edge) -> Edge:
+    """``e`` as its row reads back (``e`` itself if there is none)."""
+    row = tx.fetchone(
+        "SELECT run_id, source, target, kind, evidence, detail FROM edges "
+        "WHERE run_id = ? AND source = ? AND target = ? AND kind = ?",
+        (e.run_id, e.source, e.target, e.kind),
+    )
+    return e if row is None else Edge(*row)
 
 
 def node_id(level: int, index: int) -> int:
@@ -354,8 +368,12 @@ class Ledger:
             out += self.encoder.encode_steps(batch.steps, now)
         # Hooks receive only the edges this write inserted (``store._sql.write_batch``: a key
         # stored already is skipped, not updated), as inserted: they are the stored rows, and
-        # are not read back.
-        out += [enc("edge", edge_id(e), e.run_id, edge_data(e), now) for e in batch.edges]
+        # are not read back; but for one whose text holds a NUL, which PostgreSQL stores as
+        # U+FFFD (``store.postgres``): that one is logged as read back.
+        out += [
+            enc("edge", edge_id(e), e.run_id, edge_data(e), now)
+            for e in (_edge_as_stored(tx, e) if "\x00" in _edge_text(e) else e for e in batch.edges)
+        ]
         if batch.findings:
             findings = core.findings_by_id(tx, {f.id for f in batch.findings})
             for f in batch.findings:

@@ -198,3 +198,27 @@ def test_ledger_logs_each_edge_as_stored_once(db_url: str) -> None:
         (b, c, "handoff", "declared", "graph.node.parent_id"),
     ]
     store.close()
+
+
+def test_ledger_logs_an_edge_with_a_nul_as_stored(db_url: str) -> None:
+    """PostgreSQL text holds no NUL (the store writes U+FFFD for it): an edge whose text
+    has one is logged as stored, so the ledger verifies (it named the edge as changed)."""
+    from flightlog.ledger.verify import verify
+
+    store = open_store(db_url)
+    run_id = "e" * 32
+    a, b = (f"{i:016x}" for i in (1, 2))
+    store.write(
+        Batch(
+            runs=[Run(id=run_id, workflow="w", started_ns=1)],
+            edges=[Edge(run_id, a, b, "data", "declared", "x\x00y")],
+        )
+    )
+    (edge,) = store.get_edges(run_id)
+    (logged,) = _edge_entries(store, run_id)
+    assert logged["detail"] == edge.detail
+    ledger = attached(store)
+    assert ledger is not None
+    report = verify(ledger, record=False)
+    assert report.ok, report.problems
+    store.close()
