@@ -74,6 +74,7 @@ from flightlog.store.base import Migration, Tx
 log = logging.getLogger("flightlog.store")
 
 CONNECT_TIMEOUT_S = 10  # unless the URL sets connect_timeout
+DAYS_SEEN = 100_000  # run ids whose partition day a store remembers having recorded
 LOCK_TIMEOUT_MS = 60_000  # how long a writer waits for a lock (named, row or migration)
 POOL_MAX = 16  # connections per store object (one per concurrent transaction)
 POOL_WAIT_S = 60.0  # how long a transaction waits for a free connection
@@ -365,6 +366,8 @@ class PostgresStore(SQLStore):
         self.retries = 0  # write transactions retried after a deadlock or serialization failure
         self._width = _pgpart.DEFAULT_WIDTH_DAYS  # partition width (days), read from the store
         self._parts: set[int] = set()  # first days of the partitions known to exist
+        # Runs whose partition day this store recorded or saw recorded (``_record_days``)
+        self._days_seen: dict[str, None] = {}
         self._partitioned = False  # runs and steps are partitioned (set by _partition)
         self._unmade: set[int] = set()  # late buckets left to the default partitions
         # Buckets whose creation failed while waiting was allowed: {day: (retry at
@@ -742,7 +745,35 @@ class PostgresStore(SQLStore):
         late = set(wanted.values()) - self._parts
         if late:
             self._ensure_partitions(late, wait=False)
+        self._record_days(wanted)
         return lambda tx: _pgpart.run_days(tx, wanted)
+
+    def _record_days(self, wanted: dict[str, int]) -> None:
+        """Record the partition day of the write's runs not seen by this store yet in a
+        short transaction of its own, before the write's: a second writer of the same new
+        run (another server with other spans of the trace) then waits for this short
+        transaction instead of for the whole write (it still meets the write at the run's
+        row, later in its own). Committed asynchronously: the write's commit flushes the
+        WAL past it, so it is durable whenever the write is; when the write fails, the row
+        stays (the day of the run's first attempted write; a later write uses it; retention
+        deletes it with its bucket)."""
+        ids = sorted(rid for rid in wanted if rid not in self._days_seen)
+        if not ids:
+            return
+
+        def record(tx: Tx) -> None:
+            tx.execute("SET LOCAL synchronous_commit = off")
+            tx.execute(
+                "INSERT INTO run_days (run_id, part_day) "
+                "SELECT * FROM unnest(?::text[], ?::bigint[]) ON CONFLICT (run_id) DO NOTHING",
+                (ids, [wanted[i] for i in ids]),
+            )
+
+        self._run_write(record)
+        seen = self._days_seen
+        seen.update(dict.fromkeys(ids))
+        while len(seen) > DAYS_SEEN:  # oldest first
+            del seen[next(iter(seen))]
 
     def _check_is_flightlog(self) -> None:
         with self.read() as tx:

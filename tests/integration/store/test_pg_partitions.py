@@ -355,3 +355,72 @@ def test_retention_locks_the_tables_last_and_lists_a_run_written_meanwhile(
     finally:
         store.close()
         other.close()
+
+
+def test_a_second_writer_of_a_new_run_does_not_wait_for_the_first_writes_day(
+    pg_url: str, weekly: int
+) -> None:
+    """The first writer of a new run records its partition day in a short transaction of
+    its own before its write: a second writer of other steps of the same run (another
+    server) gets past the ``run_days`` row while the first write is still open, and waits
+    for it only at the run itself (the lock under which the run's order and outcome are
+    derived). Both end in one partition; a write that then fails leaves the day recorded,
+    and the run's next write uses it."""
+    import threading
+
+    from flightlog.store import open_store
+    from flightlog.store.base import Tx
+
+    now = time.time_ns()
+    rid = "cd" * 16
+    one, two = open_store(pg_url), open_store(pg_url)
+    seen: dict[str, Any] = {}
+    thread = threading.Thread(
+        target=lambda: two.write(Batch(steps=[step(rid, "2" * 16, now)]), reorder=[rid])
+    )
+
+    def hold(tx: Tx, batch: Batch) -> None:
+        if batch.steps and batch.steps[0].id == "1" * 16 and not thread.is_alive():
+            thread.start()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and "query" not in seen:
+                with one.read() as r:
+                    row = r.fetchone(
+                        "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'"
+                    )
+                if row is not None:
+                    seen["query"] = row[0]
+                time.sleep(0.01)
+
+    one.add_write_hook(hold)
+    try:
+        one.write(Batch(steps=[step(rid, "1" * 16, now - 1000)]), reorder=[rid])
+        thread.join(60)
+        assert "query" in seen, "the second writer never waited for the first"
+        assert "run_days" not in seen["query"], seen["query"]
+        with one.read() as tx:
+            days = tx.fetchall("SELECT DISTINCT part_day FROM steps WHERE run_id = ?", (rid,))
+            recorded = tx.fetchall("SELECT part_day FROM run_days WHERE run_id = ?", (rid,))
+            (n,) = tx.fetchone("SELECT COUNT(*) FROM steps WHERE run_id = ?", (rid,)) or (0,)
+        assert n == 2
+        assert days == recorded == [(_pgpart.bucket(now - 1000, weekly, now),)]
+
+        # A write that fails after its day was recorded: the day stays, the next write of
+        # the run (with an earlier start, in another bucket) uses it.
+        other = "ef" * 16
+
+        def fail(tx: Tx, batch: Batch) -> None:
+            if batch.steps and batch.steps[0].run_id == other:
+                raise RuntimeError("the write fails")
+
+        two.add_write_hook(fail)
+        with pytest.raises(Exception, match="the write fails"):
+            two.write(Batch(steps=[step(other, "1" * 16, now)]))
+        one.write(Batch(steps=[step(other, "2" * 16, now - 30 * DAY)]))
+        with one.read() as tx:
+            rows = tx.fetchall("SELECT id, part_day FROM steps WHERE run_id = ?", (other,))
+        assert rows == [("2" * 16, _pgpart.bucket(now, weekly, now))]
+    finally:
+        one.close()
+        two.close()
