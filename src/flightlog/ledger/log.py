@@ -46,6 +46,7 @@ would be reached into from several modules.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -72,7 +73,7 @@ from flightlog.ledger.entry import (
 )
 from flightlog.ledger.note import Signer, Verifier
 from flightlog.ledger.schema import MIN_STORED_LEVEL, NODE_SHIFT, migrations
-from flightlog.model import Batch, Edge
+from flightlog.model import Batch, Edge, Step
 from flightlog.store import core
 from flightlog.store.base import Store, Tx, chunked
 
@@ -148,6 +149,17 @@ class IndexMark:
 
     run_id: str
     time_ns: int
+
+
+def _nul_as_stored(step: Step) -> Step:
+    """``step`` with a NUL in its text as PostgreSQL stores it (U+FFFD: ``store.postgres``);
+    its JSON fields (attributes, error) are stored escaped, as they are."""
+    changed: dict[str, Any] = {
+        f.name: v.replace("\x00", "\ufffd")
+        for f in dataclasses.fields(step)
+        if type(v := getattr(step, f.name)) is str and "\x00" in v
+    }
+    return dataclasses.replace(step, **changed) if changed else step
 
 
 def _edge_text(e: Edge) -> str:
@@ -365,7 +377,10 @@ class Ledger:
                 out.append(enc(kind, r.id, r.id, run_data(stored[r.id]), now))
         # Hooks receive the steps as stored (merged by store.facts).
         if batch.steps:
-            out += self.encoder.encode_steps(batch.steps, now)
+            steps = batch.steps
+            if getattr(tx, "nul_replaced", False):  # PostgreSQL wrote a NUL as U+FFFD
+                steps = [_nul_as_stored(s) for s in steps]
+            out += self.encoder.encode_steps(steps, now)
         # Hooks receive only the edges this write inserted (``store._sql.write_batch``: a key
         # stored already is skipped, not updated), as inserted: they are the stored rows, and
         # are not read back; but for one whose text holds a NUL, which PostgreSQL stores as

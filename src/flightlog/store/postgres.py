@@ -135,7 +135,7 @@ def lock_key(database: str, schema: str, name: str | None = None) -> int:
 class _PgTx:
     """``Tx`` over one psycopg connection inside a transaction; rewrites ``?`` to ``%s``."""
 
-    __slots__ = ("_conn", "_finish", "_held", "_scope", "_types", "lock_wait_ns")
+    __slots__ = ("_conn", "_finish", "_held", "_scope", "_types", "lock_wait_ns", "nul_replaced")
 
     def __init__(
         self,
@@ -148,6 +148,9 @@ class _PgTx:
         self._types = {} if types is None else types  # table -> {column: SQL type}
         self._held: set[str] = set()
         self.lock_wait_ns = 0  # time spent waiting in ``lock``
+        # A NUL in text written (executemany) went in as U+FFFD (``_no_nul``): the ledger's
+        # write hook then logs the records' text as stored
+        self.nul_replaced = False
         self._finish: list[Any] = []  # run just before COMMIT (``at_commit``), in order
 
     def at_commit(self, fn: Any) -> None:
@@ -173,8 +176,14 @@ class _PgTx:
             if cur is not None:
                 return cur
         cur = self._conn.cursor()
-        cur.executemany(to_pyformat(sql), [_no_nul(r) for r in rows])
+        cur.executemany(to_pyformat(sql), self._no_nul_rows(rows))
         return cur
+
+    def _no_nul_rows(self, rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
+        out = [_no_nul(r) for r in rows]
+        if not self.nul_replaced and any(o is not r for o, r in zip(out, rows, strict=True)):
+            self.nul_replaced = True
+        return out
 
     def _columnar(self, sql: str, rows: list[Sequence[Any]]) -> Any:
         """A one-row ``INSERT ... VALUES`` (or ``UPDATE ... SET ... WHERE k = ? AND ...``)
@@ -221,6 +230,7 @@ class _PgTx:
                 except TypeError:
                     joined = "".join(v for v in col if v.__class__ is str)
                 if "\x00" in joined:
+                    self.nul_replaced = True
                     col = [v.replace("\x00", "\ufffd") if v.__class__ is str else v for v in col]
             else:
                 col = list(values)
@@ -253,7 +263,7 @@ class _PgTx:
             if one is not None:
                 return list(one.fetchall())
         cur = self._conn.cursor()
-        cur.executemany(to_pyformat(sql), [_no_nul(r) for r in rows], returning=True)
+        cur.executemany(to_pyformat(sql), self._no_nul_rows(rows), returning=True)
         out: list[tuple[Any, ...]] = []
         while True:
             out.extend(cur.fetchall())

@@ -219,6 +219,30 @@ def test_ledger_logs_an_edge_with_a_nul_as_stored(db_url: str) -> None:
     assert logged["detail"] == edge.detail
     ledger = attached(store)
     assert ledger is not None
-    report = verify(ledger, record=False)
+    report = verify(ledger)
+    assert report.ok, report.problems
+    store.close()
+
+
+def test_ledger_logs_a_step_with_a_nul_as_stored(db_url: str) -> None:
+    """A step whose text has a NUL (an OTLP span's name, say) is logged as stored (U+FFFD on
+    PostgreSQL), so the ledger verifies (it named the step's name as changed)."""
+    from flightlog.ledger.verify import verify
+
+    store = open_store(db_url)
+    run_id = "d" * 32
+    store.write(
+        Batch(
+            runs=[Run(run_id, "w", 1, status="succeeded", ended_ns=9)],
+            steps=[
+                Step(run_id, "1" * 16, "se\x00arch", "tool", 1, 2, ended_ns=3, agent="a\x00b"),
+                Step(run_id, "2" * 16, "plain", "tool", 2, 4, ended_ns=5),
+            ],
+        )
+    )
+    ledger = attached(store)
+    assert ledger is not None
+    ledger.integrate_pending()
+    report = verify(ledger)
     assert report.ok, report.problems
     store.close()
