@@ -2,7 +2,8 @@
 
 Durability: ``synchronous=FULL`` and one transaction per batch, so a batch is on disk when
 ``write`` returns (a process killed with SIGKILL afterwards loses nothing). The log is copied
-into the file every ``WAL_AUTOCHECKPOINT_PAGES`` pages and when the last connection closes.
+into the file once it holds about ``WAL_AUTOCHECKPOINT_BYTES`` and when the last connection
+closes. A new store file gets pages of ``PAGE_SIZE`` bytes; an existing file keeps its own.
 Concurrency: one connection guarded by a lock inside a process; other processes read
 concurrently through WAL and wait up to ``busy_timeout`` for the write lock.
 """
@@ -25,12 +26,27 @@ from flightlog.store import schema
 from flightlog.store._sql import SQLStore
 
 BUSY_TIMEOUT_MS = 10_000  # $FLIGHTLOG_SQLITE_BUSY_TIMEOUT_MS overrides
-# The write-ahead log is copied into the file once it holds this many pages (SQLite's default
-# is 1,000). Every batch rewrites pages of the same indexes (payload hashes, step keys, the
-# ledger's); a longer log copies each such page once per checkpoint instead of nearly once
-# per batch: about 8 µs less CPU per recorded step, checkpoint included (docs/benchmarks.md),
-# for a log of up to about 40 MiB (4 KiB pages) beside the file while it is written.
-WAL_AUTOCHECKPOINT_PAGES = 10_000
+# Pages of a new store file (SQLite's default is 4 KiB). A recorded step writes a ~1 KB ledger
+# row and rows of a few indexes; with 16 KiB pages a batch's commit writes a quarter of the
+# WAL frames (one pwrite each): about 2 µs less CPU per ledger row (docs/benchmarks.md). Set
+# only when the file is created: a store made with other pages keeps them (page_size cannot
+# change in WAL mode without rebuilding the file, which is never done on open).
+PAGE_SIZE = 16_384
+# The write-ahead log is copied into the file once it holds this many bytes, counted in pages
+# of the store's own size (SQLite's default is 1,000 pages). Every batch rewrites pages of the
+# same indexes (payload hashes, step keys, the ledger's); a longer log copies each such page
+# once per checkpoint instead of nearly once per batch: about 8 µs less CPU per recorded step,
+# checkpoint included (docs/benchmarks.md), for a log of up to about 40 MiB beside the file
+# while it is written (10,000 pages of 4 KiB, 2,500 of 16 KiB).
+WAL_AUTOCHECKPOINT_BYTES = 10_000 * 4096
+# Page cache per connection, in KiB (a negative cache_size): the same memory whatever the
+# page size.
+CACHE_KIB = 65_536
+
+
+def wal_autocheckpoint_pages(page_size: int) -> int:
+    """``wal_autocheckpoint`` (in pages) for a store whose pages are ``page_size`` bytes."""
+    return max(1, WAL_AUTOCHECKPOINT_BYTES // page_size)
 
 
 def _busy_timeout_ms() -> int:
@@ -107,6 +123,16 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _is_empty(path: Path) -> bool:
+    """True when ``path`` holds no database yet (absent, or 0 bytes and no log beside it)."""
+    try:
+        if path.stat().st_size:
+            return False
+    except FileNotFoundError:
+        return True
+    return not Path(f"{path}-wal").exists()
 
 
 def _is_damage(exc: BaseException) -> bool:
@@ -198,14 +224,19 @@ class SQLiteStore(SQLStore):
                     timeout=busy / 1000,
                 )
             conn.execute(f"PRAGMA busy_timeout={busy}")
+            if not self.readonly and _is_empty(path):
+                # Before anything is written (WAL mode included): it sizes the new file's pages.
+                conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             if not self.readonly:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
                 if mode is None or str(mode[0]).lower() != "wal":
                     raise StoreError(f"could not put {path} in WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous=FULL")
             if not self.readonly:
-                conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache
+                (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+                pages = wal_autocheckpoint_pages(int(page_size))
+                conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # 64 MiB of page cache
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA foreign_keys=OFF")
             # Touch the schema so a corrupt or foreign file fails here, not mid-write.

@@ -105,8 +105,16 @@ def test_an_empty_run_id_is_a_usage_error() -> None:
         assert p.returncode == 2 and "Invalid value for 'RUN': empty" in p.stderr, command
 
 
-def damage(db: Path, pages: range, page_size: int = 4096) -> None:
+def page_size_of(db: Path) -> int:
+    """The page size in the SQLite file's header (new stores: 16 KiB; older ones: 4 KiB)."""
+    with db.open("rb") as f:
+        raw = int.from_bytes(f.read(100)[16:18], "big")
+    return 65_536 if raw == 1 else raw
+
+
+def damage(db: Path, pages: range) -> None:
     """Overwrite whole pages of ``db`` with bytes that are no SQLite page."""
+    page_size = page_size_of(db)
     with db.open("r+b") as f:
         for page in pages:
             f.seek(page * page_size)
@@ -119,7 +127,7 @@ def test_damaged_pages_give_a_clear_error_in_every_command(
     db, rid = demo_store
     bad = tmp_path / "bad.db"
     shutil.copy2(db, bad)
-    size = bad.stat().st_size // 4096
+    size = bad.stat().st_size // page_size_of(bad)
     damage(bad, range(1, size, 3))  # a third of the pages, from the schema on
     for args in [*READ_COMMANDS, ("audit", "verify"), ("detect", "{rid}"), ("watch", "--once")]:
         argv = [a.format(rid=rid) for a in args]
