@@ -73,6 +73,7 @@ _RUN_SCAN = re.compile(
     r"(?:\D++|\d(?:[ .\-/()]{0,2}+\d){0,5}+(?![ .\-/()]{0,2}+\d))*+\d(?:[ .\-/()]{0,2}+\d){6}"
 )
 _DIGIT_BYTES = b"0123456789"
+_ANY_DIGIT = re.compile(r"\d")  # a decimal digit of any script, as the rules' \d
 
 
 def _trie(words: list[str]) -> str:
@@ -341,7 +342,7 @@ class Scrubber:
     def _screen(
         self, text: str, remember: bool = False, data: bytes | None = None
     ) -> tuple[int, int, bool]:
-        """What the screen sees in one text: the bits of the triggers in it, its ASCII
+        """What the screen sees in one text: the bits of the triggers in it, its
         digits, and whether seven digits stand in one run (separators allowed). Texts
         joined by newlines screen as the union of their parts (no trigger and no run holds
         a newline), so the parts of a mapping are screened once each and, when short and
@@ -358,14 +359,17 @@ class Scrubber:
                 mask |= bits[t]
         digits = run = 0
         if self._min_digits:
-            # ASCII digits counted on the UTF-8 bytes (no other character's bytes hold
-            # 0x30-0x39, and a decoding error never swallows an ASCII byte): one C pass
-            if data is None:
-                data = text.encode("utf-8", "surrogatepass")
-            digits = len(data) - len(data.translate(None, _DIGIT_BYTES))
-            # (\d also matches other scripts' digits: searched unless it cannot match)
-            if digits >= 7 or not text.isascii():
-                run = _RUN_SCAN.match(text) is not None
+            if text.isascii():
+                # ASCII digits counted on the UTF-8 bytes (no other character's bytes hold
+                # 0x30-0x39, and a decoding error never swallows an ASCII byte): one C pass
+                if data is None:
+                    data = text.encode("utf-8", "surrogatepass")
+                digits = len(data) - len(data.translate(None, _DIGIT_BYTES))
+            else:
+                # the rules' \d also matches other scripts' digits (full-width,
+                # Arabic-Indic, ...): counted as the rules count them
+                digits = len(_ANY_DIGIT.findall(text))
+            run = digits >= 7 and _RUN_SCAN.match(text) is not None
         out = (mask, digits, bool(run))
         if remember and len(text) <= _SCREENED_LEN:
             if len(self._screened) >= _SCREENED_TEXTS:

@@ -284,6 +284,7 @@ def serve(
     # serving: a program that runs serve() keeps its own interval and thresholds afterwards
     before = sys.getswitchinterval()
     thresholds = gc.get_threshold()
+    frozen_before = gc.get_freeze_count()  # a program's own freeze is left as it was
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     gc.collect()
     gc.freeze()
@@ -293,4 +294,5 @@ def serve(
     finally:
         sys.setswitchinterval(before)
         gc.set_threshold(*thresholds)
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()

@@ -221,3 +221,22 @@ regex = '^CUST-[0-9]{6}$'
     assert s.mapping({"h": ["CUST-123456"]}) == {"h": ["[redacted: customer_id]"]}
     got = s.payload(_payload({"id": "CUST-123456"}))
     assert orjson.loads(got.data) == {"id": "[redacted: customer_id]"}
+
+
+def test_digits_of_other_scripts_screened_as_the_rules_count_them() -> None:
+    """The phone rule's \\d matches full-width and Arabic-Indic digits; the screen counted
+    only ASCII ones, so a phone number written in them was stored in clear."""
+    texts = [
+        "call +6４٣6٣24 now",
+        "tel: ５５５-０１２-３４５６",
+        "call +٩٧١ ٥٠ ١٢٣ ٤٥٦٧",
+        "call +1 555 ０１２ 3456 é",
+    ]
+    for text in texts:
+        want = REFERENCE.text(text)
+        assert want != text, text  # the rules do scrub it
+        assert SCRUBBER.text(text) == want
+        assert SCRUBBER.mapping({"note": text}) == REFERENCE.mapping({"note": text})
+        assert SCRUBBER.value({"nested": [text]}) == REFERENCE.json({"nested": [text]})
+        got = SCRUBBER.payload(_payload({"prompt": text}))
+        assert orjson.loads(got.data) == REFERENCE.json({"prompt": text})

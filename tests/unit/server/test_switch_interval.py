@@ -101,3 +101,20 @@ def test_serve_tunes_the_collector_only_while_serving(
     assert thresholds == GC_THRESHOLDS
     assert frozen > 0
     assert GC_THRESHOLDS[0] > 700  # less often than Python's default
+
+
+def test_serve_leaves_a_programs_own_frozen_objects_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    stub = SimpleNamespace(keys=SimpleNamespace(enabled=lambda: False))
+    monkeypatch.setattr(server_app, "create_app", lambda url, **kw: stub)
+    monkeypatch.setattr(listen, "run", lambda app, **kw: None)
+    before = gc.get_threshold()
+    gc.freeze()  # the host program froze what it loaded
+    try:
+        assert gc.get_freeze_count() > 0
+        server_app.serve("sqlite:///unused.db")
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
