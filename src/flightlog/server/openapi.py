@@ -415,6 +415,30 @@ def document(version: str) -> dict[str, Any]:
                                         "description": "Errors of run-end work: each stage, "
                                         "work or hook that raised, plus one per abandoned batch",
                                     },
+                                    "idle_closed": {
+                                        "type": "number",
+                                        "description": "Traces closed without their root "
+                                        "span after the idle timeout ([server] "
+                                        "idle_trace_timeout)",
+                                    },
+                                    "body_bytes_held": {
+                                        "type": "number",
+                                        "description": "Bytes of request bodies admitted and "
+                                        "not yet answered (now)",
+                                    },
+                                    "admission_shed": {
+                                        "type": "number",
+                                        "description": "Requests answered 429 because the "
+                                        "request bodies held were at their limit",
+                                    },
+                                    "admission_timeouts": {
+                                        "type": "number",
+                                        "description": "Requests whose body did not arrive in time",
+                                    },
+                                    "admission_waiting_for_decode": {
+                                        "type": "number",
+                                        "description": "Requests waiting for a decode slot (now)",
+                                    },
                                     "run_end_batches_abandoned": {
                                         "type": "number",
                                         "description": "Batches of ended runs whose run-end "
