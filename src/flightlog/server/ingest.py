@@ -314,12 +314,13 @@ class Ingestor:
                 for rid in wanted
                 if rid not in existing
             )
-        if inferred:
-            derive(self.store, batch, inferred)
+        lineage = derive(self.store, batch, inferred) if inferred else {}
         # The store derives each ingested run's outcome from all its stored spans, under
-        # the run's lock; runs whose outcome late spans changed go through run-end again.
+        # the run's lock (and infers its data edges again when another server stored spans
+        # of it since ``derive`` read them); runs whose outcome late spans changed go
+        # through run-end again.
         rederived: list[str] = []
-        conflicts = self.store.write(batch, reorder=inferred, rederived=rederived)
+        conflicts = self.store.write(batch, reorder=inferred, rederived=rederived, lineage=lineage)
         ended.extend(rederived)
         per_item = _conflicts_by_item(items, conflicts or [])
         rejected = sum(rejected_spans_of(c) for c in per_item)
@@ -513,9 +514,12 @@ def conflict_message(conflicts: list[Conflict], limit: int = 5) -> str:
     return text + (f"; and {more} more" if more > 0 else "")
 
 
-def derive(store: Store, batch: Batch, run_ids: set[str]) -> None:
+def derive(store: Store, batch: Batch, run_ids: set[str]) -> dict[str, set[str]]:
     """Before ``batch`` of ingested runs ``run_ids`` is written and logged: infer the data
-    edges that its steps open with the run's stored steps, and the hand-offs.
+    edges that its steps open with the run's stored steps, and the hand-offs. Returns, for
+    each run whose data edges were inferred, the ids of the steps they were inferred over
+    (``Store.write(lineage=...)``: the store infers them again, under the run's lock, when
+    other steps of the run were stored meanwhile by another server).
 
     Everything decided here is added to the batch, so the ledger logs it with the facts; what
     can change when later spans arrive (step order, each run's outcome) is derived by the
@@ -542,6 +546,7 @@ def derive(store: Store, batch: Batch, run_ids: set[str]) -> None:
     }
     if wanted:
         data.update(store.get_payloads(wanted))
+    seen: dict[str, set[str]] = {}
     for run_id, steps in by_run.items():
         fresh = new_ids.get(run_id)
         if fresh:
@@ -549,6 +554,8 @@ def derive(store: Store, batch: Batch, run_ids: set[str]) -> None:
             batch.edges.extend(
                 infer_data_edges(rows, data, None if run_id not in stored else fresh)
             )
+            seen[run_id] = set(steps)
+    return seen
 
 
 def _failure_point(steps: Sequence[StepOutline | Step]) -> str | None:

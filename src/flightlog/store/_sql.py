@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
 from operator import itemgetter
 from typing import Any, TypeVar
 
 from flightlog import _json
 from flightlog.errors import NotFoundError, StoreCorruptError, StoreSchemaError
+from flightlog.lineage import infer_data_edges
 from flightlog.model import Batch, Edge, Finding, Run, RunRecord, Step
 from flightlog.status import OUTCOME_FIELDS, apply_closed_status, apply_derived_status
 from flightlog.store._columns import (
@@ -180,6 +181,23 @@ class _StepFacts:
         )
 
 
+def _outline(row: Sequence[Any]) -> StepOutline:
+    """A ``StepOutline`` from a row of ``_OUTLINE_COLUMNS``."""
+    return StepOutline(
+        run_id=row[0],
+        id=row[1],
+        parent_id=row[2],
+        index=row[3],
+        status=row[4],
+        started_ns=row[5],
+        ended_ns=row[6],
+        input_hash=row[7],
+        output_hash=row[8],
+        agent=row[9],
+        attributes=_json.loads(row[10]) or {},
+    )
+
+
 _SETTLE_STEP_COLUMNS = (
     "run_id, id, parent_id, kind, status, started_ns, ended_ns, idx, error, attributes"
 )
@@ -264,6 +282,63 @@ def settle_runs(tx: Tx, run_ids: Sequence[str]) -> list[Run]:
     ]
     tx.executemany(_OUTCOME_UPDATE, [itemgetter(*_OUTCOME_AT)(run_row(r)) for r in changed])
     return changed
+
+
+def relineage(
+    tx: Tx, batch: Batch, lineage: Mapping[str, Collection[str]], edges: list[Edge]
+) -> list[Edge]:
+    """The batch's edges, with the data edges of each run whose writer inferred them over
+    fewer steps than are stored now inferred again (``flightlog.lineage``) over every stored
+    step: those that touch the batch's steps, as one writer receiving all the spans in
+    commit order would have inferred them. Another writer (server) may have stored steps of
+    the run after this one read them and before it took the run's lock; the last of them
+    to commit sees every step, so no edge between their spans is lost. One read of step ids
+    per 500 runs; a run whose inference saw every stored step (one server) costs nothing
+    more, and its edges are the batch's as sent."""
+    ids = sorted(lineage)
+    stale: set[str] = set()
+    for part in chunked(ids, 500):
+        marks = ", ".join("?" * len(part))
+        for run_id, step_id in tx.fetchall(
+            f"SELECT run_id, id FROM steps WHERE run_id IN ({marks})", part
+        ):
+            if run_id not in stale and step_id not in lineage[run_id]:
+                stale.add(run_id)
+    if not stale:
+        return edges
+    outlines: dict[str, list[StepOutline]] = {}
+    for part in chunked(sorted(stale), 500):
+        marks = ", ".join("?" * len(part))
+        for row in tx.fetchall(
+            f"SELECT {_OUTLINE_COLUMNS} FROM steps WHERE run_id IN ({marks})", part
+        ):
+            o = _outline(row)
+            outlines.setdefault(o.run_id, []).append(o)
+    data = {p.hash: p.data for p in batch.payloads}
+    wanted = sorted(
+        {
+            h
+            for steps in outlines.values()
+            for o in steps
+            for h in (o.input_hash, o.output_hash)
+            if h and h not in data
+        }
+    )
+    for part in chunked(wanted, 500):
+        marks = ", ".join("?" * len(part))
+        for h, blob in tx.fetchall(
+            f"SELECT hash, data FROM payloads WHERE hash IN ({marks})", list(part)
+        ):
+            data[h] = bytes(blob)
+    fresh: dict[str, set[str]] = {}
+    for s in batch.steps:
+        if s.run_id in stale:
+            fresh.setdefault(s.run_id, set()).add(s.id)
+    out = [e for e in edges if not (e.kind == "data" and e.run_id in stale)]
+    for run_id in sorted(stale):
+        if run_id in fresh:
+            out.extend(infer_data_edges(outlines.get(run_id, []), data, fresh[run_id]))
+    return out
 
 
 def _stored_runs(tx: Tx, ids: Sequence[str], for_update: str = "") -> dict[str, Run]:
@@ -420,6 +495,7 @@ def write_batch(
     for_update: str = "",
     lock_runs: Iterable[str] = (),
     days: dict[str, int] | None = None,
+    lineage: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[Batch, list[Conflict]]:
     """Insert a batch's records through ``tx``.
 
@@ -437,6 +513,10 @@ def write_batch(
 
     ``days``: the partition day of every run of the batch (its runs' and its steps' run
     ids) when ``runs`` and ``steps`` are partitioned (PostgreSQL, ``store/_pgpart.py``).
+
+    ``lineage``: for runs of ``lock_runs`` whose data edges the writer inferred before
+    writing, the ids of the steps it inferred them over (``Store.write``); a run that has
+    other steps stored now, under its lock, gets its edges inferred again (``relineage``).
     """
     applied = Batch(payloads=batch.payloads)
     part = "" if days is None else _PART
@@ -513,9 +593,12 @@ def write_batch(
         for rid in extra:
             if rid not in extra_found:  # steps without their run: a named lock stands in
                 tx.lock(f"run:{rid}")
-    if batch.edges:
+    sent_edges = batch.edges
+    if lineage:  # under the runs' locks (above): every step stored now is visible
+        sent_edges = relineage(tx, batch, lineage, sent_edges)
+    if sent_edges:
         edges: dict[tuple[str, str, str, str], Edge] = {}
-        for e in batch.edges:
+        for e in sent_edges:
             edges.setdefault((e.run_id, e.source, e.target, e.kind), e)
         new = _insert_new(
             tx,
@@ -688,8 +771,12 @@ class SQLStore:
         *,
         reorder: Iterable[str] = (),
         rederived: list[str] | None = None,
+        lineage: Mapping[str, Collection[str]] | None = None,
     ) -> list[Conflict]:
         reorder = sorted(set(reorder))
+        if lineage:
+            locked = set(reorder)
+            lineage = {rid: ids for rid, ids in lineage.items() if rid in locked}
         if not len(batch) and not reorder:
             return []
 
@@ -700,7 +787,7 @@ class SQLStore:
         def apply(tx: Tx) -> list[Conflict]:
             days = None if days_of is None else days_of(tx)
             applied, conflicts = write_batch(
-                tx, batch, for_update=for_update, lock_runs=reorder, days=days
+                tx, batch, for_update=for_update, lock_runs=reorder, days=days, lineage=lineage
             )
             settled[:] = settle_runs(tx, reorder) if reorder else []  # under the runs' locks
             if settled:  # hooks (the ledger) get each run once, as it is stored now
@@ -733,19 +820,7 @@ class SQLStore:
                 for row in tx.fetchall(
                     f"SELECT {_OUTLINE_COLUMNS} FROM steps WHERE run_id IN ({marks})", list(part)
                 ):
-                    o = StepOutline(
-                        run_id=row[0],
-                        id=row[1],
-                        parent_id=row[2],
-                        index=row[3],
-                        status=row[4],
-                        started_ns=row[5],
-                        ended_ns=row[6],
-                        input_hash=row[7],
-                        output_hash=row[8],
-                        agent=row[9],
-                        attributes=_json.loads(row[10]) or {},
-                    )
+                    o = _outline(row)
                     out.setdefault(o.run_id, []).append(o)
         return out
 

@@ -13,7 +13,7 @@ capability such as the ledger can append its leaves atomically with the records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -176,6 +176,7 @@ class Store(StoreReader, Protocol):
         *,
         reorder: Iterable[str] = (),
         rederived: list[str] | None = None,
+        lineage: Mapping[str, Collection[str]] | None = None,
     ) -> list[Conflict]:
         """Store a batch in one transaction; durable when this returns. Idempotent.
 
@@ -197,6 +198,13 @@ class Store(StoreReader, Protocol):
         does), so whichever writer commits last derives from all of them.
         ``rederived``: when given, the ids of those runs whose outcome this write changed
         are appended to it.
+        ``lineage``: for runs of ``reorder`` whose data edges the batch carries, inferred
+        by the writer before the write (``flightlog.lineage``, as the server does), the
+        ids of the steps they were inferred over. When, under the run's lock, other steps
+        of the run are stored (another writer stored them after this one read the run),
+        the batch's data edges of that run are replaced by those inferred over every
+        stored step that touch the batch's steps, so the edges stored (and logged, once
+        each) are what one writer receiving all the spans in commit order would store.
         """
 
     def add_write_hook(self, hook: WriteHook) -> None:

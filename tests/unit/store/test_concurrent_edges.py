@@ -1,0 +1,206 @@
+"""Two writers (two servers) storing spans of the same trace at once: the run's stored data
+edges are what one server receiving all the spans would store.
+
+Each server infers the data edges its new spans open with the run's stored spans before its
+write transaction (``flightlog.server.ingest.derive``). Step A (whose output is the value)
+goes to server 1, step B (whose input carries it) to server 2; both read the run before
+either commits, so neither sees the other's step: before the store re-inferred the edges of
+such a run inside the write, under the run's row lock, the edge A->B was never stored.
+
+Real stores (two handles on one SQLite file, or on one PostgreSQL database), with the audit
+ledger attached: each edge is logged once and the log verifies.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flightlog.app import open_store
+from flightlog.ledger import attached
+from flightlog.ledger.verify import verify
+from flightlog.model import Batch, Run, Step
+from flightlog.payload import encode_value, make_payload
+from flightlog.server.ingest import derive
+from flightlog.status import apply_derived_status
+from flightlog.store.base import Tx
+from flightlog.store.facts import PLACEHOLDER
+
+RUN = "8" * 32
+ROOT, A, B = "a" * 16, "b" * 16, "c" * 16
+VALUE = {"policy": "P-1", "holder": "Ada Lovelace", "limit": 250000}
+
+
+def _root_batch() -> Batch:
+    root = Step(RUN, ROOT, "agent", "agent", 1, 100, ended_ns=1000)
+    run = Run(id=RUN, workflow="agent", started_ns=100, ended_ns=1000, source="otlp")
+    apply_derived_status(run, [root])
+    return Batch(runs=[run], steps=[root])
+
+
+def _stand_in(started_ns: int) -> Run:
+    return Run(
+        id=RUN,
+        workflow="svc",
+        started_ns=started_ns,
+        status="running",
+        source="otlp",
+        attributes={PLACEHOLDER: True},
+    )
+
+
+def _a_batch() -> Batch:
+    """Step A: a tool that returned the value."""
+    out = make_payload(encode_value(VALUE))
+    inp = make_payload(encode_value({"query": "policy of Ada"}))
+    a = Step(RUN, A, "lookup", "tool", 1, 200, parent_id=ROOT, ended_ns=300)
+    a.input_hash, a.output_hash = inp.hash, out.hash
+    return Batch(runs=[_stand_in(200)], steps=[a], payloads=[inp, out])
+
+
+def _b_batch() -> Batch:
+    """Step B: started after A ended, its input carries A's output."""
+    inp = make_payload(encode_value({"record": VALUE, "task": "summarise"}))
+    out = make_payload(encode_value("A summary of the policy of Ada Lovelace."))
+    b = Step(RUN, B, "summarise", "llm", 1, 400, parent_id=ROOT, ended_ns=500)
+    b.input_hash, b.output_hash = inp.hash, out.hash
+    return Batch(runs=[_stand_in(400)], steps=[b], payloads=[inp, out])
+
+
+def _derive(store: Any, batch: Batch) -> tuple[Batch, dict[str, set[str]]]:
+    return batch, derive(store, batch, {RUN})  # what the server does before writing
+
+
+def _write(store: Any, derived: tuple[Batch, dict[str, set[str]]]) -> None:
+    batch, lineage = derived  # as the server writes it
+    store.write(batch, reorder=[RUN], lineage=lineage)
+
+
+def _edges(store: Any) -> set[tuple[str, str, str]]:
+    return {(e.source, e.target, e.kind) for e in store.get_record(RUN).edges}
+
+
+def _full_edges(store: Any) -> set[tuple[str, str, str, str, str | None]]:
+    return {(e.source, e.target, e.kind, e.evidence, e.detail) for e in store.get_record(RUN).edges}
+
+
+def _one_server_edges(tmp_path: Path) -> set[tuple[str, str, str, str, str | None]]:
+    """What one server receiving the root, then A, then B stores."""
+    store = open_store(f"sqlite:///{tmp_path / 'reference.db'}")
+    try:
+        for batch in (_root_batch(), _a_batch(), _b_batch()):
+            _write(store, _derive(store, batch))
+        return _full_edges(store)
+    finally:
+        store.close()
+
+
+def _check_ledger(store: Any) -> None:
+    ledger = attached(store)
+    assert ledger is not None
+    ledger.integrate_pending()
+    with store.read() as tx:
+        rows = tx.fetchall("SELECT entry FROM ledger_entries WHERE kind = 'edge' ORDER BY seq")
+    logged = []
+    for (entry,) in rows:
+        data = json.loads(bytes(entry))
+        data = data.get("data", data)
+        logged.append((data["source"], data["target"], data["kind"]))
+    assert sorted(logged) == sorted(_edges(store)), logged  # each stored edge, once
+    report = verify(ledger)  # type: ignore[arg-type]
+    assert report.ok, report.summary()
+
+
+@pytest.mark.parametrize("a_first", [True, False], ids=["A-commits-first", "B-commits-first"])
+def test_two_writers_that_read_before_either_commits_store_the_edge(
+    db_url: str, a_first: bool, tmp_path: Path
+) -> None:
+    one, two = open_store(db_url), open_store(db_url)
+    try:
+        _write(one, _derive(one, _root_batch()))
+        # Both servers read the run (root only) before either writes.
+        a, b = _derive(one, _a_batch()), _derive(two, _b_batch())
+        assert not any(e.kind == "data" for e in [*a[0].edges, *b[0].edges])  # nor saw the other
+        for store, batch in ((one, a), (two, b)) if a_first else ((two, b), (one, a)):
+            _write(store, batch)
+        assert (A, B, "data") in _edges(one)
+        assert _full_edges(one) == _one_server_edges(tmp_path)
+        _check_ledger(one)
+    finally:
+        two.close()
+        one.close()
+
+
+def test_one_writer_stores_the_same_edges(db_url: str) -> None:
+    """The reference: one server receiving the spans one request after the other."""
+    store = open_store(db_url)
+    try:
+        for batch in (_root_batch(), _a_batch(), _b_batch()):
+            _write(store, _derive(store, batch))
+        assert (A, B, "data") in _edges(store)
+        _check_ledger(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("a_first", [True, False], ids=["A-commits-first", "B-commits-first"])
+def test_second_writer_waiting_inside_the_first_stores_the_edge(
+    db_url: str, a_first: bool, tmp_path: Path
+) -> None:
+    """The second writer starts its write while the first's transaction is open (PostgreSQL:
+    it waits on the run's row lock; SQLite: on the write lock), then goes on."""
+    one, two = open_store(db_url), open_store(db_url)
+    got: dict[str, Any] = {}
+    try:
+        _write(one, _derive(one, _root_batch()))
+        a, b = _derive(one, _a_batch()), _derive(two, _b_batch())
+        first, second = (a, b) if a_first else (b, a)
+        first_store, second_store = (one, two) if a_first else (two, one)
+
+        def run_second() -> None:
+            try:
+                _write(second_store, second)
+                got["done"] = True
+            except BaseException as exc:  # re-raised below
+                got["error"] = exc
+
+        thread = threading.Thread(target=run_second)
+
+        def hold(tx: Tx, batch: Batch) -> None:
+            if thread.is_alive() or "done" in got:
+                return
+            thread.start()
+            deadline = time.monotonic() + 10
+            if one.dialect == "postgresql":
+                while time.monotonic() < deadline and not _waiting_on_a_lock(one):
+                    time.sleep(0.01)
+            else:
+                time.sleep(0.3)
+
+        first_store.add_write_hook(hold)
+        _write(first_store, first)
+        thread.join(60)
+        if "error" in got:
+            raise got["error"]
+        assert got.get("done")
+        assert (A, B, "data") in _edges(one)
+        assert _full_edges(one) == _one_server_edges(tmp_path)
+        _check_ledger(one)
+    finally:
+        two.close()
+        one.close()
+
+
+def _waiting_on_a_lock(store: Any) -> bool:
+    """PostgreSQL: some backend of this database waits on a lock (the other writer)."""
+    with store.read() as tx:
+        row = tx.fetchone(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        )
+    return bool(row and row[0])
