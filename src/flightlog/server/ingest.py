@@ -12,7 +12,8 @@ run's stored spans are inferred from payload content (``flightlog.lineage``) and
 the batch, so the audit ledger logs them; in the same transaction, under each run's row
 lock, the store reorders the run's steps by start time and derives the run's outcome from
 every stored span (so with several servers writing one trace, the last to commit sees them
-all). Nothing logged
+all), and infers the run's data edges again over every stored span when another server
+stored spans of it after ``derive`` read them (``Store.write(lineage=...)``). Nothing logged
 is rewritten later: a late span adds facts; a changed outcome is logged anew, and the other
 things derived from all of them (order, inherited agents) are not logged (see ``derive``).
 After the commit, runs whose root span arrived are handed to
