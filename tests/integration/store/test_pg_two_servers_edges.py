@@ -1,0 +1,163 @@
+"""Two ``flightlog serve`` processes on one PostgreSQL database receive spans of the same traces
+at the same moment: each run's stored data edges are what one server receiving all its spans
+would store.
+
+Per trace, one server gets the root span and a tool call whose output is a sentence; the
+other, at the same time, an LLM call that started after the tool ended, whose input quotes
+that sentence. Each server infers the data edges its spans open with the spans it read
+before writing; before the store inferred them again inside the write transaction, under the
+run's row lock, when another server had stored spans of the run meanwhile, the edge
+tool -> LLM was missing whenever both servers read before either committed. Real servers,
+real OTLP/HTTP protobuf, real PostgreSQL; rounds alternate which server gets which half.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("httpx")
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
+    ExportTraceServiceRequest,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
+from opentelemetry.proto.trace.v1.trace_pb2 import (  # noqa: E402
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    Status,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from bench.pg_scaleout import Server, start_servers  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+ROUNDS = 6
+TRACES = 150  # per round
+T0 = 1_700_000_000_000_000_000
+MS = 1_000_000
+ROOT, TOOL, LLM = "b000000000000001", "b000000000000002", "b000000000000003"
+
+
+def _span(
+    trace: str, sid: str, parent: str | None, kind: str, start: int, end: int, **attrs: str
+) -> Span:
+    attrs = {"openinference.span.kind": kind, **attrs}
+    return Span(
+        trace_id=bytes.fromhex(trace),
+        span_id=bytes.fromhex(sid),
+        parent_span_id=bytes.fromhex(parent) if parent else b"",
+        name=kind.lower(),
+        kind=Span.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=T0 + start * MS,
+        end_time_unix_nano=T0 + end * MS,
+        attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attrs.items()],
+        status=Status(code=Status.STATUS_CODE_OK),
+    )
+
+
+def _body(spans: list[Span]) -> bytes:
+    resource = {"attributes": [KeyValue(key="service.name", value=AnyValue(string_value="c"))]}
+    return ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=spans)])  # type: ignore[arg-type]
+        ]
+    ).SerializeToString()
+
+
+def _sentence(trace: str) -> str:
+    return f"Policy {trace[:12]} covers water damage up to 25000 euros"
+
+
+def _halves(traces: list[str]) -> tuple[bytes, bytes]:
+    first = [
+        s
+        for t in traces
+        for s in (
+            _span(t, ROOT, None, "AGENT", 0, 1000, **{"input.value": f"claim {t[:12]}"}),
+            _span(
+                t,
+                TOOL,
+                ROOT,
+                "TOOL",
+                100,
+                300,
+                **{"input.value": f"lookup {t[-6:]}", "output.value": _sentence(t)},
+            ),
+        )
+    ]
+    second = [
+        _span(
+            t,
+            LLM,
+            ROOT,
+            "LLM",
+            400,
+            900,
+            **{"input.value": f"Summarise for the client: {_sentence(t)}. Be brief."},
+        )
+        for t in traces
+    ]
+    return _body(first), _body(second)
+
+
+@pytest.fixture
+def servers(pg_url: str, tmp_path: Path) -> Iterator[list[Server]]:
+    env = {"FLIGHTLOG_LEDGER_KEY": str(tmp_path / "ledger.key")}
+    started = start_servers(pg_url, 2, tmp_path, env)
+    try:
+        yield started
+    finally:
+        for s in started:
+            s.stop()
+
+
+def test_two_servers_store_the_edges_one_server_would(servers: list[Server], pg_url: str) -> None:
+    import httpx
+
+    from flightlog.store import open_store
+
+    every: list[str] = []
+    for n in range(ROUNDS):
+        traces = [f"{n + 1:08x}{i:024x}" for i in range(TRACES)]
+        every += traces
+        first, second = _halves(traces)
+        pair = [(servers[n % 2], first), (servers[(n + 1) % 2], second)]
+        start = threading.Barrier(2)
+        answers: list[int] = []
+
+        def send(server: Server, body: bytes, start: threading.Barrier, answers: list[int]) -> None:
+            with httpx.Client() as client:
+                start.wait()
+                r = client.post(
+                    server.url + "/v1/traces",
+                    content=body,
+                    headers={"Content-Type": "application/x-protobuf"},
+                    timeout=120,
+                )
+                answers.append(r.status_code)
+
+        threads = [threading.Thread(target=send, args=(*p, start, answers)) for p in pair]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        assert answers == [200, 200]
+
+    store = open_store(pg_url, readonly=True)
+    try:
+        steps = store.step_outlines(every)
+        assert all(len(steps.get(t, [])) == 3 for t in every)
+        missing = []
+        for trace in every:
+            edges = {(e.source, e.target, e.kind) for e in store.get_record(trace).edges}
+            if (TOOL, LLM, "data") not in edges:
+                missing.append(trace)
+    finally:
+        store.close()
+    assert not missing, f"{len(missing)} of {len(every)} runs lack the edge tool -> LLM"
