@@ -576,7 +576,9 @@ class Baseline:
         new.present = self.present + present
         new.types = _net_counts(self.types, types)
         new.durations = _net_sorted(self.durations, durations)
-        new.paths = {p: st.advanced(p, removed, added) for p, st in self.paths.items()}
+        # A path no sample holds any more is dropped (recomputed if asked for again).
+        paths = ((p, st.advanced(p, removed, added)) for p, st in self.paths.items())
+        new.paths = {p: st for p, st in paths if st.count}
         return new
 
     def _replaced(self, new: Baseline, a: StepSample, r: StepSample) -> Baseline:
@@ -634,7 +636,10 @@ class Baseline:
             if ca is _UNREAD:
                 ca = a.counted(p)
                 am = a._counted
-            paths[p] = st if cr == ca else st.swapped(cr, ca)
+            if cr != ca:
+                st = st.swapped(cr, ca)
+            if st.count:  # else no sample holds the path: dropped, recomputed if asked for
+                paths[p] = st
         new.paths = paths
         return new
 
@@ -722,14 +727,22 @@ class History:
         fresh = {("name", name): len(v) for name, v in new.samples.items()}
         fresh.update((sig, len(v)) for sig, v in new.by_signature.items())
         removed: dict[tuple[Any, ...], list[StepSample]] = {}
+        # A key whose samples all left is dropped, with its baseline (as ``load_history``
+        # would have none): step names and signatures come and go, and a long-running
+        # run-end worker must not keep every one it has seen.
         for name, old in self.samples.items():
-            new.samples.setdefault(name, []).extend(_kept(old, dropped, removed, ("name", name)))
+            kept = _kept(old, dropped, removed, ("name", name))
+            if kept:
+                new.samples.setdefault(name, []).extend(kept)
         for sig, old in self.by_signature.items():
-            new.by_signature.setdefault(sig, []).extend(_kept(old, dropped, removed, sig))
+            kept = _kept(old, dropped, removed, sig)
+            if kept:
+                new.by_signature.setdefault(sig, []).extend(kept)
         for key, b in self.baselines.items():
             samples = new.of_key(key)
-            plus = samples[: fresh.get(key, 0)]
-            new.baselines[key] = b.advanced(samples, plus, removed.get(key, []))
+            if samples:
+                plus = samples[: fresh.get(key, 0)]
+                new.baselines[key] = b.advanced(samples, plus, removed.get(key, []))
         return new
 
 

@@ -127,7 +127,7 @@ def test_folding_runs_in_equals_computing_from_scratch(runs: list[list[Any]]) ->
         _add_record(scratch, rec, values.__getitem__)
 
     def ids(lists: dict[Any, list[Any]]) -> dict[Any, list[tuple[str, Any]]]:
-        return {k: [(x.run_id, x.duration_ns) for x in v] for k, v in lists.items() if v}
+        return {k: [(x.run_id, x.duration_ns) for x in v] for k, v in lists.items()}
 
     assert history.run_ids == scratch.run_ids
     assert ids(history.samples) == ids(scratch.samples)
@@ -213,3 +213,100 @@ def test_history_cache_is_bounded_and_owned_by_the_store(tmp_path: Path) -> None
         assert len(history_cache.of(other)) == 0
     finally:
         other.close()
+
+
+def _write_agent_run(store: Any, i: int, status: str = "succeeded") -> str:
+    """Run ``i`` of an agent whose steps change over time: the tool it calls (a new one every
+    5 runs), the model, and, for a failed run, a step no other run has."""
+    rid = f"{i:032x}"
+    b = Batch()
+    names = ["plan", f"tool-{i // 5}", f"oops-{i}" if status == "failed" else "answer"]
+    for k, name in enumerate(names):
+        out = payload_of({"n": i % 7, f"field-{i // 5}": "x", "ok": True})
+        inp = payload_of({"q": f"task {i}"})
+        b.payloads += [out, inp]
+        b.steps.append(
+            Step(
+                run_id=rid,
+                id=f"{i:012x}{k:04x}",
+                name=name,
+                kind="tool" if k == 1 else "llm",
+                agent=f"agent-{i // 10}",
+                model=None if k == 1 else f"model-{i // 15}",
+                index=k + 1,
+                started_ns=T0 + i * 10**9 + k,
+                ended_ns=T0 + i * 10**9 + k + 10**6 * (5 + i % 4),
+                input_hash=inp.hash,
+                output_hash=out.hash,
+            )
+        )
+    b.runs.append(
+        Run(
+            id=rid,
+            workflow="agent",
+            started_ns=T0 + i * 10**9,
+            ended_ns=T0 + i * 10**9 + 10**8,
+            status=status,
+            source="sdk",
+        )
+    )
+    store.write(b)
+    return rid
+
+
+def test_history_keeps_no_state_for_signatures_that_left_the_window(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Runs ended one by one through the pipeline (the history folded forward, never read
+    again) while their step names, agents, output fields and models change: once the window
+    has moved past the old ones, the cached history holds no key, sample list, baseline or
+    path statistics for them; it has the keys a history read afresh has, and a failed run's
+    report lists the same steps not reached."""
+    monkeypatch.setenv("FLIGHTLOG_LEDGER", "off")
+    monkeypatch.chdir(tmp_path)
+    from flightlog.detect import context
+    from flightlog.forensics.report import steps_not_reached
+
+    loads: list[str] = []
+    real_load = context.load_history
+
+    def counting_load(store: Any, workflow: str, limit: int = HISTORY_RUNS) -> History:
+        loads.append(workflow)
+        return real_load(store, workflow, limit)
+
+    monkeypatch.setattr(context, "load_history", counting_load)
+    store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
+    try:
+        for i in range(3 * HISTORY_RUNS):
+            status = "failed" if i % 7 == 3 else "succeeded"
+            pipeline.runs_ended(store, [_write_agent_run(store, i, status)])
+        assert len(loads) <= 3  # folded forward, not read again (else the test proves nothing)
+        cached = history_cache.get(store, "agent")
+        fresh = real_load(store, "agent")
+        assert cached.run_ids == fresh.run_ids
+        assert set(cached.samples) == set(fresh.samples)
+        assert set(cached.by_signature) == set(fresh.by_signature)
+        assert all(cached.samples.values()) and all(cached.by_signature.values())
+        assert cached.baselines, "the detectors asked for no baseline"
+        for key, b in cached.baselines.items():
+            assert b.samples and b.samples is cached.of_key(key), key
+            assert all(st.count for st in b.paths.values()), (key, list(b.paths))
+        assert {"n", "ok"} <= set(cached.baselines[("name", "plan")].paths)
+        # Only the last window's step names, tools, agents and models are left.
+        oldest = int(cached.run_ids[-1], 16)
+        assert oldest > HISTORY_RUNS
+        words = {
+            str(w)
+            for key in [*cached.samples, *cached.by_signature, *cached.baselines]
+            for w in (key if isinstance(key, tuple) else (key,))
+        }
+        stale = {f"tool-{k}" for k in range(oldest // 5)} | {
+            f"agent-{k}" for k in range(oldest // 10)
+        }
+        stale |= {f"oops-{k}" for k in range(3 * HISTORY_RUNS)}
+        assert not words & stale
+        odd = _write_agent_run(store, 10_000, status="failed")
+        not_reached = steps_not_reached(store, store.get_record(odd))
+        assert not_reached == [n for n in fresh.samples if n not in {"plan", "tool-2000"}]
+    finally:
+        store.close()
