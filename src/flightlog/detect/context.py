@@ -533,9 +533,18 @@ class Baseline:
     def path(self, path: str) -> PathStats:
         stats = self.paths.get(path)
         if stats is None:
-            stats = self.paths[path] = PathStats()
+            unheld: PathStats | None = self.memo.get(("path", path))
+            if unheld is not None:
+                return unheld
+            stats = PathStats()
             for s in self.samples:
                 stats.update(s, path, 1)
+            # Carried forward (``paths``) only while a sample holds the path: one no sample
+            # holds (a failed run's new field) lives in ``memo``, with these samples.
+            if stats.count:
+                self.paths[path] = stats
+            else:
+                self.memo[("path", path)] = stats
         return stats
 
     def advanced(
@@ -636,10 +645,12 @@ class Baseline:
             if ca is _UNREAD:
                 ca = a.counted(p)
                 am = a._counted
-            if cr != ca:
-                st = st.swapped(cr, ca)
-            if st.count:  # else no sample holds the path: dropped, recomputed if asked for
+            if cr == ca:
                 paths[p] = st
+            else:
+                st = st.swapped(cr, ca)
+                if st.count:  # else no sample holds the path: dropped, recomputed if asked for
+                    paths[p] = st
         new.paths = paths
         return new
 

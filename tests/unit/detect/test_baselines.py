@@ -217,12 +217,13 @@ def test_history_cache_is_bounded_and_owned_by_the_store(tmp_path: Path) -> None
 
 def _write_agent_run(store: Any, i: int, status: str = "succeeded") -> str:
     """Run ``i`` of an agent whose steps change over time: the tool it calls (a new one every
-    5 runs), the model, and, for a failed run, a step no other run has."""
+    5 runs), the agent, the model, an output field, and one field and, for a failed run,
+    one step no other run has."""
     rid = f"{i:032x}"
     b = Batch()
     names = ["plan", f"tool-{i // 5}", f"oops-{i}" if status == "failed" else "answer"]
     for k, name in enumerate(names):
-        out = payload_of({"n": i % 7, f"field-{i // 5}": "x", "ok": True})
+        out = payload_of({"n": i % 7, f"field-{i // 5}": "x", "ok": True, f"err-{i}": status})
         inp = payload_of({"q": f"task {i}"})
         b.payloads += [out, inp]
         b.steps.append(
@@ -300,10 +301,12 @@ def test_history_keeps_no_state_for_signatures_that_left_the_window(
             for key in [*cached.samples, *cached.by_signature, *cached.baselines]
             for w in (key if isinstance(key, tuple) else (key,))
         }
+        words |= {p for b in cached.baselines.values() for p in b.paths}
         stale = {f"tool-{k}" for k in range(oldest // 5)} | {
             f"agent-{k}" for k in range(oldest // 10)
         }
         stale |= {f"oops-{k}" for k in range(3 * HISTORY_RUNS)}
+        stale |= {f"err-{k}" for k in range(oldest)} | {f"field-{k}" for k in range(oldest // 5)}
         assert not words & stale
         odd = _write_agent_run(store, 10_000, status="failed")
         not_reached = steps_not_reached(store, store.get_record(odd))
