@@ -698,7 +698,9 @@ class History:
         """The statistics of a baseline key's samples (kept across ``advanced``)."""
         b = self.baselines.get(key)
         if b is None:
-            b = self.baselines[key] = Baseline(self.of_key(key))
+            b = Baseline(self.of_key(key))
+            if b.samples:  # none: not carried forward (a failed run's new step, say)
+                self.baselines[key] = b
         return b
 
     def _excluding(
@@ -738,22 +740,21 @@ class History:
         fresh = {("name", name): len(v) for name, v in new.samples.items()}
         fresh.update((sig, len(v)) for sig, v in new.by_signature.items())
         removed: dict[tuple[Any, ...], list[StepSample]] = {}
-        # A key whose samples all left is dropped, with its baseline (as ``load_history``
-        # would have none): step names and signatures come and go, and a long-running
-        # run-end worker must not keep every one it has seen.
         for name, old in self.samples.items():
-            kept = _kept(old, dropped, removed, ("name", name))
-            if kept:
-                new.samples.setdefault(name, []).extend(kept)
+            new.samples.setdefault(name, []).extend(_kept(old, dropped, removed, ("name", name)))
         for sig, old in self.by_signature.items():
-            kept = _kept(old, dropped, removed, sig)
-            if kept:
-                new.by_signature.setdefault(sig, []).extend(kept)
+            new.by_signature.setdefault(sig, []).extend(_kept(old, dropped, removed, sig))
         for key, b in self.baselines.items():
             samples = new.of_key(key)
-            if samples:
-                plus = samples[: fresh.get(key, 0)]
-                new.baselines[key] = b.advanced(samples, plus, removed.get(key, []))
+            plus = samples[: fresh.get(key, 0)]
+            new.baselines[key] = b.advanced(samples, plus, removed.get(key, []))
+        if not (all(new.samples.values()) and all(new.by_signature.values())):
+            # A key whose samples all left is dropped, with its baseline (``load_history``
+            # would have none): step names and signatures come and go, and a long-running
+            # run-end worker must not keep every one it has seen.
+            new.samples = {k: v for k, v in new.samples.items() if v}
+            new.by_signature = {k: v for k, v in new.by_signature.items() if v}
+            new.baselines = {k: b for k, b in new.baselines.items() if b.samples}
         return new
 
 
