@@ -42,6 +42,7 @@ HISTORY_RUNS = 50
 _MISSING = object()
 _UNREAD = object()
 _USUAL_TYPE = ("usual_type",)  # Baseline.memo's key for ``usual_type``
+_EMPTIED = ("emptied",)  # in ``_kept``'s ``removed``: some key lost all its samples
 
 
 def decode(data: bytes | None) -> Any:
@@ -533,18 +534,23 @@ class Baseline:
     def path(self, path: str) -> PathStats:
         stats = self.paths.get(path)
         if stats is None:
-            unheld: PathStats | None = self.memo.get(("path", path))
-            if unheld is not None:
-                return unheld
-            stats = PathStats()
-            for s in self.samples:
-                stats.update(s, path, 1)
-            # Carried forward (``paths``) only while a sample holds the path: one no sample
-            # holds (a failed run's new field) lives in ``memo``, with these samples.
-            if stats.count:
-                self.paths[path] = stats
-            else:
-                self.memo[("path", path)] = stats
+            return self._new_path(path)
+        return stats
+
+    def _new_path(self, path: str) -> PathStats:
+        """``path``'s statistics computed, and kept: carried forward (``paths``) while a
+        sample holds the path; one no sample holds (a failed run's new field) only in
+        ``memo``, with these samples."""
+        unheld: PathStats | None = self.memo.get(("path", path))
+        if unheld is not None:
+            return unheld
+        stats = PathStats()
+        for s in self.samples:
+            stats.update(s, path, 1)
+        if stats.count:
+            self.paths[path] = stats
+        else:
+            self.memo[("path", path)] = stats
         return stats
 
     def advanced(
@@ -748,7 +754,7 @@ class History:
             samples = new.of_key(key)
             plus = samples[: fresh.get(key, 0)]
             new.baselines[key] = b.advanced(samples, plus, removed.get(key, []))
-        if not (all(new.samples.values()) and all(new.by_signature.values())):
+        if _EMPTIED in removed:
             # A key whose samples all left is dropped, with its baseline (``load_history``
             # would have none): step names and signatures come and go, and a long-running
             # run-end worker must not keep every one it has seen.
@@ -772,6 +778,8 @@ def _kept(
         cut -= 1
     if cut < len(samples):
         removed[key] = samples[cut:]
+        if cut == 0:  # every sample left (``History.advanced`` drops the key)
+            removed[_EMPTIED] = []
         return samples[:cut]
     return samples
 
