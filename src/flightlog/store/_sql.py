@@ -233,7 +233,9 @@ def _closed_idle(attributes: str) -> bool:
 _OUTCOME_COLUMNS = "id, source, status, ended_ns, failed_step_id, reason, error, attributes"
 
 
-def settle_runs(tx: Tx, run_ids: Sequence[str]) -> list[Run]:
+def settle_runs(
+    tx: Tx, run_ids: Sequence[str], step_ids: dict[str, set[str]] | None = None
+) -> list[Run]:
     """Inside a write, under the runs' row locks (``write_batch(lock_runs=...)``): each
     ingested run's step indices from start times, and the outcome of each one that ended
     (``flightlog.status.apply_derived_status``), from every step stored, whoever wrote it.
@@ -241,7 +243,9 @@ def settle_runs(tx: Tx, run_ids: Sequence[str]) -> list[Run]:
     sees them all: what is stored is what all stored spans imply, whichever of several
     concurrent writers (servers) commits last. One read of the steps and one of the runs'
     outcome columns per 500 runs; the whole record read and updated only for a run whose
-    outcome changed. Returns those runs, as stored now (the ledger logs them)."""
+    outcome changed. Returns those runs, as stored now (the ledger logs them).
+    ``step_ids``: when given, filled with the ids of each run's stored steps (read here
+    anyway; ``relineage`` needs them)."""
     ids = sorted(set(run_ids))
     steps: dict[str, list[_StepFacts]] = {}
     order: dict[str, list[tuple[str, int, int]]] = {}
@@ -253,6 +257,8 @@ def settle_runs(tx: Tx, run_ids: Sequence[str]) -> list[Run]:
         ):
             order.setdefault(row[0], []).append((row[1], row[5], row[7]))
             steps.setdefault(row[0], []).append(_StepFacts(row))
+            if step_ids is not None:
+                step_ids.setdefault(row[0], set()).add(row[1])
         for row in tx.fetchall(f"SELECT {_OUTCOME_COLUMNS} FROM runs WHERE id IN ({marks})", part):
             # not a recorder's run (its outcome is a fact), nor one still open
             if row[1] in INHERITING_SOURCES and row[2] != "running":
@@ -285,25 +291,22 @@ def settle_runs(tx: Tx, run_ids: Sequence[str]) -> list[Run]:
 
 
 def relineage(
-    tx: Tx, batch: Batch, lineage: Mapping[str, Collection[str]], edges: list[Edge]
+    tx: Tx,
+    batch: Batch,
+    lineage: Mapping[str, Collection[str]],
+    edges: list[Edge],
+    stored_ids: Mapping[str, set[str]],
 ) -> list[Edge]:
     """The batch's edges, with the data edges of each run whose writer inferred them over
     fewer steps than are stored now inferred again (``flightlog.lineage``) over every stored
     step: those that touch the batch's steps, as one writer receiving all the spans in
     commit order would have inferred them. Another writer (server) may have stored steps of
     the run after this one read them and before it took the run's lock; the last of them
-    to commit sees every step, so no edge between their spans is lost. One read of step ids
-    per 500 runs; a run whose inference saw every stored step (one server) costs nothing
-    more, and its edges are the batch's as sent."""
-    ids = sorted(lineage)
-    stale: set[str] = set()
-    for part in chunked(ids, 500):
-        marks = ", ".join("?" * len(part))
-        for run_id, step_id in tx.fetchall(
-            f"SELECT run_id, id FROM steps WHERE run_id IN ({marks})", part
-        ):
-            if run_id not in stale and step_id not in lineage[run_id]:
-                stale.add(run_id)
+    to commit sees every step, so no edge between their spans is lost. ``stored_ids``: the
+    ids of each run's steps stored now, read under its lock (``settle_runs``); a run whose
+    inference saw every stored step (one server) costs no read, and its edges are the
+    batch's as sent."""
+    stale = {rid for rid, seen in lineage.items() if not stored_ids.get(rid, set()) <= set(seen)}
     if not stale:
         return edges
     outlines: dict[str, list[StepOutline]] = {}
@@ -495,7 +498,6 @@ def write_batch(
     for_update: str = "",
     lock_runs: Iterable[str] = (),
     days: dict[str, int] | None = None,
-    lineage: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[Batch, list[Conflict]]:
     """Insert a batch's records through ``tx``.
 
@@ -513,10 +515,6 @@ def write_batch(
 
     ``days``: the partition day of every run of the batch (its runs' and its steps' run
     ids) when ``runs`` and ``steps`` are partitioned (PostgreSQL, ``store/_pgpart.py``).
-
-    ``lineage``: for runs of ``lock_runs`` whose data edges the writer inferred before
-    writing, the ids of the steps it inferred them over (``Store.write``); a run that has
-    other steps stored now, under its lock, gets its edges inferred again (``relineage``).
     """
     applied = Batch(payloads=batch.payloads)
     part = "" if days is None else _PART
@@ -593,27 +591,28 @@ def write_batch(
         for rid in extra:
             if rid not in extra_found:  # steps without their run: a named lock stands in
                 tx.lock(f"run:{rid}")
-    sent_edges = batch.edges
-    if lineage:  # under the runs' locks (above): every step stored now is visible
-        sent_edges = relineage(tx, batch, lineage, sent_edges)
-    if sent_edges:
-        edges: dict[tuple[str, str, str, str], Edge] = {}
-        for e in sent_edges:
-            edges.setdefault((e.run_id, e.source, e.target, e.kind), e)
-        new = _insert_new(
-            tx,
-            "edges",
-            "run_id, source, target, kind, evidence, detail",
-            "run_id, source, target, kind",
-            [(*k, edges[k].evidence, edges[k].detail) for k in sorted(edges)],
-        )
-        applied.edges = (
-            list(edges.values()) if new is None else [e for k, e in edges.items() if k in new]
-        )
+    if batch.edges:
+        applied.edges = _insert_edges(tx, batch.edges)
     if batch.findings:
         applied.findings = _insert_findings(tx, batch.findings)
     conflicts = [c for _, c in step_conflicts] + [c for _, c in run_conflicts]
     return applied, conflicts
+
+
+def _insert_edges(tx: Tx, sent: Sequence[Edge]) -> list[Edge]:
+    """Insert the edges not stored yet (one per key, the first sent); returns those
+    inserted, as inserted."""
+    edges: dict[tuple[str, str, str, str], Edge] = {}
+    for e in sent:
+        edges.setdefault((e.run_id, e.source, e.target, e.kind), e)
+    new = _insert_new(
+        tx,
+        "edges",
+        "run_id, source, target, kind, evidence, detail",
+        "run_id, source, target, kind",
+        [(*k, edges[k].evidence, edges[k].detail) for k in sorted(edges)],
+    )
+    return list(edges.values()) if new is None else [e for k, e in edges.items() if k in new]
 
 
 def _insert_findings(tx: Tx, findings: Sequence[Finding]) -> list[Finding]:
@@ -786,10 +785,21 @@ class SQLStore:
 
         def apply(tx: Tx) -> list[Conflict]:
             days = None if days_of is None else days_of(tx)
+            # With ``lineage``, edges (and findings, after them: tables in one order) are
+            # written after the runs' step ids are read under their locks (``relineage``).
+            core = dataclasses.replace(batch, edges=[], findings=[]) if lineage else batch
             applied, conflicts = write_batch(
-                tx, batch, for_update=for_update, lock_runs=reorder, days=days, lineage=lineage
+                tx, core, for_update=for_update, lock_runs=reorder, days=days
             )
-            settled[:] = settle_runs(tx, reorder) if reorder else []  # under the runs' locks
+            stored_ids: dict[str, set[str]] | None = {} if lineage else None
+            # under the runs' locks
+            settled[:] = settle_runs(tx, reorder, stored_ids) if reorder else []
+            if lineage and stored_ids is not None:
+                edges = relineage(tx, batch, lineage, batch.edges, stored_ids)
+                if edges:
+                    applied.edges = _insert_edges(tx, edges)
+                if batch.findings:
+                    applied.findings = _insert_findings(tx, batch.findings)
             if settled:  # hooks (the ledger) get each run once, as it is stored now
                 by_id = {r.id: r for r in settled}
                 applied.runs = [by_id.pop(r.id, r) for r in applied.runs] + list(by_id.values())
