@@ -13,27 +13,20 @@ real OTLP/HTTP protobuf, real PostgreSQL; rounds alternate which server gets whi
 
 from __future__ import annotations
 
-import sys
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("httpx")
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
-    ExportTraceServiceRequest,
-)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 from opentelemetry.proto.trace.v1.trace_pb2 import (  # noqa: E402
-    ResourceSpans,
-    ScopeSpans,
     Span,
     Status,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from bench.pg_scaleout import Server, start_servers  # noqa: E402
+from tests.integration.store.two_servers import (  # noqa: E402
+    Server,
+    body,
+    post_at_once,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -59,15 +52,6 @@ def _span(
         attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attrs.items()],
         status=Status(code=Status.STATUS_CODE_OK),
     )
-
-
-def _body(spans: list[Span]) -> bytes:
-    resource = {"attributes": [KeyValue(key="service.name", value=AnyValue(string_value="c"))]}
-    return ExportTraceServiceRequest(
-        resource_spans=[
-            ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=spans)])  # type: ignore[arg-type]
-        ]
-    ).SerializeToString()
 
 
 def _sentence(trace: str) -> str:
@@ -103,23 +87,10 @@ def _halves(traces: list[str]) -> tuple[bytes, bytes]:
         )
         for t in traces
     ]
-    return _body(first), _body(second)
-
-
-@pytest.fixture
-def servers(pg_url: str, tmp_path: Path) -> Iterator[list[Server]]:
-    env = {"FLIGHTLOG_LEDGER_KEY": str(tmp_path / "ledger.key")}
-    started = start_servers(pg_url, 2, tmp_path, env)
-    try:
-        yield started
-    finally:
-        for s in started:
-            s.stop()
+    return body(first), body(second)
 
 
 def test_two_servers_store_the_edges_one_server_would(servers: list[Server], pg_url: str) -> None:
-    import httpx
-
     from flightlog.store import open_store
 
     every: list[str] = []
@@ -128,26 +99,7 @@ def test_two_servers_store_the_edges_one_server_would(servers: list[Server], pg_
         every += traces
         first, second = _halves(traces)
         pair = [(servers[n % 2], first), (servers[(n + 1) % 2], second)]
-        start = threading.Barrier(2)
-        answers: list[int] = []
-
-        def send(server: Server, body: bytes, start: threading.Barrier, answers: list[int]) -> None:
-            with httpx.Client() as client:
-                start.wait()
-                r = client.post(
-                    server.url + "/v1/traces",
-                    content=body,
-                    headers={"Content-Type": "application/x-protobuf"},
-                    timeout=120,
-                )
-                answers.append(r.status_code)
-
-        threads = [threading.Thread(target=send, args=(*p, start, answers)) for p in pair]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(180)
-        assert answers == [200, 200]
+        post_at_once(pair)
 
     store = open_store(pg_url, readonly=True)
     try:
