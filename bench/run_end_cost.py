@@ -1,6 +1,6 @@
 """Run-end work per ended run as the store grows (issue: run-end cost must not grow with N).
 
-    python bench/run_end_cost.py [SIZES...]       # default: 300 3000 30000
+    python bench/run_end_cost.py [SIZES...]       # default: 1000 100000 (the issue's sizes)
     python bench/run_end_cost.py --replay STORE.db [RUNS]
     python bench/run_end_cost.py --ingest [TRACES] [--rounds N] [--against OTHER/src]
     python bench/run_end_cost.py --instructions [TRACES] [--against OTHER/src]
@@ -284,7 +284,7 @@ def main() -> None:
     if sys.argv[1:2] == ["--instructions"]:
         instructions(sys.argv[2:])
         return
-    sizes = [int(a) for a in sys.argv[1:]] or [300, 3000, 30000]
+    sizes = [int(a) for a in sys.argv[1:]] or [1000, 100000]
     with tempfile.TemporaryDirectory() as d:
         os.chdir(d)  # no flightlog.toml: alerting off
         store = open_store(f"sqlite:///{d}/f.db")
