@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.integration.frameworks import fake_llm  # noqa: E402
 from tests.integration.frameworks.conftest import run_app  # noqa: E402
-from tests.integration.frameworks.expectations import FAULTS, FRAMEWORKS  # noqa: E402
+from tests.integration.frameworks.expectations import FAULTS, FRAMEWORKS, LIVE  # noqa: E402
 from tests.integration.frameworks.outcomes import outcomes  # noqa: E402
 
 from flightlog.app import open_store  # noqa: E402
@@ -80,7 +80,7 @@ def _agents(expected: frozenset[str], seen: list[set[str]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("frameworks", nargs="*", default=sorted(FRAMEWORKS))
+    parser.add_argument("frameworks", nargs="*", default=LIVE)
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     rows = []

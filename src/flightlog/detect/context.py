@@ -72,13 +72,31 @@ def unwrap(value: Any) -> Any:
         return value
     kind = value.get("type", value.get("role"))
     if kind not in _TOOL_ROLES:
-        return value
+        return _tool_record(value)
     data = value.get("data")
     body: dict[str, Any] = data if isinstance(data, dict) else value
     if "content" not in body:
         return value
     content = body["content"]
     return _json_text(content) if isinstance(content, str) else content
+
+
+# A tool's result recorded as a record that names the tool and carries what it returned
+# (LlamaIndex's ``ToolOutput``: ``{"tool_name": ..., "raw_input": ..., "raw_output": ...,
+# "blocks"/"content": ..., "is_error": ...}``), the result under the first of these keys.
+_TOOL_NAME_KEYS = ("tool_name", "toolName")
+_TOOL_RESULT_KEYS = ("raw_output", "rawOutput", "result", "output", "content")
+
+
+def _tool_record(value: dict[str, Any]) -> Any:
+    """The result a tool-result record carries, else the value as it is."""
+    if not any(isinstance(value.get(k), str) for k in _TOOL_NAME_KEYS):
+        return value
+    for key in _TOOL_RESULT_KEYS:
+        if key in value:
+            result = value[key]
+            return _json_text(result) if isinstance(result, str) else result
+    return value
 
 
 def _json_text(text: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,10 @@ class Framework:
     # smolagents' observations) content matching does not see it yet; nor a JSON object
     # that reappears as JSON text in a later input.
     lineage: bool = True
+    # Run live by tests/integration/frameworks (installed by the ``test`` extra); False:
+    # only its recorded traces are tested (tests/data/otlp/README.md says why and how they
+    # were recorded).
+    live: bool = True
 
     def status(self, scenario: str) -> str:
         if scenario.startswith("ok"):
@@ -37,11 +42,17 @@ class Framework:
         return "compute_payout" if scenario in DATA_FAULTS else "lookup_policy"
 
 
+APPS = "tests.integration.frameworks.apps"
+# LlamaIndex pins openai<3, the suite's other frameworks need openai 3: it runs from a venv of
+# its own, named here (tests/data/otlp/README.md); without one only its recorded traces run.
+LLAMAINDEX_PYTHON = os.environ.get("FLIGHTLOG_LLAMAINDEX_PYTHON", "")
+
+
 def _py(module: str) -> tuple[str, ...]:
-    return (sys.executable, "-m", f"tests.integration.frameworks.apps.{module}")
+    return (sys.executable, "-m", f"{APPS}.{module}")
 
 
-FRAMEWORKS = {
+FRAMEWORKS: dict[str, Framework] = {
     f.name: f
     for f in (
         Framework(
@@ -99,5 +110,15 @@ FRAMEWORKS = {
             frozenset(),  # generateText names no agent
             catches_all=True,  # tool errors go back to the model as tool-error parts
         ),
+        Framework(
+            "llamaindex",
+            "LlamaIndex FunctionAgent 0.14 (openinference-instrumentation-llama-index)",
+            (LLAMAINDEX_PYTHON or sys.executable, "-m", f"{APPS}.llamaindex_app"),
+            frozenset(),  # the agent's name is only inside Python reprs, in no attribute
+            catches_all=True,  # tool errors go back to the model as ToolOutput(is_error=True)
+            live=bool(LLAMAINDEX_PYTHON),
+        ),
     )
 }
+
+LIVE = sorted(name for name, fw in FRAMEWORKS.items() if fw.live)

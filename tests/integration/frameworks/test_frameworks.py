@@ -20,7 +20,7 @@ import pytest
 
 from flightlog.app import open_store
 from tests.integration.frameworks.conftest import run_app
-from tests.integration.frameworks.expectations import FAULTS, FRAMEWORKS, Framework
+from tests.integration.frameworks.expectations import FAULTS, FRAMEWORKS, LIVE, Framework
 from tests.integration.frameworks.outcomes import outcomes
 
 SCENARIOS = ("ok_1", "ok_2", "ok_3", *FAULTS)
@@ -28,7 +28,7 @@ SCENARIOS = ("ok_1", "ok_2", "ok_3", *FAULTS)
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name", sorted(FRAMEWORKS))
+@pytest.mark.parametrize("name", LIVE)
 def test_framework_runs_are_judged_right(name: str, llm: str, tmp_path: Path) -> None:
     fw: Framework = FRAMEWORKS[name]
     app = run_app(name, list(fw.command), llm, tmp_path)

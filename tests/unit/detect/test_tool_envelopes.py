@@ -1,0 +1,45 @@
+"""Tool results recorded inside an envelope are judged by what they carry: a message
+(LangChain's ToolMessage, a chat ``tool`` message) or a tool-result record that names the
+tool and holds its raw output (LlamaIndex's ``ToolOutput``)."""
+
+from __future__ import annotations
+
+import orjson
+
+from flightlog.detect.context import decode, unwrap
+
+POLICY = '{"policy": "P-7", "limit": 5000}'
+
+
+def test_a_llamaindex_tool_output_is_read_as_its_raw_output() -> None:
+    envelope = {
+        "blocks": [{"text": "[]"}],
+        "tool_name": "lookup_policy",
+        "raw_input": {"args": [], "kwargs": {"claim_id": "C-7"}},
+        "raw_output": "[]",
+        "is_error": False,
+    }
+    assert unwrap(envelope) == []
+    assert decode(orjson.dumps({**envelope, "raw_output": POLICY})) == orjson.loads(POLICY)
+    error = {**envelope, "raw_output": '{"error": "policy service unavailable", "code": 503}'}
+    assert unwrap(error) == {"error": "policy service unavailable", "code": 503}
+
+
+def test_an_older_tool_output_without_raw_output_is_read_as_its_content() -> None:
+    assert unwrap({"tool_name": "search", "content": "no results", "raw_input": {}}) == (
+        "no results"
+    )
+
+
+def test_records_that_name_no_tool_or_carry_no_result_are_left_as_they_are() -> None:
+    plain = {"result": "[]", "count": 0}  # an ordinary output with a "result" field
+    assert unwrap(plain) is plain
+    named = {"tool_name": "search", "latency_ms": 12}  # names a tool, carries no result
+    assert unwrap(named) is named
+    not_a_name = {"tool_name": 7, "raw_output": "[]"}
+    assert unwrap(not_a_name) is not_a_name
+
+
+def test_message_envelopes_still_unwrap() -> None:
+    assert unwrap({"type": "tool", "data": {"content": "[]"}}) == []
+    assert unwrap({"role": "tool", "content": POLICY}) == orjson.loads(POLICY)
