@@ -9,9 +9,15 @@ Three limits keep one client, or a few hostile ones, from stalling or exhausting
   waiting for the commit) may total at most ``held_limit`` bytes. Counted as bytes arrive,
   not as declared, so a slow client that announces 30 MB holds nothing it has not sent. A
   request that would go beyond gets 429 with ``Retry-After`` before anything is decoded.
-- **Decode budget.** Decoding takes memory in proportion to the decoded body, so decode slots
-  are weighed in bytes (``decode_limit``, at least one largest body), taken only once the
-  whole body has arrived. A large body waits for room; small ones pass beside it.
+  Once decoded, a request holds its decompressed size (``grow``: counted, never shed, as
+  it is in memory already) until it is answered: so the parsed requests waiting for the
+  writer's commit stay within the budget, and while they fill it new bodies get 429.
+- **Decode budget.** Decoding takes memory and CPU in proportion to the decoded body, so
+  decode slots are weighed in bytes (``decode_limit``, at least one largest body), taken
+  only once the whole body has arrived, and only while decoding (``DecodeSlot``): a
+  request waiting for the writer's commit has given its slot back, so a slow commit (a
+  long fsync, the write lock held elsewhere) does not stop other requests' decoding. A
+  large body waits for room; small ones pass beside it.
 
 Together they bound peak memory to a small multiple of ``max_body`` (docs/security.md).
 """
@@ -95,9 +101,13 @@ class Admission:
             self._room = asyncio.Condition()
         return self._room
 
-    @contextlib.asynccontextmanager
-    async def decode_slot(self, weight: int) -> AsyncIterator[None]:
-        """Wait until ``weight`` bytes of decoding fit the budget (one request always fits)."""
+    def grow(self, n: int) -> None:
+        """Count ``n`` more bytes held by a request already admitted (its body decompressed):
+        never shed, as they are in memory already; arrivals are shed while they fill the
+        budget."""
+        self.held += n
+
+    async def _take(self, weight: int) -> int:
         weight = min(weight, self.decode_limit)
         room = self._condition()
         async with room:
@@ -107,12 +117,50 @@ class Admission:
             finally:
                 self.stats.waiting_for_decode -= 1
             self.decoding += weight
+        return weight
+
+    async def _give(self, weight: int) -> None:
+        room = self._condition()
+        async with room:
+            self.decoding -= weight
+            room.notify_all()
+
+    def slot(self) -> DecodeSlot:
+        """A request's hold on the decode budget (taken and given back around each stretch
+        of decoding)."""
+        return DecodeSlot(self)
+
+    @contextlib.asynccontextmanager
+    async def decode_slot(self, weight: int) -> AsyncIterator[None]:
+        """Wait until ``weight`` bytes of decoding fit the budget (one request always fits)."""
+        slot = self.slot()
+        await slot.take(weight)
         try:
             yield
         finally:
-            async with room:
-                self.decoding -= weight
-                room.notify_all()
+            await slot.give()
+
+
+class DecodeSlot:
+    """One request's share of the decode budget: ``take`` waits until ``weight`` bytes of
+    decoding fit (one request always fits; taking again while held is a no-op), ``give``
+    returns it (a no-op when not held). The request takes it to decode and gives it back
+    before waiting for the writer, so a slow commit holds no decode budget."""
+
+    __slots__ = ("_admission", "weight")
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+        self.weight = 0
+
+    async def take(self, weight: int) -> None:
+        if not self.weight:
+            self.weight = await self._admission._take(max(1, weight))
+
+    async def give(self) -> None:
+        if self.weight:
+            weight, self.weight = self.weight, 0
+            await self._admission._give(weight)
 
 
 _TRIM_BYTES = 4 << 20

@@ -15,7 +15,12 @@
 - With API keys (``flightlog.server.guard``): 401 / 403 before the body is read; the key's
   project stamps the runs, and spans of another project's runs are rejected.
 
-The response is sent only after the spans are committed to the store.
+The response is sent only after the spans are committed to the store. A request holds a
+decode slot (``flightlog.server.admission``) only while it decodes: it gives it back before
+it waits for the writer's commit, so a slow commit (a long fsync, the store's write lock
+held elsewhere) does not stop other requests' decoding. While it waits it still holds its
+bytes (decompressed size) in the bytes-held budget, which bounds the memory of the parsed
+requests waiting; beyond it, new bodies get 429.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
 from flightlog.errors import InputError
 from flightlog.otel.decode import MAX_ERRORS_REPORTED, DecodeResult, parse_request
 from flightlog.privacy import scrub
-from flightlog.server.admission import Admission, Shed, release_memory
+from flightlog.server.admission import Admission, DecodeSlot, Shed, release_memory
 from flightlog.server.guard import principal
 from flightlog.server.ingest import (
     Ingestor,
@@ -168,7 +173,8 @@ def make_endpoint(
 ) -> Any:
     """The ``POST /v1/traces`` handler. Order of work: cheap checks (content type, encoding,
     queue full: 429 before reading), the body (timeouts, bytes held), then a decode slot
-    (weighed in bytes), decoding with bad spans rejected one by one, then the store."""
+    (weighed in bytes), decoding with bad spans rejected one by one, the slot given back,
+    then the store (a request of many pieces takes the slot again for each piece)."""
     adm = admission or Admission.for_body_limit(max_body)
 
     async def traces(request: Request) -> Response:
@@ -194,26 +200,31 @@ def make_endpoint(
             ingestor.stats.overloaded += 1
             return _shed(ctype, "ingestion queue is full; retry after the indicated delay")
         held = size = 0
+        slot = adm.slot()
         try:
             body, held = await _read_body(request, adm)
             size = len(body)
             weight = min(max_body, len(body) * GZIP_RATIO) if encoding == "gzip" else len(body)
-            async with adm.decode_slot(weight):
+            await slot.take(weight)
 
-                def prepare(raw: bytes) -> tuple[list[Any], list[str]]:
-                    data = _gunzip(raw, max_body) if encoding == "gzip" else raw
-                    req = parse_request(data, ctype)
-                    del data
-                    problems = screen_times(req)
-                    return split(req, SPANS_PER_PIECE), problems
+            def prepare(raw: bytes) -> tuple[list[Any], list[str], int]:
+                data = _gunzip(raw, max_body) if encoding == "gzip" else raw
+                decoded = len(data)
+                req = parse_request(data, ctype)
+                del data
+                problems = screen_times(req)
+                return split(req, SPANS_PER_PIECE), problems, decoded
 
-                started = time.perf_counter()
-                pieces, problems = await anyio.to_thread.run_sync(prepare, body)
-                del body
-                adm.release(held)
-                held = 0
-                ingestor.stats.decode_seconds += time.perf_counter() - started
-                return await _store(request, pieces, problems, ctype)
+            started = time.perf_counter()
+            pieces, problems, decoded = await anyio.to_thread.run_sync(prepare, body)
+            del body
+            if decoded > held:
+                # The parsed request waits for the commit within the bytes-held budget, at
+                # its decompressed size (the decode slot is given back before that wait).
+                adm.grow(decoded - held)
+                held = decoded
+            ingestor.stats.decode_seconds += time.perf_counter() - started
+            return await _store(request, pieces, problems, ctype, slot, weight)
         except TooLarge as exc:
             return error_response(413, RESOURCE_EXHAUSTED, str(exc), ctype)
         except BodyTimeout as exc:
@@ -225,20 +236,30 @@ def make_endpoint(
         except ClientDisconnect:
             return Response(status_code=400)
         finally:
+            await slot.give()
             if held:
                 adm.release(held)
             if size >= 4 << 20:
                 await anyio.to_thread.run_sync(release_memory, size)
 
     async def _store(
-        request: Request, pieces: list[Any], problems: list[str], ctype: str
+        request: Request,
+        pieces: list[Any],
+        problems: list[str],
+        ctype: str,
+        slot: DecodeSlot,
+        weight: int,
     ) -> Response:
+        """Decode each piece holding ``slot`` (still held from parsing for the first), then
+        give it back and wait for the writer's commit of that piece."""
         key = principal(request.scope)
         accepted = rejected = 0
         errors: list[str] = list(problems[:MAX_ERRORS_REPORTED])
         rejected += len(problems)
+        piece_weight = weight // max(1, len(pieces))
         while pieces:
             piece = pieces.pop(0)
+            await slot.take(piece_weight)
             started = time.perf_counter()
 
             def decode_piece(piece: Any) -> DecodeResult:
@@ -249,6 +270,7 @@ def make_endpoint(
             result = await anyio.to_thread.run_sync(decode_piece, piece)
             del piece
             ingestor.stats.decode_seconds += time.perf_counter() - started
+            await slot.give()  # decoded: the rest (and waiting for the writer) holds no budget
             if key is not None:  # the ingest key's project stamps the runs it sends
                 await anyio.to_thread.run_sync(
                     claim_runs, reader or ingestor.store, result, key.project

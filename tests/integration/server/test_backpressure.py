@@ -3,6 +3,9 @@ without bound or acknowledging what it has not stored."""
 
 from __future__ import annotations
 
+import base64
+import gzip
+import os
 import sqlite3
 import threading
 
@@ -79,3 +82,69 @@ def test_unwritable_store_answers_503_with_retry_after(server_factory) -> None: 
     # Retrying once the store is free succeeds, and the server stayed up.
     assert client.post("/v1/traces", content=_body("4" * 32), headers=JS).status_code == 200
     assert client.get("/api/v1/runs/" + "4" * 32).status_code == 200
+
+
+def _gzip_body(trace: str) -> bytes:
+    """A gzip OTLP/JSON body weighing a largest body in the decode budget (8 × its compressed
+    size, capped at the 10 MiB body limit): random text barely compresses."""
+    span = {
+        "traceId": trace,
+        "spanId": "00000000000000b1",
+        "name": "root",
+        "startTimeUnixNano": "1",
+        "endTimeUnixNano": "2",
+        "attributes": [
+            {
+                "key": "input.value",
+                "value": {"stringValue": base64.b64encode(os.urandom(1_400_000)).decode()},
+            }
+        ],
+    }
+    body = gzip.compress(orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}))
+    assert len(body) * 8 > 10 << 20  # two such bodies do not fit the decode budget together
+    return body
+
+
+def test_a_request_waiting_for_the_commit_does_not_hold_the_decode_budget(server_factory) -> None:  # type: ignore[no-untyped-def]
+    # Decode budget: the 10 MiB body limit + 8 MiB; each body below weighs 10 MiB in it, so
+    # the two can decode at once only if the first gives its slot back once decoded.
+    server_factory.env = {"FLIGHTLOG_SQLITE_BUSY_TIMEOUT_MS": "120000"}
+    server = server_factory.start("--max-body-mb", "10")
+    client = httpx.Client(base_url=server.url, timeout=60)
+    bodies = {"a" * 32: _gzip_body("a" * 32), "b" * 32: _gzip_body("b" * 32)}
+    answers: dict[str, httpx.Response] = {}
+
+    def post(trace: str) -> None:
+        answers[trace] = httpx.post(
+            server.url + "/v1/traces",
+            content=bodies[trace],
+            headers={**JS, "Content-Encoding": "gzip"},
+            timeout=120,
+        )
+
+    def stats() -> dict:  # type: ignore[type-arg]
+        return client.get("/api/v1/ingest/stats").json()  # type: ignore[no-any-return]
+
+    lock = _lock(str(server.db))  # the writer cannot commit: both requests wait for it
+    threads = [threading.Thread(target=post, args=(t,)) for t in bodies]
+    try:
+        threads[0].start()
+        assert wait_until(lambda: stats()["pending_spans"] == 1, timeout=30)
+        threads[1].start()
+        # The second body is decoded and queued while the first still waits for the commit.
+        assert wait_until(lambda: stats()["pending_spans"] == 2, timeout=30), stats()
+        now = stats()
+        assert now["admission_waiting_for_decode"] == 0
+        # What waits for the commit still counts against the bytes-held budget (memory bound):
+        # both bodies, decompressed.
+        assert now["body_bytes_held"] >= 2 * 1_800_000
+        assert not answers  # nothing acknowledged before it is stored
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+        for t in threads:
+            t.join(120)
+    assert [answers[t].status_code for t in bodies] == [200, 200]
+    for t in bodies:
+        assert client.get("/api/v1/runs/" + t).status_code == 200
+    assert stats()["body_bytes_held"] == 0
