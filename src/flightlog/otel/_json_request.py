@@ -8,7 +8,8 @@ numbers or decimal strings, enums as numbers or names.
 
 It accepts only what ``ParseDict`` would turn into the same message: anything else (a null,
 a field it does not know, a field given twice in both spellings, a number in another form,
-bytes values, an id that is not hex, a value out of range, messages nested deeper than
+bytes values, an id that is not hex digits only (``bytes.fromhex`` would skip whitespace), a
+value out of range, messages nested deeper than
 json_format's limit of 100) raises ``Unsupported`` and the
 caller parses the body the general way, which also writes the error messages. So the fast
 path never changes what a body means, only what it costs.
@@ -113,7 +114,10 @@ def _fill(message: Any, obj: Any, table: _Table, depth: int) -> None:
         elif kind == _ID:
             if type(value) is not str:
                 raise Unsupported(key)
-            setattr(message, name, bytes.fromhex(value))
+            raw = bytes.fromhex(value)
+            if len(raw) << 1 != len(value):  # fromhex skips whitespace: OTLP/JSON does not
+                raise Unsupported(key)
+            setattr(message, name, raw)
         elif kind == _ATTRS:
             _attributes(getattr(message, name), value, depth + 1)
         elif kind == _LIST:

@@ -133,14 +133,13 @@ def _hex_ids_to_base64(doc: dict[str, Any]) -> None:
         for key in _ID_KEYS:
             val = obj.get(key)
             if isinstance(val, str):
-                try:
-                    raw = bytes.fromhex(val)
-                except ValueError:
+                problem = _hex_problem(val)
+                if problem is not None:
                     raise InputError(
-                        f"{where}.{key}: {val[:40]!r} is not hexadecimal; OTLP/JSON ids are hex "
-                        "strings (32 digits for traceId, 16 for spanId)"
-                    ) from None
-                obj[key] = base64.b64encode(raw).decode()
+                        f"{where}.{key}: {val[:40]!r} {problem}; OTLP/JSON ids are hex digits "
+                        "only (32 for traceId, 16 for spanId; parentSpanId 16 or empty)"
+                    )
+                obj[key] = base64.b64encode(bytes.fromhex(val)).decode()
 
     for i, rs in enumerate(_items(doc, "resourceSpans", "resource_spans")):
         for j, ss in enumerate(_items(rs, "scopeSpans", "scope_spans")):
@@ -149,6 +148,22 @@ def _hex_ids_to_base64(doc: dict[str, Any]) -> None:
                 fix(span, where)
                 for m, link in enumerate(_items(span, "links")):
                     fix(link, f"{where}.links[{m}]")
+
+
+def _hex_problem(text: str) -> str | None:
+    """What makes ``text`` other than hex digits, two per byte; None if it is not. (Not
+    ``bytes.fromhex`` alone: it skips whitespace.)"""
+    for i, c in enumerate(text):
+        if c not in _HEX_DIGITS:
+            if c.isspace():
+                return f"contains whitespace (at position {i})"
+            return f"is not hexadecimal ({c!r} at position {i})"
+    if len(text) % 2:
+        return f"has an odd number of hex digits ({len(text)})"
+    return None
+
+
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 def _items(obj: Any, *keys: str) -> list[Any]:
@@ -257,6 +272,21 @@ def _check_ids(span: Any) -> str | None:
     return None
 
 
+def _check_links(span: Any) -> str | None:
+    """Why a link of ``span`` has ids of a wrong length, or None. Empty ids are taken (an
+    invalid span context, which OTel records when the link has attributes): a link
+    without a span id links nothing."""
+    for i, link in enumerate(span.links):
+        for field, size in (("trace_id", 16), ("span_id", 8)):
+            n = len(getattr(link, field))
+            if n and n != size:
+                return (
+                    f"span {span.name[:80]!r}: links[{i}].{field} has {n} bytes; expected "
+                    f"{size} ({2 * size} hex digits)"
+                )
+    return None
+
+
 def _check_sizes(name: str, attrs: dict[str, Any]) -> str | None:
     limit = _values.MAX_ATTRIBUTE_BYTES
     for key, value in attrs.items():
@@ -295,10 +325,11 @@ def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
                     and sid != _ZERO8
                     and (not pid or len(pid) == 8)
                 ):
-                    problem = None
-                    attrs, check = _span_attributes(span.attributes)
-                    if check:
-                        problem = _check_sizes(span.name, attrs)
+                    problem = _check_links(span) if span.links else None
+                    if problem is None:
+                        attrs, check = _span_attributes(span.attributes)
+                        if check:
+                            problem = _check_sizes(span.name, attrs)
                 else:
                     problem = _check_ids(span)
                 if problem is not None:

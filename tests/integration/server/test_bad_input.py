@@ -196,6 +196,86 @@ def test_wrong_length_ids(seeded: httpx.Client) -> None:
     assert seeded.get("/api/v1/runs/" + "3" * 32).json()["steps"][0]["name"] == "good"
 
 
+@pytest.mark.parametrize("path", ["fast", "json_format"])
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("traceId", "0af76519 16cd43dd8448eb211c80319c", "whitespace"),
+        ("traceId", " 0af7651916cd43dd8448eb211c80319c", "whitespace"),
+        ("spanId", "b7ad6b71\t69203331", "whitespace"),
+        ("parentSpanId", "b7ad6b71\n69203331", "whitespace"),
+        ("spanId", "b7ad6b7169203331 ", "whitespace"),
+        ("spanId", "0xad6b7169203331", "'x'"),
+        ("spanId", "b7ad6b716920333", "odd"),
+        ("linkSpanId", "b7ad 6b71 6920 3331", "whitespace"),
+    ],
+)
+def test_json_ids_are_hex_digits_only(
+    seeded: httpx.Client, path: str, field: str, value: str, problem: str
+) -> None:
+    """OTLP/JSON ids are hex digits only: ``bytes.fromhex`` would skip the whitespace. The
+    whole request is refused (400 naming the field and the problem), its honest span too."""
+    honest = _span_json(trace="6" * 32, span="6" * 16)
+    bad = _span_json(trace="7" * 32, span="7" * 16)
+    if field == "linkSpanId":
+        bad["links"] = [{"traceId": "6" * 32, "spanId": value}]
+        field = "links[0].spanId"
+    else:
+        bad[field] = value
+    if path == "json_format":
+        bad["notAnOtlpField"] = 1  # the fast path declines; json_format parses the body
+    resp = seeded.post("/v1/traces", content=_request_json(honest, bad), headers=JS)
+    assert resp.status_code == 400, resp.text
+    message = resp.json()["message"]
+    assert f"spans[1].{field}" in message and problem in message, message
+    for trace in ("6" * 32, "7" * 32):
+        assert seeded.get("/api/v1/runs/" + trace).status_code == 404
+
+
+def test_json_ids_empty_parent_and_mixed_case_hex_are_taken(seeded: httpx.Client) -> None:
+    span = _span_json(trace="8A" * 16, span="8b" * 8)
+    span["parentSpanId"] = ""  # a root span: OTLP/JSON allows the empty parent id
+    resp = seeded.post("/v1/traces", content=_request_json(span), headers=JS)
+    assert resp.status_code == 200, resp.text
+    assert seeded.get("/api/v1/runs/" + "8a" * 16).status_code == 200
+
+
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_link_ids_of_the_wrong_length_reject_their_span(
+    seeded: httpx.Client, encoding: str
+) -> None:
+    """A link whose ids are not 16 / 8 bytes rejects its span with a message (it was dropped
+    or kept as it came, silently); the span beside it is stored."""
+    good_trace, bad_trace = "9" * 32, "a9" * 16
+    if encoding == "protobuf":
+        req = ExportTraceServiceRequest()
+        spans = req.resource_spans.add().scope_spans.add()
+        bad = spans.spans.add()
+        bad.trace_id, bad.span_id, bad.name = bytes.fromhex(bad_trace), b"\x02" * 8, "bad"
+        link = bad.links.add()
+        link.trace_id, link.span_id = bytes.fromhex(good_trace), b"\x01\x02\x03\x04\x05"
+        good = spans.spans.add()
+        good.trace_id, good.span_id, good.name = bytes.fromhex(good_trace), b"\x01" * 8, "good"
+        resp = seeded.post("/v1/traces", content=req.SerializeToString(), headers=PB)
+        assert resp.status_code == 200, resp.content
+        answer = ExportTraceServiceResponse()
+        answer.ParseFromString(resp.content)
+        rejected, message = answer.partial_success.rejected_spans, answer.partial_success.error_message
+        field = "links[0].span_id has 5 bytes"
+    else:
+        bad = _span_json(trace=bad_trace, span="2" * 16)
+        bad["links"] = [{"traceId": "ab" * 15, "spanId": "1" * 16}]
+        body = _request_json(bad, _span_json(trace=good_trace, span="1" * 16))
+        resp = seeded.post("/v1/traces", content=body, headers=JS)
+        assert resp.status_code == 200, resp.text
+        partial = resp.json()["partialSuccess"]
+        rejected, message = int(partial["rejectedSpans"]), partial["errorMessage"]
+        field = "links[0].trace_id has 15 bytes"
+    assert rejected == 1 and field in message, message
+    assert seeded.get("/api/v1/runs/" + good_trace).status_code == 200
+    assert seeded.get("/api/v1/runs/" + bad_trace).status_code == 404
+
+
 def test_duplicate_delivery_is_stored_once(seeded: httpx.Client, server) -> None:  # type: ignore[no-untyped-def]
     body = _request_json(
         _span_json(trace="4" * 32, span="0" * 15 + "1"),
