@@ -277,11 +277,11 @@ def _check_links(span: Any) -> str | None:
     invalid span context, which OTel records when the link has attributes): a link
     without a span id links nothing."""
     for i, link in enumerate(span.links):
-        for field, size in (("trace_id", 16), ("span_id", 8)):
-            n = len(getattr(link, field))
+        for name, size in (("trace_id", 16), ("span_id", 8)):
+            n = len(getattr(link, name))
             if n and n != size:
                 return (
-                    f"span {span.name[:80]!r}: links[{i}].{field} has {n} bytes; expected "
+                    f"span {span.name[:80]!r}: links[{i}].{name} has {n} bytes; expected "
                     f"{size} ({2 * size} hex digits)"
                 )
     return None

@@ -260,7 +260,8 @@ def test_link_ids_of_the_wrong_length_reject_their_span(
         assert resp.status_code == 200, resp.content
         answer = ExportTraceServiceResponse()
         answer.ParseFromString(resp.content)
-        rejected, message = answer.partial_success.rejected_spans, answer.partial_success.error_message
+        rejected = answer.partial_success.rejected_spans
+        message = answer.partial_success.error_message
         field = "links[0].span_id has 5 bytes"
     else:
         bad = _span_json(trace=bad_trace, span="2" * 16)
