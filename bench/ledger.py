@@ -256,7 +256,7 @@ def main() -> None:
 
         cp = ledger.checkpoint()
         t = time.perf_counter()
-        report = verify(ledger, record=False)
+        report = verify(ledger, check_records=False)
         ver_s = time.perf_counter() - t
         assert report.ok, report.summary()
         tree.cache_clear()  # type: ignore[attr-defined]

@@ -139,7 +139,10 @@ def verify(
     with errors_as_messages():
         ledger = _ledger(db, readonly=not record)
         report = run_verify(
-            ledger, verifier=Verifier.parse(key_text) if key_text else None, witness=witness
+            ledger,
+            verifier=Verifier.parse(key_text) if key_text else None,
+            witness=witness,
+            save_result=record,
         )
     if as_json:
         echo_json(report.to_dict())

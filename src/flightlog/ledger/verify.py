@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -101,6 +102,7 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     signed: int = 0  # entries covered by the latest valid checkpoint
     pending: int = 0  # acknowledged entries not yet integrated (not provable yet)
+    records_checked: bool = True  # False: the log alone was checked (check_records=False)
 
     @property
     def unsigned(self) -> int:
@@ -127,8 +129,9 @@ class VerifyReport:
 
     def summary(self) -> str:
         if self.ok:
+            records = f"{self.records} records" if self.records_checked else "records not checked"
             text = (
-                f"ok: {self.entries} entries, {self.records} records, {self.checkpoints} "
+                f"ok: {self.entries} entries, {records}, {self.checkpoints} "
                 f"checkpoints and {self.witnessed} witnessed checkpoints verify "
                 f"(root {self.root[:16]}…)"
             )
@@ -154,6 +157,7 @@ class VerifyReport:
             "root": self.root,
             "entries": self.entries,
             "records": self.records,
+            "records_checked": self.records_checked,
             "checkpoints": self.checkpoints,
             "witnessed": self.witnessed,
             "redacted": self.redacted,
@@ -205,9 +209,26 @@ def verify(
     verifier: Verifier | None = None,
     witness: Path | None = None,
     max_problems: int = 100,
-    record: bool = True,
+    check_records: bool = True,
+    save_result: bool = True,
+    record: bool | None = None,
 ) -> VerifyReport:
-    """Verify the whole log of ``ledger``'s store; see the module docstring."""
+    """Verify the whole log of ``ledger``'s store; see the module docstring.
+
+    ``check_records``: also compare every stored record (runs, steps, edges, findings,
+    incidents, notifications) with its entry (step 3); False checks the log alone (entries,
+    tree, checkpoints) and the report says "records not checked". ``save_result``: record
+    the outcome as the store's last verification (what ``audit status`` shows), when the
+    store is writable. ``record``: deprecated, the old name of ``check_records``."""
+    if record is not None:
+        warnings.warn(
+            "verify(record=...) is deprecated: it chose whether the stored records are "
+            "checked against their entries, so it is now check_records=...; whether the "
+            "result is saved is save_result=...",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        check_records = record
     t0 = time.perf_counter()
     store = ledger.store
     problems: list[Problem] = []
@@ -410,7 +431,7 @@ def verify(
 
         # 3. records
         records = 0
-        if record:
+        if check_records:
             checks: list[tuple[str, Callable[[], int]]] = [
                 (
                     "records",
@@ -445,8 +466,10 @@ def verify(
         seconds=time.perf_counter() - t0,
         problems=problems,
         pending=len(pending.rows),
+        records_checked=check_records,
     )
-    _remember(ledger, report)
+    if save_result:
+        _remember(ledger, report)
     return report
 
 

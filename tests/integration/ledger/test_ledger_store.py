@@ -402,3 +402,47 @@ def test_settings_from_the_configuration_file(
 
     with pytest.raises(ConfigurationError, match="checkpoint_every"):
         LedgerConfig.from_env("sqlite:///x.db")
+
+
+# -- what verify checks, and whether it records the result -------------------------------
+def _last_verification(db: Path) -> tuple[object, ...]:
+    conn = sqlite3.connect(db)
+    try:
+        return tuple(
+            conn.execute(
+                "SELECT verified_ns, verified_ok, verified_message FROM ledger_state"
+            ).fetchone()
+        )
+    finally:
+        conn.close()
+
+
+def test_check_records_and_save_result_are_separate_choices(filled: Path) -> None:
+    _sql(
+        filled, "UPDATE steps SET name = 'step9' WHERE run_id = ? AND id = ?", (rid(2), f"{3:016x}")
+    )
+    # Not saving the result still checks the records: the edit is found, nothing is written.
+    before = _last_verification(filled)
+    r = _verify(filled, save_result=False)
+    assert r.first is not None and r.first.code == "record.changed"
+    assert _last_verification(filled) == before
+    # Only the log itself (entries, tree, checkpoints): the edited record is not looked at,
+    # and the report says so rather than counting 0 records as verified.
+    r = _verify(filled, check_records=False, save_result=False)
+    assert r.ok and not r.records_checked and r.records == 0
+    assert "records not checked" in r.summary()
+    assert r.to_dict()["records_checked"] is False
+    assert _last_verification(filled) == before
+    # Saving (the default on a writable store) records what was found.
+    r = _verify(filled)
+    verified_ns, verified_ok, message = _last_verification(filled)
+    assert verified_ns and verified_ok == 0 and "FAILED" in str(message)
+
+
+def test_the_old_record_keyword_warns_and_names_its_replacement(filled: Path) -> None:
+    with pytest.warns(DeprecationWarning, match="check_records="):
+        r = _verify(filled, record=False)
+    assert r.ok and not r.records_checked
+    with pytest.warns(DeprecationWarning, match="check_records="):
+        r = _verify(filled, record=True)
+    assert r.ok and r.records_checked and r.records == 3 * (1 + 4 + 1 + 1)
