@@ -83,13 +83,22 @@ def unwrap(value: Any) -> Any:
 
 # A tool's result recorded as a record that names the tool and carries what it returned
 # (LlamaIndex's ``ToolOutput``: ``{"tool_name": ..., "raw_input": ..., "raw_output": ...,
-# "blocks"/"content": ..., "is_error": ...}``), the result under the first of these keys.
+# "blocks"/"content": ..., "is_error": ...}``), the result under the first of these keys; or
+# as a record holding nothing but the result (Google ADK's ``{"result": ...}`` for a tool that
+# returned anything but a dict).
 _TOOL_NAME_KEYS = ("tool_name", "toolName")
 _TOOL_RESULT_KEYS = ("raw_output", "rawOutput", "result", "output", "content")
+_RESULT_ONLY_KEYS = ("result", "output")
 
 
 def _tool_record(value: dict[str, Any]) -> Any:
     """The result a tool-result record carries, else the value as it is."""
+    if len(value) == 1:
+        key = next(iter(value))
+        if key in _RESULT_ONLY_KEYS:
+            result = value[key]
+            return _json_text(result) if isinstance(result, str) else result
+        return value
     if not any(isinstance(value.get(k), str) for k in _TOOL_NAME_KEYS):
         return value
     for key in _TOOL_RESULT_KEYS:

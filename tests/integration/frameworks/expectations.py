@@ -43,14 +43,23 @@ class Framework:
 
 
 APPS = "tests.integration.frameworks.apps"
-# LlamaIndex pins openai<3, the suite's other frameworks need openai 3: it runs from a venv of
-# its own, named here (tests/data/otlp/README.md); without one only its recorded traces run.
-LLAMAINDEX_PYTHON = os.environ.get("FLIGHTLOG_LLAMAINDEX_PYTHON", "")
 
 
 def _py(module: str) -> tuple[str, ...]:
     return (sys.executable, "-m", f"{APPS}.{module}")
 
+
+def _own_venv(name: str, module: str) -> tuple[tuple[str, ...], bool]:
+    """A framework that runs from a venv of its own (its pins clash with the suite's other
+    frameworks, or it is too heavy for the ``test`` extra): the Python named by
+    ``FLIGHTLOG_<NAME>_PYTHON`` runs it live; without one only its recorded traces run
+    (tests/data/otlp/README.md)."""
+    python = os.environ.get(f"FLIGHTLOG_{name.upper()}_PYTHON", "")
+    return (python or sys.executable, "-m", f"{APPS}.{module}"), bool(python)
+
+
+_LLAMAINDEX = _own_venv("llamaindex", "llamaindex_app")  # LlamaIndex pins openai<3
+_ADK = _own_venv("adk", "adk_app")  # google-adk with litellm: heavy for the test extra
 
 FRAMEWORKS: dict[str, Framework] = {
     f.name: f
@@ -113,10 +122,17 @@ FRAMEWORKS: dict[str, Framework] = {
         Framework(
             "llamaindex",
             "LlamaIndex FunctionAgent 0.14 (openinference-instrumentation-llama-index)",
-            (LLAMAINDEX_PYTHON or sys.executable, "-m", f"{APPS}.llamaindex_app"),
+            _LLAMAINDEX[0],
             frozenset(),  # the agent's name is only inside Python reprs, in no attribute
             catches_all=True,  # tool errors go back to the model as ToolOutput(is_error=True)
-            live=bool(LLAMAINDEX_PYTHON),
+            live=_LLAMAINDEX[1],
+        ),
+        Framework(
+            "adk",
+            "Google ADK 2.13 LlmAgent on LiteLLM (own GenAI spans, content capture on)",
+            _ADK[0],
+            frozenset({"claims_agent"}),
+            live=_ADK[1],
         ),
     )
 }

@@ -73,8 +73,21 @@ def _observation(messages: list[dict[str, Any]], index: int) -> str | None:
     for m in messages[index + 1 :]:
         if m.get("role") != "assistant":
             text = _text(m.get("content")).strip()
-            return re.sub(r"^(Observation:\s*)", "", text).strip()
+            return _result_of(re.sub(r"^(Observation:\s*)", "", text).strip())
     return None
+
+
+def _result_of(text: str) -> str:
+    """What a model reads in a tool's result: the text itself, or the text inside a result
+    wrapper (Google ADK hands a tool's string result over as ``{"result": "..."}``)."""
+    if text.startswith('{"result"'):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(doc, dict) and list(doc) == ["result"] and isinstance(doc["result"], str):
+            return doc["result"]
+    return text
 
 
 def _looks_caught(text: str | None) -> bool:

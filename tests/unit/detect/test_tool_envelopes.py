@@ -31,6 +31,17 @@ def test_an_older_tool_output_without_raw_output_is_read_as_its_content() -> Non
     )
 
 
+def test_a_record_holding_only_a_result_is_read_as_that_result() -> None:
+    # Google ADK: a tool that returns anything but a dict is recorded as {"result": ...}
+    assert unwrap({"result": "[]"}) == []
+    assert decode(orjson.dumps({"result": POLICY})) == orjson.loads(POLICY)
+    assert unwrap({"output": {"rows": 0}}) == {"rows": 0}
+    truncated = POLICY[:20]
+    assert unwrap({"result": truncated}) == truncated
+    only_other = {"rows": []}
+    assert unwrap(only_other) is only_other
+
+
 def test_records_that_name_no_tool_or_carry_no_result_are_left_as_they_are() -> None:
     plain = {"result": "[]", "count": 0}  # an ordinary output with a "result" field
     assert unwrap(plain) is plain
