@@ -3,6 +3,8 @@ that the pattern cannot match."""
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -66,3 +68,15 @@ def test_each_fragment_alone() -> None:
     for text in FRAGMENTS:
         for pattern in PATTERNS:
             assert (fx.search(pattern, text) is None) == (pattern.search(text) is None), text
+
+
+def test_precheck_is_keyed_by_the_module_patterns() -> None:
+    # ``search`` finds a pattern's literals by identity (a compiled pattern's hash covers
+    # its whole program); another pattern that matches alike is not one of them and is
+    # searched in full, with the same answer.
+    assert set(fx._LITERALS_BY_ID) == {id(p) for p in fx._LITERALS}
+    for pattern in PATTERNS:
+        twin = re.compile(f"(?:{pattern.pattern})", pattern.flags)
+        assert id(twin) not in fx._LITERALS_BY_ID
+        for text in FRAGMENTS:
+            assert (fx.search(twin, text) is None) == (pattern.search(text) is None), text
