@@ -769,6 +769,9 @@ def truncation(run: RunContext) -> Iterator[Finding]:
 def injection(run: RunContext) -> Iterator[Finding]:
     """Captured content that carries a prompt injection (instructions aimed at a model)."""
     for step, value, _base in _outputs(run):
+        raw = run.output_bytes(step)
+        if raw is not None and not fx.may_match_json(fx.INJECTION_TEXT, raw):
+            continue  # no string in the output can match: none gathered, joined nor searched
         texts = fx.strings(value)
         # One search over the texts joined first: a match in any of them is one there too
         # (the pattern has no anchors; a line break ends a word as the end of a text does).

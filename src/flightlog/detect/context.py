@@ -1188,6 +1188,14 @@ class RunContext:
             return self._filled().get((step.id, "output"))
         return self._decoded(step.output_hash)
 
+    def output_bytes(self, step: Step) -> bytes | None:
+        """The stored JSON bytes ``output(step)`` was decoded from; None when the output is
+        not a stored payload of the step's own (a tool's result taken from the messages)."""
+        h = step.output_hash
+        if not h:
+            return None
+        return self._load_payloads().get(h)
+
     def has_output(self, step: Step) -> bool:
         if not step.output_hash and step.kind == "tool":
             return (step.id, "output") in self._filled()

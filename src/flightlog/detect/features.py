@@ -281,6 +281,26 @@ _LITERALS: dict[re.Pattern[str], tuple[str, ...]] = {
 _LITERALS_BY_ID: dict[int, tuple[str, ...]] = {id(p): lits for p, lits in _LITERALS.items()}
 
 
+def may_match_json(pattern: re.Pattern[str], raw: bytes) -> bool:
+    """False only when no text read from the JSON bytes ``raw`` can match ``pattern`` (one of
+    the patterns above): ASCII JSON with no escape holds every string of its value (keys,
+    values, JSON text inside a string) as it is, so when none of the literals every match
+    contains is in it, ``search`` finds nothing in any of those strings, nor in them joined
+    with line breaks. True (look) for other patterns, non-ASCII or escaped JSON. (Checked
+    as text: ``in`` over bytes costs about twice as much.)"""
+    literals = _LITERALS_BY_ID.get(id(pattern))
+    if literals is None or not raw.isascii():
+        return True
+    text = raw.decode("ascii")
+    if "\\" in text:
+        return True
+    low = text.lower()
+    for lit in literals:  # noqa: SIM110 (a loop, not any(): no generator per call)
+        if lit in low:
+            return True
+    return False
+
+
 def search(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     """``pattern.search(text)`` for the patterns above, skipping ASCII text that holds none
     of the literals every match contains (the same answer, without the scan)."""
