@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import operator
 import statistics
 import threading
 import time
@@ -707,10 +708,24 @@ class History:
     memo: dict[Any, Any] = field(default_factory=dict)
     # Incremental statistics per baseline key (``baseline``), carried to the next history.
     baselines: dict[tuple[Any, ...], Baseline] = field(default_factory=dict, repr=False)
+    # ``has_run``'s set of ``run_ids``, with the list and length it was built from.
+    _id_set: tuple[list[str], int, frozenset[str]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def runs(self) -> int:
         return len(self.run_ids)
+
+    def has_run(self, run_id: str) -> bool:
+        """``run_id in run_ids``, from a set built once per history (a run id is 32
+        characters: a scan of 50 of them costs ~9,000 instructions, and every run end asks
+        two or three times). Rebuilt if ``run_ids`` was replaced or grew."""
+        ids = self.run_ids
+        cached = self._id_set
+        if cached is None or cached[0] is not ids or cached[1] != len(ids):
+            cached = self._id_set = (ids, len(ids), frozenset(ids))
+        return run_id in cached[2]
 
     def of(self, step_name: str, exclude_run: str | None = None) -> list[StepSample]:
         return self._excluding(("name", step_name), self.samples.get(step_name, []), exclude_run)
@@ -739,7 +754,7 @@ class History:
     def _excluding(
         self, key: tuple[Any, ...], samples: list[StepSample], exclude_run: str | None
     ) -> list[StepSample]:
-        if exclude_run is None or exclude_run not in self.run_ids:
+        if exclude_run is None or not self.has_run(exclude_run):
             return samples
         hit = self._without.get((*key, exclude_run))
         if hit is None:
@@ -847,7 +862,7 @@ class HistoryCache:
             and ending is not None
             and ending.status == "succeeded"
             and ending.workflow == workflow
-            and ending.id not in hit[1].run_ids
+            and not hit[1].has_run(ending.id)
         ):
             count -= 1  # the run ending now is stored already; observe() folds it in next
         # Rebuild when the history has grown by a tenth (or is small): a run-end hook on a
@@ -876,7 +891,7 @@ class HistoryCache:
             return
         with self._lock:
             hit = self._entries.get(run.workflow)
-            if hit is None or run.id in hit[1].run_ids:
+            if hit is None or hit[1].has_run(run.id):
                 return
             old: History = hit[1]
         new = old.advanced(ctx.record, ctx._raw, ctx)
@@ -1030,13 +1045,16 @@ def _conversation_fill(
     return out
 
 
+_STEP_ORDER = operator.attrgetter("index", "started_ns", "id")  # (index, start, id)
+
+
 def signatures(steps: list[Step]) -> dict[str, tuple[Any, ...]]:
     """Each step's signature: (agent, kind, name, occurrence), the occurrence counting the
     run's earlier steps with the same agent, kind and name (1 for the first). Two runs'
     steps with one signature play the same part in the workflow."""
     count: dict[tuple[Any, ...], int] = {}
     out: dict[str, tuple[Any, ...]] = {}
-    for s in sorted(steps, key=lambda s: (s.index, s.started_ns, s.id)):
+    for s in sorted(steps, key=_STEP_ORDER):
         role = (s.agent, s.kind, s.name)
         count[role] = count.get(role, 0) + 1
         out[s.id] = (*role, count[role])
@@ -1070,12 +1088,16 @@ def _add_record(
         filled = ctx._fill
     else:
         filled = _conversation_fill(rec.steps, lambda h: value_of(h) if h else None)
+    run_id, started = rec.run.id, rec.run.started_ns
+    by_name, by_sig = history.samples, history.by_signature
+    values = ctx._values if ctx is not None else None
     for s in rec.steps:
         if s.status == "error":
             continue
         # A step repeated many times in one run (an agent loop) contributes a bounded
         # sample, so a long run cannot make every detector quadratic.
-        seen = per_name[s.name] = per_name.get(s.name, 0) + 1
+        name = s.name
+        seen = per_name[name] = per_name.get(name, 0) + 1
         if seen > MAX_SAMPLES_PER_RUN:
             continue
         raw = None
@@ -1084,26 +1106,41 @@ def _add_record(
             value = filled.get((s.id, "input"))
         elif raw_of is None:
             value = value_of(h)
-        elif ctx is not None and h in ctx._values:
-            value = ctx._values[h]
+        elif values is not None and h in values:
+            value = values[h]
         else:
             value, raw = _UNREAD, raw_of(h)
+        out_hash = s.output_hash
+        output = value_of(out_hash) if out_hash else filled.get((s.id, "output"))
+        ended = s.ended_ns
+        # (positionally: StepSample's fields in order)
         sample = StepSample(
-            run_id=rec.run.id,
-            output=value_of(s.output_hash) if s.output_hash else filled.get((s.id, "output")),
-            _input=value,
-            duration_ns=s.duration_ns,
-            attributes=s.attributes,
-            model=s.model,
-            run_started_ns=rec.run.started_ns,
-            _input_raw=raw,
+            run_id,
+            output,
+            value,
+            None if ended is None else ended - s.started_ns,  # ``Step.duration_ns``
+            s.attributes,
+            s.model,
+            started,
+            None,
+            None,
+            None,
+            raw,
         )
-        if fields_of is not None and s.output_hash and sample.present:
+        if fields_of is not None and out_hash and output is not _MISSING and output is not None:
             sample._fields = fields_of(s.id)  # None: computed when first needed
-        history.samples.setdefault(s.name, []).append(sample)
+        hit = by_name.get(name)
+        if hit is None:
+            by_name[name] = [sample]
+        else:
+            hit.append(sample)
         sig = sigs[s.id]
-        history.by_signature.setdefault(("sig", *sig), []).append(sample)
-        history.by_signature.setdefault(("role", *sig[:3]), []).append(sample)
+        for key in (("sig", *sig), ("role", *sig[:3])):
+            hit = by_sig.get(key)
+            if hit is None:
+                by_sig[key] = [sample]
+            else:
+                hit.append(sample)
 
 
 class RunContext:
@@ -1131,7 +1168,7 @@ class RunContext:
         self._values: dict[str, Any] = {}
         self.now_ns = time.time_ns()
         # A run that is itself part of the history gets baselines without it, computed here.
-        self._own = record.run.id in self.history.run_ids  # (50 ids at most)
+        self._own = self.history.has_run(record.run.id)  # (50 ids at most)
         self._exclude = record.run.id if self._own else None  # a run not in it: nothing to
         self._memo: dict[Any, Any] = {} if self._own else self.history.memo
         self._keys: dict[str, tuple[Any, ...]] = {}

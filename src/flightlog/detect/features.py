@@ -82,7 +82,32 @@ def fields(value: Any, depth: int = 2, prefix: str = "") -> Iterator[tuple[str, 
 
 
 def field_map(value: Any) -> dict[str, Any]:
-    return dict(fields(value))
+    """``dict(fields(value))``, built by assignment instead of through the generators (the
+    same paths, values and order: a repeated path keeps its first place and its last value)."""
+    out: dict[str, Any] = {}
+    _fields_into(out, value, 2, "")
+    return out
+
+
+def _fields_into(out: dict[str, Any], value: Any, depth: int, prefix: str) -> None:
+    """``fields(value, depth, prefix)`` assigned into ``out``, step for step."""
+    if not prefix:  # (also under a key "": ``fields`` does the same)
+        out[ROOT] = value
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            out["[]"] = value[0]
+            _fields_into(out, value[0], depth - 1, "[]")
+    if isinstance(value, dict) and depth > 0:
+        for k, v in value.items():
+            if isinstance(k, str) and k.startswith("$"):
+                continue
+            path = f"{prefix}.{k}" if prefix else str(k)
+            out[path] = v
+            if isinstance(v, dict):
+                _fields_into(out, v, depth - 1, path)
+            elif isinstance(v, list) and v and isinstance(v[0], dict) and depth > 1:
+                first = f"{path}[]"
+                out[first] = v[0]
+                _fields_into(out, v[0], depth - 1, first)
 
 
 def size(value: Any) -> int | None:

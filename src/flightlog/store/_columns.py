@@ -33,7 +33,7 @@ def _err_out(e: ErrorInfo | None) -> str | None:
 
 
 def _err_in(text: Any) -> ErrorInfo | None:
-    return ErrorInfo.from_dict(_json.loads(text))
+    return ErrorInfo.from_dict(_json.loads(text)) if text else None  # (most rows: NULL)
 
 
 def _dict_out(value: Any) -> str:

@@ -183,3 +183,23 @@ def test_finish_reasons_in_attributes_and_outputs() -> None:
     assert builtin._finish_reasons(plain, {"choices": [{"finish_reason": "max_tokens"}]}) == [
         "max_tokens"
     ]
+
+
+_keys = st.sampled_from(["a", "b", "$x", "a.b", "[]", "c[]"]) | st.text(max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(_keys, c, max_size=4),
+        max_leaves=20,
+    )
+)
+def test_field_map_is_the_fields_generator_as_a_dict(value: Any) -> None:
+    # Built by assignment, not through the generators: the same paths, values and order
+    # (keys that look like paths, "$" keys, records in lists, three levels deep).
+    got = features.field_map(value)
+    want = dict(features.fields(value))
+    assert list(got.items()) == list(want.items())
+    assert all(got[k] is want[k] for k in want)
