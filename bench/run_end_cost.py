@@ -58,8 +58,7 @@ os.environ["FLIGHTLOG_LEDGER"] = "on" if INGEST else "off"  # the server's defau
 
 from tests.integration.test_run_end_cost import _fill, _run  # noqa: E402
 
-# SQLite VM instructions per progress-handler call: 1 counts them exactly (the test counts
-# in hundreds, which is enough for its bound but rounds ~400 to 300 or 400 here)
+# SQLite VM instructions per progress-handler call: 1 counts them exactly (as the test does)
 UNIT = 1
 
 from flightlog import pipeline  # noqa: E402

@@ -11,6 +11,7 @@ everywhere in the store.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -171,7 +172,9 @@ def records(
             out[run.id] = RunRecord(run=run, steps=[], edges=[], findings=[])
         parts: tuple[tuple[str, Callable[[Any], Any], str], ...] = (
             (
-                f"{steps_sql} IN ({marks}) ORDER BY run_id, idx, started_ns, id",
+                # In key order (no sort of whole rows, payloads included, in a temporary
+                # B-tree); put in index order below, ties in this order of their ids.
+                f"{steps_sql} IN ({marks}) ORDER BY run_id, id",
                 step_of,
                 "steps",
             ),
@@ -195,9 +198,14 @@ def records(
                 if rec is not None:
                     getattr(rec, field).append(item)
     for rec in out.values():
+        if len(rec.steps) > 1:  # (index, start, id): the stable sort keeps the ids' order
+            rec.steps.sort(key=_INDEX_ORDER)
         if rec.run.source in INHERITING_SOURCES:
             inherit_agents(rec.steps)
     return out
+
+
+_INDEX_ORDER = operator.attrgetter("index", "started_ns")
 
 
 def payloads_by_hash(tx: Tx, hashes: Iterable[str]) -> dict[str, bytes]:

@@ -116,6 +116,37 @@ def test_records_in_bulk_are_get_record_of_each(store) -> None:  # type: ignore[
     assert payloads == store.get_payloads([H1, H2, "9" * 64]) == {H1: b'"q"', H2: b'"r"'}
 
 
+def test_records_order_steps_as_index_start_then_id(store) -> None:  # type: ignore[no-untyped-def]
+    """Steps come in (index, start, id) order, ties on index and start broken by id as the
+    database orders ids (read in key order, then sorted stably by index and start)."""
+    e = "e" * 32
+    ids = ["Bb" * 8, "aa" * 8, "cc" * 8, "A_" * 8, "b-" * 8, "zz" * 8]
+    store.write(
+        Batch(
+            runs=[Run(e, "wf", 500, status="succeeded", ended_ns=550)],
+            steps=[
+                Step(e, ids[0], "x", "tool", 2, 510, output_hash=H1),
+                Step(e, ids[1], "x", "tool", 2, 510),
+                Step(e, ids[2], "x", "tool", 1, 520, input_hash=H2),
+                Step(e, ids[3], "x", "tool", 2, 505),
+                Step(e, ids[4], "x", "tool", 2, 510),
+                Step(e, ids[5], "x", "tool", 1, 501),
+            ],
+        )
+    )
+    with store.read() as tx:
+        want = [
+            str(r[0])
+            for r in tx.fetchall(
+                "SELECT id FROM steps WHERE run_id = ? ORDER BY idx, started_ns, id", (e,)
+            )
+        ]
+        plain = core.records(tx, [e])[e]
+        joined = core.records(tx, [e], payloads={})[e]
+    assert want[:3] == [ids[5], ids[2], ids[3]]  # index, then start
+    assert [s.id for s in plain.steps] == want == [s.id for s in joined.steps]
+
+
 def test_records_with_payloads_read_in_the_steps_query(store) -> None:  # type: ignore[no-untyped-def]
     """``core.records(payloads=...)`` gives the same records and fills the dict with what
     ``get_payloads`` gives for the steps' input and output addresses: shared payloads once,
