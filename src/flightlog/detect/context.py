@@ -784,18 +784,50 @@ class History:
         new.step_counts.extend(self.step_counts[: len(keep)])
         new.tokens.extend(self.tokens[: len(keep)])
         new.costs.extend(self.costs[: len(keep)])
+        by_name, by_sig = new.samples, new.by_signature
         # The new run's samples come first in each list: how many, per baseline key.
-        fresh = {("name", name): len(v) for name, v in new.samples.items()}
-        fresh.update((sig, len(v)) for sig, v in new.by_signature.items())
+        fresh: dict[tuple[Any, ...], int] = {}
+        for key in self.baselines:
+            mine = by_name.get(key[1]) if key[0] == "name" else by_sig.get(key)
+            if mine:
+                fresh[key] = len(mine)
+        # Each key's samples without the dropped runs' (the oldest: theirs are at the end),
+        # after the new run's; inline, ten keys or so per run. No list is shared with this
+        # history.
         removed: dict[tuple[Any, ...], list[StepSample]] = {}
-        for name, old in self.samples.items():
-            new.samples.setdefault(name, []).extend(_kept(old, dropped, removed, ("name", name)))
-        for sig, old in self.by_signature.items():
-            new.by_signature.setdefault(sig, []).extend(_kept(old, dropped, removed, sig))
+        k: Any
+        into: dict[Any, list[StepSample]]
+        for names, old_lists, into in (
+            (True, self.samples, by_name),
+            (False, self.by_signature, by_sig),
+        ):
+            for k, old in old_lists.items():
+                if old and old[-1].run_id in dropped:
+                    cut = len(old) - 1
+                    while cut and old[cut - 1].run_id in dropped:
+                        cut -= 1
+                    removed[("name", k) if names else k] = old[cut:]
+                    if cut == 0:  # every sample left (dropped below)
+                        removed[_EMPTIED] = []
+                    old = old[:cut]
+                    mine = into.get(k)
+                    if mine is None:
+                        into[k] = old
+                    else:
+                        mine.extend(old)
+                else:
+                    mine = into.get(k)
+                    if mine is None:
+                        into[k] = old[:]
+                    else:
+                        mine.extend(old)
         for key, b in self.baselines.items():
-            samples = new.of_key(key)
-            plus = samples[: fresh.get(key, 0)]
-            new.baselines[key] = b.advanced(samples, plus, removed.get(key, []))
+            samples = by_name.get(key[1]) if key[0] == "name" else by_sig.get(key)
+            if samples is None:
+                samples = []
+            new.baselines[key] = b.advanced(
+                samples, samples[: fresh.get(key, 0)], removed.get(key, [])
+            )
         if _EMPTIED in removed:
             # A key whose samples all left is dropped, with its baseline (``load_history``
             # would have none): step names and signatures come and go, and a long-running
@@ -804,26 +836,6 @@ class History:
             new.by_signature = {k: v for k, v in new.by_signature.items() if v}
             new.baselines = {k: b for k, b in new.baselines.items() if b.samples}
         return new
-
-
-def _kept(
-    samples: list[StepSample],
-    dropped: set[str],
-    removed: dict[tuple[Any, ...], list[StepSample]],
-    key: tuple[Any, ...],
-) -> list[StepSample]:
-    """``samples`` without those of the ``dropped`` runs (noted in ``removed[key]``). Samples
-    are in the order of ``History.run_ids`` and the dropped runs are the oldest, so theirs
-    are at the end."""
-    cut = len(samples)
-    while cut and samples[cut - 1].run_id in dropped:
-        cut -= 1
-    if cut < len(samples):
-        removed[key] = samples[cut:]
-        if cut == 0:  # every sample left (``History.advanced`` drops the key)
-            removed[_EMPTIED] = []
-        return samples[:cut]
-    return samples
 
 
 # Workflows whose history one store's cache holds; the least recently used one goes first.
