@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._ingest_servers import tree_cpu  # noqa: E402
+from bench._ingest_servers import byte_compile, tree_cpu  # noqa: E402
 from bench._ingest_spans import SPANS_PER_TRACE, build_spans  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -445,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pg", default=os.environ.get("FLIGHTLOG_TEST_PG", ADMIN_URL))
     args = ap.parse_args(argv)
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    byte_compile()  # as an installed package is: no module compiled at each server's start
     t0 = time.monotonic()
     requests = build_requests(args.traces)
     print(
