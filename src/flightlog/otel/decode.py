@@ -21,7 +21,7 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 import orjson
@@ -204,11 +204,16 @@ def attributes_to_dict(kvs: Iterable[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in kvs:
         v = kv.value
-        # Strings first, inline: most attributes are; then the other scalars, read by the
-        # oneof's name (the rest as any_value_to_python)
+        # Strings first, inline: most attributes are. A text that is not empty can only be
+        # the oneof's string member (one read, no WhichOneof); else the other scalars, read
+        # by the oneof's name (an empty string too), the rest as any_value_to_python
+        text = v.string_value
+        if text:
+            out[kv.key] = text
+            continue
         which = v.WhichOneof("value")
         if which == "string_value":
-            out[kv.key] = v.string_value
+            out[kv.key] = text
         elif which in _SCALARS:
             out[kv.key] = getattr(v, which)
         else:
@@ -224,11 +229,15 @@ def _span_attributes(kvs: Iterable[Any]) -> tuple[dict[str, Any], bool]:
     check = False
     for kv in kvs:
         v = kv.value
-        which = v.WhichOneof("value")
-        if which == "string_value":
-            text = out[kv.key] = v.string_value
+        text = v.string_value  # (as in attributes_to_dict: not empty, it is the string)
+        if text:
+            out[kv.key] = text
             if len(text) > limit:
                 check = True
+            continue
+        which = v.WhichOneof("value")
+        if which == "string_value":
+            out[kv.key] = text
         elif which in _SCALARS:
             out[kv.key] = getattr(v, which)
         else:
@@ -558,13 +567,15 @@ _METHOD_SUFFIXES = (".run", ".arun", ".invoke", ".ainvoke", ".call", ".__call__"
 def _bare_name(name: str) -> str:
     """A span name without a GenAI operation prefix (``invoke_agent claims`` -> ``claims``)
     or a trailing method (``claims.run`` -> ``claims``): what it names."""
-    for prefix in C.GEN_AI_SPAN_NAME_PREFIXES:
-        if name.startswith(prefix) and len(name) > len(prefix):
-            name = name[len(prefix) :]
-            break
-    for suffix in _METHOD_SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
+    if name.startswith(C.GEN_AI_SPAN_NAME_PREFIXES):  # (one C call: most names have none)
+        for prefix in C.GEN_AI_SPAN_NAME_PREFIXES:
+            if name.startswith(prefix) and len(name) > len(prefix):
+                name = name[len(prefix) :]
+                break
+    if name.endswith(_METHOD_SUFFIXES):
+        for suffix in _METHOD_SUFFIXES:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                return name[: -len(suffix)]
     return name
 
 
@@ -582,10 +593,14 @@ def _langgraph_node(attrs: dict[str, Any]) -> str | None:
     return None
 
 
+_TOOL_NAME_KEYS = (C.GEN_AI_TOOL_NAME, C.OI_TOOL_NAME, C.AI_TOOL_NAME)
+_AGENT_NAME_KEYS = (C.GEN_AI_AGENT_NAME, C.OI_AGENT_NAME)
+
+
 def step_name(attrs: dict[str, Any], kind: str, span_name: str) -> str:
     """A tool's name for tools; the entity name Traceloop gives; else the span name."""
     if kind == "tool":
-        tool = _first(attrs, C.GEN_AI_TOOL_NAME, C.OI_TOOL_NAME, C.AI_TOOL_NAME)
+        tool = _first_of(attrs, _TOOL_NAME_KEYS)
         if tool is not None:
             return str(tool)
     entity = attrs.get(C.TL_ENTITY_NAME)
@@ -598,7 +613,7 @@ def agent_name(attrs: dict[str, Any], kind: str, span_name: str) -> str | None:
     """The agent a span names: ``gen_ai.agent.name``, ``agent.name``; for an agent span,
     also ``graph.node.id``, LangGraph's node, Traceloop's entity, ``gen_ai.agent.id``,
     else its span name without operation prefix or method suffix."""
-    agent = _first(attrs, C.GEN_AI_AGENT_NAME, C.OI_AGENT_NAME)
+    agent = _first_of(attrs, _AGENT_NAME_KEYS)
     if agent is not None or kind != "agent":
         return None if agent is None else str(agent)
     node = _first(attrs, C.OI_GRAPH_NODE_ID, C.TL_ENTITY_NAME) or _langgraph_node(attrs)
@@ -639,27 +654,36 @@ def unflatten(attrs: dict[str, Any], skip: frozenset[str] = frozenset()) -> dict
     ``{"a.0.x": 1, "a.1.x": 2}`` becomes ``{"a": [{"x": 1}, {"x": 2}]}``; other keys stay.
     Keys in ``skip`` are left out (as if removed from ``attrs`` first).
     """
-    out: dict[str, Any] = {}
+    plain = _NOT_INDEXED
+    if plain.issuperset(attrs):
+        # (the usual span: every key known to hold no index segment; set operations in C,
+        # and the copy keeps the order the loop below gives)
+        out = dict(attrs)
+        if skip:
+            for key in skip.intersection(attrs):
+                del out[key]
+        return out
+    out = {}
     groups: dict[str, dict[int, dict[str, Any]]] | None = None  # made at the first indexed key
     search = _INDEX_SEGMENT.search
-    plain = _NOT_INDEXED
     for key, value in attrs.items():
-        if key in skip:
-            continue
         if key in plain:
-            out[key] = value
+            if key not in skip:
+                out[key] = value
             continue
         m = search(key)
+        if m is None and len(key) <= 200:
+            if len(plain) >= 8192:
+                plain.clear()
+            plain.add(key)
+        if key in skip:
+            continue
         if m is not None and m.start() > 0 and int(m.group(1)) < 10_000:
             if groups is None:
                 groups = defaultdict(lambda: defaultdict(dict))
             groups[key[: m.start()]][int(m.group(1))][key[m.end() :]] = value
         else:
             out[key] = value
-            if m is None and len(key) <= 200:
-                if len(plain) >= 8192:
-                    plain.clear()
-                plain.add(key)
     if not groups:
         return out
     for prefix, items in groups.items():
@@ -684,7 +708,7 @@ def _store_payload(value: Any, payloads: dict[str, Payload]) -> str | None:
         data = bytes(memoryview(data))
         h = hashlib.sha256(data).hexdigest()
         if h not in payloads:
-            payloads[h] = Payload(hash=h, data=data, size=len(data), truncated=False)
+            payloads[h] = Payload(h, data, len(data), False)  # (positional: see _STEP_FIELDS)
         return h
     p = make_payload(data, PAYLOAD_CAP)
     payloads.setdefault(p.hash, p)
@@ -793,27 +817,49 @@ def _foreign_step(
         input_tokens = _first_of(a, _INPUT_TOKEN_KEYS)
         output_tokens = _first_of(a, _OUTPUT_TOKEN_KEYS)
         cost = _first(a, C.OI_COST_TOTAL)
+    # (positional, in Step's field order, pinned by _STEP_FIELDS: a third of the keyword
+    # call's cost)
     return Step(
-        run_id=s.trace,
-        id=s.id,
-        name=name,
-        kind=kind,
-        index=0,
-        started_ns=s.start,
-        parent_id=s.parent,
-        agent=None if agent is None else str(agent),
-        status="error" if status_code == STATUS_ERROR else "ok",
-        ended_ns=s.end or None,
-        input_hash=input_hash,
-        output_hash=output_hash,
-        error=error,
-        model=_str_or_none(_first_of(a, _MODEL_KEYS)),
-        provider=_str_or_none(_first_of(a, _PROVIDER_KEYS)),
-        input_tokens=_int_or_none(input_tokens),
-        output_tokens=_int_or_none(output_tokens),
-        cost=_float_or_none(cost),
-        attributes=attributes,
+        s.trace,  # run_id
+        s.id,  # id
+        name,  # name
+        kind,  # kind
+        0,  # index
+        s.start,  # started_ns
+        s.parent,  # parent_id
+        None if agent is None else str(agent),  # agent
+        None,  # owner
+        "error" if status_code == STATUS_ERROR else "ok",  # status
+        s.end or None,  # ended_ns
+        input_hash,  # input_hash
+        output_hash,  # output_hash
+        error,  # error
+        _str_or_none(_first_of(a, _MODEL_KEYS)),  # model
+        _str_or_none(_first_of(a, _PROVIDER_KEYS)),  # provider
+        _int_or_none(input_tokens),  # input_tokens
+        _int_or_none(output_tokens),  # output_tokens
+        _float_or_none(cost),  # cost
+        attributes,  # attributes
     )
+
+
+# The field order the positional Step(...), Run(...) and Payload(...) calls rely on.
+_STEP_FIELDS = (
+    "run_id", "id", "name", "kind", "index", "started_ns", "parent_id", "agent", "owner",
+    "status", "ended_ns", "input_hash", "output_hash", "error", "model", "provider",
+    "input_tokens", "output_tokens", "cost", "attributes",
+)  # fmt: skip
+_RUN_FIELDS = (
+    "id", "workflow", "started_ns", "status", "ended_ns", "version", "owner", "service",
+    "input_hash", "output_hash", "reason", "failed_step_id", "error", "declared_steps",
+    "source", "attributes", "project",
+)  # fmt: skip
+if (
+    tuple(f.name for f in fields(Step)) != _STEP_FIELDS
+    or tuple(f.name for f in fields(Run)) != _RUN_FIELDS
+    or tuple(f.name for f in fields(Payload)) != ("hash", "data", "size", "truncated")
+):  # pragma: no cover - a changed model
+    raise ImportError("flightlog.model.Step, Run or Payload changed: update otel/decode.py")
 
 
 def _indexed_messages(attrs: dict[str, Any], prefix: str) -> Any:
@@ -944,18 +990,23 @@ def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
         if key in root.attrs:
             attributes[key] = root.attrs[key]
     version = root.resource.get("service.version")
-    run = Run(
-        id=root.trace,
-        workflow=workflow_name(root.attrs, root_step),
-        started_ns=root.start,
-        status="succeeded",
-        ended_ns=root.end or None,
-        version=None if version is None else str(version),
-        service=root.service,
-        input_hash=root_step.input_hash,
-        output_hash=root_step.output_hash,
-        source="otlp",
-        attributes=attributes,
+    run = Run(  # (positional, in Run's field order, pinned below _STEP_FIELDS)
+        root.trace,  # id
+        workflow_name(root.attrs, root_step),  # workflow
+        root.start,  # started_ns
+        "succeeded",  # status
+        root.end or None,  # ended_ns
+        None if version is None else str(version),  # version
+        None,  # owner
+        root.service,  # service
+        root_step.input_hash,  # input_hash
+        root_step.output_hash,  # output_hash
+        None,  # reason
+        None,  # failed_step_id
+        None,  # error
+        None,  # declared_steps
+        "otlp",  # source
+        attributes,  # attributes
     )
     apply_derived_status(run, steps)
     return run
