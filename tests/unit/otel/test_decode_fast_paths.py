@@ -117,3 +117,43 @@ def test_payload_bytes_are_compact() -> None:
         tracemalloc.stop()
     assert len(datas) == 400
     assert held / len(datas) < 300, held / len(datas)  # bytes per payload held
+
+
+def test_empty_and_unset_attribute_values() -> None:
+    """A string attribute that is empty is "" (read by the oneof, not the text-first read), an
+    AnyValue with nothing set is None, in spans, resources and events alike."""
+    req = _request(("root", {"empty": "", "text": "x", "zero": 0, "no": False}))
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.add().key = "unset"  # a KeyValue with no value at all
+    res_kv = req.resource_spans[0].resource.attributes.add()
+    res_kv.key, res_kv.value.string_value = "service.name", ""
+    ev = span.events.add()
+    ev.name = "note"
+    ev_kv = ev.attributes.add()
+    ev_kv.key, ev_kv.value.string_value = "e", ""
+    result = request_to_batch(req, infer_edges=False)
+    step = result.batch.steps[0]
+    got = step.attributes
+    assert got["empty"] == "" and got["text"] == "x" and got["unset"] is None
+    assert got["zero"] == 0 and type(got["zero"]) is int and got["no"] is False
+    assert got["otel.events"][0]["attributes"] == {"e": ""}
+    assert result.batch.runs[0].attributes["service.name"] == ""
+
+
+def test_unflatten_known_keys_as_the_loop() -> None:
+    """Keys already known to hold no index segment take a copy; the result is the loop's,
+    keys in the same order, the skipped ones left out, indexed keys still folded."""
+    from flightlog.otel import decode
+
+    skip = frozenset({"input.value", "gen_ai.input.messages"})
+    plain = {"a.b": 1, "input.value": "x", "c": [2], "gen_ai.input.messages": "y", "d.e": None}
+    first = decode.unflatten(plain, skip)  # learns the keys
+    assert set(plain) <= decode._NOT_INDEXED
+    again = decode.unflatten(plain, skip)  # the copy
+    want = {"a.b": 1, "c": [2], "d.e": None}
+    assert first == again == want and list(again) == list(want)
+    assert again is not plain and again["c"] is plain["c"]
+    assert decode.unflatten(plain) == plain and list(decode.unflatten(plain)) == list(plain)
+    mixed = {"a.b": 1, "llm.input_messages.0.message.role": "user", "c": 2}
+    out = decode.unflatten(mixed, skip)
+    assert out == {"a.b": 1, "llm.input_messages": [{"message.role": "user"}], "c": 2}
