@@ -104,6 +104,27 @@ def _or(values: Any) -> int:
 _CARD_INT_MIN = 10**12  # integers of 13 digits or more may be card numbers
 
 
+# An ASCII text's shape for the digit screen: each digit "0", each separator _DIGIT_RUN
+# allows between two digits " ", any other byte "x" (read off _DIGIT_RUN itself: "1", the
+# byte, then six digits match it only when the byte is a separator).
+_SHAPE = bytes(
+    0x30
+    if 0x30 <= b <= 0x39
+    else 0x20
+    if b < 0x80 and _DIGIT_RUN.fullmatch(f"1{chr(b)}234567")
+    else 0x78
+    for b in range(256)
+)
+
+
+def _shape_run(shape: bytes) -> bool:
+    """``_DIGIT_RUN.search(text) is not None`` for an ASCII text, from its ``_SHAPE``: three
+    separators or more in a row break a run (an "x" among them), the others join the
+    digits around them, so seven digits in one run are seven "0" in a row once the
+    separators left are removed."""
+    return b"0000000" in shape.replace(b"   ", b"x").replace(b" ", b"")
+
+
 def _unescaped(text: str) -> str:
     """JSON text with the escapes inside its strings undone, for screening: each key and
     string then stands between two ``"`` exactly as the walk sees it on its own (a ``"``
@@ -360,16 +381,20 @@ class Scrubber:
         digits = run = 0
         if self._min_digits:
             if text.isascii():
-                # ASCII digits counted on the UTF-8 bytes (no other character's bytes hold
-                # 0x30-0x39, and a decoding error never swallows an ASCII byte): one C pass
+                # ASCII text: its bytes (``data``, when given, are exactly these) mapped to
+                # their shape, one C pass: a digit, a separator of _DIGIT_RUN, or anything
+                # else; digits counted there, and seven in one run found with C string
+                # operations (_shape_run), not a regex pass (a third of the cost)
                 if data is None:
-                    data = text.encode("utf-8", "surrogatepass")
-                digits = len(data) - len(data.translate(None, _DIGIT_BYTES))
+                    data = text.encode("ascii")
+                shape = data.translate(_SHAPE)
+                digits = shape.count(48)  # b"0"
+                run = digits >= 7 and _shape_run(shape)
             else:
                 # the rules' \d also matches other scripts' digits (full-width,
                 # Arabic-Indic, ...): counted as the rules count them
                 digits = len(_ANY_DIGIT.findall(text))
-            run = digits >= 7 and _RUN_SCAN.match(text) is not None
+                run = digits >= 7 and _RUN_SCAN.match(text) is not None
         out = (mask, digits, bool(run))
         if remember and len(text) <= _SCREENED_LEN:
             if len(self._screened) >= _SCREENED_TEXTS:

@@ -13,7 +13,7 @@ import pytest
 
 from flightlog.model import Payload
 from flightlog.privacy import load
-from flightlog.privacy.scrub import _DIGIT_RUN, _RUN_SCAN
+from flightlog.privacy.scrub import _DIGIT_RUN, _RUN_SCAN, _SHAPE, _shape_run
 
 ALPHABET = "0123456789" + " .-/()" + "ab:\n" + "\u0663\u0664\u00b2\u00e9" + "\ufffd"
 
@@ -45,6 +45,8 @@ def _reference(text: str) -> tuple[int, bool]:
 def test_run_scan_examples(text: str, run: bool) -> None:
     assert (_DIGIT_RUN.search(text) is not None) is run
     assert (_RUN_SCAN.match(text) is not None) is run
+    if text.isascii():
+        assert _shape_run(text.encode().translate(_SHAPE)) is run
     scrubber = load({})
     assert scrubber._screen(text)[1:] == _reference(text)
     assert scrubber._screen(text, data=text.encode())[1:] == _reference(text)
@@ -58,6 +60,24 @@ def test_run_scan_answers_as_the_digit_run_on_random_texts() -> None:
         want = _DIGIT_RUN.search(text) is not None
         assert (_RUN_SCAN.match(text) is not None) is want, text
         seen += want
+    assert 1_000 < seen < 39_000  # both answers seen often
+
+
+def test_shape_run_answers_as_the_digit_run_on_random_ascii_texts() -> None:
+    """The ASCII screen (a text's shape, then string operations) against the regex, on texts
+    of digits, every separator and runs of them, other bytes, newlines and tabs."""
+    rng = random.Random(29)
+    separators = "".join(chr(b) for b in range(128) if _SHAPE[b] == 0x20)
+    assert set(" .-/()") <= set(separators)
+    alphabet = "0123456789" * 2 + separators * 2 + "   " + "ab:\n\tx_+,;#"
+    scrubber = load({})
+    seen = 0
+    for _ in range(40_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        want = _reference(text)
+        assert _shape_run(text.encode().translate(_SHAPE)) is want[1], text
+        assert scrubber._screen(text)[1:] == want, text
+        seen += want[1]
     assert 1_000 < seen < 39_000  # both answers seen often
 
 
