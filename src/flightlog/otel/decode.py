@@ -701,18 +701,40 @@ def _store_payload(value: Any, payloads: dict[str, Payload]) -> str | None:
     common case (under the cap, not a truncation marker already)."""
     if value is None:
         return None
-    data = encode_value(value)
+    return _store_encoded(encode_value(value), payloads)
+
+
+def _store_encoded(data: bytes, payloads: dict[str, Payload]) -> str:
+    """``_store_payload`` of a value encoded already."""
     if len(data) <= PAYLOAD_CAP and not data.startswith(b'{"$truncated"'):
         # orjson's bytes keep its whole output buffer (4 KB at least): a compact copy is
         # what the batch holds until it is written (no page per payload in the queue)
         data = bytes(memoryview(data))
         h = hashlib.sha256(data).hexdigest()
         if h not in payloads:
-            payloads[h] = Payload(h, data, len(data), False)  # (positional: see _STEP_FIELDS)
+            payloads[h] = _new_payload(h, data)
         return h
     p = make_payload(data, PAYLOAD_CAP)
     payloads.setdefault(p.hash, p)
     return p.hash
+
+
+_object_new = object.__new__
+_SLOTS = vars(Payload)  # (the slots' member descriptors)
+_SET_PAYLOAD = (_SLOTS["hash"].__set__, _SLOTS["data"].__set__, _SLOTS["size"].__set__)
+_SET_TRUNCATED = _SLOTS["truncated"].__set__
+
+
+def _new_payload(h: str, data: bytes) -> Payload:
+    """``Payload(h, data, len(data), False)`` without the frozen dataclass's ``__init__``
+    (one ``object.__setattr__`` call per field: twice the cost); its slots set directly."""
+    p = _object_new(Payload)
+    set_hash, set_data, set_size = _SET_PAYLOAD
+    set_hash(p, h)
+    set_data(p, data)
+    set_size(p, len(data))
+    _SET_TRUNCATED(p, False)
+    return p
 
 
 def _attr_payload(
@@ -730,12 +752,21 @@ def _attr_payload(
     if type(raw) is not str:
         return _store_payload(_payload_value(attrs, key, mime_key), payloads)
     mime = attrs.get(mime_key) if mime_key else None
-    if not isinstance(mime, str):
-        mime = None
-    seen = (raw, mime is not None and "json" in mime)
+    declared = isinstance(mime, str) and "json" in mime
+    seen = (raw, declared)
     h = texts.get(seen, "")  # ("": not seen yet; a hash is never empty, None is a value)
-    if h == "":
-        h = texts[seen] = _store_payload(_values.parse_maybe_json(raw, mime), payloads)
+    if h != "":
+        return h
+    # _values.parse_maybe_json(raw, mime), then _store_payload, inline: the value of a JSON
+    # text (a text that does not parse is the text itself), encoded canonically
+    stripped = raw.lstrip()
+    value: Any = raw
+    if declared or (stripped and stripped[0] in '{["'):
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # also raised for nesting deeper than orjson allows
+            value = raw
+    h = texts[seen] = None if value is None else _store_encoded(encode_value(value), payloads)
     return h
 
 

@@ -157,3 +157,34 @@ def test_unflatten_known_keys_as_the_loop() -> None:
     mixed = {"a.b": 1, "llm.input_messages.0.message.role": "user", "c": 2}
     out = decode.unflatten(mixed, skip)
     assert out == {"a.b": 1, "llm.input_messages": [{"message.role": "user"}], "c": 2}
+
+
+def test_payloads_built_without_init_equal_the_dataclass() -> None:
+    """The decoder's payloads (slots set directly) are the frozen dataclass's: equal, same
+    hash, still frozen; texts declared JSON, looking like JSON, or neither."""
+    import dataclasses
+
+    import pytest
+
+    from flightlog.model import Payload
+    from flightlog.otel.decode import _new_payload
+
+    p = _new_payload("ab", b"{}")
+    assert p == Payload("ab", b"{}", 2, False) and hash(p) == hash(Payload("ab", b"{}", 2))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.size = 3  # type: ignore[misc]
+    texts = {
+        "input.value": ' {"b": 1, "a": [2]}',
+        "input.mime_type": "application/json",
+        "output.value": "not json {",
+    }
+    result = request_to_batch(_request(("root", texts)), infer_edges=False)
+    step = result.batch.steps[0]
+    stored = {p.hash: p for p in result.batch.payloads}
+    assert stored[step.input_hash] == payload_of({"b": 1, "a": [2]}, _values.PAYLOAD_CAP)
+    assert stored[step.output_hash] == payload_of("not json {", _values.PAYLOAD_CAP)
+    declared = {"input.value": "12", "input.mime_type": "text/json", "output.value": "12"}
+    result = request_to_batch(_request(("root", declared)), infer_edges=False)
+    step = result.batch.steps[0]
+    stored = {p.hash: p for p in result.batch.payloads}
+    assert stored[step.input_hash].data == b"12" and stored[step.output_hash].data == b'"12"'
