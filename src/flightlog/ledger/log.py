@@ -49,13 +49,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import operator
 import os
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +87,20 @@ _sha256 = hashlib.sha256
 # hashing the prefix joined to the data: no copy of the entry, no fresh state).
 _LEAF_STATE = _sha256(b"\x00")
 _NODE_STATE = _sha256(b"\x01")
-_ENTRY_COLUMNS = "(seq, kind, record_id, run_id, created_ns, entry, leaf, openings)"
+
+# sqlite3 binds int, float, str and bytearray parameters directly, but looks for an adapter
+# for every other type, bytes included: with none registered for bytes it tries two
+# attribute look-ups, and the one on its protocol type formats an AttributeError message
+# before discarding it (about 2,000 machine instructions per parameter; an entry row has
+# three, entry, leaf hash and openings). The identity adapter (``bytes.__bytes__`` returns
+# an exact bytes object itself) is found first and binds the same blob. Registered only if
+# the application has not registered its own adapter for bytes.
+if (bytes, sqlite3.PrepareProtocol) not in sqlite3.adapters:
+    sqlite3.register_adapter(bytes, bytes.__bytes__)
+
+# The columns in the order of ``Encoded``'s first fields, then the index and the leaf hash:
+# a batch's rows are flattened without Python per row (``_extend``).
+_ENTRY_COLUMNS = "(kind, record_id, run_id, created_ns, entry, openings, seq, leaf)"
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
 _NCOL = 8
 _INSERT_ENTRY = f"INSERT INTO ledger_entries {_ENTRY_COLUMNS} VALUES {_ROW}"
@@ -94,20 +110,29 @@ ENTRY_ROWS = 200
 _INSERT_ENTRIES = f"INSERT INTO ledger_entries {_ENTRY_COLUMNS} VALUES " + ", ".join(
     [_ROW] * ENTRY_ROWS
 )
+_entry_fields = operator.attrgetter("kind", "record_id", "run_id", "time_ns", "entry", "openings")
+
+
+def _insert_rows(tx: Tx, values: list[Any], ncol: int, one: str, many: str, rows: int) -> None:
+    """Insert rows given flat, ``ncol`` values per row: ``rows`` rows per ``many``
+    statement, the rest by ``one``."""
+    step = rows * ncol
+    full = len(values) - len(values) % step
+    for at in range(0, full, step):
+        tx.execute(many, values[at : at + step])
+    if full < len(values):
+        rest = values[full:]
+        tx.executemany(one, [rest[at : at + ncol] for at in range(0, len(rest), ncol)])
 
 
 def _insert_entries(tx: Tx, values: list[Any]) -> None:
-    """Insert entry rows given flat, ``_NCOL`` values per row."""
-    step = ENTRY_ROWS * _NCOL
-    full = len(values) - len(values) % step
-    for at in range(0, full, step):
-        tx.execute(_INSERT_ENTRIES, values[at : at + step])
-    if full < len(values):
-        rest = values[full:]
-        tx.executemany(_INSERT_ENTRY, [rest[at : at + _NCOL] for at in range(0, len(rest), _NCOL)])
+    """Insert entry rows given flat, ``_NCOL`` values per row (``_ENTRY_COLUMNS``)."""
+    _insert_rows(tx, values, _NCOL, _INSERT_ENTRY, _INSERT_ENTRIES, ENTRY_ROWS)
 
 
 _INSERT_NODE = "INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)"
+NODE_ROWS = 50  # interior hashes per multi-row statement (a 1,000-entry batch stores ~125)
+_INSERT_NODES = "INSERT INTO ledger_nodes (id, hash) VALUES " + ", ".join(["(?, ?)"] * NODE_ROWS)
 _INSERT_PENDING = (
     "INSERT INTO ledger_pending (kind, record_id, run_id, created_ns, entry, leaf, openings) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -218,6 +243,52 @@ def fetch_nodes(tx: Tx, keys: Iterable[rfc9162.NodeKey]) -> dict[rfc9162.NodeKey
             "run 'flightlog audit verify'"
         )
     return out
+
+
+_entry_of = operator.attrgetter("entry")
+
+
+def _extend_tree(
+    frontier: Sequence[bytes | None], size: int, leaves: Sequence[bytes]
+) -> tuple[list[bytes | None], list[Any]]:
+    """Append ``leaves`` to the tree of ``size`` leaves whose right frontier is ``frontier``
+    (``frontier[level]``: the complete subtree of 2**level leaves waiting for its right
+    sibling, None where that bit of ``size`` is 0). Level by level: the new complete nodes
+    of a level are hashed in pairs from those of the level below (the first paired with the
+    frontier's node when the level's first new node is a right child). Returns the new
+    frontier and the stored interior hashes (levels from ``MIN_STORED_LEVEL``) as flat
+    ``id, hash`` values."""
+    end = size + len(leaves)
+    out = list(frontier)
+    out += [None] * (end.bit_length() - len(out))
+    nodes: list[Any] = []
+    node_state = _NODE_STATE
+    cur: list[Any] = list(leaves)
+    first = size  # index of cur[0] within its level
+    level = 0
+    while cur:
+        if first & 1:  # a right child: its left sibling waits in the frontier
+            cur.insert(0, out[level])
+            first -= 1
+        # the last one, if unpaired, is a left child waiting for its sibling
+        out[level] = cur[-1] if len(cur) & 1 else None
+        it = iter(cur)
+        parents: list[bytes] = []
+        add = parents.append
+        for left, right in zip(it, it, strict=False):  # an unpaired last one: left out
+            hasher = node_state.copy()
+            hasher.update(left)
+            hasher.update(right)
+            add(hasher.digest())
+        level += 1
+        first >>= 1
+        if parents and level >= MIN_STORED_LEVEL:
+            base = level << NODE_SHIFT | first
+            nodes += chain.from_iterable(
+                zip(range(base, base + len(parents)), parents, strict=True)
+            )
+        cur = parents
+    return out, nodes
 
 
 class KeyMissingError(LedgerError):
@@ -524,76 +595,65 @@ class Ledger:
         if checkpoint and tx is not self._last_tx:
             self._maybe_checkpoint(tx, size, root)
         self._last_tx = tx
-        frontier = list(self._frontier)
-        values: list[Any] = []  # the new entries' rows, flat (ENTRY_COLUMNS values per row)
-        nodes = []
-        seq = size
-        marked = sorted({i.run_id for i in items if isinstance(i, IndexMark)})
-        logged = self._logged_by_run(tx, marked) if marked else {}
-        by_run = {rid: list(logged.get(rid, ((), -1))[0]) for rid in marked}
-        last_index = {rid: logged.get(rid, ((), -1))[1] for rid in marked}
+        end = size + len(items)
+        leaf_state = _LEAF_STATE
+        leaves: list[bytes] = []
+        add = leaves.append
         moved_ids: list[int] = []
         moved_seqs: list[int] = []
-        sha = _sha256
-        leaf_state, node_state = _LEAF_STATE, _NODE_STATE
-        for item in items:
-            if type(item) is Encoded:  # the common case first
-                entry = item.entry
+        if all(type(item) is Encoded for item in items):  # the write hook's usual batch
+            for entry in map(_entry_of, items):
                 hasher = leaf_state.copy()
                 hasher.update(entry)
-                h = hasher.digest()
-                run_id = item.run_id
-                values += (seq, item.kind, item.record_id, run_id, item.time_ns, entry, h,
-                           item.openings)  # fmt: skip
-            elif isinstance(item, Pending):
-                h = item.leaf
-                moved_ids.append(item.id)
-                moved_seqs.append(seq)
-                run_id = item.run_id
-            else:
-                if isinstance(item, IndexMark):
-                    rid = item.run_id
-                    prev = last_index[rid]
-                    e = self._index_entry(
-                        rid, item.time_ns, by_run[rid], None if prev < 0 else prev
-                    )
-                    last_index[rid] = seq
+                add(hasher.digest())
+            # rows as _ENTRY_COLUMNS: Encoded's fields, then index and leaf hash (flat)
+            rows = zip(
+                map(_entry_fields, items), zip(range(size, end), leaves, strict=True), strict=True
+            )
+            values = list(chain.from_iterable(chain.from_iterable(rows)))
+        else:
+            values = []
+            marked = sorted({i.run_id for i in items if isinstance(i, IndexMark)})
+            logged = self._logged_by_run(tx, marked) if marked else {}
+            by_run = {rid: list(logged.get(rid, ((), -1))[0]) for rid in marked}
+            last_index = {rid: logged.get(rid, ((), -1))[1] for rid in marked}
+            seq = size
+            for item in items:
+                if isinstance(item, Pending):
+                    h = item.leaf
+                    moved_ids.append(item.id)
+                    moved_seqs.append(seq)
+                    run_id = item.run_id
                 else:
-                    e = item
-                entry = e.entry
-                h = sha(b"\x00" + entry).digest()
-                run_id = e.run_id
-                values += (seq, e.kind, e.record_id, run_id, e.time_ns, entry, h, e.openings)
-            if by_run and run_id in by_run:
-                by_run[run_id].append(seq)
-            # the right frontier: each complete subtree this leaf closes is hashed (and kept
-            # from MIN_STORED_LEVEL up)
-            level, idx = 0, seq
-            while idx & 1:
-                hasher = node_state.copy()
-                hasher.update(frontier[level])  # type: ignore[arg-type]
-                hasher.update(h)
-                h = hasher.digest()
-                frontier[level] = None
-                level += 1
-                idx >>= 1
-                if level >= MIN_STORED_LEVEL:
-                    nodes.append((level << NODE_SHIFT | idx, h))
-            if level == len(frontier):
-                frontier.append(h)
-            else:
-                frontier[level] = h
-            seq += 1
+                    if isinstance(item, IndexMark):
+                        rid = item.run_id
+                        prev = last_index[rid]
+                        e = self._index_entry(
+                            rid, item.time_ns, by_run[rid], None if prev < 0 else prev
+                        )
+                        last_index[rid] = seq
+                    else:
+                        e = item
+                    hasher = leaf_state.copy()
+                    hasher.update(e.entry)
+                    h = hasher.digest()
+                    run_id = e.run_id
+                    values += (e.kind, e.record_id, run_id, e.time_ns, e.entry, e.openings, seq, h)
+                if by_run and run_id in by_run:
+                    by_run[run_id].append(seq)
+                add(h)
+                seq += 1
+        frontier, nodes = _extend_tree(self._frontier, size, leaves)
         if moved_ids:
             tx.execute(_MOVE_PENDING, (moved_ids, moved_seqs))
         if values:
             _insert_entries(tx, values)
         if nodes:
-            tx.executemany(_INSERT_NODE, nodes)
+            _insert_rows(tx, nodes, 2, _INSERT_NODE, _INSERT_NODES, NODE_ROWS)
         new_root = rfc9162.frontier_root(frontier)
-        tx.execute("UPDATE ledger_state SET size = ?, root = ? WHERE id = 1", (seq, new_root))
+        tx.execute("UPDATE ledger_state SET size = ?, root = ? WHERE id = 1", (end, new_root))
         # Cached now; if the transaction rolls back, _sync sees the difference next time.
-        self._head = (seq, new_root)
+        self._head = (end, new_root)
         self._frontier = frontier
         return size
 
