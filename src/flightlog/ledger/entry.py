@@ -155,8 +155,9 @@ def _map_texts(attrs: dict[str, Any]) -> tuple[bytes, bytes]:
             continue
         break
     else:
-        if "".join(attrs).isascii():  # then orjson's key order is RFC 8785's
-            shown = _dumps(attrs)
+        shown = _dumps(attrs)
+        # ASCII keys: orjson's key order (code points) is then RFC 8785's (UTF-16 units)
+        if shown.isascii() or "".join(attrs).isascii():
             if fix or not _ORJSON_ES:
                 return _dumps(
                     {k: _float_fix(v) if type(v) is float else v for k, v in attrs.items()},
@@ -506,71 +507,71 @@ class Encoder:
             ]
         out: list[Encoded] = []
         plain: list[Step] = []
+        count = 0  # the salts the plain steps take
         for s in steps:
-            if s.error is None and type(s.attributes) is dict:
+            attrs = s.attributes
+            if s.error is None and type(attrs) is dict:
                 plain.append(s)
+                count += (s.input_hash is not None) + (s.output_hash is not None) + bool(attrs)
                 continue
             if plain:
-                out += self._encode_plain_steps(plain, time_ns)
+                out += self._encode_plain_steps(plain, count, time_ns)
                 plain = []
+                count = 0
             rid = step_record_id(s.run_id, s.id)
             out.append(self.encode_known("step", rid, s.run_id, step_data(s), time_ns))
         if plain:
-            out += self._encode_plain_steps(plain, time_ns)
+            out += self._encode_plain_steps(plain, count, time_ns)
         return out
 
-    def _encode_plain_steps(self, steps: list[Step], time_ns: int) -> list[Encoded]:
+    def _encode_plain_steps(self, steps: list[Step], count: int, time_ns: int) -> list[Encoded]:
         """``encode_steps`` of steps without an error, the input and output hashes and the
-        attributes committed (the default configuration)."""
-        count = 0
-        for s in steps:
-            count += (s.input_hash is not None) + (s.output_hash is not None) + bool(s.attributes)
+        attributes committed (the default configuration); ``count`` salts in all."""
         salts = self._salt(16 * count) if count else b""
         at = 0
-        sha, b64, dumps, frag, fix = _sha256, _b64, _dumps, _Fragment, _float_fix
+        sha, b64, dumps, frag, fix, es = _sha256, _b64, _dumps, _Fragment, _float_fix, _ORJSON_ES
+        commit, openings_of = _COMMIT_FORM, _STEP_OPENINGS
         when = str(time_ns)
-        out = []
+        out: list[Encoded] = []
+        add = out.append
         for s in steps:
-            # The openings as one join: ``[[["input_hash"],"<salt>",<value>],...]``, as
-            # orjson writes ``[[[key], salt, value], ...]``.
-            opened: list[bytes] = []
+            # Each commitment: its fragment in the entry, and its salt's base64 and value's
+            # JSON for the openings (written whole from _STEP_OPENINGS, by which are set).
             ih: Any = s.input_hash
             oh: Any = s.output_hash
             attrs: Any = s.attributes
+            shown: tuple[bytes, ...] = ()
+            which = 0
             if ih is not None:
                 salt = salts[at : at + 16]
                 at += 16
                 if type(ih) is str:
-                    text = shown = dumps(ih)
+                    text = ih_shown = dumps(ih)
                 else:
-                    text, shown = _texts(ih)
-                ih = frag(b'{"$commit":"' + b64(sha(salt + text).digest(), newline=False) + b'"}')
-                opened += (b',[["input_hash"],"', b64(salt, newline=False), b'",', shown, b"]")
+                    text, ih_shown = _texts(ih)
+                ih = frag(commit % b64(sha(salt + text).digest(), newline=False))
+                shown = (b64(salt, newline=False), ih_shown)
+                which = 1
             if oh is not None:
                 salt = salts[at : at + 16]
                 at += 16
                 if type(oh) is str:
-                    text = shown = dumps(oh)
+                    text = oh_shown = dumps(oh)
                 else:
-                    text, shown = _texts(oh)
-                oh = frag(b'{"$commit":"' + b64(sha(salt + text).digest(), newline=False) + b'"}')
-                opened += (b',[["output_hash"],"', b64(salt, newline=False), b'",', shown, b"]")
+                    text, oh_shown = _texts(oh)
+                oh = frag(commit % b64(sha(salt + text).digest(), newline=False))
+                shown += (b64(salt, newline=False), oh_shown)
+                which |= 2
             if attrs:
                 salt = salts[at : at + 16]
                 at += 16
-                text, shown = _map_texts(attrs)
-                attrs = frag(
-                    b'{"$commit":"' + b64(sha(salt + text).digest(), newline=False) + b'"}'
-                )
-                opened += (b',[["attributes"],"', b64(salt, newline=False), b'",', shown, b"]")
+                text, attrs_shown = _map_texts(attrs)
+                attrs = frag(commit % b64(sha(salt + text).digest(), newline=False))
+                shown += (b64(salt, newline=False), attrs_shown)
+                which |= 4
             else:
                 attrs = {}
-            if opened:
-                opened[0] = opened[0][1:]  # no comma before the first
-                opened.append(b"]")
-                openings: bytes | None = b"[" + b"".join(opened)
-            else:
-                openings = None
+            openings = openings_of[which] % shown if which else None
             started, ended, cost, itok, otok = (
                 s.started_ns,
                 s.ended_ns,
@@ -578,17 +579,23 @@ class Encoder:
                 s.input_tokens,
                 s.output_tokens,
             )
+            if cost is not None:
+                if type(cost) is not float:
+                    cost = _float(cost)
+                elif not (
+                    es
+                    and cost - cost == 0.0
+                    and not cost.is_integer()
+                    and not 1e-7 <= abs(cost) < 1e-4
+                ):
+                    cost = fix(cost)  # (else orjson writes it as ECMAScript does: kept)
             run_id = s.run_id
             rid = f"{run_id}/{s.id}"
             # step_data's record, its keys in sorted order
             data = {
                 "agent": s.agent,
                 "attributes": attrs,
-                "cost": None
-                if cost is None
-                else fix(cost)
-                if type(cost) is float
-                else _float(cost),
+                "cost": cost,
                 "ended_ns": None if ended is None else str(ended),
                 "error": None,
                 "id": s.id,
@@ -609,17 +616,26 @@ class Encoder:
             entry = dumps(
                 {"data": data, "id": rid, "kind": "step", "time": when, "v": 1}, option=_SORT
             )
-            out.append(
-                Encoded(
-                    "step",
-                    rid,
-                    run_id,
-                    time_ns,
-                    _compact(entry),
-                    openings,
-                )
-            )
+            # a compact copy (see _compact)
+            add(Encoded("step", rid, run_id, time_ns, b"".join((entry, b"")), openings))
         return out
+
+
+# ``{"$commit":"<base64>"}``: a commitment in an entry.
+_COMMIT_FORM = b'{"$commit":"%b"}'
+# A step's openings, as orjson writes ``[[[key], salt, value], ...]``, for each set of its
+# committed fields present (bit 1: input hash, 2: output hash, 4: attributes): salts'
+# base64 and values' JSON, in that order.
+_STEP_OPENINGS = [
+    b"["
+    + b",".join(
+        b'[["' + key + b'"],"%b",%b]'
+        for bit, key in ((1, b"input_hash"), (2, b"output_hash"), (4, b"attributes"))
+        if which & bit
+    )
+    + b"]"
+    for which in range(8)
+]
 
 
 def _compact(data: bytes) -> bytes:
