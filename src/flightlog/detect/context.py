@@ -66,9 +66,12 @@ def unwrap(value: Any) -> Any:
     ``{"role": "tool", "content": ...}``), with the result as JSON text inside. Detectors
     compare the result itself, so ``[]`` reads as an empty list, not as a message. Likewise
     a value recorded as JSON text (Traceloop's ``traceloop.entity.output`` of a function
-    returning JSON) is read as the JSON it holds."""
+    returning JSON) is read as the JSON it holds, and so is a lone content part or span
+    event (``_lone``)."""
     if isinstance(value, str):
         return _json_text(value)
+    if isinstance(value, list):
+        return _lone(value)
     if not isinstance(value, dict):
         return value
     kind = value.get("type", value.get("role"))
@@ -80,6 +83,30 @@ def unwrap(value: Any) -> Any:
         return value
     content = body["content"]
     return _json_text(content) if isinstance(content, str) else content
+
+
+def _lone(value: list[Any], depth: int = 0) -> Any:
+    """What a list of one wrapper holds: a text content part (``[{"text": ...}]``,
+    ``[{"type": "text", "text": ...}]``: Bedrock, Anthropic, OpenAI content parts) is its
+    text; a GenAI span event recorded as the step's payload (``[{"event": "gen_ai.choice",
+    "message": ...}]``, ``[{"event": "gen_ai.tool.message", "content": ...}]``: Strands
+    Agents and others on the GenAI event conventions) is what it carries, read again."""
+    if len(value) != 1 or not isinstance(value[0], dict) or depth > 2:
+        return value
+    item = value[0]
+    text = item.get("text")
+    if isinstance(text, str) and item.keys() <= {"text", "type"}:
+        return _json_text(text) if item.get("type", "text") == "text" else value
+    event = item.get("event")
+    if not (isinstance(event, str) and event.startswith("gen_ai.")):
+        return value
+    for key in ("message", "content"):
+        if key in item:
+            inner = item[key]
+            if isinstance(inner, list):
+                return _lone(inner, depth + 1)
+            return _json_text(inner) if isinstance(inner, str) else inner
+    return value
 
 
 # A tool's result recorded as a record that names the tool and carries what it returned

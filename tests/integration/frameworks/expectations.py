@@ -59,6 +59,7 @@ def _own_venv(name: str, module: str) -> tuple[tuple[str, ...], bool]:
 
 
 _LLAMAINDEX = _own_venv("llamaindex", "llamaindex_app")  # LlamaIndex pins openai<3
+_STRANDS = _own_venv("strands", "strands_app")
 _ADK = _own_venv("adk", "adk_app")  # google-adk with litellm: heavy for the test extra
 
 FRAMEWORKS: dict[str, Framework] = {
@@ -133,6 +134,14 @@ FRAMEWORKS: dict[str, Framework] = {
             _ADK[0],
             frozenset({"claims_agent"}),
             live=_ADK[1],
+        ),
+        Framework(
+            "strands",
+            "Strands Agents 1.62 on its OpenAI provider (own GenAI spans)",
+            _STRANDS[0],
+            frozenset({"claims_agent"}),
+            catches_all=True,  # tool errors go back to the model as error tool results
+            live=_STRANDS[1],
         ),
     )
 }

@@ -42,6 +42,26 @@ def test_a_record_holding_only_a_result_is_read_as_that_result() -> None:
     assert unwrap(only_other) is only_other
 
 
+def test_a_lone_text_part_or_genai_event_is_read_as_what_it_carries() -> None:
+    assert unwrap([{"text": "[]"}]) == []
+    assert unwrap([{"type": "text", "text": POLICY}]) == orjson.loads(POLICY)
+    # Strands Agents: a tool span's payloads are its GenAI events
+    choice = [{"event": "gen_ai.choice", "id": "call_1", "message": [{"text": "[]"}]}]
+    assert unwrap(choice) == []
+    call = [{"event": "gen_ai.tool.message", "role": "tool", "content": {"claim_id": "C-7"}}]
+    assert unwrap(call) == {"claim_id": "C-7"}
+    assert decode(orjson.dumps(choice)) == []
+    # lists that are data, not wrappers, stay as they are
+    two = [{"text": "a"}, {"text": "b"}]
+    assert unwrap(two) is two
+    record = [{"text": "a", "score": 0.3}]
+    assert unwrap(record) is record
+    image = [{"type": "image", "text": "alt"}]
+    assert unwrap(image) is image
+    other_event = [{"event": "custom", "message": "[]"}]
+    assert unwrap(other_event) is other_event
+
+
 def test_records_that_name_no_tool_or_carry_no_result_are_left_as_they_are() -> None:
     plain = {"result": "[]", "count": 0}  # an ordinary output with a "result" field
     assert unwrap(plain) is plain
