@@ -195,6 +195,7 @@ class _Span:
     service: str | None
     resource: dict[str, Any]
     scope: str
+    links: Any  # raw.links, read once
 
 
 _SCALARS = frozenset({"bool_value", "int_value", "double_value"})
@@ -281,11 +282,11 @@ def _check_ids(span: Any) -> str | None:
     return None
 
 
-def _check_links(span: Any) -> str | None:
+def _check_links(span: Any, links: Any) -> str | None:
     """Why a link of ``span`` has ids of a wrong length, or None. Empty ids are taken (an
     invalid span context, which OTel records when the link has attributes): a link
     without a span id links nothing."""
-    for i, link in enumerate(span.links):
+    for i, link in enumerate(links):
         for name, size in (("trace_id", 16), ("span_id", 8)):
             n = len(getattr(link, name))
             if n and n != size:
@@ -334,7 +335,8 @@ def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
                     and sid != _ZERO8
                     and (not pid or len(pid) == 8)
                 ):
-                    problem = _check_links(span) if span.links else None
+                    links = span.links
+                    problem = _check_links(span, links) if links else None
                     if problem is None:
                         attrs, check = _span_attributes(span.attributes)
                         if check:
@@ -362,6 +364,7 @@ def request_to_batch(req: Any, *, infer_edges: bool = True) -> DecodeResult:
                         service,
                         resource,
                         scope,
+                        links,
                     )
                 )
     result.accepted_spans = len(spans)
@@ -1049,7 +1052,7 @@ def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:
 def _events_and_links(
     s: _Span, result: DecodeResult, payloads: dict[str, Payload], *, is_step: bool
 ) -> None:
-    events, links = s.raw.events, s.raw.links
+    events, links = s.raw.events, s.links
     if not events and not links:
         return  # (most spans)
     batch = result.batch
