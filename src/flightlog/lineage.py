@@ -25,13 +25,16 @@ merely passed through from its own input is not its output; when several steps p
 same value, the edge comes from the one that ended last. ``detail`` names the argument
 (top-level key of the input) the value reached, when the input is an object. State is bounded
 per run.
+
+Hand-offs between agents that the trace declares (OpenInference graph nodes) are linked here
+too (``handoff_edges``), over whatever steps of the run are at hand.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
 from typing import Any, Protocol
 
@@ -49,6 +52,12 @@ MAX_INDEXED_BYTES = 64 * 1024  # larger outputs are not indexed for content/subs
 # Where instrumentations put a tool call's id on the tool's span (OTel GenAI, OpenInference,
 # Vercel AI SDK).
 TOOL_CALL_ID_KEYS = ("gen_ai.tool.call.id", "tool_call.id", "ai.toolCall.id")
+# The detail of a data edge declared by a tool call's id: this, then the id.
+CALL_DETAIL = "tool call "
+# OpenInference graph nodes (``flightlog.otel.conventions``): an agent span's node, and the
+# node that handed over to it.
+OI_GRAPH_NODE_ID = "graph.node.id"
+OI_GRAPH_NODE_PARENT_ID = "graph.node.parent_id"
 
 
 def _canon(value: Any) -> bytes:
@@ -333,7 +342,7 @@ def _edges_into(
         for cid, (source, ended_ns) in calls.items():
             if source not in taken and ended_ns <= t.started_ns and f'"{cid}"' in text:
                 taken.add(source)
-                found.append((source, "declared", f"tool call {cid}"))
+                found.append((source, "declared", f"{CALL_DETAIL}{cid}"))
     seen: set[str] = set()
     for source, evidence, detail in found:
         if source in seen or source == t.id:
@@ -341,3 +350,51 @@ def _edges_into(
         seen.add(source)
         if new_ids is None or source in new_ids or t.id in new_ids:
             edges.append(Edge(t.run_id, source, t.id, "data", evidence, detail))
+
+
+def handoff_edges(steps: Iterable[StepLike]) -> list[Edge]:
+    """Hand-offs between agents that OpenInference declares: an agent span whose
+    ``graph.node.parent_id`` names the graph node (``graph.node.id``) that handed over to it
+    gets a ``handoff`` edge from the latest such node that started before it. Called per
+    request, again over a run's stored steps and the batch's (``server.ingest.derive``),
+    since the two spans may arrive apart, and by the store under the run's lock when
+    another server stored spans of the run meanwhile (``store._sql.relineage``)."""
+    steps = list(steps)
+    nodes: dict[str, list[StepLike]] = defaultdict(list)
+    for st in steps:
+        node = st.attributes.get(OI_GRAPH_NODE_ID)
+        if node is not None:
+            nodes[str(node)].append(st)
+    edges = []
+    for st in steps:
+        parent = st.attributes.get(OI_GRAPH_NODE_PARENT_ID)
+        if parent is None:
+            continue
+        before = [p for p in nodes.get(str(parent), []) if p.started_ns <= st.started_ns]
+        if before and st.id not in {p.id for p in before}:
+            src = max(before, key=lambda p: (p.started_ns, p.id))
+            edges.append(
+                Edge(
+                    run_id=st.run_id,
+                    source=src.id,
+                    target=st.id,
+                    kind="handoff",
+                    evidence="declared",
+                    detail=OI_GRAPH_NODE_PARENT_ID,
+                )
+            )
+    return edges
+
+
+def inferred_edge(edge: Edge) -> bool:
+    """Whether ``edge`` is one this module infers (``infer_data_edges``, ``handoff_edges``)
+    rather than one a span declared itself (an OpenTelemetry span link, evidence ``link``; a
+    Flightlog edge event): the former a writer that sees more of the run's steps infers
+    again (``store._sql.relineage``), the latter stay as sent."""
+    if edge.kind == "handoff":
+        return edge.evidence == "declared" and edge.detail == OI_GRAPH_NODE_PARENT_ID
+    if edge.kind != "data":
+        return False
+    if edge.evidence == "declared":
+        return edge.detail is not None and edge.detail.startswith(CALL_DETAIL)
+    return edge.evidence in ("content", "substring")

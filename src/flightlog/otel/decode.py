@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import orjson
 
 from flightlog.errors import InputError
+from flightlog.lineage import handoff_edges
 from flightlog.model import Batch, Edge, ErrorInfo, Finding, Payload, Run, Step
 from flightlog.otel import _json_request, _values
 from flightlog.otel import conventions as C
@@ -973,38 +974,6 @@ def _error_info(s: _Span) -> ErrorInfo:
         type=str(s.attrs.get(C.ERROR_TYPE) or "Error"),
         message=s.raw.status.message or "",
     )
-
-
-def handoff_edges(steps: Iterable[Step]) -> list[Edge]:
-    """Hand-offs between agents that OpenInference declares: an agent span whose
-    ``graph.node.parent_id`` names the graph node (``graph.node.id``) that handed over to it
-    gets a ``handoff`` edge from the latest such node that started before it. Called per
-    request and again over a run's stored steps, since the two spans may arrive apart."""
-    steps = list(steps)
-    nodes: dict[str, list[Step]] = defaultdict(list)
-    for st in steps:
-        node = st.attributes.get(C.OI_GRAPH_NODE_ID)
-        if node is not None:
-            nodes[str(node)].append(st)
-    edges = []
-    for st in steps:
-        parent = st.attributes.get(C.OI_GRAPH_NODE_PARENT_ID)
-        if parent is None:
-            continue
-        before = [p for p in nodes.get(str(parent), []) if p.started_ns <= st.started_ns]
-        if before and st.id not in {p.id for p in before}:
-            src = max(before, key=lambda p: (p.started_ns, p.id))
-            edges.append(
-                Edge(
-                    run_id=st.run_id,
-                    source=src.id,
-                    target=st.id,
-                    kind="handoff",
-                    evidence="declared",
-                    detail=C.OI_GRAPH_NODE_PARENT_ID,
-                )
-            )
-    return edges
 
 
 def workflow_name(attrs: dict[str, Any], root: Step) -> str:

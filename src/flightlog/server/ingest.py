@@ -8,12 +8,14 @@ store sees few large transactions instead of many small ones. When more than
 answers 429 with Retry-After) instead of buffering without bound.
 
 Before the write, the data edges that new spans of ingested (non-Flightlog) runs open with the
-run's stored spans are inferred from payload content (``flightlog.lineage``) and added to
-the batch, so the audit ledger logs them; in the same transaction, under each run's row
-lock, the store reorders the run's steps by start time and derives the run's outcome from
-every stored span (so with several servers writing one trace, the last to commit sees them
-all), and infers the run's data edges again over every stored span when another server
-stored spans of it after ``derive`` read them (``Store.write(lineage=...)``). Nothing logged
+run's stored spans are inferred from payload content (``flightlog.lineage``), and the
+hand-offs between agents they declare are linked (``late_handoffs``), and added to the
+batch, so the audit ledger logs them; in the same transaction, under each run's row lock,
+the store reorders the run's steps by start time and derives the run's outcome from every
+stored span (so with several servers writing one trace, the last to commit sees them all),
+and infers the run's data edges and hand-offs again over every stored span when another
+server stored spans of it after ``derive`` read them (``Store.write(lineage=...)``): the
+edges stored do not depend on which server got which span. Nothing logged
 is rewritten later: a late span adds facts; a changed outcome is logged anew, and the other
 things derived from all of them (order, inherited agents) are not logged (see ``derive``).
 After the commit, runs whose root span arrived are handed to
@@ -35,10 +37,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from flightlog.lineage import infer_data_edges
+from flightlog.lineage import handoff_edges, infer_data_edges
 from flightlog.model import Batch, Run, Step
 from flightlog.otel.conventions import OI_GRAPH_NODE_ID, OI_GRAPH_NODE_PARENT_ID
-from flightlog.otel.decode import DecodeResult, handoff_edges
+from flightlog.otel.decode import DecodeResult
 from flightlog.server.runend_worker import RunEndInThread, RunEndReport
 from flightlog.status import failure_point
 from flightlog.store.base import StepOutline, Store
@@ -282,9 +284,12 @@ class Ingestor:
         placeholders: dict[str, Run] = {}
         real_runs: set[str] = set()
         inferred: set[str] = set()
+        split: set[str] = set()  # ingested runs with spans in more than one of the requests
         ended: list[str] = []
         for item in items:
             r = item.result
+            if r.inferred_runs:
+                split |= inferred & r.inferred_runs
             for run in r.batch.runs:
                 if run.id in r.placeholder_runs:
                     prev = placeholders.get(run.id)
@@ -315,7 +320,7 @@ class Ingestor:
                 for rid in wanted
                 if rid not in existing
             )
-        lineage = derive(self.store, batch, inferred) if inferred else {}
+        lineage = derive(self.store, batch, inferred, split) if inferred else {}
         # The store derives each ingested run's outcome from all its stored spans, under
         # the run's lock (and infers its data edges again when another server stored spans
         # of it since ``derive`` read them); runs whose outcome late spans changed go
@@ -458,28 +463,40 @@ class Ingestor:
                 log.exception("run-end listener failed")
 
 
-def late_handoffs(store: Store, batch: Batch, run_ids: set[str], stored: set[str]) -> None:
-    """Hand-offs whose two agent spans arrived in different requests: linked over each
-    stored run's spans and the batch's (OpenInference graph nodes). A run's outcome is not
-    derived here but by the store, inside the write, from every stored span
-    (``Store.write(reorder=...)``): what one server read before writing may be stale by
-    the time it commits when other servers write the same trace."""
+def late_handoffs(
+    batch: Batch,
+    run_ids: set[str],
+    stored: dict[str, list[StepOutline]],
+    split: set[str] | None = None,
+) -> None:
+    """Hand-offs whose two agent spans arrived in different requests (OpenInference graph
+    nodes, ``handoff_edges``; ``decode`` linked those within each request): linked over
+    each run's stored spans (``stored``, as ``derive`` read them) and the batch's, for every
+    run of ``run_ids`` with a graph node among the batch's spans that is stored or whose
+    spans in the batch came in more than one request (``split``; None: any may have). Every
+    hand-off of such a run is linked again, not only those of the batch's spans (the store
+    skips those stored). Another server may store spans of the run after ``stored`` was
+    read: the store links the run's hand-offs again under the run's lock then
+    (``Store.write(lineage=...)``). A run's outcome is not derived here but by the store,
+    inside the write, from every stored span (``Store.write(reorder=...)``)."""
     graph = {s.run_id for s in batch.steps if OI_GRAPH_NODE_PARENT_ID in s.attributes}
     graph |= {s.run_id for s in batch.steps if OI_GRAPH_NODE_ID in s.attributes}
-    wanted = graph & run_ids & stored
+    wanted = graph & run_ids
+    if split is not None:
+        wanted &= split | set(stored)
     if not wanted:
         return
-    arrived: dict[str, list[Step]] = {}  # the batch's steps of each wanted run, in order
+    steps: dict[str, dict[str, StepOutline | Step]] = {}
+    for rid in sorted(wanted):
+        steps[rid] = {o.id: o for o in stored.get(rid, ())}
     for s in batch.steps:
         if s.run_id in wanted:
-            arrived.setdefault(s.run_id, []).append(s)
-    for rid in sorted(wanted):
-        steps = {s.id: s for s in store.get_steps(rid)}
-        for s in arrived.get(rid, ()):
+            have = steps[s.run_id]
             # A stored (closed) step is a fact: a re-sent span that contradicts it is refused.
-            if s.id not in steps or steps[s.id].ended_ns is None:
-                steps[s.id] = s
-        batch.edges.extend(handoff_edges(steps.values()))
+            if s.id not in have or have[s.id].ended_ns is None:
+                have[s.id] = s
+    for rid in sorted(wanted):
+        batch.edges.extend(handoff_edges(steps[rid].values()))
 
 
 def _conflicts_by_item(items: list[_Item], conflicts: list[Conflict]) -> list[list[Conflict]]:
@@ -515,12 +532,16 @@ def conflict_message(conflicts: list[Conflict], limit: int = 5) -> str:
     return text + (f"; and {more} more" if more > 0 else "")
 
 
-def derive(store: Store, batch: Batch, run_ids: set[str]) -> dict[str, set[str]]:
+def derive(
+    store: Store, batch: Batch, run_ids: set[str], split: set[str] | None = None
+) -> dict[str, set[str]]:
     """Before ``batch`` of ingested runs ``run_ids`` is written and logged: infer the data
-    edges that its steps open with the run's stored steps, and the hand-offs. Returns, for
-    each run whose data edges were inferred, the ids of the steps they were inferred over
-    (``Store.write(lineage=...)``: the store infers them again, under the run's lock, when
-    other steps of the run were stored meanwhile by another server).
+    edges that its steps open with the run's stored steps, and the hand-offs
+    (``late_handoffs``; ``split``: the runs whose spans came in several of the batch's
+    requests, None: any may have). Returns, for each run whose lineage was inferred, the
+    ids of the steps it was inferred over (``Store.write(lineage=...)``: the store infers
+    the run's data edges and hand-offs again, under the run's lock, when other steps of the
+    run were stored meanwhile by another server).
 
     Everything decided here is added to the batch, so the ledger logs it with the facts; what
     can change when later spans arrive (step order, each run's outcome) is derived by the
@@ -536,7 +557,7 @@ def derive(store: Store, batch: Batch, run_ids: set[str]) -> dict[str, set[str]]
         if s.run_id in run_ids:
             by_run.setdefault(s.run_id, {})[s.id] = s  # a span delivered twice: last wins
             new_ids.setdefault(s.run_id, set()).add(s.id)
-    late_handoffs(store, batch, run_ids, set(stored))
+    late_handoffs(batch, run_ids, stored, split)
     data = {p.hash: p.data for p in batch.payloads}
     wanted = {
         h

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from flightlog import _json
 from flightlog.errors import NotFoundError, StoreCorruptError, StoreSchemaError
-from flightlog.lineage import infer_data_edges
+from flightlog.lineage import handoff_edges, infer_data_edges, inferred_edge
 from flightlog.model import Batch, Edge, Finding, Run, RunRecord, Step
 from flightlog.status import OUTCOME_FIELDS, apply_closed_status, apply_derived_status
 from flightlog.store._columns import (
@@ -297,15 +297,18 @@ def relineage(
     edges: list[Edge],
     stored_ids: Mapping[str, set[str]],
 ) -> list[Edge]:
-    """The batch's edges, with the data edges of each run whose writer inferred them over
-    fewer steps than are stored now inferred again (``flightlog.lineage``) over every stored
-    step: those that touch the batch's steps, as one writer receiving all the spans in
-    commit order would have inferred them. Another writer (server) may have stored steps of
-    the run after this one read them and before it took the run's lock; the last of them
-    to commit sees every step, so no edge between their spans is lost. ``stored_ids``: the
-    ids of each run's steps stored now, read under its lock (``settle_runs``); a run whose
-    inference saw every stored step (one server) costs no read, and its edges are the
-    batch's as sent."""
+    """The batch's edges, with the lineage of each run whose writer inferred it over fewer
+    steps than are stored now inferred again over every stored step: its data edges
+    (``flightlog.lineage.infer_data_edges``) that touch the batch's steps, and its hand-offs
+    (``handoff_edges``: every one of the run, as ``server.ingest.derive`` links them), as
+    one writer receiving all the spans in commit order would have inferred them; the
+    batch's inferred edges of that run are replaced by these (the edges its spans declared,
+    span links, stay: ``flightlog.lineage.inferred_edge``). Another writer
+    (server) may have stored steps of the run after this one read them and before it took
+    the run's lock; the last of them to commit sees every step, so no edge between their
+    spans is lost, whichever got which span. ``stored_ids``: the ids of each run's steps
+    stored now, read under its lock (``settle_runs``); a run whose inference saw every
+    stored step (one server) costs no read, and its edges are the batch's as sent."""
     stale = {rid for rid, seen in lineage.items() if not stored_ids.get(rid, set()) <= set(seen)}
     if not stale:
         return edges
@@ -337,10 +340,12 @@ def relineage(
     for s in batch.steps:
         if s.run_id in stale:
             fresh.setdefault(s.run_id, set()).add(s.id)
-    out = [e for e in edges if not (e.kind == "data" and e.run_id in stale)]
+    out = [e for e in edges if e.run_id not in stale or not inferred_edge(e)]
     for run_id in sorted(stale):
+        steps = outlines.get(run_id, [])
         if run_id in fresh:
-            out.extend(infer_data_edges(outlines.get(run_id, []), data, fresh[run_id]))
+            out.extend(infer_data_edges(steps, data, fresh[run_id]))
+        out.extend(handoff_edges(steps))
     return out
 
 

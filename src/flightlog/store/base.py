@@ -198,13 +198,15 @@ class Store(StoreReader, Protocol):
         does), so whichever writer commits last derives from all of them.
         ``rederived``: when given, the ids of those runs whose outcome this write changed
         are appended to it.
-        ``lineage``: for runs of ``reorder`` whose data edges the batch carries, inferred
-        by the writer before the write (``flightlog.lineage``, as the server does), the
-        ids of the steps they were inferred over. When, under the run's lock, other steps
-        of the run are stored (another writer stored them after this one read the run),
-        the batch's data edges of that run are replaced by those inferred over every
-        stored step that touch the batch's steps, so the edges stored (and logged, once
-        each) are what one writer receiving all the spans in commit order would store.
+        ``lineage``: for runs of ``reorder`` whose data edges and hand-offs the batch
+        carries, inferred by the writer before the write (``flightlog.lineage``, as the
+        server does), the ids of the steps they were inferred over. When, under the run's
+        lock, other steps of the run are stored (another writer stored them after this one
+        read the run), the batch's data edges of that run are replaced by those inferred
+        over every stored step that touch the batch's steps, and its hand-offs by those
+        linked over every stored step (``handoff_edges``), so the edges stored (and logged,
+        once each) are what one writer receiving all the spans in commit order would
+        store, whichever writer got which span.
         """
 
     def add_write_hook(self, hook: WriteHook) -> None:

@@ -24,7 +24,7 @@ import pytest
 from flightlog.app import open_store
 from flightlog.ledger import attached
 from flightlog.ledger.verify import verify
-from flightlog.model import Batch, Run, Step
+from flightlog.model import Batch, Edge, Run, Step
 from flightlog.payload import encode_value, make_payload
 from flightlog.server.ingest import derive
 from flightlog.status import apply_derived_status
@@ -204,3 +204,31 @@ def _waiting_on_a_lock(store: Any) -> bool:
             "AND wait_event_type = 'Lock'"
         )
     return bool(row and row[0])
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [("data", "link", "follows_from"), ("handoff", "declared", None)],
+    ids=["span-link", "edge-event"],
+)
+@pytest.mark.parametrize("a_first", [True, False], ids=["A-commits-first", "B-commits-first"])
+def test_edges_a_span_declared_stay_when_the_run_is_inferred_again(
+    db_url: str, a_first: bool, declared: tuple[str, str, str | None]
+) -> None:
+    """B's span declares an edge from the root (an OpenTelemetry span link, or an edge
+    event): not inferred, so not replaced when the store infers the run's edges again."""
+    kind, evidence, detail = declared
+    one, two = open_store(db_url), open_store(db_url)
+    try:
+        _write(one, _derive(one, _root_batch()))
+        b_batch = _b_batch()
+        b_batch.edges.append(Edge(RUN, ROOT, B, kind, evidence, detail))
+        a, b = _derive(one, _a_batch()), _derive(two, b_batch)
+        for store, batch in ((one, a), (two, b)) if a_first else ((two, b), (one, a)):
+            _write(store, batch)
+        assert (ROOT, B, kind, evidence, detail) in _full_edges(one)
+        assert (A, B, "data") in _edges(one)
+        _check_ledger(one)
+    finally:
+        two.close()
+        one.close()
