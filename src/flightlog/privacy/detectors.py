@@ -17,6 +17,7 @@ under ``authorization``, ``password``, ``api_key``, ``secret``, ``cookie`` ... i
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,9 +65,40 @@ _CARD_PREFIX = re.compile(
 )
 
 
+# Separators between the groups of a card number, IBAN or SSN, as typed or pasted: spaces
+# (no-break, figure, narrow no-break, ideographic) and hyphens (Unicode hyphens, en dash,
+# minus, full-width hyphen-minus). Inside a regex character class.
+SPACE_SEPS = " \u00a0\u2007\u202f\u3000"
+DASH_SEPS = "\\-\u2010\u2011\u2012\u2013\u2212\uff0d"
+_SEPS = SPACE_SEPS + DASH_SEPS
+# Full-width Latin capitals (U+FF21-FF3A) as ASCII ones.
+_FULLWIDTH_UPPER = {c: c - 0xFEE0 for c in range(0xFF21, 0xFF3B)}
+
+
+def ascii_digits(text: str) -> str:
+    """``text`` with digits of every script (what the rules' ``\\d`` matches: full-width,
+    Arabic-Indic, Devanagari ...) as ASCII digits, full-width capitals as ASCII ones, and the
+    group separators above removed."""
+    if text.isascii():
+        return text.replace(" ", "").replace("-", "")
+    out = []
+    for c in text.translate(_FULLWIDTH_UPPER):
+        d = unicodedata.decimal(c, None)
+        if d is not None:
+            out.append(chr(48 + d))
+        elif c not in _SEP_CHARS:
+            out.append(c)
+    return "".join(out)
+
+
 def card_ok(text: str) -> bool:
-    digits = re.sub(r"[ -]", "", text)
-    return 13 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and luhn_ok(digits)
+    digits = ascii_digits(text)
+    return (
+        13 <= len(digits) <= 19
+        and digits.isdigit()
+        and bool(_CARD_PREFIX.match(digits))
+        and luhn_ok(digits)
+    )
 
 
 # IBAN lengths per country (ISO 13616 registry, SWIFT IBAN Registry).
@@ -85,7 +117,9 @@ IBAN_LENGTHS: dict[str, int] = {
 
 def iban_ok(text: str) -> bool:
     """Country length and the ISO 7064 mod 97-10 check (the remainder must be 1)."""
-    s = text.replace(" ", "").upper()
+    s = ascii_digits(text).upper()
+    if not s.isascii() or not s.isalnum():
+        return False
     if IBAN_LENGTHS.get(s[:2]) != len(s):
         return False
     moved = s[4:] + s[:4]
@@ -102,7 +136,13 @@ def _c(pattern: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(pattern, flags)
 
 
+_SEP_CHARS = frozenset(re.sub(r"\\(.)", r"\1", _SEPS))
 _I = re.IGNORECASE
+# A value that starts with (or holds) bracketed text: a marker-like prefix ("[redacted]x",
+# "[x]secret") is part of the value, not its end; a whole marker left by an earlier scrub
+# is recognised as such when the match is replaced (``scrub._MARKER``).
+_BRACKETED = r'\[[^\[\]\n"]{0,64}+\]'
+
 # What ``\s`` matches in a text (str.isspace; none above U+3000): "Token" then any of them
 # starts a credential, so each is a trigger of the authorization rule.
 SPACES = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
@@ -200,7 +240,9 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "authorization",
         _c(
-            r"\b(?:Bearer|Basic|Digest|Token|ApiKey|Negotiate)\s+(?P<v>[A-Za-z0-9._~+/=\-]{6,})", _I
+            r"\b(?:Bearer|Basic|Digest|Token|ApiKey|Negotiate)\s+"
+            rf"(?P<v>(?:{_BRACKETED})*+[A-Za-z0-9._~+/=\-]{{6,}})",
+            _I,
         ),
         description="credentials after an HTTP authentication scheme (Bearer, Basic ...)",
         triggers=("bearer", "basic", "digest", "apikey", "negotiate")
@@ -212,7 +254,8 @@ BUILTIN: tuple[Detector, ...] = (
             r"(?:password|passwd|pwd|passphrase|secret|api[_\-]?key|apikey|access[_\-]?token|"
             r"auth[_\-]?token|refresh[_\-]?token|client[_\-]?secret|private[_\-]?key|"
             r"authorization|x-api-key|cookie)\"?'?\s*[:=]\s*\"?'?"
-            r"(?!(?:Bearer|Basic|Digest|Token|ApiKey|Negotiate)\s)(?P<v>[^\s\"',;&}\]\[]{3,})",
+            r"(?!(?:Bearer|Basic|Digest|Token|ApiKey|Negotiate)\s)(?=[^\s\"',;&}]{3})"
+            rf"(?P<v>(?:{_BRACKETED}|\[|[^\s\"',;&}}\]\[])++)",
             _I,
         ),
         description='values written as password=..., "api_key": "...", cookie: ...',
@@ -249,21 +292,21 @@ BUILTIN: tuple[Detector, ...] = (
     ),
     Detector(
         "iban",
-        _c(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"),
+        _c(rf"\b[A-ZＡ-Ｚ]{{2}}\d{{2}}(?:[{SPACE_SEPS}]?[A-ZＡ-Ｚ\d]){{11,30}}\b"),
         iban_ok,
         description="IBANs (country length and mod-97 checked)",
         min_digits=9,
     ),
     Detector(
         "card_number",
-        _c(r"(?<![\d\-])(?:\d[ \-]?){12,18}\d(?![\d\-])"),
+        _c(rf"(?<![\d{DASH_SEPS}])(?:\d[{_SEPS}]?){{12,18}}\d(?![\d{DASH_SEPS}])"),
         card_ok,
         description="payment card numbers (network prefix and Luhn checked)",
         min_digits=13,
     ),
     Detector(
         "us_ssn",
-        _c(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b"),
+        _c(rf"\b(?!000|666|9\d\d)\d{{3}}[{DASH_SEPS}](?!00)\d{{2}}[{DASH_SEPS}](?!0000)\d{{4}}\b"),
         description="US social security numbers (ddd-dd-dddd)",
         min_digits=9,
     ),

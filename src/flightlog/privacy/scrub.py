@@ -33,6 +33,7 @@ import orjson
 from flightlog import _json
 from flightlog.model import Batch, ErrorInfo, Payload
 from flightlog.privacy.config import KEY_RULE, PrivacyConfig, Rule
+from flightlog.privacy.detectors import DASH_SEPS, SPACE_SEPS
 
 log = logging.getLogger("flightlog.privacy")
 
@@ -61,7 +62,9 @@ _FOLD = {0x130: "i", 0x131: "i", 0x17F: "s"}
 _CACHED_LEN = 120  # texts up to this long that need nothing are remembered ...
 _CACHED_TEXTS = 8192  # ... this many at most (then forgotten all at once)
 # Seven digits in a row, single separators allowed: what every phone, card, IBAN and SSN has.
-_DIGIT_RUN = re.compile(r"\d(?:[ .\-/()]{0,2}\d){6}")
+# (Separators: those of the phone rule, and the spaces and hyphens of ``detectors._SEPS``.)
+_RUN_SEP = rf"[ .\-/(){SPACE_SEPS}{DASH_SEPS}]"
+_DIGIT_RUN = re.compile(rf"\d(?:{_RUN_SEP}{{0,2}}\d){{6}}")
 # ``_DIGIT_RUN.search(text) is not None`` as ``_RUN_SCAN.match(text) is not None``, in one
 # pass: ``_DIGIT_RUN`` restarts at every digit of a shorter chain of digits (a digit, then
 # digits each after at most two separators), three times the cost on text with numbers in
@@ -70,7 +73,8 @@ _DIGIT_RUN = re.compile(r"\d(?:[ .\-/()]{0,2}\d){6}")
 # of one chain: any match of ``_DIGIT_RUN`` lies in one chain, the first seven digits of a
 # chain of seven or more match it. Pinned against ``_DIGIT_RUN`` in the privacy tests.
 _RUN_SCAN = re.compile(
-    r"(?:\D++|\d(?:[ .\-/()]{0,2}+\d){0,5}+(?![ .\-/()]{0,2}+\d))*+\d(?:[ .\-/()]{0,2}+\d){6}"
+    rf"(?:\D++|\d(?:{_RUN_SEP}{{0,2}}+\d){{0,5}}+(?!{_RUN_SEP}{{0,2}}+\d))*+"
+    rf"\d(?:{_RUN_SEP}{{0,2}}+\d){{6}}"
 )
 _DIGIT_BYTES = b"0123456789"
 _ANY_DIGIT = re.compile(r"\d")  # a decimal digit of any script, as the rules' \d

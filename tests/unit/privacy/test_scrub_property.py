@@ -17,6 +17,7 @@ import enum
 import hashlib
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -240,3 +241,98 @@ def test_digits_of_other_scripts_screened_as_the_rules_count_them() -> None:
         assert SCRUBBER.value({"nested": [text]}) == REFERENCE.json({"nested": [text]})
         got = SCRUBBER.payload(_payload({"prompt": text}))
         assert orjson.loads(got.data) == REFERENCE.json({"prompt": text})
+
+
+# -- secret keys inside JSON text, marker-like prefixes, digits of other scripts in cards ----
+
+
+def _card_digits(n: int) -> str:
+    """A Luhn-valid 16-digit Visa number from ``n``."""
+    digits = [4] + [int(c) for c in f"{n:014d}"]
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        d = d * 2 if i % 2 == 0 else d
+        total += d - 9 if d > 9 else d
+    return "".join(map(str, digits)) + str((10 - total % 10) % 10)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password=[redacted]hunter2",
+        "password: [x]secret99",
+        "api_key=[redacted: secret_assignment]hunter2",
+        "password=[redacted: secret_assignment][redacted]hunter2",
+        "password=ab[cdefgh",
+        "Authorization: Bearer [x]Zq0123456789abcdef",
+        "see ?api_key=[redacted]hunter2&x=1",
+    ],
+)
+def test_value_starting_like_a_marker_is_scrubbed(text: str) -> None:
+    s = load({})
+    got = s.text(text)
+    for secret in ("hunter2", "secret99", "cdefgh", "Zq0123456789abcdef"):
+        assert secret not in got, got
+    assert s.text(got) == got
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password=[redacted: secret_assignment]",
+        "password: [redacted]",
+        'password="[redacted: credential]"',
+        "api_key=[redacted: secret_assignment #0123456789abcdef], next",
+        "?api_key=[redacted: url_secret]",
+        "Authorization: Bearer [redacted: authorization]",
+    ],
+)
+def test_markers_left_by_a_scrub_stay(text: str) -> None:
+    assert load({}).text(text) == text
+
+
+def _fullwidth(digits: str, sep: str = " ") -> str:
+    out = "".join(chr(0xFF10 + int(c)) for c in digits)
+    return sep.join(out[i : i + 4] for i in range(0, len(out), 4))
+
+
+def _arabic(digits: str) -> str:
+    return "".join(chr(0x0660 + int(c)) for c in digits)
+
+
+def test_card_numbers_in_digits_of_other_scripts() -> None:
+    card = _card_digits(12345)
+    texts = [
+        _fullwidth("4111111111111111"),  # "４１１１ １１１１ １１１１ １１１１"
+        _fullwidth(card),
+        _fullwidth(card, ""),
+        _fullwidth(card, "\u3000"),  # ideographic space
+        _fullwidth(card, "\uff0d"),  # full-width hyphen
+        _arabic(card),
+        card[:8] + _fullwidth(card[8:], ""),  # mixed
+        " ".join(card[i : i + 4] for i in range(0, 16, 4)).replace(" ", "\u00a0"),
+    ]
+    for text in texts:
+        for got in (
+            SCRUBBER.text(f"card {text} ok"),
+            SCRUBBER.mapping({"note": f"card {text}"})["note"],
+            orjson.loads(SCRUBBER.payload(_payload({"p": f"card {text}"})).data)["p"],
+        ):
+            assert got.startswith("card [redacted: card_number]"), (text, got)
+
+
+def test_ibans_and_ssns_in_digits_of_other_scripts() -> None:
+    iban = "DE89370400440532013000"
+    fw = "".join(chr(ord(c) + 0xFEE0) for c in iban)  # full-width letters and digits
+    spaced = " ".join(iban[i : i + 4] for i in range(0, 22, 4))
+    for text in (
+        fw,
+        iban[:4] + _fullwidth(iban[4:], ""),
+        spaced.replace(" ", "\u3000"),
+        "DE89" + _arabic(iban[4:]),
+    ):
+        got = SCRUBBER.text(f"IBAN {text} ok")
+        assert got == "IBAN [redacted: iban] ok", (text, got)
+    for text in ("０７８-０５-１１２０", "078\uff0d05\uff0d1120"):
+        got = SCRUBBER.text(f"SSN {text} ok")
+        assert got == "SSN [redacted: us_ssn] ok", (text, got)
