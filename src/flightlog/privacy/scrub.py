@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 from collections import Counter
@@ -162,6 +163,121 @@ def _unicode_char(m: re.Match[str]) -> str:
     return "\\" if code is None else chr(int(code, 16))
 
 
+# -- JSON text inside strings ------------------------------------------------------------------
+# Tool-call arguments, tool outputs, messages' content: JSON texts held in strings, nested in
+# one another. A secret key inside them is a key as in a structured value. Bounds: a JSON text
+# held in a string held in a JSON text ... is walked this many levels deep (each level is one
+# recursion, and doubles the backslashes: a text nested 16 deep is 2^16 times its size); what
+# lies deeper is withheld whole when the screen sees anything in it. Every regex below is
+# possessive with one way to match (linear, no backtracking); brackets are counted in a
+# loop, not a recursion, so depth of nesting costs nothing but the text's length.
+_JSON_DEPTH = 16
+_STR = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+# In a valid JSON text: every string (a key when a colon follows) and every integer of 13
+# digits or more that is no part of a fraction or an exponent (a card number as a number).
+_JSON_TOKENS = re.compile(rf"(?P<s>{_STR})(?P<c>\s*+:)?|(?<![\w.+\-])(?P<i>[0-9]{{13,}})(?![\w.])", re.S)
+# In any other text (JSON cut short, JSON inside a message): a quoted key then a colon; a
+# failed attempt consumes nothing, so a stray quote before it does not hide it.
+_KEY_AT = re.compile(r'"(?P<k>[^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"\s*+:\s*+')
+# Keys only, for the screen: whether a JSON text (or what its escapes hide) has a key that
+# names a secret ("max_tokens" holds the key word "token" but names none).
+_KEY_NAMES = re.compile(r'"([^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"\s*+:')
+# ... and a quoted string holding an escape (a JSON text inside it, or a newline before a secret)
+_ESCAPED_STR = re.compile(r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)++"')
+# A value after a key: a string (its end may be cut off), brackets, or a bare word.
+_STR_OPEN = re.compile(r'"[^"\\]*+(?:\\.?[^"\\]*+)*+"?', re.S)
+_BRACKET_TOKENS = re.compile(r'"[^"\\]*+(?:\\.?[^"\\]*+)*+"?|[\[\]{}]', re.S)
+_BARE = re.compile(r"[^\s,}\]]*+")
+_SPACES = re.compile(r"\s*+")
+
+
+def _levels(text: str) -> Any:
+    """The texts hidden behind escapes, level after level (a JSON text in a string in a JSON
+    text ...), for screening: ``\\u0070assword`` is ``password`` one level down."""
+    t = text
+    for _ in range(_JSON_DEPTH):
+        if "\\" not in t:
+            return
+        u = _unescaped(t)
+        if u == t:
+            return
+        yield u
+        t = u
+
+
+def _looks_json(text: str) -> bool:
+    for c in text[:64]:
+        if not c.isspace():
+            return c in '{["'
+    return False
+
+
+def _valid_json(text: str) -> bool:
+    try:
+        orjson.loads(text)
+        return True
+    except orjson.JSONDecodeError:
+        pass
+    try:  # what orjson refuses but is JSON still: integers past 64 bits, deep nesting
+        json.loads(text)
+        return True
+    except (ValueError, RecursionError):
+        return False
+
+
+def _decoded(token: str) -> str | None:
+    """A JSON string token's text (None if it is not one)."""
+    if "\\" not in token:
+        return token[1:-1]
+    try:
+        out = orjson.loads(token)
+    except orjson.JSONDecodeError:
+        try:
+            out = json.loads(token)
+        except ValueError:
+            return None
+    return out if type(out) is str else None
+
+
+def _encoded_str(text: str, like: str) -> str:
+    """``text`` as a JSON string token, ASCII-only when ``like`` was."""
+    return json.dumps(text, ensure_ascii=like.isascii())
+
+
+def _value_end(text: str, at: int) -> int:
+    """Where the JSON value starting at ``at`` ends (the text's end if it is cut short)."""
+    if at >= len(text):
+        return at
+    c = text[at]
+    if c == '"':
+        return _STR_OPEN.match(text, at).end()  # type: ignore[union-attr]
+    if c in "{[":
+        depth = 0
+        for m in _BRACKET_TOKENS.finditer(text, at):
+            b = m.group()[0]
+            if b in "{[":
+                depth += 1
+            elif b in "}]":
+                depth -= 1
+                if depth == 0:
+                    return m.end()
+        return len(text)
+    return _BARE.match(text, at).end()  # type: ignore[union-attr]
+
+
+def _edited(text: str, edits: list[tuple[int, int, str]]) -> str:
+    if not edits:
+        return text
+    out = []
+    at = 0
+    for start, end, new in edits:
+        out.append(text[at:start])
+        out.append(new)
+        at = end
+    out.append(text[at:])
+    return "".join(out)
+
+
 def _encoded(value: Any) -> str:
     """A value that is not a string or a number as the store writes it (JSON; what JSON
     cannot hold as its repr), escapes undone, for screening."""
@@ -178,6 +294,16 @@ def _parts(mapping: dict[str, Any], nested: list[str] | None = None) -> list[str
         t = type(v)
         if t is str:
             parts.append(v)
+            if '"' in v:
+                # it may be JSON text: its keys are keys (walked as a nested value is), and
+                # what its escapes hide is screened too
+                if nested is not None:
+                    nested.append(v)
+                if "\\" in v:
+                    for level in _levels(v):
+                        parts.append(level)
+                        if nested is not None:
+                            nested.append(level)
         elif v is None or t is float or t is bool:
             continue
         elif t is int:
@@ -188,6 +314,11 @@ def _parts(mapping: dict[str, Any], nested: list[str] | None = None) -> list[str
             parts.append(part)
             if nested is not None:
                 nested.append(part)
+            if "\\" in part:  # JSON text inside strings inside: what its escapes hide
+                for level in _levels(part):
+                    parts.append(level)
+                    if nested is not None:
+                        nested.append(level)
     return parts
 
 
@@ -196,6 +327,8 @@ def _joined(mapping: dict[str, Any]) -> str:
     return "\n".join(_parts(mapping))
 
 
+_KEY_TEXT_LEN = 2048  # JSON texts up to this long remember whether a key names a secret ...
+_KEY_TEXTS = 4096  # ... this many at most (then forgotten all at once)
 _SCREENED_LEN = 256  # texts up to this long remember their screen (keys, names, models) ...
 _SCREENED_TEXTS = 16384  # ... this many at most (then forgotten all at once)
 
@@ -308,6 +441,7 @@ class Scrubber:
         self._clean: set[str] = set()  # short texts known to need nothing
         self._screened: dict[str, tuple[int, int, bool]] = {}  # see _screen
         self._keys_cache: dict[tuple[Any, ...], bool] = {}  # see _secret_keys
+        self._key_texts: dict[str, bool] = {}  # see _names_secret_key
         # The screen: which rules a text can concern, from substring tests and a digit count
         # (C-speed ``in`` and ``translate``), so that the regular expressions run only on
         # texts that may hold what they look for. A regex alternation of all the rules,
@@ -434,7 +568,10 @@ class Scrubber:
         nested: list[str] = []
         if not self._part_screen:
             mask = self._candidates("\n".join(_parts(value, nested)))
-            return mask, bool(nested) and (not self._json_screened or bool(mask & self._key_bit))
+            return mask, bool(nested) and (
+                not self._json_screened
+                or bool(mask & self._key_bit and self._names_secret_key(nested))
+            )
         mask = digits = 0
         run = False
         screened = self._screened.get
@@ -448,8 +585,8 @@ class Scrubber:
             mask |= m
             digits += d
             run = run or r
-            if inner is not None and m & bit and id(part) in inner:
-                keys = True
+            if inner is not None and m & bit and id(part) in inner and not keys:
+                keys = self._names_secret_key((part,))
         return self._mask(mask, digits, run), keys
 
     def _maybe(self, text: str, keys: bool = False, mask: int | None = None) -> bool:
@@ -461,7 +598,7 @@ class Scrubber:
             mask = self._candidates(text)
         if not mask:
             return False
-        if keys and mask & self._key_bit:
+        if keys and mask & self._key_bit and self._names_secret_key((text,)):
             return True
         for i, rule in enumerate(self.rules):
             if not mask >> i & 1:
@@ -518,8 +655,62 @@ class Scrubber:
             self._clean.add(text)
         return out
 
-    def _text(self, text: str) -> Any:
-        mask = self._candidates(text) & ~self._key_bit
+    def _names_secret_key(self, texts: Any) -> bool:
+        """Whether a quoted key followed by a colon in one of ``texts`` (a text and what its
+        escapes hide) names a secret: a key word alone ("max_tokens") does not walk a JSON
+        text."""
+        is_secret = self.key_is_secret
+        memo = self._key_texts
+        for t in texts:
+            if '"' not in t:
+                continue
+            short = len(t) <= _KEY_TEXT_LEN
+            if short:
+                hit = memo.get(t)
+                if hit is not None:
+                    if hit:
+                        return True
+                    continue
+            hit = False
+            for k in _KEY_NAMES.findall(t):
+                if is_secret(k):
+                    hit = True
+                    break
+                if "\\" in k:
+                    d = _decoded('"' + k + '"')
+                    if d is not None and is_secret(d):
+                        hit = True
+                        break
+            if short:
+                if len(memo) >= _KEY_TEXTS:
+                    memo.clear()
+                memo[t] = hit
+            if hit:
+                return True
+        return False
+
+    def _text(self, text: str, depth: int = 0) -> Any:
+        mask = self._candidates(text)
+        levels: Any = ()
+        if "\\" in text:
+            levels = list(_levels(text))  # what escapes hide (JSON inside JSON, \u0070assword)
+            for level in levels:
+                mask |= self._candidates(level)
+        if not self._keys_screened:
+            mask |= self._key_bit  # key patterns of your own: not screened
+        elif mask & self._key_bit and not self._names_secret_key((text, *levels)):
+            mask &= ~self._key_bit
+        if not mask:
+            return text
+        if depth >= _JSON_DEPTH:
+            if '\\"' in text:  # JSON nested deeper than walked: withheld whole
+                self.counts[KEY_RULE] += 1
+                return redacted(KEY_RULE)
+        elif _looks_json(text) and _valid_json(text):
+            return self._json_text(text, depth)
+        elif '"' in text:
+            text = self._json_like(text, depth)
+        mask &= ~self._key_bit
         if not mask:
             return text
         out = text
@@ -560,6 +751,110 @@ class Scrubber:
             if dropped:
                 return _DROP
         return out
+
+    def _inner(self, text: str, depth: int) -> Any:
+        """A string inside a JSON text, scrubbed one level down (short clean ones remembered)."""
+        if len(text) <= _CACHED_LEN and text in self._clean:
+            return text
+        out = self._text(text, depth + 1)
+        if out is text and len(text) <= _CACHED_LEN:
+            if len(self._clean) >= _CACHED_TEXTS:
+                self._clean.clear()
+            self._clean.add(text)
+        return out
+
+    def _secret_member(
+        self, text: str, key_start: int, at: int, edits: list[tuple[int, int, str]]
+    ) -> int:
+        """The value at ``at`` under a secret key (whose token starts at ``key_start``)
+        scrubbed as ``_secret_value`` does in a structured value: an edit is added; returns
+        where the value ends. ``drop`` removes the member and a comma beside it."""
+        end = _value_end(text, at)
+        span = text[at:end]
+        if not span:
+            return end
+        try:
+            value: Any = orjson.loads(span)
+        except orjson.JSONDecodeError:
+            value = span  # cut short, or not JSON: the text as it is
+        if value is None:
+            return end
+        n = self._secret_value(value)
+        if n is value:
+            return end
+        if n is not _DROP:
+            edits.append((at, end, _encoded_str(n, span)))
+            return end
+        after = _SPACES.match(text, end).end()  # type: ignore[union-attr]
+        if after < len(text) and text[after] == ",":
+            edits.append((key_start, _SPACES.match(text, after + 1).end(), ""))  # type: ignore[union-attr]
+            return end
+        before = key_start
+        while before > 0 and text[before - 1].isspace():
+            before -= 1
+        done = edits[-1][1] if edits else 0
+        if before > 0 and text[before - 1] == "," and before - 1 >= done:
+            edits.append((before - 1, end, ""))
+        else:
+            edits.append((key_start, end, ""))
+        return end
+
+    def _json_text(self, text: str, depth: int) -> str:
+        """A valid JSON text scrubbed as its parsed value would be (each key and string by
+        the rules, one level down; every value under a secret key; integers that are card
+        numbers), edited in place: every other byte stays as written, and it stays JSON."""
+        edits: list[tuple[int, int, str]] = []
+        at = 0
+        search = _JSON_TOKENS.search
+        while (m := search(text, at)) is not None:
+            at = m.end()
+            digits = m.group("i")
+            if digits is not None:
+                number = int(digits)
+                n = self.value(number)
+                if n is not number:
+                    new = redacted("dropped") if n is _DROP else n
+                    edits.append((m.start(), m.end(), orjson.dumps(new).decode()))
+                continue
+            token = m.group("s")
+            inner = _decoded(token)
+            if inner is None:
+                continue
+            n = self._inner(inner, depth)
+            if n is not inner:
+                new = redacted("dropped") if n is _DROP else n
+                edits.append((m.start(), m.start() + len(token), _encoded_str(new, token)))
+            if m.group("c") is not None and self.key_is_secret(inner):
+                at = self._secret_member(text, m.start(), at + len(_SPACES.match(text, at).group()), edits)  # type: ignore[union-attr]
+        return _edited(text, edits)
+
+    def _json_like(self, text: str, depth: int) -> str:
+        """Text that is not JSON but may hold some (a message quoting a JSON body, JSON cut
+        short): values under quoted secret keys, and quoted strings holding escapes (a JSON
+        text inside, a newline before a secret), scrubbed in place; the rules then run on
+        the whole text as on any other."""
+        edits: list[tuple[int, int, str]] = []
+        at = 0
+        search = _KEY_AT.search
+        while (m := search(text, at)) is not None:
+            at = m.end()
+            key = _decoded('"' + m.group("k") + '"')
+            if key is not None and self.key_is_secret(key):
+                at = self._secret_member(text, m.start(), at, edits)
+        text = _edited(text, edits)
+        if "\\" not in text or depth + 1 >= _JSON_DEPTH:
+            return text
+        edits = []
+        for m in _ESCAPED_STR.finditer(text):
+            token = m.group()
+            inner = _decoded(token)
+            if inner is None:
+                continue
+            n = self._inner(inner, depth)
+            if n is not inner:
+                new = redacted("dropped") if n is _DROP else n
+                edits.append((m.start(), m.end(), _encoded_str(new, token)))
+        return _edited(text, edits)
 
     def _digest(self, secret: str) -> str:
         return hmac.new(self._salt, secret.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[
@@ -731,6 +1026,10 @@ class Scrubber:
                 data = None
             if not self._maybe(
                 screened, keys=True, mask=self._mask(*self._screen(screened, data=data))
+            ) and not any(
+                # JSON texts inside its strings: what their escapes hide, level by level
+                self._maybe(level, keys=True)
+                for level in (_levels(screened) if "\\" in screened else ())
             ):
                 return p
         try:

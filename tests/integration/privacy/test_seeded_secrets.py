@@ -63,13 +63,31 @@ class Seeds:
             "card_spaced": " ".join(card[i : i + 4] for i in range(0, 16, 4)),
             "iban": "DE89370400440532013000",
             "password": f"hunter{_rand(10)}",
+            # only the key names these, inside JSON *text* (tool arguments and results,
+            # messages as serialised JSON, JSON inside JSON, a key written with an escape)
+            "json_credential": f"opaque{_rand(18)}",
+            "json_nested": f"opaque{_rand(18)}",
+            "json_escaped_key": f"opaque{_rand(18)}",
+            "json_tool_args": f"opaque{_rand(18)}",
+            # after a marker-like prefix; a card number in full-width digits
+            "bracketed": f"hunter{_rand(10)}",
+            "card_fullwidth": " ".join(
+                "".join(chr(0xFF10 + int(c)) for c in card[i : i + 4]) for i in range(0, 16, 4)
+            ),
         }
         # A name no detector can recognise: kept at capture, erased by `audit redact`.
         self.name = f"Quackenbush{_rand(10)}"
         s = self.secrets
         self.prompt = (
             f"my key is {s['openai']} and {s['anthropic']}; write to {s['email']} or call "
-            f"{s['phone']}; card {s['card_spaced']}, IBAN {s['iban']}; customer {self.name}"
+            f"{s['phone']}; card {s['card_spaced']}, IBAN {s['iban']}; customer {self.name}; "
+            f"other card {s['card_fullwidth']}"
+        )
+        # a tool call's arguments as JSON text (what the SDK and OTLP both carry as a string)
+        self.tool_args = (
+            '{"query": "water damage", "payload": "{\\"client_secret\\": \\"'
+            + s["json_tool_args"]
+            + '\\"}"}'
         )
         self.url = f"https://svc:{s['url_password']}@api.example.com/v1?api_key={s['url_param']}"
         self.attributes = {
@@ -78,10 +96,16 @@ class Seeds:
             "url.full": self.url,
             "cloud.creds": f"{s['aws']} {s['github']}",
             "customer.name": self.name,
+            "tool.arguments": f'{{"credential": "{s["json_credential"]}", "query": "x"}}',
+            "llm.output_messages": (
+                '[{"role": "assistant", "tool_calls": [{"function": {"name": "login", '
+                '"arguments": "{\\"refreshToken\\": \\"' + s["json_nested"] + '\\"}"}}]}]'
+            ),
+            "tool.result": '{"\\u0070assword": "' + s["json_escaped_key"] + '"}',
         }
         self.error = (
             f"login failed for {s['email']} ({self.name}) with password={s['password']} "
-            f"token {s['jwt']} card {s['card']}"
+            f"token {s['jwt']} card {s['card']}; retried with password=[redacted]{s['bracketed']}"
         )
         self.check = f"refund to {s['iban']} for {self.name} via {s['stripe']} / {s['slack']}"
 
@@ -171,7 +195,10 @@ def _record_with_sdk(seeds: Seeds) -> str:
     def login(user: str) -> None:
         raise PermissionError(seeds.error)
 
-    with flightlog.run("seeded", input={"prompt": seeds.prompt, "password": "x" + _rand(9)}) as run:
+    with flightlog.run(
+        "seeded",
+        input={"prompt": seeds.prompt, "password": "x" + _rand(9), "args": seeds.tool_args},
+    ) as run:
         call_api(seeds.url, seeds.prompt)
         flightlog.check(False, "refund_ok", seeds.check)
         with contextlib.suppress(PermissionError):
@@ -290,7 +317,8 @@ def test_otlp_to_a_real_server(tmp_path: Path) -> None:
                 )
             with tracer.start_as_current_span("tool login") as tool:
                 tool.set_attribute("gen_ai.operation.name", "execute_tool")
-                tool.set_attribute("gen_ai.tool.call.arguments", f'{{"url": "{seeds.url}"}}')
+                tool.set_attribute("gen_ai.tool.call.arguments", seeds.tool_args)
+                tool.set_attribute("tool.call.url", seeds.url)
                 tool.record_exception(PermissionError(seeds.error))
                 tool.set_status(Status(StatusCode.ERROR, seeds.error))
             root.set_status(Status(StatusCode.ERROR, f"failed for {seeds.secrets['email']}"))

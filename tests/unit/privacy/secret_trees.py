@@ -6,7 +6,7 @@ harmless texts and numbers, secrets by pattern (provider keys, tokens, e-mail ad
 phone and card numbers, IBANs, ...) placed after a newline, a tab, a quote or nothing, and
 whose keys are harmless or name a secret (``password``, ``API_KEY``, ``x-api-key``,
 ``http.request.header.authorization``, ``sessionToken`` ...) in different cases and with
-different separators; lists, objects and JSON texts of objects nest at any depth.
+different separators; lists, objects and JSON texts of objects (JSON inside strings, inside JSON ...) nest at any depth.
 
 ``draw_tree`` also returns what it planted: the opaque values put under secret keys and the
 secrets by pattern, so that a test can look for them in what was stored.
@@ -237,9 +237,9 @@ def _value(draw: Any, planted: Planted, depth: int) -> Any:
         return [_value(draw, planted, depth + 1) for _ in range(draw(st.integers(0, 3)))]
     if pick <= 8:
         return _object(draw, planted, depth + 1)
-    # a JSON text of an object (tool arguments, a serialised message): the rules see it as
-    # text (a key inside it is not a key of the walk)
-    inner = _object(draw, Planted(), depth + 1)
+    # a JSON text of an object (tool arguments, a serialised message): its keys are keys as
+    # in a structured value, its strings texts (what is planted in it must go too)
+    inner = _object(draw, planted, depth + 1)
     return json.dumps(inner, ensure_ascii=draw(st.booleans()))
 
 

@@ -54,7 +54,9 @@ FOUND = [
     ("GET https://api.x.com/v1?q=1&api_key=ZX81kq", "ZX81kq", "url_secret"),
     ("https://x.com/cb?code=abc&access_token=T0K3N#f", "T0K3N", "url_secret"),
     ("password=hunter22 next", "hunter22", "secret_assignment"),
-    ('{"client_secret": "cs-9981"}', "cs-9981", "secret_assignment"),
+    ("client_secret: 'cs-9981'", "cs-9981", "secret_assignment"),
+    # in JSON text, a secret key is a key: its value goes whatever it is (the key rule)
+    ('{"client_secret": "cs-9981"}', "cs-9981", "credential"),
     ("write to jane.doe+x@mail.example.co.uk today", "jane.doe+x@mail.example.co.uk", "email"),
     ("call +44 20 7946 0958", "7946 0958", "phone"),
     ("call (555) 123-4567 now", "123-4567", "phone"),

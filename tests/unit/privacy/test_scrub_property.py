@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import enum
 import hashlib
+import json
 
 import orjson
 import pytest
@@ -254,6 +255,125 @@ def _card_digits(n: int) -> str:
         d = d * 2 if i % 2 == 0 else d
         total += d - 9 if d > 9 else d
     return "".join(map(str, digits)) + str((10 - total % 10) % 10)
+
+
+JSON_TEXT_SECRETS = [
+    # (a JSON text as a string value, the secret it holds)
+    ('{"credential": "opaque-value-123"}', "opaque-value-123"),
+    ('{"password": "x7"}', '"x7"'),
+    ('{"clientSecret": "Zq-opaque-1"}', "Zq-opaque-1"),
+    ('{"x-api-key": "Zq-opaque-2", "model": "gpt-4o"}', "Zq-opaque-2"),
+    ('{"REFRESH_TOKEN": "Zq-opaque-3"}', "Zq-opaque-3"),
+    ('{"headers": {"Authorization": "Zq-opaque-4"}}', "Zq-opaque-4"),
+    ('{"\\u0070assword": "Zq-opaque-5"}', "Zq-opaque-5"),
+    ('[{"name": "login", "arguments": "{\\"password\\": \\"Zq-opaque-6\\"}"}]', "Zq-opaque-6"),
+    ('{"a": "{\\"b\\": \\"{\\\\\\"apiKey\\\\\\": \\\\\\"Zq-opaque-7\\\\\\"}\\"}"}', "Zq-opaque-7"),
+    ('{"client_secret": {"v": ["Zq-opaque-8", 1]}, "n": 1}', "Zq-opaque-8"),
+    ('{"session-token": 123456789}', "123456789"),
+    # JSON text inside free text, and cut short (a truncated attribute)
+    ('tool said: {"access_token": "Zq-opaque-9"} and stopped', "Zq-opaque-9"),
+    ('{"messages": [{"password": "Zq-opaque-10", "content": "hi', "Zq-opaque-10"),
+    # a JSON text as a JSON string (encoded twice)
+    ('"{\\"secret\\": \\"Zq-opaque-11\\"}"', "Zq-opaque-11"),
+]
+
+
+def test_secret_keys_inside_json_text_are_scrubbed() -> None:
+    """A secret key inside a JSON *text* (tool-call arguments, a message's content, an
+    attribute holding serialised JSON) loses its value as a key of a structured value does;
+    the text stays valid JSON where it was."""
+    s = load({})
+    for text, secret in JSON_TEXT_SECRETS:
+        for got in (
+            s.text(text),
+            s.mapping({"tool.arguments": text})["tool.arguments"],
+            s.value({"content": [text]})["content"][0],
+            orjson.loads(s.payload(_payload({"arguments": text})).data)["arguments"],
+            orjson.loads(s.payload(_payload(text)).data),
+        ):
+            assert secret not in got, (text, got)
+            assert "[redacted: credential]" in got, (text, got)
+            try:
+                orjson.loads(text)
+            except orjson.JSONDecodeError:
+                continue
+            orjson.loads(got)  # still JSON
+
+
+def test_json_text_keeps_its_other_bytes() -> None:
+    """Only the secret's value changes: spacing, order, escapes and numbers stay as written."""
+    s = load({})
+    text = '{ "z": 1.50, "password" : "hunter2",\n  "note": "caf\\u00e9", "n": [1e3, null] }'
+    assert s.text(text) == (
+        '{ "z": 1.50, "password" : "[redacted: credential]",\n'
+        '  "note": "caf\\u00e9", "n": [1e3, null] }'
+    )
+    # a card number as a JSON number inside a JSON text becomes a JSON string
+    card = _card_digits(7)
+    assert orjson.loads(s.text(f'{{"n": {card}}}')) == {"n": "[redacted: card_number]"}
+    # what needs nothing is the very same text
+    plain = '{"model": "gpt-4o", "max_tokens": 512, "tokens": ["a", "b"]}'
+    assert s.text(plain) is plain
+
+
+def test_json_text_scrubbed_as_its_parsed_value() -> None:
+    s = load({})
+    for text, _ in JSON_TEXT_SECRETS:
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            continue
+        assert orjson.loads(s.text(text)) == REFERENCE.json(value), text
+
+
+@PROPERTY
+@given(json_values(), st.booleans(), st.integers(0, 2))
+def test_json_text_scrubbed_as_its_value(case: tuple, ascii_only: bool, wraps: int) -> None:
+    """Any value as JSON text (escaped or not, held in JSON strings ``wraps`` times more):
+    what is left parses to what scrubbing the value gives, and no value planted under a
+    secret key is left anywhere."""
+    value, planted = case
+    value = orjson.loads(orjson.dumps(value, option=_OPTS))  # (what JSON can hold)
+    if not isinstance(value, dict | list):
+        value = [value]  # (a bare number or string is text: "4111..." is a card number)
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    for _ in range(wraps):
+        text = json.dumps({"arguments": text}, ensure_ascii=ascii_only)
+    got = SCRUBBER.text(text)
+    assert SCRUBBER.text(got) == got
+    assert got == REFERENCE.text(text)
+    kept = orjson.dumps(REFERENCE.json(value), option=_OPTS)
+    for secret in planted.by_key:  # (unless it is under no secret key: "aidatoken")
+        if secret.encode() not in kept:
+            assert secret not in got, secret
+    unwrapped = orjson.loads(got)
+    for _ in range(wraps):
+        unwrapped = orjson.loads(unwrapped["arguments"])
+    assert unwrapped == REFERENCE.json(value)
+
+
+def test_json_text_nested_deeply_or_large_is_bounded() -> None:
+    """JSON nested in strings many levels deep, brackets nested far deeper than any parser
+    takes, and a large text: answered, without a secret let through."""
+    import time
+
+    s = load({})
+    inner: object = {"password": "Zq-deep-secret"}
+    for _ in range(18):  # (past the 16 levels walked; each level doubles the backslashes)
+        inner = {"next": orjson.dumps(inner).decode()}
+    text = orjson.dumps(inner).decode()
+    got = s.text(text)
+    assert "Zq-deep-secret" not in got
+    deep = "[" * 100_000 + '{"password": "Zq-deep-2"}' + "]" * 100_000
+    assert "Zq-deep-2" not in s.text(deep)
+    big = orjson.dumps({"rows": [{"id": i, "token": f"Zq{i:06d}"} for i in range(20_000)]})
+    start = time.process_time()
+    got = s.text(big.decode())
+    assert time.process_time() - start < 20  # (not a timing assertion: a hang guard)
+    assert "Zq000123" not in got and "Zq019999" not in got
+    # a pathological text for backtracking: many quotes and backslashes, no structure
+    evil = '"\\' * 50_000 + '":' + '{"' * 50_000
+    s.text(evil)
 
 
 @pytest.mark.parametrize(
