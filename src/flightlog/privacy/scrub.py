@@ -175,7 +175,9 @@ _JSON_DEPTH = 16
 _STR = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
 # In a valid JSON text: every string (a key when a colon follows) and every integer of 13
 # digits or more that is no part of a fraction or an exponent (a card number as a number).
-_JSON_TOKENS = re.compile(rf"(?P<s>{_STR})(?P<c>\s*+:)?|(?<![\w.+\-])(?P<i>[0-9]{{13,}})(?![\w.])", re.S)
+_JSON_TOKENS = re.compile(
+    rf"(?P<s>{_STR})(?P<c>\s*+:)?|(?<![\w.+\-])(?P<i>[0-9]{{13,}})(?![\w.])", re.S
+)
 # In any other text (JSON cut short, JSON inside a message): a quoted key then a colon; a
 # failed attempt consumes nothing, so a stray quote before it does not hide it.
 _KEY_AT = re.compile(r'"(?P<k>[^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"\s*+:\s*+')
@@ -263,6 +265,11 @@ def _value_end(text: str, at: int) -> int:
                     return m.end()
         return len(text)
     return _BARE.match(text, at).end()  # type: ignore[union-attr]
+
+
+def _after_spaces(text: str, at: int) -> int:
+    m = _SPACES.match(text, at)
+    return at if m is None else m.end()
 
 
 def _edited(text: str, edits: list[tuple[int, int, str]]) -> str:
@@ -785,9 +792,9 @@ class Scrubber:
         if n is not _DROP:
             edits.append((at, end, _encoded_str(n, span)))
             return end
-        after = _SPACES.match(text, end).end()  # type: ignore[union-attr]
+        after = _after_spaces(text, end)
         if after < len(text) and text[after] == ",":
-            edits.append((key_start, _SPACES.match(text, after + 1).end(), ""))  # type: ignore[union-attr]
+            edits.append((key_start, _after_spaces(text, after + 1), ""))
             return end
         before = key_start
         while before > 0 and text[before - 1].isspace():
@@ -825,7 +832,7 @@ class Scrubber:
                 new = redacted("dropped") if n is _DROP else n
                 edits.append((m.start(), m.start() + len(token), _encoded_str(new, token)))
             if m.group("c") is not None and self.key_is_secret(inner):
-                at = self._secret_member(text, m.start(), at + len(_SPACES.match(text, at).group()), edits)  # type: ignore[union-attr]
+                at = self._secret_member(text, m.start(), _after_spaces(text, at), edits)
         return _edited(text, edits)
 
     def _json_like(self, text: str, depth: int) -> str:

@@ -6,7 +6,8 @@ harmless texts and numbers, secrets by pattern (provider keys, tokens, e-mail ad
 phone and card numbers, IBANs, ...) placed after a newline, a tab, a quote or nothing, and
 whose keys are harmless or name a secret (``password``, ``API_KEY``, ``x-api-key``,
 ``http.request.header.authorization``, ``sessionToken`` ...) in different cases and with
-different separators; lists, objects and JSON texts of objects (JSON inside strings, inside JSON ...) nest at any depth.
+different separators; lists, objects and JSON texts of objects (JSON inside strings, inside
+JSON ...) nest at any depth.
 
 ``draw_tree`` also returns what it planted: the opaque values put under secret keys and the
 secrets by pattern, so that a test can look for them in what was stored.

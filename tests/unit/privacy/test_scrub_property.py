@@ -456,3 +456,26 @@ def test_ibans_and_ssns_in_digits_of_other_scripts() -> None:
     for text in ("０７８-０５-１１２０", "078\uff0d05\uff0d1120"):
         got = SCRUBBER.text(f"SSN {text} ok")
         assert got == "SSN [redacted: us_ssn] ok", (text, got)
+
+
+def test_json_text_secret_keys_hashed_or_dropped_stay_json() -> None:
+    from pathlib import Path
+
+    from flightlog.config import parse_config
+    from flightlog.privacy import PrivacyConfig
+
+    texts = [
+        '{"a": 1, "password": "x", "b": 2}',
+        '{"a": 1, "password": "x"}',
+        '{"password": "x", "token": [1, 2], "b": 3}',
+        '[{"a":1 , "secret" : {"x": 1}}]',
+    ]
+    for action in ("drop", "hash"):
+        cfg = parse_config(f'[privacy.actions]\ncredential = "{action}"\n', Path("f.toml"))
+        s = Scrubber(PrivacyConfig.from_env({"FLIGHTLOG_PRIVACY_SALT": "s" * 20}, cfg))
+        for text in texts:
+            got = s.text(text)
+            value = orjson.loads(got)
+            want = s.value(orjson.loads(text))  # as the same keys in a structured value
+            assert value == want, (action, text, got)
+            assert s.text(got) == got

@@ -15,7 +15,9 @@ from flightlog.model import Payload
 from flightlog.privacy import load
 from flightlog.privacy.scrub import _DIGIT_RUN, _RUN_SCAN, _SHAPE, _shape_run
 
-ALPHABET = "0123456789" + " .-/()" + "\u3000\uff0d\u00a0" + "ab:\n" + "\u0663\u0664\u00b2\u00e9" + "\ufffd"
+ALPHABET = (
+    "0123456789" + " .-/()" + "\u3000\uff0d\u00a0" + "ab:\n" + "\u0663\u0664\u00b2\u00e9" + "\ufffd"
+)
 
 
 def _reference(text: str) -> tuple[int, bool]:
