@@ -16,6 +16,16 @@ The code measured is whatever ``flightlog`` is importable: point ``PYTHONPATH`` 
 tree's ``src`` to measure it, alternating runs, e.g.
 
     for t in /tmp/base $PWD; do PYTHONPATH=$t/src python bench/_ingest_writer.py; done
+
+``--instructions`` counts instead of timing (valgrind must be installed; the machine's load
+does not move the figure): the requests are decoded once, then each tree (this one, and
+``--against OTHER/src``) writes them in a child process under ``valgrind --tool=cachegrind``,
+twice: the first ``--warm`` transactions only, and all of them; the difference, per span
+written after the warm ones, is printed (instructions of the writer thread's work, user
+space: SQLite and Python; the kernel's share of the WAL writes and fsyncs is not counted).
+``PYTHONHASHSEED`` is fixed, so a count repeats to within a few hundred instructions.
+
+    python bench/_ingest_writer.py --instructions --traces 2500 --against /tmp/base/src
 """
 
 from __future__ import annotations
@@ -150,17 +160,104 @@ def _copy(r: Any) -> Any:
     return copy.deepcopy(r)
 
 
+def _instructions_child(pickled: str, per_batch: int, batches: int) -> None:
+    """(child, under valgrind) Write the first ``batches`` transactions of the pickled
+    requests to a fresh store."""
+    import pickle
+
+    from flightlog.app import open_store
+    from flightlog.server.ingest import Ingestor, _Item
+
+    with open(pickled, "rb") as f:
+        results = pickle.load(f)
+    with tempfile.TemporaryDirectory(
+        prefix="flightlog-writer-bench-", dir=os.environ.get("BENCH_TMP")
+    ) as tmp:
+        store = open_store(f"sqlite:///{tmp}/w.db")
+        ing = Ingestor(store, run_end=_NoRunEnd())
+        ing.close()  # its threads stop; ``_write`` is called here, on one thread
+        items = [_Item(result=r, spans=r.accepted_spans) for r in results]
+        for k in range(0, min(len(items), batches * per_batch), per_batch):
+            ing._write(items[k : k + per_batch])
+        store.close()
+
+
+def _instructions(results: list[Any], args: argparse.Namespace) -> None:
+    import pickle
+    import re
+    import subprocess
+
+    here = Path(__file__).resolve()
+    trees = [("this tree", str(here.parent.parent / "src"))]
+    if args.against:
+        trees.append(("against", args.against))
+    n_batches = -(-len(results) // args.per_batch)
+    counted = sum(r.accepted_spans for r in results[args.warm * args.per_batch :])
+    with tempfile.TemporaryDirectory(prefix="flightlog-writer-bench-") as tmp:
+        pickled = f"{tmp}/requests.pickle"
+        with open(pickled, "wb") as f:
+            pickle.dump(results, f)
+        for _ in range(args.repeat):
+            for name, src in trees:
+                env = {**os.environ, "PYTHONPATH": src, "PYTHONHASHSEED": "0"}
+                refs = []
+                for batches in (args.warm, n_batches):
+                    err = subprocess.run(
+                        [
+                            "valgrind",
+                            "--tool=cachegrind",
+                            "--cache-sim=no",
+                            "--cachegrind-out-file=/dev/null",
+                            sys.executable,
+                            str(here),
+                            "--instructions-child",
+                            pickled,
+                            str(args.per_batch),
+                            str(batches),
+                        ],
+                        env=env,
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stderr
+                    m = re.search(r"I\s+refs:\s+([\d,]+)", err)
+                    if m is None:
+                        raise SystemExit(
+                            f"no instruction count in valgrind's output:\n{err[-2000:]}"
+                        )
+                    refs.append(int(m.group(1).replace(",", "")))
+                print(
+                    f"{name} ({src}): {(refs[1] - refs[0]) / counted:,.0f} instructions per span "
+                    f"({counted:,} spans after {args.warm} warm transactions of "
+                    f"{args.per_batch} requests)",
+                    flush=True,
+                )
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--instructions-child"]:
+        _instructions_child(argv[1], int(argv[2]), int(argv[3]))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--traces", type=int, default=5000, help="traces of 4 spans (default 5000)")
     p.add_argument("--rounds", type=int, default=3, help="measured rounds (default 3)")
     p.add_argument("--per-batch", type=int, default=1, help="requests per transaction")
     p.add_argument("--stages", action="store_true", help="also time the stages")
+    p.add_argument(
+        "--instructions", action="store_true", help="count instructions under valgrind instead"
+    )
+    p.add_argument("--against", help="(--instructions) another tree's src/ to count as well")
+    p.add_argument("--warm", type=int, default=2, help="(--instructions) transactions not counted")
+    p.add_argument("--repeat", type=int, default=1, help="(--instructions) counts per tree")
     args = p.parse_args(argv)
 
     import flightlog
 
     results = _decoded(args.traces)
+    if args.instructions:
+        _instructions(results, args)
+        return 0
     spans = sum(r.accepted_spans for r in results)
     totals: dict[str, float] = dict.fromkeys(_STAGES, 0.0)
     if args.stages:

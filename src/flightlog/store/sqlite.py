@@ -44,6 +44,33 @@ WAL_AUTOCHECKPOINT_BYTES = 10_000 * 4096
 CACHE_KIB = 65_536
 
 
+def bind_directly(adapters: dict[Any, Any] | None = None) -> None:
+    """Let ``None`` and ``bytes`` parameters reach SQLite without the failed adaptation
+    Python's ``sqlite3`` tries on them.
+
+    CPython's ``sqlite3`` (3.11) binds ``int``, ``float`` and ``str`` as they are, but asks
+    its adapter registry about any other value: with no adapter registered it looks up
+    ``__adapt__`` on its protocol type, which formats an ``AttributeError`` message only to
+    discard it, then ``__conform__`` on the value, and binds the value unchanged. Most of a
+    stored span's parameters are ``None`` (absent columns) or ``bytes`` (payloads, ledger
+    leaves), so that lookup was about 2,000 instructions each, several per cent of the
+    ingestion writer's CPU (docs/benchmarks.md). An adapter that returns its argument
+    unchanged (a C function: ``bytes.__bytes__`` of an exact ``bytes`` is the same object; a
+    dict's ``get`` answers ``None``) is found at once, and the value is bound exactly as before
+    (NULL, BLOB). An adapter the program registered for either type is left in place.
+    """
+    if adapters is None:
+        adapters = getattr(sqlite3, "adapters", None)
+        if not isinstance(adapters, dict):
+            return
+    proto = sqlite3.PrepareProtocol
+    adapters.setdefault((type(None), proto), {}.get)
+    adapters.setdefault((bytes, proto), getattr(bytes, "__bytes__", bytes))
+
+
+bind_directly()
+
+
 def wal_autocheckpoint_pages(page_size: int) -> int:
     """``wal_autocheckpoint`` (in pages) for a store whose pages are ``page_size`` bytes."""
     return max(1, WAL_AUTOCHECKPOINT_BYTES // page_size)

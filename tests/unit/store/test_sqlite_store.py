@@ -116,3 +116,42 @@ def test_wal_autocheckpoint_pages_follow_the_page_size() -> None:
     assert wal_autocheckpoint_pages(16_384) == 2_500
     assert wal_autocheckpoint_pages(65_536) == 625
     assert wal_autocheckpoint_pages(512) == 80_000
+
+
+def test_none_and_bytes_are_bound_without_adaptation(tmp_path: Path) -> None:
+    """The SQLite store registers pass-through adapters for ``None`` and ``bytes``
+    (``store.sqlite.bind_directly``: sqlite3 otherwise tries, and fails, to adapt every such
+    parameter, a few per cent of the ingestion writer's CPU). Values are stored as before:
+    NULL and BLOB; a ``bytes`` subclass is still adapted by its own ``__conform__``; an
+    adapter the program registered is kept."""
+    import sqlite3
+
+    from flightlog.store.sqlite import SQLiteStore, bind_directly
+
+    proto = sqlite3.PrepareProtocol
+    none_adapter = sqlite3.adapters[(type(None), proto)]
+    bytes_adapter = sqlite3.adapters[(bytes, proto)]
+    blob = b"\x00payload" * 10
+    assert none_adapter(None) is None
+    assert bytes_adapter(blob) is blob
+
+    class Conforming(bytes):
+        def __conform__(self, protocol: object) -> str:
+            return "conformed"
+
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'b.db'}")
+    with store.read() as tx:
+        row = tx.fetchone(
+            "SELECT ?, typeof(?), ?, typeof(?), ?",
+            (None, None, blob, blob, Conforming(b"x")),
+        )
+    store.close()
+    assert row == (None, "null", blob, "blob", "conformed")
+
+    def own(value: bytes) -> bytes:
+        return value
+
+    mine: dict[object, object] = {(bytes, proto): own}
+    bind_directly(mine)
+    assert mine[(bytes, proto)] is own
+    assert mine[(type(None), proto)](None) is None
