@@ -52,7 +52,6 @@ import logging
 import operator
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -87,16 +86,6 @@ _sha256 = hashlib.sha256
 # hashing the prefix joined to the data: no copy of the entry, no fresh state).
 _LEAF_STATE = _sha256(b"\x00")
 _NODE_STATE = _sha256(b"\x01")
-
-# sqlite3 binds int, float, str and bytearray parameters directly, but looks for an adapter
-# for every other type, bytes included: with none registered for bytes it tries two
-# attribute look-ups, and the one on its protocol type formats an AttributeError message
-# before discarding it (about 2,000 machine instructions per parameter; an entry row has
-# three, entry, leaf hash and openings). The identity adapter (``bytes.__bytes__`` returns
-# an exact bytes object itself) is found first and binds the same blob. Registered only if
-# the application has not registered its own adapter for bytes.
-if (bytes, sqlite3.PrepareProtocol) not in sqlite3.adapters:
-    sqlite3.register_adapter(bytes, bytes.__bytes__)
 
 # The columns in the order of ``Encoded``'s first fields, then the index and the leaf hash:
 # a batch's rows are flattened without Python per row (``_extend``).

@@ -446,35 +446,3 @@ def test_the_old_record_keyword_warns_and_names_its_replacement(filled: Path) ->
     with pytest.warns(DeprecationWarning, match="check_records="):
         r = _verify(filled, record=True)
     assert r.ok and r.records_checked and r.records == 3 * (1 + 4 + 1 + 1)
-
-
-def test_bytes_bind_through_the_identity_adapter_unless_the_application_has_one(
-    tmp_path: Path,
-) -> None:
-    """The ledger registers ``bytes.__bytes__`` as sqlite3's adapter for bytes (cheaper
-    binding of entries, leaf hashes and openings: ``flightlog.ledger.log``); the blobs read
-    back are the bytes bound. An adapter the application registered before is kept."""
-    import subprocess
-    import sys
-    import textwrap
-
-    import flightlog.ledger.log  # noqa: F401  (registers the adapter)
-
-    adapter = sqlite3.adapters[(bytes, sqlite3.PrepareProtocol)]
-    value = b"\x00entry\xff"
-    assert adapter(value) is value
-    conn = sqlite3.connect(tmp_path / "x.db")
-    conn.execute("CREATE TABLE t (b BLOB)")
-    conn.execute("INSERT INTO t VALUES (?)", (value,))
-    assert conn.execute("SELECT b, typeof(b) FROM t").fetchone() == (value, "blob")
-    conn.close()
-    code = textwrap.dedent(
-        """
-        import sqlite3
-        mine = lambda b: b"app:" + b
-        sqlite3.register_adapter(bytes, mine)
-        import flightlog.ledger.log
-        assert sqlite3.adapters[(bytes, sqlite3.PrepareProtocol)] is mine
-        """
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
