@@ -57,7 +57,7 @@ def measure(name: str, llm: str, tmp: Path) -> dict[str, object]:
         "faults": len(faults),
         "marked": sum(o.status in FAULT_STATUSES for o in faults),
         "clean": len(clean),
-        "root": sum(o.root_cause == "lookup_policy" for o in faults),
+        "root": sum(o.root_cause == fw.tool("lookup_policy") for o in faults),
         "agents": "yes"
         if all(fw.agents <= set(o.agents) for o in got) and fw.agents
         else "none named by the framework"

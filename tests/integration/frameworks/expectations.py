@@ -28,6 +28,16 @@ class Framework:
     # only its recorded traces are tested (tests/data/otlp/README.md says why and how they
     # were recorded).
     live: bool = True
+    # What the framework puts before a tool's own name in the name it offers the model and
+    # records (Semantic Kernel's ``Plugin-function``): the step is named as the framework
+    # names the tool.
+    tool_prefix: str = ""
+
+    def tool(self, name: str) -> str:
+        return self.tool_prefix + name
+
+    def root_cause(self, scenario: str) -> str | None:
+        return None if scenario.startswith("ok") else self.tool("lookup_policy")
 
     def status(self, scenario: str) -> str:
         if scenario.startswith("ok"):
@@ -39,7 +49,7 @@ class Framework:
     def failure_point(self, scenario: str) -> str | None:
         if scenario.startswith("ok"):
             return None
-        return "compute_payout" if scenario in DATA_FAULTS else "lookup_policy"
+        return self.tool("compute_payout" if scenario in DATA_FAULTS else "lookup_policy")
 
 
 APPS = "tests.integration.frameworks.apps"
@@ -61,6 +71,7 @@ def _own_venv(name: str, module: str) -> tuple[tuple[str, ...], bool]:
 _LLAMAINDEX = _own_venv("llamaindex", "llamaindex_app")  # LlamaIndex pins openai<3
 _STRANDS = _own_venv("strands", "strands_app")
 _ADK = _own_venv("adk", "adk_app")  # google-adk with litellm: heavy for the test extra
+_SEMANTIC_KERNEL = _own_venv("semantic_kernel", "semantic_kernel_app")
 
 FRAMEWORKS: dict[str, Framework] = {
     f.name: f
@@ -142,6 +153,15 @@ FRAMEWORKS: dict[str, Framework] = {
             frozenset({"claims_agent"}),
             catches_all=True,  # tool errors go back to the model as error tool results
             live=_STRANDS[1],
+        ),
+        Framework(
+            "semantic_kernel",
+            "Semantic Kernel 1.45 ChatCompletionAgent on OpenAI (own GenAI spans, sensitive on)",
+            _SEMANTIC_KERNEL[0],
+            frozenset({"claims_agent"}),
+            catches_all=True,  # auto function calling hands a function's error to the model
+            live=_SEMANTIC_KERNEL[1],
+            tool_prefix="ClaimsPlugin-",  # kernel functions are named plugin-function
         ),
     )
 }

@@ -95,35 +95,45 @@ def _looks_caught(text: str | None) -> bool:
     return bool(text) and bool(_ERROR_TEXT.search(text or ""))
 
 
+def _base(name: str) -> str:
+    """A tool's own name without the namespace a framework qualifies it with (Semantic
+    Kernel offers ``Plugin-function``)."""
+    return re.split(r"[-.]", name)[-1]
+
+
 def decide(body: dict[str, Any]) -> dict[str, Any]:
     """The assistant message answering ``body`` (see the module docstring)."""
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
-    offered = [
-        str((t.get("function") or {}).get("name") or t.get("name"))
-        for t in body.get("tools") or []
-        if isinstance(t, dict)
-    ]
+    full = {
+        _base(name): name
+        for name in (
+            str((t.get("function") or {}).get("name") or t.get("name"))
+            for t in body.get("tools") or []
+            if isinstance(t, dict)
+        )
+    }
+    offered = list(full)
     called: dict[str, int] = {}
     for i, m in enumerate(messages):
         if m.get("role") == "assistant":
             for name in _called(m):
-                called.setdefault(name, i)
+                called.setdefault(_base(name), i)
     last_obs = None
     if called:
         last_obs = _observation(messages, max(called.values()))
     transfer = next((t for t in offered if t.startswith("transfer_to_")), None)
     if _looks_caught(last_obs):
-        return _answer(offered, f"Sorry, I could not settle claim C-7: {last_obs}")
+        return _answer(full, f"Sorry, I could not settle claim C-7: {last_obs}")
     if transfer and "lookup_policy" not in offered and transfer not in called:
-        return _call(transfer, {})
+        return _call(full[transfer], {})
     if "lookup_policy" in offered and "lookup_policy" not in called:
-        return _call("lookup_policy", {"claim_id": "C-7"})
+        return _call(full["lookup_policy"], {"claim_id": "C-7"})
     if "compute_payout" in offered and "compute_payout" not in called:
         policy = None
         if "lookup_policy" in called:
             policy = _observation(messages, called["lookup_policy"])
-        return _call("compute_payout", {"policy": policy or ""})
-    return _answer(offered, f"Claim C-7 settled. {last_obs or ''}".strip())
+        return _call(full["compute_payout"], {"policy": policy or ""})
+    return _answer(full, f"Claim C-7 settled. {last_obs or ''}".strip())
 
 
 def _call(name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -144,9 +154,9 @@ def _call(name: str, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _answer(offered: list[str], text: str) -> dict[str, Any]:
+def _answer(offered: dict[str, str], text: str) -> dict[str, Any]:
     if "final_answer" in offered:
-        return _call("final_answer", {"answer": text})
+        return _call(offered["final_answer"], {"answer": text})
     return {"role": "assistant", "content": text}
 
 

@@ -39,7 +39,7 @@ def test_framework_runs_are_judged_right(name: str, llm: str, tmp_path: Path) ->
     problems = []
     for scenario, o in zip(SCENARIOS, got, strict=True):
         want = (fw.status(scenario), fw.failure_point(scenario))
-        want_root = None if scenario.startswith("ok") else "lookup_policy"
+        want_root = fw.root_cause(scenario)
         if (o.status, o.failure_point) != want or o.root_cause != want_root:
             problems.append(
                 f"{scenario}: got {o.status} at {o.failure_point}, root cause {o.root_cause}; "
@@ -54,7 +54,7 @@ def test_framework_runs_are_judged_right(name: str, llm: str, tmp_path: Path) ->
     ok = got[0]
     if fw.lineage:  # the truncated policy is plain text: content matching must find it
         truncated = got[SCENARIOS.index("truncated")]
-        assert any(a == "lookup_policy" for a, _ in truncated.data_edges), (
+        assert any(a == fw.tool("lookup_policy") for a, _ in truncated.data_edges), (
             f"the truncated policy should flow on from lookup_policy: {truncated.data_edges}"
         )
     # Tokens counted once: the LLM steps' usage adds up to what the endpoint reported.

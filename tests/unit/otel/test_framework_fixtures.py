@@ -40,7 +40,7 @@ def test_recorded_framework_runs_are_judged_right(name: str, tmp_path: Path) -> 
         (
             fw.status(s),
             fw.failure_point(s),
-            None if s.startswith("ok") else "lookup_policy",
+            fw.root_cause(s),
         )
         for s in SCENARIOS
     ]
