@@ -28,13 +28,17 @@ def main() -> None:
     from semantic_kernel.functions import kernel_function
 
     class ClaimsPlugin:
-        @kernel_function(description="Look up the insurance policy that covers a claim; "
-                         "returns the policy as JSON text.")
+        @kernel_function(
+            description="Look up the insurance policy that covers a claim; "
+            "returns the policy as JSON text."
+        )
         def lookup_policy(self, claim_id: str) -> str:
             return common.lookup_policy(claim_id)
 
-        @kernel_function(description="Compute the payout of a claim from its policy "
-                         "(the JSON text lookup_policy returned).")
+        @kernel_function(
+            description="Compute the payout of a claim from its policy "
+            "(the JSON text lookup_policy returned)."
+        )
         def compute_payout(self, policy: str) -> str:
             return common.compute_payout(policy)
 
