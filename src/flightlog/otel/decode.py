@@ -565,7 +565,16 @@ def step_kind(attrs: dict[str, Any], name: str) -> str:
     return "function"
 
 
-_METHOD_SUFFIXES = (".run", ".arun", ".invoke", ".ainvoke", ".call", ".__call__", ".execute")
+_METHOD_SUFFIXES = (
+    ".run",
+    ".arun",
+    ".invoke",
+    ".ainvoke",
+    ".call",
+    ".acall",
+    ".__call__",
+    ".execute",
+)
 
 
 def _bare_name(name: str) -> str:
@@ -602,7 +611,10 @@ _AGENT_NAME_KEYS = (C.GEN_AI_AGENT_NAME, C.OI_AGENT_NAME)
 
 
 def step_name(attrs: dict[str, Any], kind: str, span_name: str) -> str:
-    """A tool's name for tools; the entity name Traceloop gives; else the span name."""
+    """A tool's name for tools; the entity name Traceloop gives; else the span name, for a
+    tool without operation prefix or method suffix (a tool span that names its tool only in
+    its span name, ``lookup_policy.__call__`` or ``execute_tool lookup_policy``, is the step
+    ``lookup_policy``)."""
     if kind == "tool":
         tool = _first_of(attrs, _TOOL_NAME_KEYS)
         if tool is not None:
@@ -610,7 +622,7 @@ def step_name(attrs: dict[str, Any], kind: str, span_name: str) -> str:
     entity = attrs.get(C.TL_ENTITY_NAME)
     if entity:
         return str(entity)
-    return span_name
+    return _bare_name(span_name) if kind == "tool" else span_name
 
 
 def agent_name(attrs: dict[str, Any], kind: str, span_name: str) -> str | None:

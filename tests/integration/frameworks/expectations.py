@@ -72,6 +72,7 @@ _LLAMAINDEX = _own_venv("llamaindex", "llamaindex_app")  # LlamaIndex pins opena
 _STRANDS = _own_venv("strands", "strands_app")
 _ADK = _own_venv("adk", "adk_app")  # google-adk with litellm: heavy for the test extra
 _SEMANTIC_KERNEL = _own_venv("semantic_kernel", "semantic_kernel_app")
+_DSPY = _own_venv("dspy", "dspy_app")  # dspy with litellm: heavy for the test extra
 
 FRAMEWORKS: dict[str, Framework] = {
     f.name: f
@@ -162,6 +163,14 @@ FRAMEWORKS: dict[str, Framework] = {
             catches_all=True,  # auto function calling hands a function's error to the model
             live=_SEMANTIC_KERNEL[1],
             tool_prefix="ClaimsPlugin-",  # kernel functions are named plugin-function
+        ),
+        Framework(
+            "dspy",
+            "DSPy 3.4 ReAct (openinference-instrumentation-dspy + -litellm)",
+            _DSPY[0],
+            frozenset(),  # DSPy modules name no agent
+            catches_all=True,  # ReAct hands every tool exception to the model as an observation
+            live=_DSPY[1],
         ),
     )
 }

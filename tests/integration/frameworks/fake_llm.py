@@ -13,7 +13,10 @@ answer):
    framework caught and handed back, the answer apologises instead.
 
 Frameworks that finish through a ``final_answer`` tool (smolagents) get the answer as a call
-of that tool. ``POST /v1/chat/completions`` with ``"stream": true`` is answered as
+of that tool. Frameworks that prompt in a text protocol of named fields instead of offering
+tools (DSPy's ``[[ ## field ## ]]`` adapter, its tools listed in the instructions and its
+trajectory of calls and observations in the user message) get the same decision written as
+those fields. ``POST /v1/chat/completions`` with ``"stream": true`` is answered as
 server-sent events. Run as a script it serves until killed and prints its base URL.
 """
 
@@ -136,6 +139,81 @@ def decide(body: dict[str, Any]) -> dict[str, Any]:
     return _answer(full, f"Claim C-7 settled. {last_obs or ''}".strip())
 
 
+_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]")
+_OUTPUT_FIELD = re.compile(r"^\d+\. `(\w+)`", re.M)
+_LISTED_TOOL = re.compile(r"\(\d+\) (\w+), whose description is")
+
+
+def _fields(text: str) -> list[tuple[str, str]]:
+    """``[[ ## name ## ]]`` sections of a text, in order, with their stripped values."""
+    marks = list(_FIELD.finditer(text))
+    return [
+        (m.group(1), text[m.end() : marks[i + 1].start() if i + 1 < len(marks) else None].strip())
+        for i, m in enumerate(marks)
+    ]
+
+
+def _field_protocol(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]] | None:
+    """A prompt in the named-field text protocol, read as a chat with tools: the tools its
+    instructions list, the calls and observations of its trajectory; and the output fields
+    it asks for. None for any other prompt."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    system = "\n".join(_text(m.get("content")) for m in messages if m.get("role") == "system")
+    if "[[ ## completed ## ]]" not in system or body.get("tools"):
+        return None
+    head, _, _ = system.partition("All interactions will be structured")
+    outputs = _OUTPUT_FIELD.findall(head.partition("Your output fields are:")[2])
+    offered = [t for t in _LISTED_TOOL.findall(system) if t != "finish"]
+    user = next(
+        (_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    user = user.partition("\n\nRespond with the corresponding output fields")[0]
+    chat: list[dict[str, Any]] = []
+    pending: dict[str, str] = {}
+    for name, value in _fields(user):
+        kind, _, _ = name.rpartition("_")
+        if name == "question":
+            chat.append({"role": "user", "content": value})
+        elif kind == "tool_name":
+            pending = {"name": value}
+        elif kind == "tool_args":
+            pending["arguments"] = value
+        elif kind == "observation" and pending.get("name", "finish") != "finish":
+            call = {"type": "function", "function": pending}
+            chat.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            chat.append({"role": "tool", "content": value})
+            pending = {}
+    tools = [{"type": "function", "function": {"name": t}} for t in offered]
+    return {"messages": chat, "tools": tools}, outputs
+
+
+def _as_fields(message: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
+    """A decided assistant message written as the output fields asked for: a tool call as
+    ``next_tool_name`` / ``next_tool_args`` (``finish`` for an answer), an answer as the last
+    field."""
+    calls = message.get("tool_calls") or []
+    fn = calls[0]["function"] if calls else {"name": "finish", "arguments": "{}"}
+    answer = str(message.get("content") or "")
+    values = {
+        "next_thought": f"Next: {fn['name']}.",
+        "next_tool_name": fn["name"],
+        "next_tool_args": fn["arguments"],
+    }
+    text = ""
+    for i, name in enumerate(outputs):
+        value = values.get(name, answer if i == len(outputs) - 1 else "From the trajectory.")
+        text += f"[[ ## {name} ## ]]\n{value}\n\n"
+    return {"role": "assistant", "content": text + "[[ ## completed ## ]]"}
+
+
+def reply(body: dict[str, Any]) -> dict[str, Any]:
+    """The assistant message answering ``body``, in the protocol it was asked in."""
+    protocol = _field_protocol(body)
+    if protocol is None:
+        return decide(body)
+    return _as_fields(decide(protocol[0]), protocol[1])
+
+
 def _call(name: str, args: dict[str, Any]) -> dict[str, Any]:
     global _calls
     with _lock:
@@ -177,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send(404, {"error": {"message": f"no route {self.path}"}})
             return
-        message = decide(body)
+        message = reply(body)
         usage = _usage(body)
         model = str(body.get("model") or "gpt-4o-mini")
         finish = "tool_calls" if message.get("tool_calls") else "stop"

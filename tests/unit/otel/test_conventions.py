@@ -311,3 +311,32 @@ def test_only_real_version_attributes_are_versions() -> None:
     assert not is_version_key("llm.token_count.prompt")
     assert not is_version_key("ai.prompt.messages")
     assert not is_version_key("gen_ai.request.model")
+
+
+def test_a_tool_named_only_by_its_span_name_is_named_by_what_the_span_name_names() -> None:
+    """An OpenInference TOOL span without ``tool.name`` (``lookup_policy.__call__``), a GenAI
+    ``execute_tool`` span without ``gen_ai.tool.name``: the tool, without the method suffix
+    or operation prefix. A tool name attribute still wins, and spans of other kinds keep
+    their span names."""
+    oi_tool = {"openinference.span.kind": "TOOL"}
+    genai_tool = {"gen_ai.operation.name": "execute_tool"}
+    cases = [  # (span name, attributes, step name)
+        ("lookup_policy.__call__", oi_tool, "lookup_policy"),
+        ("lookup_policy.acall", oi_tool, "lookup_policy"),
+        ("execute_tool compute_payout", genai_tool, "compute_payout"),
+        ("Tool.__call__", {**oi_tool, "tool.name": "search"}, "search"),
+        ("fetch", oi_tool, "fetch"),
+        ("Predict.__call__", {"openinference.span.kind": "CHAIN"}, "Predict.__call__"),
+        ("LM.__call__", {"openinference.span.kind": "LLM"}, "LM.__call__"),
+    ]
+    root = "0000000000000001"
+    r = ingest(
+        span(root, None, "ReAct.forward", 0, 100, {"openinference.span.kind": "CHAIN"}),
+        *(
+            span(f"{i + 2:016x}", root, name, 2 * i + 1, 2 * i + 2, attrs)
+            for i, (name, attrs, _) in enumerate(cases)
+        ),
+    )
+    names = {int(s.id, 16): s.name for s in r.batch.steps}
+    assert names[1] == "ReAct.forward"
+    assert [names[i + 2] for i in range(len(cases))] == [want for _, _, want in cases]
