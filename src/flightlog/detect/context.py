@@ -60,20 +60,28 @@ def decode(data: bytes | None) -> Any:
 _TOOL_ROLES = ("tool", "function")
 
 
-def unwrap(value: Any) -> Any:
+def unwrap(value: Any, depth: int = 0) -> Any:
     """What a tool message envelope carries: frameworks record a tool's result as the message
     they hand the model (LangChain's ``{"type": "tool", "data": {"content": ...}}``, chat
     ``{"role": "tool", "content": ...}``), with the result as JSON text inside. Detectors
     compare the result itself, so ``[]`` reads as an empty list, not as a message. Likewise
     a value recorded as JSON text (Traceloop's ``traceloop.entity.output`` of a function
     returning JSON) is read as the JSON it holds, and so is a lone content part or span
-    event (``_lone``)."""
+    event (``_lone``), an object in LangChain's serialised form (``_serialized_object``)
+    and a callback's result recorded beside the call's keyword arguments
+    (``_callback_output``)."""
     if isinstance(value, str):
         return _json_text(value)
     if isinstance(value, list):
         return _lone(value)
     if not isinstance(value, dict):
         return value
+    if depth < 4:
+        inner = _serialized_object(value)
+        if inner is None:
+            inner = _callback_output(value)
+        if inner is not None:
+            return unwrap(inner, depth + 1)
     kind = value.get("type", value.get("role"))
     if kind not in _TOOL_ROLES:
         return _tool_record(value)
@@ -107,6 +115,33 @@ def _lone(value: list[Any], depth: int = 0) -> Any:
                 return _lone(inner, depth + 1)
             return _json_text(inner) if isinstance(inner, str) else inner
     return value
+
+
+def _serialized_object(value: dict[str, Any]) -> Any:
+    """The constructor arguments of an object in LangChain's serialised form
+    (``{"lc": 1, "type": "constructor", "id": [..., "ToolMessage"], "kwargs": {...}}``):
+    what the object holds (a ``ToolMessage``'s ``content``, ``type``, ``tool_call_id``), so
+    the message envelope inside reads as any other. None for any other value."""
+    kwargs = value.get("kwargs")
+    if value.get("type") == "constructor" and "lc" in value and isinstance(kwargs, dict):
+        return kwargs
+    return None
+
+
+# What a callback records beside a call's result: the call's keyword arguments and run
+# context (OpenLLMetry's LangChain callbacks: ``{"output": ..., "kwargs": {"tags": ...}}``).
+_CALL_CONTEXT_KEYS = frozenset({"kwargs", "tags", "metadata"})
+
+
+def _callback_output(value: dict[str, Any]) -> Any:
+    """The result of a record holding a result (``output``, ``outputs``) beside nothing but
+    the call's context (``kwargs``, ``tags``, ``metadata``); None for any other value."""
+    if len(value) < 2 or len(value) > 4:
+        return None
+    found = [k for k in ("output", "outputs") if k in value]
+    if len(found) != 1 or not value.keys() - {found[0]} <= _CALL_CONTEXT_KEYS:
+        return None
+    return value[found[0]]
 
 
 # A tool's result recorded as a record that names the tool and carries what it returned

@@ -73,6 +73,10 @@ _STRANDS = _own_venv("strands", "strands_app")
 _ADK = _own_venv("adk", "adk_app")  # google-adk with litellm: heavy for the test extra
 _SEMANTIC_KERNEL = _own_venv("semantic_kernel", "semantic_kernel_app")
 _DSPY = _own_venv("dspy", "dspy_app")  # dspy with litellm: heavy for the test extra
+_OPENLIT = _own_venv("openlit", "openlit_app")  # OpenLIT pins openai<3
+# Installed by the test extra, but the same graph as "langgraph": live only on request
+# (FLIGHTLOG_LANGGRAPH_OPENLLMETRY_PYTHON=.venv/bin/python), to keep the suite's time.
+_LANGGRAPH_OPENLLMETRY = _own_venv("langgraph_openllmetry", "langgraph_openllmetry_app")
 
 FRAMEWORKS: dict[str, Framework] = {
     f.name: f
@@ -90,6 +94,15 @@ FRAMEWORKS: dict[str, Framework] = {
             _py("langgraph_app"),
             frozenset({"claims_agent"}),
             lineage=False,
+        ),
+        Framework(
+            "langgraph_openllmetry",
+            "LangGraph (opentelemetry-instrumentation-langchain, OpenLLMetry)",
+            _LANGGRAPH_OPENLLMETRY[0],
+            # OpenLLMetry names the compiled graph as the agent (gen_ai.agent.name on its
+            # invoke_agent span); the graph's nodes are execute_task spans
+            frozenset({"claims_graph"}),
+            live=_LANGGRAPH_OPENLLMETRY[1],
         ),
         Framework(
             "pydantic_ai",
@@ -171,6 +184,13 @@ FRAMEWORKS: dict[str, Framework] = {
             frozenset(),  # DSPy modules name no agent
             catches_all=True,  # ReAct hands every tool exception to the model as an observation
             live=_DSPY[1],
+        ),
+        Framework(
+            "openlit",
+            "OpenLIT 1.45 (openlit.init, @openlit.trace) around a hand-written openai loop",
+            _OPENLIT[0],
+            frozenset(),  # openlit.agent_context names the agent on metrics only
+            live=_OPENLIT[1],
         ),
     )
 }

@@ -74,3 +74,51 @@ def test_records_that_name_no_tool_or_carry_no_result_are_left_as_they_are() -> 
 def test_message_envelopes_still_unwrap() -> None:
     assert unwrap({"type": "tool", "data": {"content": "[]"}}) == []
     assert unwrap({"role": "tool", "content": POLICY}) == orjson.loads(POLICY)
+
+
+def _tool_message(content: str) -> dict[str, object]:
+    """A LangChain ToolMessage in LangChain's serialised form."""
+    return {
+        "lc": 1,
+        "type": "constructor",
+        "id": ["langchain", "schema", "messages", "ToolMessage"],
+        "kwargs": {"content": content, "type": "tool", "tool_call_id": "call_1"},
+    }
+
+
+def test_a_serialised_langchain_object_is_read_as_what_it_holds() -> None:
+    assert unwrap(_tool_message("[]")) == []
+    assert decode(orjson.dumps(_tool_message(POLICY))) == orjson.loads(POLICY)
+    # another serialised object: its constructor arguments
+    human = {"lc": 1, "type": "constructor", "id": ["x", "Doc"], "kwargs": {"text": "hi"}}
+    assert unwrap(human) == {"text": "hi"}
+    # not the serialised form: no "lc", or kwargs that are no record
+    no_lc = {"type": "constructor", "kwargs": {"content": "[]", "type": "tool"}}
+    assert unwrap(no_lc) is no_lc
+    not_a_record = {"lc": 1, "type": "constructor", "kwargs": "[]"}
+    assert unwrap(not_a_record) is not_a_record
+
+
+def test_a_callback_result_beside_the_call_context_is_read_as_the_result() -> None:
+    # OpenLLMetry's LangChain tool callback: {"output": <ToolMessage>, "kwargs": {...}}
+    recorded = {"output": _tool_message("[]"), "kwargs": {"tags": ["seq:step:1"], "name": "x"}}
+    assert unwrap(recorded) == []
+    assert unwrap({"outputs": {"rows": 0}, "kwargs": {}, "tags": []}) == {"rows": 0}
+    truncated = POLICY[:20]
+    assert unwrap({"output": truncated, "metadata": {}}) == truncated
+    # a result beside anything but call context is data, left as it is
+    data = {"output": "[]", "kwargs": {}, "count": 0}
+    assert unwrap(data) is data
+    both = {"output": "a", "outputs": "b", "kwargs": {}}
+    assert unwrap(both) is both
+
+
+def test_nested_wrappers_unwrap_a_bounded_number_of_times() -> None:
+    value: object = "[]"
+    for _ in range(3):
+        value = {"output": value, "kwargs": {}}
+    assert unwrap(value) == []
+    deep: object = {"rows": 0}
+    for _ in range(2000):  # deeper than the recursion limit: never a RecursionError
+        deep = {"output": deep, "kwargs": {}}
+    assert isinstance(unwrap(deep), dict)
