@@ -50,6 +50,69 @@ def compute_payout(policy: str) -> str:
     return json.dumps({"claim": "C-7", "payout": min(4200, int(doc["limit"])), "currency": "EUR"})
 
 
+# The tools as the chat API offers them (the hand-written loops below and their apps).
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup_policy",
+            "description": "Look up the policy that covers a claim.",
+            "parameters": {
+                "type": "object",
+                "properties": {"claim_id": {"type": "string"}},
+                "required": ["claim_id"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "compute_payout",
+            "description": "Compute the payout of a claim from its policy JSON.",
+            "parameters": {
+                "type": "object",
+                "properties": {"policy": {"type": "string"}},
+                "required": ["policy"],
+            },
+        },
+    },
+]
+
+
+def tool_loop(client: Any, run_tool: Callable[[str, dict[str, Any]], str], question: str) -> str:
+    """A hand-written tool-calling loop on an ``openai`` client: ask with ``TOOLS``, run each
+    tool the model calls through ``run_tool``, hand the results back, until the model
+    answers (six rounds at most)."""
+    messages: list[Any] = [{"role": "user", "content": question}]
+    for _ in range(6):
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=TOOLS)
+        msg = reply.choices[0].message
+        messages.append(msg.model_dump(exclude_none=True))
+        if not msg.tool_calls:
+            return str(msg.content)
+        for call in msg.tool_calls:
+            result = run_tool(call.function.name, json.loads(call.function.arguments))
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+    return "no answer"
+
+
+def run_tools(
+    functions: dict[str, Callable[..., str]], catch: bool
+) -> Callable[[str, dict[str, Any]], str]:
+    """``run_tool`` for ``tool_loop``: a tool's exception escapes, or with ``catch`` goes
+    back to the model as the tool's result (the "swallowed" scenario)."""
+
+    def run(name: str, arguments: dict[str, Any]) -> str:
+        try:
+            return functions[name](**arguments)
+        except Exception as exc:
+            if not catch:
+                raise
+            return f"{type(exc).__name__}: {exc}"
+
+    return run
+
+
 def args() -> tuple[str, str, Path | None]:
     llm, otlp = sys.argv[1], sys.argv[2].rstrip("/")
     record = Path(sys.argv[3]) if len(sys.argv) > 3 else None

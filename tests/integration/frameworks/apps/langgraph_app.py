@@ -13,18 +13,25 @@ from tests.integration.frameworks.apps import common
 
 
 def main() -> None:
+    from openinference.instrumentation.langchain import LangChainInstrumentor
+
+    run("langgraph", "claims-langgraph", LangChainInstrumentor())
+
+
+def run(framework: str, service: str, instrumentor: Any) -> None:
+    """Run every scenario through the graph, traced by ``instrumentor`` (a LangChain
+    instrumentation's ``BaseInstrumentor``)."""
     llm, otlp, record = common.args()
     recorder = common.Recorder() if record else None
-    provider = common.tracer_provider(otlp, "claims-langgraph", recorder)
+    provider = common.tracer_provider(otlp, service, recorder)
 
     from langchain_core.messages import HumanMessage
     from langchain_core.tools import tool
     from langchain_openai import ChatOpenAI
     from langgraph.graph import END, START, MessagesState, StateGraph
     from langgraph.prebuilt import ToolNode, tools_condition
-    from openinference.instrumentation.langchain import LangChainInstrumentor
 
-    LangChainInstrumentor().instrument(tracer_provider=provider)
+    instrumentor.instrument(tracer_provider=provider)
     tools = [tool(common.lookup_policy), tool(common.compute_payout)]
     model = ChatOpenAI(
         model="gpt-4o-mini", base_url=llm, api_key="sk-test", max_retries=0
@@ -49,7 +56,7 @@ def main() -> None:
         result = app.invoke({"messages": [HumanMessage(common.QUESTION)]})
         return str(result["messages"][-1].content)
 
-    common.run_all("langgraph", one, provider, recorder, record)
+    common.run_all(framework, one, provider, recorder, record)
 
 
 if __name__ == "__main__":

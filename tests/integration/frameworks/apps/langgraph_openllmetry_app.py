@@ -1,59 +1,25 @@
 """LangGraph, traced by OpenLLMetry's LangChain instrumentation
 (opentelemetry-instrumentation-langchain) instead of OpenInference.
 
-The same two-node graph as ``langgraph_app``: ``claims_agent`` (a ``ChatOpenAI`` model with
-the tools bound) and ``tools`` (a ``ToolNode`` that catches tool errors only in the
-``swallowed`` scenario). OpenLLMetry records each callback as a span with
-``traceloop.span.kind`` and the callback's inputs and outputs as JSON text in
-``traceloop.entity.input`` / ``traceloop.entity.output``; its chat-model spans carry the
-indexed ``gen_ai.prompt.N.*`` / ``gen_ai.completion.N.*`` content.
+The same two-node graph as ``langgraph_app`` (``langgraph_app.run``). OpenLLMetry records
+the compiled graph as an ``invoke_agent`` span (the agent), each node as an
+``execute_task`` span and each tool as an ``execute_tool`` span whose
+``gen_ai.tool.call.result`` is the callback's ``{"output": <serialised ToolMessage>,
+"kwargs": ...}``; its chat-model spans carry ``gen_ai.input.messages`` /
+``gen_ai.output.messages``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from tests.integration.frameworks.apps import common
+from tests.integration.frameworks.apps import langgraph_app
 
 
 def main() -> None:
-    llm, otlp, record = common.args()
-    recorder = common.Recorder() if record else None
-    provider = common.tracer_provider(otlp, "claims-langgraph-openllmetry", recorder)
-
-    from langchain_core.messages import HumanMessage
-    from langchain_core.tools import tool
-    from langchain_openai import ChatOpenAI
-    from langgraph.graph import END, START, MessagesState, StateGraph
-    from langgraph.prebuilt import ToolNode, tools_condition
     from opentelemetry.instrumentation.langchain import LangchainInstrumentor
 
-    LangchainInstrumentor().instrument(tracer_provider=provider)
-    tools = [tool(common.lookup_policy), tool(common.compute_payout)]
-    model = ChatOpenAI(
-        model="gpt-4o-mini", base_url=llm, api_key="sk-test", max_retries=0
-    ).bind_tools(tools)
-
-    def claims_agent(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [model.invoke(state["messages"])]}
-
-    def build(catch: bool) -> Any:
-        graph = StateGraph(MessagesState)
-        graph.add_node("claims_agent", claims_agent)
-        graph.add_node("tools", ToolNode(tools, handle_tool_errors=catch))
-        graph.add_edge(START, "claims_agent")
-        graph.add_conditional_edges("claims_agent", tools_condition, {"tools": "tools", END: END})
-        graph.add_edge("tools", "claims_agent")
-        return graph.compile(name="claims_graph")
-
-    graphs = {True: build(True), False: build(False)}
-
-    def one(scenario: str) -> str:
-        app = graphs[scenario == "swallowed"]
-        result = app.invoke({"messages": [HumanMessage(common.QUESTION)]})
-        return str(result["messages"][-1].content)
-
-    common.run_all("langgraph_openllmetry", one, provider, recorder, record)
+    langgraph_app.run(
+        "langgraph_openllmetry", "claims-langgraph-openllmetry", LangchainInstrumentor()
+    )
 
 
 if __name__ == "__main__":

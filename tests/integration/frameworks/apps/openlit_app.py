@@ -11,11 +11,9 @@ hands it to the model as the tool's result (the decorator still records the erro
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from tests.integration.frameworks.apps import common
-from tests.integration.frameworks.apps.openllmetry_app import TOOLS
 
 
 def main() -> None:
@@ -53,28 +51,8 @@ def main() -> None:
 
     @openlit.trace
     def claims_agent(question: str, catch: bool) -> str:
-        messages: list[Any] = [{"role": "user", "content": question}]
         with openlit.agent_context("claims_agent"):
-            for _ in range(6):
-                reply = client.chat.completions.create(
-                    model="gpt-4o-mini",
-                    messages=messages,
-                    tools=TOOLS,  # type: ignore[arg-type]
-                )
-                msg = reply.choices[0].message
-                messages.append(msg.model_dump(exclude_none=True))
-                if not msg.tool_calls:
-                    return str(msg.content)
-                for call in msg.tool_calls:
-                    fn = call.function  # type: ignore[union-attr]
-                    try:
-                        result = functions[fn.name](**json.loads(fn.arguments))
-                    except Exception as exc:
-                        if not catch:
-                            raise
-                        result = f"{type(exc).__name__}: {exc}"
-                    messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
-        return "no answer"
+            return common.tool_loop(client, common.run_tools(functions, catch), question)
 
     def one(scenario: str) -> str:
         return claims_agent(common.QUESTION, catch=scenario == "swallowed")

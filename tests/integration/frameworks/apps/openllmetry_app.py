@@ -14,33 +14,6 @@ from typing import Any
 
 from tests.integration.frameworks.apps import common
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "lookup_policy",
-            "description": "Look up the policy that covers a claim.",
-            "parameters": {
-                "type": "object",
-                "properties": {"claim_id": {"type": "string"}},
-                "required": ["claim_id"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "compute_payout",
-            "description": "Compute the payout of a claim from its policy JSON.",
-            "parameters": {
-                "type": "object",
-                "properties": {"policy": {"type": "string"}},
-                "required": ["policy"],
-            },
-        },
-    },
-]
-
 
 def main() -> None:
     llm, otlp, record = common.args()
@@ -85,35 +58,15 @@ def main() -> None:
                     [{"role": "user", "parts": [{"type": "text", "content": common.QUESTION}]}]
                 ),
             )
-            messages: list[Any] = [{"role": "user", "content": common.QUESTION}]
-            for _ in range(6):
-                reply = client.chat.completions.create(
-                    model="gpt-4o-mini",
-                    messages=messages,
-                    tools=TOOLS,  # type: ignore[arg-type]
-                )
-                msg = reply.choices[0].message
-                messages.append(msg.model_dump(exclude_none=True))
-                if not msg.tool_calls:
-                    root.set_attribute(
-                        "gen_ai.output.messages",
-                        json.dumps(
-                            [
-                                {
-                                    "role": "assistant",
-                                    "parts": [{"type": "text", "content": msg.content}],
-                                }
-                            ]
-                        ),
-                    )
-                    return str(msg.content)
-                for call in msg.tool_calls:
-                    fn = call.function  # type: ignore[union-attr]
-                    result = call_tool(
-                        fn.name, json.loads(fn.arguments), catch=scenario == "swallowed"
-                    )
-                    messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
-            return "no answer"
+            catch = scenario == "swallowed"
+            answer = common.tool_loop(
+                client, lambda name, args: call_tool(name, args, catch), common.QUESTION
+            )
+            root.set_attribute(
+                "gen_ai.output.messages",
+                json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": answer}]}]),
+            )
+            return answer
 
     common.run_all("openllmetry", one, provider, recorder, record)
 

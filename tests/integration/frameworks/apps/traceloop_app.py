@@ -6,12 +6,10 @@ OTLP exporter it is given. A tool's exception escapes the agent, except in the
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from tests.integration.frameworks.apps import common
-from tests.integration.frameworks.apps.openllmetry_app import TOOLS
 
 
 def main() -> None:
@@ -54,27 +52,7 @@ def main() -> None:
 
     @agent(name="claims_agent")
     def claims_agent(question: str, catch: bool) -> str:
-        messages: list[Any] = [{"role": "user", "content": question}]
-        for _ in range(6):
-            reply = client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=messages,
-                tools=TOOLS,  # type: ignore[arg-type]
-            )
-            msg = reply.choices[0].message
-            messages.append(msg.model_dump(exclude_none=True))
-            if not msg.tool_calls:
-                return str(msg.content)
-            for call in msg.tool_calls:
-                fn = call.function  # type: ignore[union-attr]
-                try:
-                    result = functions[fn.name](**json.loads(fn.arguments))
-                except Exception as exc:
-                    if not catch:
-                        raise
-                    result = f"{type(exc).__name__}: {exc}"
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
-        return "no answer"
+        return common.tool_loop(client, common.run_tools(functions, catch), question)
 
     @workflow(name="settle_claim")
     def settle_claim(scenario: str) -> str:
