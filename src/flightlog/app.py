@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import os
+
     from flightlog.model import Batch
     from flightlog.store.base import Store
 
@@ -67,16 +69,16 @@ def record_ended(store: Store, batches: Sequence[Batch]) -> list[str]:
     return ids
 
 
-def check_config() -> None:
+def check_config(path: str | os.PathLike[str] | None = None) -> None:
     """Check every section of ``flightlog.toml`` that the capabilities read (response,
     owners, reliability and SLOs, detection, the judge, the ledger), so that a mistake stops
     ``flightlog.configure()`` naming its line rather than the first run that needs it. Each
     check runs once per change of the file (``flightlog.config.LOADER``). Privacy is checked
     by ``flightlog.privacy.load`` (it may create the hashing salt) and ``[server]`` by
-    ``flightlog serve``."""
+    ``flightlog serve``. ``path`` is a ``--config`` file (default: the file found as usual)."""
     from flightlog.config import find_config_file, load_config
 
-    if find_config_file() is None:
+    if find_config_file(path) is None:
         return
     from flightlog.detect.settings import detect_section
     from flightlog.forensics.judge import JudgeSection
@@ -84,7 +86,7 @@ def check_config() -> None:
     from flightlog.reliability.settings import reliability_settings
     from flightlog.respond.config import respond_config
 
-    cfg = load_config()
+    cfg = load_config(path)
     respond_config(cfg)
     reliability_settings(cfg)
     detect_section(cfg)

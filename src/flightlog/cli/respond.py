@@ -311,10 +311,30 @@ def alerts(status: str | None, limit: int, db: str, as_json: bool) -> None:
 def watch(interval: float, once: bool, since: str, config_path: str | None, db: str) -> None:
     """Watch a store: turn ended runs into incidents and deliver alerts (embedded use)."""
     with errors_as_messages():
+        from flightlog.app import check_config
+        from flightlog.config import find_config_file
+        from flightlog.errors import ConfigurationError
         from flightlog.reliability.burn_alerts import evaluate_and_count
         from flightlog.respond.engine import watch as run_watch
 
+        # The whole file, as `flightlog serve` and configure() check it: a mistake in any
+        # section stops here naming its line.
+        check_config(config_path)
         engine = _engine(db, config_path)
+        if not engine.config.rules:
+            # No owner to route an incident to: the SDK and the server open no incident
+            # without a configuration, and watch says so rather than fail on the first run.
+            found = find_config_file(config_path)
+            where = (
+                f"{found} has no [[owners]] rules"
+                if found is not None
+                else "no flightlog.toml here and $FLIGHTLOG_CONFIG is not set"
+            )
+            raise ConfigurationError(
+                f"no alerting configured ({where}): watch would open no incident and alert "
+                "nobody. Give it a flightlog.toml with [teams], [channels] and [[owners]] "
+                "(docs/alerting.md; examples/flightlog.toml is a small one): --config FILE"
+            )
         if not engine.config.enabled:
             echo(
                 "warning: no channels configured; incidents are kept but nobody is "

@@ -89,6 +89,37 @@ def test_incident_lifecycle_from_the_cli(
     assert missing.returncode == 1 and "no incident #99" in missing.stderr
 
 
+def test_watch_without_owners_or_with_a_bad_file_says_so(recorded: str, tmp_path: Path) -> None:
+    """A failed run waits in the store; `flightlog watch` with no flightlog.toml, or one
+    without [[owners]], names what is missing (it used to log a traceback, then fail with
+    "no ownership rule matches"); a mistake in any section of the file names its line."""
+    import os
+
+    claims_run("flooded basement", broken=True)
+    flightlog.flush()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTLOG_")}
+
+    def watch(*extra: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "flightlog", "watch", "--once", "--db", recorded, *extra]
+        return subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env)
+
+    none = watch()
+    assert none.returncode == 1 and "Traceback" not in none.stderr
+    assert "no alerting configured (no flightlog.toml here" in none.stderr
+    assert "[[owners]]" in none.stderr and "--config" in none.stderr
+    privacy_only = tmp_path / "privacy.toml"
+    privacy_only.write_text('[privacy]\naction = "hash"\n')
+    p = watch("--config", str(privacy_only))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert f"{privacy_only} has no [[owners]] rules" in p.stderr
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[[slo]]\nworkflow = "claims-triage"\nobjective = 0.99\n')
+    p = watch("--config", str(typo))
+    assert p.returncode == 1 and "line 3: unknown setting 'objective' in [[slo]]" in p.stderr
+    listed = cli("incidents", "--db", recorded).stdout
+    assert "#1" not in listed  # nothing was opened on the way
+
+
 def test_run_end_hook_runs_the_engine_when_configured(
     recorded: str, receiver: Receiver, tmp_path: Path, monkeypatch: object
 ) -> None:
