@@ -550,8 +550,11 @@ def explore_commands(result: DemoResult) -> list[tuple[str, str]]:
         (f"flightlog incidents{db}", "the incident the failure opened"),
         (f"flightlog alerts{db}", "who was notified, and how delivery went"),
         (
-            f"flightlog owners explain --workflow {WORKFLOW} --step search_policy{cfg}",
-            "whom the flightlog.toml rules name (an owner= in code comes first)",
+            # With the owner the step declares in code, as the engine asks: the answer
+            # is the team that was paged (the rules alone would name claims-team).
+            f"flightlog owners explain --workflow {WORKFLOW} --step search_policy "
+            f"--owner search-team{cfg}",
+            "why search-team was paged: an owner= in code comes before the rules",
         ),
     ]
     if ledger_enabled() and result.failed_run_id:

@@ -61,8 +61,10 @@ class OwnerMatch:
         elif self.rule is not None:
             where = f" (line {self.rule.line})" if self.rule.line else ""
             lines.append(f"  matched {self.rule.describe()}{where}; last matching rule wins")
-        if self.matched and len(self.matched) > 1:
-            earlier = ", ".join(str(r.number) for r in self.matched[:-1])
+        # An owner from code overrides every matching rule; a rule, the ones before it.
+        overridden = self.matched if self.source == "code" else self.matched[:-1]
+        if overridden:
+            earlier = ", ".join(str(r.number) for r in overridden)
             lines.append(f"  also matched (overridden): rule(s) {earlier}")
         if self.delivery_team and self.delivery_team != self.team:
             lines.append(

@@ -125,6 +125,11 @@ def test_every_command_the_demo_suggests_works_as_printed(tmp_path: Path) -> Non
     assert "Traceback" not in p.stderr
     incidents = [line for line in p.stdout.splitlines() if line.startswith("#1 ")]
     assert incidents, p.stdout
+    # The ownership it suggests explaining names the team the demo paged, not the rules'.
+    assert "search-team   PAGED" in out
+    explained = p.stdout.split("$ flightlog owners explain", 1)[1]
+    assert "step 'search_policy': owned by search-team" in explained
+    assert "also matched (overridden): rule(s) 1, 2" in explained
 
 
 def test_commands_named_in_the_demo_and_its_postmortem_exist(tmp_path: Path) -> None:
