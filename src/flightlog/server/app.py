@@ -170,7 +170,22 @@ def create_app(
         )
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return error_json(404, f"no route for {request.method} {request.url.path}")
+        path = request.url.path
+        if (
+            request.method in ("GET", "HEAD")
+            and "text/html" in request.headers.get("accept", "")
+            and not path.startswith(("/api/", "/v1/"))
+        ):
+            # A browser on a page that does not exist gets a page that says so, with the
+            # navigation, rather than a JSON error.
+            from flightlog.server.ui._html import error_page
+
+            return error_page(
+                404,
+                f"there is no page at {path}: the web UI has the runs (/), /incidents, "
+                "/reliability and /audit; the REST API is under /api/v1/ (/openapi.json)",
+            )
+        return error_json(404, f"no route for {request.method} {path}")
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
         response = error_json(405, f"method {request.method} not allowed on {request.url.path}")

@@ -186,6 +186,20 @@ def test_succeeded_run_has_no_attribution_and_unknown_run_is_404(recorded: dict[
     assert "no run" in get(srv, f"/runs/{'f' * 32}/report", 404)
 
 
+def test_a_page_that_does_not_exist_is_a_page_for_a_browser(recorded: dict[str, Any]) -> None:
+    """/runs (a natural guess) and other unknown paths: a browser gets the HTML 404 with the
+    navigation and where the pages are; an API client still gets the JSON error."""
+    srv = recorded["server"]
+    for path in ("/runs", "/runs/", "/settings"):
+        r = httpx.get(srv.url + path, headers={"Accept": "text/html,*/*;q=0.8"})
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+        assert f"there is no page at {path}" in r.text and "<a href='/incidents'>" in r.text
+    r = httpx.get(srv.url + "/runs")
+    assert r.status_code == 404 and r.json()["error"]["message"] == "no route for GET /runs"
+    r = httpx.get(srv.url + "/api/v1/nope", headers={"Accept": "text/html"})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/json")
+
+
 def test_captured_markup_is_shown_escaped_only(recorded: dict[str, Any]) -> None:
     srv, rid = recorded["server"], recorded["xss"]
     page = get(srv, f"/runs/{rid}")
