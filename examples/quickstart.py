@@ -37,9 +37,10 @@ def triage(claim: dict) -> str:
         return run.id
 
 
-flightlog.configure()  # $FLIGHTLOG_URL, else sqlite:///flightlog.db (created if missing)
-ok = triage({"claim": "CLM-1", "text": "water came through the kitchen ceiling"})
-bad = triage({"claim": "CLM-2", "text": "a storm blew tiles off the roof"})
-flightlog.flush()  # durable when it returns
-print(f"recorded run {ok[:12]} (succeeded) and run {bad[:12]} (failed)")
-print(flightlog.why(bad).summary)
+if __name__ == "__main__":  # not on import: `flightlog replay --entry` imports this file
+    flightlog.configure()  # $FLIGHTLOG_URL, else sqlite:///flightlog.db (created if missing)
+    ok = triage({"claim": "CLM-1", "text": "water came through the kitchen ceiling"})
+    bad = triage({"claim": "CLM-2", "text": "a storm blew tiles off the roof"})
+    flightlog.flush()  # durable when it returns
+    print(f"recorded run {ok[:12]} (succeeded) and run {bad[:12]} (failed)")
+    print(flightlog.why(bad).summary)

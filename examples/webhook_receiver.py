@@ -13,9 +13,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        # One request may carry several alerts (a group): the root-cause owner's page and
+        # the workflow owner's notice, when both go to this channel. Labels say which.
         for alert in body.get("alerts", []):
             summary = alert.get("annotations", {}).get("summary", "")
-            print(f"{self.path} [{alert.get('status')}] {summary}", flush=True)
+            labels = alert.get("labels", {})
+            whom = f"to {labels.get('team', '?')} ({labels.get('role', '?')})"
+            print(f"{self.path} [{alert.get('status')}] {whom}: {summary}", flush=True)
         self.send_response(200)
         self.end_headers()
 

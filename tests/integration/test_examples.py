@@ -53,6 +53,46 @@ def test_quickstart_records_two_runs_into_flightlog_db_here(tmp_path: Path) -> N
     assert failed["reason"] == "not covered: no policy clause to cite"
     ids = run_cli("runs", "--status", "failed", "-q", cwd=tmp_path, env=_env(), check=True)
     assert ids.stdout.split() == [failed["id"]]
+    # The check made between the two steps ("retrieval returned no documents") is the
+    # evidence: the step that ended right before it is the root cause, not the last step.
+    assert "root cause step 1 search_policy (agent retriever, owner search-team)" in p.stdout
+    why = run_cli("why", failed["id"], "--json", cwd=tmp_path, env=_env(), check=True)
+    att = json.loads(why.stdout)
+    assert att["root_cause"]["name"] == "search_policy" and not att["hypothesis"]
+    assert att["failure_point"]["name"] == "assess"
+
+
+def test_quickstart_replays_from_its_directory_with_the_console_script(tmp_path: Path) -> None:
+    """README: `flightlog replay RUN --entry examples.quickstart:triage --override ...` from
+    the clone. The `flightlog` script (not `python -m`, which puts the current directory on
+    sys.path by itself) imports the entry from the current directory, and importing the
+    quickstart records nothing of its own."""
+    import shutil
+
+    (tmp_path / "examples").mkdir()
+    shutil.copy(EXAMPLES / "quickstart.py", tmp_path / "examples" / "quickstart.py")
+    p = subprocess.run(
+        [sys.executable, "examples/quickstart.py"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    failed = run_cli("runs", "-s", "failed", "-q", cwd=tmp_path, env=_env(), check=True).stdout
+    script = Path(sys.executable).parent / "flightlog"
+    fix = 'search_policy=["HS-7 Storm damage to the roof is covered."]'
+    argv = ["replay", failed.strip(), "--entry", "examples.quickstart:triage", "--override", fix]
+    # This tree's code, and no empty entry (which would put the current directory on the path).
+    env = _env(PYTHONPATH=str(REPO / "src"))
+    r = subprocess.run(
+        [str(script), *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert "the failure disappears with this correction" in r.stdout
+    listed = json.loads(run_cli("runs", "--json", cwd=tmp_path, env=_env(), check=True).stdout)
+    assert sorted(x["status"] for x in listed) == ["failed", "succeeded", "succeeded"]
 
 
 def test_otel_agent_sends_its_traces_to_flightlog_serve(tmp_path: Path) -> None:
@@ -100,5 +140,9 @@ def test_example_config_pages_the_example_webhook_receiver(tmp_path: Path) -> No
     firing = [line for line in out.splitlines() if "[firing]" in line]
     assert len(firing) == 2, out
     assert all(line.startswith("/alerts [firing]") for line in firing)
+    # Which is which: the page goes to the root cause's owner (search_policy's code owner,
+    # search-team: the check made right after it failed), the notice to the workflow's.
+    assert any("to search-team (root_cause):" in line for line in firing), out
+    assert any("to claims-team (workflow_owner):" in line for line in firing), out
     incidents = run_cli("incidents", "--json", cwd=tmp_path, env=_env(), check=True)
     assert len(json.loads(incidents.stdout)) == 1

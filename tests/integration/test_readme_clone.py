@@ -76,6 +76,8 @@ def test_readme_commands_run_in_order_on_a_fresh_clone(tmp_path: Path) -> None:
     assert "20 succeeded, 1 failed" in out
     assert "root cause step 2 search_policy" in out  # flightlog why, in the demo's directory
     assert "recorded run" in out and "(failed)" in out  # the quickstart
+    assert "root cause step 1 search_policy" in out  # its why: the check after that step
+    assert "the failure disappears with this correction" in out  # its replay
     assert "sent 2 traces" in out  # the OpenTelemetry example reached the server
     assert (clone / "flightlog-demo" / "flightlog.db").exists()
 

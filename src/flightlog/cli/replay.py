@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,7 +34,12 @@ def parse_override(items: tuple[str, ...]) -> tuple[dict[Any, Any], set[str]]:
 
 @click.command("replay")
 @click.argument("run_id")
-@click.option("--entry", required=True, help="The workflow function, module:function.")
+@click.option(
+    "--entry",
+    required=True,
+    help="The workflow function, module:function (e.g. examples.quickstart:triage), imported "
+    "from the current directory, then sys.path.",
+)
 @click.option(
     "--override",
     "overrides",
@@ -63,7 +69,7 @@ def replay(
 
     with errors_as_messages():
         override, live = parse_override(overrides)
-        fn = load_entry(entry, [])
+        fn = load_entry(entry, [Path.cwd()])  # as `python -m` would find it
         store = open_store_for_cli(db)
         try:
             full = store.resolve_run_id(run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -26,7 +27,12 @@ from flightlog.cli._safe import echo
     help="Confirm by counterfactual replay (needs --entry): correct each step on the chain "
     "in turn; the earliest correction that makes the run succeed is the decisive step.",
 )
-@click.option("--entry", default=None, help="With --confirm: the workflow, module:function.")
+@click.option(
+    "--entry",
+    default=None,
+    help="With --confirm: the workflow, module:function, imported from the current directory, "
+    "then sys.path.",
+)
 @click.option(
     "--judge",
     "use_judge",
@@ -84,7 +90,7 @@ def why(
                 from flightlog.drills.runner import load_entry
                 from flightlog.sdk.replay import decisive_step
 
-                fn = load_entry(entry, [])
+                fn = load_entry(entry, [Path.cwd()])  # as `python -m` would find it
                 outcome = decisive_step(fn, store, att.run_id).to_dict()
                 root = att.root_cause.name if att.root_cause else None
                 counterfactual = record_confirmation(store, att.run_id, outcome, root, entry)

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 STRONG = 0.6  # a step's evidence at or above this is a fault that can explain a failure
 MEDIUM = 0.35
 MIN_HISTORY = 3  # successful runs needed before anomalies mean anything
+# A check made between steps names no step: it counts against the step that ended last
+# before it at this share of a check made inside that step (0.9 -> 0.77, still strong).
+RUN_CHECK = 0.85
 
 
 @dataclass(slots=True, frozen=True)
@@ -262,11 +265,18 @@ def attribute(ctx: RunContext, findings: list[Finding] | None = None) -> Attribu
         elif s.index < fp.index:
             cands[s.id] = _Candidate(s, on_chain=False, hops=fp.index - s.index)
     for f in findings:
-        if f.step_id in cands:
-            w = finding_weight(f)
+        sid, label = f.step_id, "check failed" if f.detector == "check" else f.detector
+        if sid is None and f.detector == "check":
+            # A check made between steps (flightlog.check outside any step) judges what
+            # the run has produced so far: the nearest suspect is the step that ended last
+            # before it. Evidence, a little weaker than a check made inside the step.
+            before = _ended_last_before(ctx.steps, f.created_ns)
+            if before is not None:
+                sid, label = before.id, "check failed right after this step, outside any step"
+        if sid in cands:
+            w = finding_weight(f) * (RUN_CHECK if sid != f.step_id else 1.0)
             if w > 0:
-                label = "check failed" if f.detector == "check" else f.detector
-                cands[f.step_id].add(
+                cands[sid].add(
                     w,
                     f"{label}: {f.message}",
                     f.message,
@@ -528,6 +538,12 @@ def _non_loop_score(c: _Candidate) -> float:
         if k != "loop":
             score = 1 - (1 - score) * (1 - w)
     return score
+
+
+def _ended_last_before(steps: list[Step], at_ns: int) -> Step | None:
+    """The step that ended last at or before ``at_ns`` (the innermost of a tie), if any."""
+    ended = [s for s in steps if s.ended_ns is not None and at_ns and s.ended_ns <= at_ns]
+    return max(ended, key=lambda s: (s.ended_ns or 0, s.index)) if ended else None
 
 
 def _is_descendant(lineage: Lineage, step: Step, ancestor: Step) -> bool:
