@@ -108,7 +108,26 @@ def owners_explain(
 
 
 # -- incidents ---------------------------------------------------------------------------------
+def _slo_name(i: Any) -> str | None:
+    """The SLO an incident is about (its fingerprint is slo/<name>/<severity>), else None."""
+    from flightlog.reliability.burn_alerts import SLO_PREFIX
+
+    fp = str(i.fingerprint)
+    return fp[len(SLO_PREFIX) :].rsplit("/", 1)[0] if fp.startswith(SLO_PREFIX) else None
+
+
 def _incident_row(i: Any) -> str:
+    slo = _slo_name(i)
+    if slo is not None:  # a burning error budget, not a run's failure
+        at = "" if i.root_cause_step == "(workflow)" else f" at {i.root_cause_step}"
+        what = (
+            f"SLO {slo} burning ({i.attribution.get('slo_severity') or i.severity}){at}; "
+            f"owner {i.root_cause_team}"
+        )
+        return (
+            f"#{i.id:<5} {i.status:<12} {cut(i.workflow, 20):<20} {'':<10} {what}  "
+            f"opened {fmt_time(i.opened_ns)}"
+        )
     return (
         f"#{i.id:<5} {i.status:<12} {cut(i.workflow, 20):<20} runs={i.run_count:<5} "
         f"fails at {i.failure_step}; root cause {i.root_cause_step} "
@@ -174,20 +193,28 @@ def incident_show(incident_id: str, db: str, as_json: bool) -> None:
             return
         a = i.attribution
         echo(_incident_row(i))
-        echo(
-            f"  fingerprint {i.fingerprint}: {i.workflow} / fails at {i.failure_step} / "
-            f"root cause {i.root_cause_step} / {i.error_class}"
-        )
-        echo(
-            f"  paged: {i.root_cause_team} (root-cause owner); notified: "
-            f"{i.workflow_team} (workflow owner)"
-        )
-        if a.get("summary"):
-            echo(f"  {a['summary']}")
-        echo(
-            f"  confidence {float(a.get('confidence') or 0):.2f}; latest run "
-            f"{i.last_run_id}; report: flightlog report {i.last_run_id}"
-        )
+        if _slo_name(i) is not None:
+            echo(f"  fingerprint {i.fingerprint}: {i.workflow} / {i.root_cause_step} / SLOBurn")
+            echo(f"  told: {i.root_cause_team} (the SLO's owner)")
+            if a.get("summary"):
+                echo(f"  {a['summary']}")
+            if i.last_run_id:
+                echo(f"  latest bad run {i.last_run_id}: flightlog why {i.last_run_id}")
+        else:
+            echo(
+                f"  fingerprint {i.fingerprint}: {i.workflow} / fails at {i.failure_step} / "
+                f"root cause {i.root_cause_step} / {i.error_class}"
+            )
+            echo(
+                f"  paged: {i.root_cause_team} (root-cause owner); notified: "
+                f"{i.workflow_team} (workflow owner)"
+            )
+            if a.get("summary"):
+                echo(f"  {a['summary']}")
+            echo(
+                f"  confidence {float(a.get('confidence') or 0):.2f}; latest run "
+                f"{i.last_run_id}; report: flightlog report {i.last_run_id}"
+            )
         for e in a.get("evidence") or []:
             echo(f"    - {e}")
         if i.previous_id:

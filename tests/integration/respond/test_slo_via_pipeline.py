@@ -92,3 +92,12 @@ def test_flightlog_watch_evaluates_slos_on_each_pass(
     )
     assert out.returncode == 0, out.stderr
     assert _paged(receiver) == ["claims"]
+    # Listed and shown as a burning budget, not as a run that "fails at" a step.
+    db = f"sqlite:///{tmp_path / 'slo.db'}"
+    listed = run_cli("incidents", "--db", db, check=True).stdout
+    slo_rows = [line for line in listed.splitlines() if "SLO claims burning (page)" in line]
+    assert slo_rows and not any("fails at" in line for line in slo_rows), listed
+    number = slo_rows[0].split()[0].lstrip("#")
+    shown = run_cli("incident", "show", number, "--db", db, check=True).stdout
+    assert "SLO claims (" in shown and "is burning its error budget" in shown
+    assert "(the SLO's owner)" in shown and "confidence" not in shown
