@@ -242,6 +242,7 @@ def run_drill(
                     engine.tick()
                 _await_pages(spec, store, engine, receiver, runs, live, poll_s)
                 _check(report, spec, store, respond, receiver, runs, live)
+                _unreached_faults(report, spec, store, runs)
         finally:
             store.close()
     finally:
@@ -252,6 +253,24 @@ def run_drill(
             tmp_ctx.cleanup()
     report.ended_ns = time.time_ns()
     return report
+
+
+def _unreached_faults(
+    report: DrillReport, spec: DrillSpec, store: Store, runs: list[tuple[str, list[Injection]]]
+) -> None:
+    """A fault at a step no run of the drill reached (a misspelt name, a step never called)
+    tests nothing: its runs pass as controls. That fails the drill, naming the steps seen."""
+    seen: set[str] = set()
+    for rid, _ in runs:
+        seen.update(s.name for s in store.get_steps(rid))
+    for n, fault in enumerate(spec.faults, 1):
+        if fault.step not in seen:
+            names = ", ".join(sorted(seen)) or "none"
+            report.errors.append(
+                f"fault {n} ({fault.kind} at {fault.step!r}) was never injected: no run of the "
+                f"drill reached a step named {fault.step!r} (steps recorded: {names}); a "
+                "misspelt name, or a step the other faults always stop the run before"
+            )
 
 
 def _recent() -> Any:

@@ -94,6 +94,23 @@ def test_failing_expectation_exits_1_and_names_the_miss(tmp_path: Path) -> None:
     assert all("paged instead: search-team" in m for m in misses)
 
 
+def test_a_fault_at_a_step_no_run_reached_fails_the_drill(tmp_path: Path) -> None:
+    """A misspelt step name injects nothing; the drill used to pass on the other faults."""
+    f = drill_file(
+        tmp_path / "drill.toml",
+        [
+            {"step": "price_claim", "kind": "exception"},
+            {"step": "search_polcy", "kind": "empty"},
+        ],
+        runs=2,
+    )
+    proc = run_cli("drill", str(f), "--db", f"sqlite:///{tmp_path / 'home.db'}")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAILED" in proc.stdout and "Traceback" not in proc.stderr
+    assert "fault 2 (empty at 'search_polcy') was never injected" in proc.stdout
+    assert "steps recorded: " in proc.stdout and "search_policy" in proc.stdout
+
+
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
     from aiosmtpd.controller import Controller
