@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from flightlog.errors import ConfigurationError
 from flightlog.store.base import Migration, RunQuery, Store, Tx, WriteHook
@@ -36,8 +37,18 @@ def normalize_url(url: str) -> str:
     if "://" not in url:
         if not url:
             raise ConfigurationError("empty store URL; expected sqlite:///file.db")
+        if _HOST_PORT.fullmatch(url):
+            # localhost:4318 is a server without its scheme, not a file to create.
+            raise ConfigurationError(
+                f"store URL {url!r} looks like a server address, not a file: "
+                f"flightlog.configure() sends to a server as http://{url.rstrip('/')}; a SQLite "
+                f"file of that name is sqlite:///{url}"
+            )
         return "sqlite:///" + url
     return url
+
+
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\]):\d{1,5}/?")
 
 
 def open_store(url: str | None = None, *, readonly: bool = False, create: bool = True) -> Store:

@@ -8,6 +8,8 @@ import hashlib
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,6 +99,29 @@ def test_a_mistyped_db_is_an_error_not_a_new_database(tmp_path: Path) -> None:
         assert f"no store at {typo}" in p.stderr and "does not exist" in p.stderr, argv
         assert "Traceback" not in p.stderr
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_server_address_without_its_scheme_is_not_made_a_file(tmp_path: Path) -> None:
+    """configure("localhost:4318") and --db 127.0.0.1:4318 used to create a SQLite file of
+    that name (a bare path is shorthand for sqlite:///path) and record into it."""
+    script = (
+        "import flightlog\n"
+        "try:\n"
+        "    flightlog.configure('localhost:4318')\n"
+        "except flightlog.ConfigurationError as exc:\n"
+        "    print(exc)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True, text=True
+    )
+    assert "looks like a server address" in p.stdout and "http://localhost:4318" in p.stdout
+    for command in (("runs",), ("serve", "--port", "0"), ("demo", "--runs", "3")):
+        r = run_cli(*command, "--db", "127.0.0.1:4318", cwd=tmp_path, env=_env())
+        assert r.returncode == 1 and "Traceback" not in r.stderr, (command, r.stderr)
+        assert "sqlite:///127.0.0.1:4318" in r.stderr, (command, r.stderr)
+    assert sorted(tmp_path.iterdir()) == []
+    ok = run_cli("runs", "--db", "my.db", cwd=tmp_path, env=_env())  # a bare path still is one
+    assert ok.returncode == 1 and "no store at my.db" in ok.stderr
 
 
 def test_an_empty_run_id_is_a_usage_error() -> None:
