@@ -30,6 +30,7 @@ the typed-section base are one mechanism; the sections themselves live with thei
 from __future__ import annotations
 
 import copy
+import enum
 import os
 import re
 import threading
@@ -427,7 +428,24 @@ def _explain(
         value = _value_at(node, path)
         setting = ".".join(str(k) for k in full) or "the file"
         return f"{cfg.where(*full)}: {setting}: {text}, got {value!r}"
+    m = re.match(r"Invalid enum value (.*)$", message)
+    if m:  # a Literal["process", "thread"] setting: name the values it takes
+        setting = ".".join(str(k) for k in full) or "the file"
+        choices = _choices(_type_at(kind, node, path))
+        expected = f"; expected one of {', '.join(choices)}" if choices else ""
+        return f"{cfg.where(*full)}: {setting}: {m.group(1)} is not a valid value{expected}"
     return f"{cfg.where(*full)}: {message}"
+
+
+def _choices(kind: Any) -> list[str]:
+    """The values a Literal (or an Enum) setting takes, quoted as in the file."""
+    if typing.get_origin(kind) is typing.Literal:
+        values = list(typing.get_args(kind))
+    elif isinstance(kind, type) and issubclass(kind, enum.Enum):
+        values = [e.value for e in kind]
+    else:
+        return []
+    return [f'"{v}"' if isinstance(v, str) else str(v) for v in values]
 
 
 def _locate(exc: msgspec.ValidationError, node: Any, kind: Any) -> tuple[KeyPath, str]:

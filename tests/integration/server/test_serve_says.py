@@ -35,6 +35,19 @@ def test_a_taken_port_is_a_clear_error_and_nothing_claims_to_listen(tmp_path: Pa
     assert "listening on" not in p.stderr and "Traceback" not in p.stderr
 
 
+def test_a_setting_with_fixed_values_names_them(tmp_path: Path) -> None:
+    """[server] run_end = "fork": the error names the setting and the values it takes (it
+    said only "Invalid enum value 'fork'")."""
+    (tmp_path / "flightlog.toml").write_text('[server]\nrun_end = "fork"\n')
+    p = run_cli("serve", "--port", "0", cwd=tmp_path, env=_env())
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert (
+        "flightlog.toml line 2: server.run_end: 'fork' is not a valid value; expected one of "
+        '"process", "thread"'
+    ) in p.stderr
+    assert "listening on" not in p.stderr
+
+
 def test_serve_logs_what_it_received_and_that_nobody_is_alerted(tmp_path: Path) -> None:
     srv = ServerProcess(db=tmp_path / "new.db", port=free_port())
     srv.env = {"FLIGHTLOG_LOG_INTERVAL": "0.2"}
