@@ -6,7 +6,7 @@ has a group named ``v``, only that group is the secret (``Bearer <v>``, ``pass``
 only look right: card numbers must pass the Luhn check and start like a card network's
 numbers, IBANs must have their country's length and pass the ISO 13616 mod-97 check, phone
 numbers must have 7 to 15 digits (ITU-T E.164). Digits are those of any script (the rules'
-``\d``: full-width, Arabic-Indic ...), read as ASCII digits by the validators.
+``\\d``: full-width, Arabic-Indic ...), read as ASCII digits by the validators.
 
 Detectors are ordered: credentials in URLs before e-mail addresses (``user:pw@host.com``
 would otherwise read as an address), provider keys before the generic assignment rule.
