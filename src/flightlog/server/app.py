@@ -33,6 +33,38 @@ from flightlog.server.ui import Ui
 STALL_SECONDS = 30.0  # spans waiting this long with no commit: /readyz says not ready
 
 
+def _otlp_hint(request: Request) -> str:
+    """For an exporter POSTing to the wrong path (the endpoint without /v1/traces, or the
+    metrics and logs signals), what to configure instead: OTel SDKs log this message."""
+    if request.method != "POST" or request.url.path.startswith("/api/"):
+        return ""
+    base = str(request.base_url).rstrip("/")
+    path = request.url.path
+    if path in ("/v1/metrics", "/v1/logs"):
+        hint = (
+            f"; Flightlog receives traces only (POST {base}/v1/traces): turn the other signals' "
+            "exporters off (OTEL_METRICS_EXPORTER=none, OTEL_LOGS_EXPORTER=none) or send them "
+            "elsewhere"
+        )
+    else:
+        hint = (
+            f"; OTLP traces go to POST {base}/v1/traces: set "
+            f"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT={base}/v1/traces, or "
+            f"OTEL_EXPORTER_OTLP_ENDPOINT={base} (the exporter adds /v1/traces)"
+        )
+    # Some exporters log only the status line, not this body: say it once per path where
+    # whoever runs the server reads (a bounded set: a scan of many paths says little more).
+    if path not in _HINTED and len(_HINTED) < 32:
+        _HINTED.add(path)
+        line = f"refused POST {path[:200]}{hint}"  # the client's bytes: no control characters
+        line = "".join(c if c.isprintable() else "?" for c in line)
+        print(f"flightlog: {line}", file=sys.stderr, flush=True)
+    return hint
+
+
+_HINTED: set[str] = set()
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -185,10 +217,12 @@ def create_app(
                 f"there is no page at {path}: the web UI has the runs (/), /incidents, "
                 "/reliability and /audit; the REST API is under /api/v1/ (/openapi.json)",
             )
-        return error_json(404, f"no route for {request.method} {path}")
+        return error_json(404, f"no route for {request.method} {path}{_otlp_hint(request)}")
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
-        response = error_json(405, f"method {request.method} not allowed on {request.url.path}")
+        response = error_json(
+            405, f"method {request.method} not allowed on {request.url.path}{_otlp_hint(request)}"
+        )
         allow = (getattr(exc, "headers", None) or {}).get("Allow")
         if allow:  # RFC 9110 section 15.5.6: a 405 names the methods the route supports
             response.headers["Allow"] = allow

@@ -48,6 +48,35 @@ def test_a_setting_with_fixed_values_names_them(tmp_path: Path) -> None:
     assert "listening on" not in p.stderr
 
 
+def test_an_exporter_at_the_wrong_path_is_told_where_traces_go(tmp_path: Path) -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT without /v1/traces, and metrics or logs exporters
+    pointed here: the answer, and once per path the server's own output, say what to set."""
+    srv = ServerProcess(db=tmp_path / "s.db", port=free_port())
+    srv.start()
+    try:
+        proto = {"Content-Type": "application/x-protobuf"}
+        root = httpx.post(srv.url + "/", content=b"x", headers=proto)
+        assert root.status_code == 405
+        assert (
+            f"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT={srv.url}/v1/traces"
+            in root.json()["error"]["message"]
+        )
+        metrics = httpx.post(srv.url + "/v1/metrics", content=b"x", headers=proto)
+        assert metrics.status_code == 404
+        assert "OTEL_METRICS_EXPORTER=none" in metrics.json()["error"]["message"]
+        httpx.post(srv.url + "/v1/metrics", content=b"x", headers=proto)
+        api = httpx.post(srv.url + "/api/v1/runs", content=b"x", headers=proto)
+        assert api.status_code == 405 and "OTLP" not in api.text  # not an exporter's mistake
+        assert srv.log is not None
+        log = srv.log
+        assert wait_until(lambda: "refused POST /v1/metrics" in log.read_text(), 30)
+    finally:
+        srv.stop()
+    text = log.read_text(encoding="utf-8")
+    assert text.count("refused POST /v1/metrics; Flightlog receives traces only") == 1
+    assert "refused POST /; OTLP traces go to POST" in text
+
+
 def test_serve_logs_what_it_received_and_that_nobody_is_alerted(tmp_path: Path) -> None:
     srv = ServerProcess(db=tmp_path / "new.db", port=free_port())
     srv.env = {"FLIGHTLOG_LOG_INTERVAL": "0.2"}
