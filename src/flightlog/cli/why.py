@@ -121,7 +121,10 @@ def why(
     for line in att.evidence:
         echo(f"  - {line}")
     if att.alternatives:
-        echo("alternatives:")
+        echo(
+            "alternatives (evidence score; the root cause is the earliest step on the chain "
+            "with strong evidence, not the highest score):"
+        )
         for alt in att.alternatives:
             s = alt["step"]
             echo(f"  {alt['score']:.2f}  step {s['index']} {s['name']}: {alt['reason']}")

@@ -122,6 +122,8 @@ def test_every_command_the_demo_suggests_works_as_printed(tmp_path: Path) -> Non
     )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "root cause step 2 search_policy" in p.stdout
+    # why's alternatives score higher than the chosen cause: the header says why.
+    assert "alternatives (evidence score; the root cause is the earliest step" in p.stdout
     assert "Traceback" not in p.stderr
     incidents = [line for line in p.stdout.splitlines() if line.startswith("#1 ")]
     assert incidents, p.stdout

@@ -93,7 +93,9 @@ def attribution_panel(att: Any) -> str:
             for a in att.alternatives[:10]
         )
         parts.append(
-            "<p>Alternatives considered:</p><table><tr><th>score</th><th>step</th>"
+            "<p>Alternatives considered (evidence score; the root cause is the earliest step "
+            "on the chain with strong evidence, not the highest score):</p>"
+            "<table><tr><th>score</th><th>step</th>"
             f"<th>on chain</th><th>reason</th></tr>{rows}</table>"
         )
     parts.append("</div>")
