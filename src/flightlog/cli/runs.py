@@ -75,6 +75,11 @@ def runs(
                 echo(r.id)
             return
         if not found:
+            known = sorted(store.workflows()) if workflow else []
+            if workflow and workflow not in known:  # a typo, or another store
+                shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+                echo(f"no runs match: no workflow {workflow!r} here (workflows: {shown or 'none'})")
+                return
             echo("no runs" + (" match" if workflow or status or since else f" in {db}"))
             return
         echo(

@@ -49,6 +49,10 @@ def test_demo_then_runs_and_show(tmp_path) -> None:  # type: ignore[no-untyped-d
         "runs", "--db", url, "--workflow", "claims-triage", "--since", "1h", check=True
     ).stdout
     assert "claims-triage" in text_runs and "failed" in text_runs
+    typo = run_cli("runs", "--db", url, "-w", "claims-triag", check=True).stdout
+    assert "no workflow 'claims-triag' here (workflows: claims-triage)" in typo
+    none = run_cli("runs", "--db", url, "-w", "claims-triage", "-s", "degraded", check=True)
+    assert none.stdout.strip() == "no runs match"  # a known workflow: only the filter says no
 
 
 def test_cli_errors_are_one_line_messages(tmp_path) -> None:  # type: ignore[no-untyped-def]
