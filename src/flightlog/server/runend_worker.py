@@ -149,6 +149,7 @@ class RunEndProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._answers: IO[bytes] | None = None
         self._next = 0
+        self._in_hand = 0  # runs of the batch the worker is processing (0: none)
         self._closing = False
         self._lock = threading.Lock()
 
@@ -308,7 +309,11 @@ class RunEndProcess:
             self._wait_backoff()
             self.start()
             try:
-                report = self._exchange(ids)
+                self._in_hand = len(ids)
+                try:
+                    report = self._exchange(ids)
+                finally:
+                    self._in_hand = 0
                 self._answered()
                 return report
             except WorkerDied as exc:
@@ -370,7 +375,14 @@ class RunEndProcess:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            log.warning("run-end worker still busy at shutdown; abandoned")
+            if self._in_hand:
+                log.warning(
+                    "run-end worker still busy at shutdown with a batch of %d run(s); "
+                    "abandoned (flightlog detect RUN redoes a run's detection)",
+                    self._in_hand,
+                )
+            else:  # still starting (a slow import): nothing was in hand, nothing is lost
+                log.debug("run-end worker still starting at shutdown; stopped")
             proc.kill()
             proc.wait()
         if self._answers is not None:

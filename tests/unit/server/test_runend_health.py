@@ -94,3 +94,31 @@ def test_deaths_long_apart_are_not_a_failing_worker(
     _idle_until(dying, 3)
     assert dying.failures >= 3
     assert dying.failing is None
+
+
+SLOW_START = """\
+import sys, time
+if "flightlog.server.runend_worker" in sys.orig_argv:
+    time.sleep(60)  # a worker still importing on a loaded machine
+"""
+
+
+def test_a_worker_still_starting_at_shutdown_is_stopped_without_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ctrl-C on an idle `flightlog serve` whose worker had not finished starting used to log
+    "run-end worker still busy at shutdown; abandoned": nothing was in hand, nothing lost."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_START)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    monkeypatch.setenv("PYTHONPATH", path)
+    proc = RunEndProcess(f"sqlite:///{tmp_path / 'flightlog.db'}", clock=False)
+    proc.start()
+    pid = proc.pid
+    assert pid is not None
+    with caplog.at_level("DEBUG", logger=runend_worker.log.name):
+        proc.close(timeout=0.2)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and reaped
