@@ -385,6 +385,12 @@ def watch(interval: float, once: bool, since: str, config_path: str | None, db: 
                 )
                 sys.stdout.flush()
 
+        if not once:  # a long-running process says what it watches before it goes quiet
+            echo(
+                f"flightlog watch: every {interval:g} s, runs that ended in {db} go to "
+                f"incidents and alerts per {find_config_file(config_path)} (Ctrl-C stops)",
+                err=True,
+            )
         with contextlib.suppress(KeyboardInterrupt):
             run_watch(
                 engine.store,

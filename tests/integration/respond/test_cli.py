@@ -120,6 +120,23 @@ def test_watch_without_owners_or_with_a_bad_file_says_so(recorded: str, tmp_path
     assert "#1" not in listed  # nothing was opened on the way
 
 
+def test_a_long_running_watch_says_what_it_watches(
+    recorded: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    """Without --once, watch names the store, the interval and the file before going quiet."""
+    config = str(write_config(tmp_path / "f.toml", receiver, route=ROUTE))
+    argv = [sys.executable, "-m", "flightlog", "watch", "--db", recorded, "--config", config]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert first.startswith("flightlog watch: every 5 s, runs that ended in ")
+    assert recorded in first and f"per {config}" in first and "(Ctrl-C stops)" in first
+
+
 def test_run_end_hook_runs_the_engine_when_configured(
     recorded: str, receiver: Receiver, tmp_path: Path, monkeypatch: object
 ) -> None:
