@@ -150,6 +150,13 @@ def edge(
         if tgt is None or r is None:
             log.warning("flightlog.edge(%r) outside a step: nothing recorded", source)
             return
+        if str(source) == str(tgt):  # current_step().id inside that same step
+            log.warning(
+                "flightlog.edge(%r): a step cannot feed itself (give the id of an earlier "
+                "step); nothing recorded",
+                source,
+            )
+            return
         w = state.writer()
         if w is not None:
             w.submit(Edge(r.id, str(source), str(tgt), kind, "declared", detail))

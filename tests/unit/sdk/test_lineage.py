@@ -97,6 +97,19 @@ def test_declared_edge(store) -> None:  # type: ignore[no-untyped-def]
     assert edges_of(store, run.id) == {("writer", "reader", "declared")}
 
 
+def test_a_step_declared_to_feed_itself_is_refused(store, caplog) -> None:  # type: ignore[no-untyped-def]
+    """edge(current_step().id) inside that step recorded "2 block -> 2 block"."""
+
+    @flightlog.step(kind="tool")
+    def block() -> None:
+        flightlog.edge(flightlog.current_step().id)  # type: ignore[union-attr]
+
+    with flightlog.run("wf") as run:
+        block()
+    assert edges_of(store, run.id) == set()
+    assert "a step cannot feed itself" in caplog.text
+
+
 def test_unrelated_steps_have_no_edges(store) -> None:  # type: ignore[no-untyped-def]
     with flightlog.run("wf") as run:
         produce("one")
