@@ -160,11 +160,17 @@ def postmortem(store: StoreReader, run_id: str) -> dict[str, Any]:
         "workflow_failure_rate": f"{failed_total} of {total} recorded runs failed",
     }
     fp_step = ctx.step(att.failure_point.id) if att.failure_point else None
+    # A run with nothing to attribute has no such steps (the rules would name the workflow's
+    # owner for a step that does not exist).
     owners = {
-        "root_cause_step": owner_of(run.workflow, root, root.owner if root else None)
-        or "unowned (no owner recorded)",
-        "failure_point_step": owner_of(run.workflow, fp_step, fp_step.owner if fp_step else None)
-        or "-",
+        "root_cause_step": (
+            owner_of(run.workflow, root, root.owner) or "unowned (no owner recorded)"
+            if root is not None
+            else "none (nothing to attribute)"
+        ),
+        "failure_point_step": (
+            owner_of(run.workflow, fp_step, fp_step.owner) or "-" if fp_step is not None else "-"
+        ),
         "workflow": owner_of(run.workflow, None, run.owner) or "unowned (no owner recorded)",
     }
     root_findings = by_step.get(root.id, []) if root else []

@@ -156,3 +156,17 @@ def test_json_report_and_bad_input(recorded: tuple[str, str, str], tmp_path: Pat
     assert p.returncode == 1 and p.stderr.startswith("error: ") and "'nope'" in p.stderr
     p = _cli("report", rid, "--db", db, "--out", str(tmp_path / "missing" / "x.md"))
     assert p.returncode == 1 and "cannot write the report" in p.stderr
+
+
+def test_a_succeeded_runs_report_names_no_root_cause_owner(
+    recorded: tuple[str, str, str],
+) -> None:
+    """The run page links every run's report; one that succeeded has no root-cause or
+    failure-point step, so no owner of one (it said "unowned", or with [[owners]] rules the
+    workflow's team)."""
+    db, _, _ = recorded
+    ok = _cli("runs", "--db", db, "-s", "succeeded", "-q", "-n", "1").stdout.strip()
+    data = json.loads(_cli("report", ok, "--db", db, "--format", "json").stdout)
+    assert data["owners"]["root_cause_step"] == "none (nothing to attribute)"
+    assert data["owners"]["failure_point_step"] == "-"
+    assert data["owners"]["workflow"] == "answers-team"
