@@ -71,6 +71,14 @@ def reliability(
         settings = load_reliability_settings(config_path)
         until_ns = parse_since(until) if until else time.time_ns()
         since_ns = parse_since(since) if since else (until_ns or 0) - settings.window_ns
+        if since_ns is not None and until_ns is not None and since_ns >= until_ns:
+            from flightlog.cli._common import fmt_time
+
+            raise click.UsageError(
+                f"the window starts ({fmt_time(since_ns)} UTC, --since) at or after it ends "
+                f"({fmt_time(until_ns)} UTC, --until): no run can be in it; durations such as "
+                "30d count back from now"
+            )
         store = open_store_for_cli(db, readonly=True)
         try:
             report = compute(

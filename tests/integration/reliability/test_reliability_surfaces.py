@@ -120,3 +120,14 @@ def test_web_page_has_charts_and_no_script(server: ServerProcess) -> None:
     assert "54.5%" in body
     assert "<h2>SLOs</h2>" in body and "not met" in body  # 6 of 11 against 90%
     assert httpx.get(f"{server.url}/reliability?days=0").status_code == 400
+
+
+def test_a_window_that_ends_before_it_starts_is_a_usage_error(db: Path) -> None:
+    """--since after --until (a date in the future, or the two swapped) printed "no runs in
+    this window" as if the window were fine."""
+    for window in (("--since", "2099-01-01"), ("--since", "1d", "--until", "2d")):
+        p = run_cli("reliability", "--db", f"sqlite:///{db}", *window)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, (window, p.stderr)
+        assert "at or after it ends" in p.stderr and "--until" in p.stderr, p.stderr
+    ok = run_cli("reliability", "--db", f"sqlite:///{db}", "--since", SINCE, "--until", UNTIL)
+    assert ok.returncode == 0, ok.stderr
