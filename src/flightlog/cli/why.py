@@ -68,6 +68,11 @@ def why(
 
     if confirm and not entry:
         raise click.UsageError("--confirm needs --entry module:function (the workflow to replay)")
+    if entry and not confirm:
+        raise click.UsageError(
+            "--entry is used only with --confirm (replay the run to confirm its root cause); "
+            "add --confirm, or see flightlog replay"
+        )
     with errors_as_messages():
         # Only --confirm records something (its outcome); otherwise why reads only.
         store = open_store_for_cli(db, readonly=not confirm)

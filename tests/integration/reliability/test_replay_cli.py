@@ -61,6 +61,8 @@ def test_replay_as_recorded_then_corrected(demo: tuple[str, str]) -> None:
 def test_why_confirm_records_the_decisive_step(demo: tuple[str, str]) -> None:
     db, rid = demo
     assert run_cli("why", rid, "--db", db, "--confirm").returncode == 2  # needs --entry
+    alone = run_cli("why", rid, "--db", db, "--entry", ENTRY)  # was ignored without a word
+    assert alone.returncode == 2 and "--entry is used only with --confirm" in alone.stderr
     out = run_cli("why", rid, "--db", db, "--confirm", "--entry", ENTRY)
     assert out.returncode == 0, out.stderr
     assert "correcting step 2 search_policy turns the failure into success" in out.stdout
