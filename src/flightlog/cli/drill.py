@@ -7,6 +7,7 @@ import sys
 import click
 
 from flightlog.cli._common import db_option, echo_json, errors_as_messages
+from flightlog.errors import ConfigurationError
 
 
 @click.command("drill")
@@ -70,14 +71,24 @@ def drill(
 
             if not upstream:
                 raise click.UsageError("--proxy needs --upstream URL")
+            if not upstream.startswith(("http://", "https://")):
+                raise click.UsageError(
+                    f"--upstream {upstream!r} is not a URL; give the model endpoint, "
+                    "e.g. https://api.openai.com/v1"
+                )
             host, _, port = listen.rpartition(":")
-            serve_proxy(
-                upstream,
-                parse_fault_args(proxy_faults),
-                host=host or "127.0.0.1",
-                port=int(port),
-                seed=seed,
-            )
+            if not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise click.UsageError(
+                    f"--listen {listen!r} is not HOST:PORT with a port from 0 to 65535 "
+                    "(e.g. 127.0.0.1:8787)"
+                )
+            faults = parse_fault_args(proxy_faults)
+            try:
+                serve_proxy(upstream, faults, host=host or "127.0.0.1", port=int(port), seed=seed)
+            except OSError as exc:  # the port is taken, or the address is not this host's
+                raise ConfigurationError(
+                    f"cannot listen on {listen}: {exc.strerror or exc}; choose another --listen"
+                ) from exc
             return
         if drill_file is None:
             raise click.UsageError("give a DRILL_FILE (or --proxy)")

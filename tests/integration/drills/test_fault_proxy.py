@@ -123,3 +123,24 @@ def test_probability_is_seeded(upstream: str) -> None:
     assert first == pattern() and "" in first and ANSWER in first
     with pytest.raises(ConfigurationError):
         parse_fault_args(["custom"])
+
+
+def test_proxy_command_line_mistakes_are_one_line_errors() -> None:
+    """--listen with a port out of range crashed with OverflowError; a taken port with
+    OSError; an --upstream that is no URL was accepted."""
+    import socket
+
+    from tests.conftest import run_cli
+
+    p = run_cli("drill", "--proxy", "--upstream", "http://127.0.0.1:9", "--listen", ":99999")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "--listen ':99999' is not HOST:PORT" in p.stderr
+    p = run_cli("drill", "--proxy", "--upstream", "api.openai.com")
+    assert p.returncode == 2 and "--upstream 'api.openai.com' is not a URL" in p.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        where = f"127.0.0.1:{taken.getsockname()[1]}"
+        p = run_cli("drill", "--proxy", "--upstream", "http://127.0.0.1:9", "--listen", where)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert f"cannot listen on {where}: " in p.stderr and "choose another --listen" in p.stderr
