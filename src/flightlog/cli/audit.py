@@ -18,6 +18,18 @@ from flightlog.cli._common import (
 )
 
 
+def _check_out(out: Path | None) -> None:
+    """--out must be writable where it is named, before any work (export signs a checkpoint
+    first): a missing directory is a one-line error, not a traceback after the work."""
+    if out is None:
+        return
+    from flightlog.errors import InputError
+
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"cannot write {out}: directory {parent} does not exist")
+
+
 def _ledger(db: str, *, readonly: bool = False) -> Any:
     from flightlog.ledger import attach
 
@@ -179,6 +191,7 @@ def prove(db: str, record: str | None, out: Path | None, old_size: int | None) -
     from flightlog.ledger.proof import prove_consistency
 
     with errors_as_messages():
+        _check_out(out)
         if old_size is not None:
             import json
 
@@ -193,7 +206,11 @@ def prove(db: str, record: str | None, out: Path | None, old_size: int | None) -
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text)
+        try:
+            out.write_text(text)
+        except OSError as exc:
+            click.echo(f"error: cannot write {out}: {exc.strerror or exc}", err=True)
+            raise SystemExit(1) from exc
         click.echo(f"wrote {out}")
 
 
@@ -214,6 +231,7 @@ def export(db: str, as_json: bool, run_id: str | None, since: str | None, out: P
     from flightlog.ledger.bundle import export as do_export
 
     with errors_as_messages():
+        _check_out(out)
         summary = do_export(_ledger(db), out, run_id=run_id, since_ns=parse_since(since))
     if as_json:
         echo_json(summary.to_dict())

@@ -111,6 +111,25 @@ def test_errors_are_one_line(filled: Path) -> None:
     )
     out = fl("audit", "export", "--db", f"sqlite:///{filled}", "--out", "x.json")
     assert out.returncode == 1 and "exactly one of" in out.stderr
+    # --out in a directory that does not exist: said before any work (export and a
+    # consistency proof sign a checkpoint first), not a FileNotFoundError traceback after it.
+    db = f"sqlite:///{filled}"
+
+    def state() -> tuple[int, int]:
+        st = json.loads(fl("audit", "status", "--db", db, "--json").stdout)
+        return st["size"], st["checkpoints"]
+
+    before = state()
+    missing = filled.parent / "no-such-dir" / "x.json"
+    for args in (
+        ("export", "--run", rid(2)[:6], "--out", str(missing)),
+        ("prove", "#0", "--out", str(missing)),
+        ("prove", "--consistency", "1", "--out", str(missing)),
+    ):
+        out = fl("audit", *args, "--db", db)
+        assert out.returncode == 1 and "Traceback" not in out.stderr, (args, out.stderr)
+        assert f"cannot write {missing}: directory {missing.parent} does not exist" in out.stderr
+    assert state() == before  # nothing was signed on the way
 
 
 def test_checkpoint_anchored_in_git(filled: Path, tmp_path: Path) -> None:
