@@ -126,7 +126,17 @@ class Config:
         return self.derive(("typed", kind, keys), convert)
 
     def where(self, *keys: str | int) -> str:
-        """``flightlog.toml line 12`` for the setting at ``keys`` (or its nearest table)."""
+        """``flightlog.toml line 12`` for the setting at ``keys`` (or its nearest table);
+        ``$FLIGHTLOG__SECTION__KEY`` when an environment variable set it (it overrides the
+        file, so the file's line would point at the wrong value)."""
+        for var in sorted(self.environ):
+            if not var.startswith(ENV_OVERRIDE_PREFIX):
+                continue
+            parts = [p for p in var[len(ENV_OVERRIDE_PREFIX) :].split("__") if p]
+            if 2 <= len(parts) <= len(keys) and all(
+                _norm(p) == _norm(str(k)) for p, k in zip(parts, keys, strict=False)
+            ):
+                return f"${var}"
         name = str(self.path) if self.path else "configuration"
         line = self.line_of(*keys)
         return f"{name} line {line}" if line else name

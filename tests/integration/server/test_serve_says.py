@@ -46,6 +46,13 @@ def test_a_setting_with_fixed_values_names_them(tmp_path: Path) -> None:
         '"process", "thread"'
     ) in p.stderr
     assert "listening on" not in p.stderr
+    # Set by the environment over a good file: the variable is named, not the file's line.
+    (tmp_path / "flightlog.toml").write_text('[server]\nrun_end = "process"\n')
+    p = run_cli("serve", "--port", "0", cwd=tmp_path, env={**_env(), ENV_RUN_END: "fork"})
+    assert p.returncode == 1 and f"error: ${ENV_RUN_END}: server.run_end: 'fork'" in p.stderr
+
+
+ENV_RUN_END = "FLIGHTLOG__SERVER__RUN_END"
 
 
 def test_an_exporter_at_the_wrong_path_is_told_where_traces_go(tmp_path: Path) -> None:
