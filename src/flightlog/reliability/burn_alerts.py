@@ -52,18 +52,20 @@ def _owner(engine: Engine, status: SLOStatus, tx: Tx) -> tuple[str, str]:
     if slo.owner:
         return slo.owner, wf_team
     if slo.step or slo.agent:
+        kind, code_owner = _step_kind_owner(tx, status)
         query = owner_query(
-            slo.workflow, step=slo.step, agent=slo.agent, kind=_step_kind(tx, status)
+            slo.workflow, step=slo.step, agent=slo.agent, kind=kind, code_owner=code_owner
         )
         return resolve_owner(engine.config, query).team, wf_team
     return wf_team, wf_team
 
 
-def _step_kind(tx: Tx, status: SLOStatus) -> str | None:
-    """The kind the SLO's step was last recorded with (None: no step, or never seen)."""
+def _step_kind_owner(tx: Tx, status: SLOStatus) -> tuple[str | None, str | None]:
+    """The kind the SLO's step was last recorded with, and the owner given to it in code
+    (which wins over the rules, as for a failure of that step); Nones without a step."""
     if not status.slo.step:
-        return None
-    return core.latest_step_kind(tx, status.slo.workflow, status.slo.step, status.now_ns)
+        return None, None
+    return core.latest_step_kind_owner(tx, status.slo.workflow, status.slo.step, status.now_ns)
 
 
 def _last_bad_run(tx: Tx, status: SLOStatus) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "ended_ns",
     "latest_run",
     "latest_step_kind",
+    "latest_step_kind_owner",
     "owners",
     "payload_in_project",
     "payload_referenced_elsewhere",
@@ -104,12 +105,22 @@ def latest_run(tx: Tx, workflow: str, statuses: Sequence[str], before_ns: int) -
 
 def latest_step_kind(tx: Tx, workflow: str, step: str, before_ns: int) -> str | None:
     """The kind step ``step`` of ``workflow`` was last recorded with before ``before_ns``."""
+    return latest_step_kind_owner(tx, workflow, step, before_ns)[0]
+
+
+def latest_step_kind_owner(
+    tx: Tx, workflow: str, step: str, before_ns: int
+) -> tuple[str | None, str | None]:
+    """The kind and the owner (given in code; None without one) step ``step`` of
+    ``workflow`` was last recorded with before ``before_ns``."""
     row = tx.fetchone(
-        "SELECT s.kind FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.workflow = ? "
+        "SELECT s.kind, s.owner FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.workflow = ? "
         "AND s.name = ? AND r.started_ns < ? ORDER BY r.started_ns DESC LIMIT 1",
         (workflow, step, before_ns),
     )
-    return str(row[0]) if row and row[0] else None
+    if not row:
+        return None, None
+    return (str(row[0]) if row[0] else None), (str(row[1]) if row[1] else None)
 
 
 def ended_ns(tx: Tx, run_ids: Iterable[str]) -> dict[str, int | None]:

@@ -6,6 +6,7 @@ team everywhere else."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -89,5 +90,48 @@ def test_a_tool_rule_names_the_same_owner_everywhere(
             incidents = list_incidents(tx)
         burns = {i.root_cause_team for i in incidents if i.fingerprint.startswith("slo/")}
         assert burns == {"search-team"}
+    finally:
+        store.close()
+
+
+@flightlog.step(kind="tool", agent="retriever", owner="retrieval-team")
+def lookup(query: str, broken: bool) -> list[str]:
+    if broken:
+        raise ConnectionError("index unavailable")
+    return [f"clause for {query}"]
+
+
+def test_an_owner_given_in_code_is_the_slo_burns_owner_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step's owner= in code wins over the rules for its failures; a burn of that step's
+    SLO went by the rules alone (the demo's search_policy SLO told claims-team while its
+    failures paged search-team)."""
+    cfg = tmp_path / "flightlog.toml"
+    cfg.write_text(
+        "[teams.platform]\nchannels = []\n[teams.retrieval-team]\nchannels = []\n"
+        '[[owners]]\nteam = "platform"\n'
+        '[[slo]]\nworkflow = "lookups"\nstep = "lookup"\ntarget = 0.99\nmin_runs = 1\n'
+    )
+    monkeypatch.setenv("FLIGHTLOG_CONFIG", str(cfg))
+    db = tmp_path / "flightlog.db"
+    flightlog.configure(f"sqlite:///{db}")
+    try:
+        for i in range(6):
+            with contextlib.suppress(ConnectionError), flightlog.run("lookups"):
+                lookup(f"q{i}", broken=i >= 3)
+        assert flightlog.flush(30)
+    finally:
+        flightlog.shutdown()
+    store = open_store(f"sqlite:///{db}")
+    try:
+        engine = Engine(store, load_respond_config(cfg), clock=ManualClock())
+        slos = load_reliability_settings(cfg).slos
+        assert sync(engine, evaluate_all(store, slos, engine.clock.now_ns()))["opened"] >= 1
+        with store.transaction() as tx:
+            burns = {
+                i.root_cause_team for i in list_incidents(tx) if i.fingerprint.startswith("slo/")
+            }
+        assert burns == {"retrieval-team"}
     finally:
         store.close()
