@@ -143,7 +143,13 @@ def _incident_row(i: Any) -> str:
     help="Only incidents in this state (open = not resolved).",
 )
 @click.option("--workflow", "-w", default=None, help="Only this workflow's incidents.")
-@click.option("--limit", default=100, show_default=True, help="At most this many.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=100,
+    show_default=True,
+    help="At most this many.",
+)
 @db_option
 @json_option
 def incidents(status: str | None, workflow: str | None, limit: int, db: str, as_json: bool) -> None:
@@ -294,7 +300,13 @@ def incident_resolve(
     default=None,
     help="Only notifications in this state.",
 )
-@click.option("--limit", default=200, show_default=True, help="At most this many.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=200,
+    show_default=True,
+    help="At most this many.",
+)
 @db_option
 @json_option
 def alerts(status: str | None, limit: int, db: str, as_json: bool) -> None:

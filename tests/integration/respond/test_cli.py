@@ -118,6 +118,9 @@ def test_watch_without_owners_or_with_a_bad_file_says_so(recorded: str, tmp_path
     assert p.returncode == 1 and "line 3: unknown setting 'objective' in [[slo]]" in p.stderr
     listed = cli("incidents", "--db", recorded).stdout
     assert "#1" not in listed  # nothing was opened on the way
+    for command in ("incidents", "alerts"):  # --limit -1 listed everything, as SQL reads it
+        bad = cli(command, "--db", recorded, "--limit", "-1", ok=False)
+        assert bad.returncode == 2 and "not in the range 1<=x<=100000" in bad.stderr
 
 
 def test_a_long_running_watch_says_what_it_watches(
