@@ -560,6 +560,8 @@ def step_kind(attrs: dict[str, Any], name: str) -> str:
         k in attrs for k in (C.GEN_AI_REQUEST_MODEL, C.OI_LLM_MODEL_NAME, C.TL_LLM_REQUEST_TYPE)
     ):
         return "llm"
+    if _namespaced_tool_key(attrs) is not None:
+        return "tool"
     if C.GEN_AI_AGENT_NAME in attrs or C.OI_AGENT_NAME in attrs:
         return "agent"
     return "function"
@@ -607,6 +609,40 @@ def _langgraph_node(attrs: dict[str, Any]) -> str | None:
 
 
 _TOOL_NAME_KEYS = (C.GEN_AI_TOOL_NAME, C.OI_TOOL_NAME, C.AI_TOOL_NAME)
+_NAMESPACED_TOOL_NAME = ".tool.name"
+
+
+def _namespaced_tool_key(attrs: dict[str, Any]) -> str | None:
+    """The key naming a tool under an instrumentation's own namespace (``<ns>.tool.name``,
+    Haystack's tracer: ``haystack.tool.name``) when no convention's key names it."""
+    for key in attrs:
+        if key.endswith(_NAMESPACED_TOOL_NAME) and isinstance(attrs[key], str) and attrs[key]:
+            return key
+    return None
+
+
+def _own_key(attrs: dict[str, Any], span_name: str, suffix: str) -> str | None:
+    """An attribute named after its span, with or without the span's method, plus
+    ``suffix`` (``haystack.agent.step.tool`` -> ``haystack.agent.step.tool.input``,
+    ``haystack.agent.run`` -> ``haystack.agent.input``): the span's own content."""
+    for stem in (span_name, _bare_name(span_name)):
+        key = stem + suffix
+        if key in attrs:
+            return key
+    return None
+
+
+def _flagged_error(attrs: dict[str, Any], output_key: str | None) -> ErrorInfo | None:
+    """A tool span that ended without ERROR but flags its call failed with a boolean
+    ``<ns>.tool.error`` beside ``<ns>.tool.name``: the error, its message the span's own
+    output (what the tool call answered)."""
+    key = _namespaced_tool_key(attrs)
+    if key is None or attrs.get(key[: -len("name")] + "error") is not True:
+        return None
+    out = attrs.get(output_key) if output_key is not None else None
+    return ErrorInfo(type=str(attrs.get(C.ERROR_TYPE) or "Error"), message=str(out or "")[:2000])
+
+
 _AGENT_NAME_KEYS = (C.GEN_AI_AGENT_NAME, C.OI_AGENT_NAME)
 
 
@@ -619,6 +655,9 @@ def step_name(attrs: dict[str, Any], kind: str, span_name: str) -> str:
         tool = _first_of(attrs, _TOOL_NAME_KEYS)
         if tool is not None:
             return str(tool)
+        key = _namespaced_tool_key(attrs)
+        if key is not None:
+            return str(attrs[key])
     entity = attrs.get(C.TL_ENTITY_NAME)
     if entity:
         return str(entity)
@@ -836,6 +875,8 @@ def _foreign_step(
             if in_value is None:
                 in_value = _event_content(s, "input")
             input_hash = _store_payload(in_value, payloads)
+            if input_hash is None and (key := _own_key(a, s.name, ".input")) is not None:
+                input_hash = _attr_payload(a, key, None, payloads, texts)
     if C.OI_OUTPUT_VALUE in a:
         output_hash = _attr_payload(a, C.OI_OUTPUT_VALUE, C.OI_OUTPUT_MIME, payloads, texts)
     else:
@@ -846,9 +887,13 @@ def _foreign_step(
             if out_value is None:
                 out_value = _event_content(s, "output")
             output_hash = _store_payload(out_value, payloads)
+            if output_hash is None and (key := _own_key(a, s.name, ".output")) is not None:
+                output_hash = _attr_payload(a, key, None, payloads, texts)
     status = s.raw.status
     status_code = status.code
     error = _error_info(s) if status_code == STATUS_ERROR else None
+    if error is None and kind == "tool" and _first_of(a, _TOOL_NAME_KEYS) is None:
+        error = _flagged_error(a, _own_key(a, s.name, ".output"))
     attributes = unflatten(a, C.PAYLOAD_KEYS)
     if s.kind:
         attributes["otel.span_kind"] = SPAN_KIND_NAMES.get(s.kind, str(s.kind))
@@ -876,7 +921,7 @@ def _foreign_step(
         s.parent,  # parent_id
         None if agent is None else str(agent),  # agent
         None,  # owner
-        "error" if status_code == STATUS_ERROR else "ok",  # status
+        "ok" if error is None else "error",  # status
         s.end or None,  # ended_ns
         input_hash,  # input_hash
         output_hash,  # output_hash

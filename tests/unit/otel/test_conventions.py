@@ -340,3 +340,86 @@ def test_a_tool_named_only_by_its_span_name_is_named_by_what_the_span_name_names
     names = {int(s.id, 16): s.name for s in r.batch.steps}
     assert names[1] == "ReAct.forward"
     assert [names[i + 2] for i in range(len(cases))] == [want for _, _, want in cases]
+
+
+def test_a_tool_named_under_its_own_namespace_with_content_named_after_its_span() -> None:
+    """An instrumentation's own keys (Haystack's tracer): ``<ns>.tool.name`` makes a tool
+    step and names it, ``<span name>.input`` / ``.output`` (with or without the span's
+    method) carry its content, a boolean ``<ns>.tool.error`` marks a call that failed on a
+    span that ended OK. The model answered after the failed call: degraded."""
+    r = ingest(
+        span("0000000000000001", None, "acme.agent.run", 0, 100, {"acme.agent.input": "settle"}),
+        span(
+            "0000000000000002",
+            "0000000000000001",
+            "acme.step.tool",
+            1,
+            10,
+            {
+                "acme.tool.name": "lookup",
+                "acme.step.tool.input": '{"claim": "C-7"}',
+                "acme.step.tool.output": '{"error": "lookup failed"}',
+                "acme.tool.error": True,
+            },
+        ),
+        span(
+            "0000000000000003",
+            "0000000000000001",
+            "acme.step.llm",
+            11,
+            90,
+            {"gen_ai.request.model": "gpt-4o-mini"},
+        ),
+    )
+    [run] = r.batch.runs
+    steps = {s.id[-1]: s for s in r.batch.steps}
+    payloads = {p.hash: orjson.loads(p.data) for p in r.batch.payloads}
+    tool = steps["2"]
+    assert (tool.kind, tool.name, tool.status) == ("tool", "lookup", "error")
+    assert tool.error is not None and "lookup failed" in tool.error.message
+    assert payloads[tool.input_hash] == {"claim": "C-7"}
+    assert payloads[tool.output_hash] == {"error": "lookup failed"}
+    assert payloads[steps["1"].input_hash] == "settle"  # acme.agent.run -> acme.agent.input
+    assert (run.status, run.failed_step_id) == ("degraded", tool.id)
+
+
+def test_what_namespaced_tool_keys_do_not_say() -> None:
+    """Not read: an empty ``<ns>.tool.name``; an error flag that is not the boolean true
+    or whose namespace names no tool; content keys named after another span; and a
+    convention's own tool name comes first."""
+    r = ingest(
+        span("0000000000000001", None, "root", 0, 100, {}),
+        span("0000000000000002", "0000000000000001", "a.step", 1, 5, {"a.tool.name": ""}),
+        span(
+            "0000000000000003",
+            "0000000000000001",
+            "b.step",
+            6,
+            10,
+            {"b.tool.name": "fetch", "b.tool.error": "true", "other.output": "[]"},
+        ),
+        span(
+            "0000000000000004",
+            "0000000000000001",
+            "c.step",
+            11,
+            20,
+            {"c.tool.name": "c_tool", "d.tool.error": True},
+        ),
+        span(
+            "0000000000000005",
+            "0000000000000001",
+            "e.step",
+            21,
+            30,
+            {"gen_ai.tool.name": "search", "e.tool.name": "inner", "e.tool.error": True},
+        ),
+    )
+    [run] = r.batch.runs
+    steps = {s.id[-1]: s for s in r.batch.steps}
+    assert steps["2"].kind == "function"
+    assert (steps["3"].kind, steps["3"].name, steps["3"].status) == ("tool", "fetch", "ok")
+    assert steps["3"].output_hash is None
+    assert (steps["4"].name, steps["4"].status) == ("c_tool", "ok")
+    assert (steps["5"].name, steps["5"].status) == ("search", "ok")
+    assert run.status == "succeeded"
