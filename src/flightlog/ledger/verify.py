@@ -270,10 +270,18 @@ def verify(
             add("witness.unreadable", f"witness {wfile}: {exc}", None)
     with store.read() as tx:
         head_size, head_root = ledger.head(tx)
-        # 1. entries and leaves
+        # 1. entries and leaves. Only the entry's bytes are hashed: its kind, record id,
+        # run id and time are read from them, never from the columns stored beside it,
+        # which an editor of the database could relabel unnoticed by the tree (a run's
+        # index relabelled as a retention.prune would excuse deleting the whole run).
         expected = 0
-        for seq, kind, record_id, entry, leaf in _rows(
-            tx, "SELECT seq, kind, record_id, entry, leaf FROM ledger_entries ORDER BY seq"
+        # entries with commitments but no openings, and the superseded entries' openings:
+        # checked once the redaction and pruning entries are all known
+        unopened: list[tuple[int, str, str]] = []
+        for seq, kind, record_id, run_id, created, entry, leaf, no_openings in _rows(
+            tx,
+            "SELECT seq, kind, record_id, run_id, created_ns, entry, leaf, "
+            "openings IS NULL FROM ledger_entries ORDER BY seq",
         ):
             seq = int(seq)
             if seq != expected:
@@ -285,8 +293,9 @@ def verify(
                 # keep positions aligned with the stored indices
                 leaves.extend([b"\0" * 32] * (seq - expected))
                 expected = seq
+            kind, record_id = str(kind), str(record_id)
             if entry is None:
-                empty.append((seq, str(kind), str(record_id)))
+                empty.append((seq, kind, record_id))
                 leaves.append(bytes(leaf))
             else:
                 entry = _bytes(entry)
@@ -300,46 +309,69 @@ def verify(
                         record_id,
                     )
                 leaves.append(h)
-                if kind in ("redaction", "retention.prune"):
-                    target = redacted_seqs if kind == "redaction" else pruned_seqs
-                    try:
-                        data = orjson.loads(entry)["data"]
-                        target.update(int(i) for i in data.get("entries", []))
-                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                        add("entry.malformed", f"{kind} entry #{seq} is malformed", seq)
+                logged = _logged_fields(entry)
+                if logged is None:
+                    add("entry.malformed", f"entry #{seq} is not a ledger entry", seq, record_id)
+                else:
+                    stored = (kind, record_id, run_id, created)
+                    for col, want, have in zip(_ENTRY_COLS, logged[:4], stored, strict=True):
+                        if want is not _ANY and str(want) != str(have):
+                            add(
+                                "entry.relabelled",
+                                f"entry #{seq}: its {col} column says {_short(have)} but the "
+                                f"logged entry says {_short(want)}: the columns kept beside "
+                                "the log were edited",
+                                seq,
+                                str(logged[1]),
+                            )
+                    kind, record_id, data = str(logged[0]), str(logged[1]), logged[4]
+                    if kind in ("redaction", "retention.prune"):
+                        target = redacted_seqs if kind == "redaction" else pruned_seqs
+                        try:
+                            target.update(int(i) for i in data.get("entries", []))
+                        except (AttributeError, TypeError, ValueError):
+                            add("entry.malformed", f"{kind} entry #{seq} is malformed", seq)
+                    if no_openings and b'"$commit"' in entry and committed_paths(data):
+                        unopened.append((seq, kind, record_id))
             if kind in RECORD_KINDS:
-                before = latest.get(str(record_id))
+                before = latest.get(record_id)
                 if before is not None:
                     superseded.append(before)
-                latest[str(record_id)] = seq
+                latest[record_id] = seq
             elif entry is not None:
                 superseded.append(seq)  # audit entries: no record compares their openings
             expected += 1
-        for part in (superseded[i : i + 500] for i in range(0, len(superseded), 500)):
-            marks = ", ".join("?" * len(part))
-            for seq, kind, record_id, opened in tx.fetchall(
-                f"SELECT seq, kind, record_id, openings FROM ledger_entries WHERE seq IN ({marks}) "
-                "AND openings IS NOT NULL",
-                part,
-            ):
-                why = check_openings_shape(_bytes(opened))
-                if why:
-                    add(
-                        "opening.corrupt",
-                        f"the openings of entry #{seq} ({kind} {record_id}) {why}: the "
-                        "values and salts kept beside the log were damaged or edited",
-                        int(seq),
-                        str(record_id),
-                    )
-        for seq, kind, record_id in empty:
-            if seq not in pruned_seqs:
+        for seq, kind, record_id in unopened:
+            if seq not in redacted_seqs and seq not in pruned_seqs:
                 add(
-                    "entry.empty",
-                    f"entry #{seq} ({kind} {record_id}) has no content and no retention.prune "
-                    "entry covers it",
+                    "opening.missing",
+                    f"the openings of entry #{seq} ({kind} {record_id}) were deleted and no "
+                    "redaction covers it: its committed values can no longer be shown",
                     seq,
                     record_id,
                 )
+        for part in (superseded[i : i + 500] for i in range(0, len(superseded), 500)):
+            marks = ", ".join("?" * len(part))
+            for seq, entry, opened in tx.fetchall(
+                f"SELECT seq, entry, openings FROM ledger_entries WHERE seq IN ({marks}) "
+                "AND openings IS NOT NULL AND entry IS NOT NULL",
+                part,
+            ):
+                seq = int(seq)
+                raw = _bytes(entry)
+                why = check_openings_shape(_bytes(opened)) or check_openings(
+                    raw, _bytes(opened), complete=seq not in redacted_seqs
+                )
+                if why:
+                    fields = _logged_fields(raw)
+                    what, rid = (str(fields[0]), str(fields[1])) if fields else ("?", "?")
+                    add(
+                        "opening.corrupt",
+                        f"the openings of entry #{seq} ({what} {rid}) {why}: the "
+                        "values and salts kept beside the log were damaged or edited",
+                        seq,
+                        rid,
+                    )
         # 1a. pending entries: acknowledged, not yet in the tree
         pending = _pending_entries(tx, add)
         n = len(leaves)
@@ -494,13 +526,16 @@ def check_openings_shape(opened: bytes) -> str | None:
     return None
 
 
-def check_openings(entry: bytes, opened: bytes) -> str | None:
-    """Why an entry's stored openings do not open its commitments, or None if they do."""
+def check_openings(entry: bytes, opened: bytes, *, complete: bool = False) -> str | None:
+    """Why an entry's stored openings do not open its commitments, or None if they do.
+    ``complete``: every commitment of the entry must be opened (an entry no redaction
+    covers)."""
     try:
         items = orjson.loads(opened)
         data = orjson.loads(entry)["data"]
         if not isinstance(items, list):
             return "are not a list of openings"
+        seen = set()
         for item in items:
             path, salt, value = item
             held = get_path(data, tuple(path))
@@ -508,9 +543,38 @@ def check_openings(entry: bytes, opened: bytes) -> str | None:
                 return f"open {'.'.join(map(str, path))}, which the entry does not commit"
             if commitment(base64.b64decode(salt, validate=True), value) != held[COMMIT]:
                 return f"do not match the commitment of {'.'.join(map(str, path))}"
+            seen.add(tuple(path))
+        if complete:
+            for path in committed_paths(data):
+                if path not in seen:
+                    shown = ".".join(path)
+                    return f"lack the value of {shown} although no redaction covers the entry"
     except Exception as exc:  # any damage: a finding, never a traceback
         return f"are not readable ({type(exc).__name__})"
     return None
+
+
+# the columns stored beside an entry, in the order ``_logged_fields`` gives them
+_ENTRY_COLS = ("kind", "record_id", "run_id", "created_ns")
+_ANY = object()  # a column the entry does not determine
+_RUN_KINDS = ("run.start", "run.end")
+
+
+def _logged_fields(entry: bytes) -> tuple[Any, Any, Any, Any, dict[str, Any]] | None:
+    """(kind, record id, run id, time, data) as the entry's bytes hold them (the run id
+    ``_ANY`` where the entry does not name one), or None if it is not an entry."""
+    try:
+        e = orjson.loads(entry)
+        kind, rid, when, data = e["kind"], e["id"], e["time"], e["data"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(kind, str) or not isinstance(rid, str):
+        return None
+    # the run id the log writes beside it: a run's own id, else its data's run_id
+    run: Any = rid if kind in _RUN_KINDS else data.get("run_id") or None
+    if isinstance(run, (dict, list)):
+        run = _ANY
+    return kind, rid, run, when, data
 
 
 def _bytes(v: Any) -> bytes:

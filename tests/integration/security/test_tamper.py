@@ -241,3 +241,75 @@ def test_a_bundle_without_the_failing_step_fails(demo: dict[str, Path], tmp_path
     assert out.returncode == 1 and "holds no index" in out.stderr
     whole = _fl(demo["config"], "audit", "verify-bundle", str(bundle_path))
     assert whole.returncode == 0 and "complete: all" in whole.stdout
+
+
+_FAILED_RUN = "(SELECT id FROM runs WHERE status = 'failed')"
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [("kind", "'attribution'"), ("record_id", "'x'"), ("run_id", "NULL"), ("created_ns", "1")],
+)
+def test_a_relabelled_entry_column_is_detected(
+    demo: dict[str, Path], tmp_path: Path, column: str, value: str
+) -> None:
+    """The columns beside an entry (kind, record id, run id, time) are not hashed: verify
+    reads them from the entry's bytes and names an edited column."""
+    db = _copy(demo, tmp_path)
+    _sql(
+        db,
+        f"UPDATE ledger_entries SET {column} = {value} WHERE seq = (SELECT MIN(seq) FROM "
+        f"ledger_entries WHERE kind = 'step' AND run_id = {_FAILED_RUN})",
+    )
+    report = _verify(demo, db)
+    assert "entry.relabelled" in _codes(report), report["summary"]
+    assert f"its {column} column says" in str(report["summary"])
+
+
+def test_a_run_deleted_behind_an_index_relabelled_as_pruning_is_detected(
+    demo: dict[str, Path], tmp_path: Path
+) -> None:
+    """A run's index lists its entries, as a retention.prune entry does: relabelled as one
+    (a column, not hashed), it excused deleting the whole failed run."""
+    db = _copy(demo, tmp_path)
+    _sql(
+        db,
+        "UPDATE ledger_entries SET kind = 'retention.prune' WHERE kind = 'run.index' "
+        f"AND run_id = {_FAILED_RUN}",
+        *(
+            f"DELETE FROM {table} WHERE run_id = {_FAILED_RUN}"
+            for table in ("steps", "edges", "findings", "forensics_attributions")
+        ),
+        f"DELETE FROM runs WHERE id = {_FAILED_RUN}",
+    )
+    report = _verify(demo, db)
+    assert report["ok"] is False
+    assert {"entry.relabelled", "record.deleted"} <= _codes(report)
+
+
+def test_openings_of_an_audit_entry_deleted_or_edited_are_detected(
+    demo: dict[str, Path], tmp_path: Path
+) -> None:
+    """No stored record is compared with an attribution's entry; its openings (what an
+    export shows) deleted without a redaction, or given another value, are findings."""
+    start = "(SELECT seq FROM ledger_entries WHERE kind = 'attribution' LIMIT 1)"
+    db = _copy(demo, tmp_path)
+    _sql(db, f"UPDATE ledger_entries SET openings = NULL WHERE seq = {start}")
+    report = _verify(demo, db)
+    assert "opening.missing" in _codes(report) and "no redaction covers it" in str(
+        report["summary"]
+    )
+    db = _copy(demo, tmp_path)
+    conn = sqlite3.connect(db)
+    (opened,) = conn.execute(f"SELECT openings FROM ledger_entries WHERE seq = {start}").fetchone()
+    items = json.loads(opened)
+    items[0][2] = "nothing unusual was found"  # another text under the same salt
+    conn.execute(
+        f"UPDATE ledger_entries SET openings = ? WHERE seq = {start}", (json.dumps(items),)
+    )
+    conn.commit()
+    conn.close()
+    report = _verify(demo, db)
+    assert "opening.corrupt" in _codes(report) and "do not match the commitment" in str(
+        report["summary"]
+    )
