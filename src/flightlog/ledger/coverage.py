@@ -13,6 +13,10 @@ The state other capabilities keep is covered by the entries they pass to ``Store
   (fingerprint, workflow, failure and root-cause step, severity, teams) and its run count and
   last run (``incident.run`` entries) must be what the entries say. An incident row without
   entries was inserted; entries without a row mean it was deleted.
+- **attributions** (``forensics_attributions``): each must match its ``attribution``
+  entry (root cause, failure point, chain, confidence, method, alternatives, ...; committed
+  free text opened, or redacted where a redaction covers the entry); a row without an entry
+  was inserted, an entry without a row (its run still stored) means it was deleted.
 - **notifications** (``respond_outbox``): every delivered notification must match its
   ``alert.sent`` entry (channel, kind, summary, response code, time); a delivered row without
   an entry, or an entry whose row is gone or no longer delivered, is reported.
@@ -23,13 +27,16 @@ hold them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
-from flightlog.ledger.entry import COMMIT
+from flightlog.ledger import canonical
+from flightlog.ledger.config import FREE_TEXT_KEYS
+from flightlog.ledger.entry import COMMIT, REDACTED, commitment
 from flightlog.model import INCIDENT_OPENING_FIELDS
 from flightlog.store import core
 from flightlog.store.base import Tx
@@ -273,3 +280,161 @@ def check_notifications(tx: Tx, add: Add) -> int:
             oid,
         )
     return checked
+
+
+ATTRIBUTION_KIND = "attribution"
+
+
+def _looks_redacted(value: Any) -> bool:
+    """What redaction leaves of a committed free-text value (``ledger.redact``): the marker,
+    a list of markers, or maps (alternatives) whose free text is the marker."""
+    if value is None or value == "" or value == REDACTED:
+        return True
+    if isinstance(value, list):
+        return all(_looks_redacted(v) for v in value)
+    if isinstance(value, dict):
+        return all(_looks_redacted(value.get(k)) for k in FREE_TEXT_KEYS if k in value)
+    return False
+
+
+def check_attributions(tx: Tx, add: Add, redacted: set[int]) -> int:
+    """Each stored attribution (``forensics_attributions``: root cause, owner, chain,
+    confidence, method, alternatives) against its ``attribution`` entry: fields in the leaf
+    compared as logged, committed ones opened (a redacted entry's only as redacted); a row
+    without an entry was inserted, an entry without a row means the row was deleted.
+    Returns the attributions checked."""
+    if not _has_table(tx, "forensics_attributions"):
+        return 0
+    logged: dict[str, tuple[int, dict[str, Any], Any]] = {}
+    rows = tx.fetchall(
+        "SELECT seq, entry, openings FROM ledger_entries WHERE kind = ? ORDER BY seq",
+        (ATTRIBUTION_KIND,),
+    )
+    head = tx.fetchone("SELECT size FROM ledger_state WHERE id = 1")
+    size = int(head[0]) if head else 0
+    pending = tx.fetchall(
+        "SELECT entry, openings FROM ledger_pending WHERE kind = ? ORDER BY id",
+        (ATTRIBUTION_KIND,),
+    )
+    rows += [(size + i, raw, opened) for i, (raw, opened) in enumerate(pending)]
+    for seq, raw, opened in rows:
+        if raw is None:
+            continue  # pruned
+        try:
+            entry = orjson.loads(_raw(raw))
+            data = entry["data"]
+            openings = orjson.loads(_raw(opened)) if opened is not None else []
+            by_path = {tuple(p): (s, v) for p, s, v in openings}
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue  # reported by the entry and openings checks
+        if isinstance(data, dict):
+            logged[str(entry.get("id"))] = (int(seq), data, by_path)
+    checked = 0
+    seen: set[str] = set()
+    for run_id, root_step, confidence, text in tx.fetchall(
+        "SELECT run_id, root_step_id, confidence, data FROM forensics_attributions"
+    ):
+        run_id = str(run_id)
+        seen.add(run_id)
+        checked += 1
+        found = logged.get(run_id)
+        if found is None:
+            add(
+                "attribution.unlogged",
+                f"the attribution of run {run_id} is stored but has no ledger entry "
+                "(inserted outside Flightlog)",
+                None,
+                run_id,
+            )
+            continue
+        seq, edata, by_path = found
+        try:
+            stored = orjson.loads(_raw(text))
+            if not isinstance(stored, dict):
+                raise TypeError("not an object")
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            add(
+                "attribution.changed",
+                f"the attribution of run {run_id} cannot be read ({exc}): it was edited",
+                seq,
+                run_id,
+            )
+            continue
+        diffs = _attribution_diffs(stored, edata, by_path, seq in redacted)
+        root = edata.get("root_cause")
+        want_root = root.get("id") if isinstance(root, dict) else None
+        if not _same(root_step, want_root):
+            diffs.append(f"root_step_id (stored {root_step!r}, logged {want_root!r})")
+        want_conf = edata.get("confidence")
+        # the column holds the unrounded confidence, the record its rounded form
+        if (
+            not isinstance(want_conf, (int, float))
+            or confidence is None
+            or (abs(float(confidence) - want_conf) > 1e-6)
+        ):
+            diffs.append(f"confidence (stored {confidence!r}, logged {edata.get('confidence')!r})")
+        if diffs:
+            add(
+                "attribution.changed",
+                f"the attribution of run {run_id} differs from its ledger entry #{seq}: "
+                f"{', '.join(diffs[:3])}",
+                seq,
+                run_id,
+            )
+    for run_id, (seq, _data, _open) in logged.items():
+        # a run whose records are gone (retention) takes its attribution along; a run
+        # still stored whose attribution row is gone was edited
+        if run_id not in seen and tx.fetchone("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
+            add(
+                "attribution.deleted",
+                f"ledger entry #{seq} records the attribution of run {run_id}, which is "
+                "no longer stored (deleted)",
+                seq,
+                run_id,
+            )
+    return checked
+
+
+def _attribution_diffs(
+    stored: dict[str, Any], logged: dict[str, Any], by_path: dict[Any, Any], redacted: bool
+) -> list[str]:
+    diffs: list[str] = []
+    for key in sorted(set(stored) | set(logged)):
+        want = logged.get(key)
+        have = stored.get(key)
+        if isinstance(want, dict) and set(want) == {COMMIT}:
+            opening = by_path.get((key,))
+            if opening is not None:
+                salt, _value = opening
+                if commitment(base64.b64decode(salt), have) != want[COMMIT]:
+                    diffs.append(f"{key} was changed")
+            elif redacted and not _looks_redacted(have):
+                diffs.append(f"{key} holds text although it was redacted")
+            continue
+        have = canonical.prepare(have)
+        if canonical.dumps(have) != canonical.dumps(want):
+            path, have, want = _first_difference(key, have, want)
+            diffs.append(f"{path} (stored {_shown(have)}, logged {_shown(want)})")
+    return diffs
+
+
+def _first_difference(path: str, have: Any, want: Any) -> tuple[str, Any, Any]:
+    """The first place inside two JSON values where they differ: (path, stored, logged)."""
+    if isinstance(have, dict) and isinstance(want, dict):
+        for k in sorted(set(have) | set(want)):
+            if canonical.dumps(have.get(k)) != canonical.dumps(want.get(k)):
+                return _first_difference(f"{path}.{k}", have.get(k), want.get(k))
+    if isinstance(have, list) and isinstance(want, list) and len(have) == len(want):
+        for i, (a, b) in enumerate(zip(have, want, strict=True)):
+            if canonical.dumps(a) != canonical.dumps(b):
+                return _first_difference(f"{path}[{i}]", a, b)
+    return path, have, want
+
+
+def _shown(v: Any) -> str:
+    text = orjson.dumps(v).decode()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _raw(v: Any) -> bytes:
+    return v.encode() if isinstance(v, str) else bytes(v)

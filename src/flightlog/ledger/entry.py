@@ -38,7 +38,7 @@ import orjson
 from flightlog import _json
 from flightlog.ledger import canonical
 from flightlog.ledger.config import FREE_TEXT_KEYS, SENSITIVE_MARK, LedgerConfig
-from flightlog.model import Edge, ErrorInfo, Finding, Run, Step
+from flightlog.model import DEFAULT_PROJECT, Edge, ErrorInfo, Finding, Run, Step
 
 _sha256 = hashlib.sha256
 _b64 = binascii.b2a_base64
@@ -181,7 +181,7 @@ def _texts(value: Any) -> tuple[bytes, bytes]:
 
 
 def run_data(r: Run) -> dict[str, Any]:
-    return {
+    data = {
         "id": r.id,
         "workflow": r.workflow,
         "version": r.version,
@@ -199,6 +199,11 @@ def run_data(r: Run) -> dict[str, Any]:
         "source": r.source,
         "attributes": _stored(r.attributes),
     }
+    # Which project may read the run (set once, when first stored). Only when not the
+    # default, so a run of the default project is logged as before projects existed.
+    if r.project != DEFAULT_PROJECT:
+        data["project"] = r.project
+    return data
 
 
 def step_data(s: Step) -> dict[str, Any]:

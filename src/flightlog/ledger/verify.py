@@ -470,6 +470,10 @@ def verify(
                     partial(_check_records, tx, latest, redacted_seqs, pruned_seqs, add, pending),
                 ),
                 ("incidents", partial(coverage.check_incidents, tx, add)),
+                (
+                    "attributions",
+                    partial(coverage.check_attributions, tx, add, redacted_seqs),
+                ),
                 ("notifications", partial(coverage.check_notifications, tx, add)),
             ]
             for what, check in checks:

@@ -313,3 +313,23 @@ def test_openings_of_an_audit_entry_deleted_or_edited_are_detected(
     assert "opening.corrupt" in _codes(report) and "do not match the commitment" in str(
         report["summary"]
     )
+
+
+def test_attribution_edits_are_detected(demo: dict[str, Path], tmp_path: Path) -> None:
+    """The stored attribution (root cause, its owner, confidence, free text) is what the
+    report and the incident show: each edit, and its deletion, is named."""
+    cases = {
+        "owner": "UPDATE forensics_attributions SET data = "
+        'replace(data, \'"owner":"search-team"\', \'"owner":"risk-team"\')',
+        "root_step_id": "UPDATE forensics_attributions SET root_step_id = '0000000000000000'",
+        "confidence": "UPDATE forensics_attributions SET confidence = 0.1",
+        "cause was changed": "UPDATE forensics_attributions SET data = "
+        "json_set(data, '$.cause', 'the validator was misconfigured')",
+        "no longer stored": "DELETE FROM forensics_attributions",
+    }
+    for said, stmt in cases.items():
+        db = _copy(demo, tmp_path)
+        _sql(db, stmt)
+        report = _verify(demo, db)
+        assert _codes(report) & {"attribution.changed", "attribution.deleted"}, said
+        assert said in str(report["summary"]), report["summary"]
