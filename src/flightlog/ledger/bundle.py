@@ -59,8 +59,13 @@ def export(
     store = ledger.store
     if run_id is not None:
         run_id = store.resolve_run_id(run_id)
-        ledger.index_run(run_id)  # the run's entries as of now, committed in the log
-    cp = ledger.checkpoint()
+        at = ledger.index_run(run_id)  # the run's entries as of now, committed in the log
+    cp = ledger.checkpoint()  # the whole log signed (and published to the witness)
+    if run_id is not None:
+        # The bundle is proven in the tree that ends with that index, so a verifier can tell
+        # the index is the run's latest (an index dropped from the bundle, and the entries
+        # logged after the one before it, would otherwise go unnoticed).
+        cp = ledger.checkpoint_at(at + 1)
     with store.read() as tx:
         if run_id is not None:
             # Every entry of the run (records, findings, attribution, incidents, conflicts,
@@ -135,6 +140,9 @@ class BundleReport:
     redacted: int
     payloads: int
     selection: dict[str, Any] = field(default_factory=dict)
+    # run -> its latest index, for runs whose index is not the last entry the checkpoint
+    # covers (a bundle selected by time): complete only up to that index
+    as_of: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items()))
@@ -144,7 +152,16 @@ class BundleReport:
         )
         complete = (
             "; complete: "
-            + ", ".join(f"all {n} entries of run {r}" for r, n in self.complete.items())
+            + ", ".join(
+                f"all {n} entries of run {r}"
+                + (
+                    f" up to its index, entry #{self.as_of[r]} (entries logged after it are "
+                    "not proven absent)"
+                    if r in self.as_of
+                    else ""
+                )
+                for r, n in self.complete.items()
+            )
             if self.complete
             else "; completeness not claimed (no run index in the bundle)"
         )
@@ -172,6 +189,7 @@ class BundleReport:
             "payloads": self.payloads,
             "selection": self.selection,
             "complete": self.complete,
+            "complete_as_of": self.as_of,
             "summary": self.summary(),
         }
 
@@ -211,6 +229,8 @@ def verify_bundle(path: Path, trusted_key: str | None = None) -> BundleReport:
             proof = [base64.b64decode(h, validate=True) for h in item["proof"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise LedgerError(f"bundle entry is malformed: {exc}") from exc
+        if index in present:
+            raise LedgerError(f"bundle {path} holds entry #{index} twice")
         try:
             rfc9162.verify_inclusion(index, cp.size, rfc9162.leaf_hash(raw), proof, cp.root)
         except LedgerError as exc:
@@ -244,7 +264,13 @@ def verify_bundle(path: Path, trusted_key: str | None = None) -> BundleReport:
                 f"entry #{index}: openings for fields it does not commit: {sorted(by_path)}"
             )
     selection = dict(bundle.get("selection") or {})
-    complete = _check_complete(path, selection, indexes, present)
+    complete = _check_complete(path, selection, indexes, present, cp.size)
+    as_of = {r: found[-1][0] for r, found in indexes.items() if found[-1][0] != cp.size - 1}
+    for h in sorted(committed_hashes - set(payloads)):
+        raise LedgerError(
+            f"payload {h}, opened in the bundle's entries, is missing from it: the value "
+            "it stands for cannot be shown"
+        )
     for h, text in payloads.items():
         if h not in committed_hashes:
             raise LedgerError(f"payload {h} is not referenced by any opened entry")
@@ -255,6 +281,7 @@ def verify_bundle(path: Path, trusted_key: str | None = None) -> BundleReport:
             raise LedgerError(f"payload {h} does not match its hash")
     return BundleReport(
         complete=complete,
+        as_of={r: at for r, at in as_of.items() if r in complete},
         origin=cp.origin,
         checkpoint_size=cp.size,
         checkpoint_root=base64.b64encode(cp.root).decode(),
@@ -275,6 +302,7 @@ def _check_complete(
     selection: dict[str, Any],
     indexes: dict[str, list[tuple[int, dict[str, Any]]]],
     present: set[int],
+    size: int,
 ) -> dict[str, int]:
     """Completeness: for every run the bundle holds an index of (and the run it was exported
     for, which must have one), every entry its latest index lists is in the bundle, and each
@@ -285,6 +313,16 @@ def _check_complete(
             f"bundle {path} holds no index of run {wanted}: that the bundle holds all of the "
             "run's entries cannot be proven (export it again with this version)"
         )
+    if wanted:
+        # Exported for a run: its latest index is the last entry the checkpoint covers, so
+        # no index of the run, nor entry after one, can have been left out of the bundle.
+        last = max(at for at, _data in indexes[str(wanted)])
+        if last != size - 1:
+            raise LedgerError(
+                f"bundle {path} does not end with the latest index of run {wanted}: its "
+                f"checkpoint covers {size} entries but the last index in it is entry #{last}, "
+                f"so entries of the run logged after #{last} may have been left out"
+            )
     complete: dict[str, int] = {}
     for run_id, found in sorted(indexes.items()):
         found.sort(key=lambda item: item[0])

@@ -904,6 +904,28 @@ class Ledger:
             anchor.anchor_git(git_repo, cp.note, cp.origin, cp.size)
         return cp
 
+    def checkpoint_at(self, size: int) -> cp_mod.Checkpoint:
+        """A checkpoint of the log's first ``size`` entries, signed now (``audit export``: a
+        bundle proven in the tree that ends with the run's fresh index). Only after the
+        prefix is proven consistent with the latest stored checkpoint, which must cover it;
+        neither stored nor published (that checkpoint is)."""
+        with self.store.read() as tx:
+            latest = self.latest_checkpoint(tx)
+            if latest is None or not 0 < size <= latest.size:
+                raise LedgerError(
+                    f"no signed checkpoint covers the first {size} entries; sign one first"
+                )
+            root = self.root_at(tx, size)
+            proof = self.consistency_proof(tx, size, latest.size)
+        try:
+            rfc9162.verify_consistency(size, latest.size, root, latest.root, proof)
+        except LedgerError as exc:
+            raise LedgerError(
+                f"refusing to sign the log at size {size}: it is not a prefix of the checkpoint "
+                f"at size {latest.size} ({exc}); run 'flightlog audit verify'"
+            ) from exc
+        return cp_mod.sign(self.signer(create=False), size, root)
+
     def _sign(self, tx: Tx, size: int, root: bytes) -> cp_mod.Checkpoint:
         row = tx.fetchone("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1")
         # A log that has signed before never gets a new key: a process without the key file

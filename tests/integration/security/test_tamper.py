@@ -333,3 +333,44 @@ def test_attribution_edits_are_detected(demo: dict[str, Path], tmp_path: Path) -
         report = _verify(demo, db)
         assert _codes(report) & {"attribution.changed", "attribution.deleted"}, said
         assert said in str(report["summary"]), report["summary"]
+
+
+def _verify_bundle(demo: dict[str, Path], tmp_path: Path, bundle: dict[str, object]) -> str:
+    cut = tmp_path / "edited.json"
+    cut.write_text(json.dumps(bundle))
+    out = _fl(demo["config"], "audit", "verify-bundle", str(cut))
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == (0 if out.stdout.startswith("verified") else 1)
+    return out.stdout + out.stderr
+
+
+def test_a_bundle_cut_after_an_earlier_index_fails(demo: dict[str, Path], tmp_path: Path) -> None:
+    """The export's index is the last entry its checkpoint covers: dropped (with the entries
+    logged after the run's previous index, such as its attribution), the bundle fails; with
+    its selection removed as well, completeness is claimed only up to the earlier index."""
+    (bundle_path,) = demo["dir"].glob("audit-*.json")
+    bundle = json.loads(bundle_path.read_text())
+    entries = bundle["entries"]
+    indexes = [e["index"] for e in entries if '"kind":"run.index"' in e["entry"]]
+    assert len(indexes) >= 2
+    earlier = sorted(indexes)[-2]
+    bundle["entries"] = [e for e in entries if e["index"] <= earlier]
+    said = _verify_bundle(demo, tmp_path, bundle)
+    assert "does not end with the latest index" in said and f"#{earlier}" in said
+    bundle["selection"] = {"run": None, "since_ns": None}
+    said = _verify_bundle(demo, tmp_path, bundle)
+    assert said.startswith("verified") and f"up to its index, entry #{earlier}" in said
+
+
+def test_a_bundle_with_a_repeated_entry_or_a_missing_payload_fails(
+    demo: dict[str, Path], tmp_path: Path
+) -> None:
+    (bundle_path,) = demo["dir"].glob("audit-*.json")
+    bundle = json.loads(bundle_path.read_text())
+    twice = dict(bundle, entries=[*bundle["entries"], bundle["entries"][0]])
+    assert "twice" in _verify_bundle(demo, tmp_path, twice)
+    payloads = dict(bundle["payloads"])
+    gone = sorted(payloads)[0]
+    del payloads[gone]
+    said = _verify_bundle(demo, tmp_path, dict(bundle, payloads=payloads))
+    assert f"payload {gone}, opened in the bundle's entries, is missing" in said
