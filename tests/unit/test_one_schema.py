@@ -47,8 +47,6 @@ OMITTED: dict[tuple[str, str, str], str] = {
     "that run and step entries carry",
     ("openapi", "Payload", "*"): "served as {hash, value} by /api/v1/payloads/{hash}, not as "
     "a record",
-    ("ledger", "Run", "project"): "set once by the server from the ingest key; the ledger's "
-    "run entry predates projects (adding it changes every entry: a ledger format change)",
     ("otlp", "Run", "project"): "not sent over OTLP: the server assigns the project of the "
     "ingest key that sent the run",
 }

@@ -2,6 +2,10 @@
 
 1. Recompute every leaf hash from the stored entry bytes and the whole tree from the leaves
    (RFC 9162 §2.1.1); compare with the stored leaf hashes, interior hashes and tree head.
+   Read each entry's kind, record id, run id and time from its bytes and compare the
+   columns beside it (``entry.relabelled``); open every entry's commitments
+   (``opening.missing``/``.corrupt`` unless a redaction covers it); check that a step's or
+   SDK run's later entries only close it and fill empty fields (``entry.rewrite``).
 2. Check every stored checkpoint's Ed25519 signature (C2SP signed-note), its root against
    the recomputed tree at its size, and each consecutive pair's consistency proof
    (RFC 9162 §2.1.4); and the same for every checkpoint in the witness file.
@@ -278,6 +282,8 @@ def verify(
         # entries with commitments but no openings, and the superseded entries' openings:
         # checked once the redaction and pruning entries are all known
         unopened: list[tuple[int, str, str]] = []
+        # the entries of each run or step logged more than once, in order
+        chains: dict[str, list[int]] = {}
         for seq, kind, record_id, run_id, created, entry, leaf, no_openings in _rows(
             tx,
             "SELECT seq, kind, record_id, run_id, created_ns, entry, leaf, "
@@ -337,6 +343,8 @@ def verify(
                 before = latest.get(record_id)
                 if before is not None:
                     superseded.append(before)
+                    if kind != "edge" and kind != "finding":
+                        chains.setdefault(record_id, [before]).append(seq)
                 latest[record_id] = seq
             elif entry is not None:
                 superseded.append(seq)  # audit entries: no record compares their openings
@@ -372,6 +380,7 @@ def verify(
                         seq,
                         rid,
                     )
+        _check_transitions(tx, chains, add)
         # 1a. pending entries: acknowledged, not yet in the tree
         pending = _pending_entries(tx, add)
         n = len(leaves)
@@ -555,6 +564,68 @@ def check_openings(entry: bytes, opened: bytes, *, complete: bool = False) -> st
                     return f"lack the value of {shown} although no redaction covers the entry"
     except Exception as exc:  # any damage: a finding, never a traceback
         return f"are not readable ({type(exc).__name__})"
+    return None
+
+
+def _check_transitions(tx: Any, chains: dict[str, list[int]], add: Any) -> None:
+    """Facts are append-only in the log too: a step's, or an SDK run's, later entry may
+    close it (``running`` to a final status) and fill fields that were empty, never change
+    a value an earlier entry logged (``store.facts``). An entry that does was appended by
+    someone other than the store (the tree recomputed around it): ``entry.rewrite``.
+    Ingested runs are not checked: their outcome is derived from their spans and
+    re-derived as spans arrive, and a stand-in run is replaced by the real one."""
+    seqs = sorted({s for chain in chains.values() for s in chain})
+    logged: dict[int, dict[str, Any]] = {}
+    for part in (seqs[i : i + 500] for i in range(0, len(seqs), 500)):
+        marks = ", ".join("?" * len(part))
+        for seq, raw in tx.fetchall(
+            f"SELECT seq, entry FROM ledger_entries WHERE seq IN ({marks}) AND entry IS NOT NULL",
+            part,
+        ):
+            fields = _logged_fields(_bytes(raw))
+            if fields is not None:
+                logged[int(seq)] = fields[4]
+    for record_id, chain in chains.items():
+        earlier: dict[str, Any] | None = None
+        at = -1
+        for seq in chain:
+            data = logged.get(seq)
+            if data is None:
+                continue  # pruned or malformed: reported elsewhere
+            if earlier is not None and (
+                "run_id" in earlier or earlier.get("source") == "sdk"  # a step, an SDK run
+            ):
+                why = _rewritten(earlier, data)
+                if why:
+                    add(
+                        "entry.rewrite",
+                        f"entry #{seq} rewrites {record_id}, which entry #{at} logged: {why}; "
+                        "facts are never overwritten, so this entry was not appended by the "
+                        "store",
+                        seq,
+                        record_id,
+                    )
+            earlier, at = data, seq
+
+
+def _rewritten(earlier: dict[str, Any], later: dict[str, Any]) -> str | None:
+    """Why ``later`` is not a transition ``store.facts`` allows from ``earlier``, or None."""
+    for key, was in earlier.items():
+        now = later.get(key)
+        if key == "status":
+            if was != "running" and now != was:
+                return f"status {_short(was)} became {_short(now)}"
+            continue
+        if was is None or key == "attributes":
+            continue  # may be filled; attribute maps are committed whole
+        if isinstance(was, dict) and COMMIT in was:
+            continue  # a commitment: salted afresh in every entry
+        if isinstance(was, dict) and isinstance(now, dict):
+            # an error: its type is in the leaf, its texts committed
+            was = {k: v for k, v in was.items() if not isinstance(v, dict)}
+            now = {k: v for k, v in now.items() if not isinstance(v, dict)}
+        if now != was:
+            return f"{key} {_short(was)} became {_short(now)}"
     return None
 
 

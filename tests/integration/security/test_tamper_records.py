@@ -5,9 +5,11 @@ record and the field, and the untouched store verifies."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from flightlog.app import open_store
 from flightlog.ledger import attach
+from flightlog.ledger.entry import run_data
 from flightlog.ledger.verify import verify
 from flightlog.model import Batch
 from tests.integration.ledger._ledger_helpers import rid, run_batches
@@ -44,5 +46,47 @@ def test_a_run_moved_to_another_project_is_detected(store_url: str) -> None:
             with store.transaction() as tx:
                 tx.execute("UPDATE runs SET project = ? WHERE id = ?", (old, run_id))
         assert verify(ledger).ok
+    finally:
+        store.close()
+
+
+def test_an_entry_appended_to_rewrite_a_closed_record_is_detected(store_url: str) -> None:
+    """An editor of the database appends, with Flightlog's own code (the tree recomputed),
+    entries saying the failed run succeeded and its failing step was ok, and edits the rows
+    to match: each entry contradicts an earlier one, which facts never do."""
+    store = open_store(store_url)
+    try:
+        for b in run_batches(rid(3)):
+            store.write(b)
+        ledger = attach(store)
+        assert verify(ledger).ok
+        run = store.get_run(rid(3))
+        step = store.get_steps(rid(3))[0]
+        assert run is not None and run.status == "failed"
+        now = time.time_ns()
+        forged_run = dataclasses.replace(run, status="succeeded", reason=None)
+        forged_step = dataclasses.replace(step, status="ok", name="renamed")
+        with store.transaction() as tx:
+            ledger.submit(
+                tx,
+                [
+                    ledger.encoder.encode_known(
+                        "run.end", run.id, run.id, run_data(forged_run), now
+                    ),
+                    *ledger.encoder.encode_steps([forged_step], now),
+                ],
+            )
+            tx.execute(
+                "UPDATE runs SET status = 'succeeded', reason = NULL WHERE id = ?", (run.id,)
+            )
+            tx.execute(
+                "UPDATE steps SET status = 'ok', name = 'renamed' WHERE run_id = ? AND id = ?",
+                (step.run_id, step.id),
+            )
+        report = verify(ledger)
+        assert not report.ok
+        said = {p.record: p.message for p in report.problems if p.code == "entry.rewrite"}
+        assert 'status "failed" became "succeeded"' in said[run.id]
+        assert "became" in said[f"{step.run_id}/{step.id}"]
     finally:
         store.close()
