@@ -576,15 +576,20 @@ def _check_transitions(tx: Any, chains: dict[str, list[int]], add: Any) -> None:
     re-derived as spans arrive, and a stand-in run is replaced by the real one."""
     seqs = sorted({s for chain in chains.values() for s in chain})
     logged: dict[int, dict[str, Any]] = {}
+    stand_ins: set[int] = set()  # run entries of a stand-in, or whose attributes are unknown
     for part in (seqs[i : i + 500] for i in range(0, len(seqs), 500)):
         marks = ", ".join("?" * len(part))
-        for seq, raw in tx.fetchall(
-            f"SELECT seq, entry FROM ledger_entries WHERE seq IN ({marks}) AND entry IS NOT NULL",
+        for seq, raw, opened in tx.fetchall(
+            f"SELECT seq, entry, openings FROM ledger_entries WHERE seq IN ({marks}) "
+            "AND entry IS NOT NULL",
             part,
         ):
             fields = _logged_fields(_bytes(raw))
-            if fields is not None:
-                logged[int(seq)] = fields[4]
+            if fields is None:
+                continue
+            logged[int(seq)] = fields[4]
+            if fields[0] in _RUN_KINDS and _stand_in(fields[4], opened):
+                stand_ins.add(int(seq))
     for record_id, chain in chains.items():
         earlier: dict[str, Any] | None = None
         at = -1
@@ -593,7 +598,8 @@ def _check_transitions(tx: Any, chains: dict[str, list[int]], add: Any) -> None:
             if data is None:
                 continue  # pruned or malformed: reported elsewhere
             if earlier is not None and (
-                "run_id" in earlier or earlier.get("source") == "sdk"  # a step, an SDK run
+                "run_id" in earlier  # a step
+                or (earlier.get("source") == "sdk" and at not in stand_ins)  # an SDK run
             ):
                 why = _rewritten(earlier, data)
                 if why:
@@ -606,6 +612,25 @@ def _check_transitions(tx: Any, chains: dict[str, list[int]], add: Any) -> None:
                         record_id,
                     )
             earlier, at = data, seq
+
+
+def _stand_in(data: dict[str, Any], opened: Any) -> bool:
+    """Whether a run entry may be a stand-in (``store.facts``: the real run replaces it): its
+    attributes, opened, mark it so, or cannot be opened (redacted) to tell."""
+    from flightlog.store.facts import CLOSED_IDLE, PLACEHOLDER
+
+    attrs = data.get("attributes")
+    if not isinstance(attrs, dict) or COMMIT not in attrs:
+        return isinstance(attrs, dict) and (
+            attrs.get(PLACEHOLDER) is True or attrs.get(CLOSED_IDLE) is True
+        )
+    try:
+        for path, _salt, value in orjson.loads(_bytes(opened)):
+            if path == ["attributes"] and isinstance(value, dict):
+                return value.get(PLACEHOLDER) is True or value.get(CLOSED_IDLE) is True
+    except Exception:  # no openings (redacted) or damaged (reported apart): cannot tell
+        return True
+    return True
 
 
 def _rewritten(earlier: dict[str, Any], later: dict[str, Any]) -> str | None:
