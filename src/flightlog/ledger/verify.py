@@ -67,6 +67,8 @@ _RANK = {
     "entry": 0,
     "record": 0,
     "payload": 0,
+    "opening": 0,
+    "attribution": 0,
     "node": 1,
     "checkpoint": 2,
     "witness": 2,
@@ -358,28 +360,20 @@ def verify(
                     seq,
                     record_id,
                 )
-        for part in (superseded[i : i + 500] for i in range(0, len(superseded), 500)):
-            marks = ", ".join("?" * len(part))
-            for seq, entry, opened in tx.fetchall(
-                f"SELECT seq, entry, openings FROM ledger_entries WHERE seq IN ({marks}) "
-                "AND openings IS NOT NULL AND entry IS NOT NULL",
-                part,
-            ):
-                seq = int(seq)
-                raw = _bytes(entry)
-                why = check_openings_shape(_bytes(opened)) or check_openings(
-                    raw, _bytes(opened), complete=seq not in redacted_seqs
+        for seq, raw, opened in _entries_at(tx, superseded, "AND openings IS NOT NULL"):
+            why = check_openings_shape(_bytes(opened)) or check_openings(
+                raw, _bytes(opened), complete=seq not in redacted_seqs
+            )
+            if why:
+                fields = _logged_fields(raw)
+                what, rid = (str(fields[0]), str(fields[1])) if fields else ("?", "?")
+                add(
+                    "opening.corrupt",
+                    f"the openings of entry #{seq} ({what} {rid}) {why}: the "
+                    "values and salts kept beside the log were damaged or edited",
+                    seq,
+                    rid,
                 )
-                if why:
-                    fields = _logged_fields(raw)
-                    what, rid = (str(fields[0]), str(fields[1])) if fields else ("?", "?")
-                    add(
-                        "opening.corrupt",
-                        f"the openings of entry #{seq} ({what} {rid}) {why}: the "
-                        "values and salts kept beside the log were damaged or edited",
-                        seq,
-                        rid,
-                    )
         _check_transitions(tx, chains, add)
         # 1a. pending entries: acknowledged, not yet in the tree
         pending = _pending_entries(tx, add)
@@ -577,19 +571,13 @@ def _check_transitions(tx: Any, chains: dict[str, list[int]], add: Any) -> None:
     seqs = sorted({s for chain in chains.values() for s in chain})
     logged: dict[int, dict[str, Any]] = {}
     stand_ins: set[int] = set()  # run entries of a stand-in, or whose attributes are unknown
-    for part in (seqs[i : i + 500] for i in range(0, len(seqs), 500)):
-        marks = ", ".join("?" * len(part))
-        for seq, raw, opened in tx.fetchall(
-            f"SELECT seq, entry, openings FROM ledger_entries WHERE seq IN ({marks}) "
-            "AND entry IS NOT NULL",
-            part,
-        ):
-            fields = _logged_fields(_bytes(raw))
-            if fields is None:
-                continue
-            logged[int(seq)] = fields[4]
-            if fields[0] in _RUN_KINDS and _stand_in(fields[4], opened):
-                stand_ins.add(int(seq))
+    for seq, raw, opened in _entries_at(tx, seqs):
+        fields = _logged_fields(raw)
+        if fields is None:
+            continue
+        logged[seq] = fields[4]
+        if fields[0] in _RUN_KINDS and _stand_in(fields[4], opened):
+            stand_ins.add(seq)
     for record_id, chain in chains.items():
         earlier: dict[str, Any] | None = None
         at = -1
@@ -612,6 +600,18 @@ def _check_transitions(tx: Any, chains: dict[str, list[int]], add: Any) -> None:
                         record_id,
                     )
             earlier, at = data, seq
+
+
+def _entries_at(tx: Any, seqs: list[int], where: str = "") -> Iterator[tuple[int, bytes, Any]]:
+    """(seq, entry bytes, openings) of the entries ``seqs`` that still hold content."""
+    for part in (seqs[i : i + 500] for i in range(0, len(seqs), 500)):
+        marks = ", ".join("?" * len(part))
+        for seq, raw, opened in tx.fetchall(
+            f"SELECT seq, entry, openings FROM ledger_entries WHERE seq IN ({marks}) "
+            f"AND entry IS NOT NULL {where}",
+            part,
+        ):
+            yield int(seq), _bytes(raw), opened
 
 
 def _stand_in(data: dict[str, Any], opened: Any) -> bool:
