@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,15 @@ def _fixtures() -> list[Path]:
     return sorted(p for p in DATA.glob("*/*.json") if p.name != "decoded.json")
 
 
+def _copy(doc: Any) -> Any:
+    """A deep copy of a JSON document (``copy.deepcopy``'s result, ~10x faster: pickle
+    copies dicts, lists and scalars in C)."""
+    return pickle.loads(pickle.dumps(doc, pickle.HIGHEST_PROTOCOL))
+
+
 def _general(doc: Any) -> ExportTraceServiceRequest | None:
     """What parse_request made of a document before the fast path (None: an error)."""
-    doc = copy.deepcopy(doc)
+    doc = _copy(doc)
     req = ExportTraceServiceRequest()
     try:
         _hex_ids_to_base64(doc)
@@ -138,7 +145,7 @@ def test_mutated_fixtures_agree_or_take_the_general_path() -> None:
     docs = [d for d in docs if len(orjson.dumps(d)) < 20_000]
     fast_taken = general_taken = 0
     for _ in range(3000):
-        doc = copy.deepcopy(rng.choice(docs))
+        doc = _copy(rng.choice(docs))
         for _ in range(rng.choice((1, 1, 2))):
             _mutate(doc, rng)
         fast, general = _fast(doc), _general(doc)
