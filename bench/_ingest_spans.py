@@ -39,8 +39,13 @@ def build_spans(
     *,
     base_ns: int = 1_767_225_600_000_000_000,
     instance_id: str | None = None,
+    first: int = 0,
 ) -> list[ReadableSpan]:
     """``n_traces`` traces of four GenAI spans each, as finished SDK spans, in end order.
+
+    ``first``: the number of the first trace (its text and start time): traces
+    ``first .. first + n_traces - 1`` of one long sequence, so that parts built apart
+    (``bench.pg_scaleout.build_requests``, ``workers``) add up to the whole.
 
     ``instance_id``: the resource's ``service.instance.id``; by default the SDK's, a random
     UUID, whose digits make the privacy screen's digit rules run on every run's attributes
@@ -54,7 +59,7 @@ def build_spans(
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("flightlog-bench", "1.0")
     ms = 1_000_000
-    for i in range(n_traces):
+    for i in range(first, first + n_traces):
         t = base_ns + i * 50 * ms
         policy = f"P-{100000 + i}"
         claim = f"Claim #{i}: water damage in kitchen, policy {policy}, amount {500 + i % 977} EUR"

@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,19 +61,26 @@ Request = tuple[bytes, list[tuple[str, str]]]  # protobuf body, (trace id, span 
 
 
 def build_requests(
-    traces: int, *, per_request: int = SPANS_PER_REQUEST, spread: bool = True
+    traces: int, *, per_request: int = SPANS_PER_REQUEST, spread: bool = True, workers: int = 1
 ) -> list[Request]:
     """``traces`` traces as OTLP protobuf request bodies of ``per_request`` spans each.
 
     ``spread``: blocks of 250 traces are ordered by the spans' position in their trace, so
     each trace's spans land in neighbouring requests (hence, round robin, on different
-    servers). Otherwise a trace's spans travel together, in the order they ended."""
+    servers). Otherwise a trace's spans travel together, in the order they ended.
+    ``workers``: processes that build parts of the sequence at once (``iter_requests``)."""
+    return list(iter_requests(traces, per_request=per_request, spread=spread, workers=workers))
+
+
+SPREAD_TRACES = 250  # traces per block whose spans are ordered by position (``spread``)
+
+
+def _requests_of(spans: Sequence[Any], per_request: int, spread: bool) -> list[Request]:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    spans = build_spans(traces)
     ordered = list(spans)
     if spread:
-        block = 250 * SPANS_PER_TRACE
+        block = SPREAD_TRACES * SPANS_PER_TRACE
         ordered = []
         for start in range(0, len(spans), block):
             part = spans[start : start + block]
@@ -92,6 +99,51 @@ def build_requests(
         ]
         out.append((encode_spans(chunk).SerializeToString(), keys))
     return out
+
+
+def _part(args: tuple[int, int, int, bool, str]) -> list[Request]:
+    """Traces ``first .. first + count - 1`` as requests (one worker's part)."""
+    first, count, per_request, spread, instance_id = args
+    return _requests_of(
+        build_spans(count, first=first, instance_id=instance_id), per_request, spread
+    )
+
+
+def iter_requests(
+    traces: int, *, per_request: int = SPANS_PER_REQUEST, spread: bool = True, workers: int = 1
+) -> Iterator[Request]:
+    """``build_requests``'s requests, in order, as they are built. With ``workers`` > 1,
+    that many processes start building at once, at the call, parts of the sequence (whole
+    blocks and whole requests each: the same requests one process builds); each part is
+    yielded as soon as it and those before it are done, so a caller sends the first while
+    the rest are built. All parts share one resource (one ``service.instance.id``), as one
+    process's spans do. Closing the iterator early stops the builders."""
+    if workers <= 1:
+        return iter(_requests_of(build_spans(traces), per_request, spread))
+    import math
+    import multiprocessing
+    import uuid
+    from concurrent.futures import ProcessPoolExecutor
+
+    # A part: whole spread blocks and whole requests.
+    spans = math.lcm(SPREAD_TRACES * SPANS_PER_TRACE, per_request, SPANS_PER_TRACE)
+    step = spans // SPANS_PER_TRACE
+    instance_id = str(uuid.uuid4())
+    # spawn: the caller may have threads (a fork would copy their locks mid-use)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    futures = [
+        pool.submit(_part, (first, min(step, traces - first), per_request, spread, instance_id))
+        for first in range(0, traces, step)
+    ]
+
+    def parts() -> Iterator[Request]:
+        try:
+            for future in futures:
+                yield from future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    return parts()
 
 
 def free_port() -> int:
@@ -176,7 +228,7 @@ class Sent:
 
 def send_round_robin(
     servers: Sequence[Server],
-    requests: Sequence[Request],
+    requests: Iterable[Request],
     *,
     threads: int = 6,
     dead: set[int] | None = None,
@@ -184,16 +236,16 @@ def send_round_robin(
 ) -> Sent:
     """Send every request, request ``i`` to server ``i % n``; a request that a server does
     not answer with 200 (refused, reset, 429/5xx) goes to the next server, as a load
-    balancer would. Servers in ``dead`` are skipped. ``on_ack`` runs after each 200."""
+    balancer would. Servers in ``dead`` are skipped. ``on_ack`` runs after each 200.
+    ``requests`` may be an iterator (``iter_requests``): each is sent once it is built."""
     import httpx
 
     dead = dead if dead is not None else set()
     sent = Sent(acked_by={n: [] for n in range(len(servers))})
     lock = threading.Lock()
-    pending = iter(range(len(requests)))
+    pending = enumerate(requests)
 
-    def send(i: int, client: httpx.Client) -> None:
-        body = requests[i][0]
+    def send(i: int, body: bytes, client: httpx.Client) -> None:
         for attempt in range(4 * len(servers)):
             n = (i + attempt) % len(servers)
             if n in dead and attempt < 3 * len(servers):
@@ -224,10 +276,10 @@ def send_round_robin(
         with httpx.Client() as client:
             while True:
                 with lock:
-                    i = next(pending, None)
-                if i is None:
+                    item = next(pending, None)
+                if item is None:
                     return
-                send(i, client)
+                send(item[0], item[1][0], client)
 
     sent.first_s = time.monotonic()
     pool = [threading.Thread(target=worker) for _ in range(threads)]

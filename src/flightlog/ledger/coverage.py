@@ -106,7 +106,7 @@ def check_payloads(tx: Tx, add: Add) -> None:
     for h, data in core.payloads(tx):
         stored.add(h)
         digest = h.removeprefix("sha256:")
-        hexdigest = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+        hexdigest = len(digest) == 64 and not digest.strip("0123456789abcdef")  # all hex
         if hexdigest and hashlib.sha256(data).hexdigest() != digest:
             add(
                 "payload.changed",

@@ -29,10 +29,13 @@ pytest.importorskip("opentelemetry.exporter.otlp.proto.common.trace_encoder")
 pytest.importorskip("httpx")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from bench._ingest_spans import SPANS_PER_TRACE  # noqa: E402
 from bench.pg_scaleout import (  # noqa: E402
+    SPANS_PER_REQUEST,
+    Request,
     Sent,
     Server,
-    build_requests,
+    iter_requests,
     send_round_robin,
     start_servers,
 )
@@ -40,6 +43,7 @@ from bench.pg_scaleout import (  # noqa: E402
 pytestmark = pytest.mark.slow
 
 TRACES = 25_000  # x 4 spans = 100,000 spans
+REQUESTS = TRACES * SPANS_PER_TRACE // SPANS_PER_REQUEST
 SERVERS = 3
 # The server that is killed: the one integrating the audit log at that moment, so the kill
 # also shows the integrator role taken over (docs/audit.md, Sequencing).
@@ -60,6 +64,17 @@ def _integrator_pid(pg_url: str) -> int | None:
 
 
 @pytest.fixture
+def requests() -> Iterator[Iterator[Request]]:
+    """The requests, built by two processes from now on (while the servers start, and while
+    the first requests are sent): the same requests one process builds, ~half the wait."""
+    built = iter_requests(TRACES, workers=2)
+    try:
+        yield built
+    finally:
+        built.close()  # a failed test: stop the builders
+
+
+@pytest.fixture
 def servers(pg_url: str, tmp_path: Path) -> Iterator[list[Server]]:
     # One signing key file for all three, as a deployment shares one secret.
     env = {"FLIGHTLOG_LEDGER_KEY": str(tmp_path / "ledger.key")}
@@ -72,26 +87,35 @@ def servers(pg_url: str, tmp_path: Path) -> Iterator[list[Server]]:
 
 
 def test_three_servers_one_killed_lose_and_duplicate_nothing(
-    servers: list[Server], pg_url: str, tmp_path: Path
+    requests: Iterator[Request], servers: list[Server], pg_url: str, tmp_path: Path
 ) -> None:
-    requests = build_requests(TRACES)
-    every = {k for _, keys in requests for k in keys}
-    assert len(every) == sum(len(keys) for _, keys in requests) == 100_000
+    built: list[Request] = []
+
+    def sending() -> Iterator[Request]:
+        for request in requests:
+            built.append(request)
+            yield request
+
     dead: set[int] = set()
     lock = threading.Lock()
     pids = [s.proc.pid for s in servers]
 
     def kill_a_third_of_the_way(sent: Sent) -> None:
         with lock:
-            if dead or sent.acked() < len(requests) // 3:
+            if dead or sent.acked() < REQUESTS // 3:
                 return
             integrator = _integrator_pid(pg_url)
             assert integrator in pids, f"the integrator {integrator} is none of {pids}"
             dead.add(pids.index(integrator))
         servers[pids.index(integrator)].proc.send_signal(signal.SIGKILL)
 
-    sent = send_round_robin(servers, requests, threads=6, dead=dead, on_ack=kill_a_third_of_the_way)
+    sent = send_round_robin(
+        servers, sending(), threads=6, dead=dead, on_ack=kill_a_third_of_the_way
+    )
     assert not sent.failures, sent.failures[:5]
+    every = {k for _, keys in built for k in keys}
+    assert len(built) == REQUESTS
+    assert len(every) == sum(len(keys) for _, keys in built) == 100_000
     assert len(dead) == 1
     victim = next(iter(dead))
     assert servers[victim].proc.wait(30) == -signal.SIGKILL
@@ -111,7 +135,7 @@ def test_three_servers_one_killed_lose_and_duplicate_nothing(
         assert _integrator_pid(pg_url) in [p for n, p in enumerate(pids) if n != victim]
     finally:
         store.close()
-    assert sorted(i for v in sent.acked_by.values() for i in v) == list(range(len(requests)))
+    assert sorted(i for v in sent.acked_by.values() for i in v) == list(range(REQUESTS))
     assert sent.acked_by[victim], "the killed server had acknowledged nothing"
     for n, s in enumerate(servers):
         if n != victim:
@@ -128,7 +152,7 @@ def test_three_servers_one_killed_lose_and_duplicate_nothing(
     assert stored == every
     assert runs == TRACES
     # What the killed server acknowledged before it died is all there.
-    victim_keys = {k for i in sent.acked_by[victim] for k in requests[i][1]}
+    victim_keys = {k for i in sent.acked_by[victim] for k in built[i][1]}
     assert victim_keys and victim_keys <= stored
 
     verify = subprocess.run(
