@@ -26,13 +26,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-T0 = 1_700_000_000_000_000_000
-MS = 1_000_000
+ROOT_DIR = Path(__file__).resolve().parents[1]
+if str(ROOT_DIR) not in sys.path:
+    sys.path.insert(0, str(ROOT_DIR))
+
+from bench._otlp_spans import body, span  # noqa: E402
+
 ROOT, TRIAGE, TOOL, BILLING, LLM = (f"e00000000000000{i}" for i in range(1, 6))
 COUNTED = (
     "execute",
@@ -45,36 +50,19 @@ COUNTED = (
 )
 
 
-def _span(
-    trace: str, sid: str, parent: str | None, kind: str, start: int, end: int, **a: str
-) -> Any:
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
-
-    attrs = {"openinference.span.kind": kind, "input.value": f"q-{trace[:8]}-{sid[-1]}", **a}
-    return Span(
-        trace_id=bytes.fromhex(trace),
-        span_id=bytes.fromhex(sid),
-        parent_span_id=bytes.fromhex(parent) if parent else b"",
-        name=kind.lower(),
-        kind=Span.SPAN_KIND_INTERNAL,
-        start_time_unix_nano=T0 + start * MS,
-        end_time_unix_nano=T0 + end * MS,
-        attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attrs.items()],
-        status=Status(code=Status.STATUS_CODE_OK),
-    )
-
-
-def _spans(trace: str, graph: bool) -> tuple[list[Any], list[Any]]:
+def trace_spans(trace: str, graph: bool = True) -> tuple[list[Any], list[Any]]:
+    """One trace in two parts: the root, ``triage`` and its tool call; then ``billing``
+    (handed over from ``triage`` when ``graph``: OpenInference graph nodes) and its LLM
+    call, whose input quotes the tool's output (a data edge)."""
     sentence = f"Policy {trace[:12]} covers water damage up to 25000 euros"
     node = (lambda **kv: kv) if graph else (lambda **kv: {})
     first = [
-        _span(trace, ROOT, None, "CHAIN", 0, 1000),
-        _span(trace, TRIAGE, ROOT, "AGENT", 10, 200, **node(**{"graph.node.id": "triage"})),
-        _span(trace, TOOL, TRIAGE, "TOOL", 50, 150, **{"output.value": sentence}),
+        span(trace, ROOT, None, "CHAIN", 0, 1000),
+        span(trace, TRIAGE, ROOT, "AGENT", 10, 200, **node(**{"graph.node.id": "triage"})),
+        span(trace, TOOL, TRIAGE, "TOOL", 50, 150, **{"output.value": sentence}),
     ]
     second = [
-        _span(
+        span(
             trace,
             BILLING,
             ROOT,
@@ -83,25 +71,15 @@ def _spans(trace: str, graph: bool) -> tuple[list[Any], list[Any]]:
             900,
             **node(**{"graph.node.id": "billing", "graph.node.parent_id": "triage"}),
         ),
-        _span(trace, LLM, BILLING, "LLM", 400, 800, **{"input.value": f"Summarise: {sentence}"}),
+        span(trace, LLM, BILLING, "LLM", 400, 800, **{"input.value": f"Summarise: {sentence}"}),
     ]
     return first, second
 
 
 def _request(spans: list[Any]) -> Any:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
-
     from flightlog.otel.decode import parse_request, request_to_batch
 
-    resource = {"attributes": [KeyValue(key="service.name", value=AnyValue(string_value="c"))]}
-    body = ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=spans)])]  # type: ignore[arg-type]
-    ).SerializeToString()
-    return request_to_batch(parse_request(body, "application/x-protobuf"))
+    return request_to_batch(parse_request(body(spans), "application/x-protobuf"))
 
 
 def _write(store: Any, result: Any) -> None:
@@ -170,7 +148,7 @@ def trial(url: str, case: str, traces: int, seq: int) -> tuple[int, float, int]:
         _count_statements(store)
         ids = [f"{seq:08x}{case[0].encode().hex()}{i:022x}" for i in range(traces)]
         graph = case != "plain"
-        halves = [_spans(t, graph) for t in ids]
+        halves = [trace_spans(t, graph) for t in ids]
         if case == "whole":
             first: list[Any] = []
             second = [s for a, b in halves for s in (*a, *b)]

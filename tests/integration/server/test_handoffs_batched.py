@@ -1,5 +1,6 @@
 """A hand-off between two agents whose spans reach one server in two requests that its writer
-thread writes in one transaction: the hand-off is stored.
+thread writes in one transaction: the hand-off is stored (and the data edge from one
+request's tool call to the other's LLM call).
 
 ``decode`` links the hand-offs among each request's own spans; the writer links those
 between requests over the run's stored spans and the batch's (``ingest.late_handoffs``).
@@ -11,14 +12,12 @@ are queued, so it takes them together.
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from flightlog.app import open_store
 from flightlog.ledger import attach
@@ -26,33 +25,13 @@ from flightlog.ledger.verify import verify
 from flightlog.otel.decode import decode
 from flightlog.server.ingest import Ingestor
 
-T0 = 1_700_000_000_000_000_000
-MS = 1_000_000
-ROOT, TRIAGE, BILLING = "f000000000000001", "f000000000000002", "f000000000000003"
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from bench._otlp_spans import body, span  # noqa: E402
+from bench.handoff_cost import BILLING, LLM, ROOT, TOOL, TRIAGE, trace_spans  # noqa: E402
 
 
-def _span(trace: str, sid: str, parent: str | None, start: int, end: int, **attrs: str) -> Span:
-    kind = "CHAIN" if parent is None else "AGENT"
-    attrs = {"openinference.span.kind": kind, "input.value": f"q-{sid}", **attrs}
-    return Span(
-        trace_id=bytes.fromhex(trace),
-        span_id=bytes.fromhex(sid),
-        parent_span_id=bytes.fromhex(parent) if parent else b"",
-        name=kind.lower(),
-        kind=Span.SPAN_KIND_INTERNAL,
-        start_time_unix_nano=T0 + start * MS,
-        end_time_unix_nano=T0 + end * MS,
-        attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attrs.items()],
-        status=Status(code=Status.STATUS_CODE_OK),
-    )
-
-
-def _request(spans: list[Span]) -> Any:
-    resource = {"attributes": [KeyValue(key="service.name", value=AnyValue(string_value="c"))]}
-    body = ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=spans)])]  # type: ignore[arg-type]
-    ).SerializeToString()
-    return decode(body, "application/x-protobuf")
+def _request(spans: list[Any]) -> Any:
+    return decode(body(spans), "application/x-protobuf")
 
 
 @pytest.fixture(autouse=True)
@@ -76,24 +55,17 @@ def test_a_hand_off_between_two_requests_written_together_is_stored(
             release.wait(30)
 
     try:
-        root = _span(trace, ROOT, None, 0, 1000)
+        # The trace of bench/handoff_cost.py: root, triage and its tool call; billing
+        # (handed over from triage) and its LLM call, which quotes the tool's output.
+        (root, *triage), billing = trace_spans(trace)
         if root_first:
             ingestor.submit(_request([root])).result(30)
         store.add_write_hook(hold)
-        first = ingestor.submit(_request([_span(other, ROOT, None, 0, 10)]))
+        first = ingestor.submit(_request([span(other, ROOT, None, "CHAIN", 0, 10)]))
         assert held.wait(30)  # the writer is inside that write
-        triage = _span(trace, TRIAGE, ROOT, 10, 200, **{"graph.node.id": "triage"})
-        billing = _span(
-            trace,
-            BILLING,
-            ROOT,
-            300,
-            900,
-            **{"graph.node.id": "billing", "graph.node.parent_id": "triage"},
-        )
         waiting = [
-            ingestor.submit(_request([triage] if root_first else [root, triage])),
-            ingestor.submit(_request([billing])),
+            ingestor.submit(_request(triage if root_first else [root, *triage])),
+            ingestor.submit(_request(billing)),
         ]
         transactions = ingestor.stats.transactions
         release.set()
@@ -103,6 +75,7 @@ def test_a_hand_off_between_two_requests_written_together_is_stored(
         assert ingestor.stats.transactions == transactions + 2  # the first, then both at once
         edges = {(e.source, e.target, e.kind) for e in store.get_edges(trace)}
         assert (TRIAGE, BILLING, "handoff") in edges
+        assert (TOOL, LLM, "data") in edges
         report = verify(attach(store))  # type: ignore[arg-type]
         assert report.ok, report.summary()
     finally:

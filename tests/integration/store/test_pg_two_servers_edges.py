@@ -16,42 +16,18 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("httpx")
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
-from opentelemetry.proto.trace.v1.trace_pb2 import (  # noqa: E402
-    Span,
-    Status,
-)
-
 from tests.integration.store.two_servers import (  # noqa: E402
     Server,
     body,
     post_at_once,
+    span,
 )
 
 pytestmark = pytest.mark.slow
 
 ROUNDS = 6
 TRACES = 150  # per round
-T0 = 1_700_000_000_000_000_000
-MS = 1_000_000
 ROOT, TOOL, LLM = "b000000000000001", "b000000000000002", "b000000000000003"
-
-
-def _span(
-    trace: str, sid: str, parent: str | None, kind: str, start: int, end: int, **attrs: str
-) -> Span:
-    attrs = {"openinference.span.kind": kind, **attrs}
-    return Span(
-        trace_id=bytes.fromhex(trace),
-        span_id=bytes.fromhex(sid),
-        parent_span_id=bytes.fromhex(parent) if parent else b"",
-        name=kind.lower(),
-        kind=Span.SPAN_KIND_INTERNAL,
-        start_time_unix_nano=T0 + start * MS,
-        end_time_unix_nano=T0 + end * MS,
-        attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attrs.items()],
-        status=Status(code=Status.STATUS_CODE_OK),
-    )
 
 
 def _sentence(trace: str) -> str:
@@ -63,8 +39,8 @@ def _halves(traces: list[str]) -> tuple[bytes, bytes]:
         s
         for t in traces
         for s in (
-            _span(t, ROOT, None, "AGENT", 0, 1000, **{"input.value": f"claim {t[:12]}"}),
-            _span(
+            span(t, ROOT, None, "AGENT", 0, 1000, **{"input.value": f"claim {t[:12]}"}),
+            span(
                 t,
                 TOOL,
                 ROOT,
@@ -76,7 +52,7 @@ def _halves(traces: list[str]) -> tuple[bytes, bytes]:
         )
     ]
     second = [
-        _span(
+        span(
             t,
             LLM,
             ROOT,

@@ -18,50 +18,26 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("httpx")
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
-from opentelemetry.proto.trace.v1.trace_pb2 import (  # noqa: E402
-    Span,
-    Status,
-)
-
 from tests.integration.store.two_servers import (  # noqa: E402
     Server,
     body,
     post_at_once,
+    span,
 )
 
 pytestmark = pytest.mark.slow
 
 ROUNDS = 8
 TRACES = 150  # per round
-T0 = 1_700_000_000_000_000_000
-MS = 1_000_000
 ROOT, TRIAGE, BILLING = "d000000000000001", "d000000000000002", "d000000000000003"
-
-
-def _span(
-    trace: str, sid: str, parent: str | None, kind: str, start: int, end: int, **attrs: str
-) -> Span:
-    attrs = {"openinference.span.kind": kind, "input.value": f"q-{trace[:8]}-{sid[-1]}", **attrs}
-    return Span(
-        trace_id=bytes.fromhex(trace),
-        span_id=bytes.fromhex(sid),
-        parent_span_id=bytes.fromhex(parent) if parent else b"",
-        name=kind.lower(),
-        kind=Span.SPAN_KIND_INTERNAL,
-        start_time_unix_nano=T0 + start * MS,
-        end_time_unix_nano=T0 + end * MS,
-        attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attrs.items()],
-        status=Status(code=Status.STATUS_CODE_OK),
-    )
 
 
 def _halves(traces: list[str], triage_with_root: bool) -> tuple[bytes, bytes]:
     """The root span with one agent's span, and the other agent's span."""
     root, with_root, alone = [], [], []
     for t in traces:
-        triage = _span(t, TRIAGE, ROOT, "AGENT", 10, 200, **{"graph.node.id": "triage"})
-        billing = _span(
+        triage = span(t, TRIAGE, ROOT, "AGENT", 10, 200, **{"graph.node.id": "triage"})
+        billing = span(
             t,
             BILLING,
             ROOT,
@@ -70,7 +46,7 @@ def _halves(traces: list[str], triage_with_root: bool) -> tuple[bytes, bytes]:
             900,
             **{"graph.node.id": "billing", "graph.node.parent_id": "triage"},
         )
-        root.append(_span(t, ROOT, None, "CHAIN", 0, 1000))
+        root.append(span(t, ROOT, None, "CHAIN", 0, 1000))
         with_root.append(triage if triage_with_root else billing)
         alone.append(billing if triage_with_root else triage)
     return body(root + with_root), body(alone)

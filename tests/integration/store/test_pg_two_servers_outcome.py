@@ -16,42 +16,18 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("httpx")
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
-from opentelemetry.proto.trace.v1.trace_pb2 import (  # noqa: E402
-    Span,
-    Status,
-)
-
 from tests.integration.store.two_servers import (  # noqa: E402
     Server,
     body,
     post_at_once,
+    span,
 )
 
 pytestmark = pytest.mark.slow
 
 ROUNDS = 6
 TRACES = 150  # per round
-T0 = 1_700_000_000_000_000_000
-MS = 1_000_000
 ROOT, LLM, TOOL = "a000000000000001", "a000000000000002", "a000000000000003"
-
-
-def _span(
-    trace: str, sid: str, parent: str | None, kind: str, start: int, end: int, error: bool
-) -> Span:
-    attrs = {"openinference.span.kind": kind, "input.value": f"q-{trace[:8]}-{sid[-1]}"}
-    return Span(
-        trace_id=bytes.fromhex(trace),
-        span_id=bytes.fromhex(sid),
-        parent_span_id=bytes.fromhex(parent) if parent else b"",
-        name=kind.lower(),
-        kind=Span.SPAN_KIND_INTERNAL,
-        start_time_unix_nano=T0 + start * MS,
-        end_time_unix_nano=T0 + end * MS,
-        attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attrs.items()],
-        status=Status(code=Status.STATUS_CODE_ERROR if error else Status.STATUS_CODE_OK),
-    )
 
 
 def _halves(traces: list[str]) -> tuple[bytes, bytes]:
@@ -59,11 +35,11 @@ def _halves(traces: list[str]) -> tuple[bytes, bytes]:
         s
         for t in traces
         for s in (
-            _span(t, ROOT, None, "AGENT", 0, 1000, False),
-            _span(t, LLM, ROOT, "LLM", 10, 50, False),
+            span(t, ROOT, None, "AGENT", 0, 1000),
+            span(t, LLM, ROOT, "LLM", 10, 50),
         )
     ]
-    late = [_span(t, TOOL, ROOT, "TOOL", 500, 900, True) for t in traces]
+    late = [span(t, TOOL, ROOT, "TOOL", 500, 900, error=True) for t in traces]
     return body(root), body(late)
 
 

@@ -1,5 +1,6 @@
-"""What the two-servers-on-one-PostgreSQL tests share: an OTLP protobuf body of spans, and
-sending one body to each server at the same moment (the ``servers`` fixture: conftest.py)."""
+"""What the two-servers-on-one-PostgreSQL tests share: spans and an OTLP protobuf body of them
+(``bench/_otlp_spans.py``), and sending one body to each server at the same moment (the
+``servers`` fixture: conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,11 @@ import sys
 import threading
 from pathlib import Path
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from bench._otlp_spans import body, span  # noqa: E402
 from bench.pg_scaleout import Server  # noqa: E402
 
-
-def body(spans: list[Span]) -> bytes:
-    resource = {"attributes": [KeyValue(key="service.name", value=AnyValue(string_value="c"))]}
-    return ExportTraceServiceRequest(
-        resource_spans=[
-            ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=spans)])  # type: ignore[arg-type]
-        ]
-    ).SerializeToString()
+__all__ = ["Server", "body", "post_at_once", "span"]
 
 
 def post_at_once(pair: list[tuple[Server, bytes]]) -> None:

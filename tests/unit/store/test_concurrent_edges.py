@@ -13,23 +13,23 @@ ledger attached: each edge is logged once and the log verifies.
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flightlog.app import open_store
-from flightlog.ledger import attached
-from flightlog.ledger.verify import verify
 from flightlog.model import Batch, Edge, Run, Step
 from flightlog.payload import encode_value, make_payload
-from flightlog.server.ingest import derive
 from flightlog.status import apply_derived_status
-from flightlog.store.base import Tx
-from flightlog.store.facts import PLACEHOLDER
+from tests.unit.store.concurrent import (
+    check_edge_ledger,
+    derive_for,
+    hold_for,
+    stand_in,
+    write_derived,
+)
 
 RUN = "8" * 32
 ROOT, A, B = "a" * 16, "b" * 16, "c" * 16
@@ -43,24 +43,13 @@ def _root_batch() -> Batch:
     return Batch(runs=[run], steps=[root])
 
 
-def _stand_in(started_ns: int) -> Run:
-    return Run(
-        id=RUN,
-        workflow="svc",
-        started_ns=started_ns,
-        status="running",
-        source="otlp",
-        attributes={PLACEHOLDER: True},
-    )
-
-
 def _a_batch() -> Batch:
     """Step A: a tool that returned the value."""
     out = make_payload(encode_value(VALUE))
     inp = make_payload(encode_value({"query": "policy of Ada"}))
     a = Step(RUN, A, "lookup", "tool", 1, 200, parent_id=ROOT, ended_ns=300)
     a.input_hash, a.output_hash = inp.hash, out.hash
-    return Batch(runs=[_stand_in(200)], steps=[a], payloads=[inp, out])
+    return Batch(runs=[stand_in(RUN, 200)], steps=[a], payloads=[inp, out])
 
 
 def _b_batch() -> Batch:
@@ -69,16 +58,7 @@ def _b_batch() -> Batch:
     out = make_payload(encode_value("A summary of the policy of Ada Lovelace."))
     b = Step(RUN, B, "summarise", "llm", 1, 400, parent_id=ROOT, ended_ns=500)
     b.input_hash, b.output_hash = inp.hash, out.hash
-    return Batch(runs=[_stand_in(400)], steps=[b], payloads=[inp, out])
-
-
-def _derive(store: Any, batch: Batch) -> tuple[Batch, dict[str, set[str]]]:
-    return batch, derive(store, batch, {RUN})  # what the server does before writing
-
-
-def _write(store: Any, derived: tuple[Batch, dict[str, set[str]]]) -> None:
-    batch, lineage = derived  # as the server writes it
-    store.write(batch, reorder=[RUN], lineage=lineage)
+    return Batch(runs=[stand_in(RUN, 400)], steps=[b], payloads=[inp, out])
 
 
 def _edges(store: Any) -> set[tuple[str, str, str]]:
@@ -94,26 +74,10 @@ def _one_server_edges(tmp_path: Path) -> set[tuple[str, str, str, str, str | Non
     store = open_store(f"sqlite:///{tmp_path / 'reference.db'}")
     try:
         for batch in (_root_batch(), _a_batch(), _b_batch()):
-            _write(store, _derive(store, batch))
+            write_derived(store, derive_for(store, batch, RUN), RUN)
         return _full_edges(store)
     finally:
         store.close()
-
-
-def _check_ledger(store: Any) -> None:
-    ledger = attached(store)
-    assert ledger is not None
-    ledger.integrate_pending()
-    with store.read() as tx:
-        rows = tx.fetchall("SELECT entry FROM ledger_entries WHERE kind = 'edge' ORDER BY seq")
-    logged = []
-    for (entry,) in rows:
-        data = json.loads(bytes(entry))
-        data = data.get("data", data)
-        logged.append((data["source"], data["target"], data["kind"]))
-    assert sorted(logged) == sorted(_edges(store)), logged  # each stored edge, once
-    report = verify(ledger)  # type: ignore[arg-type]
-    assert report.ok, report.summary()
 
 
 @pytest.mark.parametrize("a_first", [True, False], ids=["A-commits-first", "B-commits-first"])
@@ -122,15 +86,15 @@ def test_two_writers_that_read_before_either_commits_store_the_edge(
 ) -> None:
     one, two = open_store(db_url), open_store(db_url)
     try:
-        _write(one, _derive(one, _root_batch()))
+        write_derived(one, derive_for(one, _root_batch(), RUN), RUN)
         # Both servers read the run (root only) before either writes.
-        a, b = _derive(one, _a_batch()), _derive(two, _b_batch())
+        a, b = derive_for(one, _a_batch(), RUN), derive_for(two, _b_batch(), RUN)
         assert not any(e.kind == "data" for e in [*a[0].edges, *b[0].edges])  # nor saw the other
         for store, batch in ((one, a), (two, b)) if a_first else ((two, b), (one, a)):
-            _write(store, batch)
+            write_derived(store, batch, RUN)
         assert (A, B, "data") in _edges(one)
         assert _full_edges(one) == _one_server_edges(tmp_path)
-        _check_ledger(one)
+        check_edge_ledger(one, RUN)
     finally:
         two.close()
         one.close()
@@ -141,9 +105,9 @@ def test_one_writer_stores_the_same_edges(db_url: str) -> None:
     store = open_store(db_url)
     try:
         for batch in (_root_batch(), _a_batch(), _b_batch()):
-            _write(store, _derive(store, batch))
+            write_derived(store, derive_for(store, batch, RUN), RUN)
         assert (A, B, "data") in _edges(store)
-        _check_ledger(store)
+        check_edge_ledger(store, RUN)
     finally:
         store.close()
 
@@ -157,53 +121,31 @@ def test_second_writer_waiting_inside_the_first_stores_the_edge(
     one, two = open_store(db_url), open_store(db_url)
     got: dict[str, Any] = {}
     try:
-        _write(one, _derive(one, _root_batch()))
-        a, b = _derive(one, _a_batch()), _derive(two, _b_batch())
+        write_derived(one, derive_for(one, _root_batch(), RUN), RUN)
+        a, b = derive_for(one, _a_batch(), RUN), derive_for(two, _b_batch(), RUN)
         first, second = (a, b) if a_first else (b, a)
         first_store, second_store = (one, two) if a_first else (two, one)
 
         def run_second() -> None:
             try:
-                _write(second_store, second)
+                write_derived(second_store, second, RUN)
                 got["done"] = True
             except BaseException as exc:  # re-raised below
                 got["error"] = exc
 
         thread = threading.Thread(target=run_second)
-
-        def hold(tx: Tx, batch: Batch) -> None:
-            if thread.is_alive() or "done" in got:
-                return
-            thread.start()
-            deadline = time.monotonic() + 10
-            if one.dialect == "postgresql":
-                while time.monotonic() < deadline and not _waiting_on_a_lock(one):
-                    time.sleep(0.01)
-            else:
-                time.sleep(0.3)
-
-        first_store.add_write_hook(hold)
-        _write(first_store, first)
+        first_store.add_write_hook(hold_for(one, thread, lambda: "done" in got))
+        write_derived(first_store, first, RUN)
         thread.join(60)
         if "error" in got:
             raise got["error"]
         assert got.get("done")
         assert (A, B, "data") in _edges(one)
         assert _full_edges(one) == _one_server_edges(tmp_path)
-        _check_ledger(one)
+        check_edge_ledger(one, RUN)
     finally:
         two.close()
         one.close()
-
-
-def _waiting_on_a_lock(store: Any) -> bool:
-    """PostgreSQL: some backend of this database waits on a lock (the other writer)."""
-    with store.read() as tx:
-        row = tx.fetchone(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock'"
-        )
-    return bool(row and row[0])
 
 
 @pytest.mark.parametrize(
@@ -220,15 +162,15 @@ def test_edges_a_span_declared_stay_when_the_run_is_inferred_again(
     kind, evidence, detail = declared
     one, two = open_store(db_url), open_store(db_url)
     try:
-        _write(one, _derive(one, _root_batch()))
+        write_derived(one, derive_for(one, _root_batch(), RUN), RUN)
         b_batch = _b_batch()
         b_batch.edges.append(Edge(RUN, ROOT, B, kind, evidence, detail))
-        a, b = _derive(one, _a_batch()), _derive(two, b_batch)
+        a, b = derive_for(one, _a_batch(), RUN), derive_for(two, b_batch, RUN)
         for store, batch in ((one, a), (two, b)) if a_first else ((two, b), (one, a)):
-            _write(store, batch)
+            write_derived(store, batch, RUN)
         assert (ROOT, B, kind, evidence, detail) in _full_edges(one)
         assert (A, B, "data") in _edges(one)
-        _check_ledger(one)
+        check_edge_ledger(one, RUN)
     finally:
         two.close()
         one.close()

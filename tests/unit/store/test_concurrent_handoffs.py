@@ -15,18 +15,14 @@ ledger attached: each edge is logged once and the log verifies.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from flightlog.app import open_store
-from flightlog.ledger import attached
-from flightlog.ledger.verify import verify
 from flightlog.model import Batch, Run, Step
-from flightlog.server.ingest import derive
 from flightlog.status import apply_derived_status
-from flightlog.store.facts import PLACEHOLDER
+from tests.unit.store.concurrent import check_edge_ledger, derive_for, stand_in, write_derived
 
 RUN = "9" * 32
 ROOT, TRIAGE, BILLING, TRIAGE2 = "a" * 16, "b" * 16, "c" * 16, "d" * 16
@@ -40,17 +36,6 @@ def _root_batch() -> Batch:
     return Batch(runs=[run], steps=[root])
 
 
-def _stand_in(started_ns: int) -> Run:
-    return Run(
-        id=RUN,
-        workflow="svc",
-        started_ns=started_ns,
-        status="running",
-        source="otlp",
-        attributes={PLACEHOLDER: True},
-    )
-
-
 def _agent(step_id: str, start: int, node: str, parent: str | None = None) -> Step:
     attrs: dict[str, Any] = {"graph.node.id": node}
     if parent is not None:
@@ -61,20 +46,11 @@ def _agent(step_id: str, start: int, node: str, parent: str | None = None) -> St
 
 
 def _triage_batch(step_id: str = TRIAGE, start: int = 200) -> Batch:
-    return Batch(runs=[_stand_in(start)], steps=[_agent(step_id, start, "triage")])
+    return Batch(runs=[stand_in(RUN, start)], steps=[_agent(step_id, start, "triage")])
 
 
 def _billing_batch() -> Batch:
-    return Batch(runs=[_stand_in(400)], steps=[_agent(BILLING, 400, "billing", "triage")])
-
-
-def _derive(store: Any, batch: Batch) -> tuple[Batch, dict[str, set[str]]]:
-    return batch, derive(store, batch, {RUN})  # what the server does before writing
-
-
-def _write(store: Any, derived: tuple[Batch, dict[str, set[str]]]) -> None:
-    batch, lineage = derived  # as the server writes it
-    store.write(batch, reorder=[RUN], lineage=lineage)
+    return Batch(runs=[stand_in(RUN, 400)], steps=[_agent(BILLING, 400, "billing", "triage")])
 
 
 def _handoffs(store: Any) -> set[tuple[str, str, str, str, str | None]]:
@@ -83,23 +59,6 @@ def _handoffs(store: Any) -> set[tuple[str, str, str, str, str | None]]:
         for e in store.get_record(RUN).edges
         if e.kind == "handoff"
     }
-
-
-def _check_ledger(store: Any) -> None:
-    ledger = attached(store)
-    assert ledger is not None
-    ledger.integrate_pending()
-    with store.read() as tx:
-        rows = tx.fetchall("SELECT entry FROM ledger_entries WHERE kind = 'edge' ORDER BY seq")
-    logged = []
-    for (entry,) in rows:
-        data = json.loads(bytes(entry))
-        data = data.get("data", data)
-        logged.append((data["source"], data["target"], data["kind"]))
-    stored = {(e.source, e.target, e.kind) for e in store.get_record(RUN).edges}
-    assert sorted(logged) == sorted(stored), logged  # each stored edge, once
-    report = verify(ledger)  # type: ignore[arg-type]
-    assert report.ok, report.summary()
 
 
 @pytest.mark.parametrize("root_stored", [True, False], ids=["root-stored", "run-new"])
@@ -112,14 +71,14 @@ def test_two_writers_that_read_before_either_commits_store_the_hand_off(
     one, two = open_store(db_url), open_store(db_url)
     try:
         if root_stored:
-            _write(one, _derive(one, _root_batch()))
+            write_derived(one, derive_for(one, _root_batch(), RUN), RUN)
         # Both servers read the run before either writes.
-        t, b = _derive(one, _triage_batch()), _derive(two, _billing_batch())
+        t, b = derive_for(one, _triage_batch(), RUN), derive_for(two, _billing_batch(), RUN)
         assert not any(e.kind == "handoff" for e in [*t[0].edges, *b[0].edges])
         for store, batch in ((one, t), (two, b)) if triage_first else ((two, b), (one, t)):
-            _write(store, batch)
+            write_derived(store, batch, RUN)
         assert _handoffs(one) == {(TRIAGE, BILLING, *HANDOFF)}
-        _check_ledger(one)
+        check_edge_ledger(one, RUN)
     finally:
         two.close()
         one.close()
@@ -137,22 +96,22 @@ def test_the_hand_off_comes_from_the_latest_node_stored_when_the_target_is(
     and an edge once stored stays (facts are not rewritten)."""
     stores = [open_store(db_url) for _ in range(3)]
     try:
-        _write(stores[0], _derive(stores[0], _root_batch()))
+        write_derived(stores[0], derive_for(stores[0], _root_batch(), RUN), RUN)
         derived = {
-            "early": _derive(stores[0], _triage_batch(TRIAGE, 200)),
-            "late": _derive(stores[1], _triage_batch(TRIAGE2, 300)),
-            "billing": _derive(stores[2], _billing_batch()),
+            "early": derive_for(stores[0], _triage_batch(TRIAGE, 200), RUN),
+            "late": derive_for(stores[1], _triage_batch(TRIAGE2, 300), RUN),
+            "billing": derive_for(stores[2], _billing_batch(), RUN),
         }
         names = order.split("-")
         for n, name in enumerate(names):
-            _write(stores[n], derived[name])
+            write_derived(stores[n], derived[name], RUN)
         expected = {
             "early-late-billing": {(TRIAGE2, BILLING, *HANDOFF)},
             "billing-early-late": {(TRIAGE, BILLING, *HANDOFF), (TRIAGE2, BILLING, *HANDOFF)},
             "late-early-billing": {(TRIAGE2, BILLING, *HANDOFF)},
         }[order]
         assert _handoffs(stores[0]) == expected
-        _check_ledger(stores[0])
+        check_edge_ledger(stores[0], RUN)
     finally:
         for s in stores:
             s.close()
@@ -172,7 +131,7 @@ def test_one_server_links_a_hand_off_whose_spans_came_in_two_requests_of_one_wri
             runs=[*root.runs, *first.runs, *second.runs],
             steps=[*root.steps, *first.steps, *second.steps],
         )
-        _write(store, _derive(store, merged))
+        write_derived(store, derive_for(store, merged, RUN), RUN)
         assert _handoffs(store) == {(TRIAGE, BILLING, *HANDOFF)}
     finally:
         store.close()
@@ -183,9 +142,9 @@ def test_one_writer_stores_the_same_hand_offs(db_url: str) -> None:
     store = open_store(db_url)
     try:
         for batch in (_root_batch(), _triage_batch(), _billing_batch()):
-            _write(store, _derive(store, batch))
+            write_derived(store, derive_for(store, batch, RUN), RUN)
         assert _handoffs(store) == {(TRIAGE, BILLING, *HANDOFF)}
-        _check_ledger(store)
+        check_edge_ledger(store, RUN)
     finally:
         store.close()
 
@@ -201,9 +160,9 @@ def test_a_hand_off_missing_between_steps_stored_earlier_is_linked_by_the_next_g
         for batch in (_root_batch(), _triage_batch(), _billing_batch()):
             store.write(batch, reorder=[RUN])  # linked by nobody
         assert _handoffs(store) == set()
-        refund = Batch(runs=[_stand_in(600)], steps=[_agent(TRIAGE2, 600, "refund", "billing")])
-        _write(store, _derive(store, refund))
+        refund = Batch(runs=[stand_in(RUN, 600)], steps=[_agent(TRIAGE2, 600, "refund", "billing")])
+        write_derived(store, derive_for(store, refund, RUN), RUN)
         assert _handoffs(store) == {(TRIAGE, BILLING, *HANDOFF), (BILLING, TRIAGE2, *HANDOFF)}
-        _check_ledger(store)
+        check_edge_ledger(store, RUN)
     finally:
         store.close()

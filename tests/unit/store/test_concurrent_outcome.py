@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -28,8 +27,7 @@ from flightlog.ledger import attached
 from flightlog.ledger.verify import verify
 from flightlog.model import Batch, ErrorInfo, Run, Step
 from flightlog.status import apply_derived_status
-from flightlog.store.base import Tx
-from flightlog.store.facts import PLACEHOLDER
+from tests.unit.store.concurrent import hold_for, stand_in
 
 RUN = "7" * 32
 ROOT, LLM, TOOL = "a" * 16, "b" * 16, "c" * 16
@@ -78,31 +76,13 @@ def _late_batch() -> Batch:
         status="error",
         error=ErrorInfo(type="KeyError", message="policy P-1 not found"),
     )
-    stand_in = Run(
-        id=RUN,
-        workflow="svc",
-        started_ns=500,
-        status="running",
-        source="otlp",
-        attributes={PLACEHOLDER: True},
-    )
-    return Batch(runs=[stand_in], steps=[tool])
+    return Batch(runs=[stand_in(RUN, 500)], steps=[tool])
 
 
 def _write(store: Any, batch: Batch) -> list[str]:
     rederived: list[str] = []
     store.write(batch, reorder=[RUN], rederived=rederived)
     return rederived
-
-
-def _waiting_on_a_lock(store: Any) -> bool:
-    """PostgreSQL: some backend of this database waits on a lock (the other writer)."""
-    with store.read() as tx:
-        row = tx.fetchone(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock'"
-        )
-    return bool(row and row[0])
 
 
 def _second_waits_on_first(
@@ -121,19 +101,7 @@ def _second_waits_on_first(
             got["error"] = exc
 
     thread = threading.Thread(target=run_two)
-
-    def hold(tx: Tx, batch: Batch) -> None:
-        if thread.is_alive() or "two" in got:
-            return
-        thread.start()
-        deadline = time.monotonic() + 10
-        if one.dialect == "postgresql":
-            while time.monotonic() < deadline and not _waiting_on_a_lock(one):
-                time.sleep(0.01)
-        else:
-            time.sleep(0.3)  # writer 2 reads, then waits for SQLite's write lock
-
-    one.add_write_hook(hold)
+    one.add_write_hook(hold_for(one, thread, lambda: "two" in got))
     got["one"] = _write(one, first)
     thread.join(60)
     two.close()
