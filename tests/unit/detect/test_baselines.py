@@ -4,9 +4,11 @@ very statistics (and findings) that computing them from scratch over the same sa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -170,30 +172,34 @@ def _write_run(store: Any, i: int, amount: float, status: str = "succeeded") -> 
     return rid
 
 
-def test_pipeline_history_finds_what_a_fresh_history_finds(
-    tmp_path: Path, monkeypatch: Any
-) -> None:
-    """Runs ended one by one through the pipeline (baselines folded forward) and then an
-    anomalous run: its findings equal those from a history read afresh from the store."""
+@pytest.fixture
+def ledgerless_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh SQLite store without the audit ledger, run ends done in ``tmp_path``."""
     monkeypatch.setenv("FLIGHTLOG_LEDGER", "off")
     monkeypatch.chdir(tmp_path)
-    url = f"sqlite:///{tmp_path / 'f.db'}"
-    store = open_store(url)
+    store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
     try:
-        for i in range(HISTORY_RUNS + 25):  # past the window: the oldest runs leave it
-            pipeline.runs_ended(store, [_write_run(store, i, 100.0 + i % 9)])
-        cached = history_cache.get(store, "claims")
-        odd = _write_run(store, 10_000, 1e7, status="failed")
-        folded = run_detectors(RunContext.load(store, odd))
-        assert any(f.detector == "value_anomaly" for f in folded)
-        fresh_history = load_history(store, "claims")
-        assert fresh_history.run_ids == cached.run_ids
-        fresh = run_detectors(RunContext(store, store.get_record(odd), fresh_history))
-        assert [(f.id, f.message, f.evidence) for f in folded] == [
-            (f.id, f.message, f.evidence) for f in fresh
-        ]
+        yield store
     finally:
         store.close()
+
+
+def test_pipeline_history_finds_what_a_fresh_history_finds(ledgerless_store: Any) -> None:
+    """Runs ended one by one through the pipeline (baselines folded forward) and then an
+    anomalous run: its findings equal those from a history read afresh from the store."""
+    store = ledgerless_store
+    for i in range(HISTORY_RUNS + 25):  # past the window: the oldest runs leave it
+        pipeline.runs_ended(store, [_write_run(store, i, 100.0 + i % 9)])
+    cached = history_cache.get(store, "claims")
+    odd = _write_run(store, 10_000, 1e7, status="failed")
+    folded = run_detectors(RunContext.load(store, odd))
+    assert any(f.detector == "value_anomaly" for f in folded)
+    fresh_history = load_history(store, "claims")
+    assert fresh_history.run_ids == cached.run_ids
+    fresh = run_detectors(RunContext(store, store.get_record(odd), fresh_history))
+    assert [(f.id, f.message, f.evidence) for f in folded] == [
+        (f.id, f.message, f.evidence) for f in fresh
+    ]
 
 
 def test_history_cache_is_bounded_and_owned_by_the_store(tmp_path: Path) -> None:
@@ -256,15 +262,13 @@ def _write_agent_run(store: Any, i: int, status: str = "succeeded") -> str:
 
 
 def test_history_keeps_no_state_for_signatures_that_left_the_window(
-    tmp_path: Path, monkeypatch: Any
+    ledgerless_store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Runs ended one by one through the pipeline (the history folded forward, never read
     again) while their step names, agents, output fields and models change: once the window
     has moved past the old ones, the cached history holds no key, sample list, baseline or
     path statistics for them; it has the keys a history read afresh has, and a failed run's
     report lists the same steps not reached."""
-    monkeypatch.setenv("FLIGHTLOG_LEDGER", "off")
-    monkeypatch.chdir(tmp_path)
     from flightlog.detect import context
     from flightlog.forensics.report import steps_not_reached
 
@@ -276,40 +280,35 @@ def test_history_keeps_no_state_for_signatures_that_left_the_window(
         return real_load(store, workflow, limit)
 
     monkeypatch.setattr(context, "load_history", counting_load)
-    store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
-    try:
-        for i in range(3 * HISTORY_RUNS):
-            status = "failed" if i % 7 == 3 else "succeeded"
-            pipeline.runs_ended(store, [_write_agent_run(store, i, status)])
-        assert len(loads) <= 3  # folded forward, not read again (else the test proves nothing)
-        cached = history_cache.get(store, "agent")
-        fresh = real_load(store, "agent")
-        assert cached.run_ids == fresh.run_ids
-        assert set(cached.samples) == set(fresh.samples)
-        assert set(cached.by_signature) == set(fresh.by_signature)
-        assert all(cached.samples.values()) and all(cached.by_signature.values())
-        assert cached.baselines, "the detectors asked for no baseline"
-        for key, b in cached.baselines.items():
-            assert b.samples and b.samples is cached.of_key(key), key
-            assert all(st.count for st in b.paths.values()), (key, list(b.paths))
-        assert {"n", "ok"} <= set(cached.baselines[("name", "plan")].paths)
-        # Only the last window's step names, tools, agents and models are left.
-        oldest = int(cached.run_ids[-1], 16)
-        assert oldest > HISTORY_RUNS
-        words = {
-            str(w)
-            for key in [*cached.samples, *cached.by_signature, *cached.baselines]
-            for w in (key if isinstance(key, tuple) else (key,))
-        }
-        words |= {p for b in cached.baselines.values() for p in b.paths}
-        stale = {f"tool-{k}" for k in range(oldest // 5)} | {
-            f"agent-{k}" for k in range(oldest // 10)
-        }
-        stale |= {f"oops-{k}" for k in range(3 * HISTORY_RUNS)}
-        stale |= {f"err-{k}" for k in range(oldest)} | {f"field-{k}" for k in range(oldest // 5)}
-        assert not words & stale
-        odd = _write_agent_run(store, 10_000, status="failed")
-        not_reached = steps_not_reached(store, store.get_record(odd))
-        assert not_reached == [n for n in fresh.samples if n not in {"plan", "tool-2000"}]
-    finally:
-        store.close()
+    store = ledgerless_store
+    for i in range(3 * HISTORY_RUNS):
+        status = "failed" if i % 7 == 3 else "succeeded"
+        pipeline.runs_ended(store, [_write_agent_run(store, i, status)])
+    assert len(loads) <= 3  # folded forward, not read again (else the test proves nothing)
+    cached = history_cache.get(store, "agent")
+    fresh = real_load(store, "agent")
+    assert cached.run_ids == fresh.run_ids
+    assert set(cached.samples) == set(fresh.samples)
+    assert set(cached.by_signature) == set(fresh.by_signature)
+    assert all(cached.samples.values()) and all(cached.by_signature.values())
+    assert cached.baselines, "the detectors asked for no baseline"
+    for key, b in cached.baselines.items():
+        assert b.samples and b.samples is cached.of_key(key), key
+        assert all(st.count for st in b.paths.values()), (key, list(b.paths))
+    assert {"n", "ok"} <= set(cached.baselines[("name", "plan")].paths)
+    # Only the last window's step names, tools, agents and models are left.
+    oldest = int(cached.run_ids[-1], 16)
+    assert oldest > HISTORY_RUNS
+    words = {
+        str(w)
+        for key in [*cached.samples, *cached.by_signature, *cached.baselines]
+        for w in (key if isinstance(key, tuple) else (key,))
+    }
+    words |= {p for b in cached.baselines.values() for p in b.paths}
+    stale = {f"tool-{k}" for k in range(oldest // 5)} | {f"agent-{k}" for k in range(oldest // 10)}
+    stale |= {f"oops-{k}" for k in range(3 * HISTORY_RUNS)}
+    stale |= {f"err-{k}" for k in range(oldest)} | {f"field-{k}" for k in range(oldest // 5)}
+    assert not words & stale
+    odd = _write_agent_run(store, 10_000, status="failed")
+    not_reached = steps_not_reached(store, store.get_record(odd))
+    assert not_reached == [n for n in fresh.samples if n not in {"plan", "tool-2000"}]
