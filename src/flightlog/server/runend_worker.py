@@ -63,6 +63,11 @@ STABLE_S = 10.0  # a worker alive this long (or that answered a batch) started f
 # A worker that has not answered a batch after this long (stuck: a lock, a hung hook) is
 # killed and the batch handed to another (default of [server] run_end_batch_timeout).
 BATCH_TIMEOUT_S = 300.0
+# The batch timeout counts from when the worker is ready (started: imported, its store
+# open), not from its start: a replacement started on a busy machine, at its low priority,
+# may take longer to start than a batch takes. Starting is bounded apart, by this long (or
+# the batch timeout, if longer).
+STARTUP_TIMEOUT_S = 120.0
 # The worker's scheduling niceness: ingestion first. On a machine with a core to spare the
 # worker has it; when the cores are busy, the scheduler gives the server (acknowledgements,
 # durability) the larger share and run-end work catches up afterwards.
@@ -148,6 +153,7 @@ class RunEndProcess:
         self._forwarder: threading.Thread | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._answers: IO[bytes] | None = None
+        self._ready = False  # the worker said it has started (its first line)
         self._next = 0
         self._in_hand = 0  # runs of the batch the worker is processing (0: none)
         self._closing = False
@@ -243,6 +249,7 @@ class RunEndProcess:
             os.close(write_fd)
         # unbuffered: ``select`` then sees every byte not read yet
         self._answers = os.fdopen(read_fd, "rb", buffering=0)
+        self._ready = False
         self._started = time.monotonic()
         self._last_stderr = ""
         self._forwarder = threading.Thread(
@@ -340,11 +347,16 @@ class RunEndProcess:
             proc.stdin.flush()
         except (BrokenPipeError, OSError, ValueError) as exc:
             raise WorkerDied(str(exc)) from exc
-        deadline = time.monotonic() + self.batch_timeout
+        # Until the worker says it is ready, it is starting (bounded apart); from then on it
+        # has the batch timeout.
+        startup = max(STARTUP_TIMEOUT_S, self.batch_timeout)
+        deadline = time.monotonic() + (self.batch_timeout if self._ready else startup)
         while True:
             try:
                 left = max(0.0, deadline - time.monotonic())
                 if not select.select([answers], [], [], left)[0]:
+                    if not self._ready:
+                        raise WorkerDied(f"not started within {startup:g} s: killed")
                     raise WorkerDied(f"no answer within {self.batch_timeout:g} s: killed")
                 line = answers.readline()
             except (OSError, ValueError) as exc:
@@ -352,6 +364,10 @@ class RunEndProcess:
             if not line:
                 raise WorkerDied("the worker exited before answering")
             answer = json.loads(line)
+            if answer.get("ready") and not self._ready:
+                self._ready = True
+                deadline = time.monotonic() + self.batch_timeout
+                continue
             if answer.get("id") == n:
                 return RunEndReport(
                     cpu_seconds=float(answer["cpu"]),
@@ -454,6 +470,10 @@ def main(argv: Sequence[str]) -> int:
     gc.collect()
     gc.freeze()
     try:
+        try:
+            answers.write(b'{"ready": true}\n')  # started: the batch timeout counts from here
+        except (BrokenPipeError, OSError):
+            return 0  # the server is gone
         for line in sys.stdin.buffer:
             request = json.loads(line)
             errors = pipeline.hook_errors
