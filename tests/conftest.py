@@ -77,9 +77,9 @@ def run_cli(
 _pg_unreachable: list[str | None] = []
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """URL of a fresh PostgreSQL database (``flightlog_test_<random>``), dropped after."""
+def fresh_pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (``flightlog_test_<random>``) for a fixture to yield,
+    dropped after; skips, saying why, when the server cannot be used."""
     from tests import pg
 
     if not _pg_unreachable:
@@ -90,3 +90,9 @@ def pg_url() -> Iterator[str]:
         pytest.skip(_pg_unreachable[0])
     with pg.temporary_database() as url:
         yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database (``flightlog_test_<random>``), dropped after."""
+    yield from fresh_pg_database()

@@ -66,18 +66,20 @@ def _halves(traces: list[str]) -> tuple[bytes, bytes]:
     return body(first), body(second)
 
 
-def test_two_servers_store_the_edges_one_server_would(servers: list[Server], pg_url: str) -> None:
+def test_two_servers_store_the_edges_one_server_would(
+    servers: list[Server], two_servers_pg_url: str
+) -> None:
     from flightlog.store import open_store
 
     every: list[str] = []
     for n in range(ROUNDS):
-        traces = [f"{n + 1:08x}{i:024x}" for i in range(TRACES)]
+        traces = [f"e{n + 1:07x}{i:024x}" for i in range(TRACES)]  # this test's own
         every += traces
         first, second = _halves(traces)
         pair = [(servers[n % 2], first), (servers[(n + 1) % 2], second)]
         post_at_once(pair)
 
-    store = open_store(pg_url, readonly=True)
+    store = open_store(two_servers_pg_url, readonly=True)
     try:
         steps = store.step_outlines(every)
         assert all(len(steps.get(t, [])) == 3 for t in every)

@@ -53,19 +53,19 @@ def _halves(traces: list[str], triage_with_root: bool) -> tuple[bytes, bytes]:
 
 
 def test_two_servers_store_the_hand_offs_one_server_would(
-    servers: list[Server], pg_url: str
+    servers: list[Server], two_servers_pg_url: str
 ) -> None:
     from flightlog.store import open_store
 
     every: list[str] = []
     for n in range(ROUNDS):
-        traces = [f"{n + 1:08x}{i:024x}" for i in range(TRACES)]
+        traces = [f"d{n + 1:07x}{i:024x}" for i in range(TRACES)]  # this test's own
         every += traces
         first, second = _halves(traces, triage_with_root=n % 4 < 2)
         pair = [(servers[n % 2], first), (servers[(n + 1) % 2], second)]
         post_at_once(pair)
 
-    store = open_store(pg_url, readonly=True)
+    store = open_store(two_servers_pg_url, readonly=True)
     try:
         steps = store.step_outlines(every)
         assert all(len(steps.get(t, [])) == 3 for t in every)

@@ -43,18 +43,20 @@ def _halves(traces: list[str]) -> tuple[bytes, bytes]:
     return body(root), body(late)
 
 
-def test_two_servers_store_the_outcome_all_spans_imply(servers: list[Server], pg_url: str) -> None:
+def test_two_servers_store_the_outcome_all_spans_imply(
+    servers: list[Server], two_servers_pg_url: str
+) -> None:
     from flightlog.store import open_store
 
     every: list[str] = []
     for n in range(ROUNDS):
-        traces = [f"{n + 1:08x}{i:024x}" for i in range(TRACES)]
+        traces = [f"a{n + 1:07x}{i:024x}" for i in range(TRACES)]  # this test's own
         every += traces
         root, late = _halves(traces)
         pair = [(servers[n % 2], root), (servers[(n + 1) % 2], late)]
         post_at_once(pair)
 
-    store = open_store(pg_url, readonly=True)
+    store = open_store(two_servers_pg_url, readonly=True)
     try:
         wrong = []
         for trace in every:
