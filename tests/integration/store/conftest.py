@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import fresh_pg_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from bench.pg_scaleout import Server, start_servers  # noqa: E402
+from bench.pg_scaleout import Server, start_servers, stop_all  # noqa: E402
 
 
 @pytest.fixture(scope="package")
@@ -32,5 +32,4 @@ def servers(
     try:
         yield started
     finally:
-        for s in started:
-            s.stop()
+        stop_all(started)

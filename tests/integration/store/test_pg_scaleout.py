@@ -38,6 +38,7 @@ from bench.pg_scaleout import (  # noqa: E402
     iter_requests,
     send_round_robin,
     start_servers,
+    stop_all,
 )
 
 pytestmark = pytest.mark.slow
@@ -82,8 +83,7 @@ def servers(pg_url: str, tmp_path: Path) -> Iterator[list[Server]]:
     try:
         yield started
     finally:
-        for s in started:
-            s.stop()
+        stop_all(started)
 
 
 def test_three_servers_one_killed_lose_and_duplicate_nothing(
@@ -137,9 +137,7 @@ def test_three_servers_one_killed_lose_and_duplicate_nothing(
         store.close()
     assert sorted(i for v in sent.acked_by.values() for i in v) == list(range(REQUESTS))
     assert sent.acked_by[victim], "the killed server had acknowledged nothing"
-    for n, s in enumerate(servers):
-        if n != victim:
-            s.stop()
+    stop_all([s for n, s in enumerate(servers) if n != victim])
 
     import psycopg
 
