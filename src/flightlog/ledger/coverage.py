@@ -52,7 +52,15 @@ _INCIDENT_COLUMNS = (
 )
 
 
-def _has_table(tx: Tx, name: str) -> bool:
+def _has_table(tx: Tx, name: str, dialect: str | None = None) -> bool:
+    """Whether table ``name`` exists, asked of the catalog: on PostgreSQL a failed query
+    would abort the transaction, and every later check in it would fail (and be skipped)."""
+    if dialect == "postgresql":
+        row = tx.fetchone("SELECT to_regclass(?) IS NOT NULL", (name,))
+        return bool(row and row[0])
+    if dialect == "sqlite":
+        row = tx.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return row is not None
     try:
         tx.fetchone(f"SELECT 1 FROM {name} WHERE 1 = 0")
     except Exception:
@@ -127,9 +135,9 @@ def check_payloads(tx: Tx, add: Add) -> None:
                 )
 
 
-def check_incidents(tx: Tx, add: Add) -> int:
+def check_incidents(tx: Tx, add: Add, dialect: str | None = None) -> int:
     """Incident rows against their ``incident.*`` entries; returns incidents checked."""
-    if not _has_table(tx, "respond_incidents"):
+    if not _has_table(tx, "respond_incidents", dialect):
         return 0
     logged: dict[int, dict[str, Any]] = {}
     for seq, kind, data in _entries(tx, INCIDENT_KINDS, add):
@@ -217,9 +225,9 @@ def check_incidents(tx: Tx, add: Add) -> int:
     return checked
 
 
-def check_notifications(tx: Tx, add: Add) -> int:
+def check_notifications(tx: Tx, add: Add, dialect: str | None = None) -> int:
     """Delivered notifications against their ``alert.sent`` entries; returns rows checked."""
-    if not _has_table(tx, "respond_outbox"):
+    if not _has_table(tx, "respond_outbox", dialect):
         return 0
     logged: dict[str, tuple[int, dict[str, Any]]] = {}
     for seq, _kind, data in _entries(tx, (ALERT_KIND,), add):
@@ -297,13 +305,13 @@ def _looks_redacted(value: Any) -> bool:
     return False
 
 
-def check_attributions(tx: Tx, add: Add, redacted: set[int]) -> int:
+def check_attributions(tx: Tx, add: Add, redacted: set[int], dialect: str | None = None) -> int:
     """Each stored attribution (``forensics_attributions``: root cause, owner, chain,
     confidence, method, alternatives) against its ``attribution`` entry: fields in the leaf
     compared as logged, committed ones opened (a redacted entry's only as redacted); a row
     without an entry was inserted, an entry without a row means the row was deleted.
     Returns the attributions checked."""
-    if not _has_table(tx, "forensics_attributions"):
+    if not _has_table(tx, "forensics_attributions", dialect):
         return 0
     logged: dict[str, tuple[int, dict[str, Any], Any]] = {}
     rows = tx.fetchall(
@@ -366,11 +374,11 @@ def check_attributions(tx: Tx, add: Add, redacted: set[int]) -> int:
         if not _same(root_step, want_root):
             diffs.append(f"root_step_id (stored {root_step!r}, logged {want_root!r})")
         want_conf = edata.get("confidence")
-        # the column holds the unrounded confidence, the record its rounded form
+        # the column holds the unrounded confidence, the record its form rounded to 3 places
         if (
             not isinstance(want_conf, (int, float))
             or confidence is None
-            or (abs(float(confidence) - want_conf) > 1e-6)
+            or (round(float(confidence), 3) != want_conf)
         ):
             diffs.append(f"confidence (stored {confidence!r}, logged {edata.get('confidence')!r})")
         if diffs:

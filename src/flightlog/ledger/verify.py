@@ -467,17 +467,18 @@ def verify(
         # 3. records
         records = 0
         if check_records:
+            dialect = getattr(store, "dialect", None)
             checks: list[tuple[str, Callable[[], int]]] = [
                 (
                     "records",
                     partial(_check_records, tx, latest, redacted_seqs, pruned_seqs, add, pending),
                 ),
-                ("incidents", partial(coverage.check_incidents, tx, add)),
+                ("incidents", partial(coverage.check_incidents, tx, add, dialect)),
                 (
                     "attributions",
-                    partial(coverage.check_attributions, tx, add, redacted_seqs),
+                    partial(coverage.check_attributions, tx, add, redacted_seqs, dialect),
                 ),
-                ("notifications", partial(coverage.check_notifications, tx, add)),
+                ("notifications", partial(coverage.check_notifications, tx, add, dialect)),
             ]
             for what, check in checks:
                 try:

@@ -90,3 +90,29 @@ def test_an_entry_appended_to_rewrite_a_closed_record_is_detected(store_url: str
         assert "became" in said[f"{step.run_id}/{step.id}"]
     finally:
         store.close()
+
+
+def test_an_attribution_with_an_unrounded_confidence_verifies(store_url: str) -> None:
+    """The attribution row keeps the confidence as computed, its entry the record's form
+    (rounded to 3 places): no false alarm; a changed confidence is still named."""
+    from flightlog.forensics.attribution import why
+    from flightlog.forensics.ledger import record_attribution
+
+    store = open_store(store_url)
+    try:
+        for b in run_batches(rid(5)):
+            store.write(b)
+        att = dataclasses.replace(why(store, rid(5)), confidence=0.64325)
+        assert record_attribution(store, att)
+        ledger = attach(store)
+        report = verify(ledger)
+        assert report.ok, report.summary()
+        with store.transaction() as tx:
+            tx.execute(
+                "UPDATE forensics_attributions SET confidence = 0.9 WHERE run_id = ?", (rid(5),)
+            )
+        report = verify(ledger)
+        assert [p.code for p in report.problems] == ["attribution.changed"]
+        assert "confidence (stored 0.9, logged 0.643)" in report.problems[0].message
+    finally:
+        store.close()
