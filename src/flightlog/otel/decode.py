@@ -1033,15 +1033,31 @@ def _error_info(s: _Span) -> ErrorInfo:
     )
 
 
+# A UUID in its canonical text form (RFC 9562 section 4), with the one separator that joins
+# it to the rest of a name: an instance's id, new in every run.
+_INSTANCE_ID = re.compile(
+    r"[_\-.:/ #]?(?<![0-9A-Za-z])"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![0-9A-Za-z])"
+)
+
+
 def workflow_name(attrs: dict[str, Any], root: Step) -> str:
     """A run's workflow, from the framework's own fields: ``flightlog.run.workflow``,
     Traceloop's ``traceloop.workflow.name``, the Vercel AI SDK's
     ``ai.telemetry.functionId``, else the root span's name without a GenAI operation prefix
-    or method suffix (``invoke_agent claims`` and ``claims.run`` name ``claims``)."""
+    or method suffix (``invoke_agent claims`` and ``claims.run`` name ``claims``), and
+    without an instance's UUID: a span named after the object that ran (``Crew_<uuid>.kickoff``,
+    a new id every run) names the same workflow every run (``Crew.kickoff``), so its runs
+    share a history. A name that is only a UUID is kept."""
     named = _first(attrs, C.FL_RUN_WORKFLOW, C.TL_WORKFLOW_NAME, C.AI_FUNCTION_ID)
     if named is not None:
         return str(named)
-    return _bare_name(root.name)
+    name = _bare_name(root.name)
+    if "-" in name:  # (a UUID has four; most names have none)
+        general = _INSTANCE_ID.sub("", name)
+        if general.strip("_-.:/ #"):
+            return general
+    return name
 
 
 def _foreign_run(root: _Span, root_step: Step, steps: list[Step]) -> Run:

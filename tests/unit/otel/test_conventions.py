@@ -423,3 +423,39 @@ def test_what_namespaced_tool_keys_do_not_say() -> None:
     assert (steps["4"].name, steps["4"].status) == ("c_tool", "ok")
     assert (steps["5"].name, steps["5"].status) == ("search", "ok")
     assert run.status == "succeeded"
+
+
+def _workflow_of(root_name: str, attrs: dict[str, Any] | None = None) -> str:
+    r = ingest(span("0000000000000001", None, root_name, 0, 100, attrs or {}))
+    [run] = r.batch.runs
+    return str(run.workflow)
+
+
+def test_an_instance_uuid_in_the_root_span_name_is_not_part_of_the_workflow() -> None:
+    """A root span named after the object that ran (``Crew_<uuid>.kickoff``: a new id every
+    run) names one workflow, so its runs share a history; other names stay as they were."""
+    a = _workflow_of("Crew_3d51d285-2ab3-4454-b0cc-f248665cea54.kickoff")
+    b = _workflow_of("Crew_C51C5E18-FBA6-4211-9945-4E9ED764B92C.kickoff")
+    assert a == b == "Crew.kickoff"
+    assert _workflow_of("settle 0bb4f777-ca59-4c7d-bbf8-b4f9a1a36f2e run") == "settle run"
+    assert _workflow_of("job:0bb4f777-ca59-4c7d-bbf8-b4f9a1a36f2e.run") == "job"
+    # not an instance id: kept as it was
+    assert _workflow_of("0bb4f777-ca59-4c7d-bbf8-b4f9a1a36f2e") == (
+        "0bb4f777-ca59-4c7d-bbf8-b4f9a1a36f2e"  # nothing else to name the workflow by
+    )
+    assert _workflow_of("x0bb4f777-ca59-4c7d-bbf8-b4f9a1a36f2e") == (
+        "x0bb4f777-ca59-4c7d-bbf8-b4f9a1a36f2e"  # a longer token, not a UUID
+    )
+    assert _workflow_of("0bb4f777-ca59-4c7d-bbf8-b4f9a1a36f2") == (
+        "0bb4f777-ca59-4c7d-bbf8-b4f9a1a36f2"  # one digit short
+    )
+    assert _workflow_of("claims-triage-2024") == "claims-triage-2024"
+    assert _workflow_of("claims.run") == "claims"
+    # a workflow the framework names itself is taken as written
+    assert (
+        _workflow_of(
+            "Crew_3d51d285-2ab3-4454-b0cc-f248665cea54.kickoff",
+            {"traceloop.workflow.name": "nightly-0bb4f777-ca59-4c7d-bbf8-b4f9a1a36f2e"},
+        )
+        == "nightly-0bb4f777-ca59-4c7d-bbf8-b4f9a1a36f2e"
+    )
