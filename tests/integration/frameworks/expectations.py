@@ -32,6 +32,9 @@ class Framework:
     # records (Semantic Kernel's ``Plugin-function``): the step is named as the framework
     # names the tool.
     tool_prefix: str = ""
+    # The agent the root cause (lookup_policy) must be attributed to in every faulty run;
+    # None: not checked.
+    root_agent: str | None = None
 
     def tool(self, name: str) -> str:
         return self.tool_prefix + name
@@ -77,6 +80,7 @@ _OPENLIT = _own_venv("openlit", "openlit_app")  # OpenLIT pins openai<3
 # Installed by the test extra, but the same graph as "langgraph": live only on request
 # (FLIGHTLOG_LANGGRAPH_OPENLLMETRY_PYTHON=.venv/bin/python), to keep the suite's time.
 _LANGGRAPH_OPENLLMETRY = _own_venv("langgraph_openllmetry", "langgraph_openllmetry_app")
+_CREWAI = _own_venv("crewai", "crewai_app")  # crewai pins openai<3 and brings chromadb
 
 FRAMEWORKS: dict[str, Framework] = {
     f.name: f
@@ -191,6 +195,16 @@ FRAMEWORKS: dict[str, Framework] = {
             _OPENLIT[0],
             frozenset(),  # openlit.agent_context names the agent on metrics only
             live=_OPENLIT[1],
+        ),
+        Framework(
+            "crewai",
+            "CrewAI 1.15 sequential crew of two agents (openinference-instrumentation-crewai"
+            " + -openai)",
+            _CREWAI[0],
+            # payout_agent runs only once policy_agent's task is done: not in "raises"
+            frozenset({"policy_agent"}),
+            live=_CREWAI[1],
+            root_agent="policy_agent",
         ),
     )
 }

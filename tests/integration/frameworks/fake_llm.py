@@ -8,9 +8,12 @@ answer):
    (a hand-off to the next agent);
 2. ``lookup_policy`` is offered and not yet called: call it for claim C-7;
 3. ``compute_payout`` is offered and not yet called: call it with the policy text that
-   ``lookup_policy`` returned (so the data flows from one tool to the next through the model);
+   ``lookup_policy`` returned (so the data flows from one tool to the next through the model),
+   or, where ``lookup_policy`` was called by an earlier agent whose answer reaches this one as
+   context (a CrewAI task's context), with the text that answer quoted;
 4. otherwise answer, quoting the last observation; when the last observation is an error the
-   framework caught and handed back, the answer apologises instead.
+   framework caught and handed back, or the context is an earlier agent's apology, the answer
+   apologises instead.
 
 Frameworks that finish through a ``final_answer`` tool (smolagents) get the answer as a call
 of that tool. Frameworks that prompt in a text protocol of named fields instead of offering
@@ -34,7 +37,11 @@ from typing import Any
 
 # An exception class name (ConnectionError, ValueError, ...) or a framework's wording for a
 # caught exception; a tool's own error JSON ({"error": "..."}) names no exception class.
-_ERROR_TEXT = re.compile(r"\b[A-Z]\w*(Error|Exception)\b|Traceback|[Aa]n error occurred")
+_ERROR_TEXT = re.compile(
+    r"\b[A-Z]\w*(Error|Exception)\b|Traceback|[Aa]n error occurred|Error executing tool"
+)
+_SETTLED = "Claim C-7 settled. "
+_SORRY = "Sorry, I could not settle claim C-7: "
 _calls = 0
 _tokens = 0
 _lock = threading.Lock()
@@ -93,6 +100,18 @@ def _result_of(text: str) -> str:
     return text
 
 
+def _handed_over(messages: list[dict[str, Any]]) -> str | None:
+    """What an earlier agent's answer, quoted in this conversation's prompt as context, says
+    (the text after its "Claim C-7 settled. " or its apology), or None."""
+    for m in reversed(messages):
+        if m.get("role") in ("user", "system"):
+            text = _text(m.get("content"))
+            for mark in (_SORRY, _SETTLED):
+                if mark in text:
+                    return (mark if mark == _SORRY else "") + text.rsplit(mark, 1)[1].strip()
+    return None
+
+
 def _looks_caught(text: str | None) -> bool:
     """An exception the framework caught and reported back (not a tool's error JSON)."""
     return bool(text) and bool(_ERROR_TEXT.search(text or ""))
@@ -125,8 +144,11 @@ def decide(body: dict[str, Any]) -> dict[str, Any]:
     if called:
         last_obs = _observation(messages, max(called.values()))
     transfer = next((t for t in offered if t.startswith("transfer_to_")), None)
+    handed = None if "lookup_policy" in called else _handed_over(messages)
     if _looks_caught(last_obs):
-        return _answer(full, f"Sorry, I could not settle claim C-7: {last_obs}")
+        return _answer(full, f"{_SORRY}{last_obs}")
+    if handed and handed.startswith(_SORRY) and not called:
+        return _answer(full, handed)
     if transfer and "lookup_policy" not in offered and transfer not in called:
         return _call(full[transfer], {})
     if "lookup_policy" in offered and "lookup_policy" not in called:
@@ -135,8 +157,10 @@ def decide(body: dict[str, Any]) -> dict[str, Any]:
         policy = None
         if "lookup_policy" in called:
             policy = _observation(messages, called["lookup_policy"])
+        else:
+            policy = handed
         return _call(full["compute_payout"], {"policy": policy or ""})
-    return _answer(full, f"Claim C-7 settled. {last_obs or ''}".strip())
+    return _answer(full, f"{_SETTLED}{last_obs or ''}".strip())
 
 
 _FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]")

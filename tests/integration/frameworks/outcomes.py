@@ -24,6 +24,7 @@ class Outcome:
     data_edges: list[tuple[str, str]]
     summary: str
     owner: str | None = None
+    root_agent: str | None = None  # the agent of the root-cause step
 
 
 def outcomes(store: Any) -> list[Outcome]:
@@ -53,6 +54,7 @@ def outcomes(store: Any) -> list[Outcome]:
                 ],
                 summary=att.summary,
                 owner=att.root_cause.owner if att.root_cause else None,
+                root_agent=att.root_cause.agent if att.root_cause else None,
             )
         )
     return out
@@ -64,6 +66,6 @@ if __name__ == "__main__":
     for o in outcomes(open_store(sys.argv[1])):
         print(
             f"{o.run_id[:8]} {o.workflow[:20]:20} {o.status:9} fp={o.failure_point} "
-            f"rc={o.root_cause} conf={o.confidence:.2f} agents={o.agents} "
+            f"rc={o.root_cause} ({o.root_agent}) conf={o.confidence:.2f} agents={o.agents} "
             f"tok={o.input_tokens}/{o.output_tokens}\n    {o.summary[:200]}"
         )

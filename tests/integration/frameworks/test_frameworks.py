@@ -47,6 +47,8 @@ def test_framework_runs_are_judged_right(name: str, llm: str, tmp_path: Path) ->
             )
         if not fw.agents <= set(o.agents):
             problems.append(f"{scenario}: agents {o.agents}, want {sorted(fw.agents)}")
+        if fw.root_agent and want_root and o.root_agent != fw.root_agent:
+            problems.append(f"{scenario}: root cause's agent {o.root_agent}, want {fw.root_agent}")
         if o.input_tokens <= 0 or o.output_tokens <= 0:
             problems.append(f"{scenario}: no tokens recorded")
     assert not problems, "\n".join(problems)

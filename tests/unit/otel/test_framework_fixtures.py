@@ -52,6 +52,8 @@ def test_recorded_framework_runs_are_judged_right(name: str, tmp_path: Path) -> 
     assert table == want
     for o in got:
         assert fw.agents <= set(o.agents), o.agents
+        if fw.root_agent and o.root_cause:
+            assert o.root_agent == fw.root_agent, (o.root_cause, o.root_agent)
         assert o.input_tokens > 0 and o.output_tokens > 0
 
 
