@@ -5,6 +5,7 @@ OTel GenAI: https://opentelemetry.io/docs/specs/semconv/gen-ai/ (spans, events).
 OpenInference: https://arize-ai.github.io/openinference/spec/semantic_conventions.html
 Traceloop/OpenLLMetry: ``traceloop.*`` and the pre-1.37 indexed ``gen_ai.prompt.N.*`` keys.
 Vercel AI SDK: https://ai-sdk.dev/docs/ai-sdk-core/telemetry (``ai.*``).
+Langfuse (SDK v3 and later, OpenTelemetry-based): ``langfuse.observation.*``, ``langfuse.trace.*``.
 
 Decoding maps by convention, never by framework name: each list below is read in order, so a
 framework not named here comes out right when it follows one of these conventions.
@@ -145,6 +146,29 @@ def ai_operation_kind(op: str) -> str | None:
     return "chain"
 
 
+# -- Langfuse (its SDK's observations: @observe, start_as_current_observation, integrations) ------
+LF_OBSERVATION_TYPE = "langfuse.observation.type"
+LF_INPUT = "langfuse.observation.input"  # JSON text, or the text itself
+LF_OUTPUT = "langfuse.observation.output"
+LF_MODEL = "langfuse.observation.model.name"
+LF_USAGE_DETAILS = "langfuse.observation.usage_details"  # JSON text: {"input": n, ...}
+LF_TRACE_NAME = "langfuse.trace.name"
+LANGFUSE_KINDS = {
+    "generation": "llm",
+    "embedding": "llm",
+    "agent": "agent",
+    "tool": "tool",
+    "chain": "chain",
+    "retriever": "retrieval",
+    "evaluator": "guardrail",
+    "guardrail": "guardrail",
+    "span": "function",
+    "event": "function",
+}
+# usage_details keys, first present wins: Langfuse's own, then the provider's as passed on.
+LF_USAGE_INPUT = ("input", "prompt_tokens", "input_tokens")
+LF_USAGE_OUTPUT = ("output", "completion_tokens", "output_tokens")
+
 # -- pydantic-ai / Logfire -----------------------------------------------------------------------
 LOGFIRE_FINAL_RESULT = "final_result"
 
@@ -158,6 +182,7 @@ INPUT_KEYS = (
     AI_TOOL_INPUT,
     AI_PROMPT_MESSAGES,
     AI_PROMPT,
+    LF_INPUT,
 )
 OUTPUT_KEYS = (
     "output.value",
@@ -170,6 +195,7 @@ OUTPUT_KEYS = (
     AI_RESPONSE_TEXT,
     AI_RESPONSE_OBJECT,
     LOGFIRE_FINAL_RESULT,
+    LF_OUTPUT,
 )
 
 # Attribute names that carry a version of what a step ran (prompt, template, model, code):

@@ -541,7 +541,8 @@ def _flightlog_step(s: _Span, run_span: str) -> Step:
 def step_kind(attrs: dict[str, Any], name: str) -> str:
     """The Flightlog step kind of a span: OpenInference ``openinference.span.kind``, else
     GenAI ``gen_ai.operation.name``, else Traceloop ``traceloop.span.kind``, else the Vercel
-    AI SDK's ``ai.operationId``, else what its attributes name (a tool, a model, an agent)."""
+    AI SDK's ``ai.operationId``, else Langfuse's ``langfuse.observation.type``, else what its
+    attributes name (a tool, a model, an agent)."""
     oi = attrs.get(C.OI_SPAN_KIND)
     if isinstance(oi, str) and oi.upper() in C.OPENINFERENCE_KINDS:
         return C.OPENINFERENCE_KINDS[oi.upper()]
@@ -554,6 +555,9 @@ def step_kind(attrs: dict[str, Any], name: str) -> str:
     ai_op = attrs.get(C.AI_OPERATION_ID)
     if isinstance(ai_op, str) and (kind := C.ai_operation_kind(ai_op)) is not None:
         return kind
+    lf = attrs.get(C.LF_OBSERVATION_TYPE)
+    if isinstance(lf, str) and lf.lower() in C.LANGFUSE_KINDS:
+        return C.LANGFUSE_KINDS[lf.lower()]
     if any(k in attrs for k in (C.GEN_AI_TOOL_NAME, C.OI_TOOL_NAME, C.AI_TOOL_NAME)):
         return "tool"
     if any(
@@ -847,7 +851,13 @@ _OUTPUT_TOKEN_KEYS = (
     C.GEN_AI_USAGE_COMPLETION_TOKENS,
     *C.AI_USAGE_OUTPUT,
 )
-_MODEL_KEYS = (C.GEN_AI_RESPONSE_MODEL, C.GEN_AI_REQUEST_MODEL, C.OI_LLM_MODEL_NAME, C.AI_MODEL_ID)
+_MODEL_KEYS = (
+    C.GEN_AI_RESPONSE_MODEL,
+    C.GEN_AI_REQUEST_MODEL,
+    C.OI_LLM_MODEL_NAME,
+    C.AI_MODEL_ID,
+    C.LF_MODEL,
+)
 _PROVIDER_KEYS = (
     C.GEN_AI_PROVIDER_NAME,
     C.GEN_AI_SYSTEM,
@@ -909,6 +919,8 @@ def _foreign_step(
         input_tokens = _first_of(a, _INPUT_TOKEN_KEYS)
         output_tokens = _first_of(a, _OUTPUT_TOKEN_KEYS)
         cost = _first(a, C.OI_COST_TOTAL)
+        if input_tokens is None and output_tokens is None and C.LF_USAGE_DETAILS in a:
+            input_tokens, output_tokens = _usage_details(a[C.LF_USAGE_DETAILS])
     # (positional, in Step's field order, pinned by _STEP_FIELDS: a third of the keyword
     # call's cost)
     return Step(
@@ -952,6 +964,21 @@ if (
     or tuple(f.name for f in fields(Payload)) != ("hash", "data", "size", "truncated")
 ):  # pragma: no cover - a changed model
     raise ImportError("flightlog.model.Step, Run or Payload changed: update otel/decode.py")
+
+
+def _usage_details(raw: Any) -> tuple[Any, Any]:
+    """Input and output tokens from a usage record given as a JSON object (or its text):
+    Langfuse's ``usage_details`` (``input``/``output``, or the provider's own
+    ``prompt_tokens``/``completion_tokens`` passed on as they came)."""
+    doc = raw
+    if isinstance(raw, str):
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    return _first_of(doc, C.LF_USAGE_INPUT), _first_of(doc, C.LF_USAGE_OUTPUT)
 
 
 def _indexed_messages(attrs: dict[str, Any], prefix: str) -> Any:
@@ -1044,12 +1071,13 @@ _INSTANCE_ID = re.compile(
 def workflow_name(attrs: dict[str, Any], root: Step) -> str:
     """A run's workflow, from the framework's own fields: ``flightlog.run.workflow``,
     Traceloop's ``traceloop.workflow.name``, the Vercel AI SDK's
-    ``ai.telemetry.functionId``, else the root span's name without a GenAI operation prefix
-    or method suffix (``invoke_agent claims`` and ``claims.run`` name ``claims``), and
+    ``ai.telemetry.functionId``, Langfuse's ``langfuse.trace.name``, else the root span's
+    name without a GenAI operation prefix or method suffix (``invoke_agent claims`` and
+    ``claims.run`` name ``claims``), and
     without an instance's UUID: a span named after the object that ran (``Crew_<uuid>.kickoff``,
     a new id every run) names the same workflow every run (``Crew.kickoff``), so its runs
     share a history. A name that is only a UUID is kept."""
-    named = _first(attrs, C.FL_RUN_WORKFLOW, C.TL_WORKFLOW_NAME, C.AI_FUNCTION_ID)
+    named = _first(attrs, C.FL_RUN_WORKFLOW, C.TL_WORKFLOW_NAME, C.AI_FUNCTION_ID, C.LF_TRACE_NAME)
     if named is not None:
         return str(named)
     name = _bare_name(root.name)

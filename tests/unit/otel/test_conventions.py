@@ -459,3 +459,107 @@ def test_an_instance_uuid_in_the_root_span_name_is_not_part_of_the_workflow() ->
         )
         == "nightly-0bb4f777-ca59-4c7d-bbf8-b4f9a1a36f2e"
     )
+
+
+def test_langfuse_observations() -> None:
+    """Langfuse's observation attributes: the type gives the kind, input and output are
+    payloads, the model and the usage details (Langfuse's own keys or the provider's passed
+    on) go on the generation only, the trace name names the workflow, an agent observation
+    names its agent, and a tool error the agent handed back degrades the run."""
+    usage_own = {"input": 40, "output": 12, "total": 52}
+    usage_provider = {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59}
+    r = ingest(
+        span(
+            "0000000000000001",
+            None,
+            "settle",
+            0,
+            100,
+            {"langfuse.observation.type": "chain", "langfuse.trace.name": "claims"},
+        ),
+        span(
+            "0000000000000002",
+            "0000000000000001",
+            "planner",
+            1,
+            99,
+            {
+                "langfuse.observation.type": "agent",
+                "langfuse.observation.input": '{"args": ["C-7"], "kwargs": {}}',
+                "langfuse.observation.usage_details": json.dumps(usage_own),  # a roll-up
+            },
+        ),
+        span(
+            "0000000000000003",
+            "0000000000000002",
+            "OpenAI-generation",
+            2,
+            10,
+            {
+                "langfuse.observation.type": "generation",
+                "langfuse.observation.model.name": "m-1",
+                "langfuse.observation.usage_details": json.dumps(usage_own),
+                "langfuse.observation.output": '{"role": "assistant", "content": null}',
+            },
+        ),
+        span(
+            "0000000000000004",
+            "0000000000000002",
+            "lookup",
+            11,
+            20,
+            {
+                "langfuse.observation.type": "tool",
+                "langfuse.observation.input": '{"args": [], "kwargs": {"q": "x"}}',
+                "langfuse.observation.level": "ERROR",
+            },
+            error="backend down",
+        ),
+        span(
+            "0000000000000005",
+            "0000000000000002",
+            "OpenAI-generation",
+            21,
+            30,
+            {
+                "langfuse.observation.type": "GENERATION",
+                "langfuse.observation.usage_details": json.dumps(usage_provider),
+                "langfuse.observation.output": "[]",
+            },
+        ),
+        span(
+            "0000000000000006",
+            "0000000000000002",
+            "note",
+            31,
+            32,
+            {
+                "langfuse.observation.type": "span",
+                "langfuse.observation.usage_details": "not json",
+            },
+        ),
+    )
+    [run] = r.batch.runs
+    steps = {s.id[-1]: s for s in r.batch.steps}
+    assert run.workflow == "claims"
+    assert [steps[k].kind for k in "123456"] == [
+        "chain",
+        "agent",
+        "llm",
+        "tool",
+        "llm",
+        "function",
+    ]
+    assert steps["2"].agent == "planner"
+    assert (steps["3"].model, steps["3"].input_tokens, steps["3"].output_tokens) == ("m-1", 40, 12)
+    assert (steps["5"].input_tokens, steps["5"].output_tokens) == (50, 9)
+    # usage on the agent (a roll-up) and on a non-model span is not counted
+    assert steps["2"].input_tokens is None and steps["6"].input_tokens is None
+    payloads = {p.hash: json.loads(p.data) for p in r.batch.payloads}
+    assert payloads[steps["2"].input_hash] == {"args": ["C-7"], "kwargs": {}}
+    assert payloads[steps["4"].input_hash] == {"args": [], "kwargs": {"q": "x"}}
+    assert payloads[steps["5"].output_hash] == []
+    assert steps["4"].status == "error" and steps["4"].error is not None
+    assert run.status == "degraded"  # a generation ran after the tool's error
+    # the payload attributes are payloads, not step attributes
+    assert "langfuse.observation.input" not in steps["4"].attributes
