@@ -81,6 +81,8 @@ _OPENLIT = _own_venv("openlit", "openlit_app")  # OpenLIT pins openai<3
 # (FLIGHTLOG_LANGGRAPH_OPENLLMETRY_PYTHON=.venv/bin/python), to keep the suite's time.
 _LANGGRAPH_OPENLLMETRY = _own_venv("langgraph_openllmetry", "langgraph_openllmetry_app")
 _CREWAI = _own_venv("crewai", "crewai_app")  # crewai pins openai<3 and brings chromadb
+_AGNO = _own_venv("agno", "agno_app")
+_LANGFUSE = _own_venv("langfuse", "langfuse_app")
 
 FRAMEWORKS: dict[str, Framework] = {
     f.name: f
@@ -204,6 +206,23 @@ FRAMEWORKS: dict[str, Framework] = {
             # payout_agent runs only once policy_agent's task is done: not in "raises"
             frozenset({"policy_agent"}),
             live=_CREWAI[1],
+            root_agent="policy_agent",
+        ),
+        Framework(
+            "agno",
+            "Agno 3.1 workflow of two agents (openinference-instrumentation-agno)",
+            _AGNO[0],
+            frozenset({"policy_agent", "payout_agent"}),
+            catches_all=True,  # tool errors go back to the model as the tool's result
+            live=_AGNO[1],
+            root_agent="policy_agent",
+        ),
+        Framework(
+            "langfuse",
+            "Langfuse Python SDK 3.15 @observe + langfuse.openai (its own OTLP exporter)",
+            _LANGFUSE[0],
+            frozenset({"policy_agent"}),  # payout_agent runs once policy_agent answered
+            live=_LANGFUSE[1],
             root_agent="policy_agent",
         ),
     )
