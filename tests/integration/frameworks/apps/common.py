@@ -79,13 +79,21 @@ TOOLS = [
 ]
 
 
-def tool_loop(client: Any, run_tool: Callable[[str, dict[str, Any]], str], question: str) -> str:
-    """A hand-written tool-calling loop on an ``openai`` client: ask with ``TOOLS``, run each
-    tool the model calls through ``run_tool``, hand the results back, until the model
-    answers (six rounds at most)."""
+def tool_loop(
+    client: Any,
+    run_tool: Callable[[str, dict[str, Any]], str],
+    question: str,
+    tools: Sequence[str] = ("lookup_policy", "compute_payout"),
+) -> str:
+    """A hand-written tool-calling loop on an ``openai`` client: ask with the ``TOOLS`` named
+    in ``tools``, run each tool the model calls through ``run_tool``, hand the results back,
+    until the model answers (six rounds at most)."""
+    offered = [t for t in TOOLS if t["function"]["name"] in tools]  # type: ignore[index]
     messages: list[Any] = [{"role": "user", "content": question}]
     for _ in range(6):
-        reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=TOOLS)
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, tools=offered
+        )
         msg = reply.choices[0].message
         messages.append(msg.model_dump(exclude_none=True))
         if not msg.tool_calls:

@@ -14,12 +14,9 @@ Runs from a venv of its own: see tests/data/otlp/README.md.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
 from tests.integration.frameworks.apps import common
-from tests.integration.frameworks.apps.openllmetry_app import TOOLS
 
 
 def main() -> None:
@@ -60,37 +57,15 @@ def main() -> None:
 
     functions = {"lookup_policy": lookup_policy, "compute_payout": compute_payout}
 
-    def loop(tool: str, task: str, catch: bool) -> str:
-        tools = [t for t in TOOLS if t["function"]["name"] == tool]  # type: ignore[index]
-        messages: list[Any] = [{"role": "user", "content": task}]
-        for _ in range(6):
-            reply = client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=messages,
-                tools=tools,  # type: ignore[arg-type]
-            )
-            msg = reply.choices[0].message
-            messages.append(msg.model_dump(exclude_none=True))
-            if not msg.tool_calls:
-                return str(msg.content)
-            for call in msg.tool_calls:
-                fn = call.function  # type: ignore[union-attr]
-                try:
-                    result = functions[fn.name](**json.loads(fn.arguments))
-                except Exception as exc:
-                    if not catch:
-                        raise
-                    result = f"{type(exc).__name__}: {exc}"
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
-        return "no answer"
-
     @observe(name="policy_agent", as_type="agent")
     def policy_agent(question: str, catch: bool) -> str:
-        return loop("lookup_policy", question, catch)
+        run = common.run_tools(functions, catch)
+        return common.tool_loop(client, run, question, tools=("lookup_policy",))
 
     @observe(name="payout_agent", as_type="agent")
     def payout_agent(policy_answer: str, catch: bool) -> str:
-        return loop("compute_payout", policy_answer, catch)
+        run = common.run_tools(functions, catch)
+        return common.tool_loop(client, run, policy_answer, tools=("compute_payout",))
 
     @observe(name="settle_claim", as_type="chain")
     def settle_claim(scenario: str) -> str:
