@@ -19,8 +19,9 @@ def keys() -> None:
     """API keys for flightlog serve: scopes ingest, read, admin; each bound to a project.
 
     Once any key exists, every endpoint of the server but /healthz and /readyz needs
-    Authorization: Bearer <key>. Only a hash of each key is stored; the key itself is
-    printed once, by create.
+    Authorization: Bearer <key> (a browser signs in at /signin with a read key instead).
+    Exporters and the remote SDK send an ingest key ($FLIGHTLOG_API_KEY for the SDK). Only
+    a hash of each key is stored; the key itself is printed once, by create.
     """
 
 

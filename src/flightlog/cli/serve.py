@@ -66,11 +66,11 @@ def serve(
     /api/v1/ (runs, steps, lineage, findings), /openapi.json, /healthz, /readyz and the
     read-only web UI at / (runs, run pages with attribution and lineage, postmortems,
     /incidents, /audit; see docs/ui.md). Once API keys exist (flightlog keys), every
-    endpoint but /healthz and /readyz needs Authorization: Bearer <key>, and each key sees
-    only its project (docs/security.md). Detection, attribution and alerting for ended runs
-    run in a worker process of their own ([server] run_end = "process", the default; "thread"
-    or $FLIGHTLOG_RUN_END=thread keeps them in the server; docs/pipeline.md). Needs: pip
-    install 'flightlog[server]'.
+    endpoint but /healthz and /readyz needs Authorization: Bearer <key> (the web UI: sign
+    in at /signin with a read key), and each key sees only its project (docs/security.md).
+    Detection, attribution and alerting for ended runs run in a worker process of their own
+    ([server] run_end = "process", the default; "thread" or $FLIGHTLOG_RUN_END=thread keeps
+    them in the server; docs/pipeline.md). Needs: pip install 'flightlog[server]'.
     """
     with errors_as_messages():
         try:

@@ -72,6 +72,9 @@ def test_help_lists_commands() -> None:
     out = run_cli("--help", check=True).stdout
     for name in ("demo", "runs", "show"):
         assert name in out
+    # With keys, a browser cannot send a Bearer header: the help says where it signs in.
+    for command in ("serve", "keys"):
+        assert "/signin" in " ".join(run_cli(command, "--help", check=True).stdout.split())
 
 
 def test_demo_against_a_server_url_says_it_needs_a_store() -> None:
