@@ -36,10 +36,12 @@ STALL_SECONDS = 30.0  # spans waiting this long with no commit: /readyz says not
 def _otlp_hint(request: Request) -> str:
     """For an exporter POSTing to the wrong path (the endpoint without /v1/traces, or the
     metrics and logs signals), what to configure instead: OTel SDKs log this message."""
-    if request.method != "POST" or request.url.path.startswith("/api/"):
-        return ""
     base = str(request.base_url).rstrip("/")
     path = request.url.path
+    if request.method == "GET" and path == "/v1/traces":  # opened in a browser
+        return f"; exporters POST OTLP here; the web UI is at {base}/"
+    if request.method != "POST" or path.startswith("/api/"):
+        return ""
     if path in ("/v1/metrics", "/v1/logs"):
         hint = (
             f"; Flightlog receives traces only (POST {base}/v1/traces): turn the other signals' "

@@ -72,6 +72,9 @@ def test_an_exporter_at_the_wrong_path_is_told_where_traces_go(tmp_path: Path) -
         assert metrics.status_code == 404
         assert "OTEL_METRICS_EXPORTER=none" in metrics.json()["error"]["message"]
         httpx.post(srv.url + "/v1/metrics", content=b"x", headers=proto)
+        opened = httpx.get(srv.url + "/v1/traces")
+        assert opened.status_code == 405
+        assert f"the web UI is at {srv.url}/" in opened.json()["error"]["message"]
         api = httpx.post(srv.url + "/api/v1/runs", content=b"x", headers=proto)
         assert api.status_code == 405 and "OTLP" not in api.text  # not an exporter's mistake
         assert srv.log is not None
