@@ -31,9 +31,25 @@ def _check_out(out: Path | None) -> None:
 
 
 def _ledger(db: str, *, readonly: bool = False) -> Any:
+    from flightlog.errors import StoreSchemaError
     from flightlog.ledger import attach
 
-    return attach(open_store_for_cli(db, readonly=readonly))
+    store = open_store_for_cli(db, readonly=readonly)
+    try:
+        return attach(store)
+    except StoreSchemaError as exc:
+        store.close()
+        if exc.component == "ledger" and exc.have == 0:
+            # Not an old store to migrate: the ledger never ran on it.
+            raise StoreSchemaError(
+                f"{store.display_url} has no audit ledger: its records were written with the "
+                "ledger off (FLIGHTLOG_LEDGER=off) or by a Flightlog without one, so there is "
+                "nothing to verify or prove; runs recorded with the ledger on (the default) "
+                "are logged",
+                component=exc.component,
+                have=exc.have,
+            ) from exc
+        raise
 
 
 @click.group()

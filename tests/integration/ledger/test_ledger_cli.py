@@ -188,3 +188,31 @@ def test_consistency_proof_command(filled: Path, tmp_path: Path) -> None:
         verify_consistency_proof(data, key)
     missing = fl("audit", "prove", "--consistency", "23", "--db", db)
     assert missing.returncode == 1 and "no checkpoint of size 23" in missing.stderr
+
+
+def test_a_store_recorded_with_the_ledger_off_says_so(tmp_path: Path) -> None:
+    """audit verify / status on it said it needs migrating by a writing command, or "the
+    Flightlog that wrote it", as if it were an old store."""
+    script = (
+        "import flightlog\n"
+        "flightlog.configure('sqlite:///off.db')\n"
+        "with flightlog.run('wf'):\n"
+        "    pass\n"
+        "flightlog.flush()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("FLIGHTLOG_")},
+            "FLIGHTLOG_LEDGER": "off",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for command in ("verify", "status"):
+        out = fl("audit", command, "--db", "sqlite:///off.db", cwd=tmp_path)
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+        assert "has no audit ledger: its records were written with the ledger off" in out.stderr
