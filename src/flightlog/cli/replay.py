@@ -32,6 +32,32 @@ def parse_override(items: tuple[str, ...]) -> tuple[dict[Any, Any], set[str]]:
     return override, live
 
 
+def _check_steps(store: Any, run: Any, keys: list[Any]) -> None:
+    """Every --override by name names a step of the run or of its workflow's runs (a step
+    the original never reached may run in the replay); a misspelt name replayed the run
+    unchanged and said "the failure remains"."""
+    import time
+
+    from flightlog.errors import InputError
+    from flightlog.store import core
+
+    steps = store.get_steps(run.id)
+    names = {s.name for s in steps}
+    for key in keys:
+        name = key.partition("#")[0] if isinstance(key, str) else None
+        if name is None or name in names:
+            continue
+        with store.read() as tx:
+            if core.latest_step_kind(tx, run.workflow, name, time.time_ns()) is not None:
+                continue
+        known = ", ".join(f"{s.index} {s.name}" for s in sorted(steps, key=lambda s: s.index))
+        raise InputError(
+            f"--override {key}: no step named {name!r} in this run (its steps: "
+            f"{known or 'none'}) or in other runs of {run.workflow!r}; give a step name, "
+            "name#k or an index"
+        )
+
+
 @click.command("replay")
 @click.argument("run_id")
 @click.option(
@@ -74,6 +100,8 @@ def replay(
         try:
             full = store.resolve_run_id(run_id)
             original = store.get_run(full)
+            if original is not None:
+                _check_steps(store, original, [*override, *live])
             writer = None
             if not no_store:
                 flightlog.configure(db)

@@ -56,6 +56,15 @@ def test_replay_as_recorded_then_corrected(demo: tuple[str, str]) -> None:
     assert rel["workflows"][0]["runs"] == {"failed": 1, "succeeded": 20}  # replays left out
     bad = run_cli("replay", rid, "--entry", ENTRY, "--db", db, "--override", "nonsense")
     assert bad.returncode == 2 and "STEP=VALUE" in bad.stderr
+    # A misspelt step replayed the run unchanged ("the failure remains"); a step the
+    # failed run never reached (price_claim: of the workflow's other runs) is fine.
+    typo = run_cli("replay", rid, "--entry", ENTRY, "--db", db, "--override", "serch_policy=[]")
+    assert typo.returncode == 1 and "no step named 'serch_policy'" in typo.stderr
+    assert "2 search_policy" in typo.stderr and "the failure remains" not in typo.stdout
+    later = run_cli(
+        "replay", rid, "--entry", ENTRY, "--db", db, "--override", "price_claim=live", "--no-store"
+    )
+    assert later.returncode == 0, later.stderr
 
 
 def test_why_confirm_records_the_decisive_step(demo: tuple[str, str]) -> None:
