@@ -62,6 +62,15 @@ def test_quickstart_records_two_runs_into_flightlog_db_here(tmp_path: Path) -> N
     assert att["failure_point"]["name"] == "assess"
 
 
+def test_quickstart_with_recording_off_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    """FLIGHTLOG_DISABLED=1: why() opened (so created) ./flightlog.db and failed with "no run
+    with id ..."; it now says recording is off."""
+    p = _python("quickstart.py", tmp_path, FLIGHTLOG_DISABLED="1")
+    assert p.returncode == 1
+    assert "ConfigurationError: recording is off ($FLIGHTLOG_DISABLED=1" in p.stderr
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_quickstart_replays_from_its_directory_with_the_console_script(tmp_path: Path) -> None:
     """README: `flightlog replay RUN --entry examples.quickstart:triage --override ...` from
     the clone. The `flightlog` script (not `python -m`, which puts the current directory on

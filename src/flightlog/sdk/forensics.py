@@ -22,13 +22,19 @@ def configured_store() -> tuple[Store, bool]:
     store = state.configured_store()
     if store is not None:
         return store, False
+    if state._disabled:
+        raise ConfigurationError(
+            "recording is off ($FLIGHTLOG_DISABLED=1, or the store could not be configured): "
+            "no run was recorded, so there is none to attribute; `flightlog why RUN --db URL` "
+            "reads a store"
+        )
     url = state.url or default_url()
     if url.split("://", 1)[0].lower() in ("http", "https"):
         raise ConfigurationError(
             f"flightlog is configured to send records to {url}; attribution needs a store: "
             "run `flightlog why RUN --db URL` against the server's store instead"
         )
-    return open_store(url), True
+    return open_store(url, create=False), True  # reading never creates a store
 
 
 def why(run_id: str) -> Attribution:
