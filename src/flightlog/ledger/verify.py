@@ -802,8 +802,8 @@ def _check_records(
         if seq is None:
             add(
                 "record.unlogged",
-                f"{what} {record_id} is stored but has no ledger entry "
-                "(inserted outside Flightlog)",
+                f"{what} {record_id} is stored but has no ledger entry (inserted outside "
+                "Flightlog, or recorded while the ledger was off: FLIGHTLOG_LEDGER=off)",
                 None,
                 record_id,
             )

@@ -216,3 +216,8 @@ def test_a_store_recorded_with_the_ledger_off_says_so(tmp_path: Path) -> None:
         out = fl("audit", command, "--db", "sqlite:///off.db", cwd=tmp_path)
         assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
         assert "has no audit ledger: its records were written with the ledger off" in out.stderr
+    # Once a writing command has attached a ledger, those runs are unlogged records: the
+    # divergence names the ledger being off as a cause, not only tampering.
+    assert fl("audit", "key", "--db", "sqlite:///off.db", cwd=tmp_path).returncode == 0
+    out = fl("audit", "verify", "--db", "sqlite:///off.db", cwd=tmp_path)
+    assert out.returncode == 1 and "recorded while the ledger was off" in out.stdout + out.stderr
