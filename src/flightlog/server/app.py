@@ -100,13 +100,15 @@ def create_app(
     from flightlog.store import normalize_url
 
     settings = load_server_settings()  # a bad [server] setting fails at start, naming its line
+    mode = run_end or settings.run_end
+    if mode not in RUN_END_MODES:
+        raise ConfigurationError(f"run_end must be one of {', '.join(RUN_END_MODES)}, got {mode!r}")
+    # A bad [privacy] setting fails here, naming its line, before a new store is created.
+    scrubber = privacy.load()
     url = normalize_url(url)
     store = open_store(url)
     # Reads go through their own connection (SQLite WAL readers do not wait for the writer).
     reader = open_store(url, readonly=True) if store.dialect == "sqlite" else store
-    mode = run_end or settings.run_end
-    if mode not in RUN_END_MODES:
-        raise ConfigurationError(f"run_end must be one of {', '.join(RUN_END_MODES)}, got {mode!r}")
     # Periodic work (alert grouping, paging, escalation, resolution; what capabilities
     # registered with flightlog.pipeline.every) runs on its own clock, not only when runs
     # end: in the run-end worker process, or here.
@@ -119,7 +121,7 @@ def create_app(
         store,
         max_pending_spans=max_pending_spans,
         max_batch_spans=max_batch_spans,
-        privacy=privacy.load(),  # a bad [privacy] setting fails at start, naming its line
+        privacy=scrubber,
         idle_trace_timeout=settings.idle_trace_timeout,
         run_end=worker,
     )

@@ -50,6 +50,12 @@ def test_a_setting_with_fixed_values_names_them(tmp_path: Path) -> None:
     (tmp_path / "flightlog.toml").write_text('[server]\nrun_end = "process"\n')
     p = run_cli("serve", "--port", "0", cwd=tmp_path, env={**_env(), ENV_RUN_END: "fork"})
     assert p.returncode == 1 and f"error: ${ENV_RUN_END}: server.run_end: 'fork'" in p.stderr
+    # A bad [privacy] setting stops serve before it creates a store (it used to leave an
+    # empty flightlog.db behind).
+    (tmp_path / "flightlog.toml").write_text('[privacy]\naction = "shred"\n')
+    p = run_cli("serve", "--port", "0", cwd=tmp_path, env=_env())
+    assert p.returncode == 1 and "line 2: unknown privacy action 'shred'" in p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["flightlog.toml"]
 
 
 ENV_RUN_END = "FLIGHTLOG__SERVER__RUN_END"
