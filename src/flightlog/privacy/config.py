@@ -42,7 +42,7 @@ from typing import Any
 
 from flightlog.config import Config, Section, load_config, relevant_environ
 from flightlog.errors import ConfigurationError
-from flightlog.privacy.detectors import BUILTIN, BUILTIN_NAMES, KEY_PATTERN, Detector
+from flightlog.privacy.detectors import BUILTIN, BUILTIN_NAMES, KEY_PATTERN, Detector, key_words
 
 ACTIONS: tuple[str, ...] = ("mask", "hash", "drop")
 KEY_RULE = "credential"  # the name shown for values scrubbed because of their key
@@ -79,7 +79,10 @@ class PrivacyConfig:
 
     def key_is_secret(self, key: str) -> bool:
         """Whether a value stored under ``key`` is scrubbed whatever it is."""
-        return self._key_regex.search(key.lower().replace("-", "_")) is not None
+        return (
+            self._key_regex.search(key.lower().replace("-", "_")) is not None
+            or self._key_regex.search(key_words(key)) is not None
+        )
 
     @classmethod
     def from_env(

@@ -72,13 +72,13 @@ _CARD_PREFIX = re.compile(
 SPACE_SEPS = " \u00a0\u2007\u202f\u3000"
 DASH_SEPS = "\\-\u2010\u2011\u2012\u2013\u2212\uff0d"
 _SEPS = SPACE_SEPS + DASH_SEPS
-# Full-width Latin capitals (U+FF21-FF3A) as ASCII ones.
-_FULLWIDTH_UPPER = {c: c - 0xFEE0 for c in range(0xFF21, 0xFF3B)}
+# Full-width Latin letters (U+FF21-FF3A, U+FF41-FF5A) as ASCII ones.
+_FULLWIDTH_UPPER = {c: c - 0xFEE0 for c in (*range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B))}
 
 
 def ascii_digits(text: str) -> str:
     """``text`` with digits of every script (what the rules' ``\\d`` matches: full-width,
-    Arabic-Indic, Devanagari ...) as ASCII digits, full-width capitals as ASCII ones, and the
+    Arabic-Indic, Devanagari ...) as ASCII digits, full-width letters as ASCII ones, and the
     group separators above removed."""
     if text.isascii():
         return text.replace(" ", "").replace("-", "")
@@ -93,7 +93,7 @@ def ascii_digits(text: str) -> str:
 
 
 def card_ok(text: str) -> bool:
-    digits = ascii_digits(text)
+    digits = ascii_digits(text).replace(".", "").replace("/", "")
     return (
         13 <= len(digits) <= 19
         and digits.isdigit()
@@ -137,6 +137,11 @@ def _c(pattern: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(pattern, flags)
 
 
+# Between the words of an obfuscated address: "[at]", "(at)", " at " in brackets.
+_AT = r"\s?[\[({]at[\])}]\s?"
+_DOT = r"\s?[\[({]dot[\])}]\s?"
+# Between the groups of an international phone number: spaces of any kind, dots, hyphens.
+_PSEP = f"[.{SPACE_SEPS}{DASH_SEPS}]"
 _SEP_CHARS = frozenset(re.sub(r"\\(.)", r"\1", _SEPS))
 _I = re.IGNORECASE
 # A value that starts with (or holds) bracketed text: a marker-like prefix ("[redacted]x",
@@ -153,7 +158,10 @@ _TOK = r"[A-Za-z0-9_\-]"
 BUILTIN: tuple[Detector, ...] = (
     Detector(
         "private_key",
-        _c(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
+        _c(
+            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+            r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|$)"
+        ),
         description="PEM private key blocks",
         triggers=("-----begin",),
     ),
@@ -166,14 +174,19 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "url_secret",
         _c(
-            r"[?&;#](?:api[_\-]?key|apikey|key|access[_\-]?token|auth[_\-]?token|token|"
+            # A parameter named by a secret word, alone or as the last word of its name
+            # (x_api_key, oauth_token, private_token), with the delimiters as typed or
+            # percent-encoded (%3F, %26, %3D: a URL inside a URL's query).
+            r"(?:[?&;#]|%3F|%26)(?:[a-z0-9]+[_\-.])*+"
+            r"(?:api[_\-]?key|apikey|key|access[_\-]?token|auth[_\-]?token|token|"
             r"refresh[_\-]?token|id[_\-]?token|client[_\-]?secret|secret|password|passwd|pwd|"
+            r"pass|passcode|pin|auth|credentials?|jwt|"
             r"sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|session[_\-]?id"
-            r"|code)=(?P<v>[^&#\s\"'<>]+)",
+            r"|code)(?:=|%3D)(?P<v>[^&#\s\"'<>]+)",
             _I,
         ),
         description="secrets in URL query parameters (?api_key=, &token=, &sig= ...)",
-        triggers=("=",),
+        triggers=("=", "%3d"),
     ),
     Detector(
         "anthropic_key",
@@ -212,6 +225,18 @@ BUILTIN: tuple[Detector, ...] = (
         triggers=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
     Detector(
+        "service_token",
+        _c(
+            r"\b(?:glpat-[A-Za-z0-9_\-]{20,}|hf_[A-Za-z]{30,}|npm_[A-Za-z0-9]{36}"
+            r"|pypi-AgE[A-Za-z0-9_\-]{50,}|gsk_[A-Za-z0-9]{40,}|xai-[A-Za-z0-9]{40,}"
+            r"|dop_v1_[a-f0-9]{64}|shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"
+            r"|SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})"
+        ),
+        description="other services' tokens (GitLab glpat-, Hugging Face hf_, npm_, pypi-, "
+        "Groq gsk_, xAI xai-, DigitalOcean dop_v1_, Shopify shpat_, SendGrid SG.)",
+        triggers=("glpat-", "hf_", "npm_", "pypi-", "gsk_", "xai-", "dop_v1_", "shp", "sg."),
+    ),
+    Detector(
         "google_api_key",
         _c(r"\b(?:AIza[0-9A-Za-z_\-]{35}|ya29\.[0-9A-Za-z_\-]{20,})"),
         description="Google API keys (AIza...) and OAuth access tokens (ya29.)",
@@ -234,14 +259,16 @@ BUILTIN: tuple[Detector, ...] = (
     ),
     Detector(
         "jwt",
-        _c(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),
+        # (no word boundary before: a JWT glued to what precedes it, "Bearer%20eyJ...",
+        # "_eyJ...", is one still)
+        _c(r"eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),
         description="JSON Web Tokens",
         triggers=("eyj",),
     ),
     Detector(
         "authorization",
         _c(
-            r"\b(?:Bearer|Basic|Digest|Token|ApiKey|Negotiate)\s+"
+            r"\b(?:Bearer|Basic|Digest|Token|ApiKey|Negotiate)(?:\s+|%20)"
             rf"(?P<v>(?:{_BRACKETED})*+[A-Za-z0-9._~+/=\-]{{6,}})",
             _I,
         ),
@@ -252,9 +279,15 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "secret_assignment",
         _c(
-            r"(?:password|passwd|pwd|passphrase|secret|api[_\-]?key|apikey|access[_\-]?token|"
-            r"auth[_\-]?token|refresh[_\-]?token|client[_\-]?secret|private[_\-]?key|"
-            r"authorization|x-api-key|cookie)\"?'?\s*[:=]\s*\"?'?"
+            # short words (pass, pin, pwd) only as a word of their own: "compass: north",
+            # "spin=3" are no secrets, "db_pass=", "userPin:" are
+            r"(?:(?:(?<![a-z])|(?-i:(?<=[a-z0-9])(?=[A-Z])))(?:pass|pin|pwd|passcode)"
+            r"|password|passwd|passphrase|secret|api[_\-]?key|apikey|access[_\-]?(?:token|key)|"
+            r"auth[_\-]?token|refresh[_\-]?token|session[_\-]?token|client[_\-]?secret|"
+            r"private[_\-]?key|authorization|x-api-key|cookie|credentials?)"
+            # then a word that keeps it a secret ("aws_secret_access_key", "pin_code")
+            r"(?:[_\-.](?:access[_\-]?key|key|token|code|number|value|word))?"
+            r"\"?'?\s*(?:[:=]|%3D)\s*\"?'?"
             r"(?!(?:Bearer|Basic|Digest|Token|ApiKey|Negotiate)\s)(?=[^\s\"',;&}]{3})"
             rf"(?P<v>(?:{_BRACKETED}|\[|[^\s\"',;&}}\]\[])++)",
             _I,
@@ -281,40 +314,64 @@ BUILTIN: tuple[Detector, ...] = (
             "privatekey",
             "authorization",
             "cookie",
+            "pin",
+            "credential",
+            "session",
         ),
     ),
     Detector(
         "email",
+        # Letters of any script (RFC 6531 addresses, IDN domains), the full-width @ and .,
+        # a percent-encoded @ (%40, in URLs) and the obfuscations a reader still reads as
+        # an address: "name [at] example [dot] com", "name(at)example.com".
         _c(
-            r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b"
+            rf"(?<![\w.%+\-])[\w.%+\-]+?(?:@|＠|%40|{_AT})"
+            rf"[^\W_](?:[\w\-]*[^\W_])?(?:(?:\.|．|{_DOT})[\w\-]+)*(?:\.|．|{_DOT})[^\W\d_]{{2,}}\b",
+            _I,
         ),
         description="e-mail addresses",
-        triggers=("@",),
+        triggers=("@", "＠", "%40", "at]", "at)", "at}"),
     ),
     Detector(
         "iban",
-        _c(rf"\b[A-ZＡ-Ｚ]{{2}}\d{{2}}(?:[{SPACE_SEPS}]?[A-ZＡ-Ｚ\d]){{11,30}}\b"),
+        _c(
+            rf"\b[A-ZＡ-Ｚ]{{2}}\d{{2}}(?:[{SPACE_SEPS}]?[A-ZＡ-Ｚ\d]){{11,30}}\b"
+            # lower case only as typed by a person, in groups of four
+            rf"|\b[a-zａ-ｚ]{{2}}\d{{2}}(?:[{SPACE_SEPS}][a-zａ-ｚ\d]{{4}}){{2,7}}"
+            rf"(?:[{SPACE_SEPS}][a-zａ-ｚ\d]{{1,3}})?\b"
+        ),
         iban_ok,
         description="IBANs (country length and mod-97 checked)",
         min_digits=9,
     ),
     Detector(
         "card_number",
-        _c(rf"(?<![\d{DASH_SEPS}])(?:\d[{_SEPS}]?){{12,18}}\d(?![\d{DASH_SEPS}])"),
+        _c(
+            rf"(?<![\d{DASH_SEPS}])(?:\d[{_SEPS}]?){{12,18}}\d(?![\d{DASH_SEPS}])"
+            # groups split by dots or slashes, the same between every group
+            r"|(?<![\d./])\d{4}(?P<s>[./])(?:\d{4}(?P=s)\d{4}(?P=s)\d{4}(?:(?P=s)?\d{1,3})?"
+            r"|\d{6}(?P=s)\d{5})(?![\d./])"
+        ),
         card_ok,
         description="payment card numbers (network prefix and Luhn checked)",
         min_digits=13,
     ),
     Detector(
         "us_ssn",
-        _c(rf"\b(?!000|666|9\d\d)\d{{3}}[{DASH_SEPS}](?!00)\d{{2}}[{DASH_SEPS}](?!0000)\d{{4}}\b"),
-        description="US social security numbers (ddd-dd-dddd)",
+        _c(
+            rf"\b(?!000|666|9\d\d)\d{{3}}[{DASH_SEPS}](?!00)\d{{2}}[{DASH_SEPS}](?!0000)\d{{4}}\b"
+            # spaced: not inside a longer run of spaced digit groups
+            rf"|(?<![\d{DASH_SEPS}])(?<!\d[{SPACE_SEPS}])(?!000|666|9\d\d)\d{{3}}"
+            rf"(?P<s>[{SPACE_SEPS}])(?!00)\d{{2}}(?P=s)(?!0000)\d{{4}}"
+            rf"(?![\d{DASH_SEPS}])(?![{SPACE_SEPS}]\d)"
+        ),
+        description="US social security numbers (ddd-dd-dddd, ddd dd dddd)",
         min_digits=9,
     ),
     Detector(
         "phone",
         _c(
-            r"(?<![\w+])\+\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}(?!\w)"
+            rf"(?<![\w+＋])[+＋]\d{{1,3}}{_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}(?:{_PSEP}?\d{{2,4}}){{1,4}}(?!\w)"
             r"|(?<![\w\-])\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}(?![\w\-])"
             r"|(?<![\w\-.])\d{3}[.\-]\d{3}[.\-]\d{4}(?![\w\-.])"
         ),
@@ -327,9 +384,31 @@ BUILTIN: tuple[Detector, ...] = (
 BUILTIN_NAMES: tuple[str, ...] = tuple(d.name for d in BUILTIN)
 
 # Attribute and JSON-object keys whose value is a secret whatever it looks like. Matched
-# against the key lower-cased with ``-`` as ``_``.
+# against the key as ``key_words`` writes it: lower case, camelCase words, "-" and spaces
+# as "_" (``dbPass`` -> ``db_pass``, ``X-Api-Key`` -> ``x_api_key``).
+#
+# Long words name a secret wherever they stand (``password``, ``secret``, ``cookie``,
+# ``credential`` ...). Short ones only as the key's last word: ``pass``, ``pin``, ``pwd``,
+# ``cvv``/``cvc``, ``auth``, ``token`` (``db_pass``, ``card.pin``, ``userPin``,
+# ``x-auth``; not ``passage``, ``spin``, ``pinned``, ``author``, ``max_tokens``). ``key`` names
+# a secret only with a word saying what it unlocks (``api_key``, ``access_key``,
+# ``private_key``, ``signing_key``, ``encryption_key``, ``master_key``, ``subscription_key``,
+# ``secret_key``): alone, or after ``cache``, ``idempotency``, ``partition``, ``sort``,
+# ``s3`` ..., a key is an identifier that traces carry everywhere, and its value is judged
+# by the rules like any other text.
 KEY_PATTERN = (
-    r"password|passwd|passphrase|secret|api_?key|access_?key|access_?token|auth_?token|"
-    r"refresh_?token|id_?token|session_?token|bearer|authorization|cookie|credential|"
-    r"private_?key|signing_?key|(?:^|[._])token$|(?:^|[._])pwd$"
+    r"password|passwd|passphrase|passcode|secret|api_?key|access_?key|access_?token|"
+    r"auth_?token|refresh_?token|id_?token|session_?token|bearer|authorization|cookie|"
+    r"credential|private_?key|signing_?key|encryption_?key|master_?key|subscription_?key|"
+    r"(?:^|[._])(?:token|pwd|pass|pin|pin_?code|cvv|cvc|cvv2|auth)$"
 )
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def key_words(key: str) -> str:
+    """A key as ``KEY_PATTERN`` reads it: camelCase words split, lower case, ``-`` and
+    spaces as ``_``."""
+    if not key.islower():
+        key = _CAMEL.sub("_", key)
+    return key.lower().replace("-", "_").replace(" ", "_")

@@ -51,12 +51,19 @@ _KEY_WORDS: tuple[str, ...] = (
     "access",
     "token",
     "bearer",
-    "authoriz",
+    "auth",
     "cookie",
     "credential",
     "private",
     "signing",
     "pwd",
+    "pin",
+    "cvv",
+    "cvc",
+    "encryption",
+    "aster",  # master_key ("m" would start a branch of the screen's alternation of its own)
+    "subscription",
+    "api key",
 )
 # Letters that match an ASCII letter when a rule ignores case but do not lower-case to it
 # (the dotted and dotless i, the long s): the screen reads them as that letter.
@@ -179,18 +186,43 @@ _STR = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
 _JSON_TOKENS = re.compile(
     rf"(?P<s>{_STR})(?P<c>\s*+:)?|(?<![\w.+\-])(?P<i>[0-9]{{13,}})(?![\w.])", re.S
 )
-# In any other text (JSON cut short, JSON inside a message): a quoted key then a colon; a
-# failed attempt consumes nothing, so a stray quote before it does not hide it.
-_KEY_AT = re.compile(r'"(?P<k>[^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"\s*+:\s*+')
-# Keys only, for the screen: whether a JSON text (or what its escapes hide) has a key that
-# names a secret ("max_tokens" holds the key word "token" but names none).
-_KEY_NAMES = re.compile(r'"([^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"\s*+:')
+# In any other text (JSON cut short, JSON inside a message, a Python repr, a log line): a
+# key then its value, as JSON writes it ("key": ), as Python's repr of a dict writes it
+# ('key': ), or as an assignment, a keyword argument or an environment variable with a
+# quoted value (key='...', key="..."; not ==; unquoted values are the rules' to judge:
+# secret_assignment, url_secret); a failed attempt consumes nothing, so a stray quote before it does not
+# hide it. The same expression finds the keys for the screen: whether a text (or what its
+# escapes hide) has a key that names a secret ("max_tokens" holds the key word "token" but
+# names none).
+_KEY_AT = re.compile(
+    r'"(?P<k>[^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"\s*+:\s*+'
+    r"|'(?P<q>[^'\\\n]*+(?:\\.[^'\\\n]*+)*+)'\s*+:\s*+"
+    r"|(?<![\w.\-$])(?P<a>[A-Za-z_][\w.\-]*+)\s*+=(?!=)\s*+(?=[\"'])"
+)
+_PAIR_VALUE_AT = re.compile(r"[\"']([^\"'\\\n]{1,128}+)[\"']")
+# Characters without which a text holds no key for ``_KEY_AT``.
+_KEY_MARKS = ('"', "'", "=")
+# A name and a value in one object, as headers, environment variables, form fields and
+# OTLP's own key-value lists are written ({"name": "Authorization", "value": "..."}): when
+# the name names a secret, the value is one.
+# In text (JSON, a repr), the name is looked for before the value, as these formats write
+# it.
+_PAIR_NAMES = ("name", "key", "field", "header", "param", "parameter")
+_PAIR_VALUES = ("value", "val", "values")
+_PAIR_AT = re.compile(
+    r"[\"'](?:name|key|field|header|param|parameter)[\"']\s*+:\s*+"
+    r"[\"']([^\"'\\\n]{1,128}+)[\"']"
+)
 # ... and a quoted string holding an escape (a JSON text inside it, or a newline before a secret)
 _ESCAPED_STR = re.compile(r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)++"')
-# A value after a key: a string (its end may be cut off), brackets, or a bare word.
+# A value after a key: a string (its end may be cut off; in double or single quotes),
+# brackets, or a bare word.
 _STR_OPEN = re.compile(r'"[^"\\]*+(?:\\.?[^"\\]*+)*+"?', re.S)
-_BRACKET_TOKENS = re.compile(r'"[^"\\]*+(?:\\.?[^"\\]*+)*+"?|[\[\]{}]', re.S)
-_BARE = re.compile(r"[^\s,}\]]*+")
+_SQ_OPEN = re.compile(r"'[^'\\]*+(?:\\.?[^'\\]*+)*+'?", re.S)
+_BRACKET_TOKENS = re.compile(
+    r'"[^"\\]*+(?:\\.?[^"\\]*+)*+"?|\'[^\'\\]*+(?:\\.?[^\'\\]*+)*+\'?|[\[\]{}()]', re.S
+)
+_BARE = re.compile(r"[^\s,}\]&;)]*+")
 _SPACES = re.compile(r"\s*+")
 
 
@@ -254,13 +286,15 @@ def _value_end(text: str, at: int) -> int:
     c = text[at]
     if c == '"':
         return _STR_OPEN.match(text, at).end()  # type: ignore[union-attr]
-    if c in "{[":
+    if c == "'":
+        return _SQ_OPEN.match(text, at).end()  # type: ignore[union-attr]
+    if c in "{[(":
         depth = 0
         for m in _BRACKET_TOKENS.finditer(text, at):
             b = m.group()[0]
-            if b in "{[":
+            if b in "{[(":
                 depth += 1
-            elif b in "}]":
+            elif b in "}])":
                 depth -= 1
                 if depth == 0:
                     return m.end()
@@ -302,7 +336,7 @@ def _parts(mapping: dict[str, Any], nested: list[str] | None = None) -> list[str
         t = type(v)
         if t is str:
             parts.append(v)
-            if '"' in v:
+            if '"' in v or "'" in v or "=" in v:
                 # it may be JSON text: its keys are keys (walked as a nested value is), and
                 # what its escapes hide is screened too
                 if nested is not None:
@@ -686,7 +720,7 @@ class Scrubber:
         is_secret = self.key_is_secret
         memo = self._key_texts
         for t in texts:
-            if '"' not in t:
+            if '"' not in t and "'" not in t and "=" not in t:
                 continue
             short = len(t) <= _KEY_TEXT_LEN
             if short:
@@ -696,15 +730,18 @@ class Scrubber:
                         return True
                     continue
             hit = False
-            for k in _KEY_NAMES.findall(t):
+            for m in _KEY_AT.finditer(t):
+                k = m.group(m.lastindex or 0)
                 if is_secret(k):
                     hit = True
                     break
-                if "\\" in k:
+                if "\\" in k and m.lastgroup == "k":
                     d = _decoded('"' + k + '"')
                     if d is not None and is_secret(d):
                         hit = True
                         break
+            if not hit and ('"' in t or "'" in t):
+                hit = any(is_secret(n) for n in _PAIR_AT.findall(t))
             if short:
                 if len(memo) >= _KEY_TEXTS:
                     memo.clear()
@@ -732,7 +769,7 @@ class Scrubber:
                 return redacted(KEY_RULE)
         elif _looks_json(text) and _valid_json(text):
             return self._json_text(text, depth)
-        elif '"' in text:
+        elif '"' in text or "'" in text or "=" in text:
             text = self._json_like(text, depth)
         mask &= ~self._key_bit
         if not mask:
@@ -787,27 +824,57 @@ class Scrubber:
             self._clean.add(text)
         return out
 
+    def _secret_name_end(self, text: str, at: int, pair: int) -> int:
+        """After a name key (``"name":``) at ``at``: where its string ends when it names a
+        secret, else ``pair`` as it was."""
+        m = _PAIR_VALUE_AT.match(text, at)
+        if m is not None and self.key_is_secret(m.group(1)):
+            return m.end()
+        return pair
+
+    def _pair_member(self, text: str, key: str, key_start: int, pair: int) -> bool:
+        """Whether the key at ``key_start`` is the value of a name-value object whose name,
+        ending at ``pair``, names a secret: a value key of the same object (no brace
+        between)."""
+        return (
+            pair >= 0
+            and key in _PAIR_VALUES
+            and text.find("{", pair, key_start) < 0
+            and text.find("}", pair, key_start) < 0
+        )
+
     def _secret_member(
-        self, text: str, key_start: int, at: int, edits: list[tuple[int, int, str]]
+        self,
+        text: str,
+        key_start: int,
+        at: int,
+        edits: list[tuple[int, int, str]],
+        single: bool = False,
     ) -> int:
         """The value at ``at`` under a secret key (whose token starts at ``key_start``)
         scrubbed as ``_secret_value`` does in a structured value: an edit is added; returns
         where the value ends. ``drop`` removes the member and a comma beside it."""
+        if text.startswith("[redacted", at):  # a marker left by an earlier scrub
+            mark = _MARKER.match(text, at)
+            if mark is not None:
+                return mark.end()
         end = _value_end(text, at)
         span = text[at:end]
         if not span:
             return end
+        single = single or span[0] == "'"
         try:
             value: Any = orjson.loads(span)
         except orjson.JSONDecodeError:
-            value = span  # cut short, or not JSON: the text as it is
+            # cut short, or not JSON: the text as it is (a Python string without its quotes)
+            value = span[1:-1] if span[0] == "'" and len(span) > 1 and span[-1] == "'" else span
         if value is None:
             return end
         n = self._secret_value(value)
         if n is value:
             return end
         if n is not _DROP:
-            edits.append((at, end, _encoded_str(n, span)))
+            edits.append((at, end, f"'{n}'" if single else _encoded_str(n, span)))
             return end
         after = _after_spaces(text, end)
         if after < len(text) and text[after] == ",":
@@ -829,6 +896,7 @@ class Scrubber:
         numbers), edited in place: every other byte stays as written, and it stays JSON."""
         edits: list[tuple[int, int, str]] = []
         at = 0
+        pair = -1  # where the string of a name that names a secret ended (see _pair_member)
         search = _JSON_TOKENS.search
         while (m := search(text, at)) is not None:
             at = m.end()
@@ -848,8 +916,12 @@ class Scrubber:
             if n is not inner:
                 new = redacted("dropped") if n is _DROP else n
                 edits.append((m.start(), m.start() + len(token), _encoded_str(new, token)))
-            if m.group("c") is not None and self.key_is_secret(inner):
-                at = self._secret_member(text, m.start(), _after_spaces(text, at), edits)
+            if m.group("c") is not None:
+                if self.key_is_secret(inner) or self._pair_member(text, inner, m.start(), pair):
+                    at = self._secret_member(text, m.start(), _after_spaces(text, at), edits)
+                    pair = -1
+                elif inner in _PAIR_NAMES:
+                    pair = self._secret_name_end(text, _after_spaces(text, at), pair)
         return _edited(text, edits)
 
     def _json_like(self, text: str, depth: int) -> str:
@@ -859,12 +931,19 @@ class Scrubber:
         the whole text as on any other."""
         edits: list[tuple[int, int, str]] = []
         at = 0
+        pair = -1
         search = _KEY_AT.search
         while (m := search(text, at)) is not None:
             at = m.end()
-            key = _decoded('"' + m.group("k") + '"')
-            if key is not None and self.key_is_secret(key):
-                at = self._secret_member(text, m.start(), at, edits)
+            group = m.lastgroup
+            key = _decoded('"' + m.group("k") + '"') if group == "k" else m.group(group or 0)
+            if key is None:
+                continue
+            if self.key_is_secret(key) or self._pair_member(text, key, m.start(), pair):
+                at = self._secret_member(text, m.start(), at, edits, group == "q")
+                pair = -1
+            elif key in _PAIR_NAMES:
+                pair = self._secret_name_end(text, at, pair)
         text = _edited(text, edits)
         if "\\" not in text or depth + 1 >= _JSON_DEPTH:
             return text
@@ -894,12 +973,15 @@ class Scrubber:
         return hit
 
     def _secret_keys(self, value: dict[str, Any]) -> bool:
-        """Whether a mapping has a key naming a secret (remembered per set of keys: the
-        same instrumentation sends the same keys)."""
+        """Whether a mapping has a key naming a secret, or both a name and a value key (a
+        name-value object, see ``_pair_value``): remembered per set of keys, as the same
+        instrumentation sends the same keys."""
         keys = tuple(value)
         hit = self._keys_cache.get(keys)
         if hit is None:
-            hit = any(isinstance(k, str) and self.key_is_secret(k) for k in keys)
+            hit = any(isinstance(k, str) and self.key_is_secret(k) for k in keys) or (
+                any(k in value for k in _PAIR_VALUES) and any(k in value for k in _PAIR_NAMES)
+            )
             if len(self._keys_cache) >= 4096:
                 self._keys_cache.clear()
             self._keys_cache[keys] = hit
@@ -910,6 +992,8 @@ class Scrubber:
         before the server sees it, stays as it is: scrubbing twice changes nothing)."""
         if type(value) is str and value.startswith("[redacted") and _MARKER.fullmatch(value):
             return value
+        if value is True or value is False:
+            return value  # one bit ({"pass": true} is a test's result), no secret
         self.counts[KEY_RULE] += 1
         if self._key_action == "drop":
             return _DROP
@@ -971,8 +1055,23 @@ class Scrubber:
         n = self.value(plain)
         return value if n is plain or n == plain else n
 
+    def _pair_value(self, value: dict[str, Any]) -> str | None:
+        """The key of the value in a name-value object whose name names a secret
+        (``{"name": "Authorization", "value": "Bearer ..."}``: ``"value"``), else None."""
+        for vk in _PAIR_VALUES:
+            if vk in value:
+                break
+        else:
+            return None
+        for nk in _PAIR_NAMES:
+            name = value.get(nk)
+            if type(name) is str and len(name) <= 128 and self.key_is_secret(name):
+                return vk
+        return None
+
     def _dict(self, value: dict[str, Any]) -> Any:
         out: dict[str, Any] | None = None
+        pair = self._pair_value(value)
         for k, v in value.items():
             key = k
             string_key = isinstance(k, str)
@@ -980,7 +1079,7 @@ class Scrubber:
                 nk = self.text(k if type(k) is str else str.__str__(k))
                 if nk != k:
                     key = redacted("dropped") if nk is _DROP else nk
-            if v is not None and string_key and self.key_is_secret(k):
+            if v is not None and string_key and (k == pair or self.key_is_secret(k)):
                 n = self._secret_value(v)
             else:
                 n = self.value(v)
@@ -1089,11 +1188,19 @@ class Scrubber:
                 kept.setdefault(q.hash, q)
             batch.payloads = list(kept.values())
         ft = self.free_text
+        clean = self._clean  # short texts known to need nothing (``text``)
         for r in batch.runs:
             if moved:
                 r.input_hash = moved.get(r.input_hash, r.input_hash) if r.input_hash else None
                 r.output_hash = moved.get(r.output_hash, r.output_hash) if r.output_hash else None
             r.workflow = ft(r.workflow) or r.workflow
+            # names and labels (they repeat: a known clean one costs a set lookup, no call)
+            if r.service is not None and r.service not in clean:
+                r.service = ft(r.service)
+            if r.version is not None and r.version not in clean:
+                r.version = ft(r.version)
+            if r.owner is not None and r.owner not in clean:
+                r.owner = ft(r.owner)
             r.reason = ft(r.reason)
             r.error = self._error(r.error)
             r.attributes = self.mapping(r.attributes)
@@ -1102,8 +1209,22 @@ class Scrubber:
                 s.input_hash = moved.get(s.input_hash, s.input_hash) if s.input_hash else None
                 s.output_hash = moved.get(s.output_hash, s.output_hash) if s.output_hash else None
             s.name = ft(s.name) or s.name
-            s.error = self._error(s.error)
+            if s.kind not in clean:
+                s.kind = ft(s.kind) or s.kind
+            if s.agent is not None and s.agent not in clean:
+                s.agent = ft(s.agent)
+            if s.owner is not None and s.owner not in clean:
+                s.owner = ft(s.owner)
+            if s.model is not None and s.model not in clean:
+                s.model = ft(s.model)
+            if s.provider is not None and s.provider not in clean:
+                s.provider = ft(s.provider)
+            if s.error is not None:
+                s.error = self._error(s.error)
             s.attributes = self.mapping(s.attributes)
+        for edge in batch.edges:
+            if edge.detail is not None and edge.detail not in clean:
+                edge.detail = ft(edge.detail)
         for f in batch.findings:
             f.message = ft(f.message) or ""
             f.evidence = self.mapping(f.evidence)
@@ -1112,6 +1233,7 @@ class Scrubber:
     def _error(self, e: ErrorInfo | None) -> ErrorInfo | None:
         if e is None:
             return None
+        e.type = self.free_text(e.type) or e.type
         e.message = self.free_text(e.message) or ""
         e.traceback = self.free_text(e.traceback)
         return e

@@ -59,6 +59,19 @@ SECRET_KEY_WORDS = (
     "signing_key",
     "token",
     "pwd",
+    "pass",
+    "db_pass",
+    "pin",
+    "card_pin",
+    "pin_code",
+    "passcode",
+    "cvv",
+    "auth",
+    "secret_key",
+    "aws_secret_access_key",
+    "encryption_key",
+    "master_key",
+    "subscription_key",
 )
 PLAIN_KEYS = (
     "name",
@@ -74,6 +87,15 @@ PLAIN_KEYS = (
     "input.value",
     "passage",
     "secretary",
+    "key",
+    "cache_key",
+    "idempotency_key",
+    "spin",
+    "pinned",
+    "author",
+    "compass",
+    "passed",
+    "keyword",
     "0",
     "x",
     "",
@@ -239,13 +261,22 @@ def _value(draw: Any, planted: Planted, depth: int) -> Any:
     if pick <= 8:
         return _object(draw, planted, depth + 1)
     # a JSON text of an object (tool arguments, a serialised message): its keys are keys as
-    # in a structured value, its strings texts (what is planted in it must go too)
+    # in a structured value, its strings texts (what is planted in it must go too); or the
+    # object's Python repr (framework traces record reprs: {'api_key': '...'})
     inner = _object(draw, planted, depth + 1)
+    if draw(st.integers(0, 3)) == 0:
+        return repr(inner)
     return json.dumps(inner, ensure_ascii=draw(st.booleans()))
 
 
 def _object(draw: Any, planted: Planted, depth: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if draw(st.integers(0, 7)) == 0:
+        # a name and a value (HTTP headers, environment variables, OTLP key-values): the
+        # value is a secret when the name names one
+        name = draw(st.one_of(secret_keys(), st.sampled_from(PLAIN_KEYS)))
+        return {draw(st.sampled_from(("name", "key", "header"))): name,
+                "value": _opaque(draw, planted)}  # fmt: skip
     for _ in range(draw(st.integers(0, 4))):
         key = draw(keys())
         if key in out:
