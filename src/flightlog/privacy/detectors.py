@@ -137,6 +137,18 @@ def _c(pattern: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(pattern, flags)
 
 
+# Names of URL query parameters that hold a secret (and, as the last word of a longer name,
+# x_api_key, oauth_token).
+_QUERY_SECRET = (
+    r"api[_\-]?key|apikey|access[_\-]?token|auth[_\-]?token|token|refresh[_\-]?token|"
+    r"id[_\-]?token|client[_\-]?secret|secret|password|passwd|pwd|pass|passcode|pin|auth|"
+    r"credentials?|jwt|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|"
+    r"session[_\-]?id"
+)
+# Right after the first letter of a word: that letter is not inside a word written in one
+# case ("compass", "SPIN"): it starts the text, follows a non-letter, or starts a camelCase
+# word ("dbPass", "userPIN").
+_WORD_START = r"(?<!(?-i:[a-z][a-z]|[A-Z][A-Z]))"
 # Between the words of an obfuscated address: "[at]", "(at)", " at " in brackets.
 _AT = r"\s?[\[({]at[\])}]\s?"
 _DOT = r"\s?[\[({]dot[\])}]\s?"
@@ -177,12 +189,8 @@ BUILTIN: tuple[Detector, ...] = (
             # A parameter named by a secret word, alone or as the last word of its name
             # (x_api_key, oauth_token, private_token), with the delimiters as typed or
             # percent-encoded (%3F, %26, %3D: a URL inside a URL's query).
-            r"(?:[?&;#]|%3F|%26)(?:[a-z0-9]+[_\-.])*+"
-            r"(?:api[_\-]?key|apikey|key|access[_\-]?token|auth[_\-]?token|token|"
-            r"refresh[_\-]?token|id[_\-]?token|client[_\-]?secret|secret|password|passwd|pwd|"
-            r"pass|passcode|pin|auth|credentials?|jwt|"
-            r"sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|session[_\-]?id"
-            r"|code)(?:=|%3D)(?P<v>[^&#\s\"'<>]+)",
+            rf"(?:[?&;#]|%3F|%26)(?:[a-z0-9]+[_\-.])*+(?:{_QUERY_SECRET}|key|code)"
+            r"(?:=|%3D)(?P<v>[^&#\s\"'<>]+)",
             _I,
         ),
         description="secrets in URL query parameters (?api_key=, &token=, &sig= ...)",
@@ -281,7 +289,10 @@ BUILTIN: tuple[Detector, ...] = (
         _c(
             # short words (pass, pin, pwd) only as a word of their own: "compass: north",
             # "spin=3" are no secrets, "db_pass=", "userPin:" are
-            r"(?:(?:(?<![a-z])|(?-i:(?<=[a-z0-9])(?=[A-Z])))(?:pass|pin|pwd|passcode)"
+            # (the word's first letter and the one before it not of the same case: the
+            # check stands after that letter, so that every branch starts with a literal
+            # and the engine skips the positions where none can start)
+            rf"(?:p{_WORD_START}(?:asscode|ass|in|wd)"
             r"|password|passwd|passphrase|secret|api[_\-]?key|apikey|access[_\-]?(?:token|key)|"
             r"auth[_\-]?token|refresh[_\-]?token|session[_\-]?token|client[_\-]?secret|"
             r"private[_\-]?key|authorization|x-api-key|cookie|credentials?)"
@@ -320,12 +331,26 @@ BUILTIN: tuple[Detector, ...] = (
         ),
     ),
     Detector(
+        "url_secret",  # (one rule with the url_secret above: on or off, its action)
+        # A query string on its own (OpenTelemetry's url.query: "token=...&x=1"): its first
+        # parameter, at the start of the text (the others follow a "&": the url_secret
+        # above). Apart from that one, whose every branch starts with a character the
+        # engine can skip to; anchored, this one is tried at one position only. After
+        # secret_assignment, which names what it finds first. Not "key" or "code" alone
+        # here: "key=user:42" starting a log line is a cache key.
+        _c(
+            rf"\A(?:[a-z0-9]+[_\-.])*+(?:{_QUERY_SECRET})(?:=|%3D)(?P<v>[^&#\s\"'<>]+)", _I
+        ),
+        description="secrets in a query string on its own (token=...&x=1)",
+        triggers=("=", "%3d"),
+    ),
+    Detector(
         "email",
         # Letters of any script (RFC 6531 addresses, IDN domains), the full-width @ and .,
         # a percent-encoded @ (%40, in URLs) and the obfuscations a reader still reads as
         # an address: "name [at] example [dot] com", "name(at)example.com".
         _c(
-            rf"(?<![\w.%+\-])[\w.%+\-]+?(?:@|＠|%40|{_AT})"
+            rf"(?<![\w.+\-])[\w.+\-]++(?:@|＠|%40|{_AT})"
             rf"[^\W_](?:[\w\-]*[^\W_])?(?:(?:\.|．|{_DOT})[\w\-]+)*(?:\.|．|{_DOT})[^\W\d_]{{2,}}\b",
             _I,
         ),
@@ -347,10 +372,12 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "card_number",
         _c(
-            rf"(?<![\d{DASH_SEPS}])(?:\d[{_SEPS}]?){{12,18}}\d(?![\d{DASH_SEPS}])"
+            # (every branch starts with a digit, the checks of what precedes it after that
+            # digit: the engine then skips to the digits of a text)
+            rf"\d(?:(?<![\d{DASH_SEPS}]\d)(?:[{_SEPS}]?\d){{12,18}}(?![\d{DASH_SEPS}])"
             # groups split by dots or slashes, the same between every group
-            r"|(?<![\d./])\d{4}(?P<s>[./])(?:\d{4}(?P=s)\d{4}(?P=s)\d{4}(?:(?P=s)?\d{1,3})?"
-            r"|\d{6}(?P=s)\d{5})(?![\d./])"
+            r"|(?<![\d./]\d)\d{3}(?P<s>[./])(?:\d{4}(?P=s)\d{4}(?P=s)\d{4}(?:(?P=s)?\d{1,3})?"
+            r"|\d{6}(?P=s)\d{5})(?![\d./]))"
         ),
         card_ok,
         description="payment card numbers (network prefix and Luhn checked)",
@@ -359,11 +386,14 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "us_ssn",
         _c(
-            rf"\b(?!000|666|9\d\d)\d{{3}}[{DASH_SEPS}](?!00)\d{{2}}[{DASH_SEPS}](?!0000)\d{{4}}\b"
+            # (starting with the area's three digits, the checks of what precedes them after
+            # them: the engine then skips to the digits of a text)
+            r"\d\d\d(?<!000|666)(?<!9\d\d)"
+            rf"(?:(?<!\w\d\d\d)[{DASH_SEPS}](?!00)\d{{2}}[{DASH_SEPS}](?!0000)\d{{4}}\b"
             # spaced: not inside a longer run of spaced digit groups
-            rf"|(?<![\d{DASH_SEPS}])(?<!\d[{SPACE_SEPS}])(?!000|666|9\d\d)\d{{3}}"
+            rf"|(?<![\d{DASH_SEPS}]\d\d\d)(?<!\d[{SPACE_SEPS}]\d\d\d)"
             rf"(?P<s>[{SPACE_SEPS}])(?!00)\d{{2}}(?P=s)(?!0000)\d{{4}}"
-            rf"(?![\d{DASH_SEPS}])(?![{SPACE_SEPS}]\d)"
+            rf"(?![\d{DASH_SEPS}])(?![{SPACE_SEPS}]\d))"
         ),
         description="US social security numbers (ddd-dd-dddd, ddd dd dddd)",
         min_digits=9,
@@ -371,9 +401,12 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "phone",
         _c(
-            rf"(?<![\w+＋])[+＋]\d{{1,3}}{_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}(?:{_PSEP}?\d{{2,4}}){{1,4}}(?!\w)"
-            r"|(?<![\w\-])\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}(?![\w\-])"
-            r"|(?<![\w\-.])\d{3}[.\-]\d{3}[.\-]\d{4}(?![\w\-.])"
+            # (every branch starts with the character it needs, the checks of what precedes
+            # it after that: the engine then skips to those characters)
+            rf"[+＋](?<![\w+＋][+＋])\d{{1,3}}{_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}"
+            rf"(?:{_PSEP}?\d{{2,4}}){{1,4}}(?!\w)"
+            r"|\((?<![\w\-]\()\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}(?![\w\-])"
+            r"|\d(?<![\w\-.]\d)\d\d[.\-]\d{3}[.\-]\d{4}(?![\w\-.])"
         ),
         phone_ok,
         description="phone numbers (+international, (555) 123-4567, 555-123-4567)",
@@ -381,7 +414,7 @@ BUILTIN: tuple[Detector, ...] = (
     ),
 )
 
-BUILTIN_NAMES: tuple[str, ...] = tuple(d.name for d in BUILTIN)
+BUILTIN_NAMES: tuple[str, ...] = tuple(dict.fromkeys(d.name for d in BUILTIN))
 
 # Attribute and JSON-object keys whose value is a secret whatever it looks like. Matched
 # against the key as ``key_words`` writes it: lower case, camelCase words, "-" and spaces
