@@ -21,6 +21,7 @@ through: a value that cannot be scrubbed is replaced by ``[redacted: error]``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -1230,9 +1231,11 @@ class Scrubber:
             if s.error is not None:
                 s.error = self._error(s.error)
             s.attributes = self.mapping(s.attributes)
-        for edge in batch.edges:
+        for i, edge in enumerate(batch.edges):
             if edge.detail is not None and edge.detail not in clean:
-                edge.detail = ft(edge.detail)
+                detail = ft(edge.detail)
+                if detail != edge.detail:  # (an edge is frozen: replaced)
+                    batch.edges[i] = dataclasses.replace(edge, detail=detail)
         for f in batch.findings:
             f.message = ft(f.message) or ""
             f.evidence = self.mapping(f.evidence)

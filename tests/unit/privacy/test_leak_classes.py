@@ -172,3 +172,26 @@ def test_harmless_text_is_kept(text: str) -> None:
     value = {"message": text, "text": [text]}
     assert S.mapping(value) is value
     assert S.text(json.dumps(value)) == json.dumps(value)
+
+
+def test_every_text_field_of_a_batch_is_scrubbed() -> None:
+    """Names and labels an OTLP sender sets freely (service, version, model, provider, agent,
+    owner, kind, the exception's type, an edge's detail) are scrubbed where a rule matches,
+    and kept as they are otherwise."""
+    from flightlog.model import Batch, Edge, ErrorInfo, Run, Step
+
+    secret = "a@example.com"
+    run = Run("r1", "wf", 1, service=secret, version=secret, owner=secret)
+    step = Step("r1", "s1", "call", secret, 1, 1, agent=secret, owner=secret, model=secret,
+                provider=secret, error=ErrorInfo(secret, "boom"))  # fmt: skip
+    plain = Step("r1", "s2", "call", "llm", 2, 2, agent="planner", model="gpt-4o")
+    edge = Edge("r1", "s1", "s2", detail=secret)
+    batch = load({}).batch(Batch(runs=[run], steps=[step, plain], edges=[edge]))
+    assert secret not in repr(batch)
+    assert batch.runs[0].service == "[redacted: email]"
+    assert batch.steps[0].error is not None and batch.steps[0].error.type == "[redacted: email]"
+    assert (batch.steps[1].kind, batch.steps[1].agent, batch.steps[1].model) == (
+        "llm",
+        "planner",
+        "gpt-4o",
+    )
