@@ -338,9 +338,7 @@ BUILTIN: tuple[Detector, ...] = (
         # engine can skip to; anchored, this one is tried at one position only. After
         # secret_assignment, which names what it finds first. Not "key" or "code" alone
         # here: "key=user:42" starting a log line is a cache key.
-        _c(
-            rf"\A(?:[a-z0-9]+[_\-.])*+(?:{_QUERY_SECRET})(?:=|%3D)(?P<v>[^&#\s\"'<>]+)", _I
-        ),
+        _c(rf"\A(?:[a-z0-9]+[_\-.])*+(?:{_QUERY_SECRET})(?:=|%3D)(?P<v>[^&#\s\"'<>]+)", _I),
         description="secrets in a query string on its own (token=...&x=1)",
         triggers=("=", "%3d"),
     ),

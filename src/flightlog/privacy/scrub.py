@@ -199,10 +199,10 @@ _JSON_TOKENS = re.compile(
 # key then its value, as JSON writes it ("key": ), as Python's repr of a dict writes it
 # ('key': ), or as an assignment, a keyword argument or an environment variable with a
 # quoted value (key='...', key="..."; not ==; unquoted values are the rules' to judge:
-# secret_assignment, url_secret); a failed attempt consumes nothing, so a stray quote before it does not
-# hide it. The same expression finds the keys for the screen: whether a text (or what its
-# escapes hide) has a key that names a secret ("max_tokens" holds the key word "token" but
-# names none).
+# secret_assignment, url_secret); a failed attempt consumes nothing, so a stray quote
+# before it does not hide it. The same expression finds the keys for the screen: whether a
+# text (or what its escapes hide) has a key that names a secret ("max_tokens" holds the
+# key word "token" but names none).
 _KEY_AT = re.compile(
     r'"(?P<k>[^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"\s*+:\s*+'
     r"|'(?P<q>[^'\\\n]*+(?:\\.[^'\\\n]*+)*+)'\s*+:\s*+"

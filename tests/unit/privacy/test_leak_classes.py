@@ -55,8 +55,10 @@ LEAKS = [
     ("curl -H 'Authorization: Bearer abcdef123456' https://x", "abcdef123456"),
     ("GET /x Authorization=Bearer%20abcdef123456", "abcdef123456"),
     # provider keys
-    ("-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBFabc\n-----END PGP PRIVATE KEY BLOCK-----",
-     "lQOYBFabc"),  # fmt: skip
+    (
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBFabc\n-----END PGP PRIVATE KEY BLOCK-----",
+        "lQOYBFabc",
+    ),  # fmt: skip
     ("glpat-abcdefghijklmnopqrst", "abcdefghijklmnopqrst"),
     ("HF_TOKEN is hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", "abcdefghijklmnopqrstuvwxyzABCDEFGH"),
     ("npm_abcdefghijklmnopqrstuvwxyz0123456789", "abcdefghijklmnopqrstuvwxyz0123456789"),
