@@ -12,37 +12,26 @@ import base64
 import secrets
 import string
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
+from tests.integration.privacy.test_property_capture import otlp_server  # noqa: F401
 from tests.integration.privacy.test_seeded_secrets import (
+    _card,
     _db_files,
     _found,
     _ledger_text,
     _raw_files,
 )
-from tests.integration.server.conftest import ServerProcess, free_port
-
-
-def _tok(n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
-    return "".join(secrets.choice(alphabet) for _ in range(n))
+from tests.integration.privacy.test_seeded_secrets import _rand as _tok
+from tests.integration.server.conftest import ServerProcess
 
 
 def _digits(n: int) -> str:
-    return "".join(secrets.choice("123456789") for _ in range(n))
-
-
-def _card() -> str:
-    digits = [4] + [secrets.randbelow(10) for _ in range(14)]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        d = d * 2 if i % 2 == 0 else d
-        total += d - 9 if d > 9 else d
-    return "".join(map(str, digits)) + str((10 - total % 10) % 10)
+    return _tok(n, "123456789")
 
 
 class Leaks:
@@ -195,19 +184,12 @@ def _protobuf(doc: dict[str, Any]) -> bytes:
     return ParseDict(doc, ExportTraceServiceRequest()).SerializeToString()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("leaks") / "flightlog.db", free_port()).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
 @pytest.mark.parametrize("encoding", ["protobuf", "json"])
 def test_no_leak_class_reaches_the_store_ledger_api_or_ui(
-    server: ServerProcess, encoding: str
+    otlp_server: ServerProcess,  # noqa: F811
+    encoding: str,
 ) -> None:
+    server = otlp_server
     leaks = Leaks()
     trace_id = secrets.token_bytes(16)
     doc = _request(leaks, trace_id)
