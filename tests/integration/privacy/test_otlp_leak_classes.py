@@ -18,7 +18,10 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.privacy.test_property_capture import otlp_server  # noqa: F401
+from tests.integration.privacy.test_property_capture import (  # noqa: F401
+    otlp_server,
+    post_and_wait,
+)
 from tests.integration.privacy.test_seeded_secrets import (
     _card,
     _db_files,
@@ -197,20 +200,8 @@ def test_no_leak_class_reaches_the_store_ledger_api_or_ui(
         body, ctype = orjson.dumps(doc), "application/json"
     else:
         body, ctype = _protobuf(doc), "application/x-protobuf"
-    r = httpx.post(
-        f"{server.url}/v1/traces", content=body, headers={"Content-Type": ctype}, timeout=30
-    )
-    assert r.status_code == 200, r.text
     run_id = trace_id.hex()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        got = httpx.get(f"{server.url}/api/v1/runs/{run_id}", timeout=10)
-        if got.status_code == 200 and len(got.json().get("steps", [])) >= 2:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"trace {run_id} was not stored")
-    api = got.content
+    api = post_and_wait(server, body, ctype, run_id)
     page = httpx.get(f"{server.url}/runs/{run_id}", timeout=10).content
     assert b"[redacted" in api
     assert b"leak-svc" in api  # (the search works: what is no secret is there)

@@ -184,19 +184,23 @@ def _send(
     server: ServerProcess, root: dict[str, Any], child: dict[str, Any], extra: dict[str, Any]
 ) -> str:
     trace_id = secrets.token_bytes(16)
+    post_and_wait(server, _request(trace_id, root, child, extra), "application/x-protobuf",
+                  trace_id.hex())  # fmt: skip
+    return trace_id.hex()
+
+
+def post_and_wait(server: ServerProcess, body: bytes, ctype: str, run_id: str) -> bytes:
+    """POST an OTLP request, then wait until its run's two spans are stored: the API's
+    answer."""
     r = httpx.post(
-        f"{server.url}/v1/traces",
-        content=_request(trace_id, root, child, extra),
-        headers={"Content-Type": "application/x-protobuf"},
-        timeout=30,
+        f"{server.url}/v1/traces", content=body, headers={"Content-Type": ctype}, timeout=30
     )
     assert r.status_code == 200, r.text
-    run_id = trace_id.hex()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         got = httpx.get(f"{server.url}/api/v1/runs/{run_id}", timeout=10)
         if got.status_code == 200 and len(got.json().get("steps", [])) >= 2:
-            return run_id
+            return got.content
         time.sleep(0.05)
     pytest.fail(f"trace {run_id} was not stored")
 
