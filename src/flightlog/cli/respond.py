@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import getpass
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -32,6 +33,20 @@ config_option = click.option(
     default=None,
     help="flightlog.toml to read (default: $FLIGHTLOG_CONFIG, else ./flightlog.toml).",
 )
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _limit_option(default: int) -> Callable[[_F], _F]:
+    """--limit N of a listing: 1 to 100,000, as ``runs -n``."""
+    return click.option(
+        "--limit",
+        type=click.IntRange(1, 100_000),
+        default=default,
+        show_default=True,
+        help="At most this many.",
+    )
 
 
 NEVER_RAN = (
@@ -143,13 +158,7 @@ def _incident_row(i: Any) -> str:
     help="Only incidents in this state (open = not resolved).",
 )
 @click.option("--workflow", "-w", default=None, help="Only this workflow's incidents.")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, 100_000),
-    default=100,
-    show_default=True,
-    help="At most this many.",
-)
+@_limit_option(100)
 @db_option
 @json_option
 def incidents(status: str | None, workflow: str | None, limit: int, db: str, as_json: bool) -> None:
@@ -300,13 +309,7 @@ def incident_resolve(
     default=None,
     help="Only notifications in this state.",
 )
-@click.option(
-    "--limit",
-    type=click.IntRange(1, 100_000),
-    default=200,
-    show_default=True,
-    help="At most this many.",
-)
+@_limit_option(200)
 @db_option
 @json_option
 def alerts(status: str | None, limit: int, db: str, as_json: bool) -> None:
