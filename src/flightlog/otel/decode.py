@@ -425,6 +425,8 @@ def _map_trace(
             st.index = i
         # An agent's sub-steps belong to that agent: derived when read (the store), never
         # decided here, so a step's record does not depend on which request carried it.
+        if any(REPLY_USAGE in st.attributes for st in steps):
+            _drop_wrapping_replies(steps)
         batch.edges.extend(handoff_edges(steps))
         root = next(((s, st) for s, st in foreign if s.parent is None), None)
         if root is not None and run is None:
@@ -568,6 +570,8 @@ def step_kind(attrs: dict[str, Any], name: str) -> str:
         return "tool"
     if C.GEN_AI_AGENT_NAME in attrs or C.OI_AGENT_NAME in attrs:
         return "agent"
+    if _component_agent(attrs) is not None:
+        return "agent"
     return "function"
 
 
@@ -614,6 +618,20 @@ def _langgraph_node(attrs: dict[str, Any]) -> str | None:
 
 _TOOL_NAME_KEYS = (C.GEN_AI_TOOL_NAME, C.OI_TOOL_NAME, C.AI_TOOL_NAME)
 _NAMESPACED_TOOL_NAME = ".tool.name"
+_COMPONENT_TYPE = ".component.type"
+
+
+def _component_agent(attrs: dict[str, Any]) -> str | None:
+    """The name of a pipeline component whose type is an agent, under an instrumentation's
+    own namespace: ``<ns>.component.type`` a class name ending in ``Agent`` (``Agent``,
+    ``ReActAgent``) and ``<ns>.component.name`` beside it (Haystack's tracer:
+    ``haystack.component.name``): the agent, named as the pipeline names it."""
+    for key, value in attrs.items():
+        if key.endswith(_COMPONENT_TYPE) and isinstance(value, str) and value.endswith("Agent"):
+            name = attrs.get(key[: -len("type")] + "name")
+            if isinstance(name, str) and name:
+                return name
+    return None
 
 
 def _namespaced_tool_key(attrs: dict[str, Any]) -> str | None:
@@ -647,6 +665,84 @@ def _flagged_error(attrs: dict[str, Any], output_key: str | None) -> ErrorInfo |
     return ErrorInfo(type=str(attrs.get(C.ERROR_TYPE) or "Error"), message=str(out or "")[:2000])
 
 
+# The attribute marking a step whose model and tokens were read from its reply (its output)
+REPLY_USAGE = "flightlog.usage_from_output"
+_USAGE_PAIRS = (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens"))
+
+
+def _usage_of(doc: Any) -> tuple[str, int, int] | None:
+    """``(model, input tokens, output tokens)`` of a mapping that names its model (text) and
+    its usage as a mapping of whole token counts, in ``doc`` or in its ``meta``."""
+    if not isinstance(doc, dict):
+        return None
+    meta = doc.get("meta")
+    holder = meta if isinstance(meta, dict) and "usage" in meta else doc
+    model, usage = holder.get("model"), holder.get("usage")
+    if not isinstance(model, str) or not model or not isinstance(usage, dict):
+        return None
+    for ink, outk in _USAGE_PAIRS:
+        i, o = usage.get(ink), usage.get(outk)
+        if type(i) is int and type(o) is int and i >= 0 and o >= 0:
+            return model, i, o
+    return None
+
+
+def _assistant_reply(doc: Any) -> tuple[str, int, int] | None:
+    if isinstance(doc, dict) and doc.get("role") == "assistant":
+        return _usage_of(doc)
+    return None
+
+
+def reply_usage(raw: Any) -> tuple[str, int, int] | None:
+    """The model and ``(input, output)`` tokens a span's output reports when that output is a
+    chat model's reply: an assistant message whose ``meta`` (or itself) names ``model`` and
+    ``usage`` (``prompt_tokens``/``completion_tokens`` or ``input_tokens``/``output_tokens``,
+    whole numbers); a non-empty list of such messages, or a mapping whose one field holds
+    one (a generator's ``{"replies": [...]}``; the call's usage, the first reply's); or an
+    OpenAI chat completion (``model``, ``usage`` and a ``choices`` list). Anything else is
+    not a reply: a conversation (other roles among the messages), a text that mentions
+    usage, counts that are not whole numbers."""
+    if isinstance(raw, str):
+        if '"usage"' not in raw or '"model"' not in raw:  # (most outputs: no parse)
+            return None
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+    if isinstance(raw, dict):
+        if isinstance(raw.get("choices"), list) and "role" not in raw:
+            return _usage_of(raw)
+        if len(raw) == 1:
+            raw = next(iter(raw.values()))
+    if isinstance(raw, list):
+        if not raw or not all(isinstance(m, dict) and m.get("role") == "assistant" for m in raw):
+            return None
+        return _assistant_reply(raw[0])
+    return _assistant_reply(raw)
+
+
+def _drop_wrapping_replies(steps: list[Step]) -> None:
+    """A step typed a model call by its reply (``REPLY_USAGE``) that holds another model
+    call of the request (a component span around an instrumented client call) only wraps
+    it: back to a plain step, without model or tokens, so the call is counted once."""
+    by_id = {st.id: st for st in steps}
+    wrappers: set[str] = set()
+    for st in steps:
+        if st.kind != "llm":
+            continue
+        seen = {st.id}
+        parent = by_id.get(st.parent_id) if st.parent_id else None
+        while parent is not None and parent.id not in seen:
+            seen.add(parent.id)
+            if parent.attributes.get(REPLY_USAGE):
+                wrappers.add(parent.id)
+            parent = by_id.get(parent.parent_id) if parent.parent_id else None
+    for sid in wrappers:
+        st = by_id[sid]
+        st.kind, st.model, st.input_tokens, st.output_tokens = "function", None, None, None
+        del st.attributes[REPLY_USAGE]
+
+
 _AGENT_NAME_KEYS = (C.GEN_AI_AGENT_NAME, C.OI_AGENT_NAME)
 
 
@@ -670,12 +766,17 @@ def step_name(attrs: dict[str, Any], kind: str, span_name: str) -> str:
 
 def agent_name(attrs: dict[str, Any], kind: str, span_name: str) -> str | None:
     """The agent a span names: ``gen_ai.agent.name``, ``agent.name``; for an agent span,
-    also ``graph.node.id``, LangGraph's node, Traceloop's entity, ``gen_ai.agent.id``,
+    also ``graph.node.id``, LangGraph's node, Traceloop's entity, a pipeline component of an
+    agent type (``<ns>.component.name``), ``gen_ai.agent.id``,
     else its span name without operation prefix or method suffix."""
     agent = _first_of(attrs, _AGENT_NAME_KEYS)
     if agent is not None or kind != "agent":
         return None if agent is None else str(agent)
-    node = _first(attrs, C.OI_GRAPH_NODE_ID, C.TL_ENTITY_NAME) or _langgraph_node(attrs)
+    node = (
+        _first(attrs, C.OI_GRAPH_NODE_ID, C.TL_ENTITY_NAME)
+        or _langgraph_node(attrs)
+        or _component_agent(attrs)
+    )
     if node is None:
         node = _first(attrs, C.GEN_AI_AGENT_ID)
     return str(node) if node is not None else _bare_name(span_name)
@@ -887,18 +988,29 @@ def _foreign_step(
             input_hash = _store_payload(in_value, payloads)
             if input_hash is None and (key := _own_key(a, s.name, ".input")) is not None:
                 input_hash = _attr_payload(a, key, None, payloads, texts)
+    out_key: str | None = C.OI_OUTPUT_VALUE
     if C.OI_OUTPUT_VALUE in a:
         output_hash = _attr_payload(a, C.OI_OUTPUT_VALUE, C.OI_OUTPUT_MIME, payloads, texts)
     else:
-        key = _first_key(a, _OUTPUT_KEYS_AFTER_FIRST)
+        key = out_key = _first_key(a, _OUTPUT_KEYS_AFTER_FIRST)
         output_hash = None if key is None else _attr_payload(a, key, None, payloads, texts)
         if output_hash is None:
             out_value = _indexed_messages(a, C.GEN_AI_COMPLETION)
             if out_value is None:
                 out_value = _event_content(s, "output")
             output_hash = _store_payload(out_value, payloads)
+            out_key = None
             if output_hash is None and (key := _own_key(a, s.name, ".output")) is not None:
                 output_hash = _attr_payload(a, key, None, payloads, texts)
+                out_key = key
+    # A span no convention types whose output is a chat model's reply carrying its model and
+    # usage (a generator's {"replies": [assistant message with meta {model, usage}]}, an
+    # OpenAI chat completion): the model call it reports
+    reply = None
+    if kind == "function" and out_key is not None:
+        reply = reply_usage(a.get(out_key))
+        if reply is not None:
+            kind = "llm"
     status = s.raw.status
     status_code = status.code
     error = _error_info(s) if status_code == STATUS_ERROR else None
@@ -915,7 +1027,11 @@ def _foreign_step(
     # (OpenInference and GenAI agent spans, the Vercel AI SDK's ai.generateText): kept as an
     # attribute, counted only on the LLM steps, so a run's tokens are not counted twice.
     input_tokens = output_tokens = cost = None
-    if kind == "llm":
+    model = _first_of(a, _MODEL_KEYS)
+    if reply is not None:
+        model, input_tokens, output_tokens = reply
+        attributes[REPLY_USAGE] = True
+    elif kind == "llm":
         input_tokens = _first_of(a, _INPUT_TOKEN_KEYS)
         output_tokens = _first_of(a, _OUTPUT_TOKEN_KEYS)
         cost = _first(a, C.OI_COST_TOTAL)
@@ -938,7 +1054,7 @@ def _foreign_step(
         input_hash,  # input_hash
         output_hash,  # output_hash
         error,  # error
-        _str_or_none(_first_of(a, _MODEL_KEYS)),  # model
+        _str_or_none(model),  # model
         _str_or_none(_first_of(a, _PROVIDER_KEYS)),  # provider
         _int_or_none(input_tokens),  # input_tokens
         _int_or_none(output_tokens),  # output_tokens

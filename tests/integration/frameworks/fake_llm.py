@@ -36,9 +36,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 # An exception class name (ConnectionError, ValueError, ...) or a framework's wording for a
-# caught exception; a tool's own error JSON ({"error": "..."}) names no exception class.
+# caught exception (CrewAI: "Error executing tool"; Haystack: "Failed to invoke Tool `x` with
+# parameters {...}. Error: ..."); a tool's own error JSON ({"error": "..."}) names no
+# exception class.
 _ERROR_TEXT = re.compile(
     r"\b[A-Z]\w*(Error|Exception)\b|Traceback|[Aa]n error occurred|Error executing tool"
+    r"|Failed to invoke\b.*\bError:"
 )
 _SETTLED = "Claim C-7 settled. "
 _SORRY = "Sorry, I could not settle claim C-7: "

@@ -563,3 +563,184 @@ def test_langfuse_observations() -> None:
     assert run.status == "degraded"  # a generation ran after the tool's error
     # the payload attributes are payloads, not step attributes
     assert "langfuse.observation.input" not in steps["4"].attributes
+
+
+def _reply(model: Any = "gpt-4o-mini", usage: Any = None, role: str = "assistant") -> dict:
+    usage = {"prompt_tokens": 44, "completion_tokens": 12} if usage is None else usage
+    return {"role": role, "meta": {"model": model, "usage": usage}, "content": [{"text": "ok"}]}
+
+
+def test_a_span_whose_output_is_a_model_reply_is_that_model_call() -> None:
+    """A span no convention types, whose output is a chat model's reply naming its model
+    and usage (a generator's ``{"replies": [...]}`` in ``<span>.output``, an OpenAI chat
+    completion in ``output.value``), is a model call with that model and those tokens; an
+    agent's conversation holding the same replies is not, so tokens are counted once."""
+    completion = {
+        "id": "c1",
+        "model": "gpt-4o",
+        "choices": [{"message": {"role": "assistant", "content": "hi"}}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+    }
+    conversation = {"messages": [{"role": "user", "content": "settle"}, _reply()]}
+    r = ingest(
+        span(
+            "0000000000000001",
+            None,
+            "acme.agent.run",
+            0,
+            100,
+            {
+                "acme.agent.output": json.dumps(conversation),
+            },
+        ),
+        span(
+            "0000000000000002",
+            "0000000000000001",
+            "acme.step.llm",
+            1,
+            10,
+            {
+                "acme.step.llm.output": json.dumps({"replies": [_reply(), _reply()]}),
+            },
+        ),
+        span(
+            "0000000000000003",
+            "0000000000000001",
+            "call",
+            11,
+            20,
+            {
+                "output.value": json.dumps(completion),
+            },
+        ),
+        span(
+            "0000000000000004",
+            "0000000000000001",
+            "acme.step.llm",
+            21,
+            30,
+            {
+                "acme.step.llm.output": json.dumps(
+                    _reply(usage={"input_tokens": 5, "output_tokens": 2})
+                ),
+            },
+        ),
+    )
+    steps = {s.id[-1]: s for s in r.batch.steps}
+    got = {k: (s.kind, s.model, s.input_tokens, s.output_tokens) for k, s in steps.items()}
+    assert got == {
+        "1": ("function", None, None, None),
+        "2": ("llm", "gpt-4o-mini", 44, 12),  # the call's usage, not once per reply
+        "3": ("llm", "gpt-4o", 7, 3),
+        "4": ("llm", "gpt-4o-mini", 5, 2),
+    }
+
+
+def test_what_a_reply_in_an_output_does_not_say() -> None:
+    """Not read as a model call: a text that mentions usage; counts that are not whole
+    numbers; a reply without a model; a list with other roles; a mapping of two fields;
+    a span a convention already types (its own token keys win); and a span with a reply
+    that wraps another model call of the trace (only the inner call counts)."""
+    outputs = {
+        "2": 'the "model" reported "usage": {"prompt_tokens": 44, "completion_tokens": 12}',
+        "3": json.dumps(_reply(usage={"prompt_tokens": "44", "completion_tokens": 12})),
+        "4": json.dumps(_reply(usage={"prompt_tokens": 4.5, "completion_tokens": 1})),
+        "5": json.dumps(_reply(model="")),
+        "6": json.dumps([_reply(), _reply(role="tool")]),
+        "7": json.dumps({"replies": [_reply()], "extra": 1}),
+        "8": json.dumps(_reply(usage={"prompt_tokens": True, "completion_tokens": 1})),
+    }
+    r = ingest(
+        span("0000000000000001", None, "root", 0, 100, {}),
+        *(
+            span(f"000000000000000{k}", "0000000000000001", "x", 1, 5, {"x.output": v})
+            for k, v in outputs.items()
+        ),
+        span(
+            "0000000000000009",
+            "0000000000000001",
+            "tool",
+            6,
+            9,
+            {
+                "gen_ai.tool.name": "t",
+                "output.value": json.dumps(_reply()),
+            },
+        ),
+        span(
+            "000000000000000a",
+            "0000000000000001",
+            "gen.run",
+            10,
+            40,
+            {
+                "gen.run.output": json.dumps({"replies": [_reply()]}),
+            },
+        ),
+        span(
+            "000000000000000b",
+            "000000000000000a",
+            "chat",
+            11,
+            39,
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 44,
+                "gen_ai.usage.output_tokens": 12,
+            },
+        ),
+    )
+    steps = {s.id[-1]: s for s in r.batch.steps}
+    for k in (*outputs, "a"):
+        s = steps[k]
+        assert (k, s.kind, s.model, s.input_tokens) == (k, "function", None, None)
+    assert (steps["9"].kind, steps["9"].input_tokens) == ("tool", None)
+    assert (steps["b"].kind, steps["b"].input_tokens, steps["b"].output_tokens) == ("llm", 44, 12)
+    assert sum(s.input_tokens or 0 for s in r.batch.steps) == 44
+
+
+def test_a_pipeline_component_of_an_agent_type_names_the_agent() -> None:
+    """``<ns>.component.type`` ending in ``Agent`` with ``<ns>.component.name``: an agent
+    step named as the pipeline names the component; another component type, or no name,
+    is not an agent."""
+    r = ingest(
+        span("0000000000000001", None, "acme.pipeline.run", 0, 100, {}),
+        span(
+            "0000000000000002",
+            "0000000000000001",
+            "acme.component.run",
+            1,
+            50,
+            {
+                "acme.component.name": "claims_agent",
+                "acme.component.type": "Agent",
+            },
+        ),
+        span(
+            "0000000000000003",
+            "0000000000000001",
+            "acme.component.run",
+            51,
+            60,
+            {
+                "acme.component.name": "router",
+                "acme.component.type": "ConditionalRouter",
+            },
+        ),
+        span(
+            "0000000000000004",
+            "0000000000000001",
+            "acme.component.run",
+            61,
+            70,
+            {
+                "acme.component.name": "",
+                "acme.component.type": "ReActAgent",
+            },
+        ),
+    )
+    steps = {s.id[-1]: s for s in r.batch.steps}
+    assert (steps["2"].kind, steps["2"].agent) == ("agent", "claims_agent")
+    assert (steps["3"].kind, steps["3"].agent) == ("function", None)
+    assert (steps["4"].kind, steps["4"].agent) == ("function", None)

@@ -60,17 +60,17 @@ def test_recorded_framework_runs_are_judged_right(name: str, tmp_path: Path) -> 
 def test_haystacks_own_tracer_names_the_faulty_tool(tmp_path: Path) -> None:
     """Haystack 3.4's own tracer (tests/data/otlp/README.md): its tool spans carry
     ``haystack.tool.name``, their content in ``<span name>.input/.output`` and a failed call
-    as ``haystack.tool.error``; read by shape, every fault names the right step and root
-    cause. Not yet right, so not in FRAMEWORKS: its model-call spans carry no model or
-    usage attribute (no tokens, and they are no decision step, so the caught error of
-    ``swallowed`` reads as the run's last word: failed, not degraded), and the agent's name
-    is only a component name."""
+    as ``haystack.tool.error``; its model calls only their reply (``replies`` with ``meta``
+    {model, usage}); the agent is a pipeline component of type ``Agent``. Read by shape,
+    every run is judged as the framework suite requires."""
     got = _replay("haystack_tracing", tmp_path)
     assert len(got) == len(SCENARIOS)
-    fw = Framework("haystack_tracing", "Haystack's own tracer", (), frozenset())
-    want = [(fw.failure_point(s), fw.root_cause(s)) for s in SCENARIOS]
-    assert [(o.failure_point, o.root_cause) for o in got] == want
-    assert [o.status for o in got[:-1]] == ["succeeded"] * 3 + ["failed"] * 4
+    fw = Framework("haystack_tracing", "Haystack's own tracer", (), frozenset({"claims_agent"}))
+    want = [(fw.status(s), fw.failure_point(s), fw.root_cause(s)) for s in SCENARIOS]
+    assert [(o.status, o.failure_point, o.root_cause) for o in got] == want
+    for o in got:
+        assert fw.agents <= set(o.agents), o.agents
+        assert o.input_tokens > 0 and o.output_tokens > 0
 
 
 def test_late_spans_derive_the_status_again_and_the_ledger_agrees(tmp_path: Path) -> None:
