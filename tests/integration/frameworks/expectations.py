@@ -77,6 +77,7 @@ _ADK = _own_venv("adk", "adk_app")  # google-adk with litellm: heavy for the tes
 _SEMANTIC_KERNEL = _own_venv("semantic_kernel", "semantic_kernel_app")
 _DSPY = _own_venv("dspy", "dspy_app")  # dspy with litellm: heavy for the test extra
 _OPENLIT = _own_venv("openlit", "openlit_app")  # OpenLIT pins openai<3
+_HAYSTACK = _own_venv("haystack", "haystack_tracing_app")  # haystack-ai: heavy for the test extra
 # Installed by the test extra, but the same graph as "langgraph": live only on request
 # (FLIGHTLOG_LANGGRAPH_OPENLLMETRY_PYTHON=.venv/bin/python), to keep the suite's time.
 _LANGGRAPH_OPENLLMETRY = _own_venv("langgraph_openllmetry", "langgraph_openllmetry_app")
@@ -224,6 +225,14 @@ FRAMEWORKS: dict[str, Framework] = {
             frozenset({"policy_agent"}),  # payout_agent runs once policy_agent answered
             live=_LANGFUSE[1],
             root_agent="policy_agent",
+        ),
+        Framework(
+            "haystack_tracing",
+            "Haystack 3.4 Agent in a Pipeline (own tracer via opentelemetry-haystack, content on)",
+            _HAYSTACK[0],
+            # the agent is the pipeline component haystack.component.name, of type Agent
+            frozenset({"claims_agent"}),
+            live=_HAYSTACK[1],
         ),
     )
 }
