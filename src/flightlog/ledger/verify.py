@@ -29,6 +29,7 @@ recomputed tree, and report into one list of problems.
 from __future__ import annotations
 
 import base64
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -59,7 +60,7 @@ from flightlog.ledger.entry import (
 from flightlog.ledger.log import Ledger
 from flightlog.ledger.note import Verifier
 from flightlog.ledger.schema import NODE_SHIFT
-from flightlog.model import Edge
+from flightlog.model import DEFAULT_PROJECT, Edge
 
 RECORD_KINDS = ("run.start", "run.end", "step", "edge", "finding")
 _RANK = {
@@ -821,10 +822,18 @@ def _check_records(
             rid,
         )
 
+    # Runs stored in a project other than the default; entries of such runs logged before
+    # run entries named projects (before the first that does) carry none, and are not
+    # taken for a run moved out of the default project.
+    runs_of_project: set[str] = set()
+    unlogged_project: list[tuple[int, str]] = []
+    first_with_project = sys.maxsize
     for row in tx.fetchall(f"SELECT {RUN_COLUMNS} FROM runs"):
         try:
             r = run_from_row(row)
             want(r.id, run_data(r), "run")
+            if r.project != DEFAULT_PROJECT:
+                runs_of_project.add(r.id)
         except Exception as exc:
             unreadable("run", row, exc)
     for row in tx.fetchall(f"SELECT {STEP_COLUMNS} FROM steps"):
@@ -886,6 +895,16 @@ def _check_records(
             raw = entries.get(seq)
             if raw is None:
                 continue
+            if record_id in runs_of_project:
+                # Run entries have named a project other than the default only since this
+                # version: one without a project, of a run stored in another project, is
+                # compared without it here and judged after all (``_project_unlogged``).
+                has_project = _logs_project(raw)
+                if has_project:
+                    first_with_project = min(first_with_project, seq)
+                else:
+                    data = {k: v for k, v in data.items() if k != "project"}
+                    unlogged_project.append((seq, record_id))
             opened = openings.get(seq)
             if opened is _CORRUPT:
                 add(
@@ -907,8 +926,25 @@ def _check_records(
                     seq,
                     record_id,
                 )
+    for seq, record_id in unlogged_project:
+        if seq > first_with_project:  # logged by a version that names projects
+            add(
+                "record.changed",
+                f"{record_id} differs from its ledger entry #{seq}: field(s) project "
+                "(stored in another project than the default, logged in the default one)",
+                seq,
+                record_id,
+            )
     coverage.check_payloads(tx, add)
     return records
+
+
+def _logs_project(raw_entry: bytes) -> bool:
+    """Whether a run's entry names its project (a project other than the default)."""
+    try:
+        return "project" in orjson.loads(raw_entry)["data"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return True  # malformed: compared as is, and reported by ``compare``
 
 
 _CORRUPT = object()

@@ -116,3 +116,33 @@ def test_an_attribution_with_an_unrounded_confidence_verifies(store_url: str) ->
         assert "confidence (stored 0.9, logged 0.643)" in report.problems[0].message
     finally:
         store.close()
+
+
+def test_runs_logged_before_entries_named_projects_are_not_false_alarms(store_url: str) -> None:
+    """A store logged by a version whose run entries named no project: its runs of other
+    projects verify after the upgrade (their entries say nothing of the project), while a
+    run moved out of the default project after run entries began naming projects is still
+    a changed record."""
+    store = open_store(store_url)
+    try:
+        ledger = attach(store)
+        for b in run_batches(rid(5)):
+            store.write(b)
+        # as such a store holds it: the run in its project, its entry naming none
+        with store.transaction() as tx:
+            tx.execute("UPDATE runs SET project = ? WHERE id = ?", ("acme", rid(5)))
+        report = verify(ledger)
+        assert report.ok, report.summary()
+        for b in _in_project(run_batches(rid(6)), "acme"):  # this version names it
+            store.write(b)
+        for b in run_batches(rid(7)):
+            store.write(b)
+        assert verify(ledger).ok
+        with store.transaction() as tx:
+            tx.execute("UPDATE runs SET project = ? WHERE id = ?", ("acme", rid(7)))
+        report = verify(ledger)
+        assert not report.ok
+        assert [p.record for p in report.problems] == [rid(7)], report.summary()
+        assert "project" in report.problems[0].message
+    finally:
+        store.close()
