@@ -321,7 +321,9 @@ def _check_complete(
             raise LedgerError(
                 f"bundle {path} does not end with the latest index of run {wanted}: its "
                 f"checkpoint covers {size} entries but the last index in it is entry #{last}, "
-                f"so entries of the run logged after #{last} may have been left out"
+                f"so entries of the run logged after #{last} may have been left out (a run "
+                "bundle exported before run bundles were signed at their own index is read "
+                "so too: export it again from the store)"
             )
     complete: dict[str, int] = {}
     for run_id, found in sorted(indexes.items()):

@@ -357,6 +357,7 @@ def test_a_bundle_cut_after_an_earlier_index_fails(demo: dict[str, Path], tmp_pa
     bundle["entries"] = [e for e in entries if e["index"] <= earlier]
     said = _verify_bundle(demo, tmp_path, bundle)
     assert "does not end with the latest index" in said and f"#{earlier}" in said
+    assert "export it again" in said
     bundle["selection"] = {"run": None, "since_ns": None}
     said = _verify_bundle(demo, tmp_path, bundle)
     assert said.startswith("verified") and f"up to its index, entry #{earlier}" in said
