@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import time
 from contextvars import Token
 from typing import Any
@@ -22,6 +23,8 @@ from flightlog.sdk.context import (
 )
 from flightlog.sdk.lineage import IdentityIndex
 from flightlog.sdk.records import RunEvent
+
+log = logging.getLogger("flightlog")
 
 
 class ActiveRun:
@@ -72,10 +75,24 @@ class ActiveRun:
         self._outcome = ("failed", str(reason), step.id if step else None)
 
     def succeed(self, output: Any = None) -> None:
-        """Mark the run succeeded (optionally with its output)."""
-        self._outcome = ("succeeded", None, None)
+        """Mark the run succeeded (optionally with its output).
+
+        An explicit failure stands: after ``fail()``, ``succeed()`` does not change the
+        outcome (it logs a warning naming both calls); its output is still recorded.
+        """
         if output is not None:
             self.set_output(output)
+        outcome = self._outcome
+        if outcome is not None and outcome[0] == "failed":
+            log.warning(
+                "flightlog: run.succeed() after run.fail(%r) on run %s (%s) is ignored: "
+                "the run stays failed",
+                outcome[1],
+                self.record.id,
+                self.record.workflow,
+            )
+            return
+        self._outcome = ("succeeded", None, None)
 
     def set_output(self, output: Any) -> None:
         """Record the run's final output."""

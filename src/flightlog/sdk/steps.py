@@ -262,6 +262,13 @@ class StepSpec:
         )
         binder = _Binder(fn)
 
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            from flightlog.sdk import streams
+
+            if inspect.isasyncgenfunction(fn):
+                return streams.wrap_async_generator(spec, binder, fn)  # type: ignore[return-value]
+            return streams.wrap_generator(spec, binder, fn)  # type: ignore[return-value]
+
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -416,12 +423,14 @@ def step(
     model: str | None = None,
     attributes: dict[str, Any] | None = None,
 ) -> Any:
-    """Record each call of a function as a step (sync or async), or a block as a step.
+    """Record each call of a function as a step (sync or async, generators included), or a
+    block as a step.
 
     ``@flightlog.step``, ``@flightlog.step(kind="tool", agent="retriever", owner="search")``,
     or ``with flightlog.step("lookup", kind="tool") as s:``. Arguments are recorded bound to
     parameter names; the return value as the output; an exception as the error (re-raised
-    unchanged).
+    unchanged). A generator function's step spans its iteration and records the yielded
+    items as its output (``flightlog.sdk.streams``).
     """
     if isinstance(fn, str):
         return StepSpec(fn, kind, agent, owner, model, attributes)
