@@ -10,7 +10,8 @@ that checks ``inspect.isgeneratorfunction`` treats it as before. Its step spans 
   re-raised unchanged) or is closed before the end (``close()``/``aclose()``, a ``break``
   in the consumer, garbage collection): ``ok`` with ``closed_early: true``, since the consumer
   stopping is not a failure.
-- its output is the list of the yielded items: at most ``MAX_ITEMS`` are kept (the attribute
+- its output is the list of the yielded items: at most ``MAX_ITEMS`` are kept, and no more
+  once those kept encode to more than the payload cap (the attribute
   ``yielded`` counts them all; ``items_kept`` says how many the output holds when fewer), and
   the list's JSON is capped at the payload cap like every output.
 - the body runs in a context of its own, copied from the consumer's at the first iteration and
@@ -31,6 +32,8 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextvars import Context, copy_context
 from typing import TYPE_CHECKING, Any
 
+from flightlog.payload import encode_value
+from flightlog.sdk import state
 from flightlog.sdk.context import _internal_error
 
 if TYPE_CHECKING:
@@ -41,16 +44,29 @@ MAX_ITEMS = 10_000
 
 
 class _Items:
-    __slots__ = ("kept", "count")
+    """The items kept as the output: at most ``MAX_ITEMS``, and none once those kept encode
+    to more than the payload cap (the output would be capped to it anyway), so a long
+    stream of large items is not held alive by the recording."""
+
+    __slots__ = ("kept", "count", "size", "full")
 
     def __init__(self) -> None:
         self.kept: list[Any] = []
         self.count = 0
+        self.size = 0
+        self.full = False
 
     def add(self, item: Any) -> None:
         self.count += 1
-        if self.count <= MAX_ITEMS:
-            self.kept.append(item)
+        if self.full:
+            return
+        self.kept.append(item)
+        try:
+            self.size += len(encode_value(item))
+        except Exception:  # never raise into the consumer's loop
+            _internal_error("measuring a yielded item")
+        if len(self.kept) >= MAX_ITEMS or self.size > state.payload_cap:
+            self.full = True
 
 
 def _finish(

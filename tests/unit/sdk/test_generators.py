@@ -183,6 +183,21 @@ def test_a_long_stream_keeps_a_bounded_output(store, monkeypatch) -> None:  # ty
     assert _payload(store, st.output_hash) == [0, 1, 2, 3, 4]
 
 
+def test_a_stream_of_large_items_keeps_no_more_than_the_payload_cap(store) -> None:  # type: ignore[no-untyped-def]
+    """Items are kept only until those kept encode to more than the payload cap (256 KiB by
+    default): the recording does not hold a long stream of large chunks alive."""
+
+    @flightlog.step
+    def chunks(n: int):  # type: ignore[no-untyped-def]
+        for i in range(n):
+            yield str(i) * 100_000
+
+    with flightlog.run("wf") as run:
+        assert sum(len(c) for c in chunks(40)) > 4_000_000
+    (st,) = _record(store, run.id).steps
+    assert st.attributes["yielded"] == 40 and st.attributes["items_kept"] == 3
+
+
 def test_succeed_after_fail_keeps_the_failure_and_warns(store, caplog) -> None:  # type: ignore[no-untyped-def]
     with caplog.at_level(logging.WARNING, logger="flightlog"), flightlog.run("wf") as run:
         run.fail("x")
