@@ -92,12 +92,14 @@ def open_store(url: str | None = None, *, readonly: bool = False):  # type: igno
     return _open(url, readonly=readonly)
 
 
-def why(run_id: str):  # type: ignore[no-untyped-def]
+def why(run_id: str, **options):  # type: ignore[no-untyped-def]
     """Attribute a run's failure (``flightlog.forensics.Attribution``) using the configured
-    store: flushes pending records first. See docs/forensics.md."""
+    store: flushes pending records first. When the SDK sends to a Flightlog server, asks the
+    server (``api_key=``: a read key, default the SDK's key; ``timeout=`` seconds to wait for
+    the run to arrive and end, default 30). See docs/forensics.md."""
     from flightlog.sdk.forensics import why as _why
 
-    return _why(run_id)
+    return _why(run_id, **options)
 
 
 def replay(fn, run_id, override=None, **options):  # type: ignore[no-untyped-def]

@@ -105,6 +105,7 @@ def test_a_project_cannot_read_another_projects_run(keyed: Keyed) -> None:
         f"/api/v1/runs/{run_id[:6]}",  # by prefix
         f"/api/v1/runs/{run_id}/lineage",
         f"/api/v1/runs/{run_id}/findings",
+        f"/api/v1/runs/{run_id}/attribution",
         f"/api/v1/payloads/{payload}",
         f"/runs/{run_id}",
         f"/runs/{run_id[:6]}",

@@ -166,8 +166,9 @@ class RemoteSink:
         )
         headers = {"Content-Type": "application/x-protobuf"}
         api_key = api_key or os.environ.get("FLIGHTLOG_API_KEY") or None
-        if api_key:  # flightlog keys create NAME --scope ingest
-            headers["Authorization"] = f"Bearer {api_key.strip()}"
+        self.api_key = api_key.strip() if api_key else None  # flightlog.why() reads with it
+        if self.api_key:  # flightlog keys create NAME --scope ingest
+            headers["Authorization"] = f"Bearer {self.api_key}"
         self._client = httpx.Client(timeout=timeout, headers=headers)
         self._httpx = httpx
         self._cond = threading.Condition()

@@ -1,4 +1,5 @@
-"""REST API under ``/api/v1/``: runs, a run with its steps, lineage, findings, payloads.
+"""REST API under ``/api/v1/``: runs, a run with its steps, lineage, findings, attribution,
+payloads.
 
 Every error is JSON: ``{"error": {"status": 404, "message": "..."}}``.
 """
@@ -166,6 +167,19 @@ class Api:
                 "run_id": run_id,
                 "findings": [f.to_dict() for f in self.store_for(request).get_findings(run_id)],
             }
+        )
+
+    def attribution(self, request: Request) -> Response:
+        """What ``flightlog why RUN --json`` prints: ``Attribution.to_dict()``, with
+        ``counterfactual`` when ``why --confirm`` recorded a replay's outcome."""
+        from flightlog.forensics import why
+        from flightlog.forensics.counterfactual import latest_confirmation
+
+        store = self.store_for(request)
+        att = why(store, self._run_id(request))
+        counterfactual = latest_confirmation(store, att.run_id)  # type: ignore[arg-type]
+        return json_response(
+            att.to_dict() | ({"counterfactual": counterfactual} if counterfactual else {})
         )
 
     def payload(self, request: Request) -> Response:

@@ -260,6 +260,7 @@ def create_app(
         Route("/api/v1/runs/{run_id}", guarded(api.get_run)),
         Route("/api/v1/runs/{run_id}/lineage", guarded(api.lineage)),
         Route("/api/v1/runs/{run_id}/findings", guarded(api.findings)),
+        Route("/api/v1/runs/{run_id}/attribution", guarded(api.attribution)),
         Route("/api/v1/payloads/{hash}", guarded(api.payload)),
         Route("/api/v1/workflows", guarded(api.workflows)),
         Route("/api/v1/reliability", guarded(api.reliability)),

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flightlog.server.schemas import RELIABILITY_SCHEMAS, record_schemas, run_status
+from flightlog.server.schemas import (
+    RELIABILITY_SCHEMAS,
+    attribution_schema,
+    record_schemas,
+    run_status,
+)
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _NULLABLE_INT = {"type": "integer", "nullable": True}
@@ -220,6 +225,17 @@ def document(version: str) -> dict[str, Any]:
                             },
                             "Findings",
                         ),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/api/v1/runs/{run_id}/attribution": {
+                "get": {
+                    "summary": "Why the run failed: what `flightlog why RUN --json` prints "
+                    "(failure point, root cause, chain, evidence, confidence, alternatives)",
+                    "parameters": [_RUN_ID],
+                    "responses": {
+                        "200": _resp(ref("Attribution"), "The attribution"),
                         **_ERRORS,
                     },
                 }
@@ -623,6 +639,7 @@ def document(version: str) -> dict[str, Any]:
             },
             "schemas": {
                 **RELIABILITY_SCHEMAS,
+                "Attribution": attribution_schema(),
                 "Error": {
                     "type": "object",
                     "required": ["error"],

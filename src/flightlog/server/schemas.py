@@ -22,7 +22,7 @@ _TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 def _field_schema(hint: Any) -> dict[str, Any]:
     """The OpenAPI schema of a dataclass field's type: ``X | None`` is nullable, a dict an
-    object, a dataclass its own ``record_schema``."""
+    object, a list an array of its items' schema, a dataclass its own ``record_schema``."""
     nullable = False
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -30,6 +30,8 @@ def _field_schema(hint: Any) -> dict[str, Any]:
         hint = args[0]
     if dataclasses.is_dataclass(hint):
         schema = record_schema(typing.cast(type, hint))
+    elif typing.get_origin(hint) is list:
+        schema = {"type": "array", "items": _field_schema(typing.get_args(hint)[0])}
     elif typing.get_origin(hint) is dict:
         schema = {"type": "object"}
     else:
@@ -75,6 +77,19 @@ ENUMS: dict[type, dict[str, tuple[str, ...]]] = {Run: {"status": RUN_STATUSES}}
 def record_schemas() -> dict[str, dict[str, Any]]:
     """The component schemas of the records, by record name."""
     return {r.__name__: record_schema(r, enums=ENUMS.get(r)) for r in RECORDS}
+
+
+def attribution_schema() -> dict[str, Any]:
+    """``Attribution.to_dict()`` (``flightlog why --json``), generated from the dataclass like
+    the records, with the ``counterfactual`` outcome ``why --confirm`` recorded, if any."""
+    from flightlog.forensics.attribution import Attribution
+
+    schema = record_schema(Attribution)
+    schema["properties"]["counterfactual"] = {
+        "type": "object",
+        "description": "The latest counterfactual replay's outcome (flightlog why --confirm)",
+    }
+    return schema
 
 
 def run_status(records: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
