@@ -3,8 +3,8 @@
 Runs offline: the "LLM" is a stand-in that answers from the clauses it is given. Put your
 own model call where it says so. Run it with `python examples/quickstart.py`; it records
 two runs into $FLIGHTLOG_URL, else ./flightlog.db, one of which fails, and asks why from
-that store (with $FLIGHTLOG_URL a server, http://..., flightlog.why() has no store to read
-and says so: ask `flightlog why RUN --db URL` against the server's store).
+that store (with $FLIGHTLOG_URL a server, http://..., flightlog.why() asks the server, with
+$FLIGHTLOG_API_KEY when the server has keys: a read or admin key of the project).
 """
 
 import flightlog

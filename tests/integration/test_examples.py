@@ -104,6 +104,35 @@ def test_quickstart_replays_from_its_directory_with_the_console_script(tmp_path:
     assert sorted(x["status"] for x in listed) == ["failed", "succeeded", "succeeded"]
 
 
+def test_quickstart_sending_to_flightlog_serve_asks_the_server_why(tmp_path: Path) -> None:
+    """$FLIGHTLOG_URL a server with keys, $FLIGHTLOG_API_KEY an admin key (it sends and reads):
+    flightlog.why() in the quickstart answers from the server."""
+    from flightlog.access.keys import create_key
+    from flightlog.app import open_store
+
+    srv = ServerProcess(db=tmp_path / "server.db", port=free_port())
+    store = open_store(srv.store_url)
+    try:
+        _, key = create_key(store, "quickstart", "admin", "default")
+    finally:
+        store.close()
+    try:
+        srv.start()
+        spool = str(tmp_path / "spool")
+        p = _python(
+            "quickstart.py",
+            tmp_path,
+            FLIGHTLOG_URL=srv.url,
+            FLIGHTLOG_API_KEY=key,
+            FLIGHTLOG_SPOOL_DIR=spool,
+        )
+    finally:
+        srv.stop()
+    assert p.returncode == 0, p.stderr
+    assert "root cause step 1 search_policy (agent retriever, owner search-team)" in p.stdout
+    assert not (tmp_path / "flightlog.db").exists()
+
+
 def test_otel_agent_sends_its_traces_to_flightlog_serve(tmp_path: Path) -> None:
     srv = ServerProcess(db=tmp_path / "server.db", port=free_port())
     try:

@@ -63,7 +63,7 @@ def serve(
     POST /v1/traces takes OTLP/HTTP (protobuf or JSON, optionally gzip) from any
     OpenTelemetry exporter and answers only once the spans are stored in --db. Spans map
     onto runs and steps by the OTel GenAI and OpenInference conventions. Also serves
-    /api/v1/ (runs, steps, lineage, findings), /openapi.json, /healthz, /readyz and the
+    /api/v1/ (runs, steps, lineage, findings, attribution), /openapi.json, /healthz, /readyz and the
     read-only web UI at / (runs, run pages with attribution and lineage, postmortems,
     /incidents, /audit; see docs/ui.md). Once API keys exist (flightlog keys), every
     endpoint but /healthz and /readyz needs Authorization: Bearer <key> (the web UI: sign
