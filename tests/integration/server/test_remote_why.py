@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,32 +21,9 @@ from flightlog.forensics import why as embedded_why
 from flightlog.forensics.attribution import Attribution
 from tests.conftest import run_cli
 from tests.integration.server.conftest import ServerProcess
+from tests.scenarios import SCENARIOS, record
 
-
-@flightlog.step(kind="tool", agent="retriever", owner="search-team")
-def search_policy(query: str, broken: bool) -> list[str]:
-    return [] if broken else [f"{query} policy section {i}" for i in range(3 + len(query) % 3)]
-
-
-@flightlog.step(kind="llm", agent="planner", owner="claims-team")
-def assess(docs: list[str]) -> dict[str, Any]:
-    return {"covered": bool(docs), "basis": docs[:1]}
-
-
-@flightlog.step(kind="guardrail", agent="validator", owner="claims-team")
-def validate(assessment: dict[str, Any]) -> bool:
-    if not flightlog.check(assessment["covered"], "covered", "claim is not covered"):
-        raise ValueError("claim rejected: no supporting policy")
-    return True
-
-
-def one(text: str, broken: bool = False) -> str:
-    try:
-        with flightlog.run("claims", owner="claims-team", steps=3) as run:
-            validate(assess(search_policy(text, broken)))
-    except ValueError:
-        pass
-    return run.id
+SCENARIO = next(s for s in SCENARIOS if s.name == "claims-empty-retrieval")
 
 
 @pytest.fixture
@@ -70,19 +46,12 @@ def test_why_asks_the_server_and_equals_the_embedded_attribution(
 ) -> None:
     server, keys = keyed_server
     flightlog.configure(server.url, api_key=keys["alpha-admin"], spool_dir=str(tmp_path / "sp"))
-    for i in range(5):
-        one(f"claim {i}")
-    rid = one("flooded basement", broken=True)
+    rid = record(SCENARIO, history=5)
     # No flush by the caller: why() flushes and the server has the run ended on its answer.
     att = flightlog.why(rid)
     assert isinstance(att, Attribution) and att.failed and att.status == "failed"
     assert att.root_cause is not None and att.failure_point is not None
-    assert (att.root_cause.index, att.root_cause.name, att.root_cause.agent) == (
-        1,
-        "search_policy",
-        "retriever",
-    )
-    assert (att.failure_point.index, att.failure_point.name) == (3, "validate")
+    assert (att.root_cause.name, att.root_cause.agent) == (SCENARIO.step, SCENARIO.agent)
     # The same attribution as the embedded path computes on the server's store...
     store = open_store(server.store_url)
     try:
@@ -99,20 +68,21 @@ def test_why_asks_the_server_and_equals_the_embedded_attribution(
         assert r.status_code == 200, r.text
         assert r.json() == json.loads(cli.stdout)
     # A read key given to why() (the SDK's own key may be ingest-only); a passing run too.
-    ok = one("claim 9")
+    listed = httpx.get(f"{server.url}/api/v1/runs?status=succeeded", headers=alpha, timeout=30)
+    ok = listed.json()["runs"][0]["id"]
     passed = flightlog.why(ok, api_key=keys["alpha-read"])
     assert not passed.failed and passed.status == "succeeded" and passed.root_cause is None
     # Another project's key sees no such run: 404 on the REST API, NotFoundError in the SDK.
     beta = {"Authorization": f"Bearer {keys['beta-read']}"}
     r = httpx.get(f"{server.url}/api/v1/runs/{rid}/attribution", headers=beta, timeout=30)
-    assert r.status_code == 404 and "search_policy" not in r.text
+    assert r.status_code == 404 and SCENARIO.step not in r.text
     with pytest.raises(NotFoundError, match=f"has no run {rid} in the key's project"):
         flightlog.why(rid, api_key=keys["beta-read"])
     with pytest.raises(NotFoundError, match="has no run"):
         flightlog.why("f" * 32)  # everything delivered: no wait for a run nobody sends
     # An ingest-only key: a clear error asking for a read key.
     flightlog.configure(server.url, api_key=keys["alpha-ingest"], spool_dir=str(tmp_path / "sp"))
-    rid2 = one("burst pipe", broken=True)
+    rid2 = record(SCENARIO, history=0)
     with pytest.raises(ConfigurationError, match="needs a read key") as err:
         flightlog.why(rid2)
     assert "HTTP 403" in str(err.value) and "--scope read" in str(err.value)
@@ -126,7 +96,7 @@ def test_why_over_a_server_without_keys_and_a_url_that_is_not_a_server(
 ) -> None:
     flightlog.configure(server.url + "/v1/traces", spool_dir=str(tmp_path / "sp"))
     try:
-        rid = one("leaking roof", broken=True)
+        rid = record(SCENARIO, history=0)
         att = flightlog.why(rid[:10])  # a prefix, resolved by the server
         assert att.run_id == rid and att.root_cause is not None
         store = open_store(server.store_url)
