@@ -796,6 +796,7 @@ class PostgresStore(SQLStore):
 
     def close(self) -> None:
         if not self._closed:
+            self._abandon_if_unreachable()
             self._run_close_hooks()
         with self._pool_lock:
             self._closed = True
@@ -804,6 +805,23 @@ class PostgresStore(SQLStore):
         if pool is not None and mine:
             with suppress(Exception):
                 pool.close()
+
+    def _abandon_if_unreachable(self) -> None:
+        """Before the close hooks: when the database cannot be reached any more (dropped,
+        down), close the pool at once, so that a thread waiting for a connection (the
+        ledger's integrator) and the hooks (the ledger's tail checkpoint) fail now instead
+        of each waiting ``POOL_WAIT_S``: nothing can be written anyway. A server stopped
+        with its database gone took minutes to exit."""
+        with self._pool_lock:
+            pool = self._pool_obj if os.getpid() == self._pid else None
+        if pool is None:
+            return
+        try:
+            self._connect().close()
+        except Exception as exc:
+            log.warning("unreachable at close, what is not yet written is given up: %s", exc)
+            with suppress(Exception):
+                pool.close(timeout=1.0)
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:
