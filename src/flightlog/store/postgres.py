@@ -120,9 +120,19 @@ def _target(url: str) -> tuple[str, str, str]:
             "postgresql://user@host:5432/database"
         ) from exc
     host = parts.hostname or os.environ.get("PGHOST") or "localhost"
-    user = parts.username or os.environ.get("PGUSER") or "(default user)"
+    user = parts.username or os.environ.get("PGUSER") or _login_name()
     db = parts.path.lstrip("/") or os.environ.get("PGDATABASE") or user
     return f"{host}:{port}", db, user
+
+
+def _login_name() -> str:
+    """libpq's default user (and so database): the operating system's login name."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (a container without the user's passwd entry)
+        return "(default user)"
 
 
 def lock_key(database: str, schema: str, name: str | None = None) -> int:

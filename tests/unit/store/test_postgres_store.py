@@ -74,6 +74,22 @@ def test_unreachable_server_is_a_clear_store_error() -> None:
         open_store(f"postgresql://postgres:s3cret@127.0.0.1:{port}/flightlog")
 
 
+def test_a_url_without_user_or_database_names_libpqs_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """libpq connects as the login name, to the database of that name: errors name those,
+    not a placeholder."""
+    import getpass
+
+    monkeypatch.delenv("PGUSER", raising=False)
+    monkeypatch.delenv("PGDATABASE", raising=False)
+    port = _free_port()
+    me = getpass.getuser()
+    with pytest.raises(flightlog.StoreError) as info:
+        open_store(f"postgresql://127.0.0.1:{port}")
+    assert f"database '{me}' on 127.0.0.1:{port} (user {me})" in str(info.value)
+
+
 def test_password_never_appears_in_errors() -> None:
     port = _free_port()
     with pytest.raises(flightlog.StoreError) as info:
