@@ -184,8 +184,8 @@ def _instructions_child(pickled: str, per_batch: int, batches: int) -> None:
 
 def _instructions(results: list[Any], args: argparse.Namespace) -> None:
     import pickle
-    import re
-    import subprocess
+
+    from _cachegrind import instructions
 
     here = Path(__file__).resolve()
     trees = [("this tree", str(here.parent.parent / "src"))]
@@ -193,6 +193,11 @@ def _instructions(results: list[Any], args: argparse.Namespace) -> None:
         trees.append(("against", args.against))
     n_batches = -(-len(results) // args.per_batch)
     counted = sum(r.accepted_spans for r in results[args.warm * args.per_batch :])
+    if not counted:
+        raise SystemExit(
+            f"--traces {args.traces} makes {len(results)} request(s), all in the "
+            f"{args.warm} warm transaction(s): raise --traces or lower --warm"
+        )
     with tempfile.TemporaryDirectory(prefix="flightlog-writer-bench-") as tmp:
         pickled = f"{tmp}/requests.pickle"
         with open(pickled, "wb") as f:
@@ -202,30 +207,18 @@ def _instructions(results: list[Any], args: argparse.Namespace) -> None:
                 env = {**os.environ, "PYTHONPATH": src, "PYTHONHASHSEED": "0"}
                 refs = []
                 for batches in (args.warm, n_batches):
-                    err = subprocess.run(
-                        [
-                            "valgrind",
-                            "--tool=cachegrind",
-                            "--cache-sim=no",
-                            "--cachegrind-out-file=/dev/null",
-                            sys.executable,
-                            str(here),
-                            "--instructions-child",
-                            pickled,
-                            str(args.per_batch),
-                            str(batches),
-                        ],
-                        env=env,
-                        check=True,
-                        capture_output=True,
-                        text=True,
-                    ).stderr
-                    m = re.search(r"I\s+refs:\s+([\d,]+)", err)
-                    if m is None:
-                        raise SystemExit(
-                            f"no instruction count in valgrind's output:\n{err[-2000:]}"
+                    refs.append(
+                        instructions(
+                            [
+                                str(here),
+                                "--instructions-child",
+                                pickled,
+                                str(args.per_batch),
+                                str(batches),
+                            ],
+                            env,
                         )
-                    refs.append(int(m.group(1).replace(",", "")))
+                    )
                 print(
                     f"{name} ({src}): {(refs[1] - refs[0]) / counted:,.0f} instructions per span "
                     f"({counted:,} spans after {args.warm} warm transactions of "

@@ -181,8 +181,9 @@ def _instructions_child(path: str, count: int) -> None:
 
 def instructions(argv: list[str]) -> None:
     import argparse
-    import re
-    import subprocess
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _cachegrind import instructions as cachegrind_instructions
 
     ap = argparse.ArgumentParser(prog="run_end_cost.py --instructions")
     ap.add_argument("traces", nargs="?", type=int, default=1200)
@@ -196,27 +197,8 @@ def instructions(argv: list[str]) -> None:
             env = {**os.environ, "FLIGHTLOG_BENCH_SRC": src, "PYTHONPATH": src}
             refs = []
             for count in (0, counted):
-                err = subprocess.run(
-                    [
-                        "valgrind",
-                        "--tool=cachegrind",
-                        "--cache-sim=no",
-                        "--cachegrind-out-file=/dev/null",
-                        sys.executable,
-                        __file__,
-                        "--instructions-child",
-                        f"{d}/ingest.db",
-                        str(count),
-                    ],
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stderr
-                m = re.search(r"I\s+refs:\s+([\d,]+)", err)
-                if m is None:
-                    raise SystemExit(f"no instruction count in valgrind's output:\n{err[-2000:]}")
-                refs.append(int(m.group(1).replace(",", "")))
+                child = [__file__, "--instructions-child", f"{d}/ingest.db", str(count)]
+                refs.append(cachegrind_instructions(child, env))
             print(
                 f"{name} ({src}): {(refs[1] - refs[0]) / counted:,.0f} instructions per run end "
                 f"({counted} runs of {SPANS_PER_TRACE} spans, 100 at a time, after "
